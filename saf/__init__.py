@@ -1,0 +1,3 @@
+"""saf: a terminal cockpit for small AI clusters."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from saf.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""Exponential backoff with jitter, for reconnecting to nodes that went away."""
+
+from __future__ import annotations
+
+import random
+
+
+class Backoff:
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0, factor: float = 2.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.factor = factor
+        self.current = initial
+
+    def next(self) -> float:
+        """The next delay: grows by `factor` up to `maximum`, with up to 25 % jitter."""
+        delay = self.current
+        self.current = min(self.current * self.factor, self.maximum)
+        return delay * (0.75 + random.random() * 0.25)
+
+    def reset(self) -> None:
+        self.current = self.initial

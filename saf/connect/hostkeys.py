@@ -1,0 +1,119 @@
+"""Host-key checking the OpenSSH way: known_hosts decides, and saf never trusts silently.
+
+When a node's key is unknown or has changed, saf fetches the key it presents and refuses with
+its fingerprint and the command that would trust it (`saf trust NODE`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from saf.errors import HostKeyError
+from saf.inventory.model import Node
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a node's SSH server really is, after ~/.ssh/config (HostName, Port, User)."""
+
+    host: str
+    port: int
+    user: str | None
+    key_alias: str | None = None
+
+    @property
+    def pattern(self) -> str:
+        """The host field of a known_hosts line for this endpoint."""
+        name = self.key_alias or self.host
+        return name if self.port == 22 else f"[{name}]:{self.port}"
+
+
+def known_hosts_file(node: Node) -> Path:
+    return Path(node.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
+
+
+def config_paths(node: Node) -> list[str] | tuple[()]:
+    """The OpenSSH config files to read: the inventory's, else asyncssh's default
+    (~/.ssh/config)."""
+    return [os.path.expanduser(node.ssh_config)] if node.ssh_config else ()
+
+
+def resolve(node: Node) -> Endpoint:
+    options = asyncssh.SSHClientConnectionOptions(
+        host=node.host, port=node.port or (), username=node.user or (),
+        config=config_paths(node))
+    return Endpoint(options.host, options.port, options.username,
+                    options.host_key_alias)
+
+
+async def fetch_host_key(node: Node) -> asyncssh.SSHKey | None:
+    """The key the node's server presents, without trusting it."""
+    end = resolve(node)
+    return await asyncssh.get_server_host_key(
+        end.host, end.port, config=config_paths(node),
+        options=asyncssh.SSHClientConnectionOptions(connect_timeout=node.connect_timeout))
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    return key.get_fingerprint("sha256")
+
+
+def recorded_keys(node: Node) -> list[asyncssh.SSHKey]:
+    """Keys known_hosts already holds for this node's endpoint."""
+    path = known_hosts_file(node)
+    if not path.is_file():
+        return []
+    end = resolve(node)
+    known = asyncssh.read_known_hosts(str(path))
+    trusted, *_ = known.match(end.key_alias or end.host, "",
+                              end.port if end.port != 22 else None)
+    return list(trusted)
+
+
+async def diagnose(node: Node) -> HostKeyError:
+    """Explain why the host key was not accepted: unknown or changed, with the fingerprint."""
+    try:
+        key = await fetch_host_key(node)
+    except (OSError, asyncssh.Error):
+        key = None
+    fp = fingerprint(key) if key else None
+    changed = bool(recorded_keys(node))
+    path = known_hosts_file(node)
+    if changed:
+        message = (f"host key has CHANGED (now {fp or 'unknown'}); this may be a reinstall or "
+                   f"someone in the middle. If you expect it, run `saf trust {node.name}` to "
+                   f"replace the entry in {path}")
+    else:
+        message = (f"host key is not known (fingerprint {fp or 'unknown'}); check it, then "
+                   f"run `saf trust {node.name}` to record it in {path}")
+    return HostKeyError(node.name, message, fingerprint=fp, changed=changed)
+
+
+def record(node: Node, key: asyncssh.SSHKey) -> Path:
+    """Write the node's key into its known_hosts, replacing older entries for the same host.
+    The file is replaced atomically, so a crash never leaves half of it."""
+    path = known_hosts_file(node)
+    end = resolve(node)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept: list[str] = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            hosts = line.split(" ", 1)[0].split(",") if line and not line.startswith("#") else []
+            if end.pattern in hosts:
+                continue
+            kept.append(line)
+    key_text = key.export_public_key("openssh").decode().strip()
+    kept.append(f"{end.pattern} {key_text}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".known_hosts.")
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(kept) + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,112 @@
+"""The local connector: a node that is the operator's own machine, reached by subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from saf.connect.base import Connector, Forward, OutputCollector, RemoteProcess, pump_lines
+from saf.shell import guarded
+
+
+async def _end_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """Stop a process started in its own session: it and all its children."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except (asyncio.TimeoutError, TimeoutError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+def _status(code: int | None) -> tuple[int | None, str | None]:
+    if code is not None and code < 0:
+        return None, signal.Signals(-code).name
+    return code, None
+
+
+class LocalProcess(RemoteProcess):
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def readline(self) -> str:
+        assert self.proc.stdout
+        return (await self.proc.stdout.readline()).decode("utf-8", errors="replace")
+
+    def write(self, text: str) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write(text.encode())
+
+    async def wait(self) -> int | None:
+        return _status(await self.proc.wait())[0]
+
+    async def stop(self, grace: float = 3.0) -> None:
+        if self.proc.stdin and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+        except (asyncio.TimeoutError, TimeoutError):
+            await _end_group(self.proc, grace)
+
+    async def stderr_text(self) -> str:
+        assert self.proc.stderr
+        return (await self.proc.stderr.read()).decode("utf-8", errors="replace")
+
+
+class LocalConnector(Connector):
+    kind = "local"
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def connect(self) -> None:
+        return None
+
+    async def _spawn(self, command: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, cwd=os.path.expanduser("~"))
+
+    async def _run(self, command: str, out: OutputCollector, err: OutputCollector,
+                   input: str | None) -> tuple[int | None, str | None]:
+        proc = await self._spawn(guarded(command, feed_first_line=input is not None))
+        assert proc.stdin and proc.stdout and proc.stderr
+        try:
+            if input is not None:
+                proc.stdin.write(input.rstrip("\n").encode() + b"\n")
+            await asyncio.gather(pump_lines(proc.stdout.readline, out),
+                                 pump_lines(proc.stderr.readline, err))
+            return _status(await proc.wait())
+        finally:
+            if proc.returncode is None:
+                proc.stdin.close()
+                await asyncio.shield(_end_group(proc, 2.0))
+
+    async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
+        target = Path(os.path.expanduser(remote))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".saf-part")
+        await asyncio.to_thread(shutil.copyfile, local, tmp)
+        if mode is not None:
+            tmp.chmod(mode)
+        tmp.replace(target)
+
+    async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
+        return LocalProcess(await self._spawn(command if stdin else guarded(command)))
+
+    async def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Forward:
+        # The node is this machine: its ports are already ours.
+        return Forward(remote_port, remote_host, remote_port)
+
+    async def close(self) -> None:
+        return None

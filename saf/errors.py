@@ -1,0 +1,76 @@
+"""One error base for every mistake a user can make, with a subclass per domain.
+
+The CLI prints a SafError as a message and exits non-zero; the cockpit shows it as a
+notification. Nobody sees a traceback for their own mistake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SafError(Exception):
+    """A problem to show the user, not a bug. `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+    title = "Error"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SafError):
+    """A file the user wrote is wrong: names the file, the line when known, and what."""
+
+    exit_code = 2
+    title = "Invalid configuration"
+
+    def __init__(self, path: Path | str | None, message: str, *, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.key = key
+        where = str(self.path) if self.path else "<input>"
+        if line:
+            where += f":{line}"
+        super().__init__(f"{where}: {message}")
+        self.detail = message
+
+
+class InventoryError(ConfigError):
+    title = "Invalid inventory"
+
+
+class SelectorError(SafError):
+    """A node selector that is malformed or matches nothing."""
+
+    exit_code = 2
+    title = "Bad node selector"
+
+
+class ConnectError(SafError):
+    """A node could not be reached. `reason` is one of refused, timeout, auth, hostkey, dns,
+    lost, error: short words a table can show."""
+
+    title = "Connection failed"
+
+    def __init__(self, node: str, reason: str, message: str) -> None:
+        super().__init__(f"{node}: {message}")
+        self.node = node
+        self.reason = reason
+        self.detail = message
+
+
+class HostKeyError(ConnectError):
+    """The node's host key is unknown or differs from the one recorded."""
+
+    def __init__(self, node: str, message: str, *, fingerprint: str | None, changed: bool) -> None:
+        super().__init__(node, "hostkey", message)
+        self.fingerprint = fingerprint
+        self.changed = changed

@@ -1,0 +1,92 @@
+"""The fleet: the inventory's nodes, a pooled connector for each, and fan-out across them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from saf import select as selectors
+from saf.connect.base import Connector
+from saf.connect.local import LocalConnector
+from saf.connect.ssh import SSHConnector
+from saf.errors import ConnectError
+from saf.inventory.model import Inventory, Node
+
+T = TypeVar("T")
+DEFAULT_CONCURRENCY = 64
+
+ConnectorFactory = Callable[[Node], Connector]
+
+
+def default_connector(node: Node) -> Connector:
+    return LocalConnector(node) if node.connection == "local" else SSHConnector(node)
+
+
+class Fleet:
+    def __init__(self, inventory: Inventory, *, concurrency: int = DEFAULT_CONCURRENCY,
+                 connector_factory: ConnectorFactory = default_connector) -> None:
+        self.inventory = inventory
+        self.concurrency = concurrency
+        self._factory = connector_factory
+        self._connectors: dict[str, Connector] = {}
+        self._os: dict[str, str | None] = {}
+
+    def connector(self, node: Node | str) -> Connector:
+        """The one pooled connector of a node (created on first use)."""
+        name = node if isinstance(node, str) else node.name
+        if name not in self._connectors:
+            self._connectors[name] = self._factory(self.inventory.node(name))
+        return self._connectors[name]
+
+    async def select(self, selector: str | None) -> list[Node]:
+        """Nodes named by a selector; `os:` terms probe the OS of nodes that do not declare
+        it (a node that cannot be reached matches no `os:` term)."""
+        if selector and selectors.needs_os(selector):
+            unknown = [n for n in self.inventory.nodes if not n.os and n.name not in self._os]
+            found = await self.each(unknown, self._probe_os)
+            for name, value in found.items():
+                self._os[name] = value if isinstance(value, str) else None
+        return selectors.select(self.inventory, selector, self._os)
+
+    async def _probe_os(self, conn: Connector) -> str | None:
+        result = await conn.run("uname -s", timeout=conn.node.connect_timeout)
+        name = result.stdout.strip().lower()
+        return {"darwin": "macos", "linux": "linux"}.get(name)
+
+    async def each(self, nodes: Iterable[Node],
+                   fn: Callable[[Connector], Awaitable[T]]) -> dict[str, T | BaseException]:
+        """Run `fn(connector)` on every node at once (at most `concurrency` at a time).
+        Each node's result or exception is kept; one node's failure never stops the others."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(node: Node) -> T:
+            async with gate:
+                return await fn(self.connector(node))
+
+        nodes = list(nodes)
+        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        out: dict[str, T | BaseException] = {}
+        for node, result in zip(nodes, results):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            out[node.name] = result
+        return out
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._connectors.values()),
+                             return_exceptions=True)
+        self._connectors.clear()
+
+    async def __aenter__(self) -> Fleet:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def error_reason(exc: BaseException) -> tuple[str, str]:
+    """(reason, message) for a node's failure, for tables and events."""
+    if isinstance(exc, ConnectError):
+        return exc.reason, exc.detail
+    return "error", f"{type(exc).__name__}: {exc}"

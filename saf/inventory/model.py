@@ -1,0 +1,81 @@
+"""The typed inventory model. Values here are already validated and defaults applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("head", "worker", "control")
+OSES = ("linux", "macos")
+CONNECTIONS = ("ssh", "local")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+    roles: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    python: str = "python3"
+    os: str | None = None
+    connection: str = "ssh"
+    identity: str | None = None
+    known_hosts: str | None = None
+    ssh_config: str | None = None
+    connect_timeout: float = 10.0
+    vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def is_head(self) -> bool:
+        return "head" in self.roles
+
+    @property
+    def address(self) -> str:
+        """user@host:port as far as the inventory says; ~/.ssh/config may add more."""
+        text = f"{self.user}@{self.host}" if self.user else self.host
+        return f"{text}:{self.port}" if self.port else text
+
+
+@dataclass(frozen=True)
+class Defaults:
+    user: str | None = None
+    port: int | None = None
+    python: str = "python3"
+    identity: str | None = None
+    known_hosts: str | None = None
+    ssh_config: str | None = None
+    connect_timeout: float = 10.0
+    vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str = "saf"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    cluster: Cluster
+    defaults: Defaults
+    nodes: tuple[Node, ...]
+    path: Path | None = None
+    # Tables that later parts of saf own (e.g. [signals], [cockpit]); kept raw for them.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def head(self) -> Node | None:
+        return next((n for n in self.nodes if n.is_head), None)

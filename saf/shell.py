@@ -1,0 +1,51 @@
+"""Building shell commands that are safe to send to a node.
+
+Every value that reaches a shell goes through `quote`. `guarded` wraps a command so that it
+never outlives its SSH channel: the command runs in the background with stdin from /dev/null
+while a watcher reads the channel's stdin; when that closes (saf cancels, times out, or the
+connection drops) the watcher kills the whole process group. This works the same against
+OpenSSH (which puts each session in its own process group) and saf's own servers, and needs no
+pseudo-terminal or signal support from the server.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+quote = shlex.quote
+
+
+def join(args: Iterable[str]) -> str:
+    return " ".join(quote(a) for a in args)
+
+
+def sh(script: str) -> str:
+    """Run `script` under POSIX sh whatever the login shell is (fish, zsh...)."""
+    return f"sh -c {quote(script)}"
+
+
+def guarded(command: str, *, feed_first_line: bool = False) -> str:
+    """`command` wrapped so that closing the channel's stdin kills it and its children.
+
+    With `feed_first_line`, the first line written to stdin (e.g. a sudo password) is handed
+    to the command's stdin and the rest of stdin stays with the watcher. The line is passed by
+    the shell's builtin printf, so it never appears in a process list.
+    """
+    if feed_first_line:
+        start = ('IFS= read -r saf_line <&3\n'
+                 f'printf "%s\\n" "$saf_line" | {{ {command}\n}} &\n'
+                 'unset saf_line\n')
+    else:
+        start = f'{{ {command}\n}} </dev/null &\n'
+    script = (
+        "exec 3<&0 </dev/null\n"
+        + start
+        + "saf_cmd=$!\n"
+        "{ while IFS= read -r _ <&3; do :; done; kill -TERM 0; } &\n"
+        "saf_watch=$!\n"
+        "wait $saf_cmd; saf_rc=$?\n"
+        "kill $saf_watch 2>/dev/null\n"
+        "exit $saf_rc"
+    )
+    return sh(script)

@@ -1,0 +1,107 @@
+"""Source lines for values in a TOML file, so errors can name the line at fault.
+
+`tomllib` gives values but not positions. This scans the text for table headers and keys and
+maps a path such as ("nodes", 2, "port") to the line that sets it. It understands what saf's
+files use: [table], [[array.of.tables]], [table.sub] and `key = value` lines, including keys of
+an inline table written on one line (`vars = { a = 1 }` maps ("vars", "a") to that line).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from saf.errors import ConfigError
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r'^\s*("[^"]*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=')
+_INLINE_KEY = re.compile(r'[{,]\s*("[^"]*"|[A-Za-z0-9_-]+)\s*=')
+
+Path_ = tuple[Any, ...]
+
+
+def _unquote(part: str) -> str:
+    part = part.strip()
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"'":
+        return part[1:-1]
+    return part
+
+
+class TomlPositions:
+    """Line numbers (1-based) of tables and keys in one TOML document."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[Path_, int] = {}
+        counts: dict[tuple[str, ...], int] = {}
+        table: Path_ = ()
+        in_multiline: str | None = None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if in_multiline:
+                if raw.count(in_multiline) % 2 == 1:
+                    in_multiline = None
+                continue
+            header = _HEADER.match(raw)
+            if header and not _KEY.match(raw):
+                names = tuple(_unquote(p) for p in header.group(2).split("."))
+                if header.group(1) == "[[":
+                    index = counts.get(names, 0)
+                    counts[names] = index + 1
+                    table = self._array_path(names, counts)
+                else:
+                    table = self._array_path(names, counts, is_array=False)
+                self.lines.setdefault(table, number)
+                continue
+            key = _KEY.match(raw)
+            if key:
+                keypath = table + tuple(_unquote(p) for p in key.group(1).split("."))
+                self.lines.setdefault(keypath, number)
+                for inline in _INLINE_KEY.finditer(raw[key.end():]):
+                    self.lines.setdefault(keypath + (_unquote(inline.group(1)),), number)
+                for quote in ('"""', "'''"):
+                    if raw.count(quote) % 2 == 1:
+                        in_multiline = quote
+
+    @staticmethod
+    def _array_path(names: tuple[str, ...], counts: dict[tuple[str, ...], int],
+                    is_array: bool = True) -> Path_:
+        """Turn a header's dotted names into a path with array indices, e.g. [[nodes]] twice
+        gives ("nodes", 1); [nodes.vars] after it gives ("nodes", 1, "vars")."""
+        path: list[Any] = []
+        for i in range(len(names)):
+            prefix = names[: i + 1]
+            path.append(names[i])
+            last = i == len(names) - 1
+            if prefix in counts and (not last or is_array):
+                path.append(counts[prefix] - 1)
+        return tuple(path)
+
+    def line(self, *path: Any) -> int | None:
+        """The line of `path`, or of its nearest enclosing table or array entry."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return None
+
+
+def load_toml(path: Path) -> tuple[dict[str, Any], TomlPositions]:
+    """Read a TOML file, turning a missing file, bad encoding or bad syntax into a ConfigError
+    that names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(match.group(1)) if match else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        raise ConfigError(path, f"TOML syntax error: {message}", line=line) from None
+    return data, TomlPositions(text)
