@@ -1,0 +1,80 @@
+"""The front door: parses the command line and hands off to a face.
+
+Subcommands live one per module in `saf.commands` and are imported only when used, so
+`saf exec` never pays for importing the cockpit. A SafError becomes a one-line message and a
+non-zero exit; Ctrl-C exits 130. Nobody sees a traceback for their own mistake.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from saf import __version__
+from saf.errors import SafError
+
+# name -> "module:attribute" of a click command. Add a line here for each new command.
+COMMANDS: dict[str, str] = {
+    "nodes": "saf.commands.nodes:nodes",
+    "exec": "saf.commands.exec_cmd:exec_command",
+    "trust": "saf.commands.trust:trust",
+    "keys": "saf.commands.keys:keys",
+    "import": "saf.commands.import_cmd:import_group",
+    "demo": "saf.commands.demo:demo",
+    "doc": "saf.commands.doc:doc",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, _, attr = COMMANDS[name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--inventory", "-i", metavar="FILE", envvar="SAF_INVENTORY",
+              help="The inventory to use (default: ./saf.toml, then the config folder).")
+@click.version_option(__version__, prog_name="saf")
+@click.pass_context
+def cli(ctx: click.Context, inventory: str | None) -> None:
+    """saf: a terminal cockpit for small AI clusters.
+
+    Reaches every node of the inventory over SSH, runs commands and recipes on them, and shows
+    live GPU, NUMA, network and signal metrics.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["inventory"] = inventory
+    if ctx.invoked_subcommand is None:
+        if "tui" in COMMANDS:
+            ctx.invoke(cli.get_command(ctx, "tui"))  # type: ignore[arg-type]
+        else:
+            click.echo(ctx.get_help())
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="saf", standalone_mode=False)
+    except SafError as exc:
+        click.secho(f"saf: {exc}", fg="red", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("saf: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("saf: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)

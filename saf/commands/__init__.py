@@ -1,0 +1,1 @@
+"""One module per saf command; `saf.cli.COMMANDS` lists them."""

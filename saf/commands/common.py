@@ -1,0 +1,25 @@
+"""What every command needs: the inventory from the context, and running the core's coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from saf.inventory import Inventory, load_inventory
+
+T = TypeVar("T")
+
+
+def inventory(ctx: click.Context) -> Inventory:
+    root = ctx.find_root()
+    explicit = (root.obj or {}).get("inventory") if root.obj else None
+    return load_inventory(explicit)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end. Ctrl-C cancels it (its cleanup runs: remote commands are
+    stopped) and then surfaces as KeyboardInterrupt, which the CLI turns into exit 130."""
+    return asyncio.run(coro)

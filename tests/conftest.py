@@ -1,0 +1,79 @@
+"""Shared fixtures: real SSH servers on loopback and inventories that reach them.
+
+`cluster` is parametrized over both servers: asyncssh's (always) and OpenSSH's sshd (when
+installed; CI installs it). A test that takes `cluster` runs against each.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, \
+    write_inventory
+
+NODE_NAMES = ["alpha", "beta", "gamma"]
+ROLES = {"alpha": ["head"], "beta": ["worker"], "gamma": ["worker"]}
+TAGS = {"alpha": ["mac"], "beta": ["mac"], "gamma": ["nvidia"]}
+
+
+@dataclass
+class TestCluster:
+    """Three nodes behind a real SSH server, and the inventory that reaches them."""
+
+    kind: str  # "asyncssh" or "openssh"
+    inventory: Path
+    keys: ClientKeys
+    ports: dict[str, int]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(SAF_INVENTORY=str(self.inventory), **extra)
+        return env
+
+    def saf(self, *args: str, input: str | None = None, timeout: float = 120,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        """Run the saf CLI as a user would, against this cluster."""
+        return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env(**env),
+                              input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def _nodes(ports: dict[str, int]) -> list[dict]:
+    return [{"name": n, "host": "127.0.0.1", "port": ports[n], "roles": ROLES[n],
+             "tags": TAGS[n]} for n in ports]
+
+
+@pytest.fixture(scope="module")
+def asyncssh_cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("asyncssh")
+    keys = ClientKeys(root / "operator")
+    servers = AsyncsshServers(root, keys, NODE_NAMES)
+    ports = {n: servers.port(n) for n in NODE_NAMES}
+    inv = write_inventory(root / "saf.toml", keys, _nodes(ports))
+    yield TestCluster("asyncssh", inv, keys, ports)
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def openssh_cluster(tmp_path_factory: pytest.TempPathFactory):
+    if not SSHD:
+        pytest.skip("OpenSSH sshd is not installed (apt-get install openssh-server)")
+    root = tmp_path_factory.mktemp("openssh")
+    keys = ClientKeys(root / "operator")
+    server = OpenSSHServer(root / "sshd", keys)
+    # Three nodes on one sshd, as three aliases of one host would be.
+    ports = {n: server.port for n in NODE_NAMES}
+    inv = write_inventory(root / "saf.toml", keys, _nodes(ports))
+    yield TestCluster("openssh", inv, keys, ports)
+    server.stop()
+
+
+@pytest.fixture(params=["asyncssh", "openssh"])
+def cluster(request: pytest.FixtureRequest) -> TestCluster:
+    """A three-node cluster behind asyncssh's server, then behind OpenSSH's sshd."""
+    return request.getfixturevalue(f"{request.param}_cluster")
