@@ -49,3 +49,13 @@ def guarded(command: str, *, feed_first_line: bool = False) -> str:
         "exit $saf_rc"
     )
     return sh(script)
+
+
+def path_arg(path: str) -> str:
+    """A path for a shell command: quoted, except that a leading ~/ still means the home
+    folder (quoting would otherwise keep the tilde literal)."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + quote(path[2:])
+    return quote(path)

@@ -1,0 +1,40 @@
+"""`saf demo`: saf on an embedded three-node cluster, no real cluster needed."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from saf.demo.cluster import DemoCluster
+
+
+@click.command("demo", context_settings={"ignore_unknown_options": True,
+                                         "allow_interspersed_args": False})
+@click.option("--headless", is_flag=True,
+              help="Run the saf command given after it (e.g. `nodes`, `exec uptime`) "
+                   "against the demo cluster instead of opening the cockpit.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
+    """Start a demo cluster on this machine: three nodes (alpha head, beta and gamma workers)
+    served by SSH servers on loopback with throwaway keys, host keys verified as for any node.
+    Nothing is left running when it ends.
+
+    \b
+    saf demo --headless nodes
+    saf demo --headless exec uptime
+    """
+    if not headless:
+        raise click.UsageError("the cockpit is not built yet: use `saf demo --headless CMD`")
+    if not command:
+        raise click.UsageError("give the saf command to run, e.g. `saf demo --headless nodes`")
+    from saf.cli import cli
+
+    with DemoCluster() as cluster:
+        os.environ["SAF_INVENTORY"] = str(cluster.inventory_path)
+        click.secho(f"demo cluster up: {cluster.inventory_path}", dim=True, err=True)
+        try:
+            cli.main(args=list(command), prog_name="saf", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            ctx.exit(exc.exit_code)

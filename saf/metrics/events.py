@@ -1,0 +1,105 @@
+"""Typed events of the agent link: frames received, frames rejected, and the link's status.
+
+Every frame event carries the decoded `frame`, the `raw` line exactly as it arrived (without
+its newline) and, in the base `time` field, when saf received it. Recording a session is
+writing `event.to_json()` per line; replaying it is `event_from_json()` per line fed to the
+same consumers (`MetricsStore.apply`, a screen), with no cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from saf.events import Event
+
+# The link's status of a node, as `AgentStatus.status`.
+CONNECTING = "connecting"  # reaching the node / deploying / starting the agent
+UP = "up"                  # hello received, samples flowing
+LOST = "lost"              # connection or agent gone (or silent for two intervals); will retry
+STOPPED = "stopped"        # the hub was stopped; no retry
+STATUSES = (CONNECTING, UP, LOST, STOPPED)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentFrameEvent(Event):
+    """A valid frame from a node's agent."""
+
+    kind: ClassVar[str] = "agent_frame"
+    node: str
+    frame: dict[str, Any]
+    raw: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HelloReceived(AgentFrameEvent):
+    """The agent started: versions, host, OS, Python, collectors and why some are missing."""
+
+    kind: ClassVar[str] = "agent_hello"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SampleReceived(AgentFrameEvent):
+    """One sample of a node (see agents/protocol.py for its sections)."""
+
+    kind: ClassVar[str] = "agent_sample"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentErrorReported(AgentFrameEvent):
+    """The agent reported a problem (a collector failed) and goes on."""
+
+    kind: ClassVar[str] = "agent_error"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReplyReceived(AgentFrameEvent):
+    """The agent's answer to a command saf sent it."""
+
+    kind: ClassVar[str] = "agent_reply"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FrameRejected(Event):
+    """A line from the agent that is not a valid frame. Counted by `reason` (bad_json,
+    truncated, version, unknown_type, not_object, too_long); never fatal."""
+
+    kind: ClassVar[str] = "agent_bad_frame"
+    node: str
+    reason: str
+    message: str
+    raw: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentStatus(Event):
+    """The link of a node changed state. `reason` is a short word (deploy, start, exited,
+    silent, refused, timeout, auth, lost, ...), `message` says more, `retry_in` is the
+    backoff delay before the next attempt when lost."""
+
+    kind: ClassVar[str] = "agent_status"
+    node: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    retry_in: float | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls for cls in (HelloReceived, SampleReceived, AgentErrorReported,
+                              ReplyReceived, FrameRejected, AgentStatus)
+}
+FRAME_EVENTS: dict[str, type[AgentFrameEvent]] = {
+    "hello": HelloReceived, "sample": SampleReceived, "error": AgentErrorReported,
+    "reply": ReplyReceived,
+}
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its `to_json()` form (for replaying a recording)."""
+    data = dict(data)
+    kind = data.pop("event", None)
+    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"not an agent event: {kind!r}")
+    return cls(**data)

@@ -1,0 +1,315 @@
+"""The metrics store: the latest state of every node's agent and a bounded history per metric.
+
+Widgets and `saf top` read it; only `apply(event)` writes it, so a live hub and a replayed
+recording fill it the same way. Memory is bounded however long saf runs: each node keeps one
+ring of `capacity` sample times and, per metric, one ring of floats (8 bytes a point) aligned
+with it; a metric not seen for a whole ring (an interface that went away) is dropped, and a
+node has at most `max_metrics` metrics.
+
+Metric names flatten a sample (see `flatten`): `cpu.percent`, `cpu.core.3`, `load.1`,
+`mem.used`, `swap.percent`, `numa.0.mem_used`, `gpu.0.util`, `nic.eth0.rx_bps`,
+`disk.sda.write_bps`. Counters (`nic.eth0.rx_bytes`, `disk.sda.read_bytes`,
+`numa.1.numa_miss`, ...) also get a rate series named with `/s` appended, derived here from
+consecutive counter values and the agent's own sample times; a counter that goes backwards
+(agent restarted, interface reset) yields no rate for that step, never a negative one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from array import array
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from saf.events import Event
+from saf.metrics.events import (CONNECTING, LOST, UP, AgentErrorReported, AgentStatus,
+                                FrameRejected, HelloReceived, ReplyReceived, SampleReceived)
+
+DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
+MAX_METRICS = 4096      # per node
+STALE_INTERVALS = 2.0   # a sample older than this many intervals is stale
+NAN = float("nan")
+
+COUNTERS = frozenset({
+    "rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors",
+    "rx_drops", "tx_drops", "read_bytes", "write_bytes", "read_count", "write_count",
+    "numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node",
+})
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    """(metric name, value) for every number in a sample frame. Nulls are skipped: a value the
+    node cannot measure has no point, not a zero."""
+    cpu = sample.get("cpu") or {}
+    for key in ("percent", "freq_mhz", "count"):
+        v = _number(cpu.get(key))
+        if v is not None:
+            yield f"cpu.{key}", v
+    for i, pct in enumerate(cpu.get("per_core") or ()):
+        v = _number(pct)
+        if v is not None:
+            yield f"cpu.core.{i}", v
+    for label, value in zip(("1", "5", "15"), cpu.get("load") or ()):
+        v = _number(value)
+        if v is not None:
+            yield f"load.{label}", v
+    mem = sample.get("memory") or {}
+    for key, value in mem.items():
+        v = _number(value)
+        if v is None:
+            continue
+        if key.startswith("swap_"):
+            yield f"swap.{key[5:]}", v
+        else:
+            yield f"mem.{key}", v
+    for section, prefix, key in (("numa", "numa", "node"), ("gpus", "gpu", "index"),
+                                 ("nics", "nic", "name"), ("disks", "disk", "name")):
+        for item in sample.get(section) or ():
+            if not isinstance(item, dict) or item.get(key) is None:
+                continue
+            ident = item[key]
+            for name, value in item.items():
+                if name == key:
+                    continue
+                v = _number(value)
+                if v is not None:
+                    yield f"{prefix}.{ident}.{name}", v
+
+
+class _Ring:
+    """A fixed-size ring of floats, NaN where there is no value."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, capacity: int) -> None:
+        self.data = array("d", [NAN]) * capacity
+
+
+@dataclass
+class NodeState:
+    """What the store knows of one node. Read it; only the store changes it."""
+
+    name: str
+    status: str = CONNECTING
+    reason: str = ""
+    message: str = ""
+    retry_in: float | None = None
+    since: float = field(default_factory=time.time)
+    hello: dict[str, Any] | None = None
+    sample: dict[str, Any] | None = None
+    sample_time: float | None = None  # when saf received the last sample
+    interval: float = 1.0
+    samples: int = 0
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    replies: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
+
+    def stale(self, now: float | None = None) -> bool:
+        """True when the last values are not live: the link is not up, or the last sample is
+        older than two intervals."""
+        if self.status != UP or self.sample_time is None:
+            return True
+        now = time.time() if now is None else now
+        return now - self.sample_time > STALE_INTERVALS * self.interval + 0.5
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        return {
+            "node": self.name, "status": self.status, "reason": self.reason,
+            "message": self.message, "stale": self.stale(now), "since": self.since,
+            "hello": self.hello, "sample": self.sample, "sample_time": self.sample_time,
+            "samples": self.samples, "bad_frames": dict(self.bad_frames),
+            "errors": list(self.errors),
+        }
+
+
+class _History:
+    """One node's sample times and metric rings, aligned by position."""
+
+    def __init__(self, capacity: int, max_metrics: int) -> None:
+        self.capacity = capacity
+        self.max_metrics = max_metrics
+        self.times = _Ring(capacity)
+        self.rings: dict[str, _Ring] = {}
+        self.last_seen: dict[str, int] = {}
+        self.count = 0  # samples ever appended
+        self.dropped: set[str] = set()  # names refused because of max_metrics (bounded)
+        self.counters: dict[str, tuple[float, float]] = {}  # name -> (agent time, value)
+
+    def append(self, when: float, agent_time: float | None,
+               values: Iterator[tuple[str, float]]) -> None:
+        slot = self.count % self.capacity
+        self.times.data[slot] = when
+        clock = agent_time if agent_time is not None else when
+        point: dict[str, float] = {}
+        for name, value in values:
+            point[name] = value
+            if name.rsplit(".", 1)[-1] in COUNTERS:
+                before = self.counters.get(name)
+                self.counters[name] = (clock, value)
+                if before is not None and clock > before[0] and value >= before[1]:
+                    point[name + "/s"] = (value - before[1]) / (clock - before[0])
+        for name, ring in self.rings.items():
+            ring.data[slot] = point.pop(name, NAN)
+        for name, value in point.items():  # metrics seen for the first time
+            if len(self.rings) >= self.max_metrics:
+                if len(self.dropped) < 64:
+                    self.dropped.add(name)
+                continue
+            ring = _Ring(self.capacity)
+            ring.data[slot] = value
+            self.rings[name] = ring
+        for name in self.rings.keys() & point.keys() | set(self.rings) - point.keys():
+            pass
+        self.count += 1
+        for name, ring in self.rings.items():
+            if not math.isnan(ring.data[slot]):
+                self.last_seen[name] = self.count
+        if self.count % 64 == 0:
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop metrics not seen for a whole ring, so churning names cannot grow memory."""
+        for name in [n for n, seen in self.last_seen.items()
+                     if self.count - seen >= self.capacity]:
+            self.rings.pop(name, None)
+            self.last_seen.pop(name, None)
+            self.counters.pop(name, None)
+            self.counters.pop(name.removesuffix("/s"), None)
+
+    def order(self, last: int | None) -> range:
+        """Ring positions, oldest first, of the last `last` samples (all kept when None)."""
+        kept = min(self.count, self.capacity)
+        n = kept if last is None else max(0, min(last, kept))
+        return range(self.count - n, self.count)
+
+    def latest(self, name: str) -> float | None:
+        ring = self.rings.get(name)
+        if ring is None or self.count == 0:
+            return None
+        v = ring.data[(self.count - 1) % self.capacity]
+        return None if math.isnan(v) else v
+
+    def series(self, name: str, last: int | None,
+               since: float | None) -> list[tuple[float, float | None]]:
+        ring = self.rings.get(name)
+        if ring is None:
+            return []
+        out: list[tuple[float, float | None]] = []
+        for i in self.order(last):
+            slot = i % self.capacity
+            t = self.times.data[slot]
+            if since is not None and t < since:
+                continue
+            v = ring.data[slot]
+            out.append((t, None if math.isnan(v) else v))
+        return out
+
+
+class MetricsStore:
+    """Latest state and bounded history of every node; fed only by `apply(event)`."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_metrics: int = MAX_METRICS) -> None:
+        if capacity < 2:
+            raise ValueError("capacity must be at least 2")
+        self.capacity = capacity
+        self.max_metrics = max_metrics
+        self._nodes: dict[str, NodeState] = {}
+        self._history: dict[str, _History] = {}
+
+    # -- writing --------------------------------------------------------------------------
+    def add_node(self, name: str) -> NodeState:
+        """Make a node known (shown as connecting) before any event about it arrives."""
+        if name not in self._nodes:
+            self._nodes[name] = NodeState(name)
+            self._history[name] = _History(self.capacity, self.max_metrics)
+        return self._nodes[name]
+
+    def apply(self, event: Event) -> None:
+        """Take one event into the store; events of other domains are ignored."""
+        node = getattr(event, "node", None)
+        if not isinstance(node, str):
+            return
+        if isinstance(event, SampleReceived):
+            state = self.add_node(node)
+            frame = event.frame
+            state.sample = frame
+            state.sample_time = event.time
+            state.samples += 1
+            interval = _number(frame.get("interval"))
+            if interval and interval > 0:
+                state.interval = interval
+            if state.status != UP and state.hello is not None:
+                state.status, state.reason, state.message = UP, "", ""
+            agent_time = _number(frame.get("time"))
+            self._history[node].append(event.time, agent_time, flatten(frame))
+        elif isinstance(event, HelloReceived):
+            state = self.add_node(node)
+            state.hello = event.frame
+            state.status, state.reason, state.message, state.retry_in = UP, "", "", None
+            state.since = event.time
+            # A new agent's counters start over: rates must not span two agents.
+            self._history[node].counters.clear()
+        elif isinstance(event, AgentStatus):
+            state = self.add_node(node)
+            if event.status != state.status:
+                state.since = event.time
+            state.status, state.reason = event.status, event.reason
+            state.message, state.retry_in = event.message, event.retry_in
+        elif isinstance(event, FrameRejected):
+            self.add_node(node).bad_frames[event.reason] += 1
+        elif isinstance(event, AgentErrorReported):
+            self.add_node(node).errors.append(str(event.frame.get("message", "")))
+        elif isinstance(event, ReplyReceived):
+            self.add_node(node).replies.append(event.frame)
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def nodes(self) -> list[str]:
+        return list(self._nodes)
+
+    def node(self, name: str) -> NodeState:
+        """The state of a node (KeyError when the store has never heard of it)."""
+        return self._nodes[name]
+
+    def metrics(self, node: str, prefix: str = "") -> list[str]:
+        """The metric names a node has, optionally only those starting with `prefix`."""
+        history = self._history.get(node)
+        if history is None:
+            return []
+        return sorted(n for n in history.rings if n.startswith(prefix))
+
+    def value(self, node: str, metric: str) -> float | None:
+        """The metric's value in the node's latest sample (None when it had none)."""
+        history = self._history.get(node)
+        return history.latest(metric) if history else None
+
+    def series(self, node: str, metric: str, *, last: int | None = None,
+               since: float | None = None) -> list[tuple[float, float | None]]:
+        """(receive time, value or None) points, oldest first: the last `last` samples, or
+        those received at or after `since`, or everything kept."""
+        history = self._history.get(node)
+        return history.series(metric, last, since) if history else []
+
+    def values(self, node: str, metric: str, last: int | None = None) -> list[float | None]:
+        """Just the values of `series`, for sparklines."""
+        return [v for _, v in self.series(node, metric, last=last)]
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """Every node's state and last sample, as JSON (what `saf top --once --json` prints)."""
+        now = time.time() if now is None else now
+        return {"time": now, "nodes": [s.to_json(now) for s in self._nodes.values()]}
+
+    def lost(self, name: str) -> bool:
+        state = self._nodes.get(name)
+        return state is not None and state.status == LOST

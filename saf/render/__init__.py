@@ -1,0 +1,1 @@
+"""Headless faces: Rich renderers and JSON-lines output for saf's events."""

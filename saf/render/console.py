@@ -1,0 +1,44 @@
+"""Shared pieces of the headless renderers: consoles, node colours, JSON lines, sizes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from saf.events import Event
+
+NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
+               "bright_magenta", "bright_green", "bright_yellow", "bright_blue")
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def node_style(names: list[str], name: str) -> str:
+    return NODE_STYLES[names.index(name) % len(NODE_STYLES)] if name in names else "white"
+
+
+def print_json_line(data: Event | dict[str, Any]) -> None:
+    payload = data.to_json() if isinstance(data, Event) else data
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def human_bytes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(value)
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

@@ -1,0 +1,34 @@
+"""`saf nodes` as a table."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from saf.facts import NodeFacts
+from saf.render.console import console, human_bytes
+
+
+def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("NODE", "ROLE", "STATE", "OS", "ARCH", "KERNEL", "CPUS", "MEMORY", "PYTHON",
+                   "LATENCY"):
+        table.add_column(column, justify="right" if column in ("CPUS", "LATENCY") else "left",
+                         no_wrap=True, overflow="ellipsis",
+                         max_width=16 if column == "KERNEL" else None)
+    for f in rows:
+        if not f.reachable:
+            table.add_row(f.node, roles.get(f.node, ""), Text(f.reason or "down", style="red"),
+                          "", "", "", "", "", "", "")
+            continue
+        python = Text(f.python) if f.python else Text(f"error: {f.python_error}",
+                                                        style="yellow")
+        table.add_row(f.node, roles.get(f.node, ""), Text("ok", style="green"), f.os or "?",
+                      f.arch or "?", f.kernel or "?", str(f.cpus or "?"),
+                      human_bytes(f.memory), python,
+                      f"{f.latency_ms:.1f} ms" if f.latency_ms is not None else "—")
+    out = console()
+    out.print(table)
+    for f in rows:
+        if not f.reachable:
+            out.print(Text(f"{f.node}: {f.message}", style="red"))
