@@ -169,8 +169,6 @@ class _History:
             ring = _Ring(self.capacity)
             ring.data[slot] = value
             self.rings[name] = ring
-        for name in self.rings.keys() & point.keys() | set(self.rings) - point.keys():
-            pass
         self.count += 1
         for name, ring in self.rings.items():
             if not math.isnan(ring.data[slot]):

@@ -1,0 +1,69 @@
+"""Building the agent as a zipapp named by its content hash.
+
+The zip is built deterministically (sorted names, fixed timestamps) from the `agents`
+package, so the same source always gives the same bytes and the same hash: a node that
+already has `agent-<hash>.pyz` in its cache never gets it uploaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import agents
+from saf import paths
+
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+MAIN = "import sys\nfrom agents.main import main\nsys.exit(main())\n"
+REMOTE_DIR = ".cache/saf/agents"  # relative to the node user's home
+
+
+@dataclass(frozen=True)
+class AgentBundle:
+    path: Path        # the zipapp on the operator's machine
+    digest: str       # first 16 hex digits of its sha256
+
+    @property
+    def name(self) -> str:
+        return f"agent-{self.digest}.pyz"
+
+    @property
+    def remote(self) -> str:
+        """Where it lives on a node, relative to the user's home."""
+        return f"{REMOTE_DIR}/{self.name}"
+
+
+def zip_bytes(source: Path | None = None) -> bytes:
+    """The agent zipapp's bytes, deterministic for a given source tree."""
+    root = source or Path(agents.__file__).resolve().parent
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        entries = [("__main__.py", MAIN.encode())]
+        for file in sorted(root.rglob("*.py")):
+            rel = file.relative_to(root).as_posix()
+            if "__pycache__" in rel:
+                continue
+            entries.append((f"agents/{rel}", file.read_bytes()))
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return b"#!/usr/bin/env python3\n" + buf.getvalue()
+
+
+def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
+    """Build the zipapp into saf's cache folder (once per content) and say where it is."""
+    data = zip_bytes(source)
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = (cache or paths.cache_dir()) / "agents"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"agent-{digest}.pyz"
+    if not path.exists() or path.read_bytes() != data:
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return AgentBundle(path, digest)

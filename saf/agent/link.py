@@ -1,0 +1,181 @@
+"""One node's agent link: deploy, start, read frames, and come back after every failure.
+
+The link runs until cancelled. Each attempt: make sure the node has this agent build, start
+it with the node's Python through the connector, then read one frame per line. Every line
+becomes an event: a valid frame its typed event, anything else a `FrameRejected` with the
+reason (never fatal). The attempt ends when the agent's stream ends (agent killed, SSH
+connection or server gone) or when no frame came for two intervals; the node is then marked
+lost with the reason, and the link retries after an exponential backoff, reset by the next
+hello. No exception escapes the link: a failure of any kind is a `lost` status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from agents import protocol
+from saf.agent import deploy
+from saf.agent.build import AgentBundle
+from saf.connect.backoff import Backoff
+from saf.connect.base import Connector, RemoteProcess
+from saf.errors import ConnectError
+from saf.events import Emit
+from saf.metrics.events import (CONNECTING, FRAME_EVENTS, LOST, STOPPED, AgentStatus,
+                                FrameRejected)
+
+log = logging.getLogger(__name__)
+
+SILENT_INTERVALS = 2.0  # no frame for this many intervals: the agent is lost
+START_GRACE = 15.0      # seconds a fresh agent may take to say hello (cold Python, slow disk)
+
+
+class _Ended(Exception):
+    """An attempt ended: (reason, message) for the lost status."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class AgentLink:
+    def __init__(self, conn: Connector, bundle: AgentBundle, emit: Emit, *,
+                 interval: float = 1.0, backoff: Backoff | None = None) -> None:
+        self.conn = conn
+        self.node = conn.node.name
+        self.bundle = bundle
+        self.emit = emit
+        self.interval = interval
+        self.backoff = backoff or Backoff(initial=0.5, maximum=15.0)
+        self.process: RemoteProcess | None = None
+        self.attempts = 0
+
+    def _status(self, status: str, reason: str = "", message: str = "",
+                retry_in: float | None = None) -> None:
+        self.emit(AgentStatus(node=self.node, status=status, reason=reason, message=message,
+                              retry_in=retry_in))
+
+    def send(self, command: dict) -> bool:
+        """Write a command to the running agent; False when none is running."""
+        if self.process is None:
+            return False
+        try:
+            self.process.write(protocol.encode(command))
+        except Exception:  # noqa: BLE001 - the reader will notice the dead stream
+            return False
+        return True
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self.send({"cmd": "interval", "seconds": seconds})
+
+    async def run(self) -> None:
+        """Keep the agent running until cancelled; emits `stopped` when cancelled."""
+        try:
+            while True:
+                self.attempts += 1
+                self._status(CONNECTING)
+                try:
+                    await self._attempt()
+                    reason, message = "exited", "the agent ended"
+                except _Ended as end:
+                    reason, message = end.reason, end.message
+                except ConnectError as exc:
+                    reason, message = exc.reason, exc.detail
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure is a lost node
+                    log.debug("agent link %s failed", self.node, exc_info=True)
+                    reason, message = "error", f"{type(exc).__name__}: {exc}"
+                delay = self.backoff.next()
+                self._status(LOST, reason, message, retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+        finally:
+            self._status(STOPPED)
+
+    async def _attempt(self) -> None:
+        timeout = self.conn.node.connect_timeout + START_GRACE
+        try:
+            await asyncio.wait_for(self._deploy(), timeout)
+            cmd = deploy.start_command(self.conn.node.python, self.bundle,
+                                       interval=self.interval, cluster_host=self.conn.node.host)
+            process = await asyncio.wait_for(self.conn.start(cmd, stdin=True), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            # The pooled connection may be dead without knowing it: start afresh next time.
+            await self._drop_connection()
+            raise _Ended("timeout", f"no answer from {self.conn.node.address} "
+                                    f"within {timeout:g} s") from None
+        self.process = process
+        try:
+            await self._read(process, first_timeout=timeout)
+        finally:
+            self.process = None
+            await asyncio.shield(self._stop(process))
+
+    async def _deploy(self) -> None:
+        try:
+            await deploy.ensure(self.conn, self.bundle)
+        except ConnectError:
+            raise
+        except OSError as exc:
+            raise _Ended("deploy", f"cannot upload the agent: {exc}") from None
+
+    async def _read(self, process: RemoteProcess, first_timeout: float) -> None:
+        wait = first_timeout
+        while True:
+            try:
+                line = await asyncio.wait_for(process.readline(), wait)
+            except (asyncio.TimeoutError, TimeoutError):
+                raise _Ended("silent", f"no frame from the agent for {wait:g} s") from None
+            received = time.time()
+            if not line:
+                raise await self._ended(process)
+            if isinstance(line, bytes):
+                line = line.decode("utf-8", "replace")
+            raw = line.rstrip("\r\n")
+            try:
+                frame = protocol.decode(line)
+            except protocol.FrameError as exc:
+                self.emit(FrameRejected(node=self.node, reason=exc.reason, message=str(exc),
+                                        raw=raw[:2000], time=received))
+                if exc.reason == "truncated":  # a line without newline is the stream's end
+                    raise await self._ended(process) from None
+                continue
+            event = FRAME_EVENTS[frame["type"]](node=self.node, frame=frame, raw=raw,
+                                                time=received)
+            if frame["type"] == "hello":
+                self.backoff.reset()
+            elif frame["type"] == "sample":
+                given = frame.get("interval")
+                if isinstance(given, (int, float)) and given > 0:
+                    self.interval = float(given)
+            self.emit(event)
+            wait = SILENT_INTERVALS * self.interval + 0.5
+
+    async def _ended(self, process: RemoteProcess) -> _Ended:
+        """Why the agent's stream ended: its exit status and last stderr line when known."""
+        status: int | None = None
+        with contextlib.suppress(Exception):
+            status = await asyncio.wait_for(process.wait(), 2.0)
+        err = ""
+        with contextlib.suppress(Exception):
+            err = (await asyncio.wait_for(process.stderr_text(), 1.0)).strip()
+        last = err.splitlines()[-1] if err else ""
+        if status is None:
+            if not self.conn.connected:
+                return _Ended("lost", f"connection to {self.conn.node.address} lost"
+                              + (f": {last}" if last else ""))
+            return _Ended("exited", "the agent was killed" + (f": {last}" if last else ""))
+        return _Ended("exited", f"the agent exited with status {status}"
+                      + (f": {last}" if last else ""))
+
+    async def _stop(self, process: RemoteProcess) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.stop(grace=2.0), 5.0)
+
+    async def _drop_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.conn.close(), 5.0)
