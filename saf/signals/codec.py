@@ -124,7 +124,7 @@ def decode(frame: bytes) -> AISignal:
         symbol = raw_symbol.rstrip(b"\0").decode("ascii")
     except UnicodeDecodeError:
         raise BadFrame("symbol", f"symbol {raw_symbol!r} is not ASCII") from None
-    if not symbol.isprintable() or not symbol or "\0" in symbol:
+    if not symbol or not symbol.isprintable():  # an inner NUL is not printable
         raise BadFrame("symbol", f"symbol {raw_symbol!r} is empty or not NUL-padded text")
     return AISignal(ts, symbol, direction, confidence, sentiment, probability, kind, version)
 

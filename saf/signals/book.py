@@ -1,0 +1,316 @@
+"""The signal book: what the stream says now, how fast and how late it is, and what went wrong.
+
+The book never reads a clock: every call is given the receive time (ns since the epoch), so a
+replay can run on recorded time and a test on scripted time. Its memory is bounded whatever
+the stream does: symbols are capped, and latency samples, the rate history and the logs are
+fixed-size rings.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from saf.events import Emit, ignore
+from saf.signals.codec import ANOMALY_TYPES, AISignal, BadFrame, decode
+from saf.signals.events import SignalAnomaly, SignalGap
+
+NS = 1_000_000_000
+TOO_MANY_SYMBOLS = "too_many_symbols"  # a valid frame for a symbol past `max_symbols`
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weights of the ensemble score, as the cluster's aggregator uses them."""
+
+    price: float = 0.4
+    sentiment: float = 0.3
+    anomaly: float = 0.3
+
+
+def ensemble_score(signal: AISignal, weights: Weights = Weights()) -> float:
+    """The aggregator's ensemble score: the confidence-weighted price direction and the
+    sentiment push the score up or down; anomaly probability always pulls it down.
+
+        score = price·direction·confidence + sentiment·sentiment_score − anomaly·probability
+
+    With the default weights (summing to 1) it lies in -1..0.7.
+    """
+    return (weights.price * signal.price_direction * signal.price_confidence
+            + weights.sentiment * signal.sentiment_score
+            - weights.anomaly * signal.anomaly_probability)
+
+
+@dataclass
+class BookSettings:
+    weights: Weights = field(default_factory=Weights)
+    anomaly_threshold: float = 0.8  # probability above which a signal is an anomaly
+    gap_factor: float = 5.0  # silent for more than this many usual intervals is a gap
+    min_intervals: int = 3  # intervals seen before a symbol's usual interval is trusted
+    max_symbols: int = 4096
+    latency_samples: int = 8192
+    log_size: int = 200
+    rate_every_s: float = 0.5  # how often rates are recomputed
+    rate_history: int = 240  # points of total rate kept for the sparkline
+    bad_examples: int = 20
+
+
+class SymbolState:
+    """What the book keeps per symbol."""
+
+    __slots__ = ("symbol", "latest", "latest_recv_ns", "count", "anomalies", "interval_ns",
+                 "intervals", "anomalous", "gap_open", "rate", "_mark_count")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.latest: AISignal | None = None
+        self.latest_recv_ns = 0
+        self.count = 0
+        self.anomalies = 0  # frames that were anomalous
+        self.interval_ns = 0.0  # usual interval between signals (EWMA of publisher times)
+        self.intervals = 0
+        self.anomalous = False
+        self.gap_open = False
+        self.rate = 0.0
+        self._mark_count = 0
+
+
+@dataclass(frozen=True)
+class SymbolRow:
+    symbol: str
+    signal: AISignal
+    score: float
+    count: int
+    rate: float
+    age_s: float
+    latency_s: float
+    anomalous: bool
+    anomalies: int
+    usual_interval_s: float | None
+    gap: bool
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Receive time minus the publisher's timestamp, over the recent samples. Includes the
+    clock skew between the publisher's machine and this one: a negative value means the
+    publisher's clock is ahead."""
+
+    samples: int
+    p50_s: float
+    p90_s: float
+    p99_s: float
+    max_s: float
+    min_s: float
+
+    @property
+    def skewed(self) -> bool:
+        """Signals seem to arrive before they were made: the clocks disagree."""
+        return self.min_s < 0
+
+
+@dataclass(frozen=True)
+class BookSnapshot:
+    """A consistent copy of the book for a face to render."""
+
+    now_ns: int
+    rows: list[SymbolRow]
+    total: int
+    total_rate: float
+    rate_history: list[float]
+    latency: Latency | None
+    bad: dict[str, int]
+    bad_examples: list[tuple[int, str, str]]
+    anomalies: list[SignalAnomaly]
+    gaps: list[SignalGap]
+
+    @property
+    def bad_total(self) -> int:
+        return sum(self.bad.values())
+
+
+OnFrame = Callable[[int, AISignal | BadFrame, bytes], None]
+
+
+class SignalBook:
+    def __init__(self, settings: BookSettings | None = None, *, emit: Emit = ignore,
+                 on_frame: OnFrame | None = None) -> None:
+        self.settings = s = settings or BookSettings()
+        self.emit = emit
+        self.on_frame = on_frame  # called with every frame, decoded or bad (for --json)
+        self.symbols: dict[str, SymbolState] = {}
+        self.total_rate = 0.0
+        self.bad: dict[str, int] = {}
+        self.bad_examples: deque[tuple[int, str, str]] = deque(maxlen=s.bad_examples)
+        self.latencies: deque[int] = deque(maxlen=s.latency_samples)
+        self.rate_history: deque[float] = deque(maxlen=s.rate_history)
+        self.anomaly_log: deque[SignalAnomaly] = deque(maxlen=s.log_size)
+        self.gap_log: deque[SignalGap] = deque(maxlen=s.log_size)
+        self._mark_ns = 0
+        self._mark_total = 0
+        self._threshold = s.anomaly_threshold
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def add(self, frame: bytes, recv_ns: int) -> AISignal | None:
+        """Take one frame received at `recv_ns`; the decoded signal, or None if it was bad."""
+        self.add_many((frame,), recv_ns)
+        return self._last
+
+    def add_many(self, frames: Iterable[bytes], recv_ns: int) -> None:
+        """Take a batch of frames received together at `recv_ns` (one drain of the socket)."""
+        symbols = self.symbols
+        latencies = self.latencies.append
+        threshold = self._threshold
+        on_frame = self.on_frame
+        last: AISignal | None = None
+        for frame in frames:
+            try:
+                sig = decode(frame)
+            except BadFrame as exc:
+                self._bad(exc.reason, exc.detail, frame, recv_ns)
+                if on_frame is not None:
+                    on_frame(recv_ns, exc, frame)
+                last = None
+                continue
+            state = symbols.get(sig.symbol)
+            if state is None:
+                if len(symbols) >= self.settings.max_symbols:
+                    self._bad(TOO_MANY_SYMBOLS, f"symbol {sig.symbol!r}: the book holds "
+                              f"{len(symbols)} symbols", frame, recv_ns)
+                    last = None
+                    continue
+                state = symbols[sig.symbol] = SymbolState(sig.symbol)
+            previous = state.latest
+            state.latest = sig
+            state.latest_recv_ns = recv_ns
+            state.count += 1
+            latencies(recv_ns - sig.timestamp_ns)
+            if previous is not None:
+                self._interval(state, sig.timestamp_ns - previous.timestamp_ns, recv_ns)
+            if sig.anomaly_type or sig.anomaly_probability > threshold:
+                state.anomalies += 1
+                if not state.anomalous or previous is None or \
+                        previous.anomaly_type != sig.anomaly_type:
+                    state.anomalous = True
+                    self._anomaly(sig, recv_ns)
+            elif state.anomalous:
+                state.anomalous = False
+            if on_frame is not None:
+                on_frame(recv_ns, sig, frame)
+            last = sig
+        self._last = last
+
+    _last: AISignal | None = None
+
+    def _interval(self, state: SymbolState, delta_ns: int, recv_ns: int) -> None:
+        """Learn a symbol's usual interval from the publisher's own timestamps (immune to
+        batching on receive and to clock skew), and close or notice a gap."""
+        if delta_ns <= 0:
+            return
+        usual = state.interval_ns
+        trusted = state.intervals >= self.settings.min_intervals
+        if trusted and delta_ns > self.settings.gap_factor * usual:
+            # A silence: report it (it may not have been seen while it lasted) and do not let
+            # it teach the usual interval.
+            state.gap_open = False
+            event = SignalGap(symbol=state.symbol, silent_s=delta_ns / NS, usual_s=usual / NS,
+                              ended=True, time=recv_ns / NS)
+            self.gap_log.append(event)
+            self.emit(event)
+            return
+        if state.gap_open:
+            state.gap_open = False
+            event = SignalGap(symbol=state.symbol, silent_s=delta_ns / NS,
+                              usual_s=usual / NS, ended=True, time=recv_ns / NS)
+            self.gap_log.append(event)
+            self.emit(event)
+        state.interval_ns = delta_ns if not state.intervals else usual + 0.1 * (delta_ns - usual)
+        state.intervals += 1
+
+    def _anomaly(self, sig: AISignal, recv_ns: int) -> None:
+        event = SignalAnomaly(symbol=sig.symbol, anomaly_type=sig.anomaly_type,
+                              anomaly_name=ANOMALY_TYPES[sig.anomaly_type],
+                              probability=sig.anomaly_probability,
+                              timestamp_ns=sig.timestamp_ns, time=recv_ns / NS)
+        self.anomaly_log.append(event)
+        self.emit(event)
+
+    def _bad(self, reason: str, detail: str, frame: bytes, recv_ns: int) -> None:
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+        self.bad_examples.append((recv_ns, reason, f"{detail} [{frame[:48].hex()}]"))
+
+    # -- the slow path: called a few times a second ---------------------------------------
+
+    def tick(self, now_ns: int) -> None:
+        """Recompute rates (at most every `rate_every_s`) and notice symbols gone silent."""
+        elapsed = now_ns - self._mark_ns
+        if self._mark_ns and elapsed < self.settings.rate_every_s * NS:
+            return
+        total = self.total_count()
+        if self._mark_ns and elapsed > 0:
+            seconds = elapsed / NS
+            self.total_rate = (total - self._mark_total) / seconds
+            self.rate_history.append(self.total_rate)
+            for state in self.symbols.values():
+                state.rate = (state.count - state._mark_count) / seconds
+                state._mark_count = state.count
+        else:
+            for state in self.symbols.values():
+                state._mark_count = state.count
+        self._mark_ns = now_ns
+        self._mark_total = total
+        self.check_gaps(now_ns)
+
+    def check_gaps(self, now_ns: int) -> None:
+        factor = self.settings.gap_factor
+        for state in self.symbols.values():
+            if state.gap_open or state.intervals < self.settings.min_intervals:
+                continue
+            silent = now_ns - state.latest_recv_ns
+            if silent > factor * state.interval_ns:
+                state.gap_open = True
+                event = SignalGap(symbol=state.symbol, silent_s=silent / NS,
+                                  usual_s=state.interval_ns / NS, ended=False, time=now_ns / NS)
+                self.gap_log.append(event)
+                self.emit(event)
+
+    def total_count(self) -> int:
+        return sum(s.count for s in self.symbols.values())
+
+    def latency(self) -> Latency | None:
+        if not self.latencies:
+            return None
+        values = sorted(self.latencies)
+        n = len(values)
+
+        def pct(p: float) -> float:
+            return values[min(n - 1, int(p * n))] / NS
+
+        return Latency(n, pct(0.5), pct(0.9), pct(0.99), values[-1] / NS, values[0] / NS)
+
+    def snapshot(self, now_ns: int, *, symbols: str = "") -> BookSnapshot:
+        """A copy for a face; `symbols` keeps only symbols containing that text (any case)."""
+        weights = self.settings.weights
+        needle = symbols.upper()
+        rows = []
+        for name in sorted(self.symbols):
+            if needle and needle not in name.upper():
+                continue
+            st = self.symbols[name]
+            sig = st.latest
+            assert sig is not None
+            rows.append(SymbolRow(
+                symbol=name, signal=sig, score=ensemble_score(sig, weights), count=st.count,
+                rate=st.rate, age_s=max(0.0, (now_ns - st.latest_recv_ns) / NS),
+                latency_s=(st.latest_recv_ns - sig.timestamp_ns) / NS,
+                anomalous=st.anomalous, anomalies=st.anomalies,
+                usual_interval_s=st.interval_ns / NS if st.intervals else None,
+                gap=st.gap_open))
+        return BookSnapshot(
+            now_ns=now_ns, rows=rows, total=self.total_count(), total_rate=self.total_rate,
+            rate_history=list(self.rate_history), latency=self.latency(), bad=dict(self.bad),
+            bad_examples=list(self.bad_examples), anomalies=list(self.anomaly_log),
+            gaps=list(self.gap_log))
+

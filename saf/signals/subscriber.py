@@ -1,0 +1,206 @@
+"""The subscriber: a ZeroMQ SUB socket on one or more endpoints, drained into a sink.
+
+Awaiting `recv()` once per frame on a `zmq.asyncio` socket costs a future and a trip through
+the event loop per frame and tops out near 50,000 frames/s; past that the publisher drops
+frames at its high-water mark. So the subscriber waits once (`poll`), then takes every queued
+frame without blocking (`recv(zmq.NOBLOCK)` until `zmq.Again`) and hands the batch to the sink
+in one call. A batch is capped so that a flood still yields to the event loop (the UI) between
+batches.
+
+Endpoints on nodes are reached through SSH port forwards (``ssh://NODE:PORT``), opened on the
+fleet's connector for the node and closed with the subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from saf.connect.base import Forward
+from saf.events import Emit, ignore
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory
+from saf.signals.endpoints import Endpoint, parse_endpoint
+from saf.signals.events import SignalSourceState
+
+Sink = Callable[[list[bytes], int], None]
+"""Called with a batch of raw frames and the time (ns since the epoch) they were received."""
+Tick = Callable[[int], None]
+
+BATCH = 8192  # frames per drain before yielding to the event loop
+RCVHWM = 200_000  # frames ZeroMQ may queue for us during a burst (about 20 MB at most)
+POLL_MS = 250  # how long to wait before ticking anyway (gaps are noticed in silence)
+
+_MONITOR_STATES = {
+    zmq.EVENT_CONNECTED: "connected",
+    zmq.EVENT_DISCONNECTED: "disconnected",
+    zmq.EVENT_CONNECT_RETRIED: "retrying",
+}
+
+
+class Subscriber:
+    def __init__(self, endpoints: Sequence[str | Endpoint], sink: Sink, *,
+                 tick: Tick | None = None, inventory: Inventory | None = None,
+                 fleet: Fleet | None = None, ssh: bool = False, emit: Emit = ignore,
+                 batch: int = BATCH, rcvhwm: int = RCVHWM, poll_ms: int = POLL_MS,
+                 context: zmq.asyncio.Context | None = None) -> None:
+        if not endpoints:
+            raise ValueError("a subscriber needs at least one endpoint")
+        self.endpoints = [e if isinstance(e, Endpoint) else
+                          parse_endpoint(e, inventory or (fleet.inventory if fleet else None),
+                                         ssh=ssh) for e in endpoints]
+        self.sink = sink
+        self.tick = tick
+        self.emit = emit
+        self.batch = batch
+        self.rcvhwm = rcvhwm
+        self.poll_ms = poll_ms
+        self.inventory = inventory
+        self._fleet = fleet
+        self._own_fleet = False
+        self._context = context
+        self._forwards: list[Forward] = []
+        self._sock: zmq.asyncio.Socket | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._names: dict[str, str] = {}  # zmq url -> endpoint as the user wrote it
+        self.received = 0
+        self.batches = 0
+        self.largest_batch = 0
+        self.state: dict[str, str] = {}  # endpoint -> last known state
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open forwards and connect the socket; frames queue from here on."""
+        ctx = self._context or zmq.asyncio.Context.instance()
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sock = sock
+        monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+                                          | zmq.EVENT_CONNECT_RETRIED)
+        self._monitor_task = asyncio.create_task(self._watch(monitor))
+        for endpoint in self.endpoints:
+            url = await self._reach(endpoint)
+            self._names[url] = endpoint.text
+            sock.connect(url)
+
+    async def _reach(self, endpoint: Endpoint) -> str:
+        if not endpoint.via_ssh:
+            self._set_state(endpoint.text, "connecting")
+            return endpoint.zmq_url()
+        if self._fleet is None:
+            if self.inventory is None:
+                raise ValueError("ssh endpoints need an inventory or a fleet")
+            self._fleet = Fleet(self.inventory)
+            self._own_fleet = True
+        assert endpoint.node is not None
+        self._set_state(endpoint.text, "forwarding")
+        forward = await self._fleet.connector(endpoint.node).forward(endpoint.port)
+        self._forwards.append(forward)
+        self._set_state(endpoint.text, "connecting",
+                        f"through SSH: 127.0.0.1:{forward.local_port} -> "
+                        f"{endpoint.node}:{endpoint.port}")
+        return endpoint.zmq_url(forward.local_port)
+
+    def _set_state(self, endpoint: str, state: str, message: str = "") -> None:
+        if self.state.get(endpoint) == state and not message:
+            return
+        self.state[endpoint] = state
+        self.emit(SignalSourceState(endpoint=endpoint, state=state, message=message))
+
+    async def _watch(self, monitor: zmq.asyncio.Socket) -> None:
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                state = _MONITOR_STATES.get(event["event"])
+                if state:
+                    url = event["endpoint"].decode(errors="replace")
+                    self._set_state(self._names.get(url, url), state)
+        except (asyncio.CancelledError, zmq.ZMQError):
+            pass
+        finally:
+            monitor.close(0)
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Receive until cancelled (or until `until()` is true after a batch)."""
+        if self._sock is None:
+            await self.open()
+        try:
+            await self._drain_loop(until)
+        finally:
+            await self.close()
+
+    async def _drain_loop(self, until: Callable[[], bool] | None) -> None:
+        sock = self._sock
+        assert sock is not None
+        # A plain (blocking-API) view of the same socket: recv(NOBLOCK) on it returns bytes at
+        # once, where the asyncio socket would wrap every frame in a future.
+        recv = zmq.Socket.shadow(sock.underlying).recv
+        noblock, again = zmq.NOBLOCK, zmq.Again
+        batch, sink, tick = self.batch, self.sink, self.tick
+        poll_ms, pollin = self.poll_ms, zmq.POLLIN
+        while True:
+            if not await sock.poll(poll_ms, pollin):
+                if tick is not None:
+                    tick(time.time_ns())
+                if until is not None and until():
+                    return
+                continue
+            frames: list[bytes] = []
+            append = frames.append
+            try:
+                for _ in range(batch):
+                    append(recv(noblock))
+            except again:
+                pass
+            now = time.time_ns()
+            if frames:
+                self.received += len(frames)
+                self.batches += 1
+                if len(frames) > self.largest_batch:
+                    self.largest_batch = len(frames)
+                sink(frames, now)
+            if tick is not None:
+                tick(now)
+            if until is not None and until():
+                return
+            if len(frames) == batch:
+                await asyncio.sleep(0)  # a flood: let the rest of the app run
+
+    async def close(self) -> None:
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor_task
+            self._monitor_task = None
+        if self._sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
+            self._sock.close(0)
+            self._sock = None
+            for name in self._names.values():
+                self._set_state(name, "closed")
+        for forward in self._forwards:
+            with contextlib.suppress(Exception):
+                await forward.close()
+        self._forwards.clear()
+        if self._own_fleet and self._fleet is not None:
+            await self._fleet.close()
+            self._fleet = None
+
+    async def __aenter__(self) -> Subscriber:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
