@@ -1,0 +1,343 @@
+"""Reading an Ansible inventory in INI format into a draft saf inventory.
+
+The format is Ansible's own (docs: "How to build your inventory"): hosts listed under
+`[group]` headers, `host:port`, host ranges such as `gpu[01:04]`, inline `key=value` host
+variables (read as Python literals, as Ansible does), `[group:vars]` (read as strings) and
+`[group:children]`. A host belongs to its groups and to all of their parent groups.
+
+Groups named for a role become that role (see ROLE_GROUPS); every other group becomes a tag.
+Connection variables become saf settings (see the table in CONNECTION_VARS); any other
+variable becomes a node variable. Passwords are left out: saf never stores one.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from saf.inventory.importers.draft import Draft, DraftNode
+
+# Ansible group name -> saf role.
+ROLE_GROUPS = {
+    "head": "head", "heads": "head", "ray_head": "head",
+    "worker": "worker", "workers": "worker", "compute": "worker", "ray_workers": "worker",
+    "control": "control", "controller": "control", "controllers": "control",
+}
+# Ansible connection variable -> saf node setting (the ansible_ssh_* names are older aliases).
+CONNECTION_VARS = {
+    "ansible_host": "host", "ansible_ssh_host": "host",
+    "ansible_user": "user", "ansible_ssh_user": "user",
+    "ansible_port": "port", "ansible_ssh_port": "port",
+    "ansible_python_interpreter": "python",
+    "ansible_ssh_private_key_file": "identity",
+    "ansible_connection": "connection",
+}
+SECRET_VARS = {"ansible_password", "ansible_ssh_pass", "ansible_ssh_password",
+               "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass",
+               "ansible_sudo_password"}
+IMPLICIT_GROUPS = {"all", "ungrouped"}
+
+_RANGE = re.compile(r"\[([^\]:]*):([^\]:]*)(?::(\d+))?\]")
+_GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass
+class _Value:
+    value: Any
+    line: int
+
+
+@dataclass
+class _Host:
+    name: str
+    line: int
+    groups: list[str] = field(default_factory=list)
+    vars: dict[str, _Value] = field(default_factory=dict)
+
+
+@dataclass
+class _Group:
+    name: str
+    line: int
+    vars: dict[str, _Value] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+
+
+def import_ansible(path: Path, text: str | None = None) -> Draft:
+    """Read an Ansible INI inventory; ConfigError (file:line) on anything malformed."""
+    if text is None:
+        text = _read(path)
+    draft = Draft(source=path)
+    hosts, groups = _parse(draft, text)
+    if not hosts:
+        raise draft.error("no hosts found: an Ansible INI inventory lists hosts under "
+                          "[group] headers, one per line")
+    parents = _parents(draft, groups)
+    for host in hosts.values():
+        draft.nodes.append(_node(draft, host, groups, parents))
+    draft.check_names()
+    return draft
+
+
+def _read(path: Path) -> str:
+    from saf.errors import ConfigError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read: {exc}") from None
+
+
+def _parse(draft: Draft, text: str) -> tuple[dict[str, _Host], dict[str, _Group]]:
+    hosts: dict[str, _Host] = {}
+    groups: dict[str, _Group] = {}
+    group, kind = "ungrouped", "hosts"
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            match = re.fullmatch(r"\[([^\]\s]+)\]\s*([#;].*)?", line)
+            if not match:
+                raise draft.error(f"bad section header {line!r} (expected [group], "
+                                  "[group:vars] or [group:children])", number)
+            group, _, kind = match.group(1).partition(":")
+            kind = kind or "hosts"
+            if kind not in ("hosts", "vars", "children"):
+                raise draft.error(f"unknown section type {kind!r} in {line!r} (use "
+                                  ":vars or :children)", number)
+            if not _GROUP_NAME.match(group):
+                raise draft.error(f"bad group name {group!r}", number)
+            groups.setdefault(group, _Group(group, number))
+            continue
+        if number == _first_line(text) and _looks_like_yaml(line):
+            raise draft.error("this looks like a YAML inventory; saf imports the INI format "
+                              "(`ansible-inventory -i FILE --list` shows what Ansible reads)",
+                              number)
+        if kind == "vars":
+            key, eq, value = line.partition("=")
+            if not eq or not key.strip():
+                raise draft.error(f"expected key=value in [{group}:vars], not {line!r}", number)
+            groups[group].vars[key.strip()] = _Value(_unquote(value.strip()), number)
+        elif kind == "children":
+            child = line.split()[0]
+            if not _GROUP_NAME.match(child):
+                raise draft.error(f"bad group name {child!r} in [{group}:children]", number)
+            groups[group].children.append(child)
+            groups.setdefault(child, _Group(child, number))
+        else:
+            _host_line(draft, line, number, group, hosts)
+    return hosts, groups
+
+
+def _first_line(text: str) -> int:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip() and raw.strip()[0] not in "#;":
+            return number
+    return 0
+
+
+def _looks_like_yaml(line: str) -> bool:
+    return line == "---" or bool(re.fullmatch(r"[A-Za-z0-9_.-]+:\s*", line))
+
+
+def _host_line(draft: Draft, line: str, number: int, group: str,
+               hosts: dict[str, _Host]) -> None:
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError as exc:
+        raise draft.error(f"cannot read host line ({exc})", number) from None
+    if not tokens:
+        return
+    pattern, *assignments = tokens
+    if "=" in pattern:
+        raise draft.error(f"host line {line!r} has no host name before its variables", number)
+    pattern, port = _split_port(draft, pattern, number)
+    host_vars: dict[str, _Value] = {}
+    if port is not None:
+        host_vars["ansible_port"] = _Value(port, number)
+    for token in assignments:
+        key, eq, value = token.partition("=")
+        if not eq or not key:
+            raise draft.error(f"expected key=value after the host name, not {token!r}", number)
+        host_vars[key] = _Value(_literal(value), number)
+    for name in _expand(draft, pattern, number):
+        host = hosts.get(name)
+        if host is None:
+            host = hosts[name] = _Host(name, number)
+        if group not in host.groups:
+            host.groups.append(group)
+        host.vars.update(host_vars)
+
+
+def _split_port(draft: Draft, pattern: str, number: int) -> tuple[str, int | None]:
+    """`host:2222` -> ("host", 2222). A colon inside a [a:b] range is not a port."""
+    head, sep, tail = pattern.rpartition(":")
+    if not sep or "]" in tail or pattern.rfind("[") > pattern.rfind(":"):
+        return pattern, None
+    if head.count(":") > head.count("["):
+        raise draft.error(f"cannot read host {pattern!r}: write IPv6 addresses as "
+                          "`name ansible_host=ADDRESS`", number)
+    if not tail.isdigit():
+        raise draft.error(f"bad port in host {pattern!r}", number)
+    return head, int(tail)
+
+
+def _expand(draft: Draft, pattern: str, number: int) -> list[str]:
+    """Ansible host ranges: `gpu[01:04]` (numeric, zero padding kept), `node-[a:c]`,
+    `x[0:10:5]` (a step). Several ranges in one name multiply."""
+    match = _RANGE.search(pattern)
+    if not match:
+        return [pattern]
+    start, end, step_text = match.group(1), match.group(2), match.group(3)
+    step = int(step_text) if step_text else 1
+    prefix, suffix = pattern[: match.start()], pattern[match.end():]
+    if start.isdigit() and end.isdigit():
+        if int(start) > int(end) or step < 1:
+            raise draft.error(f"bad host range in {pattern!r}", number)
+        width = len(start) if start.startswith("0") or len(start) == len(end) else 0
+        items = [str(i).zfill(width) for i in range(int(start), int(end) + 1, step)]
+    elif len(start) == 1 and len(end) == 1 and start in string.ascii_letters \
+            and end in string.ascii_letters and start <= end and step >= 1:
+        items = [chr(c) for c in range(ord(start), ord(end) + 1, step)]
+    else:
+        raise draft.error(f"bad host range in {pattern!r} (use [01:10] or [a:f])", number)
+    names: list[str] = []
+    for item in items:
+        names.extend(_expand(draft, prefix + item + suffix, number))
+    return names
+
+
+def _literal(text: str) -> Any:
+    """Inline host variables are Python literals to Ansible (`gpus=4` is a number,
+    `gpus=[0,1]` a list); anything else is a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def _parents(draft: Draft, groups: dict[str, _Group]) -> dict[str, list[str]]:
+    """Each group's ancestors (nearest first), refusing a cycle of :children."""
+    direct: dict[str, list[str]] = {name: [] for name in groups}
+    for group in groups.values():
+        for child in group.children:
+            direct.setdefault(child, []).append(group.name)
+
+    out: dict[str, list[str]] = {}
+
+    def walk(name: str, trail: tuple[str, ...]) -> list[str]:
+        if name in trail:
+            raise draft.error(f"group {name!r} is its own ancestor ("
+                              f"{' -> '.join(trail + (name,))})", groups[name].line)
+        if name in out:
+            return out[name]
+        found: list[str] = []
+        for parent in direct.get(name, []):
+            for g in [parent, *walk(parent, trail + (name,))]:
+                if g not in found:
+                    found.append(g)
+        out[name] = found
+        return found
+
+    for name in direct:
+        walk(name, ())
+    return out
+
+
+def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
+          parents: dict[str, list[str]]) -> DraftNode:
+    member: list[str] = []
+    for group in host.groups:
+        for g in [group, *parents.get(group, [])]:
+            if g not in member:
+                member.append(g)
+    # Ansible's precedence: all, then groups from the most general to the most specific
+    # (ties by name), then the host's own variables.
+    def depth(g: str) -> int:
+        return 1 + max((depth(p) for p in parents.get(g, []) if p != "all"), default=0)
+
+    order = ["all"] + sorted((g for g in member if g != "all"), key=lambda g: (depth(g), g))
+    merged: dict[str, _Value] = {}
+    for g in order:
+        if g in groups:
+            merged.update(groups[g].vars)
+    merged.update(host.vars)
+
+    node = DraftNode(name=host.name, host=host.name, line=host.line)
+    for g in member:
+        if g in IMPLICIT_GROUPS:
+            continue
+        role = ROLE_GROUPS.get(g)
+        if role:
+            if role not in node.roles:
+                node.roles.append(role)
+        elif g not in node.tags:
+            node.tags.append(g)
+    for key, item in merged.items():
+        if key in SECRET_VARS:
+            warning = (f"line {item.line}: left out {key} (saf never stores passwords; "
+                       "`saf keys push` sets up key login)")
+            if warning not in draft.warnings:
+                draft.warnings.append(warning)
+        elif key in CONNECTION_VARS:
+            _connection_var(draft, node, CONNECTION_VARS[key], key, item)
+        elif item.value is None:
+            continue
+        else:
+            node.vars[key] = _tomlable(item.value)
+    return node
+
+
+def _connection_var(draft: Draft, node: DraftNode, setting: str, key: str,
+                    item: _Value) -> None:
+    value = item.value
+    if isinstance(value, str) and "{{" in value:
+        raise draft.error(f"{key} for {node.name} is a Jinja template ({value!r}); saf cannot "
+                          "evaluate it, write the value itself", item.line)
+    if setting == "port":
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            port = 0
+        if isinstance(value, bool) or not 1 <= port <= 65535:
+            raise draft.error(f"{key} for {node.name} must be a port from 1 to 65535, not "
+                              f"{value!r}", item.line)
+        node.port = port
+        return
+    if not isinstance(value, str) or not value.strip():
+        value = "" if value is None else str(value)
+    if not value.strip():
+        raise draft.error(f"{key} for {node.name} is empty", item.line)
+    if setting == "connection":
+        if value == "local":
+            node.connection = "local"
+        elif value not in ("ssh", "paramiko", "smart"):
+            draft.warnings.append(f"line {item.line}: {node.name} uses ansible_connection="
+                                  f"{value}; saf reaches it over SSH")
+        return
+    setattr(node, setting, value)
+
+
+def _tomlable(value: Any) -> Any:
+    """TOML has no null and no tuples: drop None, make tuples and sets lists."""
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return [_tomlable(v) for v in value if v is not None]
+    if isinstance(value, dict):
+        return {str(k): _tomlable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
