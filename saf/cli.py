@@ -61,7 +61,10 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="saf", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="saf", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SafError as exc:
         click.secho(f"saf: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)

@@ -79,7 +79,7 @@ def select(inventory: Inventory, selector: str | None,
            os_of: Mapping[str, str | None] | None = None) -> list[Node]:
     """The nodes `selector` names, in inventory order. `os_of` gives probed OSes by node name
     for `os:` terms when the inventory does not declare them."""
-    selector = selector or "all"
+    selector = "all" if selector is None else selector
     os_of = os_of or {}
     chosen: set[str] = set()
     for term in terms(selector):

@@ -87,15 +87,16 @@ class TomlPositions:
         return None
 
 
-def load_toml(path: Path) -> tuple[dict[str, Any], TomlPositions]:
+def load_toml(path: Path, error: type[ConfigError] = ConfigError
+              ) -> tuple[dict[str, Any], TomlPositions]:
     """Read a TOML file, turning a missing file, bad encoding or bad syntax into a ConfigError
     that names the file and line."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(path, "no such file") from None
+        raise error(path, "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, f"cannot read: {exc}") from None
+        raise error(path, f"cannot read: {exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -103,5 +104,5 @@ def load_toml(path: Path) -> tuple[dict[str, Any], TomlPositions]:
         match = re.search(r"\(at line (\d+), column \d+\)", message)
         line = int(match.group(1)) if match else None
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-        raise ConfigError(path, f"TOML syntax error: {message}", line=line) from None
+        raise error(path, f"TOML syntax error: {message}", line=line) from None
     return data, TomlPositions(text)

@@ -33,7 +33,7 @@ class TestCluster:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(SAF_INVENTORY=str(self.inventory), **extra)
+        env.update({"SAF_INVENTORY": str(self.inventory), **extra})
         return env
 
     def saf(self, *args: str, input: str | None = None, timeout: float = 120,

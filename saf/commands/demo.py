@@ -34,7 +34,6 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
     with DemoCluster() as cluster:
         os.environ["SAF_INVENTORY"] = str(cluster.inventory_path)
         click.secho(f"demo cluster up: {cluster.inventory_path}", dim=True, err=True)
-        try:
-            cli.main(args=list(command), prog_name="saf", standalone_mode=False)
-        except click.exceptions.Exit as exc:
-            ctx.exit(exc.exit_code)
+        code = cli.main(args=list(command), prog_name="saf", standalone_mode=False)
+    if isinstance(code, int) and code:
+        ctx.exit(code)

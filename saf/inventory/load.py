@@ -46,7 +46,7 @@ def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     file = find_inventory(path)
-    data, pos = load_toml(file)
+    data, pos = load_toml(file, InventoryError)
     return parse_inventory(data, pos, file)
 
 

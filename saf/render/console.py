@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -15,7 +16,11 @@ NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "brig
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """A console for headless output. Piped output is not cut to 80 columns: a script or a
+    log wants whole lines (COLUMNS still wins when set)."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def node_style(names: list[str], name: str) -> str:

@@ -13,9 +13,12 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("NODE", "ROLE", "STATE", "OS", "ARCH", "KERNEL", "CPUS", "MEMORY", "PYTHON",
                    "LATENCY"):
+        # Only the kernel gives way on a narrow terminal; names and states never do.
+        squeezable = column == "KERNEL"
         table.add_column(column, justify="right" if column in ("CPUS", "LATENCY") else "left",
-                         no_wrap=True, overflow="ellipsis",
-                         max_width=16 if column == "KERNEL" else None)
+                         no_wrap=True, overflow="ellipsis" if squeezable else "fold",
+                         min_width=None if squeezable else len(column),
+                         max_width=24 if squeezable else None)
     for f in rows:
         if not f.reachable:
             table.add_row(f.node, roles.get(f.node, ""), Text(f.reason or "down", style="red"),

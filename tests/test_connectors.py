@@ -1,0 +1,180 @@
+"""Connectors against real SSH servers (asyncssh's and OpenSSH's) and the local machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import psutil
+import pytest
+
+from saf.connect.local import LocalConnector
+from saf.fleet import Fleet
+from saf.inventory import load_inventory, parse_inventory
+from saf.shell import quote
+
+NASTY = """it's a "test" with $(touch /tmp/saf-pwned) `id` ; & | > * ~ \\ $HOME and spaces  """
+
+
+def fleet_of(cluster) -> Fleet:
+    return Fleet(load_inventory(cluster.inventory))
+
+
+def local_connector() -> LocalConnector:
+    inv = parse_inventory({"nodes": [{"name": "here", "host": "localhost"}]})
+    return LocalConnector(inv.nodes[0])
+
+
+@pytest.fixture(params=["ssh", "local"])
+async def conn(request, asyncssh_cluster):
+    """A connector to one node: over SSH, or the local subprocess connector."""
+    if request.param == "local":
+        yield local_connector()
+        return
+    async with fleet_of(asyncssh_cluster) as fleet:
+        yield fleet.connector("alpha")
+
+
+async def test_fan_out_streams_lines_and_keeps_each_exit_status(cluster):
+    lines: list[tuple[str, str, str]] = []
+    async with fleet_of(cluster) as fleet:
+        nodes = await fleet.select("all")
+        codes = {"alpha": 0, "beta": 3, "gamma": 42}
+
+        async def one(conn):
+            def line(stream, text):
+                lines.append((conn.node.name, stream, text))
+            return await conn.run(f"echo out-{conn.node.name}; echo err-{conn.node.name} >&2; "
+                                  f"exit {codes[conn.node.name]}", on_output=line)
+
+        results = await fleet.each(nodes, one)
+    assert {n: r.exit_status for n, r in results.items()} == codes
+    for name in codes:
+        assert (name, "stdout", f"out-{name}") in lines
+        assert (name, "stderr", f"err-{name}") in lines
+        assert results[name].stdout == f"out-{name}\n"
+
+
+async def test_quoted_values_reach_the_node_literally(cluster, tmp_path):
+    async with fleet_of(cluster) as fleet:
+        result = await fleet.connector("beta").run(f"printf '%s' {quote(NASTY)}")
+    assert result.stdout == NASTY + "\n" or result.stdout == NASTY
+    assert not os.path.exists("/tmp/saf-pwned")
+
+
+async def test_input_line_reaches_the_command_but_not_the_process_list(conn):
+    result = await conn.run('IFS= read -r secret; printf "%s" "$secret" | wc -c; '
+                            'ps -eo args | grep -c "[s]3cret-pw" || true',
+                            input="s3cret-pw")
+    count, seen = result.stdout.split()
+    assert count == "9" and seen == "0"
+
+
+def _sleepers(tag: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.info["cmdline"] == ["sleep", tag]:
+            found.append(proc)
+    return found
+
+
+async def _gone(tag: str, within: float = 5.0) -> bool:
+    for _ in range(int(within / 0.1)):
+        if not _sleepers(tag):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_timeout_stops_the_remote_command_and_its_children(cluster):
+    tag = "913.%d" % os.getpid()
+    async with fleet_of(cluster) as fleet:
+        result = await fleet.connector("alpha").run(f"sleep {tag} & sleep {tag}; wait",
+                                                    timeout=1.0)
+    assert result.timed_out and result.exit_status is None
+    assert await _gone(tag), "remote sleep outlived the timeout"
+
+
+async def test_cancel_stops_the_remote_command(cluster):
+    tag = "914.%d" % os.getpid()
+    async with fleet_of(cluster) as fleet:
+        task = asyncio.create_task(fleet.connector("gamma").run(f"sleep {tag}"))
+        for _ in range(50):
+            if _sleepers(tag):
+                break
+            await asyncio.sleep(0.1)
+        assert _sleepers(tag), "the remote command never started"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await _gone(tag), "remote sleep outlived the cancelled run"
+
+
+async def test_local_connector_cancel_and_timeout():
+    tag = "915.%d" % os.getpid()
+    result = await local_connector().run(f"sleep {tag}", timeout=0.5)
+    assert result.timed_out
+    assert await _gone(tag)
+
+
+async def test_put_uploads_atomically_with_mode(conn, tmp_path):
+    source = tmp_path / "payload.bin"
+    source.write_bytes(os.urandom(200_000))
+    target = f"saf-test-{os.getpid()}/sub/payload.bin"
+    await conn.put(source, "~/" + target, mode=0o640)
+    result = await conn.run(f'cd "$HOME"; sha256sum {quote(target)}; '
+                            f'stat -c %a {quote(target)}; ls {quote(target)}.saf-part 2>&1; '
+                            f'rm -r saf-test-{os.getpid()}')
+    import hashlib
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[0] == digest
+    assert lines[1] == "640"
+    assert "No such file" in lines[2]
+
+
+async def test_start_gives_a_long_lived_process_with_streams(conn):
+    proc = await conn.start(f"{quote(sys.executable)} -u -c "
+                            + quote("import sys\nfor l in sys.stdin: print(l.upper(), end='')"))
+    proc.write("hello agent\n")
+    assert await asyncio.wait_for(proc.readline(), 10) == "HELLO AGENT\n"
+    await proc.stop()
+    assert await asyncio.wait_for(proc.wait(), 5) == 0
+
+
+async def test_forward_reaches_a_port_on_the_node(cluster):
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, fleet_of(cluster) as fleet:
+        fwd = await fleet.connector("beta").forward(port)
+        assert fwd.local_port != port
+        reader, writer = await asyncio.open_connection("127.0.0.1", fwd.local_port)
+        writer.write(b"ping\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"ping\n"
+        writer.close()
+        await fwd.close()
+
+
+async def _echo(reader, writer):
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+
+
+async def test_pooled_connection_is_reused_and_reconnects_after_loss(asyncssh_cluster):
+    async with fleet_of(asyncssh_cluster) as fleet:
+        conn = fleet.connector("alpha")
+        first = await conn.run("echo $PPID")
+        await conn.run("true")
+        assert conn._conn is not None
+        held = conn._conn
+        held.close()
+        await held.wait_closed()
+        for _ in range(50):
+            if not conn.connected:
+                break
+            await asyncio.sleep(0.05)
+        again = await conn.run("echo back")
+        assert again.stdout == "back\n" and first.ok
+        assert conn._conn is not held

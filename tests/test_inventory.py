@@ -1,0 +1,130 @@
+"""The inventory: valid files load with defaults applied; every mistake names file and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from saf.connect import hostkeys
+from saf.errors import InventoryError
+from saf.inventory import find_inventory, load_inventory
+
+GOOD = """\
+[cluster]
+name = "saf-lab"
+
+[defaults]
+user = "ops"
+python = "~/saf-venv/bin/python"
+identity = "~/.ssh/id_ed25519"
+
+[[nodes]]
+name = "alpha"
+host = "192.168.1.172"
+roles = ["head"]
+tags = ["mac", "m3-ultra"]
+
+[[nodes]]
+name = "beta"
+host = "beta"
+port = 22
+roles = ["worker"]
+vars = { models_dir = "/Volumes/ai-models" }
+
+[[nodes]]
+name = "local"
+host = "localhost"
+python = "/usr/bin/python3"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "saf.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_issue_example_loads_with_defaults(tmp_path):
+    inv = load_inventory(write(tmp_path, GOOD))
+    assert inv.cluster.name == "saf-lab"
+    assert inv.names == ["alpha", "beta", "local"]
+    alpha, beta, local = inv.nodes
+    assert alpha.user == "ops" and alpha.python == "~/saf-venv/bin/python"
+    assert alpha.roles == ("head",) and alpha.tags == ("mac", "m3-ultra")
+    assert beta.port == 22 and beta.vars == {"models_dir": "/Volumes/ai-models"}
+    assert inv.head is alpha
+    assert local.connection == "local" and local.python == "/usr/bin/python3"
+    assert alpha.connection == "ssh" and alpha.line == 9
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ('[[nodes]]\nname = "a"\nhost = "h"\ncolour = "red"\n', 4, "unknown key 'colour'"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\n\n[[nodes]]\nname = "a"\nhost = "i"\n', 6,
+     "duplicate node name 'a' (first defined on line 1)"),
+    ('[[nodes]]\nname = "a"\nport = 22\n', 1, "node 'a' has no host"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nport = 70000\n', 4, "port must be an integer"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nport = "22"\n', 4, "port must be an integer"),
+    ('[[nodes]]\nname = "a"\nhost = "h\n', 3, "TOML syntax error"),
+    ('[defaults]\nuser = "x"\nshell = "zsh"\n[[nodes]]\nname = "a"\nhost = "h"\n', 3,
+     "unknown key 'shell' in [defaults]"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nroles = ["boss"]\n', 4, "unknown role 'boss'"),
+    ('[[nodes]]\nhost = "h"\n', 1, "has no name"),
+    ('[[nodes]]\nname = "a b"\nhost = "h"\n', 2, "may hold only letters"),
+    ('[cluster]\nname = "x"\n', None, "has no [[nodes]]"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nroles = ["head"]\n[[nodes]]\nname = "b"\n'
+     'host = "i"\nroles = ["head"]\n', 5, "more than one head"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nos = "windows"\n', 4, "os must be one of"),
+])
+def test_bad_inventory_names_file_line_and_problem(tmp_path, text, line, words):
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: " if line else f"{path}: "), message
+    assert words in message
+
+
+def test_missing_file_is_an_error_not_a_traceback(tmp_path):
+    with pytest.raises(InventoryError, match="no such file"):
+        load_inventory(tmp_path / "nope.toml")
+
+
+def test_find_inventory_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SAF_INVENTORY", raising=False)
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "cfg"))
+    with pytest.raises(InventoryError, match="no inventory found"):
+        find_inventory()
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "saf.toml").write_text("")
+    assert find_inventory() == tmp_path / "cfg" / "saf.toml"
+    (tmp_path / "saf.toml").write_text("")
+    assert find_inventory() == tmp_path / "saf.toml"
+    monkeypatch.setenv("SAF_INVENTORY", str(tmp_path / "env.toml"))
+    assert find_inventory() == tmp_path / "env.toml"
+    assert find_inventory(tmp_path / "flag.toml") == tmp_path / "flag.toml"
+
+
+def test_ssh_config_aliases_resolve_as_openssh_would(tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("Host beta\n  HostName 10.0.0.2\n  Port 2222\n  User bob\n"
+                      "Host *\n  User fallback\n")
+    path = write(tmp_path, f"""\
+        [defaults]
+        ssh_config = "{config}"
+        [[nodes]]
+        name = "beta"
+        host = "beta"
+        [[nodes]]
+        name = "gamma"
+        host = "gamma.lan"
+        user = "carol"
+        port = 2200
+        """)
+    beta, gamma = load_inventory(path).nodes
+    assert hostkeys.resolve(beta) == hostkeys.Endpoint("10.0.0.2", 2222, "bob")
+    assert hostkeys.resolve(beta).pattern == "[10.0.0.2]:2222"
+    # What the inventory says wins over the config, as on OpenSSH's command line.
+    assert hostkeys.resolve(gamma) == hostkeys.Endpoint("gamma.lan", 2200, "carol")
