@@ -1,0 +1,108 @@
+"""The events of a recipe run. The runner emits them; the JSONL log, the Rich view, `--json`
+and the cockpit's recipe screen consume them, and `saf runs show` replays them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from saf.events import Event
+
+STATUSES = ("ok", "changed", "skipped", "failed", "cancelled")
+DONE = ("ok", "changed", "skipped")  # a step finished on a node without trouble
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    """First line of every log: enough to list the run, show it and resume it."""
+
+    kind: ClassVar[str] = "run_started"
+    run: str
+    recipe: str
+    path: str | None
+    description: str = ""
+    vars: dict[str, str] = dataclasses.field(default_factory=dict)
+    selector: str | None = None
+    check: bool = False
+    # [{"index", "name", "nodes": [...], "describe"}] in order.
+    steps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    nodes: list[str] = dataclasses.field(default_factory=list)
+    pid: int = 0
+    pid_started: float = 0.0
+    resumed_from: str | None = None
+    start_step: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StepStarted(Event):
+    kind: ClassVar[str] = "step_started"
+    step: int
+    name: str
+    nodes: list[str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NodeStepStarted(Event):
+    kind: ClassVar[str] = "node_step_started"
+    step: int
+    node: str
+    attempt: int = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StepOutput(Event):
+    kind: ClassVar[str] = "step_output"
+    step: int
+    node: str
+    stream: str
+    line: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NodeStepFinished(Event):
+    """A step ended on a node. In a --check run, `would` lists what would have run."""
+
+    kind: ClassVar[str] = "node_step_finished"
+    step: int
+    node: str
+    status: str
+    duration: float = 0.0
+    message: str = ""
+    exit_status: int | None = None
+    tail: list[str] = dataclasses.field(default_factory=list)
+    attempts: int = 1
+    would: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StepFinished(Event):
+    kind: ClassVar[str] = "step_finished"
+    step: int
+    name: str
+    counts: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    """Last line of a log. status: ok, failed, cancelled or interrupted (saf itself died)."""
+
+    kind: ClassVar[str] = "run_finished"
+    run: str
+    status: str
+    duration: float = 0.0
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    message: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in (
+    RunStarted, StepStarted, NodeStepStarted, StepOutput, NodeStepFinished, StepFinished,
+    RunFinished)}
+
+
+def from_json(data: dict[str, Any]) -> Event | None:
+    """The event a log line holds (None for a kind this saf does not know)."""
+    cls = EVENT_TYPES.get(data.get("event", ""))
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,128 @@
+"""What a step kind is: a small class that gathers facts, decides whether anything must
+change, and yields the commands that change it.
+
+A kind is parsed once from its step's keys (`parse`), then for each node the runner asks for a
+`plan` (facts gathered, nothing changed) and, unless nothing is needed or the run is a
+`--check`, calls `apply`. Because deciding and doing are separate, `--check` is honest: it runs
+exactly the fact-gathering commands and reports the plan.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from saf.connect.base import RunResult
+from saf.errors import ConfigError
+from saf.inventory.model import Node
+
+Fail = Callable[[str, str], ConfigError]
+"""fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
+
+
+class StepContext(Protocol):
+    """What a kind may use on one node; the runner provides it."""
+
+    node: Node
+    check_mode: bool
+    recipe_folder: Path | None
+
+    def render(self, template: str, *, shell: bool = True) -> str:
+        """The template with variables and node facts put in (quoted when shell)."""
+
+    async def run(self, command: str, *, quiet: bool = False,
+                  input: str | None = None) -> RunResult:
+        """Run a command on the node (with sudo when the step says become); its output is
+        streamed as step output unless quiet."""
+
+    async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
+        """Upload one file."""
+
+    async def has_local(self, program: str) -> bool: ...
+
+
+@dataclass
+class Plan:
+    """What a kind found: whether anything must change, why, and what it would run."""
+
+    needed: bool
+    reason: str = ""
+    commands: list[str] = field(default_factory=list)
+    data: Any = None
+    # The status when nothing is needed: "skipped" (already done) or "ok" (a probe passed).
+    done_status: str = "skipped"
+
+
+@dataclass
+class Outcome:
+    status: str  # ok | changed | failed
+    message: str = ""
+    exit_status: int | None = None
+    tail: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_result(cls, result: RunResult, *, success: str = "changed") -> Outcome:
+        if result.ok:
+            return cls(success, exit_status=0)
+        if result.timed_out:
+            return cls("failed", "timed out", tail=result.tail())
+        what = (f"exit status {result.exit_status}" if result.exit_status is not None
+                else f"killed by {result.signal or 'a signal'}")
+        return cls("failed", what, exit_status=result.exit_status, tail=result.tail())
+
+
+class Kind(abc.ABC):
+    """A built-in step kind. Subclasses set `name` and `keys` and register in kinds/__init__."""
+
+    name: ClassVar[str]
+    keys: ClassVar[dict[str, str]]  # key -> one-line help, for errors and docs
+
+    @classmethod
+    @abc.abstractmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Kind:
+        """Build from the step's own keys (already limited to `keys`); raise fail(...)."""
+
+    supports_become: ClassVar[bool] = True
+
+    def templates(self) -> list[tuple[str, str]]:
+        """(key, text) of the parameters that take placeholders."""
+        return []
+
+    def preflight(self, folder: Path | None) -> tuple[str, str] | None:
+        """(key, problem) found before anything runs (e.g. a missing local file), or None."""
+        return None
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """One line saying what the step does, for listings."""
+
+    @abc.abstractmethod
+    async def plan(self, ctx: StepContext) -> Plan: ...
+
+    @abc.abstractmethod
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome: ...
+
+
+def text(params: dict[str, Any], key: str, fail: Fail, *, required: bool = False,
+         default: str | None = None) -> str | None:
+    value = params.get(key)
+    if value is None:
+        if required:
+            raise fail(key, f"missing required key {key!r}")
+        return default
+    if not isinstance(value, str) or not value.strip():
+        raise fail(key, f"{key!r} must be a non-empty string")
+    return value
+
+
+def number(params: dict[str, Any], key: str, fail: Fail, *, default: float,
+           minimum: float = 0, integer: bool = False) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum \
+            or (integer and not isinstance(value, int)):
+        kind = "a whole number" if integer else "a number"
+        raise fail(key, f"{key!r} must be {kind} >= {minimum:g}")
+    return value

@@ -1,0 +1,135 @@
+"""kind = "upload": copy a local file or folder to the node, sending only what changed.
+
+`src` is relative to the recipe's folder, then to the working directory. `dest` is a path on
+the node (relative paths and ~/ are in the user's home); a `dest` ending in "/" receives a file
+under its own name. A folder's contents go into `dest`. The facts are the SHA-256 of every file
+already at `dest` (one command); only files whose hash differs are sent, over SFTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.recipe.substitute import names_in, shell_path
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a local file; cached by (path, size, mtime) since every node asks."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _hash_cache[key] = digest.hexdigest()
+    return _hash_cache[key]
+
+
+def resolve_source(src: str, folder: Path | None) -> Path | None:
+    for base in ([folder] if folder else []) + [Path.cwd()]:
+        candidate = (base / os.path.expanduser(src))
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def remote_path(dest: str) -> str:
+    """A path for SFTP: absolute, or under the home folder written as ~/..."""
+    if dest.startswith("/") or dest.startswith("~/"):
+        return dest
+    return "~/" + dest.removeprefix("./")
+
+
+@dataclass
+class _Transfer:
+    files: list[tuple[Path, str]]  # (local file, remote path)
+
+
+class Upload(Kind):
+    name = "upload"
+    keys = {"src": "a local file or folder (relative to the recipe's folder, then the cwd)",
+            "dest": "where it goes on the node",
+            "mode": "file permissions, e.g. \"0644\" (default: kept from the source)"}
+    supports_become = False
+
+    def __init__(self, src: str, dest: str, mode: int | None) -> None:
+        self.src = src
+        self.dest = dest
+        self.mode = mode
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Upload:
+        mode = params.get("mode")
+        if mode is not None:
+            try:
+                mode = int(mode, 8) if isinstance(mode, str) else int(mode)
+            except ValueError:
+                raise fail("mode", f"'mode' must be octal like \"0644\", not {mode!r}") from None
+            if isinstance(params.get("mode"), bool) or not 0 <= mode <= 0o7777:
+                raise fail("mode", "'mode' must be octal like \"0644\"")
+        return cls(text(params, "src", fail, required=True) or "",
+                   text(params, "dest", fail, required=True) or "", mode)
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("src", self.src), ("dest", self.dest)]
+
+    def preflight(self, folder: Path | None) -> tuple[str, str] | None:
+        if names_in(self.src):
+            return None  # depends on the node; checked when it runs
+        if resolve_source(self.src, folder) is None:
+            where = f"{folder} or {Path.cwd()}" if folder else str(Path.cwd())
+            return "src", f"upload source {self.src!r} not found (looked in {where})"
+        return None
+
+    def describe(self) -> str:
+        return f"upload {self.src} → {self.dest}"
+
+    def _local_files(self, source: Path, dest: str) -> list[tuple[Path, str]]:
+        if source.is_dir():
+            files = sorted(p for p in source.rglob("*") if p.is_file())
+            return [(p, p.relative_to(source).as_posix()) for p in files]
+        return [(source, "")]
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        src = ctx.render(self.src, shell=False)
+        dest = ctx.render(self.dest, shell=False)
+        source = resolve_source(src, ctx.recipe_folder)
+        if source is None:
+            raise FileNotFoundError(f"upload source {src!r} not found")
+        if source.is_file() and dest.endswith("/"):
+            dest = dest + source.name
+        dest = remote_path(dest.rstrip("/") or dest)
+        local = self._local_files(source, dest)
+        where = shell_path(dest)
+        hasher = ('H=sha256sum; command -v sha256sum >/dev/null 2>&1 || H="shasum -a 256"\n'
+                  f'if [ -d {where} ]; then cd {where} && find . -type f -exec $H {{}} +\n'
+                  f'elif [ -f {where} ]; then $H {where}; fi; true')
+        result = await ctx.run(hasher, quiet=True)
+        remote: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            digest, _, name = line.partition("  ")
+            if name:
+                remote["" if not source.is_dir() else name.removeprefix("./")] = digest
+        send = [(path, dest if not rel else f"{dest}/{rel}") for path, rel in local
+                if remote.get(rel) != file_hash(path)]
+        if not send:
+            return Plan(False, f"{dest} is up to date ({len(local)} files)")
+        names = [r for _, r in send]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return Plan(True, f"would send {len(send)} of {len(local)} files: {shown}",
+                    [f"put {p} {r}" for p, r in send], _Transfer(send))
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        transfer: _Transfer = plan.data
+        for local, remote in transfer.files:
+            mode = self.mode if self.mode is not None else local.stat().st_mode & 0o7777
+            await ctx.put(local, remote, mode=mode)
+        return Outcome("changed", f"sent {len(transfer.files)} files")

@@ -1,0 +1,54 @@
+"""kind = "wait": run `command` until it succeeds, `tries` times `interval` seconds apart
+(e.g. wait for a server to answer). It changes nothing, so it ends `ok`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+
+
+class Wait(Kind):
+    name = "wait"
+    keys = {"command": "the command that exits 0 once the wait is over",
+            "tries": "how many times to try (default 60)",
+            "interval": "seconds between tries (default 1)"}
+
+    def __init__(self, command: str, tries: int, interval: float) -> None:
+        self.command = command
+        self.tries = tries
+        self.interval = interval
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Wait:
+        return cls(text(params, "command", fail, required=True) or "",
+                   int(number(params, "tries", fail, default=60, minimum=1, integer=True)),
+                   float(number(params, "interval", fail, default=1.0)))
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("command", self.command)]
+
+    def describe(self) -> str:
+        return f"wait until `{self.command}` succeeds ({self.tries} × {self.interval:g} s)"
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        command = ctx.render(self.command)
+        if ctx.check_mode:
+            # One probe is a fact; waiting is the action.
+            if (await ctx.run(command, quiet=True)).ok:
+                return Plan(False, "already succeeds", data=command, done_status="ok")
+        return Plan(True, f"would wait for: {command}", [command], command)
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        result = None
+        for attempt in range(self.tries):
+            if attempt:
+                await asyncio.sleep(self.interval)
+            result = await ctx.run(plan.data, quiet=attempt < self.tries - 1)
+            if result.ok:
+                return Outcome("ok", f"succeeded after {attempt + 1} tries", exit_status=0)
+        assert result is not None
+        outcome = Outcome.from_result(result)
+        outcome.message = f"still failing after {self.tries} tries ({outcome.message})"
+        return outcome

@@ -1,0 +1,167 @@
+"""Run logs: one JSONL file per run in saf's state folder, written a whole line at a time.
+
+Each event is one `os.write` of one line to a file opened O_APPEND, so a reader (or a saf
+killed mid-run) never sees half a line. The first line is `run_started` (with the pid and the
+pid's start time), the last `run_finished`. A log without `run_finished` whose process is gone
+(or is a different process with the same pid) is marked `interrupted` the next time saf looks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from saf import paths
+from saf.errors import SafError
+from saf.events import Event
+from saf.recipe.events import DONE, NodeStepFinished, RunFinished, RunStarted, from_json
+
+
+def runs_dir() -> Path:
+    return paths.state_dir() / "runs"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def process_started(pid: int | None = None) -> float:
+    """When a process started (seconds since the epoch), to tell a reused pid apart."""
+    try:
+        return psutil.Process(pid or os.getpid()).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+class RunLog:
+    """Appends a run's events to its JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    @classmethod
+    def create(cls, run_id: str, folder: Path | None = None) -> RunLog:
+        return cls((folder or runs_dir()) / f"{run_id}.jsonl")
+
+    def __call__(self, event: Event) -> None:
+        self.write(event.to_json())
+
+    def write(self, data: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        line = (json.dumps(data, default=str, ensure_ascii=False) + "\n").encode()
+        os.write(self._fd, line)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every event of a log; a torn or unknown line is skipped."""
+    events: list[Event] = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # a line still being written
+            try:
+                event = from_json(json.loads(line))
+            except (ValueError, TypeError):
+                continue
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _alive(started: RunStarted) -> bool:
+    try:
+        proc = psutil.Process(started.pid)
+        return abs(proc.create_time() - started.pid_started) < 1.0
+    except psutil.Error:
+        return False
+
+
+@dataclass
+class RunSummary:
+    """What `saf runs` shows, and what --resume needs."""
+
+    run: str
+    path: Path
+    started: RunStarted
+    finished: RunFinished | None
+    results: dict[tuple[int, str], NodeStepFinished] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.finished.status if self.finished else "running"
+
+    def first_unfinished_step(self) -> int | None:
+        """The index of the first step that did not end well on all its nodes (a failure
+        the step allowed with on_failure=continue counts as finished)."""
+        for step in self.started.steps:
+            index = step["index"]
+            if index < self.started.start_step:
+                continue
+            for node in step["nodes"]:
+                result = self.results.get((index, node))
+                if result is None or (result.status not in DONE
+                                      and step.get("on_failure") != "continue"):
+                    return index
+        return None
+
+
+def summarize(path: Path, *, mark_interrupted: bool = True) -> RunSummary | None:
+    events = read_events(path)
+    if not events or not isinstance(events[0], RunStarted):
+        return None
+    started = events[0]
+    summary = RunSummary(started.run, path, started, None)
+    for event in events:
+        if isinstance(event, NodeStepFinished):
+            summary.results[(event.step, event.node)] = event
+        elif isinstance(event, RunFinished):
+            summary.finished = event
+    if summary.finished is None and not _alive(started) and mark_interrupted:
+        last = events[-1].time
+        finished = RunFinished(run=started.run, status="interrupted",
+                               duration=max(0.0, last - started.time),
+                               message="saf stopped before the run finished")
+        log = RunLog(path)
+        try:
+            log(finished)
+        finally:
+            log.close()
+        summary.finished = finished
+    return summary
+
+
+def list_runs(folder: Path | None = None) -> list[RunSummary]:
+    folder = folder or runs_dir()
+    if not folder.is_dir():
+        return []
+    out = [s for p in sorted(folder.glob("*.jsonl")) if (s := summarize(p)) is not None]
+    return sorted(out, key=lambda s: s.started.time)
+
+
+def find_run(run: str, folder: Path | None = None) -> RunSummary:
+    """A run by id, unique id prefix, or "last"."""
+    runs = list_runs(folder)
+    if run == "last":
+        if not runs:
+            raise SafError("no runs yet")
+        return runs[-1]
+    matches = [s for s in runs if s.run == run] or [s for s in runs if s.run.startswith(run)]
+    if len(matches) != 1:
+        hint = "no run" if not matches else f"{len(matches)} runs"
+        raise SafError(f"{hint} matching {run!r} (see `saf runs`)")
+    return matches[0]

@@ -1,0 +1,66 @@
+"""The recipe model: what a parsed, validated recipe is. Values here are already checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from saf.recipe.kinds.base import Kind
+
+ON_FAILURE = ("stop", "continue")
+
+
+@dataclass(frozen=True)
+class Var:
+    """A recipe variable: a default (None means the user must give it) and what it is for."""
+
+    name: str
+    default: str | None = None
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    name: str
+    kind: Kind
+    on: str = "all"
+    check: str | None = None
+    creates: str | None = None
+    become: bool = False
+    timeout: float | None = None
+    retries: int = 0
+    delay: float = 1.0
+    on_failure: str = "stop"
+    serial: bool = False
+    description: str = ""
+    line: int | None = None
+
+    def templates(self) -> list[tuple[str, str]]:
+        """(key, template) of every text of this step that is substituted per node."""
+        out = [(k, v) for k, v in (("check", self.check), ("creates", self.creates)) if v]
+        return out + self.kind.templates()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    vars: dict[str, Var]
+    steps: tuple[Step, ...]
+    path: Path | None = None
+    # Where `upload` sources are looked up first (then the working directory).
+    folder: Path | None = None
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    def step(self, name_or_index: str | int) -> Step:
+        for step in self.steps:
+            if step.name == name_or_index or step.index == name_or_index:
+                return step
+        raise KeyError(name_or_index)

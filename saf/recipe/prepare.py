@@ -1,0 +1,116 @@
+"""Checking a recipe against an inventory and the user's --var values, before anything runs:
+every variable known and given, every placeholder resolvable, every selector valid, every
+local file there. Problems are ConfigErrors naming the recipe file and line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from saf.errors import ConfigError, SafError, SelectorError
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory, Node
+from saf.recipe import substitute
+from saf.recipe.model import Recipe, Step
+
+
+class UsageError(SafError):
+    """A bad command-line value (--var, --on); exits 2 like an invalid recipe."""
+
+    exit_code = 2
+    title = "Invalid arguments"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A recipe ready to run: variables resolved and each step's nodes chosen."""
+
+    recipe: Recipe
+    inventory: Inventory
+    variables: dict[str, str]
+    targets: dict[int, list[Node]]
+    selector: str | None = None
+
+    @property
+    def nodes(self) -> list[str]:
+        chosen = {n.name for nodes in self.targets.values() for n in nodes}
+        return [n.name for n in self.inventory.nodes if n.name in chosen]
+
+
+def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """--var key=value pairs as a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--var takes NAME=VALUE, not {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _fail(recipe: Recipe, step: Step | None, key: str | None, message: str) -> ConfigError:
+    line = None
+    if step is not None:
+        line = recipe.lines.get(("steps", step.index, key)) if key else None
+        line = line or step.line
+    elif key:
+        line = recipe.lines.get(("vars", key))
+    prefix = f"step {step.index + 1} ({step.name}): " if step is not None else ""
+    return ConfigError(recipe.path, prefix + message, line=line)
+
+
+def resolve_vars(recipe: Recipe, overrides: dict[str, str]) -> dict[str, str]:
+    for name in overrides:
+        if name not in recipe.vars:
+            declared = ", ".join(sorted(recipe.vars)) or "none"
+            raise UsageError(f"--var {name}: recipe {recipe.name!r} has no variable "
+                             f"{name!r} (declared in [vars]: {declared})")
+    values: dict[str, str] = {}
+    for name, var in recipe.vars.items():
+        value = overrides.get(name, var.default)
+        if value is None:
+            raise _fail(recipe, None, name, f"missing variable {name!r}"
+                        + (f" ({var.description})" if var.description else "")
+                        + f"; pass --var {name}=VALUE")
+        values[name] = value
+    return values
+
+
+def missing_vars(recipe: Recipe, overrides: dict[str, str]) -> list[str]:
+    """Variables that have no default and were not given (the cockpit asks for them)."""
+    return [n for n, v in recipe.vars.items() if v.required and n not in overrides]
+
+
+def check_templates(recipe: Recipe, inventory: Inventory | None) -> None:
+    for step in recipe.steps:
+        for key, template in step.templates():
+            for name in substitute.names_in(template):
+                problem = substitute.problem(name, recipe.vars, inventory)
+                if problem:
+                    raise _fail(recipe, step, key, problem)
+        for name in substitute.names_in(step.on):
+            if "." in name or name not in recipe.vars:
+                raise _fail(recipe, step, "on", f"`on` may only use variables, not {{{name}}}")
+        problem = step.kind.preflight(recipe.folder)
+        if problem:
+            raise _fail(recipe, step, problem[0], problem[1])
+
+
+async def prepare(recipe: Recipe, fleet: Fleet, overrides: dict[str, str] | None = None,
+                  selector: str | None = None) -> Prepared:
+    variables = resolve_vars(recipe, overrides or {})
+    check_templates(recipe, fleet.inventory)
+    try:
+        limit = {n.name for n in await fleet.select(selector)} if selector else None
+    except SelectorError as exc:
+        raise UsageError(f"--on: {exc}") from None
+    targets: dict[int, list[Node]] = {}
+    for step in recipe.steps:
+        on = substitute.render(step.on, substitute.Facts(variables, fleet.inventory.nodes[0],
+                                                         fleet.inventory), shell=False) \
+            if fleet.inventory.nodes else step.on
+        try:
+            nodes = await fleet.select(on)
+        except SelectorError as exc:
+            raise _fail(recipe, step, "on", f"bad selector: {exc}") from None
+        targets[step.index] = [n for n in nodes if limit is None or n.name in limit]
+    return Prepared(recipe, fleet.inventory, variables, targets, selector)

@@ -1,0 +1,238 @@
+"""The runner: a prepared recipe's steps in order; within a step, its nodes in parallel (or
+one by one when `serial`). Every step on every node ends ok, changed, skipped, failed or
+cancelled, and everything that happens is an event.
+
+Cancelling the task that runs `Runner.run()` (Ctrl-C, or the cockpit's cancel) cancels every
+node's command; the connector stops the remote process group, and the runner records the nodes
+that did not finish as `cancelled` and the run as `cancelled` before the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from saf.connect.base import Connector, RunResult
+from saf.errors import ConnectError
+from saf.events import Emit
+from saf.fleet import Fleet
+from saf.inventory.model import Node
+from saf.recipe import become as sudo
+from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
+                               StepFinished, StepOutput, StepStarted)
+from saf.recipe.kinds.base import Outcome
+from saf.recipe.log import process_started
+from saf.recipe.model import Step
+from saf.recipe.prepare import Prepared
+from saf.recipe.substitute import Facts, render, shell_path
+
+AskPassword = Callable[[str], Awaitable[str | None]]
+"""ask(prompt) -> the sudo password, or None when the user declines."""
+
+
+class BecomeError(Exception):
+    """Root was asked for and cannot be had on this node."""
+
+
+class _NodeContext:
+    """What a step kind sees of one node (saf.recipe.kinds.base.StepContext)."""
+
+    def __init__(self, runner: Runner, step: Step, node: Node, conn: Connector) -> None:
+        self.runner = runner
+        self.step = step
+        self.node = node
+        self.conn = conn
+        self.check_mode = runner.check
+        self.recipe_folder = runner.prepared.recipe.folder
+        self.facts = Facts(runner.prepared.variables, node, runner.prepared.inventory)
+
+    def render(self, template: str, *, shell: bool = True) -> str:
+        return render(template, self.facts, shell=shell)
+
+    async def run(self, command: str, *, quiet: bool = False,
+                  input: str | None = None) -> RunResult:
+        if self.step.become:
+            mode = await self.runner.sudo_mode(self.node, self.conn)
+            command = sudo.wrap(command, mode)
+            if mode == "password":
+                input = await self.runner.password()
+        step, node, emit = self.step.index, self.node.name, self.runner.emit
+
+        def output(stream: str, line: str) -> None:
+            emit(StepOutput(step=step, node=node, stream=stream, line=line))
+
+        return await self.conn.run(command, on_output=None if quiet else output, input=input)
+
+    async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
+        await self.conn.put(local, remote, mode=mode)
+
+
+class Runner:
+    def __init__(self, prepared: Prepared, fleet: Fleet, emit: Emit, *, run_id: str,
+                 check: bool = False, start_step: int = 0, resumed_from: str | None = None,
+                 ask_password: AskPassword | None = None) -> None:
+        self.prepared = prepared
+        self.fleet = fleet
+        self.emit = emit
+        self.run_id = run_id
+        self.check = check
+        self.start_step = start_step
+        self.resumed_from = resumed_from
+        self.ask_password = ask_password
+        self.counts: Counter[str] = Counter()
+        self._sudo: dict[str, str] = {}
+        self._sudo_locks: dict[str, asyncio.Lock] = {}
+        self._password: str | None = None
+        self._password_lock = asyncio.Lock()
+
+    # -- become ---------------------------------------------------------------------------
+    async def sudo_mode(self, node: Node, conn: Connector) -> str:
+        lock = self._sudo_locks.setdefault(node.name, asyncio.Lock())
+        async with lock:
+            if node.name not in self._sudo:
+                result = await conn.run(sudo.PROBE)
+                self._sudo[node.name] = result.stdout.strip() or "nosudo"
+        mode = self._sudo[node.name]
+        if mode == "nosudo":
+            raise BecomeError("become: the node has no sudo and saf is not root there")
+        return mode
+
+    async def password(self) -> str:
+        async with self._password_lock:
+            if self._password is None:
+                if self.ask_password is None:
+                    raise BecomeError("become: sudo needs a password and there is no one to "
+                                      "ask (allow NOPASSWD in sudoers, or run interactively)")
+                answer = await self.ask_password(
+                    f"sudo password for the nodes of {self.prepared.recipe.name!r}: ")
+                if answer is None:
+                    raise BecomeError("become: no sudo password given")
+                self._password = answer
+            return self._password
+
+    # -- one step on one node -------------------------------------------------------------
+    async def _attempt(self, ctx: _NodeContext) -> tuple[Outcome, list[str]]:
+        step = ctx.step
+        if step.check:
+            if (await ctx.run(ctx.render(step.check), quiet=True)).ok:
+                return Outcome("skipped", "check passed: nothing to do"), []
+        if step.creates:
+            path = ctx.render(step.creates, shell=False)
+            if (await ctx.run(f"test -e {shell_path(path)}", quiet=True)).ok:
+                return Outcome("skipped", f"{path} exists"), []
+        plan = await step.kind.plan(ctx)
+        if not plan.needed:
+            return Outcome(plan.done_status, plan.reason), []
+        if self.check:
+            return Outcome("changed", plan.reason or "would change"), plan.commands
+        return await step.kind.apply(ctx, plan), []
+
+    async def _node(self, step: Step, node: Node) -> str:
+        ctx = _NodeContext(self, step, node, self.fleet.connector(node))
+        started = time.monotonic()
+        outcome = Outcome("failed", "did not run")
+        would: list[str] = []
+        attempt = 0
+        try:
+            for attempt in range(1, step.retries + 2):
+                if attempt > 1:
+                    await asyncio.sleep(step.delay)
+                self.emit(NodeStepStarted(step=step.index, node=node.name, attempt=attempt))
+                try:
+                    async with asyncio.timeout(step.timeout):
+                        outcome, would = await self._attempt(ctx)
+                except TimeoutError:
+                    outcome = Outcome("failed", f"timed out after {step.timeout:g} s")
+                except ConnectError as exc:
+                    outcome = Outcome("failed", f"{exc.reason}: {exc.detail}")
+                except (BecomeError, OSError) as exc:
+                    outcome = Outcome("failed", str(exc))
+                if outcome.status != "failed":
+                    break
+        except asyncio.CancelledError:
+            self._finish(step, node, Outcome("cancelled", "cancelled"), started, attempt)
+            raise
+        self._finish(step, node, outcome, started, attempt, would)
+        return outcome.status
+
+    def _finish(self, step: Step, node: Node, outcome: Outcome, started: float, attempts: int,
+                would: list[str] | None = None) -> None:
+        self.counts[outcome.status] += 1
+        self.emit(NodeStepFinished(step=step.index, node=node.name, status=outcome.status,
+                                   duration=time.monotonic() - started,
+                                   message=outcome.message, exit_status=outcome.exit_status,
+                                   tail=outcome.tail, attempts=max(attempts, 1),
+                                   would=would or []))
+
+    # -- the run --------------------------------------------------------------------------
+    async def _step(self, step: Step) -> list[str]:
+        nodes = self.prepared.targets[step.index]
+        self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes]))
+        statuses: list[str] = []
+        if step.serial:
+            pending = list(nodes)
+            try:
+                while pending:
+                    statuses.append(await self._node(step, pending[0]))
+                    pending.pop(0)
+                    if statuses[-1] == "failed" and step.on_failure == "stop":
+                        break
+            except asyncio.CancelledError:
+                for node in pending[1:]:
+                    self._finish(step, node, Outcome("cancelled", "not started"),
+                                 time.monotonic(), 0)
+                raise
+        else:
+            gate = asyncio.Semaphore(self.fleet.concurrency)
+
+            async def one(node: Node) -> str:
+                async with gate:
+                    return await self._node(step, node)
+
+            statuses = list(await asyncio.gather(*(one(n) for n in nodes)))
+        self.emit(StepFinished(step=step.index, name=step.name, counts=dict(Counter(statuses))))
+        return statuses
+
+    def started_event(self) -> RunStarted:
+        recipe = self.prepared.recipe
+        return RunStarted(
+            run=self.run_id, recipe=recipe.name,
+            path=str(recipe.path) if recipe.path else None, description=recipe.description,
+            vars=dict(self.prepared.variables), selector=self.prepared.selector,
+            check=self.check,
+            steps=[{"index": s.index, "name": s.name, "describe": s.kind.describe(),
+                    "kind": s.kind.name, "on": s.on, "on_failure": s.on_failure,
+                    "nodes": [n.name for n in self.prepared.targets[s.index]]}
+                   for s in recipe.steps],
+            nodes=self.prepared.nodes, pid=os.getpid(), pid_started=process_started(),
+            resumed_from=self.resumed_from, start_step=self.start_step)
+
+    async def run(self) -> str:
+        """Run the recipe; the final status: ok, failed or (raising) cancelled."""
+        began = time.monotonic()
+        self.emit(self.started_event())
+        status = "ok"
+        try:
+            for step in self.prepared.recipe.steps:
+                if step.index < self.start_step:
+                    for node in self.prepared.targets[step.index]:
+                        self._finish(step, node, Outcome(
+                            "skipped", f"done in run {self.resumed_from}"), time.monotonic(), 0)
+                    continue
+                statuses = await self._step(step)
+                if "failed" in statuses and step.on_failure == "stop":
+                    status = "failed"
+                    break
+        except asyncio.CancelledError:
+            self.emit(RunFinished(run=self.run_id, status="cancelled",
+                                  duration=time.monotonic() - began, counts=dict(self.counts),
+                                  message="cancelled by the user"))
+            raise
+        self.emit(RunFinished(run=self.run_id, status=status,
+                              duration=time.monotonic() - began, counts=dict(self.counts)))
+        return status
+
