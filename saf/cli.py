@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "keys": "saf.commands.keys:keys",
     "import": "saf.commands.import_cmd:import_group",
     "demo": "saf.commands.demo:demo",
+    "signals": "saf.commands.signals:signals",
     "doc": "saf.commands.doc:doc",
 }
 
