@@ -25,6 +25,9 @@ COMMANDS: dict[str, str] = {
     "demo": "saf.commands.demo:demo",
     "signals": "saf.commands.signals:signals",
     "doc": "saf.commands.doc:doc",
+    "run": "saf.commands.run:run",
+    "runs": "saf.commands.runs:runs",
+    "recipes": "saf.commands.recipes:recipes",
 }
 
 

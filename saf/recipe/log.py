@@ -165,3 +165,26 @@ def find_run(run: str, folder: Path | None = None) -> RunSummary:
         hint = "no run" if not matches else f"{len(matches)} runs"
         raise SafError(f"{hint} matching {run!r} (see `saf runs`)")
     return matches[0]
+
+
+def _ends_finished(path: Path) -> bool:
+    """Whether the log's last line is run_finished (read from the end, cheaply)."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 8192))
+        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    return b'"event": "run_finished"' in tail
+
+
+def sweep(folder: Path | None = None) -> list[str]:
+    """Mark the runs whose saf died as interrupted; their ids."""
+    folder = folder or runs_dir()
+    marked = []
+    if folder.is_dir():
+        for path in folder.glob("*.jsonl"):
+            if not _ends_finished(path):
+                summary = summarize(path)
+                if summary is not None and summary.status == "interrupted":
+                    marked.append(summary.run)
+    return marked

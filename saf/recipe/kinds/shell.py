@@ -28,7 +28,7 @@ class Shell(Kind):
 
     async def plan(self, ctx: StepContext) -> Plan:
         command = ctx.render(self.command)
-        return Plan(True, "would run the command", [command], command)
+        return Plan(True, "", [command], command)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         return Outcome.from_result(await ctx.run(plan.data))

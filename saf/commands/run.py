@@ -1,0 +1,112 @@
+"""`saf run RECIPE`: run a recipe on the inventory's nodes, live, and log every event."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+
+import click
+
+from saf.commands import common
+from saf.errors import SafError
+from saf.events import Event
+from saf.fleet import Fleet
+from saf.recipe import library
+from saf.recipe.log import RunLog, find_run, new_run_id, sweep
+from saf.recipe.prepare import parse_assignments, prepare
+from saf.recipe.runner import Runner
+from saf.render.console import print_json_line
+
+
+@click.command("run")
+@click.argument("recipe", required=False)
+@click.option("--var", "-V", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set a recipe variable (repeatable).")
+@click.option("--on", "selector", metavar="SEL",
+              help="Only these nodes: all, head, workers, NAME, tag:WORD, os:linux|macos, "
+                   "or a comma list (each step still keeps to its own `on`).")
+@click.option("--check", is_flag=True,
+              help="Change nothing: run only the checks and say what would change.")
+@click.option("--json", "as_json", is_flag=True, help="Write events as JSON lines.")
+@click.option("--resume", metavar="RUN",
+              help="Resume RUN (an id from `saf runs`, or `last`) from its first step that "
+                   "did not finish.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
+@click.pass_context
+def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
+        selector: str | None, check: bool, as_json: bool, resume: str | None,
+        verbose: bool) -> None:
+    """Run RECIPE (a file, or the name of a shipped or user recipe) on the nodes.
+
+    Exits 0 when every step ended ok, changed or skipped; 1 when a step failed; 2 when the
+    recipe, the inventory or an argument is invalid; 130 when interrupted (Ctrl-C stops every
+    remote command; the run can be resumed with --resume).
+    """
+    sweep()
+    overrides: dict[str, str] = {}
+    start_step = 0
+    resumed_from = None
+    if resume:
+        previous = find_run(resume)
+        start = previous.first_unfinished_step()
+        if start is None:
+            click.echo(f"run {previous.run} has nothing left to do "
+                       f"(it ended {previous.status})")
+            return
+        recipe = recipe or previous.started.path or previous.started.recipe
+        overrides.update(previous.started.vars)
+        selector = selector or previous.started.selector
+        start_step, resumed_from = start, previous.run
+    if not recipe:
+        raise click.UsageError("give a RECIPE (see `saf recipes`) or --resume RUN")
+    overrides.update(parse_assignments(assignments))
+    loaded = library.load(recipe)
+    if resume:  # keep only what the (possibly edited) recipe still declares
+        overrides = {k: v for k, v in overrides.items() if k in loaded.vars}
+    inventory = common.inventory(ctx)
+    run_id = new_run_id()
+    view = None
+    if not as_json:
+        from saf.render.run_view import RunView
+        view = RunView(verbose=verbose)
+
+    async def ask_password(prompt: str) -> str | None:
+        if view is not None:
+            view.pause()
+        try:
+            return await asyncio.to_thread(getpass.getpass, prompt)
+        except (EOFError, OSError):
+            return None
+        finally:
+            if view is not None:
+                view.resume()
+
+    async def go() -> str:
+        async with Fleet(inventory) as fleet:
+            prepared = await prepare(loaded, fleet, overrides, selector)
+            if start_step >= len(loaded.steps):
+                raise SafError(f"the recipe has only {len(loaded.steps)} steps now")
+            log = RunLog.create(run_id)
+
+            def emit(event: Event) -> None:
+                log(event)
+                if as_json:
+                    print_json_line(event)
+                elif view is not None:
+                    view(event)
+
+            runner = Runner(prepared, fleet, emit, run_id=run_id, check=check,
+                            start_step=start_step, resumed_from=resumed_from,
+                            ask_password=ask_password)
+            try:
+                return await runner.run()
+            finally:
+                log.close()
+
+    try:
+        status = common.run(go())
+    finally:
+        if view is not None:
+            view.close()
+    if status != "ok":
+        ctx.exit(1)

@@ -1,0 +1,67 @@
+"""`saf runs`: past recipe runs; `saf runs show RUN` replays one."""
+
+from __future__ import annotations
+
+import datetime
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from saf.recipe.log import find_run, list_runs, read_events
+from saf.render.console import console, print_json_line, seconds
+from saf.render.run_view import STATUS_STYLE
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.pass_context
+def runs(ctx: click.Context, as_json: bool) -> None:
+    """List past recipe runs, newest last. A run whose saf was killed shows `interrupted`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = list_runs()
+    if as_json:
+        for s in found:
+            print_json_line({"run": s.run, "recipe": s.started.recipe, "status": s.status,
+                             "started": s.started.time, "check": s.started.check,
+                             "nodes": s.started.nodes, "path": str(s.path),
+                             "counts": s.finished.counts if s.finished else {}})
+        return
+    out = console()
+    if not found:
+        out.print("no runs yet (try `saf run hello`)")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("RUN", "RECIPE", "STARTED", "STATUS", "DURATION", "NODES", "STEPS"):
+        table.add_column(column)
+    for s in found:
+        when = datetime.datetime.fromtimestamp(s.started.time).strftime("%Y-%m-%d %H:%M:%S")
+        counts = s.finished.counts if s.finished else {}
+        status = s.status + (" (check)" if s.started.check else "")
+        table.add_row(s.run, s.started.recipe, when,
+                      Text(status, style=STATUS_STYLE.get(s.status, "")),
+                      seconds(s.finished.duration) if s.finished else "—",
+                      str(len(s.started.nodes)),
+                      ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    out.print(table)
+
+
+@runs.command("show")
+@click.argument("run", default="last")
+@click.option("--json", "as_json", is_flag=True, help="The log's events as JSON lines.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
+def show(run: str, as_json: bool, verbose: bool) -> None:
+    """Replay RUN's log (an id, a unique prefix of one, or `last`)."""
+    summary = find_run(run)
+    events = read_events(summary.path)
+    if as_json:
+        for event in events:
+            print_json_line(event)
+        return
+    from saf.render.run_view import RunView
+    view = RunView(live=False, verbose=verbose)
+    for event in events:
+        view(event)
+    if summary.finished is None:
+        view.summary()
