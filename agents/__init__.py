@@ -1,1 +1,6 @@
-"""The saf node agent: runs ON each node, never imports saf. See agents/protocol.py."""
+"""The saf node agent: runs ON each node, never imports saf. See agents/protocol.py.
+
+Python >= 3.9, standard library only, plus psutil and pynvml when they are importable.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""The collectors: one module per kind of figure. Each is a class with
+
+  name       the key in hello["collectors"]
+  section    the key of its part of a sample ("cpu", "memory", "numa", "gpus", "nics", "disks")
+  start()    returns None when it works here, else the reason it does not (said in the hello)
+  collect()  the section's value for one sample (may raise: the agent reports it and goes on)
+  close()    stop any helper process
+
+A collector that cannot work is never asked to collect; the sample's `missing` says why.
+"""
+
+
+class Collector(object):
+    name = "?"
+    section = "?"
+    source = ""  # where the figures come from, said in the hello ("/proc", "psutil", ...)
+    note = ""    # a degraded mode worth saying in the hello (e.g. psutil missing)
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def start(self):
+        return None
+
+    def collect(self):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class Rates(object):
+    """Per-second rates of counters between two reads, keyed by (item, counter)."""
+
+    def __init__(self):
+        self.last = {}
+
+    def update(self, key, now, counters):
+        """Rates (per second) of `counters` since the previous call with this key; None for
+        each rate on the first call or when a counter went backwards (it was reset)."""
+        before = self.last.get(key)
+        self.last[key] = (now, counters)
+        out = {}
+        for name, value in counters.items():
+            rate = None
+            if before is not None and now > before[0]:
+                prev = before[1].get(name)
+                if prev is not None and value is not None and value >= prev:
+                    rate = (value - prev) / (now - before[0])
+            out[name] = rate
+        return out
+
+    def forget_except(self, keys):
+        for key in [k for k in self.last if k not in keys]:
+            del self.last[key]
+
+
+def parse_cpulist(text):
+    """'0-3,8,10-11' -> [0, 1, 2, 3, 8, 10, 11]"""
+    cpus = []
+    for part in (text or "").strip().split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            cpus.extend(range(int(lo), int(hi) + 1))
+        else:
+            cpus.append(int(part))
+    return cpus
+
+
+def round1(value):
+    return None if value is None else round(value, 1)

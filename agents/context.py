@@ -1,0 +1,81 @@
+"""Where the collectors read from: the filesystem roots and the external tools.
+
+Everything a collector reads goes through a Context, so a test can point it at a recorded
+sysfs tree or a recorded tool output instead of this machine's.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+
+class Context(object):
+    """`root` is prefixed to /proc and /sys paths; `commands` maps a tool name (macmon,
+    powermetrics, sudo) to the argv that runs it; `modules` maps a module name (psutil,
+    pynvml) to an already imported module, or None to pretend it is missing."""
+
+    def __init__(self, root="/", commands=None, modules=None, platform=None,
+                 cluster_addresses=()):
+        self.root = root
+        self.commands = dict(commands or {})
+        self.modules = dict(modules or {})
+        self.platform = platform or sys.platform
+        self.cluster_addresses = set(cluster_addresses)
+
+    # -- files -----------------------------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.root, *[p.lstrip("/") for p in parts])
+
+    def read(self, *parts):
+        """A file's text, or None when it cannot be read (absent, EINVAL from sysfs, ...)."""
+        try:
+            with open(self.path(*parts)) as f:
+                return f.read()
+        except (OSError, ValueError):
+            return None
+
+    def listdir(self, *parts):
+        try:
+            return sorted(os.listdir(self.path(*parts)))
+        except OSError:
+            return []
+
+    def exists(self, *parts):
+        return os.path.exists(self.path(*parts))
+
+    @property
+    def linux(self):
+        return self.platform.startswith("linux")
+
+    @property
+    def macos(self):
+        return self.platform == "darwin"
+
+    # -- modules ---------------------------------------------------------------------------
+    def module(self, name):
+        """(module, None) or (None, why it cannot be used)."""
+        if name in self.modules:
+            mod = self.modules[name]
+            return (mod, None) if mod is not None else (None, "%s is not installed" % name)
+        try:
+            mod = __import__(name)
+        except ImportError as exc:
+            return None, "%s is not importable (%s)" % (name, exc)
+        except Exception as exc:  # a broken install must not stop the agent
+            return None, "importing %s failed: %s" % (name, exc)
+        self.modules[name] = mod
+        return mod, None
+
+    # -- tools -----------------------------------------------------------------------------
+    def command(self, name, *args):
+        """The argv of a tool with `args`, or None when the tool is not installed."""
+        if name in self.commands:
+            base = self.commands[name]
+            return list(base) + list(args) if base else None
+        found = shutil.which(name)
+        return [found] + list(args) if found else None
+
+    def popen(self, argv):
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True)

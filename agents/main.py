@@ -1,0 +1,223 @@
+"""The agent's main loop: hello, then one sample per interval; commands on stdin.
+
+    python agent.pyz [--interval SECONDS] [--cluster-host HOST] [--once]
+
+It exits when its stdin closes (so it never outlives its SSH channel) or when its stdout
+breaks. One select() on stdin with the time left to the next sample is all it waits on, so
+between samples it costs nothing.
+"""
+
+import argparse
+import os
+import platform
+import select
+import socket
+import sys
+import time
+
+from agents import __version__, protocol
+from agents.collectors.apple import AppleGpuCollector
+from agents.collectors.cpu import CpuCollector
+from agents.collectors.disks import DiskCollector
+from agents.collectors.memory import MemoryCollector
+from agents.collectors.nics import NicCollector
+from agents.collectors.numa import NumaCollector
+from agents.collectors.nvml import NvmlCollector
+from agents.context import Context
+
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 3600.0
+
+
+def cluster_addresses(host=None, environ=None):
+    """The addresses this node is reached on: the server side of the SSH connection, and
+    what the inventory's host name resolves to (a loopback test reaches 127.0.0.1)."""
+    environ = os.environ if environ is None else environ
+    found = set()
+    ssh = (environ.get("SSH_CONNECTION") or "").split()
+    if len(ssh) == 4:
+        found.add(ssh[2])
+    if host:
+        try:
+            for info in socket.getaddrinfo(host, None):
+                found.add(info[4][0].split("%")[0])
+        except (OSError, UnicodeError):
+            pass
+    return found
+
+
+def make_collectors(ctx, interval):
+    return [CpuCollector(ctx), MemoryCollector(ctx), NumaCollector(ctx), NvmlCollector(ctx),
+            AppleGpuCollector(ctx, interval), NicCollector(ctx), DiskCollector(ctx)]
+
+
+class Agent(object):
+    def __init__(self, ctx, interval=1.0, out=None, collectors=None):
+        self.ctx = ctx
+        self.interval = interval
+        self.out = out or sys.stdout
+        self.collectors = collectors if collectors is not None else make_collectors(ctx, interval)
+        self.working = []
+        self.unavailable = {}  # collector name -> reason
+        self.reported = {}     # collector name -> last error message sent
+        self.seq = 0
+
+    def write(self, frame):
+        self.out.write(protocol.encode(frame))
+        self.out.flush()
+
+    def start(self):
+        """Start the collectors and return the hello frame."""
+        status = {}
+        for c in self.collectors:
+            try:
+                reason = c.start()
+            except Exception as exc:  # a collector's bug must not stop the others
+                reason = "failed to start: %s: %s" % (type(exc).__name__, exc)
+            if reason is None:
+                self.working.append(c)
+                entry = {"ok": True, "section": c.section}
+                if c.source:
+                    entry["source"] = c.source
+                if c.note:
+                    entry["note"] = c.note
+            else:
+                self.unavailable[c.name] = reason
+                entry = {"ok": False, "section": c.section, "reason": reason}
+            status[c.name] = entry
+        uname = platform.uname()
+        psutil, why = self.ctx.module("psutil")
+        optional = {"psutil": {"ok": True, "version": getattr(psutil, "__version__", "?")}
+                    if psutil is not None else {"ok": False, "reason": why}}
+        return {"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "agent": __version__,
+                "host": socket.gethostname(), "os": self.ctx.platform, "system": uname.system,
+                "arch": uname.machine, "kernel": uname.release,
+                "python": platform.python_version(), "executable": sys.executable,
+                "pid": os.getpid(), "interval": self.interval, "collectors": status,
+                "modules": optional}
+
+    def sample(self):
+        frame = {"type": "sample", "seq": self.seq, "time": round(time.time(), 3),
+                 "interval": self.interval}
+        self.seq += 1
+        missing = {}
+        for c in self.working:
+            try:
+                value = c.collect()
+            except Exception as exc:
+                message = "%s: %s" % (type(exc).__name__, exc)
+                missing.setdefault(c.section, "%s failed: %s" % (c.name, message))
+                if self.reported.get(c.name) != message:
+                    self.reported[c.name] = message
+                    self.write({"type": "error", "collector": c.name, "message": message})
+                continue
+            self.reported.pop(c.name, None)
+            if isinstance(value, list) and isinstance(frame.get(c.section), list):
+                frame[c.section].extend(value)  # two GPU collectors share "gpus"
+            else:
+                frame[c.section] = value
+        for c in self.collectors:
+            if c.name in self.unavailable and c.section not in frame:
+                reasons = [self.unavailable[o.name] for o in self.collectors
+                           if o.section == c.section and o.name in self.unavailable]
+                missing[c.section] = "; ".join(reasons)
+        if missing:
+            frame["missing"] = missing
+        return frame
+
+    def command(self, line):
+        """Answer one command line from stdin; the reply frame (or None)."""
+        try:
+            cmd = protocol.json.loads(line)
+        except ValueError as exc:
+            return {"type": "error", "message": "command is not JSON: %s" % exc}
+        if not isinstance(cmd, dict):
+            return {"type": "error", "message": "command is not a JSON object"}
+        reply = {"type": "reply", "cmd": cmd.get("cmd")}
+        if "id" in cmd:
+            reply["id"] = cmd["id"]
+        name = cmd.get("cmd")
+        if name == "interval":
+            seconds = cmd.get("seconds")
+            if (not isinstance(seconds, (int, float)) or isinstance(seconds, bool)
+                    or not MIN_INTERVAL <= seconds <= MAX_INTERVAL):
+                reply.update(ok=False, error="seconds must be a number from %g to %g"
+                             % (MIN_INTERVAL, MAX_INTERVAL))
+                return reply
+            self.set_interval(float(seconds))
+            reply.update(ok=True, seconds=self.interval)
+            return reply
+        if name == "ping":
+            reply.update(ok=True)
+            return reply
+        reply.update(ok=False, error="unknown command %r" % (name,))
+        return reply
+
+    def set_interval(self, seconds):
+        self.interval = seconds
+        for c in self.working:
+            hook = getattr(c, "set_interval", None)
+            if hook is not None:
+                hook(seconds)
+
+    def close(self):
+        for c in self.collectors:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def run(self, stdin_fd=0, once=False):
+        """Hello, then samples until stdin closes. Returns the exit status."""
+        try:
+            self.write(self.start())
+            next_at = time.monotonic() + self.interval
+            pending = b""
+            while True:
+                wait = next_at - time.monotonic()
+                if wait > 0:
+                    ready, _, _ = select.select([stdin_fd], [], [], wait)
+                    if ready:
+                        data = os.read(stdin_fd, 65536)
+                        if not data:
+                            return 0  # stdin closed: the connection is gone
+                        pending += data
+                        while b"\n" in pending:
+                            line, pending = pending.split(b"\n", 1)
+                            if line.strip():
+                                reply = self.command(line.decode("utf-8", "replace"))
+                                if reply is not None:
+                                    self.write(reply)
+                                    if reply.get("cmd") == "interval" and reply.get("ok"):
+                                        next_at = time.monotonic() + self.interval
+                        if len(pending) > protocol.MAX_LINE:
+                            pending = b""
+                        continue
+                self.write(self.sample())
+                if once:
+                    return 0
+                next_at += self.interval
+                now = time.monotonic()
+                if next_at <= now:  # fell behind (suspended, slow collector): skip ahead
+                    next_at = now + self.interval
+        except (BrokenPipeError, ConnectionResetError):
+            return 0
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            self.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="saf-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument("--cluster-host", help="the host name saf reaches this node by")
+    parser.add_argument("--once", action="store_true", help="one sample, then exit")
+    args = parser.parse_args(argv)
+    interval = min(MAX_INTERVAL, max(MIN_INTERVAL, args.interval))
+    ctx = Context(cluster_addresses=cluster_addresses(args.cluster_host))
+    return Agent(ctx, interval).run(once=args.once)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
