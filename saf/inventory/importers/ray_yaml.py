@@ -143,10 +143,10 @@ class _Doc:
             elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
                 if step < len(node.value):
                     child = node.value[step]
+                    best = child.start_mark.line + 1
             if child is None:
                 return best
             node = child
-            best = node.start_mark.line + 1
         return best
 
 
@@ -155,7 +155,7 @@ def _address(doc: _Doc, provider: dict[str, Any], key: str, *, required: bool) -
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise doc.draft.error(f"provider.{key} is missing: saf needs the head node's "
-                                  "address", doc.line("provider"))
+                                  "address", doc.line("provider", key))
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise doc.draft.error(f"provider.{key} must be an address, not {value!r}",
