@@ -8,6 +8,7 @@ fixed-size rings.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class BookSettings:
     latency_samples: int = 8192
     log_size: int = 200
     rate_every_s: float = 0.5  # how often rates are recomputed
+    gap_every_s: float = 0.1  # how often silent symbols are looked for
     rate_history: int = 240  # points of total rate kept for the sparkline
     bad_examples: int = 20
 
@@ -149,7 +151,10 @@ class SignalBook:
         self.gap_log: deque[SignalGap] = deque(maxlen=s.log_size)
         self._mark_ns = 0
         self._mark_total = 0
-        self._threshold = s.anomaly_threshold
+        self._gap_ns = 0
+        # Compared with float32 values: round the threshold the same way, so a probability
+        # sent as exactly the threshold is not "over" it.
+        self._threshold = struct.unpack("<f", struct.pack("<f", s.anomaly_threshold))[0]
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -244,7 +249,11 @@ class SignalBook:
     # -- the slow path: called a few times a second ---------------------------------------
 
     def tick(self, now_ns: int) -> None:
-        """Recompute rates (at most every `rate_every_s`) and notice symbols gone silent."""
+        """Notice symbols gone silent (at most every `gap_every_s`) and recompute rates (at
+        most every `rate_every_s`). Cheap enough to call after every batch."""
+        if now_ns - self._gap_ns >= self.settings.gap_every_s * NS:
+            self._gap_ns = now_ns
+            self.check_gaps(now_ns)
         elapsed = now_ns - self._mark_ns
         if self._mark_ns and elapsed < self.settings.rate_every_s * NS:
             return
@@ -261,7 +270,6 @@ class SignalBook:
                 state._mark_count = state.count
         self._mark_ns = now_ns
         self._mark_total = total
-        self.check_gaps(now_ns)
 
     def check_gaps(self, now_ns: int) -> None:
         factor = self.settings.gap_factor
