@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import shutil
 import sys
 import tempfile
@@ -58,6 +59,7 @@ class DemoCluster:
         key_dir.mkdir(mode=0o700)
         client_key = asyncssh.generate_private_key("ssh-ed25519", comment="saf-demo")
         client_key.write_private_key(key_dir / "id_ed25519")
+        os.chmod(key_dir / "id_ed25519", 0o600)  # a private key is nobody else's business
         client_key.write_public_key(key_dir / "id_ed25519.pub")
         known_lines = []
         for spec in self.spec:

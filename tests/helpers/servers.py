@@ -57,6 +57,7 @@ class ClientKeys:
         self.key = asyncssh.generate_private_key("ssh-ed25519", comment="saf-test")
         self.identity = folder / "id_ed25519"
         self.key.write_private_key(self.identity)
+        os.chmod(self.identity, 0o600)  # asyncssh writes 0644; OpenSSH refuses such keys
         self.key.write_public_key(folder / "id_ed25519.pub")
         self.known_hosts = folder / "known_hosts"
         self.known_hosts.write_text("")
