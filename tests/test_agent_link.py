@@ -1,0 +1,241 @@
+"""The real agent through real SSH servers: frames checked against psutil's own figures, a
+killed agent or SSH server marks the node lost and it comes back, bad frames are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from saf.agent import deploy
+from saf.agent.build import AgentBundle, build
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.metrics import events as mev
+from saf.metrics.hub import MetricsHub
+from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
+    write_inventory
+
+
+async def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll until predicate() is true; a safety limit, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[mev.Event] = []
+
+    def __call__(self, event) -> None:
+        self.events.append(event)
+
+    def of(self, cls, node: str | None = None) -> list:
+        return [e for e in self.events if isinstance(e, cls) and (node is None or e.node == node)]
+
+    def statuses(self, node: str) -> list[str]:
+        return [e.status for e in self.of(mev.AgentStatus, node)]
+
+
+async def test_agent_figures_match_psutil(cluster):
+    """Every node streams samples whose figures agree with psutil on this machine."""
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+        await hub.start()
+        try:
+            await wait_for(lambda: all(hub.store.node(n).samples >= 3 for n in inv.names),
+                           what="three samples from every node")
+        finally:
+            await hub.stop()
+    store = hub.store
+    vm = psutil.virtual_memory()
+    for name in inv.names:
+        state = store.node(name)
+        hello = state.hello
+        assert hello["protocol"] == 1 and hello["python"] == ".".join(map(str, sys.version_info[:3]))
+        assert hello["collectors"]["cpu"]["ok"] and hello["collectors"]["nics"]["ok"]
+        assert not hello["collectors"]["apple"]["ok"] and hello["collectors"]["apple"]["reason"]
+        sample = state.sample
+        assert sample["cpu"]["count"] == psutil.cpu_count()
+        assert len(sample["cpu"]["per_core"]) == psutil.cpu_count()
+        assert 0.0 <= sample["cpu"]["percent"] <= 100.0
+        assert sample["memory"]["total"] == vm.total
+        assert sample["memory"]["swap_total"] == psutil.swap_memory().total
+        assert abs(sample["memory"]["percent"] - psutil.virtual_memory().percent) < 10
+        assert sample["cpu"]["load"] == pytest.approx(list(os.getloadavg()), abs=1.5)
+        nics = {n["name"]: n for n in sample["nics"]}
+        stats = psutil.net_if_stats()
+        assert set(nics) == set(stats)
+        for nic, st in stats.items():
+            assert nics[nic]["mtu"] == st.mtu
+            assert nics[nic]["up"] == bool(st.isup) or not st.isup
+        io = psutil.net_io_counters(pernic=True)
+        assert nics["lo"]["rx_bytes"] <= io["lo"].bytes_recv
+        assert nics["lo"]["cluster"] is True  # the inventory reaches every node on 127.0.0.1
+        perdisk = psutil.disk_io_counters(perdisk=True) or {}
+        for disk in sample["disks"]:
+            assert disk["name"] in perdisk
+            assert disk["read_bytes"] <= perdisk[disk["name"]].read_bytes
+        # The store derived rates from the counters, and kept a history.
+        assert store.value(name, "nic.lo.rx_bytes/s") is not None
+        assert store.value(name, "nic.lo.rx_bytes/s") >= 0
+        assert len(store.values(name, "cpu.percent")) >= 3
+        assert not state.bad_frames
+    samples = rec.of(mev.SampleReceived)
+    assert samples and all(s.raw.startswith('{"type":"sample"') for s in samples)
+    assert rec.statuses("alpha")[-1] == mev.STOPPED
+
+
+async def test_deploys_once_by_hash(cluster, tmp_path: Path):
+    """The zipapp is uploaded when the node lacks this build, and not again."""
+    inv = load_inventory(cluster.inventory)
+    bundle = build(cache=tmp_path)
+    assert bundle.path.name == f"agent-{bundle.digest}.pyz"
+    assert build(cache=tmp_path).digest == bundle.digest  # deterministic
+    async with Fleet(inv) as fleet:
+        conn = fleet.connector("beta")
+        await conn.run(f"rm -f {deploy.remote_path_expr(bundle)}")
+        assert await deploy.ensure(conn, bundle) is True
+        assert await deploy.ensure(conn, bundle) is False
+        result = await conn.run(f"{sys.executable} {deploy.remote_path_expr(bundle)} --help")
+        assert result.ok and "--interval" in result.stdout
+
+
+async def test_killed_agent_is_lost_then_recovers(cluster):
+    """Killing the agent marks the node lost with a reason; the link starts a new agent."""
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("gamma")], rec, interval=0.3)
+        await hub.start()
+        try:
+            await wait_for(lambda: hub.store.node("gamma").samples >= 1, what="first sample")
+            pid = hub.store.node("gamma").hello["pid"]
+            os.kill(pid, signal.SIGKILL)
+            await wait_for(lambda: mev.LOST in rec.statuses("gamma"), what="lost")
+            lost = [e for e in rec.of(mev.AgentStatus, "gamma") if e.status == mev.LOST][0]
+            assert lost.reason in ("exited", "lost") and lost.retry_in is not None
+            assert hub.store.node("gamma").stale()
+            await wait_for(lambda: len(rec.of(mev.HelloReceived, "gamma")) >= 2
+                           and hub.store.node("gamma").samples >= 3, what="recovery")
+            assert hub.store.node("gamma").hello["pid"] != pid
+            assert hub.store.node("gamma").status == mev.UP
+        finally:
+            await hub.stop()
+
+
+def _asyncssh_node(root: Path):
+    keys = ClientKeys(root / "op")
+    servers = AsyncsshServers(root, keys, ["delta"])
+    inv = write_inventory(root / "saf.toml", keys, [
+        {"name": "delta", "host": "127.0.0.1", "port": servers.port("delta")}])
+    return servers, inv
+
+
+async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
+    """The node's SSH server stops mid-stream (connections dropped, children killed) and
+    comes back on the same port: the node goes lost, then up, with no exception escaping."""
+    servers, inv_path = _asyncssh_node(tmp_path)
+    try:
+        inv = load_inventory(inv_path)
+        rec = Recorder()
+        async with Fleet(inv) as fleet:
+            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            await hub.start()
+            try:
+                await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
+                server = servers.servers["delta"]
+                await asyncio.to_thread(servers.loop.call, server.stop())
+                await wait_for(lambda: hub.store.lost("delta"), what="lost")
+                await asyncio.sleep(1.0)  # a few failed reconnects while it is down
+                await asyncio.to_thread(servers.loop.call, server.start())
+                before = len(rec.of(mev.HelloReceived, "delta"))
+                await wait_for(lambda: len(rec.of(mev.HelloReceived, "delta")) > before
+                               and hub.store.node("delta").status == mev.UP,
+                               timeout=60, what="recovery")
+            finally:
+                await hub.stop()
+        lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+        assert lost and all(e.reason and e.message for e in lost)
+        assert any(e.reason in ("refused", "lost") for e in lost)
+    finally:
+        servers.stop()
+
+
+@pytest.mark.skipif(not SSHD, reason="OpenSSH sshd is not installed")
+async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
+    """Killing the sshd process that serves the agent's connection drops it mid-stream."""
+    keys = ClientKeys(tmp_path / "op")
+    server = OpenSSHServer(tmp_path / "sshd", keys)
+    try:
+        inv = load_inventory(write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "delta", "host": "127.0.0.1", "port": server.port}]))
+        rec = Recorder()
+        async with Fleet(inv) as fleet:
+            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            await hub.start()
+            try:
+                await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
+                agent = psutil.Process(hub.store.node("delta").hello["pid"])
+                session = [p for p in agent.parents() if p.name().startswith("sshd")
+                           and p.pid != server.proc.pid][0]
+                session.kill()
+                await wait_for(lambda: hub.store.lost("delta"), what="lost")
+                await wait_for(lambda: hub.store.node("delta").status == mev.UP
+                               and len(rec.of(mev.HelloReceived)) >= 2,
+                               timeout=60, what="recovery")
+            finally:
+                await hub.stop()
+    finally:
+        server.stop()
+
+
+BAD_AGENT = r'''
+import json, sys
+w = sys.stdout.write
+w(json.dumps({"type": "hello", "protocol": 1, "agent": "x", "collectors": {}}) + "\n")
+w("{not json\n")
+w(json.dumps({"type": "hello", "protocol": 99}) + "\n")
+w(json.dumps({"type": "gossip"}) + "\n")
+w("[1, 2]\n")
+w(json.dumps({"type": "sample", "seq": 0, "time": 1.0, "interval": 0.3,
+              "cpu": {"percent": 5.0}}) + "\n")
+w('{"type": "sample", "seq": 1')
+sys.stdout.flush()
+'''
+
+
+async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
+    """Bad JSON, an unknown protocol version, an unknown type and a truncated line are each
+    reported with their reason; the good frames around them still arrive."""
+    script = tmp_path / "bad_agent.py"
+    script.write_text(BAD_AGENT)
+    bundle = AgentBundle(script, f"bad{os.getpid()}")
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+        await hub.start()
+        try:
+            await wait_for(lambda: hub.store.lost("alpha"), what="the bad agent to end")
+        finally:
+            await hub.stop()
+    state = hub.store.node("alpha")
+    assert dict(state.bad_frames) == {"bad_json": 1, "version": 1, "unknown_type": 1,
+                                      "not_object": 1, "truncated": 1}
+    assert state.samples == 1 and hub.store.value("alpha", "cpu.percent") == 5.0
+    bad = rec.of(mev.FrameRejected)
+    assert bad[0].raw == "{not json"
+    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
+    assert lost.reason == "exited"
