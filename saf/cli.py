@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "run": "saf.commands.run:run",
     "runs": "saf.commands.runs:runs",
     "recipes": "saf.commands.recipes:recipes",
+    "top": "saf.commands.top:top",
 }
 
 
