@@ -1,0 +1,138 @@
+"""A bad recipe is refused before anything runs, naming the file, the line and the problem;
+substitution puts values in quoted."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from saf.errors import ConfigError, SafError
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.recipe import library, load_recipe
+from saf.recipe.prepare import check_templates, parse_assignments, prepare, resolve_vars
+from saf.recipe.substitute import Facts, names_in, render
+from tests.helpers.servers import ClientKeys, write_inventory
+
+FIXTURES = Path(__file__).parent / "fixtures" / "recipes"
+
+
+@pytest.fixture(scope="module")
+def inventory_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An inventory of three nodes that are never contacted (no step runs in these tests)."""
+    root = tmp_path_factory.mktemp("inv")
+    keys = ClientKeys(root / "keys")
+    nodes = [{"name": n, "host": "127.0.0.1", "port": 1, "roles": [r], "tags": [t]}
+             for n, r, t in (("alpha", "head", "mac"), ("beta", "worker", "mac"),
+                             ("gamma", "worker", "nvidia"))]
+    return write_inventory(root / "saf.toml", keys, nodes)
+
+
+def _prepare(path: Path, inventory_path: Path, **overrides: str):
+    recipe = load_recipe(path)
+
+    async def go():
+        async with Fleet(load_inventory(inventory_path)) as fleet:
+            return await prepare(recipe, fleet, overrides)
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("name, line, words", [
+    ("syntax.toml", 5, "TOML syntax error"),
+    ("unknown_key.toml", 6, "unknown key 'retry' in step 1"),
+    ("unknown_top.toml", 2, "unknown key 'descripton'"),
+    ("unknown_kind.toml", 9, "unknown kind 'teleport'"),
+    ("no_action.toml", 3, "needs `run"),
+    ("bad_on_failure.toml", 6, "on_failure must be one of stop, continue"),
+])
+def test_bad_recipe_names_file_and_line(name: str, line: int, words: str) -> None:
+    """Each mistake in the file itself is a ConfigError: file:line: what."""
+    with pytest.raises(ConfigError) as info:
+        load_recipe(FIXTURES / name)
+    text = str(info.value)
+    assert text.startswith(f"{FIXTURES / name}:{line}: "), text
+    assert words in text
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name, line, words", [
+    ("bad_selector.toml", 9, "step 2 (two): bad selector: 'tag:nonexistent' matches no node"),
+    ("missing_var.toml", 5, "missing variable 'model' (the model to serve)"),
+    ("unknown_placeholder.toml", 12, "unknown variable {greting}"),
+    ("missing_upload.toml", 6, "upload source 'does-not-exist.txt' not found"),
+])
+def test_recipe_wrong_for_inventory_or_vars(name: str, line: int, words: str,
+                                           inventory_path: Path) -> None:
+    """Mistakes found against the inventory and the variables, before anything runs."""
+    with pytest.raises(ConfigError) as info:
+        _prepare(FIXTURES / name, inventory_path)
+    text = str(info.value)
+    assert text.startswith(f"{FIXTURES / name}:{line}: "), text
+    assert words in text
+
+
+def test_missing_var_given_is_fine(inventory_path: Path) -> None:
+    prepared = _prepare(FIXTURES / "missing_var.toml", inventory_path, model="llama")
+    assert prepared.variables == {"greeting": "hi", "model": "llama"}
+    assert [n.name for n in prepared.targets[0]] == ["alpha", "beta", "gamma"]
+
+
+def test_unknown_var_on_command_line() -> None:
+    recipe = load_recipe(FIXTURES / "missing_var.toml")
+    with pytest.raises(SafError, match="has no variable 'modle'"):
+        resolve_vars(recipe, {"modle": "x", "model": "y"})
+    with pytest.raises(SafError, match="NAME=VALUE"):
+        parse_assignments(["novalue"])
+    assert parse_assignments(["a=b=c", "e="]) == {"a": "b=c", "e": ""}
+
+
+def test_head_needed(tmp_path: Path, inventory_path: Path) -> None:
+    """{node.x} facts are checked too; an unknown fact is an error."""
+    path = tmp_path / "r.toml"
+    path.write_text('[[steps]]\nname = "x"\nrun = "echo {node.colour}"\n')
+    with pytest.raises(ConfigError, match=r"r.toml:3: step 1 \(x\): unknown name \{node.colour\}"):
+        check_templates(load_recipe(path), load_inventory(inventory_path))
+
+
+def test_substitution_quotes_every_value(inventory_path: Path) -> None:
+    inventory = load_inventory(inventory_path)
+    nasty = """a b "c" $(touch /tmp/pwned) 'd' ; echo x"""
+    facts = Facts({"msg": nasty}, inventory.nodes[1], inventory)
+    command = render("printf %s {msg} > {node.name}.out # {{msg}} ${HOME} {head.host}",
+                     facts, shell=True)
+    out = subprocess.run(["sh", "-c", command.split(">")[0]], capture_output=True, text=True)
+    assert out.stdout == nasty
+    assert command.endswith("beta.out # {msg} ${HOME} 127.0.0.1")
+    assert render("{msg}", facts, shell=False) == nasty
+    assert names_in("{a} {{b}} ${c} {node.name} { d } {cluster.name}") == [
+        "a", "node.name", "cluster.name"]
+
+
+def test_shipped_recipes_load() -> None:
+    """Every recipe that ships with saf is valid, and is found by name."""
+    shipped = [f for f in library.available() if f.origin == "shipped"]
+    assert {"hello", "check-python"} <= {f.name for f in shipped}
+    for found in shipped:
+        recipe = load_recipe(found.path)
+        assert recipe.description
+        check_templates(recipe, None)
+    assert library.find("hello").name == "hello.toml"
+
+
+def test_cli_exit_2_for_invalid_recipe(inventory_path: Path, tmp_path: Path) -> None:
+    """`saf run` exits 2 with file:line for a bad recipe and never connects."""
+    result = subprocess.run(
+        [sys.executable, "-m", "saf", "-i", str(inventory_path), "run",
+         str(FIXTURES / "unknown_kind.toml")], capture_output=True, text=True,
+        env={"SAF_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert f"unknown_kind.toml:9: unknown kind 'teleport'" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "saf", "-i", str(inventory_path), "run", "no-such-recipe"],
+        capture_output=True, text=True, env={"SAF_STATE_DIR": str(tmp_path)})
+    assert missing.returncode == 2 and "no recipe 'no-such-recipe'" in missing.stderr
