@@ -145,8 +145,10 @@ class KeyOnlyConnector(SSHConnector):
         super().__init__(node, client_keys=[str(key.private)] if key.private else [])
         self.key = key
 
-    def _options(self) -> dict[str, Any]:
-        opts = super()._options()
+    def _options(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # SSHConnector has no public hook for extra asyncssh options; pass through whatever
+        # its builder takes (it gained a `tunnel` argument for ProxyJump).
+        opts = super()._options(*args, **kwargs)
         # A passphrase-protected key file is skipped; the agent may hold the key instead, and
         # may offer only that key. (Without a private file beside the .pub, asyncssh falls
         # back to the default key files as well: the proof is then "some key of yours".)
