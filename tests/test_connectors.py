@@ -178,3 +178,36 @@ async def test_pooled_connection_is_reused_and_reconnects_after_loss(asyncssh_cl
         again = await conn.run("echo back")
         assert again.stdout == "back\n" and first.ok
         assert conn._conn is not held
+
+
+def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
+    """A node behind a ProxyJump in the OpenSSH config is reached through the jump host, and
+    the jump host's key is checked against the same known_hosts."""
+    from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
+
+    keys = ClientKeys(tmp_path / "operator")
+    servers = AsyncsshServers(tmp_path, keys, ["jump", "target"])
+    try:
+        keys.ssh_config.write_text(
+            f"Host bastion\n  HostName 127.0.0.1\n  Port {servers.port('jump')}\n"
+            f"Host inner\n  HostName 127.0.0.1\n  Port {servers.port('target')}\n"
+            "  ProxyJump bastion\n")
+        inventory = load_inventory(write_inventory(tmp_path / "saf.toml", keys,
+                                                   [{"name": "t", "host": "inner"}]))
+
+        async def through() -> str:
+            async with Fleet(inventory) as fleet:
+                return (await fleet.connector("t").run("echo $SAF_NODE")).stdout
+
+        assert asyncio.run(through()) == "target\n"
+
+        # Forget the jump host's key: the hop is refused, and the error names it.
+        lines = keys.known_hosts.read_text().splitlines()
+        keys.known_hosts.write_text("\n".join(
+            l for l in lines if f"]:{servers.port('jump')} " not in l) + "\n")
+        with pytest.raises(Exception) as info:
+            asyncio.run(through())
+        assert info.value.reason == "hostkey"
+        assert "via jump host bastion" in str(info.value)
+    finally:
+        servers.stop()

@@ -27,6 +27,7 @@ class Endpoint:
     port: int
     user: str | None
     key_alias: str | None = None
+    jump: str | None = None  # ProxyJump: "[user@]host[:port]", comma-separated hops
 
     @property
     def pattern(self) -> str:
@@ -49,8 +50,10 @@ def resolve(node: Node) -> Endpoint:
     options = asyncssh.SSHClientConnectionOptions(
         host=node.host, port=node.port or (), username=node.user or (),
         config=config_paths(node))
+    jump = options.tunnel if isinstance(options.tunnel, str) and \
+        options.tunnel.lower() != "none" else None
     return Endpoint(options.host, options.port, options.username,
-                    options.host_key_alias)
+                    options.host_key_alias, jump)
 
 
 async def fetch_host_key(node: Node) -> asyncssh.SSHKey | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import socket
@@ -130,10 +131,13 @@ class SSHConnector(Connector):
     kind = "ssh"
 
     def __init__(self, node: Node, *, password: str | None = None,
-                 client_keys: list[str] | None = None) -> None:
+                 client_keys: list[str] | None = None,
+                 via: asyncssh.SSHClientConnection | None = None) -> None:
         super().__init__(node)
         self._password = password
         self._client_keys = client_keys
+        self._via = via  # an open connection to tunnel through (a ProxyJump hop)
+        self._jumps: list[SSHConnector] = []
         self._conn: asyncssh.SSHClientConnection | None = None
         self._connecting: asyncio.Lock | None = None
         self._sessions: asyncio.Semaphore | None = None
@@ -150,7 +154,28 @@ class SSHConnector(Connector):
         self._conn = None
         self.lost_reason = str(exc) if exc else "closed"
 
-    def _options(self) -> dict:
+    async def _connect_jumps(self, spec: str) -> asyncssh.SSHClientConnection:
+        """Connect through ProxyJump hops ourselves, so each hop's host key is checked against
+        the same known_hosts and uses the same keys as the node itself."""
+        for stale in self._jumps:  # from before a lost connection
+            await stale.close()
+        self._jumps.clear()
+        previous: SSHConnector | None = None
+        for hop in spec.split(","):
+            user, _, hostport = hop.strip().rpartition("@")
+            host, _, port = hostport.partition(":")
+            hop_node = dataclasses.replace(
+                self.node, name=f"{self.node.name} (via jump host {hop.strip()})", host=host,
+                port=int(port) if port.isdigit() else None, user=user or None)
+            connector = SSHConnector(hop_node, client_keys=self._client_keys,
+                                     via=previous._conn if previous else None)
+            await connector.connect()
+            self._jumps.append(connector)
+            previous = connector
+        assert previous is not None and previous._conn is not None
+        return previous._conn
+
+    def _options(self, tunnel: asyncssh.SSHClientConnection | None = None) -> dict:
         node = self.node
         opts: dict = dict(
             host=node.host, config=hostkeys.config_paths(node),
@@ -167,6 +192,8 @@ class SSHConnector(Connector):
             opts["client_keys"] = self._client_keys
         elif node.identity:
             opts["client_keys"] = [os.path.expanduser(node.identity)]
+        if tunnel is not None or self._via is not None:
+            opts["tunnel"] = tunnel or self._via
         if self._password is not None:
             opts["password"] = self._password
             opts.setdefault("client_keys", None)
@@ -182,12 +209,15 @@ class SSHConnector(Connector):
             if self._conn is not None:
                 return
             end = hostkeys.resolve(self.node)
+            tunnel = None
+            if end.jump and self._via is None:
+                tunnel = await self._connect_jumps(end.jump)
             delay = 0.2
             for attempt in range(HANDSHAKE_RETRIES + 1):
                 try:
                     async with _gate(end):
                         conn, _ = await asyncssh.create_connection(
-                            lambda: _Client(self), **self._options())
+                            lambda: _Client(self), **self._options(tunnel))
                     break
                 except asyncssh.HostKeyNotVerifiable:
                     raise await hostkeys.diagnose(self.node) from None
@@ -290,3 +320,6 @@ class SSHConnector(Connector):
             conn.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.wait_closed(), 3.0)
+        for jump in reversed(self._jumps):
+            await jump.close()
+        self._jumps.clear()
