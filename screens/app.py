@@ -1,0 +1,374 @@
+"""The cockpit app and its factory.
+
+`make_app(source, nodes, ...)` builds the App without running it: `source` is called with the
+app's event callback and returns a metrics source (a live `MetricsHub`, or a `Replayer` of a
+recording), so tests and snapshots build the very same app on replayed frames.
+
+Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
+which posts a `NodeUpdated` message (a newer one for the same node replaces one still queued).
+Only the screen on view redraws; a screen coming back into view redraws from the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from saf.events import Emit, Event
+from saf.inventory.model import Node
+from saf.metrics.store import MetricsStore
+from saf.paths import state_dir
+from saf.recording import RecordingWriter, Replayer, ReplayPosition
+from screens.registry import SCREENS, entry
+from screens.settings import Settings, remember_theme
+from screens.theming import DEFAULT_DARK, load_themes, theme_dirs
+from screens.view import NodeView, node_view
+from themes import STYLESHEET
+
+
+class MetricsSource(Protocol):
+    """What the cockpit reads from: a MetricsHub, a Replayer, or anything shaped so."""
+
+    store: MetricsStore
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class NodeActions(Protocol):
+    """Actions that change a node, done by the core on the cockpit's behalf."""
+
+    async def signal(self, node: str, pid: int, signal: str) -> str:
+        """Send `signal` (TERM or KILL) to `pid` on `node`; returns what happened."""
+        ...
+
+
+SourceFactory = Callable[[Emit], MetricsSource]
+
+
+class NodeUpdated(Message):
+    """Something about `node` changed in the store. A newer one replaces a queued one."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, NodeUpdated) and message.node == self.node
+
+
+class ReplayMoved(Message):
+    """The replay played on, paused, sought or changed speed."""
+
+    def __init__(self, position: ReplayPosition) -> None:
+        super().__init__()
+        self.position = position
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ReplayMoved)
+
+
+def _screen_bindings() -> list[Binding]:
+    return [Binding(e.key, f"app.open_screen('{e.name}')", e.title, id=f"screen.{e.name}",
+                    tooltip=e.help, show=False)
+            for e in SCREENS if e.key]
+
+
+class SafApp(App[None]):
+    TITLE = "saf"
+    CSS_PATH = str(STYLESHEET)
+    BINDING_GROUP_TITLE = "Cockpit"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit",
+                tooltip="Leave the cockpit; the agents on the nodes stop with it"),
+        Binding("question_mark", "help", "Help", id="app.help",
+                tooltip="What every key does here, and what the figures mean"),
+        Binding("t", "next_theme", "Theme", id="app.theme",
+                tooltip="Switch to the next theme (remembered for next time)"),
+        Binding("R", "toggle_record", "Record", id="app.record",
+                tooltip="Start or stop recording every node's frames to a file"),
+        Binding("space", "replay_pause", "Pause", id="replay.pause",
+                tooltip="Pause or resume the replay"),
+        Binding("left", "replay_seek(-10)", "-10s", id="replay.back",
+                tooltip="Go back 10 seconds in the recording", show=False),
+        Binding("right", "replay_seek(10)", "+10s", id="replay.forward",
+                tooltip="Go forward 10 seconds in the recording", show=False),
+        Binding("less_than_sign", "replay_speed(0.5)", "Slower", id="replay.slower",
+                tooltip="Replay at half the speed", show=False),
+        Binding("greater_than_sign", "replay_speed(2)", "Faster", id="replay.faster",
+                tooltip="Replay at twice the speed", show=False),
+        *_screen_bindings(),
+    ]
+
+    def __init__(self, source_factory: SourceFactory, nodes: Sequence[Node], *,
+                 settings: Settings | None = None, readonly: bool = False,
+                 readonly_reason: str = "", clock: Callable[[], float] | None = None,
+                 cluster: str = "saf", actions: NodeActions | None = None,
+                 record_dir: Path | None = None, theme_folders: list[Path] | None = None,
+                 replay_label: str = "") -> None:
+        self.settings = settings or Settings()
+        super().__init__()
+        self.inventory_nodes = {n.name: n for n in nodes}
+        self.cluster = cluster
+        self.source: MetricsSource = source_factory(self._on_event)
+        self.store: MetricsStore = self.source.store
+        for node in nodes:
+            self.store.add_node(node.name)
+        self.replayer = self.source if isinstance(self.source, Replayer) else None
+        self.replay_label = replay_label
+        self.replay_position: ReplayPosition | None = None
+        self.clock = clock or (self.replayer.clock if self.replayer else time.time)
+        self.actions = actions
+        self.readonly = readonly or self.settings.readonly
+        if readonly:
+            self.readonly_reason = readonly_reason or "started with --readonly"
+        else:
+            self.readonly_reason = self.settings.readonly_reason or "read-only by configuration"
+        self.thresholds = self.settings.thresholds
+        self.record_dir = record_dir or state_dir() / "recordings"
+        self.recorder: RecordingWriter | None = None
+        self._views: dict[str, NodeView] = {}
+        self._dirty: set[str] = set()
+        self._statuses: dict[str, str] = {}
+        self.first_data_at: float | None = None  # monotonic time the first sample was shown
+        themes, problems = load_themes(theme_folders if theme_folders is not None
+                                       else theme_dirs())
+        for theme in themes:
+            self.register_theme(theme)
+        self._theme_problems = problems
+        self._started_theme = False
+        wanted = self.settings.theme or DEFAULT_DARK
+        self._theme_missing = wanted not in self.available_themes
+        self.theme = wanted if not self._theme_missing else DEFAULT_DARK
+        self._started_theme = True
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+
+    # -- life -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        for problem in self._theme_problems:
+            self.notify(f"{problem}\nUsing the other themes.", title="Theme not loaded",
+                        severity="warning", timeout=10)
+        if self._theme_missing:
+            self.notify(f"There is no theme {self.settings.theme!r}; using {DEFAULT_DARK}.",
+                        title="Theme not found", severity="warning", timeout=10)
+        self.push_screen(entry("dashboard").load()())
+        self.set_interval(1.0, self._tick, name="saf-tick")
+        self._start_source()
+
+    @work(exclusive=True, group="source", exit_on_error=False)
+    async def _start_source(self) -> None:
+        try:
+            await self.source.start()
+        except Exception as exc:  # noqa: BLE001 - shown, the cockpit stays up
+            self.notify(str(exc) or type(exc).__name__, title="Metrics could not start",
+                        severity="error", timeout=30)
+
+    async def on_unmount(self) -> None:
+        await self.source.stop()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    # -- events from the core ---------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        """Called by the source on the event loop, after the event reached the store."""
+        if isinstance(event, ReplayPosition):
+            self.replay_position = event
+            self.post_message(ReplayMoved(event))
+            return
+        if self.recorder is not None:
+            self.recorder.write(event)
+        node = getattr(event, "node", None)
+        if isinstance(node, str):
+            self._dirty.add(node)
+            self.post_message(NodeUpdated(node))
+
+    def on_node_updated(self, message: NodeUpdated) -> None:
+        self._forward("node_updated", message.node)
+
+    def on_replay_moved(self, message: ReplayMoved) -> None:
+        if self.replayer is not None and self.replayer.store is self.store:
+            # A seek back rebuilt the store: every view is out of date.
+            self._dirty.update(self.store.nodes)
+        self._forward("replay_moved", message.position)
+
+    def _forward(self, method: str, arg: Any) -> None:
+        """Hand an update to the screen on view only; the others redraw when they return."""
+        handler = getattr(self.screen, method, None)
+        if handler is not None:
+            handler(arg)
+
+    def _tick(self) -> None:
+        """Once a second: nodes turn stale by the clock alone, with no event to say so."""
+        now = self.clock()
+        for name in self.store.nodes:
+            state = self.store.node(name)
+            stale = state.stale(now) if state.sample is not None else False
+            key = f"{state.status}:{stale}"
+            if self._statuses.get(name) != key:
+                self._statuses[name] = key
+                self._dirty.add(name)
+                self.post_message(NodeUpdated(name))
+        self._forward("tick", now)
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def node_names(self) -> list[str]:
+        return self.store.nodes
+
+    def view(self, name: str) -> NodeView:
+        """The node's view, recomputed only when something about it changed."""
+        cached = self._views.get(name)
+        if cached is None or name in self._dirty:
+            node = self.inventory_nodes.get(name)
+            cached = node_view(self.store, name, self.clock(), node.os if node else None)
+            self._views[name] = cached
+            self._dirty.discard(name)
+            if self.first_data_at is None and cached.has_sample:
+                self.first_data_at = time.monotonic()
+        return cached
+
+    def node_info(self, name: str) -> Node | None:
+        return self.inventory_nodes.get(name)
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def action_open_screen(self, name: str) -> None:
+        item = entry(name)
+        if name == "dashboard":
+            while len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        if item.needs_node:
+            node = getattr(self.screen, "selected_node", None)
+            if not node:
+                self.notify("Pick a node on the dashboard first.", severity="warning")
+                return
+            self.push_screen(item.load()(node))
+        else:
+            self.push_screen(item.load()())
+
+    def open_node(self, name: str) -> None:
+        self.push_screen(entry("node").load()(name))
+
+    def action_next_theme(self) -> None:
+        names = self.theme_order()
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+        self.notify(f"Theme: {self.theme}", timeout=2)
+
+    def theme_order(self) -> list[str]:
+        """saf's own themes first, then Textual's built-in ones."""
+        names = sorted(self.available_themes)
+        own = [n for n in names if n.startswith("saf-")]
+        return own + [n for n in names if n not in own and n != "textual-ansi"]
+
+    def watch_theme(self, theme: str) -> None:
+        if getattr(self, "_started_theme", False):
+            remember_theme(self.settings.state_path, theme)
+
+    def action_toggle_record(self) -> None:
+        if self.recorder is not None:
+            path, count = self.recorder.path, self.recorder.count
+            self.recorder.close()
+            self.recorder = None
+            self.notify(f"Saved {count} events to {path}", title="Recording stopped")
+            self._forward("tick", self.clock())
+            return
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = self.record_dir / f"saf-{self.cluster}-{stamp}.jsonl"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.recorder = RecordingWriter(path, list(self.inventory_nodes.values()),
+                                            cluster=self.cluster)
+        except Exception as exc:  # noqa: BLE001 - a SafError or OSError, shown
+            self.notify(str(exc), title="Cannot record", severity="error")
+            return
+        self.notify(f"Recording every frame to {path}\nPress R again to stop.",
+                    title="Recording")
+        self._forward("tick", self.clock())
+
+    def action_replay_pause(self) -> None:
+        if self.replayer is not None:
+            self.replayer.toggle()
+
+    def action_replay_seek(self, seconds: float) -> None:
+        if self.replayer is not None:
+            self.replayer.seek(self.replayer.position + seconds)
+
+    def action_replay_speed(self, factor: float) -> None:
+        if self.replayer is not None:
+            self.replayer.set_speed(min(64.0, max(0.125, self.replayer.speed * factor)))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("replay_"):
+            return self.replayer is not None
+        return True
+
+    def refuse_if_readonly(self, what: str) -> bool:
+        """True (and says why) when node-changing actions are off."""
+        if self.readonly:
+            self.notify(f"{what} is disabled: {self.readonly_reason}.", title="Read-only",
+                        severity="warning")
+            return True
+        return False
+
+    # -- the command palette ----------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for item in SCREENS:
+            if item.needs_node:
+                continue
+            yield SystemCommand(f"Go to {item.title}", item.help,
+                                lambda name=item.name: self.action_open_screen(name))
+        for name in self.store.nodes:
+            yield SystemCommand(f"Open node {name}", f"Details of {name}: cores, memory, NUMA,"
+                                " GPUs, interfaces, disks", lambda n=name: self.open_node(n))
+        seen = {"command_palette", "help_quit"}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if binding.action in seen or not binding.description:
+                continue
+            seen.add(binding.action)
+            if not active.enabled:
+                continue
+            node = active.node
+            key = self.get_key_display(binding)
+            yield SystemCommand(
+                f"{binding.description} ({key})", binding.tooltip or binding.description,
+                lambda n=node, a=binding.action: self.call_later(self.run_action, a, n))
+
+
+def make_app(source_factory: SourceFactory, nodes: Sequence[Node], **options: Any) -> SafApp:
+    """Build the cockpit without running it (see SafApp for the options)."""
+    return SafApp(source_factory, nodes, **options)
+
+
+def replay_app(recording_path: Path, *, speed: float = 1.0, instant: bool = False,
+               until: float | None = None, **options: Any) -> SafApp:
+    """The cockpit on a recording: what `saf replay` and the snapshot tests open."""
+    from saf.recording import load_recording
+
+    recording = load_recording(recording_path)
+    options.setdefault("cluster", recording.cluster)
+    options.setdefault("replay_label", Path(recording_path).name)
+    return make_app(lambda emit: Replayer(recording, emit, speed=speed, instant=instant,
+                                          until=until),
+                    recording.nodes, **options)

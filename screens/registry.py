@@ -1,0 +1,42 @@
+"""The cockpit's screens, in one list: the app installs them, the command palette offers
+them, and help lists them. A new screen is one line here (plus its module).
+
+`factory` is "module:Class", imported when the screen is first opened. `key` is the global
+key that opens it (shown in help), or "" for none. A screen that needs a node takes it as its
+constructor's only argument and is opened from a node (Enter on the dashboard).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScreenEntry:
+    name: str
+    title: str
+    help: str
+    factory: str
+    key: str = ""
+    needs_node: bool = False
+
+    def load(self) -> type[Any]:
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+SCREENS: list[ScreenEntry] = [
+    ScreenEntry("dashboard", "Dashboard", "Every node at a glance: state, CPU, memory, GPUs, "
+                "network", "screens.dashboard:DashboardScreen", key="1"),
+    ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
+                "processes, interfaces, disks", "screens.node:NodeScreen", needs_node=True),
+]
+
+
+def entry(name: str) -> ScreenEntry:
+    for item in SCREENS:
+        if item.name == name:
+            return item
+    raise KeyError(name)

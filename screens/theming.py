@@ -1,0 +1,82 @@
+"""Loading themes from data files: saf's own (in `themes/`) and the user's (in the
+`themes` folder of saf's config folder). A bad file is reported, never fatal."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.color import Color, ColorParseError
+from textual.theme import Theme
+
+from saf.paths import config_dir
+from themes import THEMES_DIR
+
+DEFAULT_DARK = "saf-dark"
+DEFAULT_LIGHT = "saf-light"
+_COLOUR_KEYS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
+                "background", "surface", "panel", "boost")
+_KNOWN = {f.name for f in dataclasses.fields(Theme)}
+
+
+@dataclass(frozen=True)
+class ThemeProblem:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def load_theme_file(path: Path) -> Theme:
+    """One theme file into a Theme; ValueError says what is wrong."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        raise ValueError("a theme needs a name")
+    if not isinstance(data.get("primary"), str):
+        raise ValueError("a theme needs a primary colour")
+    for key in _COLOUR_KEYS:
+        if key in data:
+            try:
+                Color.parse(data[key])
+            except (ColorParseError, TypeError):
+                raise ValueError(f"{key} = {data[key]!r} is not a colour") from None
+    if "variables" in data and not isinstance(data["variables"], dict):
+        raise ValueError("[variables] must be a table")
+    try:
+        theme = Theme(**data)
+        theme.to_color_system()  # resolves every colour, so a bad one fails here, not on paint
+    except Exception as exc:  # Theme/ColorSystem raise assorted errors on bad input
+        raise ValueError(str(exc)) from None
+    return theme
+
+
+def theme_dirs() -> list[Path]:
+    return [THEMES_DIR, config_dir() / "themes"]
+
+
+def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[ThemeProblem]]:
+    """Every theme file in the folders (later folders may override earlier names)."""
+    themes: dict[str, Theme] = {}
+    problems: list[ThemeProblem] = []
+    for folder in dirs if dirs is not None else theme_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                theme = load_theme_file(path)
+            except ValueError as exc:
+                problems.append(ThemeProblem(path, str(exc)))
+                continue
+            themes[theme.name] = theme
+    return list(themes.values()), problems
