@@ -24,7 +24,7 @@ def keys() -> None:
 
 
 @keys.command("push")
-@click.argument("selector", default="all")
+@click.argument("selector")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of stdin instead of asking.")
 @click.option("--key", "key_path", metavar="PATH",
@@ -34,7 +34,7 @@ def keys() -> None:
 @click.pass_context
 def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str | None,
          as_json: bool) -> None:
-    """Install your public key on the nodes SELECTOR names (default: all).
+    """Install your public key on the nodes SELECTOR names (e.g. all, beta, tag:mac).
 
     Nodes where your key already logs in are left alone. For the others, saf asks the login
     password once (it is never stored or logged), appends your key to ~/.ssh/authorized_keys
