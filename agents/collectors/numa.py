@@ -31,8 +31,11 @@ class NumaCollector(Collector):
             return "no %s/node* (kernel without NUMA support)" % NODE_DIR
         self.nodes.sort(key=lambda n: int(n[4:]))
         self.cpus = {}
+        self.distances = {}
         for node in self.nodes:
             self.cpus[node] = (self.ctx.read(NODE_DIR, node, "cpulist") or "").strip()
+            text = self.ctx.read(NODE_DIR, node, "distance")
+            self.distances[node] = [int(d) for d in text.split()] if text else None
         self.rates = Rates()
         self.collect()  # prime the counters: the first sample has rates
         return None
@@ -43,7 +46,8 @@ class NumaCollector(Collector):
         for node in self.nodes:
             cpulist = self.cpus[node]
             item = {"node": int(node[4:]), "cpus": cpulist,
-                    "cpu_count": len(parse_cpulist(cpulist))}
+                    "cpu_count": len(parse_cpulist(cpulist)),
+                    "distances": self.distances[node]}
             mem = _node_meminfo(self.ctx.read(NODE_DIR, node, "meminfo") or "")
             total, free = mem.get("MemTotal"), mem.get("MemFree")
             item["mem_total"] = total

@@ -142,6 +142,12 @@ class NvmlCollector(Collector):
         return sorted(procs.values(), key=lambda p: p["pid"])
 
     def _comm(self, pid):
+        get = getattr(self.nvml, "nvmlSystemGetProcessName", None)
+        if get is not None:
+            try:
+                return _text(get(pid))
+            except Exception:
+                pass
         text = self.ctx.read("/proc/%d/comm" % pid)
         return text.strip() if text else None
 
