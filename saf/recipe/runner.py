@@ -193,7 +193,13 @@ class Runner:
                 async with gate:
                     return await self._node(step, node)
 
-            statuses = list(await asyncio.gather(*(one(n) for n in nodes)))
+            # return_exceptions: on cancellation gather then waits for every node to finish
+            # its cleanup (stopping the remote command, logging `cancelled`) before going on.
+            results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            statuses = list(results)  # type: ignore[arg-type]
         self.emit(StepFinished(step=step.index, name=step.name, counts=dict(Counter(statuses))))
         return statuses
 

@@ -1,0 +1,188 @@
+"""`saf run`, `saf runs` and resume as a user runs them: the CLI as a subprocess against the
+loopback SSH fleet, with its own state folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from saf.recipe.log import read_events, summarize
+from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted
+
+NODES = ["alpha", "beta", "gamma"]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    return folder
+
+
+def saf(cluster, state: Path, *args: str):
+    return cluster.saf(*args, SAF_STATE_DIR=str(state), SAF_CONFIG_DIR=str(state / "config"))
+
+
+def recipe(tmp_path: Path, body: str) -> Path:
+    scratch = tmp_path / "nodes"
+    scratch.mkdir(exist_ok=True)
+    for node in NODES:
+        (scratch / node).mkdir(exist_ok=True)
+    path = tmp_path / "recipe.toml"
+    path.write_text(f'name = "cli-test"\n[vars]\ndir = "{scratch}"\n\n{body}')
+    return path
+
+
+def events_of(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_run_json_exit_codes_and_runs(cluster, tmp_path: Path, state: Path) -> None:
+    path = recipe(tmp_path, """
+[[steps]]
+name = "hello"
+run = "echo hi {node.name}"
+
+[[steps]]
+name = "fails on gamma"
+run = "test {node.name} != gamma"
+""")
+    result = saf(cluster, state, "run", str(path), "--json")
+    assert result.returncode == 1, result.stderr
+    events = events_of(result.stdout)
+    assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
+    assert events[-1]["status"] == "failed"
+    finished = {(e["step"], e["node"]): e["status"] for e in events
+                if e["event"] == "node_step_finished"}
+    assert finished[(1, "gamma")] == "failed" and finished[(0, "alpha")] == "changed"
+    # The log holds the same events.
+    logs = list((state / "runs").glob("*.jsonl"))
+    assert len(logs) == 1
+    assert [e.to_json()["event"] for e in read_events(logs[0])] == [e["event"] for e in events]
+
+    ok = saf(cluster, state, "run", str(path), "--on", "alpha,beta")
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    assert "run ok" in ok.stdout and "hi alpha" in ok.stdout
+
+    listed = saf(cluster, state, "runs", "--json")
+    runs = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["status"] for r in runs] == ["failed", "ok"]
+    shown = saf(cluster, state, "runs", "show", runs[0]["run"])
+    assert shown.returncode == 0 and "fails on gamma" in shown.stdout
+    assert "run failed" in shown.stdout
+
+    bad_var = saf(cluster, state, "run", str(path), "--var", "nope=1")
+    assert bad_var.returncode == 2 and "has no variable 'nope'" in bad_var.stderr
+
+
+def test_resume_skips_what_succeeded(cluster, tmp_path: Path, state: Path) -> None:
+    """A run fails at step 2; after the cause is fixed, --resume starts at step 2: step 1 is
+    not run again."""
+    path = recipe(tmp_path, """
+[[steps]]
+name = "count"
+run = "echo {node.name} >> {dir}/count"
+
+[[steps]]
+name = "needs flag"
+run = "test -f {dir}/flag"
+
+[[steps]]
+name = "after"
+run = "echo after >> {dir}/{node.name}/after"
+""")
+    first = saf(cluster, state, "run", str(path))
+    assert first.returncode == 1
+    assert len((tmp_path / "nodes" / "count").read_text().split()) == 3
+    (tmp_path / "nodes" / "flag").write_text("")
+    resumed = saf(cluster, state, "run", "--resume", "last", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    events = events_of(resumed.stdout)
+    assert events[0]["resumed_from"] and events[0]["start_step"] == 1
+    statuses = {(e["step"], e["node"]): (e["status"], e["message"]) for e in events
+                if e["event"] == "node_step_finished"}
+    assert statuses[(0, "beta")][0] == "skipped"
+    assert statuses[(0, "beta")][1].startswith("done in run ")
+    assert statuses[(1, "beta")][0] == "changed" and statuses[(2, "gamma")][0] == "changed"
+    assert len((tmp_path / "nodes" / "count").read_text().split()) == 3
+    assert all((tmp_path / "nodes" / n / "after").exists() for n in NODES)
+    again = saf(cluster, state, "run", "--resume", "last")
+    assert again.returncode == 0 and "nothing left to do" in again.stdout
+
+
+def _pgrep(marker: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+
+def test_ctrl_c_leaves_nothing_running(cluster, tmp_path: Path, state: Path) -> None:
+    """SIGINT mid-step: exit 130, no remote process left, and a log that says which nodes were
+    cancelled and that the run was."""
+    marker = f"saf-ctrlc-{os.getpid()}-{time.monotonic_ns()}"
+    path = recipe(tmp_path, f"""
+[[steps]]
+name = "quick"
+run = "true"
+
+[[steps]]
+name = "long"
+run = "echo started; sleep 60 # {marker}"
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "saf", "run", str(path), "--json"],
+                            env=cluster.env(SAF_STATE_DIR=str(state)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        started = 0
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event["event"] == "step_output" and event["line"] == "started":
+                started += 1
+                if started == 3:
+                    break
+        assert started == 3
+        assert len(_pgrep(marker)) >= 3
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while _pgrep(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pgrep(marker) == [], "a remote command outlived Ctrl-C"
+    log = next((state / "runs").glob("*.jsonl"))
+    events = read_events(log)
+    assert isinstance(events[-1], RunFinished) and events[-1].status == "cancelled"
+    finished = {(e.step, e.node): e.status for e in events if isinstance(e, NodeStepFinished)}
+    assert finished == {**{(0, n): "changed" for n in NODES},
+                        **{(1, n): "cancelled" for n in NODES}}
+    assert summarize(log).first_unfinished_step() == 1
+
+
+def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
+    """A log without run_finished whose saf is gone reads as interrupted, and says so in the
+    file from then on."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    started = RunStarted(run="r1", recipe="x", path=None, pid=int(dead.stdout), pid_started=1.0,
+                         steps=[{"index": 0, "name": "a", "nodes": ["alpha"]}],
+                         nodes=["alpha"])
+    (runs / "r1.jsonl").write_text(json.dumps(started.to_json()) + "\n")
+    summary = summarize(runs / "r1.jsonl")
+    assert summary.status == "interrupted"
+    assert read_events(runs / "r1.jsonl")[-1].status == "interrupted"
+    # This very process is alive: its run reads as running.
+    from saf.recipe.log import process_started
+    live = RunStarted(run="r2", recipe="x", path=None, pid=os.getpid(),
+                      pid_started=process_started())
+    (runs / "r2.jsonl").write_text(json.dumps(live.to_json()) + "\n")
+    assert summarize(runs / "r2.jsonl").status == "running"
