@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 
@@ -211,3 +212,27 @@ def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
         assert "via jump host bastion" in str(info.value)
     finally:
         servers.stop()
+
+
+async def test_failed_connects_back_off_and_success_resets(asyncssh_cluster):
+    """A node that keeps refusing is retried later and later, not hammered."""
+    import time
+
+    from saf.connect.ssh import SSHConnector
+    from saf.errors import ConnectError
+    from tests.helpers.servers import free_port
+
+    inv = load_inventory(asyncssh_cluster.inventory)
+    node = inv.node("alpha")
+    down = SSHConnector(dataclasses.replace(node, port=free_port()))
+    delays = []
+    for _ in range(3):
+        with pytest.raises(ConnectError):
+            await down.connect()
+        delays.append(down._retry_at - time.monotonic())
+    assert 0 < delays[0] < delays[1] < delays[2]
+    up = SSHConnector(node)
+    up._retry_at = time.monotonic() + 0.2
+    await up.connect()
+    assert up._retry_at == 0.0 and up._backoff.current == up._backoff.initial
+    await up.close()

@@ -8,12 +8,14 @@ import dataclasses
 import os
 import random
 import socket
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import asyncssh
 
 from saf.connect import hostkeys
+from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, Forward, OutputCollector, RemoteProcess, pump_lines
 from saf.errors import ConnectError
 from saf.inventory.model import Node
@@ -137,6 +139,10 @@ class SSHConnector(Connector):
         self._password = password
         self._client_keys = client_keys
         self._via = via  # an open connection to tunnel through (a ProxyJump hop)
+        # After a failed connect, the next attempt waits: callers that loop (the agent link)
+        # back off without each writing its own timer.
+        self._backoff = Backoff(initial=0.5, maximum=30.0)
+        self._retry_at = 0.0
         self._jumps: list[SSHConnector] = []
         self._conn: asyncssh.SSHClientConnection | None = None
         self._connecting: asyncio.Lock | None = None
@@ -208,28 +214,40 @@ class SSHConnector(Connector):
         async with self._connecting:
             if self._conn is not None:
                 return
-            end = hostkeys.resolve(self.node)
-            tunnel = None
-            if end.jump and self._via is None:
-                tunnel = await self._connect_jumps(end.jump)
-            delay = 0.2
-            for attempt in range(HANDSHAKE_RETRIES + 1):
-                try:
-                    async with _gate(end):
-                        conn, _ = await asyncssh.create_connection(
-                            lambda: _Client(self), **self._options(tunnel))
-                    break
-                except asyncssh.HostKeyNotVerifiable:
-                    raise await hostkeys.diagnose(self.node) from None
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    if _transient(exc) and attempt < HANDSHAKE_RETRIES:
-                        await asyncio.sleep(delay * (1 + random.random()))
-                        delay = min(delay * 2, 3.0)
-                        continue
-                    raise classify(self.node, exc) from None
-            self._conn = conn
-            self.lost_reason = None
-            self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                await self._connect_now()
+            except BaseException:
+                self._retry_at = time.monotonic() + self._backoff.next()
+                raise
+            self._backoff.reset()
+            self._retry_at = 0.0
+
+    async def _connect_now(self) -> None:
+        end = hostkeys.resolve(self.node)
+        tunnel = None
+        if end.jump and self._via is None:
+            tunnel = await self._connect_jumps(end.jump)
+        delay = 0.2
+        for attempt in range(HANDSHAKE_RETRIES + 1):
+            try:
+                async with _gate(end):
+                    conn, _ = await asyncssh.create_connection(
+                        lambda: _Client(self), **self._options(tunnel))
+                break
+            except asyncssh.HostKeyNotVerifiable:
+                raise await hostkeys.diagnose(self.node) from None
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if _transient(exc) and attempt < HANDSHAKE_RETRIES:
+                    await asyncio.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 3.0)
+                    continue
+                raise classify(self.node, exc) from None
+        self._conn = conn
+        self.lost_reason = None
+        self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
 
     async def _open(self, command: str) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:
         await self.connect()
