@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "keys": "saf.commands.keys:keys",
     "import": "saf.commands.import_cmd:import_group",
     "demo": "saf.commands.demo:demo",
+    "tui": "saf.commands.tui:tui",
+    "record": "saf.commands.record:record",
+    "replay": "saf.commands.replay:replay",
     "signals": "saf.commands.signals:signals",
     "doc": "saf.commands.doc:doc",
     "run": "saf.commands.run:run",
@@ -47,9 +50,10 @@ class LazyGroup(click.Group):
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--inventory", "-i", metavar="FILE", envvar="SAF_INVENTORY",
               help="The inventory to use (default: ./saf.toml, then the config folder).")
+@click.option("--readonly", is_flag=True, help="Open the cockpit with node-changing actions off.")
 @click.version_option(__version__, prog_name="saf")
 @click.pass_context
-def cli(ctx: click.Context, inventory: str | None) -> None:
+def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
     """saf: a terminal cockpit for small AI clusters.
 
     Reaches every node of the inventory over SSH, runs commands and recipes on them, and shows
@@ -57,6 +61,7 @@ def cli(ctx: click.Context, inventory: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["inventory"] = inventory
+    ctx.obj["readonly"] = readonly
     if ctx.invoked_subcommand is None:
         if "tui" in COMMANDS:
             ctx.invoke(cli.get_command(ctx, "tui"))  # type: ignore[arg-type]

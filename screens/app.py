@@ -115,7 +115,8 @@ class SafApp(App[None]):
                  readonly_reason: str = "", clock: Callable[[], float] | None = None,
                  cluster: str = "saf", actions: NodeActions | None = None,
                  record_dir: Path | None = None, theme_folders: list[Path] | None = None,
-                 replay_label: str = "") -> None:
+                 replay_label: str = "",
+                 background: Sequence[Callable[[], Any]] = ()) -> None:
         self.settings = settings or Settings()
         super().__init__()
         self.inventory_nodes = {n.name: n for n in nodes}
@@ -129,6 +130,8 @@ class SafApp(App[None]):
         self.replay_position: ReplayPosition | None = None
         self.clock = clock or (self.replayer.clock if self.replayer else time.time)
         self.actions = actions
+        # Coroutines that run as long as the cockpit (e.g. the demo's signal publisher).
+        self.background = list(background)
         self.readonly = readonly or self.settings.readonly
         if readonly:
             self.readonly_reason = readonly_reason or "started with --readonly"
@@ -165,6 +168,8 @@ class SafApp(App[None]):
         self.push_screen(entry("dashboard").load()())
         self.set_interval(1.0, self._tick, name="saf-tick")
         self._start_source()
+        for job in self.background:
+            self.run_worker(job(), group="background", exit_on_error=False)
 
     @work(exclusive=True, group="source", exit_on_error=False)
     async def _start_source(self) -> None:

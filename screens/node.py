@@ -186,7 +186,7 @@ class GpuStats(Part):
             text.append(f" / {g.power_limit:.0f} W", style="dim")
         text.append("\nmem  ", style="bold")
         pct = g.mem_pct
-        if g.mem_total:
+        if g.mem_total and not g.unified:
             text.append(bar(None if pct is None else pct / 100, width),
                         style=_level_style(app, level(pct, th.gpu_mem_warn, 101)) or primary)
             text.append(f" {fmt_bytes(g.mem_used)}/{fmt_bytes(g.mem_total)}")

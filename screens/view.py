@@ -62,6 +62,12 @@ class Gpu:
     fan: float | None = None
     clock_mhz: float | None = None
     processes: tuple[GpuProcess, ...] = ()
+    vendor: str = ""
+
+    @property
+    def unified(self) -> bool:
+        """Apple GPUs share the system's memory: their "GPU memory" is the RAM."""
+        return self.vendor == "apple"
 
     @property
     def mem_pct(self) -> float | None:
@@ -160,14 +166,19 @@ class NodeView:
         candidates = [n for n in self.nics if n.up is not False and not n.name.startswith("lo")]
         return max(candidates, key=lambda n: (n.rx or 0) + (n.tx or 0), default=None)
 
+    def _counted(self) -> list[Nic]:
+        """Interfaces whose traffic counts: all but loopback, unless loopback is the cluster's
+        (the demo cluster lives on 127.0.0.1)."""
+        return [n for n in self.nics if n.cluster or not n.name.startswith("lo")]
+
     @property
     def net_in(self) -> float | None:
-        values = [n.rx for n in self.nics if n.rx is not None and not n.name.startswith("lo")]
+        values = [n.rx for n in self._counted() if n.rx is not None]
         return sum(values) if values else None
 
     @property
     def net_out(self) -> float | None:
-        values = [n.tx for n in self.nics if n.tx is not None and not n.name.startswith("lo")]
+        values = [n.tx for n in self._counted() if n.tx is not None]
         return sum(values) if values else None
 
     @property
@@ -179,8 +190,8 @@ class NodeView:
         return sum(values) / len(values) if values else None
 
     def gpu_mem(self) -> tuple[float | None, float | None]:
-        used = [g.mem_used for g in self.gpus if g.mem_used is not None]
-        total = [g.mem_total for g in self.gpus if g.mem_total is not None]
+        used = [g.mem_used for g in self.gpus if g.mem_used is not None and not g.unified]
+        total = [g.mem_total for g in self.gpus if g.mem_total is not None and not g.unified]
         return (sum(used) if used else None, sum(total) if total else None)
 
     def gpu_power(self) -> float | None:
@@ -220,7 +231,7 @@ def _gpus(sample: dict[str, Any]) -> tuple[Gpu, ...]:
             power_limit=first(g, "power_limit_w", "power_limit"),
             fan=first(g, "fan", "fan_pct"),
             clock_mhz=first(g, "clock_sm_mhz", "clock_mhz", "freq_mhz"),
-            processes=procs))
+            processes=procs, vendor=str(g.get("vendor") or "")))
     return tuple(out)
 
 
@@ -269,6 +280,10 @@ def _numa(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Numa,
         miss = store.value(node, f"numa.{ident}.numa_miss/s")
         foreign = store.value(node, f"numa.{ident}.numa_foreign/s")
         rates = hit is not None
+        if not rates and first(n, "numa_hit_rate") is not None:
+            hit, miss, foreign = (first(n, "numa_hit_rate"), first(n, "numa_miss_rate"),
+                                  first(n, "numa_foreign_rate"))
+            rates = True
         if not rates:
             hit, miss, foreign = (first(n, "numa_hit"), first(n, "numa_miss"),
                                   first(n, "numa_foreign"))

@@ -1,0 +1,53 @@
+"""`saf record FILE`: keep every node's agent frames, with their times, for `saf replay`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import click
+
+from saf.commands import common
+
+
+@click.command("record")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=None,
+              help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between samples of each node.")
+@click.option("--nodes", "selector", metavar="SELECTOR", default=None,
+              help="Record only these nodes (a node selector, e.g. `workers`).")
+@click.pass_context
+def record(ctx: click.Context, file: Path, seconds: float | None, interval: float,
+           selector: str | None) -> None:
+    """Run the agents on every node and write everything they send to FILE (JSON lines),
+    without opening the cockpit. Replay it with `saf replay FILE`."""
+    inventory = common.inventory(ctx)
+    common.run(_record(inventory, file, seconds, interval, selector))
+
+
+async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
+                  selector: str | None) -> None:
+    from saf.fleet import Fleet
+    from saf.metrics.hub import MetricsHub
+    from saf.recording import RecordingWriter
+
+    async with Fleet(inventory) as fleet:
+        nodes = await fleet.select(selector)
+        with RecordingWriter(file, nodes, cluster=inventory.cluster.name) as writer:
+            hub = MetricsHub(fleet, nodes, writer.write, interval=interval)
+            click.secho(f"recording {len(nodes)} node(s) to {file}; Ctrl-C stops",
+                        dim=True, err=True)
+            started = time.monotonic()
+            await hub.start()
+            try:
+                while seconds is None or time.monotonic() - started < seconds:
+                    await asyncio.sleep(min(1.0, seconds or 1.0))
+                    writer.flush()
+            finally:
+                await hub.stop()
+                writer.flush()
+                click.secho(f"{writer.count} events in {time.monotonic() - started:.0f} s "
+                            f"written to {file}", dim=True, err=True)
