@@ -91,8 +91,9 @@ def test_push_twice_adds_the_key_once_and_proves_key_login(nodes: PasswordNodes)
     first = nodes.saf("keys", "push", "alpha,beta", "--password-stdin", input=PASSWORD + "\n")
     assert first.returncode == 0, first.stdout + first.stderr
     lines = first.stdout.splitlines()
-    assert lines[0].split()[:2] == ["alpha", "added"] and "key login works" in lines[0]
-    assert lines[1].split()[:2] == ["beta", "added"]
+    rows = {line.split()[0]: line for line in lines[:2]}  # in the order nodes finish
+    for name in ("alpha", "beta"):
+        assert rows[name].split()[1] == "added" and "key login works" in rows[name]
     assert lines[-1] == "2 nodes: 2 added"
 
     key_line = nodes.keys.public_line()
