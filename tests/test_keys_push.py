@@ -37,9 +37,11 @@ class PasswordNodes:
     homes: dict[str, Path]
 
     def saf(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the CLI as a user would, without a controlling terminal."""
         env = dict(os.environ, SAF_INVENTORY=str(self.inventory), PYTHONPATH=str(ROOT))
-        return subprocess.run([sys.executable, "-m", "saf", *args], input=input, env=env,
-                              capture_output=True, text=True, timeout=120, cwd=self.root)
+        return subprocess.run([sys.executable, "-m", "saf", *args], input=input or "",
+                              env=env, capture_output=True, text=True, timeout=120,
+                              cwd=self.root, start_new_session=True)
 
     def authorized(self, name: str) -> Path:
         return self.homes[name] / ".ssh" / "authorized_keys"
@@ -158,6 +160,11 @@ def test_missing_key_and_empty_password_are_clear_errors(nodes: PasswordNodes) -
     result = nodes.saf("keys", "push", "alpha", "--password-stdin", input="\n")
     assert result.returncode == 1
     assert "first line of stdin is empty" in result.stderr
+
+    # No terminal and no --password-stdin: refused, rather than reading stdin with echo on.
+    result = nodes.saf("keys", "push", "alpha")
+    assert result.returncode == 1
+    assert "no terminal to ask the password on; pass --password-stdin" in result.stderr
 
     result = nodes.saf("keys", "push", "nosuchnode", "--password-stdin", input="x\n")
     assert result.returncode == 2 and "alpha" in result.stderr  # lists what exists

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import warnings
 
 import click
 
@@ -49,7 +50,13 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
         if piped is not None:
             return piped
         try:
-            password = getpass.getpass("SSH password for the nodes that need it: ")
+            with warnings.catch_warnings():
+                # Without a terminal getpass would read stdin with echo on; refuse instead.
+                warnings.simplefilter("error", getpass.GetPassWarning)
+                password = getpass.getpass("SSH password for the nodes that need it: ")
+        except getpass.GetPassWarning:
+            raise SafError("no terminal to ask the password on; pass --password-stdin and "
+                           "give it on stdin") from None
         except EOFError:
             password = ""
         if not password:
