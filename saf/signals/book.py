@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from saf.events import Emit, ignore
-from saf.signals.codec import ANOMALY_TYPES, AISignal, BadFrame, decode
+from saf.signals.codec import _STRUCT, ANOMALY_TYPES, SIZE, AISignal, BadFrame, decode
 from saf.signals.events import SignalAnomaly, SignalGap
 
 NS = 1_000_000_000
-TOO_MANY_SYMBOLS = "too_many_symbols"  # a valid frame for a symbol past `max_symbols`
+TOO_MANY_SYMBOLS = "too_many_symbols"
+_unpack = _STRUCT.unpack  # a valid frame for a symbol past `max_symbols`
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,18 @@ class BookSettings:
 
 
 class SymbolState:
-    """What the book keeps per symbol."""
+    """What the book keeps per symbol. The newest frame is kept raw and decoded only when a
+    face asks (`latest`): the hot path never builds a signal object."""
 
-    __slots__ = ("symbol", "latest", "latest_recv_ns", "count", "anomalies", "interval_ns",
-                 "intervals", "anomalous", "gap_open", "rate", "_mark_count")
+    __slots__ = ("symbol", "frame", "last_ts", "last_kind", "latest_recv_ns", "count",
+                 "anomalies", "interval_ns", "intervals", "anomalous", "gap_open", "rate",
+                 "_mark_count")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.latest: AISignal | None = None
+        self.frame = b""
+        self.last_ts: int | None = None
+        self.last_kind = 0
         self.latest_recv_ns = 0
         self.count = 0
         self.anomalies = 0  # frames that were anomalous
@@ -76,6 +81,10 @@ class SymbolState:
         self.gap_open = False
         self.rate = 0.0
         self._mark_count = 0
+
+    @property
+    def latest(self) -> AISignal | None:
+        return decode(self.frame) if self.frame else None
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,8 @@ class SignalBook:
         self._mark_ns = 0
         self._mark_total = 0
         self._gap_ns = 0
+        self._by_raw: dict[bytes, SymbolState] = {}
+        self.bad_total = 0
         # Compared with float32 values: round the threshold the same way, so a probability
         # sent as exactly the threshold is not "over" it.
         self._threshold = struct.unpack("<f", struct.pack("<f", s.anomaly_threshold))[0]
@@ -160,79 +171,101 @@ class SignalBook:
 
     def add(self, frame: bytes, recv_ns: int) -> AISignal | None:
         """Take one frame received at `recv_ns`; the decoded signal, or None if it was bad."""
+        bad = self.bad_total
         self.add_many((frame,), recv_ns)
-        return self._last
+        return None if self.bad_total != bad else decode(frame)
 
     def add_many(self, frames: Iterable[bytes], recv_ns: int) -> None:
-        """Take a batch of frames received together at `recv_ns` (one drain of the socket)."""
-        symbols = self.symbols
-        latencies = self.latencies.append
+        """Take a batch of frames received together at `recv_ns` (one drain of the socket).
+
+        This is the subscriber's hot path (hundreds of thousands of frames a second), so it
+        unpacks and range-checks inline, finds the symbol by its raw 16 bytes, and leaves
+        everything rare (bad frames, new symbols, anomalies, gaps) to other methods."""
+        by_raw = self._by_raw
+        latency = self.latencies.append
         threshold = self._threshold
+        gap_factor = self.settings.gap_factor
+        min_intervals = self.settings.min_intervals
         on_frame = self.on_frame
-        last: AISignal | None = None
+        unpack = _unpack
         for frame in frames:
-            try:
-                sig = decode(frame)
-            except BadFrame as exc:
-                self._bad(exc.reason, exc.detail, frame, recv_ns)
-                if on_frame is not None:
-                    on_frame(recv_ns, exc, frame)
-                last = None
+            if len(frame) != SIZE:
+                self._reject(frame, recv_ns)
                 continue
-            state = symbols.get(sig.symbol)
-            if state is None:
-                if len(symbols) >= self.settings.max_symbols:
-                    self._bad(TOO_MANY_SYMBOLS, f"symbol {sig.symbol!r}: the book holds "
-                              f"{len(symbols)} symbols", frame, recv_ns)
-                    last = None
+            ts, raw, direction, confidence, sentiment, probability, kind, _ = unpack(frame)
+            state = by_raw.get(raw)
+            if state is None or kind > 3 or not (
+                    -1.0 <= direction <= 1.0 and 0.0 <= confidence <= 1.0
+                    and -1.0 <= sentiment <= 1.0 and 0.0 <= probability <= 1.0):
+                state = self._first_sight(frame, raw, recv_ns)
+                if state is None:
                     continue
-                state = symbols[sig.symbol] = SymbolState(sig.symbol)
-            previous = state.latest
-            state.latest = sig
-            state.latest_recv_ns = recv_ns
+            previous = state.last_ts
+            state.frame = frame
+            state.last_ts = ts
             state.count += 1
-            latencies(recv_ns - sig.timestamp_ns)
+            latency(recv_ns - ts)
             if previous is not None:
-                self._interval(state, sig.timestamp_ns - previous.timestamp_ns, recv_ns)
-            if sig.anomaly_type or sig.anomaly_probability > threshold:
+                delta = ts - previous
+                if delta > 0:
+                    usual = state.interval_ns
+                    if state.gap_open or (state.intervals >= min_intervals
+                                          and delta > gap_factor * usual):
+                        self._gap_ended(state, delta, recv_ns)
+                    else:
+                        state.interval_ns = usual + 0.1 * (delta - usual) \
+                            if state.intervals else float(delta)
+                        state.intervals += 1
+            state.latest_recv_ns = recv_ns
+            if kind or probability > threshold:
                 state.anomalies += 1
-                if not state.anomalous or previous is None or \
-                        previous.anomaly_type != sig.anomaly_type:
+                if not state.anomalous or state.last_kind != kind:
                     state.anomalous = True
-                    self._anomaly(sig, recv_ns)
+                    self._anomaly(decode(frame), recv_ns)
             elif state.anomalous:
                 state.anomalous = False
+            state.last_kind = kind
             if on_frame is not None:
-                on_frame(recv_ns, sig, frame)
-            last = sig
-        self._last = last
+                on_frame(recv_ns, decode(frame), frame)
 
-    _last: AISignal | None = None
+    def _first_sight(self, frame: bytes, raw: bytes, recv_ns: int) -> SymbolState | None:
+        """A frame that failed the quick checks or whose raw symbol is not known yet: decode
+        it fully; its state, or None when it is bad (counted) or over the symbol cap."""
+        try:
+            sig = decode(frame)
+        except BadFrame as exc:
+            self._bad(exc.reason, exc.detail, frame, recv_ns)
+            if self.on_frame is not None:
+                self.on_frame(recv_ns, exc, frame)
+            return None
+        state = self.symbols.get(sig.symbol)
+        if state is None:
+            if len(self.symbols) >= self.settings.max_symbols:
+                self._bad(TOO_MANY_SYMBOLS, f"symbol {sig.symbol!r}: the book holds "
+                          f"{len(self.symbols)} symbols", frame, recv_ns)
+                return None
+            state = self.symbols[sig.symbol] = SymbolState(sig.symbol)
+        self._by_raw[raw] = state  # only valid symbols with a state: bounded like symbols
+        return state
 
-    def _interval(self, state: SymbolState, delta_ns: int, recv_ns: int) -> None:
-        """Learn a symbol's usual interval from the publisher's own timestamps (immune to
-        batching on receive and to clock skew), and close or notice a gap."""
-        if delta_ns <= 0:
-            return
-        usual = state.interval_ns
-        trusted = state.intervals >= self.settings.min_intervals
-        if trusted and delta_ns > self.settings.gap_factor * usual:
-            # A silence: report it (it may not have been seen while it lasted) and do not let
-            # it teach the usual interval.
-            state.gap_open = False
-            event = SignalGap(symbol=state.symbol, silent_s=delta_ns / NS, usual_s=usual / NS,
-                              ended=True, time=recv_ns / NS)
-            self.gap_log.append(event)
-            self.emit(event)
-            return
-        if state.gap_open:
-            state.gap_open = False
-            event = SignalGap(symbol=state.symbol, silent_s=delta_ns / NS,
-                              usual_s=usual / NS, ended=True, time=recv_ns / NS)
-            self.gap_log.append(event)
-            self.emit(event)
-        state.interval_ns = delta_ns if not state.intervals else usual + 0.1 * (delta_ns - usual)
-        state.intervals += 1
+    def _reject(self, frame: bytes, recv_ns: int) -> None:
+        try:
+            decode(frame)
+        except BadFrame as exc:
+            self._bad(exc.reason, exc.detail, frame, recv_ns)
+            if self.on_frame is not None:
+                self.on_frame(recv_ns, exc, frame)
+
+    def _gap_ended(self, state: SymbolState, delta_ns: int, recv_ns: int) -> None:
+        """A symbol is heard again after a gap: one seen while it lasted (`gap_open`), or one
+        seen only now in the publisher's timestamps. Intervals are learnt from the publisher's
+        own clock (immune to receive batching and clock skew); a gap teaches nothing."""
+        state.gap_open = False
+        silent_ns = max(delta_ns, recv_ns - state.latest_recv_ns)  # the longer of the two views
+        event = SignalGap(symbol=state.symbol, silent_s=silent_ns / NS,
+                          usual_s=state.interval_ns / NS, ended=True, time=recv_ns / NS)
+        self.gap_log.append(event)
+        self.emit(event)
 
     def _anomaly(self, sig: AISignal, recv_ns: int) -> None:
         event = SignalAnomaly(symbol=sig.symbol, anomaly_type=sig.anomaly_type,
@@ -244,6 +277,7 @@ class SignalBook:
 
     def _bad(self, reason: str, detail: str, frame: bytes, recv_ns: int) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
+        self.bad_total += 1
         self.bad_examples.append((recv_ns, reason, f"{detail} [{frame[:48].hex()}]"))
 
     # -- the slow path: called a few times a second ---------------------------------------
