@@ -251,5 +251,4 @@ async def push_keys(nodes: list[Node], keys: dict[str, PublicKey],
             done(event)
 
         await asyncio.gather(*(install(n) for n in need))
-        del password
     return [results[n.name] for n in nodes]
