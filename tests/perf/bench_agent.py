@@ -213,7 +213,7 @@ def main() -> None:
             s.stop()
 
     loops = {s.interval: s for s in subs if s.name.startswith("psutil loop")}
-    print(f"{"subject":46} {'CPU % of one core':>18} {'RSS MB':>8}  notes")
+    print(f"{'subject':46} {'CPU % of one core':>18} {'RSS MB':>8}  notes")
     for s in subs:
         if s.error:
             print(f"{s.name:46} {'—':>18} {'—':>8}  {s.error}")
