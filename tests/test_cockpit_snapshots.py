@@ -1,0 +1,133 @@
+"""Snapshot tests of every cockpit screen, at a desktop size (120x40) and a tablet size (80x24).
+
+Each app is built by `screens.app.make_app` on a recorded frame stream replayed at once to a
+fixed moment (tests/snapshot_apps/), with animations off and workers awaited, so the pictures
+are the same on every run. Update them with `pytest --snapshot-update` on Python 3.11 only.
+SVGs live in tests/snapshots/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_textual_snapshot
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tests.snapshot_apps import themed
+
+APPS = Path(__file__).parent / "snapshot_apps"
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+
+
+class _Svg(pytest_textual_snapshot.SVGImageExtension):
+    @classmethod
+    def dirname(cls, *, test_location) -> str:  # type: ignore[no-untyped-def]
+        return str(Path(__file__).parent / "snapshots" / test_location.basename)
+
+
+@pytest.fixture(autouse=True)
+def _snapshots_in_tests_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", _Svg)
+
+
+async def settle(pilot: Pilot) -> None:
+    """No animation, no blinking cursor, the replay applied and every message handled."""
+    app = pilot.app
+    app.animation_level = "none"
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    for box in app.screen.query(Input):
+        box.cursor_blink = False
+    await pilot.pause()
+
+
+def app_path(name: str) -> str:
+    return str(APPS / f"{name}.py")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_healthy(snap_compare, size) -> None:
+    """Dashboard: three healthy nodes, all up, no alerts, sparklines filled."""
+    assert snap_compare(app_path("dashboard_healthy"), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_lost_node(snap_compare, size) -> None:
+    """Dashboard: gamma lost ('exited'), greyed with its last values, alert in the header,
+    2/3 up."""
+    assert snap_compare(app_path("dashboard_lost"), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_gpu_alert(snap_compare, size) -> None:
+    """Dashboard: gamma's GPU over 90°C (red), beta's swap and alpha's NIC errors in the
+    alerts line."""
+    assert snap_compare(app_path("dashboard_gpu_alert"), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_readonly(snap_compare, size) -> None:
+    """Dashboard of a read-only cockpit: the status line says read-only and why."""
+    assert snap_compare(app_path("dashboard_readonly"), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_nvidia(snap_compare, size) -> None:
+    """Node screen of a Linux box with two RTX 4090s: per-core bars, NUMA, each GPU with its
+    graph and process list, interfaces with in/out graphs, disks."""
+    assert snap_compare(app_path("node_nvidia"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_apple(snap_compare, size) -> None:
+    """Node screen of a Mac Studio: unified GPU memory, and what macOS cannot measure."""
+    assert snap_compare(app_path("node_apple"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_numa(snap_compare, size) -> None:
+    """Node screen of a two-socket Xeon (4 NUMA nodes): 56 cores and the NUMA table with
+    hit/miss/foreign rates."""
+    assert snap_compare(app_path("node_numa"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, size) -> None:
+    """`?` on the dashboard: every key of the screen, the screens, states and columns."""
+    assert snap_compare(app_path("dashboard_healthy"), press=["question_mark"],
+                        terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_command_palette(snap_compare, size) -> None:
+    """Ctrl+P on the dashboard: screens, nodes and actions by name."""
+    assert snap_compare(app_path("dashboard_healthy"), press=["ctrl+p"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_filtered(snap_compare, size) -> None:
+    """`/` then "work": only the worker nodes are listed, the filter box shows the text."""
+    assert snap_compare(app_path("dashboard_healthy"), press=["slash", *"work"],
+                        terminal_size=size, run_before=settle)
+
+
+THEMES = sorted(t for t in themed.make("saf-dark").available_themes if t != "textual-ansi")
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_theme(snap_compare, theme) -> None:
+    """The dashboard (with alerts, so every colour shows) in each theme, saf's and Textual's."""
+    sizes = [(120, 40)]
+    assert snap_compare(themed.make(theme), terminal_size=sizes[0], run_before=settle)
+
+
+@pytest.mark.parametrize("theme", ["saf-light"])
+def test_theme_tablet(snap_compare, theme) -> None:
+    """saf's light theme at the tablet size."""
+    assert snap_compare(themed.make(theme), terminal_size=(80, 24), run_before=settle)
