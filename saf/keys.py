@@ -21,7 +21,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import asyncssh
 
@@ -142,19 +142,15 @@ class KeyOnlyConnector(SSHConnector):
     public key. No password, no other key, so success proves that key works."""
 
     def __init__(self, node: Node, key: PublicKey) -> None:
-        super().__init__(node, client_keys=[str(key.private)] if key.private else [])
-        self.key = key
-
-    def _options(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        # SSHConnector has no public hook for extra asyncssh options; pass through whatever
-        # its builder takes (it gained a `tunnel` argument for ProxyJump).
-        opts = super()._options(*args, **kwargs)
         # A passphrase-protected key file is skipped; the agent may hold the key instead, and
         # may offer only that key. (Without a private file beside the .pub, asyncssh falls
         # back to the default key files as well: the proof is then "some key of yours".)
-        opts.update(ignore_encrypted=True, agent_identities=[str(self.key.path)],
-                    password_auth=False, kbdint_auth=False, gss_auth=False)
-        return opts
+        super().__init__(node, client_keys=[str(key.private)] if key.private else [],
+                         extra_options=dict(ignore_encrypted=True,
+                                            agent_identities=[str(key.path)],
+                                            password_auth=False, kbdint_auth=False,
+                                            gss_auth=False))
+        self.key = key
 
 
 async def _key_login(node: Node, key: PublicKey) -> ConnectError | None:

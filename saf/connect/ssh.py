@@ -134,8 +134,10 @@ class SSHConnector(Connector):
 
     def __init__(self, node: Node, *, password: str | None = None,
                  client_keys: list[str] | None = None,
-                 via: asyncssh.SSHClientConnection | None = None) -> None:
+                 via: asyncssh.SSHClientConnection | None = None,
+                 extra_options: dict | None = None) -> None:
         super().__init__(node)
+        self._extra = dict(extra_options or {})  # more asyncssh options, applied last
         self._password = password
         self._client_keys = client_keys
         self._via = via  # an open connection to tunnel through (a ProxyJump hop)
@@ -204,6 +206,7 @@ class SSHConnector(Connector):
             opts["password"] = self._password
             opts.setdefault("client_keys", None)
             opts["agent_path"] = None
+        opts.update(self._extra)
         return opts
 
     async def connect(self) -> None:
