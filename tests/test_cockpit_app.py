@@ -1,0 +1,270 @@
+"""Functional tests of the cockpit with Pilot: navigation, filter, themes, key map, a node
+lost and recovered, read-only, signalling a process, recording from the cockpit. Every app is
+built by the factory on recorded frames (no cluster), or on a local node where an action must
+really happen."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from saf.commands.tui import FleetActions
+from saf.fleet import Fleet
+from saf.inventory.model import Cluster, Defaults, Inventory, Node
+from saf.metrics.events import AgentFrameEvent
+from saf.recording import Recording, Replayer, load_recording
+from screens.app import NodeUpdated, SafApp, make_app, replay_app
+from screens.confirm import ConfirmScreen
+from screens.dashboard import DashboardScreen, NodeTable
+from screens.help import HelpScreen
+from screens.node import NodeScreen
+from screens.settings import Settings, load_settings
+from themes import THEMES_DIR
+
+FRAMES = Path(__file__).parent / "fixtures" / "frames"
+
+
+def cockpit(name: str, until: float | None = None, **options) -> SafApp:
+    options.setdefault("settings", Settings())
+    options.setdefault("theme_folders", [THEMES_DIR])
+    return replay_app(FRAMES / name, instant=True, until=until, **options)
+
+
+async def ready(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def table(app: SafApp) -> NodeTable:
+    return app.screen.query_one(NodeTable)
+
+
+async def test_navigation_enter_escape_help():
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert table(app).rows == ["alpha", "beta", "gamma"]
+        await pilot.press("down", "down")
+        assert table(app).selected == "gamma"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeScreen) and app.screen.node == "gamma"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, NodeScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("up")
+        assert table(app).selected == "beta"
+
+
+async def test_palette_reaches_nodes_and_actions():
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Open node beta" in titles
+        assert any(t.startswith("Filter") for t in titles)
+        assert any(t.startswith("Help") for t in titles)
+        assert "Go to Dashboard" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Open node beta")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeScreen) and app.screen.node == "beta"
+
+
+async def test_filter_and_clear():
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("slash", *"work")
+        assert table(app).rows == ["beta", "gamma"]
+        await pilot.press("enter")
+        assert table(app).has_focus and table(app).rows == ["beta", "gamma"]
+        await pilot.press("escape")
+        assert table(app).rows == ["alpha", "beta", "gamma"]
+        await pilot.press("slash", *"nothing-like-this")
+        assert table(app).rows == []
+
+
+async def test_theme_switch_is_remembered(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.theme is None
+    app = cockpit("healthy-3-nodes.jsonl", settings=settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert app.theme == "saf-dark"
+        await pilot.press("t")
+        assert app.theme == "saf-light"
+    assert load_settings().theme == "saf-light"
+    again = cockpit("healthy-3-nodes.jsonl", settings=load_settings())
+    async with again.run_test(size=(80, 24)) as pilot:
+        assert again.theme == "saf-light"
+
+
+async def test_bad_theme_file_falls_back_with_a_notification(tmp_path):
+    folder = tmp_path / "themes"
+    folder.mkdir()
+    (folder / "broken.toml").write_text('name = "broken"\nprimary = "not-a-colour"\n')
+    app = cockpit("healthy-3-nodes.jsonl", settings=Settings(theme="broken"),
+                  theme_folders=[THEMES_DIR, folder])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        assert app.theme == "saf-dark"
+        messages = [n.message for n in app._notifications]
+        assert any("broken.toml" in m and "not a colour" in m for m in messages)
+        assert any("no theme 'broken'" in m for m in messages)
+
+
+async def test_user_keymap_is_applied(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "cockpit.toml").write_text('[keymap]\n"dashboard.filter" = "f"\n')
+    app = cockpit("healthy-3-nodes.jsonl", settings=load_settings(remember=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("f", *"alp")
+        assert table(app).rows == ["alpha"]
+
+
+def test_bad_settings_name_the_line(tmp_path):
+    from saf.errors import ConfigError
+
+    path = tmp_path / "cockpit.toml"
+    path.write_text('theme = "saf-dark"\n\n[thresholds]\ngpu_temp_alrt = 80\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert f"{path}:4:" in str(info.value) and "gpu_temp_alrt" in str(info.value)
+
+
+async def test_node_lost_and_recovered():
+    """gamma's agent exits at 30 s and is back at 45 s (recorded); seeking through the replay
+    shows it lost, with the reason, then up again."""
+    app = cockpit("lost-node.jsonl", until=20)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        assert app.view("gamma").status == "connected"
+        assert "gamma lost" not in str(app.screen.query_one("#cluster-header").render())
+        app.replayer.seek(35)
+        await pilot.pause()
+        view = app.view("gamma")
+        assert (view.status, view.reason) == ("lost", "exited")
+        assert view.cpu is not None  # last values kept
+        header = str(app.screen.query_one("#cluster-header").render())
+        assert "gamma lost (exited)" in header and "2/3 up" in header
+        app.replayer.seek(55)
+        await pilot.pause()
+        assert app.view("gamma").status == "connected"
+        assert "3/3 up" in str(app.screen.query_one("#cluster-header").render())
+        app.replayer.seek(33)  # back again: the store is rebuilt as it was then
+        await pilot.pause()
+        assert app.view("gamma").status == "lost"
+
+
+async def test_replay_plays_pauses_and_seeks():
+    recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")
+    app = make_app(lambda emit: Replayer(recording, emit, speed=20.0), recording.nodes,
+                   settings=Settings(), theme_folders=[THEMES_DIR])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        assert app.replayer.position > 2
+        await pilot.press("space")
+        paused_at = app.replayer.position
+        await pilot.pause(0.3)
+        assert app.replayer.position == paused_at
+        await pilot.press("right")
+        assert app.replayer.position == pytest.approx(min(paused_at + 10,
+                                                          recording.duration))
+        samples = app.store.node("alpha").samples
+        await pilot.press("left", "left", "left", "left", "left", "left")
+        assert app.replayer.position == 0
+        assert app.store.node("alpha").samples < samples
+
+
+def test_newer_update_replaces_queued_one():
+    assert NodeUpdated("a").can_replace(NodeUpdated("a"))
+    assert not NodeUpdated("a").can_replace(NodeUpdated("b"))
+
+
+async def test_readonly_refuses_node_actions():
+    app = cockpit("node-nvidia-2x-rtx4090.jsonl", readonly=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("disabled" in n.message and "--readonly" in n.message
+                   for n in app._notifications)
+
+
+def _with_pid(recording: Recording, old: int, new: int) -> Recording:
+    events = []
+    for event in recording.events:
+        if isinstance(event, AgentFrameEvent) and event.frame.get("gpus"):
+            frame = json.loads(json.dumps(event.frame).replace(str(old), str(new)))
+            event = dataclasses.replace(event, frame=frame, raw=json.dumps(frame))
+        events.append(event)
+    return dataclasses.replace(recording, events=tuple(events))
+
+
+async def test_signal_a_gpu_process_asks_then_sends_term():
+    """The GPU process list of a recorded NVIDIA node, pointed at a real local process: `s`
+    shows the exact command, Cancel does nothing, Send TERM ends the process."""
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        recording = _with_pid(load_recording(FRAMES / "node-nvidia-2x-rtx4090.jsonl"),
+                              31337, victim.pid)
+        local = Node("gpu1", "localhost", connection="local")
+        fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
+        app = make_app(lambda emit: Replayer(recording, emit, instant=True), [local],
+                       settings=Settings(), theme_folders=[THEMES_DIR],
+                       actions=FleetActions(fleet))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press("s")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            assert app.screen.command == f"gpu1$ kill -TERM {victim.pid}"
+            await pilot.press("escape")
+            assert victim.poll() is None
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.click("#term")
+            await app.workers.wait_for_complete()
+            assert victim.wait(timeout=10) == -15
+        await fleet.close()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+async def test_record_from_the_cockpit(tmp_path):
+    app = cockpit("healthy-3-nodes.jsonl", until=10, record_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("R")
+        assert app.recorder is not None
+        path = app.recorder.path
+        app.replayer.seek(20)
+        await pilot.pause()
+        await pilot.press("R")
+        assert app.recorder is None
+    saved = load_recording(path)
+    assert [n.name for n in saved.nodes] == ["alpha", "beta", "gamma"]
+    assert len(saved.events) >= 30
+    assert {e.node for e in saved.events} == {"alpha", "beta", "gamma"}

@@ -1,0 +1,64 @@
+"""Recordings (saf/recording.py) and the graph helpers the screens draw with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from saf.errors import ConfigError
+from saf.inventory.model import Node
+from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
+from saf.recording import RecordingWriter, Replayer, load_recording
+from screens.widgets import downsample, sparkline
+
+FRAMES = Path(__file__).parent / "fixtures" / "frames"
+
+
+def test_round_trip_keeps_every_event(tmp_path):
+    frame = {"type": "sample", "seq": 1, "time": 5.0, "cpu": {"percent": 12.5}}
+    events = [AgentStatus(node="a", status="connecting", time=1.0),
+              HelloReceived(node="a", frame={"type": "hello"}, raw='{"type":"hello"}', time=2.0),
+              SampleReceived(node="a", frame=frame, raw=json.dumps(frame), time=3.0)]
+    path = tmp_path / "r.jsonl"
+    with RecordingWriter(path, [Node("a", "h", roles=("head",))], cluster="c") as writer:
+        for e in events:
+            writer.write(e)
+    back = load_recording(path)
+    assert back.cluster == "c" and back.nodes[0].roles == ("head",)
+    assert list(back.events) == events
+    assert '"frame"' not in path.read_text().splitlines()[3]  # each frame stored once
+
+
+def test_damaged_recording_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    lines = (FRAMES / "healthy-3-nodes.jsonl").read_text().splitlines()[:5]
+    lines[3] = lines[3][:40]
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:4: not JSON"):
+        load_recording(path)
+    path.write_text('{"something": "else"}\n')
+    with pytest.raises(ConfigError, match="not a saf recording"):
+        load_recording(path)
+
+
+async def test_instant_replay_fills_the_store_up_to_a_moment():
+    recording = load_recording(FRAMES / "lost-node.jsonl")
+    seen = []
+    player = Replayer(recording, seen.append, instant=True, until=10)
+    await player.start()
+    assert player.store.node("alpha").samples == 11
+    assert player.clock() == pytest.approx(recording.start + 10)
+    assert seen[-1].kind == "replay_position"
+
+
+def test_downsample_keeps_spikes():
+    values = [0.0] * 100
+    values[37] = 50.0
+    buckets = downsample(values, 10)
+    assert len(buckets) == 10 and buckets[3] == (0.0, 50.0)
+    assert downsample([1.0, None, 3.0], 10) == [(1.0, 1.0), None, (3.0, 3.0)]
+    line = sparkline(values, 10, top=100.0)
+    assert len(line) == 10 and line[3] != line[0]
+    assert sparkline([], 5) == "     "
