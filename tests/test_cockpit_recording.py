@@ -48,7 +48,9 @@ async def test_instant_replay_fills_the_store_up_to_a_moment():
     seen = []
     player = Replayer(recording, seen.append, instant=True, until=10)
     await player.start()
-    assert player.store.node("alpha").samples == 11
+    expected = sum(1 for e in recording.events if isinstance(e, SampleReceived)
+                   and e.node == "alpha" and e.time <= recording.start + 10)
+    assert player.store.node("alpha").samples == expected > 5
     assert player.clock() == pytest.approx(recording.start + 10)
     assert seen[-1].kind == "replay_position"
 
