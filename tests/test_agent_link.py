@@ -4,6 +4,7 @@ killed agent or SSH server marks the node lost and it comes back, bad frames are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -239,3 +240,29 @@ async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
     assert bad[0].raw == "{not json"
     lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
     assert lost.reason == "exited"
+
+
+async def test_silent_agent_is_lost_within_two_intervals(cluster):
+    """An agent that stops talking without dying (SIGSTOP) is lost as `silent` after two
+    intervals, and a fresh agent takes its place."""
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    pid = None
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("beta")], rec, interval=0.3)
+        await hub.start()
+        try:
+            await wait_for(lambda: hub.store.node("beta").samples >= 1, what="first sample")
+            pid = hub.store.node("beta").hello["pid"]
+            os.kill(pid, signal.SIGSTOP)
+            await wait_for(lambda: hub.store.lost("beta"), what="lost")
+            lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
+            assert lost.reason == "silent"
+            await wait_for(lambda: len(rec.of(mev.HelloReceived)) >= 2
+                           and hub.store.node("beta").status == mev.UP, what="recovery")
+        finally:
+            await hub.stop()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGCONT)
