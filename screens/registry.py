@@ -32,7 +32,8 @@ SCREENS: list[ScreenEntry] = [
                 "network", "screens.dashboard:DashboardScreen", key="1"),
     ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
                 "processes, interfaces, disks", "screens.node:NodeScreen", needs_node=True),
-    ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, anomalies, bad frames", "screens.signals:SignalsScreen", key="5"),
+    ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
+                "anomalies, bad frames", "screens.signals:SignalsScreen", key="5"),
 ]
 
 

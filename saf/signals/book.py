@@ -54,6 +54,7 @@ class BookSettings:
     latency_samples: int = 8192
     log_size: int = 200
     rate_every_s: float = 0.5  # how often rates are recomputed
+    rate_window_s: float = 5.0  # rates shown are averaged over this long
     gap_every_s: float = 0.1  # how often silent symbols are looked for
     rate_history: int = 240  # points of total rate kept for the sparkline
     bad_examples: int = 20
@@ -64,8 +65,7 @@ class SymbolState:
     face asks (`latest`): the hot path never builds a signal object."""
 
     __slots__ = ("symbol", "frame", "last_ts", "last_kind", "latest_recv_ns", "count",
-                 "anomalies", "interval_ns", "intervals", "anomalous", "gap_open", "rate",
-                 "_mark_count")
+                 "anomalies", "interval_ns", "intervals", "anomalous", "gap_open", "rate")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -80,7 +80,6 @@ class SymbolState:
         self.anomalous = False
         self.gap_open = False
         self.rate = 0.0
-        self._mark_count = 0
 
     @property
     def latest(self) -> AISignal | None:
@@ -158,8 +157,9 @@ class SignalBook:
         self.rate_history: deque[float] = deque(maxlen=s.rate_history)
         self.anomaly_log: deque[SignalAnomaly] = deque(maxlen=s.log_size)
         self.gap_log: deque[SignalGap] = deque(maxlen=s.log_size)
-        self._mark_ns = 0
-        self._mark_total = 0
+        # (time, total, count per symbol) every rate_every_s, over the rate window
+        self._marks: deque[tuple[int, int, dict[str, int]]] = deque(
+            maxlen=max(2, int(s.rate_window_s / s.rate_every_s) + 1))
         self._gap_ns = 0
         self._by_raw: dict[bytes, SymbolState] = {}
         self.bad_total = 0
@@ -288,22 +288,21 @@ class SignalBook:
         if now_ns - self._gap_ns >= self.settings.gap_every_s * NS:
             self._gap_ns = now_ns
             self.check_gaps(now_ns)
-        elapsed = now_ns - self._mark_ns
-        if self._mark_ns and elapsed < self.settings.rate_every_s * NS:
+        last = self._marks[-1][0] if self._marks else None
+        if last is not None and now_ns - last < self.settings.rate_every_s * NS:
             return
-        total = self.total_count()
-        if self._mark_ns and elapsed > 0:
-            seconds = elapsed / NS
-            self.total_rate = (total - self._mark_total) / seconds
-            self.rate_history.append(self.total_rate)
-            for state in self.symbols.values():
-                state.rate = (state.count - state._mark_count) / seconds
-                state._mark_count = state.count
-        else:
-            for state in self.symbols.values():
-                state._mark_count = state.count
-        self._mark_ns = now_ns
-        self._mark_total = total
+        counts = {name: st.count for name, st in self.symbols.items()}
+        total = sum(counts.values())
+        if last is not None and now_ns > last:
+            # the sparkline's point: the rate since the previous mark
+            self.rate_history.append((total - self._marks[-1][1]) / ((now_ns - last) / NS))
+            # the figures shown: rates over the whole window, steady for slow symbols
+            then, then_total, then_counts = self._marks[0]
+            seconds = (now_ns - then) / NS
+            self.total_rate = (total - then_total) / seconds
+            for name, state in self.symbols.items():
+                state.rate = (state.count - then_counts.get(name, 0)) / seconds
+        self._marks.append((now_ns, total, counts))
 
     def check_gaps(self, now_ns: int) -> None:
         factor = self.settings.gap_factor

@@ -1,0 +1,305 @@
+"""The Signals screen: the cluster's ZeroMQ trading-signal stream, live.
+
+A table per symbol (direction, confidence, sentiment, anomaly probability and type, ensemble
+score, model version, age, rate), the total rate as a sparkline, latency percentiles with the
+clock-skew caveat, the anomaly and gap log, and bad frames by reason. `/` filters by symbol,
+`p` pauses the picture (the book keeps counting underneath).
+
+The data comes from a `SignalFeed` (saf/signals/feed.py) that the app holds as `signal_feed`,
+so the subscription and the book outlive the screen: the first Signals screen opened makes a
+live feed from the inventory's [signals] table (reusing the metrics fleet's SSH connections for
+ssh:// endpoints) and starts it as an app worker. The screen redraws from the book at most 10
+times a second, whatever the frame rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from saf.signals.book import BookSnapshot
+from saf.signals.codec import ANOMALY_TYPES, REASONS
+from saf.signals.feed import SignalFeed
+from screens.widgets import StatusLine, palette, sparkline
+
+REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
+LOG_LINES = 8
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1000:.1f}k/s" if value >= 10_000 else f"{value:.1f}/s"
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def feed_for(app: Any) -> SignalFeed:
+    """The app's signal feed, made (live, from the inventory) and started on first use."""
+    feed: SignalFeed | None = getattr(app, "signal_feed", None)
+    if feed is None:
+        fleet = getattr(getattr(app, "source", None), "fleet", None)
+        inventory = fleet.inventory if fleet is not None else None
+        if inventory is None:
+            from saf.errors import SafError
+            from saf.inventory import load_inventory
+
+            try:
+                inventory = load_inventory()
+            except SafError:
+                inventory = None
+        try:
+            feed = SignalFeed.live(inventory, fleet=fleet)
+        except Exception as exc:  # noqa: BLE001 - a bad [signals] table: shown, not fatal
+            from saf.signals.book import SignalBook
+
+            feed = SignalFeed(SignalBook(), "no signal source")
+            feed.error = str(exc)
+        app.signal_feed = feed
+    if feed.source is not None and not getattr(feed, "_started", False):
+        feed._started = True  # type: ignore[attr-defined]
+        app.run_worker(feed.run(), group="signals", exit_on_error=False)
+    return feed
+
+
+class SignalsScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Signals"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="signals.back",
+                tooltip="Close the filter, or go back to the previous screen"),
+        Binding("slash", "filter", "Filter", id="signals.filter",
+                tooltip="Show only symbols containing some text"),
+        Binding("p", "pause", "Pause", id="signals.pause",
+                tooltip="Freeze the picture; the stream is still counted underneath"),
+    ]
+
+    DEFAULT_CSS = """
+    SignalsScreen #signals-header {
+        height: auto;
+        background: $surface;
+        color: $foreground;
+        border-bottom: solid $primary 40%;
+    }
+    SignalsScreen #signals-table-box {
+        height: 1fr;
+        border: round $primary 50%;
+        border-title-color: $primary;
+        padding: 0 1;
+    }
+    SignalsScreen #signals-lower {
+        height: auto;
+        max-height: 8;
+    }
+    SignalsScreen .signals-panel {
+        width: 1fr;
+        height: auto;
+        border: round $primary 50%;
+        border-title-color: $primary;
+        padding: 0 1;
+    }
+    SignalsScreen .signals-panel.alert {
+        border: round $error;
+        border-title-color: $error;
+    }
+    SignalsScreen #signals-filter {
+        dock: bottom;
+        margin-bottom: 2;
+        border: tall $primary;
+        background: $surface;
+        display: none;
+    }
+    SignalsScreen #signals-filter.shown {
+        display: block;
+    }
+    """
+
+    def __init__(self, feed: SignalFeed | None = None) -> None:
+        super().__init__()
+        self._given_feed = feed
+        self.feed: SignalFeed | None = None
+        self.paused = False
+        self.filter = ""
+        self.key_presses = 0  # for the benchmark's key-press probe
+        self.redraws = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="signals-header")
+        table_box = VerticalScroll(Static(id="signals-table"), id="signals-table-box")
+        table_box.border_title = "Symbols"
+        yield table_box
+        panels = []
+        for ident, title in (("latency", "Latency"), ("bad", "Bad frames"),
+                             ("log", "Anomalies and gaps")):
+            panel = Vertical(Static(id=f"signals-{ident}"), classes="signals-panel",
+                             id=f"signals-{ident}-box")
+            panel.border_title = title
+            panels.append(panel)
+        yield Horizontal(*panels, id="signals-lower")
+        yield Input(placeholder="symbol contains…", id="signals-filter")
+        yield StatusLine()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self._given_feed is not None:
+            self.app.signal_feed = self._given_feed  # type: ignore[attr-defined]
+        self.feed = feed_for(self.app)
+        self.redraw()
+        self.set_interval(REDRAW_S, self.redraw, name="signals-redraw")
+
+    def on_screen_resume(self) -> None:
+        self.redraw()
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        box = self.query_one("#signals-filter", Input)
+        if box.has_class("shown"):
+            box.remove_class("shown")
+            return
+        self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#signals-filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_pause(self) -> None:
+        self.key_presses += 1
+        self.paused = not self.paused
+        self.redraw(force=True)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip()
+        self.redraw(force=True)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.set_focus(None)
+
+    # -- drawing ------------------------------------------------------------------------------
+    def redraw(self, force: bool = False) -> None:
+        if self.feed is None or (self.paused and not force):
+            return
+        self.redraws += 1
+        snap = self.feed.book.snapshot(self.feed.now_ns(), symbols=self.filter)
+        v = palette(self.app)
+        self.query_one("#signals-header", Static).update(self._header(snap, v))
+        self.query_one("#signals-table", Static).update(self._table(snap, v))
+        self.query_one("#signals-table-box").border_title = (
+            f"Symbols · filter: {self.filter}" if self.filter else "Symbols")
+        self.query_one("#signals-latency", Static).update(self._latency(snap, v))
+        self.query_one("#signals-bad", Static).update(self._bad(snap, v))
+        self.query_one("#signals-bad-box").set_class(bool(snap.bad), "alert")
+        self.query_one("#signals-log", Static).update(self._log(snap, v))
+
+    def _header(self, snap: BookSnapshot, v: dict[str, str]) -> Text:
+        assert self.feed is not None
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(" Signals ", style=f"bold {v['primary']}")
+        text.append(f"{self.feed.label}  ")
+        if self.feed.error:
+            text.append(f"error: {self.feed.error}  ", style=f"bold {v['error']}")
+        elif self.feed.sources:
+            states = set(self.feed.sources.values())
+            ok = any(s.startswith("connected") for s in states)
+            text.append(("connected" if ok else ", ".join(sorted(states))) + "  ",
+                        style=v["success"] if ok else v["warning"])
+        if self.paused:
+            text.append(" ⏸ paused ", style=f"bold {v['accent']}")
+            text.append("  ")
+        text.append(f"{_rate(snap.total_rate)}  {snap.total:,} frames", style="bold")
+        text.append("\n rate ")
+        width = max(10, self.size.width - 8)
+        text.append(sparkline(snap.rate_history, width), style=v["primary"])
+        return text
+
+    def _table(self, snap: BookSnapshot, v: dict[str, str]) -> Table | Text:
+        if not snap.rows:
+            why = "no symbol matches the filter" if self.filter else "waiting for signals…"
+            return Text(why, style=v.get("text-muted", v["foreground"]))
+        table = Table(box=None, header_style=f"bold {v['primary']}", pad_edge=False,
+                      expand=True)
+        for title, justify in (("SYMBOL", "left"), ("DIR", "right"), ("CONF", "right"),
+                               ("SENT", "right"), ("ANOM", "right"), ("TYPE", "left"),
+                               ("SCORE", "right"), ("MODEL", "right"), ("AGE", "right"),
+                               ("RATE", "right")):
+            table.add_column(title, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+
+        def signed(value: float) -> Text:
+            style = v["success"] if value > 0.05 else v["error"] if value < -0.05 else ""
+            return Text(f"{value:+.2f}", style=style)
+
+        for row in snap.rows:
+            s = row.signal
+            hot = f"bold {v['error']}" if row.anomalous else ""
+            symbol = Text(row.symbol, style=hot or "bold")
+            if row.gap:
+                symbol.append(" gap", style=f"bold {v['warning']}")
+            age_style = v["warning"] if row.gap else ""
+            table.add_row(symbol, signed(s.price_direction), f"{s.price_confidence:.2f}",
+                          signed(s.sentiment_score),
+                          Text(f"{s.anomaly_probability:.2f}", style=hot),
+                          Text(ANOMALY_TYPES[s.anomaly_type], style=hot),
+                          signed(row.score), str(s.model_version),
+                          Text(_age(row.age_s), style=age_style), _rate(row.rate))
+        return table
+
+    def _latency(self, snap: BookSnapshot, v: dict[str, str]) -> Text:
+        lat = snap.latency
+        if lat is None:
+            return Text("no signals yet", style=v.get("text-muted", v["foreground"]))
+        text = Text()
+        for name, value in (("p50", lat.p50_s), ("p90", lat.p90_s), ("p99", lat.p99_s),
+                            ("max", lat.max_s)):
+            text.append(f"{name} ", style="bold")
+            text.append(f"{_age(value)}  ")
+        text.append(f"\nreceived − stamped, over {lat.samples:,} signals; includes the "
+                    "clock skew between machines", style=v.get("text-muted", v["foreground"]))
+        if lat.skewed:
+            text.append(f"\nClocks disagree: min {lat.min_s * 1000:.0f}ms (publisher ahead).",
+                        style=v["warning"])
+        return text
+
+    def _bad(self, snap: BookSnapshot, v: dict[str, str]) -> Text:
+        if not snap.bad:
+            return Text("none", style=v["success"])
+        text = Text()
+        for reason, count in sorted(snap.bad.items(), key=lambda kv: -kv[1]):
+            text.append(f"{count:,} ", style=f"bold {v['error']}")
+            text.append(f"{reason}", style="bold")
+            text.append(f" ({REASONS.get(reason, 'too many symbols')})\n",
+                        style=v.get("text-muted", v["foreground"]))
+        if snap.bad_examples:
+            text.append(f"last: {snap.bad_examples[-1][2][:60]}",
+                        style=v.get("text-muted", v["foreground"]))
+        return text
+
+    def _log(self, snap: BookSnapshot, v: dict[str, str]) -> Text | Group:
+        from datetime import datetime, timezone
+
+        items: list[tuple[float, Text]] = []
+        for a in snap.anomalies[-LOG_LINES:]:
+            items.append((a.time, Text.assemble(
+                (f"{a.symbol} ", f"bold {v['error']}"),
+                f"{a.anomaly_name} anomaly p={a.probability:.2f}")))
+        for g in snap.gaps[-LOG_LINES:]:
+            what = f"silent {g.silent_s:.1f}s" if not g.ended else f"was silent {g.silent_s:.1f}s"
+            items.append((g.time, Text.assemble(
+                (f"{g.symbol} ", f"bold {v['warning']}"),
+                f"{what} (usually {_age(g.usual_s)})")))
+        if not items:
+            return Text("none", style=v["success"])
+        items.sort(key=lambda item: item[0], reverse=True)  # newest first: clipped last
+        lines = []
+        for when, line in items[:LOG_LINES]:
+            stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%H:%M:%S")
+            lines.append(Text.assemble((stamp + " ", v.get("text-muted", v["foreground"])),
+                                       line))
+        return Group(*lines)
