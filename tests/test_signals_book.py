@@ -185,3 +185,20 @@ def test_any_bytes_never_crash_the_book(frames: list[bytes]) -> None:
     book.tick(T0 + NS)
     snap = book.snapshot(T0 + NS)
     assert snap.total + snap.bad_total == len(frames)
+
+
+def test_rates_are_steady_for_slow_symbols() -> None:
+    """A symbol sending once a second shows about 1/s over the rate window, not 0 and 2 in
+    turn from one half-second to the next."""
+    book = SignalBook()
+    for i in range(21):
+        book.tick(T0 + i * NS // 2)
+        if i % 2 == 0:
+            feed(book, "EURUSD", [i / 2], latency_s=0.001)
+    rates = []
+    for i in range(21, 27):
+        book.tick(T0 + i * NS // 2)
+        if i % 2 == 0:
+            feed(book, "EURUSD", [i / 2], latency_s=0.001)
+        rates.append(book.snapshot(T0).rows[0].rate)
+    assert all(0.8 <= r <= 1.2 for r in rates), rates

@@ -33,7 +33,7 @@ Sink = Callable[[list[bytes], int], None]
 """Called with a batch of raw frames and the time (ns since the epoch) they were received."""
 Tick = Callable[[int], None]
 
-BATCH = 8192  # frames per drain before yielding to the event loop
+BATCH = 1024  # frames per drain before yielding to the event loop (~1-3 ms of work)
 RCVHWM = 200_000  # frames ZeroMQ may queue for us during a burst (about 20 MB at most)
 POLL_MS = 250  # how long to wait before ticking anyway (gaps are noticed in silence)
 
