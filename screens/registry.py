@@ -34,6 +34,8 @@ SCREENS: list[ScreenEntry] = [
                 "processes, interfaces, disks", "screens.node:NodeScreen", needs_node=True),
     ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
                 "anomalies, bad frames", "screens.signals:SignalsScreen", key="5"),
+    ScreenEntry("recipes", "Recipes", "Run a recipe and watch each step on each node; past runs",
+                "screens.recipes:RecipesScreen", key="4"),
 ]
 
 
