@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from saf.recipe import become as sudo
 from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
                                StepFinished, StepOutput, StepStarted)
 from saf.recipe.kinds.base import Outcome
+from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started
 from saf.recipe.model import Step
 from saf.recipe.prepare import Prepared
@@ -53,8 +55,8 @@ class _NodeContext:
     def render(self, template: str, *, shell: bool = True) -> str:
         return render(template, self.facts, shell=shell)
 
-    async def run(self, command: str, *, quiet: bool = False,
-                  input: str | None = None) -> RunResult:
+    async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
+                  skip_marker: str | None = None) -> RunResult:
         if self.step.become:
             mode = await self.runner.sudo_mode(self.node, self.conn)
             command = sudo.wrap(command, mode)
@@ -63,7 +65,8 @@ class _NodeContext:
         step, node, emit = self.step.index, self.node.name, self.runner.emit
 
         def output(stream: str, line: str) -> None:
-            emit(StepOutput(step=step, node=node, stream=stream, line=line))
+            if skip_marker is None or line != skip_marker:
+                emit(StepOutput(step=step, node=node, stream=stream, line=line))
 
         return await self.conn.run(command, on_output=None if quiet else output, input=input)
 
@@ -115,8 +118,30 @@ class Runner:
             return self._password
 
     # -- one step on one node -------------------------------------------------------------
+    async def _fused(self, ctx: _NodeContext) -> Outcome:
+        """A shell step's check (or creates) and command in one remote call: half the
+        round trips. The check's output is discarded; when it passes, the script prints a
+        one-off marker instead of running the command."""
+        step = ctx.step
+        marker = f"saf-skip-{secrets.token_hex(8)}"
+        if step.check:
+            test, why = ctx.render(step.check), "check passed: nothing to do"
+        else:
+            path = ctx.render(step.creates or "", shell=False)
+            test, why = f"test -e {shell_path(path)}", f"{path} exists"
+        command = ctx.render(step.kind.command)  # type: ignore[attr-defined]
+        script = (f"if {{ {test}\n}} </dev/null >/dev/null 2>&1; then echo {marker}; exit 0; fi\n"
+                  + command)
+        result = await ctx.run(script, skip_marker=marker)
+        if result.stdout.startswith(marker + "\n"):
+            return Outcome("skipped", why)
+        return Outcome.from_result(result)
+
     async def _attempt(self, ctx: _NodeContext) -> tuple[Outcome, list[str]]:
         step = ctx.step
+        if not self.check and isinstance(step.kind, Shell) and (step.check or step.creates) \
+                and not (step.check and step.creates):
+            return await self._fused(ctx), []
         if step.check:
             if (await ctx.run(ctx.render(step.check), quiet=True)).ok:
                 return Outcome("skipped", "check passed: nothing to do"), []
