@@ -31,6 +31,8 @@ from saf.metrics.events import AgentFrameEvent, event_from_json
 from saf.metrics.store import MetricsStore
 
 FORMAT_VERSION = 1
+BATCH = 0.05  # seconds of recording delivered in one go
+TICK = 0.25   # the longest a playing replay sleeps before looking at its controls again
 
 
 def node_header(node: Node) -> dict[str, Any]:
@@ -305,7 +307,8 @@ class Replayer:
         while True:
             self._wake.clear()
             if not self.paused:
-                self._apply_until(self.clock())
+                # Events due within a few milliseconds go together: fewer wake-ups.
+                self._apply_until(self.clock() + BATCH * self.speed)
                 if self.finished:
                     self.pause()
                     continue
@@ -317,5 +320,5 @@ class Replayer:
                 await self._wake.wait()
                 continue
             due = (events[self._index].time - self.clock()) / self.speed
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(due, 1.0)))
+            # Plain sleeps (no timer task per wait); steering takes effect within TICK.
+            await asyncio.sleep(max(0.0, min(due, TICK)))

@@ -397,14 +397,16 @@ class NodeScreen(Screen[None]):
 
     # -- updates from the app ---------------------------------------------------------------
     def node_updated(self, node: str) -> None:
-        if node == self.node:
+        if node == self.node and self.is_mounted:
             self.redraw()
 
     def replay_moved(self, _: object) -> None:
-        self.query_one(StatusLine).refresh()
+        if self.is_mounted:
+            self.query_one(StatusLine).refresh()
 
     def tick(self, _: float) -> None:
-        self.query_one(StatusLine).refresh()
+        if self.is_mounted:
+            self.query_one(StatusLine).refresh()
 
     # -- signalling a GPU process -----------------------------------------------------------
     def _selected_process(self) -> tuple[int, str, int] | None:

@@ -18,7 +18,6 @@ from screens.settings import Thresholds
 from screens.widgets import fmt_bytes
 
 OK, WARN, ALERT = "ok", "warn", "alert"
-RECENT = 60  # samples: how far back "errors now" looks
 
 
 def num(value: Any) -> float | None:
@@ -90,8 +89,8 @@ class Nic:
     up: bool | None
     cluster: bool
     addresses: tuple[str, ...] = ()
-    # The highest errors (drops) per second over the last minute: counters since boot may
-    # hold old history, a rate says it is happening now.
+    # Errors (drops) per second in the latest sample: counters since boot may hold old
+    # history, a rate says it is happening now.
     error_rate: float = 0.0
     drop_rate: float = 0.0
 
@@ -249,8 +248,7 @@ def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, 
         def recent(*counters: str) -> float:
             total = 0.0
             for counter in counters:
-                values = store.values(node, f"nic.{name}.{counter}/s", last=RECENT)
-                total += max((v for v in values if v is not None), default=0.0)
+                total += store.value(node, f"nic.{name}.{counter}/s") or 0.0
             return total
 
         up = n.get("up")

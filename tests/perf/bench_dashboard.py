@@ -1,0 +1,110 @@
+"""The dashboard's CPU cost with 64 nodes at 1 Hz, against a stock DataTable doing the same.
+
+Both run in this process, one after the other, in a headless terminal of 120x40:
+  * saf's dashboard on 64 replayed nodes (synthetic agent frames, 1 sample/s/node, not in
+    step, as real agents are), fed through the Replayer exactly as `saf replay` does;
+  * a stock Textual DataTable of 64 rows x 10 columns whose every cell is updated with
+    `update_cell` once a second (the baseline from the issue: 7.8 % of a core measured here).
+CPU is this process's user+system time over the measured window, in percent of one core.
+Target for saf: <= 3 % at 1 Hz.
+
+    /work/venv/bin/python tests/perf/bench_dashboard.py --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures" / "frames")]
+
+from synth import T0, mac_studio, nvidia_box, run, xeon_2s  # noqa: E402
+from textual.app import App, ComposeResult  # noqa: E402
+from textual.widgets import DataTable  # noqa: E402
+
+from saf.inventory.model import Node  # noqa: E402
+from saf.recording import Recording, Replayer  # noqa: E402
+from screens.app import make_app  # noqa: E402
+from screens.settings import Settings  # noqa: E402
+from themes import THEMES_DIR  # noqa: E402
+
+SIZE = (120, 40)
+WARMUP = 3.0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def fleet(n: int):
+    makers = [mac_studio, nvidia_box, xeon_2s]
+    machines = [makers[i % 3](f"node{i + 1:02d}", f"10.0.1.{i + 1}") for i in range(n)]
+    nodes = [Node(m.name, f"10.0.1.{i + 1}", roles=("head",) if i == 0 else ("worker",),
+                  os=m.os) for i, m in enumerate(machines)]
+    return machines, nodes
+
+
+async def measure(app: App, seconds: float) -> tuple[float, float]:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(WARMUP)
+        start_cpu, start = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(seconds)
+        used, wall = cpu_seconds() - start_cpu, time.monotonic() - start
+    return 100.0 * used / wall, wall
+
+
+def saf_app(n: int, seconds: float):
+    machines, nodes = fleet(n)
+    events = tuple(run(machines, int(seconds + WARMUP + 5)))
+    recording = Recording(path=None, started=T0, cluster="bench", nodes=tuple(nodes),
+                          events=events)
+    return make_app(lambda emit: Replayer(recording, emit, speed=1.0), nodes,
+                    settings=Settings(), theme_folders=[THEMES_DIR])
+
+
+class TableBaseline(App[None]):
+    """A stock DataTable, 64 x 10, every cell updated once a second."""
+
+    def __init__(self, rows: int, columns: int = 10) -> None:
+        super().__init__()
+        self.n_rows, self.n_columns = rows, columns
+        self.rng = random.Random(1)
+
+    def compose(self) -> ComposeResult:
+        yield DataTable()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        self.cols = table.add_columns(*[f"c{i}" for i in range(self.n_columns)])
+        self.rows = [table.add_row(*["0"] * self.n_columns) for _ in range(self.n_rows)]
+        self.set_interval(1.0, self.tick)
+
+    def tick(self) -> None:
+        table = self.query_one(DataTable)
+        for row in self.rows:
+            for col in self.cols:
+                table.update_cell(row, col, f"{self.rng.uniform(0, 100):.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--nodes", type=int, default=64)
+    args = parser.parse_args()
+    pct, wall = asyncio.run(measure(saf_app(args.nodes, args.seconds), args.seconds))
+    print(f"saf dashboard, {args.nodes} nodes at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
+          f"{pct:.2f} % of one core over {wall:.0f} s (target <= 3 %)")
+    base, wall = asyncio.run(measure(TableBaseline(args.nodes), args.seconds))
+    print(f"stock DataTable {args.nodes}x10 update_cell at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
+          f"{base:.2f} % of one core over {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
