@@ -183,7 +183,7 @@ class Replayer:
 
     def __init__(self, recording: Recording, emit: Emit = ignore, *, speed: float = 1.0,
                  store: MetricsStore | None = None, instant: bool = False,
-                 until: float | None = None) -> None:
+                 until: float | None = None, start_at: float = 0.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.recording = recording
@@ -192,6 +192,7 @@ class Replayer:
         self.speed = speed
         self.instant = instant
         self._until = until
+        self._start_at = start_at
         self._emit = emit
         self._index = 0
         self._position = 0.0            # seconds from the start, as of _anchor
@@ -290,6 +291,8 @@ class Replayer:
             self._apply_until(self.recording.start + until)
             self._announce()
             return
+        if self._start_at:
+            self.seek(self._start_at)
         if self._task is None:
             self._anchor = time.monotonic()
             self._task = asyncio.create_task(self._run(), name="saf-replay")

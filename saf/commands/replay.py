@@ -28,10 +28,7 @@ def replay(file: Path, speed: float, start: float) -> None:
     settings = load_settings()
 
     def source(emit):  # type: ignore[no-untyped-def]
-        player = Replayer(recording, emit, speed=speed)
-        if start:
-            player.seek(start)
-        return player
+        return Replayer(recording, emit, speed=speed, start_at=start)
 
     app = make_app(source, recording.nodes, settings=settings, readonly=True,
                    readonly_reason="a replay has no cluster behind it",
