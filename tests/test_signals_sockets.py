@@ -290,3 +290,42 @@ def test_cli_replay_shows_table_and_errors(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     result = saf("signals", "tail", "http://nowhere")
     assert result.returncode == 2 and "must look like tcp://" in result.stderr
+
+
+def test_closing_after_the_publisher_left_never_hangs():
+    """Regression: closing the subscriber once its publisher had gone could block the whole
+    thread in libzmq (the monitor's PAIR socket was closed before the monitor was disabled),
+    which froze the cockpit on quit. Twenty open/cancel cycles in a subprocess must finish."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = '''
+import asyncio, zmq, zmq.asyncio
+from saf.signals.subscriber import Subscriber
+async def once(i):
+    pub = zmq.asyncio.Context.instance().socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    sub = Subscriber([f"tcp://127.0.0.1:{port}"], lambda frames, now: None)
+    task = asyncio.create_task(sub.run())
+    await asyncio.sleep(0.2 if i % 2 else 0.05)
+    for _ in range(10):
+        pub.send(bytes(48))
+    await asyncio.sleep(0.05)
+    pub.close(0)
+    await asyncio.sleep(0.05 * (i % 3))
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+async def main():
+    for i in range(20):
+        await once(i)
+    print("closed 20 times")
+asyncio.run(main())
+'''
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                          text=True, timeout=90)
+    assert done.stdout.strip() == "closed 20 times", done.stderr

@@ -68,6 +68,7 @@ class Subscriber:
         self._forwards: list[Forward] = []
         self._sock: zmq.asyncio.Socket | None = None
         self._monitor_task: asyncio.Task[None] | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
         self._names: dict[str, str] = {}  # zmq url -> endpoint as the user wrote it
         self.received = 0
         self.batches = 0
@@ -86,6 +87,7 @@ class Subscriber:
         self._sock = sock
         monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
                                           | zmq.EVENT_CONNECT_RETRIED)
+        self._monitor = monitor
         self._monitor_task = asyncio.create_task(self._watch(monitor))
         for endpoint in self.endpoints:
             url = await self._reach(endpoint)
@@ -125,9 +127,7 @@ class Subscriber:
                     url = event["endpoint"].decode(errors="replace")
                     self._set_state(self._names.get(url, url), state)
         except (asyncio.CancelledError, zmq.ZMQError):
-            pass
-        finally:
-            monitor.close(0)
+            pass  # close() closes the monitor, after disabling it (see there)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -178,14 +178,21 @@ class Subscriber:
                 await asyncio.sleep(0)  # a flood: let the rest of the app run
 
     async def close(self) -> None:
+        # Stop the monitor while its PAIR socket is still open: libzmq sends it a last
+        # "monitor stopped" event, and that send blocks the whole thread for good when the
+        # PAIR end was closed first (it hung the cockpit on quit).
+        if self._sock is not None and self._monitor is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._sock.disable_monitor()
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._monitor_task
             self._monitor_task = None
+        if self._monitor is not None:
+            self._monitor.close(0)
+            self._monitor = None
         if self._sock is not None:
-            with contextlib.suppress(zmq.ZMQError):
-                self._sock.disable_monitor()
             self._sock.close(0)
             self._sock = None
             for name in self._names.values():
