@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import sys
 
 import click
 
@@ -14,7 +15,7 @@ from saf.fleet import Fleet
 from saf.recipe import library
 from saf.recipe.log import RunLog, find_run, new_run_id, sweep
 from saf.recipe.prepare import parse_assignments, prepare
-from saf.recipe.runner import Runner
+from saf.recipe.runner import BecomeError, Runner
 from saf.render.console import print_json_line
 
 
@@ -32,10 +33,13 @@ from saf.render.console import print_json_line
               help="Resume RUN (an id from `saf runs`, or `last`) from its first step that "
                    "did not finish.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the sudo password for `become` steps from the first line of stdin "
+                   "instead of asking on the terminal.")
 @click.pass_context
 def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
         selector: str | None, check: bool, as_json: bool, resume: str | None,
-        verbose: bool) -> None:
+        verbose: bool, password_stdin: bool) -> None:
     """Run RECIPE (a file, or the name of a shipped or user recipe) on the nodes.
 
     Exits 0 when every step ended ok, changed or skipped; 1 when a step failed; 2 when the
@@ -70,7 +74,16 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
         from saf.render.run_view import RunView
         view = RunView(verbose=verbose)
 
+    # Read now, before anything runs: the password then sits in this process only, and is
+    # handed to sudo on stdin by the runner (never on a command line, never logged).
+    piped = _read_stdin_password() if password_stdin else None
+
     async def ask_password(prompt: str) -> str | None:
+        if piped is not None:
+            return piped
+        if not sys.stdin.isatty():
+            raise BecomeError("become: sudo needs a password and there is no terminal to ask "
+                              "on (pass --password-stdin, or allow NOPASSWD in sudoers)")
         if view is not None:
             view.pause()
         try:
@@ -110,3 +123,11 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
             view.close()
     if status != "ok":
         ctx.exit(1)
+
+
+def _read_stdin_password() -> str:
+    line = sys.stdin.readline()
+    password = line.rstrip("\n").rstrip("\r")
+    if not password:
+        raise SafError("--password-stdin: the first line of stdin is empty")
+    return password

@@ -20,3 +20,15 @@ def wrap(command: str, mode: str) -> str:
     # -p '' keeps sudo's prompt out of the output; -k forgets any cached ticket so a wrong
     # password always fails the same way.
     return f"sudo -S -k -p '' -- sh -c {quote(command)}"
+
+
+# Run once per node before the first command that needs the password, so that a wrong password
+# fails as "sudo refused the password" rather than as whatever exit status the command has.
+# -k with a command neither uses nor leaves a cached ticket on the node.
+VERIFY = "sudo -S -k -p '' true"
+
+
+def refusal(stderr: str) -> str:
+    """What sudo said when it refused, in one line (its last non-empty stderr line)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "no reason given"

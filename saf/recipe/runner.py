@@ -33,7 +33,9 @@ from saf.recipe.prepare import Prepared
 from saf.recipe.substitute import Facts, render, shell_path
 
 AskPassword = Callable[[str], Awaitable[str | None]]
-"""ask(prompt) -> the sudo password, or None when the user declines."""
+"""ask(prompt) -> the sudo password, or None when the user declines. It may raise
+BecomeError with a message saying why there is no password (e.g. no terminal to ask on).
+It is called at most once per run."""
 
 
 class BecomeError(Exception):
@@ -62,6 +64,7 @@ class _NodeContext:
             command = sudo.wrap(command, mode)
             if mode == "password":
                 input = await self.runner.password()
+                await self.runner.verify_password(self.node, self.conn, input)
         step, node, emit = self.step.index, self.node.name, self.runner.emit
 
         def output(stream: str, line: str) -> None:
@@ -90,7 +93,9 @@ class Runner:
         self._sudo: dict[str, str] = {}
         self._sudo_locks: dict[str, asyncio.Lock] = {}
         self._password: str | None = None
+        self._password_refused: str | None = None  # why there is none; not asked again
         self._password_lock = asyncio.Lock()
+        self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
 
     # -- become ---------------------------------------------------------------------------
     async def sudo_mode(self, node: Node, conn: Connector) -> str:
@@ -105,17 +110,35 @@ class Runner:
         return mode
 
     async def password(self) -> str:
+        """The sudo password, asked for once per run however many nodes need it."""
         async with self._password_lock:
-            if self._password is None:
-                if self.ask_password is None:
-                    raise BecomeError("become: sudo needs a password and there is no one to "
-                                      "ask (allow NOPASSWD in sudoers, or run interactively)")
-                answer = await self.ask_password(
-                    f"sudo password for the nodes of {self.prepared.recipe.name!r}: ")
-                if answer is None:
-                    raise BecomeError("become: no sudo password given")
+            if self._password is None and self._password_refused is None:
+                try:
+                    if self.ask_password is None:
+                        raise BecomeError(
+                            "become: sudo needs a password and there is no one to ask (allow "
+                            "NOPASSWD in sudoers, or run interactively)")
+                    answer = await self.ask_password(
+                        f"sudo password for the nodes of {self.prepared.recipe.name!r}: ")
+                    if answer is None:
+                        raise BecomeError("become: no sudo password given")
+                except BecomeError as exc:
+                    self._password_refused = str(exc)
+                    raise
                 self._password = answer
+            if self._password is None:
+                raise BecomeError(self._password_refused or "become: no sudo password")
             return self._password
+
+    async def verify_password(self, node: Node, conn: Connector, password: str) -> None:
+        """Check once per node that sudo takes the password (see become.VERIFY)."""
+        async with self._sudo_locks.setdefault(node.name, asyncio.Lock()):
+            if node.name not in self._verified:
+                result = await conn.run(sudo.VERIFY, input=password)
+                self._verified[node.name] = None if result.ok else sudo.refusal(result.stderr)
+        refused = self._verified[node.name]
+        if refused is not None:
+            raise BecomeError(f"become: sudo on {node.name} refused the password ({refused})")
 
     # -- one step on one node -------------------------------------------------------------
     async def _fused(self, ctx: _NodeContext) -> Outcome:
