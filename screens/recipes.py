@@ -29,6 +29,7 @@ from saf.recipe.log import RunLog, find_run, list_runs, new_run_id, read_events
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
 from saf.recipe.state import RunState, replay
+from screens.confirm import ConfirmScreen
 from screens.widgets import StatusLine, palette
 
 MARK = {"ok": "✓", "changed": "●", "skipped": "–", "failed": "✗", "cancelled": "⊘",
@@ -315,13 +316,31 @@ class RecipesScreen(Screen[None]):
         if not check and refuse is not None and refuse(f"run {recipe.name}"):
             return
         missing = [n for n, var in recipe.vars.items() if var.required]
-        if missing:
-            def go(values: dict[str, str] | None) -> None:
-                if values is not None:
+
+        def start(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            if check:  # a check changes nothing: no need to ask
+                self._start(recipe, values, check)
+                return
+
+            def answered(choice: str | None) -> None:
+                if choice == "run":
                     self._start(recipe, values, check)
-            self.app.push_screen(VarsModal(recipe, missing), go)
+
+            # An action that changes nodes shows what it will do and asks first.
+            steps = "\n".join(f"{i}. {step.name}  (on {step.on})"
+                              for i, step in enumerate(recipe.steps, start=1))
+            self.app.push_screen(ConfirmScreen(
+                f"Run {recipe.name}?",
+                f"{len(recipe.steps)} step(s) will run on the nodes below and may change them. "
+                "c checks what would change without changing anything.",
+                steps, [("run", "Run", "primary")]), answered)
+
+        if missing:
+            self.app.push_screen(VarsModal(recipe, missing), start)
         else:
-            self._start(recipe, {}, check)
+            start({})
 
     def action_check(self) -> None:
         self.action_run(check=True)
