@@ -48,18 +48,45 @@ def _number(value: Any) -> float | None:
     return None
 
 
+_CORE_NAMES: list[str] = []  # "cpu.core.0", "cpu.core.1", ...: made once, not per sample
+_NAMES: dict[tuple[str, Any, str], str] = {}  # (prefix, ident, field) -> metric name
+
+
+def _core_name(i: int) -> str:
+    while len(_CORE_NAMES) <= i:
+        _CORE_NAMES.append(f"cpu.core.{len(_CORE_NAMES)}")
+    return _CORE_NAMES[i]
+
+
+def _name(prefix: str, ident: Any, field_: str) -> str:
+    if type(ident) is not str and type(ident) is not int:  # odd (maybe unhashable) idents
+        return f"{prefix}.{ident}.{field_}"
+    key = (prefix, ident, field_)
+    name = _NAMES.get(key)
+    if name is None:
+        name = f"{prefix}.{ident}.{field_}"
+        if len(_NAMES) < 65536:  # bounded: names of interfaces that come and go
+            _NAMES[key] = name
+    return name
+
+
 def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """(metric name, value) for every number in a sample frame. Nulls are skipped: a value the
     node cannot measure has no point, not a zero."""
+    # The type tests are inlined (no _number call per value): a frame has ~100 numbers.
     cpu = sample.get("cpu") or {}
     for key in ("percent", "freq_mhz", "count"):
         v = _number(cpu.get(key))
         if v is not None:
             yield f"cpu.{key}", v
-    for i, pct in enumerate(cpu.get("per_core") or ()):
-        v = _number(pct)
-        if v is not None:
-            yield f"cpu.core.{i}", v
+    for i, v in enumerate(cpu.get("per_core") or ()):
+        t = type(v)
+        if t is float or t is int:
+            yield _core_name(i), float(v)
+        elif t is bool:
+            yield _core_name(i), 1.0 if v else 0.0
+        elif isinstance(v, (int, float)):
+            yield _core_name(i), float(v)
     for label, value in zip(("1", "5", "15"), cpu.get("load") or ()):
         v = _number(value)
         if v is not None:
@@ -79,12 +106,16 @@ def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
             if not isinstance(item, dict) or item.get(key) is None:
                 continue
             ident = item[key]
-            for name, value in item.items():
+            for name, v in item.items():
                 if name == key:
                     continue
-                v = _number(value)
-                if v is not None:
-                    yield f"{prefix}.{ident}.{name}", v
+                t = type(v)
+                if t is float or t is int:
+                    yield _name(prefix, ident, name), float(v)
+                elif t is bool:
+                    yield _name(prefix, ident, name), 1.0 if v else 0.0
+                elif isinstance(v, (int, float)):  # subclasses, as _number takes them
+                    yield _name(prefix, ident, name), float(v)
 
 
 class _Ring:
@@ -134,56 +165,105 @@ class NodeState:
 
 
 class _History:
-    """One node's sample times and metric rings, aligned by position."""
+    """One node's sample times and metric rings, aligned by position.
+
+    Agents send the same metrics in the same order sample after sample, so `append` keeps a
+    plan made from the last sample's names (the ring of each value, the counters, the rings
+    the sample does not fill) and only makes a new one when the names change: the common case
+    is one list comparison and one array store per value.
+    """
 
     def __init__(self, capacity: int, max_metrics: int) -> None:
         self.capacity = capacity
         self.max_metrics = max_metrics
         self.times = _Ring(capacity)
         self.rings: dict[str, _Ring] = {}
-        self.last_seen: dict[str, int] = {}
+        self.last_seen: dict[str, int] = {}  # up to date for plan names only after _settle()
         self.count = 0  # samples ever appended
         self.dropped: set[str] = set()  # names refused because of max_metrics (bounded)
         self.counters: dict[str, tuple[float, float]] = {}  # name -> (agent time, value)
+        self._names: list[str] | None = None  # the names of the last sample, in order
+        self._plan: list[array | None] = []   # ring data per name (None: refused)
+        self._rates: list[list[Any]] = []     # [index, counter name, rate name, ring data]
+        self._others: list[array] = []        # rings the plan leaves empty (NaN) each sample
+        self._plan_count = 0  # self.count after the last sample that followed the plan
+
+    def _new_ring(self, name: str) -> array | None:
+        if len(self.rings) >= self.max_metrics:
+            if len(self.dropped) < 64:
+                self.dropped.add(name)
+            return None
+        ring = _Ring(self.capacity)
+        self.rings[name] = ring
+        return ring.data
+
+    def _settle(self) -> None:
+        """Write the plan's "seen" marks into last_seen (kept implicit while it holds)."""
+        if self._names is not None and self._plan_count:
+            for name, data in zip(self._names, self._plan):
+                if data is not None:
+                    self.last_seen[name] = self._plan_count
+
+    def _replan(self, names: list[str]) -> None:
+        self._settle()
+        plan: list[array | None] = []
+        rates: list[list[Any]] = []
+        for i, name in enumerate(names):
+            ring = self.rings.get(name)
+            plan.append(ring.data if ring is not None else self._new_ring(name))
+            if name.rsplit(".", 1)[-1] in COUNTERS:
+                rate = self.rings.get(name + "/s")
+                rates.append([i, name, name + "/s", rate.data if rate is not None else None])
+        filled = set(names) | {r[2] for r in rates}
+        self._names, self._plan, self._rates = names, plan, rates
+        self._others = [ring.data for name, ring in self.rings.items() if name not in filled]
 
     def append(self, when: float, agent_time: float | None,
                values: Iterator[tuple[str, float]]) -> None:
+        pairs = list(values)
+        names = [name for name, _ in pairs]
+        if names != self._names:
+            self._replan(names)
         slot = self.count % self.capacity
         self.times.data[slot] = when
-        clock = agent_time if agent_time is not None else when
-        point: dict[str, float] = {}
-        for name, value in values:
-            point[name] = value
-            if name.rsplit(".", 1)[-1] in COUNTERS:
-                before = self.counters.get(name)
-                self.counters[name] = (clock, value)
-                if before is not None and clock > before[0] and value >= before[1]:
-                    point[name + "/s"] = (value - before[1]) / (clock - before[0])
-        for name, ring in self.rings.items():
-            ring.data[slot] = point.pop(name, NAN)
-        for name, value in point.items():  # metrics seen for the first time
-            if len(self.rings) >= self.max_metrics:
-                if len(self.dropped) < 64:
-                    self.dropped.add(name)
-                continue
-            ring = _Ring(self.capacity)
-            ring.data[slot] = value
-            self.rings[name] = ring
+        for data, (_, value) in zip(self._plan, pairs):
+            if data is not None:
+                data[slot] = value
+        for data in self._others:
+            data[slot] = NAN
         self.count += 1
-        for name, ring in self.rings.items():
-            if not math.isnan(ring.data[slot]):
-                self.last_seen[name] = self.count
+        self._plan_count = self.count
+        if self._rates:
+            clock = agent_time if agent_time is not None else when
+            counters = self.counters
+            for entry in self._rates:
+                index, name, rate_name, data = entry
+                value = pairs[index][1]
+                before = counters.get(name)
+                counters[name] = (clock, value)
+                if before is not None and clock > before[0] and value >= before[1]:
+                    if data is None:
+                        data = entry[3] = self._new_ring(rate_name)
+                        if data is None:
+                            continue
+                    data[slot] = (value - before[1]) / (clock - before[0])
+                    self.last_seen[rate_name] = self.count
+                elif data is not None:
+                    data[slot] = NAN
         if self.count % 64 == 0:
             self._forget()
 
     def _forget(self) -> None:
         """Drop metrics not seen for a whole ring, so churning names cannot grow memory."""
-        for name in [n for n, seen in self.last_seen.items()
-                     if self.count - seen >= self.capacity]:
+        self._settle()
+        gone = [n for n, seen in self.last_seen.items() if self.count - seen >= self.capacity]
+        for name in gone:
             self.rings.pop(name, None)
             self.last_seen.pop(name, None)
             self.counters.pop(name, None)
             self.counters.pop(name.removesuffix("/s"), None)
+        if gone:
+            self._names = None  # the plan may hold dropped rings: make a new one next time
 
     def order(self, last: int | None) -> range:
         """Ring positions, oldest first, of the last `last` samples (all kept when None)."""
@@ -197,6 +277,20 @@ class _History:
             return None
         v = ring.data[(self.count - 1) % self.capacity]
         return None if math.isnan(v) else v
+
+    def values(self, name: str, last: int | None) -> list[float | None]:
+        """The last `last` values of a metric, oldest first (two array slices, no per-point
+        index arithmetic: sparklines read this for every row drawn)."""
+        ring = self.rings.get(name)
+        if ring is None:
+            return []
+        positions = self.order(last)
+        if not positions:
+            return []
+        start, stop = positions.start % self.capacity, positions.stop % self.capacity
+        data = ring.data
+        chunk = data[start:stop] if start < stop else data[start:] + data[:stop]
+        return [None if v != v else v for v in chunk]  # NaN (no value) -> None
 
     def series(self, name: str, last: int | None,
                since: float | None) -> list[tuple[float, float | None]]:
@@ -301,7 +395,8 @@ class MetricsStore:
 
     def values(self, node: str, metric: str, last: int | None = None) -> list[float | None]:
         """Just the values of `series`, for sparklines."""
-        return [v for _, v in self.series(node, metric, last=last)]
+        history = self._history.get(node)
+        return history.values(metric, last) if history else []
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """Every node's state and last sample, as JSON (what `saf top --once --json` prints)."""
