@@ -49,25 +49,14 @@ def _number(value: Any) -> float | None:
 
 
 _CORE_NAMES: list[str] = []  # "cpu.core.0", "cpu.core.1", ...: made once, not per sample
-_NAMES: dict[tuple[str, Any, str], str] = {}  # (prefix, ident, field) -> metric name
 
 
 def _core_name(i: int) -> str:
+    if i >= MAX_METRICS:
+        return f"cpu.core.{i}"
     while len(_CORE_NAMES) <= i:
         _CORE_NAMES.append(f"cpu.core.{len(_CORE_NAMES)}")
     return _CORE_NAMES[i]
-
-
-def _name(prefix: str, ident: Any, field_: str) -> str:
-    if type(ident) is not str and type(ident) is not int:  # odd (maybe unhashable) idents
-        return f"{prefix}.{ident}.{field_}"
-    key = (prefix, ident, field_)
-    name = _NAMES.get(key)
-    if name is None:
-        name = f"{prefix}.{ident}.{field_}"
-        if len(_NAMES) < 65536:  # bounded: names of interfaces that come and go
-            _NAMES[key] = name
-    return name
 
 
 def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
@@ -105,17 +94,17 @@ def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
         for item in sample.get(section) or ():
             if not isinstance(item, dict) or item.get(key) is None:
                 continue
-            ident = item[key]
+            base = f"{prefix}.{item[key]}."
             for name, v in item.items():
                 if name == key:
                     continue
                 t = type(v)
                 if t is float or t is int:
-                    yield _name(prefix, ident, name), float(v)
+                    yield base + name, float(v)
                 elif t is bool:
-                    yield _name(prefix, ident, name), 1.0 if v else 0.0
+                    yield base + name, 1.0 if v else 0.0
                 elif isinstance(v, (int, float)):  # subclasses, as _number takes them
-                    yield _name(prefix, ident, name), float(v)
+                    yield base + name, float(v)
 
 
 class _Ring:
