@@ -111,6 +111,34 @@ class RemoteProcess(abc.ABC):
         """Whatever the process wrote to stderr (read after it ended)."""
 
 
+class ByteProcess(abc.ABC):
+    """A process on a node whose stdin and stdout carry bytes (e.g. rsync's protocol)."""
+
+    @abc.abstractmethod
+    async def read(self, size: int = 65536) -> bytes:
+        """Up to `size` bytes of stdout (b'' at end of stream)."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Send to stdin, waiting while the channel's buffer is full."""
+
+    @abc.abstractmethod
+    def write_eof(self) -> None:
+        """Close stdin."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int | None:
+        """Wait for the process to end; its exit status (None if killed by a signal)."""
+
+    @abc.abstractmethod
+    async def stop(self, grace: float = 3.0) -> None:
+        """Close stdin and make sure the process ends."""
+
+    @abc.abstractmethod
+    async def stderr_text(self) -> str:
+        """Whatever the process wrote to stderr (read after it ended)."""
+
+
 class Connector(abc.ABC):
     """How saf reaches one node. Implementations: SSH (asyncssh) and local (subprocess)."""
 
@@ -165,6 +193,11 @@ class Connector(abc.ABC):
     async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
         """Start a long-lived process. With stdin=True the program owns its stdin and must exit
         when it closes (saf's agent does); with stdin=False it is guarded like `run`."""
+
+    async def start_bytes(self, command: str) -> ByteProcess:
+        """Start `command` with binary stdin/stdout. Like start(stdin=True), the program owns
+        its stdin and must exit when it closes (rsync --server does)."""
+        raise NotImplementedError(f"the {self.kind} connector has no binary processes")
 
     @abc.abstractmethod
     async def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Forward:

@@ -9,7 +9,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from saf.connect.base import Connector, Forward, OutputCollector, RemoteProcess, pump_lines
+from saf.connect.base import (ByteProcess, Connector, Forward, OutputCollector, RemoteProcess,
+                              pump_lines)
 from saf.shell import guarded
 
 
@@ -61,6 +62,21 @@ class LocalProcess(RemoteProcess):
         return (await self.proc.stderr.read()).decode("utf-8", errors="replace")
 
 
+class LocalByteProcess(LocalProcess, ByteProcess):
+    async def read(self, size: int = 65536) -> bytes:
+        assert self.proc.stdout
+        return await self.proc.stdout.read(size)
+
+    async def write(self, data: bytes) -> None:  # type: ignore[override]
+        assert self.proc.stdin
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    def write_eof(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+
+
 class LocalConnector(Connector):
     kind = "local"
 
@@ -103,6 +119,9 @@ class LocalConnector(Connector):
 
     async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
         return LocalProcess(await self._spawn(command if stdin else guarded(command)))
+
+    async def start_bytes(self, command: str) -> ByteProcess:
+        return LocalByteProcess(await self._spawn(command))
 
     async def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Forward:
         # The node is this machine: its ports are already ours.

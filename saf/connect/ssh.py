@@ -16,7 +16,8 @@ import asyncssh
 
 from saf.connect import hostkeys
 from saf.connect.backoff import Backoff
-from saf.connect.base import Connector, Forward, OutputCollector, RemoteProcess, pump_lines
+from saf.connect.base import (ByteProcess, Connector, Forward, OutputCollector, RemoteProcess,
+                              pump_lines)
 from saf.errors import ConnectError
 from saf.inventory.model import Node
 from saf.shell import guarded
@@ -127,6 +128,31 @@ class SSHProcess(RemoteProcess):
             return await asyncio.wait_for(self.process.stderr.read(), 1.0)
         except (asyncio.TimeoutError, TimeoutError, asyncssh.Error, OSError):
             return ""
+
+
+class SSHByteProcess(SSHProcess, ByteProcess):
+    """A process opened without an encoding: its streams carry bytes."""
+
+    async def read(self, size: int = 65536) -> bytes:
+        try:
+            return await self.process.stdout.read(size)
+        except (asyncssh.Error, OSError):
+            return b""
+
+    async def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.process.stdin.write(data)
+        await self.process.stdin.drain()
+
+    def write_eof(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.stdin.write_eof()
+
+    async def stderr_text(self) -> str:
+        try:
+            data = await asyncio.wait_for(self.process.stderr.read(), 1.0)
+        except (asyncio.TimeoutError, TimeoutError, asyncssh.Error, OSError):
+            return ""
+        return data.decode("utf-8", errors="replace")
 
 
 class SSHConnector(Connector):
@@ -252,14 +278,15 @@ class SSHConnector(Connector):
         self.lost_reason = None
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
 
-    async def _open(self, command: str) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:
+    async def _open(self, command: str, *, binary: bool = False,
+                    ) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:
         await self.connect()
         assert self._conn is not None and self._sessions is not None
         sessions = self._sessions
         await sessions.acquire()
         try:
-            process = await self._conn.create_process(command, encoding="utf-8",
-                                                      errors="replace")
+            process = await self._conn.create_process(
+                command, encoding=None if binary else "utf-8", errors="replace")
         except BaseException as exc:
             sessions.release()
             if isinstance(exc, (asyncssh.Error, OSError)):
@@ -318,6 +345,10 @@ class SSHConnector(Connector):
     async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
         process, sessions = await self._open(command if stdin else guarded(command))
         return SSHProcess(process, sessions)
+
+    async def start_bytes(self, command: str) -> ByteProcess:
+        process, sessions = await self._open(command, binary=True)
+        return SSHByteProcess(process, sessions)
 
     async def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> Forward:
         await self.connect()

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from saf.connect.base import Connector, RunResult
+from saf.connect.rsync import RsyncResult, run_rsync
 from saf.errors import ConnectError
 from saf.events import Emit
 from saf.fleet import Fleet
@@ -75,6 +76,9 @@ class _NodeContext:
 
     async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         await self.conn.put(local, remote, mode=mode)
+
+    async def transfer(self, args: list[str]) -> RsyncResult:
+        return await run_rsync(self.conn, args)
 
 
 class Runner:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from saf.connect.base import RunResult
+from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Node
 
@@ -41,7 +42,9 @@ class StepContext(Protocol):
     async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         """Upload one file."""
 
-    async def has_local(self, program: str) -> bool: ...
+    async def transfer(self, args: list[str]) -> RsyncResult:
+        """Run local rsync with `args` against the node over saf's connection
+        (saf.connect.rsync.run_rsync; the node's side is written remote(path))."""
 
 
 @dataclass
