@@ -147,12 +147,22 @@ class SSHByteProcess(SSHProcess, ByteProcess):
         with contextlib.suppress(Exception):
             self.process.stdin.write_eof()
 
+    _stderr: bytes | None = None
+
+    async def wait(self) -> int | None:
+        # asyncssh drops what is left unread on a stream once the channel has closed, so
+        # stderr is read to its end first (it ends when the process does).
+        if self._stderr is None:
+            try:
+                self._stderr = await self.process.stderr.read()
+            except (asyncssh.Error, OSError):
+                self._stderr = b""
+        return await super().wait()
+
     async def stderr_text(self) -> str:
-        try:
-            data = await asyncio.wait_for(self.process.stderr.read(), 1.0)
-        except (asyncio.TimeoutError, TimeoutError, asyncssh.Error, OSError):
-            return ""
-        return data.decode("utf-8", errors="replace")
+        if self._stderr is None:
+            await self.wait()
+        return (self._stderr or b"").decode("utf-8", errors="replace")
 
 
 class SSHConnector(Connector):
