@@ -5,7 +5,8 @@ app's event callback and returns a metrics source (a live `MetricsHub`, or a `Re
 recording), so tests and snapshots build the very same app on replayed frames.
 
 Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
-which posts a `NodeUpdated` message (a newer one for the same node replaces one still queued).
+which notes the node and posts one `NodesUpdated` message for all the nodes noted until it is
+handled (a node is named once however many samples arrived: the newest supersedes).
 Only the screen on view redraws; a screen coming back into view redraws from the store.
 """
 
@@ -56,15 +57,16 @@ class NodeActions(Protocol):
 SourceFactory = Callable[[Emit], MetricsSource]
 
 
-class NodeUpdated(Message):
-    """Something about `node` changed in the store. A newer one replaces a queued one."""
+class NodesUpdated(Message):
+    """Something about some nodes changed in the store; the app holds which ones.
 
-    def __init__(self, node: str) -> None:
-        super().__init__()
-        self.node = node
+    One message stands for every event that arrived since the last one was handled (64 nodes
+    at 1 Hz would otherwise be 64 messages a second), so a newer sample supersedes a queued
+    one by construction: the node is named once, and the store has the newest state.
+    """
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, NodeUpdated) and message.node == self.node
+        return isinstance(message, NodesUpdated)
 
 
 class ReplayMoved(Message):
@@ -141,7 +143,9 @@ class SafApp(App[None]):
         self.record_dir = record_dir or state_dir() / "recordings"
         self.recorder: RecordingWriter | None = None
         self._views: dict[str, NodeView] = {}
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()     # nodes whose cached view is out of date
+        self._updated: set[str] = set()   # nodes the screen on view has not heard of yet
+        self._update_posted = False
         self._statuses: dict[str, str] = {}
         self.first_data_at: float | None = None  # monotonic time the first sample was shown
         themes, problems = load_themes(theme_folders if theme_folders is not None
@@ -195,11 +199,20 @@ class SafApp(App[None]):
             self.recorder.write(event)
         node = getattr(event, "node", None)
         if isinstance(node, str):
-            self._dirty.add(node)
-            self.post_message(NodeUpdated(node))
+            self._node_changed(node)
 
-    def on_node_updated(self, message: NodeUpdated) -> None:
-        self._forward("node_updated", message.node)
+    def _node_changed(self, node: str) -> None:
+        self._dirty.add(node)
+        self._updated.add(node)
+        if not self._update_posted:
+            self._update_posted = True
+            self.post_message(NodesUpdated())
+
+    def on_nodes_updated(self, message: NodesUpdated) -> None:
+        self._update_posted = False
+        updated, self._updated = self._updated, set()
+        for node in updated:
+            self._forward("node_updated", node)
 
     def on_replay_moved(self, message: ReplayMoved) -> None:
         if self.replayer is not None and self.replayer.store is self.store:
@@ -222,8 +235,7 @@ class SafApp(App[None]):
             key = f"{state.status}:{stale}"
             if self._statuses.get(name) != key:
                 self._statuses[name] = key
-                self._dirty.add(name)
-                self.post_message(NodeUpdated(name))
+                self._node_changed(name)
         self._forward("tick", now)
 
     # -- reading ----------------------------------------------------------------------------

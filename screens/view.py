@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
@@ -124,7 +125,13 @@ class Disk:
 
 @dataclass
 class NodeView:
-    """One node as the dashboard and the node screen show it."""
+    """One node as the dashboard and the node screen show it.
+
+    What the dashboard reads is computed at once; what only the node screen reads (cores,
+    load, NUMA, disks, the collectors' reasons) is computed when first asked, from the same
+    sample (a view is made again whenever its node changes, so it is never older than that):
+    64 nodes a second stay cheap on the dashboard.
+    """
 
     name: str
     status: str          # connected, connecting, lost, stale, stopped
@@ -134,21 +141,42 @@ class NodeView:
     arch: str
     host: str
     cpu: float | None
-    cores: tuple[float | None, ...]
     cpu_count: float | None
-    load: tuple[float | None, ...]
     mem_used: float | None
     mem_total: float | None
     swap_used: float | None
     swap_total: float | None
     gpus: tuple[Gpu, ...]
     nics: tuple[Nic, ...]
-    numa: tuple[Numa, ...]
-    disks: tuple[Disk, ...]
-    missing: dict[str, str] = field(default_factory=dict)
-    collectors: dict[str, Any] = field(default_factory=dict)
     age: float | None = None
     has_sample: bool = False
+    sample: dict[str, Any] = field(default_factory=dict, repr=False)
+    hello: dict[str, Any] = field(default_factory=dict, repr=False)
+    store: MetricsStore | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def cores(self) -> tuple[float | None, ...]:
+        return tuple(num(c) for c in (self.sample.get("cpu") or {}).get("per_core") or ())
+
+    @cached_property
+    def load(self) -> tuple[float | None, ...]:
+        return tuple(num(v) for v in (self.sample.get("cpu") or {}).get("load") or ())
+
+    @cached_property
+    def numa(self) -> tuple[Numa, ...]:
+        return _numa(self.sample, self.store, self.name) if self.store else ()
+
+    @cached_property
+    def disks(self) -> tuple[Disk, ...]:
+        return _disks(self.sample, self.store, self.name) if self.store else ()
+
+    @cached_property
+    def missing(self) -> dict[str, str]:
+        return dict(self.sample.get("missing") or {})
+
+    @cached_property
+    def collectors(self) -> dict[str, Any]:
+        return dict(self.hello.get("collectors") or {})
 
     @property
     def mem_pct(self) -> float | None:
@@ -236,31 +264,29 @@ def _gpus(sample: dict[str, Any]) -> tuple[Gpu, ...]:
 
 def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, ...]:
     out = []
+    value = store.value
     for n in sample.get("nics") or ():
         if not isinstance(n, dict) or not n.get("name"):
             continue
         name = str(n["name"])
-
-        def rate(key: str, counter: str) -> float | None:
-            value = first(n, key)
-            return value if value is not None else store.value(node, f"nic.{name}.{counter}/s")
-
-        def recent(*counters: str) -> float:
-            total = 0.0
-            for counter in counters:
-                total += store.value(node, f"nic.{name}.{counter}/s") or 0.0
-            return total
-
+        base = f"nic.{name}."
+        rx, tx = num(n.get("rx_bps")), num(n.get("tx_bps"))
+        if rx is None:
+            rx = value(node, base + "rx_bytes/s")
+        if tx is None:
+            tx = value(node, base + "tx_bytes/s")
         up = n.get("up")
         out.append(Nic(
-            name=name, rx=rate("rx_bps", "rx_bytes"), tx=rate("tx_bps", "tx_bytes"),
+            name=name, rx=rx, tx=tx,
             rx_errors=first(n, "rx_errors", "errin"), tx_errors=first(n, "tx_errors", "errout"),
             rx_drops=first(n, "rx_drops", "dropin"), tx_drops=first(n, "tx_drops", "dropout"),
-            mtu=first(n, "mtu"), speed=first(n, "speed_mbps", "speed"),
+            mtu=num(n.get("mtu")), speed=first(n, "speed_mbps", "speed"),
             up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
             addresses=tuple(str(a) for a in n.get("addresses") or ()),
-            error_rate=recent("rx_errors", "tx_errors"),
-            drop_rate=recent("rx_drops", "tx_drops")))
+            error_rate=(value(node, base + "rx_errors/s") or 0.0)
+            + (value(node, base + "tx_errors/s") or 0.0),
+            drop_rate=(value(node, base + "rx_drops/s") or 0.0)
+            + (value(node, base + "tx_drops/s") or 0.0)))
     return tuple(out)
 
 
@@ -331,7 +357,7 @@ def node_view(store: MetricsStore, name: str, now: float,
     hello = state.hello or {}
     cpu = sample.get("cpu") or {}
     mem = sample.get("memory") or {}
-    load = cpu.get("load") or ()
+    per_core = cpu.get("per_core")
     return NodeView(
         name=name,
         status=node_status(state, now),
@@ -341,22 +367,16 @@ def node_view(store: MetricsStore, name: str, now: float,
         arch=str(hello.get("arch") or ""),
         host=str(hello.get("host") or ""),
         cpu=first(cpu, "percent"),
-        cores=tuple(num(c) for c in cpu.get("per_core") or ()),
-        cpu_count=first(cpu, "count") or (float(len(cpu["per_core"]))
-                                          if cpu.get("per_core") else None),
-        load=tuple(num(v) for v in load),
+        cpu_count=first(cpu, "count") or (float(len(per_core)) if per_core else None),
         mem_used=first(mem, "used"),
         mem_total=first(mem, "total"),
         swap_used=first(mem, "swap_used"),
         swap_total=first(mem, "swap_total"),
         gpus=_gpus(sample),
         nics=_nics(sample, store, name),
-        numa=_numa(sample, store, name),
-        disks=_disks(sample, store, name),
-        missing=dict(sample.get("missing") or {}),
-        collectors=dict(hello.get("collectors") or {}),
         age=None if state.sample_time is None else max(0.0, now - state.sample_time),
         has_sample=state.sample is not None,
+        sample=sample, hello=hello, store=store,
     )
 
 

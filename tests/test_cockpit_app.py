@@ -19,7 +19,7 @@ from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.metrics.events import AgentFrameEvent
 from saf.recording import Recording, Replayer, load_recording
-from screens.app import NodeUpdated, SafApp, make_app, replay_app
+from screens.app import NodesUpdated, SafApp, make_app, replay_app
 from screens.confirm import ConfirmScreen
 from screens.dashboard import DashboardScreen, NodeTable
 from screens.help import HelpScreen
@@ -192,9 +192,26 @@ async def test_replay_plays_pauses_and_seeks():
         assert app.store.node("alpha").samples < samples
 
 
-def test_newer_update_replaces_queued_one():
-    assert NodeUpdated("a").can_replace(NodeUpdated("a"))
-    assert not NodeUpdated("a").can_replace(NodeUpdated("b"))
+async def test_updates_are_gathered_and_a_node_is_named_once():
+    """Many samples before the app gets to them: one message, each node handed over once."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        heard: list[str] = []
+        app.screen.node_updated = heard.append  # type: ignore[method-assign]
+        events = [e for e in app.replayer.recording.events if e.kind == "agent_sample"][-6:]
+        assert len(events) == 6
+        await pilot.pause()
+        posted = []
+        app.post_message = posted.append  # type: ignore[method-assign]
+        app._updated.clear()  # whatever the once-a-second tick noted meanwhile
+        app._update_posted = False
+        for event in events:
+            app._on_event(event)
+        assert len(posted) == 1 and isinstance(posted[0], NodesUpdated)
+        app.on_nodes_updated(posted[0])
+        assert sorted(heard) == sorted({e.node for e in events})
+        assert NodesUpdated().can_replace(NodesUpdated())
 
 
 async def test_readonly_refuses_node_actions():

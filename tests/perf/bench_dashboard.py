@@ -97,10 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--nodes", type=int, default=64)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="measure saf's dashboard only (quicker while working on it)")
     args = parser.parse_args()
     pct, wall = asyncio.run(measure(saf_app(args.nodes, args.seconds), args.seconds))
     print(f"saf dashboard, {args.nodes} nodes at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
           f"{pct:.2f} % of one core over {wall:.0f} s (target <= 3 %)")
+    if args.no_baseline:
+        return
     base, wall = asyncio.run(measure(TableBaseline(args.nodes), args.seconds))
     print(f"stock DataTable {args.nodes}x10 update_cell at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
           f"{base:.2f} % of one core over {wall:.0f} s")
