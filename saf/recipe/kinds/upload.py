@@ -4,10 +4,11 @@
 the node (relative paths and ~/ are in the user's home); a `dest` ending in "/" receives a file
 under its own name. A folder's contents go into `dest`.
 
-When both ends have rsync, the facts come from `rsync --dry-run --checksum --itemize-changes`
-and the changed files go by rsync's delta transfer (only the changed parts of a file travel),
-over saf's own SSH connection (saf.connect.rsync). Otherwise the facts are the SHA-256 of every
-file already at `dest` (one command) and the files whose hash differs are sent whole over SFTP.
+The facts are the SHA-256 of every file already at `dest`, gathered by one command that also
+says whether the node has rsync; only files whose hash differs are sent. A file the node does
+not have yet goes whole over SFTP (there is nothing for a delta to start from). A file the node
+has in an older version goes by rsync's delta transfer when both ends have rsync, so only its
+changed parts travel, over saf's own SSH connection (saf.connect.rsync); otherwise over SFTP.
 Either way a file is written under a temporary name and renamed into place.
 """
 
@@ -59,24 +60,13 @@ def remote_path(dest: str) -> str:
 
 @dataclass
 class _Transfer:
-    files: list[tuple[Path, str]]  # (local file, remote path)
-
-
-@dataclass
-class _Rsync:
+    files: list[tuple[Path, str, str]]  # (local file, relative name, remote path)
+    delta: set[str]  # relative names to send by rsync: the node has an older copy
     source: Path
-    dest: str  # as remote_path() wrote it
-    changed: list[str]  # relative names ("" for a single file)
-    absent: bool  # dest did not exist on the node
-    total: int
+    dest: str
 
 
-_RSYNC = "saf-upload-rsync"
-_ABSENT = "saf-upload-absent"
-
-
-def _count(send: list, local: list) -> str:
-    return f"{len(send)} of {len(local)} files"
+_RSYNC = "saf-upload-rsync"  # the facts command's first line when the node has rsync
 
 
 def _shown(names: list[str]) -> str:
@@ -123,7 +113,7 @@ class Upload(Kind):
     def describe(self) -> str:
         return f"upload {self.src} → {self.dest}"
 
-    def _local_files(self, source: Path, dest: str) -> list[tuple[Path, str]]:
+    def _local_files(self, source: Path) -> list[tuple[Path, str]]:
         if source.is_dir():
             files = sorted(p for p in source.rglob("*") if p.is_file())
             return [(p, p.relative_to(source).as_posix()) for p in files]
@@ -138,98 +128,65 @@ class Upload(Kind):
         if source.is_file() and dest.endswith("/"):
             dest = dest + source.name
         dest = remote_path(dest.rstrip("/") or dest)
-        local = self._local_files(source, dest)
+        local = self._local_files(source)
         where = shell_path(dest)
-        hasher = ('H=sha256sum; command -v sha256sum >/dev/null 2>&1 || H="shasum -a 256"\n'
-                  f'if [ -d {where} ]; then cd {where} && find . -type f -exec $H {{}} +\n'
-                  f'elif [ -f {where} ]; then $H {where}; fi; true')
+        facts = ('H=sha256sum; command -v sha256sum >/dev/null 2>&1 || H="shasum -a 256"\n'
+                 f'if [ -d {where} ]; then cd {where} && find . -type f -exec $H {{}} +\n'
+                 f'elif [ -f {where} ]; then $H {where}; fi; true')
         if local_rsync() is not None:
-            # One round trip either way: rsync's presence (and whether dest exists), or the
-            # hashes for the SFTP path.
-            hasher = (f"if command -v rsync >/dev/null 2>&1; then echo {_RSYNC}; "
-                      f"[ -e {where} ] || echo {_ABSENT}; exit 0; fi\n" + hasher)
-        result = await ctx.run(hasher, quiet=True)
+            facts = f"command -v rsync >/dev/null 2>&1 && echo {_RSYNC}\n" + facts
+        result = await ctx.run(facts, quiet=True)
         lines = result.stdout.splitlines()
-        if lines[:1] == [_RSYNC]:
-            return await self._plan_rsync(ctx, source, dest, local, absent=_ABSENT in lines)
+        rsync = lines[:1] == [_RSYNC]
         remote: dict[str, str] = {}
         for line in lines:
             digest, _, name = line.partition("  ")
             if name:
                 remote["" if not source.is_dir() else name.removeprefix("./")] = digest
-        send = [(path, dest if not rel else f"{dest}/{rel}") for path, rel in local
+        send = [(path, rel, dest if not rel else f"{dest}/{rel}") for path, rel in local
                 if remote.get(rel) != file_hash(path)]
         if not send:
             return Plan(False, f"{dest} is up to date ({len(local)} files)")
-        return Plan(True, f"would send {_count(send, local)} over SFTP: "
-                    f"{_shown([r for _, r in send])}",
-                    [f"put {p} {r}" for p, r in send], _Transfer(send))
+        delta = {rel for _, rel, _ in send if rel in remote} if rsync else set()
+        transfer = _Transfer(send, delta, source, dest)
+        commands = [f"put {p} {r}" for p, rel, r in send if rel not in delta]
+        if delta:
+            commands.append(shell_join(["rsync", "-s", *self._rsync_args(transfer, "LIST")]))
+        how = f" ({len(delta)} by rsync delta)" if delta else ""
+        return Plan(True, f"would send {len(send)} of {len(local)} files{how}: "
+                    f"{_shown([rel for _, rel, _ in send])}", commands, transfer)
 
-    # -- rsync ----------------------------------------------------------------------------
-    def _rsync_args(self, source: Path, dest: str) -> tuple[list[str], str, str]:
-        """(flags, local side, node side) of a transfer. -L sends what links point to and -p
-        keeps the local permissions, as the SFTP path does; `mode` overrides them."""
-        flags = ["-L", "-p"]
+    def _rsync_args(self, transfer: _Transfer, listing: str) -> list[str]:
+        """rsync's arguments for the files in transfer.delta (a folder's named, NUL-separated,
+        in the file `listing`). -I: their content differs even where size and time agree; -L
+        and -p: what links point to, and the local permissions, as SFTP sends them; `mode`
+        overrides those."""
+        flags = ["-I", "-L", "-p", "--stats"]
         if self.mode is not None:
             flags.append(f"--chmod=F{self.mode:o}")
-        node_path = dest[2:] if dest.startswith("~/") else dest  # rsync starts in the home
-        if source.is_dir():
-            return flags, str(source) + "/", rsync_remote((node_path or ".") + "/")
-        return flags, str(source), rsync_remote(node_path)
-
-    async def _plan_rsync(self, ctx: StepContext, source: Path, dest: str,
-                          local: list[tuple[Path, str]], *, absent: bool) -> Plan:
-        flags, here, there = self._rsync_args(source, dest)
-        if absent:
-            changed = [rel for _, rel in local]
-        else:
-            dry = await ctx.transfer(
-                flags + ["-r", "-n", "-c", "--out-format=%i %n", here, there])
-            if not dry.ok:
-                raise OSError(f"rsync --dry-run failed: {' / '.join(dry.tail(3))}")
-            # "<f" lines are files that would be sent (an attribute-only change is not one).
-            itemized = {line[12:] for line in dry.stdout.splitlines() if line.startswith("<f")}
-            changed = [rel for _, rel in local if (rel or source.name) in itemized]
-            if itemized and not changed:  # names rsync escaped: let it pick the files again
-                changed = [rel for _, rel in local]
-            if not changed:
-                return Plan(False, f"{dest} is up to date ({len(local)} files), checked with rsync")
-        command = shell_join(["rsync", "-s", *flags, "-r", "-c", here, there])
-        return Plan(True, f"would send {_count(changed, local)} with rsync: {_shown(changed)}",
-                    [command], _Rsync(source, dest, changed, absent, len(local)))
-
-    async def _apply_rsync(self, ctx: StepContext, plan: Plan) -> Outcome:
-        job: _Rsync = plan.data
-        if job.absent:  # rsync makes the last folder of a path, not the ones above it
-            parent = job.dest if job.source.is_dir() else job.dest.rpartition("/")[0]
-            if parent and parent != "~":
-                made = await ctx.run(f"mkdir -p {shell_path(parent)}", quiet=True)
-                if not made.ok:
-                    return Outcome.from_result(made)
-        flags, here, there = self._rsync_args(job.source, job.dest)
-        flags = flags + ["--stats"]
-        with tempfile.TemporaryDirectory(prefix="saf-upload-") as folder:
-            if job.source.is_dir() and not job.absent and len(job.changed) < job.total:
-                # Only the files the dry run found changed; -I: their content differs even
-                # where size and time agree. NUL-separated so any name works.
-                listing = Path(folder) / "files"
-                listing.write_bytes(b"".join(os.fsencode(r) + b"\0" for r in job.changed))
-                flags += ["-I", f"--files-from={listing}", "--from0"]
-            else:
-                flags += ["-r", "-I"]
-            result = await ctx.transfer(flags + [here, there])
-        if not result.ok:
-            what = f"rsync exit status {result.exit_status}"
-            return Outcome("failed", what, exit_status=result.exit_status, tail=result.tail())
-        wire = result.bytes_sent()
-        sent = f"sent {len(job.changed)} files with rsync"
-        return Outcome("changed", sent + (f" ({wire} bytes on the wire)" if wire else ""))
+        node_path = transfer.dest[2:] if transfer.dest.startswith("~/") else transfer.dest
+        if not transfer.source.is_dir():
+            return flags + [str(transfer.source), rsync_remote(node_path)]
+        return flags + ["--from0", f"--files-from={listing}", str(transfer.source) + "/",
+                        rsync_remote((node_path or ".") + "/")]
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        if isinstance(plan.data, _Rsync):
-            return await self._apply_rsync(ctx, plan)
         transfer: _Transfer = plan.data
-        for local, remote in transfer.files:
+        whole = [(p, r) for p, rel, r in transfer.files if rel not in transfer.delta]
+        for local, remote in whole:
             mode = self.mode if self.mode is not None else local.stat().st_mode & 0o7777
             await ctx.put(local, remote, mode=mode)
-        return Outcome("changed", f"sent {len(transfer.files)} files over SFTP")
+        parts = [f"{len(whole)} over SFTP"] if whole else []
+        if transfer.delta:
+            with tempfile.TemporaryDirectory(prefix="saf-upload-") as folder:
+                listing = Path(folder) / "files"
+                listing.write_bytes(b"".join(os.fsencode(rel) + b"\0"
+                                             for rel in sorted(transfer.delta)))
+                result = await ctx.transfer(self._rsync_args(transfer, str(listing)))
+            if not result.ok:
+                return Outcome("failed", f"rsync exit status {result.exit_status}",
+                               exit_status=result.exit_status, tail=result.tail())
+            wire = result.bytes_sent()
+            parts.append(f"{len(transfer.delta)} with rsync"
+                         + (f" ({wire} bytes on the wire)" if wire is not None else ""))
+        return Outcome("changed", f"sent {len(transfer.files)} files: " + ", ".join(parts))
