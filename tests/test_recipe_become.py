@@ -295,3 +295,51 @@ async def test_password_asked_once_for_many_nodes(user: SudoUser, tmp_path: Path
         assert (user.out / f"made-by-root-{node}").stat().st_uid == 0
     assert all(user.password not in e.line for e in events if isinstance(e, StepOutput))
     assert_no_process_left(user)
+
+
+async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Recipes screen asks with its modal, once, and the become step runs as root."""
+    from screens.recipes import PasswordModal
+    from tests.snapshot_apps._recipes import make_recipes_app
+
+    user.allow("ALL")
+    (user.out / "made-by-root").unlink(missing_ok=True)
+    config = tmp_path / "config"
+    (config / "recipes").mkdir(parents=True)
+    write_recipe(user, config / "recipes")
+    monkeypatch.setenv("SAF_INVENTORY", str(user.inventory))
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(config))
+    app = make_recipes_app("finished.jsonl")
+    app.recipe_replay = None  # type: ignore[attr-defined]
+    app.recipe_library = None  # type: ignore[attr-defined]  # the user's folder too
+    asked: set[int] = set()  # the modals that came up
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        screen = app.screen
+        options = screen.query_one("#recipes-list")
+        names = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        options.highlighted = names.index("become")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.click("#run")
+        for _ in range(200):  # until the modal is up or the run is over
+            await pilot.pause(0.05)
+            if isinstance(app.screen, PasswordModal) and id(app.screen) not in asked:
+                asked.add(id(app.screen))
+                app.screen.query_one("#password").value = user.password  # type: ignore
+                await pilot.press("enter")
+            if screen.state is not None and screen.state.status not in ("running", None) \
+                    and not isinstance(app.screen, PasswordModal):
+                break
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.state is not None and screen.state.status == "ok"
+    assert len(asked) == 1
+    made = user.out / "made-by-root"
+    assert made.stat().st_uid == 0 and made.read_text() == "0\n"
+    assert_nowhere_on_disk(user.password, tmp_path)
+    assert_no_process_left(user)
