@@ -136,3 +136,22 @@ dest = "{tmp_path}/remote/big.bin"
     wire = int(re.search(r"\((\d+) bytes on the wire\)", message).group(1))  # type: ignore
     assert wire < 512 * 1024, message
     assert (tmp_path / "remote" / "big.bin").read_bytes() == bytes(data)
+
+
+async def test_relative_dest_is_in_the_home_folder(asyncssh_cluster, tmp_path: Path) -> None:
+    """A relative `dest` lands in the login folder by SFTP and by rsync alike."""
+    if local_rsync() is None:
+        pytest.skip("rsync is not installed (apt-get install rsync)")
+    (tmp_path / "conf.txt").write_text("one\n")
+    recipe = tmp_path / "rel.toml"
+    dest = f"saf-rel-{os.getpid()} {ODD}/conf.txt"
+    recipe.write_text(f'[[steps]]\nname = "rel"\non = "alpha"\nkind = "upload"\n'
+                      f'src = "conf.txt"\ndest = {toml_str(dest)}\n')
+    landed = asyncssh_cluster.inventory.parent / "homes" / "alpha" / dest
+    first = await run_recipe(asyncssh_cluster, recipe)
+    assert first.results(0)["alpha"].message == "sent 1 files: 1 over SFTP"
+    assert landed.read_text() == "one\n"
+    (tmp_path / "conf.txt").write_text("two\n")
+    second = await run_recipe(asyncssh_cluster, recipe)
+    assert second.results(0)["alpha"].message.startswith("sent 1 files: 1 with rsync")
+    assert landed.read_text() == "two\n"
