@@ -236,3 +236,13 @@ async def test_failed_connects_back_off_and_success_resets(asyncssh_cluster):
     await up.connect()
     assert up._retry_at == 0.0 and up._backoff.current == up._backoff.initial
     await up.close()
+
+
+async def test_long_lived_process_stderr_is_kept_after_it_ends(conn):
+    """stderr is read all along (an unread stream would stall the program, and asyncssh drops
+    what is unread once the channel closes): after the end, its last words are there."""
+    proc = await conn.start("i=0; while [ $i -lt 3000 ]; do echo noise-$i >&2; i=$((i+1)); "
+                            "done; echo last words >&2; exit 3", stdin=False)
+    assert await asyncio.wait_for(proc.wait(), 20) == 3
+    text = await proc.stderr_text()
+    assert text.endswith("last words\n")

@@ -9,7 +9,7 @@ import os
 import random
 import socket
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 import asyncssh
@@ -83,11 +83,27 @@ class _Client(asyncssh.SSHClient):
         self.owner._lost(exc)
 
 
+STDERR_KEEP = 64 * 1024  # the last bytes of a long-lived process's stderr worth keeping
+
+
 class SSHProcess(RemoteProcess):
     def __init__(self, process: asyncssh.SSHClientProcess, release: asyncio.Semaphore) -> None:
         self.process = process
         self._release = release
         self._released = False
+        # stderr is read all along: unread, it would fill the channel's window and stall the
+        # program, and asyncssh drops what is left unread once the channel closes.
+        self._stderr: deque[str | bytes] = deque()
+        self._stderr_size = 0
+        self._stderr_task = asyncio.create_task(self._collect_stderr())
+
+    async def _collect_stderr(self) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError, asyncio.IncompleteReadError):
+            while chunk := await self.process.stderr.read(8192):
+                self._stderr.append(chunk)
+                self._stderr_size += len(chunk)
+                while self._stderr_size > STDERR_KEEP and len(self._stderr) > 1:
+                    self._stderr_size -= len(self._stderr.popleft())
 
     def _done(self) -> None:
         if not self._released:
@@ -124,10 +140,13 @@ class SSHProcess(RemoteProcess):
             self._done()
 
     async def stderr_text(self) -> str:
-        try:
-            return await asyncio.wait_for(self.process.stderr.read(), 1.0)
-        except (asyncio.TimeoutError, TimeoutError, asyncssh.Error, OSError):
-            return ""
+        """What the process wrote to stderr (its last 64 KiB), once the stream has ended or
+        a second has passed."""
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        parts = [p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p
+                 for p in self._stderr]
+        return "".join(parts)
 
 
 class SSHByteProcess(SSHProcess, ByteProcess):
@@ -147,22 +166,6 @@ class SSHByteProcess(SSHProcess, ByteProcess):
         with contextlib.suppress(Exception):
             self.process.stdin.write_eof()
 
-    _stderr: bytes | None = None
-
-    async def wait(self) -> int | None:
-        # asyncssh drops what is left unread on a stream once the channel has closed, so
-        # stderr is read to its end first (it ends when the process does).
-        if self._stderr is None:
-            try:
-                self._stderr = await self.process.stderr.read()
-            except (asyncssh.Error, OSError):
-                self._stderr = b""
-        return await super().wait()
-
-    async def stderr_text(self) -> str:
-        if self._stderr is None:
-            await self.wait()
-        return (self._stderr or b"").decode("utf-8", errors="replace")
 
 
 class SSHConnector(Connector):
