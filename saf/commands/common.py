@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import click
 
+from saf.errors import SafError
 from saf.inventory import Inventory, load_inventory
 
 T = TypeVar("T")
@@ -23,3 +25,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to the end. Ctrl-C cancels it (its cleanup runs: remote commands are
     stopped) and then surfaces as KeyboardInterrupt, which the CLI turns into exit 130."""
     return asyncio.run(coro)
+
+
+def read_stdin_password() -> str:
+    """The password for --password-stdin: the first line of stdin, never echoed or stored."""
+    password = sys.stdin.readline().rstrip("\n").rstrip("\r")
+    if not password:
+        raise SafError("--password-stdin: the first line of stdin is empty")
+    return password

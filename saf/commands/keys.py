@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import sys
 import warnings
 
 import click
@@ -44,7 +43,7 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
     """
     inventory = common.inventory(ctx)
     # Read stdin before anything else, so a pipe's writer is never left waiting.
-    piped = _read_stdin_password() if password_stdin else None
+    piped = common.read_stdin_password() if password_stdin else None
 
     def ask_password() -> str:
         if piped is not None:
@@ -91,10 +90,3 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
     if any(r.outcome == FAILED for r in results):
         ctx.exit(1)
 
-
-def _read_stdin_password() -> str:
-    line = sys.stdin.readline()
-    password = line.rstrip("\n").rstrip("\r")
-    if not password:
-        raise SafError("--password-stdin: the first line of stdin is empty")
-    return password

@@ -76,7 +76,7 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
 
     # Read now, before anything runs: the password then sits in this process only, and is
     # handed to sudo on stdin by the runner (never on a command line, never logged).
-    piped = _read_stdin_password() if password_stdin else None
+    piped = common.read_stdin_password() if password_stdin else None
 
     async def ask_password(prompt: str) -> str | None:
         if piped is not None:
@@ -124,10 +124,3 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     if status != "ok":
         ctx.exit(1)
 
-
-def _read_stdin_password() -> str:
-    line = sys.stdin.readline()
-    password = line.rstrip("\n").rstrip("\r")
-    if not password:
-        raise SafError("--password-stdin: the first line of stdin is empty")
-    return password
