@@ -12,6 +12,7 @@ Only the screen on view redraws; a screen coming back into view redraws from the
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -174,6 +175,11 @@ class SafApp(App[None]):
         self._start_source()
         for job in self.background:
             self.run_worker(job(), group="background", exit_on_error=False)
+        # What exists now (Textual's widgets, a replayed recording's frames) lives as long as
+        # the cockpit: keep it out of the cyclic collector's full passes, which otherwise walk
+        # it all every few seconds (about a tenth of the dashboard's CPU with 64 nodes).
+        # Reference counting still frees it; on_unmount hands it back to the collector.
+        gc.freeze()
 
     @work(exclusive=True, group="source", exit_on_error=False)
     async def _start_source(self) -> None:
@@ -184,6 +190,7 @@ class SafApp(App[None]):
                         severity="error", timeout=30)
 
     async def on_unmount(self) -> None:
+        gc.unfreeze()
         await self.source.stop()
         if self.recorder is not None:
             self.recorder.close()

@@ -312,6 +312,8 @@ class NodeTable(Widget, can_focus=True):
         view = app.view(name)
         cells = self._cells(view)
         segments: list[Segment] = []
+        space = Segment(" ")
+        narrow = True  # every character one cell wide: the strip's length is known
         for col in columns:
             if col.key == "cpu_spark":
                 values = app.store.values(name, "cpu.percent", last=HISTORY)
@@ -326,9 +328,17 @@ class NodeTable(Widget, can_focus=True):
                 text, style = cells.get(col.key, ("", OK))
                 text = text[:col.width]
                 text = text.ljust(col.width) if col.align == "left" else text.rjust(col.width)
+                if narrow and not text.isascii():
+                    narrow = len(text) == cell_len(text)
                 segments.append(Segment(text, self._style(style)))
-            segments.append(Segment(" "))
-        strip = Strip(segments).extend_cell_length(width).crop(0, width)
+            segments.append(space)
+        if narrow:  # cells are padded to their widths: no need to measure every segment
+            length = sum(c.width + 1 for c in columns)
+            if length < width:
+                segments.append(Segment(" " * (width - length)))
+            strip = Strip(segments, max(width, length)).crop(0, width)
+        else:
+            strip = Strip(segments).extend_cell_length(width).crop(0, width)
         if selected:
             cursor = self._style("cursor" if self.has_focus else "cursor-blur")
             strip = strip.apply_style(cursor)
@@ -415,6 +425,7 @@ class DashboardScreen(Screen[None]):
         super().__init__()
         self._pending: set[str] = set()
         self._flush_scheduled = False
+        self._status_dirty = False
         self._header_at = 0.0
 
     def compose(self) -> ComposeResult:
@@ -467,6 +478,9 @@ class DashboardScreen(Screen[None]):
         table = self.table
         for node in pending:
             table.update_node(node)
+        if self._status_dirty:
+            self._status_dirty = False
+            self.query_one(StatusLine).refresh()
         now = time.monotonic()
         if now - self._header_at >= self.HEADER_EVERY:
             self._header_at = now
@@ -476,12 +490,20 @@ class DashboardScreen(Screen[None]):
             self.set_timer(self.HEADER_EVERY - (now - self._header_at), self._flush)
 
     def replay_moved(self, _: object) -> None:
-        if self.is_mounted:
-            self.query_one(StatusLine).refresh()
+        self._status_changed()
 
     def tick(self, _: float) -> None:
-        if self.is_mounted:
-            self.query_one(StatusLine).refresh()
+        self._status_changed()
+
+    def _status_changed(self) -> None:
+        """The status line (clock, replay position) is drawn with the next gathered update,
+        not on its own: one screen update instead of two."""
+        if not self.is_mounted:
+            return
+        self._status_dirty = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(self.FLUSH_EVERY, self._flush)
 
     # -- actions ----------------------------------------------------------------------------
     def action_filter(self) -> None:
