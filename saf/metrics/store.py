@@ -91,14 +91,18 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
         if v is not None:
             name_(name)
             value_(v)
-    for i, v in enumerate(cpu.get("per_core") or ()):
-        t = type(v)
-        if t is float or t is int:
-            name_(_core_name(i))
-            value_(float(v))
-        elif t is bool or isinstance(v, (int, float)):
-            name_(_core_name(i))
-            value_(float(v))
+    per_core = cpu.get("per_core") or ()
+    cores = [float(v) for v in per_core if type(v) is float or type(v) is int]
+    if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # all plain numbers
+        if len(_CORE_NAMES) < len(cores):
+            _core_name(len(cores) - 1)
+        names.extend(_CORE_NAMES[:len(cores)])
+        values.extend(cores)
+    else:  # nulls (unmeasured cores) and odd types: one by one
+        for i, v in enumerate(per_core):
+            if type(v) is bool or isinstance(v, (int, float)):
+                name_(_core_name(i))
+                value_(float(v))
     for name, value in zip(_LOAD_NAMES, cpu.get("load") or ()):
         v = _number(value)
         if v is not None:
