@@ -183,3 +183,21 @@ def test_bad_inventory_is_refused_without_traceback(tmp_path, cluster):
     assert done.returncode == 2
     assert f"{bad}:4: node 'a'.port must be an integer from 1 to 65535" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_key_the_node_does_not_accept_is_an_auth_failure(cluster, tmp_path):
+    import asyncssh
+
+    stranger = tmp_path / "stranger_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(stranger)
+    os.chmod(stranger, 0o600)
+    inventory = _with_extra_nodes(cluster, tmp_path, [
+        {"name": "locked", "host": "127.0.0.1", "port": cluster.ports["alpha"],
+         "identity": str(stranger)}])
+    done = cluster.saf("nodes", "--json", "--on", "locked,alpha", SAF_INVENTORY=inventory,
+                       HOME=str(tmp_path), SSH_AUTH_SOCK="")  # no other key to fall back on
+    rows = {r["node"]: r for r in json_lines(done.stdout)}
+    assert done.returncode == 1
+    assert rows["alpha"]["reachable"] is True
+    assert rows["locked"]["reason"] == "auth"
+    assert "saf keys push" in rows["locked"]["message"]
