@@ -426,7 +426,7 @@ class DashboardScreen(Screen[None]):
         self._pending: set[str] = set()
         self._flush_scheduled = False
         self._status_dirty = False
-        self._header_at = 0.0
+        self._flushed_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(id="cluster-header")
@@ -459,21 +459,30 @@ class DashboardScreen(Screen[None]):
         self.query_one(StatusLine).refresh()
 
     # -- updates from the app (only while on view) ------------------------------------------
-    # Updates are gathered and drawn together a few times a second: one screen update for
-    # many nodes' samples instead of one each (64 nodes at 1 Hz would be 64 updates/s).
-    FLUSH_EVERY = 0.5
-    HEADER_EVERY = 1.0
+    # Updates are gathered and drawn together: one screen update for many nodes' samples
+    # instead of one each (64 nodes at 1 Hz would be 64 updates/s). The table repaints at
+    # most once a second (samples come once a second; top does the same), and GATHER after
+    # the first change following a quiet spell, so a lone change (a first sample, a node
+    # lost) shows at once. The header and the status line join the same update.
+    FLUSH_EVERY = 1.0
+    GATHER = 0.05
 
     def node_updated(self, node: str) -> None:
         if not self.is_mounted:
             return  # on_mount draws everything there is
         self._pending.add(node)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.set_timer(self.FLUSH_EVERY, self._flush)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        delay = max(self.GATHER, self._flushed_at + self.FLUSH_EVERY - time.monotonic())
+        self.set_timer(delay, self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._flushed_at = time.monotonic()
         pending, self._pending = self._pending, set()
         table = self.table
         for node in pending:
@@ -481,13 +490,7 @@ class DashboardScreen(Screen[None]):
         if self._status_dirty:
             self._status_dirty = False
             self.query_one(StatusLine).refresh()
-        now = time.monotonic()
-        if now - self._header_at >= self.HEADER_EVERY:
-            self._header_at = now
-            self.query_one(ClusterHeader).changed()
-        elif not self._flush_scheduled:  # the header's turn comes a little later
-            self._flush_scheduled = True
-            self.set_timer(self.HEADER_EVERY - (now - self._header_at), self._flush)
+        self.query_one(ClusterHeader).changed()
 
     def replay_moved(self, _: object) -> None:
         self._status_changed()
@@ -501,9 +504,7 @@ class DashboardScreen(Screen[None]):
         if not self.is_mounted:
             return
         self._status_dirty = True
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.set_timer(self.FLUSH_EVERY, self._flush)
+        self._schedule()
 
     # -- actions ----------------------------------------------------------------------------
     def action_filter(self) -> None:
