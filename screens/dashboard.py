@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 
@@ -424,9 +425,11 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[str] = set()
-        self._flush_scheduled = False
+        self._flush_timer: Timer | None = None
+        self._flush_at = 0.0
         self._status_dirty = False
         self._flushed_at = 0.0
+        self._shown: dict[str, tuple[str, bool]] = {}  # node -> (status, has a sample)
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(id="cluster-header")
@@ -471,17 +474,27 @@ class DashboardScreen(Screen[None]):
         if not self.is_mounted:
             return  # on_mount draws everything there is
         self._pending.add(node)
-        self._schedule()
+        # A node whose state changed (connected, lost, its first sample) is shown at once;
+        # new figures of a node already shown wait for the next turn.
+        state = self.app.store.node(node)  # type: ignore[attr-defined]
+        shown = (state.status, state.sample is not None)
+        urgent = self._shown.get(node) != shown
+        self._shown[node] = shown
+        self._schedule(urgent)
 
-    def _schedule(self) -> None:
-        if self._flush_scheduled:
-            return
-        self._flush_scheduled = True
-        delay = max(self.GATHER, self._flushed_at + self.FLUSH_EVERY - time.monotonic())
-        self.set_timer(delay, self._flush)
+    def _schedule(self, urgent: bool = False) -> None:
+        now = time.monotonic()
+        at = now + (self.GATHER if urgent else
+                    max(self.GATHER, self._flushed_at + self.FLUSH_EVERY - now))
+        if self._flush_timer is not None:
+            if self._flush_at <= at:
+                return  # already due soon enough
+            self._flush_timer.stop()
+        self._flush_at = at
+        self._flush_timer = self.set_timer(at - now, self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_timer = None
         self._flushed_at = time.monotonic()
         pending, self._pending = self._pending, set()
         table = self.table

@@ -123,6 +123,19 @@ def test_commands_on_stdin():
         agent.kill()
 
 
+def test_first_sample_does_not_wait_a_whole_interval():
+    """A cockpit shows live figures at once: the first sample follows hello after a short
+    baseline, even with a ten-minute interval; it has real CPU figures."""
+    agent = AgentProcess([sys.executable, "-m", "agents.main", "--interval", "600"])
+    try:
+        assert agent.frame()["type"] == "hello"
+        sample = agent.until("sample")
+        assert sample["seq"] == 0 and sample["interval"] == 600
+        assert sample["cpu"]["percent"] is not None
+    finally:
+        agent.kill()
+
+
 def test_exits_on_stdin_eof_even_with_long_interval():
     agent = AgentProcess([sys.executable, "-m", "agents.main", "--interval", "600"])
     try:
