@@ -277,18 +277,26 @@ def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, 
             rx = value(node, base + "rx_bytes/s")
         if tx is None:
             tx = value(node, base + "tx_bytes/s")
+        rx_errors = first(n, "rx_errors", "errin")
+        tx_errors = first(n, "tx_errors", "errout")
+        rx_drops = first(n, "rx_drops", "dropin")
+        tx_drops = first(n, "tx_drops", "dropout")
+        # A counter at zero has not grown: no need to ask the store for its rate.
+        error_rate = drop_rate = 0.0
+        if rx_errors or tx_errors:
+            error_rate = ((value(node, base + "rx_errors/s") or 0.0)
+                          + (value(node, base + "tx_errors/s") or 0.0))
+        if rx_drops or tx_drops:
+            drop_rate = ((value(node, base + "rx_drops/s") or 0.0)
+                         + (value(node, base + "tx_drops/s") or 0.0))
         up = n.get("up")
         out.append(Nic(
-            name=name, rx=rx, tx=tx,
-            rx_errors=first(n, "rx_errors", "errin"), tx_errors=first(n, "tx_errors", "errout"),
-            rx_drops=first(n, "rx_drops", "dropin"), tx_drops=first(n, "tx_drops", "dropout"),
+            name=name, rx=rx, tx=tx, rx_errors=rx_errors, tx_errors=tx_errors,
+            rx_drops=rx_drops, tx_drops=tx_drops,
             mtu=num(n.get("mtu")), speed=first(n, "speed_mbps", "speed"),
             up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
             addresses=tuple(str(a) for a in n.get("addresses") or ()),
-            error_rate=(value(node, base + "rx_errors/s") or 0.0)
-            + (value(node, base + "tx_errors/s") or 0.0),
-            drop_rate=(value(node, base + "rx_drops/s") or 0.0)
-            + (value(node, base + "tx_drops/s") or 0.0)))
+            error_rate=error_rate, drop_rate=drop_rate))
     return tuple(out)
 
 
