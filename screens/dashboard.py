@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from rich.cells import cell_len
@@ -105,6 +106,7 @@ class NodeTable(Widget, can_focus=True):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: list[str] = []
+        self._position: dict[str, int] = {}  # node -> its row
         self.filter = ""
         self.top = 0
         self._cache: dict[str, Strip] = {}
@@ -120,6 +122,7 @@ class NodeTable(Widget, can_focus=True):
         if self.filter:
             names = [n for n in names if self._matches(n, self.filter)]
         self.rows = names
+        self._position = {name: i for i, name in enumerate(names)}
         self.cursor = self.rows.index(selected) if selected in self.rows else min(
             self.cursor, max(0, len(self.rows) - 1))
         self._cache.clear()
@@ -142,14 +145,25 @@ class NodeTable(Widget, can_focus=True):
 
     def update_node(self, name: str) -> None:
         """Re-render one node's row (and nothing else)."""
-        self._cache.pop(name, None)
-        if name not in self.rows:
-            if name not in self.app.node_names:  # type: ignore[attr-defined]
-                return
-            self.set_rows()
-            return
-        y = self.rows.index(name) - self.top + 1
-        if 1 <= y < self.size.height:
+        self.update_nodes((name,))
+
+    def update_nodes(self, names: Iterable[str]) -> None:
+        """Re-render these nodes' rows (and nothing else)."""
+        lines = []
+        position = self._position
+        height = self.size.height
+        for name in names:
+            self._cache.pop(name, None)
+            row = position.get(name)
+            if row is None:  # filtered out, or a node the table has not heard of
+                if name in self.app.node_names:  # type: ignore[attr-defined]
+                    self.set_rows()
+                    return
+                continue
+            y = row - self.top + 1
+            if 1 <= y < height:
+                lines.append(y)
+        for y in lines:  # line by line: a whole-table refresh draws more than it saves
             self.refresh_line(y)
 
     def refresh_line(self, y: int) -> None:
@@ -497,9 +511,7 @@ class DashboardScreen(Screen[None]):
         self._flush_timer = None
         self._flushed_at = time.monotonic()
         pending, self._pending = self._pending, set()
-        table = self.table
-        for node in pending:
-            table.update_node(node)
+        self.table.update_nodes(pending)
         if self._status_dirty:
             self._status_dirty = False
             self.query_one(StatusLine).refresh()
