@@ -63,18 +63,30 @@ class HelpScreen(ModalScreen[None]):
         head = f"bold {v['primary']}"
         parts: list[Any] = []
         groups: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        seen: set[str] = set()
+        # One row per action, with every key bound to it ("up,k" is two bindings: `↑/k`).
+        actions: dict[str, tuple[str, list[str], str, str, bool]] = {}  # ..., saf's own
         for active in self.under.active_bindings.values():
             binding = active.binding
-            if binding.action in seen or not binding.description:
+            if not binding.description:
                 continue
-            seen.add(binding.action)
-            title = getattr(active.node, "BINDING_GROUP_TITLE", None) or "General"
             key = app.get_key_display(binding)
+            title = getattr(active.node, "BINDING_GROUP_TITLE", None) or "General"
             note = binding.tooltip or ""
             if not active.enabled:
                 note += " (not available here)"
-            groups[title].append((key, binding.description, note))
+            known = actions.get(binding.action)
+            if known is not None:
+                keys = known[1]
+                if key not in keys:
+                    keys.append(key)
+                if binding.id and binding.tooltip and not known[4]:
+                    # saf's own binding (it has an id) says it better than Textual's default
+                    actions[binding.action] = (known[0], keys, binding.description, note, True)
+                continue
+            actions[binding.action] = (title, [key], binding.description, note,
+                                       bool(binding.id and binding.tooltip))
+        for title, keys, description, note, _ in actions.values():
+            groups[title].append(("/".join(keys), description, note))
         groups["General"].append((app.get_key_display(
             Binding(app.COMMAND_PALETTE_BINDING, "")), "Commands",
             "The command palette: every screen, node and action by name"))
