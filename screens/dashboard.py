@@ -163,8 +163,18 @@ class NodeTable(Widget, can_focus=True):
             y = row - self.top + 1
             if 1 <= y < height:
                 lines.append(y)
-        for y in lines:  # line by line: a whole-table refresh draws more than it saves
-            self.refresh_line(y)
+        # Only the changed lines, with runs of adjacent lines as one region (fewer regions
+        # for the compositor to cut; a whole-table refresh draws more than it saves).
+        lines.sort()
+        regions = []
+        for y in lines:
+            if regions and regions[-1][1] == y:
+                regions[-1][1] = y + 1
+            else:
+                regions.append([y, y + 1])
+        width = self.size.width
+        if regions:
+            self.refresh(*(Region(0, top, width, end - top) for top, end in regions))
 
     def refresh_line(self, y: int) -> None:
         self.refresh(Region(0, y, self.size.width, 1))
