@@ -77,3 +77,13 @@ def openssh_cluster(tmp_path_factory: pytest.TempPathFactory):
 def cluster(request: pytest.FixtureRequest) -> TestCluster:
     """A three-node cluster behind asyncssh's server, then behind OpenSSH's sshd."""
     return request.getfixturevalue(f"{request.param}_cluster")
+
+
+@pytest.fixture(autouse=True)
+def _snapshots_in_tests_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshot SVGs live in tests/snapshots/<module>/ (see tests/helpers/snapshots.py)."""
+    import pytest_textual_snapshot
+
+    from tests.helpers.snapshots import SnapshotsInTestsFolder
+
+    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", SnapshotsInTestsFolder)

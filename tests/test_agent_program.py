@@ -3,7 +3,6 @@ its stdin commands, and exiting when stdin closes."""
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import shutil

@@ -5,7 +5,6 @@ really happen."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import subprocess

@@ -3,7 +3,6 @@ up with live, changing figures; `q` quits; nothing it started is left running.""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -11,25 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import pytest_textual_snapshot
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tests.snapshot_apps import themed
+from tests.helpers import snapshots as snapshot_helpers
 
 APPS = Path(__file__).parent / "snapshot_apps"
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
-
-
-class _Svg(pytest_textual_snapshot.SVGImageExtension):
-    @classmethod
-    def dirname(cls, *, test_location) -> str:  # type: ignore[no-untyped-def]
-        return str(Path(__file__).parent / "snapshots" / test_location.basename)
-
-
-@pytest.fixture(autouse=True)
-def _snapshots_in_tests_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", _Svg)
+SIZES = snapshot_helpers.SIZES
 
 
 async def settle(pilot: Pilot) -> None:

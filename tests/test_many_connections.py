@@ -3,7 +3,6 @@ unauthenticated connections past ten at once; saf must still reach every node.""
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 

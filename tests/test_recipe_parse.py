@@ -130,7 +130,7 @@ def test_cli_exit_2_for_invalid_recipe(inventory_path: Path, tmp_path: Path) -> 
          str(FIXTURES / "unknown_kind.toml")], capture_output=True, text=True,
         env={"SAF_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
-    assert f"unknown_kind.toml:9: unknown kind 'teleport'" in result.stderr
+    assert "unknown_kind.toml:9: unknown kind 'teleport'" in result.stderr
     assert "Traceback" not in result.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "saf", "-i", str(inventory_path), "run", "no-such-recipe"],

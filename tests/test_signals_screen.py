@@ -10,27 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-import pytest_textual_snapshot
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from saf.signals.codec import AISignal, encode
 from tests.helpers.servers import free_port
 from tests.snapshot_apps._signals import make_signals_app
+from tests.helpers import snapshots as snapshot_helpers
 
 APPS = Path(__file__).parent / "snapshot_apps"
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
-
-
-class _Svg(pytest_textual_snapshot.SVGImageExtension):
-    @classmethod
-    def dirname(cls, *, test_location) -> str:  # type: ignore[no-untyped-def]
-        return str(Path(__file__).parent / "snapshots" / test_location.basename)
-
-
-@pytest.fixture(autouse=True)
-def _snapshots_in_tests_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", _Svg)
+SIZES = snapshot_helpers.SIZES
 
 
 async def open_signals(pilot: Pilot, *keys: str) -> None:

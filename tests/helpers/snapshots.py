@@ -1,0 +1,19 @@
+"""What the snapshot tests share: the sizes every screen is shot at, and where SVGs live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_textual_snapshot
+
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
+
+
+class SnapshotsInTestsFolder(pytest_textual_snapshot.SVGImageExtension):
+    """Keep SVGs in tests/snapshots/<test module>/ rather than beside each test module."""
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:  # type: ignore[no-untyped-def]
+        return str(SNAPSHOTS / test_location.basename)
