@@ -7,13 +7,13 @@ import dataclasses
 import os
 import sys
 
-import psutil
 import pytest
 
 from saf.connect.local import LocalConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
 from saf.shell import quote
+from tests.helpers.procs import sleepers
 
 NASTY = """it's a "test" with $(touch /tmp/saf-pwned) `id` ; & | > * ~ \\ $HOME and spaces  """
 
@@ -72,17 +72,9 @@ async def test_input_line_reaches_the_command_but_not_the_process_list(conn):
     assert count == "9" and seen == "0"
 
 
-def _sleepers(tag: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.info["cmdline"] == ["sleep", tag]:
-            found.append(proc)
-    return found
-
-
 async def _gone(tag: str, within: float = 5.0) -> bool:
     for _ in range(int(within / 0.1)):
-        if not _sleepers(tag):
+        if not sleepers(tag):
             return True
         await asyncio.sleep(0.1)
     return False
@@ -102,10 +94,10 @@ async def test_cancel_stops_the_remote_command(cluster):
     async with fleet_of(cluster) as fleet:
         task = asyncio.create_task(fleet.connector("gamma").run(f"sleep {tag}"))
         for _ in range(50):
-            if _sleepers(tag):
+            if sleepers(tag):
                 break
             await asyncio.sleep(0.1)
-        assert _sleepers(tag), "the remote command never started"
+        assert sleepers(tag), "the remote command never started"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

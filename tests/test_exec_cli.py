@@ -16,6 +16,7 @@ import pytest
 import tomllib
 import tomli_w
 
+from tests.helpers.procs import sleepers
 from tests.helpers.servers import free_port
 
 
@@ -128,27 +129,23 @@ def test_changed_host_key_is_refused(cluster, tmp_path):
     assert "host key has CHANGED (now SHA256:" in result["message"]
 
 
-def _sleepers(tag: str) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", tag]]
-
-
 def test_ctrl_c_stops_the_remote_commands(cluster):
     tag = "916.%d" % os.getpid()
     proc = subprocess.Popen([sys.executable, "-m", "saf", "exec", f"sleep {tag}"],
                             env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.monotonic() + 20
-    while len(_sleepers(tag)) < 3 and time.monotonic() < deadline:
+    while len(sleepers(tag)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(_sleepers(tag)) == 3, "the command did not start on all three nodes"
+    assert len(sleepers(tag)) == 3, "the command did not start on all three nodes"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     deadline = time.monotonic() + 5
-    while _sleepers(tag) and time.monotonic() < deadline:
+    while sleepers(tag) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _sleepers(tag), "a remote process outlived Ctrl-C"
+    assert not sleepers(tag), "a remote process outlived Ctrl-C"
 
 
 def test_nodes_reports_real_facts(cluster):

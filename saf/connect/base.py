@@ -18,17 +18,13 @@ OutputCallback = Callable[[str, str], None]
 KEEP_BYTES = 4 * 1024 * 1024  # per stream; older lines are dropped past this
 
 
-@dataclass
-class RunResult:
-    node: str
-    command: str
+class CommandOutcome:
+    """What every finished command offers: did it succeed, and its last words. Mixed into
+    dataclasses that have exit_status, stdout and stderr."""
+
     exit_status: int | None
     stdout: str
     stderr: str
-    duration: float
-    timed_out: bool = False
-    cancelled: bool = False
-    signal: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -38,6 +34,19 @@ class RunResult:
         """The last lines of output, stderr's preferred when it has any."""
         text = self.stderr.strip() or self.stdout.strip()
         return text.splitlines()[-lines:]
+
+
+@dataclass
+class RunResult(CommandOutcome):
+    node: str
+    command: str
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    cancelled: bool = False
+    signal: str | None = None
 
 
 class OutputCollector:

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from saf.connect.base import ByteProcess, Connector
+from saf.connect.base import ByteProcess, CommandOutcome, Connector
 from saf.shell import quote
 
 SHIM = Path(__file__).with_name("rsync_shim.py")
@@ -44,19 +44,11 @@ def remote(path: str) -> str:
 
 
 @dataclass
-class RsyncResult:
+class RsyncResult(CommandOutcome):
     exit_status: int | None  # local rsync's
     stdout: str
     stderr: str  # local rsync's, then the node's rsync's
     remote_status: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    def tail(self, lines: int = 10) -> list[str]:
-        text = self.stderr.strip() or self.stdout.strip()
-        return text.splitlines()[-lines:]
 
     def bytes_sent(self) -> int | None:
         """From --stats: the bytes local rsync put on the wire."""
