@@ -32,7 +32,7 @@ SESSIONS_PER_CONNECTION = 8
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 3
 
-_handshake_gates: dict[tuple[str, int], asyncio.Semaphore] = defaultdict(
+_handshake_gates: dict[tuple[str, int, int], asyncio.Semaphore] = defaultdict(
     lambda: asyncio.Semaphore(HANDSHAKES_PER_HOST))
 
 
@@ -40,7 +40,7 @@ def _gate(end: hostkeys.Endpoint) -> asyncio.Semaphore:
     # Semaphores belong to one event loop; tests and the CLI may run several loops in turn.
     loop = asyncio.get_running_loop()
     key = (end.host, end.port, id(loop))
-    return _handshake_gates[key]  # type: ignore[index]
+    return _handshake_gates[key]
 
 
 def _transient(exc: BaseException) -> bool:
