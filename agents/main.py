@@ -15,15 +15,15 @@ import socket
 import sys
 import time
 
-from agents import __version__, protocol
-from agents.collectors.apple import AppleGpuCollector
-from agents.collectors.cpu import CpuCollector
-from agents.collectors.disks import DiskCollector
-from agents.collectors.memory import MemoryCollector
-from agents.collectors.nics import NicCollector
-from agents.collectors.numa import NumaCollector
-from agents.collectors.nvml import NvmlCollector
-from agents.context import Context
+from . import __version__, protocol
+from .collectors.apple import AppleGpuCollector
+from .collectors.cpu import CpuCollector
+from .collectors.disks import DiskCollector
+from .collectors.memory import MemoryCollector
+from .collectors.nics import NicCollector
+from .collectors.numa import NumaCollector
+from .collectors.nvml import NvmlCollector
+from .context import Context
 
 MIN_INTERVAL = 0.05
 MAX_INTERVAL = 3600.0

@@ -30,11 +30,11 @@ from saf.inventory.model import Node
 from saf.metrics.store import MetricsStore
 from saf.paths import state_dir
 from saf.recording import RecordingWriter, Replayer, ReplayPosition
-from screens.registry import SCREENS, entry
-from screens.settings import Settings, remember_theme
-from screens.theming import DEFAULT_DARK, load_themes, theme_dirs
-from screens.view import NodeView, node_view
-from themes import STYLESHEET
+from saf.screens.registry import SCREENS, entry
+from saf.screens.settings import Settings, remember_theme
+from saf.screens.theming import DEFAULT_DARK, load_themes, theme_dirs
+from saf.screens.view import NodeView, node_view
+from saf.themes import STYLESHEET
 
 
 class MetricsSource(Protocol):
@@ -267,7 +267,7 @@ class SafApp(App[None]):
 
     # -- actions ----------------------------------------------------------------------------
     def action_help(self) -> None:
-        from screens.help import HelpScreen
+        from saf.screens.help import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss()

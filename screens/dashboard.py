@@ -29,8 +29,8 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 
-from screens.view import ALERT, OK, WARN, NodeView, alerts, level
-from screens.widgets import (StatusLine, fmt_bytes, fmt_num, fmt_rate, fmt_speed, palette,
+from saf.screens.view import ALERT, OK, WARN, NodeView, alerts, level
+from saf.screens.widgets import (StatusLine, fmt_bytes, fmt_num, fmt_rate, fmt_speed, palette,
                              sparkline)
 
 HISTORY = 120  # samples fed to a row's sparklines (downsampled to the cell width)

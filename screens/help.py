@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
-from screens.registry import SCREENS
-from screens.widgets import palette
+from saf.screens.registry import SCREENS
+from saf.screens.widgets import palette
 
 STATES = [
     ("● up", "the agent is running and its samples arrive"),

@@ -15,9 +15,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
-from screens.confirm import ConfirmScreen
-from screens.view import ALERT, WARN, Gpu, Nic, NodeView, level
-from screens.widgets import (Graph, StatusLine, bar, fmt_bytes, fmt_num, fmt_rate, fmt_speed,
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.view import ALERT, WARN, Gpu, Nic, NodeView, level
+from saf.screens.widgets import (Graph, StatusLine, bar, fmt_bytes, fmt_num, fmt_rate, fmt_speed,
                              palette)
 
 HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its width)

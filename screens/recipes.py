@@ -29,8 +29,8 @@ from saf.recipe.log import RunLog, find_run, list_runs, new_run_id, read_events
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
 from saf.recipe.state import RunState, replay
-from screens.confirm import ConfirmScreen
-from screens.widgets import StatusLine, palette
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.widgets import StatusLine, palette
 
 MARK = {"ok": "✓", "changed": "●", "skipped": "–", "failed": "✗", "cancelled": "⊘",
         "running": "◌", "pending": "·"}

@@ -29,13 +29,13 @@ class ScreenEntry:
 
 SCREENS: list[ScreenEntry] = [
     ScreenEntry("dashboard", "Dashboard", "Every node at a glance: state, CPU, memory, GPUs, "
-                "network", "screens.dashboard:DashboardScreen", key="1"),
+                "network", "saf.screens.dashboard:DashboardScreen", key="1"),
     ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
-                "processes, interfaces, disks", "screens.node:NodeScreen", needs_node=True),
+                "processes, interfaces, disks", "saf.screens.node:NodeScreen", needs_node=True),
     ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
-                "anomalies, bad frames", "screens.signals:SignalsScreen", key="5"),
+                "anomalies, bad frames", "saf.screens.signals:SignalsScreen", key="5"),
     ScreenEntry("recipes", "Recipes", "Run a recipe and watch each step on each node; past runs",
-                "screens.recipes:RecipesScreen", key="4"),
+                "saf.screens.recipes:RecipesScreen", key="4"),
 ]
 
 

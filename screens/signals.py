@@ -28,7 +28,7 @@ from textual.widgets import Footer, Input, Static
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
-from screens.widgets import StatusLine, palette, sparkline
+from saf.screens.widgets import StatusLine, palette, sparkline
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
 LOG_LINES = 8

@@ -12,7 +12,7 @@ from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from saf.paths import config_dir
-from themes import THEMES_DIR
+from saf.themes import THEMES_DIR
 
 DEFAULT_DARK = "saf-dark"
 DEFAULT_LIGHT = "saf-light"

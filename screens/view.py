@@ -15,8 +15,8 @@ from typing import Any
 from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
 from saf.metrics.store import MetricsStore, NodeState
 
-from screens.settings import Thresholds
-from screens.widgets import fmt_bytes
+from saf.screens.settings import Thresholds
+from saf.screens.widgets import fmt_bytes
 
 OK, WARN, ALERT = "ok", "warn", "alert"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import protocol
+from saf.agents import protocol
 from saf.agent.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def test_zipapp_under_bare_python_3_9(tmp_path: Path):
 def test_commands_on_stdin():
     """Interval change gets a reply and takes effect; an unknown command or a line that is
     not JSON gets an error, never a crash."""
-    agent = AgentProcess([sys.executable, "-m", "agents.main", "--interval", "5"])
+    agent = AgentProcess([sys.executable, "-m", "saf.agents.main", "--interval", "5"])
     try:
         assert agent.frame()["type"] == "hello"
         agent.send('{"cmd": "interval", "seconds": 0.1, "id": 7}\n')
@@ -125,7 +125,7 @@ def test_commands_on_stdin():
 def test_first_sample_does_not_wait_a_whole_interval():
     """A cockpit shows live figures at once: the first sample follows hello after a short
     baseline, even with a ten-minute interval; it has real CPU figures."""
-    agent = AgentProcess([sys.executable, "-m", "agents.main", "--interval", "600"])
+    agent = AgentProcess([sys.executable, "-m", "saf.agents.main", "--interval", "600"])
     try:
         assert agent.frame()["type"] == "hello"
         sample = agent.until("sample")
@@ -136,7 +136,7 @@ def test_first_sample_does_not_wait_a_whole_interval():
 
 
 def test_exits_on_stdin_eof_even_with_long_interval():
-    agent = AgentProcess([sys.executable, "-m", "agents.main", "--interval", "600"])
+    agent = AgentProcess([sys.executable, "-m", "saf.agents.main", "--interval", "600"])
     try:
         assert agent.frame()["type"] == "hello"
         assert agent.close_stdin_and_wait() == 0
@@ -145,7 +145,7 @@ def test_exits_on_stdin_eof_even_with_long_interval():
 
 
 def test_cluster_address_from_ssh_connection():
-    from agents.main import cluster_addresses
+    from saf.agents.main import cluster_addresses
     found = cluster_addresses("localhost", {"SSH_CONNECTION": "10.0.0.5 50022 10.0.0.17 22"})
     assert "10.0.0.17" in found and "127.0.0.1" in found
     assert cluster_addresses(None, {}) == set()

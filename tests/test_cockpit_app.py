@@ -18,13 +18,13 @@ from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.metrics.events import AgentFrameEvent
 from saf.recording import Recording, Replayer, load_recording
-from screens.app import NodesUpdated, SafApp, make_app, replay_app
-from screens.confirm import ConfirmScreen
-from screens.dashboard import DashboardScreen, NodeTable
-from screens.help import HelpScreen
-from screens.node import NodeScreen
-from screens.settings import Settings, load_settings
-from themes import THEMES_DIR
+from saf.screens.app import NodesUpdated, SafApp, make_app, replay_app
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.dashboard import DashboardScreen, NodeTable
+from saf.screens.help import HelpScreen
+from saf.screens.node import NodeScreen
+from saf.screens.settings import Settings, load_settings
+from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 

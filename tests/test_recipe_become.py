@@ -300,7 +300,7 @@ async def test_password_asked_once_for_many_nodes(user: SudoUser, tmp_path: Path
 async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The Recipes screen asks with its modal, once, and the become step runs as root."""
-    from screens.recipes import PasswordModal
+    from saf.screens.recipes import PasswordModal
     from tests.snapshot_apps._recipes import make_recipes_app
 
     user.allow("ALL")

@@ -63,7 +63,7 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         await pilot.press("enter")
         await pilot.pause()
         # It asks first, showing the steps it will run.
-        from screens.confirm import ConfirmScreen
+        from saf.screens.confirm import ConfirmScreen
         assert isinstance(app.screen, ConfirmScreen)
         assert "1. say hello" in app.screen.command
         assert screen.state is None or screen.state.status != "running"

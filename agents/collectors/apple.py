@@ -11,7 +11,7 @@ import re
 import threading
 import time
 
-from agents.collectors import Collector, round1
+from ..collectors import Collector, round1
 
 RESTART_AFTER = 10.0  # seconds between attempts to restart a helper that died
 

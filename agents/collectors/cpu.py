@@ -6,7 +6,7 @@ readable from a recorded tree. Elsewhere (macOS) it uses psutil when importable.
 
 import os
 
-from agents.collectors import Collector, round1
+from ..collectors import Collector, round1
 
 # /proc/stat columns after the name: user nice system idle iowait irq softirq steal guest
 # guest_nice. Like psutil: busy = all - idle - iowait, guest time is already inside user.

@@ -5,7 +5,7 @@ elsewhere psutil when importable."""
 
 import time
 
-from agents.collectors import Collector, Rates
+from ..collectors import Collector, Rates
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's sector size
 SKIP = ("loop", "ram")

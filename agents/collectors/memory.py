@@ -4,7 +4,7 @@
 hold, not the page cache the kernel would give back.
 """
 
-from agents.collectors import Collector, round1
+from ..collectors import Collector, round1
 
 
 def parse_meminfo(text):

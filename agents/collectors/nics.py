@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 
-from agents.collectors import Collector, Rates
+from ..collectors import Collector, Rates
 
 LINK_REFRESH = 5.0
 IFF_UP = 0x1

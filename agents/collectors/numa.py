@@ -3,8 +3,8 @@
 
 import time
 
-from agents.collectors import Collector, Rates, parse_cpulist
-from agents.collectors.memory import parse_meminfo
+from ..collectors import Collector, Rates, parse_cpulist
+from ..collectors.memory import parse_meminfo
 
 NODE_DIR = "/sys/devices/system/node"
 COUNTERS = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node",

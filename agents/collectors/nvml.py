@@ -6,7 +6,7 @@ or driver does not support is null with that reason (asked once, then not again)
 no driver or no GPU makes the whole collector unavailable with the reason in the hello.
 """
 
-from agents.collectors import Collector, round1
+from ..collectors import Collector, round1
 
 # pynvml's values of these constants, used if an old pynvml lacks a name.
 TEMPERATURE_GPU = 0

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import agents
+import saf.agents as agents
 from saf import paths
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 
-from agents import protocol
+from saf.agents import protocol
 from saf.agent import deploy
 from saf.agent.build import AgentBundle
 from saf.connect.backoff import Backoff

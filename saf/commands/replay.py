@@ -20,9 +20,9 @@ def replay(file: Path, speed: float, start: float) -> None:
     that change a node are off: there is no cluster behind a replay.
     """
     from saf.recording import load_recording
-    from screens.app import make_app
+    from saf.screens.app import make_app
     from saf.recording import Replayer
-    from screens.settings import load_settings
+    from saf.screens.settings import load_settings
 
     recording = load_recording(file)
     settings = load_settings()

@@ -35,8 +35,8 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
             background: Sequence[Callable[[], Awaitable[Any]]] = ()) -> Any:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
     from saf.metrics.hub import MetricsHub
-    from screens.app import make_app
-    from screens.settings import load_settings
+    from saf.screens.app import make_app
+    from saf.screens.settings import load_settings
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)
     fleet = Fleet(inventory)

@@ -20,7 +20,7 @@ def user_folder() -> Path:
 
 def shipped_folder() -> Path | None:
     with contextlib.suppress(ModuleNotFoundError, TypeError):
-        folder = importlib.resources.files("recipes")
+        folder = importlib.resources.files("saf.recipes")
         if isinstance(folder, Path) or hasattr(folder, "__fspath__"):
             return Path(folder)  # type: ignore[arg-type]
     return None

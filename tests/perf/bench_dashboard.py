@@ -30,9 +30,9 @@ from textual.widgets import DataTable  # noqa: E402
 
 from saf.inventory.model import Node  # noqa: E402
 from saf.recording import Recording, Replayer  # noqa: E402
-from screens.app import make_app  # noqa: E402
-from screens.settings import Settings  # noqa: E402
-from themes import THEMES_DIR  # noqa: E402
+from saf.screens.app import make_app  # noqa: E402
+from saf.screens.settings import Settings  # noqa: E402
+from saf.themes import THEMES_DIR  # noqa: E402
 
 SIZE = (120, 40)
 WARMUP = 3.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from screens.app import SafApp, replay_app
-from screens.settings import Settings
-from themes import THEMES_DIR
+from saf.screens.app import SafApp, replay_app
+from saf.screens.settings import Settings
+from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from saf.recipe import library
 from saf.recipe.log import read_events
 from saf.recipe.state import replay
-from screens.app import SafApp
+from saf.screens.app import SafApp
 from tests.snapshot_apps._common import cockpit
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "recipes" / "runs"

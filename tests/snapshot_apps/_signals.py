@@ -8,7 +8,7 @@ from __future__ import annotations
 from saf.signals.book import BookSettings, SignalBook
 from saf.signals.codec import AISignal, encode
 from saf.signals.feed import SignalFeed
-from screens.app import SafApp
+from saf.screens.app import SafApp
 from tests.snapshot_apps._common import cockpit
 
 NS = 1_000_000_000

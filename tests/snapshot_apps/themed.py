@@ -1,6 +1,6 @@
 """Dashboard (GPU alert scenario, so every colour is used) in a given theme."""
 
-from screens.app import SafApp
+from saf.screens.app import SafApp
 from tests.snapshot_apps._common import cockpit
 
 
