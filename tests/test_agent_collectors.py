@@ -12,12 +12,13 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from agents.collectors.apple import AppleGpuCollector, PowermetricsParser, parse_macmon
-from agents.collectors.numa import NumaCollector
-from agents.collectors.nvml import NvmlCollector
-from agents.context import Context
-from agents.main import Agent
+from saf.agents.collectors.apple import AppleGpuCollector, PowermetricsParser, parse_macmon
+from saf.agents.collectors.numa import NumaCollector
+from saf.agents.collectors.nvml import NvmlCollector
+from saf.agents.context import Context
+from saf.agents.main import Agent
 from tests.fixtures.nvml.fake_nvml import FakeNvml
+from tests.fixtures.nvml.recorded_nvml import RecordedNvml
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MIB = 1024 * 1024
@@ -228,3 +229,41 @@ def test_agent_sample_with_recorded_gpu_and_numa():
     assert len(sample["numa"]) == 3
     assert "gpus" not in sample.get("missing", {})
     agent.close()
+
+
+# -- NVML on a real GPU, recorded ------------------------------------------------------------
+H200 = FIXTURES / "nvml/h200-under-load"
+
+
+def test_nvml_h200_replays_the_real_gpu_call_for_call():
+    """An H200 under a matrix-product load (tests/fixtures/nvml/record_nvml.py, run on the
+    GPU machine): fed NVML's recorded answers, the collector asks exactly what it asked
+    there and gives exactly the samples the real agent sent."""
+    frames = [json.loads(line) for line in (H200 / "agent-frames.jsonl").read_text().splitlines()]
+    hello, samples = frames[0], [f for f in frames if f["type"] == "sample"]
+    assert hello["collectors"]["nvml"] == {"ok": True, "section": "gpus",
+                                           "source": "NVML (pynvml)"}
+    nvml = RecordedNvml(H200 / "nvml-calls.json")
+    c = NvmlCollector(nvml_ctx(nvml))
+    assert c.start() is None and c.driver == "580.159.04"
+    for sample in samples:
+        assert c.collect() == sample["gpus"]
+    c.close()
+    assert nvml.done
+    [gpu] = samples[0]["gpus"]
+    assert gpu["name"] == "NVIDIA H200" and gpu["util"] >= 99 and gpu["power_w"] > 600
+    assert gpu["missing"] == {"fan": "not supported by this GPU or driver"}
+    assert [p["type"] for p in gpu["processes"]] == ["compute"]
+
+
+def test_nvml_h200_answers_agree_with_nvidia_smi():
+    """The vendor tool, read at the same moment, names the same GPU, driver and memory."""
+    smi = FakeNvml(H200 / "nvidia-smi-q-x.xml")
+    [gpu] = json.loads((H200 / "agent-frames.jsonl").read_text().splitlines()[1])["gpus"]
+    assert smi.nvmlSystemGetDriverVersion() == "580.159.04"
+    handle = smi.nvmlDeviceGetHandleByIndex(0)
+    assert smi.nvmlDeviceGetName(handle) == gpu["name"]
+    assert smi.nvmlDeviceGetUUID(handle) == gpu["uuid"]
+    assert abs(smi.nvmlDeviceGetMemoryInfo(handle).total - gpu["mem_total"]) < 1024 * MIB
+    assert "GPU 0: NVIDIA H200 (UUID: %s)" % gpu["uuid"] in \
+        (H200 / "nvidia-smi-L.txt").read_text()
