@@ -20,6 +20,30 @@ _KEY = re.compile(r'^\s*("[^"]*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=')
 _INLINE_KEY = re.compile(r'[{,]\s*("[^"]*"|[A-Za-z0-9_-]+)\s*=')
 
 Path_ = tuple[Any, ...]
+# No file saf reads nests deeper than a few levels; tomllib itself recurses per level and a
+# crafted file of thousands of `[` would end in a RecursionError deep inside it.
+MAX_DEPTH = 32
+
+
+def loads(text: str) -> dict[str, Any]:
+    """tomllib.loads, with nesting deeper than MAX_DEPTH refused as a TOMLDecodeError (the
+    error every reader of a TOML file already handles), never a RecursionError."""
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError(f"values nested too deeply (more than {MAX_DEPTH} "
+                                      "levels of arrays or tables)") from None
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise tomllib.TOMLDecodeError(f"values nested too deeply (more than {MAX_DEPTH} "
+                                          "levels of arrays or tables)")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return data
 
 
 def _unquote(part: str) -> str:
@@ -98,7 +122,7 @@ def load_toml(path: Path, error: type[ConfigError] = ConfigError
     except (OSError, UnicodeDecodeError) as exc:
         raise error(path, f"cannot read: {exc}") from None
     try:
-        data = tomllib.loads(text)
+        data = loads(text)
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)", message)

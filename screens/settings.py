@@ -19,7 +19,7 @@ import tomli_w
 
 from saf.errors import ConfigError
 from saf.paths import config_dir
-from saf.tomlpos import load_toml
+from saf.tomlpos import load_toml, loads as toml_loads
 
 SETTINGS_FILE = "cockpit.toml"
 STATE_FILE = "cockpit-state.toml"
@@ -123,7 +123,7 @@ def remembered_theme(state_path: Path | None) -> str | None:
     if state_path is None or not state_path.exists():
         return None
     try:
-        theme = tomllib.loads(state_path.read_text()).get("theme")
+        theme = toml_loads(state_path.read_text()).get("theme")
     except (OSError, tomllib.TOMLDecodeError):
         return None
     return theme if isinstance(theme, str) else None

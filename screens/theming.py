@@ -12,6 +12,7 @@ from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from saf.paths import config_dir
+from saf.tomlpos import loads as toml_loads
 from saf.themes import THEMES_DIR
 
 DEFAULT_DARK = "saf-dark"
@@ -33,7 +34,7 @@ class ThemeProblem:
 def load_theme_file(path: Path) -> Theme:
     """One theme file into a Theme; ValueError says what is wrong."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = toml_loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -76,6 +78,17 @@ def test_issue_example_loads_with_defaults(tmp_path):
     ('[[nodes]]\nname = "a"\nhost = "h"\nroles = ["head"]\n[[nodes]]\nname = "b"\n'
      'host = "i"\nroles = ["head"]\n', 5, "more than one head"),
     ('[[nodes]]\nname = "a"\nhost = "h"\nos = "windows"\n', 4, "os must be one of"),
+    # TOML reads nan and inf as numbers; NaN compares false with everything.
+    ('[defaults]\nconnect_timeout = nan\n[[nodes]]\nname = "a"\nhost = "h"\n', 2,
+     "defaults.connect_timeout must be a number from 0.1 to 3600, not nan"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nconnect_timeout = inf\n', 4, "not inf"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nconnect_timeout = -inf\n', 4, "not -inf"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nconnect_timeout = 0\n', 4, "from 0.1 to 3600"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nconnect_timeout = 1e308\n', 4, "not 1e+308"),
+    ('[[nodes]]\nname = "a"\nhost = "h"\nroles = "head"\n', 4,
+     'must be a list of strings: write roles = ["head"]'),
+    ('[[nodes]]\nname = "all"\nhost = "h"\n', 2, "node name 'all' is a selector word"),
+    ('[[nodes]]\nname = "workers"\nhost = "h"\n', 2, "is a selector word"),
 ])
 def test_bad_inventory_names_file_line_and_problem(tmp_path, text, line, words):
     path = write(tmp_path, text)
@@ -84,6 +97,22 @@ def test_bad_inventory_names_file_line_and_problem(tmp_path, text, line, words):
     message = str(info.value)
     assert message.startswith(f"{path}:{line}: " if line else f"{path}: "), message
     assert words in message
+
+
+@pytest.mark.parametrize("value", ["[" * 3000 + "]" * 3000, "{a=" * 3000 + "1" + "}" * 3000,
+                                   "[" * 40 + "]" * 40])
+def test_deeply_nested_toml_is_a_clear_error(tmp_path, value):
+    """A crafted file nested thousands deep (tomllib recurses per level) or merely deeper
+    than any saf file needs: one line naming the file, exit 2 from the CLI, no traceback."""
+    path = write(tmp_path, f'[[nodes]]\nname = "a"\nhost = "h"\nvars = {{ x = {value} }}\n')
+    with pytest.raises(InventoryError, match="nested too deeply") as info:
+        load_inventory(path)
+    assert str(info.value).startswith(f"{path}: ")
+    done = subprocess.run([sys.executable, "-m", "saf", "-i", str(path), "nodes"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"saf: {info.value}"]
+    assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
 
 
 def test_missing_file_is_an_error_not_a_traceback(tmp_path):

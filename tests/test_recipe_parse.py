@@ -123,6 +123,33 @@ def test_shipped_recipes_load() -> None:
     assert library.find("hello").name == "hello.toml"
 
 
+SHELL = 'name = "r"\n\n[[steps]]\nname = "one"\nrun = "echo hi"\n'
+WAIT = 'name = "r"\n\n[[steps]]\nname = "one"\nkind = "wait"\ncommand = "true"\n'
+
+
+@pytest.mark.parametrize("text, words", [
+    (SHELL + "timeout = nan", "'timeout' must be a number from 0 to 604800, not nan"),
+    (SHELL + "delay = inf", "'delay' must be a number from 0 to 86400, not inf"),
+    (SHELL + "retries = 1.5", "'retries' must be a whole number from 0 to 1000, not 1.5"),
+    (SHELL + "retries = -1", "'retries' must be a whole number from 0 to 1000, not -1"),
+    (WAIT + "interval = nan", "'interval' must be a number from 0 to 3600, not nan"),
+    (WAIT + "tries = -inf", "'tries' must be a whole number from 1 to 100000, not -inf"),
+    ('name = "r"\nvars = ' + "[" * 50 + "]" * 50, "nested too deeply"),
+    ('name = "r"\nvars = ' + "[" * 5000 + "]" * 5000, "nested too deeply"),
+])
+def test_numbers_and_nesting_are_checked_where_read(tmp_path: Path, text: str,
+                                                    words: str) -> None:
+    """NaN and the infinities pass a plain `< 0`; a file nested thousands deep would end in
+    a RecursionError inside tomllib. Each is one ConfigError naming the file."""
+    path = tmp_path / "r.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value).startswith(f"{path}:"), info.value
+    assert words in str(info.value)
+    assert info.value.exit_code == 2
+
+
 def test_cli_exit_2_for_invalid_recipe(inventory_path: Path, tmp_path: Path) -> None:
     """`saf run` exits 2 with file:line for a bad recipe and never connects."""
     result = subprocess.run(

@@ -56,3 +56,15 @@ def test_errors_list_what_exists(selector, words):
     with pytest.raises(SelectorError) as info:
         select(INV, selector)
     assert words in str(info.value)
+
+
+def test_a_miss_on_a_huge_inventory_lists_a_few_names_and_counts_the_rest():
+    """A bad --on against 5,000 nodes is one short line, not every name there is."""
+    big = parse_inventory({"nodes": [{"name": f"n{i:04d}", "host": "h", "tags": [f"t{i}"]}
+                                     for i in range(5000)]})
+    with pytest.raises(SelectorError) as info:
+        select(big, "nosuch")
+    message = str(info.value)
+    assert "n0000, n0001" in message and "n0009 and 4990 more" in message
+    assert "tag:t0, tag:t1" in message and "and 4990 more" in message.split("tags:")[1]
+    assert len(message) < 400, len(message)

@@ -12,7 +12,9 @@ from typing import Any
 
 from saf import paths
 from saf.errors import InventoryError
-from saf.inventory.model import CONNECTIONS, OSES, ROLES, Cluster, Defaults, Inventory, Node
+from saf.inventory.model import (CONNECTIONS, OSES, ROLES, SELECTOR_WORDS, Cluster, Defaults,
+                                 Inventory, Node)
+from saf.numbers import number_problem
 from saf.tomlpos import TomlPositions, load_toml
 
 INVENTORY_NAME = "saf.toml"
@@ -23,6 +25,7 @@ _DEFAULT_KEYS = {"user", "port", "python", "identity", "known_hosts", "ssh_confi
                  "connect_timeout", "vars"}
 _NODE_KEYS = _DEFAULT_KEYS | {"name", "host", "roles", "tags", "os", "connection"}
 _TOP_KEYS = {"cluster", "defaults", "nodes"}
+CONNECT_TIMEOUT = (0.1, 3600.0)  # seconds: from a LAN's fastest to an hour
 # Tables owned by other parts of saf; they validate their own contents.
 EXTRA_TABLES = {"signals", "cockpit", "ray"}
 
@@ -93,16 +96,18 @@ class _Checker:
               what: str) -> tuple[str, ...]:
         value = table.get(key, [])
         if isinstance(value, str):
-            value = [value]
+            raise self.fail(where + (key,), f"{what}.{key} must be a list of strings: "
+                            f"write {key} = [{value!r}]".replace("'", '"'))
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.fail(where + (key,), f"{what}.{key} must be a list of strings")
         return tuple(value)
 
     def number(self, table: dict[str, Any], key: str, where: tuple[Any, ...], what: str,
-               default: float) -> float:
+               default: float, low: float, high: float) -> float:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.fail(where + (key,), f"{what}.{key} must be a positive number")
+        problem = number_problem(value, low=low, high=high)
+        if problem:
+            raise self.fail(where + (key,), f"{what}.{key} {problem}")
         return float(value)
 
     def choice(self, table: dict[str, Any], key: str, allowed: tuple[str, ...],
@@ -133,7 +138,8 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
         identity=check.string(d, "identity", ("defaults",), "defaults"),
         known_hosts=check.string(d, "known_hosts", ("defaults",), "defaults"),
         ssh_config=check.string(d, "ssh_config", ("defaults",), "defaults"),
-        connect_timeout=check.number(d, "connect_timeout", ("defaults",), "defaults", 10.0),
+        connect_timeout=check.number(d, "connect_timeout", ("defaults",), "defaults", 10.0,
+                                     *CONNECT_TIMEOUT),
         vars=check.table(d.get("vars", {}), ("defaults", "vars"), "defaults.vars"),
     )
 
@@ -154,6 +160,10 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
         if not NAME_RE.match(name):
             raise check.fail(where + ("name",), f"node name {name!r} may hold only letters, "
                              "digits, '.', '_' and '-', and must start with a letter or digit")
+        if name in SELECTOR_WORDS:
+            raise check.fail(where + ("name",), f"node name {name!r} is a selector word "
+                             f"({', '.join(sorted(SELECTOR_WORDS))}): `--on {name}` could "
+                             "never mean this node; choose another name")
         check.known(t, _NODE_KEYS, where, label)
         if name in seen:
             raise check.fail(where + ("name",), f"duplicate node name {name!r} (first defined "
@@ -187,7 +197,7 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
             known_hosts=check.string(t, "known_hosts", where, label) or defaults.known_hosts,
             ssh_config=check.string(t, "ssh_config", where, label) or defaults.ssh_config,
             connect_timeout=check.number(t, "connect_timeout", where, label,
-                                         defaults.connect_timeout),
+                                         defaults.connect_timeout, *CONNECT_TIMEOUT),
             vars={**defaults.vars, **node_vars},
             line=check.pos.line(*where),
         ))

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 ROLES = ("head", "worker", "control")
+# Words a node selector reads as something other than a node's name (saf.select's grammar):
+# a node named so could never be chosen by name, so the inventory refuses them.
+SELECTOR_WORDS = frozenset({"all", "head", "worker", "workers", "control"})
 OSES = ("linux", "macos")
 CONNECTIONS = ("ssh", "local")
 

@@ -10,6 +10,7 @@ from saf.errors import ConfigError
 from saf.recipe.kinds import KINDS
 from saf.recipe.model import ON_FAILURE, Recipe, Step, Var
 from saf.tomlpos import TomlPositions, load_toml
+from saf.numbers import number_problem
 
 TOP_KEYS = {"name": "the recipe's name", "description": "what it does",
             "vars": "variables with defaults", "steps": "the ordered [[steps]]"}
@@ -70,15 +71,18 @@ def _parse_vars(raw: Any, c: _Checker) -> dict[str, Var]:
     return out
 
 
+# The most a step may ask for: a week per attempt, a thousand retries, a day between tries.
+STEP_LIMITS = {"timeout": 7 * 86400.0, "retries": 1000, "delay": 86400.0}
+
+
 def _number(step: dict[str, Any], key: str, c: _Checker, where: tuple[Any, ...],
             default: float | None, integer: bool = False) -> Any:
     value = step.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-            or (integer and not isinstance(value, int)):
-        raise c.fail(f"{key!r} must be a {'whole ' if integer else ''}number >= 0",
-                     *where, key)
+    problem = number_problem(value, low=0, high=STEP_LIMITS[key], integer=integer)
+    if problem:
+        raise c.fail(f"{key!r} {problem}", *where, key)
     return value
 
 

@@ -18,6 +18,7 @@ from saf.inventory.model import Inventory
 from saf.signals.book import BookSettings, Weights
 from saf.signals.endpoints import DEFAULT_PORT, parse_endpoint
 from saf.tomlpos import TomlPositions, load_toml
+from saf.numbers import number_problem
 
 KEYS = {"endpoint", "endpoints", "ssh", "anomaly_threshold", "gap_factor", "weights"}
 WEIGHT_KEYS = {"price", "sentiment", "anomaly"}
@@ -77,11 +78,9 @@ class _Check:
     def number(self, table: dict[str, Any], key: str, default: float, low: float,
                high: float | None, *where: Any) -> float:
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
-                (high is not None and value > high):
-            span = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
-            raise self.fail(f"{'.'.join(map(str, where + (key,)))} must be a number {span}, "
-                            f"not {value!r}", *where, key)
+        problem = number_problem(value, low=low, high=high)
+        if problem:
+            raise self.fail(f"{'.'.join(map(str, where + (key,)))} {problem}", *where, key)
         return float(value)
 
     def parse(self, raw: Any) -> SignalsConfig:

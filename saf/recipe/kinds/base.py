@@ -19,6 +19,7 @@ from saf.connect.base import RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Node
+from saf.numbers import number_problem
 
 Fail = Callable[[str, str], ConfigError]
 """fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
@@ -122,10 +123,9 @@ def text(params: dict[str, Any], key: str, fail: Fail, *, required: bool = False
 
 
 def number(params: dict[str, Any], key: str, fail: Fail, *, default: float,
-           minimum: float = 0, integer: bool = False) -> float:
+           minimum: float = 0, maximum: float, integer: bool = False) -> float:
     value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum \
-            or (integer and not isinstance(value, int)):
-        kind = "a whole number" if integer else "a number"
-        raise fail(key, f"{key!r} must be {kind} >= {minimum:g}")
+    problem = number_problem(value, low=minimum, high=maximum, integer=integer)
+    if problem:
+        raise fail(key, f"{key!r} {problem}")
     return value

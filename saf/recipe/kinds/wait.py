@@ -23,8 +23,9 @@ class Wait(Kind):
     @classmethod
     def parse(cls, params: dict[str, Any], fail: Fail) -> Wait:
         return cls(text(params, "command", fail, required=True) or "",
-                   int(number(params, "tries", fail, default=60, minimum=1, integer=True)),
-                   float(number(params, "interval", fail, default=1.0)))
+                   int(number(params, "tries", fail, default=60, minimum=1, maximum=100_000,
+                              integer=True)),
+                   float(number(params, "interval", fail, default=1.0, maximum=3600)))
 
     def templates(self) -> list[tuple[str, str]]:
         return [("command", self.command)]
