@@ -22,12 +22,14 @@ from typing import Any
 
 from saf.inventory.importers.draft import Draft, DraftNode
 
-# Ansible group name -> saf role.
-ROLE_GROUPS = {
-    "head": "head", "heads": "head", "ray_head": "head",
-    "worker": "worker", "workers": "worker", "compute": "worker", "ray_workers": "worker",
-    "control": "control", "controller": "control", "controllers": "control",
-}
+# Ansible group name -> saf role: the names Ray, Kubernetes (kubeadm, kubespray, k3s) and
+# HPC inventories use for their head and their workers.
+_HEAD_GROUPS = ("head", "heads", "ray_head", "control_plane", "control-plane",
+                "kube_control_plane", "master", "masters", "controller", "controllers")
+_WORKER_GROUPS = ("worker", "workers", "compute", "ray_workers", "nodes", "node", "kube_node",
+                  "agents", "agent")
+ROLE_GROUPS = {**dict.fromkeys(_HEAD_GROUPS, "head"), **dict.fromkeys(_WORKER_GROUPS, "worker"),
+               "control": "control"}
 # Ansible connection variable -> saf node setting (the ansible_ssh_* names are older aliases).
 CONNECTION_VARS = {
     "ansible_host": "host", "ansible_ssh_host": "host",
@@ -44,6 +46,10 @@ IMPLICIT_GROUPS = {"all", "ungrouped"}
 
 _RANGE = re.compile(r"\[([^\]:]*):([^\]:]*)(?::(\d+))?\]")
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class _Unreadable(ValueError):
+    """A host pattern saf cannot expand: its line is skipped with a warning."""
 
 
 @dataclass
@@ -80,8 +86,38 @@ def import_ansible(path: Path, text: str | None = None) -> Draft:
     parents = _parents(draft, groups)
     for host in hosts.values():
         draft.nodes.append(_node(draft, host, groups, parents))
+    _one_head(draft)
+    draft.cluster_name = _cluster_group(hosts, groups, parents)
     draft.check_names()
     return draft
+
+
+def _one_head(draft: Draft) -> None:
+    """A saf cluster has one head; an inventory with three masters keeps the first as the
+    head and makes the others control nodes, saying so."""
+    heads = [n for n in draft.nodes if "head" in n.roles]
+    for node in heads[1:]:
+        node.roles = [r for r in node.roles if r != "head"]
+        if "control" not in node.roles:
+            node.roles.append("control")
+        draft.warnings.append(f"line {node.line}: {node.name!r} is in a head group too; a saf "
+                              f"cluster has one head ({heads[0].name!r}), so it becomes a "
+                              "control node")
+
+
+def _cluster_group(hosts: dict[str, _Host], groups: dict[str, _Group],
+                   parents: dict[str, list[str]]) -> str | None:
+    """The parent group that holds every host (`[k8s_cluster:children]` over the role
+    groups), the most general one when several do: the cluster's name. None when no parent
+    group holds them all (a lone `[workers]` names no cluster)."""
+    covering: set[str] | None = None
+    for host in hosts.values():
+        member = {g for group in host.groups for g in [group, *parents.get(group, [])]}
+        covering = member if covering is None else covering & member
+    candidates = sorted(g for g in (covering or set()) - IMPLICIT_GROUPS
+                        if g in groups and groups[g].children)
+    tops = [g for g in candidates if not set(parents.get(g, [])) & set(candidates)]
+    return tops[0] if len(tops) == 1 else None
 
 
 def _read(path: Path) -> str:
@@ -168,7 +204,13 @@ def _host_line(draft: Draft, line: str, number: int, group: str,
         if not eq or not key:
             raise draft.error(f"expected key=value after the host name, not {token!r}", number)
         host_vars[key] = _Value(_literal(value), number)
-    for name in _expand(draft, pattern, number):
+    try:
+        names = _expand(draft, pattern, number)
+    except _Unreadable as exc:
+        # One odd line must not block the whole import: say which line was left out.
+        draft.warnings.append(f"line {number}: skipped {line.split()[0]!r}: {exc}")
+        return
+    for name in names:
         host = hosts.get(name)
         if host is None:
             host = hosts[name] = _Host(name, number)
@@ -197,18 +239,19 @@ def _expand(draft: Draft, pattern: str, number: int) -> list[str]:
     if not match:
         return [pattern]
     start, end, step_text = match.group(1), match.group(2), match.group(3)
+    start = start or "0"  # Ansible: an omitted start is 0 (`mail[:5]` is mail0 .. mail5)
     step = int(step_text) if step_text else 1
     prefix, suffix = pattern[: match.start()], pattern[match.end():]
     if start.isdigit() and end.isdigit():
         if int(start) > int(end) or step < 1:
-            raise draft.error(f"bad host range in {pattern!r}", number)
+            raise _Unreadable(f"bad host range in {pattern!r}")
         width = len(start) if start.startswith("0") or len(start) == len(end) else 0
         items = [str(i).zfill(width) for i in range(int(start), int(end) + 1, step)]
     elif len(start) == 1 and len(end) == 1 and start in string.ascii_letters \
             and end in string.ascii_letters and start <= end and step >= 1:
         items = [chr(c) for c in range(ord(start), ord(end) + 1, step)]
     else:
-        raise draft.error(f"bad host range in {pattern!r} (use [01:10] or [a:f])", number)
+        raise _Unreadable(f"bad host range in {pattern!r} (use [01:10], [:10] or [a:f])")
     names: list[str] = []
     for item in items:
         names.extend(_expand(draft, prefix + item + suffix, number))

@@ -18,6 +18,7 @@ named by their address, as Ray names them. `auth.ssh_user` and `auth.ssh_private
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
                           "needs them listed: add head_ip and worker_ips",
                           doc.line("provider", "coordinator_address"))
 
+    _refuse_placeholders(doc, provider, data.get("auth"))
     head_ip = _address(doc, provider, "head_ip", required=True)
     external = _address(doc, provider, "external_head_ip", required=False)
     workers = provider.get("worker_ips", [])
@@ -148,6 +150,36 @@ class _Doc:
                 return best
             node = child
         return best
+
+
+# What Ray's own example YAMLs hold until a person fills them in: YOUR_USERNAME,
+# YOUR_HEAD_NODE_HOSTNAME, WORKER_NODE_1_HOSTNAME (an underscore is never in a host name),
+# `<your-ip>`, and a literal `...` at the end of worker_ips.
+_PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+|<[^>]*>|\.\.\.|…")
+
+
+def _refuse_placeholders(doc: _Doc, provider: dict[str, Any], auth: Any) -> None:
+    """An example left unfilled is refused with every placeholder and its line, never
+    imported as nodes named WORKER_NODE_1_HOSTNAME."""
+    found: list[tuple[int | None, str, str]] = []
+
+    def look(value: Any, where: str, *path: str | int) -> None:
+        if isinstance(value, str) and _PLACEHOLDER.fullmatch(value.strip()):
+            found.append((doc.line(*path), where, value.strip()))
+
+    for key in ("head_ip", "external_head_ip"):
+        look(provider.get(key), f"provider.{key}", "provider", key)
+    workers = provider.get("worker_ips")
+    for index, item in enumerate(workers if isinstance(workers, list) else []):
+        look(item, f"worker_ips[{index}]", "provider", "worker_ips", index)
+    for key in ("ssh_user", "ssh_private_key"):
+        look(auth.get(key) if isinstance(auth, dict) else None, f"auth.{key}", "auth", key)
+    if found:
+        listed = "; ".join(f"line {line}: {where} = {value}" if line else f"{where} = {value}"
+                           for line, where, value in found)
+        raise doc.draft.error(f"{len(found)} placeholder(s) from Ray's example are still in "
+                              f"this file ({listed}); put in your machines' addresses and user "
+                              "first", found[0][0])
 
 
 def _address(doc: _Doc, provider: dict[str, Any], key: str, *, required: bool) -> str | None:
