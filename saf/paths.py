@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO, Any
 
 import platformdirs
 
@@ -23,3 +24,20 @@ def state_dir() -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SAF_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+
+
+def private_dir(path: Path) -> Path:
+    """`path` made (with its parents) as a folder only its owner can enter: saf's state holds
+    run logs with command output and recordings of a cluster, nobody else's business."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask, and an older folder keeps its own
+    return path
+
+
+def open_private(path: Path, mode: str = "w", *, encoding: str | None = None) -> IO[Any]:
+    """`open(path, mode)` for a new file readable by its owner alone (0600, whatever the
+    umask); "w" modes truncate an existing file and set it to 0600 too."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, mode, encoding=encoding)

@@ -29,6 +29,7 @@ from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
 from saf.metrics.events import AgentFrameEvent, event_from_json
 from saf.metrics.store import MetricsStore
+from saf.paths import open_private
 
 FORMAT_VERSION = 1
 BATCH = 0.05  # seconds of recording delivered in one go
@@ -61,7 +62,7 @@ class RecordingWriter:
         self.path = Path(path)
         self.count = 0
         try:
-            self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+            self._file: IO[str] | None = open_private(self.path, "w", encoding="utf-8")
         except OSError as exc:
             raise SafError(f"cannot write the recording {self.path}: {exc.strerror}") from None
         header = {"saf_recording": FORMAT_VERSION,

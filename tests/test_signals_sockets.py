@@ -217,6 +217,8 @@ async def test_record_and_replay(tmp_path: Path) -> None:
     assert times == sorted(set(t for t, _ in records))
     assert book.bad == {"size": sum(1 for _, f in records if f == b"bad")}
 
+    assert path.stat().st_mode & 0o777 == 0o600  # a recording of the stream is the user's alone
+
     # damaged files: a clear error, not a traceback
     (tmp_path / "junk").write_bytes(b"hello")
     from saf.signals.recording import RecordingError
@@ -329,3 +331,18 @@ asyncio.run(main())
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
                           text=True, timeout=90)
     assert done.stdout.strip() == "closed 20 times", done.stderr
+
+
+@pytest.mark.parametrize("endpoint, wide", [
+    ("tcp://127.0.0.1:{port}", False), ("tcp://localhost:{port}", False),
+    ("tcp://[::1]:{port}", False), ("tcp://*:{port}", True), ("tcp://0.0.0.0:{port}", True),
+])
+def test_publishing_beyond_loopback_is_said(endpoint: str, wide: bool) -> None:
+    """saf binds to loopback unless told otherwise; told otherwise, it says so."""
+    endpoint = endpoint.format(port=free_port())
+    done = saf("signals", "publish", "--demo", endpoint, "--duration", "0.2")
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warned == ([f"warning: {endpoint} accepts subscribers from other machines, not "
+                       "only this one (bind tcp://127.0.0.1:PORT to keep it local)"]
+                      if wide else [])

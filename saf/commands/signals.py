@@ -120,6 +120,15 @@ async def _live(sub, book, until, title: str, symbol: str) -> None:  # type: ign
     task.result()
 
 
+def _warn_if_exposed(endpoint: str) -> None:
+    from saf.signals.demo import reaches_beyond_loopback
+
+    if reaches_beyond_loopback(endpoint):
+        click.secho(f"warning: {endpoint} accepts subscribers from other machines, not only "
+                    "this one (bind tcp://127.0.0.1:PORT to keep it local)", fg="yellow",
+                    err=True)
+
+
 @signals.command("publish")
 @click.option("--demo", is_flag=True, help="Publish realistic synthetic signals for a handful "
               "of symbols (the only kind of publishing saf does).")
@@ -136,6 +145,7 @@ def publish(demo: bool, endpoint: str, seed: int | None, duration: float | None,
 
     if not demo:
         raise click.UsageError("only demo signals can be published: add --demo")
+    _warn_if_exposed(endpoint)
     click.secho(f"publishing demo signals on {endpoint}: {', '.join(DEMO_SYMBOLS)}",
                 dim=True, err=True)
     sent = common.run(publish_demo(endpoint, seed=seed, duration=duration,
@@ -231,6 +241,7 @@ async def _replay_to(file: Path, endpoint: str, speed: float, wait: float) -> No
     from saf.signals.demo import bind_pub
     from saf.signals.recording import replay as play
 
+    _warn_if_exposed(endpoint)
     sock = bind_pub(endpoint, sndhwm=1_000_000)
     click.secho(f"replaying {file} on {endpoint}", dim=True, err=True)
     try:

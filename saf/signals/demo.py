@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import ipaddress
 import random
 import time
 from dataclasses import dataclass
@@ -83,6 +84,21 @@ class DemoSignals:
         return out
 
 
+def reaches_beyond_loopback(endpoint: str) -> bool:
+    """Whether binding `endpoint` lets other machines connect (tcp://*, 0.0.0.0, a LAN
+    address): saf binds to loopback unless told otherwise, and says so when told."""
+    scheme, _, rest = endpoint.strip().partition("://")
+    if scheme != "tcp":
+        return False  # ipc:// and inproc:// never leave this machine
+    host = rest.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # '*', an interface name or a host name: not only loopback
+
+
 def bind_pub(endpoint: str, context: zmq.Context | None = None,
              sndhwm: int = 100_000) -> zmq.Socket:
     """A PUB socket bound to `endpoint` (a send never blocks: PUB drops at its HWM)."""
@@ -92,6 +108,7 @@ def bind_pub(endpoint: str, context: zmq.Context | None = None,
     sock = ctx.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.setsockopt(zmq.SNDHWM, sndhwm)
+    sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P binds too (zmq is IPv4-only by default)
     try:
         sock.bind(bind_url(endpoint))
     except zmq.ZMQError as exc:

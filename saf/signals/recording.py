@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from saf.errors import SafError
+from saf.paths import open_private
 
 MAGIC = b"SAFSIG1\n"
 _RECORD = struct.Struct("<QI")
@@ -37,7 +38,7 @@ class Recorder:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.file: BinaryIO = path.open("wb")
+            self.file: BinaryIO = open_private(path, "wb")
         except OSError as exc:
             raise RecordingError(f"{path}: cannot write: {exc.strerror or exc}") from None
         self.file.write(MAGIC)
