@@ -16,6 +16,11 @@ from collections.abc import Iterable
 quote = shlex.quote
 
 
+# Sets $H to a SHA-256 command that prints "HASH  NAME" lines: coreutils' sha256sum on Linux,
+# perl's shasum (shipped with macOS) elsewhere.
+SHA256 = 'H=sha256sum; command -v sha256sum >/dev/null 2>&1 || H="shasum -a 256"'
+
+
 def join(args: Iterable[str]) -> str:
     return " ".join(quote(a) for a in args)
 

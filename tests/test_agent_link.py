@@ -111,6 +111,13 @@ async def test_deploys_once_by_hash(cluster, tmp_path: Path):
         assert await deploy.ensure(conn, bundle) is False
         result = await conn.run(f"{sys.executable} {deploy.remote_path_expr(bundle)} --help")
         assert result.ok and "--interval" in result.stdout
+        # A copy damaged on the node (cut short, edited) is found by its hash and replaced.
+        for damage in ("truncate -s 100", "printf 'x' >>"):
+            await conn.run(f"{damage} {deploy.remote_path_expr(bundle)}")
+            assert await deploy.ensure(conn, bundle) is True
+            assert await deploy.ensure(conn, bundle) is False
+        result = await conn.run(f"{sys.executable} {deploy.remote_path_expr(bundle)} --help")
+        assert result.ok and "--interval" in result.stdout
 
 
 async def test_killed_agent_is_lost_then_recovers(cluster):

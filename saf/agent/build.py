@@ -25,6 +25,7 @@ REMOTE_DIR = ".cache/saf/agents"  # relative to the node user's home
 class AgentBundle:
     path: Path        # the zipapp on the operator's machine
     digest: str       # first 16 hex digits of its sha256
+    sha256: str = ""  # all of it, to check a node's copy against
 
     @property
     def name(self) -> str:
@@ -58,7 +59,8 @@ def zip_bytes(source: Path | None = None) -> bytes:
 def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
     """Build the zipapp into saf's cache folder (once per content) and say where it is."""
     data = zip_bytes(source)
-    digest = hashlib.sha256(data).hexdigest()[:16]
+    sha256 = hashlib.sha256(data).hexdigest()
+    digest = sha256[:16]
     folder = (cache or paths.cache_dir()) / "agents"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"agent-{digest}.pyz"
@@ -66,4 +68,4 @@ def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
         tmp = path.with_suffix(".part")
         tmp.write_bytes(data)
         tmp.replace(path)
-    return AgentBundle(path, digest)
+    return AgentBundle(path, digest, sha256)

@@ -6,7 +6,7 @@ import shlex
 
 from saf.agent.build import AgentBundle
 from saf.connect.base import Connector
-from saf.shell import join, quote
+from saf.shell import SHA256, join, quote
 
 
 def remote_path_expr(bundle: AgentBundle) -> str:
@@ -15,9 +15,14 @@ def remote_path_expr(bundle: AgentBundle) -> str:
 
 
 async def ensure(conn: Connector, bundle: AgentBundle, *, timeout: float = 30.0) -> bool:
-    """Upload the agent unless the node already has this exact build. True when uploaded."""
-    check = await conn.run(f"test -s {remote_path_expr(bundle)}", timeout=timeout)
-    if check.exit_status == 0:
+    """Upload the agent unless the node already has this exact build. True when uploaded.
+
+    The node's copy is checked by its hash, not by its name: a file cut short by a full disk
+    or changed by hand would otherwise be started forever and fail with a SyntaxError.
+    The upload goes under a temporary name and is renamed into place."""
+    path = remote_path_expr(bundle)
+    check = await conn.run(f"{SHA256}; [ -f {path} ] && $H {path}; true", timeout=timeout)
+    if check.stdout.split()[:1] == [bundle.sha256]:
         return False
     await conn.put(bundle.path, "~/" + bundle.remote, mode=0o644)
     return True

@@ -25,6 +25,7 @@ from saf.connect.rsync import local_rsync
 from saf.connect.rsync import remote as rsync_remote
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.recipe.substitute import names_in, shell_path
+from saf.shell import SHA256
 from saf.shell import join as shell_join
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
@@ -130,7 +131,7 @@ class Upload(Kind):
         dest = remote_path(dest.rstrip("/") or dest)
         local = self._local_files(source)
         where = shell_path(dest)
-        facts = ('H=sha256sum; command -v sha256sum >/dev/null 2>&1 || H="shasum -a 256"\n'
+        facts = (f'{SHA256}\n'
                  f'if [ -d {where} ]; then cd {where} && find . -type f -exec $H {{}} +\n'
                  f'elif [ -f {where} ]; then $H {where}; fi; true')
         if local_rsync() is not None:
