@@ -188,12 +188,19 @@ class SignalsScreen(Screen[None]):
         if self.feed is None or (self.paused and not force):
             return
         self.redraws += 1
-        snap = self.feed.book.snapshot(self.feed.now_ns(), symbols=self.filter)
+        box = self.query_one("#signals-table-box")
+        # Only the rows that fit are made: a stream of thousands of symbols costs what the
+        # screen shows, and the filter (/) finds the rest.
+        fits = box.content_size.height - 1 if box.content_size.height > 1 else self.app.size.height
+        snap = self.feed.book.snapshot(self.feed.now_ns(), symbols=self.filter,
+                                       limit=max(3, fits))
         v = palette(self.app)
         self.query_one("#signals-header", Static).update(self._header(snap, v))
         self.query_one("#signals-table", Static).update(self._table(snap, v))
-        self.query_one("#signals-table-box").border_title = (
-            f"Symbols · filter: {self.filter}" if self.filter else "Symbols")
+        title = f"Symbols · filter: {self.filter}" if self.filter else "Symbols"
+        if snap.matching > len(snap.rows):
+            title += f" · {len(snap.rows)} of {snap.matching:,} · / to search"
+        box.border_title = title
         self.query_one("#signals-latency", Static).update(self._latency(snap, v))
         self.query_one("#signals-bad", Static).update(self._bad(snap, v))
         self.query_one("#signals-bad-box").set_class(bool(snap.bad), "alert")

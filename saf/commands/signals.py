@@ -100,17 +100,24 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
 async def _live(sub, book, until, title: str, symbol: str) -> None:  # type: ignore[no-untyped-def]
     from rich.live import Live
 
+    from rich.console import RenderableType
+
     from saf.render.console import console
-    from saf.render.signals_view import render
+    from saf.render.signals_view import render, rows_that_fit
 
     task = asyncio.create_task(sub.run(until=until))
     out = console()
+
+    def view() -> RenderableType:
+        rows = rows_that_fit(out.height)
+        return render(book.snapshot(time.time_ns(), symbols=symbol, limit=rows), title=title)
+
     with Live(console=out, refresh_per_second=4, transient=False) as live:
         try:
             while not task.done():
-                live.update(render(book.snapshot(time.time_ns(), symbols=symbol), title=title))
+                live.update(view())
                 await asyncio.wait({task}, timeout=0.25)
-            live.update(render(book.snapshot(time.time_ns(), symbols=symbol), title=title))
+            live.update(view())
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -224,14 +231,17 @@ async def _replay_live(playing, book, clock, title: str) -> None:  # type: ignor
     from rich.live import Live
 
     from saf.render.console import console
-    from saf.render.signals_view import render
+    from saf.render.signals_view import render, rows_that_fit
 
     task = asyncio.create_task(playing)
-    with Live(console=console(), refresh_per_second=4) as live:
+    out = console()
+    with Live(console=out, refresh_per_second=4) as live:
         while not task.done():
-            live.update(render(book.snapshot(clock[0]), title=title))
+            live.update(render(book.snapshot(clock[0], limit=rows_that_fit(out.height)),
+                               title=title))
             await asyncio.wait({task}, timeout=0.25)
-        live.update(render(book.snapshot(clock[0]), title=title))
+        live.update(render(book.snapshot(clock[0], limit=rows_that_fit(out.height)),
+                           title=title))
     task.result()
 
 

@@ -81,12 +81,25 @@ def bad_line(snap: BookSnapshot) -> Text:
     return Text(f"bad frames: {snap.bad_total} ({parts})", style="red")
 
 
+# Lines `render` takes besides the table's rows: title, table header, "more", latency, bad
+# frames, and the anomaly and gap logs.
+CHROME_LINES = 5 + 2 * 5
+
+
+def rows_that_fit(height: int) -> int:
+    """How many symbol rows a terminal of `height` lines shows with the rest of `render`."""
+    return max(3, height - CHROME_LINES)
+
+
 def render(snap: BookSnapshot, *, title: str = "", log_lines: int = 5) -> RenderableType:
     head = Text(title + "  " if title else "", style="bold")
     head.append(f"{rate(snap.total_rate)}  {snap.total} frames  ")
     head.append(sparkline(snap.rate_history), style="cyan")
-    parts: list[RenderableType] = [head, signals_table(snap), latency_line(snap.latency),
-                                   bad_line(snap)]
+    parts: list[RenderableType] = [head, signals_table(snap)]
+    if snap.matching > len(snap.rows):
+        parts.append(Text(f"… and {snap.matching - len(snap.rows):,} more symbols "
+                          "(--symbol TEXT shows those that contain TEXT)", style="dim"))
+    parts += [latency_line(snap.latency), bad_line(snap)]
     for event in snap.anomalies[-log_lines:]:
         parts.append(Text(f"anomaly {event.symbol}: {event.anomaly_name} "
                           f"p={event.probability:.2f}", style="red"))

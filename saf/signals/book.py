@@ -8,6 +8,7 @@ fixed-size rings.
 
 from __future__ import annotations
 
+import heapq
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -125,7 +126,7 @@ class BookSnapshot:
     """A consistent copy of the book for a face to render."""
 
     now_ns: int
-    rows: list[SymbolRow]
+    rows: list[SymbolRow]  # the first `limit` matching symbols, by name
     total: int
     total_rate: float
     rate_history: list[float]
@@ -134,6 +135,7 @@ class BookSnapshot:
     bad_examples: list[tuple[int, str, str]]
     anomalies: list[SignalAnomaly]
     gaps: list[SignalGap]
+    matching: int = 0  # symbols that match the filter; rows holds at most `limit` of them
 
     @property
     def bad_total(self) -> int:
@@ -331,14 +333,22 @@ class SignalBook:
 
         return Latency(n, pct(0.5), pct(0.9), pct(0.99), values[-1] / NS, values[0] / NS)
 
-    def snapshot(self, now_ns: int, *, symbols: str = "") -> BookSnapshot:
-        """A copy for a face; `symbols` keeps only symbols containing that text (any case)."""
+    def snapshot(self, now_ns: int, *, symbols: str = "",
+                 limit: int | None = None) -> BookSnapshot:
+        """A copy for a face; `symbols` keeps only symbols containing that text (any case),
+        and `limit` rows at most are made (a face shows what fits: with thousands of symbols
+        the rows it cannot show must cost nothing), the first by name; `matching` says how
+        many there are in all."""
         weights = self.settings.weights
         needle = symbols.upper()
+        names = [n for n in self.symbols if needle in n.upper()] if needle else list(self.symbols)
+        matching = len(names)
+        if limit is not None and limit < matching:
+            names = heapq.nsmallest(max(0, limit), names)
+        else:
+            names.sort()
         rows = []
-        for name in sorted(self.symbols):
-            if needle and needle not in name.upper():
-                continue
+        for name in names:
             st = self.symbols[name]
             sig = st.latest
             assert sig is not None
@@ -353,5 +363,5 @@ class SignalBook:
             now_ns=now_ns, rows=rows, total=self.total_count(), total_rate=self.total_rate,
             rate_history=list(self.rate_history), latency=self.latency(), bad=dict(self.bad),
             bad_examples=list(self.bad_examples), anomalies=list(self.anomaly_log),
-            gaps=list(self.gap_log))
+            gaps=list(self.gap_log), matching=matching)
 
