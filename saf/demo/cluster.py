@@ -13,6 +13,7 @@ import asyncio
 import getpass
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -114,7 +115,21 @@ class DemoCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> DemoCluster:
+        # SIGTERM (a closed terminal, `kill`, a service manager) ends Python without running
+        # `finally` blocks, which would leave the throwaway keys and servers behind: turn it
+        # into SystemExit so this `with` block stops the cluster and removes its folder.
+        self._old_term = None
+        if threading.current_thread() is threading.main_thread():
+            self._old_term = signal.signal(signal.SIGTERM, _exit_on_term)
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            if self._old_term is not None:
+                signal.signal(signal.SIGTERM, self._old_term)
+
+
+def _exit_on_term(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -1,0 +1,53 @@
+"""`saf demo --headless COMMAND`: the demo cluster for any saf command, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _saf(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="120", LINES="40")
+    env.pop("SAF_INVENTORY", None)
+    return subprocess.Popen([sys.executable, "-m", "saf", "demo", "--headless", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_headless_demo_runs_a_command_and_cleans_up() -> None:
+    proc = _saf("nodes")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == ["alpha", "beta", "gamma"]
+    root = Path(err.split("demo cluster up: ")[1].split()[0]).parent
+    assert not root.exists()
+
+
+def test_sigterm_ends_the_headless_demo_and_removes_its_keys() -> None:
+    """A terminal closed or `kill PID` on `saf demo --headless top`: the demo's folder (with
+    its throwaway keys) is removed and its agents stop, as after Ctrl-C."""
+    proc = _saf("top")
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "demo cluster up: " in line, line
+    root = Path(line.split("demo cluster up: ")[1].split()[0]).parent
+    deadline = time.monotonic() + 60
+    agents: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(agents) < 3:
+        agents = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                  if any("agent-" in part for part in p.cmdline())]
+        time.sleep(0.2)
+    assert len(agents) == 3  # the three nodes' agents are up
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not root.exists()
+    gone, alive = psutil.wait_procs(agents, timeout=10)
+    assert not alive
