@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from saf.signals.demo import DEMO_SYMBOLS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,3 +54,14 @@ def test_sigterm_ends_the_headless_demo_and_removes_its_keys() -> None:
     assert not root.exists()
     gone, alive = psutil.wait_procs(agents, timeout=10)
     assert not alive
+
+
+def test_the_headless_demo_has_its_signal_stream() -> None:
+    """The demo's signal stream is the cluster's, so every face sees it, not only the
+    cockpit: `saf demo --headless signals tail --json` receives demo frames."""
+    proc = _saf("signals", "tail", "--json", "--count", "5")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    frames = [json.loads(line) for line in out.splitlines()]
+    assert len(frames) == 5
+    assert {f["symbol"] for f in frames} <= set(DEMO_SYMBOLS)

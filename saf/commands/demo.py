@@ -42,33 +42,14 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
         ctx.exit(code)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _cockpit(ctx: click.Context) -> None:
-    """The cockpit on the demo cluster, with live agents and a demo signal stream published
-    on loopback (the inventory's [signals] table points at it)."""
+    """The cockpit on the demo cluster, with live agents and its demo signal stream (the
+    cluster publishes it on loopback; the inventory's [signals] table points at it)."""
     from saf.commands.tui import cockpit
     from saf.inventory import load_inventory
 
     readonly = bool((ctx.find_root().obj or {}).get("readonly"))
     with DemoCluster() as cluster:
-        endpoint = f"tcp://127.0.0.1:{_free_port()}"
-        with cluster.inventory_path.open("a") as inv:
-            inv.write(f'\n[signals]\nendpoint = "{endpoint}"\n')
         os.environ["SAF_INVENTORY"] = str(cluster.inventory_path)
-        background = []
-        try:
-            from saf.signals.demo import publish_demo
-        except ImportError:  # the signals part is optional here
-            publish_demo = None
-        if publish_demo is not None:
-            background.append(lambda: publish_demo(endpoint))
-        app = cockpit(load_inventory(cluster.inventory_path), readonly=readonly,
-                      background=background)
+        app = cockpit(load_inventory(cluster.inventory_path), readonly=readonly)
         app.run()

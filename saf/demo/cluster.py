@@ -14,6 +14,7 @@ import getpass
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -25,6 +26,7 @@ import asyncssh
 import tomli_w
 
 from saf.demo.node_server import NodeServer
+from saf.signals.demo import publish_demo
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class DemoCluster:
         self.root = Path(tempfile.mkdtemp(prefix="saf-demo-"))
         self.inventory_path = self.root / "saf.toml"
         self.servers: list[NodeServer] = []
+        self.signals_endpoint = ""
+        self._publisher: asyncio.Task[int] | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="saf-demo",
                                         daemon=True)
@@ -62,6 +66,10 @@ class DemoCluster:
         client_key.write_private_key(key_dir / "id_ed25519")
         os.chmod(key_dir / "id_ed25519", 0o600)  # a private key is nobody else's business
         client_key.write_public_key(key_dir / "id_ed25519.pub")
+        # The cluster's signal stream: demo signals published on loopback for as long as the
+        # cluster runs, for every face (the cockpit, `saf demo --headless signals tail`).
+        self.signals_endpoint = f"tcp://127.0.0.1:{_free_port()}"
+        self._publisher = asyncio.create_task(publish_demo(self.signals_endpoint))
         known_lines = []
         for spec in self.spec:
             server = NodeServer(spec.name, self.root / "nodes" / spec.name,
@@ -88,11 +96,16 @@ class DemoCluster:
                  "tags": list(s.tags)}
                 for s, srv in zip(self.spec, self.servers)
             ],
+            "signals": {"endpoint": self.signals_endpoint},
         }
         self.inventory_path.write_text(tomli_w.dumps(inventory))
 
     async def _stop(self) -> None:
-        await asyncio.gather(*(s.stop() for s in self.servers), return_exceptions=True)
+        if self._publisher is not None:
+            self._publisher.cancel()
+        await asyncio.gather(*(s.stop() for s in self.servers),
+                             *([self._publisher] if self._publisher else []),
+                             return_exceptions=True)
 
     def start(self) -> DemoCluster:
         self._thread.start()
@@ -129,6 +142,12 @@ class DemoCluster:
         finally:
             if self._old_term is not None:
                 signal.signal(signal.SIGTERM, self._old_term)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _exit_on_term(signum: int, frame: object) -> None:
