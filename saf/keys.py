@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import asyncssh
 
+from saf.connect import hostkeys
 from saf.connect.ssh import SSHConnector
 from saf.errors import ConnectError, SafError
 from saf.events import Emit, Event, ignore
@@ -111,11 +112,22 @@ def read_public_key(path: Path) -> PublicKey:
     return PublicKey(path, line, private if private and private.is_file() else None)
 
 
+def config_identities(node: Node) -> list[Path]:
+    """The IdentityFile entries the OpenSSH config gives this node (the inventory's
+    ssh_config, else ~/.ssh/config), read by asyncssh as it reads them to connect."""
+    options = asyncssh.SSHClientConnectionOptions(
+        host=node.host, port=node.port or (), username=node.user or (),
+        config=hostkeys.config_paths(node), client_keys=None, agent_path=None)
+    found = options.config.get("IdentityFile") or []
+    return [Path(str(f)).expanduser() for f in found]
+
+
 def find_public_key(node: Node | None = None, explicit: str | os.PathLike[str] | None = None
                     ) -> PublicKey:
     """The key to install: --key (a .pub file, or a private key with its .pub beside it);
-    else the node's inventory identity + .pub; else ~/.ssh/id_ed25519.pub, id_ecdsa.pub,
-    id_rsa.pub, the first that exists."""
+    else the node's inventory identity + .pub; else the node's IdentityFile in the OpenSSH
+    config (the first with a .pub beside it), as `ssh` would log in with it; else
+    ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub, the first that exists."""
     if explicit:
         path = Path(explicit).expanduser()
         if path.suffix != ".pub" and Path(f"{path}.pub").is_file():
@@ -129,6 +141,10 @@ def find_public_key(node: Node | None = None, explicit: str | os.PathLike[str] |
                            f"public key beside it ({pub}); make it with "
                            f"`ssh-keygen -y -f {identity} > {pub}` or pass --key PATH")
         return read_public_key(pub)
+    for identity in config_identities(node) if node is not None else ():
+        pub = Path(f"{identity}.pub")
+        if pub.is_file():
+            return read_public_key(pub)
     for candidate in DEFAULT_PUBLIC_KEYS:
         path = Path(candidate).expanduser()
         if path.is_file():

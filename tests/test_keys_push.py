@@ -224,3 +224,23 @@ def test_authorize_script(tmp_path: Path, existing: str | None, expect: str,
     path = tmp_path / ".ssh" / "authorized_keys"
     assert path.read_text().splitlines() == lines
     assert mode(path) == 0o600 and mode(path.parent) == 0o700
+
+
+def test_the_ssh_config_identity_file_is_the_key_to_push(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ssh lab1` logs in with the config's IdentityFile; `saf keys push lab1` pushes that
+    key (from ~/.ssh/config, or the inventory's ssh_config), not 'no key found'."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    lab = ClientKeys(tmp_path / "keys" / "lab")
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        f"Host lab1\n  HostName 127.0.0.1\n  IdentityFile {lab.identity}\n")
+    found = find_public_key(Node(name="lab1", host="lab1"))
+    assert found.path == Path(f"{lab.identity}.pub") and found.private == lab.identity
+    # The defaults come after the config's key, and a config with no .pub falls through.
+    ClientKeys(tmp_path / ".ssh")
+    assert find_public_key(Node(name="lab1", host="lab1")).path == found.path
+    elsewhere = tmp_path / "other_config"
+    elsewhere.write_text("Host lab1\n  IdentityFile ~/nowhere/key\n")
+    assert find_public_key(Node(name="lab1", host="lab1", ssh_config=str(elsewhere))).path \
+        == tmp_path / ".ssh" / "id_ed25519.pub"
