@@ -15,6 +15,7 @@ from saf.connect.local import LocalConnector
 from saf.connect.rsync import local_rsync, remote, run_rsync
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
+from tests.helpers.procs import descendants_matching
 
 needs_rsync = pytest.mark.skipif(local_rsync() is None,
                                  reason="rsync is not installed (apt-get install rsync)")
@@ -94,7 +95,7 @@ async def test_rsync_rides_the_connection(via, asyncssh_cluster, openssh_cluster
     assert (dest / f"{ODD}.txt").read_text() == "odd name\n"
     assert (dest / "sub" / "b.txt").read_text() == "nested\n"
     assert set(Path(tempfile.gettempdir()).glob("saf-rsync-*")) == before
-    assert subprocess.run(["pgrep", "-f", "rsync_shim"], capture_output=True).stdout == b""
+    assert descendants_matching("rsync_shim") == []
 
 
 @needs_rsync
@@ -121,6 +122,4 @@ async def test_cancelling_rsync_leaves_nothing(asyncssh_cluster, tmp_path: Path)
         with pytest.raises(asyncio.CancelledError):
             await task
     await asyncio.sleep(0.5)
-    for pattern in ("rsync_shim", f"rsync.*{tmp_path}", "rsync --server"):
-        found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True)
-        assert [line for line in found.stdout.splitlines() if "pgrep" not in line] == []
+    assert descendants_matching(f"rsync_shim|rsync.*{tmp_path}|rsync --server") == []

@@ -17,6 +17,7 @@ import pytest
 import saf.recipe.kinds.upload as upload_kind
 from saf.connect.rsync import local_rsync
 from tests.test_recipe_run import run_recipe
+from tests.helpers.procs import descendants_matching
 
 ODD = "dir 'q' \"x\" $(no)"  # spaces, both quotes, a would-be command substitution
 
@@ -107,9 +108,7 @@ async def test_upload_sends_only_what_changed(cluster, transport: str, tmp_path:
     assert {k: v for k, v in after.items() if k != "change.txt"} == \
         {k: v for k, v in before.items() if k != "change.txt"}
     assert third.statuses(1) == dict.fromkeys(["alpha", "beta", "gamma"], "skipped")
-    found = subprocess.run(["pgrep", "-af", "rsync_shim|rsync --server"], capture_output=True,
-                           text=True).stdout
-    assert [line for line in found.splitlines() if "pgrep" not in line] == []
+    assert descendants_matching("rsync_shim|rsync --server") == []
 
 
 async def test_rsync_sends_only_the_changed_part_of_a_file(cluster, tmp_path: Path) -> None:
