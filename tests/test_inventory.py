@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,8 @@ import pytest
 from saf.connect import hostkeys
 from saf.errors import InventoryError
 from saf.inventory import find_inventory, load_inventory
+from saf.inventory.address import Address, AddressError, parse_address, parse_jump
+from saf.inventory.model import Node
 
 GOOD = """\
 [cluster]
@@ -157,3 +160,59 @@ def test_ssh_config_aliases_resolve_as_openssh_would(tmp_path):
     assert hostkeys.resolve(beta).pattern == "[10.0.0.2]:2222"
     # What the inventory says wins over the config, as on OpenSSH's command line.
     assert hostkeys.resolve(gamma) == hostkeys.Endpoint("gamma.lan", 2200, "carol")
+
+
+# How a host and port are written, each with what it means: bracket-aware, as OpenSSH reads
+# ProxyJump and ZeroMQ reads tcp:// endpoints.
+ADDRESSES = [
+    ("[::1]:22", Address("::1", 22)),
+    ("host", Address("host")),
+    ("host:22", Address("host", 22)),
+    ("user@[fe80::1%eth0]:2222", Address("fe80::1%eth0", 2222, "user")),
+]
+
+
+@pytest.mark.parametrize("text, address", ADDRESSES)
+def test_proxyjump_hops_from_the_ssh_config_are_read_bracket_aware(tmp_path, text, address):
+    """`[::1]:22` is host ::1 port 22 (it used to split at the first colon)."""
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host beta\n  ProxyJump {text}\n")
+    path = write(tmp_path, f"""\
+        [defaults]
+        ssh_config = "{config}"
+        [[nodes]]
+        name = "beta"
+        host = "beta"
+        """)
+    jump = hostkeys.resolve(load_inventory(path).nodes[0]).jump
+    assert jump is not None and parse_jump(jump) == [address]
+    assert str(address) == text  # and written back the same way
+
+
+def test_a_proxyjump_chain_is_read_hop_by_hop():
+    spec = ", ".join(text for text, _ in ADDRESSES) + ",ssh://ops@bastion:2200"
+    assert parse_jump(spec) == [a for _, a in ADDRESSES] + [Address("bastion", 2200, "ops")]
+
+
+def test_a_bare_ipv6_address_has_no_port():
+    assert parse_address("fe80::1%eth0") == Address("fe80::1%eth0")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[::1", "without a matching ']'"),
+    ("[::1]22", "expected ':PORT'"),
+    ("host:ssh", "port ssh is not a number"),
+    ("host:70000", "port 70000 is not a number"),
+    ("@host", "nothing before '@'"),
+    ("host/x:1", "not a host name"),
+    ("user@:22", "no host"),
+])
+def test_a_malformed_address_says_what_is_wrong(text, words):
+    with pytest.raises(AddressError, match=re.escape(words)):
+        parse_address(text)
+
+
+def test_a_node_address_brackets_an_ipv6_host():
+    assert Node("v6", "fe80::1%eth0", user="ops", port=2222).address == "ops@[fe80::1%eth0]:2222"
+    assert Node("v6", "::1").address == "::1"
+    assert Node("v4", "10.0.0.2", port=22).address == "10.0.0.2:22"

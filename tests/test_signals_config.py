@@ -3,6 +3,7 @@ with the file and line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,33 @@ def test_endpoint_forms(tmp_path: Path) -> None:
     assert parse_endpoint("ipc:///tmp/x.sock").zmq_url() == "ipc:///tmp/x.sock"
     with pytest.raises(SafError, match="there is no inventory"):
         parse_endpoint("ssh://alpha:1", None)
+
+
+@pytest.mark.parametrize("written, host, port, url", [
+    ("tcp://[::1]:22", "::1", 22, "tcp://[::1]:22"),
+    ("tcp://host", "host", 5555, "tcp://host:5555"),
+    ("tcp://host:22", "host", 22, "tcp://host:22"),
+    ("tcp://[fe80::1%eth0]:2222", "fe80::1%eth0", 2222, "tcp://[fe80::1%eth0]:2222"),
+    ("tcp://::1", "::1", 5555, "tcp://[::1]:5555"),
+])
+def test_endpoint_hosts_are_read_bracket_aware(written: str, host: str, port: int,
+                                               url: str) -> None:
+    """The same host:port reader as ProxyJump hops: an IPv6 host is bracketed for ZeroMQ."""
+    endpoint = parse_endpoint(written)
+    assert (endpoint.host, endpoint.port, endpoint.zmq_url()) == (host, port, url)
+
+
+def test_an_endpoint_with_a_user_is_refused_with_what_to_write() -> None:
+    with pytest.raises(SafError, match=re.escape("has no user (user@); write "
+                                                 "tcp://[fe80::1%eth0]:2222")):
+        parse_endpoint("tcp://user@[fe80::1%eth0]:2222")
+    with pytest.raises(SafError, match="has no user"):
+        parse_endpoint("ssh://user@[::1]:22")
+
+
+def test_an_ssh_endpoint_names_a_node_with_or_without_a_port(tmp_path: Path) -> None:
+    inv = load_inventory(inventory(tmp_path))
+    assert (parse_endpoint("ssh://beta:22", inv).node, parse_endpoint("ssh://beta:22", inv).port) \
+        == ("beta", 22)
+    with pytest.raises(SafError, match=re.escape("no node named '::1'")):
+        parse_endpoint("ssh://[::1]:22", inv)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from saf.inventory.address import Address
+
 ROLES = ("head", "worker", "control")
 # Words a node selector reads as something other than a node's name (saf.select's grammar):
 # a node named so could never be chosen by name, so the inventory refuses them.
@@ -39,8 +41,7 @@ class Node:
     @property
     def address(self) -> str:
         """user@host:port as far as the inventory says; ~/.ssh/config may add more."""
-        text = f"{self.user}@{self.host}" if self.user else self.host
-        return f"{text}:{self.port}" if self.port else text
+        return str(Address(self.host, self.port, self.user))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Signal endpoints: what a user may write, and how each is reached.
 
 - ``tcp://HOST:PORT`` (and ``ipc://``, ``inproc://``): handed to ZeroMQ as written, except that
-  a HOST that names an inventory node becomes that node's host.
+  a HOST that names an inventory node becomes that node's host. An IPv6 HOST is written in
+  brackets: ``tcp://[::1]:5555``.
 - ``ssh://NODE:PORT`` (``ssh://NODE`` means port 5555): the port on the node, reached through
   an SSH port forward over the node's own connection, so nothing is exposed on the LAN.
 """
@@ -12,12 +13,12 @@ import re
 from dataclasses import dataclass
 
 from saf.errors import SafError
+from saf.inventory.address import AddressError, host_port, parse_address
 from saf.inventory.model import Inventory
 
 DEFAULT_PORT = 5555
 SCHEMES = ("tcp", "ipc", "inproc", "ssh")
 _ENDPOINT = re.compile(r"^(?P<scheme>[a-z]+)://(?P<rest>.+)$")
-_HOST_PORT = re.compile(r"^(?P<host>\[[^\]]+\]|[^:/]+)(?::(?P<port>\d+))?$")
 
 
 class EndpointError(SafError):
@@ -46,7 +47,7 @@ class Endpoint:
                 raise ValueError("an ssh endpoint needs its forward's local port")
             return f"tcp://127.0.0.1:{local_port}"
         if self.scheme == "tcp":
-            return f"tcp://{self.host}:{self.port}"
+            return f"tcp://{host_port(self.host, self.port)}"
         return self.text
 
 
@@ -61,13 +62,16 @@ def parse_endpoint(text: str, inventory: Inventory | None = None, *,
     scheme, rest = match.group("scheme"), match.group("rest")
     if scheme in ("ipc", "inproc"):
         return Endpoint(text, scheme)
-    hp = _HOST_PORT.match(rest)
-    if not hp:
-        raise EndpointError(f"signal endpoint {text!r}: expected HOST:PORT after {scheme}://")
-    host = hp.group("host")
-    port = int(hp.group("port")) if hp.group("port") else DEFAULT_PORT
-    if not 1 <= port <= 65535:
-        raise EndpointError(f"signal endpoint {text!r}: port {port} is not 1-65535")
+    try:
+        address = parse_address(rest)
+    except AddressError as exc:
+        raise EndpointError(f"signal endpoint {text!r}: expected HOST:PORT after "
+                            f"{scheme}:// ({exc})") from None
+    if address.user:
+        raise EndpointError(f"signal endpoint {text!r}: a signal endpoint has no user "
+                            f"({address.user}@); write {scheme}://"
+                            f"{host_port(address.host, address.port or DEFAULT_PORT)}")
+    host, port = address.host, address.port or DEFAULT_PORT
     names = set(inventory.names) if inventory else set()
     if scheme == "ssh" or (ssh and host in names):
         if inventory is None:
