@@ -6,6 +6,7 @@ notification. Nobody sees a traceback for their own mistake.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -54,16 +55,29 @@ class SelectorError(SafError):
     title = "Bad node selector"
 
 
+class Failure(StrEnum):
+    """Why a node could not be reached: short words a table can show. Decided from the
+    exception's type, asyncssh's disconnect code or the OS's errno, never from its text."""
+
+    REFUSED = "refused"          # nothing listens on the port
+    TIMEOUT = "timeout"          # no answer within the connect timeout
+    AUTH = "auth"                # the server accepted none of our credentials
+    HOSTKEY = "hostkey"          # the server's host key is unknown or has changed
+    DNS = "dns"                  # the host name does not resolve
+    UNREACHABLE = "unreachable"  # no route, network down, or another socket error
+    LOST = "lost"                # the connection dropped (a server at capacity drops it too)
+    ERROR = "error"              # anything else (a protocol error, a channel refused)
+
+
 class ConnectError(SafError):
-    """A node could not be reached. `reason` is one of refused, timeout, auth, hostkey, dns,
-    lost, error: short words a table can show."""
+    """A node could not be reached, and why (`reason`, a `Failure`)."""
 
     title = "Connection failed"
 
-    def __init__(self, node: str, reason: str, message: str) -> None:
+    def __init__(self, node: str, reason: Failure | str, message: str) -> None:
         super().__init__(f"{node}: {message}")
         self.node = node
-        self.reason = reason
+        self.reason = Failure(reason)
         self.detail = message
 
 

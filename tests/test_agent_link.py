@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -16,12 +17,15 @@ import pytest
 
 from saf.agent import deploy
 from saf.agent.build import AgentBundle, build
+from saf.agent.link import AgentLink
+from saf.connect.backoff import Backoff
+from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics import events as mev
 from saf.metrics.hub import MetricsHub
 from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
-    write_inventory
+    free_port, write_inventory
 
 
 async def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
@@ -141,6 +145,41 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
             assert hub.store.node("gamma").status == mev.UP
         finally:
             await hub.stop()
+
+
+async def test_lost_says_when_the_next_attempt_starts(asyncssh_cluster, tmp_path: Path):
+    """Against a refused port, each `lost` says `retry in N s` and the next attempt starts N s
+    after it: nothing underneath (the connector used to back off again) waits longer."""
+    node = dataclasses.replace(load_inventory(asyncssh_cluster.inventory).node("alpha"),
+                               port=free_port())
+    rec = Recorder()
+    link = AgentLink(SSHConnector(node), build(cache=tmp_path), rec,
+                     backoff=Backoff(initial=0.2, maximum=0.8))
+    task = asyncio.create_task(link.run())
+
+    def losts() -> list[mev.AgentStatus]:
+        return [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+
+    try:
+        await wait_for(lambda: len(losts()) >= 6, what="six failed attempts")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    statuses = rec.of(mev.AgentStatus)
+    for lost, after in zip(statuses, statuses[1:]):
+        if lost.status == mev.LOST and after.status != mev.STOPPED:
+            assert lost.reason == "refused" and lost.retry_in is not None
+            assert after.status == mev.CONNECTING
+            # Event times are wall-clock; the sleep is monotonic: allow for the difference.
+            assert after.time - lost.time >= lost.retry_in - 0.05, "retried sooner than shown"
+    shown = losts()[:6]
+    for lost, following in zip(shown, shown[1:]):
+        # A refused attempt takes milliseconds; the old hidden backoff added 1.5 s and more by
+        # the fifth attempt. The slack is for a loaded machine, not for a second wait.
+        late = following.time - lost.time - lost.retry_in
+        assert late < 1.5, f"the next try came {late:.2f} s later than `retry in` said"
+    assert shown[-1].retry_in > shown[0].retry_in  # it does back off
 
 
 def _asyncssh_node(root: Path):

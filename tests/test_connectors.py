@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import getpass
 import os
 import sys
 
@@ -14,6 +14,8 @@ from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
 from saf.shell import quote
 from tests.helpers.procs import sleepers
+from tests.helpers.servers import (AsyncsshServers, ClientKeys, loopback_has_ipv6,
+                                   write_inventory)
 
 NASTY = """it's a "test" with $(touch /tmp/saf-pwned) `id` ; & | > * ~ \\ $HOME and spaces  """
 
@@ -176,8 +178,6 @@ async def test_pooled_connection_is_reused_and_reconnects_after_loss(asyncssh_cl
 def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
     """A node behind a ProxyJump in the OpenSSH config is reached through the jump host, and
     the jump host's key is checked against the same known_hosts."""
-    from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
-
     keys = ClientKeys(tmp_path / "operator")
     servers = AsyncsshServers(tmp_path, keys, ["jump", "target"])
     try:
@@ -206,28 +206,26 @@ def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
         servers.stop()
 
 
-async def test_failed_connects_back_off_and_success_resets(asyncssh_cluster):
-    """A node that keeps refusing is retried later and later, not hammered."""
-    import time
-
-    from saf.connect.ssh import SSHConnector
-    from saf.errors import ConnectError
-    from tests.helpers.servers import free_port
-
-    inv = load_inventory(asyncssh_cluster.inventory)
-    node = inv.node("alpha")
-    down = SSHConnector(dataclasses.replace(node, port=free_port()))
-    delays = []
-    for _ in range(3):
-        with pytest.raises(ConnectError):
-            await down.connect()
-        delays.append(down._retry_at - time.monotonic())
-    assert 0 < delays[0] < delays[1] < delays[2]
-    up = SSHConnector(node)
-    up._retry_at = time.monotonic() + 0.2
-    await up.connect()
-    assert up._retry_at == 0.0 and up._backoff.current == up._backoff.initial
-    await up.close()
+@pytest.mark.skipif(not loopback_has_ipv6(), reason="the loopback has no IPv6 address (::1)")
+async def test_proxyjump_through_an_ipv6_jump_host(tmp_path):
+    """`ProxyJump user@[::1]:PORT` reaches the jump host at ::1 on PORT (the hop used to be
+    split at its first colon), with the hop's key checked as `[::1]:PORT` in known_hosts."""
+    keys = ClientKeys(tmp_path / "operator")
+    jump = AsyncsshServers(tmp_path / "jump", keys, ["jump"], host="::1")
+    target = AsyncsshServers(tmp_path / "target", keys, ["target"])
+    try:
+        keys.ssh_config.write_text(
+            f"Host inner\n  HostName 127.0.0.1\n  Port {target.port('target')}\n"
+            f"  ProxyJump {getpass.getuser()}@[::1]:{jump.port('jump')}\n")
+        inventory = load_inventory(write_inventory(tmp_path / "saf.toml", keys,
+                                                   [{"name": "t", "host": "inner"}]))
+        async with Fleet(inventory) as fleet:
+            result = await fleet.connector("t").run("echo $SAF_NODE")
+        assert result.stdout == "target\n"
+        assert jump.servers["jump"].host == "::1"
+    finally:
+        jump.stop()
+        target.stop()
 
 
 async def test_long_lived_process_stderr_is_kept_after_it_ends(conn):

@@ -3,10 +3,11 @@ unauthenticated connections past ten at once; saf must still reach every node.""
 
 from __future__ import annotations
 
-
 import pytest
 
-from saf.connect import ssh
+from saf.connect.handshakes import HandshakeGate
+from saf.connect.ssh import SSHConnector
+from saf.errors import Failure
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from tests.helpers.servers import SSHD, ClientKeys, OpenSSHServer, write_inventory
@@ -33,17 +34,15 @@ async def test_fifty_concurrent_connections_all_succeed(fifty):
     assert all(r.stdout == "42\n" for r in results.values())
 
 
-async def test_without_the_gate_sshd_really_drops_connections(fifty, monkeypatch):
-    """The control: with no handshake gate and no retries, a stock sshd drops some of the 50.
+async def test_without_the_gate_sshd_really_drops_connections(fifty):
+    """The control: with no handshake gate and no redials, a stock sshd drops some of the 50.
     If this ever stops failing, MaxStartups no longer bites and the gate can go."""
-    monkeypatch.setattr(ssh, "HANDSHAKES_PER_HOST", 1000)
-    monkeypatch.setattr(ssh, "HANDSHAKE_RETRIES", 0)
-    ssh._handshake_gates.clear()
-    async with Fleet(load_inventory(fifty)) as fleet:
+    ungated = HandshakeGate(per_host=1000, redials=0)
+    async with Fleet(load_inventory(fifty),
+                     connector_factory=lambda n: SSHConnector(n, handshakes=ungated)) as fleet:
         nodes = await fleet.select("all")
         results = await fleet.each(nodes, lambda c: c.connect())
-    ssh._handshake_gates.clear()
     dropped = [n for n, r in results.items() if isinstance(r, BaseException)]
     if not dropped:
         pytest.skip("this sshd accepted 50 simultaneous handshakes; the control proves nothing")
-    assert all(results[n].reason == "lost" for n in dropped)
+    assert all(results[n].reason == Failure.LOST for n in dropped)

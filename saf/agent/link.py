@@ -7,6 +7,10 @@ reason (never fatal). The attempt ends when the agent's stream ends (agent kille
 connection or server gone) or when no frame came for two intervals; the node is then marked
 lost with the reason, and the link retries after an exponential backoff, reset by the next
 hello. No exception escapes the link: a failure of any kind is a `lost` status.
+
+The link is the one place that waits between attempts (the connector tries once each time it
+is asked), so the `lost` status's `retry_in` is the truth: the next attempt starts `retry_in`
+seconds after the status's `time`.
 """
 
 from __future__ import annotations
@@ -90,8 +94,8 @@ class AgentLink:
                 except Exception as exc:  # noqa: BLE001 - any failure is a lost node
                     log.debug("agent link %s failed", self.node, exc_info=True)
                     reason, message = "error", f"{type(exc).__name__}: {exc}"
-                delay = self.backoff.next()
-                self._status(LOST, reason, message, retry_in=round(delay, 2))
+                delay = round(self.backoff.next(), 2)  # what is shown is what is waited
+                self._status(LOST, reason, message, retry_in=delay)
                 await asyncio.sleep(delay)
         finally:
             self._status(STOPPED)

@@ -9,8 +9,9 @@ import click
 
 from saf.commands import common
 from saf.connect import hostkeys
+from saf.connect.failures import classify
 from saf.fleet import Fleet
-from saf.connect.ssh import classify
+from saf.inventory.address import host_port
 
 
 @click.command("trust")
@@ -51,7 +52,7 @@ def trust(ctx: click.Context, selector: str, yes: bool) -> None:
         fp = hostkeys.fingerprint(key)
         recorded = hostkeys.recorded_keys(node)
         end = hostkeys.resolve(node)
-        where = f"{end.host}:{end.port}"
+        where = host_port(end.host, end.port)
         if any(k.public_data == key.public_data for k in recorded):
             click.echo(f"{node.name} ({where}): {key.get_algorithm()} {fp} is already trusted")
             continue

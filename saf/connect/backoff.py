@@ -1,4 +1,6 @@
-"""Exponential backoff with jitter, for reconnecting to nodes that went away."""
+"""Exponential backoff with jitter: the one retry policy. The caller that tries again owns its
+Backoff and shows the delay (the agent link's `retry in`); a connector tries once. (Within one
+try, the handshake gate spaces the redials of dropped handshakes with one too.)"""
 
 from __future__ import annotations
 

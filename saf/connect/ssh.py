@@ -6,73 +6,25 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import random
-import socket
-import time
-from collections import defaultdict, deque
+from collections import deque
 from pathlib import Path
 
 import asyncssh
 
 from saf.connect import hostkeys
-from saf.connect.backoff import Backoff
 from saf.connect.base import (ByteProcess, Connector, Forward, OutputCollector, RemoteProcess,
                               pump_lines)
-from saf.errors import ConnectError
+from saf.connect.failures import classify
+from saf.connect.handshakes import SHARED, HandshakeGate
+from saf.errors import ConnectError, Failure
+from saf.inventory.address import AddressError, parse_jump
 from saf.inventory.model import Node
 from saf.shell import guarded
 
-# OpenSSH's MaxStartups (default 10:30:100) starts dropping connections that have not yet
-# authenticated once ten are in flight to one server. saf keeps fewer handshakes than that in
-# flight per host and retries the few that are dropped anyway.
-HANDSHAKES_PER_HOST = 8
-HANDSHAKE_RETRIES = 6
 # OpenSSH's MaxSessions (default 10) caps the channels one connection may have open.
 SESSIONS_PER_CONNECTION = 8
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 3
-
-_handshake_gates: dict[tuple[str, int, int], asyncio.Semaphore] = defaultdict(
-    lambda: asyncio.Semaphore(HANDSHAKES_PER_HOST))
-
-
-def _gate(end: hostkeys.Endpoint) -> asyncio.Semaphore:
-    # Semaphores belong to one event loop; tests and the CLI may run several loops in turn.
-    loop = asyncio.get_running_loop()
-    key = (end.host, end.port, id(loop))
-    return _handshake_gates[key]
-
-
-def _transient(exc: BaseException) -> bool:
-    """A connection dropped before authentication, as MaxStartups does."""
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, asyncssh.ConnectionLost)):
-        return True
-    if isinstance(exc, asyncssh.DisconnectError):
-        return "closed" in str(exc).lower() or "reset" in str(exc).lower()
-    return False
-
-
-def classify(node: Node, exc: BaseException) -> ConnectError:
-    """Turn whatever connecting raised into a ConnectError with a short reason."""
-    where = node.address
-    if isinstance(exc, ConnectError):
-        return exc
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectError(node.name, "refused", f"connection refused by {where}")
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return ConnectError(node.name, "timeout",
-                            f"no answer from {where} within {node.connect_timeout:g} s")
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return ConnectError(node.name, "auth", f"authentication failed for {where} "
-                            "(no accepted key; `saf keys push` installs yours)")
-    if isinstance(exc, socket.gaierror):
-        return ConnectError(node.name, "dns", f"cannot resolve host {node.host!r}: "
-                            f"{exc.strerror}")
-    if _transient(exc):
-        return ConnectError(node.name, "lost", f"connection to {where} dropped: {exc}")
-    if isinstance(exc, OSError):
-        return ConnectError(node.name, "unreachable", f"{where}: {exc.strerror or exc}")
-    return ConnectError(node.name, "error", f"{where}: {exc}")
 
 
 class _Client(asyncssh.SSHClient):
@@ -174,19 +126,18 @@ class SSHConnector(Connector):
     def __init__(self, node: Node, *, password: str | None = None,
                  client_keys: list[str] | None = None,
                  via: asyncssh.SSHClientConnection | None = None,
-                 extra_options: dict | None = None) -> None:
+                 extra_options: dict | None = None,
+                 handshakes: HandshakeGate = SHARED) -> None:
         super().__init__(node)
         self._extra = dict(extra_options or {})  # more asyncssh options, applied last
         self._password = password
         self._client_keys = client_keys
         self._via = via  # an open connection to tunnel through (a ProxyJump hop)
-        # After a failed connect, the next attempt waits: callers that loop (the agent link)
-        # back off without each writing its own timer.
-        self._backoff = Backoff(initial=0.5, maximum=30.0)
-        self._retry_at = 0.0
+        self._handshakes = handshakes
         self._jumps: list[SSHConnector] = []
         self._conn: asyncssh.SSHClientConnection | None = None
-        self._connecting: asyncio.Lock | None = None
+        # The attempt in flight: callers that ask meanwhile share it, and its outcome.
+        self._attempt: asyncio.Task[None] | None = None
         self._sessions: asyncio.Semaphore | None = None
         self.lost_reason: str | None = None
 
@@ -207,15 +158,19 @@ class SSHConnector(Connector):
         for stale in self._jumps:  # from before a lost connection
             await stale.close()
         self._jumps.clear()
+        try:
+            hops = parse_jump(spec)
+        except AddressError as exc:
+            raise ConnectError(self.node.name, Failure.ERROR,
+                               f"cannot read its ProxyJump: {exc}") from None
         previous: SSHConnector | None = None
-        for hop in spec.split(","):
-            user, _, hostport = hop.strip().rpartition("@")
-            host, _, port = hostport.partition(":")
+        for hop in hops:
             hop_node = dataclasses.replace(
-                self.node, name=f"{self.node.name} (via jump host {hop.strip()})", host=host,
-                port=int(port) if port.isdigit() else None, user=user or None)
+                self.node, name=f"{self.node.name} (via jump host {hop})", host=hop.host,
+                port=hop.port, user=hop.user)
             connector = SSHConnector(hop_node, client_keys=self._client_keys,
-                                     via=previous._conn if previous else None)
+                                     via=previous._conn if previous else None,
+                                     handshakes=self._handshakes)
             await connector.connect()
             self._jumps.append(connector)
             previous = connector
@@ -249,44 +204,31 @@ class SSHConnector(Connector):
         return opts
 
     async def connect(self) -> None:
+        """Try once to connect (callers that ask while a try is in flight share it). Waiting
+        between tries is the caller's: it is the one that shows when the next one is."""
         if self._conn is not None:
             return
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            if self._conn is not None:
-                return
-            wait = self._retry_at - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                await self._connect_now()
-            except BaseException:
-                self._retry_at = time.monotonic() + self._backoff.next()
-                raise
-            self._backoff.reset()
-            self._retry_at = 0.0
+        if self._attempt is None or self._attempt.done():
+            self._attempt = asyncio.create_task(self._connect_now())
+            # Retrieved here too, so an attempt whose callers were all cancelled is quiet.
+            self._attempt.add_done_callback(
+                lambda task: task.cancelled() or task.exception())
+        await asyncio.shield(self._attempt)
 
     async def _connect_now(self) -> None:
         end = hostkeys.resolve(self.node)
         tunnel = None
         if end.jump and self._via is None:
             tunnel = await self._connect_jumps(end.jump)
-        delay = 0.2
-        for attempt in range(HANDSHAKE_RETRIES + 1):
-            try:
-                async with _gate(end):
-                    conn, _ = await asyncssh.create_connection(
-                        lambda: _Client(self), **self._options(tunnel))
-                break
-            except asyncssh.HostKeyNotVerifiable:
-                raise await hostkeys.diagnose(self.node) from None
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if _transient(exc) and attempt < HANDSHAKE_RETRIES:
-                    await asyncio.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 3.0)
-                    continue
-                raise classify(self.node, exc) from None
+        try:
+            conn, _ = await self._handshakes.dial(
+                end.host, end.port,
+                lambda: asyncssh.create_connection(lambda: _Client(self),
+                                                   **self._options(tunnel)))
+        except asyncssh.HostKeyNotVerifiable:
+            raise await hostkeys.diagnose(self.node) from None
+        except Exception as exc:  # noqa: BLE001 - classified by type, code and errno
+            raise classify(self.node, exc) from None
         self._conn = conn
         self.lost_reason = None
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
@@ -380,6 +322,10 @@ class SSHConnector(Connector):
         return Forward(listener.get_port(), remote_host, remote_port, close)
 
     async def close(self) -> None:
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None and not attempt.done():
+            attempt.cancel()
+            await asyncio.wait([attempt])  # its end, without raising its error here
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

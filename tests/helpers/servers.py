@@ -31,6 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def loopback_has_ipv6() -> bool:
+    """Whether ::1 can be listened on here (containers may have IPv6 switched off)."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 class LoopThread:
     """An event loop on a background thread, for servers that must outlive one test's loop."""
 
@@ -64,9 +74,9 @@ class ClientKeys:
         self.ssh_config = folder / "ssh_config"
         self.ssh_config.write_text("")
 
-    def trust(self, port: int, host_key_line: str) -> None:
+    def trust(self, port: int, host_key_line: str, host: str = "127.0.0.1") -> None:
         with self.known_hosts.open("a") as f:
-            f.write(f"[127.0.0.1]:{port} {host_key_line}\n")
+            f.write(f"[{host}]:{port} {host_key_line}\n")
 
     def public_line(self) -> str:
         return self.key.export_public_key("openssh").decode().strip()
@@ -92,18 +102,19 @@ def write_inventory(path: Path, keys: ClientKeys, nodes: list[dict[str, Any]],
 
 
 class AsyncsshServers:
-    """N NodeServers (one per node name) on a background loop."""
+    """N NodeServers (one per node name) on a background loop, listening on `host`."""
 
     def __init__(self, root: Path, keys: ClientKeys, names: list[str],
-                 password: str | None = None) -> None:
+                 password: str | None = None, host: str = "127.0.0.1") -> None:
         self.loop = LoopThread()
         self.servers: dict[str, NodeServer] = {}
         for name in names:
-            server = NodeServer(name, root / "homes" / name, authorized_keys=[keys.key],
-                                password=password)
+            server = NodeServer(name, root / "homes" / name, host=host,
+                                authorized_keys=[keys.key], password=password)
             self.loop.call(server.start())
             self.servers[name] = server
-            keys.trust(server.port, server.host_key.export_public_key("openssh").decode().strip())
+            keys.trust(server.port, server.host_key.export_public_key("openssh").decode().strip(),
+                       host)
 
     def port(self, name: str) -> int:
         return self.servers[name].port
