@@ -21,7 +21,7 @@ from saf.signals.book import SignalBook
 from saf.signals.codec import SEED_FORMAT, AISignal, decode
 from saf.signals.recording import Recorder, read_recording, replay
 from saf.signals.subscriber import Subscriber
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, loopback_has_ipv6
 
 REPO = Path(__file__).resolve().parent.parent
 CPP_SOURCE = REPO / "tests" / "fixtures" / "signals" / "aisignal_publisher.cpp"
@@ -50,6 +50,7 @@ class SeedPublisher(threading.Thread):
     def run(self) -> None:
         ctx = zmq.Context.instance()
         pub = ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.IPV6, 1)  # so it can bind tcp://[::1]:PORT too
         pub.bind(self.endpoint)
         self.bound.set()
         try:
@@ -100,6 +101,16 @@ SENT = [
              2**32 - 1),
     AISignal(0, "ETH-USD", f32(-0.7), 0.5, f32(0.2), f32(0.95), 2, 0),
 ]
+
+
+@pytest.mark.skipif(not loopback_has_ipv6(), reason="the loopback has no IPv6 address (::1)")
+async def test_an_ipv6_endpoint_is_reached_in_brackets() -> None:
+    """`tcp://[::1]:PORT` is read bracket-aware and reaches a publisher on ::1 (the SUB socket
+    has IPv6 switched on; ZeroMQ refuses such an address otherwise)."""
+    endpoint = f"tcp://[::1]:{free_port()}"
+    with SeedPublisher(endpoint, [seed_pack(s) for s in SENT]):
+        _, frames = await collect(endpoint, len(SENT))
+    assert {decode(f) for f in frames} == set(SENT)
 
 
 async def test_seed_python_publisher_decodes_exactly() -> None:
