@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from saf.inventory.address import AddressError, parse_address
 from saf.signals.codec import AISignal, encode
 
 # symbol -> seconds between its signals
@@ -90,7 +91,10 @@ def reaches_beyond_loopback(endpoint: str) -> bool:
     scheme, _, rest = endpoint.strip().partition("://")
     if scheme != "tcp":
         return False  # ipc:// and inproc:// never leave this machine
-    host = rest.rpartition(":")[0].strip("[]")
+    try:
+        host = parse_address(rest).host
+    except AddressError:
+        return True  # not a host:port saf can read: do not call it loopback
     if host == "localhost":
         return False
     try:
