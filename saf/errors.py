@@ -66,6 +66,7 @@ class Failure(StrEnum):
     DNS = "dns"                  # the host name does not resolve
     UNREACHABLE = "unreachable"  # no route, network down, or another socket error
     LOST = "lost"                # the connection dropped (a server at capacity drops it too)
+    CONFIG = "config"            # a file the inventory names (identity, known_hosts) is unusable
     ERROR = "error"              # anything else (a protocol error, a channel refused)
 
 

@@ -198,3 +198,33 @@ def test_a_key_the_node_does_not_accept_is_an_auth_failure(cluster, tmp_path):
     assert rows["alpha"]["reachable"] is True
     assert rows["locked"]["reason"] == "auth"
     assert "saf keys push" in rows["locked"]["message"]
+
+
+def test_files_the_inventory_names_are_named_when_unusable(cluster, tmp_path):
+    """A missing identity, a known_hosts that is a folder, and a known_hosts named in
+    saf.toml that does not exist yet: each message names the file (the last one as an unknown
+    key, with `saf trust`), and a host-key refusal shows as hostkey, not unreachable."""
+    data = tomllib.loads(cluster.inventory.read_text())
+    cases = {
+        "identity": ("identity", str(tmp_path / "no-such-key"),
+                     f"identity file {tmp_path / 'no-such-key'} does not exist"),
+        "folder": ("known_hosts", str(tmp_path),
+                   f"known_hosts {tmp_path} is a directory, not a file"),
+        "new": ("known_hosts", str(tmp_path / "lab_known_hosts"),
+                f"run `saf trust alpha` to record it in {tmp_path / 'lab_known_hosts'}"),
+    }
+    for name, (key, value, words) in cases.items():
+        changed = {**data, "defaults": {**data["defaults"], key: value}}
+        inventory = tmp_path / f"{name}.toml"
+        inventory.write_text(tomli_w.dumps(changed))
+        done = cluster.saf("exec", "true", "--on", "alpha", "--json",
+                           SAF_INVENTORY=str(inventory))
+        assert done.returncode == 1
+        [result] = json_lines(done.stdout)[-1]["results"]
+        assert words in result["message"], result
+        assert result["reason"] == ("hostkey" if name == "new" else "config")
+        shown = cluster.saf("exec", "true", "--on", "alpha", SAF_INVENTORY=str(inventory))
+        flowed = " ".join(shown.stderr.split())  # Rich wraps at 80 columns off a terminal
+        assert f"alpha │ {result['reason']}: {result['message']}" in flowed
+        assert "unreachable" not in shown.stderr
+        assert not (tmp_path / "lab_known_hosts").exists()

@@ -216,6 +216,7 @@ class SSHConnector(Connector):
         await asyncio.shield(self._attempt)
 
     async def _connect_now(self) -> None:
+        await self._check_local_files()
         end = hostkeys.resolve(self.node)
         tunnel = None
         if end.jump and self._via is None:
@@ -232,6 +233,25 @@ class SSHConnector(Connector):
         self._conn = conn
         self.lost_reason = None
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
+
+    async def _check_local_files(self) -> None:
+        """The files the inventory names must be usable before any dial: asyncssh would say
+        only 'No such file or directory' or 'Is a directory', not which file."""
+        node = self.node
+        if self._client_keys is None and node.identity:
+            path = Path(node.identity).expanduser()
+            if not path.is_file():
+                why = "is a directory" if path.is_dir() else "does not exist"
+                raise ConnectError(node.name, Failure.CONFIG,
+                                   f"identity file {path} {why} (the inventory's identity)")
+        if node.known_hosts:
+            path = Path(node.known_hosts).expanduser()
+            if path.is_dir():
+                raise ConnectError(node.name, Failure.CONFIG,
+                                   f"known_hosts {path} is a directory, not a file")
+            if not path.exists():
+                # A new cluster's own known_hosts: the same answer as an unknown key.
+                raise await hostkeys.diagnose(node)
 
     async def _open(self, command: str, *, binary: bool = False,
                     ) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:

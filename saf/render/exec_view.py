@@ -13,6 +13,11 @@ STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "yellow", "unreachabl
                 "cancelled": "yellow"}
 
 
+def shown_status(result: CommandFinished) -> str:
+    """A node not reached shows why (hostkey, auth, refused, ...), as --json says it."""
+    return (result.reason or result.status) if result.status == "unreachable" else result.status
+
+
 class ExecView:
     def __init__(self, names: list[str]) -> None:
         self.names = names
@@ -27,7 +32,8 @@ class ExecView:
             self.out.print(prefix + line)
         elif isinstance(event, CommandFinished) and event.status == "unreachable":
             self.err.print(Text(f"{event.node:<{self.width}} │ ", style=node_style(
-                self.names, event.node)) + Text(f"unreachable: {event.message}", style="red"))
+                self.names, event.node)) + Text(f"{shown_status(event)}: {event.message}",
+                                                style="red"))
 
     def summary(self, results: list[CommandFinished], interrupted: bool = False) -> None:
         table = Table(title="interrupted" if interrupted else None, title_style="yellow",
@@ -40,7 +46,8 @@ class ExecView:
         for r in results:
             exit_text = str(r.exit_status) if r.exit_status is not None else (r.signal or "—")
             table.add_row(Text(r.node, style=node_style(self.names, r.node)),
-                          Text(r.status, style=STATUS_STYLE.get(r.status, "")), exit_text,
+                          Text(shown_status(r), style=STATUS_STYLE.get(r.status, "")),
+                          exit_text,
                           seconds(r.duration) if r.status != "unreachable" else "—",
                           r.message or "")
         self.err.print()
