@@ -289,23 +289,34 @@ async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
 
 
 async def test_silent_agent_is_lost_within_two_intervals(cluster):
-    """An agent that stops talking without dying (SIGSTOP) is lost as `silent` after two
-    intervals, and a fresh agent takes its place."""
+    """An agent that stops talking without dying (SIGSTOP) is lost as `silent` two intervals
+    and half a second after its last frame, as docs/agent.md says (the old agent is ended in
+    the background, not before `lost` is shown); the stopped agent is killed on the node, and
+    a fresh agent takes its place."""
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
     pid = None
+    interval = 0.3
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("beta")], rec, interval=0.3)
+        hub = MetricsHub(fleet, [inv.node("beta")], rec, interval=interval)
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("beta").samples >= 1, what="first sample")
             pid = hub.store.node("beta").hello["pid"]
+            stopped = psutil.Process(pid)
             os.kill(pid, signal.SIGSTOP)
             await wait_for(lambda: hub.store.lost("beta"), what="lost")
             lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
+            last = [e for e in rec.of(mev.SampleReceived) if e.time < lost.time][-1]
             assert lost.reason == "silent"
+            late = lost.time - last.time
+            print(f"\nlost {late:.2f} s after the last frame (2 intervals + 0.5 s = "
+                  f"{2 * interval + 0.5:.1f} s)")
+            assert 2 * interval + 0.5 <= late < 2 * interval + 0.5 + 1.0
             await wait_for(lambda: len(rec.of(mev.HelloReceived)) >= 2
                            and hub.store.node("beta").status == mev.UP, what="recovery")
+            gone, _ = psutil.wait_procs([stopped], timeout=10)
+            assert gone, "the stopped agent was left on the node"
         finally:
             await hub.stop()
             if pid is not None:

@@ -29,6 +29,7 @@ from saf.errors import ConnectError
 from saf.events import Emit
 from saf.metrics.events import (CONNECTING, FRAME_EVENTS, LOST, STOPPED, AgentStatus,
                                 FrameRejected)
+from saf.shell import quote
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class AgentLink:
         self.backoff = backoff or Backoff(initial=0.5, maximum=15.0)
         self.process: RemoteProcess | None = None
         self.attempts = 0
+        self.agent_pid: int | None = None  # the running agent's pid on the node (its hello)
+        # The last attempt's agent, being stopped while its `lost` is already shown: the next
+        # attempt waits for it, so a node never runs two agents.
+        self._stopping: asyncio.Future[None] | None = None
 
     def _status(self, status: str, reason: str = "", message: str = "",
                 retry_in: float | None = None) -> None:
@@ -80,6 +85,7 @@ class AgentLink:
         """Keep the agent running until cancelled; emits `stopped` when cancelled."""
         try:
             while True:
+                await self._stopped()
                 self.attempts += 1
                 self._status(CONNECTING)
                 try:
@@ -98,7 +104,14 @@ class AgentLink:
                 self._status(LOST, reason, message, retry_in=delay)
                 await asyncio.sleep(delay)
         finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._stopped())
             self._status(STOPPED)
+
+    async def _stopped(self) -> None:
+        stopping, self._stopping = self._stopping, None
+        if stopping is not None:
+            await stopping
 
     async def _attempt(self) -> None:
         timeout = self.conn.node.connect_timeout + START_GRACE
@@ -113,11 +126,17 @@ class AgentLink:
             raise _Ended("timeout", f"no answer from {self.conn.node.address} "
                                     f"within {timeout:g} s") from None
         self.process = process
+        self.agent_pid = None
+        hung = False
         try:
             await self._read(process, first_timeout=timeout)
+        except _Ended as end:
+            hung = end.reason == "silent"
+            raise
         finally:
             self.process = None
-            await asyncio.shield(self._stop(process))
+            # Stopped in the background: the `lost` status goes out now, not after the grace.
+            self._stopping = asyncio.ensure_future(self._stop(process, self.agent_pid, hung))
 
     async def _deploy(self) -> None:
         try:
@@ -152,6 +171,8 @@ class AgentLink:
                                                 time=received)
             if frame["type"] == "hello":
                 self.backoff.reset()
+                pid = frame.get("pid")
+                self.agent_pid = pid if isinstance(pid, int) and pid > 1 else None
             elif frame["type"] == "sample":
                 given = frame.get("interval")
                 if isinstance(given, (int, float)) and given > 0:
@@ -176,7 +197,15 @@ class AgentLink:
         return _Ended("exited", f"the agent exited with status {status}"
                       + (f": {last}" if last else ""))
 
-    async def _stop(self, process: RemoteProcess) -> None:
+    async def _stop(self, process: RemoteProcess, pid: int | None, hung: bool) -> None:
+        """End the attempt's agent. A hung one (stopped by SIGSTOP, stuck in the kernel)
+        reads no EOF and takes no SIGTERM or SIGHUP while stopped: it is killed by its pid,
+        once the node confirms that pid is still this agent build."""
+        if hung and pid is not None:
+            script = (f"if ps -p {pid} -o command= 2>/dev/null | grep -q "
+                      f"{quote(self.bundle.name)}; then kill -KILL {pid}; fi")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.conn.run(script), 10.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.stop(grace=2.0), 5.0)
 
