@@ -323,3 +323,46 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     os.kill(pid, signal.SIGCONT)
+
+
+BIG_LINES_AGENT = r'''
+import json, sys, time
+w = sys.stdout.write
+def sample(seq, **extra):
+    frame = {"type": "sample", "seq": seq, "time": time.time(), "interval": 0.3,
+             "cpu": {"percent": 5.0}}
+    frame.update(extra)
+    w(json.dumps(frame) + "\n")
+    sys.stdout.flush()
+w(json.dumps({"type": "hello", "protocol": 1, "agent": "x", "collectors": {}}) + "\n")
+sample(0)
+sample(1, padding="x" * (3 * 1024 * 1024))       # 3 MB: under the 4 MB limit, a sample
+w('{"type": "sample", "junk": "' + "y" * (8 * 1024 * 1024) + '"}\n')   # 8 MB: too long
+sys.stdout.flush()
+for seq in range(2, 400):
+    sample(seq)
+    time.sleep(0.1)
+'''
+
+
+async def test_oversize_lines_are_counted_and_skipped_not_fatal(cluster, tmp_path: Path):
+    """A 3 MB frame (under the 4 MB limit) is a frame; an 8 MB one is counted `too_long` and
+    skipped, and the link stays up (asyncssh hands such lines over in parts)."""
+    script = tmp_path / "big_agent.py"
+    script.write_text(BIG_LINES_AGENT)
+    bundle = AgentBundle(script, f"big{os.getpid()}")
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+        await hub.start()
+        try:
+            await wait_for(lambda: hub.store.node("alpha").samples >= 6, what="samples after")
+        finally:
+            await hub.stop()
+    state = hub.store.node("alpha")
+    assert dict(state.bad_frames) == {"too_long": 1}
+    [bad] = rec.of(mev.FrameRejected)
+    assert bad.message == f"a line of {8 * 1024 * 1024 + 31:,} characters (the limit is 4,194,304)"
+    assert [s.frame["seq"] for s in rec.of(mev.SampleReceived)][:3] == [0, 1, 2]
+    assert mev.LOST not in rec.statuses("alpha")

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from saf.agent.lines import Line, LineFramer
 from saf.connect.local import LocalConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
@@ -236,3 +237,19 @@ async def test_long_lived_process_stderr_is_kept_after_it_ends(conn):
     assert await asyncio.wait_for(proc.wait(), 20) == 3
     text = await proc.stderr_text()
     assert text.endswith("last words\n")
+
+
+async def test_long_lines_come_whole_or_measured_through_the_local_connector():
+    """asyncio's stream limit is 64 KiB: longer lines come in parts, which the agent link's
+    framer joins (200 KB, multi-byte characters split anywhere) or measures (8 MB)."""
+    script = ("import sys; w = sys.stdout.write; w('é' * 100_000 + '\\n'); "
+              "w('x' * 8_000_000 + '\\n'); w('end\\n'); w('cut')")
+    process = await local_connector().start(f"{sys.executable} -c {quote(script)}")
+    lines = LineFramer(process.readline)
+    got = [await lines.next() for _ in range(5)]
+    assert got[0].text == "é" * 100_000 + "\n"
+    assert (got[1].bad, got[1].size) == ("too_long", 8_000_001)
+    assert got[2].text == "end\n"
+    assert (got[3].bad, got[3].size) == ("truncated", 3)
+    assert got[4] == Line()
+    await process.stop()

@@ -23,6 +23,7 @@ import time
 from saf.agents import protocol
 from saf.agent import deploy
 from saf.agent.build import AgentBundle
+from saf.agent.lines import LineFramer
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
@@ -148,24 +149,31 @@ class AgentLink:
 
     async def _read(self, process: RemoteProcess, first_timeout: float) -> None:
         wait = first_timeout
+        lines = LineFramer(process.readline)
         while True:
             try:
-                line = await asyncio.wait_for(process.readline(), wait)
+                got = await asyncio.wait_for(lines.next(), wait)
             except (asyncio.TimeoutError, TimeoutError):
                 raise _Ended("silent", f"no frame from the agent for {wait:g} s") from None
             received = time.time()
+            if got.bad:
+                self.emit(FrameRejected(
+                    node=self.node, reason=got.bad, time=received, raw="",
+                    message=f"a line of {got.size:,} characters (the limit is "
+                            f"{protocol.MAX_LINE:,})" if got.bad == "too_long" else
+                            "the stream ended inside a line"))
+                if got.bad == "truncated":  # the stream's end
+                    raise await self._ended(process)
+                continue  # an oversize line is skipped; the link stays
+            line = got.text
             if not line:
                 raise await self._ended(process)
-            if isinstance(line, bytes):
-                line = line.decode("utf-8", "replace")
             raw = line.rstrip("\r\n")
             try:
                 frame = protocol.decode(line)
             except protocol.FrameError as exc:
                 self.emit(FrameRejected(node=self.node, reason=exc.reason, message=str(exc),
                                         raw=raw[:2000], time=received))
-                if exc.reason == "truncated":  # a line without newline is the stream's end
-                    raise await self._ended(process) from None
                 continue
             event = FRAME_EVENTS[frame["type"]](node=self.node, frame=frame, raw=raw,
                                                 time=received)

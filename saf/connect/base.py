@@ -102,7 +102,9 @@ class RemoteProcess(abc.ABC):
 
     @abc.abstractmethod
     async def readline(self) -> str:
-        """The next line of stdout ('' at end of stream)."""
+        """The next line of stdout ('' at end of stream). A line longer than the transport's
+        buffer may come in parts, each without its newline: the caller joins them (and
+        decides how long is too long)."""
 
     @abc.abstractmethod
     def write(self, text: str) -> None: ...

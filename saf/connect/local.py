@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import shutil
@@ -37,10 +38,19 @@ def _status(code: int | None) -> tuple[int | None, str | None]:
 class LocalProcess(RemoteProcess):
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     async def readline(self) -> str:
+        """The next line; a line longer than the stream's buffer comes in parts (each without
+        a newline), as asyncssh gives it, so the caller decides what a long line is."""
         assert self.proc.stdout
-        return (await self.proc.stdout.readline()).decode("utf-8", errors="replace")
+        try:
+            data = await self.proc.stdout.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            data = exc.partial  # the end of the stream
+        except asyncio.LimitOverrunError as exc:
+            data = await self.proc.stdout.readexactly(exc.consumed)  # a part of a long line
+        return self._decoder.decode(data, final=not data)
 
     def write(self, text: str) -> None:
         assert self.proc.stdin
