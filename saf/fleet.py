@@ -11,6 +11,7 @@ from saf.connect.base import Connector
 from saf.connect.local import LocalConnector
 from saf.connect.ssh import SSHConnector
 from saf.errors import ConnectError
+from saf.fanout import fan_out
 from saf.inventory.model import Inventory, Node
 
 T = TypeVar("T")
@@ -55,23 +56,13 @@ class Fleet:
         return {"darwin": "macos", "linux": "linux"}.get(name)
 
     async def each(self, nodes: Iterable[Node],
-                   fn: Callable[[Connector], Awaitable[T]]) -> dict[str, T | BaseException]:
+                   fn: Callable[[Connector], Awaitable[T]]) -> dict[str, T | Exception]:
         """Run `fn(connector)` on every node at once (at most `concurrency` at a time).
         Each node's result or exception is kept; one node's failure never stops the others."""
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(node: Node) -> T:
-            async with gate:
-                return await fn(self.connector(node))
-
         nodes = list(nodes)
-        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
-        out: dict[str, T | BaseException] = {}
-        for node, result in zip(nodes, results):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            out[node.name] = result
-        return out
+        outcomes = await fan_out(nodes, lambda node: fn(self.connector(node)),
+                                 limit=self.concurrency)
+        return {node.name: outcome for node, outcome in zip(nodes, outcomes)}
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._connectors.values()),

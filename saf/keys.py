@@ -16,7 +16,6 @@ command text.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from saf.connect import hostkeys
 from saf.connect.ssh import SSHConnector
 from saf.errors import ConnectError, SafError
 from saf.events import Emit, Event, ignore
+from saf.fanout import fan_out, results
 from saf.inventory.model import Node
 
 DEFAULT_PUBLIC_KEYS = ("~/.ssh/id_ed25519.pub", "~/.ssh/id_ecdsa.pub", "~/.ssh/id_rsa.pub")
@@ -220,16 +220,11 @@ async def push_keys(nodes: list[Node], keys: dict[str, PublicKey],
                     concurrency: int = DEFAULT_CONCURRENCY) -> list[KeyPushed]:
     """Install each node's key (keys[node.name]); returns one KeyPushed per node, in order.
     `ask_password` is called at most once, and only when some node needs the password."""
-    gate = asyncio.Semaphore(concurrency)
-    results: dict[str, KeyPushed] = {}
+    pushed: dict[str, KeyPushed] = {}
 
     def done(event: KeyPushed) -> None:
-        results[event.node] = event
+        pushed[event.node] = event
         emit(event)
-
-    async def probe(node: Node) -> tuple[Node, ConnectError | None]:
-        async with gate:
-            return node, await _key_login(node, keys[node.name])
 
     ssh_nodes = []
     for node in nodes:
@@ -240,7 +235,9 @@ async def push_keys(nodes: list[Node], keys: dict[str, PublicKey],
             ssh_nodes.append(node)
 
     need: list[Node] = []
-    for node, failure in await asyncio.gather(*(probe(n) for n in ssh_nodes)):
+    failures = results(await fan_out(ssh_nodes, lambda n: _key_login(n, keys[n.name]),
+                                     limit=concurrency))
+    for node, failure in zip(ssh_nodes, failures):
         if failure is None:
             done(KeyPushed(node=node.name, outcome=PRESENT,
                            message="key login already works"))
@@ -254,13 +251,12 @@ async def push_keys(nodes: list[Node], keys: dict[str, PublicKey],
         password = ask_password()
 
         async def install(node: Node) -> None:
-            async with gate:
-                try:
-                    event = await _authorize(node, keys[node.name], password)
-                except ConnectError as exc:
-                    event = KeyPushed(node=node.name, outcome=FAILED, reason=exc.reason,
-                                      message=exc.detail)
+            try:
+                event = await _authorize(node, keys[node.name], password)
+            except ConnectError as exc:
+                event = KeyPushed(node=node.name, outcome=FAILED, reason=exc.reason,
+                                  message=exc.detail)
             done(event)
 
-        await asyncio.gather(*(install(n) for n in need))
-    return [results[n.name] for n in nodes]
+        results(await fan_out(need, install, limit=concurrency))
+    return [pushed[n.name] for n in nodes]

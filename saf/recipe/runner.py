@@ -21,6 +21,7 @@ from saf.connect.base import Connector, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
 from saf.errors import ConnectError
 from saf.events import Emit
+from saf.fanout import fan_out, results
 from saf.fleet import Fleet
 from saf.inventory.model import Node
 from saf.recipe import become as sudo
@@ -239,19 +240,8 @@ class Runner:
                                  time.monotonic(), 0)
                 raise
         else:
-            gate = asyncio.Semaphore(self.fleet.concurrency)
-
-            async def one(node: Node) -> str:
-                async with gate:
-                    return await self._node(step, node)
-
-            # return_exceptions: on cancellation gather then waits for every node to finish
-            # its cleanup (stopping the remote command, logging `cancelled`) before going on.
-            results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            statuses = list(results)  # type: ignore[arg-type]
+            statuses = results(await fan_out(nodes, lambda node: self._node(step, node),
+                                             limit=self.fleet.concurrency))
         self.emit(StepFinished(step=step.index, name=step.name, counts=dict(Counter(statuses))))
         return statuses
 
