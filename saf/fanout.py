@@ -39,7 +39,8 @@ async def fan_out(items: Iterable[T], fn: Callable[[T], Awaitable[R]], *,
 
 def results(outcomes: list[R | Exception]) -> list[R]:
     """The results of a fan-out whose function handles its own failures: an Exception left
-    among them is a bug, raised here (after every item has finished)."""
+    among them is a bug, raised here (after every item has finished). A function whose
+    result may itself be an Exception must wrap it (return a pair), or it reads as raised."""
     done: list[R] = []
     for outcome in outcomes:
         if isinstance(outcome, Exception):

@@ -235,9 +235,12 @@ async def push_keys(nodes: list[Node], keys: dict[str, PublicKey],
             ssh_nodes.append(node)
 
     need: list[Node] = []
-    failures = results(await fan_out(ssh_nodes, lambda n: _key_login(n, keys[n.name]),
-                                     limit=concurrency))
-    for node, failure in zip(ssh_nodes, failures):
+    async def probe(node: Node) -> tuple[Node, ConnectError | None]:
+        # A pair, not the bare ConnectError: a fan-out's outcome that is an Exception reads
+        # as one the function raised.
+        return node, await _key_login(node, keys[node.name])
+
+    for node, failure in results(await fan_out(ssh_nodes, probe, limit=concurrency)):
         if failure is None:
             done(KeyPushed(node=node.name, outcome=PRESENT,
                            message="key login already works"))

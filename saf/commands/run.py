@@ -9,13 +9,12 @@ import sys
 import click
 
 from saf.commands import common
-from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.recipe import library
-from saf.recipe.log import RunLog, find_run, new_run_id, sweep
-from saf.recipe.prepare import parse_assignments, prepare
-from saf.recipe.runner import BecomeError, Runner
+from saf.recipe.prepare import parse_assignments
+from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
+from saf.recipe.runner import BecomeError
 from saf.render.console import print_json_line
 
 
@@ -46,29 +45,18 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     recipe, the inventory or an argument is invalid; 130 when interrupted (Ctrl-C stops every
     remote command; the run can be resumed with --resume).
     """
-    sweep()
-    overrides: dict[str, str] = {}
-    start_step = 0
-    resumed_from = None
     if resume:
-        previous = find_run(resume)
-        start = previous.first_unfinished_step()
-        if start is None:
-            click.echo(f"run {previous.run} has nothing left to do "
-                       f"(it ended {previous.status})")
+        try:
+            plan = resume_plan(resume, recipe=recipe, overrides=parse_assignments(assignments),
+                               selector=selector, check=check)
+        except NothingToResume as exc:
+            click.echo(str(exc))
             return
-        recipe = recipe or previous.started.path or previous.started.recipe
-        overrides.update(previous.started.vars)
-        selector = selector or previous.started.selector
-        start_step, resumed_from = start, previous.run
-    if not recipe:
+    elif recipe:
+        plan = RunPlan(library.load(recipe), parse_assignments(assignments), selector, check)
+    else:
         raise click.UsageError("give a RECIPE (see `saf recipes`) or --resume RUN")
-    overrides.update(parse_assignments(assignments))
-    loaded = library.load(recipe)
-    if resume:  # keep only what the (possibly edited) recipe still declares
-        overrides = {k: v for k, v in overrides.items() if k in loaded.vars}
     inventory = common.inventory(ctx)
-    run_id = new_run_id()
     view = None
     if not as_json:
         from saf.render.run_view import RunView
@@ -94,27 +82,15 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
             if view is not None:
                 view.resume()
 
+    def show(event: Event) -> None:
+        if as_json:
+            print_json_line(event)
+        elif view is not None:
+            view(event)
+
     async def go() -> str:
         async with Fleet(inventory) as fleet:
-            prepared = await prepare(loaded, fleet, overrides, selector)
-            if start_step >= len(loaded.steps):
-                raise SafError(f"the recipe has only {len(loaded.steps)} steps now")
-            log = RunLog.create(run_id)
-
-            def emit(event: Event) -> None:
-                log(event)
-                if as_json:
-                    print_json_line(event)
-                elif view is not None:
-                    view(event)
-
-            runner = Runner(prepared, fleet, emit, run_id=run_id, check=check,
-                            start_step=start_step, resumed_from=resumed_from,
-                            ask_password=ask_password)
-            try:
-                return await runner.run()
-            finally:
-                log.close()
+            return await run_recipe(plan, fleet, show, ask_password=ask_password)
 
     try:
         status = common.run(go())

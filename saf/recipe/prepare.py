@@ -75,11 +75,6 @@ def resolve_vars(recipe: Recipe, overrides: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def missing_vars(recipe: Recipe, overrides: dict[str, str]) -> list[str]:
-    """Variables that have no default and were not given (the cockpit asks for them)."""
-    return [n for n, v in recipe.vars.items() if v.required and n not in overrides]
-
-
 def check_templates(recipe: Recipe, inventory: Inventory | None) -> None:
     for step in recipe.steps:
         for key, template in step.templates():
