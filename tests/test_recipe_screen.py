@@ -5,12 +5,18 @@ screen against the loopback fleet. SVGs live in tests/snapshots/; update them wi
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
-from saf.recipe.log import list_runs
+from saf.recipe.events import NodeStepFinished, RunStarted
+from saf.recipe.log import RunLog, list_runs, read_events
+from saf.screens.confirm import ConfirmScreen
 from tests.snapshot_apps._recipes import make_recipes_app
 from tests.helpers import snapshots as snapshot_helpers
 
@@ -63,10 +69,9 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         await pilot.press("enter")
         await pilot.pause()
         # It asks first, showing the steps it will run.
-        from saf.screens.confirm import ConfirmScreen
         assert isinstance(app.screen, ConfirmScreen)
         assert "1. say hello" in app.screen.command
-        assert screen.state is None or screen.state.status != "running"
+        assert screen.state is None  # nothing runs before the answer
         await pilot.click("#run")
         await pilot.pause()
         await screen.workers.wait_for_complete()
@@ -74,8 +79,96 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         state = screen.state
         assert state is not None and state.status == "ok"
         assert {state.cells[(0, n)].status for n in state.nodes} == {"changed"}
+        uname = os.uname()
         assert [line for _, line in state.cells[(0, "beta")].output] == [
-            "hello from beta (Linux x86_64) in cluster test"] or \
-            state.cells[(0, "beta")].output[0][1].startswith("hello from beta")
+            f"hello from beta ({uname.sysname} {uname.machine}) in cluster test"]
     runs = list_runs(tmp_path / "runs")
     assert [r.status for r in runs] == ["ok"] and runs[0].started.recipe == "hello"
+
+
+def _interrupted_run(runs: Path, run: str, recipe: Path, scratch: Path, started: float) -> None:
+    """The log of a run of `recipe` whose saf died after step 1 changed every node."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    nodes = ["alpha", "beta", "gamma"]
+    log = RunLog.create(run, runs)
+    log(RunStarted(run=run, recipe="two-steps", path=str(recipe), vars={"dir": str(scratch)},
+                   pid=int(dead.stdout), pid_started=1.0, time=started, nodes=nodes,
+                   steps=[{"index": i, "name": name, "nodes": nodes, "on_failure": "stop"}
+                          for i, name in enumerate(("count", "second"))]))
+    for node in nodes:
+        log(NodeStepFinished(step=0, node=node, status="changed", time=started + 1))
+    log.close()
+
+
+async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs whose saf died read as interrupted in the screen's history and in `saf runs`.
+    One is resumed from the screen (r), the other with `saf run --resume`: both logs say the
+    same (step 1 skipped as done, step 2 changed, resumed_from set), step 1 did not run again,
+    and the CLI then finds nothing left to resume in the screen's run."""
+    scratch = tmp_path / "nodes"
+    scratch.mkdir()
+    recipe = tmp_path / "two.toml"
+    recipe.write_text('name = "two-steps"\n[vars]\ndir = "/nowhere"\n\n'
+                      '[[steps]]\nname = "count"\nrun = "echo {node.name} >> {dir}/count"\n\n'
+                      '[[steps]]\nname = "second"\nrun = "echo {node.name} >> {dir}/second"\n')
+    state_dir = tmp_path / "state"
+    runs = state_dir / "runs"
+    _interrupted_run(runs, "r1", recipe, scratch, 1_700_000_000.0)
+    _interrupted_run(runs, "r2", recipe, scratch, 1_700_000_100.0)
+    monkeypatch.setenv("SAF_INVENTORY", str(asyncssh_cluster.inventory))
+    monkeypatch.setenv("SAF_STATE_DIR", str(state_dir))
+    env = {"SAF_STATE_DIR": str(state_dir), "SAF_CONFIG_DIR": str(state_dir / "config")}
+
+    app = make_recipes_app("finished.jsonl")
+    app.recipe_replay = None  # type: ignore[attr-defined]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("h")
+        await pilot.pause()
+        options = screen.query_one("#recipes-list")
+        listed = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt)
+                  for i in range(options.option_count)}
+        assert listed.keys() == {"r1", "r2"}
+        assert all(prompt.endswith("interrupted") for prompt in listed.values())
+        options.highlighted = list(listed).index("r1")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.command == "2. second  (on all)"
+        await pilot.click("#run")
+        await pilot.pause()
+        await screen.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        state = screen.state
+        assert state is not None and state.status == "ok"
+        assert state.started is not None and state.started.resumed_from == "r1"
+        from_screen = state.started.run
+
+    listed_by_cli = asyncssh_cluster.saf("runs", "--json", **env)
+    assert {r["run"]: r["status"] for r in map(json.loads, listed_by_cli.stdout.splitlines())
+            } == {"r1": "interrupted", "r2": "interrupted", from_screen: "ok"}
+    resumed = asyncssh_cluster.saf("run", "--resume", "r2", "--json", **env)
+    assert resumed.returncode == 0, resumed.stderr
+    from_cli = json.loads(resumed.stdout.splitlines()[0])["run"]
+
+    def story(run: str) -> list[tuple[str, ...]]:
+        return [(e.kind, *(str(getattr(e, k)) for k in ("step", "node", "status", "message",
+                                                         "resumed_from", "start_step")
+                           if hasattr(e, k)))
+                for e in read_events(runs / f"{run}.jsonl")
+                if e.kind not in ("step_output", "node_step_started")]
+
+    assert [tuple(x.replace("r2", "r1") for x in item) for item in story(from_cli)] == \
+        story(from_screen)
+    assert ("node_step_finished", "0", "beta", "skipped", "done in run r1") in \
+        story(from_screen)
+    assert not (scratch / "count").exists()  # step 1 ran in neither resume
+    assert sorted((scratch / "second").read_text().split()) == sorted(
+        ["alpha", "beta", "gamma"] * 2)
+    again = asyncssh_cluster.saf("run", "--resume", from_screen, **env)
+    assert again.returncode == 0 and "nothing left to do" in again.stdout

@@ -20,7 +20,8 @@ from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "bold red",
                 "cancelled": "magenta", "running": "cyan", "interrupted": "magenta"}
-STATUS_MARK = {"ok": "✓", "changed": "●", "skipped": "–", "failed": "✗", "cancelled": "⊘"}
+STATUS_MARK = {"ok": "✓", "changed": "●", "skipped": "–", "failed": "✗", "cancelled": "⊘",
+               "running": "◌", "pending": "·"}
 TAIL_LINES = 12
 
 

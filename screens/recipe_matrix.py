@@ -1,0 +1,102 @@
+"""The Recipes screen's steps x nodes matrix of one run (live or replayed): a cell per step
+and node with its status, duration and attempt. Moving the cursor onto a cell selects it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from saf.recipe.state import Cell, RunState
+from saf.render.run_view import STATUS_MARK
+from saf.screens.recipe_status import status_style
+from saf.screens.widgets import palette
+
+
+class RunMatrix(DataTable[str | Text]):
+    @dataclass
+    class CellSelected(Message):
+        """The user moved onto a cell: its output belongs in the log pane."""
+
+        step: int
+        node: str
+
+    def __init__(self) -> None:
+        super().__init__(id="recipes-matrix", cursor_type="cell", zebra_stripes=False)
+        self.border_title = "Run"
+        self.state: RunState | None = None
+        self.selected: tuple[int, str] | None = None
+        self._columns: list[str] = []
+
+    def show(self, state: RunState) -> None:
+        """Draw `state` from scratch (a new run, or a past one)."""
+        self.state = state
+        self.selected = None
+        self.clear(columns=True)
+        self._columns = []
+        self.draw()
+
+    def draw(self) -> None:
+        """Bring the cells and the title up to date with the state."""
+        state = self.state
+        if state is None:
+            return
+        v = palette(self.app)
+        if state.started is not None and self._columns != state.nodes:
+            self.clear(columns=True)
+            self.add_column("step", key="step")
+            for node in state.nodes:
+                self.add_column(node, key=node)
+            self._columns = state.nodes
+            for step in state.steps:
+                self.add_row(f"{step['index'] + 1}. {step['name']}", *["" for _ in state.nodes],
+                             key=str(step["index"]))
+        for step in state.steps:
+            for node in state.nodes:
+                cell = state.cell(step["index"], node)
+                self.update_cell(str(step["index"]), node, _cell_text(cell, v))
+        title = "Run"
+        if state.started is not None:
+            title = f"{state.started.recipe} · run {state.started.run}"
+            if state.started.check:
+                title += " · check"
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(state.counts().items()))
+        self.border_title = f"{title} · {state.status}" + (f" · {counts}" if counts else "")
+        if self.selected is None and state.steps and state.nodes:
+            self.selected = _default_cell(state)
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        event.stop()
+        state = self.state
+        if state is None or not state.steps:
+            return
+        row, column = event.coordinate.row, event.coordinate.column
+        if column == 0 or row >= len(state.steps) or column - 1 >= len(state.nodes):
+            return
+        self.selected = (state.steps[row]["index"], state.nodes[column - 1])
+        self.post_message(self.CellSelected(*self.selected))
+
+
+def _default_cell(state: RunState) -> tuple[int, str]:
+    """The first failed cell, else the first running one, else the first."""
+    for wanted in ("failed", "running"):
+        for step in state.steps:
+            for node in step["nodes"]:
+                cell = state.cells.get((step["index"], node))
+                if cell and cell.status == wanted:
+                    return step["index"], node
+    return state.steps[0]["index"], state.nodes[0]
+
+
+def _cell_text(cell: Cell | None, v: dict[str, str]) -> Text:
+    if cell is None:
+        return Text("")
+    text = Text(f"{STATUS_MARK.get(cell.status, '?')} {cell.status}",
+                style=status_style(cell.status, v))
+    if cell.duration is not None and cell.status not in ("pending", "running"):
+        text.append(f" {cell.duration:.1f}s", style="dim")
+    if cell.attempt > 1:
+        text.append(f" ×{cell.attempt}", style="dim")
+    return text

@@ -1,0 +1,78 @@
+"""The Recipes screen's run controller: runs a plan down the core's one path (`run_recipe`,
+as `saf run` does: interrupted runs swept, every event logged where `saf runs` finds it) in an
+app worker, feeds each event into the run's `RunState`, and tells the screen by messages.
+
+It draws nothing; it is a widget so that its worker, its messages and its password question
+belong to the screen it sits on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import work
+from textual.message import Message
+from textual.widget import Widget
+
+from saf.errors import SafError
+from saf.events import Event
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.recipe.run import RunPlan, run_recipe
+from saf.recipe.state import RunState
+from saf.screens.recipe_modals import PasswordModal
+
+
+class RunController(Widget):
+    DEFAULT_CSS = "RunController { display: none; }"
+
+    class Changed(Message):
+        """The run's state moved on (a newer one replaces any not yet handled)."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, RunController.Changed)
+
+    @dataclass
+    class NotRun(Message):
+        """The run could not start (a bad variable, selector or inventory)."""
+
+        error: SafError
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state: RunState | None = None
+
+    @property
+    def going(self) -> bool:
+        return self.state is not None and self.state.status == "running"
+
+    def start(self, plan: RunPlan, fleet: Fleet | None) -> RunState:
+        """Run `plan` on `fleet` (or, when the app has none, on a fleet of the inventory
+        opened for this run); the state it will fill."""
+        self.state = RunState()
+        self._run(plan, fleet, self.state)
+        return self.state
+
+    def cancel(self) -> None:
+        """Stop the run: the runner stops every remote command and logs `cancelled`."""
+        self.workers.cancel_group(self, "recipe-run")
+
+    @work(exclusive=True, group="recipe-run", exit_on_error=False)
+    async def _run(self, plan: RunPlan, fleet: Fleet | None, state: RunState) -> None:
+        def show(event: Event) -> None:
+            state.apply(event)
+            self.post_message(self.Changed())
+
+        own = None
+        try:
+            if fleet is None:
+                fleet = own = Fleet(load_inventory())
+            await run_recipe(plan, fleet, show, ask_password=self._ask_password)
+        except SafError as exc:
+            self.post_message(self.NotRun(exc))
+        finally:
+            if own is not None:
+                await own.close()
+            self.post_message(self.Changed())
+
+    async def _ask_password(self, prompt: str) -> str | None:
+        return await self.app.push_screen_wait(PasswordModal(prompt))
