@@ -300,7 +300,7 @@ async def test_password_asked_once_for_many_nodes(user: SudoUser, tmp_path: Path
 async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The Recipes screen asks with its modal, once, and the become step runs as root."""
-    from saf.screens.recipes import PasswordModal
+    from saf.screens.recipe_modals import PasswordModal
     from tests.snapshot_apps._recipes import make_recipes_app
 
     user.allow("ALL")
@@ -332,7 +332,7 @@ async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                 asked.add(id(app.screen))
                 app.screen.query_one("#password").value = user.password  # type: ignore
                 await pilot.press("enter")
-            if screen.state is not None and screen.state.status not in ("running", None) \
+            if screen.state is not None and screen.state.status not in ("running", "idle") \
                     and not isinstance(app.screen, PasswordModal):
                 break
         await screen.workers.wait_for_complete()
