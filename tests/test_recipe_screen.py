@@ -157,11 +157,12 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
     from_cli = json.loads(resumed.stdout.splitlines()[0])["run"]
 
     def story(run: str) -> list[tuple[str, ...]]:
-        return [(e.kind, *(str(getattr(e, k)) for k in ("step", "node", "status", "message",
-                                                         "resumed_from", "start_step")
-                           if hasattr(e, k)))
-                for e in read_events(runs / f"{run}.jsonl")
-                if e.kind not in ("step_output", "node_step_started")]
+        # Sorted: the nodes of a step finish in any order.
+        return sorted((e.kind, *(str(getattr(e, k)) for k in ("step", "node", "status",
+                                                              "message", "resumed_from",
+                                                              "start_step") if hasattr(e, k)))
+                      for e in read_events(runs / f"{run}.jsonl")
+                      if e.kind not in ("step_output", "node_step_started"))
 
     assert [tuple(x.replace("r2", "r1") for x in item) for item in story(from_cli)] == \
         story(from_screen)
