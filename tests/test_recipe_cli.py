@@ -166,6 +166,38 @@ run = "echo started; sleep 60 # {marker}"
     assert summarize(log).first_unfinished_step() == 1
 
 
+def test_a_killed_run_logs_how_long_it_really_ran(cluster, tmp_path: Path, state: Path) -> None:
+    """SIGKILL during a quiet 4 s step: the run reads interrupted with about the time it ran
+    (its log is touched every second), not the 0.1 s to its last event."""
+    marker = f"saf-kill-{os.getpid()}-{time.monotonic_ns()}"
+    path = recipe(tmp_path, f"""
+[[steps]]
+name = "quiet"
+run = "sleep 30 # {marker}"
+on = "alpha"
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "saf", "run", str(path), "--json"],
+                            env=cluster.env(SAF_STATE_DIR=str(state)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _pgrep(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _pgrep(marker)
+        time.sleep(4)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = subprocess.run([sys.executable, "-m", "saf", "runs", "--json"], capture_output=True,
+                          text=True, env=cluster.env(SAF_STATE_DIR=str(state)), timeout=60)
+    [run] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert run["status"] == "interrupted", run
+    print(f"\nkilled after ~4 s in a quiet step: logged {run['duration']:.1f} s")
+    assert run["duration"] >= 3.0
+
+
 def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
     """A log without run_finished whose saf is gone reads as interrupted, and says so in the
     file from then on."""

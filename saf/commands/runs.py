@@ -26,7 +26,8 @@ def runs(ctx: click.Context, as_json: bool) -> None:
             print_json_line({"run": s.run, "recipe": s.started.recipe, "status": s.status,
                              "started": s.started.time, "check": s.started.check,
                              "nodes": s.started.nodes, "path": str(s.path),
-                             "counts": s.finished.counts if s.finished else {}})
+                             "counts": s.finished.counts if s.finished else {},
+                             "duration": s.finished.duration if s.finished else None})
         return
     out = console()
     if not found:

@@ -61,6 +61,13 @@ class RunLog:
         line = (json.dumps(data, default=str, ensure_ascii=False) + "\n").encode()
         os.write(self._fd, line)
 
+    def touch(self) -> None:
+        """Say 'still running' without a line: the file's time becomes now. A run whose saf
+        is killed outright then reads as interrupted after its last touch, not its last
+        event (a silent 4 s step would otherwise log 0.1 s)."""
+        if self._fd is not None:
+            os.utime(self._fd)
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -132,7 +139,8 @@ def summarize(path: Path, *, mark_interrupted: bool = True) -> RunSummary | None
         elif isinstance(event, RunFinished):
             summary.finished = event
     if summary.finished is None and not _alive(started) and mark_interrupted:
-        last = events[-1].time
+        # The last sign of life: its last event, or the last touch of a quiet run.
+        last = max(events[-1].time, path.stat().st_mtime)
         finished = RunFinished(run=started.run, status="interrupted",
                                duration=max(0.0, last - started.time),
                                message="saf stopped before the run finished")

@@ -5,6 +5,7 @@ log; it runs down the same path."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from saf.errors import SafError
@@ -74,7 +75,15 @@ async def run_recipe(plan: RunPlan, fleet: Fleet, show: Emit, *, run_id: str | N
     runner = Runner(prepared, fleet, emit, run_id=run_id, check=plan.check,
                     start_step=plan.start_step, resumed_from=plan.resumed_from,
                     ask_password=ask_password)
+    alive = asyncio.create_task(_keep_touching(log))
     try:
         return await runner.run()
     finally:
+        alive.cancel()
         log.close()
+
+
+async def _keep_touching(log: RunLog, every: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        log.touch()
