@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
+from saf.recipe.events import status_label
 from saf.recipe.state import Cell, RunState
 from saf.render.run_view import STATUS_MARK
 from saf.screens.recipe_status import status_style
@@ -53,16 +54,18 @@ class RunMatrix(DataTable[str | Text]):
             for step in state.steps:
                 self.add_row(f"{step['index'] + 1}. {step['name']}", *["" for _ in state.nodes],
                              key=str(step["index"]))
+        check = state.started is not None and state.started.check
         for step in state.steps:
             for node in state.nodes:
                 cell = state.cell(step["index"], node)
-                self.update_cell(str(step["index"]), node, _cell_text(cell, v))
+                self.update_cell(str(step["index"]), node, _cell_text(cell, v, check))
         title = "Run"
         if state.started is not None:
             title = f"{state.started.recipe} · run {state.started.run}"
             if state.started.check:
                 title += " · check"
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(state.counts().items()))
+        counts = ", ".join(f"{n} {status_label(s, check)}"
+                           for s, n in sorted(state.counts().items()))
         self.border_title = f"{title} · {state.status}" + (f" · {counts}" if counts else "")
         if self.selected is None and state.steps and state.nodes:
             self.selected = _default_cell(state)
@@ -90,10 +93,10 @@ def _default_cell(state: RunState) -> tuple[int, str]:
     return state.steps[0]["index"], state.nodes[0]
 
 
-def _cell_text(cell: Cell | None, v: dict[str, str]) -> Text:
+def _cell_text(cell: Cell | None, v: dict[str, str], check: bool) -> Text:
     if cell is None:
         return Text("")
-    text = Text(f"{STATUS_MARK.get(cell.status, '?')} {cell.status}",
+    text = Text(f"{STATUS_MARK.get(cell.status, '?')} {status_label(cell.status, check)}",
                 style=status_style(cell.status, v))
     if cell.duration is not None and cell.status not in ("pending", "running"):
         text.append(f" {cell.duration:.1f}s", style="dim")

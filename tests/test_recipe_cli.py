@@ -198,6 +198,25 @@ on = "alpha"
     assert run["duration"] >= 3.0
 
 
+def test_check_mode_says_would_change_everywhere(cluster, tmp_path: Path, state: Path) -> None:
+    """Under --check nothing changes: each line, the summary table and the counts say
+    `would change`, never `changed`; the JSON keeps the status word and the check flag."""
+    path = recipe(tmp_path, """
+[[steps]]
+name = "make"
+creates = "{dir}/{node.name}/made"
+run = "touch {dir}/{node.name}/made"
+""")
+    shown = saf(cluster, state, "run", str(path), "--check")
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout + shown.stderr
+    assert "--check: nothing will be changed" in text
+    assert "changed" not in text.replace("nothing will be changed", "")
+    assert text.count("would change") == 2 * len(NODES) + 1  # lines, table cells, counts
+    assert "(3 would change)" in text
+    assert not list((tmp_path / "nodes").rglob("made"))
+
+
 def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
     """A log without run_finished whose saf is gone reads as interrupted, and says so in the
     file from then on."""

@@ -10,6 +10,12 @@ from saf.events import Event
 
 STATUSES = ("ok", "changed", "skipped", "failed", "cancelled")
 DONE = ("ok", "changed", "skipped")  # a step finished on a node without trouble
+WOULD_CHANGE = "would change"
+
+
+def status_label(status: str, check: bool) -> str:
+    """A status as a person reads it: under --check nothing changed, a step only would."""
+    return WOULD_CHANGE if check and status == "changed" else status
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -181,7 +181,7 @@ class Runner:
         if not plan.needed:
             return Outcome(plan.done_status, plan.reason), []
         if self.check:
-            return Outcome("changed", plan.reason or "would change"), plan.commands
+            return Outcome("changed", plan.reason), plan.commands  # shown as "would change"
         return await step.kind.apply(ctx, plan), []
 
     async def _node(self, step: Step, node: Node) -> str:

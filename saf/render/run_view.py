@@ -15,7 +15,7 @@ from rich.text import Text
 
 from saf.events import Event
 from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               StepFinished, StepOutput, StepStarted)
+                               StepFinished, StepOutput, StepStarted, status_label)
 from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "bold red",
@@ -133,11 +133,11 @@ class RunView:
         self.running.pop(key, None)
         self.results[key] = event
         status = event.status
-        check = self.started is not None and self.started.check
-        label = "would change" if check and status == "changed" else status
+        label = status_label(status, self._check)
         line = Text(f"  {STATUS_MARK.get(status, '?')} ", style=STATUS_STYLE.get(status, ""))
         line += Text(f"{event.node:<{self.width}}  ", style=node_style(self.nodes, event.node))
-        line += Text(f"{label:<9}", style=STATUS_STYLE.get(status, ""))
+        line += Text(f"{label:<12}" if self._check else f"{label:<9}",
+                     style=STATUS_STYLE.get(status, ""))
         if event.attempts or event.duration:
             line += Text(f"  {seconds(event.duration):>8}", style="dim")
         if event.attempts > 1:
@@ -155,6 +155,10 @@ class RunView:
             for text in tail[-TAIL_LINES:]:
                 self.out.print(Text(f"      │ {text}", style="red"))
 
+    @property
+    def _check(self) -> bool:
+        return self.started is not None and self.started.check
+
     def summary(self) -> None:
         if self.started is None:
             return
@@ -171,13 +175,15 @@ class RunView:
                 elif result is None:
                     cells.append(Text("·", style="dim"))
                 else:
-                    cells.append(Text(result.status, style=STATUS_STYLE.get(result.status, "")))
+                    cells.append(Text(status_label(result.status, self._check),
+                                      style=STATUS_STYLE.get(result.status, "")))
             table.add_row(f"{step['index'] + 1}. {step['name']}", *cells)
         self.out.print()
         self.out.print(table)
         finished = self.finished
         if finished is not None:
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(finished.counts.items()))
+            counts = ", ".join(f"{n} {status_label(s, self._check)}"
+                               for s, n in sorted(finished.counts.items()))
             self.out.print(Text.assemble(
                 ("run ", "dim"), (finished.status, STATUS_STYLE.get(finished.status, "bold")),
                 (f" in {seconds(finished.duration)}", "dim"),
