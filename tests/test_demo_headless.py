@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import psutil
 from saf.signals.demo import DEMO_SYMBOLS
 
 REPO = Path(__file__).resolve().parent.parent
+STATE = Path(tempfile.mkdtemp(prefix="saf-test-demo-state-"))  # never the user's own
 
 
-def _saf(*args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="120", LINES="40")
+def _saf(*args: str, state: Path | None = None) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="120", LINES="40",
+               SAF_STATE_DIR=str(state or STATE))
     env.pop("SAF_INVENTORY", None)
     return subprocess.Popen([sys.executable, "-m", "saf", "demo", "--headless", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -65,3 +68,23 @@ def test_the_headless_demo_has_its_signal_stream() -> None:
     frames = [json.loads(line) for line in out.splitlines()]
     assert len(frames) == 5
     assert {f["symbol"] for f in frames} <= set(DEMO_SYMBOLS)
+
+
+def test_the_demo_keeps_its_nodes_between_runs(tmp_path: Path) -> None:
+    """Two demos, one after the other: the second finds what a recipe left on the nodes in
+    the first (hello's marker step is skipped), and `saf runs` lists both demo runs, the
+    demo's history being its own cluster's."""
+    def run_hello() -> dict[tuple[int, str], str]:
+        proc = _saf("run", "hello", "--json", state=tmp_path)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        return {(e["step"], e["node"]): e["status"] for e in map(json.loads, out.splitlines())
+                if e["event"] == "node_step_finished"}
+
+    first, second = run_hello(), run_hello()
+    nodes = ("alpha", "beta", "gamma")
+    assert {first[(1, n)] for n in nodes} == {"changed"}
+    assert {second[(1, n)] for n in nodes} == {"skipped"}
+    listed = _saf("runs", "--json", state=tmp_path)
+    out, _ = listed.communicate(timeout=120)
+    assert [json.loads(line)["cluster"] for line in out.splitlines()] == ["saf-demo"] * 2

@@ -237,3 +237,28 @@ def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
                       pid_started=process_started())
     (runs / "r2.jsonl").write_text(json.dumps(live.to_json()) + "\n")
     assert summarize(runs / "r2.jsonl").status == "running"
+
+
+def test_history_is_per_cluster(cluster, tmp_path: Path, state: Path) -> None:
+    """`saf runs` lists this inventory's cluster's runs; --all every cluster's, with a
+    CLUSTER column; --resume last is this cluster's newest."""
+    path = recipe(tmp_path, '[[steps]]\nname = "one"\nrun = "true"\non = "alpha"\n')
+    ours = saf(cluster, state, "run", str(path), "--json")
+    assert ours.returncode == 0, ours.stderr
+    ours_id = json.loads(ours.stdout.splitlines()[0])["run"]
+    other_inv = tmp_path / "other.toml"
+    other_inv.write_text(cluster.inventory.read_text().replace('name = "test"',
+                                                               'name = "other-lab"'))
+    theirs = cluster.saf("run", str(path), "--json", SAF_STATE_DIR=str(state),
+                         SAF_INVENTORY=str(other_inv))
+    assert theirs.returncode == 0, theirs.stderr
+    theirs_id = json.loads(theirs.stdout.splitlines()[0])["run"]
+
+    listed = saf(cluster, state, "runs", "--json")
+    assert [json.loads(line)["run"] for line in listed.stdout.splitlines()] == [ours_id]
+    every = saf(cluster, state, "runs", "--json", "--all")
+    assert {json.loads(line)["run"]: json.loads(line)["cluster"]
+            for line in every.stdout.splitlines()} == {ours_id: "test", theirs_id: "other-lab"}
+    table = saf(cluster, state, "runs", "--all")
+    assert "CLUSTER" in table.stdout and "other-lab" in table.stdout
+    assert "CLUSTER" not in saf(cluster, state, "runs").stdout

@@ -86,13 +86,16 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
     assert [r.status for r in runs] == ["ok"] and runs[0].started.recipe == "hello"
 
 
-def _interrupted_run(runs: Path, run: str, recipe: Path, scratch: Path, started: float) -> None:
-    """The log of a run of `recipe` whose saf died after step 1 changed every node."""
+def _interrupted_run(runs: Path, run: str, recipe: Path, scratch: Path, started: float,
+                     cluster: str = "test") -> None:
+    """The log of a run of `recipe` on `cluster` whose saf died after step 1 changed every
+    node."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True)
     nodes = ["alpha", "beta", "gamma"]
     log = RunLog.create(run, runs)
     log(RunStarted(run=run, recipe="two-steps", path=str(recipe), vars={"dir": str(scratch)},
+                   cluster=cluster,
                    pid=int(dead.stdout), pid_started=1.0, time=started, nodes=nodes,
                    steps=[{"index": i, "name": name, "nodes": nodes, "on_failure": "stop"}
                           for i, name in enumerate(("count", "second"))]))
@@ -152,6 +155,9 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
     listed_by_cli = asyncssh_cluster.saf("runs", "--json", **env)
     assert {r["run"]: r["status"] for r in map(json.loads, listed_by_cli.stdout.splitlines())
             } == {"r1": "interrupted", "r2": "interrupted", from_screen: "ok"}
+    every = asyncssh_cluster.saf("runs", "--json", "--all", **env)
+    assert {r["run"]: r["cluster"] for r in map(json.loads, every.stdout.splitlines())} == \
+        {"r1": "test", "r2": "test", from_screen: "test"}
     resumed = asyncssh_cluster.saf("run", "--resume", "r2", "--json", **env)
     assert resumed.returncode == 0, resumed.stderr
     from_cli = json.loads(resumed.stdout.splitlines()[0])["run"]

@@ -45,10 +45,12 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     recipe, the inventory or an argument is invalid; 130 when interrupted (Ctrl-C stops every
     remote command; the run can be resumed with --resume).
     """
+    inventory = common.inventory(ctx)
     if resume:
         try:
             plan = resume_plan(resume, recipe=recipe, overrides=parse_assignments(assignments),
-                               selector=selector, check=check)
+                               selector=selector, check=check,
+                               cluster=inventory.cluster.name)
         except NothingToResume as exc:
             click.echo(str(exc))
             return
@@ -56,7 +58,6 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
         plan = RunPlan(library.load(recipe), parse_assignments(assignments), selector, check)
     else:
         raise click.UsageError("give a RECIPE (see `saf recipes`) or --resume RUN")
-    inventory = common.inventory(ctx)
     view = None
     if not as_json:
         from saf.render.run_view import RunView

@@ -8,6 +8,8 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from saf.commands import common
+from saf.errors import SafError
 from saf.recipe.log import find_run, list_runs, read_events
 from saf.render.console import console, print_json_line, seconds
 from saf.render.run_view import STATUS_STYLE
@@ -15,15 +17,20 @@ from saf.render.run_view import STATUS_STYLE
 
 @click.group("runs", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.option("--all", "every", is_flag=True,
+              help="Runs of every cluster, not only the inventory's.")
 @click.pass_context
-def runs(ctx: click.Context, as_json: bool) -> None:
-    """List past recipe runs, newest last. A run whose saf was killed shows `interrupted`."""
+def runs(ctx: click.Context, as_json: bool, every: bool) -> None:
+    """List past recipe runs of this inventory's cluster, newest last (--all: of every
+    cluster). A run whose saf was killed shows `interrupted`."""
     if ctx.invoked_subcommand is not None:
         return
-    found = list_runs()
+    cluster = None if every else _cluster(ctx)
+    found = list_runs(cluster=cluster)
     if as_json:
         for s in found:
-            print_json_line({"run": s.run, "recipe": s.started.recipe, "status": s.status,
+            print_json_line({"run": s.run, "recipe": s.started.recipe,
+                             "cluster": s.started.cluster, "status": s.status,
                              "started": s.started.time, "check": s.started.check,
                              "nodes": s.started.nodes, "path": str(s.path),
                              "counts": s.finished.counts if s.finished else {},
@@ -31,21 +38,35 @@ def runs(ctx: click.Context, as_json: bool) -> None:
         return
     out = console()
     if not found:
-        out.print("no runs yet (try `saf run hello`)")
+        where = f" on cluster {cluster} (`saf runs --all` shows every cluster's)" \
+            if cluster is not None else ""
+        out.print(f"no runs yet{where} (try `saf run hello`)")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("RUN", "RECIPE", "STARTED", "STATUS", "DURATION", "NODES", "STEPS"):
+    columns = ["RUN", "RECIPE", "STARTED", "STATUS", "DURATION", "NODES", "STEPS"]
+    if cluster is None:
+        columns.insert(1, "CLUSTER")
+    for column in columns:
         table.add_column(column)
     for s in found:
         when = datetime.datetime.fromtimestamp(s.started.time).strftime("%Y-%m-%d %H:%M:%S")
         counts = s.finished.counts if s.finished else {}
         status = s.status + (" (check)" if s.started.check else "")
-        table.add_row(s.run, s.started.recipe, when,
+        table.add_row(s.run, *([s.started.cluster or "?"] if cluster is None else []),
+                      s.started.recipe, when,
                       Text(status, style=STATUS_STYLE.get(s.status, "")),
                       seconds(s.finished.duration) if s.finished else "—",
                       str(len(s.started.nodes)),
                       ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     out.print(table)
+
+
+def _cluster(ctx: click.Context) -> str | None:
+    """The inventory's cluster name; None (every cluster) when there is no inventory."""
+    try:
+        return common.inventory(ctx).cluster.name
+    except SafError:
+        return None
 
 
 @runs.command("show")

@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncssh
 import tomli_w
 
+from saf import paths
 from saf.demo.node_server import NodeServer
 from saf.signals.demo import publish_demo
 
@@ -43,9 +44,20 @@ DEMO_NODES = (
 )
 
 
+def demo_homes() -> Path:
+    """Where the demo nodes' home folders live between runs, in saf's state folder: a recipe
+    run twice in the demo finds what its first run left (hello's marker is `skipped`)."""
+    return paths.state_dir() / "demo" / "nodes"
+
+
 class DemoCluster:
-    def __init__(self, nodes: tuple[DemoNode, ...] = DEMO_NODES) -> None:
+    """The demo's servers, throwaway keys and inventory live in a temporary folder removed on
+    stop; the nodes' home folders persist under `homes` (default: demo_homes())."""
+
+    def __init__(self, nodes: tuple[DemoNode, ...] = DEMO_NODES, *,
+                 homes: Path | None = None) -> None:
         self.spec = nodes
+        self.homes = homes or demo_homes()
         self.root = Path(tempfile.mkdtemp(prefix="saf-demo-"))
         self.inventory_path = self.root / "saf.toml"
         self.servers: list[NodeServer] = []
@@ -72,7 +84,7 @@ class DemoCluster:
         self._publisher = asyncio.create_task(publish_demo(self.signals_endpoint))
         known_lines = []
         for spec in self.spec:
-            server = NodeServer(spec.name, self.root / "nodes" / spec.name,
+            server = NodeServer(spec.name, paths.private_dir(self.homes / spec.name),
                                 authorized_keys=[client_key])
             await server.start()
             self.servers.append(server)

@@ -26,6 +26,7 @@ class RunStarted(Event):
     run: str
     recipe: str
     path: str | None
+    cluster: str = ""  # the inventory's [cluster] name: history is kept per cluster
     description: str = ""
     vars: dict[str, str] = dataclasses.field(default_factory=dict)
     selector: str | None = None

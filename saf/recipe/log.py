@@ -153,17 +153,19 @@ def summarize(path: Path, *, mark_interrupted: bool = True) -> RunSummary | None
     return summary
 
 
-def list_runs(folder: Path | None = None) -> list[RunSummary]:
+def list_runs(folder: Path | None = None, *, cluster: str | None = None) -> list[RunSummary]:
+    """Past runs, oldest first: of one cluster (by its [cluster] name) or, with None, all."""
     folder = folder or runs_dir()
     if not folder.is_dir():
         return []
-    out = [s for p in sorted(folder.glob("*.jsonl")) if (s := summarize(p)) is not None]
+    out = [s for p in sorted(folder.glob("*.jsonl")) if (s := summarize(p)) is not None
+           and (cluster is None or s.started.cluster == cluster)]
     return sorted(out, key=lambda s: s.started.time)
 
 
-def find_run(run: str, folder: Path | None = None) -> RunSummary:
-    """A run by id, unique id prefix, or "last"."""
-    runs = list_runs(folder)
+def find_run(run: str, folder: Path | None = None, *, cluster: str | None = None) -> RunSummary:
+    """A run by id, unique id prefix, or "last" (of `cluster`'s runs when given)."""
+    runs = list_runs(folder, cluster=cluster)
     if run == "last":
         if not runs:
             raise SafError("no runs yet")

@@ -40,11 +40,12 @@ class NothingToResume(SafError):
 
 def resume_plan(run: str, *, recipe: str | None = None,
                 overrides: dict[str, str] | None = None, selector: str | None = None,
-                check: bool = False) -> RunPlan:
+                check: bool = False, cluster: str | None = None) -> RunPlan:
     """A plan that resumes `run` (an id, a unique prefix, or "last") from its first step that
     did not finish, with the recipe, variables and selector it ran with; `recipe`,
-    `overrides` and `selector` replace those. Raises NothingToResume when nothing is left."""
-    previous = find_run(run)
+    `overrides` and `selector` replace those; `cluster` limits the search to that cluster's
+    runs ("last" is its newest). Raises NothingToResume when nothing is left."""
+    previous = find_run(run, cluster=cluster)
     start = previous.first_unfinished_step()
     if start is None:
         raise NothingToResume(f"run {previous.run} has nothing left to do "

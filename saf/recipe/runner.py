@@ -249,7 +249,8 @@ class Runner:
         recipe = self.prepared.recipe
         return RunStarted(
             run=self.run_id, recipe=recipe.name,
-            path=str(recipe.path) if recipe.path else None, description=recipe.description,
+            path=str(recipe.path) if recipe.path else None,
+            cluster=self.fleet.inventory.cluster.name, description=recipe.description,
             vars=dict(self.prepared.variables), selector=self.prepared.selector,
             check=self.check,
             steps=[{"index": s.index, "name": s.name, "describe": s.kind.describe(),
