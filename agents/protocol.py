@@ -28,10 +28,169 @@ The agent exits when its stdin closes, so it never outlives its connection.
 """
 
 import json
+from typing import Dict, List, Optional, TypedDict
 
 PROTOCOL_VERSION = 1
 FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
+
+
+# -- the frames' fields, typed ----------------------------------------------------------------
+# What the agent's collectors write (agents/main.py, agents/collectors/) and what saf reads
+# (saf/metrics/view.py reads nothing else). `total=False`: a section or field a node cannot
+# measure is absent, and `missing` says why. typing.TypedDict, not `X | Y`: the agent runs on
+# Python 3.9.
+
+Missing = Dict[str, str]  # field or section -> why it is not measured
+
+
+class CollectorStatus(TypedDict, total=False):
+    ok: bool
+    section: str
+    source: str
+    note: str
+    reason: str
+
+
+class HelloFrame(TypedDict, total=False):
+    type: str
+    protocol: int
+    agent: str
+    host: str
+    os: str
+    system: str
+    arch: str
+    kernel: str
+    python: str
+    executable: str
+    pid: int
+    interval: float
+    collectors: Dict[str, CollectorStatus]
+    modules: Dict[str, Dict[str, object]]
+
+
+class CpuSection(TypedDict, total=False):
+    percent: Optional[float]
+    per_core: List[Optional[float]]
+    count: int
+    freq_mhz: Optional[float]
+    load: Optional[List[float]]
+    missing: Missing
+
+
+class MemorySection(TypedDict, total=False):
+    total: int
+    available: int
+    used: int
+    percent: float
+    swap_total: int
+    swap_used: int
+    swap_percent: float
+
+
+class NumaNode(TypedDict, total=False):
+    node: int
+    cpus: str  # a Linux cpulist: "0-13,28-41"
+    cpu_count: int
+    distances: Optional[List[int]]
+    mem_total: Optional[int]
+    mem_free: Optional[int]
+    mem_used: Optional[int]
+    numa_hit: int
+    numa_miss: int
+    numa_foreign: int
+    interleave_hit: int
+    local_node: int
+    other_node: int
+    numa_hit_rate: Optional[float]  # per second; the agent's own rate of each counter
+    numa_miss_rate: Optional[float]
+    numa_foreign_rate: Optional[float]
+    interleave_hit_rate: Optional[float]
+    local_node_rate: Optional[float]
+    other_node_rate: Optional[float]
+
+
+class GpuProcess(TypedDict, total=False):
+    pid: int
+    name: Optional[str]
+    type: str  # compute, graphics, compute+graphics
+    mem_used: Optional[int]
+
+
+class GpuItem(TypedDict, total=False):
+    index: int
+    vendor: str  # nvidia, apple
+    name: str
+    uuid: Optional[str]
+    util: Optional[float]
+    mem_util: Optional[float]
+    mem_used: Optional[int]
+    mem_total: Optional[int]
+    temp: Optional[float]
+    power_w: Optional[float]
+    power_limit_w: Optional[float]
+    clock_graphics_mhz: Optional[float]
+    clock_sm_mhz: Optional[float]  # NVIDIA's shader clock
+    clock_mem_mhz: Optional[float]
+    freq_mhz: Optional[float]  # Apple's GPU clock
+    fan: Optional[float]
+    pcie_tx_bps: Optional[float]
+    pcie_rx_bps: Optional[float]
+    persistence: Optional[bool]
+    processes: List[GpuProcess]
+    ane_power_w: Optional[float]
+    cpu_power_w: Optional[float]
+    soc_power_w: Optional[float]
+    sys_power_w: Optional[float]
+    missing: Missing
+
+
+class NicItem(TypedDict, total=False):
+    name: str
+    up: Optional[bool]
+    operstate: Optional[str]
+    mtu: Optional[int]
+    speed_mbps: Optional[int]
+    duplex: Optional[str]
+    addresses: List[str]
+    cluster: bool  # carries an address the cluster reaches this node by
+    rx_bytes: int
+    tx_bytes: int
+    rx_packets: int
+    tx_packets: int
+    rx_errors: int
+    tx_errors: int
+    rx_drops: int
+    tx_drops: int
+    rx_bps: Optional[float]  # bytes per second
+    tx_bps: Optional[float]
+    rx_pps: Optional[float]
+    tx_pps: Optional[float]
+    missing: Missing
+
+
+class DiskItem(TypedDict, total=False):
+    name: str
+    read_count: int
+    write_count: int
+    read_bytes: int
+    write_bytes: int
+    read_bps: Optional[float]
+    write_bps: Optional[float]
+
+
+class SampleFrame(TypedDict, total=False):
+    type: str
+    seq: int
+    time: float
+    interval: float
+    cpu: CpuSection
+    memory: MemorySection
+    numa: List[NumaNode]
+    gpus: List[GpuItem]
+    nics: List[NicItem]
+    disks: List[DiskItem]
+    missing: Missing
 
 
 class FrameError(ValueError):
