@@ -33,7 +33,7 @@ from saf.recording import RecordingWriter, Replayer, ReplayPosition
 from saf.screens.registry import SCREENS, entry
 from saf.screens.settings import Settings, remember_theme
 from saf.screens.theming import DEFAULT_DARK, load_themes, theme_dirs
-from saf.screens.view import NodeView, node_view
+from saf.metrics.view import NodeView, node_view
 from saf.themes import STYLESHEET
 
 

@@ -18,26 +18,12 @@ from typing import Any
 import tomli_w
 
 from saf.errors import ConfigError
+from saf.metrics.thresholds import Thresholds
 from saf.paths import config_dir
 from saf.tomlpos import load_toml, loads as toml_loads
 
 SETTINGS_FILE = "cockpit.toml"
 STATE_FILE = "cockpit-state.toml"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Where figures turn amber (warn) and red (alert). Temperatures in °C, others in %."""
-
-    gpu_temp_warn: float = 80.0
-    gpu_temp_alert: float = 90.0
-    cpu_warn: float = 85.0
-    cpu_alert: float = 97.0
-    mem_warn: float = 85.0
-    mem_alert: float = 95.0
-    gpu_mem_warn: float = 90.0
-    # A node whose newest sample is older than this many intervals is shown stale.
-    stale_intervals: float = 3.0
 
 
 @dataclass(frozen=True)

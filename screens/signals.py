@@ -25,10 +25,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from saf.metrics.format import sparkline
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
-from saf.screens.widgets import StatusLine, palette, sparkline
+from saf.screens.widgets import StatusLine, palette
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
 LOG_LINES = 8

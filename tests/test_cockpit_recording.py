@@ -11,7 +11,7 @@ from saf.errors import ConfigError
 from saf.inventory.model import Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
 from saf.recording import RecordingWriter, Replayer, load_recording
-from saf.screens.widgets import downsample, sparkline
+from saf.metrics.format import downsample, sparkline
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 

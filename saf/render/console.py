@@ -1,4 +1,5 @@
-"""Shared pieces of the headless renderers: consoles, node colours, JSON lines, sizes."""
+"""Shared pieces of the headless renderers: consoles, node colours, JSON lines, durations.
+Figures (bytes, rates, percentages) are written by saf.metrics.format, as in the cockpit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from saf.events import Event
+from saf.metrics.format import MISSING
 
 NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
                "bright_magenta", "bright_green", "bright_yellow", "bright_blue")
@@ -33,17 +35,7 @@ def print_json_line(data: Event | dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def human_bytes(value: float | None) -> str:
-    if value is None:
-        return "—"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(value)
-
-
 def seconds(value: float | None) -> str:
     if value is None:
-        return "—"
+        return MISSING
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

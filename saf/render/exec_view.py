@@ -7,6 +7,7 @@ from rich.text import Text
 
 from saf.events import Event, OutputLine
 from saf.exec import CommandFinished
+from saf.metrics.format import MISSING
 from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "yellow", "unreachable": "red",
@@ -44,11 +45,12 @@ class ExecView:
         table.add_column("DURATION", justify="right")
         table.add_column("DETAIL")
         for r in results:
-            exit_text = str(r.exit_status) if r.exit_status is not None else (r.signal or "—")
+            exit_text = (str(r.exit_status) if r.exit_status is not None
+                         else r.signal or MISSING)
             table.add_row(Text(r.node, style=node_style(self.names, r.node)),
                           Text(shown_status(r), style=STATUS_STYLE.get(r.status, "")),
                           exit_text,
-                          seconds(r.duration) if r.status != "unreachable" else "—",
+                          seconds(r.duration) if r.status != "unreachable" else MISSING,
                           r.message or "")
         self.err.print()
         self.err.print(table)

@@ -6,7 +6,8 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.facts import NodeFacts
-from saf.render.console import console, human_bytes
+from saf.metrics.format import MISSING, fmt_bytes
+from saf.render.console import console
 
 
 def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
@@ -28,8 +29,8 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
                                                         style="yellow")
         table.add_row(f.node, roles.get(f.node, ""), Text("ok", style="green"), f.os or "?",
                       f.arch or "?", f.kernel or "?", str(f.cpus or "?"),
-                      human_bytes(f.memory), python,
-                      f"{f.latency_ms:.1f} ms" if f.latency_ms is not None else "—")
+                      fmt_bytes(f.memory), python,
+                      f"{f.latency_ms:.1f} ms" if f.latency_ms is not None else MISSING)
     out = console()
     out.print(table)
     for f in rows:

@@ -10,19 +10,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from saf.metrics.format import sparkline
 from saf.signals.book import BookSnapshot, Latency
 from saf.signals.codec import ANOMALY_TYPES, REASONS, AISignal, BadFrame
 
-SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float], width: int = 40) -> str:
-    """The last `width` values as block characters, scaled to their own maximum."""
-    values = values[-width:]
-    if not values:
-        return ""
-    top = max(values) or 1.0
-    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))] for v in values)
+SPARK_WIDTH = 40  # cells of the total rate's sparkline
 
 
 def signed(value: float) -> Text:
@@ -94,7 +86,7 @@ def rows_that_fit(height: int) -> int:
 def render(snap: BookSnapshot, *, title: str = "", log_lines: int = 5) -> RenderableType:
     head = Text(title + "  " if title else "", style="bold")
     head.append(f"{rate(snap.total_rate)}  {snap.total} frames  ")
-    head.append(sparkline(snap.rate_history), style="cyan")
+    head.append(sparkline(snap.rate_history, SPARK_WIDTH), style="cyan")
     parts: list[RenderableType] = [head, signals_table(snap)]
     if snap.matching > len(snap.rows):
         parts.append(Text(f"… and {snap.matching - len(snap.rows):,} more symbols "

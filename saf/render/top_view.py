@@ -1,78 +1,49 @@
-"""`saf top` as a Rich table: one row per node, built from the metrics store."""
+"""`saf top` as a Rich table: one row per node, read through the core's view model (the same
+statuses, cluster interface and number formats as the cockpit)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
-from saf.metrics.store import MetricsStore, NodeState
-from saf.render.console import human_bytes
+from saf.metrics.events import LOST
+from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, sparkline
+from saf.metrics.store import MetricsStore
+from saf.metrics.view import NodeStatus, NodeView, node_view
 
-SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: list[float | None], top: float = 100.0) -> str:
-    out = []
-    for v in values:
-        if v is None:
-            out.append(" ")
-        else:
-            out.append(SPARK[min(len(SPARK) - 1, max(0, int(v / top * (len(SPARK) - 1) + 0.5)))])
-    return "".join(out)
+STATE_STYLES = {NodeStatus.UP: "green", NodeStatus.STALE: "yellow", NodeStatus.LOST: "red",
+                NodeStatus.STOPPED: "dim", NodeStatus.CONNECTING: "cyan"}
 
 
-def rate(value: float | None) -> str:
-    return "—" if value is None else f"{human_bytes(value)}/s"
-
-
-def _pct(value: Any) -> str:
-    return "—" if value is None else f"{value:.0f}%"
-
-
-def cluster_nic(sample: dict[str, Any]) -> dict[str, Any] | None:
-    """The interface that carries the cluster's address, else the busiest non-loopback one."""
-    nics = [n for n in sample.get("nics") or () if isinstance(n, dict)]
-    for nic in nics:
-        if nic.get("cluster"):
-            return nic
-    others = [n for n in nics if n.get("name") != "lo"]
-    return max(others, key=lambda n: (n.get("rx_bps") or 0) + (n.get("tx_bps") or 0),
-               default=None)
-
-
-def gpu_text(sample: dict[str, Any]) -> Text:
-    gpus = sample.get("gpus")
-    if not gpus:
-        reason = (sample.get("missing") or {}).get("gpus")
-        return Text("none" if reason else "—", style="dim")
+def gpu_text(view: NodeView) -> Text:
+    if not view.gpus:
+        return Text("none" if "gpus" in view.missing else MISSING, style="dim")
     parts = []
-    for gpu in gpus:
-        bits = [_pct(gpu.get("util"))]
-        if gpu.get("mem_used") is not None and gpu.get("mem_total"):
-            bits.append(f"{human_bytes(gpu['mem_used'])}/{human_bytes(gpu['mem_total'])}")
-        if gpu.get("temp") is not None:
-            bits.append(f"{gpu['temp']:.0f}°C")
-        if gpu.get("power_w") is not None:
-            bits.append(f"{gpu['power_w']:.0f} W")
+    for gpu in view.gpus:
+        bits = [fmt_num(gpu.util, "%")]
+        if gpu.mem_used is not None and gpu.mem_total:
+            bits.append(f"{fmt_bytes(gpu.mem_used)}/{fmt_bytes(gpu.mem_total)}")
+        if gpu.temp is not None:
+            bits.append(f"{gpu.temp:.0f}°C")
+        if gpu.power is not None:
+            bits.append(f"{gpu.power:.0f} W")
         parts.append(" ".join(bits))
     return Text(" | ".join(parts))
 
 
-def _state(state: NodeState, now: float) -> Text:
-    if state.status == UP and not state.stale(now):
-        return Text("up", style="green")
-    if state.status == UP:
-        return Text("stale", style="yellow")
-    if state.status == LOST:
-        retry = f", retry {state.retry_in:.1f}s" if state.retry_in else ""
-        return Text(f"lost: {state.reason}{retry}", style="red")
-    if state.status == STOPPED:
-        return Text("stopped", style="dim")
-    return Text("connecting" if state.status == CONNECTING else state.status, style="cyan")
+def state_text(view: NodeView) -> Text:
+    word = view.status.value
+    if view.status is NodeStatus.LOST:
+        retry = f", retry {view.retry_in:.1f}s" if view.retry_in else ""
+        word = f"lost: {view.reason}{retry}"
+    return Text(word, style=STATE_STYLES[view.status])
+
+
+def _total(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def top_table(store: MetricsStore, names: list[str], now: float | None = None,
@@ -86,32 +57,29 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
         table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for name in names:
         try:
-            state = store.node(name)
+            view = node_view(store, name, now)
         except KeyError:
             continue
-        sample = state.sample or {}
-        dim = "dim" if state.stale(now) else ""
-        cpu = sample.get("cpu") or {}
-        mem = sample.get("memory") or {}
-        load = cpu.get("load")
-        nic = cluster_nic(sample) or {}
-        disks = sample.get("disks") or []
-        read = sum(d.get("read_bps") or 0 for d in disks) if disks else None
-        write = sum(d.get("write_bps") or 0 for d in disks) if disks else None
-        numa = sample.get("numa")
+        dim = "" if view.live else "dim"
+        nic = view.cluster_nic
+        disks = view.disks
         table.add_row(
-            Text(name, style="bold"), _state(state, now),
-            Text(_pct(cpu.get("percent")), style=dim),
-            Text(sparkline(store.values(name, "cpu.percent", last=spark)), style="cyan"),
-            Text(f"{load[0]:.2f}" if load else "—", style=dim),
-            Text(f"{_pct(mem.get('percent'))} of {human_bytes(mem.get('total'))}"
-                 if mem else "—", style=dim),
-            Text(_pct(mem.get("swap_percent")) if mem.get("swap_total") else "—", style=dim),
-            gpu_text(sample) if sample else Text("—"),
-            Text(str(nic.get("name", "—")) + (" ★" if nic.get("cluster") else ""), style=dim),
-            Text(rate(nic.get("rx_bps")), style=dim), Text(rate(nic.get("tx_bps")), style=dim),
-            Text(f"{rate(read)} / {rate(write)}" if disks else "—", style=dim),
-            Text(str(len(numa)) if numa else "—", style=dim),
+            Text(name, style="bold"), state_text(view),
+            Text(fmt_num(view.cpu, "%"), style=dim),
+            Text(sparkline(store.values(name, "cpu.percent", last=spark), spark, top=100.0),
+                 style="cyan"),
+            Text(fmt_num(view.load[0], digits=2) if view.load else MISSING, style=dim),
+            Text(f"{fmt_num(view.mem_pct, '%')} of {fmt_bytes(view.mem_total)}"
+                 if view.mem_total else MISSING, style=dim),
+            Text(fmt_num(view.swap_pct, "%") if view.swap_total else MISSING, style=dim),
+            gpu_text(view) if view.has_sample else Text(MISSING),
+            Text(nic.name + (" ★" if nic.cluster else "") if nic else MISSING, style=dim),
+            Text(fmt_rate(nic.rx if nic else None), style=dim),
+            Text(fmt_rate(nic.tx if nic else None), style=dim),
+            Text(f"{fmt_rate(_total([d.read for d in disks]))} / "
+                 f"{fmt_rate(_total([d.write for d in disks]))}" if disks else MISSING,
+                 style=dim),
+            Text(str(len(view.numa)) if view.numa else MISSING, style=dim),
         )
     return table
 

@@ -1,45 +1,61 @@
-"""What the screens show of a node, read from the metrics store's `NodeState` and history.
+"""What a person reads of a node, from the metrics store's `NodeState` and history: its status,
+figures, GPUs, interfaces, NUMA nodes and disks, and the alerts they raise.
 
-The only place that knows the agent's sample sections by name (see agents/protocol.py and
-saf/metrics/store.py), so the screens stay about layout. Reading only: nothing here changes
-the store. A value the node did not measure is None, shown as '–', never 0.
+Every face reads nodes through here (the cockpit's screens and `saf top`), so they agree on
+what "the cluster interface" or "stale" means. The only place that knows the agent's sample
+sections by name, and it reads only fields `agents/protocol.py` defines. Reading only: nothing
+here changes the store. A value the node did not measure is None, never 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
+from saf.agents.protocol import (CollectorStatus, DiskItem, GpuItem, HelloFrame, NicItem,
+                                 NumaNode, SampleFrame)
 from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
+from saf.metrics.format import MISSING, fmt_bytes
 from saf.metrics.store import MetricsStore, NodeState
+from saf.metrics.thresholds import Level, Thresholds
 
-from saf.screens.settings import Thresholds
-from saf.screens.widgets import fmt_bytes
+# Linux's "lo", macOS's "lo0": the interface whose traffic never leaves the node.
+_LOOPBACK = re.compile(r"lo\d*")
 
-OK, WARN, ALERT = "ok", "warn", "alert"
+
+def is_loopback(nic: str) -> bool:
+    return _LOOPBACK.fullmatch(nic) is not None
+
+
+class NodeStatus(Enum):
+    """A node as a person sees it: the link's status (saf.metrics.events), and stale when
+    samples stopped coming while the link says up."""
+
+    UP = UP
+    CONNECTING = CONNECTING
+    STALE = "stale"
+    LOST = LOST
+    STOPPED = STOPPED
+
+
+def node_status(state: NodeState, now: float) -> NodeStatus:
+    if state.status == LOST:
+        return NodeStatus.LOST
+    if state.status == STOPPED:
+        return NodeStatus.STOPPED
+    if state.sample is not None and state.stale(now):
+        return NodeStatus.STALE
+    return NodeStatus.UP if state.status == UP else NodeStatus.CONNECTING
 
 
 def num(value: Any) -> float | None:
+    """A number from a frame as a float; None for null, a missing field or a non-number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
-
-
-def first(item: dict[str, Any], *keys: str) -> float | None:
-    """The first numeric value among `keys` (agents name a few fields in more than one way)."""
-    for key in keys:
-        value = num(item.get(key))
-        if value is not None:
-            return value
-    return None
-
-
-def level(value: float | None, warn: float, alert: float) -> str:
-    if value is None:
-        return OK
-    return ALERT if value >= alert else WARN if value >= warn else OK
 
 
 # GpuProcess, Gpu and Nic are made for every node every second: plain (not frozen)
@@ -98,6 +114,10 @@ class Nic:
     drop_rate: float = 0.0
 
     @property
+    def loopback(self) -> bool:
+        return is_loopback(self.name)
+
+    @property
     def errors(self) -> float:
         return (self.rx_errors or 0) + (self.tx_errors or 0)
 
@@ -112,7 +132,7 @@ class Numa:
     cpus: str
     mem_total: float | None
     mem_used: float | None
-    hit: float | None       # per second when the store could derive it, else the counter
+    hit: float | None       # per second when a rate is known, else the counter
     miss: float | None
     foreign: float | None
     rates: bool
@@ -121,13 +141,13 @@ class Numa:
 @dataclass(frozen=True)
 class Disk:
     name: str
-    read: float | None
+    read: float | None  # bytes/s
     write: float | None
 
 
 @dataclass
 class NodeView:
-    """One node as the dashboard and the node screen show it.
+    """One node as the dashboard, the node screen and `saf top` show it.
 
     What the dashboard reads is computed at once; what only the node screen reads (cores,
     load, NUMA, disks, the collectors' reasons) is computed when first asked, from the same
@@ -136,7 +156,7 @@ class NodeView:
     """
 
     name: str
-    status: str          # connected, connecting, lost, stale, stopped
+    status: NodeStatus
     reason: str
     message: str
     os: str
@@ -152,17 +172,23 @@ class NodeView:
     nics: tuple[Nic, ...]
     age: float | None = None
     has_sample: bool = False
-    sample: dict[str, Any] = field(default_factory=dict, repr=False)
-    hello: dict[str, Any] = field(default_factory=dict, repr=False)
+    retry_in: float | None = None
+    sample: SampleFrame = field(default_factory=lambda: SampleFrame(), repr=False)
+    hello: HelloFrame = field(default_factory=lambda: HelloFrame(), repr=False)
     store: MetricsStore | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def live(self) -> bool:
+        """Figures are current: the node is up and its samples keep coming."""
+        return self.status is NodeStatus.UP
 
     @cached_property
     def cores(self) -> tuple[float | None, ...]:
-        return tuple(num(c) for c in (self.sample.get("cpu") or {}).get("per_core") or ())
+        return tuple(num(c) for c in self.sample.get("cpu", {}).get("per_core") or ())
 
     @cached_property
     def load(self) -> tuple[float | None, ...]:
-        return tuple(num(v) for v in (self.sample.get("cpu") or {}).get("load") or ())
+        return tuple(num(v) for v in self.sample.get("cpu", {}).get("load") or ())
 
     @cached_property
     def numa(self) -> tuple[Numa, ...]:
@@ -177,7 +203,7 @@ class NodeView:
         return dict(self.sample.get("missing") or {})
 
     @cached_property
-    def collectors(self) -> dict[str, Any]:
+    def collectors(self) -> dict[str, CollectorStatus]:
         return dict(self.hello.get("collectors") or {})
 
     @property
@@ -187,18 +213,24 @@ class NodeView:
         return 100.0 * self.mem_used / self.mem_total
 
     @property
+    def swap_pct(self) -> float | None:
+        if self.swap_used is None or not self.swap_total:
+            return None
+        return 100.0 * self.swap_used / self.swap_total
+
+    @property
     def cluster_nic(self) -> Nic | None:
         for nic in self.nics:
             if nic.cluster:
                 return nic
         # No interface marked: the busiest one that is up and not loopback.
-        candidates = [n for n in self.nics if n.up is not False and not n.name.startswith("lo")]
+        candidates = [n for n in self.nics if n.up is not False and not n.loopback]
         return max(candidates, key=lambda n: (n.rx or 0) + (n.tx or 0), default=None)
 
     def _counted(self) -> list[Nic]:
         """Interfaces whose traffic counts: all but loopback, unless loopback is the cluster's
         (the demo cluster lives on 127.0.0.1)."""
-        return [n for n in self.nics if n.cluster or not n.name.startswith("lo")]
+        return [n for n in self.nics if n.cluster or not n.loopback]
 
     @property
     def net_in(self) -> float | None:
@@ -228,48 +260,40 @@ class NodeView:
         return sum(values) if values else None
 
 
-def node_status(state: NodeState, now: float) -> str:
-    if state.status == LOST:
-        return "lost"
-    if state.status == STOPPED:
-        return "stopped"
-    if state.status == CONNECTING and state.sample is None:
-        return "connecting"
-    if state.sample is not None and state.stale(now):
-        return "stale"
-    return "connected" if state.status == UP else state.status
-
-
-def _gpus(sample: dict[str, Any]) -> tuple[Gpu, ...]:
+def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
     out = []
     for i, g in enumerate(sample.get("gpus") or ()):
         if not isinstance(g, dict):
             continue
-        procs = tuple(
-            GpuProcess(int(p.get("pid", 0)), str(p.get("name") or p.get("command") or "?"),
-                       first(p, "mem_used", "memory", "used_memory", "mem"))
-            for p in g.get("processes") or () if isinstance(p, dict))
+        g = cast(GpuItem, g)
+        procs = tuple(GpuProcess(int(p.get("pid", 0)), str(p.get("name") or "?"),
+                                 num(p.get("mem_used")))
+                      for p in g.get("processes") or () if isinstance(p, dict))
+        index = num(g.get("index"))
+        clock = num(g.get("clock_sm_mhz"))
         out.append(Gpu(
-            index=int(num(g.get("index")) if num(g.get("index")) is not None else i),
+            index=int(index) if index is not None else i,
             name=str(g.get("name") or "GPU"),
-            util=first(g, "util", "utilization", "gpu_util"),
-            mem_used=first(g, "mem_used", "memory_used"),
-            mem_total=first(g, "mem_total", "memory_total"),
-            temp=first(g, "temp", "temperature"),
-            power=first(g, "power_w", "power", "power_draw"),
-            power_limit=first(g, "power_limit_w", "power_limit"),
-            fan=first(g, "fan", "fan_pct"),
-            clock_mhz=first(g, "clock_sm_mhz", "clock_mhz", "freq_mhz"),
+            util=num(g.get("util")),
+            mem_used=num(g.get("mem_used")),
+            mem_total=num(g.get("mem_total")),
+            temp=num(g.get("temp")),
+            power=num(g.get("power_w")),
+            power_limit=num(g.get("power_limit_w")),
+            fan=num(g.get("fan")),
+            # NVIDIA reports its shader clock, Apple its GPU frequency.
+            clock_mhz=clock if clock is not None else num(g.get("freq_mhz")),
             processes=procs, vendor=str(g.get("vendor") or "")))
     return tuple(out)
 
 
-def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, ...]:
+def _nics(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Nic, ...]:
     out = []
     value = store.value
     for n in sample.get("nics") or ():
         if not isinstance(n, dict) or not n.get("name"):
             continue
+        n = cast(NicItem, n)
         name = str(n["name"])
         base = f"nic.{name}."
         rx, tx = num(n.get("rx_bps")), num(n.get("tx_bps"))
@@ -277,10 +301,8 @@ def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, 
             rx = value(node, base + "rx_bytes/s")
         if tx is None:
             tx = value(node, base + "tx_bytes/s")
-        rx_errors = first(n, "rx_errors", "errin")
-        tx_errors = first(n, "tx_errors", "errout")
-        rx_drops = first(n, "rx_drops", "dropin")
-        tx_drops = first(n, "tx_drops", "dropout")
+        rx_errors, tx_errors = num(n.get("rx_errors")), num(n.get("tx_errors"))
+        rx_drops, tx_drops = num(n.get("rx_drops")), num(n.get("tx_drops"))
         # A counter at zero has not grown: no need to ask the store for its rate.
         error_rate = drop_rate = 0.0
         if rx_errors or tx_errors:
@@ -293,65 +315,50 @@ def _nics(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Nic, 
         out.append(Nic(
             name=name, rx=rx, tx=tx, rx_errors=rx_errors, tx_errors=tx_errors,
             rx_drops=rx_drops, tx_drops=tx_drops,
-            mtu=num(n.get("mtu")), speed=first(n, "speed_mbps", "speed"),
+            mtu=num(n.get("mtu")), speed=num(n.get("speed_mbps")),
             up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
             addresses=tuple(str(a) for a in n.get("addresses") or ()),
             error_rate=error_rate, drop_rate=drop_rate))
     return tuple(out)
 
 
-def _numa(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Numa, ...]:
+def _numa(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Numa, ...]:
     out = []
     for n in sample.get("numa") or ():
         if not isinstance(n, dict) or num(n.get("node")) is None:
             continue
+        n = cast(NumaNode, n)
         ident = int(n["node"])
-        total = first(n, "mem_total")
-        used = first(n, "mem_used")
-        if used is None and total is not None and first(n, "mem_free") is not None:
-            used = total - (first(n, "mem_free") or 0)
+        total, used = num(n.get("mem_total")), num(n.get("mem_used"))
+        free = num(n.get("mem_free"))
+        if used is None and total is not None and free is not None:
+            used = total - free
+        # Rates the store derived from the counters first, else the agent's own rates,
+        # else the counters since boot.
         hit = store.value(node, f"numa.{ident}.numa_hit/s")
         miss = store.value(node, f"numa.{ident}.numa_miss/s")
         foreign = store.value(node, f"numa.{ident}.numa_foreign/s")
         rates = hit is not None
-        if not rates and first(n, "numa_hit_rate") is not None:
-            hit, miss, foreign = (first(n, "numa_hit_rate"), first(n, "numa_miss_rate"),
-                                  first(n, "numa_foreign_rate"))
+        if not rates and num(n.get("numa_hit_rate")) is not None:
+            hit, miss, foreign = (num(n.get("numa_hit_rate")), num(n.get("numa_miss_rate")),
+                                  num(n.get("numa_foreign_rate")))
             rates = True
         if not rates:
-            hit, miss, foreign = (first(n, "numa_hit"), first(n, "numa_miss"),
-                                  first(n, "numa_foreign"))
-        cpus = n.get("cpus")
-        if isinstance(cpus, list):
-            cpus = _cpu_ranges(cpus)
-        out.append(Numa(ident, str(cpus or "–"), total, used, hit, miss, foreign, rates))
+            hit, miss, foreign = (num(n.get("numa_hit")), num(n.get("numa_miss")),
+                                  num(n.get("numa_foreign")))
+        out.append(Numa(ident, str(n.get("cpus") or MISSING), total, used, hit, miss, foreign,
+                        rates))
     return tuple(out)
 
 
-def _cpu_ranges(cpus: list[Any]) -> str:
-    """[0, 1, 2, 5] -> '0-2,5' (how Linux writes a cpulist)."""
-    numbers = sorted(int(c) for c in cpus if isinstance(c, int))
-    if not numbers:
-        return "none"
-    parts, start, prev = [], numbers[0], numbers[0]
-    for c in numbers[1:] + [None]:  # type: ignore[list-item]
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-        if c is not None:
-            start = prev = c
-    return ",".join(parts)
-
-
-def _disks(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Disk, ...]:
+def _disks(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Disk, ...]:
     out = []
     for d in sample.get("disks") or ():
         if not isinstance(d, dict) or not d.get("name"):
             continue
+        d = cast(DiskItem, d)
         name = str(d["name"])
-        read = first(d, "read_bps")
-        write = first(d, "write_bps")
+        read, write = num(d.get("read_bps")), num(d.get("write_bps"))
         if read is None:
             read = store.value(node, f"disk.{name}.read_bytes/s")
         if write is None:
@@ -363,8 +370,8 @@ def _disks(sample: dict[str, Any], store: MetricsStore, node: str) -> tuple[Disk
 def node_view(store: MetricsStore, name: str, now: float,
               os_hint: str | None = None) -> NodeView:
     state = store.node(name)
-    sample = state.sample or {}
-    hello = state.hello or {}
+    sample = cast(SampleFrame, state.sample or {})
+    hello = cast(HelloFrame, state.hello or {})
     cpu = sample.get("cpu") or {}
     mem = sample.get("memory") or {}
     per_core = cpu.get("per_core")
@@ -373,26 +380,27 @@ def node_view(store: MetricsStore, name: str, now: float,
         status=node_status(state, now),
         reason=state.reason,
         message=state.message,
-        os=str(hello.get("os") or os_hint or "–"),
+        os=str(hello.get("os") or os_hint or MISSING),
         arch=str(hello.get("arch") or ""),
         host=str(hello.get("host") or ""),
-        cpu=first(cpu, "percent"),
-        cpu_count=first(cpu, "count") or (float(len(per_core)) if per_core else None),
-        mem_used=first(mem, "used"),
-        mem_total=first(mem, "total"),
-        swap_used=first(mem, "swap_used"),
-        swap_total=first(mem, "swap_total"),
+        cpu=num(cpu.get("percent")),
+        cpu_count=num(cpu.get("count")) or (float(len(per_core)) if per_core else None),
+        mem_used=num(mem.get("used")),
+        mem_total=num(mem.get("total")),
+        swap_used=num(mem.get("swap_used")),
+        swap_total=num(mem.get("swap_total")),
         gpus=_gpus(sample),
         nics=_nics(sample, store, name),
         age=None if state.sample_time is None else max(0.0, now - state.sample_time),
         has_sample=state.sample is not None,
+        retry_in=state.retry_in,
         sample=sample, hello=hello, store=store,
     )
 
 
 @dataclass(frozen=True)
 class Alert:
-    level: str
+    level: Level
     node: str
     text: str
 
@@ -402,24 +410,22 @@ def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
     interface with errors or drops."""
     out: list[Alert] = []
     for v in views:
-        if v.status == "lost":
-            out.append(Alert(ALERT, v.name, f"{v.name} lost ({v.reason or 'no reason'})"))
-        elif v.status == "stale":
-            out.append(Alert(WARN, v.name, f"{v.name} stale"))
+        lost = v.status is NodeStatus.LOST
+        if lost:
+            out.append(Alert(Level.ALERT, v.name, f"{v.name} lost ({v.reason or 'no reason'})"))
+        elif v.status is NodeStatus.STALE:
+            out.append(Alert(Level.WARN, v.name, f"{v.name} stale"))
         for g in v.gpus:
             if g.temp is not None and g.temp >= th.gpu_temp_alert:
-                out.append(Alert(ALERT, v.name, f"{v.name} GPU{g.index} {g.temp:.0f}°C"))
-        if v.swap_used and v.swap_used > 0 and v.status != "lost":
-            out.append(Alert(WARN, v.name, f"{v.name} swap {fmt_bytes(v.swap_used)}"))
+                out.append(Alert(Level.ALERT, v.name, f"{v.name} GPU{g.index} {g.temp:.0f}°C"))
+        if v.swap_used and v.swap_used > 0 and not lost:
+            out.append(Alert(Level.WARN, v.name, f"{v.name} swap {fmt_bytes(v.swap_used)}"))
         for nic in v.nics:
-            if (nic.error_rate or nic.drop_rate) and v.status != "lost":
+            if (nic.error_rate or nic.drop_rate) and not lost:
                 what = []
                 if nic.error_rate:
                     what.append(f"{nic.errors:.0f} errors")
                 if nic.drop_rate:
                     what.append(f"{nic.drops:.0f} drops")
-                out.append(Alert(WARN, v.name, f"{v.name} {nic.name} {' '.join(what)}"))
+                out.append(Alert(Level.WARN, v.name, f"{v.name} {nic.name} {' '.join(what)}"))
     return out
-
-
-Clock = Callable[[], float]

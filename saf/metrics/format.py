@@ -1,0 +1,114 @@
+"""How saf writes a figure, for every face: the cockpit's screens and the headless renderers.
+
+One glyph for a value the node did not measure, one byte format, one rate format, one
+sparkline: two formatters with one job drift apart, so there is one of each, here. Plain text
+only (no Rich, no Textual): each face adds its own colours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+MISSING = "–"  # a value the node did not measure: never a made-up 0
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def fmt_bytes(value: float | None, *, digits: int = 1) -> str:
+    """1536 -> '1.5K'; binary units, short enough for a table cell."""
+    if value is None:
+        return MISSING
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(value) < 1024:
+            return f"{value:.0f}B" if unit == "B" else f"{value:.{digits}f}{unit}"
+        value /= 1024
+    return f"{value:.{digits}f}P"
+
+
+def fmt_rate(bytes_per_s: float | None) -> str:
+    """Network rates in bits per second, as link speeds are quoted: '940M', '9.4G'."""
+    if bytes_per_s is None:
+        return MISSING
+    bits = bytes_per_s * 8
+    for unit in ("", "K", "M", "G"):
+        if abs(bits) < 1000:
+            return f"{bits:.0f}{unit}" if unit == "" or bits >= 100 else f"{bits:.1f}{unit}"
+        bits /= 1000
+    return f"{bits:.0f}T" if bits >= 100 else f"{bits:.1f}T"
+
+
+def fmt_speed(mbps: float | None) -> str:
+    """Link speed in Mb/s as '1G', '10G', '100M'."""
+    if mbps is None or mbps <= 0:
+        return MISSING
+    return f"{mbps / 1000:g}G" if mbps >= 1000 else f"{mbps:g}M"
+
+
+def fmt_num(value: float | None, unit: str = "", digits: int = 0) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}{unit}"
+
+
+def fmt_count(value: float | None) -> str:
+    """Event counts and rates in decimal units: 41234 -> '41.2k'."""
+    if value is None:
+        return MISSING
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}"
+
+
+def downsample(values: Sequence[float | None], buckets: int) -> list[tuple[float, float] | None]:
+    """Split `values` into at most `buckets` consecutive buckets and keep (min, max) of each,
+    so a spike survives however narrow the graph is. Gaps (None) stay gaps."""
+    n = len(values)
+    if buckets <= 0 or n == 0:
+        return []
+    if n <= buckets:
+        return [None if v is None else (v, v) for v in values]
+    out: list[tuple[float, float] | None] = []
+    for b in range(buckets):
+        lo_i = b * n // buckets
+        hi_i = max(lo_i + 1, (b + 1) * n // buckets)
+        chunk = [v for v in values[lo_i:hi_i] if v is not None]
+        out.append((min(chunk), max(chunk)) if chunk else None)
+    return out
+
+
+def scale_of(points: Sequence[tuple[float, float] | None], top: float | None) -> float:
+    """The value a full cell stands for: `top` when fixed (100 for percentages), else the
+    highest point drawn."""
+    if top:
+        return top
+    return max((p[1] for p in points if p is not None), default=0.0)
+
+
+def sparkline(values: Sequence[float | None], width: int, *, top: float | None = None) -> str:
+    """A one-line graph of the newest values, right-aligned, `width` cells wide. Each cell is
+    the max of its bucket (a spike must show); `top` fixes the scale (100 for percentages)."""
+    if width <= 0:
+        return ""
+    points = downsample(values, width)
+    scale = scale_of(points, top)
+    cells = []
+    for p in points:
+        if p is None:
+            cells.append(" ")
+        elif scale <= 0:
+            cells.append(BLOCKS[1])
+        else:
+            level = int(round(min(max(p[1] / scale, 0.0), 1.0) * 8))
+            cells.append(BLOCKS[max(level, 1)])
+    return "".join(cells).rjust(width)
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A horizontal bar in eighths of a cell."""
+    if width <= 0:
+        return ""
+    if fraction is None or math.isnan(fraction):
+        return "·" * width
+    eighths = int(round(min(max(fraction, 0.0), 1.0) * width * 8))
+    full, rest = divmod(eighths, 8)
+    text = "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
+    return text.ljust(width, "·" if full == 0 and not rest else " ")
