@@ -15,17 +15,23 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from saf.metrics.format import MISSING, bar, fmt_bytes, fmt_count, fmt_num, fmt_rate, fmt_speed
+from saf.metrics.thresholds import Level, level
+from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
 from saf.screens.confirm import ConfirmScreen
-from saf.screens.view import ALERT, WARN, Gpu, Nic, NodeView, level
-from saf.screens.widgets import (Graph, StatusLine, bar, fmt_bytes, fmt_num, fmt_rate, fmt_speed,
-                             palette)
+from saf.screens.widgets import Graph, StatusLine, palette
 
 HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its width)
 
 
-def _level_style(app: Any, lvl: str) -> str:
+def _level_style(app: Any, lvl: Level) -> str:
     v = palette(app)
-    return {WARN: f"bold {v['warning']}", ALERT: f"bold {v['error']}"}.get(lvl, "")
+    return {Level.WARN: f"bold {v['warning']}", Level.ALERT: f"bold {v['error']}"}.get(lvl, "")
+
+
+# The title's word for each status ("lost" adds its reason).
+TITLE_WORDS = {NodeStatus.UP: "connected", NodeStatus.CONNECTING: "connecting",
+               NodeStatus.STALE: "stale", NodeStatus.LOST: "lost", NodeStatus.STOPPED: "stopped"}
 
 
 class Part(Widget):
@@ -50,18 +56,19 @@ class Title(Part):
         info = app.node_info(self.node)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {view.name} ", style=f"bold reverse {v['primary']}")
-        colour = {"connected": v["success"], "lost": v["error"], "stale": v["warning"]}.get(
-            view.status, v["foreground"])
-        state = view.status if view.status != "lost" else f"lost: {view.reason}"
+        colour = {NodeStatus.UP: v["success"], NodeStatus.LOST: v["error"],
+                  NodeStatus.STALE: v["warning"]}.get(view.status, v["foreground"])
+        lost = view.status is NodeStatus.LOST
+        state = f"lost: {view.reason}" if lost else TITLE_WORDS[view.status]
         text.append(f"  {state}", style=f"bold {colour}")
-        if view.status == "lost" and view.message:
+        if lost and view.message:
             text.append(f" ({view.message})", style=colour)
         bits = [view.os + (f"/{view.arch}" if view.arch else "")]
         if info is not None:
             bits.append(info.address)
             if info.roles:
                 bits.append(",".join(info.roles))
-        if view.age is not None and view.status != "connected":
+        if view.age is not None and not view.live:
             bits.append(f"last sample {view.age:.0f}s ago")
         text.append("   " + "  ·  ".join(b for b in bits if b), style="dim")
         return text
@@ -87,7 +94,7 @@ class Cores(Part):
         cols = self._columns()
         rows = -(-len(view.cores) // cols) if view.cores else 0
         text = Text(no_wrap=True)
-        load = " ".join(fmt_num(x, digits=2) for x in view.load) or "–"
+        load = " ".join(fmt_num(x, digits=2) for x in view.load) or MISSING
         text.append(f"total {fmt_num(view.cpu, '%')}", style="bold")
         text.append(f"   {int(view.cpu_count or 0)} cores   load {load}", style="dim")
         for r in range(rows):
@@ -143,18 +150,9 @@ class NumaTable(Part):
             table.add_row(str(n.node), n.cpus,
                           f"{bar(frac, 10)} {fmt_bytes(n.mem_used, digits=0)}/"
                           f"{fmt_bytes(n.mem_total, digits=0)}",
-                          _count(n.hit, n.rates), _count(n.miss, n.rates),
-                          _count(n.foreign, n.rates), fmt_num(miss_pct, "%", 2))
+                          fmt_count(n.hit), fmt_count(n.miss), fmt_count(n.foreign),
+                          fmt_num(miss_pct, "%", 2))
         return table
-
-
-def _count(value: float | None, rate: bool) -> str:
-    if value is None:
-        return "–"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return f"{value:.0f}"
 
 
 class GpuStats(Part):
@@ -308,7 +306,7 @@ class NodeScreen(Screen[None]):
         node = self.node
         parts: list[Widget] = [
             _section("CPU", Cores(node, classes="cores"),
-                     Graph(top=100.0, id="cpu-graph")),
+                     Graph("cpu.percent", top=100.0)),
             _section("Memory", Memory(node)),
         ]
         if view.numa:
@@ -317,20 +315,21 @@ class NodeScreen(Screen[None]):
             table: DataTable[Any] = DataTable(id=f"procs-{g.index}", cursor_type="row",
                                               zebra_stripes=False)
             table.add_columns("PID", "PROCESS", "GPU MEMORY")
-            kids: list[Widget] = [GpuStats(node, g.index), Graph(top=100.0, id=f"gpu-graph-{g.index}")]
+            kids: list[Widget] = [GpuStats(node, g.index),
+                                  Graph(f"gpu.{g.index}.util", top=100.0)]
             if g.processes or view.os == "linux":
                 kids.append(table)
             parts.append(_section(f"GPU {g.index} · {g.name}", *kids, ident=f"gpu-{g.index}"))
         nic_parts: list[Widget] = []
         for n in view.nics:
-            if n.name.startswith("lo"):
+            if n.loopback:
                 continue
-            safe = _ident(n.name)
             nic_parts += [NicLine(node, n.name),
                           Horizontal(Vertical(Static("in", classes="caption"),
-                                              Graph(id=f"rx-{safe}"), classes="half"),
+                                              Graph(f"nic.{n.name}.rx_bps"), classes="half"),
                                      Vertical(Static("out", classes="caption"),
-                                              Graph(id=f"tx-{safe}", colour_var="secondary"),
+                                              Graph(f"nic.{n.name}.tx_bps",
+                                                    colour_var="secondary"),
                                               classes="half"), classes="row")]
         if nic_parts:
             parts.append(_section("Network interfaces", *nic_parts))
@@ -363,19 +362,7 @@ class NodeScreen(Screen[None]):
         for part in self.query(Part):
             part.refresh(layout=isinstance(part, Cores))
         for graph in self.query(Graph):
-            ident = graph.id or ""
-            if ident == "cpu-graph":
-                metric = "cpu.percent"
-            elif ident.startswith("gpu-graph-"):
-                metric = f"gpu.{ident.removeprefix('gpu-graph-')}.util"
-            elif ident.startswith(("rx-", "tx-")):
-                nic = next((n for n in view.nics if _ident(n.name) == ident[3:]), None)
-                if nic is None:
-                    continue
-                metric = f"nic.{nic.name}.{ident[:2]}_bps"
-            else:
-                continue
-            graph.values = tuple(store.values(self.node, metric, last=HISTORY))
+            graph.values = tuple(store.values(self.node, graph.metric, last=HISTORY))
         for g in view.gpus:
             for table in self.query(f"#procs-{g.index}").results(DataTable):
                 rows = [(str(p.pid), p.name, fmt_bytes(p.mem)) for p in g.processes]
@@ -467,7 +454,3 @@ class NodeScreen(Screen[None]):
             app.notify(str(exc), title=f"{signal} failed", severity="error")
             return
         app.notify(result, title=f"{signal} sent to {pid}")
-
-
-def _ident(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)

@@ -17,12 +17,14 @@ from saf.commands.tui import FleetActions
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.metrics.events import AgentFrameEvent
+from saf.metrics.view import NodeStatus
 from saf.recording import Recording, Replayer, load_recording
 from saf.screens.app import NodesUpdated, SafApp, make_app, replay_app
 from saf.screens.confirm import ConfirmScreen
-from saf.screens.dashboard import DashboardScreen, NodeTable
+from saf.screens.dashboard import DashboardScreen
 from saf.screens.help import HelpScreen
 from saf.screens.node import NodeScreen
+from saf.screens.node_table import NodeTable
 from saf.screens.settings import Settings, load_settings
 from saf.themes import THEMES_DIR
 
@@ -153,22 +155,22 @@ async def test_node_lost_and_recovered():
     app = cockpit("lost-node.jsonl", until=20)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        assert app.view("gamma").status == "connected"
+        assert app.view("gamma").status is NodeStatus.UP
         assert "gamma lost" not in str(app.screen.query_one("#cluster-header").render())
         app.replayer.seek(35)
         await pilot.pause()
         view = app.view("gamma")
-        assert (view.status, view.reason) == ("lost", "exited")
+        assert (view.status, view.reason) == (NodeStatus.LOST, "exited")
         assert view.cpu is not None  # last values kept
         header = str(app.screen.query_one("#cluster-header").render())
         assert "gamma lost (exited)" in header and "2/3 up" in header
         app.replayer.seek(55)
         await pilot.pause()
-        assert app.view("gamma").status == "connected"
+        assert app.view("gamma").status is NodeStatus.UP
         assert "3/3 up" in str(app.screen.query_one("#cluster-header").render())
         app.replayer.seek(33)  # back again: the store is rebuilt as it was then
         await pilot.pause()
-        assert app.view("gamma").status == "lost"
+        assert app.view("gamma").status is NodeStatus.LOST
 
 
 async def test_replay_plays_pauses_and_seeks():

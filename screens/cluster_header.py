@@ -1,0 +1,69 @@
+"""The dashboard's header: cluster totals on one line, alerts under it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.widget import Widget
+
+from saf.metrics.format import fmt_bytes
+from saf.metrics.thresholds import Level
+from saf.metrics.view import NodeStatus, alerts
+from saf.screens.widgets import palette
+
+if TYPE_CHECKING:
+    from saf.screens.app import SafApp
+
+
+class ClusterHeader(Widget):
+    """Cluster totals and alerts, two lines (more when alerts do not fit)."""
+
+    DEFAULT_CSS = """
+    ClusterHeader { height: auto; }
+    """
+    _lines = 0
+
+    def render(self) -> Text:
+        app = cast("SafApp", self.app)
+        v = palette(app)
+        views = [app.view(n) for n in app.node_names]
+        live = [x for x in views if x.status is NodeStatus.UP]
+        cpus = sum(int(x.cpu_count or 0) for x in views if x.has_sample)
+        mem_used = sum(x.mem_used or 0 for x in live)
+        mem_total = sum(x.mem_total or 0 for x in views if x.has_sample)
+        gpus = sum(len(x.gpus) for x in views)
+        gpu_used = sum(x.gpu_mem()[0] or 0 for x in live)
+        gpu_total = sum(x.gpu_mem()[1] or 0 for x in views)
+        up = len(live)
+        text = Text(no_wrap=False, overflow="fold")
+        text.append(f" {app.cluster} ", style=f"bold reverse {v['primary']}")
+        up_style = v["success"] if up == len(views) else v["warning"] if up else v["error"]
+        text.append("  nodes ", style="dim")
+        text.append(f"{up}/{len(views)} up", style=f"bold {up_style}")
+        text.append("  CPUs ", style="dim")
+        text.append(str(cpus))
+        text.append("  memory ", style="dim")
+        text.append(f"{fmt_bytes(mem_used, digits=0)}/{fmt_bytes(mem_total, digits=0)}")
+        text.append("  GPUs ", style="dim")
+        text.append(str(gpus))
+        if gpu_total:
+            text.append("  GPU memory ", style="dim")
+            text.append(f"{fmt_bytes(gpu_used, digits=0)}/{fmt_bytes(gpu_total, digits=0)}")
+        text.append("\n")
+        found = alerts(views, app.thresholds)
+        if not found:
+            text.append(" ✓ no alerts", style=v["success"])
+        for alert in sorted(found, key=lambda a: a.level is not Level.ALERT):
+            colour = v["error"] if alert.level is Level.ALERT else v["warning"]
+            text.append(" ▲ " if alert.level is Level.ALERT else " ● ", style=f"bold {colour}")
+            text.append(alert.text, style=colour)
+        # Lay out again only when the number of lines changed (layout is costly).
+        width = max(1, self.size.width or 80)
+        lines = 1 + sum(-(-max(1, cell_len(part)) // width)
+                        for part in text.plain.split("\n")[1:])
+        if lines != self._lines:
+            self._lines = lines
+            self.call_after_refresh(self.refresh, layout=True)
+        return text

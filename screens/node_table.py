@@ -1,0 +1,394 @@
+"""The dashboard's table of nodes: a `ScrollView` on Textual's line API, one cached strip per
+row, so a sample of one node re-renders that row only and 64 (or 256) nodes at 1 Hz cost
+little. Scrolling and its scrollbar come from `ScrollView`. Columns give way by priority when the terminal is narrow (OS and
+power go first; node, state, CPU and memory stay). It tells its screen a node was opened by a
+message, `NodeTable.Opened`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from saf.inventory.model import Node
+from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, fmt_speed, sparkline
+from saf.metrics.thresholds import Level, Thresholds, level
+from saf.metrics.view import NodeStatus, NodeView
+from saf.screens.widgets import palette
+
+if TYPE_CHECKING:
+    from saf.screens.app import SafApp
+
+HISTORY = 120  # samples fed to a row's sparklines (downsampled to the cell width)
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    width: int
+    priority: int  # lower stays longer when the terminal is narrow
+    align: str = "right"
+
+
+COLUMNS = (
+    Column("node", "NODE", 10, 0, "left"),
+    Column("state", "STATE", 10, 1, "left"),
+    Column("role", "ROLE", 6, 9, "left"),
+    Column("os", "OS", 6, 12, "left"),
+    Column("cpu", "CPU", 5, 2),
+    Column("cpu_spark", "CPU HISTORY", 12, 7, "left"),
+    Column("mem", "MEMORY", 10, 3),
+    Column("gpu", "GPU", 5, 4),
+    Column("gpu_mem", "GPU MEM", 11, 9),
+    Column("temp", "TEMP", 5, 5),
+    Column("power", "POWER", 6, 11),
+    Column("net_in", "NET IN", 7, 6),
+    Column("net_out", "NET OUT", 7, 6),
+    Column("net_spark", "NET HISTORY", 11, 10, "left"),
+    Column("link", "LINK", 13, 8, "left"),
+)
+
+# The STATE cell: what a person reads for each status (a lost node shows its reason).
+STATE_CELLS: dict[NodeStatus, tuple[str, str]] = {
+    NodeStatus.UP: ("● up", "good"),
+    NodeStatus.CONNECTING: ("◌ connecting", "dim"),
+    NodeStatus.STALE: ("◌ stale", "warn"),
+    NodeStatus.STOPPED: ("■ stopped", "dim"),
+}
+_LEVEL_STYLE = {Level.OK: "ok", Level.WARN: "warn", Level.ALERT: "alert"}
+
+
+def fit_columns(width: int, name_width: int) -> list[Column]:
+    """The columns that fit `width`, in display order, dropping by priority."""
+    cols = [Column(c.key, c.title, name_width, c.priority, c.align) if c.key == "node" else c
+            for c in COLUMNS]
+    chosen = sorted(cols, key=lambda c: c.priority)
+    while chosen and sum(c.width + 1 for c in chosen) > width and len(chosen) > 1:
+        chosen.pop()
+    keys = {c.key for c in chosen}
+    return [c for c in cols if c.key in keys]
+
+
+def row_cells(view: NodeView, node: Node | None, th: Thresholds) -> dict[str, tuple[str, str]]:
+    """column key -> (text, style name) for one node's row (sparklines are drawn apart)."""
+    gone = not view.live
+    dim = "dim" if gone else "ok"
+
+    def levelled(value: float | None, warn: float, alert: float) -> str:
+        return dim if gone else _LEVEL_STYLE[level(value, warn, alert)]
+
+    cells: dict[str, tuple[str, str]] = {
+        "node": (view.name, "title" if not gone else dim),
+        "state": STATE_CELLS.get(view.status, (f"✖ {view.reason or 'lost'}", "alert")),
+        "role": (",".join(node.roles) if node and node.roles else MISSING, dim),
+        "os": (view.os, dim),
+        "cpu": (fmt_num(view.cpu, "%"), levelled(view.cpu, th.cpu_warn, th.cpu_alert)),
+        "mem": (f"{fmt_bytes(view.mem_used, digits=0)}/{fmt_bytes(view.mem_total, digits=0)}"
+                if view.mem_total else MISSING,
+                levelled(view.mem_pct, th.mem_warn, th.mem_alert)),
+    }
+    if view.gpus:
+        hot = view.hottest_gpu
+        used, total = view.gpu_mem()
+        temp = hot.temp if hot else None
+        cells["gpu"] = (fmt_num(view.gpu_util(), "%"), dim)
+        cells["gpu_mem"] = ((f"{fmt_bytes(used, digits=0)}/{fmt_bytes(total, digits=0)}"
+                             if total else "shared"), dim)
+        cells["temp"] = (fmt_num(temp, "°"), levelled(temp, th.gpu_temp_warn,
+                                                       th.gpu_temp_alert))
+        cells["power"] = (fmt_num(view.gpu_power(), "W"), dim)
+    else:
+        for key in ("gpu", "gpu_mem", "temp", "power"):
+            cells[key] = ("·", "dim")
+    cells["net_in"] = (fmt_rate(view.net_in), dim)
+    cells["net_out"] = (fmt_rate(view.net_out), dim)
+    nic = view.cluster_nic
+    if nic is not None:
+        # Jumbo frames are what a 10G+ cluster link wants: a small MTU there is worth a look.
+        bad = nic.mtu is not None and nic.mtu < 9000 and (nic.speed or 0) >= 10000
+        cells["link"] = (f"{nic.name} {fmt_num(nic.mtu)} {fmt_speed(nic.speed)}",
+                         "warn" if bad and not gone else dim)
+    else:
+        cells["link"] = (MISSING, "dim")
+    return cells
+
+
+class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
+    """The dashboard's table of nodes. Its screen calls `set_rows` when the list or the
+    filter changes and `update_nodes` with the nodes that changed."""
+
+    BINDING_GROUP_TITLE = "Nodes"
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", id="dashboard.up", show=False,
+                tooltip="Select the node above"),
+        Binding("down,j", "cursor(1)", "Down", id="dashboard.down", show=False,
+                tooltip="Select the node below"),
+        Binding("home,g", "cursor_to(0)", "First", id="dashboard.first", show=False,
+                tooltip="Select the first node"),
+        Binding("end,G", "cursor_to(-1)", "Last", id="dashboard.last", show=False,
+                tooltip="Select the last node"),
+        Binding("pageup", "page(-1)", "Page up", id="dashboard.page_up", show=False,
+                tooltip="Move the selection a page up"),
+        Binding("pagedown", "page(1)", "Page down", id="dashboard.page_down", show=False,
+                tooltip="Move the selection a page down"),
+        Binding("enter", "open", "Open", id="dashboard.open",
+                tooltip="Open the selected node: cores, NUMA, GPUs, interfaces, disks"),
+    ]
+
+    DEFAULT_CSS = """
+    NodeTable {
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    """
+
+    cursor: reactive[int] = reactive(0, layout=False)
+
+    class Opened(Message):
+        def __init__(self, node: str) -> None:
+            super().__init__()
+            self.node = node
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[str] = []
+        self._position: dict[str, int] = {}  # node -> its row
+        self.filter = ""
+        self._cache: dict[str, Strip] = {}
+        self._columns: list[Column] = []
+        self._layout_width = -1
+        self._styles: dict[str, Style] = {}
+
+    @property
+    def source(self) -> SafApp:
+        """The app: its nodes, their views, the store and the thresholds."""
+        return cast("SafApp", self.app)
+
+    # -- data -------------------------------------------------------------------------------
+    def set_rows(self) -> None:
+        selected = self.selected
+        names = self.source.node_names
+        if self.filter:
+            names = [n for n in names if self._matches(n, self.filter)]
+        self.rows = names
+        self._position = {name: i for i, name in enumerate(names)}
+        self.virtual_size = Size(self.size.width, len(names) + 1)  # + the header
+        self.cursor = self.rows.index(selected) if selected in self.rows else min(
+            self.cursor, max(0, len(self.rows) - 1))
+        self._cache.clear()
+        self._layout_width = -1
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _matches(self, name: str, text: str) -> bool:
+        view = self.source.view(name)
+        node = self.source.node_info(name)
+        words = [name, view.status.value, view.os, view.reason]
+        if node is not None:
+            words += list(node.roles) + list(node.tags) + [node.host]
+        return any(text.lower() in w.lower() for w in words if w)
+
+    @property
+    def selected(self) -> str | None:
+        return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
+
+    def update_nodes(self, names: Iterable[str]) -> None:
+        """Re-render these nodes' rows (and nothing else)."""
+        lines = []
+        position = self._position
+        top, height = self.scroll_offset.y, self.size.height
+        for name in names:
+            self._cache.pop(name, None)
+            row = position.get(name)
+            if row is None:  # filtered out, or a node the table has not heard of
+                if name in self.source.node_names:
+                    self.set_rows()
+                    return
+                continue
+            y = row - top + 1
+            if 1 <= y < height:
+                lines.append(y)
+        # Only the changed lines, with runs of adjacent lines as one region (fewer regions
+        # for the compositor to cut; a whole-table refresh draws more than it saves).
+        lines.sort()
+        regions: list[list[int]] = []
+        for y in lines:
+            if regions and regions[-1][1] == y:
+                regions[-1][1] = y + 1
+            else:
+                regions.append([y, y + 1])
+        width = self.size.width
+        if regions:
+            self.refresh(*(Region(0, first, width, end - first) for first, end in regions))
+
+    def invalidate(self) -> None:
+        """Draw every row again (the theme changed)."""
+        self._cache.clear()
+        self._styles.clear()
+        self.refresh()
+
+    # -- navigation -------------------------------------------------------------------------
+    def watch_cursor(self, old: int, new: int) -> None:
+        for row in (old, new):
+            if 0 <= row < len(self.rows):
+                self._cache.pop(self.rows[row], None)
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        """Scroll so the cursor's row shows below the header."""
+        visible = max(1, self.size.height - 1)
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            top = self.cursor
+        elif self.cursor >= top + visible:
+            top = self.cursor - visible + 1
+        self.scroll_to(y=top, animate=False)
+
+    def action_cursor(self, step: int) -> None:
+        if self.rows:
+            self.cursor = max(0, min(len(self.rows) - 1, self.cursor + step))
+
+    def action_cursor_to(self, row: int) -> None:
+        if self.rows:
+            self.cursor = row % len(self.rows)
+
+    def action_page(self, pages: int) -> None:
+        self.action_cursor(pages * max(1, self.size.height - 2))
+
+    def action_open(self) -> None:
+        if self.selected:
+            self.post_message(self.Opened(self.selected))
+
+    def on_click(self, event: events.Click) -> None:
+        row = self.scroll_offset.y + event.y - 1
+        if event.y >= 1 and 0 <= row < len(self.rows):
+            if row == self.cursor and event.chain >= 2:
+                self.action_open()
+            self.cursor = row
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._cache.clear()
+        self.virtual_size = Size(event.size.width, len(self.rows) + 1)
+        self._scroll_to_cursor()
+
+    def on_focus(self) -> None:
+        self._drop_cursor_row()
+
+    def on_blur(self) -> None:
+        self._drop_cursor_row()
+
+    def _drop_cursor_row(self) -> None:
+        if self.selected:
+            self._cache.pop(self.selected, None)
+            self.refresh()
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _style(self, name: str) -> Style:
+        """A cell style by name, from the theme's variables (made once per theme).
+
+        Not COMPONENT_CLASSES, yet: through CSS, the ANSI themes' colours stay ANSI and the
+        cursor's variables that are not plain colours ("#2bb3a3 35%" in saf's themes, "auto
+        87%" in Textual's) start to apply, which changes the table in most themes; that is
+        a change of its own, with its snapshots."""
+        if not self._styles:
+            v = palette(self.app)
+            self._styles = {
+                "ok": Style(), "warn": Style(color=v["warning"], bold=True),
+                "alert": Style(color=v["error"], bold=True),
+                "dim": Style(color=v.get("foreground-muted", v["foreground"]), dim=True),
+                "title": Style(color=v["primary"], bold=True),
+                "good": Style(color=v["success"]),
+                "spark": Style(color=v["primary"]),
+                "spark2": Style(color=v["secondary"]),
+                "cursor": Style(bgcolor=v.get("block-cursor-background", v["primary"]),
+                                color=v.get("block-cursor-foreground")),
+                "cursor-blur": Style(bgcolor=v["panel"]),
+            }
+        return self._styles[name]
+
+    def _layout(self) -> list[Column]:
+        width = self.size.width
+        if width != self._layout_width:
+            longest = max((len(n) for n in self.source.node_names), default=4)
+            self._columns = fit_columns(width, max(6, min(longest + 1, 16)))
+            self._layout_width = width
+        return self._columns
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        columns = self._layout()
+        if y == 0:  # the header stays on top however far the rows are scrolled
+            return self._header(columns, width)
+        row = self.scroll_offset.y + y - 1
+        if row >= len(self.rows):
+            if not self.rows and y == 2:
+                text = "no node matches the filter" if self.filter else "no nodes"
+                return Strip([Segment(f"  {text}", self._style("dim"))],
+                             width).extend_cell_length(width)
+            return Strip.blank(width)
+        name = self.rows[row]
+        strip = self._cache.get(name)
+        if strip is None:
+            strip = self._render_row(name, columns, width, row == self.cursor)
+            self._cache[name] = strip
+        return strip
+
+    def _header(self, columns: list[Column], width: int) -> Strip:
+        style = self._style("title")
+        segments = []
+        for col in columns:
+            title = col.title[:col.width]
+            cell = title.ljust(col.width) if col.align == "left" else title.rjust(col.width)
+            segments.append(Segment(cell + " ", style))
+        return Strip(segments).extend_cell_length(width).crop(0, width)
+
+    def _render_row(self, name: str, columns: list[Column], width: int,
+                    selected: bool) -> Strip:
+        source = self.source
+        view = source.view(name)
+        cells = row_cells(view, source.node_info(name), source.thresholds)
+        values = source.store.values
+        segments: list[Segment] = []
+        space = Segment(" ")
+        narrow = True  # every character one cell wide: the strip's length is known
+        for col in columns:
+            if col.key == "cpu_spark":
+                segments.append(Segment(
+                    sparkline(values(name, "cpu.percent", last=HISTORY), col.width, top=100.0),
+                    self._style("spark")))
+            elif col.key == "net_spark":
+                nic = view.cluster_nic
+                series = values(name, f"nic.{nic.name}.rx_bps", last=HISTORY) if nic else []
+                segments.append(Segment(sparkline(series, col.width), self._style("spark2")))
+            else:
+                text, style = cells.get(col.key, ("", "ok"))
+                text = text[:col.width]
+                text = text.ljust(col.width) if col.align == "left" else text.rjust(col.width)
+                if narrow and not text.isascii():
+                    narrow = len(text) == cell_len(text)
+                segments.append(Segment(text, self._style(style)))
+            segments.append(space)
+        if narrow:  # cells are padded to their widths: no need to measure every segment
+            length = sum(c.width + 1 for c in columns)
+            if length < width:
+                segments.append(Segment(" " * (width - length)))
+            strip = Strip(segments, max(width, length)).crop(0, width)
+        else:
+            strip = Strip(segments).extend_cell_length(width).crop(0, width)
+        if selected:
+            strip = strip.apply_style(self._style("cursor" if self.has_focus else "cursor-blur"))
+        return strip
