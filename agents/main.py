@@ -25,8 +25,8 @@ from .collectors.numa import NumaCollector
 from .collectors.nvml import NvmlCollector
 from .context import Context
 
-MIN_INTERVAL = 0.05
-MAX_INTERVAL = 3600.0
+MIN_INTERVAL = protocol.MIN_INTERVAL
+MAX_INTERVAL = protocol.MAX_INTERVAL
 # The first sample comes this soon after hello, not a whole interval later, so a cockpit shows
 # live figures at once. Rates need a baseline: the collectors take one when they start, and
 # 0.2 s of counters is a true (if coarser) figure. Later samples keep the interval.

@@ -33,6 +33,8 @@ from typing import Dict, List, Optional, TypedDict
 PROTOCOL_VERSION = 1
 FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
+MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf
+MAX_INTERVAL = 3600.0  # refuses a frame that claims another (it would turn off hang detection)
 
 
 # -- the frames' fields, typed ----------------------------------------------------------------
@@ -191,6 +193,25 @@ class SampleFrame(TypedDict, total=False):
     nics: List[NicItem]
     disks: List[DiskItem]
     missing: Missing
+
+
+class ErrorFrame(TypedDict, total=False):
+    type: str
+    message: str
+    collector: str
+
+
+class ReplyFrame(TypedDict, total=False):
+    type: str
+    id: int
+    cmd: object  # the command's name, echoed as saf sent it
+    ok: bool
+    error: str
+    seconds: float
+
+
+FRAME_FIELDS = {"hello": HelloFrame, "sample": SampleFrame, "error": ErrorFrame,
+                "reply": ReplyFrame}
 
 
 class FrameError(ValueError):

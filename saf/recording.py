@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from saf.agent.validate import check_frame
+from saf.agents import protocol
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
@@ -115,9 +117,13 @@ class Recording:
 
 
 def parse_event(data: dict[str, Any]) -> Event:
+    """A recorded event; a frame goes through the same gate as a live one (a recording is a
+    file anyone can edit), and a bad one raises FrameError (a ValueError) saying why."""
     if "raw" in data and "frame" not in data and data.get("event", "").startswith("agent_") \
             and data.get("event") != "agent_bad_frame":
-        data = dict(data, frame=json.loads(data["raw"]))
+        frame = protocol.decode(str(data["raw"]) + "\n")
+        check_frame(frame)
+        data = dict(data, frame=frame)
     return event_from_json(data)
 
 

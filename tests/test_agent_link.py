@@ -366,3 +366,58 @@ async def test_oversize_lines_are_counted_and_skipped_not_fatal(cluster, tmp_pat
     assert bad.message == f"a line of {8 * 1024 * 1024 + 31:,} characters (the limit is 4,194,304)"
     assert [s.frame["seq"] for s in rec.of(mev.SampleReceived)][:3] == [0, 1, 2]
     assert mev.LOST not in rec.statuses("alpha")
+
+
+HOSTILE_AGENT = r'''
+import json, sys, time
+w = sys.stdout.write
+def frame(**fields):
+    w(json.dumps(dict({"type": "sample", "seq": 0, "time": time.time(), "interval": 0.3},
+                      **fields)) + "\n")
+    sys.stdout.flush()
+w(json.dumps({"type": "hello", "protocol": 1, "agent": "x", "collectors": {}}) + "\n")
+frame(cpu={"percent": 42.0}, memory={"total": 1000, "used": 500, "percent": 50.0})
+frame(cpu="high")                                    # a string where an object belongs
+frame(memory=[1, 2, 3])                              # a list where an object belongs
+frame(cpu={"percent": "12"})                         # a number as text
+frame(cpu={"percent": 250.0})                        # a percentage past 100
+for bad in (1e308, 0, -5, float("nan"), float("inf")):
+    frame(interval=bad)                              # would switch off hang detection
+frame(nics=[{"name": "eth0", "rx_bytes": -1}])       # a counter below zero
+frame(gpus=[{"index": 0, "util": True}])             # true is not a number
+w(json.dumps({"type": "hello", "protocol": 1, "pid": "me"}) + "\n")
+sys.stdout.flush()
+time.sleep(600)                                      # then silence: hang detection must work
+'''
+
+
+async def test_hostile_frames_are_counted_and_the_node_keeps_its_good_values(cluster,
+                                                                             tmp_path: Path):
+    """A fake agent sends one good sample and then every kind of wrongly typed or out-of-range
+    frame: each is counted by its reason, the link stays up, the node keeps the good values,
+    and since no frame could change the interval the hang is still found (as `silent`)."""
+    script = tmp_path / "hostile_agent.py"
+    script.write_text(HOSTILE_AGENT)
+    bundle = AgentBundle(script, f"hostile{os.getpid()}")
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+        await hub.start()
+        try:
+            await wait_for(lambda: hub.store.lost("alpha"), what="the hang to be found")
+        finally:
+            await hub.stop()
+    state = hub.store.node("alpha")
+    assert dict(state.bad_frames) == {"bad_type": 5, "out_of_range": 7}
+    assert state.samples == 1
+    assert hub.store.value("alpha", "cpu.percent") == 42.0
+    messages = [e.message for e in rec.of(mev.FrameRejected)]
+    assert messages[:3] == ["sample.cpu: expected an object, got 'high'",
+                            "sample.memory: expected an object, got [1, 2, 3]",
+                            "sample.cpu.percent: expected a number, got '12'"]
+    assert "sample.interval: 1e+308 is outside 0.05 to 3600" in messages
+    assert "sample.interval: nan is outside 0.05 to 3600" in messages
+    assert "hello.pid: expected a whole number, got 'me'" in messages
+    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+    assert [e.reason for e in lost][:1] == ["silent"]

@@ -19,7 +19,8 @@ FRAMES = Path(__file__).parent / "fixtures" / "frames"
 def test_round_trip_keeps_every_event(tmp_path):
     frame = {"type": "sample", "seq": 1, "time": 5.0, "cpu": {"percent": 12.5}}
     events = [AgentStatus(node="a", status="connecting", time=1.0),
-              HelloReceived(node="a", frame={"type": "hello"}, raw='{"type":"hello"}', time=2.0),
+              HelloReceived(node="a", frame={"type": "hello", "protocol": 1},
+                            raw='{"type":"hello","protocol":1}', time=2.0),
               SampleReceived(node="a", frame=frame, raw=json.dumps(frame), time=3.0)]
     path = tmp_path / "r.jsonl"
     with RecordingWriter(path, [Node("a", "h", roles=("head",))], cluster="c") as writer:
@@ -38,6 +39,13 @@ def test_damaged_recording_names_the_line(tmp_path):
     path.write_text("\n".join(lines))
     with pytest.raises(ConfigError, match=r"bad\.jsonl:4: not JSON"):
         load_recording(path)
+    lines = (FRAMES / "healthy-3-nodes.jsonl").read_text().splitlines()[:10]
+    sample = next(i for i, line in enumerate(lines) if '"agent_sample"' in line)
+    lines[sample] = lines[sample].replace('\\"cpu\\":{', '\\"cpu\\":\\"high\\",\\"x\\":{', 1)
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError, match=rf"bad\.jsonl:{sample + 1}: not a recorded event: "
+                                          r"sample\.cpu: expected an object, got 'high'"):
+        load_recording(path)  # a frame edited in the file meets the live gate
     path.write_text('{"something": "else"}\n')
     with pytest.raises(ConfigError, match="not a saf recording"):
         load_recording(path)

@@ -24,6 +24,7 @@ from saf.agents import protocol
 from saf.agent import deploy
 from saf.agent.build import AgentBundle
 from saf.agent.lines import LineFramer
+from saf.agent.validate import check_frame
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
@@ -171,6 +172,7 @@ class AgentLink:
             raw = line.rstrip("\r\n")
             try:
                 frame = protocol.decode(line)
+                check_frame(frame)  # types and ranges: a bad frame never reaches the store
             except protocol.FrameError as exc:
                 self.emit(FrameRejected(node=self.node, reason=exc.reason, message=str(exc),
                                         raw=raw[:2000], time=received))
@@ -182,9 +184,8 @@ class AgentLink:
                 pid = frame.get("pid")
                 self.agent_pid = pid if isinstance(pid, int) and pid > 1 else None
             elif frame["type"] == "sample":
-                given = frame.get("interval")
-                if isinstance(given, (int, float)) and given > 0:
-                    self.interval = float(given)
+                if "interval" in frame:  # checked: a number within the protocol's range
+                    self.interval = float(frame["interval"])
             self.emit(event)
             wait = SILENT_INTERVALS * self.interval + 0.5
 
