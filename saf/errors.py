@@ -55,6 +55,13 @@ class SelectorError(SafError):
     title = "Bad node selector"
 
 
+class UsageError(SafError):
+    """A bad command-line value (--var, --on, a command too long to send); exits 2."""
+
+    exit_code = 2
+    title = "Invalid arguments"
+
+
 class Failure(StrEnum):
     """Why a node could not be reached: short words a table can show. Decided from the
     exception's type, asyncssh's disconnect code or the OS's errno, never from its text."""

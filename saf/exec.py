@@ -9,6 +9,7 @@ from saf.connect.base import Connector
 from saf.events import Emit, Event, OutputLine
 from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Node
+from saf.shell import check_command_size
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,6 +31,7 @@ async def exec_on(fleet: Fleet, nodes: list[Node], command: str, emit: Emit, *,
                   timeout: float | None = None) -> list[CommandFinished]:
     """Run `command` on every node at once, streaming OutputLine events and one
     CommandFinished per node (in inventory order in the returned list)."""
+    check_command_size(command)
 
     async def one(conn: Connector) -> CommandFinished:
         name = conn.node.name

@@ -13,7 +13,25 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
+from saf.errors import UsageError
+from saf.metrics.format import fmt_bytes
+
 quote = shlex.quote
+
+
+# The longest command saf sends: a command line travels in one SSH request, and servers refuse
+# larger ones by dropping the connection (OpenSSH's packets stop at 256 KiB), which would read
+# as a network fault. Anything this big belongs in a file (kind = "upload").
+MAX_COMMAND = 128 * 1024
+
+
+def check_command_size(command: str) -> None:
+    """Refuse a command too long for one SSH request, with its size, before any node sees it."""
+    size = len(command.encode())
+    if size > MAX_COMMAND:
+        raise UsageError(f"the command is {fmt_bytes(size)}; a command line may be at most "
+                         f"{fmt_bytes(MAX_COMMAND, digits=0)} (put the data in a file and send "
+                         "that)")
 
 
 # Sets $H to a SHA-256 command that prints "HASH  NAME" lines: coreutils' sha256sum on Linux,

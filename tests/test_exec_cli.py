@@ -228,3 +228,16 @@ def test_files_the_inventory_names_are_named_when_unusable(cluster, tmp_path):
         assert f"alpha │ {result['reason']}: {result['message']}" in flowed
         assert "unreachable" not in shown.stderr
         assert not (tmp_path / "lab_known_hosts").exists()
+
+
+async def test_a_command_too_long_for_ssh_is_refused_before_any_node(cluster):
+    from saf.errors import UsageError
+    from saf.exec import exec_on
+    from saf.fleet import Fleet
+    from saf.inventory import load_inventory
+
+    inv = load_inventory(cluster.inventory)
+    async with Fleet(inv) as fleet:
+        with pytest.raises(UsageError, match=r"^the command is 195\.3K; a command line may be at most 128K"):
+            await exec_on(fleet, list(inv.nodes), "echo " + "x" * 199_995, lambda e: None)
+        assert not any(fleet.connector(n.name).connected for n in inv.nodes)

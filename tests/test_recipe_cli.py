@@ -262,3 +262,18 @@ def test_history_is_per_cluster(cluster, tmp_path: Path, state: Path) -> None:
     table = saf(cluster, state, "runs", "--all")
     assert "CLUSTER" in table.stdout and "other-lab" in table.stdout
     assert "CLUSTER" not in saf(cluster, state, "runs").stdout
+
+
+def test_a_huge_variable_is_refused_up_front_with_its_size(cluster, tmp_path: Path,
+                                                           state: Path) -> None:
+    """A 2 MB value would end as 'connection reset' mid-run (SSH servers drop an oversize
+    request); it is refused before anything runs, saying how big it is."""
+    path = tmp_path / "big.toml"
+    path.write_text('name = "big"\n[vars]\nblob = "' + "x" * 2_000_000 + '"\n\n'
+                    '[[steps]]\nname = "echo"\nrun = "echo {blob} | wc -c"\n')
+    done = saf(cluster, state, "run", str(path))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "saf: variable 'blob' is 1.9M: a value reaches the node inside a command line, at "
+        "most 128K; put it in a file and send that with an upload step")
+    assert not (state / "runs").exists() or not list((state / "runs").iterdir())

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from saf.errors import ConfigError, SafError, SelectorError
+from saf.errors import ConfigError, SafError, SelectorError, UsageError
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.recipe import substitute
 from saf.recipe.model import Recipe, Step
-
-
-class UsageError(SafError):
-    """A bad command-line value (--var, --on); exits 2 like an invalid recipe."""
-
-    exit_code = 2
-    title = "Invalid arguments"
+from saf.metrics.format import fmt_bytes
+from saf.shell import MAX_COMMAND
 
 
 @dataclass(frozen=True)
@@ -71,6 +66,11 @@ def resolve_vars(recipe: Recipe, overrides: dict[str, str]) -> dict[str, str]:
             raise _fail(recipe, None, name, f"missing variable {name!r}"
                         + (f" ({var.description})" if var.description else "")
                         + f"; pass --var {name}=VALUE")
+        size = len(value.encode())
+        if size > MAX_COMMAND:
+            raise UsageError(f"variable {name!r} is {fmt_bytes(size)}: a value reaches the node "
+                             f"inside a command line, at most {fmt_bytes(MAX_COMMAND, digits=0)}"
+                             "; put it in a file and send that with an upload step")
         values[name] = value
     return values
 
