@@ -109,3 +109,36 @@ def test_one_way_to_write_a_figure():
     assert sparkline([0.0, 50.0, 100.0, None], 5, top=100.0) == " ▁▄█ "
     assert [is_loopback(n) for n in ("lo", "lo0", "lowpan0", "eth0")] == [True, True, False,
                                                                           False]
+
+
+def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
+    """refused, retry in 6 s, trying again, refused again: the node reads lost with its
+    reason all along (never `connecting` in between), the countdown counts down, and the
+    alert line names every node that is down; a hello clears it."""
+    from saf.metrics.thresholds import Thresholds
+    from saf.metrics.view import alerts, lost_words
+
+    store = MetricsStore()
+    for name in ("a", "b", "c"):
+        store.add_node(name)
+    for name in ("b", "c"):
+        store.apply(mev.AgentStatus(node=name, status=mev.CONNECTING, time=99.0))
+        store.apply(mev.AgentStatus(node=name, status=mev.LOST, reason="refused",
+                                    message="connection refused", retry_in=6.0, time=100.0))
+    store.apply(mev.HelloReceived(node="a", frame={"type": "hello", "protocol": 1},
+                                  raw="{}", time=100.0))
+    words = []
+    for now in (100.2, 103.0, 105.9):
+        view = node_view(store, "b", now)
+        assert view.status is NodeStatus.LOST and view.reason == "refused"
+        words.append(lost_words(view))
+    assert words == ["refused · retry in 6s", "refused · retry in 3s", "refused · retrying"]
+    store.apply(mev.AgentStatus(node="b", status=mev.CONNECTING, time=106.0))  # the retry
+    trying = node_view(store, "b", 106.1)
+    assert trying.status is NodeStatus.LOST and lost_words(trying) == "refused · retrying"
+    views = [node_view(store, n, 106.1) for n in ("a", "b", "c")]
+    assert [a.text for a in alerts(views, Thresholds())] == ["b lost (refused)", "c lost (refused)"]
+    store.apply(mev.HelloReceived(node="b", frame={"type": "hello", "protocol": 1},
+                                  raw="{}", time=106.5))
+    back = node_view(store, "b", 106.6)
+    assert back.status is NodeStatus.UP and back.reason == "" and back.retry_in is None

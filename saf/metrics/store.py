@@ -150,6 +150,11 @@ class NodeState:
     reason: str = ""
     message: str = ""
     retry_in: float | None = None
+    # The last failure, kept while the link retries and until the node is up again, so a
+    # dead node shows why (and when the next try is) instead of flickering to `connecting`.
+    failure: str = ""
+    failure_message: str = ""
+    retry_at: float | None = None  # when the next try starts (the lost event's time + retry_in)
     since: float = field(default_factory=time.time)
     hello: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
@@ -362,6 +367,7 @@ class MetricsStore:
             state = self.add_node(node)
             state.hello = event.frame
             state.status, state.reason, state.message, state.retry_in = UP, "", "", None
+            state.failure, state.failure_message, state.retry_at = "", "", None
             state.since = event.time
             # A new agent's counters start over: rates must not span two agents.
             self._history[node].counters.clear()
@@ -371,6 +377,9 @@ class MetricsStore:
                 state.since = event.time
             state.status, state.reason = event.status, event.reason
             state.message, state.retry_in = event.message, event.retry_in
+            if event.status == LOST:
+                state.failure, state.failure_message = event.reason, event.message
+                state.retry_at = event.time + event.retry_in if event.retry_in else None
         elif isinstance(event, FrameRejected):
             self.add_node(node).bad_frames[event.reason] += 1
         elif isinstance(event, AgentErrorReported):

@@ -41,8 +41,8 @@ class NodeStatus(Enum):
 
 
 def node_status(state: NodeState, now: float) -> NodeStatus:
-    if state.status == LOST:
-        return NodeStatus.LOST
+    if state.status == LOST or (state.status == CONNECTING and state.failure):
+        return NodeStatus.LOST  # a retry of a failed node is still a failed node
     if state.status == STOPPED:
         return NodeStatus.STOPPED
     if state.sample is not None and state.stale(now):
@@ -175,7 +175,7 @@ class NodeView:
     nics: tuple[Nic, ...]
     age: float | None = None
     has_sample: bool = False
-    retry_in: float | None = None
+    retry_in: float | None = None  # seconds to the next try of a lost node (0: trying now)
     sample: SampleFrame = field(default_factory=lambda: SampleFrame(), repr=False)
     hello: HelloFrame = field(default_factory=lambda: HelloFrame(), repr=False)
     store: MetricsStore | None = field(default=None, repr=False, compare=False)
@@ -374,11 +374,13 @@ def node_view(store: MetricsStore, name: str, now: float,
     cpu = sample.get("cpu") or {}
     mem = sample.get("memory") or {}
     per_core = cpu.get("per_core")
+    status = node_status(state, now)
+    failed = status is NodeStatus.LOST
     return NodeView(
         name=name,
-        status=node_status(state, now),
-        reason=state.reason,
-        message=state.message,
+        status=status,
+        reason=state.failure if failed and state.failure else state.reason,
+        message=state.failure_message if failed and state.failure else state.message,
         os=str(hello.get("os") or os_hint or MISSING),
         arch=str(hello.get("arch") or ""),
         host=str(hello.get("host") or ""),
@@ -392,7 +394,8 @@ def node_view(store: MetricsStore, name: str, now: float,
         nics=_nics(sample, store, name),
         age=None if state.sample_time is None else max(0.0, now - state.sample_time),
         has_sample=state.sample is not None,
-        retry_in=state.retry_in,
+        retry_in=(max(0.0, state.retry_at - now) if state.retry_at is not None else None)
+        if failed else None,
         sample=sample, hello=hello, store=store,
     )
 
@@ -402,6 +405,17 @@ class Alert:
     level: Level
     node: str
     text: str
+
+
+def lost_words(view: NodeView) -> str:
+    """Why a lost node is down and when it is tried again, the same on every face:
+    'refused · retry in 6s', 'refused · retrying'."""
+    reason = view.reason or "lost"
+    if view.retry_in is None:
+        return reason
+    if view.retry_in > 0.5:
+        return f"{reason} · retry in {view.retry_in:.0f}s"
+    return f"{reason} · retrying"
 
 
 def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:

@@ -11,7 +11,7 @@ from rich.text import Text
 from saf.metrics.events import LOST
 from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
-from saf.metrics.view import NodeStatus, NodeView, node_view
+from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
 
 STATE_STYLES = {NodeStatus.UP: "green", NodeStatus.STALE: "yellow", NodeStatus.LOST: "red",
                 NodeStatus.STOPPED: "dim", NodeStatus.CONNECTING: "cyan"}
@@ -36,8 +36,7 @@ def gpu_text(view: NodeView) -> Text:
 def state_text(view: NodeView) -> Text:
     word = view.status.value
     if view.status is NodeStatus.LOST:
-        retry = f", retry {view.retry_in:.1f}s" if view.retry_in else ""
-        word = f"lost: {view.reason}{retry}"
+        word = f"lost: {lost_words(view)}"
     return Text(word, style=STATE_STYLES[view.status])
 
 
