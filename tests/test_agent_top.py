@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import psutil
+
+FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 
 def test_top_once_json(cluster):
@@ -44,3 +47,38 @@ def test_top_once_table_and_a_dead_node(asyncssh_cluster, tmp_path):
 def test_top_json_needs_once(cluster):
     result = cluster.saf("top", "--json")
     assert result.returncode == 2 and "--once" in result.stderr
+
+
+def test_top_drops_columns_by_priority_and_never_squeezes_a_cell():
+    """A long lost reason at 140 columns, then a narrow terminal: every shown cell is whole
+    (no `10…` grid); columns go by priority, one at a time; the message has its own line."""
+    from rich.console import Console
+
+    from saf.metrics import events as mev
+    from saf.recording import load_recording
+    from saf.render.top_view import COLUMNS, problems, top_table
+
+    from saf.metrics.store import MetricsStore
+
+    recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")
+    store = MetricsStore()
+    for event in recording.events:
+        store.apply(event)
+    store.apply(mev.AgentStatus(node="gamma", status=mev.LOST, reason="error",
+                                message="RuntimeError: " + "something went wrong " * 12,
+                                retry_in=15.0, time=recording.end))
+    widths = {}
+    for width in (140, 100, 70):
+        console = Console(width=width, record=True, color_system=None)
+        table = top_table(store, ["alpha", "beta", "gamma"], recording.end, width=width)
+        console.print(table)
+        for line in problems(store, ["gamma"]):
+            console.print(line)
+        text = console.export_text()
+        rows = text.splitlines()
+        assert [r.split()[0] for r in rows[1:4]] == ["alpha", "beta", "gamma"]
+        assert "…" not in "".join(rows[1:3])  # the healthy rows: nothing cut
+        assert all(len(r) <= width for r in rows)
+        assert "something went wrong something" in text  # the whole message, on its own
+        widths[width] = len(table.columns)
+    assert len(COLUMNS) >= widths[140] > widths[100] > widths[70] >= 4

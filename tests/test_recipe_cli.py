@@ -277,3 +277,33 @@ def test_a_huge_variable_is_refused_up_front_with_its_size(cluster, tmp_path: Pa
         "saf: variable 'blob' is 1.9M: a value reaches the node inside a command line, at "
         "most 128K; put it in a file and send that with an upload step")
     assert not (state / "runs").exists() or not list((state / "runs").iterdir())
+
+
+def test_the_summary_of_a_run_on_fifty_nodes_is_readable(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Fifty nodes do not fit as columns: the summary becomes a line per step with counts and
+    the nodes that did not end well, instead of a grid of `…`; three nodes keep the matrix."""
+    from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted
+    from saf.render.run_view import RunView
+
+    def render(nodes: list[str]) -> str:
+        monkeypatch.setenv("COLUMNS", "120")
+        view = RunView(live=False)
+        steps = [{"index": 0, "name": "install", "nodes": nodes},
+                 {"index": 1, "name": "verify", "nodes": nodes}]
+        view(RunStarted(run="r", recipe="x", path=None, steps=steps, nodes=nodes))
+        for node in nodes:
+            view(NodeStepFinished(step=0, node=node, status="changed"))
+            bad = node in ("n07", "n33")
+            view(NodeStepFinished(step=1, node=node, status="failed" if bad else "ok"))
+        view(RunFinished(run="r", status="failed", counts={"changed": len(nodes)}))
+        capsys.readouterr()
+        view.summary()
+        return capsys.readouterr().out
+
+    many = render([f"n{i:02d}" for i in range(50)])
+    assert "…" not in many
+    assert "1. install  50 changed" in many
+    assert "2. verify   48 ok, 2 failed (n07, n33)" in many
+    few = render(["alpha", "beta", "gamma"])
+    assert "alpha" in few.splitlines()[1] and "…" not in few

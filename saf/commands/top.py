@@ -79,7 +79,7 @@ async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) 
         sys.stdout.flush()
     else:
         out = console()
-        out.print(top_table(store, names, now))
+        out.print(top_table(store, names, now, width=out.width))
         for line in problems(store, names):
             out.print(line)
     return all(store.node(n).samples > 0 for n in names)
@@ -89,7 +89,7 @@ async def _live(hub: MetricsHub, names: list[str], interval: float) -> None:
     out = console()
 
     def view() -> Group:
-        return Group(top_table(hub.store, names), *problems(hub.store, names))
+        return Group(top_table(hub.store, names, width=out.width), *problems(hub.store, names))
 
     with Live(view(), console=out, auto_refresh=False, transient=False) as live:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.live import Live
@@ -14,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.events import Event
-from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               StepFinished, StepOutput, StepStarted, status_label)
+from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
+                               RunStarted, StepFinished, StepOutput, StepStarted, status_label)
 from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "bold red",
@@ -159,25 +160,65 @@ class RunView:
     def _check(self) -> bool:
         return self.started is not None and self.started.check
 
+    def _cell(self, step: dict[str, Any], node: str) -> Text:
+        result = self.results.get((step["index"], node))
+        if node not in step["nodes"]:
+            return Text("")
+        if result is None:
+            return Text("·", style="dim")
+        return Text(status_label(result.status, self._check),
+                    style=STATUS_STYLE.get(result.status, ""))
+
+    def _matrix(self) -> Table:
+        """Steps x nodes: each node's status in its own column."""
+        assert self.started is not None
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("STEP", no_wrap=True)
+        for node in self.nodes:
+            table.add_column(node, style=node_style(self.nodes, node), justify="center",
+                             no_wrap=True)
+        for step in self.started.steps:
+            table.add_row(f"{step['index'] + 1}. {step['name']}",
+                          *(self._cell(step, node) for node in self.nodes))
+        return table
+
+    def _too_wide(self, table: Table) -> bool:
+        """Whether the matrix's natural width (every cell whole) is wider than the console."""
+        natural = sum(max([Text.from_markup(str(c.header)).cell_len]
+                          + [cell.cell_len if isinstance(cell, Text) else len(str(cell))
+                             for cell in c.cells]) for c in table.columns)
+        return natural + 2 * (len(table.columns) - 1) > self.out.width
+
+    def _per_step(self) -> Table:
+        """One row per step: how many nodes ended each way, and which did not end well."""
+        assert self.started is not None
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("STEP", no_wrap=True)
+        table.add_column("NODES")
+        for step in self.started.steps:
+            by_status: dict[str, list[str]] = {}
+            for node in step["nodes"]:
+                result = self.results.get((step["index"], node))
+                by_status.setdefault(result.status if result else "not run", []).append(node)
+            parts = Text()
+            for status, nodes in sorted(by_status.items(), key=lambda kv: -len(kv[1])):
+                if parts:
+                    parts.append(", ")
+                parts.append(f"{len(nodes)} {status_label(status, self._check)}",
+                             style=STATUS_STYLE.get(status, "dim"))
+                if status not in DONE:
+                    shown = ", ".join(nodes[:8]) + (f" and {len(nodes) - 8} more"
+                                                    if len(nodes) > 8 else "")
+                    parts.append(f" ({shown})", style="dim")
+            table.add_row(f"{step['index'] + 1}. {step['name']}", parts)
+        return table
+
     def summary(self) -> None:
         if self.started is None:
             return
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("STEP")
-        for node in self.nodes:
-            table.add_column(node, style=node_style(self.nodes, node), justify="center")
-        for step in self.started.steps:
-            cells = []
-            for node in self.nodes:
-                result = self.results.get((step["index"], node))
-                if node not in step["nodes"]:
-                    cells.append(Text(""))
-                elif result is None:
-                    cells.append(Text("·", style="dim"))
-                else:
-                    cells.append(Text(status_label(result.status, self._check),
-                                      style=STATUS_STYLE.get(result.status, "")))
-            table.add_row(f"{step['index'] + 1}. {step['name']}", *cells)
+        table = self._matrix()
+        if self._too_wide(table):
+            table = self._per_step()  # 50 nodes as columns would be a grid of "…"
         self.out.print()
         self.out.print(table)
         finished = self.finished

@@ -8,7 +8,7 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.events import LOST
+from saf.metrics.events import LOST, UP
 from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
@@ -45,15 +45,20 @@ def _total(values: list[float | None]) -> float | None:
     return sum(known) if known else None
 
 
+# (title, right-aligned, priority): a narrow terminal drops the highest priority numbers
+# first, one column at a time; NODE and STATE always stay.
+COLUMNS = (("NODE", False, 0), ("STATE", False, 0), ("CPU", True, 1), ("HISTORY", False, 8),
+           ("LOAD", True, 6), ("MEM", True, 2), ("SWAP", True, 7), ("GPU", False, 3),
+           ("NIC", False, 9), ("RX", True, 4), ("TX", True, 4), ("DISK R/W", True, 10),
+           ("NUMA", True, 11))
+STATE_WIDTH = 30  # a longer state ends in "…"; the whole message goes under the table
+
+
 def top_table(store: MetricsStore, names: list[str], now: float | None = None,
-              spark: int = 20) -> Table:
+              spark: int = 20, width: int | None = None) -> Table:
+    """The nodes' table; with `width`, columns are dropped by priority until it fits."""
     now = time.time() if now is None else now
-    table = Table(box=None, header_style="bold")
-    for column, right in (("NODE", False), ("STATE", False), ("CPU", True), ("HISTORY", False),
-                          ("LOAD", True), ("MEM", True), ("SWAP", True), ("GPU", False),
-                          ("NIC", False), ("RX", True), ("TX", True), ("DISK R/W", True),
-                          ("NUMA", True)):
-        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+    rows = []
     for name in names:
         try:
             view = node_view(store, name, now)
@@ -62,8 +67,10 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
         dim = "" if view.live else "dim"
         nic = view.cluster_nic
         disks = view.disks
-        table.add_row(
-            Text(name, style="bold"), state_text(view),
+        state = state_text(view)
+        state.truncate(STATE_WIDTH, overflow="ellipsis")
+        rows.append([
+            Text(name, style="bold"), state,
             Text(fmt_num(view.cpu, "%"), style=dim),
             Text(sparkline(store.values(name, "cpu.percent", last=spark), spark, top=100.0),
                  style="cyan"),
@@ -79,8 +86,33 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
                  f"{fmt_rate(_total([d.write for d in disks]))}" if disks else MISSING,
                  style=dim),
             Text(str(len(view.numa)) if view.numa else MISSING, style=dim),
-        )
+        ])
+    shown = fit(COLUMNS, rows, width)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for index in shown:
+        title, right, _ = COLUMNS[index]
+        table.add_column(title, justify="right" if right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    if len(shown) < len(COLUMNS):
+        table.caption = f"{len(COLUMNS) - len(shown)} columns left out: a wider terminal shows them"
+        table.caption_justify = "left"
     return table
+
+
+def fit(columns: tuple[tuple[str, bool, int], ...], rows: list[list[Text]],
+        width: int | None, gap: int = 2) -> list[int]:
+    """The indexes of the columns to show: all when they fit `width` (or width is None),
+    else without the highest-priority numbers, one at a time. No cell is ever squeezed."""
+    keep = list(range(len(columns)))
+    if width is None:
+        return keep
+    natural = [max([len(title)] + [row[i].cell_len for row in rows])
+               for i, (title, _, _) in enumerate(columns)]
+    droppable = sorted((i for i in keep if columns[i][2] > 0), key=lambda i: -columns[i][2])
+    while sum(natural[i] for i in keep) + gap * (len(keep) - 1) > width and droppable:
+        keep.remove(droppable.pop(0))
+    return keep
 
 
 def problems(store: MetricsStore, names: list[str]) -> list[Text]:
@@ -91,8 +123,9 @@ def problems(store: MetricsStore, names: list[str]) -> list[Text]:
             state = store.node(name)
         except KeyError:
             continue
-        if state.status == LOST and state.message:
-            lines.append(Text(f"{name}: {state.message}", style="red"))
+        message = state.failure_message or (state.message if state.status == LOST else "")
+        if message and state.status != UP:
+            lines.append(Text(f"{name}: {message}", style="red"))
         if state.bad_frames:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(state.bad_frames.items()))
             lines.append(Text(f"{name}: bad frames: {counts}", style="yellow"))
