@@ -1,4 +1,4 @@
-"""The rooms of DESIGN.md stay apart: the core and the agent never import the UI."""
+"""The rooms of docs/architecture.md stay apart: the core and the agent never import the UI."""
 
 from __future__ import annotations
 
