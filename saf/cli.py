@@ -63,10 +63,9 @@ def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
     ctx.obj["inventory"] = inventory
     ctx.obj["readonly"] = readonly
     if ctx.invoked_subcommand is None:
-        if "tui" in COMMANDS:
-            ctx.invoke(cli.get_command(ctx, "tui"))  # type: ignore[arg-type]
-        else:
-            click.echo(ctx.get_help())
+        from saf.commands.tui import tui
+
+        ctx.invoke(tui)
 
 
 def main(argv: list[str] | None = None) -> None:

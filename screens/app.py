@@ -1,23 +1,28 @@
 """The cockpit app and its factory.
 
-`make_app(source, nodes, ...)` builds the App without running it: `source` is called with the
-app's event callback and returns a metrics source (a live `MetricsHub`, or a `Replayer` of a
-recording), so tests and snapshots build the very same app on replayed frames.
+`make_app(ctx, source_factory)` builds the App without running it: `ctx` is the
+`CockpitContext` the front door built (inventory, fleet, actions, settings, ...), and
+`source_factory` is called with the app's event callback and returns a metrics source (a live
+`MetricsHub`, or a `Replayer` of a recording), so tests and snapshots build the very same app
+on replayed frames.
 
 Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
 which notes the node and posts one `NodesUpdated` message for all the nodes noted until it is
-handled (a node is named once however many samples arrived: the newest supersedes).
-Only the screen on view redraws; a screen coming back into view redraws from the store.
+handled (a node is named once however many samples arrived: the newest supersedes). The
+screen on view then gets one typed message (saf.screens.messages); the others redraw from the
+store when they come back into view.
+
+The top-level screens (dashboard, signals, recipes) are Textual screen modes: each keeps its
+state while another is on view. A node's screen is pushed onto the dashboard's.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import ClassVar, Protocol
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,15 +30,18 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
+from saf.cockpit.context import CockpitContext
+from saf.cockpit.settings import remember_theme
 from saf.events import Emit, Event
 from saf.inventory.model import Node
 from saf.metrics.store import MetricsStore
-from saf.paths import state_dir
-from saf.recording import RecordingWriter, Replayer, ReplayPosition
-from saf.screens.registry import SCREENS, entry
-from saf.screens.settings import Settings, remember_theme
+from saf.recording import Recording, RecordingWriter, Replayer, ReplayPosition
+from saf.screens.messages import NodesChanged, ReplayMoved, Tick
+from saf.screens.registry import HOME, SCREENS, entry
 from saf.screens.theming import DEFAULT_DARK, load_themes, theme_dirs
 from saf.metrics.view import NodeView, node_view
+from saf.signals.book import SignalBook
+from saf.signals.feed import SignalFeed
 from saf.themes import STYLESHEET
 
 
@@ -45,14 +53,6 @@ class MetricsSource(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-class NodeActions(Protocol):
-    """Actions that change a node, done by the core on the cockpit's behalf."""
-
-    async def signal(self, node: str, pid: int, signal: str) -> str:
-        """Send `signal` (TERM or KILL) to `pid` on `node`; returns what happened."""
-        ...
 
 
 SourceFactory = Callable[[Emit], MetricsSource]
@@ -68,17 +68,6 @@ class NodesUpdated(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, NodesUpdated)
-
-
-class ReplayMoved(Message):
-    """The replay played on, paused, sought or changed speed."""
-
-    def __init__(self, position: ReplayPosition) -> None:
-        super().__init__()
-        self.position = position
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, ReplayMoved)
 
 
 def _screen_bindings() -> list[Binding]:
@@ -113,54 +102,45 @@ class SafApp(App[None]):
         *_screen_bindings(),
     ]
 
-    def __init__(self, source_factory: SourceFactory, nodes: Sequence[Node], *,
-                 settings: Settings | None = None, readonly: bool = False,
-                 readonly_reason: str = "", clock: Callable[[], float] | None = None,
-                 cluster: str = "saf", actions: NodeActions | None = None,
-                 record_dir: Path | None = None, theme_folders: list[Path] | None = None,
-                 replay_label: str = "",
-                 background: Sequence[Callable[[], Any]] = ()) -> None:
-        self.settings = settings or Settings()
+    # Each top-level screen is a mode, made when first opened and kept while others show.
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
+        item.name: item.build for item in SCREENS if not item.needs_node}
+    DEFAULT_MODE = HOME
+    # Off while __init__ sets the starting theme: only a person's choice is remembered.
+    _remember_theme = False
+
+    def __init__(self, ctx: CockpitContext, source_factory: SourceFactory) -> None:
+        self.ctx = ctx
         super().__init__()
-        self.inventory_nodes = {n.name: n for n in nodes}
-        self.cluster = cluster
+        self._node_info = {n.name: n for n in ctx.nodes}
         self.source: MetricsSource = source_factory(self._on_event)
         self.store: MetricsStore = self.source.store
-        for node in nodes:
+        for node in ctx.nodes:
             self.store.add_node(node.name)
         self.replayer = self.source if isinstance(self.source, Replayer) else None
-        self.replay_label = replay_label
         self.replay_position: ReplayPosition | None = None
-        self.clock = clock or (self.replayer.clock if self.replayer else time.time)
-        self.actions = actions
-        # Coroutines that run as long as the cockpit (e.g. the demo's signal publisher).
-        self.background = list(background)
-        self.readonly = readonly or self.settings.readonly
-        if readonly:
-            self.readonly_reason = readonly_reason or "started with --readonly"
-        else:
-            self.readonly_reason = self.settings.readonly_reason or "read-only by configuration"
-        self.thresholds = self.settings.thresholds
-        self.record_dir = record_dir or state_dir() / "recordings"
+        self.clock: Callable[[], float] = self.replayer.clock if self.replayer else time.time
         self.recorder: RecordingWriter | None = None
+        self._signal_feed = ctx.signal_feed
+        self._signal_feed_started = False
+        self._trail = [HOME]  # the modes opened, in order: escape goes back along it
         self._views: dict[str, NodeView] = {}
         self._dirty: set[str] = set()     # nodes whose cached view is out of date
         self._updated: set[str] = set()   # nodes the screen on view has not heard of yet
         self._update_posted = False
         self._statuses: dict[str, str] = {}
         self.first_data_at: float | None = None  # monotonic time the first sample was shown
-        themes, problems = load_themes(theme_folders if theme_folders is not None
-                                       else theme_dirs())
+        folders = ctx.theme_folders
+        themes, problems = load_themes(list(folders) if folders is not None else theme_dirs())
         for theme in themes:
             self.register_theme(theme)
         self._theme_problems = problems
-        self._started_theme = False
-        wanted = self.settings.theme or DEFAULT_DARK
+        wanted = ctx.settings.theme or DEFAULT_DARK
         self._theme_missing = wanted not in self.available_themes
         self.theme = wanted if not self._theme_missing else DEFAULT_DARK
-        self._started_theme = True
-        if self.settings.keymap:
-            self.set_keymap(self.settings.keymap)
+        self._remember_theme = True
+        if ctx.settings.keymap:
+            self.set_keymap(ctx.settings.keymap)
 
     # -- life -------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -168,12 +148,11 @@ class SafApp(App[None]):
             self.notify(f"{problem}\nUsing the other themes.", title="Theme not loaded",
                         severity="warning", timeout=10)
         if self._theme_missing:
-            self.notify(f"There is no theme {self.settings.theme!r}; using {DEFAULT_DARK}.",
+            self.notify(f"There is no theme {self.ctx.settings.theme!r}; using {DEFAULT_DARK}.",
                         title="Theme not found", severity="warning", timeout=10)
-        self.push_screen(entry("dashboard").load()())
         self.set_interval(1.0, self._tick, name="saf-tick")
         self._start_source()
-        for job in self.background:
+        for job in self.ctx.background:
             self.run_worker(job(), group="background", exit_on_error=False)
         # What exists now (Textual's widgets, a replayed recording's frames) lives as long as
         # the cockpit: keep it out of the cyclic collector's full passes, which otherwise walk
@@ -200,7 +179,9 @@ class SafApp(App[None]):
         """Called by the source on the event loop, after the event reached the store."""
         if isinstance(event, ReplayPosition):
             self.replay_position = event
-            self.post_message(ReplayMoved(event))
+            # A seek back rebuilt the store: every view is out of date.
+            self._dirty.update(self.store.nodes)
+            self.screen.post_message(ReplayMoved(event))
             return
         if self.recorder is not None:
             self.recorder.write(event)
@@ -216,22 +197,10 @@ class SafApp(App[None]):
             self.post_message(NodesUpdated())
 
     def on_nodes_updated(self, message: NodesUpdated) -> None:
+        """Hand the update to the screen on view only; the others redraw when they return."""
         self._update_posted = False
         updated, self._updated = self._updated, set()
-        for node in updated:
-            self._forward("node_updated", node)
-
-    def on_replay_moved(self, message: ReplayMoved) -> None:
-        if self.replayer is not None and self.replayer.store is self.store:
-            # A seek back rebuilt the store: every view is out of date.
-            self._dirty.update(self.store.nodes)
-        self._forward("replay_moved", message.position)
-
-    def _forward(self, method: str, arg: Any) -> None:
-        """Hand an update to the screen on view only; the others redraw when they return."""
-        handler = getattr(self.screen, method, None)
-        if handler is not None:
-            handler(arg)
+        self.screen.post_message(NodesChanged(frozenset(updated)))
 
     def _tick(self) -> None:
         """Once a second: nodes turn stale by the clock alone, with no event to say so."""
@@ -243,7 +212,7 @@ class SafApp(App[None]):
             if self._statuses.get(name) != key:
                 self._statuses[name] = key
                 self._node_changed(name)
-        self._forward("tick", now)
+        self.screen.post_message(Tick(now))
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -254,7 +223,7 @@ class SafApp(App[None]):
         """The node's view, recomputed only when something about it changed."""
         cached = self._views.get(name)
         if cached is None or name in self._dirty:
-            node = self.inventory_nodes.get(name)
+            node = self._node_info.get(name)
             cached = node_view(self.store, name, self.clock(), node.os if node else None)
             self._views[name] = cached
             self._dirty.discard(name)
@@ -263,7 +232,24 @@ class SafApp(App[None]):
         return cached
 
     def node_info(self, name: str) -> Node | None:
-        return self.inventory_nodes.get(name)
+        return self._node_info.get(name)
+
+    def signal_feed(self) -> SignalFeed:
+        """The cockpit's signal feed: the context's, or a live one on the context's inventory
+        (reusing the fleet's connections for ssh:// endpoints). It is made and started on first
+        use and kept, so the subscription and its book outlive the Signals screen."""
+        feed = self._signal_feed
+        if feed is None:
+            try:
+                feed = SignalFeed.live(self.ctx.inventory, fleet=self.ctx.fleet)
+            except Exception as exc:  # noqa: BLE001 - a bad [signals] table: shown, not fatal
+                feed = SignalFeed(SignalBook(), "no signal source")
+                feed.error = str(exc)
+            self._signal_feed = feed
+        if feed.source is not None and not self._signal_feed_started:
+            self._signal_feed_started = True
+            self.run_worker(feed.run(), group="signals", exit_on_error=False)
+        return feed
 
     # -- actions ----------------------------------------------------------------------------
     def action_help(self) -> None:
@@ -275,22 +261,27 @@ class SafApp(App[None]):
         self.push_screen(HelpScreen(self.screen))
 
     def action_open_screen(self, name: str) -> None:
-        item = entry(name)
-        if name == "dashboard":
-            while len(self.screen_stack) > 2:
-                self.pop_screen()
-            return
-        if item.needs_node:
-            node = getattr(self.screen, "selected_node", None)
-            if not node:
-                self.notify("Pick a node on the dashboard first.", severity="warning")
-                return
-            self.push_screen(item.load()(node))
+        """Show a top-level screen; "back" then returns to the one shown before it."""
+        if name == HOME:
+            self._trail = [HOME]
         else:
-            self.push_screen(item.load()())
+            if name in self._trail:
+                self._trail.remove(name)
+            self._trail.append(name)
+        self.switch_mode(name)
+        if name == HOME:
+            # The dashboard itself, not a node screen opened from it.
+            for _ in self.screen_stack[1:]:
+                self.pop_screen()
+
+    def go_back(self) -> None:
+        """Back from a top-level screen to the one opened before it (the dashboard last)."""
+        if len(self._trail) > 1:
+            self._trail.pop()
+        self.action_open_screen(self._trail[-1])
 
     def open_node(self, name: str) -> None:
-        self.push_screen(entry("node").load()(name))
+        self.push_screen(entry("node").build(name))
 
     def action_next_theme(self) -> None:
         names = self.theme_order()
@@ -305,8 +296,8 @@ class SafApp(App[None]):
         return own + [n for n in names if n not in own and n != "textual-ansi"]
 
     def watch_theme(self, theme: str) -> None:
-        if getattr(self, "_started_theme", False):
-            remember_theme(self.settings.state_path, theme)
+        if self._remember_theme:
+            remember_theme(self.ctx.settings.state_path, theme)
 
     def action_toggle_record(self) -> None:
         if self.recorder is not None:
@@ -314,20 +305,19 @@ class SafApp(App[None]):
             self.recorder.close()
             self.recorder = None
             self.notify(f"Saved {count} events to {path}", title="Recording stopped")
-            self._forward("tick", self.clock())
+            self.screen.post_message(Tick(self.clock()))
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = self.record_dir / f"saf-{self.cluster}-{stamp}.jsonl"
+        path = self.ctx.record_dir / f"saf-{self.ctx.cluster}-{stamp}.jsonl"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.recorder = RecordingWriter(path, list(self.inventory_nodes.values()),
-                                            cluster=self.cluster)
+            self.recorder = RecordingWriter(path, self.ctx.nodes, cluster=self.ctx.cluster)
         except Exception as exc:  # noqa: BLE001 - a SafError or OSError, shown
             self.notify(str(exc), title="Cannot record", severity="error")
             return
         self.notify(f"Recording every frame to {path}\nPress R again to stop.",
                     title="Recording")
-        self._forward("tick", self.clock())
+        self.screen.post_message(Tick(self.clock()))
 
     def action_replay_pause(self) -> None:
         if self.replayer is not None:
@@ -348,9 +338,9 @@ class SafApp(App[None]):
 
     def refuse_if_readonly(self, what: str) -> bool:
         """True (and says why) when node-changing actions are off."""
-        if self.readonly:
-            self.notify(f"{what} is disabled: {self.readonly_reason}.", title="Read-only",
-                        severity="warning")
+        reason = self.ctx.readonly_reason
+        if reason is not None:
+            self.notify(f"{what} is disabled: {reason}.", title="Read-only", severity="warning")
             return True
         return False
 
@@ -380,19 +370,14 @@ class SafApp(App[None]):
                 lambda n=node, a=binding.action: self.call_later(self.run_action, a, n))
 
 
-def make_app(source_factory: SourceFactory, nodes: Sequence[Node], **options: Any) -> SafApp:
-    """Build the cockpit without running it (see SafApp for the options)."""
-    return SafApp(source_factory, nodes, **options)
+def make_app(ctx: CockpitContext, source_factory: SourceFactory) -> SafApp:
+    """Build the cockpit without running it."""
+    return SafApp(ctx, source_factory)
 
 
-def replay_app(recording_path: Path, *, speed: float = 1.0, instant: bool = False,
-               until: float | None = None, **options: Any) -> SafApp:
+def replay_app(ctx: CockpitContext, recording: Recording, *, speed: float = 1.0,
+               instant: bool = False, until: float | None = None,
+               start_at: float = 0.0) -> SafApp:
     """The cockpit on a recording: what `saf replay` and the snapshot tests open."""
-    from saf.recording import load_recording
-
-    recording = load_recording(recording_path)
-    options.setdefault("cluster", recording.cluster)
-    options.setdefault("replay_label", Path(recording_path).name)
-    return make_app(lambda emit: Replayer(recording, emit, speed=speed, instant=instant,
-                                          until=until),
-                    recording.nodes, **options)
+    return make_app(ctx, lambda emit: Replayer(recording, emit, speed=speed, instant=instant,
+                                               until=until, start_at=start_at))

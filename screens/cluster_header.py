@@ -38,7 +38,7 @@ class ClusterHeader(Widget):
         gpu_total = sum(x.gpu_mem()[1] or 0 for x in views)
         up = len(live)
         text = Text(no_wrap=False, overflow="fold")
-        text.append(f" {app.cluster} ", style=f"bold reverse {v['primary']}")
+        text.append(f" {app.ctx.cluster} ", style=f"bold reverse {v['primary']}")
         up_style = v["success"] if up == len(views) else v["warning"] if up else v["error"]
         text.append("  nodes ", style="dim")
         text.append(f"{up}/{len(views)} up", style=f"bold {up_style}")
@@ -52,7 +52,7 @@ class ClusterHeader(Widget):
             text.append("  GPU memory ", style="dim")
             text.append(f"{fmt_bytes(gpu_used, digits=0)}/{fmt_bytes(gpu_total, digits=0)}")
         text.append("\n")
-        found = alerts(views, app.thresholds)
+        found = alerts(views, app.ctx.settings.thresholds)
         if not found:
             text.append(" ✓ no alerts", style=v["success"])
         for alert in sorted(found, key=lambda a: a.level is not Level.ALERT):

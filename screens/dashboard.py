@@ -8,23 +8,20 @@ screen a node was opened with a message.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input
 
+from saf.screens.base import SafScreen
 from saf.screens.cluster_header import ClusterHeader
+from saf.screens.messages import NodesChanged, ReplayMoved, Tick
 from saf.screens.node_table import NodeTable
 from saf.screens.widgets import StatusLine
 
-if TYPE_CHECKING:
-    from saf.screens.app import SafApp
 
-
-class DashboardScreen(Screen[None]):
+class DashboardScreen(SafScreen[None]):
     """Home: one row per node."""
 
     BINDING_GROUP_TITLE = "Dashboard"
@@ -83,16 +80,19 @@ class DashboardScreen(Screen[None]):
     FLUSH_EVERY = 1.0
     GATHER = 0.05
 
-    def node_updated(self, node: str) -> None:
-        if not self.is_mounted:
+    def on_nodes_changed(self, message: NodesChanged) -> None:
+        if not self.is_mounted or not message.nodes:
             return  # on_mount draws everything there is
-        self._pending.add(node)
-        # A node whose state changed (connected, lost, its first sample) is shown at once;
-        # new figures of a node already shown wait for the next turn.
-        state = cast("SafApp", self.app).store.node(node)
-        shown = (state.status, state.sample is not None)
-        urgent = self._shown.get(node) != shown
-        self._shown[node] = shown
+        store = self.cockpit.store
+        urgent = False
+        for node in message.nodes:
+            self._pending.add(node)
+            # A node whose state changed (connected, lost, its first sample) is shown at once;
+            # new figures of a node already shown wait for the next turn.
+            state = store.node(node)
+            shown = (state.status, state.sample is not None)
+            urgent = urgent or self._shown.get(node) != shown
+            self._shown[node] = shown
         self._schedule(urgent)
 
     def _schedule(self, urgent: bool = False) -> None:
@@ -116,10 +116,10 @@ class DashboardScreen(Screen[None]):
             self.query_one(StatusLine).refresh()
         self.query_one(ClusterHeader).refresh()
 
-    def replay_moved(self, _: object) -> None:
+    def on_replay_moved(self, _: ReplayMoved) -> None:
         self._status_changed()
 
-    def tick(self, _: float) -> None:
+    def on_tick(self, _: Tick) -> None:
         self._status_changed()
 
     def _status_changed(self) -> None:
@@ -155,4 +155,4 @@ class DashboardScreen(Screen[None]):
         self.table.focus()
 
     def on_node_table_opened(self, message: NodeTable.Opened) -> None:
-        cast("SafApp", self.app).open_node(message.node)
+        self.cockpit.open_node(message.node)

@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from saf.screens.base import cockpit_of
 from saf.screens.registry import SCREENS
 from saf.screens.widgets import palette
 
@@ -51,14 +52,14 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         box = VerticalScroll(Static(self._content(), id="help-text"), id="help-box")
-        box.border_title = f"Help · {getattr(self.under, 'BINDING_GROUP_TITLE', '') or 'saf'}"
+        box.border_title = f"Help · {self.under.BINDING_GROUP_TITLE or 'saf'}"
         yield box
 
     def action_close(self) -> None:
         self.dismiss()
 
     def _content(self) -> Group:
-        app: Any = self.app
+        app = cockpit_of(self)
         v = palette(app)
         head = f"bold {v['primary']}"
         parts: list[Any] = []
@@ -70,7 +71,7 @@ class HelpScreen(ModalScreen[None]):
             if not binding.description:
                 continue
             key = app.get_key_display(binding)
-            title = getattr(active.node, "BINDING_GROUP_TITLE", None) or "General"
+            title = active.node.BINDING_GROUP_TITLE or "General"
             note = binding.tooltip or ""
             if not active.enabled:
                 note += " (not available here)"
@@ -117,14 +118,15 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for name, what in COLUMNS:
             table.add_row(name, what)
-        th = app.thresholds
+        th = app.ctx.settings.thresholds
         table.add_row("colours", f"amber from {th.cpu_warn:g}% CPU, {th.mem_warn:g}% memory, "
                       f"{th.gpu_temp_warn:g}°C GPU; red from {th.cpu_alert:g}%, "
                       f"{th.mem_alert:g}%, {th.gpu_temp_alert:g}°C (cockpit.toml [thresholds])")
         parts += [Text("\nDashboard columns", style=head), table]
-        if app.readonly:
+        readonly = app.ctx.readonly_reason
+        if readonly is not None:
             parts.append(Text(f"\nRead-only: actions that change a node are off "
-                              f"({app.readonly_reason}).", style=f"bold {v['warning']}"))
+                              f"({readonly}).", style=f"bold {v['warning']}"))
         parts.append(Text(f"\nTheme: {app.theme}. Keys can be remapped in cockpit.toml "
                           "[keymap] by the ids shown in docs/cockpit.md.", style="dim"))
         return Group(*parts)

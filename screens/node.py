@@ -11,14 +11,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from saf.metrics.format import MISSING, bar, fmt_bytes, fmt_count, fmt_num, fmt_rate, fmt_speed
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
+from saf.screens.base import SafScreen, cockpit_of
 from saf.screens.confirm import ConfirmScreen
+from saf.screens.messages import NodesChanged, ReplayMoved, Tick
 from saf.screens.widgets import Graph, StatusLine, palette
 
 HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its width)
@@ -45,12 +46,12 @@ class Part(Widget):
 
     @property
     def view(self) -> NodeView:
-        return self.app.view(self.node)  # type: ignore[attr-defined]
+        return cockpit_of(self).view(self.node)
 
 
 class Title(Part):
     def render(self) -> Text:
-        app: Any = self.app
+        app = cockpit_of(self)
         v = palette(app)
         view = self.view
         info = app.node_info(self.node)
@@ -88,9 +89,9 @@ class Cores(Part):
         return max(1, -(-cores // cols)) + 1
 
     def render(self) -> Text:
-        app: Any = self.app
+        app = cockpit_of(self)
         view = self.view
-        th = app.thresholds
+        th = app.ctx.settings.thresholds
         cols = self._columns()
         rows = -(-len(view.cores) // cols) if view.cores else 0
         text = Text(no_wrap=True)
@@ -114,9 +115,9 @@ class Cores(Part):
 
 class Memory(Part):
     def render(self) -> Text:
-        app: Any = self.app
+        app = cockpit_of(self)
         view = self.view
-        th = app.thresholds
+        th = app.ctx.settings.thresholds
         width = max(10, min(50, (self.size.width or 60) - 28))
         text = Text(no_wrap=True)
         pct = view.mem_pct
@@ -164,8 +165,8 @@ class GpuStats(Part):
         return next((g for g in self.view.gpus if g.index == self.index), None)
 
     def render(self) -> Text:
-        app: Any = self.app
-        th = app.thresholds
+        app = cockpit_of(self)
+        th = app.ctx.settings.thresholds
         g = self.gpu()
         text = Text(no_wrap=True, overflow="ellipsis")
         if g is None:
@@ -206,7 +207,7 @@ class NicLine(Part):
         return next((n for n in self.view.nics if n.name == self.nic_name), None)
 
     def render(self) -> Text:
-        app: Any = self.app
+        app = cockpit_of(self)
         v = palette(app)
         n = self.nic()
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -261,7 +262,7 @@ def _section(title: str, *children: Widget, ident: str = "") -> Vertical:
     return box
 
 
-class NodeScreen(Screen[None]):
+class NodeScreen(SafScreen[None]):
     BINDING_GROUP_TITLE = "Node"
     BINDINGS = [
         Binding("escape", "back", "Back", id="node.back", tooltip="Back to the dashboard"),
@@ -340,7 +341,7 @@ class NodeScreen(Screen[None]):
         return parts
 
     def redraw(self) -> None:
-        app: Any = self.app
+        app = self.cockpit
         if self.node not in app.node_names:
             return
         view = app.view(self.node)
@@ -356,7 +357,7 @@ class NodeScreen(Screen[None]):
 
     def _fill(self, view: NodeView) -> None:
         """Push the newest figures into the graphs and tables, and repaint the parts."""
-        app: Any = self.app
+        app = self.cockpit
         store = app.store
         self.query_one(Title).refresh()
         for part in self.query(Part):
@@ -378,26 +379,26 @@ class NodeScreen(Screen[None]):
         for section in self.query(".section"):
             if section.id and section.id.startswith("gpu-"):
                 g = next((x for x in view.gpus if f"gpu-{x.index}" == section.id), None)
-                hot = g is not None and g.temp is not None and g.temp >= app.thresholds.gpu_temp_alert
+                hot = g is not None and g.temp is not None and g.temp >= app.ctx.settings.thresholds.gpu_temp_alert
                 section.set_class(hot, "alert")
         self.query_one(StatusLine).refresh()
 
     # -- updates from the app ---------------------------------------------------------------
-    def node_updated(self, node: str) -> None:
-        if node == self.node and self.is_mounted:
+    def on_nodes_changed(self, message: NodesChanged) -> None:
+        if self.node in message.nodes and self.is_mounted:
             self.redraw()
 
-    def replay_moved(self, _: object) -> None:
+    def on_replay_moved(self, _: ReplayMoved) -> None:
         if self.is_mounted:
             self.query_one(StatusLine).refresh()
 
-    def tick(self, _: float) -> None:
+    def on_tick(self, _: Tick) -> None:
         if self.is_mounted:
             self.query_one(StatusLine).refresh()
 
     # -- signalling a GPU process -----------------------------------------------------------
     def _selected_process(self) -> tuple[int, str, int] | None:
-        view: NodeView = self.app.view(self.node)  # type: ignore[attr-defined]
+        view = self.cockpit.view(self.node)
         focused = self.focused
         tables = [focused] if isinstance(focused, DataTable) else list(self.query(DataTable))
         for table in tables:
@@ -413,10 +414,10 @@ class NodeScreen(Screen[None]):
         return None
 
     def action_signal(self) -> None:
-        app: Any = self.app
+        app = self.cockpit
         if app.refuse_if_readonly("Signalling a process"):
             return
-        if app.actions is None:
+        if app.ctx.actions is None:
             app.notify("Signalling needs a live cluster; this is a replay.",
                        title="Not available", severity="warning")
             return
@@ -447,9 +448,11 @@ class NodeScreen(Screen[None]):
 
     @work(group="signal")
     async def _send(self, pid: int, signal: str) -> None:
-        app: Any = self.app
+        app = self.cockpit
+        actions = app.ctx.actions
+        assert actions is not None  # action_signal asks only when there are actions
         try:
-            result = await app.actions.signal(self.node, pid, signal)
+            result = await actions.signal(self.node, pid, signal)
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             app.notify(str(exc), title=f"{signal} failed", severity="error")
             return

@@ -174,7 +174,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     @property
     def source(self) -> SafApp:
-        """The app: its nodes, their views, the store and the thresholds."""
+        """The app: its nodes, their views, the store and its context (the thresholds)."""
         return cast("SafApp", self.app)
 
     # -- data -------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                     selected: bool) -> Strip:
         source = self.source
         view = source.view(name)
-        cells = row_cells(view, source.node_info(name), source.thresholds)
+        cells = row_cells(view, source.node_info(name), source.ctx.settings.thresholds)
         values = source.store.values
         segments: list[Segment] = []
         space = Segment(" ")

@@ -16,7 +16,7 @@ from textual.widget import Widget
 from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
-from saf.inventory import load_inventory
+from saf.inventory import Inventory
 from saf.recipe.run import RunPlan, run_recipe
 from saf.recipe.state import RunState
 from saf.screens.recipe_modals import PasswordModal
@@ -45,11 +45,11 @@ class RunController(Widget):
     def going(self) -> bool:
         return self.state is not None and self.state.status == "running"
 
-    def start(self, plan: RunPlan, fleet: Fleet | None) -> RunState:
-        """Run `plan` on `fleet` (or, when the app has none, on a fleet of the inventory
+    def start(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None) -> RunState:
+        """Run `plan` on `fleet` (or, when the cockpit has none, on a fleet of `inventory`
         opened for this run); the state it will fill."""
         self.state = RunState()
-        self._run(plan, fleet, self.state)
+        self._run(plan, inventory, fleet, self.state)
         return self.state
 
     def cancel(self) -> None:
@@ -57,7 +57,8 @@ class RunController(Widget):
         self.workers.cancel_group(self, "recipe-run")
 
     @work(exclusive=True, group="recipe-run", exit_on_error=False)
-    async def _run(self, plan: RunPlan, fleet: Fleet | None, state: RunState) -> None:
+    async def _run(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None,
+                   state: RunState) -> None:
         def show(event: Event) -> None:
             state.apply(event)
             self.post_message(self.Changed())
@@ -65,7 +66,7 @@ class RunController(Widget):
         own = None
         try:
             if fleet is None:
-                fleet = own = Fleet(load_inventory())
+                fleet = own = Fleet(inventory)
             await run_recipe(plan, fleet, show, ask_password=self._ask_password)
         except SafError as exc:
             self.post_message(self.NotRun(exc))

@@ -10,21 +10,17 @@ past run are both a `RunState`, so both look alike.
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer
 
 from saf.errors import SafError
-from saf.fleet import Fleet
-from saf.recipe import library
 from saf.recipe.log import find_run, read_events
 from saf.recipe.model import Recipe
 from saf.recipe.run import RunPlan, resume_plan
 from saf.recipe.state import RunState, replay
+from saf.screens.base import SafScreen
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.recipe_list import RecipeList
 from saf.screens.recipe_matrix import RunMatrix
@@ -35,7 +31,7 @@ from saf.screens.recipe_steps import RecipeSteps
 from saf.screens.widgets import StatusLine
 
 
-class RecipesScreen(Screen[None]):
+class RecipesScreen(SafScreen[None]):
     BINDING_GROUP_TITLE = "Recipes"
     BINDINGS = [
         Binding("escape", "back", "Back", id="recipes.back",
@@ -69,15 +65,16 @@ class RecipesScreen(Screen[None]):
     RecipesScreen.running-view #recipes-log-box { display: block; }
     """
 
-    def __init__(self) -> None:
+    def __init__(self, run: RunState | None = None) -> None:
+        """`run`: a run to show on opening (a past one, replayed from its log)."""
         super().__init__()
+        self._opening_run = run
         self.state: RunState | None = None  # the run on view: live or replayed
         self._needs_redraw = False
 
     def compose(self) -> ComposeResult:
-        app: Any = self.app
         with Horizontal():
-            yield RecipeList(list(getattr(app, "recipe_library", None) or library.available()))
+            yield RecipeList(list(self.ctx.recipe_library()))
             with Vertical(id="recipes-main"):
                 yield RecipeSteps()
                 yield RunMatrix()
@@ -88,15 +85,9 @@ class RecipesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(RecipeList).fill()
-        replayed = getattr(self.app, "recipe_replay", None)
-        if replayed is not None:
-            self.show_state(replayed)
+        if self._opening_run is not None:
+            self.show_state(self._opening_run)
         self.set_interval(0.25, self._tick, name="recipes-redraw")
-
-    # -- what the app lends -------------------------------------------------------------------
-    def _fleet(self) -> Fleet | None:
-        """The app's live fleet; None when it replays a recording (a run opens its own)."""
-        return getattr(getattr(self.app, "source", None), "fleet", None)
 
     def _run_going(self) -> bool:
         return self.query_one(RunController).going
@@ -123,11 +114,9 @@ class RecipesScreen(Screen[None]):
     def _show_recipe(self) -> None:
         listing = self.query_one(RecipeList)
         found = listing.current()
-        fleet = self._fleet()
         self.query_one(RecipeSteps).show(
-            found, listing.recipe(found) if found else None,
-            fleet.inventory if fleet is not None else None,
-            bool(getattr(self.app, "inventory_nodes", None)))
+            found, listing.recipe(found) if found else None, self.ctx.inventory,
+            bool(self.ctx.nodes))
 
     # -- running ------------------------------------------------------------------------------
     def action_run(self, check: bool = False) -> None:
@@ -177,9 +166,14 @@ class RecipesScreen(Screen[None]):
             self._confirm_and_start(plan)
 
     def _refused(self, recipe: Recipe, check: bool) -> bool:
-        """Whether a read-only cockpit refuses to run it (a check changes nothing)."""
-        refuse = getattr(self.app, "refuse_if_readonly", None)
-        return not check and refuse is not None and refuse(f"run {recipe.name}")
+        """Whether the cockpit refuses to run it: it has no inventory to run it on, or it is
+        read-only (a check changes nothing, so it may)."""
+        if self.ctx.inventory is None:
+            self.notify("This cockpit was opened without an inventory (a replay): there are no "
+                        "nodes to run it on. Give one with --inventory.",
+                        title="Recipe not run", severity="error", timeout=15)
+            return True
+        return not check and self.cockpit.refuse_if_readonly(f"run {recipe.name}")
 
     def _confirm_and_start(self, plan: RunPlan) -> None:
         if plan.check:  # a check changes nothing: no need to ask
@@ -203,7 +197,9 @@ class RecipesScreen(Screen[None]):
             steps, [("run", "Run", "primary")]), answered)
 
     def _start(self, plan: RunPlan) -> None:
-        self.show_state(self.query_one(RunController).start(plan, self._fleet()))
+        inventory = self.ctx.inventory
+        assert inventory is not None  # _refused said no without one
+        self.show_state(self.query_one(RunController).start(plan, inventory, self.ctx.fleet))
 
     def on_run_controller_changed(self, message: RunController.Changed) -> None:
         self._needs_redraw = True
@@ -232,7 +228,7 @@ class RecipesScreen(Screen[None]):
             self.remove_class("running-view")
             self._show_recipe()
             return
-        self.app.pop_screen()
+        self.cockpit.go_back()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Resume is about a past run: offered (and in the footer) only while they are listed.

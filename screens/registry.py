@@ -1,9 +1,10 @@
-"""The cockpit's screens, in one list: the app installs them, the command palette offers
-them, and help lists them. A new screen is one line here (plus its module).
+"""The cockpit's screens, in one list: the app installs them (as screen modes), the command
+palette offers them, and help lists them. A new screen is one line here (plus its module).
 
 `factory` is "module:Class", imported when the screen is first opened. `key` is the global
 key that opens it (shown in help), or "" for none. A screen that needs a node takes it as its
-constructor's only argument and is opened from a node (Enter on the dashboard).
+constructor's only argument and is opened from a node (Enter on the dashboard); it is pushed
+onto the screen it was opened from rather than being a mode of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any
+
+from textual.screen import Screen
+
+# The screen the cockpit opens on, and goes back to last.
+HOME = "dashboard"
 
 
 @dataclass(frozen=True)
@@ -22,9 +28,11 @@ class ScreenEntry:
     key: str = ""
     needs_node: bool = False
 
-    def load(self) -> type[Any]:
+    def build(self, *args: str) -> Screen[None]:
+        """A new screen of this kind (a node's name for one that `needs_node`)."""
         module, _, attr = self.factory.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        screen: Screen[None] = getattr(importlib.import_module(module), attr)(*args)
+        return screen
 
 
 SCREENS: list[ScreenEntry] = [

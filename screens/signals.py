@@ -5,16 +5,14 @@ score, model version, age, rate), the total rate as a sparkline, latency percent
 clock-skew caveat, the anomaly and gap log, and bad frames by reason. `/` filters by symbol,
 `p` pauses the picture (the book keeps counting underneath).
 
-The data comes from a `SignalFeed` (saf/signals/feed.py) that the app holds as `signal_feed`,
-so the subscription and the book outlive the screen: the first Signals screen opened makes a
-live feed from the inventory's [signals] table (reusing the metrics fleet's SSH connections for
-ssh:// endpoints) and starts it as an app worker. The screen redraws from the book at most 10
-times a second, whatever the frame rate.
+The data comes from the app's `SignalFeed` (saf/signals/feed.py, `SafApp.signal_feed()`), so
+the subscription and the book outlive the screen: the first time the screen opens, the app
+makes a live feed from the context's inventory's [signals] table (reusing the fleet's SSH
+connections for ssh:// endpoints) and starts it as an app worker. The screen redraws from the
+book at most 10 times a second, whatever the frame rate.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -22,13 +20,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from saf.metrics.format import sparkline
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
+from saf.screens.base import SafScreen
 from saf.screens.widgets import StatusLine, palette
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
@@ -43,35 +41,7 @@ def _age(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:.1f}s"
 
 
-def feed_for(app: Any) -> SignalFeed:
-    """The app's signal feed, made (live, from the inventory) and started on first use."""
-    feed: SignalFeed | None = getattr(app, "signal_feed", None)
-    if feed is None:
-        fleet = getattr(getattr(app, "source", None), "fleet", None)
-        inventory = fleet.inventory if fleet is not None else None
-        if inventory is None:
-            from saf.errors import SafError
-            from saf.inventory import load_inventory
-
-            try:
-                inventory = load_inventory()
-            except SafError:
-                inventory = None
-        try:
-            feed = SignalFeed.live(inventory, fleet=fleet)
-        except Exception as exc:  # noqa: BLE001 - a bad [signals] table: shown, not fatal
-            from saf.signals.book import SignalBook
-
-            feed = SignalFeed(SignalBook(), "no signal source")
-            feed.error = str(exc)
-        app.signal_feed = feed
-    if feed.source is not None and not getattr(feed, "_started", False):
-        feed._started = True  # type: ignore[attr-defined]
-        app.run_worker(feed.run(), group="signals", exit_on_error=False)
-    return feed
-
-
-class SignalsScreen(Screen[None]):
+class SignalsScreen(SafScreen[None]):
     BINDING_GROUP_TITLE = "Signals"
     BINDINGS = [
         Binding("escape", "back", "Back", id="signals.back",
@@ -122,9 +92,8 @@ class SignalsScreen(Screen[None]):
     }
     """
 
-    def __init__(self, feed: SignalFeed | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._given_feed = feed
         self.feed: SignalFeed | None = None
         self.paused = False
         self.filter = ""
@@ -149,9 +118,7 @@ class SignalsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self._given_feed is not None:
-            self.app.signal_feed = self._given_feed  # type: ignore[attr-defined]
-        self.feed = feed_for(self.app)
+        self.feed = self.cockpit.signal_feed()
         self.redraw()
         self.set_interval(REDRAW_S, self.redraw, name="signals-redraw")
 
@@ -164,7 +131,7 @@ class SignalsScreen(Screen[None]):
         if box.has_class("shown"):
             box.remove_class("shown")
             return
-        self.app.pop_screen()
+        self.cockpit.go_back()
 
     def action_filter(self) -> None:
         box = self.query_one("#signals-filter", Input)

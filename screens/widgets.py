@@ -9,11 +9,13 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.app import App
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
 from saf.metrics.format import BLOCKS, downsample, scale_of
+from saf.screens.base import cockpit_of
 
 
 class Graph(Widget):
@@ -67,7 +69,7 @@ class StatusLine(Widget):
     def render(self) -> Text:
         from datetime import datetime
 
-        app: Any = self.app
+        app = cockpit_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         v = palette(app)
         replay = app.replay_position
@@ -77,17 +79,19 @@ class StatusLine(Widget):
             paused = replay.paused if replay else app.replayer.paused
             speed = replay.speed if replay else app.replayer.speed
             mark = "⏸ paused" if paused else "▶ replay"
+            path = app.replayer.recording.path
             text.append(f" {mark} ", style=f"bold {v['accent']}")
-            text.append(f"{_clock(pos)}/{_clock(dur)} ×{speed:g}  {app.replay_label}  ")
+            text.append(f"{_clock(pos)}/{_clock(dur)} ×{speed:g}  {path.name if path else ''}  ")
         else:
             text.append(" ● live ", style=f"bold {v['success']}")
             text.append(datetime.fromtimestamp(app.clock()).strftime("%H:%M:%S") + "  ")
         if app.recorder is not None:
             text.append(" ● REC ", style=f"bold {v['error']}")
             text.append(f"{app.recorder.count} events  ")
-        if app.readonly:
+        readonly = app.ctx.readonly_reason
+        if readonly is not None:
             text.append(" read-only ", style=f"bold {v['warning']}")
-            text.append(f" {app.readonly_reason}")
+            text.append(f" {readonly}")
         return text
 
 
@@ -99,7 +103,7 @@ def _clock(seconds: float) -> str:
 _PALETTES: dict[tuple[int, str], dict[str, str]] = {}
 
 
-def palette(app: Any) -> dict[str, str]:
+def palette(app: App[Any]) -> dict[str, str]:
     """The theme's variables as opaque '#rrggbb' colours Rich can use (theme variables may
     carry an alpha; those are blended onto the background)."""
     key = (id(app), app.theme)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from saf.cockpit.context import READONLY_FLAG, CockpitContext
+from saf.cockpit.settings import Settings, load_settings
 from saf.commands.tui import FleetActions
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
@@ -23,18 +25,24 @@ from saf.screens.app import NodesUpdated, SafApp, make_app, replay_app
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.dashboard import DashboardScreen
 from saf.screens.help import HelpScreen
+from saf.screens.messages import NodesChanged
 from saf.screens.node import NodeScreen
 from saf.screens.node_table import NodeTable
-from saf.screens.settings import Settings, load_settings
 from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 
-def cockpit(name: str, until: float | None = None, **options) -> SafApp:
-    options.setdefault("settings", Settings())
-    options.setdefault("theme_folders", [THEMES_DIR])
-    return replay_app(FRAMES / name, instant=True, until=until, **options)
+def context(recording: Recording, *, readonly: bool = False, **fields) -> CockpitContext:
+    fields.setdefault("settings", Settings())
+    fields.setdefault("theme_folders", (THEMES_DIR,))
+    return CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
+                          readonly_because=READONLY_FLAG if readonly else None, **fields)
+
+
+def cockpit(name: str, until: float | None = None, **fields) -> SafApp:
+    recording = load_recording(FRAMES / name)
+    return replay_app(context(recording, **fields), recording, instant=True, until=until)
 
 
 async def ready(pilot) -> None:
@@ -120,7 +128,7 @@ async def test_bad_theme_file_falls_back_with_a_notification(tmp_path):
     folder.mkdir()
     (folder / "broken.toml").write_text('name = "broken"\nprimary = "not-a-colour"\n')
     app = cockpit("healthy-3-nodes.jsonl", settings=Settings(theme="broken"),
-                  theme_folders=[THEMES_DIR, folder])
+                  theme_folders=(THEMES_DIR, folder))
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         assert app.theme == "saf-dark"
@@ -175,8 +183,7 @@ async def test_node_lost_and_recovered():
 
 async def test_replay_plays_pauses_and_seeks():
     recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")
-    app = make_app(lambda emit: Replayer(recording, emit, speed=20.0), recording.nodes,
-                   settings=Settings(), theme_folders=[THEMES_DIR])
+    app = replay_app(context(recording), recording, speed=20.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.5)
         assert app.replayer.position > 2
@@ -198,20 +205,25 @@ async def test_updates_are_gathered_and_a_node_is_named_once():
     app = cockpit("healthy-3-nodes.jsonl")
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        heard: list[str] = []
-        app.screen.node_updated = heard.append  # type: ignore[method-assign]
         events = [e for e in app.replayer.recording.events if e.kind == "agent_sample"][-6:]
         assert len(events) == 6
         await pilot.pause()
-        posted = []
+        posted: list[object] = []
+        heard: list[object] = []
+        screen = app.screen
         app.post_message = posted.append  # type: ignore[method-assign]
-        app._updated.clear()  # whatever the once-a-second tick noted meanwhile
-        app._update_posted = False
-        for event in events:
-            app._on_event(event)
-        assert len(posted) == 1 and isinstance(posted[0], NodesUpdated)
-        app.on_nodes_updated(posted[0])
-        assert sorted(heard) == sorted({e.node for e in events})
+        screen.post_message = heard.append  # type: ignore[method-assign]
+        try:
+            app._updated.clear()  # whatever the once-a-second tick noted meanwhile
+            app._update_posted = False
+            for event in events:
+                app._on_event(event)
+            assert len(posted) == 1 and isinstance(posted[0], NodesUpdated)
+            app.on_nodes_updated(posted[0])
+        finally:
+            del app.post_message, screen.post_message  # Textual's own again, to close
+        changed = [m for m in heard if isinstance(m, NodesChanged)]
+        assert len(changed) == 1 and changed[0].nodes == {e.node for e in events}
         assert NodesUpdated().can_replace(NodesUpdated())
 
 
@@ -247,9 +259,9 @@ async def test_signal_a_gpu_process_asks_then_sends_term():
                               31337, victim.pid)
         local = Node("gpu1", "localhost", connection="local")
         fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
-        app = make_app(lambda emit: Replayer(recording, emit, instant=True), [local],
-                       settings=Settings(), theme_folders=[THEMES_DIR],
-                       actions=FleetActions(fleet))
+        ctx = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
+                             theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
+        app = make_app(ctx, lambda emit: Replayer(recording, emit, instant=True))
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             await pilot.press("enter")
@@ -286,3 +298,129 @@ async def test_record_from_the_cockpit(tmp_path):
     assert [n.name for n in saved.nodes] == ["alpha", "beta", "gamma"]
     assert len(saved.events) >= 30
     assert {e.node for e in saved.events} == {"alpha", "beta", "gamma"}
+
+
+async def test_top_level_screens_are_modes_and_escape_goes_back():
+    """4 and 5 switch to screens that keep their state while others show; escape goes back
+    the way it came; 1 is the dashboard itself, even from a node opened on it."""
+    from saf.screens.recipes import RecipesScreen
+    from saf.screens.signals import SignalsScreen
+    from tests.snapshot_apps._signals import make_signals_app
+
+    app = make_signals_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("5")
+        signals = app.screen
+        assert isinstance(signals, SignalsScreen) and app.current_mode == "signals"
+        await pilot.press("4")
+        assert isinstance(app.screen, RecipesScreen) and app.current_mode == "recipes"
+        await pilot.press("escape")
+        assert app.screen is signals
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeScreen)
+        await pilot.press("5")
+        assert app.screen is signals
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
+
+
+class _Opened:
+    """Every file opened (Python's `open` audit event) whose path is being watched."""
+
+    hook_added = False
+    watched: set[Path] = set()
+    seen: list[Path] = []
+
+    @classmethod
+    def hook(cls, event: str, args: tuple[object, ...]) -> None:
+        if event == "open" and cls.watched and isinstance(args[0], (str, Path)):
+            path = Path(args[0]).absolute()
+            if path in cls.watched:
+                cls.seen.append(path)
+
+    @classmethod
+    def watch(cls, path: Path) -> list[Path]:
+        if not cls.hook_added:  # an audit hook cannot be removed: one for the session
+            sys.addaudithook(cls.hook)
+            cls.hook_added = True
+        cls.watched, cls.seen = {path.absolute()}, []
+        return cls.seen
+
+
+async def test_replay_with_an_inventory_never_reads_the_working_folder(
+        asyncssh_cluster, tmp_path, monkeypatch):
+    """`saf --inventory X replay FILE` in a folder holding another saf.toml: a recipe check
+    runs on X's nodes, the Signals screen subscribes to X's endpoint, and the saf.toml in the
+    working folder is never opened."""
+    from saf.commands.replay import replay_cockpit, replay_inventory
+    from saf.screens.recipes import RecipesScreen
+    from saf.signals.config import signals_config
+
+    decoy = tmp_path / "saf.toml"
+    decoy.write_text('[[nodes]]\nname = "decoy"\nhost = "127.0.0.1"\nroles = ["head"]\n\n'
+                     '[signals]\nendpoint = "tcp://127.0.0.1:9"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("SAF_INVENTORY", raising=False)
+    opened = _Opened.watch(decoy)
+    try:
+        inventory = replay_inventory(str(asyncssh_cluster.inventory))
+        assert inventory is not None
+        app = replay_cockpit(FRAMES / "healthy-3-nodes.jsonl", inventory)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("4")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RecipesScreen)
+            options = screen.query_one("#recipes-list")
+            names = [options.get_option_at_index(i).id for i in range(options.option_count)]
+            options.highlighted = names.index("hello")
+            await pilot.pause()
+            await pilot.press("c")
+            await pilot.pause()
+            await screen.workers.wait_for_complete()
+            state = screen.state
+            assert state is not None and state.status == "ok"
+            assert sorted(state.nodes) == sorted(n.name for n in inventory.nodes)
+            await pilot.press("5")
+            await pilot.pause()
+            assert app.signal_feed().label == " ".join(signals_config(inventory).endpoints)
+            assert "127.0.0.1:9" not in app.signal_feed().label
+    finally:
+        _Opened.watched = set()
+    assert opened == []
+
+
+async def test_a_cockpit_without_an_inventory_refuses_recipes(tmp_path, monkeypatch):
+    """A replay opened with no inventory anywhere says why it cannot run a recipe (check or
+    run), and runs nothing."""
+    from saf.commands.replay import replay_inventory
+    from saf.recipe.log import list_runs
+    from saf.screens.recipes import RecipesScreen
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("SAF_INVENTORY", raising=False)
+    assert replay_inventory(None) is None
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("4")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RecipesScreen)
+        for key in ("c", "enter"):
+            app.clear_notifications()
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen is screen and screen.state is None
+            assert any("without an inventory" in n.message and "--inventory" in n.message
+                       for n in app._notifications)
+    assert list_runs(tmp_path / "state" / "runs") == []

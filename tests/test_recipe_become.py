@@ -300,6 +300,8 @@ async def test_password_asked_once_for_many_nodes(user: SudoUser, tmp_path: Path
 async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The Recipes screen asks with its modal, once, and the become step runs as root."""
+    from saf.inventory import load_inventory
+    from saf.recipe import library
     from saf.screens.recipe_modals import PasswordModal
     from tests.snapshot_apps._recipes import make_recipes_app
 
@@ -308,12 +310,10 @@ async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
     config = tmp_path / "config"
     (config / "recipes").mkdir(parents=True)
     write_recipe(user, config / "recipes")
-    monkeypatch.setenv("SAF_INVENTORY", str(user.inventory))
     monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SAF_CONFIG_DIR", str(config))
-    app = make_recipes_app("finished.jsonl")
-    app.recipe_replay = None  # type: ignore[attr-defined]
-    app.recipe_library = None  # type: ignore[attr-defined]  # the user's folder too
+    app = make_recipes_app(None, inventory=load_inventory(user.inventory),
+                           recipe_library=library.available)  # the user's folder too
     asked: set[int] = set()  # the modals that came up
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from saf.inventory import load_inventory
 from saf.recipe.events import NodeStepFinished, RunStarted
 from saf.recipe.log import RunLog, list_runs, read_events
 from saf.screens.confirm import ConfirmScreen
@@ -54,10 +55,8 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Enter on `hello` runs it on the fleet: the matrix fills in, and the run is logged where
     `saf runs` finds it."""
-    monkeypatch.setenv("SAF_INVENTORY", str(asyncssh_cluster.inventory))
     monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path))
-    app = make_recipes_app("finished.jsonl")
-    app.recipe_replay = None  # type: ignore[attr-defined]
+    app = make_recipes_app(None, inventory=load_inventory(asyncssh_cluster.inventory))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
         await pilot.pause()
@@ -124,8 +123,7 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
     monkeypatch.setenv("SAF_STATE_DIR", str(state_dir))
     env = {"SAF_STATE_DIR": str(state_dir), "SAF_CONFIG_DIR": str(state_dir / "config")}
 
-    app = make_recipes_app("finished.jsonl")
-    app.recipe_replay = None  # type: ignore[attr-defined]
+    app = make_recipes_app(None, inventory=load_inventory(asyncssh_cluster.inventory))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
         await pilot.pause()

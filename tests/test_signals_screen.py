@@ -13,7 +13,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from saf.inventory import load_inventory
 from saf.signals.codec import AISignal, encode
+from tests.snapshot_apps._common import cockpit
 from tests.helpers.servers import free_port
 from tests.snapshot_apps._signals import make_signals_app
 from tests.helpers import snapshots as snapshot_helpers
@@ -99,24 +101,22 @@ async def test_filter_pause_and_back() -> None:
         assert type(app.screen).__name__ != "SignalsScreen"
 
 
-async def test_live_feed_from_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Opened with no feed, the screen subscribes to the inventory's [signals] endpoint and
-    shows what a real publisher sends; the subscription outlives the screen."""
+async def test_live_feed_from_inventory(tmp_path: Path) -> None:
+    """Opened with no feed, the screen subscribes to the context's inventory's [signals]
+    endpoint and shows what a real publisher sends; the subscription outlives the screen."""
     import zmq
 
     port = free_port()
     inv = tmp_path / "saf.toml"
     inv.write_text('[[nodes]]\nname = "alpha"\nhost = "127.0.0.1"\nroles = ["head"]\n\n'
                    f'[signals]\nendpoint = "tcp://127.0.0.1:{port}"\n')
-    monkeypatch.setenv("SAF_INVENTORY", str(inv))
-    app = make_signals_app()
-    del app.signal_feed  # type: ignore[attr-defined]
+    app = cockpit("healthy-3-nodes.jsonl", inventory=load_inventory(inv))
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.bind(f"tcp://127.0.0.1:{port}")
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.press("5")
-            feed = app.signal_feed  # type: ignore[attr-defined]
+            feed = app.signal_feed()
             for _ in range(200):
                 pub.send(encode(AISignal(time.time_ns(), "LIVE-1", 0.5, 0.5, 0.0, 0.0, 0, 3)))
                 await asyncio.sleep(0.02)
@@ -127,6 +127,6 @@ async def test_live_feed_from_inventory(tmp_path: Path, monkeypatch: pytest.Monk
             assert feed.label == f"tcp://127.0.0.1:{port}"
             await pilot.press("escape")
             await pilot.press("5")  # the same feed again, not a second subscription
-            assert app.signal_feed is feed  # type: ignore[attr-defined]
+            assert app.signal_feed() is feed
     finally:
         pub.close(0)

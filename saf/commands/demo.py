@@ -50,6 +50,5 @@ def _cockpit(ctx: click.Context) -> None:
 
     readonly = bool((ctx.find_root().obj or {}).get("readonly"))
     with DemoCluster() as cluster:
-        os.environ["SAF_INVENTORY"] = str(cluster.inventory_path)
         app = cockpit(load_inventory(cluster.inventory_path), readonly=readonly)
         app.run()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +11,9 @@ from saf.commands import common
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.shell import quote
+
+if TYPE_CHECKING:
+    from saf.screens.app import SafApp
 
 SIGNALS = ("TERM", "KILL")
 
@@ -32,11 +35,12 @@ class FleetActions:
 
 
 def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0,
-            background: Sequence[Callable[[], Awaitable[Any]]] = ()) -> Any:
+            background: Sequence[Callable[[], Awaitable[object]]] = ()) -> SafApp:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
+    from saf.cockpit.context import READONLY_FLAG, CockpitContext
+    from saf.cockpit.settings import load_settings
     from saf.metrics.hub import MetricsHub
     from saf.screens.app import make_app
-    from saf.screens.settings import load_settings
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)
     fleet = Fleet(inventory)
@@ -47,9 +51,11 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
             await super().stop()
             await fleet.close()
 
-    return make_app(lambda emit: LiveSource(fleet, nodes, emit, interval=interval), nodes,
-                    settings=settings, readonly=readonly, cluster=inventory.cluster.name,
-                    actions=FleetActions(fleet), background=list(background))
+    ctx = CockpitContext(cluster=inventory.cluster.name, nodes=tuple(nodes), settings=settings,
+                         inventory=inventory, fleet=fleet, actions=FleetActions(fleet),
+                         readonly_because=READONLY_FLAG if readonly else None,
+                         background=tuple(background))
+    return make_app(ctx, lambda emit: LiveSource(fleet, nodes, emit, interval=interval))
 
 
 @click.command("tui")

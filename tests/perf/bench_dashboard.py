@@ -38,7 +38,8 @@ from saf.inventory.model import Node  # noqa: E402
 from saf.metrics.store import MetricsStore  # noqa: E402
 from saf.recording import Recording, Replayer  # noqa: E402
 from saf.screens.app import make_app  # noqa: E402
-from saf.screens.settings import Settings  # noqa: E402
+from saf.cockpit.context import CockpitContext  # noqa: E402
+from saf.cockpit.settings import Settings  # noqa: E402
 from saf.themes import THEMES_DIR  # noqa: E402
 
 SIZE = (120, 40)
@@ -74,8 +75,9 @@ def saf_app(n: int, seconds: float):
     events = tuple(run(machines, int(seconds + WARMUP + 5)))
     recording = Recording(path=None, started=T0, cluster="bench", nodes=tuple(nodes),
                           events=events)
-    return make_app(lambda emit: Replayer(recording, emit, speed=1.0), nodes,
-                    settings=Settings(), theme_folders=[THEMES_DIR])
+    ctx = CockpitContext(cluster="bench", nodes=tuple(nodes), settings=Settings(),
+                         theme_folders=(THEMES_DIR,))
+    return make_app(ctx, lambda emit: Replayer(recording, emit, speed=1.0))
 
 
 def hub_memory_per_node(n: int, seconds: int = HUB_SECONDS) -> float:

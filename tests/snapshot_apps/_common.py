@@ -4,16 +4,23 @@ to a fixed moment (so the clock, and every figure, is the same on every run)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from saf.screens.app import SafApp, replay_app
-from saf.screens.settings import Settings
+from saf.cockpit.context import READONLY_FLAG, CockpitContext
+from saf.cockpit.settings import Settings
+from saf.recording import Replayer, load_recording
+from saf.screens.app import SafApp
 from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 
 
 def cockpit(recording: str, *, until: float | None = None, theme: str = "saf-dark",
-            **options: object) -> SafApp:
-    return replay_app(FRAMES / recording, instant=True, until=until,
-                      settings=Settings(theme=theme), theme_folders=[THEMES_DIR],
-                      **options)  # type: ignore[arg-type]
+            readonly: bool = False, app_class: type[SafApp] = SafApp,
+            **context: Any) -> SafApp:
+    """`context`: more CockpitContext fields (inventory, signal_feed, recipe_library, ...)."""
+    played = load_recording(FRAMES / recording)
+    ctx = CockpitContext(cluster=played.cluster, nodes=played.nodes,
+                         settings=Settings(theme=theme), theme_folders=(THEMES_DIR,),
+                         readonly_because=READONLY_FLAG if readonly else None, **context)
+    return app_class(ctx, lambda emit: Replayer(played, emit, instant=True, until=until))

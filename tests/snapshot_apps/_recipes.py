@@ -4,20 +4,33 @@ and line of output is the same on every run), and only saf's shipped recipes lis
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from saf.recipe import library
 from saf.recipe.log import read_events
 from saf.recipe.state import replay
 from saf.screens.app import SafApp
+from saf.screens.recipes import RecipesScreen
 from tests.snapshot_apps._common import cockpit
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "recipes" / "runs"
 
 
-def make_recipes_app(log: str) -> SafApp:
-    """Press 4 to open the Recipes screen showing the run in `log`."""
-    app = cockpit("healthy-3-nodes.jsonl")
-    app.recipe_library = [f for f in library.available()  # type: ignore[attr-defined]
-                          if f.origin == "shipped"]
-    app.recipe_replay = replay(read_events(RUNS / log))  # type: ignore[attr-defined]
-    return app
+def shipped_recipes() -> list[library.Found]:
+    return [f for f in library.available() if f.origin == "shipped"]
+
+
+def make_recipes_app(log: str | None, **context: Any) -> SafApp:
+    """Press 4 to open the Recipes screen, showing the run in `log` (None: no run).
+    `context`: more CockpitContext fields (an inventory to run recipes on, ...)."""
+    context.setdefault("recipe_library", shipped_recipes)
+    if log is None:
+        return cockpit("healthy-3-nodes.jsonl", **context)
+    run = replay(read_events(RUNS / log))
+
+    class OnRecordedRun(SafApp):
+        """The cockpit whose Recipes screen opens on the recorded run."""
+
+        MODES = {**SafApp.MODES, "recipes": lambda: RecipesScreen(run)}
+
+    return cockpit("healthy-3-nodes.jsonl", app_class=OnRecordedRun, **context)

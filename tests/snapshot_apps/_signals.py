@@ -61,9 +61,7 @@ def make_signals_app(book: SignalBook | None = None, *, live: bool = False,
     """The cockpit (dashboard replayed from a recording) with a signal feed; press 5 to open
     the Signals screen. With `live`, the feed's clock is the wall clock (for the benchmark)."""
     book = book if book is not None else scripted_book()
-    app = cockpit("healthy-3-nodes.jsonl", theme=theme)
     feed = SignalFeed(book, "tcp://10.0.0.5:5555", clock=None if live else (lambda: END))
     if not live:
         feed.sources = {"tcp://10.0.0.5:5555": "connected"}
-    app.signal_feed = feed  # type: ignore[attr-defined]
-    return app
+    return cockpit("healthy-3-nodes.jsonl", theme=theme, signal_feed=feed)

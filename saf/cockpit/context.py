@@ -1,0 +1,71 @@
+"""What a cockpit shows and acts on, in one typed object: the front door (saf/commands) builds
+it, the app takes it, and every screen reads it (`SafScreen.ctx`).
+
+It is built once and never changed: what changes while the cockpit runs (the metrics store,
+the signal book, a recording being written) lives in the objects it holds or in the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from saf.cockpit.settings import Settings
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory, Node
+from saf.paths import state_dir
+from saf.recipe import library
+from saf.signals.feed import SignalFeed
+
+# The front door's reason for `saf --readonly`; the status line and refusals show it.
+READONLY_FLAG = "started with --readonly"
+
+
+class NodeActions(Protocol):
+    """Actions that change a node, done by the core on the cockpit's behalf."""
+
+    async def signal(self, node: str, pid: int, signal: str) -> str:
+        """Send `signal` (TERM or KILL) to `pid` on `node`; returns what happened."""
+        ...
+
+
+def _recordings() -> Path:
+    return state_dir() / "recordings"
+
+
+@dataclass(frozen=True)
+class CockpitContext:
+    cluster: str
+    nodes: tuple[Node, ...]
+    settings: Settings = field(default_factory=Settings)
+    # Where recipes and signals find the cluster. None: the cockpit was opened without one
+    # (a replay given no inventory), and recipes are refused rather than run on whatever
+    # ./saf.toml happens to be in the working directory.
+    inventory: Inventory | None = None
+    # The live connections, shared by metrics, recipes and ssh:// signal endpoints. None: no
+    # live cluster (a replay); a recipe run then connects to `inventory` for itself.
+    fleet: Fleet | None = None
+    actions: NodeActions | None = None
+    # A fixed feed (tests, snapshots); None: a live one on `inventory`, made on first use.
+    signal_feed: SignalFeed | None = None
+    # Called each time the recipe list is filled, so a recipe saved meanwhile is listed.
+    recipe_library: Callable[[], Sequence[library.Found]] = library.available
+    # Why the front door turned node-changing actions off (--readonly, a replay); None: only
+    # the settings decide.
+    readonly_because: str | None = None
+    record_dir: Path = field(default_factory=_recordings)
+    # Folders of theme files; None: saf's own and the config folder's.
+    theme_folders: tuple[Path, ...] | None = None
+    # Coroutines that run as long as the cockpit (e.g. the demo's signal publisher).
+    background: tuple[Callable[[], Awaitable[object]], ...] = ()
+
+    @property
+    def readonly_reason(self) -> str | None:
+        """Why actions that change a node are off, or None when they are on."""
+        if self.readonly_because is not None:
+            return self.readonly_because
+        if self.settings.readonly:
+            return self.settings.readonly_reason or "read-only by configuration"
+        return None
