@@ -152,8 +152,6 @@ class SafApp(App[None]):
                         title="Theme not found", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick, name="saf-tick")
         self._start_source()
-        for job in self.ctx.background:
-            self.run_worker(job(), group="background", exit_on_error=False)
         # What exists now (Textual's widgets, a replayed recording's frames) lives as long as
         # the cockpit: keep it out of the cyclic collector's full passes, which otherwise walk
         # it all every few seconds (about a tenth of the dashboard's CPU with 64 nodes).

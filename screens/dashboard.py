@@ -120,6 +120,9 @@ class DashboardScreen(SafScreen[None]):
         self._status_changed()
 
     def on_tick(self, _: Tick) -> None:
+        # A lost node's row counts down to its next try: it is drawn again each second.
+        store = self.cockpit.store
+        self._pending.update(n for n in store.nodes if store.node(n).retry_at is not None)
         self._status_changed()
 
     def _status_changed(self) -> None:

@@ -424,3 +424,52 @@ async def test_a_cockpit_without_an_inventory_refuses_recipes(tmp_path, monkeypa
             assert any("without an inventory" in n.message and "--inventory" in n.message
                        for n in app._notifications)
     assert list_runs(tmp_path / "state" / "runs") == []
+
+
+async def test_a_dead_node_shows_at_once_and_counts_down_to_its_next_try(asyncssh_cluster,
+                                                                         tmp_path):
+    """A refused port is shown lost within a second of the cockpit's start (`saf nodes`
+    reports it at once too); while it retries its row stays `✖ refused` (never
+    `connecting`) and the header's alert counts down to the next try."""
+    import time
+    import tomllib
+
+    import tomli_w
+
+    from saf.commands.tui import cockpit as live_cockpit
+    from saf.inventory import load_inventory
+    from saf.screens.cluster_header import ClusterHeader
+    from tests.helpers.servers import free_port
+
+    data = tomllib.loads(asyncssh_cluster.inventory.read_text())
+    data["nodes"].append({"name": "dead", "host": "127.0.0.1", "port": free_port()})
+    path = tmp_path / "saf.toml"
+    path.write_text(tomli_w.dumps(data))
+    app = live_cockpit(load_inventory(path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        started = time.monotonic()
+        header = app.screen.query_one(ClusterHeader)
+        seen_alerts: list[str] = []
+        seen_cells: set[str] = set()
+        shown_at = None
+        while time.monotonic() - started < 8:
+            await pilot.pause(0.25)
+            text = str(header.render())
+            alert = next((p.strip() for p in text.split("▲") if "dead lost" in p), None)
+            if alert:
+                shown_at = shown_at or time.monotonic() - started
+                seen_alerts.append(alert.split(")")[0] + ")")
+            row = [line for line in _table_lines(app) if line.lstrip().startswith("dead")]
+            if row:
+                seen_cells.add(row[0].split()[1])
+    assert shown_at is not None and shown_at < 2.0, shown_at
+    print(f"\ndead node shown lost {shown_at:.2f} s after the cockpit started")
+    assert all(a.startswith("dead lost (refused · ") for a in seen_alerts), seen_alerts
+    assert len(set(seen_alerts)) >= 2  # the countdown moves
+    assert seen_cells == {"✖"}, seen_cells  # the row's state cell never left "✖ refused"
+
+
+def _table_lines(app: SafApp) -> list[str]:
+    grid = table(app)
+    return ["".join(segment.text for segment in grid.render_line(y))
+            for y in range(grid.size.height)]

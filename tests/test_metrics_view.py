@@ -137,7 +137,8 @@ def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
     trying = node_view(store, "b", 106.1)
     assert trying.status is NodeStatus.LOST and lost_words(trying) == "refused · retrying"
     views = [node_view(store, n, 106.1) for n in ("a", "b", "c")]
-    assert [a.text for a in alerts(views, Thresholds())] == ["b lost (refused)", "c lost (refused)"]
+    assert [a.text for a in alerts(views, Thresholds())] == [
+        "b lost (refused · retrying)", "c lost (refused · retrying)"]
     store.apply(mev.HelloReceived(node="b", frame={"type": "hello", "protocol": 1},
                                   raw="{}", time=106.5))
     back = node_view(store, "b", 106.6)

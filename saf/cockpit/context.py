@@ -7,7 +7,7 @@ the signal book, a recording being written) lives in the objects it holds or in 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -58,8 +58,6 @@ class CockpitContext:
     record_dir: Path = field(default_factory=_recordings)
     # Folders of theme files; None: saf's own and the config folder's.
     theme_folders: tuple[Path, ...] | None = None
-    # Coroutines that run as long as the cockpit (e.g. the demo's signal publisher).
-    background: tuple[Callable[[], Awaitable[object]], ...] = ()
 
     @property
     def readonly_reason(self) -> str | None:

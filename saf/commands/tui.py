@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -34,8 +33,7 @@ class FleetActions:
         return f"{node}: {command} failed: {(result.stderr or result.stdout).strip()}"
 
 
-def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0,
-            background: Sequence[Callable[[], Awaitable[object]]] = ()) -> SafApp:
+def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0) -> SafApp:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
@@ -53,8 +51,7 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
 
     ctx = CockpitContext(cluster=inventory.cluster.name, nodes=tuple(nodes), settings=settings,
                          inventory=inventory, fleet=fleet, actions=FleetActions(fleet),
-                         readonly_because=READONLY_FLAG if readonly else None,
-                         background=tuple(background))
+                         readonly_because=READONLY_FLAG if readonly else None)
     return make_app(ctx, lambda emit: LiveSource(fleet, nodes, emit, interval=interval))
 
 

@@ -425,7 +425,7 @@ def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
     for v in views:
         lost = v.status is NodeStatus.LOST
         if lost:
-            out.append(Alert(Level.ALERT, v.name, f"{v.name} lost ({v.reason or 'no reason'})"))
+            out.append(Alert(Level.ALERT, v.name, f"{v.name} lost ({lost_words(v)})"))
         elif v.status is NodeStatus.STALE:
             out.append(Alert(Level.WARN, v.name, f"{v.name} stale"))
         for g in v.gpus:
