@@ -171,7 +171,7 @@ async def test_node_lost_and_recovered():
         assert (view.status, view.reason) == (NodeStatus.LOST, "exited")
         assert view.cpu is not None  # last values kept
         header = str(app.screen.query_one("#cluster-header").render())
-        assert "gamma lost (exited)" in header and "2/3 up" in header
+        assert "gamma lost (exited · retrying)" in header and "2/3 up" in header
         app.replayer.seek(55)
         await pilot.pause()
         assert app.view("gamma").status is NodeStatus.UP
