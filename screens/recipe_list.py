@@ -17,6 +17,7 @@ from saf.recipe import library
 from saf.recipe.log import list_runs
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
+from saf.screens.base import cockpit_of
 from saf.screens.recipe_status import status_style
 from saf.screens.widgets import palette
 
@@ -60,7 +61,11 @@ class RecipeList(Vertical):
         options.clear_options()
         if self.history_mode:
             self.border_title = "Past runs"
-            runs = list(reversed(list_runs()))
+            # This cluster's history only (the one a run here goes to): runs of other
+            # inventories are theirs, as in `saf runs` (--all shows every cluster's).
+            ctx = cockpit_of(self).ctx
+            cluster = ctx.inventory.cluster.name if ctx.inventory is not None else ctx.cluster
+            runs = list(reversed(list_runs(cluster=cluster)))
             for s in runs:
                 options.add_option(Option(Text.assemble(
                     (f"{s.started.recipe}\n", "bold"),

@@ -119,6 +119,7 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
     runs = state_dir / "runs"
     _interrupted_run(runs, "r1", recipe, scratch, 1_700_000_000.0)
     _interrupted_run(runs, "r2", recipe, scratch, 1_700_000_100.0)
+    _interrupted_run(runs, "other", recipe, scratch, 1_700_000_050.0, cluster="elsewhere")
     monkeypatch.setenv("SAF_INVENTORY", str(asyncssh_cluster.inventory))
     monkeypatch.setenv("SAF_STATE_DIR", str(state_dir))
     env = {"SAF_STATE_DIR": str(state_dir), "SAF_CONFIG_DIR": str(state_dir / "config")}
@@ -155,7 +156,7 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
             } == {"r1": "interrupted", "r2": "interrupted", from_screen: "ok"}
     every = asyncssh_cluster.saf("runs", "--json", "--all", **env)
     assert {r["run"]: r["cluster"] for r in map(json.loads, every.stdout.splitlines())} == \
-        {"r1": "test", "r2": "test", from_screen: "test"}
+        {"r1": "test", "r2": "test", "other": "elsewhere", from_screen: "test"}
     resumed = asyncssh_cluster.saf("run", "--resume", "r2", "--json", **env)
     assert resumed.returncode == 0, resumed.stderr
     from_cli = json.loads(resumed.stdout.splitlines()[0])["run"]
