@@ -51,6 +51,24 @@ class Recorder:
         return [e.status for e in self.of(mev.AgentStatus, node)]
 
 
+async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
+                         ) -> tuple[MetricsHub, Recorder]:
+    """Run `program` as alpha's agent (a script in place of the zipapp) until `until(hub)`."""
+    script = tmp_path / "fake_agent.py"
+    script.write_text(program)
+    bundle = AgentBundle(script, f"fake{os.getpid()}{tmp_path.name}")
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+        await hub.start()
+        try:
+            await wait_for(lambda: until(hub), what=what)
+        finally:
+            await hub.stop()
+    return hub, rec
+
+
 async def test_agent_figures_match_psutil(cluster):
     """Every node streams samples whose figures agree with psutil on this machine."""
     inv = load_inventory(cluster.inventory)
@@ -266,18 +284,8 @@ sys.stdout.flush()
 async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
     """Bad JSON, an unknown protocol version, an unknown type and a truncated line are each
     reported with their reason; the good frames around them still arrive."""
-    script = tmp_path / "bad_agent.py"
-    script.write_text(BAD_AGENT)
-    bundle = AgentBundle(script, f"bad{os.getpid()}")
-    inv = load_inventory(cluster.inventory)
-    rec = Recorder()
-    async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
-        await hub.start()
-        try:
-            await wait_for(lambda: hub.store.lost("alpha"), what="the bad agent to end")
-        finally:
-            await hub.stop()
+    hub, rec = await run_fake_agent(cluster, tmp_path, BAD_AGENT,
+                                    lambda hub: hub.store.lost("alpha"), "the bad agent to end")
     state = hub.store.node("alpha")
     assert dict(state.bad_frames) == {"bad_json": 1, "version": 1, "unknown_type": 1,
                                       "not_object": 1, "truncated": 1}
@@ -348,18 +356,9 @@ for seq in range(2, 400):
 async def test_oversize_lines_are_counted_and_skipped_not_fatal(cluster, tmp_path: Path):
     """A 3 MB frame (under the 4 MB limit) is a frame; an 8 MB one is counted `too_long` and
     skipped, and the link stays up (asyncssh hands such lines over in parts)."""
-    script = tmp_path / "big_agent.py"
-    script.write_text(BIG_LINES_AGENT)
-    bundle = AgentBundle(script, f"big{os.getpid()}")
-    inv = load_inventory(cluster.inventory)
-    rec = Recorder()
-    async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
-        await hub.start()
-        try:
-            await wait_for(lambda: hub.store.node("alpha").samples >= 6, what="samples after")
-        finally:
-            await hub.stop()
+    hub, rec = await run_fake_agent(cluster, tmp_path, BIG_LINES_AGENT,
+                                    lambda hub: hub.store.node("alpha").samples >= 6,
+                                    "samples after the big lines")
     state = hub.store.node("alpha")
     assert dict(state.bad_frames) == {"too_long": 1}
     [bad] = rec.of(mev.FrameRejected)
@@ -396,18 +395,8 @@ async def test_hostile_frames_are_counted_and_the_node_keeps_its_good_values(clu
     """A fake agent sends one good sample and then every kind of wrongly typed or out-of-range
     frame: each is counted by its reason, the link stays up, the node keeps the good values,
     and since no frame could change the interval the hang is still found (as `silent`)."""
-    script = tmp_path / "hostile_agent.py"
-    script.write_text(HOSTILE_AGENT)
-    bundle = AgentBundle(script, f"hostile{os.getpid()}")
-    inv = load_inventory(cluster.inventory)
-    rec = Recorder()
-    async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
-        await hub.start()
-        try:
-            await wait_for(lambda: hub.store.lost("alpha"), what="the hang to be found")
-        finally:
-            await hub.stop()
+    hub, rec = await run_fake_agent(cluster, tmp_path, HOSTILE_AGENT,
+                                    lambda hub: hub.store.lost("alpha"), "the hang to be found")
     state = hub.store.node("alpha")
     assert dict(state.bad_frames) == {"bad_type": 5, "out_of_range": 7}
     assert state.samples == 1
