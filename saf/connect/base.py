@@ -97,17 +97,9 @@ class Forward:
             self._close = None
 
 
-class RemoteProcess(abc.ABC):
-    """A long-lived process on a node with its stdin and stdout as text streams."""
-
-    @abc.abstractmethod
-    async def readline(self) -> str:
-        """The next line of stdout ('' at end of stream). A line longer than the transport's
-        buffer may come in parts, each without its newline: the caller joins them (and
-        decides how long is too long)."""
-
-    @abc.abstractmethod
-    def write(self, text: str) -> None: ...
+class NodeProcess(abc.ABC):
+    """What every long-lived process on a node offers, whatever its streams carry: waiting
+    for it, stopping it, and what it said on stderr."""
 
     @abc.abstractmethod
     async def wait(self) -> int | None:
@@ -122,7 +114,20 @@ class RemoteProcess(abc.ABC):
         """Whatever the process wrote to stderr (read after it ended)."""
 
 
-class ByteProcess(abc.ABC):
+class RemoteProcess(NodeProcess):
+    """A long-lived process on a node with its stdin and stdout as text streams."""
+
+    @abc.abstractmethod
+    async def readline(self) -> str:
+        """The next line of stdout ('' at end of stream). A line longer than the transport's
+        buffer may come in parts, each without its newline: the caller joins them (and
+        decides how long is too long)."""
+
+    @abc.abstractmethod
+    def write(self, text: str) -> None: ...
+
+
+class ByteProcess(NodeProcess):
     """A process on a node whose stdin and stdout carry bytes (e.g. rsync's protocol)."""
 
     @abc.abstractmethod
@@ -136,18 +141,6 @@ class ByteProcess(abc.ABC):
     @abc.abstractmethod
     def write_eof(self) -> None:
         """Close stdin."""
-
-    @abc.abstractmethod
-    async def wait(self) -> int | None:
-        """Wait for the process to end; its exit status (None if killed by a signal)."""
-
-    @abc.abstractmethod
-    async def stop(self, grace: float = 3.0) -> None:
-        """Close stdin and make sure the process ends."""
-
-    @abc.abstractmethod
-    async def stderr_text(self) -> str:
-        """Whatever the process wrote to stderr (read after it ended)."""
 
 
 class Connector(abc.ABC):

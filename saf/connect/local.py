@@ -10,8 +10,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from saf.connect.base import (ByteProcess, Connector, Forward, OutputCollector, RemoteProcess,
-                              pump_lines)
+from saf.connect.base import (ByteProcess, Connector, Forward, NodeProcess, OutputCollector,
+                              RemoteProcess, pump_lines)
 from saf.shell import guarded
 
 
@@ -35,9 +35,31 @@ def _status(code: int | None) -> tuple[int | None, str | None]:
     return code, None
 
 
-class LocalProcess(RemoteProcess):
+class LocalChild(NodeProcess):
+    """A subprocess in its own session; what text and byte processes share."""
+
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+
+    async def wait(self) -> int | None:
+        return _status(await self.proc.wait())[0]
+
+    async def stop(self, grace: float = 3.0) -> None:
+        if self.proc.stdin and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+        except (asyncio.TimeoutError, TimeoutError):
+            await _end_group(self.proc, grace)
+
+    async def stderr_text(self) -> str:
+        assert self.proc.stderr
+        return (await self.proc.stderr.read()).decode("utf-8", errors="replace")
+
+
+class LocalProcess(LocalChild, RemoteProcess):
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        super().__init__(proc)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     async def readline(self) -> str:
@@ -56,28 +78,13 @@ class LocalProcess(RemoteProcess):
         assert self.proc.stdin
         self.proc.stdin.write(text.encode())
 
-    async def wait(self) -> int | None:
-        return _status(await self.proc.wait())[0]
 
-    async def stop(self, grace: float = 3.0) -> None:
-        if self.proc.stdin and not self.proc.stdin.is_closing():
-            self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-        except (asyncio.TimeoutError, TimeoutError):
-            await _end_group(self.proc, grace)
-
-    async def stderr_text(self) -> str:
-        assert self.proc.stderr
-        return (await self.proc.stderr.read()).decode("utf-8", errors="replace")
-
-
-class LocalByteProcess(LocalProcess, ByteProcess):
+class LocalByteProcess(LocalChild, ByteProcess):
     async def read(self, size: int = 65536) -> bytes:
         assert self.proc.stdout
         return await self.proc.stdout.read(size)
 
-    async def write(self, data: bytes) -> None:  # type: ignore[override]
+    async def write(self, data: bytes) -> None:
         assert self.proc.stdin
         self.proc.stdin.write(data)
         await self.proc.stdin.drain()

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncssh
 
 from saf.connect import hostkeys
-from saf.connect.base import (ByteProcess, Connector, Forward, OutputCollector, RemoteProcess,
-                              pump_lines)
+from saf.connect.base import (ByteProcess, Connector, Forward, NodeProcess, OutputCollector,
+                              RemoteProcess, pump_lines)
 from saf.connect.failures import classify
 from saf.connect.handshakes import SHARED, HandshakeGate
 from saf.errors import ConnectError, Failure
@@ -38,7 +38,10 @@ class _Client(asyncssh.SSHClient):
 STDERR_KEEP = 64 * 1024  # the last bytes of a long-lived process's stderr worth keeping
 
 
-class SSHProcess(RemoteProcess):
+class SSHChannelProcess(NodeProcess):
+    """A process on an SSH channel; what text and byte processes share. Holds one of the
+    connection's session slots until it ends."""
+
     def __init__(self, process: asyncssh.SSHClientProcess, release: asyncio.Semaphore) -> None:
         self.process = process
         self._release = release
@@ -61,15 +64,6 @@ class SSHProcess(RemoteProcess):
         if not self._released:
             self._released = True
             self._release.release()
-
-    async def readline(self) -> str:
-        try:
-            return await self.process.stdout.readline()
-        except (asyncssh.Error, OSError, asyncio.IncompleteReadError):
-            return ""
-
-    def write(self, text: str) -> None:
-        self.process.stdin.write(text)
 
     async def wait(self) -> int | None:
         try:
@@ -101,7 +95,18 @@ class SSHProcess(RemoteProcess):
         return "".join(parts)
 
 
-class SSHByteProcess(SSHProcess, ByteProcess):
+class SSHProcess(SSHChannelProcess, RemoteProcess):
+    async def readline(self) -> str:
+        try:
+            return await self.process.stdout.readline()
+        except (asyncssh.Error, OSError, asyncio.IncompleteReadError):
+            return ""
+
+    def write(self, text: str) -> None:
+        self.process.stdin.write(text)
+
+
+class SSHByteProcess(SSHChannelProcess, ByteProcess):
     """A process opened without an encoding: its streams carry bytes."""
 
     async def read(self, size: int = 65536) -> bytes:
@@ -110,7 +115,7 @@ class SSHByteProcess(SSHProcess, ByteProcess):
         except (asyncssh.Error, OSError):
             return b""
 
-    async def write(self, data: bytes) -> None:  # type: ignore[override]
+    async def write(self, data: bytes) -> None:
         self.process.stdin.write(data)
         await self.process.stdin.drain()
 
