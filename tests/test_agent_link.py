@@ -102,14 +102,21 @@ async def test_agent_figures_match_psutil(cluster):
         assert set(nics) == set(stats)
         for nic, st in stats.items():
             assert nics[nic]["mtu"] == st.mtu
-            assert nics[nic]["up"] == bool(st.isup) or not st.isup
+            # The frame's "up" is the interface's administrative flag, IFF_UP, which psutil
+            # lists among its flags (psutil's isup is IFF_RUNNING, a link with carrier).
+            assert nics[nic]["up"] is ("up" in st.flags.split(",")), nic
         io = psutil.net_io_counters(pernic=True)
         assert nics["lo"]["rx_bytes"] <= io["lo"].bytes_recv
         assert nics["lo"]["cluster"] is True  # the inventory reaches every node on 127.0.0.1
+        # Whole disks, as /sys/block lists them, less loop and ram devices: the same set
+        # the agent reports, and none missing (psutil also counts partitions).
         perdisk = psutil.disk_io_counters(perdisk=True) or {}
-        for disk in sample["disks"]:
-            assert disk["name"] in perdisk
-            assert disk["read_bytes"] <= perdisk[disk["name"]].read_bytes
+        whole = {d for d in perdisk
+                 if os.path.isdir(f"/sys/block/{d}") and not d.startswith(("loop", "ram"))}
+        disks = {d["name"]: d for d in sample["disks"]}
+        assert set(disks) == whole
+        for disk, counters in disks.items():
+            assert counters["read_bytes"] <= perdisk[disk].read_bytes
         # The store derived rates from the counters, and kept a history.
         assert store.value(name, "nic.lo.rx_bytes/s") is not None
         assert store.value(name, "nic.lo.rx_bytes/s") >= 0
