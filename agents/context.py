@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 
-class Context(object):
+class Context:
     """`root` is prefixed to /proc and /sys paths; `commands` maps a tool name (macmon,
     powermetrics, sudo) to the argv that runs it; `modules` maps a module name (psutil,
     pynvml) to an already imported module, or None to pretend it is missing."""
@@ -62,7 +62,7 @@ class Context(object):
             mod = __import__(name)
         except ImportError as exc:
             return None, "%s is not importable (%s)" % (name, exc)
-        except Exception as exc:  # a broken install must not stop the agent
+        except Exception as exc:  # noqa: BLE001 - a broken install must not stop the agent
             return None, "importing %s failed: %s" % (name, exc)
         self.modules[name] = mod
         return mod, None

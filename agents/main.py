@@ -55,7 +55,7 @@ def make_collectors(ctx, interval):
             AppleGpuCollector(ctx, interval), NicCollector(ctx), DiskCollector(ctx)]
 
 
-class Agent(object):
+class Agent:
     def __init__(self, ctx, interval=1.0, out=None, collectors=None):
         self.ctx = ctx
         self.interval = interval
@@ -76,7 +76,7 @@ class Agent(object):
         for c in self.collectors:
             try:
                 reason = c.start()
-            except Exception as exc:  # a collector's bug must not stop the others
+            except Exception as exc:  # noqa: BLE001 - a collector's bug must not stop the others
                 reason = "failed to start: %s: %s" % (type(exc).__name__, exc)
             if reason is None:
                 self.working.append(c)
@@ -108,7 +108,7 @@ class Agent(object):
         for c in self.working:
             try:
                 value = c.collect()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - said in the sample's `missing` instead
                 message = "%s: %s" % (type(exc).__name__, exc)
                 missing.setdefault(c.section, "%s failed: %s" % (c.name, message))
                 if self.reported.get(c.name) != message:
@@ -168,7 +168,7 @@ class Agent(object):
         for c in self.collectors:
             try:
                 c.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - close the others whatever one does
                 pass
 
     def run(self, stdin_fd=0, once=False):

@@ -238,7 +238,7 @@ def decode(line):
     try:
         frame = json.loads(line)
     except ValueError as exc:
-        raise FrameError("bad_json", "not JSON: %s" % exc)
+        raise FrameError("bad_json", "not JSON: %s" % exc) from None
     if not isinstance(frame, dict):
         raise FrameError("not_object", "frame is not a JSON object")
     kind = frame.get("type")

@@ -79,7 +79,8 @@ def _validate(term: str, inventory: Inventory) -> None:
     if sep:
         if kind not in ("tag", "os", "role") or not value:
             raise SelectorError(f"unknown selector term {term!r}: use all, head, workers, "
-                                f"NAME, role:NAME, tag:WORD or os:linux|macos ({describe(inventory)})")
+                                f"NAME, role:NAME, tag:WORD or os:linux|macos "
+                                f"({describe(inventory)})")
         if kind == "os" and value not in OS_ALIASES:
             raise SelectorError(f"unknown OS in {term!r}: use {', '.join(OSES)}")
         if kind == "role" and value not in ROLES:

@@ -257,7 +257,7 @@ class SignalsScreen(SafScreen[None]):
         return text
 
     def _log(self, snap: BookSnapshot, v: dict[str, str]) -> Text | Group:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         items: list[tuple[float, Text]] = []
         for a in snap.anomalies[-LOG_LINES:]:
@@ -274,7 +274,7 @@ class SignalsScreen(SafScreen[None]):
         items.sort(key=lambda item: item[0], reverse=True)  # newest first: clipped last
         lines = []
         for when, line in items[:LOG_LINES]:
-            stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%H:%M:%S")
+            stamp = datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")
             lines.append(Text.assemble((stamp + " ", v.get("text-muted", v["foreground"])),
                                        line))
         return Group(*lines)

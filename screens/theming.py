@@ -57,7 +57,7 @@ def load_theme_file(path: Path) -> Theme:
     try:
         theme = Theme(**data)
         theme.to_color_system()  # resolves every colour, so a bad one fails here, not on paint
-    except Exception as exc:  # Theme/ColorSystem raise assorted errors on bad input
+    except Exception as exc:  # noqa: BLE001 - Theme/ColorSystem raise assorted errors on bad input
         raise ValueError(str(exc)) from None
     return theme
 

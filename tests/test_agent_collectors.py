@@ -215,8 +215,8 @@ def test_agent_sample_with_recorded_gpu_and_numa():
     """The agent's frames with recorded NUMA and NVML: GPUs listed, the Apple collector's
     reason in the hello, nothing missing that was measured."""
     ctx = Context(root=str(FIXTURES / "sysfs/numa_2socket-256GB_node-exporter"),
-                  platform="linux", modules={"pynvml": FakeNvml(
-                      FIXTURES / "nvml/nvidia-smi-q-x_rtx-3090_values-from-rtx-4090-driver-535.xml")})
+                  platform="linux", modules={"pynvml": FakeNvml(FIXTURES / "nvml" /
+                      "nvidia-smi-q-x_rtx-3090_values-from-rtx-4090-driver-535.xml")})
     out = io.StringIO()
     agent = Agent(ctx, 1.0, out=out, collectors=[NumaCollector(ctx), NvmlCollector(ctx),
                                                  AppleGpuCollector(ctx)])

@@ -86,7 +86,8 @@ async def test_agent_figures_match_psutil(cluster):
     for name in inv.names:
         state = store.node(name)
         hello = state.hello
-        assert hello["protocol"] == 1 and hello["python"] == ".".join(map(str, sys.version_info[:3]))
+        assert hello["protocol"] == 1
+        assert hello["python"] == ".".join(map(str, sys.version_info[:3]))
         assert hello["collectors"]["cpu"]["ok"] and hello["collectors"]["nics"]["ok"]
         assert not hello["collectors"]["apple"]["ok"] and hello["collectors"]["apple"]["reason"]
         sample = state.sample

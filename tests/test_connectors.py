@@ -198,7 +198,7 @@ def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
         # Forget the jump host's key: the hop is refused, and the error names it.
         lines = keys.known_hosts.read_text().splitlines()
         keys.known_hosts.write_text("\n".join(
-            l for l in lines if f"]:{servers.port('jump')} " not in l) + "\n")
+            line for line in lines if f"]:{servers.port('jump')} " not in line) + "\n")
         with pytest.raises(Exception) as info:
             asyncio.run(through())
         assert info.value.reason == "hostkey"

@@ -8,7 +8,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_CORE = ("saf.commands", "saf.cli", "saf.screens", "saf.agents", "saf.recipes", "saf.themes")
@@ -28,7 +27,8 @@ def test_importing_the_whole_core_loads_no_textual():
     code = ("import importlib, sys\n"
             f"for name in {core_modules()!r}:\n"
             "    importlib.import_module(name)\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual' or m.startswith('saf.screens'))\n"
+            "bad = sorted(m for m in sys.modules\n"
+            "             if m.split('.')[0] == 'textual' or m.startswith('saf.screens'))\n"
             "print(bad)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -136,7 +136,7 @@ run = "f={dir}/{node.name}/count; n=$(cat $f 2>/dev/null || echo 0); n=$((n+1));
 retries = RETRIES
 delay = 0.05
 on = "alpha,beta"
-"""
+"""  # noqa: E501 - a recipe's command line, kept whole
     (tmp_path / "a").mkdir()
     out = await run_recipe(cluster, write(tmp_path / "a", body.replace("RETRIES", "2")))
     assert out.statuses(0) == {"alpha": "changed", "beta": "changed"}

@@ -33,7 +33,8 @@ def f32(value: float) -> float:
 
 def same(a: AISignal, b: AISignal) -> bool:
     """Equal bit for bit (-0.0 is not 0.0 here)."""
-    return all((x.hex() == y.hex()) if isinstance(x, float) else x == y for x, y in zip(a, b))
+    return all((x.hex() == y.hex()) if isinstance(x, float) else x == y
+               for x, y in zip(a, b, strict=True))
 
 
 class SeedPublisher(threading.Thread):

@@ -10,7 +10,7 @@ A collector that cannot work is never asked to collect; the sample's `missing` s
 """
 
 
-class Collector(object):
+class Collector:
     name = "?"
     section = "?"
     source = ""  # where the figures come from, said in the hello ("/proc", "psutil", ...)
@@ -29,7 +29,7 @@ class Collector(object):
         pass
 
 
-class Rates(object):
+class Rates:
     """Per-second rates of counters between two reads, keyed by (item, counter)."""
 
     def __init__(self):

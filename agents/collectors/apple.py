@@ -8,6 +8,7 @@ latest reading, and each sample takes it. Both macmon formats are read: v0.8
 
 import json
 import re
+import subprocess
 import threading
 import time
 
@@ -55,7 +56,7 @@ _PM_RESIDENCY = re.compile(r"^GPU (?:HW )?active residency:\s*([\d.]+)%")
 _PM_POWER = re.compile(r"^GPU Power:\s*([\d.]+)\s*mW")
 
 
-class PowermetricsParser(object):
+class PowermetricsParser:
     """Feeds on powermetrics' text output line by line; `latest` is the last complete GPU
     reading. A reading is complete at the GPU Power line that follows the GPU residency."""
 
@@ -122,7 +123,7 @@ class AppleGpuCollector(Collector):
             proc = ctx.popen(check)
             proc.communicate(timeout=5)
             allowed = proc.returncode == 0
-        except Exception as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             return why + " and sudo -n failed: %s" % exc
         if not allowed:
             return why + " and `sudo -n powermetrics` needs a password"
@@ -189,5 +190,5 @@ class AppleGpuCollector(Collector):
             proc.terminate()
             try:
                 proc.wait(2)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 proc.kill()

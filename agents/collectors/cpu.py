@@ -93,7 +93,7 @@ class CpuCollector(Collector):
                "load": _load()}
         try:
             freq = psutil.cpu_freq()
-        except Exception:
+        except Exception:  # noqa: BLE001 - psutil fails variously where it is unreadable (VMs)
             freq = None
         out["freq_mhz"] = round1(freq.current) if freq and freq.current else None
         if out["freq_mhz"] is None:

@@ -42,7 +42,7 @@ class NvmlCollector(Collector):
         self.nvml = nvml
         try:
             nvml.nvmlInit()
-        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
             return "NVML cannot start: %s" % (_text(str(exc)) or type(exc).__name__)
         try:
             count = nvml.nvmlDeviceGetCount()
@@ -53,7 +53,7 @@ class NvmlCollector(Collector):
                     "name": _text(nvml.nvmlDeviceGetName(handle)),
                     "uuid": _text(self._try(handle, "uuid", nvml.nvmlDeviceGetUUID)),
                 }))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure here is a reason, not a crash
             return "NVML failed to list GPUs: %s" % exc
         if not self.gpus:
             return "NVML found no GPU"
@@ -71,7 +71,7 @@ class NvmlCollector(Collector):
             return None
         try:
             return fn(handle, *args) if handle is not None else fn()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one field's failure must not lose the GPU
             value = getattr(exc, "value", None)
             if value == self._const("NVML_ERROR_NOT_SUPPORTED", ERROR_NOT_SUPPORTED):
                 unsupported[key] = "not supported by this GPU or driver"
@@ -146,7 +146,7 @@ class NvmlCollector(Collector):
         if get is not None:
             try:
                 return _text(get(pid))
-            except Exception:
+            except Exception:  # noqa: BLE001 - /proc below names the process instead
                 pass
         text = self.ctx.read("/proc/%d/comm" % pid)
         return text.strip() if text else None
@@ -156,5 +156,5 @@ class NvmlCollector(Collector):
         if nvml is not None:
             try:
                 nvml.nvmlShutdown()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the agent is closing; nothing to tell
                 pass

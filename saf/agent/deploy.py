@@ -33,7 +33,8 @@ def start_command(python: str, bundle: AgentBundle, *, interval: float,
     """The shell command that starts the agent with the node's Python. `exec` so the agent is
     the channel's process itself: no shell left behind, and its stdin is the channel's."""
     # `python` may be a command with arguments ("/usr/bin/env python3"): quote each word.
-    args = [join(shlex.split(python)), remote_path_expr(bundle), "--interval", quote(f"{interval:g}")]
+    args = [join(shlex.split(python)), remote_path_expr(bundle),
+            "--interval", quote(f"{interval:g}")]
     if cluster_host:
         args += ["--cluster-host", quote(cluster_host)]
     return "exec " + " ".join(args)

@@ -99,7 +99,7 @@ class AgentLink:
                     reason, message = exc.reason, exc.detail
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - any failure is a lost node
+                except Exception as exc:  # any failure is a lost node
                     log.debug("agent link %s failed", self.node, exc_info=True)
                     reason, message = "error", f"{type(exc).__name__}: {exc}"
                 delay = round(self.backoff.next(), 2)  # what is shown is what is waited
@@ -122,7 +122,7 @@ class AgentLink:
             cmd = deploy.start_command(self.conn.node.python, self.bundle,
                                        interval=self.interval, cluster_host=self.conn.node.host)
             process = await asyncio.wait_for(self.conn.start(cmd, stdin=True), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             # The pooled connection may be dead without knowing it: start afresh next time.
             await self._drop_connection()
             raise _Ended("timeout", f"no answer from {self.conn.node.address} "

@@ -179,7 +179,7 @@ class Connector(abc.ABC):
         try:
             status, signal = await asyncio.wait_for(
                 self._run(command, out, err, input), timeout)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             timed_out = True
         except asyncio.CancelledError:
             cancelled = True

@@ -23,7 +23,7 @@ async def _end_group(proc: asyncio.subprocess.Process, grace: float) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), grace)
-    except (asyncio.TimeoutError, TimeoutError):
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -49,7 +49,7 @@ class LocalChild(NodeProcess):
             self.proc.stdin.close()
         try:
             await asyncio.wait_for(self.proc.wait(), grace)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             await _end_group(self.proc, grace)
 
     async def stderr_text(self) -> str:

@@ -78,7 +78,7 @@ class SSHChannelProcess(NodeProcess):
             self.process.stdin.write_eof()
         try:
             await asyncio.wait_for(self.process.wait_closed(), grace)
-        except (asyncio.TimeoutError, TimeoutError, asyncssh.Error, OSError):
+        except (TimeoutError, asyncssh.Error, OSError):
             with contextlib.suppress(Exception):
                 self.process.terminate()
             self.process.close()

@@ -75,7 +75,7 @@ def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
     """(metric name, value) for every number in a sample frame. Nulls are skipped: a value the
     node cannot measure has no point, not a zero."""
     names, values = flatten_lists(sample)
-    return zip(names, values)
+    return zip(names, values, strict=True)
 
 
 def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
@@ -103,7 +103,8 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
             if type(v) is bool or isinstance(v, (int, float)):
                 name_(_core_name(i))
                 value_(float(v))
-    for name, value in zip(_LOAD_NAMES, cpu.get("load") or ()):
+    # A node may report fewer load averages than three (or none): name what is there.
+    for name, value in zip(_LOAD_NAMES, cpu.get("load") or (), strict=False):
         v = _number(value)
         if v is not None:
             name_(name)
@@ -219,7 +220,7 @@ class _History:
     def _settle(self) -> None:
         """Write the plan's "seen" marks into last_seen (kept implicit while it holds)."""
         if self._names is not None and self._plan_count:
-            for name, data in zip(self._names, self._plan):
+            for name, data in zip(self._names, self._plan, strict=True):
                 if data is not None:
                     self.last_seen[name] = self._plan_count
 
@@ -244,7 +245,7 @@ class _History:
             self._replan(names)
         slot = self.count % self.capacity
         self.times.data[slot] = when
-        for data, value in zip(self._plan, values):
+        for data, value in zip(self._plan, values, strict=True):
             if data is not None:
                 data[slot] = value
         for data in self._others:

@@ -28,7 +28,8 @@ class ExecView:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, OutputLine):
-            prefix = Text(f"{event.node:<{self.width}} │ ", style=node_style(self.names, event.node))
+            prefix = Text(f"{event.node:<{self.width}} │ ",
+                          style=node_style(self.names, event.node))
             line = Text(event.line, style="red" if event.stream == "stderr" else "")
             self.out.print(prefix + line)
         elif isinstance(event, CommandFinished) and event.status == "unreachable":

@@ -81,7 +81,8 @@ class RunView:
             count = len(event.nodes)
             where = f"{count} node{'s' if count != 1 else ''}" if count else "no nodes"
             self.out.print(Text.assemble(
-                ("\n▶ ", "bold"), (f"{event.step + 1}/{len(self.started.steps) if self.started else '?'} ", "dim"),
+                ("\n▶ ", "bold"),
+                (f"{event.step + 1}/{len(self.started.steps) if self.started else '?'} ", "dim"),
                 (event.name, "bold"), (f"  {step.get('describe', '')}  " if step else "  ", "dim"),
                 (f"({where})", "dim")))
         elif isinstance(event, NodeStepStarted):

@@ -60,7 +60,8 @@ pub.close(linger=2000)
 """
 
 
-def publisher_argv(workdir: Path, endpoint: str, seconds: float, rate: float) -> tuple[list[str], str]:
+def publisher_argv(workdir: Path, endpoint: str, seconds: float,
+                   rate: float) -> tuple[list[str], str]:
     if shutil.which("g++") and Path("/usr/include/zmq.h").exists():
         binary = workdir / "aisignal_publisher"
         if not binary.exists():

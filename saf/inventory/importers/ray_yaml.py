@@ -13,7 +13,8 @@ Only the local provider names its machines, so only it can be imported:
         ssh_private_key: ~/.ssh/id_ed25519
 
 The head becomes a node with role head, each worker IP a node with role worker; nodes are
-named by their address, as Ray names them. `auth.ssh_user` and `auth.ssh_private_key` become the defaults.
+named by their address, as Ray names them. `auth.ssh_user` and `auth.ssh_private_key` become
+the defaults.
 """
 
 from __future__ import annotations
