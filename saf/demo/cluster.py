@@ -18,9 +18,11 @@ import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncssh
 import tomli_w
@@ -29,6 +31,7 @@ from saf import paths
 from saf.demo.node_server import NodeServer
 from saf.signals.demo import publish_demo
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DemoNode:
@@ -67,8 +70,8 @@ class DemoCluster:
         self._thread = threading.Thread(target=self._loop.run_forever, name="saf-demo",
                                         daemon=True)
 
-    def _call(self, coro) -> object:  # type: ignore[no-untyped-def]
-        future: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result(timeout=60)
 
     async def _start(self) -> None:
@@ -106,7 +109,7 @@ class DemoCluster:
             "nodes": [
                 {"name": s.name, "host": "127.0.0.1", "port": srv.port, "roles": list(s.roles),
                  "tags": list(s.tags)}
-                for s, srv in zip(self.spec, self.servers)
+                for s, srv in zip(self.spec, self.servers, strict=True)
             ],
             "signals": {"endpoint": self.signals_endpoint},
         }

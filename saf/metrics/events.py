@@ -99,7 +99,7 @@ def event_from_json(data: dict[str, Any]) -> Event:
     """Rebuild an event from its `to_json()` form (for replaying a recording)."""
     data = dict(data)
     kind = data.pop("event", None)
-    cls = EVENT_TYPES.get(kind)  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"not an agent event: {kind!r}")
     return cls(**data)

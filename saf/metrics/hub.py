@@ -45,15 +45,16 @@ class MetricsHub:
         self.store.apply(event)
         try:
             self._emit(event)
-        except Exception:  # noqa: BLE001 - a consumer's bug must not stop the metrics
+        except Exception:  # a consumer's bug must not stop the metrics
             log.exception("metrics consumer failed on %s", event.kind)
 
     async def start(self) -> None:
         """Start a link per node (deploying the agent where it is missing)."""
         if self._tasks:
             return
-        bundle = self._bundle or await asyncio.to_thread(build)
-        self._bundle = bundle
+        if self._bundle is None:
+            self._bundle = await asyncio.to_thread(build)
+        bundle = self._bundle
         for node in self.nodes:
             self.store.add_node(node.name)
             link = AgentLink(self.fleet.connector(node), bundle, self._deliver,

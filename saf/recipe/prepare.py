@@ -85,9 +85,9 @@ def check_templates(recipe: Recipe, inventory: Inventory | None) -> None:
         for name in substitute.names_in(step.on):
             if "." in name or name not in recipe.vars:
                 raise _fail(recipe, step, "on", f"`on` may only use variables, not {{{name}}}")
-        problem = step.kind.preflight(recipe.folder)
-        if problem:
-            raise _fail(recipe, step, problem[0], problem[1])
+        unready = step.kind.preflight(recipe.folder)
+        if unready:
+            raise _fail(recipe, step, *unready)
 
 
 async def prepare(recipe: Recipe, fleet: Fleet, overrides: dict[str, str] | None = None,

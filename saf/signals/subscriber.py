@@ -37,7 +37,7 @@ BATCH = 1024  # frames per drain before yielding to the event loop (~1-3 ms of w
 RCVHWM = 200_000  # frames ZeroMQ may queue for us during a burst (about 20 MB at most)
 POLL_MS = 250  # how long to wait before ticking anyway (gaps are noticed in silence)
 
-_MONITOR_STATES = {
+_MONITOR_STATES: dict[int, str] = {
     zmq.EVENT_CONNECTED: "connected",
     zmq.EVENT_DISCONNECTED: "disconnected",
     zmq.EVENT_CONNECT_RETRIED: "retrying",
@@ -149,9 +149,9 @@ class Subscriber:
         recv = zmq.Socket.shadow(sock.underlying).recv
         noblock, again = zmq.NOBLOCK, zmq.Again
         batch, sink, tick = self.batch, self.sink, self.tick
-        poll_ms, pollin = self.poll_ms, zmq.POLLIN
+        poll_ms = self.poll_ms
         while True:
-            if not await sock.poll(poll_ms, pollin):
+            if not await sock.poll(poll_ms):  # waits for POLLIN, the default
                 if tick is not None:
                     tick(time.time_ns())
                 if until is not None and until():
