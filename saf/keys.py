@@ -118,7 +118,9 @@ def config_identities(node: Node) -> list[Path]:
     options = asyncssh.SSHClientConnectionOptions(
         host=node.host, port=node.port or (), username=node.user or (),
         config=hostkeys.config_paths(node), client_keys=None, agent_path=None)
-    found = options.config.get("IdentityFile") or []
+    found = options.config.get("IdentityFile")  # a list of paths; asyncssh types it object
+    if not isinstance(found, list):
+        return []
     return [Path(str(f)).expanduser() for f in found]
 
 

@@ -17,7 +17,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from saf.errors import SafError
 from saf.paths import open_private
@@ -38,7 +38,7 @@ class Recorder:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.file: BinaryIO = open_private(path, "wb")
+            self.file: IO[bytes] = open_private(path, "wb")
         except OSError as exc:
             raise RecordingError(f"{path}: cannot write: {exc.strerror or exc}") from None
         self.file.write(MAGIC)
