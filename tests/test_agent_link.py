@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 import sys
@@ -193,14 +194,14 @@ async def test_lost_says_when_the_next_attempt_starts(asyncssh_cluster, tmp_path
         with contextlib.suppress(asyncio.CancelledError):
             await task
     statuses = rec.of(mev.AgentStatus)
-    for lost, after in zip(statuses, statuses[1:]):
+    for lost, after in itertools.pairwise(statuses):
         if lost.status == mev.LOST and after.status != mev.STOPPED:
             assert lost.reason == "refused" and lost.retry_in is not None
             assert after.status == mev.CONNECTING
             # Event times are wall-clock; the sleep is monotonic: allow for the difference.
             assert after.time - lost.time >= lost.retry_in - 0.05, "retried sooner than shown"
     shown = losts()[:6]
-    for lost, following in zip(shown, shown[1:]):
+    for lost, following in itertools.pairwise(shown):
         # A refused attempt takes milliseconds; the old hidden backoff added 1.5 s and more by
         # the fifth attempt. The slack is for a loaded machine, not for a second wait.
         late = following.time - lost.time - lost.retry_in

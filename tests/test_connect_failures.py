@@ -143,7 +143,7 @@ async def test_callers_that_ask_together_share_one_try(alpha: Node,
     (BrokenPipeError(errno.EPIPE, "x"), Failure.LOST),
     (ConnectionRefusedError(errno.ECONNREFUSED, "reset"), Failure.REFUSED),
     (TimeoutError(errno.ETIMEDOUT, "x"), Failure.TIMEOUT),
-    (asyncio.TimeoutError(), Failure.TIMEOUT),
+    (asyncio.TimeoutError(), Failure.TIMEOUT),  # noqa: UP041 - what asyncio code spells
     (socket.gaierror(socket.EAI_NONAME, "x"), Failure.DNS),
     (OSError(errno.EHOSTUNREACH, "connection refused"), Failure.UNREACHABLE),
     (OSError(errno.ENETUNREACH, "x"), Failure.UNREACHABLE),
