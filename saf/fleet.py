@@ -62,7 +62,7 @@ class Fleet:
         nodes = list(nodes)
         outcomes = await fan_out(nodes, lambda node: fn(self.connector(node)),
                                  limit=self.concurrency)
-        return {node.name: outcome for node, outcome in zip(nodes, outcomes)}
+        return {node.name: outcome for node, outcome in zip(nodes, outcomes, strict=True)}
 
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._connectors.values()),

@@ -154,7 +154,7 @@ class AgentLink:
         while True:
             try:
                 got = await asyncio.wait_for(lines.next(), wait)
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 raise _Ended("silent", f"no frame from the agent for {wait:g} s") from None
             received = time.time()
             if got.bad:
