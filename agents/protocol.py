@@ -28,7 +28,7 @@ The agent exits when its stdin closes, so it never outlives its connection.
 """
 
 import json
-from typing import Dict, List, Optional, TypedDict
+from typing import Optional, TypedDict
 
 PROTOCOL_VERSION = 1
 FRAME_TYPES = ("hello", "sample", "error", "reply")
@@ -43,7 +43,7 @@ MAX_INTERVAL = 3600.0  # refuses a frame that claims another (it would turn off 
 # measure is absent, and `missing` says why. typing.TypedDict, not `X | Y`: the agent runs on
 # Python 3.9.
 
-Missing = Dict[str, str]  # field or section -> why it is not measured
+Missing = dict[str, str]  # field or section -> why it is not measured
 
 
 class CollectorStatus(TypedDict, total=False):
@@ -67,16 +67,16 @@ class HelloFrame(TypedDict, total=False):
     executable: str
     pid: int
     interval: float
-    collectors: Dict[str, CollectorStatus]
-    modules: Dict[str, Dict[str, object]]
+    collectors: dict[str, CollectorStatus]
+    modules: dict[str, dict[str, object]]
 
 
 class CpuSection(TypedDict, total=False):
     percent: Optional[float]
-    per_core: List[Optional[float]]
+    per_core: list[Optional[float]]
     count: int
     freq_mhz: Optional[float]
-    load: Optional[List[float]]
+    load: Optional[list[float]]
     missing: Missing
 
 
@@ -94,7 +94,7 @@ class NumaNode(TypedDict, total=False):
     node: int
     cpus: str  # a Linux cpulist: "0-13,28-41"
     cpu_count: int
-    distances: Optional[List[int]]
+    distances: Optional[list[int]]
     mem_total: Optional[int]
     mem_free: Optional[int]
     mem_used: Optional[int]
@@ -139,7 +139,7 @@ class GpuItem(TypedDict, total=False):
     pcie_tx_bps: Optional[float]
     pcie_rx_bps: Optional[float]
     persistence: Optional[bool]
-    processes: List[GpuProcess]
+    processes: list[GpuProcess]
     ane_power_w: Optional[float]
     cpu_power_w: Optional[float]
     soc_power_w: Optional[float]
@@ -154,7 +154,7 @@ class NicItem(TypedDict, total=False):
     mtu: Optional[int]
     speed_mbps: Optional[int]
     duplex: Optional[str]
-    addresses: List[str]
+    addresses: list[str]
     cluster: bool  # carries an address the cluster reaches this node by
     rx_bytes: int
     tx_bytes: int
@@ -188,10 +188,10 @@ class SampleFrame(TypedDict, total=False):
     interval: float
     cpu: CpuSection
     memory: MemorySection
-    numa: List[NumaNode]
-    gpus: List[GpuItem]
-    nics: List[NicItem]
-    disks: List[DiskItem]
+    numa: list[NumaNode]
+    gpus: list[GpuItem]
+    nics: list[NicItem]
+    disks: list[DiskItem]
     missing: Missing
 
 

@@ -379,7 +379,8 @@ class NodeScreen(SafScreen[None]):
         for section in self.query(".section"):
             if section.id and section.id.startswith("gpu-"):
                 g = next((x for x in view.gpus if f"gpu-{x.index}" == section.id), None)
-                hot = g is not None and g.temp is not None and g.temp >= app.ctx.settings.thresholds.gpu_temp_alert
+                hot = (g is not None and g.temp is not None
+                       and g.temp >= app.ctx.settings.thresholds.gpu_temp_alert)
                 section.set_class(hot, "alert")
         self.query_one(StatusLine).refresh()
 

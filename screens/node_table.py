@@ -1,8 +1,8 @@
 """The dashboard's table of nodes: a `ScrollView` on Textual's line API, one cached strip per
 row, so a sample of one node re-renders that row only and 64 (or 256) nodes at 1 Hz cost
-little. Scrolling and its scrollbar come from `ScrollView`. Columns give way by priority when the terminal is narrow (OS and
-power go first; node, state, CPU and memory stay). It tells its screen a node was opened by a
-message, `NodeTable.Opened`.
+little. Scrolling and its scrollbar come from `ScrollView`. Columns give way by priority when
+the terminal is narrow (OS and power go first; node, state, CPU and memory stay). It tells its
+screen a node was opened by a message, `NodeTable.Opened`.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ def protocol_fields() -> set[str]:
     """Every field name of every TypedDict reachable from the frames."""
     seen: set[str] = set()
     todo: list[object] = list(FRAME_TYPES)
-    done: set[int] = set()
+    done: dict[int, object] = {}  # holds each kind, so its id is not reused by a new one
     while todo:
         kind = todo.pop()
         if id(kind) in done:
             continue
-        done.add(id(kind))
+        done[id(kind)] = kind
         if typing.is_typeddict(kind):
             hints = typing.get_type_hints(kind)
             seen.update(hints)
