@@ -238,6 +238,7 @@ async def test_a_command_too_long_for_ssh_is_refused_before_any_node(cluster):
 
     inv = load_inventory(cluster.inventory)
     async with Fleet(inv) as fleet:
-        with pytest.raises(UsageError, match=r"^the command is 195\.3K; a command line may be at most 128K"):
+        with pytest.raises(UsageError, match=r"^the command is 195\.3K; a command line may be "
+                                             r"at most 128K"):
             await exec_on(fleet, list(inv.nodes), "echo " + "x" * 199_995, lambda e: None)
         assert not any(fleet.connector(n.name).connected for n in inv.nodes)

@@ -32,7 +32,8 @@ FIELDS = ["cpu", "memory", "numa", "gpus", "nics", "disks", "percent", "per_core
           "total", "used", "util", "mem_used", "mem_total", "temp", "name", "rx_bytes",
           "rx_bps", "interval", "seq", "time", "missing", "processes", "pid", "load", "up"]
 SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
@@ -112,9 +113,11 @@ def test_a_frame_that_passes_the_gate_is_read_without_error(frame: dict) -> None
     elif passed["type"] == "sample":
         store.apply(SampleReceived(node="n", frame=passed, raw=line, time=1.0))
     view = node_view(store, "n", 2.0)
-    for value in (view.cpu, view.mem_used, *[g.util for g in view.gpus]):
+    for value in (view.cpu, view.mem_used, *[g.util for g in view.gpus], *view.cores):
         assert value is None or math.isfinite(value)
-    view.cores, view.numa, view.disks, view.missing  # the node screen's lazy parts
+    # The node screen's lazy parts are built without raising.
+    assert isinstance(view.numa, tuple) and isinstance(view.disks, tuple)
+    assert all(isinstance(why, str) for why in view.missing.values())
 
 
 def _one_line_naming(error: SafError, path: Path) -> None:

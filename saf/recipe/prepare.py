@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from saf.errors import ConfigError, SafError, SelectorError, UsageError
+from saf.errors import ConfigError, SelectorError, UsageError
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.recipe import substitute
