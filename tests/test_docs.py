@@ -66,6 +66,11 @@ def unknown(words: list[str]) -> list[str]:
                 next(rest, None)  # the option's value
         elif word.isupper():
             continue  # a placeholder, as in a synopsis: `saf keys push SELECTOR`
+        elif isinstance(command, click.Group) and "/" in word:
+            # Alternatives in prose (`saf signals tail/record`): each must exist.
+            ctx = click.Context(command)
+            return [f"{path} {alt}" for alt in word.split("/")
+                    if command.get_command(ctx, alt) is None]
         elif isinstance(command, click.Group):
             sub = command.get_command(click.Context(command), word)
             if sub is None:
@@ -102,6 +107,8 @@ def test_the_guide_shows_only_commands_and_options_that_exist():
     ("saf signals tail [ENDPOINT]... [--sybmol TEXT]", ["saf signals tail --sybmol"]),
     ("saf demo --headless exec --no-such uptime", ["saf exec --no-such"]),
     ("saf runs shwo last", ["saf runs shwo"]),
+    ("saf signals tail/record/replay/publish", []),
+    ("saf signals tail/listen", ["saf signals listen"]),
     ("saf run hello --var model=llama3 --on workers", []),
     ("saf signals replay FILE [--to ENDPOINT [--wait S]] [--json]", []),
 ])
