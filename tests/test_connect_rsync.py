@@ -77,13 +77,17 @@ def tree(tmp_path: Path) -> Path:
 @needs_rsync
 @pytest.mark.parametrize("via", ["ssh", "local"])
 async def test_rsync_rides_the_connection(via, asyncssh_cluster, openssh_cluster,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder with an odd name goes to a destination with an odd name, over the connector;
     the shim's socket folder is gone afterwards and no shim process is left."""
     src = tree(tmp_path)
     dest = tmp_path / "out" / ODD
     dest.parent.mkdir()
-    before = set(Path(tempfile.gettempdir()).glob("saf-rsync-*"))
+    # saf's temporary folders go to one of this test's own (short: it holds a UNIX socket),
+    # so another session's saf-rsync-* folders in /tmp are not taken for this one's leftovers.
+    own_tmp = Path(tempfile.mkdtemp(prefix="sr"))
+    monkeypatch.setattr(tempfile, "tempdir", str(own_tmp))
     if via == "local":
         result = await run_rsync(local_connector(), ["-r", str(src) + "/", remote(str(dest))])
     else:
@@ -94,7 +98,8 @@ async def test_rsync_rides_the_connection(via, asyncssh_cluster, openssh_cluster
     assert result.remote_status == 0
     assert (dest / f"{ODD}.txt").read_text() == "odd name\n"
     assert (dest / "sub" / "b.txt").read_text() == "nested\n"
-    assert set(Path(tempfile.gettempdir()).glob("saf-rsync-*")) == before
+    assert list(own_tmp.iterdir()) == []  # the shim's socket folder is gone
+    own_tmp.rmdir()
     assert descendants_matching("rsync_shim") == []
 
 
