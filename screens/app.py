@@ -28,7 +28,8 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
+from textual.widget import AwaitMount
 
 from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import remember_theme
@@ -38,7 +39,7 @@ from saf.metrics.store import MetricsStore
 from saf.recording import Recording, RecordingWriter, Replayer, ReplayPosition
 from saf.screens.messages import NodesChanged, ReplayMoved, Tick
 from saf.screens.registry import HOME, SCREENS, entry
-from saf.screens.theming import DEFAULT_DARK, load_themes, theme_dirs
+from saf.screens.theming import DEFAULT_DARK, load_themes, theme_cycle, theme_dirs
 from saf.metrics.view import NodeView, node_view
 from saf.signals.book import SignalBook
 from saf.signals.feed import SignalFeed
@@ -134,6 +135,7 @@ class SafApp(App[None]):
         themes, problems = load_themes(list(folders) if folders is not None else theme_dirs())
         for theme in themes:
             self.register_theme(theme)
+        self._file_themes = [theme.name for theme in themes]
         self._theme_problems = problems
         wanted = ctx.settings.theme or DEFAULT_DARK
         self._theme_missing = wanted not in self.available_themes
@@ -179,7 +181,7 @@ class SafApp(App[None]):
             self.replay_position = event
             # A seek back rebuilt the store: every view is out of date.
             self._dirty.update(self.store.nodes)
-            self.screen.post_message(ReplayMoved(event))
+            self._post_to_screens_on_view(ReplayMoved(event))
             return
         if self.recorder is not None:
             self.recorder.write(event)
@@ -210,7 +212,15 @@ class SafApp(App[None]):
             if self._statuses.get(name) != key:
                 self._statuses[name] = key
                 self._node_changed(name)
-        self.screen.post_message(Tick(now))
+        self._post_to_screens_on_view(Tick(now))
+
+    def _post_to_screens_on_view(self, message: Tick | ReplayMoved) -> None:
+        """Post the clock's news to the screen on top and, while that is a modal (help, a
+        question), to the screen under it too: its status line still shows."""
+        for screen in reversed(self.screen_stack):
+            screen.post_message(message)
+            if not isinstance(screen, ModalScreen):
+                break
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -258,19 +268,21 @@ class SafApp(App[None]):
             return
         self.push_screen(HelpScreen(self.screen))
 
-    def action_open_screen(self, name: str) -> None:
-        """Show a top-level screen; "back" then returns to the one shown before it."""
+    def action_open_screen(self, name: str) -> AwaitMount:
+        """Show a top-level screen; "back" then returns to the one shown before it. Await
+        the result to wait until a screen opened the first time has mounted."""
         if name == HOME:
             self._trail = [HOME]
         else:
             if name in self._trail:
                 self._trail.remove(name)
             self._trail.append(name)
-        self.switch_mode(name)
+        mounted = self.switch_mode(name)
         if name == HOME:
             # The dashboard itself, not a node screen opened from it.
             for _ in self.screen_stack[1:]:
                 self.pop_screen()
+        return mounted
 
     def go_back(self) -> None:
         """Back from a top-level screen to the one opened before it (the dashboard last)."""
@@ -281,6 +293,15 @@ class SafApp(App[None]):
     def open_node(self, name: str) -> None:
         self.push_screen(entry("node").build(name))
 
+    async def show_recipe(self, name: str) -> None:
+        """The Recipes screen with the recipe called `name` highlighted."""
+        from saf.screens.recipe_list import RecipeList
+
+        await self.action_open_screen("recipes")
+        # Highlight after the screen's first refresh: opened the first time, its on_mount
+        # fills the list (highlighting the first recipe) only then.
+        self.call_after_refresh(lambda: self.screen.query_one(RecipeList).highlight(name))
+
     def action_next_theme(self) -> None:
         names = self.theme_order()
         current = names.index(self.theme) if self.theme in names else -1
@@ -288,10 +309,9 @@ class SafApp(App[None]):
         self.notify(f"Theme: {self.theme}", timeout=2)
 
     def theme_order(self) -> list[str]:
-        """saf's own themes first, then Textual's built-in ones."""
-        names = sorted(self.available_themes)
-        own = [n for n in names if n.startswith("saf-")]
-        return own + [n for n in names if n not in own and n != "textual-ansi"]
+        """What `t` steps through (saf.screens.theming.theme_cycle); the palette's "Theme"
+        offers every theme."""
+        return theme_cycle(self._file_themes, self.available_themes)
 
     def watch_theme(self, theme: str) -> None:
         if self._remember_theme:
@@ -303,7 +323,7 @@ class SafApp(App[None]):
             self.recorder.close()
             self.recorder = None
             self.notify(f"Saved {count} events to {path}", title="Recording stopped")
-            self.screen.post_message(Tick(self.clock()))
+            self._post_to_screens_on_view(Tick(self.clock()))
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = self.ctx.record_dir / f"saf-{self.ctx.cluster}-{stamp}.jsonl"
@@ -315,7 +335,7 @@ class SafApp(App[None]):
             return
         self.notify(f"Recording every frame to {path}\nPress R again to stop.",
                     title="Recording")
-        self.screen.post_message(Tick(self.clock()))
+        self._post_to_screens_on_view(Tick(self.clock()))
 
     def action_replay_pause(self) -> None:
         if self.replayer is not None:
@@ -344,7 +364,13 @@ class SafApp(App[None]):
 
     # -- the command palette ----------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Every screen, node, recipe and action by name, each once: Textual's own ("Theme"
+        lists every theme, "Quit") stand for saf's bindings of the same name, and "Go to"
+        for the keys that open screens."""
+        textual_titles: set[str] = set()
+        for command in super().get_system_commands(screen):
+            textual_titles.add(command.title.casefold())
+            yield command
         for item in SCREENS:
             if item.needs_node:
                 continue
@@ -353,10 +379,16 @@ class SafApp(App[None]):
         for name in self.store.nodes:
             yield SystemCommand(f"Open node {name}", f"Details of {name}: cores, memory, NUMA,"
                                 " GPUs, interfaces, disks", lambda n=name: self.open_node(n))
+        for found in self.ctx.recipe_library():
+            yield SystemCommand(f"Recipe {found.name}", f"Show the recipe {found.name} on the "
+                                "Recipes screen, ready to check or run",
+                                lambda n=found.name: self.run_worker(self.show_recipe(n)))
         seen = {"command_palette", "help_quit"}
         for active in screen.active_bindings.values():
             binding = active.binding
-            if binding.action in seen or not binding.description:
+            if (binding.action in seen or not binding.description
+                    or binding.action.startswith("app.open_screen(")
+                    or binding.description.casefold() in textual_titles):
                 continue
             seen.add(binding.action)
             if not active.enabled:

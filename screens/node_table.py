@@ -26,6 +26,7 @@ from saf.inventory.model import Node
 from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, fmt_speed, sparkline
 from saf.metrics.thresholds import Level, Thresholds, level
 from saf.metrics.view import NodeStatus, NodeView
+from saf.screens.contrast import cursor_style
 from saf.screens.widgets import palette
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ COLUMNS = (
     Column("net_in", "NET IN", 7, 6),
     Column("net_out", "NET OUT", 7, 6),
     Column("net_spark", "NET HISTORY", 11, 10, "left"),
-    Column("link", "LINK", 13, 8, "left"),
+    Column("link", "LINK MTU b/s", 13, 8, "left"),  # its cell: name, MTU, speed
 )
 
 # The STATE cell: what a person reads for each status (a lost node shows its reason).
@@ -314,8 +315,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                 "good": Style(color=v["success"]),
                 "spark": Style(color=v["primary"]),
                 "spark2": Style(color=v["secondary"]),
-                "cursor": Style(bgcolor=v.get("block-cursor-background", v["primary"]),
-                                color=v.get("block-cursor-foreground")),
+                "cursor": cursor_style(self.app.theme_variables),
                 "cursor-blur": Style(bgcolor=v["panel"]),
             }
         return self._styles[name]
@@ -390,5 +390,14 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             strip = Strip(segments).extend_cell_length(width).crop(0, width)
         if selected:
-            strip = strip.apply_style(self._style("cursor" if self.has_focus else "cursor-blur"))
+            strip = self._cursor_row(strip)
         return strip
+
+    def _cursor_row(self, strip: Strip) -> Strip:
+        """The selected row. Focused, it is drawn in the cursor's own colours over every
+        cell's (a cell's colour could be the cursor's, and vanish); blurred, only its
+        background changes."""
+        if self.has_focus:
+            return Strip(Segment.apply_style(strip, post_style=self._style("cursor")),
+                         strip.cell_length)
+        return strip.apply_style(self._style("cursor-blur"))

@@ -95,6 +95,14 @@ class RecipeList(Vertical):
                 self._recipes[found.name] = exc
         return self._recipes[found.name]
 
+    def highlight(self, name: str) -> None:
+        """Highlight the recipe called `name` (the command palette's "Recipe NAME"), leaving
+        the past runs for the recipes if they are on view."""
+        if self.history_mode:
+            self.toggle_history()
+        options = self.query_one(OptionList)
+        options.highlighted = options.get_option_index(name)
+
     def _highlighted_id(self) -> str | None:
         options = self.query_one(OptionList)
         if options.highlighted is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from saf.themes import THEMES_DIR
 
 DEFAULT_DARK = "saf-dark"
 DEFAULT_LIGHT = "saf-light"
+# What `t` steps through after saf's own themes and the person's: a few of Textual's, dark
+# and light, chosen for readable tables (every one passes the cursor-row contrast test). The
+# command palette's "Theme" lists them all.
+CHOSEN_THEMES = ("textual-dark", "textual-light", "nord", "gruvbox", "tokyo-night",
+                 "catppuccin-latte", "solarized-light")
 _COLOUR_KEYS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
                 "background", "surface", "panel", "boost")
 _KNOWN = {f.name for f in dataclasses.fields(Theme)}
@@ -81,3 +87,12 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[Theme
                 continue
             themes[theme.name] = theme
     return list(themes.values()), problems
+
+
+def theme_cycle(loaded: Iterable[str], available: Iterable[str]) -> list[str]:
+    """What `t` steps through: saf's two themes, the other theme files (`loaded`: a person's
+    own), then the chosen few of Textual's that are `available`."""
+    there = set(available)
+    own = [DEFAULT_DARK, DEFAULT_LIGHT]
+    order = own + sorted(set(loaded) - set(own)) + list(CHOSEN_THEMES)
+    return [name for i, name in enumerate(order) if name in there and name not in order[:i]]
