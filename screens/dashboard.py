@@ -16,7 +16,7 @@ from textual.widgets import Footer, Input
 
 from saf.screens.base import SafScreen
 from saf.screens.cluster_header import ClusterHeader
-from saf.screens.messages import NodesChanged, ReplayMoved, Tick
+from saf.screens.messages import NodesChanged, Tick
 from saf.screens.node_table import NodeTable
 from saf.screens.widgets import StatusLine
 
@@ -116,16 +116,13 @@ class DashboardScreen(SafScreen[None]):
             self.query_one(StatusLine).refresh()
         self.query_one(ClusterHeader).refresh()
 
-    def on_replay_moved(self, _: ReplayMoved) -> None:
-        self._status_changed()
-
     def on_tick(self, _: Tick) -> None:
         # A lost node's row counts down to its next try: it is drawn again each second.
+        # SafScreen.on_tick runs next and calls status_moved, which draws them.
         store = self.cockpit.store
         self._pending.update(n for n in store.nodes if store.node(n).retry_at is not None)
-        self._status_changed()
 
-    def _status_changed(self) -> None:
+    def status_moved(self) -> None:
         """The status line (clock, replay position) is drawn with the next gathered update,
         not on its own: one screen update instead of two."""
         if not self.is_mounted:

@@ -14,12 +14,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
-from saf.metrics.format import MISSING, bar, fmt_bytes, fmt_count, fmt_num, fmt_rate, fmt_speed
+from saf.metrics.format import MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num, fmt_rate, fmt_speed
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
 from saf.screens.base import SafScreen, cockpit_of
 from saf.screens.confirm import ConfirmScreen
-from saf.screens.messages import NodesChanged, ReplayMoved, Tick
+from saf.screens.messages import NodesChanged
 from saf.screens.widgets import Graph, StatusLine, palette
 
 HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its width)
@@ -236,7 +236,7 @@ class DiskTable(Part):
             if i:
                 text.append("\n")
             text.append(f"{d.name:<10}", style="bold")
-            text.append(f" read {fmt_bytes(d.read):>7}/s   write {fmt_bytes(d.write):>7}/s")
+            text.append(f" read {fmt_byte_rate(d.read):>9}   write {fmt_byte_rate(d.write):>9}")
         if not self.view.disks:
             text.append("no disks reported", style="dim")
         return text
@@ -311,7 +311,8 @@ class NodeScreen(SafScreen[None]):
             _section("Memory", Memory(node)),
         ]
         if view.numa:
-            parts.append(_section(f"NUMA · {len(view.numa)} nodes", NumaTable(node)))
+            parts.append(_section(f"NUMA · {len(view.numa)} node{'s' if len(view.numa) != 1 else ''}",
+                                  NumaTable(node)))
         for g in view.gpus:
             table: DataTable[Any] = DataTable(id=f"procs-{g.index}", cursor_type="row",
                                               zebra_stripes=False)
@@ -388,14 +389,6 @@ class NodeScreen(SafScreen[None]):
     def on_nodes_changed(self, message: NodesChanged) -> None:
         if self.node in message.nodes and self.is_mounted:
             self.redraw()
-
-    def on_replay_moved(self, _: ReplayMoved) -> None:
-        if self.is_mounted:
-            self.query_one(StatusLine).refresh()
-
-    def on_tick(self, _: Tick) -> None:
-        if self.is_mounted:
-            self.query_one(StatusLine).refresh()
 
     # -- signalling a GPU process -----------------------------------------------------------
     def _selected_process(self) -> tuple[int, str, int] | None:

@@ -15,7 +15,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from saf.metrics.format import BLOCKS, downsample, scale_of
-from saf.screens.base import cockpit_of
+from saf.screens.base import SafScreen, cockpit_of
 
 
 class Graph(Widget):
@@ -60,7 +60,9 @@ class Graph(Widget):
 
 
 class StatusLine(Widget):
-    """One line: live or replay position, recording, read-only. Every screen shows it."""
+    """One line: live (or paused) and the clock, or the replay's position; recording;
+    read-only. Every screen shows it, and its screen redraws it as the clock moves
+    (SafScreen.status_moved)."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; }
@@ -83,7 +85,12 @@ class StatusLine(Widget):
             text.append(f" {mark} ", style=f"bold {v['accent']}")
             text.append(f"{_clock(pos)}/{_clock(dur)} ×{speed:g}  {path.name if path else ''}  ")
         else:
-            text.append(" ● live ", style=f"bold {v['success']}")
+            # A screen whose picture is frozen says so here too, or the line would say live
+            # under a header that says paused; the clock goes on.
+            if isinstance(self.screen, SafScreen) and self.screen.paused:
+                text.append(" ⏸ paused ", style=f"bold {v['accent']}")
+            else:
+                text.append(" ● live ", style=f"bold {v['success']}")
             text.append(datetime.fromtimestamp(app.clock()).strftime("%H:%M:%S") + "  ")
         if app.recorder is not None:
             text.append(" ● REC ", style=f"bold {v['error']}")

@@ -3,6 +3,10 @@
 One glyph for a value the node did not measure, one byte format, one rate format, one
 sparkline: two formatters with one job drift apart, so there is one of each, here. Plain text
 only (no Rich, no Textual): each face adds its own colours.
+
+The units (help and docs/cockpit.md say the same): network rates and link speeds in bits per
+second with powers of 1000, as links are quoted; sizes, memory and disk rates in bytes with
+powers of 1024; an MTU in bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ def fmt_rate(bytes_per_s: float | None) -> str:
             return f"{bits:.0f}{unit}" if unit == "" or bits >= 100 else f"{bits:.1f}{unit}"
         bits /= 1000
     return f"{bits:.0f}T" if bits >= 100 else f"{bits:.1f}T"
+
+
+def fmt_byte_rate(bytes_per_s: float | None) -> str:
+    """Disk rates in bytes per second, binary units as sizes are: '1.5M/s'."""
+    return MISSING if bytes_per_s is None else f"{fmt_bytes(bytes_per_s)}/s"
 
 
 def fmt_speed(mbps: float | None) -> str:

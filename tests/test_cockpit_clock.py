@@ -1,0 +1,81 @@
+"""The status line's clock moves on every screen, not only the dashboard, and says paused
+when the screen's picture is (issue 22). A live cockpit (a metrics hub on an empty fleet, so
+`● live`) with its clock turned by the test, read from what the status line draws."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from textual.pilot import Pilot
+
+from saf.cockpit.context import CockpitContext
+from saf.cockpit.settings import Settings
+from saf.fleet import Fleet
+from saf.inventory.model import Cluster, Defaults, Inventory
+from saf.metrics.hub import MetricsHub
+from saf.screens.app import SafApp, make_app
+from saf.screens.widgets import StatusLine
+from saf.themes import THEMES_DIR
+
+NOON = datetime(2025, 11, 28, 12, 0, 0).timestamp()
+
+
+def live_cockpit() -> tuple[SafApp, list[float]]:
+    fleet = Fleet(Inventory(Cluster(), Defaults(), ()))
+    ctx = CockpitContext(cluster="lab", nodes=(), settings=Settings(),
+                         theme_folders=(THEMES_DIR,), inventory=fleet.inventory)
+    app = make_app(ctx, lambda emit: MetricsHub(fleet, (), emit))
+    now = [NOON]
+    app.clock = lambda: now[0]
+    return app, now
+
+
+def status_line(app: SafApp) -> str:
+    line = app.screen.query_one(StatusLine)
+    return "".join(segment.text for segment in line.render_line(0))
+
+
+async def clock_moves(pilot: Pilot, app: SafApp, now: list[float]) -> None:
+    assert "12:00:00" in status_line(app)
+    now[0] = NOON + 3600
+    await pilot.pause(1.3)  # the app's tick comes once a second
+    assert "13:00:00" in status_line(app)
+
+
+@pytest.mark.parametrize("key", ["1", "4", "5"])
+async def test_the_clock_moves_on_every_top_level_screen(key: str) -> None:
+    app, now = live_cockpit()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press(key)
+        await pilot.pause(0.3)
+        assert "● live" in status_line(app)
+        await clock_moves(pilot, app, now)
+
+
+async def test_the_clock_moves_under_help() -> None:
+    app, now = live_cockpit()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        under = app.screen_stack[-2]
+        now[0] = NOON + 60
+        await pilot.pause(1.3)
+        line = under.query_one(StatusLine)
+        assert "12:01:00" in "".join(s.text for s in line.render_line(0))
+
+
+async def test_a_paused_picture_is_not_called_live() -> None:
+    """Signals' `p` freezes its picture: the status line says paused at once, and live
+    again when it resumes; the clock goes on either way."""
+    app, now = live_cockpit()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("5")
+        await pilot.pause(0.3)
+        await pilot.press("p")
+        await pilot.pause()
+        assert "⏸ paused" in status_line(app) and "● live" not in status_line(app)
+        await clock_moves(pilot, app, now)
+        await pilot.press("p")
+        await pilot.pause()
+        assert "● live" in status_line(app)
