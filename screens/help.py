@@ -1,5 +1,6 @@
-"""`?`: what every key on the screen underneath does, the screens there are, and what the
-states and colours mean. Built from the live bindings and key map, so it cannot drift."""
+"""`?`: what every key on the screen underneath does, the screens there are, what that
+screen's states and columns mean, and the units figures are written in. The keys come from
+the live bindings and key map, so they cannot drift."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from saf.screens.base import cockpit_of
-from saf.screens.registry import SCREENS
+from saf.screens.registry import SCREENS, entry_for
 from saf.screens.widgets import palette
+
+PALETTE_NOTE = "The command palette: every screen, node, recipe and action by name"
 
 STATES = [
     ("● up", "the agent is running and its samples arrive"),
@@ -28,16 +31,38 @@ STATES = [
     ("■ stopped", "the metrics were stopped"),
 ]
 
-COLUMNS = [
+DASHBOARD_COLUMNS = [
     ("CPU", "busy % of all cores; CPU HISTORY is the last two minutes"),
     ("MEMORY", "used / total RAM"),
-    ("GPU, TEMP, POWER", "mean GPU use, hottest GPU in °C, total GPU power draw"),
+    ("GPU, TEMP, POWER", "mean GPU use, hottest GPU in °C, total GPU power draw in W"),
     ("GPU MEM", "used / total GPU memory ('shared': Apple unified memory)"),
     ("NET IN/OUT", "bits per second over all interfaces but loopback"),
-    ("LINK", "the cluster interface, its MTU and link speed (amber: a 10G+ link without "
-             "jumbo frames)"),
+    ("LINK", "the cluster interface, its MTU in bytes and its link speed in bits per second "
+             "(– where there is none, as on loopback; amber: a 10G+ link without jumbo "
+             "frames)"),
 ]
 
+SIGNALS_COLUMNS = [
+    ("DIR", "expected price move, -1 down .. +1 up"),
+    ("CONF", "the model's confidence in that direction, 0 .. 1"),
+    ("SENT", "news and social sentiment, -1 bearish .. +1 bullish"),
+    ("ANOM, TYPE", "probability that the market behaves anomalously, 0 .. 1, and the kind "
+                   "(spread, volume, flash); red when it is an anomaly"),
+    ("SCORE", "the aggregator's ensemble score: price·direction·confidence + "
+              "sentiment·SENT − anomaly·ANOM (weights in the inventory's [signals])"),
+    ("MODEL", "the version of the model that sent the signal"),
+    ("AGE, RATE", "since the symbol's last signal (amber with 'gap': late), and its signals "
+                  "per second"),
+]
+
+# One way to write a figure across the cockpit and the headless faces (saf.metrics.format).
+UNITS = [
+    ("rates", "network rates and link speeds in bits per second, as links are quoted: "
+              "k, M, G are powers of 1000 (940M is 940 Mb/s)"),
+    ("sizes", "memory, GPU memory and disk rates in bytes: K, M, G are powers of 1024 "
+              "(24G is 24 GiB; disks 1.5M/s); an MTU is in bytes"),
+    ("–", "a value the node did not measure (never a made-up 0)"),
+]
 
 class HelpScreen(ModalScreen[None]):
     BINDING_GROUP_TITLE = "Help"
@@ -73,6 +98,9 @@ class HelpScreen(ModalScreen[None]):
             key = app.get_key_display(binding)
             title = active.node.BINDING_GROUP_TITLE or "General"
             note = binding.tooltip or ""
+            description = binding.description
+            if binding.action == "command_palette":  # Textual's binding, told saf's way
+                description, note = "Commands", PALETTE_NOTE
             if not active.enabled:
                 note += " (not available here)"
             known = actions.get(binding.action)
@@ -82,47 +110,31 @@ class HelpScreen(ModalScreen[None]):
                     keys.append(key)
                 if binding.id and binding.tooltip and not known[4]:
                     # saf's own binding (it has an id) says it better than Textual's default
-                    actions[binding.action] = (known[0], keys, binding.description, note, True)
+                    actions[binding.action] = (known[0], keys, description, note, True)
                 continue
-            actions[binding.action] = (title, [key], binding.description, note,
+            actions[binding.action] = (title, [key], description, note,
                                        bool(binding.id and binding.tooltip))
         for title, keys, description, note, _ in actions.values():
             groups[title].append(("/".join(keys), description, note))
-        groups["General"].append((app.get_key_display(
-            Binding(app.COMMAND_PALETTE_BINDING, "")), "Commands",
-            "The command palette: every screen, node and action by name"))
         for title, rows in groups.items():
-            table = Table.grid(padding=(0, 2))
-            table.add_column(style=f"bold {v['accent']}", no_wrap=True)
-            table.add_column(style="bold", no_wrap=True)
-            table.add_column()
-            for key, what, note in rows:
-                table.add_row(key, what, note)
-            parts += [Text(f"\n{title}", style=head), table]
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style=f"bold {v['accent']}", no_wrap=True)
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        for item in SCREENS:
-            how = item.key or ("Enter on a node" if item.needs_node else "palette")
-            table.add_row(how, item.title, item.help)
-        parts += [Text("\nScreens", style=head), table]
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        for name, what in STATES:
-            table.add_row(name, what)
-        parts += [Text("\nNode states", style=head), table]
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        for name, what in COLUMNS:
-            table.add_row(name, what)
-        th = app.ctx.settings.thresholds
-        table.add_row("colours", f"amber from {th.cpu_warn:g}% CPU, {th.mem_warn:g}% memory, "
-                      f"{th.gpu_temp_warn:g}°C GPU; red from {th.cpu_alert:g}%, "
-                      f"{th.mem_alert:g}%, {th.gpu_temp_alert:g}°C (cockpit.toml [thresholds])")
-        parts += [Text("\nDashboard columns", style=head), table]
+            parts += [Text(f"\n{title}", style=head),
+                      _grid([(key, what, note) for key, what, note in rows], v["accent"])]
+        screens = [(item.key or ("Enter on a node" if item.needs_node else "palette"),
+                    item.title, item.help) for item in SCREENS]
+        parts += [Text("\nScreens", style=head), _grid(screens, v["accent"])]
+        shown = entry_for(self.under)
+        if shown is not None and shown.name in ("dashboard", "node"):
+            parts += [Text("\nNode states", style=head), _grid(STATES)]
+        if shown is not None and shown.name == "dashboard":
+            th = app.ctx.settings.thresholds
+            colours = (f"amber from {th.cpu_warn:g}% CPU, {th.mem_warn:g}% memory, "
+                       f"{th.gpu_temp_warn:g}°C GPU; red from {th.cpu_alert:g}%, "
+                       f"{th.mem_alert:g}%, {th.gpu_temp_alert:g}°C (cockpit.toml [thresholds])")
+            parts += [Text("\nDashboard columns", style=head),
+                      _grid([*DASHBOARD_COLUMNS, ("colours", colours)])]
+        if shown is not None and shown.name == "signals":
+            parts += [Text("\nSignals columns", style=head), _grid(SIGNALS_COLUMNS)]
+        parts += [Text("\nUnits", style=head), _grid(UNITS)]
         readonly = app.ctx.readonly_reason
         if readonly is not None:
             parts.append(Text(f"\nRead-only: actions that change a node are off "
@@ -130,3 +142,16 @@ class HelpScreen(ModalScreen[None]):
         parts.append(Text(f"\nTheme: {app.theme}. Keys can be remapped in cockpit.toml "
                           "[keymap] by the ids shown in docs/cockpit.md.", style="dim"))
         return Group(*parts)
+
+
+def _grid(rows: list[tuple[str, ...]], key_colour: str | None = None) -> Table:
+    """Rows of plain text (never markup: "[thresholds]" must show as written); with
+    `key_colour`, three columns whose first is a key."""
+    table = Table.grid(padding=(0, 2))
+    if key_colour is not None:
+        table.add_column(style=f"bold {key_colour}", no_wrap=True)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from textual.screen import Screen
 
@@ -34,15 +35,17 @@ class ScreenEntry:
         return screen
 
 
+# In the order help and the palette list them: by key, then the node screen. Keys 2 and 3
+# are left for the Ray and Network screens to come, so 4 and 5 keep meaning what they mean.
 SCREENS: list[ScreenEntry] = [
     ScreenEntry("dashboard", "Dashboard", "Every node at a glance: state, CPU, memory, GPUs, "
                 "network", "saf.screens.dashboard:DashboardScreen", key="1"),
-    ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
-                "processes, interfaces, disks", "saf.screens.node:NodeScreen", needs_node=True),
-    ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
-                "anomalies, bad frames", "saf.screens.signals:SignalsScreen", key="5"),
     ScreenEntry("recipes", "Recipes", "Run a recipe and watch each step on each node; past runs",
                 "saf.screens.recipes:RecipesScreen", key="4"),
+    ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
+                "anomalies, bad frames", "saf.screens.signals:SignalsScreen", key="5"),
+    ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
+                "processes, interfaces, disks", "saf.screens.node:NodeScreen", needs_node=True),
 ]
 
 
@@ -51,3 +54,9 @@ def entry(name: str) -> ScreenEntry:
         if item.name == name:
             return item
     raise KeyError(name)
+
+
+def entry_for(screen: Screen[Any]) -> ScreenEntry | None:
+    """The entry a screen was built from (None for help, questions and other modals)."""
+    made_by = f"{type(screen).__module__}:{type(screen).__qualname__}"
+    return next((item for item in SCREENS if item.factory == made_by), None)

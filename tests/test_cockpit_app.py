@@ -473,3 +473,65 @@ def _table_lines(app: SafApp) -> list[str]:
     grid = table(app)
     return ["".join(segment.text for segment in grid.render_line(y))
             for y in range(grid.size.height)]
+def help_text(app: SafApp) -> str:
+    """The help on view, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    screen = app.screen
+    assert isinstance(screen, HelpScreen)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(screen._content())
+    return console.export_text()
+
+
+async def test_help_says_each_thing_once_and_explains_the_screen_underneath():
+    """Issue 23: screens in key order, ^p once, [thresholds] shown as written, the columns
+    of the screen underneath (the Signals screen's, not the dashboard's), and the units."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        await pilot.press("question_mark")
+        text = help_text(app)
+        assert text.count("^p") == 1 and "palette  " not in text
+        keys = [line.split()[0] for line in text.splitlines()
+                if any(f"  {t}  " in line for t in ("Dashboard", "Recipes", "Signals"))]
+        assert keys[:3] == ["1", "4", "5"]
+        assert "(cockpit.toml [thresholds])" in text
+        assert "NET IN/OUT" in text and "DIR" not in text
+        assert "bits per second" in text and "powers of 1024" in text
+        await pilot.press("escape", "5")
+        await pilot.pause()
+        await pilot.press("question_mark")
+        text = help_text(app)
+        for column in ("DIR", "CONF", "SENT", "ANOM", "SCORE", "MODEL"):
+            assert f"\n{column}" in text.replace(" ", "\n"), column
+        assert "NET IN/OUT" not in text and "Node states" not in text
+
+
+async def test_palette_finds_recipes_and_lists_each_command_once():
+    """Issue 24: a recipe by name opens the Recipes screen on it; Textual's "Theme" (every
+    theme) and "Quit" stand for saf's bindings, "Go to" for the screen keys."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles))
+        assert [t for t in titles if t.startswith("Theme")] == ["Theme"]
+        assert not any(t.startswith("Dashboard") for t in titles)
+        recipes = [t for t in titles if t.startswith("Recipe ")]
+        assert len(recipes) >= 2
+        wanted = recipes[-1].removeprefix("Recipe ")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*f"Recipe {wanted}")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        from saf.screens.recipe_list import RecipeList
+        from saf.screens.recipes import RecipesScreen
+
+        assert isinstance(app.screen, RecipesScreen)
+        found = app.screen.query_one(RecipeList).current()
+        assert found is not None and found.name == wanted

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.metrics.events import LOST, UP
-from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, sparkline
+from saf.metrics.format import MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
 
@@ -49,7 +49,7 @@ def _total(values: list[float | None]) -> float | None:
 # first, one column at a time; NODE and STATE always stay.
 COLUMNS = (("NODE", False, 0), ("STATE", False, 0), ("CPU", True, 1), ("HISTORY", False, 8),
            ("LOAD", True, 6), ("MEM", True, 2), ("SWAP", True, 7), ("GPU", False, 3),
-           ("NIC", False, 9), ("RX", True, 4), ("TX", True, 4), ("DISK R/W", True, 10),
+           ("NIC", False, 9), ("RX b/s", True, 4), ("TX b/s", True, 4), ("DISK R/W", True, 10),
            ("NUMA", True, 11))
 STATE_WIDTH = 30  # a longer state ends in "…"; the whole message goes under the table
 
@@ -82,8 +82,8 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
             Text(nic.name + (" ★" if nic.cluster else "") if nic else MISSING, style=dim),
             Text(fmt_rate(nic.rx if nic else None), style=dim),
             Text(fmt_rate(nic.tx if nic else None), style=dim),
-            Text(f"{fmt_rate(_total([d.read for d in disks]))} / "
-                 f"{fmt_rate(_total([d.write for d in disks]))}" if disks else MISSING,
+            Text(f"{fmt_byte_rate(_total([d.read for d in disks]))} / "
+                 f"{fmt_byte_rate(_total([d.write for d in disks]))}" if disks else MISSING,
                  style=dim),
             Text(str(len(view.numa)) if view.numa else MISSING, style=dim),
         ])
