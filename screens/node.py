@@ -14,7 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
-from saf.metrics.format import MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num, fmt_rate, fmt_speed
+from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num,
+                                fmt_rate, fmt_speed)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
 from saf.screens.base import SafScreen, cockpit_of
@@ -311,7 +312,8 @@ class NodeScreen(SafScreen[None]):
             _section("Memory", Memory(node)),
         ]
         if view.numa:
-            parts.append(_section(f"NUMA · {len(view.numa)} node{'s' if len(view.numa) != 1 else ''}",
+            count = len(view.numa)
+            parts.append(_section(f"NUMA · {count} node{'s' if count != 1 else ''}",
                                   NumaTable(node)))
         for g in view.gpus:
             table: DataTable[Any] = DataTable(id=f"procs-{g.index}", cursor_type="row",
