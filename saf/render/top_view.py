@@ -12,6 +12,7 @@ from saf.metrics.events import LOST, UP
 from saf.metrics.format import MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
+from saf.render.columns import Column, fitted_table
 
 STATE_STYLES = {NodeStatus.UP: "green", NodeStatus.STALE: "yellow", NodeStatus.LOST: "red",
                 NodeStatus.STOPPED: "dim", NodeStatus.CONNECTING: "cyan"}
@@ -45,12 +46,13 @@ def _total(values: list[float | None]) -> float | None:
     return sum(known) if known else None
 
 
-# (title, right-aligned, priority): a narrow terminal drops the highest priority numbers
-# first, one column at a time; NODE and STATE always stay.
-COLUMNS = (("NODE", False, 0), ("STATE", False, 0), ("CPU", True, 1), ("HISTORY", False, 8),
-           ("LOAD", True, 6), ("MEM", True, 2), ("SWAP", True, 7), ("GPU", False, 3),
-           ("NIC", False, 9), ("RX b/s", True, 4), ("TX b/s", True, 4), ("DISK R/W", True, 10),
-           ("NUMA", True, 11))
+# A narrow terminal drops the highest priority numbers first (RX and TX together); NODE and
+# STATE always stay.
+COLUMNS = (Column("NODE", "left"), Column("STATE", "left"), Column("CPU", priority=1),
+           Column("HISTORY", "left", 8), Column("LOAD", priority=6), Column("MEM", priority=2),
+           Column("SWAP", priority=7), Column("GPU", "left", 3), Column("NIC", "left", 9),
+           Column("RX b/s", priority=4), Column("TX b/s", priority=4),
+           Column("DISK R/W", priority=10), Column("NUMA", priority=11))
 STATE_WIDTH = 30  # a longer state ends in "…"; the whole message goes under the table
 
 
@@ -87,32 +89,11 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
                  style=dim),
             Text(str(len(view.numa)) if view.numa else MISSING, style=dim),
         ])
-    shown = fit(COLUMNS, rows, width)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for index in shown:
-        title, right, _ = COLUMNS[index]
-        table.add_column(title, justify="right" if right else "left", no_wrap=True)
-    for row in rows:
-        table.add_row(*(row[i] for i in shown))
-    if len(shown) < len(COLUMNS):
-        table.caption = f"{len(COLUMNS) - len(shown)} columns left out: a wider terminal shows them"
+    table, left_out = fitted_table(COLUMNS, rows, width, header_style="bold")
+    if left_out:
+        table.caption = f"{left_out} columns left out: a wider terminal shows them"
         table.caption_justify = "left"
     return table
-
-
-def fit(columns: tuple[tuple[str, bool, int], ...], rows: list[list[Text]],
-        width: int | None, gap: int = 2) -> list[int]:
-    """The indexes of the columns to show: all when they fit `width` (or width is None),
-    else without the highest-priority numbers, one at a time. No cell is ever squeezed."""
-    keep = list(range(len(columns)))
-    if width is None:
-        return keep
-    natural = [max([len(title)] + [row[i].cell_len for row in rows])
-               for i, (title, _, _) in enumerate(columns)]
-    droppable = sorted((i for i in keep if columns[i][2] > 0), key=lambda i: -columns[i][2])
-    while sum(natural[i] for i in keep) + gap * (len(keep) - 1) > width and droppable:
-        keep.remove(droppable.pop(0))
-    return keep
 
 
 def problems(store: MetricsStore, names: list[str]) -> list[Text]:

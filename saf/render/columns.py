@@ -1,0 +1,62 @@
+"""Tables that fit their width by leaving columns out, never by squeezing cells.
+
+Rich squeezes every column of a table that is too wide until `CPU` reads `C…` and two headers
+read alike. saf measures each column instead (its title and its widest cell) and leaves out
+whole columns, highest `priority` first, until the rest fit; columns of one priority go
+together (a pair such as IN and OUT is not split). A cell still too wide for the one column
+left ends in "…". `saf top`, the node screen's NUMA table and the Signals table use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+from rich.console import JustifyMethod
+from rich.text import Text
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    justify: JustifyMethod = "right"
+    priority: int = 0  # 0 always stays; the highest priority is left out first
+
+
+def fit(columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int | None,
+        gap: int = 2) -> list[int]:
+    """The indexes of the columns to show: all when they fit `width` (or width is None), else
+    without the highest priorities, one priority at a time. `gap`: cells between columns."""
+    keep = list(range(len(columns)))
+    if width is None:
+        return keep
+    natural = [max([Text(c.title).cell_len] + [row[i].cell_len for row in rows])
+               for i, c in enumerate(columns)]
+
+    def needed() -> int:
+        return sum(natural[i] for i in keep) + gap * (len(keep) - 1)
+
+    for priority in sorted({c.priority for c in columns if c.priority > 0}, reverse=True):
+        if needed() <= width:
+            break
+        keep = [i for i in keep if columns[i].priority != priority]
+    return keep
+
+
+def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int | None,
+                 *, padding: int = 1, pad_edge: bool = False,
+                 **options: Any) -> tuple[Table, int]:
+    """A borderless table of the columns of `rows` that fit `width`, and how many were left
+    out. `padding`: cells either side of a cell (so columns are 2 x padding apart);
+    `options`: more `rich.table.Table` arguments (header_style, expand, ...)."""
+    room = None if width is None else width - (2 * padding if pad_edge else 0)
+    shown = fit(columns, rows, room, gap=2 * padding)
+    table = Table(box=None, padding=(0, padding), pad_edge=pad_edge, **options)
+    for i in shown:
+        table.add_column(columns[i].title, justify=columns[i].justify, no_wrap=True,
+                         overflow="ellipsis")
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table, len(columns) - len(shown)
