@@ -18,6 +18,7 @@ from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_coun
                                 fmt_rate, fmt_speed)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
+from saf.render.columns import Column, fitted_table
 from saf.screens.base import SafScreen, cockpit_of
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.messages import NodesChanged
@@ -138,22 +139,26 @@ class Memory(Part):
         return text
 
 
+# The NUMA table's columns; a narrow screen leaves out foreign/s first, then the CPU lists,
+# rather than squeezing miss/s and miss % into two cells that both read "miss…".
+NUMA_COLUMNS = (Column("node"), Column("CPUs", "left", 3), Column("memory used", "left", 2),
+                Column("hit/s", priority=1), Column("miss/s"), Column("foreign/s", priority=4),
+                Column("miss %"))
+
+
 class NumaTable(Part):
     def render(self) -> Table:
-        view = self.view
-        table = Table(box=None, padding=(0, 2), header_style="bold")
-        for name, just in (("node", "right"), ("CPUs", "left"), ("memory used", "left"),
-                           ("hit/s", "right"), ("miss/s", "right"), ("foreign/s", "right"),
-                           ("miss %", "right")):
-            table.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
-        for n in view.numa:
+        rows = []
+        for n in self.view.numa:
             frac = (n.mem_used / n.mem_total) if n.mem_used is not None and n.mem_total else None
             miss_pct = (100 * n.miss / (n.hit + n.miss)) if n.hit and n.miss is not None else None
-            table.add_row(str(n.node), n.cpus,
-                          f"{bar(frac, 10)} {fmt_bytes(n.mem_used, digits=0)}/"
-                          f"{fmt_bytes(n.mem_total, digits=0)}",
-                          fmt_count(n.hit), fmt_count(n.miss), fmt_count(n.foreign),
-                          fmt_num(miss_pct, "%", 2))
+            rows.append([Text(str(n.node)), Text(n.cpus),
+                         Text(f"{bar(frac, 10)} {fmt_bytes(n.mem_used, digits=0)}/"
+                              f"{fmt_bytes(n.mem_total, digits=0)}"),
+                         Text(fmt_count(n.hit)), Text(fmt_count(n.miss)),
+                         Text(fmt_count(n.foreign)), Text(fmt_num(miss_pct, "%", 2))])
+        table, _ = fitted_table(NUMA_COLUMNS, rows, self.size.width or None, padding=2,
+                                pad_edge=True, header_style="bold")
         return table
 
 

@@ -23,6 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input, Static
 
 from saf.metrics.format import sparkline
+from saf.render.columns import Column, fitted_table
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
@@ -31,6 +32,13 @@ from saf.screens.widgets import StatusLine, palette
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
 LOG_LINES = 8
+
+# What a narrow screen keeps longest: the symbol, its direction and score, whether it is
+# anomalous; the model version and the sentiment go first.
+COLUMNS = (Column("SYMBOL", "left"), Column("DIR"), Column("CONF", priority=3),
+           Column("SENT", priority=5), Column("ANOM", priority=2),
+           Column("TYPE", "left", priority=4), Column("SCORE"), Column("MODEL", priority=6),
+           Column("AGE", priority=1), Column("RATE", priority=3))
 
 
 def _rate(value: float) -> str:
@@ -52,6 +60,10 @@ class SignalsScreen(SafScreen[None]):
                 tooltip="Freeze the picture; the stream is still counted underneath"),
     ]
 
+    # Under 80 columns (a tablet held upright) the three lower panels stack: side by side,
+    # each would be a third of too little.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
+
     DEFAULT_CSS = """
     SignalsScreen #signals-header {
         height: auto;
@@ -68,6 +80,10 @@ class SignalsScreen(SafScreen[None]):
     SignalsScreen #signals-lower {
         height: auto;
         max-height: 8;
+    }
+    SignalsScreen.-narrow #signals-lower {
+        layout: vertical;
+        max-height: 50%;
     }
     SignalsScreen .signals-panel {
         width: 1fr;
@@ -125,6 +141,10 @@ class SignalsScreen(SafScreen[None]):
     def on_screen_resume(self) -> None:
         self.redraw()
 
+    def on_resize(self) -> None:
+        # The table's columns are chosen for its width: choose again once the new layout is in.
+        self.call_after_refresh(self.redraw, True)
+
     # -- actions ------------------------------------------------------------------------------
     def action_back(self) -> None:
         box = self.query_one("#signals-filter", Input)
@@ -164,10 +184,13 @@ class SignalsScreen(SafScreen[None]):
                                        limit=max(3, fits))
         v = palette(self.app)
         self.query_one("#signals-header", Static).update(self._header(snap, v))
-        self.query_one("#signals-table", Static).update(self._table(snap, v))
+        table, left_out = self._table(snap, v)
+        self.query_one("#signals-table", Static).update(table)
         title = f"Symbols · filter: {self.filter}" if self.filter else "Symbols"
         if snap.matching > len(snap.rows):
             title += f" · {len(snap.rows)} of {snap.matching:,} · / to search"
+        if left_out:
+            title += f" · {left_out} columns left out"
         box.border_title = title
         self.query_one("#signals-latency", Static).update(self._latency(snap, v))
         self.query_one("#signals-bad", Static).update(self._bad(snap, v))
@@ -195,22 +218,17 @@ class SignalsScreen(SafScreen[None]):
         text.append(sparkline(snap.rate_history, width), style=v["primary"])
         return text
 
-    def _table(self, snap: BookSnapshot, v: dict[str, str]) -> Table | Text:
+    def _table(self, snap: BookSnapshot, v: dict[str, str]) -> tuple[Table | Text, int]:
+        """The symbols' table at the box's width, and how many columns it left out."""
         if not snap.rows:
             why = "no symbol matches the filter" if self.filter else "waiting for signals…"
-            return Text(why, style=v.get("text-muted", v["foreground"]))
-        table = Table(box=None, header_style=f"bold {v['primary']}", pad_edge=False,
-                      expand=True)
-        for title, justify in (("SYMBOL", "left"), ("DIR", "right"), ("CONF", "right"),
-                               ("SENT", "right"), ("ANOM", "right"), ("TYPE", "left"),
-                               ("SCORE", "right"), ("MODEL", "right"), ("AGE", "right"),
-                               ("RATE", "right")):
-            table.add_column(title, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+            return Text(why, style=v.get("text-muted", v["foreground"])), 0
 
         def signed(value: float) -> Text:
             style = v["success"] if value > 0.05 else v["error"] if value < -0.05 else ""
             return Text(f"{value:+.2f}", style=style)
 
+        rows = []
         for row in snap.rows:
             s = row.signal
             hot = f"bold {v['error']}" if row.anomalous else ""
@@ -218,13 +236,16 @@ class SignalsScreen(SafScreen[None]):
             if row.gap:
                 symbol.append(" gap", style=f"bold {v['warning']}")
             age_style = v["warning"] if row.gap else ""
-            table.add_row(symbol, signed(s.price_direction), f"{s.price_confidence:.2f}",
-                          signed(s.sentiment_score),
-                          Text(f"{s.anomaly_probability:.2f}", style=hot),
-                          Text(ANOMALY_TYPES[s.anomaly_type], style=hot),
-                          signed(row.score), str(s.model_version),
-                          Text(_age(row.age_s), style=age_style), _rate(row.rate))
-        return table
+            rows.append([symbol, signed(s.price_direction), Text(f"{s.price_confidence:.2f}"),
+                         signed(s.sentiment_score),
+                         Text(f"{s.anomaly_probability:.2f}", style=hot),
+                         Text(ANOMALY_TYPES[s.anomaly_type], style=hot),
+                         signed(row.score), Text(str(s.model_version)),
+                         Text(_age(row.age_s), style=age_style), Text(_rate(row.rate))])
+        # Before the first layout the box has no size yet: the screen's less the box's frame.
+        width = self.query_one("#signals-table-box").content_size.width or self.app.size.width - 4
+        return fitted_table(COLUMNS, rows, width,
+                            header_style=f"bold {v['primary']}", expand=True)
 
     def _latency(self, snap: BookSnapshot, v: dict[str, str]) -> Text:
         lat = snap.latency
