@@ -1,8 +1,9 @@
 """The dashboard's table of nodes: a `ScrollView` on Textual's line API, one cached strip per
 row, so a sample of one node re-renders that row only and 64 (or 256) nodes at 1 Hz cost
 little. Scrolling and its scrollbar come from `ScrollView`. Columns give way by priority when
-the terminal is narrow (OS and power go first; node, state, CPU and memory stay). It tells its
-screen a node was opened by a message, `NodeTable.Opened`.
+the terminal is narrow (OS and power go first; node, state, CPU and memory stay), and a cell
+too long for its column ends in "…". It tells its screen a node was opened by a message,
+`NodeTable.Opened`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from saf.inventory.model import Node
 from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, fmt_speed, sparkline
 from saf.metrics.thresholds import Level, Thresholds, level
 from saf.metrics.view import NodeStatus, NodeView
+from saf.render.columns import choose
 from saf.screens.contrast import cursor_style
 from saf.screens.widgets import palette
 
@@ -73,14 +75,20 @@ _LEVEL_STYLE = {Level.OK: "ok", Level.WARN: "warn", Level.ALERT: "alert"}
 
 
 def fit_columns(width: int, name_width: int) -> list[Column]:
-    """The columns that fit `width`, in display order, dropping by priority."""
+    """The columns that fit `width`, in display order, dropping by priority (NET IN and NET
+    OUT together). Each cell is followed by a space, the last one too. The table does not
+    `fill` spare room with less wanted columns: at the widths people know (120 and 80
+    columns) it shows what it always showed."""
     cols = [Column(c.key, c.title, name_width, c.priority, c.align) if c.key == "node" else c
             for c in COLUMNS]
-    chosen = sorted(cols, key=lambda c: c.priority)
-    while chosen and sum(c.width + 1 for c in chosen) > width and len(chosen) > 1:
-        chosen.pop()
-    keys = {c.key for c in chosen}
-    return [c for c in cols if c.key in keys]
+    keep = choose([c.priority for c in cols], [c.width for c in cols], width - 1, gap=1,
+                  fill=False)
+    return [cols[i] for i in keep]
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in `width` cells: cut with "…" rather than mid-word without a sign."""
+    return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
 
 def row_cells(view: NodeView, node: Node | None, th: Thresholds) -> dict[str, tuple[str, str]]:
@@ -351,7 +359,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         style = self._style("title")
         segments = []
         for col in columns:
-            title = col.title[:col.width]
+            title = clip(col.title, col.width)
             cell = title.ljust(col.width) if col.align == "left" else title.rjust(col.width)
             segments.append(Segment(cell + " ", style))
         return Strip(segments).extend_cell_length(width).crop(0, width)
@@ -376,7 +384,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                 segments.append(Segment(sparkline(series, col.width), self._style("spark2")))
             else:
                 text, style = cells.get(col.key, ("", "ok"))
-                text = text[:col.width]
+                text = clip(text, col.width)
                 text = text.ljust(col.width) if col.align == "left" else text.rjust(col.width)
                 if narrow and not text.isascii():
                     narrow = len(text) == cell_len(text)

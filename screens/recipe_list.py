@@ -3,6 +3,7 @@ It loads each recipe once, and tells the screen what the user highlights and cho
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -20,6 +21,8 @@ from saf.recipe.parse import load_recipe
 from saf.screens.base import cockpit_of
 from saf.screens.recipe_status import status_style
 from saf.screens.widgets import palette
+
+DESCRIPTION_CHARS = 60  # of a recipe's description in the list; the steps pane has it all
 
 
 class RecipeList(Vertical):
@@ -78,8 +81,10 @@ class RecipeList(Vertical):
             for found in self.found:
                 recipe = self.recipe(found)
                 description = recipe.description if isinstance(recipe, Recipe) else str(recipe)
+                # Cut at a word, with "…": the list wraps it to its width.
+                short = textwrap.shorten(description, DESCRIPTION_CHARS, placeholder="…")
                 options.add_option(Option(Text.assemble((f"{found.name}\n", "bold"),
-                                                        (description[:60], "dim")),
+                                                        (short, "dim")),
                                           id=found.name))
         if options.option_count:
             # The first highlight is ours, not the user's: it must not hide a run on show.

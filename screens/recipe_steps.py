@@ -4,7 +4,6 @@ nodes each step would run on."""
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -42,33 +41,45 @@ class RecipeSteps(VerticalScroll):
         where = "shipped with saf" if found.origin == "shipped" else str(found.path)
         parts: list[RenderableType] = [Text.assemble((recipe.name, "bold"), (f"  {where}", "dim")),
                                        Text(recipe.description)]
+        # Lines that wrap at words rather than tables: a table in a pane 30 cells wide squeezes
+        # every column until a command reads "{no…".
         if recipe.vars:
-            table = Table(box=None, show_header=False, pad_edge=False)
+            parts.append(Text("\nvariables", style="bold"))
             for var in recipe.vars.values():
                 value = Text("required", style=v.get("warning", "yellow")) if var.required \
                     else Text(repr(var.default))
-                table.add_row(Text(var.name, style="bold"), value, Text(var.description,
-                                                                        style="dim"))
-            parts += [Text("\nvariables", style="bold"), table]
-        steps = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("#", "STEP", "DOES", "ON"):
-            steps.add_column(column)
+                parts.append(Text.assemble((var.name, "bold"), " = ", value,
+                                           (f"  {var.description}" if var.description else "",
+                                            "dim")))
+        parts.append(Text("\nsteps", style="bold"))
         for step in recipe.steps:
             flags = [f for f, on in (("serial", step.serial), ("become", step.become)) if on]
-            steps.add_row(str(step.index + 1), step.name,
-                          Text(step.kind.describe()[:50], style="dim"),
-                          _nodes_for(step.on, inventory, known_nodes)
-                          + (f" ({', '.join(flags)})" if flags else ""))
-        parts += [Text("\nsteps", style="bold"), steps,
-                  Text("\nEnter runs it · c checks what would change", style="dim")]
+            parts.append(Text.assemble(
+                (f"{step.index + 1}. ", "dim"), (step.name, "bold"), ("  on ", "dim"),
+                nodes_for(step.on, inventory, known_nodes),
+                (f" ({', '.join(flags)})" if flags else "", "dim")))
+            # What it does, on one line under it: a longer command ends in "…".
+            does, *more = step.kind.describe().splitlines() or [""]
+            parts.append(Text("   " + does + (" …" if more else ""), style="dim",
+                              no_wrap=True, overflow="ellipsis"))
+        parts.append(Text("\nEnter runs it · c checks what would change", style="dim"))
         detail.update(Group(*parts))
         self.border_title = f"Steps · {recipe.name}"
 
 
-def _nodes_for(selector: str, inventory: Inventory | None, known_nodes: bool) -> str:
+def targets(selector: str, inventory: Inventory | None, known_nodes: bool) -> list[str] | str:
+    """The names of the nodes a step's `on` selects in `inventory`; or, when they cannot be
+    named, what to show instead: the selector (no inventory), with its error when the app
+    knows nodes (`known_nodes`)."""
     if inventory is None:
         return selector
     try:
-        return ", ".join(n.name for n in selectors.select(inventory, selector))
+        return [n.name for n in selectors.select(inventory, selector)]
     except SafError as exc:
         return f"{selector}: {exc}" if known_nodes else selector
+
+
+def nodes_for(selector: str, inventory: Inventory | None, known_nodes: bool) -> str:
+    """`targets` as a person reads them: "alpha, beta, gamma"."""
+    found = targets(selector, inventory, known_nodes)
+    return found if isinstance(found, str) else ", ".join(found)

@@ -27,7 +27,7 @@ from saf.screens.recipe_matrix import RunMatrix
 from saf.screens.recipe_modals import VarsModal
 from saf.screens.recipe_output import RunOutput
 from saf.screens.recipe_run import RunController
-from saf.screens.recipe_steps import RecipeSteps
+from saf.screens.recipe_steps import RecipeSteps, nodes_for, targets
 from saf.screens.widgets import StatusLine
 
 
@@ -49,9 +49,15 @@ class RecipesScreen(SafScreen[None]):
                         "finish"),
     ]
 
+    # Under 80 columns (a tablet held upright) the list goes above the steps, full width:
+    # beside them, both would be too narrow to read.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
+
     DEFAULT_CSS = """
-    RecipesScreen #recipes-side { width: 32; border: round $primary 50%;
-        border-title-color: $primary; }
+    RecipesScreen #recipes-side { width: 33%; min-width: 24; max-width: 40;
+        border: round $primary 50%; border-title-color: $primary; }
+    RecipesScreen.-narrow #recipes-body { layout: vertical; }
+    RecipesScreen.-narrow #recipes-side { width: 100%; max-width: 100%; height: 35%; }
     RecipesScreen #recipes-side OptionList { border: none; height: 1fr; }
     RecipesScreen #recipes-main { width: 1fr; }
     RecipesScreen #recipes-detail-box { height: 1fr; border: round $primary 50%;
@@ -73,7 +79,7 @@ class RecipesScreen(SafScreen[None]):
         self._needs_redraw = False
 
     def compose(self) -> ComposeResult:
-        with Horizontal():
+        with Horizontal(id="recipes-body"):
             yield RecipeList(list(self.ctx.recipe_library()))
             with Vertical(id="recipes-main"):
                 yield RecipeSteps()
@@ -179,22 +185,33 @@ class RecipesScreen(SafScreen[None]):
         if plan.check:  # a check changes nothing: no need to ask
             self._start(plan)
             return
+        recipe = plan.recipe
+        verb = "Resume" if plan.resumed_from else "Run"
 
         def answered(choice: str | None) -> None:
+            # Either way the answer shows: Enter must never seem to do nothing.
             if choice == "run":
+                done = "resumed" if plan.resumed_from else "started"
+                self.notify("Each step's cells fill in as it runs; x cancels it.",
+                            title=f"{recipe.name} {done}")
                 self._start(plan)
+            else:
+                self.notify(f"{recipe.name} was not run; nothing changed.",
+                            severity="information")
 
-        # An action that changes nodes shows what it will do and asks first.
-        recipe = plan.recipe
-        steps = "\n".join(f"{i}. {step.name}  (on {step.on})"
-                          for i, step in enumerate(recipe.steps, start=1)
-                          if step.index >= plan.start_step)
-        verb = "Resume" if plan.resumed_from else "Run"
+        # An action that changes nodes shows what it will do, on which nodes, and asks first.
+        inventory, known = self.ctx.inventory, bool(self.ctx.nodes)
+        steps = [step for step in recipe.steps if step.index >= plan.start_step]
+        longest = max((len(step.name) for step in steps), default=0)
+        listing = "\n".join(f"{step.index + 1}. {step.name:<{longest}}  on "
+                            f"{nodes_for(step.on, inventory, known)}" for step in steps)
+        named = [targets(step.on, inventory, known) for step in steps]
+        where = list(dict.fromkeys(n for names in named if isinstance(names, list) for n in names))
         self.app.push_screen(ConfirmScreen(
             f"{verb} {recipe.name}?",
-            f"{len(recipe.steps) - plan.start_step} step(s) will run on the nodes below and "
-            "may change them. c checks what would change without changing anything.",
-            steps, [("run", "Run", "primary")]), answered)
+            f"{len(steps)} step(s) will run, in order, on {', '.join(where) or 'no node'}, and "
+            "may change those nodes. To see what would change first, cancel and press c.",
+            listing, [("run", verb, "primary")], default="run"), answered)
 
     def _start(self, plan: RunPlan) -> None:
         inventory = self.ctx.inventory

@@ -1,6 +1,6 @@
-"""The Recipes screen: snapshots of a run mid-way and finished (replayed from recorded JSONL
-logs, so they are deterministic) at a desktop and a tablet size, and a real run from the
-screen against the loopback fleet. SVGs live in tests/snapshots/; update them with
+"""The Recipes screen: snapshots of the steps pane, the confirm dialog, and a run mid-way and
+finished (replayed from recorded JSONL logs, so they are deterministic) at every snapshot
+size, and real runs from the screen against the loopback fleet. SVGs live in tests/snapshots/; update them with
 `pytest --snapshot-update` on Python 3.11 only."""
 
 from __future__ import annotations
@@ -36,6 +36,23 @@ async def open_recipes(pilot: Pilot) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_recipe_steps(snap_compare, size) -> None:
+    """Recipes, before any run: the list (beside the steps, or above them under 80 columns),
+    check-python's variables and steps with the nodes each runs on and what it does, a long
+    command ending in "…" rather than squeezed."""
+    assert snap_compare(str(APPS / "recipes_browse.py"), terminal_size=size,
+                        run_before=open_recipes)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_recipe_confirm(snap_compare, size) -> None:
+    """Enter on check-python: the dialog names the nodes (alpha, beta, gamma), each step's
+    nodes, and that Enter runs it; Run has the focus."""
+    assert snap_compare(str(APPS / "recipes_browse.py"), terminal_size=size, press=["enter"],
+                        run_before=open_recipes)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_recipe_run_midway(snap_compare, size) -> None:
     """Recipes: the steps x nodes matrix mid-run: step 1 done everywhere, step 2 changed on
     alpha and running on beta and gamma, later steps pending; the log follows a running cell."""
@@ -67,12 +84,16 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
-        # It asks first, showing the steps it will run.
+        # It asks first, naming the steps it will run and the nodes each runs on.
         assert isinstance(app.screen, ConfirmScreen)
-        assert "1. say hello" in app.screen.command
+        nodes = ", ".join(n.name for n in app.ctx.nodes)
+        assert f"1. say hello        on {nodes}" in app.screen.command
+        assert f"on {nodes}, and may change" in app.screen.body
         assert screen.state is None  # nothing runs before the answer
-        await pilot.click("#run")
+        # Enter does what the dialog says it does: it runs, and says so.
+        await pilot.press("enter")
         await pilot.pause()
+        assert any(n.title == "hello started" for n in app._notifications)
         await screen.workers.wait_for_complete()
         await pilot.pause(0.3)
         state = screen.state
@@ -83,6 +104,26 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
             f"hello from beta ({uname.sysname} {uname.machine}) in cluster test"]
     runs = list_runs(tmp_path / "runs")
     assert [r.status for r in runs] == ["ok"] and runs[0].started.recipe == "hello"
+
+
+async def test_cancel_on_the_confirm_dialog_says_nothing_ran(
+        asyncssh_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Esc on the dialog closes it with a word that nothing ran, and nothing is logged."""
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path))
+    app = make_recipes_app(None, inventory=load_inventory(asyncssh_cluster.inventory))
+    async with app.run_test(size=(60, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Enter: Run · Esc: Cancel" in str(app.screen.query_one("#confirm-keys").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and screen.state is None
+        assert any("was not run; nothing changed" in n.message for n in app._notifications)
+    assert list_runs(tmp_path / "runs") == []
 
 
 def _interrupted_run(runs: Path, run: str, recipe: Path, scratch: Path, started: float,
@@ -141,7 +182,8 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.command == "2. second  (on all)"
+        names = ", ".join(n.name for n in app.ctx.nodes)
+        assert app.screen.command == f"2. second  on {names}"
         await pilot.click("#run")
         await pilot.pause()
         await screen.workers.wait_for_complete()

@@ -2,7 +2,7 @@
 
 Rich squeezes every column of a table that is too wide until `CPU` reads `C…` and two headers
 read alike. saf measures each column instead (its title and its widest cell) and leaves out
-whole columns, highest `priority` first, until the rest fit; columns of one priority go
+whole columns, highest `priority` first, so that the rest fit; columns of one priority go
 together (a pair such as IN and OUT is not split). A cell still too wide for the one column
 left ends in "…". `saf top`, the node screen's NUMA table and the Signals table use it.
 """
@@ -27,21 +27,34 @@ class Column:
 
 def fit(columns: Sequence[Column], rows: Sequence[Sequence[Text]], width: int | None,
         gap: int = 2) -> list[int]:
-    """The indexes of the columns to show: all when they fit `width` (or width is None), else
-    without the highest priorities, one priority at a time. `gap`: cells between columns."""
-    keep = list(range(len(columns)))
+    """The indexes of the columns to show, each as wide as its title and widest cell (see
+    `choose`). `gap`: cells between columns."""
     if width is None:
-        return keep
+        return list(range(len(columns)))
     natural = [max([Text(c.title).cell_len] + [row[i].cell_len for row in rows])
                for i, c in enumerate(columns)]
+    return choose([c.priority for c in columns], natural, width, gap)
 
-    def needed() -> int:
-        return sum(natural[i] for i in keep) + gap * (len(keep) - 1)
 
-    for priority in sorted({c.priority for c in columns if c.priority > 0}, reverse=True):
-        if needed() <= width:
+def choose(priorities: Sequence[int], widths: Sequence[int], width: int, gap: int, *,
+           fill: bool = True) -> list[int]:
+    """The indexes of the columns of these `widths` to show in `width`: all when they fit,
+    else those of priority 0 and then each priority's columns, most wanted first, while they
+    fit. `fill`: go on past a priority that does not fit, so that a narrower, less wanted
+    column can use the room a wide one could not."""
+    def needed(chosen: list[int]) -> int:
+        return sum(widths[i] for i in chosen) + gap * (len(chosen) - 1)
+
+    keep = list(range(len(widths)))
+    if needed(keep) <= width:
+        return keep
+    keep = [i for i, p in enumerate(priorities) if p == 0]
+    for priority in sorted({p for p in priorities if p > 0}):
+        more = sorted(keep + [i for i, p in enumerate(priorities) if p == priority])
+        if needed(more) <= width:
+            keep = more
+        elif not fill:
             break
-        keep = [i for i in keep if columns[i].priority != priority]
     return keep
 
 

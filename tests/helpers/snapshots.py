@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+# A desktop, a laptop or tablet held sideways, and a tablet held upright.
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"),
+         pytest.param((60, 40), id="60x40")]
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 
 
