@@ -37,20 +37,25 @@ class ClusterHeader(Widget):
         gpu_used = sum(x.gpu_mem()[0] or 0 for x in live)
         gpu_total = sum(x.gpu_mem()[1] or 0 for x in views)
         up = len(live)
+        width = max(1, self.size.width or 80)
         text = Text(no_wrap=False, overflow="fold")
         text.append(f" {app.ctx.cluster} ", style=f"bold reverse {v['primary']}")
         up_style = v["success"] if up == len(views) else v["warning"] if up else v["error"]
-        text.append("  nodes ", style="dim")
-        text.append(f"{up}/{len(views)} up", style=f"bold {up_style}")
-        text.append("  CPUs ", style="dim")
-        text.append(str(cpus))
-        text.append("  memory ", style="dim")
-        text.append(f"{fmt_bytes(mem_used, digits=0)}/{fmt_bytes(mem_total, digits=0)}")
-        text.append("  GPUs ", style="dim")
-        text.append(str(gpus))
+        totals = [("nodes", f"{up}/{len(views)} up", f"bold {up_style}"), ("CPUs", str(cpus), ""),
+                  ("memory", f"{fmt_bytes(mem_used, digits=0)}/{fmt_bytes(mem_total, digits=0)}",
+                   ""), ("GPUs", str(gpus), "")]
         if gpu_total:
-            text.append("  GPU memory ", style="dim")
-            text.append(f"{fmt_bytes(gpu_used, digits=0)}/{fmt_bytes(gpu_total, digits=0)}")
+            totals.append(("GPU memory", f"{fmt_bytes(gpu_used, digits=0)}/"
+                                         f"{fmt_bytes(gpu_total, digits=0)}", ""))
+        used = cell_len(text.plain)
+        for label, value, style in totals:
+            # A narrow screen breaks the line between totals, never inside one ("GPU / memory").
+            if used + cell_len(f"  {label} {value}") > width:
+                text.append("\n")
+                used = 0
+            text.append(f"  {label} ", style="dim")
+            text.append(value, style=style)
+            used += cell_len(f"  {label} {value}")
         text.append("\n")
         found = alerts(views, app.ctx.settings.thresholds)
         if not found:
@@ -60,9 +65,7 @@ class ClusterHeader(Widget):
             text.append(" ▲ " if alert.level is Level.ALERT else " ● ", style=f"bold {colour}")
             text.append(alert.text, style=colour)
         # Lay out again only when the number of lines changed (layout is costly).
-        width = max(1, self.size.width or 80)
-        lines = 1 + sum(-(-max(1, cell_len(part)) // width)
-                        for part in text.plain.split("\n")[1:])
+        lines = sum(-(-max(1, cell_len(part)) // width) for part in text.plain.split("\n"))
         if lines != self._lines:
             self._lines = lines
             self.call_after_refresh(self.refresh, layout=True)

@@ -80,14 +80,19 @@ class Title(Part):
 class Cores(Part):
     """A bar per core, in as many columns as fit."""
 
-    CELL = 18
+    CELL = 18  # "  0 " + a 9-cell bar + "  59%", then a space before the next column
+
+    @classmethod
+    def columns_in(cls, width: int) -> int:
+        """How many cells fit in `width`: the last needs no space after it."""
+        return max(1, (width + 1) // (cls.CELL + 1))
 
     def _columns(self) -> int:
-        return max(1, (self.size.width or 80) // self.CELL)
+        return self.columns_in(self.size.width or 80)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         cores = len(self.view.cores)
-        cols = max(1, width // self.CELL)
+        cols = self.columns_in(width)
         return max(1, -(-cores // cols)) + 1
 
     def render(self) -> Text:

@@ -22,7 +22,7 @@ from saf.screens.base import cockpit_of
 from saf.screens.recipe_status import status_style
 from saf.screens.widgets import palette
 
-DESCRIPTION_CHARS = 60  # of a recipe's description in the list; the steps pane has it all
+DESCRIPTION_CHARS = 48  # of a recipe's description in the list; the steps pane has it all
 
 
 class RecipeList(Vertical):
