@@ -51,7 +51,8 @@ def test_top_json_needs_once(cluster):
 
 def test_top_drops_columns_by_priority_and_never_squeezes_a_cell():
     """A long lost reason at 140 columns, then a narrow terminal: every shown cell is whole
-    (no `10…` grid); columns go by priority, one priority at a time; the message has its own line."""
+    (no `10…` grid); columns go by priority, one priority at a time; the message has its own
+    line."""
     from rich.console import Console
 
     from saf.metrics import events as mev

@@ -1,7 +1,7 @@
 """The Recipes screen: snapshots of the steps pane, the confirm dialog, and a run mid-way and
 finished (replayed from recorded JSONL logs, so they are deterministic) at every snapshot
-size, and real runs from the screen against the loopback fleet. SVGs live in tests/snapshots/; update them with
-`pytest --snapshot-update` on Python 3.11 only."""
+size, and real runs from the screen against the loopback fleet. SVGs live in tests/snapshots/;
+update them with `pytest --snapshot-update` on Python 3.11 only."""
 
 from __future__ import annotations
 
