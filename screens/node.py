@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num,
                                 fmt_rate, fmt_speed)
 from saf.metrics.thresholds import Level, level
-from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView
+from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
 from saf.render.columns import Column, fitted_table
 from saf.screens.base import SafScreen, cockpit_of
 from saf.screens.confirm import ConfirmScreen
@@ -30,11 +30,6 @@ HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its wi
 def _level_style(app: Any, lvl: Level) -> str:
     v = palette(app)
     return {Level.WARN: f"bold {v['warning']}", Level.ALERT: f"bold {v['error']}"}.get(lvl, "")
-
-
-# The title's word for each status ("lost" adds its reason).
-TITLE_WORDS = {NodeStatus.UP: "connected", NodeStatus.CONNECTING: "connecting",
-               NodeStatus.STALE: "stale", NodeStatus.LOST: "lost", NodeStatus.STOPPED: "stopped"}
 
 
 class Part(Widget):
@@ -62,7 +57,8 @@ class Title(Part):
         colour = {NodeStatus.UP: v["success"], NodeStatus.LOST: v["error"],
                   NodeStatus.STALE: v["warning"]}.get(view.status, v["foreground"])
         lost = view.status is NodeStatus.LOST
-        state = f"lost: {view.reason}" if lost else TITLE_WORDS[view.status]
+        # The words every face uses (saf.metrics.view): "up", "lost: refused · retrying".
+        state = f"lost: {lost_words(view)}" if lost else view.status.value
         text.append(f"  {state}", style=f"bold {colour}")
         if lost and view.message:
             text.append(f" ({view.message})", style=colour)
