@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from saf.errors import SelectorError
 from saf.inventory.model import OSES, ROLES, SELECTOR_WORDS, Inventory, Node
+from saf.metrics.format import fmt_some
 
 _ROLE_WORDS = {"head": "head", "workers": "worker", "worker": "worker", "control": "control"}
 SHOWN = 10  # names listed in an error before the rest are only counted
@@ -39,19 +40,12 @@ def describe(inventory: Inventory) -> str:
     """What a selector can name, for error messages."""
     tags = sorted({t for n in inventory.nodes for t in n.tags})
     roles = sorted({r for n in inventory.nodes for r in n.roles})
-    text = f"nodes: {_some(list(inventory.names))}"
+    text = f"nodes: {fmt_some(list(inventory.names), SHOWN)}"
     if roles:
         text += f"; roles: {', '.join(roles)}"
     if tags:
-        text += f"; tags: {_some(['tag:' + t for t in tags])}"
+        text += f"; tags: {fmt_some(['tag:' + t for t in tags], SHOWN)}"
     return text
-
-
-def _some(words: list[str]) -> str:
-    """The first few of a list and how many more: an inventory of thousands of nodes must
-    not turn one error into a page."""
-    shown = ", ".join(words[:SHOWN])
-    return shown if len(words) <= SHOWN else f"{shown} and {len(words) - SHOWN} more"
 
 
 assert SELECTOR_WORDS == {"all", *_ROLE_WORDS}  # the inventory refuses these as node names

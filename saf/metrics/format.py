@@ -18,6 +18,13 @@ MISSING = "–"  # a value the node did not measure: never a made-up 0
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
+def fmt_some(words: list[str], shown: int) -> str:
+    """The first `shown` of a list and how many more: 'a, b, c and 47 more' (a message about
+    fifty nodes, or five thousand, stays one short line)."""
+    first = ", ".join(words[:shown])
+    return first if len(words) <= shown else f"{first} and {len(words) - shown} more"
+
+
 def fmt_bytes(value: float | None, *, digits: int = 1) -> str:
     """1536 -> '1.5K'; binary units, short enough for a table cell."""
     if value is None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.events import Event
+from saf.metrics.format import fmt_some
 from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
                                RunStarted, StepFinished, StepOutput, StepStarted, status_label)
 from saf.render.console import console, node_style, seconds
@@ -208,9 +209,7 @@ class RunView:
                 parts.append(f"{len(nodes)} {status_label(status, self._check)}",
                              style=STATUS_STYLE.get(status, "dim"))
                 if status not in DONE:
-                    shown = ", ".join(nodes[:8]) + (f" and {len(nodes) - 8} more"
-                                                    if len(nodes) > 8 else "")
-                    parts.append(f" ({shown})", style="dim")
+                    parts.append(f" ({fmt_some(nodes, 8)})", style="dim")
             table.add_row(f"{step['index'] + 1}. {step['name']}", parts)
         return table
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from saf.connect.rsync import local_rsync
 from saf.connect.rsync import remote as rsync_remote
+from saf.metrics.format import fmt_some
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.recipe.substitute import names_in, shell_path
 from saf.shell import SHA256
@@ -71,8 +72,7 @@ _RSYNC = "saf-upload-rsync"  # the facts command's first line when the node has 
 
 
 def _shown(names: list[str]) -> str:
-    names = [n or "(the file)" for n in names]
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return fmt_some([n or "(the file)" for n in names], 3)
 
 
 class Upload(Kind):
