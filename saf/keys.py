@@ -115,13 +115,7 @@ def read_public_key(path: Path) -> PublicKey:
 def config_identities(node: Node) -> list[Path]:
     """The IdentityFile entries the OpenSSH config gives this node (the inventory's
     ssh_config, else ~/.ssh/config), read by asyncssh as it reads them to connect."""
-    options = asyncssh.SSHClientConnectionOptions(
-        host=node.host, port=node.port or (), username=node.user or (),
-        config=hostkeys.config_paths(node), client_keys=None, agent_path=None)
-    found = options.config.get("IdentityFile")  # a list of paths; asyncssh types it object
-    if not isinstance(found, list):
-        return []
-    return [Path(str(f)).expanduser() for f in found]
+    return [Path(f).expanduser() for f in hostkeys.resolve(node).identity_files]
 
 
 def find_public_key(node: Node | None = None, explicit: str | os.PathLike[str] | None = None

@@ -28,6 +28,7 @@ class Endpoint:
     user: str | None
     key_alias: str | None = None
     jump: str | None = None  # ProxyJump: "[user@]host[:port]", comma-separated hops
+    identity_files: tuple[str, ...] = ()  # IdentityFile entries, as the config writes them
 
     @property
     def pattern(self) -> str:
@@ -47,13 +48,17 @@ def config_paths(node: Node) -> list[str] | tuple[()]:
 
 
 def resolve(node: Node) -> Endpoint:
+    """The node's endpoint as the OpenSSH config makes it. Only the config is read: no key is
+    loaded here (client_keys=None), the connection loads its own."""
     options = asyncssh.SSHClientConnectionOptions(
         host=node.host, port=node.port or (), username=node.user or (),
-        config=config_paths(node))
+        config=config_paths(node), client_keys=None, agent_path=None)
     jump = options.tunnel if isinstance(options.tunnel, str) and \
         options.tunnel.lower() != "none" else None
+    found = options.config.get("IdentityFile")  # a list of paths; asyncssh types it object
+    identities = tuple(str(f) for f in found) if isinstance(found, list) else ()
     return Endpoint(options.host, options.port, options.username,
-                    options.host_key_alias, jump)
+                    options.host_key_alias, jump, identities)
 
 
 async def fetch_host_key(node: Node) -> asyncssh.SSHKey | None:
