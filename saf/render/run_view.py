@@ -18,6 +18,7 @@ from saf.events import Event
 from saf.metrics.format import fmt_some
 from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
                                RunStarted, StepFinished, StepOutput, StepStarted, status_label)
+from saf.render.columns import Column, fit
 from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "bold red",
@@ -171,25 +172,24 @@ class RunView:
         return Text(status_label(result.status, self._check),
                     style=STATUS_STYLE.get(result.status, ""))
 
-    def _matrix(self) -> Table:
-        """Steps x nodes: each node's status in its own column."""
+    def _matrix(self) -> Table | None:
+        """Steps x nodes, each node's status in its own column; None when the nodes do not
+        all fit the console as whole columns (saf.render.columns measures them)."""
         assert self.started is not None
+        columns = [Column("STEP", "left")] + [Column(n, "center", 1) for n in self.nodes]
+        rows = [[Text(f"{step['index'] + 1}. {step['name']}")]
+                + [self._cell(step, node) for node in self.nodes]
+                for step in self.started.steps]
+        if len(fit(columns, rows, self.out.width)) < len(columns):
+            return None
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("STEP", no_wrap=True)
         for node in self.nodes:
             table.add_column(node, style=node_style(self.nodes, node), justify="center",
                              no_wrap=True)
-        for step in self.started.steps:
-            table.add_row(f"{step['index'] + 1}. {step['name']}",
-                          *(self._cell(step, node) for node in self.nodes))
+        for row in rows:
+            table.add_row(*row)
         return table
-
-    def _too_wide(self, table: Table) -> bool:
-        """Whether the matrix's natural width (every cell whole) is wider than the console."""
-        natural = sum(max([Text.from_markup(str(c.header)).cell_len]
-                          + [cell.cell_len if isinstance(cell, Text) else len(str(cell))
-                             for cell in c.cells]) for c in table.columns)
-        return natural + 2 * (len(table.columns) - 1) > self.out.width
 
     def _per_step(self) -> Table:
         """One row per step: how many nodes ended each way, and which did not end well."""
@@ -216,9 +216,8 @@ class RunView:
     def summary(self) -> None:
         if self.started is None:
             return
-        table = self._matrix()
-        if self._too_wide(table):
-            table = self._per_step()  # 50 nodes as columns would be a grid of "…"
+        # 50 nodes as columns would be a grid of "…": a line per step instead.
+        table = self._matrix() or self._per_step()
         self.out.print()
         self.out.print(table)
         finished = self.finished
