@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any, Union
 
 from saf.agents import protocol
@@ -30,17 +30,28 @@ RANGES: dict[str, tuple[float, float]] = {
     "temp": (-100.0, 250.0),  # °C: a sensor below freezing is real, above 250 is not
 }
 
-Check = Callable[[Any, str], None]
+Check = Callable[[Any], None]
+
+
+class _Bad(Exception):
+    """A field that breaks the protocol; its path (innermost first) grows as it is raised
+    through the containers, so a good frame never builds a path string."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+        self.path: list[str] = []
 
 
 def check_frame(frame: dict[str, Any]) -> None:
     """Raise FrameError (bad_type or out_of_range, naming the field) unless `frame`, already
     decoded by protocol.decode, holds what the protocol says with sane values."""
-    _CHECKS[frame["type"]](frame, str(frame["type"]))
-
-
-def _fail(reason: str, where: str, message: str) -> FrameError:
-    return FrameError(reason, f"{where}: {message}")
+    kind = str(frame["type"])
+    try:
+        _CHECKS[kind](frame)
+    except _Bad as bad:
+        raise FrameError(bad.reason, f"{kind}{''.join(reversed(bad.path))}: "
+                                     f"{bad.message}") from None
 
 
 def _shown(value: Any) -> str:
@@ -52,52 +63,69 @@ def _number(field: str, integer: bool) -> Check:
     low, high = RANGES.get(field, (0.0, math.inf))
     kind = "a whole number" if integer else "a number"
 
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            raise _fail("bad_type", where, f"expected {kind}, got {_shown(value)}")
+            raise _Bad("bad_type", f"expected {kind}, got {_shown(value)}")
         if not (low <= value <= high):  # NaN fails every comparison, so it lands here too
             span = f"{low:g} to {high:g}" if high != math.inf else f">= {low:g}"
-            raise _fail("out_of_range", where, f"{_shown(value)} is outside {span}")
+            raise _Bad("out_of_range", f"{_shown(value)} is outside {span}")
 
     return check
 
 
 def _plain(kind: type, name: str) -> Check:
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, kind):
-            raise _fail("bad_type", where, f"expected {name}, got {_shown(value)}")
+            raise _Bad("bad_type", f"expected {name}, got {_shown(value)}")
 
     return check
 
 
 def _optional(inner: Check) -> Check:
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if value is not None:
-            inner(value, where)
+            inner(value)
+
+    return check
+
+
+def _container(kind: type[Sized], what: str, unit: str) -> Check:
+    """The checks every list and object shares: its type and its size."""
+    def check(value: Any) -> None:
+        if not isinstance(value, kind):
+            raise _Bad("bad_type", f"expected {what}, got {_shown(value)}")
+        if len(value) > MAX_ITEMS:
+            raise _Bad("out_of_range", f"{len(value)} {unit} (at most {MAX_ITEMS})")
 
     return check
 
 
 def _list(inner: Check) -> Check:
-    def check(value: Any, where: str) -> None:
-        if not isinstance(value, list):
-            raise _fail("bad_type", where, f"expected a list, got {_shown(value)}")
-        if len(value) > MAX_ITEMS:
-            raise _fail("out_of_range", where, f"{len(value)} items (at most {MAX_ITEMS})")
+    outer = _container(list, "a list", "items")
+
+    def check(value: Any) -> None:
+        outer(value)
         for index, item in enumerate(value):
-            inner(item, f"{where}[{index}]")
+            try:
+                inner(item)
+            except _Bad as bad:
+                bad.path.append(f"[{index}]")
+                raise
 
     return check
 
 
 def _mapping(inner: Check) -> Check:
-    def check(value: Any, where: str) -> None:
-        if not isinstance(value, dict):
-            raise _fail("bad_type", where, f"expected an object, got {_shown(value)}")
-        if len(value) > MAX_ITEMS:
-            raise _fail("out_of_range", where, f"{len(value)} keys (at most {MAX_ITEMS})")
+    outer = _container(dict, "an object", "keys")
+
+    def check(value: Any) -> None:
+        outer(value)
         for key, item in value.items():
-            inner(item, f"{where}.{key}")
+            try:
+                inner(item)
+            except _Bad as bad:
+                bad.path.append(f".{key}")
+                raise
 
     return check
 
@@ -106,12 +134,16 @@ def _typed(cls: type) -> Check:
     fields = {name: _for(hint, name)
               for name, hint in typing.get_type_hints(cls).items()}
 
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, dict):
-            raise _fail("bad_type", where, f"expected an object, got {_shown(value)}")
+            raise _Bad("bad_type", f"expected an object, got {_shown(value)}")
         for name, field_check in fields.items():
             if name in value:
-                field_check(value[name], f"{where}.{name}")
+                try:
+                    field_check(value[name])
+                except _Bad as bad:
+                    bad.path.append(f".{name}")
+                    raise
 
     return check
 
@@ -138,7 +170,7 @@ def _for(hint: Any, field: str) -> Check:
     if hint is str:
         return _plain(str, "a string")
     if hint is object:
-        return lambda value, where: None
+        return lambda value: None
     raise TypeError(f"saf.agent.validate cannot check {hint!r} ({field})")
 
 
