@@ -171,12 +171,16 @@ def test_any_recipe_loads_or_is_one_line_naming_the_file(tmp_path_factory, text:
     path = folder / "r.toml"
     path.write_text(text)
     state = folder / "state"
+    before = os.environ.get("SAF_STATE_DIR")
     os.environ["SAF_STATE_DIR"] = str(state)
     try:
         load_recipe(path)
     except SafError as exc:
         _one_line_naming(exc, path)
         assert exc.exit_code == 2
-    finally:
-        os.environ.pop("SAF_STATE_DIR", None)
+    finally:  # put back what was there (hypothesis runs this many times in one test)
+        if before is None:
+            os.environ.pop("SAF_STATE_DIR", None)
+        else:
+            os.environ["SAF_STATE_DIR"] = before
     assert not state.exists()
