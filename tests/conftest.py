@@ -87,3 +87,20 @@ def _snapshots_in_tests_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.helpers.snapshots import SnapshotsInTestsFolder
 
     monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", SnapshotsInTestsFolder)
+
+
+@pytest.fixture(scope="module")
+def netns_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Three nodes (alpha head, beta, gamma) in their own network namespaces, joined through
+    a bridge, each with an SSH server on its veth address (tests/helpers/netns.py). One per
+    module; torn down (servers, processes, namespaces) whatever the tests did."""
+    from tests.helpers.netns import NetnsCluster, netns_skip_reason
+
+    reason = netns_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = NetnsCluster(tmp_path_factory.mktemp("netns"), ["alpha", "beta", "gamma"])
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -1,0 +1,124 @@
+"""The namespaced test hosts themselves (tests/helpers/netns.py): saf reaches each node over
+its own veth, the agent there reports that veth as its cluster interface, MTU and link changes
+act on the real path, and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.metrics.events import SampleReceived
+from saf.metrics.hub import MetricsHub
+from tests.helpers.netns import IP, NetnsCluster, netns_skip_reason
+
+
+def test_each_node_is_reached_on_its_own_address(netns_cluster):
+    """`saf exec` on every node runs inside that node's namespace: it sees its own eth0
+    address and SSH says it was reached there."""
+    done = netns_cluster.saf("exec", "--on", "all", "--json",
+                             "ip -4 -o addr show dev eth0; echo conn $SSH_CONNECTION")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    for node in netns_cluster.nodes:
+        assert f"inet {netns_cluster.address(node)}/24" in text
+        assert f"{netns_cluster.address(node)} {netns_cluster.ports[node]}" in text
+
+
+def test_mtu_and_link_act_on_the_real_path(netns_cluster):
+    """A don't-fragment ping of 8972 bytes passes only when every hop carries 9000, and a
+    node whose bridge port is down cannot be pinged."""
+    net = netns_cluster
+    beta = net.address("beta")
+
+    def df_ping(size: int) -> int:
+        return net.exec("alpha", ["ping", "-c", "1", "-W", "1", "-M", "do", "-s", str(size),
+                                  beta], check=False).returncode
+
+    assert df_ping(1472) == 0
+    try:
+        net.set_mtu("alpha", 9000)
+        net.set_mtu("beta", 9000, end="node")  # beta's bridge port stays at 1500
+        assert (net.mtu("alpha"), net.mtu("beta"), net.mtu("beta", "bridge")) == \
+            (9000, 9000, 1500)
+        assert df_ping(8972) != 0
+        net.set_mtu("beta", 9000, end="bridge")
+        assert df_ping(8972) == 0
+    finally:
+        net.set_mtu("alpha", 1500)
+        net.set_mtu("beta", 1500)
+    net.link_down("beta")
+    try:
+        assert df_ping(56) != 0
+    finally:
+        net.link_up("beta")
+    assert df_ping(56) == 0
+
+
+async def test_the_agent_reports_its_veth_as_the_cluster_interface(netns_cluster):
+    """The real agent, deployed over SSH into each namespace, sees only that namespace's
+    interfaces and marks eth0 (the address saf reached it on) as the cluster's."""
+    inv = load_inventory(netns_cluster.inventory_path)
+    samples: dict[str, dict] = {}
+
+    def keep(event) -> None:
+        if isinstance(event, SampleReceived):
+            samples[event.node] = event.frame
+
+    async with Fleet(inv) as fleet:
+        hub = MetricsHub(fleet, inv.nodes, keep, interval=0.3)
+        await hub.start()
+        try:
+            async with asyncio.timeout(60):
+                while len(samples) < len(inv.nodes):
+                    await asyncio.sleep(0.05)
+        finally:
+            await hub.stop()
+    for node in netns_cluster.nodes:
+        nics = {n["name"]: n for n in samples[node]["nics"]}
+        assert set(nics) == {"lo", "eth0"}
+        assert nics["eth0"]["cluster"] is True
+        assert netns_cluster.address(node) in nics["eth0"]["addresses"]
+        assert nics["eth0"]["mtu"] == 1500
+
+
+@pytest.mark.skipif(netns_skip_reason() is not None, reason=str(netns_skip_reason()))
+def test_close_leaves_nothing(tmp_path):
+    """A cluster whose test failed still takes its namespaces, links, servers and every
+    process started in them away (here a sleeper that ignores its parent)."""
+    with pytest.raises(RuntimeError, match="the test failed"):
+        with NetnsCluster(tmp_path, ["one", "two"], server="asyncssh") as net:
+            namespaces = [net.namespace(n) for n in net.nodes] + [net.bridge_ns]
+            operator_if = net._operator_if
+            done = net.saf("exec", "--on", "one", "setsid sleep 913 </dev/null >/dev/null "
+                           "2>&1 & echo started")
+            assert "started" in done.stdout, done.stderr
+            pids = subprocess.run([IP, "netns", "pids", net.namespace("one")],
+                                  capture_output=True, text=True).stdout.split()
+            assert len(pids) >= 2  # the server and the sleeper
+            raise RuntimeError("the test failed")
+    listed = subprocess.run([IP, "netns", "list"], capture_output=True, text=True).stdout
+    assert not any(ns in listed for ns in namespaces)
+    links = subprocess.run([IP, "-o", "link"], capture_output=True, text=True).stdout
+    assert operator_if not in links
+    for pid in pids:
+        assert not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_inventory_reaches_nodes_by_their_veth_address(netns_cluster):
+    """The inventory reaches nodes by their veth addresses, never loopback."""
+    inv = load_inventory(netns_cluster.inventory_path)
+    assert [n.host for n in inv.nodes] == [netns_cluster.address(n) for n in netns_cluster.nodes]
+    assert json.dumps([n.host for n in inv.nodes]).count("127.0.0.1") == 0
