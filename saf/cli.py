@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "runs": "saf.commands.runs:runs",
     "recipes": "saf.commands.recipes:recipes",
     "top": "saf.commands.top:top",
+    "serve": "saf.commands.serve:serve",
 }
 
 

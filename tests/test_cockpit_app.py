@@ -15,7 +15,7 @@ import pytest
 
 from saf.cockpit.context import READONLY_FLAG, CockpitContext
 from saf.cockpit.settings import Settings, load_settings
-from saf.commands.tui import FleetActions
+from saf.cockpit.actions import FleetActions
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.metrics.events import AgentFrameEvent

@@ -1,0 +1,267 @@
+"""A cockpit's end of `saf serve`'s hub: the metrics source, the node actions and the signal
+feed of a hub-fed cockpit (`saf tui --hub SOCKET`), all over one connection to the hub's
+UNIX socket (see saf.serve.wire).
+
+    link = HubLink.connect(socket_path, token=os.environ.get("SAF_HUB_TOKEN"))
+    link.hello.cluster, link.hello.nodes, link.hello.readonly      # known before the app runs
+    source = link.source(emit)      # a MetricsSource: start() / stop() / store
+    actions = link.actions()        # NodeActions: signal() asks the hub
+    feed = link.signal_feed()       # a SignalFeed whose frames come from the hub
+
+`connect` is blocking (it runs before the app's event loop exists, which needs the cluster's
+nodes to build); the rest runs on the app's loop. When the hub goes away every node turns
+lost with the reason `hub`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from saf.errors import SafError
+from saf.events import Emit, ignore
+from saf.inventory.model import Node
+from saf.metrics.events import LOST, AgentStatus
+from saf.metrics.store import MetricsStore
+from saf.recording import header_node, parse_event
+from saf.serve import wire
+from saf.signals.book import SignalBook
+from saf.signals.events import SignalSourceState
+from saf.signals.feed import SignalFeed
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 30.0
+TICK_S = 0.25  # how often the client's signal book looks at the clock in silence
+
+
+class HubError(SafError):
+    """The hub could not be reached, or said no."""
+
+
+@dataclass(frozen=True)
+class HubHello:
+    cluster: str
+    nodes: tuple[Node, ...]
+    inventory: str | None
+    readonly: str | None
+    interval: float
+    signals: str | None
+    signals_error: str | None
+
+
+def _parse_hello(data: dict[str, Any]) -> HubHello:
+    if data.get("saf_hub") != wire.VERSION:
+        raise HubError(f"not a saf hub (or another version): {data.get('saf_hub')!r}")
+    if "error" in data:
+        raise HubError(f"the hub refused this cockpit: {data['error']}")
+    try:
+        nodes = tuple(header_node(n) for n in data.get("nodes") or ())
+        return HubHello(cluster=str(data.get("cluster") or "saf"), nodes=nodes,
+                        inventory=data.get("inventory") or None,
+                        readonly=data.get("readonly") or None,
+                        interval=float(data.get("interval") or 1.0),
+                        signals=data.get("signals"), signals_error=data.get("signals_error"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HubError(f"the hub's hello is not understood: {exc}") from None
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise HubError("the hub closed the connection before saying hello")
+        chunks += chunk
+    return bytes(chunks)
+
+
+class HubLink:
+    def __init__(self, sock: socket.socket, hello: HubHello) -> None:
+        self._sock: socket.socket | None = sock
+        self.hello = hello
+        self.store = MetricsStore()
+        for node in hello.nodes:
+            self.store.add_node(node.name)
+        self._emit: Emit = ignore
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._feed: SignalFeed | None = None
+        self._signal_queue: asyncio.Queue[tuple[list[bytes], int] | None] | None = None
+        self._wants_signals = False
+        self.closed = False
+
+    @classmethod
+    def connect(cls, path: str | Path, *, token: str | None = None,
+                timeout: float = CONNECT_TIMEOUT) -> HubLink:
+        """Reach the hub and read its hello (blocking)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+            sock.sendall(wire.pack_json({"hello": wire.VERSION, "token": token}))
+            kind, size = wire.HEADER.unpack(_recv_exactly(sock, wire.HEADER.size))
+            if kind != wire.JSON or size > wire.MAX_PAYLOAD:
+                raise HubError("the hub's first message is not its hello")
+            hello = _parse_hello(wire.decode_json(_recv_exactly(sock, size)))
+        except OSError as exc:
+            sock.close()
+            raise HubError(f"cannot reach saf serve's hub at {path}: "
+                           f"{exc.strerror or exc}") from None
+        except (HubError, wire.WireError, struct.error):
+            sock.close()
+            raise
+        sock.settimeout(None)
+        sock.setblocking(False)
+        return cls(sock, hello)
+
+    # -- the metrics source (MetricsSource) -------------------------------------------------
+    def source(self, emit: Emit) -> HubLink:
+        self._emit = emit
+        return self
+
+    async def start(self) -> None:
+        if self._task is not None or self._sock is None:
+            return
+        reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
+        self._sock = None
+        if self._wants_signals:
+            self._writer.write(wire.pack_json({"op": "signals"}))
+        self._task = asyncio.create_task(self._read(reader), name="hub-link")
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._signal_queue is not None:
+            self._signal_queue.put_nowait(None)
+
+    def _deliver(self, data: dict[str, Any]) -> None:
+        try:
+            event = parse_event(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("hub link: an event not understood: %s", exc)
+            return
+        self.store.apply(event)
+        try:
+            self._emit(event)
+        except Exception:  # the consumer's bug must not end the link
+            log.exception("hub link: consumer failed on %s", event.kind)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        why = "saf serve stopped"
+        try:
+            while True:
+                message = await wire.read_message(reader)
+                if message is None:
+                    break
+                kind, body = message
+                if kind == wire.SIGNALS:
+                    if self._signal_queue is not None:
+                        self._signal_queue.put_nowait(wire.unpack_signals(body))
+                    continue
+                data = wire.decode_json(body)
+                if "reply" in data:
+                    future = self._replies.pop(data.get("reply"), None)  # type: ignore[arg-type]
+                    if future is not None and not future.done():
+                        future.set_result(data)
+                elif "signal_state" in data:
+                    if self._feed is not None:
+                        self._feed.on_event(SignalSourceState(
+                            endpoint=str(data["signal_state"]), state=str(data.get("state")),
+                            message=str(data.get("message") or "")))
+                else:
+                    self._deliver(data)
+        except (wire.WireError, ConnectionError) as exc:
+            why = f"the hub connection broke: {exc}"
+        self.closed = True
+        for future in self._replies.values():
+            if not future.done():
+                future.set_exception(HubError(why))
+        self._replies.clear()
+        for node in self.hello.nodes:
+            self._deliver(AgentStatus(node=node.name, status=LOST, reason="hub",
+                                      message=why).to_json())
+        if self._signal_queue is not None:
+            self._signal_queue.put_nowait(None)
+
+    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._writer is None or self.closed:
+            raise HubError("not connected to saf serve's hub")
+        req = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[req] = future
+        self._writer.write(wire.pack_json(dict(request, req=req)))
+        return await asyncio.wait_for(future, REQUEST_TIMEOUT)
+
+    # -- node actions (NodeActions) ---------------------------------------------------------
+    def actions(self) -> HubActions:
+        return HubActions(self)
+
+    # -- the signal feed --------------------------------------------------------------------
+    def signal_feed(self) -> SignalFeed:
+        """A feed whose book is filled with the frames the hub relays (asked for on first
+        use, so cockpits that never open the Signals screen are not sent them)."""
+        if self._feed is not None:
+            return self._feed
+        book = SignalBook()
+        self._signal_queue = asyncio.Queue()
+
+        async def source(feed: SignalFeed) -> None:
+            queue = self._signal_queue
+            assert queue is not None
+            self._wants_signals = True
+            if self._writer is not None:
+                self._writer.write(wire.pack_json({"op": "signals"}))
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), TICK_S)
+                except TimeoutError:
+                    book.tick(time.time_ns())
+                    continue
+                if item is None:
+                    return
+                frames, recv_ns = item
+                book.add_many(frames, recv_ns)
+                book.tick(recv_ns)
+
+        label = f"{self.hello.signals or 'no signal source'} (through saf serve)"
+        self._feed = SignalFeed(book, label, source=source)
+        if self.hello.signals_error:
+            self._feed.error = self.hello.signals_error
+        return self._feed
+
+
+class HubActions:
+    """Node actions asked of the hub, which checks the session's rights and does them."""
+
+    def __init__(self, link: HubLink) -> None:
+        self.link = link
+
+    async def signal(self, node: str, pid: int, signal: str) -> str:
+        answer = await self.link._request({"op": "signal", "node": node, "pid": int(pid),
+                                           "signal": signal})
+        message = str(answer.get("message") or "")
+        if not answer.get("ok"):
+            raise HubError(message or "the hub refused")
+        return message

@@ -1,0 +1,154 @@
+"""saf serve's hub on the demo cluster (real SSH servers, real agents, the real demo signal
+stream): cockpits' ends (HubLink) connect over its UNIX socket and get the same frames; node
+actions go through the hub and obey read-only, per server and per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from saf.demo.cluster import DemoCluster
+from saf.inventory import load_inventory
+from saf.metrics.events import UP
+from saf.serve import wire
+from saf.serve.client import HubError, HubLink
+from saf.serve.hub import KEY_READONLY, Hub
+from tests.helpers.procs import sleepers
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    with DemoCluster(homes=tmp_path_factory.mktemp("homes")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+async def _until(predicate, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return predicate()
+
+
+def _all_up(store, names) -> bool:
+    return all(store.node(n).status == UP and store.node(n).sample is not None for n in names)
+
+
+async def test_a_cockpit_end_gets_the_hubs_frames_and_signals(demo, state):
+    inventory = load_inventory(demo.inventory_path)
+    names = [n.name for n in inventory.nodes]
+    async with Hub(inventory) as hub:
+        path = hub.socket_path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert await _until(lambda: _all_up(hub.store, names)), "the hub's agents never came up"
+        link = await asyncio.to_thread(HubLink.connect, path)
+        assert link.hello.cluster == "saf-demo"
+        assert [n.name for n in link.hello.nodes] == names
+        assert link.hello.readonly is None
+        seen: list[str] = []
+        source = link.source(lambda e: seen.append(e.kind))
+        feed = link.signal_feed()
+        await source.start()
+        feeder = asyncio.create_task(feed.run())
+        try:
+            # The backlog: a late cockpit has every node up with samples at once.
+            assert await _until(lambda: _all_up(link.store, names), 10), seen
+            before = {n: link.store.node(n).samples for n in names}
+            assert await _until(lambda: all(link.store.node(n).samples > before[n]
+                                            for n in names), 15), "no live samples after"
+            assert await _until(lambda: feed.book.total_count() > 0, 20), feed.state
+        finally:
+            feeder.cancel()
+            await source.stop()
+        assert len(hub.clients) <= 1
+    assert not path.exists()  # the socket is removed when the hub stops
+
+
+async def test_actions_go_through_the_hub_and_obey_readonly(demo, state):
+    inventory = load_inventory(demo.inventory_path)
+    tag = f"{os.getpid()}.{uuid.uuid4().int % 10**6}"
+    sleeper = subprocess.Popen(["sleep", tag])
+    try:
+        async with Hub(inventory, signals=False) as hub:
+            readonly_token = hub.grant(readonly=True, who="tablet")
+            ro = await asyncio.to_thread(HubLink.connect, hub.socket_path, token=readonly_token)
+            assert ro.hello.readonly == KEY_READONLY
+            rw = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+            await ro.start()
+            await rw.start()
+            with pytest.raises(HubError, match="read-only"):
+                await ro.actions().signal("alpha", sleeper.pid, "TERM")
+            assert sleeper.poll() is None
+            with pytest.raises(HubError, match="signal must be one of"):
+                await rw.actions().signal("alpha", sleeper.pid, "HUP")
+            message = await rw.actions().signal("alpha", sleeper.pid, "TERM")
+            assert f"kill -TERM {sleeper.pid}" in message
+            assert sleeper.wait(timeout=10) == -15
+            assert not sleepers(tag)
+            hub.revoke(readonly_token)
+            with pytest.raises(HubError, match="unknown session token"):
+                await asyncio.to_thread(HubLink.connect, hub.socket_path, token=readonly_token)
+            await ro.stop()
+            await rw.stop()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+async def test_a_readonly_server_refuses_every_session(demo, state):
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, readonly=True, signals=False) as hub:
+        link = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        assert link.hello.readonly == "started with --readonly"
+        await link.start()
+        with pytest.raises(HubError, match="started with --readonly"):
+            await link.actions().signal("alpha", 1, "TERM")
+        await link.stop()
+
+
+async def test_a_client_speaking_nonsense_is_dropped_and_others_carry_on(demo, state):
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, signals=False) as hub:
+        reader, writer = await asyncio.open_unix_connection(str(hub.socket_path))
+        writer.write(b"X\x00\x00\x00\x01!")
+        assert await reader.read() == b""  # closed on us
+        writer.close()
+        reader, writer = await asyncio.open_unix_connection(str(hub.socket_path))
+        writer.write(wire.HEADER.pack(wire.JSON, wire.MAX_PAYLOAD + 1))
+        assert await reader.read() == b""
+        writer.close()
+        link = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        assert link.hello.cluster == "saf-demo"
+        await link.stop()
+
+
+async def test_a_link_whose_hub_stops_marks_every_node_lost(demo, state):
+    inventory = load_inventory(demo.inventory_path)
+    hub = Hub(inventory, signals=False)
+    await hub.start()
+    link = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+    await link.start()
+    await hub.stop()
+    assert await _until(lambda: all(link.store.node(n.name).status == "lost"
+                                    for n in inventory.nodes), 10)
+    assert link.store.node("alpha").reason == "hub"
+    await link.stop()
+
+
+def test_no_hub_is_a_clear_error(tmp_path):
+    with pytest.raises(HubError, match="cannot reach saf serve's hub"):
+        HubLink.connect(tmp_path / "nothing.sock")
