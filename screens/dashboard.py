@@ -12,8 +12,9 @@ import time
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
+from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen
 from saf.screens.cluster_header import ClusterHeader
 from saf.screens.messages import NodesChanged, Tick
@@ -47,7 +48,7 @@ class DashboardScreen(SafScreen[None]):
         yield Input(placeholder="filter nodes: name, role, tag, OS or state  (Esc clears)",
                     id="filter")
         yield StatusLine(id="status")
-        yield Footer()
+        yield FittingFooter()
 
     @property
     def table(self) -> NodeTable:

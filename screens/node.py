@@ -12,13 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num,
                                 fmt_rate, fmt_speed)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
 from saf.render.columns import Column, fitted_table
+from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen, cockpit_of
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.messages import NodesChanged
@@ -293,7 +294,7 @@ class NodeScreen(SafScreen[None]):
         yield Title(self.node, id="node-title")
         yield VerticalScroll(id="node-body")
         yield StatusLine()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.redraw()

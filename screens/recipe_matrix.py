@@ -1,11 +1,16 @@
 """The Recipes screen's steps x nodes matrix of one run (live or replayed): a cell per step
-and node with its status, duration and attempt. Moving the cursor onto a cell selects it."""
+and node with its status, duration and attempt. Moving the cursor onto a cell selects it.
+
+When the cells with their words ('● changed 0.2s') do not fit the pane's width (a tablet or a
+phone), each cell is its mark and duration only ('● 0.2s'), coloured by status, rather than a
+column cut inside a word; the output pane under it names the selected cell's status."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -30,6 +35,7 @@ class RunMatrix(DataTable[str | Text]):
         self.state: RunState | None = None
         self.selected: tuple[int, str] | None = None
         self._columns: list[str] = []
+        self._compact = False
 
     def show(self, state: RunState) -> None:
         """Draw `state` from scratch (a new run, or a past one)."""
@@ -45,20 +51,29 @@ class RunMatrix(DataTable[str | Text]):
         if state is None:
             return
         v = palette(self.app)
+        check = state.started is not None and state.started.check
+        compact = self._too_narrow(state, v, check)
+        if compact != self._compact:
+            self._compact = compact
+            self._columns = []  # columns keep their widths: build them again
         if state.started is not None and self._columns != state.nodes:
+            cursor = self.cursor_coordinate
             self.clear(columns=True)
             self.add_column("step", key="step")
             for node in state.nodes:
                 self.add_column(node, key=node)
             self._columns = state.nodes
             for step in state.steps:
-                self.add_row(f"{step['index'] + 1}. {step['name']}", *["" for _ in state.nodes],
+                self.add_row(f"{step['index'] + 1}. {step['name']}",
+                             *[_cell_text(state.cell(step["index"], node), v, check, compact)
+                               for node in state.nodes],
                              key=str(step["index"]))
-        check = state.started is not None and state.started.check
+            if self.is_valid_coordinate(cursor):
+                self.move_cursor(row=cursor.row, column=cursor.column)
         for step in state.steps:
             for node in state.nodes:
                 cell = state.cell(step["index"], node)
-                self.update_cell(str(step["index"]), node, _cell_text(cell, v, check))
+                self.update_cell(str(step["index"]), node, _cell_text(cell, v, check, compact))
         title = "Run"
         if state.started is not None:
             title = f"{state.started.recipe} · run {state.started.run}"
@@ -69,6 +84,24 @@ class RunMatrix(DataTable[str | Text]):
         self.border_title = f"{title} · {state.status}" + (f" · {counts}" if counts else "")
         if self.selected is None and state.steps and state.nodes:
             self.selected = _default_cell(state)
+
+    def _too_narrow(self, state: RunState, v: dict[str, str], check: bool) -> bool:
+        """Whether the cells with their words are wider than the pane (unknown before layout:
+        then they are not)."""
+        width = self.scrollable_content_region.width
+        if width <= 0 or not state.steps:
+            return False
+        pad = 2 * self.cell_padding
+        need = pad + max(len(f"{s['index'] + 1}. {s['name']}") for s in state.steps)
+        for node in state.nodes:
+            cells = [_cell_text(state.cell(s["index"], node), v, check, False).cell_len
+                     for s in state.steps]
+            need += pad + max([len(node), *cells])
+        return need > width
+
+    def on_resize(self, _: events.Resize) -> None:
+        if self.state is not None:
+            self.draw()
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         event.stop()
@@ -93,11 +126,12 @@ def _default_cell(state: RunState) -> tuple[int, str]:
     return state.steps[0]["index"], state.nodes[0]
 
 
-def _cell_text(cell: Cell | None, v: dict[str, str], check: bool) -> Text:
+def _cell_text(cell: Cell | None, v: dict[str, str], check: bool, compact: bool) -> Text:
     if cell is None:
         return Text("")
-    text = Text(f"{STATUS_MARK.get(cell.status, '?')} {status_label(cell.status, check)}",
-                style=status_style(cell.status, v))
+    mark = STATUS_MARK.get(cell.status, "?")
+    words = mark if compact else f"{mark} {status_label(cell.status, check)}"
+    text = Text(words, style=status_style(cell.status, v))
     if cell.duration is not None and cell.status not in ("pending", "running"):
         text.append(f" {cell.duration:.1f}s", style="dim")
     if cell.attempt > 1:

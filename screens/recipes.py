@@ -13,13 +13,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
 
 from saf.errors import SafError
 from saf.recipe.log import find_run, read_events
 from saf.recipe.model import Recipe
 from saf.recipe.run import RunPlan, resume_plan
 from saf.recipe.state import RunState, replay
+from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.recipe_list import RecipeList
@@ -86,7 +86,7 @@ class RecipesScreen(SafScreen[None]):
                 yield RunMatrix()
                 yield RunOutput()
         yield StatusLine()
-        yield Footer()
+        yield FittingFooter()
         yield RunController()
 
     def on_mount(self) -> None:

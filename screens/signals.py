@@ -20,13 +20,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from saf.metrics.format import sparkline
 from saf.render.columns import Column, fitted_table
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
+from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen
 from saf.screens.widgets import StatusLine, palette
 
@@ -131,7 +132,7 @@ class SignalsScreen(SafScreen[None]):
         yield Horizontal(*panels, id="signals-lower")
         yield Input(placeholder="symbol contains…", id="signals-filter")
         yield StatusLine()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.feed = self.cockpit.signal_feed()

@@ -1,5 +1,5 @@
 """Snapshot tests of every cockpit screen, at a desktop size (120x40), a tablet held sideways
-(80x24) and one held upright (60x40).
+(100x30), a small laptop or phone held sideways (80x24) and a tablet held upright (60x40).
 
 Each app is built by `screens.app.make_app` on a recorded frame stream replayed at once to a
 fixed moment (tests/snapshot_apps/), with animations off and workers awaited, so the pictures

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-# A desktop, a laptop or tablet held sideways, and a tablet held upright.
-SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"),
-         pytest.param((60, 40), id="60x40")]
+# A desktop, a tablet held sideways (100x30: an iPad in Blink at a readable font), a small
+# laptop or phone held sideways (80x24), and a tablet held upright.
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((100, 30), id="100x30"),
+         pytest.param((80, 24), id="80x24"), pytest.param((60, 40), id="60x40")]
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
 
 
