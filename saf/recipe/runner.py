@@ -27,7 +27,7 @@ from saf.inventory.model import Node
 from saf.recipe import become as sudo
 from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
                                StepFinished, StepOutput, StepStarted)
-from saf.recipe.kinds.base import Outcome
+from saf.recipe.kinds.base import Outcome, StepFailed
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started
 from saf.recipe.model import Step
@@ -202,7 +202,7 @@ class Runner:
                     outcome = Outcome("failed", f"timed out after {step.timeout:g} s")
                 except ConnectError as exc:
                     outcome = Outcome("failed", f"{exc.reason}: {exc.detail}")
-                except (BecomeError, OSError) as exc:
+                except (BecomeError, OSError, StepFailed) as exc:
                     outcome = Outcome("failed", str(exc))
                 if outcome.status != "failed":
                     break

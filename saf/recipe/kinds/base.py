@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from saf.connect.base import RunResult
+from saf.connect.base import Connector, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Node
@@ -25,10 +25,16 @@ Fail = Callable[[str, str], ConfigError]
 """fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
 
 
+class StepFailed(Exception):
+    """A kind found, while gathering facts, that the step cannot succeed on this node (the
+    message says why and what to do); the runner ends the step `failed` with it."""
+
+
 class StepContext(Protocol):
     """What a kind may use on one node; the runner provides it."""
 
     node: Node
+    conn: Connector  # the node's connection (the reboot kind watches it go and come back)
     check_mode: bool
     recipe_folder: Path | None
 

@@ -1,0 +1,50 @@
+"""`nvidia-smi -L` and `ubuntu-drivers devices`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_GPU = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
+_RECOMMENDED = re.compile(r"^driver\s*:\s*(\S+)\s.*\brecommended\b")
+
+
+@dataclass(frozen=True)
+class NvidiaGpu:
+    index: int
+    name: str
+    uuid: str
+
+
+def parse_list(text: str) -> list[NvidiaGpu]:
+    """The GPUs `nvidia-smi -L` lists (MIG devices under a GPU are not GPUs of their own)."""
+    gpus = []
+    for line in text.splitlines():
+        match = _GPU.match(line.strip())
+        if match:
+            gpus.append(NvidiaGpu(int(match[1]), match[2], match[3]))
+    return gpus
+
+
+def recommended_driver(text: str) -> str | None:
+    """The package `ubuntu-drivers devices` marks recommended (e.g. nvidia-driver-570)."""
+    for line in text.splitlines():
+        match = _RECOMMENDED.match(line.strip())
+        if match:
+            return match[1]
+    return None
+
+
+def driver_package(choice: str) -> str | None:
+    """A person's choice of driver as a package name: "570" or "nvidia-driver-570" ->
+    nvidia-driver-570 (also -open and -server flavours); "recommended" -> None (ask
+    ubuntu-drivers). Anything else is refused with ValueError."""
+    choice = choice.strip()
+    if choice == "recommended":
+        return None
+    if re.fullmatch(r"\d{3}(-open|-server|-server-open)?", choice):
+        return "nvidia-driver-" + choice
+    if re.fullmatch(r"nvidia-driver-\d{3}(-open|-server|-server-open)?", choice):
+        return choice
+    raise ValueError(f"driver must be 'recommended', a number like 570 or a package like "
+                     f"nvidia-driver-570, not {choice!r}")

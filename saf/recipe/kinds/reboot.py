@@ -1,0 +1,123 @@
+"""kind = "reboot": find out whether the node needs a reboot (saf.recipe.facts.reboot says
+what counts); if it does, either stop with that named state and the next action, or, when
+`allow` is true, reboot it, wait for SSH to come back with a new boot id, and check again.
+
+Nothing needed: `skipped`. Rebooted and nothing left: `changed`. Needs one and not allowed:
+`failed` with "needs a reboot: WHY (next: WHAT)", so the run stops before steps that cannot
+work yet; run again with the recipe's reboot variable, or reboot by hand and run again.
+Run it with `become = true` (rebooting and modprobe need root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from saf.connect.backoff import Backoff
+from saf.errors import ConnectError
+from saf.recipe.facts import flag
+from saf.recipe.facts.reboot import BOOT_ID, CHECKS, Reason, reasons, script
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+
+
+def _said(found: list[Reason]) -> str:
+    return "; ".join(r.line() for r in found)
+
+
+class Reboot(Kind):
+    name = "reboot"
+    keys = {"allow": "\"true\" reboots the node when it needs it (default \"false\": say so "
+                     "and stop)",
+            "module": "a kernel module that must load (e.g. nvidia)",
+            "cmdline": "kernel arguments the running kernel must have (e.g. isolcpus=2-7)",
+            "command": "how to reboot (default \"systemctl reboot\")",
+            "wait": "seconds to wait for the node to come back (default 900)",
+            "hint": "how to allow the reboot, said in the message (e.g. --var reboot=true)",
+            "checks": "which reasons count, of: " + ", ".join(CHECKS) + " (default: all)"}
+
+    def __init__(self, allow: str, module: str | None, cmdline: str, command: str,
+                 wait: float, hint: str, checks: tuple[str, ...] = CHECKS) -> None:
+        self.allow = allow
+        self.module = module
+        self.cmdline = cmdline
+        self.command = command
+        self.wait = wait
+        self.hint = hint
+        self.checks = checks
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Reboot:
+        checks = tuple((text(params, "checks", fail) or " ".join(CHECKS)).replace(",", " ")
+                       .split())
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise fail("checks", f"unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})")
+        return cls(text(params, "allow", fail, default="false") or "false",
+                   text(params, "module", fail),
+                   text(params, "cmdline", fail, default="") or "",
+                   text(params, "command", fail, default="systemctl reboot") or "",
+                   float(number(params, "wait", fail, default=900, minimum=1, maximum=7200)),
+                   text(params, "hint", fail, default="allow = true") or "", checks)
+
+    def templates(self) -> list[tuple[str, str]]:
+        out = [("allow", self.allow), ("command", self.command), ("cmdline", self.cmdline)]
+        return out + ([("module", self.module)] if self.module else [])
+
+    def describe(self) -> str:
+        return "reboot if needed" + (f" (module {self.module})" if self.module else "")
+
+    async def _reasons(self, ctx: StepContext, check_mode: bool) -> list[Reason]:
+        module = ctx.render(self.module, shell=False) if self.module else None
+        result = await ctx.run(script(module, check_mode), quiet=True)
+        found = reasons(result.stdout, module=module,
+                        cmdline=ctx.render(self.cmdline, shell=False).split())
+        return [r for r in found if r.check in self.checks]
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        found = await self._reasons(ctx, ctx.check_mode)
+        if not found:
+            return Plan(False, "no reboot needed")
+        allowed = flag(ctx.render(self.allow, shell=False))
+        command = ctx.render(self.command, shell=False)
+        if not allowed:
+            return Plan(True, f"needs a reboot: {_said(found)}; to let saf reboot it: "
+                        f"{self.hint}", [], None)
+        return Plan(True, f"needs a reboot: {_said(found)}; would reboot it ({command}), wait "
+                    f"for SSH and check again", [command], command)
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        if plan.data is None:
+            return Outcome("failed", plan.reason)
+        before = (await ctx.run(BOOT_ID, quiet=True)).stdout.strip()
+        started = time.monotonic()
+        try:
+            result = await ctx.run(plan.data)
+            # Killed by a signal, or no status: the node went down under it. A status other
+            # than 0 is the command's own refusal (e.g. "Access denied").
+            if result.exit_status not in (0, None) and not result.timed_out:
+                outcome = Outcome.from_result(result)
+                outcome.message = f"the reboot command failed: {outcome.message}"
+                return outcome
+        except ConnectError:
+            pass  # the node went down under the command: that is the reboot
+        backoff = Backoff(initial=1.0, maximum=10.0)
+        after = before
+        while time.monotonic() - started < self.wait:
+            await asyncio.sleep(backoff.next())
+            try:
+                probe = await ctx.run(BOOT_ID, quiet=True)
+            except ConnectError:
+                continue  # down, or SSH not up yet
+            after = probe.stdout.strip()
+            if probe.ok and after and after != before:
+                break
+        else:
+            return Outcome("failed", f"the node did not come back with a new boot id within "
+                           f"{self.wait:g} s (boot id still {after or 'unknown'})")
+        back = time.monotonic() - started
+        left = await self._reasons(ctx, False)
+        if left:
+            return Outcome("failed", f"rebooted (back after {back:.0f} s) but still needs a "
+                           f"reboot: {_said(left)}")
+        return Outcome("changed", f"rebooted; SSH back after {back:.0f} s with a new boot id")

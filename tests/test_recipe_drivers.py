@@ -1,0 +1,335 @@
+"""The driver, tuning and shared-storage recipes against recorded machines.
+
+Each node is a real SSH server on loopback whose tools are recorded-output players of a real
+machine (tests/helpers/recorded.py, tests/fixtures/machines/README.md): an Ubuntu 24.04 box
+with an RTX 3090 before the driver, with the driver waiting for a reboot, after it, and with
+a Secure Boot key waiting; an Ubuntu box with an Arc A770 before and after Intel's runtime; a
+Mac Studio. `--check` must say what each recipe would do there, and run nothing but facts:
+the players log every call, and a tool that would change the machine has no recording.
+No GPU is pretended: where saf asks NVML through its agent, the agent runs on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from saf.events import Event
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.recipe import load_recipe
+from saf.recipe.events import NodeStepFinished
+from saf.recipe.prepare import prepare
+from saf.recipe.runner import Runner
+from tests.helpers.recorded import RecordedNodes
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="become steps need root (CI has it)")
+
+# Calls a --check may make: the facts. Anything else (apt-get, usermod, nvidia-smi -pm...)
+# would change the machine.
+FACT_CALLS = ("uname ", "ubuntu-drivers devices", "mokutil --sb-state", "mokutil --list-new",
+              "modprobe -n -v ", "nvidia-smi -L", "nvidia-smi --query-gpu=", "clinfo -l",
+              "su -l ", "system_profiler -json ", "pmset -g", "mdutil -s ", "python -c ")
+
+
+class Ran:
+    def __init__(self, status: str, events: list[Event]) -> None:
+        self.status = status
+        self.events = events
+
+    def step(self, index: int, node: str = "n") -> NodeStepFinished:
+        return next(e for e in self.events if isinstance(e, NodeStepFinished)
+                    and e.step == index and e.node == node)
+
+    def statuses(self, node: str = "n") -> list[str]:
+        return [e.status for e in self.events
+                if isinstance(e, NodeStepFinished) and e.node == node]
+
+
+def run(nodes: RecordedNodes, recipe: str, *, check: bool = True, **variables: str) -> Ran:
+    async def go() -> Ran:
+        events: list[Event] = []
+        async with Fleet(load_inventory(nodes.inventory)) as fleet:
+            prepared = await prepare(load_recipe(RECIPES / f"{recipe}.toml"), fleet,
+                                     variables, None)
+            status = await Runner(prepared, fleet, events.append, run_id="t",
+                                  check=check).run()
+        return Ran(status, events)
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def machine(tmp_path: Path):
+    started: list[RecordedNodes] = []
+
+    def start(name: str, **kw) -> RecordedNodes:
+        nodes = RecordedNodes(tmp_path / f"m{len(started)}", {"n": name}, **kw)
+        started.append(nodes)
+        return nodes
+    yield start
+    for nodes in started:
+        nodes.close()
+
+
+def only_facts(nodes: RecordedNodes) -> None:
+    changes = [c for c in nodes.calls() if not c.startswith(FACT_CALLS)]
+    assert not changes, f"--check ran commands that change the machine: {changes}"
+
+
+# -- driver-nvidia ---------------------------------------------------------------------------
+def test_nvidia_check_before_the_driver(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-before")
+    ran = run(nodes, "driver-nvidia")
+    assert ran.status == "ok"
+    driver, reboot, persistence, power, gpu = (ran.step(i) for i in range(5))
+    assert driver.status == "changed"
+    assert driver.would == ["DEBIAN_FRONTEND=noninteractive apt-get install -y nvidia-driver-570"]
+    assert "would install nvidia-driver-570" in driver.message  # headers are there already
+    assert reboot.status == "changed"
+    assert "kernel module nvidia will not load" in reboot.message
+    assert "--var reboot=true" in reboot.message
+    assert persistence.status == "changed" and persistence.would == ["nvidia-smi -pm 1"]
+    assert power.status == "skipped"  # no power_limit asked for
+    assert gpu.status == "changed" and "nvidia-smi -L failed" in gpu.message
+    assert "not found" in gpu.message
+    only_facts(nodes)
+    assert "ubuntu-drivers devices" in nodes.calls()
+
+
+def test_nvidia_named_driver_and_power_limit(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-before")
+    ran = run(nodes, "driver-nvidia", driver="550-open", power_limit="300")
+    assert ran.step(0).would == [
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y nvidia-driver-550-open"]
+    assert "ubuntu-drivers devices" not in nodes.calls()  # a named driver needs no advice
+    assert ran.step(3).would == ["nvidia-smi -pl 300"]
+
+
+def test_nvidia_refuses_a_driver_that_is_not_one(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-before")
+    ran = run(nodes, "driver-nvidia", driver="latest; reboot")
+    assert ran.status == "failed"
+    assert "driver must be 'recommended'" in ran.step(0).message
+
+
+def test_nvidia_check_after_the_driver(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-after")
+    ran = run(nodes, "driver-nvidia", power_limit="300")
+    driver, reboot, persistence, power, gpu = (ran.step(i) for i in range(5))
+    assert driver.status == "skipped" and "has nvidia-driver-570" in driver.message
+    assert reboot.status == "skipped" and reboot.message == "no reboot needed"
+    assert persistence.would == ["nvidia-smi -pm 1"]  # recorded: Disabled
+    assert power.would == ["nvidia-smi -pl 300"]      # recorded: 350 W
+    # nvidia-smi is the recording; NVML is asked of saf's agent on this machine, which has
+    # no NVIDIA GPU (unless it does): the step says both.
+    assert "GPU 0: NVIDIA GeForce RTX 3090" in gpu.message
+    assert "NVML" in gpu.message
+    only_facts(nodes)
+
+
+def test_nvidia_power_limit_already_set(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-after")
+    assert run(nodes, "driver-nvidia", power_limit="350").step(3).status == "skipped"
+
+
+def test_needs_a_reboot_is_a_named_state(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-needs-reboot")
+    ran = run(nodes, "driver-nvidia", check=False)
+    assert ran.status == "failed"
+    assert ran.step(0).status == "skipped"
+    reboot = ran.step(1)
+    assert reboot.status == "failed"
+    assert reboot.message.startswith("needs a reboot: the system says a reboot is required")
+    assert "nvidia-dkms-570" in reboot.message and "(next: reboot the node)" in reboot.message
+    assert "kernel module nvidia will not load (modprobe: FATAL: Module nvidia not found" \
+        in reboot.message
+    assert "--var reboot=true" in reboot.message
+    assert ran.statuses() == ["skipped", "failed"]  # the run stops there
+    assert not any(c.startswith("systemctl") for c in nodes.calls())
+
+
+def test_secure_boot_key_pending(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-mok-pending")
+    reboot = run(nodes, "driver-nvidia").step(1)
+    assert "Secure Boot is on and a Machine Owner Key enrollment is pending" in reboot.message
+    assert "Enroll MOK" in reboot.message
+    nodes2 = machine("ubuntu2404-rtx3090-mok-pending")
+    reboot = run(nodes2, "driver-nvidia", check=False).step(1)
+    assert reboot.status == "failed"
+    assert "Key was rejected by service" in reboot.message
+    assert "not signed for Secure Boot" in reboot.message
+
+
+def test_reboot_waits_for_ssh_and_checks_again(machine) -> None:
+    """--var reboot=true: saf runs the reboot command (here a player the test watches), the
+    test takes the node's SSH server down and brings it back as the machine after the reboot
+    (new boot id, the module loaded); saf waits, reconnects and checks again."""
+    nodes = machine("ubuntu2404-rtx3090-needs-reboot")
+    rebooted = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "systemctl reboot" in nodes.calls():
+                nodes.restart("n", "ubuntu2404-rtx3090-after", down_for=1.5)
+                rebooted.set()
+                return
+            time.sleep(0.05)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    ran = run(nodes, "driver-nvidia", check=False, reboot="true")
+    watcher.join(5)
+    assert rebooted.is_set()
+    reboot = ran.step(1)
+    assert reboot.status == "changed", reboot.message
+    assert reboot.message.startswith("rebooted; SSH back after")
+    persistence = ran.step(2)
+    assert persistence.status == "changed"  # ran on the machine that came back
+    assert "GPU 0: NVIDIA GeForce RTX 3090" in ran.step(4).message
+    assert nodes.calls().count("systemctl reboot") == 1
+
+
+def test_reboot_that_never_happens_times_out(machine, tmp_path: Path) -> None:
+    nodes = machine("ubuntu2404-rtx3090-needs-reboot")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[[steps]]\nkind = "reboot"\nallow = "true"\nwait = 3\nbecome = true\n')
+
+    async def go() -> NodeStepFinished:
+        events: list[Event] = []
+        async with Fleet(load_inventory(nodes.inventory)) as fleet:
+            prepared = await prepare(load_recipe(recipe), fleet, {}, None)
+            await Runner(prepared, fleet, events.append, run_id="t").run()
+        return next(e for e in events if isinstance(e, NodeStepFinished))
+    result = asyncio.run(go())
+    assert result.status == "failed"
+    assert "did not come back with a new boot id within 3 s" in result.message
+
+
+# -- driver-intel-arc ------------------------------------------------------------------------
+INTEL = ("libze-intel-gpu1 libze1 intel-metrics-discovery intel-opencl-icd clinfo intel-gsc "
+         "libze-dev intel-ocloc")
+
+
+def test_intel_check_before_the_runtime(machine) -> None:
+    nodes = machine("ubuntu2404-arc-a770-before")
+    ran = run(nodes, "driver-intel-arc")
+    runtime, group, clinfo = (ran.step(i) for i in range(3))
+    assert runtime.would == ["add-apt-repository -y ppa:kobuk-team/intel-graphics",
+                             "apt-get update",
+                             f"DEBIAN_FRONTEND=noninteractive apt-get install -y {INTEL}"]
+    assert group.status == "changed" and "usermod -aG render" in group.would[0]
+    assert "chmod" not in " ".join(runtime.would + group.would)
+    assert clinfo.status == "changed" and clinfo.message.startswith("not yet: clinfo -l as ")
+    only_facts(nodes)
+
+
+def test_intel_check_after_the_runtime(machine) -> None:
+    nodes = machine("ubuntu2404-arc-a770-after")
+    ran = run(nodes, "driver-intel-arc", user="ada", expect="A770")
+    assert ran.step(0).status == "skipped"
+    clinfo = ran.step(2)
+    assert clinfo.status == "ok"
+    assert clinfo.message == "clinfo -l as ada lists Arc A770 (Intel(R) Graphics [0x56a0])"
+    assert "su -l ada -c clinfo -l" in nodes.calls()  # a fresh login as that user
+    only_facts(nodes)
+
+
+# -- apple-check, macos-tuning ---------------------------------------------------------------
+def test_apple_check_reports_the_chip(machine) -> None:
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    ran = run(nodes, "apple-check", check=False)
+    chip, mlx = ran.step(0), ran.step(1)
+    assert chip.status == "ok"
+    assert chip.message == ("Apple M2 Ultra (Mac Studio Mac14,14), 60 GPU cores, 64 GB unified "
+                            "memory")
+    assert mlx.status == "failed" and "MLX does not import" in mlx.message  # no venv yet
+
+
+def test_apple_check_mlx_sees_the_gpu(machine) -> None:
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    venv = nodes.root / "homes" / "n" / ".saf" / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(Path(__file__).parent / "fixtures" / "machines" / "player.py")
+    ran = run(nodes, "apple-check", check=False)
+    assert ran.step(1).status == "ok"
+    assert ran.step(1).message.endswith("MLX sees Device(gpu, 0)")
+
+
+def test_macos_tuning_check(machine) -> None:
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    (nodes.root / "homes" / "n" / "models").mkdir(parents=True)
+    ran = run(nodes, "macos-tuning")
+    sleep, nap, spotlight = (ran.step(i) for i in range(3))
+    assert sleep.status == "changed" and sleep.would[0].startswith("pmset -a sleep 0 disksleep 0")
+    assert nap.status == "changed" and nap.would[0].startswith("pmset -a powernap 0")
+    assert spotlight.status == "changed" and "mdutil -i off" in spotlight.would[0]
+    only_facts(nodes)
+
+
+# -- linux-tuning ----------------------------------------------------------------------------
+def test_linux_tuning_check(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-after")
+    ran = run(nodes, "linux-tuning")
+    settings, governor, persistence, grub, reboot = (ran.step(i) for i in range(5))
+    assert settings.message == ("would set kernel.numa_balancing 1 -> 0, vm.swappiness 60 -> 10")
+    assert settings.would[1] == "sysctl -p /etc/sysctl.d/90-saf-tuning.conf"
+    assert governor.status == "changed"  # recorded: powersave
+    assert persistence.would == ["nvidia-smi -pm 1"]
+    assert grub.status == "skipped"      # no isolcpus asked for
+    assert reboot.status == "skipped"
+    only_facts(nodes)
+
+
+def test_linux_tuning_isolated_cores_need_a_reboot(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-after")
+    ran = run(nodes, "linux-tuning", isolcpus="2-7", hugepages="1024")
+    assert "vm.nr_hugepages 0 -> 1024" in ran.step(0).message
+    assert ran.step(3).status == "changed" and "update-grub" in ran.step(3).would[0]
+    reboot = ran.step(4)
+    assert "the running kernel lacks isolcpus=2-7 on its command line" in reboot.message
+    assert "flag" not in reboot.message  # only the command line counts here
+    only_facts(nodes)
+
+
+def test_linux_tuning_already_tuned(machine) -> None:
+    nodes = machine("ubuntu2404-rtx3090-after")
+    root = nodes.facts_root("n")
+    (root / "proc/sys/kernel/numa_balancing").write_text("0\n")
+    (root / "proc/sys/vm/swappiness").write_text("10\n")
+    (root / "etc/sysctl.d").mkdir(parents=True)
+    (root / "etc/sysctl.d/90-saf-tuning.conf").write_text(
+        "# written by saf\nkernel.numa_balancing = 0\nvm.swappiness = 10\n")
+    for cpu in (root / "sys/devices/system/cpu").glob("cpu*/cpufreq/scaling_governor"):
+        cpu.write_text("performance\n")
+    ran = run(nodes, "linux-tuning", persistence="false")
+    assert ran.statuses() == ["skipped"] * 5
+
+
+# -- nfs-models ------------------------------------------------------------------------------
+def test_nfs_models_check(tmp_path: Path) -> None:
+    nodes = RecordedNodes(tmp_path, {"box": "ubuntu2404-rtx3090-after",
+                                     "arc": "ubuntu2404-arc-a770-after",
+                                     "mac": "macstudio-m2ultra"},
+                          os_of={"mac": "macos"}, head="box")
+    try:
+        models = str(tmp_path / "srv-models")
+        ran = run(nodes, "nfs-models", models=models)
+        assert ran.step(0, "box").would == [
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y nfs-kernel-server"]
+        assert ran.step(2, "box").status == "changed"  # not exported yet
+        assert ran.step(3, "arc").status == "changed"   # nfs-common not installed
+        assert ran.step(3, "mac").status == "skipped"   # macOS has its NFS client
+        mount_arc, mount_mac = ran.step(4, "arc"), ran.step(4, "mac")
+        assert mount_arc.status == mount_mac.status == "changed"
+        assert "/etc/fstab" in mount_arc.would[0] and "auto_nfs" in mount_mac.would[0]
+        assert {ran.step(6, n).status for n in ("arc", "mac")} == {"changed"}
+        only_facts(nodes)
+    finally:
+        nodes.close()
