@@ -1,6 +1,7 @@
 """The agent's main loop: hello, then one sample per interval; commands on stdin.
 
     python agent.pyz [--interval SECONDS] [--cluster-host HOST] [--once]
+    python agent.pyz netperf info|serve|client ...   (the throughput tester: agents/netperf.py)
 
 It exits when its stdin closes (so it never outlives its SSH channel) or when its stdout
 breaks. One select() on stdin with the time left to the next sample is all it waits on, so
@@ -214,6 +215,10 @@ class Agent:
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["netperf"]:  # the throughput tester (agents/netperf.py), not the agent
+        from .netperf import main as netperf_main
+        return netperf_main(argv[1:])
     parser = argparse.ArgumentParser(prog="saf-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     parser.add_argument("--cluster-host", help="the host name saf reaches this node by")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "recipes": "saf.commands.recipes:recipes",
     "top": "saf.commands.top:top",
     "serve": "saf.commands.serve:serve",
+    "net": "saf.commands.net:net",
 }
 
 

@@ -128,3 +128,29 @@ def bar(fraction: float | None, width: int) -> str:
     full, rest = divmod(eighths, 8)
     text = "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
     return text.ljust(width, "·" if full == 0 and not rest else " ")
+
+
+def fmt_gbps(bits_per_s: float | None, digits: int = 2) -> str:
+    """A measured throughput in Gbit/s, the number alone: '9.41', '0.94'."""
+    return MISSING if bits_per_s is None else f"{bits_per_s / 1e9:.{digits}f}"
+
+
+def fmt_ms(ms: float | None) -> str:
+    """A round-trip time: '0.08 ms', '12.3 ms', '140 ms'."""
+    if ms is None:
+        return MISSING
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def fmt_percent(fraction: float | None, digits: int = 1) -> str:
+    """0.945 -> '94.5 %'."""
+    return MISSING if fraction is None else f"{fraction * 100:.{digits}f} %"
+
+
+def fmt_link(mbps: float | None) -> str:
+    """A link's line rate as it is sold: '1 GbE', '2.5 GbE', '10 GbE', '100 Mbit/s'."""
+    if mbps is None or mbps <= 0:
+        return MISSING
+    return f"{mbps / 1000:g} GbE" if mbps >= 1000 else f"{mbps:g} Mbit/s"

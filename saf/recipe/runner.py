@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from saf.connect.base import Connector, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
@@ -33,6 +34,10 @@ from saf.recipe.log import process_started
 from saf.recipe.model import Step
 from saf.recipe.prepare import Prepared
 from saf.recipe.substitute import Facts, render, shell_path
+
+T = TypeVar("T")
+Together = Callable[[Fleet, list[Node], Callable[[str], None]], Awaitable[T]]
+"""work(fleet, the step's nodes, say) -> a result: what a kind runs once for a whole step."""
 
 AskPassword = Callable[[str], Awaitable[str | None]]
 """ask(prompt) -> the sudo password, or None when the user declines. It may raise
@@ -55,6 +60,8 @@ class _NodeContext:
         self.check_mode = runner.check
         self.recipe_folder = runner.prepared.recipe.folder
         self.facts = Facts(runner.prepared.variables, node, runner.prepared.inventory)
+        self.run_id = runner.run_id
+        self.step_nodes = list(runner.prepared.targets[step.index])
 
     def render(self, template: str, *, shell: bool = True) -> str:
         return render(template, self.facts, shell=shell)
@@ -81,6 +88,22 @@ class _NodeContext:
     async def transfer(self, args: list[str]) -> RsyncResult:
         return await run_rsync(self.conn, args)
 
+    async def together(self, work: Together[T]) -> T:
+        """Run `work(fleet, step_nodes, say)` once for the whole step; every node's call
+        awaits that one run. `say(line)` is step output under the step's first node."""
+        index = self.step.index
+        task = self.runner._together.get(index)
+        if task is None:
+            first = self.step_nodes[0].name
+            emit = self.runner.emit
+
+            def say(line: str) -> None:
+                emit(StepOutput(step=index, node=first, stream="stdout", line=line))
+
+            task = asyncio.ensure_future(work(self.runner.fleet, self.step_nodes, say))
+            self.runner._together[index] = task
+        return await asyncio.shield(task)
+
 
 class Runner:
     def __init__(self, prepared: Prepared, fleet: Fleet, emit: Emit, *, run_id: str,
@@ -101,6 +124,7 @@ class Runner:
         self._password_refused: str | None = None  # why there is none; not asked again
         self._password_lock = asyncio.Lock()
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
+        self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
 
     # -- become ---------------------------------------------------------------------------
     async def sudo_mode(self, node: Node, conn: Connector) -> str:
@@ -277,6 +301,8 @@ class Runner:
                     status = "failed"
                     break
         except asyncio.CancelledError:
+            for task in self._together.values():
+                task.cancel()
             self.emit(RunFinished(run=self.run_id, status="cancelled",
                                   duration=time.monotonic() - began, counts=dict(self.counts),
                                   message="cancelled by the user"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from saf.recipe.kinds.base import Kind, Outcome, Plan, StepContext
 from saf.recipe.kinds.apt import Apt
 from saf.recipe.kinds.gpu import Gpu
+from saf.recipe.kinds.net_test import NetTest
 from saf.recipe.kinds.nvidia_driver import NvidiaDriver
 from saf.recipe.kinds.reboot import Reboot
 from saf.recipe.kinds.shell import Shell
@@ -13,6 +14,7 @@ from saf.recipe.kinds.upload import Upload
 from saf.recipe.kinds.wait import Wait
 
 KINDS: dict[str, type[Kind]] = {
-    kind.name: kind for kind in (Shell, Upload, Wait, Apt, NvidiaDriver, Sysctl, Reboot, Gpu)}
+    kind.name: kind for kind in (Shell, Upload, Wait, Apt, NvidiaDriver, Sysctl, Reboot, Gpu,
+                                  NetTest)}
 
 __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]

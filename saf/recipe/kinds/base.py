@@ -10,16 +10,21 @@ exactly the fact-gathering commands and reports the plan.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from saf.connect.base import Connector, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Node
 from saf.numbers import number_problem
+
+if TYPE_CHECKING:
+    from saf.fleet import Fleet
+
+T = TypeVar("T")
 
 Fail = Callable[[str, str], ConfigError]
 """fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
@@ -37,6 +42,8 @@ class StepContext(Protocol):
     conn: Connector  # the node's connection (the reboot kind watches it go and come back)
     check_mode: bool
     recipe_folder: Path | None
+    run_id: str
+    step_nodes: list[Node]  # every node this step runs on, this one included
 
     def render(self, template: str, *, shell: bool = True) -> str:
         """The template with variables and node facts put in (quoted when shell)."""
@@ -52,6 +59,12 @@ class StepContext(Protocol):
     async def transfer(self, args: list[str]) -> RsyncResult:
         """Run local rsync with `args` against the node over saf's connection
         (saf.connect.rsync.run_rsync; the node's side is written remote(path))."""
+
+    async def together(self, work: Callable[[Fleet, list[Node], Callable[[str], None]],
+                                            Awaitable[T]]) -> T:
+        """Run `work(fleet, step_nodes, say)` ONCE for the whole step, whichever node asks
+        first; every node's call gets that run's result (for kinds that act on the cluster
+        as one, e.g. a speed test between pairs). `say(line)` is step output."""
 
 
 @dataclass
