@@ -70,6 +70,7 @@ Face = Callable[["Hub", Bind], Awaitable[None]]
 # own change.
 FACES: dict[str, str] = {
     "ssh": "saf.serve.ssh_face:run",
+    "metrics": "saf.serve.metrics_face:run",
 }
 
 
