@@ -19,6 +19,7 @@ import time
 from . import __version__, protocol
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
+from .collectors.intel import IntelGpuCollector
 from .collectors.disks import DiskCollector
 from .collectors.memory import MemoryCollector
 from .collectors.nics import NicCollector
@@ -53,7 +54,8 @@ def cluster_addresses(host=None, environ=None):
 
 def make_collectors(ctx, interval):
     return [CpuCollector(ctx), MemoryCollector(ctx), NumaCollector(ctx), NvmlCollector(ctx),
-            AppleGpuCollector(ctx, interval), NicCollector(ctx), DiskCollector(ctx)]
+            AppleGpuCollector(ctx, interval), IntelGpuCollector(ctx, interval), NicCollector(ctx),
+            DiskCollector(ctx)]
 
 
 class Agent:

@@ -121,7 +121,7 @@ class GpuProcess(TypedDict, total=False):
 
 class GpuItem(TypedDict, total=False):
     index: int
-    vendor: str  # nvidia, apple
+    vendor: str  # nvidia, apple, intel
     name: str
     uuid: Optional[str]
     util: Optional[float]
@@ -139,6 +139,7 @@ class GpuItem(TypedDict, total=False):
     pcie_tx_bps: Optional[float]
     pcie_rx_bps: Optional[float]
     persistence: Optional[bool]
+    driver: Optional[str]  # the kernel driver (Intel: i915 or xe)
     processes: list[GpuProcess]
     ane_power_w: Optional[float]
     cpu_power_w: Optional[float]

@@ -197,12 +197,24 @@ class GpuStats(Part):
             text.append(bar(None if pct is None else pct / 100, width),
                         style=_level_style(app, level(pct, th.gpu_mem_warn, 101)) or primary)
             text.append(f" {fmt_bytes(g.mem_used)}/{fmt_bytes(g.mem_total)}")
-        else:
+        elif g.unified:
             text.append("unified with system memory", style="dim")
+        else:
+            text.append("not measured", style="dim")
         text.append("   clock ", style="bold")
         text.append(fmt_num(g.clock_mhz, " MHz"))
         text.append("   fan ", style="bold")
         text.append(fmt_num(g.fan, "%"))
+        # Why a figure is absent (e.g. an Intel GPU without intel_gpu_top), once per reason.
+        shown = {"util": "use", "mem_used": "mem", "mem_total": "mem", "power_w": "power",
+                 "temp": "temp"}
+        reasons: dict[str, list[str]] = {}
+        for key, why in g.missing.items():
+            if key in shown and shown[key] not in reasons.get(why, []):
+                reasons.setdefault(why, []).append(shown[key])
+        for why, what in reasons.items():
+            text.append(f"\n{', '.join(what)}: ", style="bold dim")
+            text.append(why, style="dim")
         return text
 
 

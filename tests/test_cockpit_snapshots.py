@@ -79,6 +79,14 @@ def test_node_apple(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_node_intel(snap_compare, size) -> None:
+    """Node screen of an Arc A770 box: the GPU's clock and memory from sysfs, and why its
+    use and power are not measured (no intel_gpu_top), instead of a blank."""
+    assert snap_compare(app_path("node_intel"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_node_numa(snap_compare, size) -> None:
     """Node screen of a two-socket Xeon (4 NUMA nodes): 56 cores and the NUMA table with
     hit/miss/foreign rates."""

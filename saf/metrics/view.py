@@ -84,6 +84,8 @@ class Gpu:
     clock_mhz: float | None = None
     processes: tuple[GpuProcess, ...] = ()
     vendor: str = ""
+    # field -> why the node does not measure it (the agent's per-GPU `missing`)
+    missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def unified(self) -> bool:
@@ -283,9 +285,11 @@ def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
             power=num(g.get("power_w")),
             power_limit=num(g.get("power_limit_w")),
             fan=num(g.get("fan")),
-            # NVIDIA reports its shader clock, Apple its GPU frequency.
+            # NVIDIA reports its shader clock, Apple and Intel their GPU frequency.
             clock_mhz=clock if clock is not None else num(g.get("freq_mhz")),
-            processes=procs, vendor=str(g.get("vendor") or "")))
+            processes=procs, vendor=str(g.get("vendor") or ""),
+            missing={str(k): str(v) for k, v in (g.get("missing") or {}).items()}
+            if isinstance(g.get("missing"), dict) else {}))
     return tuple(out)
 
 

@@ -1,0 +1,253 @@
+"""Intel GPUs (Arc and others driven by i915 or xe) on Linux.
+
+Found in sysfs (/sys/class/drm/cardN with PCI vendor 0x8086 and a display class), each GPU is
+reported with what the node gives:
+- name: Arc models by PCI id (clinfo and the kernel often say only "Intel(R) Graphics [0x56a0]");
+- clock: the GPU's actual frequency from sysfs (i915: gt_act_freq_mhz; xe: tile0/gt0/freq0/
+  act_freq);
+- memory: i915's lmem_total_bytes / lmem_avail_bytes where the driver has them (Intel's
+  backport driver), xe's tile0/physical_vram_size_bytes (total only);
+- utilisation and power: `intel_gpu_top -J` (a long-lived helper at the agent's interval) when
+  it is installed and allowed to read the GPU's counters (it needs CAP_PERFMON or root): the
+  busiest Render/3D or Compute engine, and the GPU's power.
+What none of them gives is absent, with the reason in the GPU's `missing`: never a made-up 0.
+"""
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+from ..collectors import Collector, round1
+
+# Arc discrete GPUs by PCI device id (saf.recipe.facts.intel has the same table; a test
+# keeps them equal, since the agent imports nothing of saf).
+ARC_IDS = {
+    0x56A0: "Arc A770", 0x56A1: "Arc A750", 0x56A2: "Arc A580", 0x56A5: "Arc A380",
+    0x56A6: "Arc A310", 0x5690: "Arc A770M", 0x5691: "Arc A730M", 0x5692: "Arc A550M",
+    0x5693: "Arc A370M", 0x5694: "Arc A350M", 0x56B0: "Arc Pro A30M", 0x56B2: "Arc Pro A60M",
+    0x56B3: "Arc Pro A60", 0x56C0: "Data Center GPU Flex 170", 0x56C1: "Data Center GPU Flex 140",
+    0xE20B: "Arc B580", 0xE20C: "Arc B570", 0xE211: "Arc Pro B60", 0xE212: "Arc Pro B50",
+}
+_CARD = re.compile(r"^card\d+$")
+RESTART_AFTER = 10.0
+
+
+def busy_engines(sample):
+    """From one `intel_gpu_top -J` object: (util %, GPU power W, actual MHz), each None when
+    the object lacks it. Util is the busiest Render/3D or Compute engine (what runs kernels)."""
+    engines = sample.get("engines") or {}
+    busy = [e.get("busy") for name, e in engines.items()
+            if isinstance(e, dict) and name.split("/")[0] in ("Render", "Compute")]
+    busy = [float(b) for b in busy if isinstance(b, (int, float, str)) and _is_number(b)]
+    power = (sample.get("power") or {}).get("GPU")
+    freq = (sample.get("frequency") or {}).get("actual")
+    return (round1(min(100.0, max(busy))) if busy else None,
+            round(float(power), 3) if _is_number(power) else None,
+            round1(float(freq)) if _is_number(freq) else None)
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
+class JsonStream:
+    """Complete top-level objects out of intel_gpu_top's never-closed JSON array
+    ("[\\n{...},\\n{...}"), fed in arbitrary pieces."""
+
+    def __init__(self):
+        self.buf = ""
+        self.decoder = json.JSONDecoder()
+
+    def feed(self, text):
+        self.buf += text
+        out = []
+        while True:
+            start = self.buf.find("{")
+            if start < 0:
+                self.buf = ""
+                return out
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, start)
+            except ValueError:
+                self.buf = self.buf[start:]
+                if len(self.buf) > 1 << 20:  # a broken stream must not grow without end
+                    self.buf = ""
+                return out
+            self.buf = self.buf[end:]
+            if isinstance(obj, dict):
+                out.append(obj)
+
+
+class IntelGpuCollector(Collector):
+    name = "intel"
+    section = "gpus"
+    source = "sysfs (/sys/class/drm)"
+
+    def __init__(self, ctx, interval=1.0):
+        Collector.__init__(self, ctx)
+        self.interval = interval
+        self.cards = []
+        self.proc = None
+        self.latest = None
+        self.latest_time = 0.0
+        self.started = 0.0
+        self.top_reason = None
+
+    def start(self):
+        ctx = self.ctx
+        if not ctx.linux:
+            return "Intel GPU figures need Linux; this is %s" % ctx.platform
+        for card in ctx.listdir("/sys/class/drm"):
+            if not _CARD.match(card):
+                continue
+            vendor = (ctx.read("/sys/class/drm", card, "device/vendor") or "").strip()
+            klass = (ctx.read("/sys/class/drm", card, "device/class") or "").strip()
+            if vendor.lower() != "0x8086" or not klass.startswith("0x03"):
+                continue
+            device = (ctx.read("/sys/class/drm", card, "device/device") or "").strip()
+            try:
+                pci_id = int(device, 16)
+            except ValueError:
+                pci_id = None
+            self.cards.append((card, pci_id, self._driver(card)))
+        if not self.cards:
+            return "no Intel GPU (no card with vendor 0x8086 in /sys/class/drm)"
+        self._start_top()
+        return None
+
+    def _driver(self, card):
+        try:
+            return os.path.basename(os.readlink(self.ctx.path("/sys/class/drm", card,
+                                                              "device/driver")))
+        except OSError:
+            return None
+
+    # -- intel_gpu_top ---------------------------------------------------------------------
+    def _start_top(self):
+        if len(self.cards) != 1:
+            self.top_reason = ("intel_gpu_top reads one GPU at a time; %d Intel GPUs here"
+                               % len(self.cards))
+            return
+        ms = str(max(100, int(self.interval * 1000)))
+        argv = self.ctx.command("intel_gpu_top", "-J", "-s", ms)
+        if not argv:
+            self.top_reason = "intel_gpu_top is not installed (apt install intel-gpu-tools)"
+            return
+        self.argv = argv
+        self._spawn()
+
+    def _spawn(self):
+        self.started = time.monotonic()
+        try:
+            self.proc = self.ctx.popen(self.argv)
+        except OSError as exc:
+            self.proc = None
+            self.top_reason = "cannot start intel_gpu_top: %s" % exc
+            return
+        self.top_reason = None
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+
+    def _read(self, proc):
+        stream = JsonStream()
+        while True:
+            data = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else \
+                proc.stdout.read(4096)
+            if not data:
+                break
+            for obj in stream.feed(data.decode("utf-8", "replace")):
+                self.latest, self.latest_time = busy_engines(obj), time.monotonic()
+
+    def _top(self):
+        """(util, power, freq) from intel_gpu_top, or None with self.top_reason set."""
+        now = time.monotonic()
+        proc = self.proc
+        if proc is not None and proc.poll() is not None:
+            said = (proc.stderr.read() or b"").decode("utf-8", "replace").strip()
+            self.proc = None
+            self.top_reason = "intel_gpu_top exited (status %s%s)" % (
+                proc.returncode, ": " + said.splitlines()[-1][:200] if said else "")
+            return None
+        if proc is None:
+            return None
+        if self.latest is None or now - self.latest_time > max(5.0, 3 * self.interval):
+            if now - self.started > max(5.0, 3 * self.interval):
+                self.top_reason = "intel_gpu_top gives no readings"
+            else:
+                self.top_reason = "intel_gpu_top has not read the GPU yet"
+            return None
+        return self.latest
+
+    def set_interval(self, seconds):
+        self.interval = seconds
+        if self.proc is not None:
+            self.close()
+            self.argv[self.argv.index("-s") + 1] = str(max(100, int(seconds * 1000)))
+            self._spawn()
+
+    # -- a sample --------------------------------------------------------------------------
+    def _number(self, *parts):
+        text = self.ctx.read(*parts)
+        try:
+            return float(text.strip()) if text is not None else None
+        except ValueError:
+            return None
+
+    def collect(self):
+        top = self._top()
+        items = []
+        for index, (card, pci_id, driver) in enumerate(self.cards):
+            base = ("/sys/class/drm", card)
+            name = ARC_IDS.get(pci_id) if pci_id is not None else None
+            label = "Intel " + name if name else "Intel GPU [0x%04x]" % (pci_id or 0)
+            freq = self._number(*base, "gt_act_freq_mhz")
+            if freq is None:
+                freq = self._number(*base, "device/tile0/gt0/freq0/act_freq")
+            total = self._number(*base, "lmem_total_bytes")
+            avail = self._number(*base, "lmem_avail_bytes")
+            if total is None:
+                total = self._number(*base, "device/tile0/physical_vram_size_bytes")
+            item = {"index": index, "vendor": "intel", "name": label, "uuid": None,
+                    "driver": driver,
+                    "mem_total": int(total) if total is not None else None,
+                    "mem_used": int(total - avail) if total is not None and avail is not None
+                    else None,
+                    "freq_mhz": round1(freq) if freq is not None else None,
+                    "util": None, "power_w": None}
+            if top is not None:
+                util, power, top_freq = top
+                item["util"], item["power_w"] = util, power
+                if item["freq_mhz"] is None:
+                    item["freq_mhz"] = top_freq
+            missing = {}
+            why_top = self.top_reason or "intel_gpu_top did not report it"
+            for key in ("util", "power_w"):
+                if item[key] is None:
+                    missing[key] = why_top
+            if item["mem_total"] is None:
+                missing["mem_total"] = ("the %s driver gives no memory size in sysfs"
+                                        % (driver or "GPU's"))
+            if item["mem_used"] is None:
+                missing["mem_used"] = ("the %s driver gives no memory use in sysfs (xpu-smi "
+                                       "is not read yet)" % (driver or "GPU's"))
+            if item["freq_mhz"] is None:
+                missing["freq_mhz"] = "no actual frequency in sysfs"
+            missing["uuid"] = "Intel GPUs have no UUID here"
+            item["missing"] = missing
+            items.append(item)
+        return items
+
+    def close(self):
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
