@@ -370,26 +370,31 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         view = source.view(name)
         cells = row_cells(view, source.node_info(name), source.ctx.settings.thresholds)
         values = source.store.values
-        segments: list[Segment] = []
-        space = Segment(" ")
+        # One segment a cell, its trailing space included (cell styles colour the text only,
+        # never a background), and neighbours of one style joined: every line filter and
+        # the compositor work per segment, and the table redraws every visible row a second.
+        parts: list[tuple[str, str]] = []
         narrow = True  # every character one cell wide: the strip's length is known
         for col in columns:
             if col.key == "cpu_spark":
-                segments.append(Segment(
-                    sparkline(values(name, "cpu.percent", last=HISTORY), col.width, top=100.0),
-                    self._style("spark")))
+                text = sparkline(values(name, "cpu.percent", last=HISTORY), col.width,
+                                 top=100.0)
+                style = "spark"
             elif col.key == "net_spark":
                 nic = view.cluster_nic
                 series = values(name, f"nic.{nic.name}.rx_bps", last=HISTORY) if nic else []
-                segments.append(Segment(sparkline(series, col.width), self._style("spark2")))
+                text, style = sparkline(series, col.width), "spark2"
             else:
                 text, style = cells.get(col.key, ("", "ok"))
                 text = clip(text, col.width)
                 text = text.ljust(col.width) if col.align == "left" else text.rjust(col.width)
                 if narrow and not text.isascii():
                     narrow = len(text) == cell_len(text)
-                segments.append(Segment(text, self._style(style)))
-            segments.append(space)
+            if parts and parts[-1][1] == style:
+                parts[-1] = (parts[-1][0] + text + " ", style)
+            else:
+                parts.append((text + " ", style))
+        segments = [Segment(text, self._style(style)) for text, style in parts]
         if narrow:  # cells are padded to their widths: no need to measure every segment
             length = sum(c.width + 1 for c in columns)
             if length < width:

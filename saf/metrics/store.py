@@ -20,11 +20,12 @@ import math
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from saf.events import Event
+from saf.metrics.extract import Shape
 from saf.metrics.events import (CONNECTING, LOST, UP, AgentErrorReported, AgentStatus,
                                 FrameRejected, HelloReceived, ReplyReceived, SampleReceived)
 
@@ -207,6 +208,7 @@ class _History:
         self._rates: list[list[Any]] = []     # [index, counter name, rate name, ring data]
         self._others: list[array] = []        # rings the plan leaves empty (NaN) each sample
         self._plan_count = 0  # self.count after the last sample that followed the plan
+        self.shape: Shape | None = None  # how the node's frames look, to read them fast
 
     def _new_ring(self, name: str) -> array | None:
         if len(self.rings) >= self.max_metrics:
@@ -239,9 +241,9 @@ class _History:
         self._others = [ring.data for name, ring in self.rings.items() if name not in filled]
 
     def append(self, when: float, agent_time: float | None, names: list[str],
-               values: list[float]) -> None:
+               values: Sequence[float]) -> None:
         """One sample: `names` and `values` as `flatten_lists` makes them."""
-        if names != self._names:
+        if names is not self._names and names != self._names:
             self._replan(names)
         slot = self.count % self.capacity
         self.times.data[slot] = when
@@ -363,7 +365,17 @@ class MetricsStore:
             if state.status != UP and state.hello is not None:
                 state.status, state.reason, state.message = UP, "", ""
             agent_time = _number(frame.get("time"))
-            self._history[node].append(event.time, agent_time, *flatten_lists(frame))
+            history = self._history[node]
+            # The node's last frame shape reads this one at C speed; a new shape (or a frame
+            # it cannot model) is flattened key by key, and its shape kept for the next.
+            shape = history.shape
+            values = shape.values(frame) if shape is not None else None
+            if shape is not None and values is not None:
+                history.append(event.time, agent_time, shape.names, values)
+            else:
+                names, flat = flatten_lists(frame)
+                history.shape = Shape.of(frame, names, flat)
+                history.append(event.time, agent_time, names, flat)
         elif isinstance(event, HelloReceived):
             state = self.add_node(node)
             state.hello = event.frame

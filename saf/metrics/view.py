@@ -154,10 +154,11 @@ class Disk:
 class NodeView:
     """One node as the dashboard, the node screen and `saf top` show it.
 
-    What the dashboard reads is computed at once; what only the node screen reads (cores,
-    load, NUMA, disks, the collectors' reasons) is computed when first asked, from the same
-    sample (a view is made again whenever its node changes, so it is never older than that):
-    64 nodes a second stay cheap on the dashboard.
+    The plain figures are read at once; what takes building (GPUs, interfaces, cores, load,
+    NUMA, disks, the collectors' reasons) is computed when first asked, from the same sample
+    (a view is made again whenever its node changes, so it is never older than that): the
+    header reads 256 nodes a second and builds only what its totals need, and a row builds
+    its interfaces only while it is on screen.
     """
 
     name: str
@@ -173,8 +174,6 @@ class NodeView:
     mem_total: float | None
     swap_used: float | None
     swap_total: float | None
-    gpus: tuple[Gpu, ...]
-    nics: tuple[Nic, ...]
     age: float | None = None
     has_sample: bool = False
     retry_in: float | None = None  # seconds to the next try of a lost node (0: trying now)
@@ -186,6 +185,22 @@ class NodeView:
     def live(self) -> bool:
         """Figures are current: the node is up and its samples keep coming."""
         return self.status is NodeStatus.UP
+
+    @cached_property
+    def gpus(self) -> tuple[Gpu, ...]:
+        return _gpus(self.sample)
+
+    @cached_property
+    def nics(self) -> tuple[Nic, ...]:
+        return _nics(self.sample, self.store, self.name) if self.store else ()
+
+    @property
+    def nic_trouble(self) -> bool:
+        """Whether any interface has ever counted an error or a drop (read from the sample
+        as it came, so a header looking at 256 nodes need not build their interfaces)."""
+        return any(isinstance(n, dict) and (n.get("rx_errors") or n.get("tx_errors")
+                                            or n.get("rx_drops") or n.get("tx_drops"))
+                   for n in self.sample.get("nics") or ())
 
     @cached_property
     def cores(self) -> tuple[float | None, ...]:
@@ -394,8 +409,6 @@ def node_view(store: MetricsStore, name: str, now: float,
         mem_total=num(mem.get("total")),
         swap_used=num(mem.get("swap_used")),
         swap_total=num(mem.get("swap_total")),
-        gpus=_gpus(sample),
-        nics=_nics(sample, store, name),
         age=None if state.sample_time is None else max(0.0, now - state.sample_time),
         has_sample=state.sample is not None,
         retry_in=(max(0.0, state.retry_at - now) if state.retry_at is not None else None)
@@ -437,7 +450,7 @@ def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
                 out.append(Alert(Level.ALERT, v.name, f"{v.name} GPU{g.index} {g.temp:.0f}°C"))
         if v.swap_used and v.swap_used > 0 and not lost:
             out.append(Alert(Level.WARN, v.name, f"{v.name} swap {fmt_bytes(v.swap_used)}"))
-        for nic in v.nics:
+        for nic in v.nics if v.nic_trouble else ():
             if (nic.error_rate or nic.drop_rate) and not lost:
                 what = []
                 if nic.error_rate:
