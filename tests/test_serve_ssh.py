@@ -281,3 +281,73 @@ async def test_a_burst_of_window_changes_resizes_the_pty_once():
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_a_tap_reaches_the_cockpit(served):
+    """Mouse reports (what a tablet's client sends for a tap) pass through the pty: a tap on
+    the footer's Help opens the help."""
+    client = await TermClient.open(served, cols=100, rows=30)
+    try:
+        assert await client.wait_for(dashboard_up), client.text()
+        assert await client.wait_for(lambda t: "Help" in client.screen.display[-1], 30), \
+            client.text()
+        column = client.screen.display[-1].index("Help") + 1
+        row = len(client.screen.display)
+        client.press(f"\x1b[<0;{column};{row}M\x1b[<0;{column};{row}m")
+        assert await client.wait_for(lambda t: "Help · " in t, 30), client.text()
+    finally:
+        await client.close()
+
+
+def test_the_host_key_is_made_once_and_kept_private(tmp_path):
+    from saf.errors import SafError
+    from saf.serve.authorized import ensure_host_key
+
+    path = tmp_path / "serve" / "host_key"
+    key = ensure_host_key(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert ensure_host_key(path).get_fingerprint() == key.get_fingerprint()
+    path.chmod(0o644)
+    with pytest.raises(SafError, match=r"host_key: the host key is readable by others"):
+        ensure_host_key(path)
+
+
+def test_the_served_host_key_is_the_one_in_the_state_folder(served):
+    key = served.state / "serve" / "ssh_host_ed25519_key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    fingerprint = asyncssh.read_private_key(str(key)).get_fingerprint()
+    assert f"host key {fingerprint}" in "\n".join(served.log)
+
+
+def test_mistakes_on_the_command_line_are_one_clear_line(tmp_path):
+    import os
+    import sys
+
+    inventory = tmp_path / "saf.toml"
+    inventory.write_text('[cluster]\nname = "x"\n[[nodes]]\nname = "a"\nhost = "127.0.0.1"\n')
+    env = dict(os.environ, SAF_STATE_DIR=str(tmp_path / "state"), SAF_INVENTORY=str(inventory))
+
+    def saf(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "saf", "serve", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+    done = saf("--ssh", "127.0.0.1:0", "--authorized-keys", str(tmp_path / "nope"))
+    assert done.returncode != 0
+    assert "nope: no such authorized-keys file" in done.stderr
+    assert "Traceback" not in done.stderr
+    (tmp_path / "empty").write_text("# nobody\n")
+    done = saf("--ssh", "127.0.0.1:0", "--authorized-keys", str(tmp_path / "empty"))
+    assert "no valid public key in it" in done.stderr and "Traceback" not in done.stderr
+    done = saf("--ssh", "localhost")
+    assert "--ssh 'localhost': give HOST:PORT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_binding_beyond_loopback_warns(caplog):
+    from saf.serve.faces import parse_bind, warn_if_beyond_loopback
+
+    with caplog.at_level("WARNING"):
+        warn_if_beyond_loopback(parse_bind("127.0.0.1:8022", "--ssh"), "--ssh")
+        warn_if_beyond_loopback(parse_bind("[::1]:8022", "--ssh"), "--ssh")
+        assert caplog.records == []
+        warn_if_beyond_loopback(parse_bind("0.0.0.0:8022", "--ssh"), "--ssh")
+    assert "beyond loopback" in caplog.text
