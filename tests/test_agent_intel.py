@@ -124,3 +124,11 @@ def test_the_agent_reports_intel_gpus_in_its_frames() -> None:
 
 def test_arc_tables_agree() -> None:
     assert agent_intel.ARC_IDS == facts_intel.ARC_IDS
+
+
+def test_intel_gpu_top_objects_of_any_shape() -> None:
+    for odd in ({"engines": [1, 2]}, {"engines": {"Render/3D/0": {"busy": "nan"}}},
+                {"power": "3 W", "frequency": None}, {"engines": {"Compute/0": {"busy": 1e309}}},
+                {"engines": {"Render/3D/0": {"busy": -5}}}):
+        util, power, freq = busy_engines(odd)
+        assert util in (None, 0.0) and power is None and freq is None

@@ -117,3 +117,52 @@ def test_agent_nvml_from_a_real_hello() -> None:
     ok, words = agent_nvml(json.dumps(hello))
     assert not ok and words.endswith("no NVIDIA driver loaded (no /proc/driver/nvidia)")
     assert agent_nvml("Traceback ...\nSyntaxError")[0] is False
+
+
+# -- what a node prints is untrusted: any text is read or refused, never a crash ---------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["SPHardwareDataType",
+                                                        "SPDisplaysDataType", "chip_type",
+                                                        "sppci_cores", "physical_memory"]),
+                                       inner, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_text_parsers_never_crash(text: str) -> None:
+    nvidia.parse_list(text)
+    nvidia.recommended_driver(text)
+    for device in intel.parse_list(text):
+        _ = device.arc
+    installed(text)
+    reasons(text, module="nvidia", cmdline=["isolcpus=2-7"])
+    agent_nvml(text)
+    try:
+        apple.parse_profile(text)
+    except ValueError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_system_profiler_any_json(value) -> None:
+    try:
+        apple.parse_profile(json.dumps(value))
+    except ValueError:
+        pass
+
+
+def test_a_node_cannot_recommend_any_package() -> None:
+    assert nvidia.recommended_driver("driver   : bash - distro non-free recommended\n") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["type", "collectors", "nvml", "ok", "reason"]),
+                       _json | st.just("hello"), max_size=4))
+def test_agent_hello_any_shape(value) -> None:
+    ok, words = agent_nvml(json.dumps(value))
+    assert isinstance(ok, bool) and isinstance(words, str)

@@ -14,6 +14,7 @@ What none of them gives is absent, with the reason in the GPU's `missing`: never
 """
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -38,23 +39,29 @@ RESTART_AFTER = 10.0
 def busy_engines(sample):
     """From one `intel_gpu_top -J` object: (util %, GPU power W, actual MHz), each None when
     the object lacks it. Util is the busiest Render/3D or Compute engine (what runs kernels)."""
-    engines = sample.get("engines") or {}
+    engines = _dict(sample.get("engines"))
     busy = [e.get("busy") for name, e in engines.items()
             if isinstance(e, dict) and name.split("/")[0] in ("Render", "Compute")]
     busy = [float(b) for b in busy if isinstance(b, (int, float, str)) and _is_number(b)]
-    power = (sample.get("power") or {}).get("GPU")
-    freq = (sample.get("frequency") or {}).get("actual")
-    return (round1(min(100.0, max(busy))) if busy else None,
+    power = _dict(sample.get("power")).get("GPU")
+    freq = _dict(sample.get("frequency")).get("actual")
+    return (round1(min(100.0, max(0.0, max(busy)))) if busy else None,
             round(float(power), 3) if _is_number(power) else None,
             round1(float(freq)) if _is_number(freq) else None)
 
 
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
 def _is_number(value):
-    try:
-        float(value)
-    except (TypeError, ValueError):
+    """A finite number, or a string of one (intel_gpu_top writes some figures as strings)."""
+    if isinstance(value, bool):
         return False
-    return not isinstance(value, bool)
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 class JsonStream:

@@ -27,14 +27,19 @@ def parse_profile(text: str) -> AppleChip:
         raise ValueError(f"system_profiler did not print JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise ValueError("system_profiler printed JSON that is not an object")
-    hardware = (data.get("SPHardwareDataType") or [{}])[0]
+    # What a node printed is untrusted: every level is checked for its type.
+    entries = data.get("SPHardwareDataType")
+    hardware = entries[0] if isinstance(entries, list) and entries else {}
+    if not isinstance(hardware, dict):
+        hardware = {}
     chip = hardware.get("chip_type")
     if not isinstance(chip, str) or not chip.startswith("Apple"):
         raise ValueError("no Apple Silicon chip in SPHardwareDataType"
                          + (f" (cpu_type: {hardware.get('cpu_type')})"
                             if hardware.get("cpu_type") else ""))
     cores = None
-    for gpu in data.get("SPDisplaysDataType") or []:
+    displays = data.get("SPDisplaysDataType")
+    for gpu in displays if isinstance(displays, list) else []:
         if isinstance(gpu, dict) and str(gpu.get("sppci_cores", "")).isdigit():
             cores = int(gpu["sppci_cores"])
             break

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 _GPU = re.compile(r"^GPU (\d+): (.+?) \(UUID: ([^)]+)\)\s*$")
 _RECOMMENDED = re.compile(r"^driver\s*:\s*(\S+)\s.*\brecommended\b")
+_PACKAGE = re.compile(r"nvidia-driver-\d{3}(-open|-server|-server-open)?")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def recommended_driver(text: str) -> str | None:
     """The package `ubuntu-drivers devices` marks recommended (e.g. nvidia-driver-570)."""
     for line in text.splitlines():
         match = _RECOMMENDED.match(line.strip())
-        if match:
+        if match and _PACKAGE.fullmatch(match[1]):  # a node's word is not trusted as a name
             return match[1]
     return None
 
@@ -44,7 +45,7 @@ def driver_package(choice: str) -> str | None:
         return None
     if re.fullmatch(r"\d{3}(-open|-server|-server-open)?", choice):
         return "nvidia-driver-" + choice
-    if re.fullmatch(r"nvidia-driver-\d{3}(-open|-server|-server-open)?", choice):
+    if _PACKAGE.fullmatch(choice):
         return choice
     raise ValueError(f"driver must be 'recommended', a number like 570 or a package like "
                      f"nvidia-driver-570, not {choice!r}")

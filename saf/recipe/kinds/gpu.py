@@ -38,7 +38,8 @@ def agent_nvml(output: str) -> tuple[bool, str]:
         except json.JSONDecodeError:
             continue
         if isinstance(frame, dict) and frame.get("type") == "hello":
-            status = (frame.get("collectors") or {}).get("nvml") or {}
+            collectors = frame.get("collectors")
+            status = collectors.get("nvml") if isinstance(collectors, dict) else None
             if not isinstance(status, dict):
                 break
             if status.get("ok") is True:
