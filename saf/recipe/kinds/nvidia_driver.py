@@ -45,7 +45,8 @@ class NvidiaDriver(Kind):
         return [("driver", self.driver), ("headers", self.headers)]
 
     def describe(self) -> str:
-        return f"NVIDIA driver ({self.driver}) and kernel headers"
+        which = "" if "{" in self.driver else f" ({self.driver})"  # a {var} is shown per run
+        return f"NVIDIA driver{which} and kernel headers"
 
     async def plan(self, ctx: StepContext) -> Plan:
         try:
