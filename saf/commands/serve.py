@@ -49,7 +49,7 @@ def _log_to_stderr() -> None:
               help="The SSH server's private host key (default: one made on first use in "
                    "saf's state folder, kept 0600).")
 @click.option("--max-sessions", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Cockpit sessions open at once over --ssh.")
+              help="Cockpit sessions open at once over --ssh, and browser tabs over --web.")
 @click.option("--max-unauthenticated", type=click.IntRange(min=1), default=8,
               show_default=True, help="SSH connections still logging in at once.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
@@ -60,12 +60,14 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
           host_key: Path | None, max_sessions: int, max_unauthenticated: int,
           interval: float) -> None:
     """Run the fleet once and serve it: one agent per node however many watch, a cockpit for
-    every SSH client (`ssh -p 8022 localhost` after `saf serve --ssh 127.0.0.1:8022`).
-    Ctrl-C ends every session and stops the agents.
+    every SSH client (`ssh -p 8022 localhost` after `saf serve --ssh 127.0.0.1:8022`) and
+    every browser tab (--web), /metrics for Prometheus (--metrics). Ctrl-C ends every session
+    and stops the agents.
 
     \b
     saf serve --ssh 127.0.0.1:8022
     saf serve --ssh 0.0.0.0:8022 --readonly --authorized-keys ~/.config/saf/tablet_keys
+    saf serve --web 127.0.0.1:8000 --metrics 127.0.0.1:9464
     saf tui --hub SOCKET     (a cockpit on this machine fed from the same hub)
     """
     readonly = readonly or bool((ctx.find_root().obj or {}).get("readonly"))
@@ -86,7 +88,8 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
     _log_to_stderr()
     options = {"ssh": {"authorized_keys": authorized_keys, "host_key": host_key,
                        "max_sessions": max_sessions,
-                       "max_unauthenticated": max_unauthenticated}}
+                       "max_unauthenticated": max_unauthenticated},
+               "web": {"max_sessions": max_sessions}}
     common.run(_serve(inventory, wanted, options, readonly=readonly, interval=interval))
 
 

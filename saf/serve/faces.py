@@ -71,6 +71,7 @@ Face = Callable[["Hub", Bind], Awaitable[None]]
 FACES: dict[str, str] = {
     "ssh": "saf.serve.ssh_face:run",
     "metrics": "saf.serve.metrics_face:run",
+    "web": "saf.serve.web_face:run",
 }
 
 

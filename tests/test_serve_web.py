@@ -1,0 +1,205 @@
+"""saf serve --web in a real headless Chromium (Debian's `chromium`), driven over the DevTools
+protocol on the demo cluster: the page loads, the dashboard shows the nodes, a key typed into
+the page changes the screen, a closed tab leaves no cockpit behind, another site's page is
+refused, and Ctrl-C ends every tab's cockpit. One saf serve and one Chromium for the module.
+
+What the page shows is read from what its websocket carried (the cockpit's terminal output),
+replayed into a VT100 screen (pyte): the page draws it on a canvas, which has no text to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import psutil
+import pyte
+import pytest
+import pytest_asyncio
+
+from saf.demo.cluster import DemoCluster
+from saf.serve.faces import Bind
+from saf.serve.web_face import refusal
+from tests.helpers.browser import CHROMIUM, Browser, Tab
+from tests.helpers.servers import free_port
+
+# Async tests share one event loop, the module's: the browser (a module fixture) lives on it.
+in_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                 reason="needs Debian's chromium (CI installs it)")
+on_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+def screen_text(data: bytes) -> str:
+    screen = pyte.Screen(300, 100)
+    pyte.ByteStream(screen).feed(data)
+    return "\n".join(line.rstrip() for line in screen.display).rstrip()
+
+
+async def until_screen(tab: Tab, wanted, seconds: float = 40) -> str:
+    deadline = time.monotonic() + seconds
+    text = ""
+    while time.monotonic() < deadline:
+        text = screen_text(tab.websocket_bytes())
+        if wanted(text):
+            return text
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"the page never showed what was wanted; it showed:\n{text}")
+
+
+def cockpits(saf: subprocess.Popen) -> list[psutil.Process]:
+    """The cockpit processes saf serve started (one per tab)."""
+    try:
+        children = psutil.Process(saf.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for child in children:
+        try:
+            if "--hub" in child.cmdline():
+                out.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+async def until(predicate, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.2)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("web")
+    with DemoCluster(homes=tmp / "homes") as demo:
+        port = free_port()
+        env = {**os.environ, "SAF_STATE_DIR": str(tmp / "state")}
+        log = open(tmp / "saf.log", "w")
+        saf = subprocess.Popen(
+            [sys.executable, "-m", "saf", "-i", str(demo.inventory_path), "serve",
+             "--web", f"127.0.0.1:{port}", "--max-sessions", "2"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 60
+            while "web: http" not in (tmp / "saf.log").read_text():
+                assert saf.poll() is None, (tmp / "saf.log").read_text()
+                assert time.monotonic() < deadline, "saf serve --web never listened"
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}/", saf, tmp / "saf.log"
+        finally:
+            if saf.poll() is None:
+                saf.send_signal(signal.SIGINT)
+                try:
+                    saf.wait(30)
+                except subprocess.TimeoutExpired:
+                    saf.kill()
+                    saf.wait()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
+    b = Browser(1000, 700)
+    await b.start()
+    yield b
+    await b.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def tab(browser):
+    t = await browser.new_tab()
+    yield t
+    with contextlib.suppress(RuntimeError):
+        await t.close()
+
+
+@in_chromium
+@on_module_loop
+async def test_the_page_shows_the_dashboard_and_a_key_opens_a_node(served, tab, tmp_path):
+    """The page loads, the dashboard shows the demo's nodes, Enter typed into the page opens
+    the selected node's screen; closing the tab ends its cockpit."""
+    url, saf, _ = served
+    await tab.open(url)
+    text = await until_screen(tab, lambda t: all(f"\n{n} " in t for n in
+                                                 ("alpha", "beta", "gamma")))
+    assert "saf-demo" in text and "nodes 3/3 up" in text
+    assert "NODE" in text and "MEMORY" in text
+    assert len(cockpits(saf)) == 1  # the tab's own cockpit, fed from the hub
+    # A person clicks into the page and presses Enter: the selected node's screen opens.
+    await tab.click(500, 350)
+    await tab.press("Enter", "Enter", 13, "\r")
+    text = await until_screen(tab, lambda t: "╭─ CPU" in t and "esc" in t)
+    assert text.splitlines()[0].split()[:2] == ["alpha", "up"], text
+    await tab.screenshot(tmp_path / "node.png")
+    assert (tmp_path / "node.png").stat().st_size > 1000
+    await tab.close()
+    assert await until(lambda: not cockpits(saf)), [p.cmdline() for p in cockpits(saf)]
+
+
+@in_chromium
+@on_module_loop
+async def test_another_sites_page_and_a_foreign_host_are_refused(served):
+    url, saf, log = served
+    ws = url.replace("http", "ws") + "ws"
+    async with aiohttp.ClientSession() as session:
+        for headers in ({"Origin": "http://evil.example"},
+                        {"Host": "evil.example:80", "Origin": "http://evil.example:80"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(ws, headers=headers)
+            assert refused.value.status == 403
+    assert not cockpits(saf)
+    assert "refused a tab" in log.read_text()
+
+
+@in_chromium
+@on_module_loop
+async def test_tabs_past_max_sessions_are_turned_away(served):
+    """saf serve runs with --max-sessions 2: a third tab is told so (503); closing the two
+    ends their cockpits."""
+    url, saf, _ = served
+    ws = url.replace("http", "ws") + "ws?width=80&height=24"
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(ws)
+        second = await session.ws_connect(ws)
+        assert await until(lambda: len(cockpits(saf)) == 2)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(ws)
+        assert refused.value.status == 503
+        await first.close()
+        await second.close()
+    assert await until(lambda: not cockpits(saf)), [p.cmdline() for p in cockpits(saf)]
+
+
+def test_refusal_rules():
+    loop_bind, lan_bind = Bind("127.0.0.1", 8000), Bind("0.0.0.0", 8000)
+    assert refusal(loop_bind, "127.0.0.1:8000", "http://127.0.0.1:8000") is None
+    assert refusal(loop_bind, "localhost:8000", None) is None
+    assert refusal(loop_bind, "[::1]:8000", "http://[::1]:8000") is None
+    assert "Origin" in refusal(loop_bind, "127.0.0.1:8000", "http://evil.example")
+    assert "loopback" in refusal(loop_bind, "evil.example:8000", "http://evil.example:8000")
+    assert refusal(lan_bind, "192.168.1.5:8000", "http://192.168.1.5:8000") is None
+    assert "Origin" in refusal(lan_bind, "192.168.1.5:8000", "http://192.168.1.5:9999")
+    assert refusal(lan_bind, None, None) == "no Host header"
+
+
+@in_chromium
+@on_module_loop
+async def test_ctrl_c_ends_every_tabs_cockpit(served, tab):
+    """Last in the module: it stops the module's saf serve."""
+    url, saf, _ = served
+    await tab.open(url)
+    await until_screen(tab, lambda t: "nodes 3/3 up" in t)
+    assert await until(lambda: len(cockpits(saf)) == 1)
+    pids = [p.pid for p in cockpits(saf)]
+    saf.send_signal(signal.SIGINT)
+    assert await asyncio.to_thread(saf.wait, 30) in (0, 130)
+    assert not [pid for pid in pids if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
