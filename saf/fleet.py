@@ -40,6 +40,10 @@ class Fleet:
             self._connectors[name] = self._factory(self.inventory.node(name))
         return self._connectors[name]
 
+    def fresh_connector(self, node: Node) -> Connector:
+        """A new connector to `node`, outside the pool; the caller closes it."""
+        return self._factory(node)
+
     async def select(self, selector: str | None) -> list[Node]:
         """Nodes named by a selector; `os:` terms probe the OS of nodes that do not declare
         it (a node that cannot be reached matches no `os:` term)."""

@@ -121,6 +121,11 @@ def _parse_step(index: int, raw: Any, c: _Checker) -> Step:
     become = raw.get("become", False)
     if become and not kind_cls.supports_become:
         raise c.fail(f"kind {kind_name!r} does not support become", *where, "become")
+    if kind_cls.collective:
+        for key in ("check", "creates", "retries", "serial"):
+            if key in raw:
+                raise c.fail(f"a {kind_name} step acts on its nodes together; {key!r} would "
+                             "leave some of them out", *where, key)
     return Step(index=index, name=str(name), kind=kind, on=raw.get("on", "all"),
                 check=raw.get("check"), creates=raw.get("creates"), become=become,
                 timeout=_number(raw, "timeout", c, where, None),

@@ -67,7 +67,8 @@ class _NodeContext:
         return render(template, self.facts, shell=shell)
 
     async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
-                  skip_marker: str | None = None) -> RunResult:
+                  skip_marker: str | None = None, via: Connector | None = None,
+                  timeout: float | None = None) -> RunResult:
         if self.step.become:
             mode = await self.runner.sudo_mode(self.node, self.conn)
             command = sudo.wrap(command, mode)
@@ -80,7 +81,11 @@ class _NodeContext:
             if skip_marker is None or line != skip_marker:
                 emit(StepOutput(step=step, node=node, stream=stream, line=line))
 
-        return await self.conn.run(command, on_output=None if quiet else output, input=input)
+        return await (via or self.conn).run(command, on_output=None if quiet else output,
+                                            input=input, timeout=timeout)
+
+    def fresh_connector(self) -> Connector:
+        return self.runner.fleet.fresh_connector(self.node)
 
     async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         await self.conn.put(local, remote, mode=mode)
@@ -226,7 +231,9 @@ class Runner:
                     outcome = Outcome("failed", f"timed out after {step.timeout:g} s")
                 except ConnectError as exc:
                     outcome = Outcome("failed", f"{exc.reason}: {exc.detail}")
-                except (BecomeError, OSError, StepFailed) as exc:
+                except StepFailed as exc:
+                    outcome = Outcome("failed", str(exc), tail=exc.tail)
+                except (BecomeError, OSError) as exc:
                     outcome = Outcome("failed", str(exc))
                 if outcome.status != "failed":
                     break

@@ -330,10 +330,20 @@ LogLevel ERROR
                    else (self.bridge_port(node), self.bridge_ns))
         return int(_ip("-o", "link", "show", dev, ns=ns).stdout.split(" mtu ")[1].split()[0])
 
-    def link_down(self, node: str) -> None:
+    def link_down(self, node: str, end: str = "bridge") -> None:
         """Cut the node off: the bridge's end of its veth goes down (the node's own eth0
-        stays up, as a node behind a dead switch port would see it)."""
-        _ip("link", "set", self.bridge_port(node), "down", ns=self.bridge_ns)
+        stays up, as a node behind a dead switch port would see it); end="node" takes the
+        node's own eth0 down instead (a change on the node that cut it off)."""
+        if end == "node":
+            _ip("link", "set", NODE_IF, "down", ns=self.namespace(node))
+        else:
+            _ip("link", "set", self.bridge_port(node), "down", ns=self.bridge_ns)
+
+    def link_is_up(self, node: str, end: str = "node") -> bool:
+        dev, ns = ((NODE_IF, self.namespace(node)) if end == "node"
+                   else (self.bridge_port(node), self.bridge_ns))
+        flags = _ip("-o", "link", "show", dev, ns=ns).stdout.split("<", 1)[1].split(">")[0]
+        return "UP" in flags.split(",")
 
     def link_up(self, node: str) -> None:
         _ip("link", "set", self.bridge_port(node), "up", ns=self.bridge_ns)

@@ -32,7 +32,12 @@ Fail = Callable[[str, str], ConfigError]
 
 class StepFailed(Exception):
     """A kind found, while gathering facts, that the step cannot succeed on this node (the
-    message says why and what to do); the runner ends the step `failed` with it."""
+    message says why and what to do); the runner ends the step `failed` with it, and with
+    `tail` (lines that show why) as the node's last lines of output."""
+
+    def __init__(self, message: str, tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.tail = tail or []
 
 
 class StepContext(Protocol):
@@ -48,10 +53,15 @@ class StepContext(Protocol):
     def render(self, template: str, *, shell: bool = True) -> str:
         """The template with variables and node facts put in (quoted when shell)."""
 
-    async def run(self, command: str, *, quiet: bool = False,
-                  input: str | None = None) -> RunResult:
+    async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
+                  via: Connector | None = None, timeout: float | None = None) -> RunResult:
         """Run a command on the node (with sudo when the step says become); its output is
-        streamed as step output unless quiet."""
+        streamed as step output unless quiet. `via` runs it over another connection to the
+        node (one from fresh_connector); `timeout` stops it after so many seconds."""
+
+    def fresh_connector(self) -> Connector:
+        """A new, unpooled connection to the node (the caller closes it): proof that the node
+        can be reached again, e.g. after its network changed."""
 
     async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         """Upload one file."""
@@ -109,6 +119,9 @@ class Kind(abc.ABC):
         """Build from the step's own keys (already limited to `keys`); raise fail(...)."""
 
     supports_become: ClassVar[bool] = True
+    # A collective kind acts on the step's nodes as one (its nodes wait for each other), so
+    # the step keys that would leave some nodes out or run them again are refused for it.
+    collective: ClassVar[bool] = False
 
     def templates(self) -> list[tuple[str, str]]:
         """(key, text) of the parameters that take placeholders."""

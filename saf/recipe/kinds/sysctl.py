@@ -4,6 +4,11 @@
 leaves that key alone). Facts: the live values (/proc/sys, as `sysctl KEY` reads them) and
 the step's file under /etc/sysctl.d. Plan: write the file and `sysctl -p` it when a live
 value or the file differs; otherwise `skipped`. Run it with `become = true`.
+
+`macos` is the same kind of table for macOS nodes, whose keys differ (kern.ipc.maxsockbuf,
+net.inet.tcp.*): read with `sysctl KEY...` (`key: value`), each key that differs set with
+`sysctl -w` (live only: macOS keeps no sysctl.d). A step may have either table or both; a
+node whose system has none is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from saf.shell import quote
 
 _KEY = re.compile(r"[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+")
 _MARK = "saf-sysctl-file"
+_DARWIN = "saf-sysctl-darwin"
 
 
 def parse_sysctl(output: str) -> dict[str, str]:
@@ -31,37 +37,57 @@ def parse_sysctl(output: str) -> dict[str, str]:
 
 class Sysctl(Kind):
     name = "sysctl"
-    keys = {"settings": "a table of sysctl keys and their values",
-            "file": "the file under /etc/sysctl.d that keeps them across reboots"}
+    keys = {"settings": "a table of sysctl keys and their values (Linux)",
+            "file": "the file under /etc/sysctl.d that keeps them across reboots",
+            "macos": "a table of sysctl keys and values for macOS nodes (set live)"}
 
-    def __init__(self, settings: dict[str, str], file: str) -> None:
+    def __init__(self, settings: dict[str, str], file: str,
+                 macos: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.file = file
+        self.macos = macos or {}
 
     @classmethod
     def parse(cls, params: dict[str, Any], fail: Fail) -> Sysctl:
-        settings = params.get("settings")
-        if not isinstance(settings, dict) or not settings:
-            raise fail("settings", "'settings' must be a table like { \"vm.swappiness\" = 10 }")
-        clean = {}
-        for key, value in settings.items():
-            if not _KEY.fullmatch(key):
-                raise fail("settings", f"{key!r} is not a sysctl key")
-            if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise fail("settings", f"the value of {key!r} must be a string or a whole number")
-            clean[key] = str(value)
+        tables: dict[str, dict[str, str]] = {}
+        for name in ("settings", "macos"):
+            table = params.get(name)
+            if table is None and (name == "macos" or "macos" in params):
+                continue
+            if not isinstance(table, dict) or not table:
+                raise fail(name, f"{name!r} must be a table like {{ \"vm.swappiness\" = 10 }}")
+            clean = {}
+            for key, value in table.items():
+                if not _KEY.fullmatch(key):
+                    raise fail(name, f"{key!r} is not a sysctl key")
+                if isinstance(value, bool) or not isinstance(value, (str, int)):
+                    raise fail(name, f"the value of {key!r} must be a string or a whole number")
+                clean[key] = str(value)
+            tables[name] = clean
         file = text(params, "file", fail, default="/etc/sysctl.d/90-saf.conf") or ""
         if not file.startswith("/etc/sysctl.d/") or not file.endswith(".conf"):
             raise fail("file", "'file' must be /etc/sysctl.d/NAME.conf")
-        return cls(clean, file)
+        return cls(tables.get("settings", {}), file, tables.get("macos"))
 
     def templates(self) -> list[tuple[str, str]]:
-        return [("settings", value) for value in self.settings.values()]
+        return ([("settings", value) for value in self.settings.values()]
+                + [("macos", value) for value in self.macos.values()])
 
     def describe(self) -> str:
-        return "sysctl " + ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        macos = ("; macOS " + ", ".join(f"{k}={v}" for k, v in self.macos.items())
+                 if self.macos else "")
+        return "sysctl " + ", ".join(f"{k}={v}" for k, v in self.settings.items()) + macos
 
     async def plan(self, ctx: StepContext) -> Plan:
+        if self.macos:
+            # One call: macOS answers its own keys; any other system falls through to Linux.
+            probe = await ctx.run(f'if [ "$(uname -s)" = Darwin ]; then echo {_DARWIN}; '
+                                  f"sysctl {' '.join(quote(k) for k in self.macos)}; fi; true",
+                                  quiet=True)
+            if probe.stdout.startswith(_DARWIN + "\n"):
+                return self._plan_macos(ctx, probe.stdout, probe.stderr)
+        if not self.settings:
+            return Plan(False, "no settings for this system in the step")
         wanted = {k: " ".join(ctx.render(v, shell=False).split())
                   for k, v in self.settings.items()}
         wanted = {k: v for k, v in wanted.items() if v}
@@ -86,6 +112,27 @@ class Sysctl(Kind):
                     f"{quote(self.file)}", f"sysctl -p {quote(self.file)}"]
         return Plan(True, "would set " + (", ".join(differ) if differ else
                                           f"nothing live; write {self.file}"), commands)
+
+    def _plan_macos(self, ctx: StepContext, output: str, errors: str) -> Plan:
+        wanted = {k: " ".join(ctx.render(v, shell=False).split())
+                  for k, v in self.macos.items()}
+        wanted = {k: v for k, v in wanted.items() if v}
+        live = {}
+        for line in output.splitlines()[1:]:
+            key, sep, value = line.partition(": ")
+            if sep:
+                live[key.strip()] = " ".join(value.split())
+        absent = [k for k in wanted if k not in live]
+        if absent:
+            why = errors.strip().splitlines()[:1]
+            raise StepFailed(f"this macOS has no {', '.join(absent)}"
+                             + (f" ({why[0]})" if why else ""))
+        differ = {k: v for k, v in wanted.items() if live[k] != v}
+        if not differ:
+            return Plan(False, "already " + ", ".join(f"{k}={v}" for k, v in wanted.items()))
+        return Plan(True, "would set " + ", ".join(f"{k} {live[k]} -> {v}"
+                                                   for k, v in differ.items()),
+                    [f"sysctl -w {quote(f'{k}={v}')}" for k, v in differ.items()])
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         return Outcome.from_result(await ctx.run(" && ".join(plan.commands)))

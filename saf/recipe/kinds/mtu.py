@@ -1,0 +1,414 @@
+"""kind = "mtu": set the MTU of the interface that carries each node's cluster address (and
+on macOS, when asked, its media), as one transaction over the step's nodes.
+
+On every node that changes, a revert is armed first (saf.jumbo.revert: a detached timer that
+restores the old MTU unless saf confirms in time), then the change is made. Saf confirms only
+after it reached every changed node again on a new connection AND a don't-fragment ping of the
+largest payload passed between every pair of the step's nodes; otherwise the revert fires on
+every node (at once where saf can still reach the node, by its timer where it cannot) and the
+step says which links dropped the frames. Nodes already at the MTU check their links to each
+other the same way (a fact), so a rerun proves the cluster still carries jumbo frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from saf.connect.base import Connector
+from saf.errors import ConnectError
+from saf.jumbo import dfping, revert
+from saf.jumbo.changes import Change, change
+from saf.jumbo.facts import SCRIPT, NodeNet, nm_connection_command, read
+from saf.jumbo.iface import FactError
+from saf.jumbo.rendezvous import Missing, Rendezvous
+from saf.numbers import number_problem
+from saf.recipe.kinds.base import (Fail, Kind, StepFailed, Outcome, Plan, StepContext, text)
+
+# How long the nodes wait for each other's facts (a node that cannot be reached fails first,
+# by its connect timeout).
+PLAN_WAIT = 120.0
+# Confirming this close to the revert's deadline would race the timer: give up instead.
+CONFIRM_MARGIN = 0.5
+# How long after the deadline the nodes still wait for each other's findings.
+LATE_REPORT = 5.0
+
+
+@dataclass
+class NodePlan:
+    net: NodeNet
+    mtu: int
+    change: Change | None
+    seconds: float = 30.0  # confirm_within
+
+
+@dataclass
+class Checked:
+    """What one changed node found after the change."""
+
+    reached: bool
+    why: str = ""
+    pings: dict[str, dfping.PingResult] = field(default_factory=dict)  # peer name -> result
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise StepFailed(f"confirm_within {value!r} is not a number of seconds") from None
+    problem = number_problem(seconds, low=2, high=3600)
+    if problem:
+        raise StepFailed(f"confirm_within {problem}")
+    return seconds
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() not in ("true", "false"):
+        raise StepFailed(f"persist {value!r} is not true or false")
+    return value.strip().lower() == "true"
+
+
+def _mtu_value(value: str) -> int:
+    try:
+        mtu = int(value)
+    except ValueError:
+        raise StepFailed(f"mtu {value!r} is not a whole number") from None
+    problem = number_problem(mtu, low=1280, high=65535, integer=True)
+    if problem:
+        raise StepFailed(f"mtu {problem}")
+    return mtu
+
+
+_CHECKS: dict[str, Any] = {"mtu": _mtu_value, "confirm_within": _seconds,
+                           "persist": _flag}
+
+
+class Mtu(Kind):
+    name = "mtu"
+    keys = {"mtu": "the MTU to set (default 9000)",
+            "interface": "the interface (default: the one carrying the node's cluster address)",
+            "media": "macOS: the media to select too, e.g. \"10Gbase-T <full-duplex>\"",
+            "confirm_within": "seconds before the armed revert fires (default 30)",
+            "persist": "keep the MTU over a reboot through netplan or NetworkManager "
+                       "(default true)"}
+    collective = True
+
+    def __init__(self, mtu: str, interface: str | None, media: str | None,
+                 confirm_within: str, persist: str) -> None:
+        self.mtu = mtu
+        self.interface = interface
+        self.media = media
+        self.confirm_within = confirm_within
+        self.persist = persist
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Mtu:
+        values: dict[str, str] = {}
+        for key, default in (("mtu", "9000"), ("confirm_within", "30"), ("persist", "true")):
+            raw = params.get(key, default)
+            if isinstance(raw, bool):
+                raw = "true" if raw else "false"
+            elif isinstance(raw, (int, float)):
+                raw = str(raw)
+            if not isinstance(raw, str) or not raw.strip():
+                raise fail(key, f"{key!r} must be a value or a {{var}}")
+            if "{" not in raw:
+                try:
+                    _CHECKS[key](raw)
+                except StepFailed as exc:
+                    raise fail(key, str(exc)) from None
+            values[key] = raw
+        return cls(values["mtu"], text(params, "interface", fail), text(params, "media", fail),
+                   values["confirm_within"], values["persist"])
+
+    def templates(self) -> list[tuple[str, str]]:
+        out = [("mtu", self.mtu), ("confirm_within", self.confirm_within),
+               ("persist", self.persist)]
+        out += [(k, v) for k, v in (("interface", self.interface), ("media", self.media)) if v]
+        return out
+
+    def describe(self) -> str:
+        return (f"MTU {self.mtu} on the cluster interface, kept only if don't-fragment pings "
+                f"pass between every pair (revert armed {self.confirm_within} s)")
+
+    # -- facts ------------------------------------------------------------------------------
+    async def _facts(self, ctx: StepContext) -> NodePlan:
+        mtu = _mtu_value(ctx.render(self.mtu, shell=False))
+        seconds = _seconds(ctx.render(self.confirm_within, shell=False))
+        persist = _flag(ctx.render(self.persist, shell=False))
+        # An empty interface or media (a variable left at "") means: find it / leave it.
+        interface = ctx.render(self.interface, shell=False).strip() if self.interface else ""
+        media = ctx.render(self.media, shell=False).strip() if self.media else ""
+        wanted = await _resolve(ctx.node.host)
+        result = await ctx.run(SCRIPT, quiet=True)
+        if not result.ok:
+            raise StepFailed(f"could not read the node's interfaces ({result.stderr.strip()})")
+        try:
+            net = read(result.stdout, wanted, interface=interface or None)
+        except FactError as exc:
+            raise StepFailed(str(exc)) from None
+        if media and net.os != "macos":
+            raise StepFailed("media is set by networksetup on macOS only; on Linux set the "
+                            "link's speed with ethtool")
+        connection = None
+        if net.manager == "networkmanager":
+            found = await ctx.run(nm_connection_command(net.found.interface.name), quiet=True)
+            connection = found.stdout.strip() or None
+        return NodePlan(net, mtu, change(net, mtu, media=media or None,
+                                         nm_connection=connection, persist=persist), seconds)
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        rv = await ctx.together(_meeting)
+        me = ctx.node.name
+        rv.expect("plan", [p.name for p in ctx.step_nodes])
+        try:
+            mine = await self._facts(ctx)
+        except BaseException as exc:
+            rv.arrive("plan", me, exc if isinstance(exc, Exception) else Missing("stopped"))
+            raise
+        rv.arrive("plan", me, mine)
+        plans = await rv.wait("plan", PLAN_WAIT)
+        rv.plans = plans
+        others = {n: p for n, p in plans.items() if n != me and isinstance(p, NodePlan)}
+        if mine.change is None:
+            return await self._probe(ctx, mine, others)
+        try:
+            pings = [dfping.ping_command(mine.net.os, p.net.found.address, mine.mtu)
+                     + f"  # {n}" for n, p in others.items()]
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
+        commands = [f"arm the revert ({mine.seconds:g} s, then: "
+                    + "; ".join(mine.change.restore) + ")",
+                    *mine.change.apply,
+                    "reach the node again on a new connection",
+                    *pings,
+                    "confirm (disarm the revert) once every pair passed",
+                    *mine.change.persist]
+        reason = "; ".join(mine.change.what) + f" ({mine.change.persist_note})"
+        return Plan(True, reason, commands, mine)
+
+    async def _probe(self, ctx: StepContext, mine: NodePlan,
+                     others: dict[str, NodePlan]) -> Plan:
+        """A node already at the MTU: ping the peers that are too (those that change are
+        checked by the change itself)."""
+        iface = mine.net.found.interface.name
+        peers = {n: p for n, p in others.items() if p.change is None}
+        if not peers:
+            return Plan(False, f"MTU {mine.mtu} already on {iface}")
+        results = await _ping(ctx, mine, peers, None, timeout=15)
+        if results is None:
+            raise StepFailed("the node's shell did not answer the ping check")
+        size = dfping.payload(mine.mtu, mine.net.found.address)
+        bad = [f"{ctx.node.name}↔{n}" for n, r in results.items() if not r.ok]
+        if bad:
+            raise StepFailed(f"MTU {mine.mtu} on {iface}, but the links {', '.join(bad)} drop "
+                            f"{size}-byte don't-fragment pings (a switch or port without "
+                            "jumbo frames?)", [f"{n}: {r.detail}" for n, r in results.items()
+                                                if not r.ok])
+        return Plan(False, f"MTU {mine.mtu} already on {iface}; {size}-byte don't-fragment "
+                    f"pings pass to {', '.join(sorted(peers))}")
+
+    # -- the transaction ----------------------------------------------------------------------
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        rv = await ctx.together(_meeting)
+        plans: dict[str, Any] = rv.plans
+        changing = [n for n, p in plans.items() if isinstance(p, NodePlan) and p.change]
+        for phase in ("applied", "checked"):
+            rv.expect(phase, changing)
+        try:
+            return await self._transaction(ctx, plan.data, rv, plans)
+        finally:
+            for phase in ("applied", "checked"):
+                if not rv.arrived(phase, ctx.node.name):
+                    rv.arrive(phase, ctx.node.name, Missing("stopped"))
+
+    async def _transaction(self, ctx: StepContext, mine: NodePlan, rv: Rendezvous,
+                           plans: dict[str, Any]) -> Outcome:
+        me = ctx.node.name
+        assert mine.change is not None
+        unread = sorted(n for n, p in plans.items() if not isinstance(p, NodePlan))
+        if unread:
+            return Outcome("failed", f"not changed: the facts of {', '.join(unread)} could not "
+                           "be read, so not every pair could be checked")
+        deadline = time.monotonic() + mine.seconds
+        # One call: arm, and only once the timer runs, change.
+        done = await ctx.run(revert.arm(mine.seconds, mine.change.restore) + "\n"
+                             + " && ".join(mine.change.apply), quiet=True, timeout=20)
+        folder = revert.armed_folder(done.stdout)
+        if folder is None:
+            rv.arrive("applied", me, StepFailed("no revert"))
+            return Outcome("failed", "not changed: the revert could not be armed "
+                           f"({done.stderr.strip() or done.exit_status})", tail=done.tail())
+        if not done.ok:
+            rv.arrive("applied", me, StepFailed("change failed"))
+            await _fire(ctx, folder, None)
+            back = await _reverted(ctx, folder, deadline)
+            why = done.stderr.strip().splitlines()[-1:] or [f"exit {done.exit_status}"]
+            return Outcome("failed", f"the change failed ({why[0]}); {back}",
+                           exit_status=done.exit_status, tail=done.tail())
+        rv.arrive("applied", me, True)
+        applied = await rv.wait("applied", _left(deadline))
+        fresh = ctx.fresh_connector()
+        try:
+            check = await self._check(ctx, mine, plans, fresh, deadline, applied)
+            rv.arrive("checked", me, check)
+            # Past the deadline nothing can be confirmed, but a late node's findings (which
+            # links failed) are still worth the wait: its revert has fired meanwhile anyway.
+            checks = await rv.wait("checked", _left(deadline) + LATE_REPORT)
+            problems, tail = _problems(checks, plans)
+            if not problems and _left(deadline) > CONFIRM_MARGIN:
+                return await self._confirm(ctx, mine, folder, fresh, deadline)
+            if not problems:
+                problems = ["the checks took longer than the revert's "
+                            f"{mine.seconds:g} s"]
+            if check.reached:  # else the node's own timer reverts it
+                await _fire(ctx, folder, fresh)
+            back = await _reverted(ctx, folder, deadline)
+            return Outcome("failed", f"{back}: " + "; ".join(problems), tail=tail)
+        finally:
+            await fresh.close()
+
+    async def _check(self, ctx: StepContext, mine: NodePlan, plans: dict[str, Any],
+                     fresh: Connector, deadline: float, applied: dict[str, Any]) -> Checked:
+        failed = sorted(n for n, v in applied.items() if v is not True)
+        if failed:
+            return Checked(False, f"{', '.join(failed)} could not make the change")
+        others = {n: p for n, p in plans.items() if n != ctx.node.name}
+        wait = max(min(ctx.node.connect_timeout, _left(deadline) / 2), 0.1)
+        try:
+            async with asyncio.timeout(wait):
+                await fresh.connect()
+        except (TimeoutError, ConnectError, OSError) as exc:
+            why = (f"no answer within {wait:.1f} s" if isinstance(exc, TimeoutError)
+                   else getattr(exc, "detail", "") or str(exc))
+            return Checked(False, f"{ctx.node.name} was not reached again after the change "
+                           f"({why})")
+        # The pings run over the new connection: their output is the proof it works.
+        results = await _ping(ctx, mine, others, fresh, timeout=_left(deadline))
+        if results is None:
+            return Checked(False, f"{ctx.node.name} was reached again, but its commands "
+                           "did not answer")
+        return Checked(True, "", results)
+
+    async def _confirm(self, ctx: StepContext, mine: NodePlan, folder: str,
+                       fresh: Connector, deadline: float) -> Outcome:
+        assert mine.change is not None
+        done = await ctx.run(revert.confirm(folder), via=fresh, quiet=True,
+                             timeout=max(_left(deadline), 1.0))
+        if revert.CONFIRMED not in done.stdout:
+            back = await _reverted(ctx, folder, deadline)
+            return Outcome("failed", f"every pair passed, but the revert fired before saf "
+                           f"could confirm; {back}")
+        size = dfping.payload(mine.mtu, mine.net.found.address)
+        message = ("; ".join(mine.change.what) + f"; {size}-byte don't-fragment pings passed "
+                   "between every pair; confirmed")
+        if mine.change.persist:
+            kept = await ctx.run(" && ".join(mine.change.persist), via=fresh, timeout=60)
+            if not kept.ok:
+                return Outcome("failed", message + ", but making it persistent failed",
+                               exit_status=kept.exit_status, tail=kept.tail())
+        return Outcome("changed", message + f" ({mine.change.persist_note})", exit_status=0)
+
+
+async def _meeting(fleet: Any, nodes: Any, say: Any) -> Rendezvous:
+    """The step's one Rendezvous: `together` makes it once and hands it to every node."""
+    return Rendezvous()
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+async def _resolve(host: str) -> list[str]:
+    """The inventory host's addresses as the operator resolves them (none for an alias that
+    only ~/.ssh/config knows: the node's SSH server then says where it was reached)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def _ping(ctx: StepContext, mine: NodePlan, peers: dict[str, Any],
+                via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:
+    """DF pings from this node to each peer's cluster address: peer name -> result (None
+    when the node's shell did not answer at all)."""
+    addresses = {p.net.found.address: n for n, p in peers.items() if isinstance(p, NodePlan)}
+    try:
+        script = dfping.pings_script(mine.net.os, list(addresses), mine.mtu)
+    except ValueError as exc:
+        raise StepFailed(str(exc)) from None
+    try:
+        result = await ctx.run(script, via=via, quiet=True, timeout=max(timeout, 1.0))
+    except (ConnectError, OSError):
+        return None
+    if dfping.ANSWER not in result.stdout.splitlines():
+        return None
+    parsed = dfping.parse_pings(result.stdout, list(addresses))
+    return {addresses[a]: r for a, r in parsed.items()}
+
+
+def _problems(checks: dict[str, Any], plans: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What stands in the way of confirming, and a line per failed ping."""
+    problems: list[str] = []
+    tail: list[str] = []
+    bad_links: set[tuple[str, str]] = set()
+    size = None
+    for name, check in sorted(checks.items()):
+        if isinstance(check, Missing):
+            problems.append(str(check))
+        elif isinstance(check, Checked):
+            if not check.reached:
+                problems.append(check.why)
+            for peer, result in sorted(check.pings.items()):
+                if not result.ok:
+                    bad_links.add(tuple(sorted((name, peer))))  # type: ignore[arg-type]
+                    tail.append(f"{name} -> {peer}: {result.detail}")
+            plan = plans.get(name)
+            if isinstance(plan, NodePlan):
+                size = dfping.payload(plan.mtu, plan.net.found.address)
+        else:
+            problems.append(f"{name}: {check}")
+    if bad_links:
+        links = ", ".join(f"{a}↔{b}" for a, b in sorted(bad_links))
+        problems.append(f"the links {links} dropped {size}-byte don't-fragment pings "
+                        "(a switch or port without jumbo frames?)")
+    return problems, tail
+
+
+async def _fire(ctx: StepContext, folder: str, via: Connector | None) -> None:
+    """Revert now rather than at the timer's deadline, where the node can be reached."""
+    try:
+        await ctx.run(revert.fire_now(folder), via=via, quiet=True, timeout=5)
+    except (ConnectError, OSError):
+        pass  # the timer reverts by itself
+
+
+async def _reverted(ctx: StepContext, folder: str, deadline: float) -> str:
+    """Wait (a new connection per try: the node may have been cut off until the revert) until
+    the timer has restored the node, and say so."""
+    give_up = deadline + 30.0
+    last = "the node was not reached"
+    while True:
+        conn = ctx.fresh_connector()
+        try:
+            async with asyncio.timeout(max(min(5.0, give_up - time.monotonic()), 0.5)):
+                await conn.connect()
+                result = await ctx.run(revert.status(folder), via=conn, quiet=True)
+            first = result.stdout.strip().splitlines()[:1]
+            if first and first[0].startswith(revert.REVERTED):
+                code = first[0].split()[-1]
+                return ("reverted" if code == "0"
+                        else f"the revert ran but failed (exit {code})")
+            if first and first[0] == revert.GONE:
+                return "the revert's folder is gone (reverted or confirmed meanwhile)"
+            last = "the revert had not run yet"
+        except (TimeoutError, ConnectError, OSError) as exc:
+            last = f"the node was not reached ({getattr(exc, 'detail', '') or type(exc).__name__})"
+        finally:
+            await conn.close()
+        if time.monotonic() > give_up:
+            return f"not known to be reverted: {last}"
+        await asyncio.sleep(0.3)
