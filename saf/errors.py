@@ -96,3 +96,9 @@ class HostKeyError(ConnectError):
         super().__init__(node, "hostkey", message)
         self.fingerprint = fingerprint
         self.changed = changed
+
+
+class RayError(SafError):
+    """Ray is not running where saf looks, or its dashboard answered with an error."""
+
+    title = "Ray"

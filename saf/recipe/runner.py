@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from saf.connect.base import Connector, RunResult
+from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
 from saf.errors import ConnectError
 from saf.events import Emit
@@ -59,6 +59,8 @@ class _NodeContext:
         self.conn = conn
         self.check_mode = runner.check
         self.recipe_folder = runner.prepared.recipe.folder
+        self.inventory = runner.prepared.inventory
+        self.shared = runner.shared(step)
         self.facts = Facts(runner.prepared.variables, node, runner.prepared.inventory)
         self.run_id = runner.run_id
         self.step_nodes = list(runner.prepared.targets[step.index])
@@ -109,6 +111,11 @@ class _NodeContext:
             self.runner._together[index] = task
         return await asyncio.shield(task)
 
+    async def forward(self, remote_port: int, remote_host: str = "127.0.0.1", *,
+                      via: Node | None = None) -> Forward:
+        conn = self.conn if via is None else self.runner.fleet.connector(via)
+        return await conn.forward(remote_port, remote_host)
+
 
 class Runner:
     def __init__(self, prepared: Prepared, fleet: Fleet, emit: Emit, *, run_id: str,
@@ -130,6 +137,12 @@ class Runner:
         self._password_lock = asyncio.Lock()
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
         self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
+        self._shared: dict[int, dict[str, object]] = {}
+
+    def shared(self, step: Step) -> dict[str, object]:
+        """What the nodes of one step share in this run (a kind that coordinates its nodes,
+        as ray_start does, keeps its state here, never on itself)."""
+        return self._shared.setdefault(step.index, {})
 
     # -- become ---------------------------------------------------------------------------
     async def sudo_mode(self, node: Node, conn: Connector) -> str:
@@ -207,6 +220,8 @@ class Runner:
             if (await ctx.run(f"test -e {shell_path(path)}", quiet=True)).ok:
                 return Outcome("skipped", f"{path} exists"), []
         plan = await step.kind.plan(ctx)
+        if plan.refusal is not None:
+            return Outcome("failed", plan.refusal), []
         if not plan.needed:
             return Outcome(plan.done_status, plan.reason), []
         if self.check:

@@ -8,6 +8,8 @@ from saf.recipe.kinds.gpu import Gpu
 from saf.recipe.kinds.mtu import Mtu
 from saf.recipe.kinds.net_test import NetTest
 from saf.recipe.kinds.nvidia_driver import NvidiaDriver
+from saf.recipe.kinds.ray_start import RayStart
+from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.reboot import Reboot
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.sysctl import Sysctl
@@ -19,3 +21,6 @@ KINDS: dict[str, type[Kind]] = {
                                   NetTest, Mtu)}
 
 __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
+
+# The Ray cluster's kinds (docs/ray.md).
+KINDS.update({kind.name: kind for kind in (RayStart, RayStop)})

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from saf.connect.base import Connector, RunResult
+from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
-from saf.inventory.model import Node
+from saf.inventory.model import Inventory, Node
 from saf.numbers import number_problem
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class StepContext(Protocol):
     recipe_folder: Path | None
     run_id: str
     step_nodes: list[Node]  # every node this step runs on, this one included
+    inventory: Inventory
+    shared: dict[str, object]  # what the nodes of this step share in this run
 
     def render(self, template: str, *, shell: bool = True) -> str:
         """The template with variables and node facts put in (quoted when shell)."""
@@ -76,6 +78,11 @@ class StepContext(Protocol):
         first; every node's call gets that run's result (for kinds that act on the cluster
         as one, e.g. a speed test between pairs). `say(line)` is step output."""
 
+    async def forward(self, remote_port: int, remote_host: str = "127.0.0.1", *,
+                      via: Node | None = None) -> Forward:
+        """A local port reaching `remote_host:remote_port` as seen from this node (or from
+        `via`, another node of the inventory) through saf's SSH connection."""
+
 
 @dataclass
 class Plan:
@@ -87,6 +94,9 @@ class Plan:
     data: Any = None
     # The status when nothing is needed: "skipped" (already done) or "ok" (a probe passed).
     done_status: str = "skipped"
+    # Why the step must not go on on this node (a pre-flight check failed): the node fails
+    # with this message, in a --check too, and nothing is applied.
+    refusal: str | None = None
 
 
 @dataclass

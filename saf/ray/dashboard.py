@@ -1,0 +1,96 @@
+"""The Ray dashboard's HTTP API, reached through an SSH port forward to the head (nothing
+needs exposing), read with httpx. Every answer is checked before it is used
+(saf.ray.status builds typed values from it)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from saf.connect.base import Connector
+from saf.errors import RayError
+
+
+class Dashboard:
+    """A small client of the endpoints saf reads: the state API's nodes, the cluster's
+    resource use, and the job submission API."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, url: str | None = None) -> None:
+        self.base_url = base_url
+        self.url = url or base_url  # what a person would open (the head's own address)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _json(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            response = await self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise RayError(f"the Ray dashboard at {self.url} did not answer "
+                           f"({type(exc).__name__}: {exc or 'no detail'})") from None
+        if response.status_code >= 400:
+            raise RayError(f"the Ray dashboard answered {response.status_code} to {path}: "
+                           f"{response.text[:300]}")
+        try:
+            return response.json()
+        except ValueError:
+            raise RayError(f"the Ray dashboard's answer to {path} is not JSON") from None
+
+    async def nodes(self) -> Any:
+        return await self._json("GET", "/api/v0/nodes", params={"limit": 1000})
+
+    async def cluster_status(self) -> Any:
+        return await self._json("GET", "/api/cluster_status")
+
+    async def version(self) -> Any:
+        return await self._json("GET", "/api/version")
+
+    async def jobs(self) -> Any:
+        return await self._json("GET", "/api/jobs/")
+
+    async def job(self, job_id: str) -> Any:
+        return await self._json("GET", f"/api/jobs/{job_id}")
+
+    async def job_logs(self, job_id: str) -> Any:
+        return await self._json("GET", f"/api/jobs/{job_id}/logs")
+
+    async def submit(self, body: dict[str, Any]) -> Any:
+        return await self._json("POST", "/api/jobs/", json=body)
+
+    async def stop_job(self, job_id: str) -> Any:
+        return await self._json("POST", f"/api/jobs/{job_id}/stop")
+
+    async def has_package(self, uri_path: str) -> bool:
+        try:
+            response = await self.http.get(f"/api/packages/{uri_path}")
+        except httpx.HTTPError as exc:
+            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
+        return response.status_code == 200
+
+    async def put_package(self, uri_path: str, data: bytes) -> None:
+        await self._json("PUT", f"/api/packages/{uri_path}", content=data)
+
+
+def dashboard_target(inventory_host: str, bind: str) -> str:
+    """Where the forward reaches on the head: its loopback when the dashboard listens on all
+    addresses or on loopback, else the address it listens on."""
+    return "127.0.0.1" if bind in ("", "0.0.0.0", "::", "localhost") else bind
+
+
+@contextlib.asynccontextmanager
+async def through_forward(conn: Connector, port: int, bind: str = "127.0.0.1",
+                          *, timeout: float = 10.0) -> AsyncIterator[Dashboard]:
+    """A Dashboard client reaching the head's dashboard port through an SSH forward."""
+    target = dashboard_target(conn.node.host, bind)
+    forward = await conn.forward(port, target)
+    client = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=timeout,
+                       url=f"http://{conn.node.host}:{port}")
+    try:
+        yield client
+    finally:
+        await client.close()
+        await forward.close()

@@ -1,0 +1,146 @@
+"""What a node tells saf about itself for Ray (saf.ray.node_probe's answer), checked field by
+field: a node's answer is untrusted, so a wrong type or a value out of range is dropped and
+counted, never a crash."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import zlib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from saf.shell import path_arg, quote
+
+MARK = "saf-ray "
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    python: str | None = None
+    executable: str | None = None
+    ray: str | None = None
+    ray_bin: str | None = None
+    system: str | None = None
+    machine: str | None = None
+    ssh_server_ip: str | None = None
+    addresses: tuple[str, ...] = ()
+    listeners: dict[int, str] = field(default_factory=dict)
+    ray_processes: int = 0
+    raylet_running: bool = False
+    gcs_running: bool = False
+    record: dict[str, Any] | None = None
+    nvidia: bool = False
+    osx_cluster_env: str | None = None
+    mlx: bool = False
+    time: float | None = None
+    probes: dict[str, str] = field(default_factory=dict)
+    pyenv: tuple[str, ...] | None = None
+    uv: tuple[str, ...] | None = None
+    pyenv_bin: str | None = None
+    uv_bin: str | None = None
+    bad_fields: int = 0
+
+    @property
+    def is_macos(self) -> bool:
+        return self.system == "Darwin"
+
+    @property
+    def apple_silicon(self) -> bool:
+        return self.is_macos and self.machine == "arm64"
+
+    @property
+    def os_arch(self) -> str:
+        system = {"Darwin": "macos", "Linux": "linux"}.get(self.system or "", self.system or "?")
+        return f"{system}/{self.machine or '?'}"
+
+
+@functools.cache
+def probe_source() -> str:
+    """The node program, compressed, for `python -c` (stdin belongs to the guard)."""
+    text = resources.files("saf.ray").joinpath("node_probe.py").read_text()
+    packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+    return (f"import base64,zlib;exec(compile(zlib.decompress(base64.b64decode('{packed}')),"
+            "'saf_ray_probe','exec'))")
+
+
+def probe_command(python: str, action: str, args: dict[str, Any]) -> str:
+    """The shell command that runs the node program with `python`."""
+    return (f"{path_arg(python)} -c {quote(probe_source())} {action} "
+            f"{quote(json.dumps(args, sort_keys=True))}")
+
+
+def answer(stdout: str) -> dict[str, Any] | None:
+    """The node program's JSON answer among the lines of its output, or None."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARK):
+            try:
+                value = json.loads(line[len(MARK):])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _str(raw: dict[str, Any], key: str, bad: list[str], limit: int = 4096) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= limit:
+        return value
+    bad.append(key)
+    return None
+
+
+def _strs(value: Any, key: str, bad: list[str]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, list) and len(value) <= 1000 and all(
+            isinstance(v, str) and len(v) <= 200 for v in value):
+        return tuple(value)
+    bad.append(key)
+    return None
+
+
+def parse_facts(raw: dict[str, Any]) -> NodeFacts:
+    bad: list[str] = []
+    listeners: dict[int, str] = {}
+    for port, owner in (raw.get("listeners") or {}).items() if isinstance(
+            raw.get("listeners"), dict) else ():
+        if isinstance(port, str) and port.isdigit() and 0 < int(port) < 65536 and isinstance(
+                owner, str):
+            listeners[int(port)] = owner[:300]
+        else:
+            bad.append("listeners")
+    probes = {k: v[:200] for k, v in (raw.get("probes") or {}).items()
+              if isinstance(k, str) and isinstance(v, str)} if isinstance(
+                  raw.get("probes"), dict) else {}
+    count = raw.get("ray_processes", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1_000_000:
+        bad.append("ray_processes")
+        count = 0
+    when = raw.get("time")
+    if not isinstance(when, (int, float)) or isinstance(when, bool) or not 0 < when < 1e11:
+        when = None
+    record = raw.get("record")
+    flags = {k: raw.get(k) for k in ("raylet_running", "gcs_running", "nvidia", "mlx")}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            if value is not None:
+                bad.append(key)
+            flags[key] = False
+    return NodeFacts(
+        python=_str(raw, "python", bad, 40), executable=_str(raw, "executable", bad),
+        ray=_str(raw, "ray", bad, 40), ray_bin=_str(raw, "ray_bin", bad),
+        system=_str(raw, "system", bad, 40), machine=_str(raw, "machine", bad, 40),
+        ssh_server_ip=_str(raw, "ssh_server_ip", bad, 60),
+        addresses=_strs(raw.get("addresses"), "addresses", bad) or (),
+        listeners=listeners, ray_processes=count,
+        raylet_running=bool(flags["raylet_running"]), gcs_running=bool(flags["gcs_running"]),
+        record=record if isinstance(record, dict) else None, nvidia=bool(flags["nvidia"]),
+        osx_cluster_env=_str(raw, "osx_cluster_env", bad, 40), mlx=bool(flags["mlx"]),
+        time=when, probes=probes, pyenv=_strs(raw.get("pyenv"), "pyenv", bad),
+        uv=_strs(raw.get("uv"), "uv", bad), pyenv_bin=_str(raw, "pyenv_bin", bad),
+        uv_bin=_str(raw, "uv_bin", bad), bad_fields=len(bad))

@@ -1,0 +1,363 @@
+"""kind = "ray_start": start Ray on every node of the step, the head first, each worker as soon
+as the head answers, all checked before anything starts.
+
+One step runs on the head and the workers together. Every node gathers its facts at once
+(saf.ray.node_probe: Python, Ray, addresses, who holds the ports, whether Ray runs and with
+what settings); then each node waits for the head's facts to decide its exact `ray start`
+(saf.ray.command), and the step refuses, naming the node, when a port is taken, a version
+differs, a worker cannot reach the head's port, or the dashboard would listen on loopback on a
+cluster of several machines. A refused node stops the head from starting. `--check` shows
+each node's command. After starting, each node waits until the dashboard (through an SSH
+forward to the head) lists it ALIVE; one that does not join fails with its Ray log's tail,
+and the head reports the cluster's totals.
+
+A node already running with the same settings is `skipped`; with other settings it fails
+saying what differs, unless `restart` is true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from saf.errors import RayError
+from saf.metrics.format import fmt_bytes, fmt_some
+from saf.ray import command as rc
+from saf.ray.dashboard import Dashboard, dashboard_target
+from saf.ray.facts import NodeFacts
+from saf.ray.node_call import call, node_facts
+from saf.ray.status import RayStatus, read_status
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+
+WAIT_PEERS = 300.0  # seconds a node waits for the others' facts and decisions
+
+
+@dataclass
+class _Decision:
+    start: rc.StartPlan | None = None
+    needed: bool = False
+    refused: str | None = None
+    stop_first: bool = False
+
+
+@dataclass
+class _State:
+    """What the nodes of one ray_start step share in one run."""
+
+    facts: dict[str, asyncio.Future[NodeFacts]] = field(default_factory=dict)
+    decided: dict[str, asyncio.Future[_Decision]] = field(default_factory=dict)
+    started: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    # Nodes that share a machine start one at a time: Ray picks its per-node socket and log
+    # names by looking at the session folder, and two starts at once pick the same.
+    machine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _settle(fut: asyncio.Future[Any], value: Any = None,
+            error: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+        fut.exception()  # marked retrieved: a waiter may never come
+    else:
+        fut.set_result(value)
+
+
+def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None, str | None]:
+    def integer(key: str, template: str) -> int:
+        value = ctx.render(template, shell=False).strip()
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise ValueError(f"{key} must be a port from 1 to 65535, not {value!r}")
+        return int(value)
+    try:
+        restart = ctx.render(kind.restart, shell=False).strip().lower()
+        if restart not in ("true", "false", "yes", "no", "1", "0", ""):
+            raise ValueError(f"restart must be true or false, not {restart!r}")
+        temp_dir = ctx.render(kind.temp_dir, shell=False).strip() or rc.DEFAULT_TEMP_DIR
+        if not temp_dir.startswith("/"):
+            raise ValueError(f"temp_dir must be an absolute path, not {temp_dir!r}")
+        return rc.RaySettings(
+            port=integer("port", kind.port),
+            dashboard_host=ctx.render(kind.dashboard_host, shell=False).strip(),
+            dashboard_port=integer("dashboard_port", kind.dashboard_port),
+            temp_dir=temp_dir, restart=restart in ("true", "yes", "1")), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> RayStatus:
+    """Poll the dashboard until every named node is ALIVE; the last status read either way."""
+    deadline = time.monotonic() + timeout
+    status: RayStatus | None = None
+    while True:
+        try:
+            status = await read_status(dashboard, jobs=False)
+            alive = {n.name for n in status.alive}
+            if all(name in alive for name in names):
+                return status
+        except RayError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            assert status is not None
+            return status
+        await asyncio.sleep(0.5)
+
+
+def totals(status: RayStatus) -> str:
+    gpus = status.total("GPU")
+    return (f"{len(status.alive)} node{'s' if len(status.alive) != 1 else ''} ALIVE: "
+            f"{status.total('CPU'):g} CPUs, {gpus:g} GPUs, {fmt_bytes(status.memory)} memory")
+
+
+class RayStart(Kind):
+    name = "ray_start"
+    keys = {"port": "the head's GCS port (default 6380: 6379 is Redis's)",
+            "dashboard_host": "where the dashboard listens (default: loopback on one machine, "
+                              "the head's cluster address on several)",
+            "dashboard_port": "the dashboard's port (default 8265)",
+            "temp_dir": "Ray's temp folder on every node (default /tmp/ray)",
+            "restart": "true: restart nodes that run with other settings",
+            "join_timeout": "seconds a node may take to show ALIVE (default 90)"}
+    supports_become = False
+
+    def __init__(self, port: str, dashboard_host: str, dashboard_port: str, temp_dir: str,
+                 restart: str, join_timeout: float) -> None:
+        self.port = port
+        self.dashboard_host = dashboard_host
+        self.dashboard_port = dashboard_port
+        self.temp_dir = temp_dir
+        self.restart = restart
+        self.join_timeout = join_timeout
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> RayStart:
+        def value(key: str, default: str) -> str:
+            raw = params.get(key, default)
+            if isinstance(raw, bool):
+                return "true" if raw else "false"
+            if isinstance(raw, int):
+                return str(raw)
+            if not isinstance(raw, str):
+                raise fail(key, f"{key!r} must be a string or a number")
+            return raw
+        return cls(value("port", str(rc.DEFAULT_PORT)), value("dashboard_host", ""),
+                   value("dashboard_port", str(rc.DEFAULT_DASHBOARD_PORT)),
+                   value("temp_dir", rc.DEFAULT_TEMP_DIR), value("restart", "false"),
+                   float(number(params, "join_timeout", fail, default=90, minimum=1,
+                                maximum=3600)))
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("port", self.port), ("dashboard_host", self.dashboard_host),
+                ("dashboard_port", self.dashboard_port), ("temp_dir", self.temp_dir),
+                ("restart", self.restart)]
+
+    def describe(self) -> str:
+        return "start Ray: the head, then each worker joining it"
+
+    # -- deciding ---------------------------------------------------------------------------
+    async def plan(self, ctx: StepContext) -> Plan:
+        state = ctx.shared.setdefault("ray_start", _State())
+        assert isinstance(state, _State)
+        me = ctx.node
+        for peer in ctx.step_nodes:
+            for table in (state.facts, state.decided, state.started):
+                table.setdefault(peer.name, asyncio.get_running_loop().create_future())
+        mine = state.facts[me.name]
+        decided = state.decided[me.name]
+        try:
+            decision = await self._decide(ctx, state)
+        except RayError as exc:
+            decision = _Decision(refused=str(exc))
+            _settle(mine, error=RayError(f"{me.name} did not answer ({exc})"))
+        except BaseException as exc:
+            _settle(mine, error=RayError(f"{me.name} did not answer ({exc})"))
+            _settle(decided, _Decision(refused=f"did not answer ({exc})"))
+            _settle(state.started[me.name], error=RayError(f"{me.name} did not start"))
+            raise
+        _settle(decided, decision)
+        if decision.refused:
+            _settle(state.started[me.name], error=RayError(f"{me.name} was refused"))
+            return Plan(True, refusal=decision.refused)
+        if me.is_head and decision.needed:
+            # Nothing starts while another node is refused.
+            refused = await self._others_refused(ctx, state)
+            if refused:
+                _settle(state.started[me.name], error=RayError("the head did not start"))
+                return Plan(True, refusal="not started: " + fmt_some(refused, 3))
+        start = decision.start
+        assert start is not None
+        if not decision.needed:
+            _settle(state.started[me.name], start.node_ip)
+            return Plan(False, "Ray is running with the same settings")
+        what = "every Ray process" if me.is_head else "its raylet"
+        commands = ([f"stop {what} (then start again)"] if decision.stop_first else []) \
+            + [start.shell()]
+        reason = ("restart: " if decision.stop_first else "start ") + (
+            "the head" if me.is_head else f"a worker joining {start.head_address}")
+        return Plan(True, reason, commands, decision)
+
+    async def _others_refused(self, ctx: StepContext, state: _State) -> list[str]:
+        others = [p.name for p in ctx.step_nodes if p.name != ctx.node.name]
+        done = await asyncio.wait_for(asyncio.gather(*(state.decided[n] for n in others)),
+                                      WAIT_PEERS)
+        return [f"{name} is refused ({d.refused})" for name, d in zip(others, done, strict=True)
+                if d.refused]
+
+    async def _decide(self, ctx: StepContext, state: _State) -> _Decision:
+        me, inventory = ctx.node, ctx.inventory
+        settings, problem = settings_of(ctx, self)
+        if settings is None:
+            raise RayError(problem or "bad settings")
+        ports = [settings.port, settings.dashboard_port] if me.is_head else []
+        facts = await node_facts(ctx.run, me.name, me.python, temp_dir=settings.temp_dir,
+                                 ports=ports, record=settings.record_path(me.name))
+        _settle(state.facts[me.name], facts)
+        head = inventory.head
+        if head is None:
+            return _Decision(refused="no node has role head in the inventory")
+        if head.name not in state.facts:
+            return _Decision(refused=f"the head {head.name} is not in this run (start Ray "
+                                     "on the head and the workers together)")
+        try:
+            head_facts = await asyncio.wait_for(asyncio.shield(state.facts[head.name]),
+                                                WAIT_PEERS)
+        except (RayError, TimeoutError) as exc:
+            return _Decision(refused=f"the head {head.name} did not answer ({exc})")
+        head_ip, problem = rc.node_ip(head, head_facts)
+        if head_ip is None:
+            return _Decision(refused=f"the head {head.name}'s address: {problem}")
+        why = rc.refusal(inventory, me, facts, head, head_facts, settings)
+        if why:
+            return _Decision(refused=why)
+        start, problem = rc.start_plan(inventory, me, facts, settings, head_ip)
+        if start is None:
+            return _Decision(refused=problem)
+        running = facts.raylet_running and (facts.gcs_running or not me.is_head)
+        head_restarts = False
+        if not me.is_head:
+            head_decision = await asyncio.wait_for(asyncio.shield(state.decided[head.name]),
+                                                   WAIT_PEERS)
+            head_restarts = head_decision.needed
+            if not head_decision.refused and not head_decision.needed or head_restarts:
+                # The worker must reach the head's port from where it is (a firewall?).
+                expect_open = not head_restarts
+                value, _ = await call(ctx.run, me.name, me.python, "probe",
+                                      {"targets": [f"{head_ip}:{settings.port}"],
+                                       "timeout": 3})
+                seen = str((value.get("probes") or {}).get(f"{head_ip}:{settings.port}"))
+                if seen not in (("open",) if expect_open else ("open", "refused")):
+                    return _Decision(refused=(
+                        f"cannot reach the head's port {head_ip}:{settings.port} from here "
+                        f"({seen}): a firewall, or the wrong address?"))
+        if not running:
+            return _Decision(start, needed=True, stop_first=facts.ray_processes > 0
+                             and not rc.shares_machine(inventory, me))
+        diffs = rc.differences(facts.record, start.settings)
+        if head_restarts:
+            diffs.append("the head restarts")
+        if not diffs:
+            return _Decision(start, needed=False)
+        if not settings.restart:
+            return _Decision(refused=("Ray is running with other settings ("
+                                      + "; ".join(diffs[:6])
+                                      + "); rerun with --var restart=true to restart it"))
+        return _Decision(start, needed=True, stop_first=True)
+
+    # -- doing ------------------------------------------------------------------------------
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        state = ctx.shared["ray_start"]
+        assert isinstance(state, _State)
+        decision: _Decision = plan.data
+        start = decision.start
+        assert start is not None
+        me, head = ctx.node, ctx.inventory.head
+        assert head is not None
+        settings, _ = settings_of(ctx, self)
+        assert settings is not None
+        started = state.started[me.name]
+        try:
+            if not me.is_head:
+                try:
+                    await asyncio.wait_for(asyncio.shield(state.started[head.name]),
+                                           WAIT_PEERS)
+                except (RayError, TimeoutError) as exc:
+                    _settle(started, error=RayError(str(exc)))
+                    return Outcome("failed", f"not started: the head did not start ({exc})")
+            outcome = await self._start(ctx, settings, start, decision.stop_first)
+            if outcome is not None:
+                _settle(started, error=RayError(outcome.message))
+                return outcome
+            head_bind = rc.dashboard_bind(settings, start.head_address.rpartition(":")[0],
+                                          rc.machines(ctx.inventory) > 1)
+            forward = await ctx.forward(settings.dashboard_port,
+                                        dashboard_target(head.host, head_bind), via=head)
+            dashboard = Dashboard(f"http://127.0.0.1:{forward.local_port}",
+                                  url=f"http://{head_bind}:{settings.dashboard_port}")
+            try:
+                status = await wait_alive(dashboard, [me.name], self.join_timeout)
+                if me.name not in {n.name for n in status.alive}:
+                    _settle(started, error=RayError(f"{me.name} did not join"))
+                    return await self._no_join(ctx, settings)
+                _settle(started, start.node_ip)
+                if not me.is_head:
+                    return Outcome("changed", f"joined {start.head_address} as {start.node_ip}",
+                                   exit_status=0)
+                # The head reports the cluster once every starting worker has had its say.
+                workers = [p.name for p in ctx.step_nodes if p.name != me.name]
+                decisions = await asyncio.gather(*(state.decided[n] for n in workers))
+                waiting = [state.started[n] for n, d in zip(workers, decisions, strict=True)
+                           if d.needed and not d.refused]
+                await asyncio.gather(*waiting, return_exceptions=True)
+                status = await read_status(dashboard, jobs=False)
+                return Outcome("changed", f"head at {start.head_address}; {totals(status)}; "
+                               f"dashboard {dashboard.url}", exit_status=0)
+            finally:
+                await dashboard.close()
+                await forward.close()
+        except BaseException as exc:
+            _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
+            raise
+
+    async def _start(self, ctx: StepContext, settings: rc.RaySettings, start: rc.StartPlan,
+                     stop_first: bool) -> Outcome | None:
+        me = ctx.node
+        if stop_first:
+            sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
+            await call(ctx.run, me.name, me.python, "stop",
+                       {"temp_dir": settings.temp_dir, "node_name": me.name, "sweep": sweep,
+                        "record": settings.record_path(me.name)})
+        args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
+                "settings": start.settings}
+        if rc.shares_machine(ctx.inventory, me):
+            state = ctx.shared["ray_start"]
+            assert isinstance(state, _State)
+            async with state.machine_lock:
+                value, result = await call(ctx.run, me.name, me.python, "start", args,
+                                           quiet=False)
+        else:
+            value, result = await call(ctx.run, me.name, me.python, "start", args, quiet=False)
+        code = value.get("exit_status")
+        if code != 0:
+            return Outcome("failed", f"`ray start` ended with exit status {code}",
+                           exit_status=code if isinstance(code, int) else None,
+                           tail=result.tail(12))
+        return None
+
+    async def _no_join(self, ctx: StepContext, settings: rc.RaySettings) -> Outcome:
+        me = ctx.node
+        tail: list[str] = []
+        try:
+            value, _ = await call(ctx.run, me.name, me.python, "tail",
+                                  {"temp_dir": settings.temp_dir, "lines": 12})
+            logs = value.get("logs")
+            for path, lines in (logs.items() if isinstance(logs, dict) else ()):
+                if isinstance(path, str) and isinstance(lines, list):
+                    tail.append(f"== {path}")
+                    tail += [str(line)[:300] for line in lines[-12:]]
+        except RayError as exc:
+            tail.append(str(exc))
+        return Outcome("failed", f"{me.name} did not show ALIVE in the dashboard within "
+                       f"{self.join_timeout:g} s; its Ray logs end:", tail=tail)

@@ -1,0 +1,109 @@
+"""kind = "ray_stop": stop Ray on the step's nodes and check that none of its processes is
+left. The workers stop first, all at once; the head waits for them, then stops. A worker ends its raylet and the raylet's children; the head, or a node alone on its
+machine, ends every process of Ray's temp folder (GCS, dashboard, monitors). Only processes
+of that temp folder are touched, never another Ray on the same machine (`ray stop` would end
+them all). SIGTERM first, SIGKILL after a grace of a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from saf.errors import RayError
+from saf.metrics.format import fmt_some
+from saf.ray import command as rc
+from saf.ray.node_call import call, node_facts
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
+
+
+class RayStop(Kind):
+    name = "ray_stop"
+    keys = {"temp_dir": "Ray's temp folder on the nodes (default /tmp/ray)"}
+    supports_become = False
+
+    def __init__(self, temp_dir: str) -> None:
+        self.temp_dir = temp_dir
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> RayStop:
+        raw = params.get("temp_dir", rc.DEFAULT_TEMP_DIR)
+        if not isinstance(raw, str) or not raw.strip():
+            raise fail("temp_dir", "'temp_dir' must be a non-empty string")
+        return cls(raw)
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("temp_dir", self.temp_dir)]
+
+    def describe(self) -> str:
+        return "stop Ray and check that no Ray process is left"
+
+    def _temp_dir(self, ctx: StepContext) -> str:
+        temp_dir = ctx.render(self.temp_dir, shell=False).strip() or rc.DEFAULT_TEMP_DIR
+        if not temp_dir.startswith("/"):
+            raise RayError(f"temp_dir must be an absolute path, not {temp_dir!r}")
+        return temp_dir
+
+    @staticmethod
+    def _done(ctx: StepContext) -> dict[str, asyncio.Future[None]]:
+        """One future per node of the step, settled when that node is done (the head waits
+        for the others')."""
+        done = ctx.shared.setdefault("ray_stop", {})
+        assert isinstance(done, dict)
+        for peer in ctx.step_nodes:
+            if peer.name not in done:
+                done[peer.name] = asyncio.get_running_loop().create_future()
+        return done
+
+    @staticmethod
+    def _finish(ctx: StepContext) -> None:
+        fut = RayStop._done(ctx)[ctx.node.name]
+        if not fut.done():
+            fut.set_result(None)
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        self._done(ctx)
+        try:
+            plan = await self._plan(ctx)
+        except BaseException:
+            self._finish(ctx)
+            raise
+        if plan.refusal or not plan.needed or ctx.check_mode:
+            self._finish(ctx)
+        return plan
+
+    async def _plan(self, ctx: StepContext) -> Plan:
+        me = ctx.node
+        try:
+            temp_dir = self._temp_dir(ctx)
+            facts = await node_facts(ctx.run, me.name, me.python, temp_dir=temp_dir, ports=[])
+        except RayError as exc:
+            return Plan(True, refusal=str(exc))
+        sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
+        running = facts.ray_processes if sweep else int(facts.raylet_running)
+        if not running:
+            return Plan(False, "no Ray process of " + temp_dir)
+        what = (f"end every Ray process of {temp_dir} ({facts.ray_processes})" if sweep
+                else f"end the raylet named {me.name} and its children")
+        return Plan(True, what, [what], {"temp_dir": temp_dir, "sweep": sweep})
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        try:
+            if ctx.node.is_head:
+                done = self._done(ctx)
+                await asyncio.gather(*(f for name, f in done.items() if name != ctx.node.name))
+            return await self._stop(ctx, plan)
+        finally:
+            self._finish(ctx)
+
+    async def _stop(self, ctx: StepContext, plan: Plan) -> Outcome:
+        me = ctx.node
+        args = dict(plan.data, node_name=me.name, grace=5,
+                    record=f"{plan.data['temp_dir'].rstrip('/')}/saf/{me.name}.json")
+        value, _ = await call(ctx.run, me.name, me.python, "stop", args)
+        left = value.get("left")
+        if isinstance(left, list) and left:
+            return Outcome("failed", f"{len(left)} Ray processes are left: "
+                           + fmt_some([str(x) for x in left], 3))
+        stopped, killed = value.get("stopped"), value.get("killed")
+        return Outcome("changed", f"stopped {stopped} processes"
+                       + (f" ({killed} needed SIGKILL)" if killed else ""), exit_status=0)
