@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "top": "saf.commands.top:top",
     "serve": "saf.commands.serve:serve",
     "net": "saf.commands.net:net",
+    "ray": "saf.commands.ray_cmd:ray_group",
 }
 
 

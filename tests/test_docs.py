@@ -54,6 +54,8 @@ def unknown(words: list[str]) -> list[str]:
     path = "saf"
     rest = iter(words[1:])
     for word in rest:
+        if word == "--":
+            break  # the end of options: what follows is handed on (`saf ray submit -- CMD`)
         if word.startswith("-"):
             name = word.partition("=")[0]
             if name in ("-h", "--help"):

@@ -72,7 +72,13 @@ class Dashboard:
         return response.status_code == 200
 
     async def put_package(self, uri_path: str, data: bytes) -> None:
-        await self._json("PUT", f"/api/packages/{uri_path}", content=data)
+        try:
+            response = await self.http.put(f"/api/packages/{uri_path}", content=data)
+        except httpx.HTTPError as exc:
+            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
+        if response.status_code >= 400:
+            raise RayError(f"the Ray dashboard refused the working directory "
+                           f"({response.status_code}: {response.text[:300]})")
 
 
 def dashboard_target(inventory_host: str, bind: str) -> str:

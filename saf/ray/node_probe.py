@@ -156,7 +156,7 @@ def _ray_version():
     try:
         from importlib import metadata
         return metadata.version("ray")
-    except Exception:
+    except Exception:  # noqa: BLE001 - not installed, or unreadable metadata: no Ray
         return None
 
 
@@ -219,6 +219,8 @@ def start(args):
     """Start Ray in a session of its own (so the SSH command's end does not end it), then
     write the record of the settings it was started with."""
     env = dict(os.environ)
+    # As an activated venv does: jobs that run `python` get the node's Python and its Ray.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(args.get("env") or {})
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.stdout.flush()
@@ -319,7 +321,8 @@ def tail(args):
 
 
 def probe(args):
-    return {"probes": {t: _probe(t, float(args.get("timeout", 3))) for t in args.get("targets") or []}}
+    timeout = float(args.get("timeout", 3))
+    return {"probes": {t: _probe(t, timeout) for t in args.get("targets") or []}}
 
 
 def main():

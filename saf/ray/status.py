@@ -199,6 +199,10 @@ def build_jobs(answer: Any, counter: _Counter) -> list[RayJob]:
     return jobs
 
 
+def parse_jobs(answer: Any) -> list[RayJob]:
+    return build_jobs(answer, _Counter())
+
+
 async def read_status(dashboard: Dashboard, *, jobs: bool = True) -> RayStatus:
     """The cluster's status, read through the dashboard (raises RayError when it does not
     answer)."""

@@ -152,8 +152,10 @@ class RunView:
             line += Text(f"  → {self.output[key][-1][:100]}", style="dim")
         self.out.print(line)
         for command in event.would[:10]:
-            self.out.print(Text(f"      would run: {command.strip().splitlines()[0][:120]}",
-                                style="yellow"))
+            # The whole first line: --check is read to know exactly what would run.
+            lines = command.strip().splitlines() or [""]
+            more = f"  (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+            self.out.print(Text(f"      would run: {lines[0][:2000]}{more}", style="yellow"))
         if status == "failed":
             tail = event.tail or list(self.output.get(key, ()))
             for text in tail[-TAIL_LINES:]:

@@ -29,7 +29,7 @@ from saf.ray.dashboard import Dashboard, dashboard_target
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
 
 WAIT_PEERS = 300.0  # seconds a node waits for the others' facts and decisions
 

@@ -1,5 +1,6 @@
 """kind = "ray_stop": stop Ray on the step's nodes and check that none of its processes is
-left. The workers stop first, all at once; the head waits for them, then stops. A worker ends its raylet and the raylet's children; the head, or a node alone on its
+left. The workers stop first, all at once; the head waits for them, then stops. A worker
+ends its raylet and the raylet's children; the head, or a node alone on its
 machine, ends every process of Ray's temp folder (GCS, dashboard, monitors). Only processes
 of that temp folder are touched, never another Ray on the same machine (`ray stop` would end
 them all). SIGTERM first, SIGKILL after a grace of a few seconds."""

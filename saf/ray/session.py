@@ -1,0 +1,83 @@
+"""Reaching a running Ray cluster from the operator's machine: find the head, read the
+settings ray-up recorded there (the dashboard's port and address), and open the dashboard
+through an SSH forward on the head's connection."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from saf.connect.base import Connector, RunResult
+from saf.errors import RayError
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory, Node
+from saf.ray import command as rc
+from saf.ray.dashboard import Dashboard, dashboard_target
+from saf.ray.facts import NodeFacts
+from saf.ray.node_call import node_facts
+
+
+@dataclass(frozen=True)
+class DashboardPlace:
+    port: int
+    bind: str
+    running: bool  # whether the head runs Ray's GCS of that temp folder
+
+
+def head_of(inventory: Inventory) -> Node:
+    head = inventory.head
+    if head is None:
+        raise RayError("no node has role head in the inventory: Ray's head is the node with "
+                       "roles = [\"head\"]")
+    return head
+
+
+def connector_run(conn: Connector):  # type: ignore[no-untyped-def]
+    async def run(command: str, *, quiet: bool = True) -> RunResult:
+        del quiet
+        return await conn.run(command)
+    return run
+
+
+def place_from(facts: NodeFacts, port: int | None) -> DashboardPlace:
+    """Where the dashboard listens, from the settings recorded by ray-up (or the defaults)."""
+    bind, recorded = "127.0.0.1", rc.DEFAULT_DASHBOARD_PORT
+    argv = (facts.record or {}).get("argv")
+    for arg in argv if isinstance(argv, list) else []:
+        if isinstance(arg, str) and arg.startswith("--dashboard-port="):
+            value = arg.partition("=")[2]
+            recorded = int(value) if value.isdigit() and 0 < int(value) < 65536 else recorded
+        elif isinstance(arg, str) and arg.startswith("--dashboard-host="):
+            bind = arg.partition("=")[2] or bind
+    return DashboardPlace(port or recorded, bind, facts.gcs_running)
+
+
+@contextlib.asynccontextmanager
+async def open_dashboard(fleet: Fleet, *, port: int | None = None,
+                         temp_dir: str = rc.DEFAULT_TEMP_DIR,
+                         timeout: float = 10.0) -> AsyncIterator[Dashboard]:
+    """The head's dashboard through a forward. Raises RayError, saying how to start Ray,
+    when nothing answers there."""
+    head = head_of(fleet.inventory)
+    conn = fleet.connector(head)
+    facts = await node_facts(connector_run(conn), head.name, head.python, temp_dir=temp_dir,
+                             ports=[], record=rc.RaySettings(temp_dir=temp_dir)
+                             .record_path(head.name))
+    place = place_from(facts, port)
+    forward = await conn.forward(place.port, dashboard_target(head.host, place.bind))
+    shown = place.bind if place.bind not in ("0.0.0.0", "::") else head.host
+    dashboard = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=timeout,
+                          url=f"http://{shown}:{place.port}")
+    try:
+        try:
+            await dashboard.version()
+        except RayError as exc:
+            state = ("Ray is not running on the head" if not place.running else
+                     "Ray runs on the head but its dashboard does not answer")
+            raise RayError(f"{state} {head.name} ({dashboard.url}: {exc.message}); start it "
+                           "with `saf run ray-up`") from None
+        yield dashboard
+    finally:
+        await dashboard.close()
+        await forward.close()

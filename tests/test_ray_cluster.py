@@ -1,0 +1,206 @@
+"""A real Ray cluster on the loopback SSH fleet: `saf run ray-up` starts a head and two
+workers (three Ray nodes on one machine, each with its own ports: saf.ray.command), Ray's own
+`ray status` sees them, `saf ray status/submit/jobs` work through the dashboard forward, a
+rerun is `skipped`, other settings are refused, and `ray-down` leaves no Ray process.
+
+One Ray cluster for the whole module (starting one costs 10-60 s on two cores); every Ray
+process of the module's own temp folder is ended when the module ends, even after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.ray import free_ray_port, ray_processes, stop_ray
+from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
+
+RAY = Path(sys.executable).parent / "ray"
+
+
+@dataclass
+class RayCluster:
+    inventory: Path
+    temp_dir: Path
+    port: int
+    up: subprocess.CompletedProcess[str]
+
+    @property
+    def dashboard_port(self) -> int:
+        return self.port + 99
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SAF_INVENTORY": str(self.inventory),
+                "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "200"}
+
+    def saf(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def ray_vars(self, **extra: str) -> list[str]:
+        values = {"port": str(self.port), "dashboard_port": str(self.dashboard_port),
+                  "temp_dir": str(self.temp_dir), **extra}
+        return [arg for k, v in values.items() for arg in ("--var", f"{k}={v}")]
+
+
+def _nodes(servers: AsyncsshServers) -> list[dict]:
+    return [
+        {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha"), "roles": ["head"]},
+        {"name": "beta", "host": "127.0.0.1", "port": servers.port("beta"), "roles": ["worker"],
+         "vars": {"ray_resources": {"Apple": 1}}},
+        {"name": "gamma", "host": "127.0.0.1", "port": servers.port("gamma"),
+         "roles": ["worker"], "vars": {"ray_num_cpus": 1}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    root = tmp_path_factory.mktemp("ray")
+    keys = ClientKeys(root / "operator")
+    servers = AsyncsshServers(root, keys, ["alpha", "beta", "gamma"])
+    # Ray's temp folder: short (its socket paths must stay under 108 bytes) and ours alone.
+    temp_dir = Path(f"/tmp/saf-ray-{os.getpid()}")
+    inventory = write_inventory(root / "saf.toml", keys, _nodes(servers))
+    cluster = RayCluster(inventory, temp_dir, free_ray_port(), None)  # type: ignore[arg-type]
+    try:
+        cluster.up = cluster.saf("run", "ray-up", *cluster.ray_vars())
+        yield cluster
+    finally:
+        stop_ray(temp_dir)
+        servers.stop()
+        left = ray_processes(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not left, f"Ray processes left: {left}"
+
+
+def test_ray_up_starts_head_and_workers(ray_cluster: RayCluster) -> None:
+    """ray-up starts all three nodes and reports the cluster's totals from the dashboard."""
+    up = ray_cluster.up
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "3 nodes ALIVE" in up.stdout
+    assert "joined 127.0.0.1:" in up.stdout
+
+
+def test_ray_own_status_sees_the_cluster(ray_cluster: RayCluster) -> None:
+    """Ray's own CLI, pointed at the head's GCS port, sees three active nodes (its
+    autoscaler's report lags the nodes by a few seconds, so it is asked again until then)."""
+    deadline = time.monotonic() + 60
+    while True:
+        out = subprocess.run([str(RAY), "status", f"--address=127.0.0.1:{ray_cluster.port}"],
+                             capture_output=True, text=True, timeout=120, env=ray_cluster.env())
+        assert out.returncode == 0, out.stderr
+        if out.stdout.count(" node_") == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert out.stdout.count(" node_") == 3, out.stdout
+
+
+def test_saf_ray_status_json(ray_cluster: RayCluster) -> None:
+    """`saf ray status --json` reports each node ALIVE with its CPUs and the inventory's
+    resources (Apple on beta, one CPU on gamma), and the totals."""
+    out = ray_cluster.saf("ray", "status", "--json", "--temp-dir", str(ray_cluster.temp_dir))
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    nodes = {n["name"]: n for n in status["nodes"]}
+    assert set(nodes) == {"alpha", "beta", "gamma"}
+    assert all(n["alive"] for n in nodes.values())
+    assert nodes["alpha"]["head"] and not nodes["beta"]["head"]
+    assert nodes["beta"]["resources"].get("Apple") == 1
+    assert nodes["gamma"]["resources"]["CPU"] == 1
+    assert status["totals"]["CPU"] == sum(n["resources"]["CPU"] for n in nodes.values())
+    assert status["totals"]["memory"] > 0
+    assert status["dashboard_url"].endswith(f":{ray_cluster.dashboard_port}")
+
+
+def test_saf_ray_status_table(ray_cluster: RayCluster) -> None:
+    out = ray_cluster.saf("ray", "status", "--temp-dir", str(ray_cluster.temp_dir))
+    assert out.returncode == 0, out.stderr
+    assert "3/3 nodes alive" in out.stdout
+    assert "Apple=1" in out.stdout
+
+
+def test_rerun_is_skipped(ray_cluster: RayCluster) -> None:
+    """The same settings again: every node `skipped`, nothing restarted."""
+    out = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("Ray is running with the same settings") == 3, out.stdout
+
+
+def test_other_settings_are_refused_without_restart(ray_cluster: RayCluster) -> None:
+    """The head running with another dashboard host: the run says what differs and how to
+    restart, and changes nothing (`--check` shows the same refusal)."""
+    for extra in ((), ("--check",)):
+        out = ray_cluster.saf("run", "ray-up", *extra,
+                              *ray_cluster.ray_vars(dashboard_host="0.0.0.0"))
+        assert out.returncode == 1, out.stdout
+        assert "running with other settings" in out.stdout
+        assert "--dashboard-host 127.0.0.1 -> 0.0.0.0" in out.stdout
+        assert "--var restart=true" in out.stdout
+
+
+def test_check_shows_the_exact_commands(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """On a temp folder where nothing runs, --check prints each node's `ray start` line:
+    ports derived per node (three nodes share this machine), the inventory's resources."""
+    out = ray_cluster.saf("run", "ray-up", "--check",
+                          *ray_cluster.ray_vars(temp_dir=str(tmp_path / "r"),
+                                                port=str(ray_cluster.port + 5000),
+                                                dashboard_port=str(ray_cluster.port + 5099)))
+    assert out.returncode == 0, out.stdout + out.stderr
+    port = ray_cluster.port + 5000
+    assert f"start --head --port={port} --dashboard-host=127.0.0.1" in out.stdout
+    assert "--node-name=beta" in out.stdout and '--resources={"Apple":1.0}' in out.stdout
+    assert f"--address=127.0.0.1:{port}" in out.stdout
+    assert "--num-cpus=1" in out.stdout
+    assert f"--node-manager-port={port + 11}" in out.stdout  # beta, node 1 of the inventory
+
+
+def test_submit_runs_a_job_and_jobs_lists_it(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """`saf ray submit` uploads the working dir, follows the logs, exits 0; `saf ray jobs`
+    shows the job SUCCEEDED."""
+    (tmp_path / "job.py").write_text(
+        "import ray\nray.init()\n"
+        "print('answer', ray.get(ray.remote(lambda: 6 * 7).remote()))\n")
+    out = ray_cluster.saf("ray", "submit", "--temp-dir", str(ray_cluster.temp_dir),
+                          "--working-dir", str(tmp_path), "--", "python", "job.py")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "answer 42" in out.stdout
+    assert "SUCCEEDED" in out.stderr
+    jobs = ray_cluster.saf("ray", "jobs", "--json", "--temp-dir", str(ray_cluster.temp_dir))
+    rows = [json.loads(line) for line in jobs.stdout.splitlines()]
+    assert any(r["status"] == "SUCCEEDED" and r["entrypoint"] == "python job.py" for r in rows)
+
+
+def test_submit_exits_with_the_jobs_status(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    (tmp_path / "fail.py").write_text("import sys\nprint('going')\nsys.exit(3)\n")
+    out = ray_cluster.saf("ray", "submit", "--temp-dir", str(ray_cluster.temp_dir),
+                          "--working-dir", str(tmp_path), "--", "python", "fail.py")
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "going" in out.stdout and "FAILED" in out.stderr
+
+
+def test_status_without_ray_says_so(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """Where no Ray runs: one line that says so and how to start it, no traceback."""
+    out = ray_cluster.saf("ray", "status", "--temp-dir", str(tmp_path),
+                          "--dashboard-port", str(free_ray_port(0)))
+    assert out.returncode == 1
+    assert "Ray is not running on the head alpha" in out.stderr
+    assert "saf run ray-up" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_zz_ray_down_leaves_no_ray_process(ray_cluster: RayCluster) -> None:
+    """Last: ray-down stops the workers, then the head; nothing of the temp folder is left,
+    and a second ray-down is `skipped`."""
+    out = ray_cluster.saf("run", "ray-down", "--var", f"temp_dir={ray_cluster.temp_dir}")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ray_processes(ray_cluster.temp_dir) == []
+    again = ray_cluster.saf("run", "ray-down", "--var", f"temp_dir={ray_cluster.temp_dir}")
+    assert again.stdout.count("no Ray process of") == 3, again.stdout

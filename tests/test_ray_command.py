@@ -1,0 +1,148 @@
+"""Each node's exact `ray start` and the refusals, decided from node facts (tests/fixtures/ray:
+the issue's two Mac Studios and an NVIDIA Linux head, which cannot run here), and the facts
+parser against hostile answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from saf.inventory.model import Cluster, Defaults, Inventory, Node
+from saf.ray import command as rc
+from saf.ray.facts import NodeFacts, answer, parse_facts
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ray"
+
+
+def facts(name: str, **changes: object) -> NodeFacts:
+    raw = json.loads((FIXTURES / f"{name}.json").read_text())
+    raw.update(changes)
+    return parse_facts(raw)
+
+
+def inventory(*nodes: Node) -> Inventory:
+    return Inventory(Cluster("t"), Defaults(), nodes)
+
+
+MACS = inventory(Node("studio1", "10.10.0.1", roles=("head",)),
+                 Node("studio2", "10.10.0.2", roles=("worker",)))
+MIXED = inventory(Node("box", "10.10.0.10", roles=("head",), vars={"ray_num_gpus": 2}),
+                  Node("studio1", "10.10.0.1", roles=("worker",)),
+                  Node("studio2", "10.10.0.2", roles=("worker",),
+                       vars={"ray_resources": {"Apple": 2, "mem_heavy": 1}}))
+
+
+def test_macos_nodes_get_the_variable_their_address_and_apple() -> None:
+    """Two Mac Studios: the head listens for the dashboard on its 10GbE address (not
+    loopback), both advertise the address their SSH connection came in on, and carry the macOS
+    variable and the Apple resource."""
+    head, worker = MACS.nodes
+    plan, problem = rc.start_plan(MACS, head, facts("macstudio-m2ultra-brew"), rc.RaySettings(),
+                                  "10.10.0.1")
+    assert problem is None and plan is not None
+    assert plan.shell() == (
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 /Users/ops/.saf/venv/bin/ray start --head "
+        "--port=6380 --dashboard-host=10.10.0.1 --dashboard-port=8265 "
+        "--node-ip-address=10.10.0.1 --node-name=studio1 '--resources={\"Apple\":1.0}'")
+    plan, problem = rc.start_plan(MACS, worker, facts("macstudio-m2ultra-pyenv"),
+                                  rc.RaySettings(), "10.10.0.1")
+    assert plan is not None
+    assert plan.argv[2:5] == ["--address=10.10.0.1:6380", "--node-ip-address=10.10.0.2",
+                              "--node-name=studio2"]
+    assert plan.env == {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    assert not any("port=" in a and "manager" in a for a in plan.argv)  # own machines
+
+
+def test_nvidia_head_with_mac_workers() -> None:
+    """An NVIDIA Linux head: CUDA resource and the inventory's GPU count, no macOS variable;
+    a worker's resources from the inventory win over what it is."""
+    head, _, studio2 = MIXED.nodes
+    plan, _ = rc.start_plan(MIXED, head, facts("linux-nvidia-head"), rc.RaySettings(),
+                            "10.10.0.10")
+    assert plan is not None and plan.env == {}
+    assert "--num-gpus=2" in plan.argv and '--resources={"CUDA":1.0}' in plan.argv
+    assert "--node-ip-address=10.10.0.10" in plan.argv  # not the docker bridge 172.17.0.1
+    plan, _ = rc.start_plan(MIXED, studio2, facts("macstudio-m2ultra-pyenv"), rc.RaySettings(),
+                            "10.10.0.10")
+    assert plan is not None
+    assert '--resources={"Apple":2.0,"mem_heavy":1.0}' in plan.argv
+
+
+def test_version_mismatch_points_at_python_match() -> None:
+    head, worker = MACS.nodes
+    why = rc.refusal(MACS, worker, facts("macstudio-m2ultra-pyenv"), head,
+                     facts("macstudio-m2ultra-brew"), rc.RaySettings())
+    assert why is not None
+    assert "Python 3.9.6 / Ray 2.40.0 differ from the head studio1's Python 3.9.23" in why
+    assert "saf run python-match" in why
+
+
+def test_port_taken_names_the_owner_and_redis() -> None:
+    head = MIXED.nodes[0]
+    why = rc.refusal(MIXED, head, facts("linux-nvidia-head"), head, None,
+                     rc.RaySettings(port=6379))
+    assert why is not None
+    assert "the Ray port 6379 is taken by pid 812 (/usr/bin/redis-server *:6379)" in why
+    assert "Redis" in why
+    assert rc.refusal(MIXED, head, facts("linux-nvidia-head"), head, None,
+                      rc.RaySettings()) is None
+
+
+def test_loopback_dashboard_on_several_machines_is_refused() -> None:
+    head = MACS.nodes[0]
+    why = rc.refusal(MACS, head, facts("macstudio-m2ultra-brew"), head, None,
+                     rc.RaySettings(dashboard_host="127.0.0.1"))
+    assert why is not None and "loopback on a cluster of 2 machines" in why
+
+
+def test_loopback_address_on_several_machines_is_refused() -> None:
+    """A node whose only known address is loopback would advertise 127.0.0.1."""
+    inv = inventory(Node("a", "localhost", roles=("head",)), Node("b", "10.10.0.2"))
+    plan, problem = rc.start_plan(inv, inv.nodes[0], facts("linux-loopback"), rc.RaySettings(),
+                                  "127.0.0.1")
+    assert plan is None and problem is not None and "advertise 127.0.0.1" in problem
+
+
+def test_explicit_node_ip_must_be_the_nodes() -> None:
+    node = Node("a", "studio", roles=("head",), vars={"ray_node_ip": "10.9.9.9"})
+    ip, problem = rc.node_ip(node, facts("macstudio-m2ultra-brew"))
+    assert ip is None and problem is not None and "not an address of this node" in problem
+
+
+def test_nodes_sharing_a_machine_get_their_own_ports() -> None:
+    inv = inventory(Node("a", "127.0.0.1", roles=("head",)), Node("b", "127.0.0.1"))
+    plan, _ = rc.start_plan(inv, inv.nodes[1], facts("linux-loopback"),
+                            rc.RaySettings(port=20000), "127.0.0.1")
+    assert plan is not None
+    assert "--node-manager-port=20011" in plan.argv
+    assert "--min-worker-port=20300" in plan.argv and "--max-worker-port=20399" in plan.argv
+    assert not any(a.startswith("--ray-client-server-port") for a in plan.argv)
+
+
+def test_differences_say_what_changed() -> None:
+    old = {"argv": ["ray", "start", "--head", "--num-cpus=2"], "env": {}, "head": "h:1"}
+    new = {"argv": ["ray", "start", "--head", "--num-cpus=4"], "env": {"X": "1"},
+           "head": "h:1"}
+    assert rc.differences(old, new) == ["--num-cpus 2 -> 4", "env X (none) -> 1"]
+    assert rc.differences(new, new) == []
+    assert rc.differences(None, new) == ["no record of the settings it runs with"]
+
+
+@pytest.mark.parametrize("raw", [
+    {"python": 3, "ray": ["2"], "listeners": {"x": 1, "70000": "a", "22": 5},
+     "ray_processes": -1, "nvidia": "yes", "time": float("inf"), "addresses": "1.2.3.4"},
+    {"listeners": [], "probes": "open", "record": "x", "pyenv": [1, 2]},
+])
+def test_hostile_facts_are_counted_not_fatal(raw: dict) -> None:
+    parsed = parse_facts(raw)
+    assert parsed.bad_fields > 0 or raw.get("probes") == "open"
+    assert parsed.python is None and parsed.listeners == {}
+
+
+def test_answer_is_found_among_other_output() -> None:
+    out = 'Ray runtime started.\nsaf-ray {"exit_status": 0}\n'
+    assert answer(out) == {"exit_status": 0}
+    assert answer("saf-ray not json\n") is None
+    assert answer("saf-ray [1]\n") is None
