@@ -331,14 +331,24 @@ class RayStart(Kind):
                         "record": settings.record_path(me.name)})
         args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
                 "settings": start.settings}
-        if rc.shares_machine(ctx.inventory, me):
-            state = ctx.shared["ray_start"]
-            assert isinstance(state, _State)
-            async with state.machine_lock:
+        state = ctx.shared["ray_start"]
+        assert isinstance(state, _State)
+        for attempt in (1, 2):
+            if rc.shares_machine(ctx.inventory, me):
+                async with state.machine_lock:
+                    value, result = await call(ctx.run, me.name, me.python, "start", args,
+                                               quiet=False)
+            else:
                 value, result = await call(ctx.run, me.name, me.python, "start", args,
                                            quiet=False)
-        else:
-            value, result = await call(ctx.run, me.name, me.python, "start", args, quiet=False)
+            # `ray start` gives a raylet 30 s (fixed) to register with the GCS; a machine
+            # busy enough to miss that gets its leftovers stopped and one more try.
+            if value.get("exit_status") == 0 or attempt == 2 \
+                    or "timed out during startup" not in result.stdout + result.stderr:
+                break
+            await call(ctx.run, me.name, me.python, "stop",
+                       {"temp_dir": settings.temp_dir, "node_name": me.name,
+                        "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)})
         code = value.get("exit_status")
         if code != 0:
             return Outcome("failed", f"`ray start` ended with exit status {code}",
