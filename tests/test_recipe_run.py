@@ -300,3 +300,39 @@ run = "id -u"
     assert out.statuses(0) == {"alpha": "changed"}
     assert [e.line for e in out.events if isinstance(e, StepOutput)] == ["0"]
     assert isinstance(out.events[-1], RunFinished)
+
+
+async def test_a_kind_that_breaks_fails_its_node_only(cluster, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    """A step kind that raises on one node's output (a bug, or output it cannot read) fails
+    that node with the kind's name and the error; the others and the run go on."""
+    from saf.recipe.kinds import KINDS
+    from saf.recipe.kinds.base import Kind, Plan
+
+    class Fragile(Kind):
+        name = "fragile"
+        keys = {}
+
+        @classmethod
+        def parse(cls, params, fail):
+            return cls()
+
+        def describe(self):
+            return "reads something"
+
+        async def plan(self, ctx):
+            if ctx.node.name == "beta":
+                raise ValueError("odd output: 'x'")
+            return Plan(False, "fine", done_status="ok")
+
+        async def apply(self, ctx, plan):
+            raise AssertionError("not needed")
+
+    monkeypatch.setitem(KINDS, "fragile", Fragile)
+    recipe = write(tmp_path, '[[steps]]\nname = "fragile"\nkind = "fragile"\n\n'
+                             '[[steps]]\nname = "after"\nrun = "true"\n')
+    out = await run_recipe(cluster, recipe)
+    assert out.statuses(0) == {"alpha": "ok", "beta": "failed", "gamma": "ok"}
+    message = out.results(0)["beta"].message
+    assert "fragile step broke" in message and "ValueError: odd output" in message
+    assert out.status == "failed"

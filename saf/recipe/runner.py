@@ -13,6 +13,7 @@ import asyncio
 import os
 import secrets
 import time
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -250,6 +251,12 @@ class Runner:
                     outcome = Outcome("failed", str(exc), tail=exc.tail)
                 except (BecomeError, OSError) as exc:
                     outcome = Outcome("failed", str(exc))
+                except Exception as exc:  # noqa: BLE001 - a kind's bug, or output it could
+                    # not read, fails this node with its name: never the whole run.
+                    outcome = Outcome("failed", f"saf's {step.kind.name} step broke on this "
+                                      f"node: {type(exc).__name__}: {exc}",
+                                      tail=traceback.format_exception(exc)[-6:])
+                    break  # a bug is not worth a retry
                 if outcome.status != "failed":
                     break
         except asyncio.CancelledError:
