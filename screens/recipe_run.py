@@ -13,6 +13,7 @@ from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
+from saf.cockpit.context import RecipeRunner
 from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
@@ -45,11 +46,12 @@ class RunController(Widget):
     def going(self) -> bool:
         return self.state is not None and self.state.status == "running"
 
-    def start(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None) -> RunState:
-        """Run `plan` on `fleet` (or, when the cockpit has none, on a fleet of `inventory`
-        opened for this run); the state it will fill."""
+    def start(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None,
+              runner: RecipeRunner | None = None) -> RunState:
+        """Run `plan` with `runner` (saf serve's hub), else on `fleet` (or, when the cockpit
+        has none, on a fleet of `inventory` opened for this run); the state it will fill."""
         self.state = RunState()
-        self._run(plan, inventory, fleet, self.state)
+        self._run(plan, inventory, fleet, self.state, runner)
         return self.state
 
     def cancel(self) -> None:
@@ -58,13 +60,16 @@ class RunController(Widget):
 
     @work(exclusive=True, group="recipe-run", exit_on_error=False)
     async def _run(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None,
-                   state: RunState) -> None:
+                   state: RunState, runner: RecipeRunner | None = None) -> None:
         def show(event: Event) -> None:
             state.apply(event)
             self.post_message(self.Changed())
 
         own = None
         try:
+            if runner is not None:
+                await runner(plan, show, self._ask_password)
+                return
             if fleet is None:
                 fleet = own = Fleet(inventory)
             await run_recipe(plan, fleet, show, ask_password=self._ask_password)

@@ -216,7 +216,8 @@ class RecipesScreen(SafScreen[None]):
     def _start(self, plan: RunPlan) -> None:
         inventory = self.ctx.inventory
         assert inventory is not None  # _refused said no without one
-        self.show_state(self.query_one(RunController).start(plan, inventory, self.ctx.fleet))
+        self.show_state(self.query_one(RunController).start(plan, inventory, self.ctx.fleet,
+                                                            self.ctx.recipe_runner))
 
     def on_run_controller_changed(self, message: RunController.Changed) -> None:
         self._needs_redraw = True

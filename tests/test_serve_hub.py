@@ -152,3 +152,53 @@ async def test_a_link_whose_hub_stops_marks_every_node_lost(demo, state):
 def test_no_hub_is_a_clear_error(tmp_path):
     with pytest.raises(HubError, match="cannot reach saf serve's hub"):
         HubLink.connect(tmp_path / "nothing.sock")
+
+
+RECIPE = '''name = "hub-hello"
+description = "a run through the hub"
+
+[vars]
+marker = { default = "x", description = "the file each node leaves" }
+
+[[steps]]
+name = "say"
+run = "echo hello from {node.name}"
+
+[[steps]]
+name = "leave"
+run = "echo done > {marker}-{node.name}"
+'''
+
+
+async def test_a_recipe_runs_on_the_hubs_fleet_and_obeys_readonly(demo, state, tmp_path):
+    from saf.recipe.events import RunFinished, StepOutput
+    from saf.recipe.parse import load_recipe
+    from saf.recipe.run import RunPlan
+
+    path = tmp_path / "hub-hello.toml"
+    path.write_text(RECIPE)
+    marker = tmp_path / "marker"
+    plan = RunPlan(load_recipe(path), {"marker": str(marker)})
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, signals=False) as hub:
+        link = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        await link.start()
+        seen = []
+        assert await link.run_recipe(plan, seen.append) == "ok"
+        lines = sorted(e.line for e in seen if isinstance(e, StepOutput))
+        assert lines == [f"hello from {n}" for n in ("alpha", "beta", "gamma")]
+        assert isinstance(seen[-1], RunFinished) and seen[-1].status == "ok"
+        assert sorted(p.name for p in tmp_path.glob("marker-*")) == [
+            "marker-alpha", "marker-beta", "marker-gamma"]
+        # A read-only session may check, never run.
+        token = hub.grant(readonly=True, who="tablet")
+        ro = await asyncio.to_thread(HubLink.connect, hub.socket_path, token=token)
+        await ro.start()
+        with pytest.raises(HubError, match="running a recipe is disabled"):
+            await ro.run_recipe(RunPlan(plan.recipe, plan.overrides), seen.append)
+        checked = []
+        assert await ro.run_recipe(RunPlan(plan.recipe, plan.overrides, check=True),
+                                   checked.append) == "ok"
+        assert any(isinstance(e, RunFinished) for e in checked)
+        await ro.stop()
+        await link.stop()

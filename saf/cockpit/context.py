@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
@@ -19,8 +19,21 @@ from saf.paths import state_dir
 from saf.recipe import library
 from saf.signals.feed import SignalFeed
 
+if TYPE_CHECKING:
+    from saf.events import Emit
+    from saf.recipe.run import RunPlan
+    from saf.recipe.runner import AskPassword
+
 # The front door's reason for `saf --readonly`; the status line and refusals show it.
 READONLY_FLAG = "started with --readonly"
+
+
+class RecipeRunner(Protocol):
+    """Runs a recipe somewhere else than on the cockpit's own fleet (saf serve's hub, whose
+    fleet every cockpit it feeds shares); the run's final status."""
+
+    async def __call__(self, plan: RunPlan, show: Emit,
+                       ask_password: AskPassword | None = None) -> str: ...
 
 
 class NodeActions(Protocol):
@@ -52,6 +65,8 @@ class CockpitContext:
     signal_feed: SignalFeed | None = None
     # Called each time the recipe list is filled, so a recipe saved meanwhile is listed.
     recipe_library: Callable[[], Sequence[library.Found]] = library.available
+    # Where the Recipes screen runs a recipe; None: on `fleet` (or a fleet of `inventory`).
+    recipe_runner: RecipeRunner | None = None
     # Why the front door turned node-changing actions off (--readonly, a replay); None: only
     # the settings decide.
     readonly_because: str | None = None

@@ -39,8 +39,9 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
 
 def hub_cockpit(socket_path: str, *, token: str | None = None,
                 readonly: bool = False) -> SafApp:
-    """Build (not run) a cockpit fed from `saf serve`'s hub: its metrics, signals and node
-    actions come over the hub's socket (saf.serve.client), not from connections of its own.
+    """Build (not run) a cockpit fed from `saf serve`'s hub: its metrics, signals, node
+    actions and recipe runs go over the hub's socket (saf.serve.client), not through
+    connections of its own.
     The inventory the hub names is read for the recipe list and the cockpit settings."""
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
@@ -62,6 +63,7 @@ def hub_cockpit(socket_path: str, *, token: str | None = None,
     readonly_because = hello.readonly or (READONLY_FLAG if readonly else None)
     ctx = CockpitContext(cluster=hello.cluster, nodes=hello.nodes, settings=settings,
                          inventory=inventory, actions=link.actions(),
+                         recipe_runner=link.run_recipe,
                          signal_feed=link.signal_feed(), readonly_because=readonly_because)
     return make_app(ctx, link.source)
 

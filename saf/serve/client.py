@@ -6,6 +6,7 @@ UNIX socket (see saf.serve.wire).
     link.hello.cluster, link.hello.nodes, link.hello.readonly      # known before the app runs
     source = link.source(emit)      # a MetricsSource: start() / stop() / store
     actions = link.actions()        # NodeActions: signal() asks the hub
+    link.run_recipe(plan, show, ask_password)   # a recipe run on the hub's fleet
     feed = link.signal_feed()       # a SignalFeed whose frames come from the hub
 
 `connect` is blocking (it runs before the app's event loop exists, which needs the cluster's
@@ -31,6 +32,9 @@ from saf.events import Emit, ignore
 from saf.inventory.model import Node
 from saf.metrics.events import LOST, AgentStatus
 from saf.metrics.store import MetricsStore
+from saf.recipe import events as recipe_events
+from saf.recipe.run import RunPlan
+from saf.recipe.runner import AskPassword
 from saf.recording import header_node, parse_event
 from saf.serve import wire
 from saf.signals.book import SignalBook
@@ -96,6 +100,7 @@ class HubLink:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._runs: dict[int, asyncio.Queue[dict[str, Any] | None]] = {}
         self._ids = itertools.count(1)
         self._feed: SignalFeed | None = None
         self._signal_queue: asyncio.Queue[tuple[list[bytes], int] | None] | None = None
@@ -181,7 +186,10 @@ class HubLink:
                         self._signal_queue.put_nowait(wire.unpack_signals(body))
                     continue
                 data = wire.decode_json(body)
-                if "reply" in data:
+                run = data.get("recipe_event", data.get("ask_password", data.get("reply")))
+                if isinstance(run, int) and run in self._runs:
+                    self._runs[run].put_nowait(data)
+                elif "reply" in data:
                     future = self._replies.pop(data.get("reply"), None)  # type: ignore[arg-type]
                     if future is not None and not future.done():
                         future.set_result(data)
@@ -199,6 +207,8 @@ class HubLink:
             if not future.done():
                 future.set_exception(HubError(why))
         self._replies.clear()
+        for queue in self._runs.values():
+            queue.put_nowait(None)
         for node in self.hello.nodes:
             self._deliver(AgentStatus(node=node.name, status=LOST, reason="hub",
                                       message=why).to_json())
@@ -213,6 +223,50 @@ class HubLink:
         self._replies[req] = future
         self._writer.write(wire.pack_json(dict(request, req=req)))
         return await asyncio.wait_for(future, REQUEST_TIMEOUT)
+
+    # -- recipe runs (saf.cockpit.context.RecipeRunner) -------------------------------------
+    async def run_recipe(self, plan: RunPlan, show: Emit,
+                         ask_password: AskPassword | None = None) -> str:
+        """Run `plan` on the hub's fleet: its events reach `show` as they happen, a password
+        it needs is asked with `ask_password`; the run's final status. Cancelling this
+        cancels the run on the hub (which stops every remote command)."""
+        if self._writer is None or self.closed:
+            raise HubError("not connected to saf serve's hub")
+        req = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._runs[req] = queue
+        recipe = plan.recipe
+        self._writer.write(wire.pack_json({
+            "op": "recipe", "req": req,
+            "recipe": str(recipe.path) if recipe.path is not None else recipe.name,
+            "overrides": dict(plan.overrides), "selector": plan.selector, "check": plan.check,
+            "start_step": plan.start_step, "resumed_from": plan.resumed_from}))
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    raise HubError("the connection to saf serve's hub was lost during the run")
+                if "recipe_event" in item:
+                    event = recipe_events.from_json(item.get("event") or {})
+                    if event is not None:
+                        show(event)
+                elif "ask_password" in item:
+                    prompt = str(item.get("prompt") or "password")
+                    password = await ask_password(prompt) if ask_password else None
+                    if self._writer is not None:
+                        self._writer.write(wire.pack_json({
+                            "op": "password", "req": req, "ask": item.get("ask"),
+                            "password": password}))
+                else:
+                    if not item.get("ok"):
+                        raise HubError(str(item.get("message") or "the hub refused the run"))
+                    return str(item.get("message") or "")
+        except asyncio.CancelledError:
+            if self._writer is not None and not self.closed:
+                self._writer.write(wire.pack_json({"op": "cancel", "req": req}))
+            raise
+        finally:
+            self._runs.pop(req, None)
 
     # -- node actions (NodeActions) ---------------------------------------------------------
     def actions(self) -> HubActions:

@@ -28,14 +28,16 @@ What a face starts (a cockpit per terminal, fed from this hub over its socket):
   gets a read-only cockpit whose actions the hub refuses too. A face that cannot hand each
   client its own environment (textual-serve) passes no token: the server's `--readonly` rules.
 
-Node actions from any cockpit come here (`hub.signal`, or a client's `signal` request) and are
-refused when the server or the session is read-only.
+Node actions from any cockpit come here (`hub.signal`, or a client's `signal` request; a
+client's `recipe` request runs a recipe on the hub's fleet, streaming its events back) and are
+refused when the server or the session is read-only (a recipe's `--check` is allowed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -89,6 +91,8 @@ class HubClient:
         self.readonly_reason = readonly_reason
         self.wants_signals = False
         self.closed = False
+        self.runs: dict[Any, asyncio.Task[Any]] = {}      # recipe runs by request id
+        self.asks: dict[tuple[Any, int], asyncio.Future[str | None]] = {}  # passwords awaited
 
     def send(self, data: bytes) -> bool:
         """Queue `data`; False (and the client closed) when it is too far behind."""
@@ -373,6 +377,8 @@ class Hub:
             if client is not None:
                 self.clients.discard(client)
                 client.close()
+                for run in client.runs.values():  # its runs stop with it
+                    run.cancel()
             else:
                 writer.close()
 
@@ -385,6 +391,22 @@ class Hub:
             return
         if op == "signal":
             self._spawn(self._signal_request(client, request), "hub-signal")
+            return
+        if op == "recipe":
+            self._spawn(self._recipe_request(client, request), "hub-recipe")
+            return
+        if op == "password":
+            ask = request.get("ask")
+            future = client.asks.pop((request.get("req"), ask if isinstance(ask, int) else -1),
+                                     None)
+            password = request.get("password")
+            if future is not None and not future.done():
+                future.set_result(password if isinstance(password, str) else None)
+            return
+        if op == "cancel":
+            run = client.runs.get(request.get("req"))
+            if run is not None:
+                run.cancel()
             return
         client.send(wire.pack_json({"reply": request.get("req"), "ok": False,
                                     "message": f"unknown request {op!r}"}))
@@ -404,3 +426,62 @@ class Hub:
         except Exception as exc:  # noqa: BLE001 - a node's failure, told to the cockpit
             ok, message = False, f"{type(exc).__name__}: {exc}"
         client.send(wire.pack_json({"reply": req, "ok": ok, "message": message}))
+
+    async def _recipe_request(self, client: HubClient, request: dict[str, Any]) -> None:
+        """Run a recipe on the hub's fleet for a cockpit: its events go back as they happen,
+        a password the run needs is asked of the cockpit, and the run ends with the reply."""
+        from saf.errors import SafError
+        from saf.recipe import library
+        from saf.recipe.run import RunPlan, run_recipe
+
+        req = request.get("req")
+        task = asyncio.current_task()
+        assert task is not None
+        client.runs[req] = task
+        asks = itertools.count(1)
+
+        def show(event: Event) -> None:
+            client.send(wire.pack_json({"recipe_event": req, "event": event.to_json()}))
+
+        async def ask_password(prompt: str) -> str | None:
+            number = next(asks)
+            future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            client.asks[(req, number)] = future
+            client.send(wire.pack_json({"ask_password": req, "ask": number, "prompt": prompt}))
+            try:
+                return await future
+            finally:
+                client.asks.pop((req, number), None)
+
+        ok, message = False, ""
+        try:
+            check = request.get("check") is True
+            if not check and client.readonly_reason is not None:
+                raise PermissionError(f"running a recipe is disabled: {client.readonly_reason}")
+            where, overrides = request.get("recipe"), request.get("overrides") or {}
+            selector, start = request.get("selector"), request.get("start_step", 0)
+            resumed = request.get("resumed_from")
+            if not isinstance(where, str) or not isinstance(overrides, dict) \
+                    or not all(isinstance(k, str) and isinstance(v, str)
+                               for k, v in overrides.items()) \
+                    or not (selector is None or isinstance(selector, str)) \
+                    or not isinstance(start, int) or isinstance(start, bool) or start < 0 \
+                    or not (resumed is None or isinstance(resumed, str)):
+                raise ValueError("a recipe request needs a recipe, its variables as text, a "
+                                 "selector or none, and a step to start from")
+            recipe = library.load(where)
+            plan = RunPlan(recipe, dict(overrides), selector, check, start, resumed)
+            log.info("hub: %s runs recipe %s%s", client.who, recipe.name,
+                     " (check)" if check else "")
+            message = await run_recipe(plan, self.fleet, show, ask_password=ask_password)
+            ok = True
+        except asyncio.CancelledError:
+            message = "cancelled"
+            raise
+        except (SafError, PermissionError, ValueError) as exc:
+            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - told to the cockpit, the hub goes on
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            client.runs.pop(req, None)
+            client.send(wire.pack_json({"reply": req, "ok": ok, "message": message}))

@@ -8,8 +8,12 @@ unsigned 32-bit number) and its payload:
   writes them (`saf.recording.event_line`: a frame event carries its `raw` line, which the
   client checks again through the same gate), and answers `{"reply": id, "ok", "message"}`.
   From a client: first `{"hello": 1, "token": str | null}`, then requests
-  `{"req": id, "op": "signal", "node", "pid", "signal"}` or `{"op": "signals"}` (send me the
-  signal stream from now on).
+  `{"req": id, "op": "signal", "node", "pid", "signal"}`, `{"op": "signals"}` (send me the
+  signal stream from now on), `{"req": id, "op": "recipe", "recipe", "overrides", "selector",
+  "check", "start_step", "resumed_from"}` (answered by `{"recipe_event": id, "event"}` per
+  event, `{"ask_password": id, "ask": n, "prompt"}` when the run needs one, which the client
+  answers with `{"op": "password", "req": id, "ask": n, "password"}`, and the reply), and
+  `{"op": "cancel", "req": id}`.
 - `S`: a batch of raw signal frames: the time they were received (ns since the epoch, 8 bytes)
   then, per frame, its length (2 bytes) and its bytes, exactly as the ZeroMQ subscriber got
   them (bad ones too: the client's book counts them as the hub's does).
