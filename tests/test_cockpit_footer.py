@@ -3,6 +3,7 @@ first, and the fit redone when the terminal is resized (a tablet rotated)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,13 @@ async def test_footer_fits_again_when_the_terminal_is_resized():
         await pilot.pause()
         await pilot.pause()
         assert "R Record" in footer_text(app)
+
+
+def test_every_screen_uses_the_fitting_footer():
+    """A screen that yields Textual's own Footer runs its keys off the edge at 80 columns
+    ('space Pa'): every screen module yields saf.screens.footer.FittingFooter instead."""
+    screens = Path(__file__).resolve().parent.parent / "screens"
+    offenders = [p.name for p in sorted(screens.glob("*.py"))
+                 if re.search(r"\bFooter\(", p.read_text(encoding="utf-8"))
+                 and p.name != "footer.py"]
+    assert not offenders, f"use FittingFooter() (saf.screens.footer) in {offenders}"
