@@ -10,7 +10,9 @@ seconds, yet long enough for a loaded CI machine to confirm in time.
 from __future__ import annotations
 
 import glob
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -167,3 +169,46 @@ def test_net_tuning_sets_only_what_differs(net, tuning_file):
     assert f"net.ipv4.tcp_rmem = {wanted_r}" in kept and f"net.core.rmem_max = {rmem}" in kept
     again = net.saf(*args)
     assert again.returncode == 0 and "3 skipped" in again.stdout, again.stdout
+
+
+def test_interrupting_saf_mid_change_leaves_the_timers_to_revert(net):
+    """saf is stopped (Ctrl-C) right after the nodes changed: nothing was confirmed, so each
+    node's own timer puts its MTU back, and then exits."""
+    proc = subprocess.Popen([sys.executable, "-m", "saf", "run", "jumbo-frames", *FAST],
+                            env=net.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while net.mtu("alpha") != 9000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    deadline = time.monotonic() + 20
+    while any(net.mtu(n) != 1500 for n in NODES) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [net.mtu(n) for n in NODES] == [1500, 1500, 1500]
+    while _revert_leftovers()[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # The timers leave their folders for saf to read; saf is gone, so the test tidies up
+    # what it knows are this test's (the fixture then finds none left).
+    for folder in glob.glob("/tmp/saf-revert.*"):
+        if Path(folder, "reverted").exists():
+            subprocess.run(["rm", "-rf", folder], check=True)
+
+
+def test_a_node_that_cannot_be_read_changes_nothing_anywhere(net):
+    """gamma's switch port is down before the run: its facts cannot be read, so no pair with
+    gamma could be proven, and alpha and beta change nothing either."""
+    net.link_down("gamma")
+    try:
+        done = _run(net)
+    finally:
+        net.link_up("gamma")
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.count("not changed: the facts of gamma could not be read") == 2
+    assert [net.mtu(n) for n in NODES] == [1500, 1500, 1500]

@@ -131,7 +131,7 @@ class Mtu(Kind):
 
     def describe(self) -> str:
         return (f"MTU {self.mtu} on the cluster interface, kept only if don't-fragment pings "
-                f"pass between every pair (revert armed {self.confirm_within} s)")
+                "pass between every pair (a revert is armed first)")
 
     # -- facts ------------------------------------------------------------------------------
     async def _facts(self, ctx: StepContext) -> NodePlan:
