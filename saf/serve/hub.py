@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 120            # samples per node a cockpit that connects late is given at once
 SEND_LIMIT = 8 << 20     # bytes queued for one client before it is dropped as too slow
+SIGNAL_SKIP = 1 << 20    # bytes queued for one client past which signal batches skip it
 HELLO_TIMEOUT = 10.0     # seconds a client has to say hello
 SOCKET_PATH_MAX = 100    # sun_path holds 108 bytes; keep clear of it
 KEY_READONLY = "the SSH key is marked read-only"
@@ -90,6 +91,7 @@ class HubClient:
         self.who = who
         self.readonly_reason = readonly_reason
         self.wants_signals = False
+        self.signals_skipped = 0  # frames not sent because the client was behind
         self.closed = False
         self.runs: dict[Any, asyncio.Task[Any]] = {}      # recipe runs by request id
         self.asks: dict[tuple[Any, int], asyncio.Future[str | None]] = {}  # passwords awaited
@@ -280,10 +282,17 @@ class Hub:
             except Exception:  # a face's bug must not stop the others
                 log.exception("hub: a face failed on %s", event.kind)
 
-    def _broadcast(self, data: bytes, *, signals: bool = False) -> None:
+    def _broadcast(self, data: bytes, *, signals: bool = False, frames: int = 0) -> None:
+        """`data` to every client (with `signals`, to those that asked for the stream; a
+        client already `SIGNAL_SKIP` bytes behind misses this batch rather than fall further
+        behind, and the frames are counted in its `signals_skipped`)."""
         for client in list(self.clients):
-            if signals and not client.wants_signals:
-                continue
+            if signals:
+                if not client.wants_signals:
+                    continue
+                if client.writer.transport.get_write_buffer_size() > SIGNAL_SKIP:
+                    client.signals_skipped += frames
+                    continue
             if not client.send(data):
                 self.clients.discard(client)
 
@@ -302,7 +311,8 @@ class Hub:
         def sink(frames: list[bytes], recv_ns: int) -> None:
             book.add_many(frames, recv_ns)
             if any(c.wants_signals for c in self.clients):
-                self._broadcast(wire.pack_signals(frames, recv_ns), signals=True)
+                self._broadcast(wire.pack_signals(frames, recv_ns), signals=True,
+                                frames=len(frames))
 
         def on_state(event: Event) -> None:
             feed.on_event(event)

@@ -251,7 +251,7 @@ class _Pump:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if tasks[2] in done or tasks[0] in done:
                 # The cockpit ended: let the last of its output reach the client.
-                with contextlib.suppress(asyncio.TimeoutError):
+                with contextlib.suppress(Exception):  # a timeout, or the channel gone
                     await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)
         finally:
             if self._resize is not None:
