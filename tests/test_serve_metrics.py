@@ -125,3 +125,14 @@ def test_the_recorded_frames_are_what_the_test_reads():
     """The fixture's raw frames parse (a guard on the helper above)."""
     line = (FRAMES / "node-nvidia-2x-rtx4090.jsonl").read_text().splitlines()[3]
     assert json.loads(json.loads(line)["raw"])["type"] == "sample"
+
+
+def test_a_bad_bind_is_one_line_naming_the_option():
+    import subprocess
+    import sys
+
+    for option, example in (("--metrics", "127.0.0.1:9464"), ("--web", "127.0.0.1:8000")):
+        done = subprocess.run([sys.executable, "-m", "saf", "serve", option, "9464"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert done.stderr.strip() == (f"saf: {option} '9464': give HOST:PORT, e.g. {example}")

@@ -49,12 +49,17 @@ class Bind:
             return False
 
 
+# Each face's usual port, for the example in a mistake's message.
+EXAMPLES = {"--ssh": "127.0.0.1:8022", "--web": "127.0.0.1:8000", "--metrics": "127.0.0.1:9464"}
+
+
 def parse_bind(text: str, option: str) -> Bind:
     """`HOST:PORT` as a Bind; a mistake is a SafError naming the option."""
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise SafError(f"{option} {text!r}: give HOST:PORT, e.g. 127.0.0.1:8022")
+        example = EXAMPLES.get(option, "127.0.0.1:8022")
+        raise SafError(f"{option} {text!r}: give HOST:PORT, e.g. {example}")
     return Bind(host, int(port_text))
 
 
