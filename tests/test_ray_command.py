@@ -146,3 +146,53 @@ def test_answer_is_found_among_other_output() -> None:
     assert answer(out) == {"exit_status": 0}
     assert answer("saf-ray not json\n") is None
     assert answer("saf-ray [1]\n") is None
+
+
+# -- python-match: the matrix and the install commands, on the recorded machines ----------
+
+from saf.ray import python_match as pm  # noqa: E402
+
+TARGET = pm.Target("3.9.23", "2.40.0", "the head studio1")
+
+
+def test_python_match_on_a_mac_with_pyenv_uses_pyenv() -> None:
+    """The Mac on the system's 3.9.6 has Homebrew's pyenv: pyenv installs 3.9.23, a venv is
+    made (an old one moved aside, never deleted), Ray pinned to the head's."""
+    node = Node("studio2", "10.10.0.2", python="~/.saf/venv/bin/python")
+    commands, python = pm.fix_commands(node, facts("macstudio-m2ultra-pyenv"), TARGET)
+    assert commands == [
+        "/opt/homebrew/bin/pyenv install -s 3.9.23",
+        "if [ -e \"$HOME\"/.saf/ray-venv ]; then mv \"$HOME\"/.saf/ray-venv "
+        "\"$HOME\"/.saf/ray-venv.saf-old-$(date +%s); fi",
+        "\"$(/opt/homebrew/bin/pyenv root)\"/versions/3.9.23/bin/python3 -m venv "
+        "\"$HOME\"/.saf/ray-venv",
+        "\"$HOME\"/.saf/ray-venv/bin/python -m pip install --quiet 'ray[default]==2.40.0'"]
+    assert python == "~/.saf/ray-venv/bin/python"
+
+
+def test_python_match_without_pyenv_or_uv_installs_uv_first() -> None:
+    node = Node("studio1", "10.10.0.1", python="python3")
+    bare = facts("macstudio-m2ultra-pyenv", pyenv=None, pyenv_bin=None, python="3.9.6")
+    commands, _ = pm.fix_commands(node, bare, TARGET, packages="mlx mlx-lm")
+    assert commands[0] == "curl -LsSf https://astral.sh/uv/install.sh | sh"
+    assert commands[1] == "\"$HOME\"/.local/bin/uv python install 3.9.23"
+    assert commands[-1].endswith("'ray[default]==2.40.0' mlx mlx-lm")
+
+
+def test_python_match_only_ray_differs_installs_into_the_venv() -> None:
+    node = Node("box", "10.10.0.10", python="~/.saf/venv/bin/python3")
+    same = facts("linux-nvidia-head", ray="2.39.0", venv="/home/ops/.saf/venv")
+    commands, python = pm.fix_commands(node, same, TARGET)
+    assert commands == ["\"$HOME\"/.saf/venv/bin/python3 -m pip install --quiet "
+                        "'ray[default]==2.40.0'"]
+
+
+def test_python_match_matrix_marks_the_odd_one() -> None:
+    lines = pm.matrix([("studio1", facts("macstudio-m2ultra-brew")),
+                       ("studio2", facts("macstudio-m2ultra-pyenv")),
+                       ("box", "did not answer")], TARGET)
+    assert lines[1].startswith("  studio1") and lines[1].endswith("none")
+    assert lines[2].startswith("! studio2") and "Python 3.9.6 -> 3.9.23" in lines[2]
+    assert "macos/arm64" in lines[2] and "pyenv" in lines[2]
+    assert lines[3].startswith("! box")
+    assert lines[-1] == "  target: Python 3.9.23, Ray 2.40.0 (the head studio1)"

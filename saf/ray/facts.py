@@ -21,6 +21,8 @@ MARK = "saf-ray "
 class NodeFacts:
     python: str | None = None
     executable: str | None = None
+    venv: str | None = None
+    fallback: bool = False  # the node's python was missing; these are python3's facts
     ray: str | None = None
     ray_bin: str | None = None
     system: str | None = None
@@ -66,10 +68,15 @@ def probe_source() -> str:
             "'saf_ray_probe','exec'))")
 
 
-def probe_command(python: str, action: str, args: dict[str, Any]) -> str:
-    """The shell command that runs the node program with `python`."""
-    return (f"{path_arg(python)} -c {quote(probe_source())} {action} "
-            f"{quote(json.dumps(args, sort_keys=True))}")
+def probe_command(python: str, action: str, args: dict[str, Any], *,
+                  fallback: str | None = None) -> str:
+    """The shell command that runs the node program with `python` (or, when that is not
+    there yet, with `fallback`, e.g. python3 before python-match made the venv)."""
+    program = f"-c {quote(probe_source())} {action} {quote(json.dumps(args, sort_keys=True))}"
+    if fallback is None:
+        return f"{path_arg(python)} {program}"
+    return (f"saf_py={path_arg(python)}; command -v \"$saf_py\" >/dev/null 2>&1 || "
+            f"{{ saf_py={quote(fallback)}; export SAF_PY_FALLBACK=1; }}; \"$saf_py\" {program}")
 
 
 def answer(stdout: str) -> dict[str, Any] | None:
@@ -133,6 +140,7 @@ def parse_facts(raw: dict[str, Any]) -> NodeFacts:
             flags[key] = False
     return NodeFacts(
         python=_str(raw, "python", bad, 40), executable=_str(raw, "executable", bad),
+        venv=_str(raw, "venv", bad), fallback=raw.get("fallback") is True,
         ray=_str(raw, "ray", bad, 40), ray_bin=_str(raw, "ray_bin", bad),
         system=_str(raw, "system", bad, 40), machine=_str(raw, "machine", bad, 40),
         ssh_server_ip=_str(raw, "ssh_server_ip", bad, 60),

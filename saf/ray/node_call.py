@@ -15,8 +15,9 @@ Run = Callable[..., Awaitable[RunResult]]
 
 
 async def call(run: Run, node: str, python: str, action: str, args: dict[str, Any], *,
-               quiet: bool = True) -> tuple[dict[str, Any], RunResult]:
-    result = await run(probe_command(python, action, args), quiet=quiet)
+               quiet: bool = True, fallback: str | None = None
+               ) -> tuple[dict[str, Any], RunResult]:
+    result = await run(probe_command(python, action, args, fallback=fallback), quiet=quiet)
     value = answer(result.stdout)
     if value is None:
         tail = " / ".join(result.tail(3)) or f"exit status {result.exit_status}"
@@ -26,8 +27,8 @@ async def call(run: Run, node: str, python: str, action: str, args: dict[str, An
 
 async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: list[int],
                      record: str | None = None, probe: list[str] | None = None,
-                     tools: bool = False) -> NodeFacts:
+                     tools: bool = False, fallback: str | None = None) -> NodeFacts:
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
                             "record": record, "probe": probe or [], "tools": tools}
-    value, _ = await call(run, node, python, "facts", args)
+    value, _ = await call(run, node, python, "facts", args, fallback=fallback)
     return parse_facts(value)

@@ -160,8 +160,17 @@ def _ray_version():
         return None
 
 
+def _tool(name):
+    path = _which(name)
+    if path and "/libexec/" in path:  # pyenv's own PATH inside a shim: prefer its bin/
+        outer = os.path.join(path.split("/libexec/")[0], "bin", name)
+        if os.access(outer, os.X_OK):
+            return outer
+    return path
+
+
 def _versions_of(tool, argv):
-    path = _which(tool)
+    path = _tool(tool)
     if not path:
         return None
     text = _run([path] + argv, timeout=20) or ""
@@ -190,6 +199,8 @@ def facts(args):
         "python": "%d.%d.%d" % sys.version_info[:3],
         "executable": sys.executable,
         "prefix": sys.prefix,
+        "fallback": os.environ.get("SAF_PY_FALLBACK") == "1",
+        "venv": sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None,
         "ray": _ray_version(),
         "ray_bin": os.path.join(os.path.dirname(sys.executable), "ray"),
         "system": platform.system(),
@@ -210,8 +221,8 @@ def facts(args):
     if args.get("tools"):
         result["pyenv"] = _versions_of("pyenv", ["versions", "--bare"])
         result["uv"] = _versions_of("uv", ["python", "list", "--only-installed"])
-        result["pyenv_bin"] = _which("pyenv")
-        result["uv_bin"] = _which("uv")
+        result["pyenv_bin"] = _tool("pyenv")
+        result["uv_bin"] = _tool("uv")
     return result
 
 

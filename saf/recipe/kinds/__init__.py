@@ -8,6 +8,7 @@ from saf.recipe.kinds.gpu import Gpu
 from saf.recipe.kinds.mtu import Mtu
 from saf.recipe.kinds.net_test import NetTest
 from saf.recipe.kinds.nvidia_driver import NvidiaDriver
+from saf.recipe.kinds.python_match import PythonMatch
 from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.reboot import Reboot
@@ -23,4 +24,4 @@ KINDS: dict[str, type[Kind]] = {
 __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
 
 # The Ray cluster's kinds (docs/ray.md).
-KINDS.update({kind.name: kind for kind in (RayStart, RayStop)})
+KINDS.update({kind.name: kind for kind in (RayStart, RayStop, PythonMatch)})

@@ -1,0 +1,146 @@
+"""kind = "python_match": make every node of the step run the same Python X.Y.Z and Ray as the
+head (or as `python` / `ray` say), as Ray requires; with `verify = true`, only check that
+they do, and fail the odd ones out.
+
+The step's first node gathers every node's facts at once and prints the matrix (node, Python
+now, Ray now, OS/arch, pyenv/uv, what changes; odd ones marked `!`); each node then plans
+its own commands from its facts (saf.ray.python_match), so `--check` shows them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from saf.errors import ConnectError, RayError
+from saf.fleet import Fleet
+from saf.inventory.model import Node
+from saf.ray import python_match as pm
+from saf.ray.facts import NodeFacts
+from saf.ray.node_call import node_facts
+from saf.ray.session import connector_run
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
+
+FALLBACK = "python3"
+
+
+async def _gather(fleet: Fleet, nodes: list[Node]) -> dict[str, NodeFacts | str]:
+    async def one(conn: Any) -> NodeFacts:
+        node = conn.node
+        return await node_facts(connector_run(conn), node.name, node.python,
+                                temp_dir="/tmp/ray", ports=[], tools=True, fallback=FALLBACK)
+    found = await fleet.each(nodes, one)
+    out: dict[str, NodeFacts | str] = {}
+    for node in nodes:
+        value = found[node.name]
+        if isinstance(value, NodeFacts):
+            out[node.name] = value
+        elif isinstance(value, (RayError, ConnectError)):
+            out[node.name] = str(value)
+        else:
+            out[node.name] = f"did not answer ({type(value).__name__}: {value})"
+    return out
+
+
+class PythonMatch(Kind):
+    name = "python_match"
+    keys = {"python": "the Python every node must run, X.Y.Z (default: the head's)",
+            "ray": "the Ray version (default: the head's)",
+            "tool": "pyenv or uv to get the Python (default: pyenv where the node has it, "
+                    "else uv)",
+            "venv": "where a node's venv goes when its inventory python is not one",
+            "packages": "more packages to pip install beside ray[default]",
+            "verify": "true: only check that every node matches"}
+    supports_become = False
+
+    def __init__(self, params: dict[str, str], verify: bool) -> None:
+        self.params = params
+        self.verify = verify
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> PythonMatch:
+        out: dict[str, str] = {}
+        for key in ("python", "ray", "tool", "venv", "packages"):
+            value = params.get(key, "")
+            if not isinstance(value, str):
+                raise fail(key, f"{key!r} must be a string")
+            out[key] = value
+        verify = params.get("verify", False)
+        if not isinstance(verify, bool):
+            raise fail("verify", "'verify' must be true or false")
+        return cls(out, verify)
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.params.items() if v]
+
+    def describe(self) -> str:
+        return ("check that every node runs the same Python and Ray" if self.verify else
+                "give every node the head's exact Python and Ray, in a venv")
+
+    def _value(self, ctx: StepContext, key: str) -> str:
+        value = self.params.get(key, "")
+        return ctx.render(value, shell=False).strip() if value else ""
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        def work(fleet: Fleet, nodes: list[Node], say: Callable[[str], None]
+                 ) -> Any:
+            return self._survey(ctx, fleet, nodes, say)
+        survey = await ctx.together(work)
+        facts, target, problem = survey
+        mine = facts.get(ctx.node.name)
+        if problem or target is None:
+            return Plan(True, refusal=problem or "no target version")
+        if isinstance(mine, str) or mine is None:
+            return Plan(True, refusal=str(mine))
+        tools = ",".join(t for t, v in (("pyenv", mine.pyenv_bin), ("uv", mine.uv_bin)) if v)
+        where = f" ({mine.os_arch}{', ' + tools if tools else ''})"
+        if pm.matches(mine, target):
+            return Plan(False, f"Python {mine.python}, Ray {mine.ray}{where}: as "
+                               f"{target.source}",
+                        done_status="ok" if self.verify else "skipped")
+        now = (f"Python {'none' if mine.fallback else mine.python}, Ray {mine.ray or 'none'}"
+               + where)
+        if self.verify and ctx.check_mode:
+            return Plan(True, f"{now}: checked again after the fix")
+        if self.verify:
+            return Plan(True, refusal=f"{now}, not Python {target.python}, Ray {target.ray} "
+                                      "(the odd one out; -v shows every node's)")
+        tool = self._value(ctx, "tool")
+        if tool not in ("", "pyenv", "uv"):
+            return Plan(True, refusal=f"tool must be pyenv or uv, not {tool!r}")
+        commands, python = pm.fix_commands(
+            ctx.node, mine, target, tool=tool,
+            venv_default=self._value(ctx, "venv") or pm.DEFAULT_VENV,
+            packages=self._value(ctx, "packages"))
+        reason = (f"odd one out: {now} -> Python {target.python}, Ray {target.ray} "
+                  f"({target.source}'s) in {python}")
+        return Plan(True, reason, commands, (commands, python))
+
+    async def _survey(self, ctx: StepContext, fleet: Fleet, nodes: list[Node],
+                      say: Callable[[str], None]) -> tuple[dict[str, NodeFacts | str],
+                                                           pm.Target | None, str | None]:
+        facts = await _gather(fleet, nodes)
+        head = ctx.inventory.head
+        if head is None:
+            return facts, None, "no node has role head in the inventory"
+        head_facts = facts.get(head.name)
+        if head_facts is None:
+            head_facts = (await _gather(fleet, [head]))[head.name]
+        target, problem = pm.target_of(
+            head, head_facts if isinstance(head_facts, NodeFacts) else None,
+            self._value(ctx, "python"), self._value(ctx, "ray"))
+        for line in pm.matrix([(n.name, facts[n.name]) for n in nodes], target):
+            say(line)
+        return facts, target, problem
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        commands, python = plan.data
+        for command in commands:
+            result = await ctx.run(command)
+            if not result.ok:
+                outcome = Outcome.from_result(result)
+                outcome.message = f"`{command[:80]}` failed ({outcome.message})"
+                return outcome
+        note = "" if python == ctx.node.python else (
+            f"; set python = \"{python}\" for {ctx.node.name} in the inventory")
+        return Outcome("changed", f"now runs {python}{note}", exit_status=0)

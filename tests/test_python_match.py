@@ -1,0 +1,92 @@
+"""python-match on a loopback fleet whose nodes were made different on purpose: the head runs
+this test's Python (with Ray), beta's python is a venv of pyenv's 3.12.1 without Ray, gamma's
+python is a venv that does not exist yet. `--check` prints the matrix with the odd ones and
+each node's exact commands; the verify step fails the odd ones. (The fixing run itself is not
+run here: pip installing ray[default] into a new venv takes minutes on this machine.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
+
+PYENV_312 = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
+OURS = ".".join(map(str, sys.version_info[:3]))
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    pyenv = shutil.which("pyenv")
+    if not PYENV_312.exists() or pyenv is None:
+        pytest.skip("pyenv with Python 3.12.1 is not installed (it is part of this image)")
+    ours = Path(pyenv).parent.parent / "versions" / OURS / "bin" / "python3"
+    if not ours.exists():
+        pytest.skip(f"pyenv has no {OURS}, the Python these tests run on")
+    root = tmp_path_factory.mktemp("pymatch")
+    keys = ClientKeys(root / "operator")
+    servers = AsyncsshServers(root, keys, ["alpha", "beta", "gamma"])
+    odd = root / "py312"
+    subprocess.run([str(PYENV_312), "-m", "venv", "--without-pip", str(odd)], check=True,
+                   timeout=120)
+    gamma_venv = root / "gamma-venv"
+    nodes = [{"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha"),
+              "roles": ["head"]},
+             {"name": "beta", "host": "127.0.0.1", "port": servers.port("beta"),
+              "roles": ["worker"], "python": str(odd / "bin" / "python")},
+             {"name": "gamma", "host": "127.0.0.1", "port": servers.port("gamma"),
+              "roles": ["worker"], "python": str(gamma_venv / "bin" / "python")}]
+    inventory = write_inventory(root / "saf.toml", keys, nodes)
+    yield inventory, gamma_venv
+    servers.stop()
+
+
+def _saf(inventory: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAF_INVENTORY": str(inventory), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "saf", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_check_prints_the_matrix_and_the_commands(fleet) -> None:
+    inventory, gamma_venv = fleet
+    out = _saf(inventory, "run", "python-match", "--check")
+    text = out.stdout
+    assert out.returncode == 0, text + out.stderr
+    lines = text.splitlines()
+    alpha = next(x for x in lines if x.strip().startswith("– alpha"))
+    assert f"Python {OURS}, Ray" in alpha and "as the head alpha" in alpha
+    beta = next(x for x in lines if x.strip().startswith("● beta"))
+    assert f"odd one out: Python 3.12.1, Ray none (linux/x86_64" in beta
+    assert f"-> Python {OURS}" in beta
+    gamma = next(x for x in lines if x.strip().startswith("● gamma"))
+    assert "odd one out: Python none, Ray none" in gamma  # its python does not exist yet
+    assert f"pyenv install -s {OURS}" in text
+    assert f"-m venv {gamma_venv}" in text
+    assert "ray[default]==" in text
+    assert not gamma_venv.exists()  # --check changed nothing
+    # The whole matrix, odd ones marked, with -v.
+    matrix = _saf(inventory, "run", "python-match", "--check", "-v").stdout
+    assert f"target: Python {OURS}, Ray" in matrix and "(the head alpha)" in matrix
+    row = next(x for x in matrix.splitlines() if "! beta" in x)
+    assert "3.12.1" in row and f"Python 3.12.1 -> {OURS}" in row
+    assert not any("! alpha" in x for x in matrix.splitlines())
+
+
+def test_verify_fails_the_odd_ones_out(fleet, tmp_path: Path) -> None:
+    """The recipe's last step alone: alpha ok, beta and gamma fail, named."""
+    inventory, _ = fleet
+    recipe = tmp_path / "verify.toml"
+    recipe.write_text('[[steps]]\nname = "verify"\nkind = "python_match"\nverify = true\n')
+    out = _saf(inventory, "run", str(recipe))
+    assert out.returncode == 1, out.stdout
+    lines = out.stdout.splitlines()
+    assert any(line.strip().startswith("✓ alpha") for line in lines), out.stdout
+    for node in ("beta", "gamma"):
+        line = next(x for x in lines if x.strip().startswith(f"✗ {node}"))
+        assert "the odd one out" in line and "Python 3.11" not in line.split("not")[0]
