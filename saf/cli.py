@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "serve": "saf.commands.serve:serve",
     "net": "saf.commands.net:net",
     "ray": "saf.commands.ray_cmd:ray_group",
+    "doctor": "saf.commands.doctor:doctor",
 }
 
 

@@ -62,7 +62,7 @@ def test_check_prints_the_matrix_and_the_commands(fleet) -> None:
     alpha = next(x for x in lines if x.strip().startswith("– alpha"))
     assert f"Python {OURS}, Ray" in alpha and "as the head alpha" in alpha
     beta = next(x for x in lines if x.strip().startswith("● beta"))
-    assert f"odd one out: Python 3.12.1, Ray none (linux/x86_64" in beta
+    assert "odd one out: Python 3.12.1, Ray none (linux/x86_64" in beta
     assert f"-> Python {OURS}" in beta
     gamma = next(x for x in lines if x.strip().startswith("● gamma"))
     assert "odd one out: Python none, Ray none" in gamma  # its python does not exist yet

@@ -178,6 +178,7 @@ def _versions_of(tool, argv):
 
 
 def facts(args):
+    now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     marker = temp_dir.rstrip("/") + "/session_"
     node_name = args.get("node_name") or ""
@@ -215,7 +216,7 @@ def facts(args):
         "nvidia": nvidia,
         "osx_cluster_env": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
         "mlx": importlib.util.find_spec("mlx") is not None,
-        "time": time.time(),
+        "time": now,
         "probes": {t: _probe(t) for t in args.get("probe") or []},
     }
     if args.get("tools"):

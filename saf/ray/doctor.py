@@ -1,0 +1,197 @@
+"""`saf doctor`: every failure the Ray seeds' troubleshooting sections list, checked on every
+node at once, each pass / warn / fail with one line of evidence and the fix.
+
+Checks: SSH key login; Python and Ray equal to the head's; the head's port free (or Ray's
+own); each worker reaching the head's port (a TCP probe from the worker); no node advertising
+127.0.0.1 on a cluster of several machines; the macOS variable on Macs; `mlx` importable on
+Apple Silicon; clock skew against this machine. The decisions are pure functions of each
+node's facts (saf.ray.facts), so recorded Mac facts test the macOS checks here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from saf.connect.base import Connector
+from saf.fleet import Fleet, error_reason
+from saf.inventory.model import Inventory, Node
+from saf.ray import command as rc
+from saf.ray.facts import NodeFacts
+from saf.ray.node_call import call, node_facts
+from saf.ray.session import connector_run
+
+CHECKS = ("ssh", "versions", "head port", "head reachable", "address", "macOS variable",
+          "mlx", "clock")
+SKEW_WARN, SKEW_FAIL = 1.0, 5.0  # seconds
+
+
+@dataclass(frozen=True)
+class Finding:
+    node: str
+    check: str
+    status: str  # pass | warn | fail
+    evidence: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Seen:
+    """What one node told the doctor."""
+
+    facts: NodeFacts | None = None
+    error: str | None = None
+    reason: str | None = None
+    skew: float | None = None  # node clock minus ours, seconds (round trip halved)
+    probe: str | None = None  # the worker's TCP probe of the head's port
+
+
+def _head_ip(inventory: Inventory, seen: dict[str, Seen]) -> str | None:
+    head = inventory.head
+    if head is None or head.name not in seen or seen[head.name].facts is None:
+        return None
+    ip, _ = rc.node_ip(head, seen[head.name].facts)  # type: ignore[arg-type]
+    return ip
+
+
+def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Finding]:
+    """Every check on every node, from what the nodes said."""
+    out: list[Finding] = []
+    head = inventory.head
+    head_facts = seen[head.name].facts if head and head.name in seen else None
+    several = rc.machines(inventory) > 1
+    for node in inventory.nodes:
+        if node.name not in seen:
+            continue
+        one = seen[node.name]
+        if one.facts is None:
+            fix = {"auth": "run `saf keys push " + node.name + "`",
+                   "hostkey": "check it, then `saf trust " + node.name + "`"}.get(
+                       one.reason or "", "check the node is up and its address")
+            out.append(Finding(node.name, "ssh", "fail", one.error or "not reached", fix))
+            continue
+        f = one.facts
+
+        def add(check: str, status: str, evidence: str, fix: str = "",
+                name: str = node.name) -> None:
+            out.append(Finding(name, check, status, evidence, fix))
+        add("ssh", "pass", f"key login as {node.user or 'the default user'} worked")
+        # Python and Ray.
+        if f.ray is None:
+            add("versions", "fail", f"no Ray in {f.executable} (Python {f.python})",
+                "saf run python-match")
+        elif head_facts is not None and node is not head and (
+                f.python, f.ray) != (head_facts.python, head_facts.ray):
+            add("versions", "fail", f"Python {f.python} / Ray {f.ray}, the head has "
+                f"Python {head_facts.python} / Ray {head_facts.ray}", "saf run python-match")
+        else:
+            add("versions", "pass", f"Python {f.python} / Ray {f.ray}")
+        # The head's port.
+        if node.is_head:
+            owner = f.listeners.get(port)
+            if owner is None:
+                add("head port", "pass", f"port {port} is free")
+            elif f.gcs_running and "ray" in owner:
+                add("head port", "pass", f"port {port} is Ray's own ({owner[:60]})")
+            else:
+                add("head port", "fail", f"port {port} is taken by {owner or 'another program'}"
+                    + (" (Redis's port)" if port == 6379 else ""),
+                    "saf run ray-up --var port=6380 (or another free port)")
+        # Reaching the head.
+        if not node.is_head:
+            probe = one.probe
+            if probe is None:
+                add("head reachable", "warn", "the head's address is not known")
+            elif probe == "open":
+                add("head reachable", "pass", f"the head's port {port} answers from here")
+            elif probe == "refused":
+                add("head reachable", "warn", f"the head answers but nothing listens on {port}",
+                    "saf run ray-up")
+            else:
+                add("head reachable", "fail", f"the head's port {port} from here: {probe}",
+                    "open the port in the head's firewall, or check the address")
+        # The address Ray would advertise.
+        ip, problem = rc.node_ip(node, f)
+        if ip is None:
+            add("address", "fail", problem or "no address", "set vars.ray_node_ip")
+        elif several and rc.is_loopback(ip):
+            add("address", "fail", f"would advertise {ip} on a cluster of "
+                f"{rc.machines(inventory)} machines", "set vars.ray_node_ip")
+        else:
+            add("address", "pass", f"advertises {ip}")
+        # macOS.
+        if not f.is_macos:
+            add("macOS variable", "pass", f"not macOS ({f.os_arch})")
+        else:
+            recorded = ((f.record or {}).get("env") or {}).get(rc.OSX_VAR) \
+                if isinstance((f.record or {}).get("env"), dict) else None
+            if f.osx_cluster_env == "1" or recorded == "1":
+                add("macOS variable", "pass", f"{rc.OSX_VAR}=1")
+            else:
+                add("macOS variable", "fail" if several else "warn",
+                    f"{rc.OSX_VAR} is not set: Ray on this Mac would join as 127.0.0.1",
+                    "start Ray with saf run ray-up (it sets it)")
+        if not f.apple_silicon:
+            add("mlx", "pass", "not Apple Silicon")
+        elif f.mlx:
+            add("mlx", "pass", f"mlx imports in {f.executable}")
+        else:
+            add("mlx", "fail", f"mlx is not importable in {f.executable}",
+                "saf run python-match --var packages=mlx")
+        # Clock.
+        if one.skew is None:
+            add("clock", "warn", "the node's clock was not read")
+        else:
+            size = abs(one.skew)
+            status = "fail" if size > SKEW_FAIL else "warn" if size > SKEW_WARN else "pass"
+            add("clock", status, f"{one.skew:+.2f} s from this machine",
+                "" if status == "pass" else "run NTP (chrony, timesyncd) on the node")
+    return out
+
+
+async def examine(fleet: Fleet, *, port: int = rc.DEFAULT_PORT,
+                  temp_dir: str = rc.DEFAULT_TEMP_DIR) -> list[Finding]:
+    """Read every node at once, then each worker probes the head's port."""
+    inventory = fleet.inventory
+
+    async def read(conn: Connector) -> Seen:
+        node = conn.node
+        before = time.time()
+        f = await node_facts(connector_run(conn), node.name, node.python, temp_dir=temp_dir,
+                             ports=[port] if node.is_head else [],
+                             record=rc.RaySettings(temp_dir=temp_dir).record_path(node.name))
+        after = time.time()
+        skew = f.time - (before + after) / 2 if f.time is not None else None
+        return Seen(f, skew=skew)
+
+    found = await fleet.each(inventory.nodes, read)
+    seen: dict[str, Seen] = {}
+    for node in inventory.nodes:
+        value = found[node.name]
+        if isinstance(value, Seen):
+            seen[node.name] = value
+        else:
+            reason, message = error_reason(value)
+            seen[node.name] = Seen(error=f"{reason}: {message}", reason=reason)
+    head_ip = _head_ip(inventory, seen)
+    if head_ip is not None:
+        target = f"{head_ip}:{port}"
+
+        async def probe(node: Node) -> None:
+            try:
+                value, _ = await call(connector_run(fleet.connector(node)), node.name,
+                                      node.python, "probe", {"targets": [target],
+                                                             "timeout": 3})
+            except Exception as exc:  # noqa: BLE001 - one node's failure is its finding
+                seen[node.name].probe = f"not probed ({exc})"
+                return
+            result = (value.get("probes") or {}).get(target)
+            seen[node.name].probe = result if isinstance(result, str) else "no answer"
+        await asyncio.gather(*(probe(n) for n in inventory.nodes
+                               if not n.is_head and seen[n.name].facts is not None))
+    return findings(inventory, seen, port)
