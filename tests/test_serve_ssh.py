@@ -318,6 +318,11 @@ def test_the_host_key_is_made_once_and_kept_private(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
     assert ensure_host_key(path).get_fingerprint() == key.get_fingerprint()
+    public = path.with_name("host_key.pub")
+    public.unlink()
+    ensure_host_key(path)
+    assert asyncssh.import_public_key(public.read_bytes()).get_fingerprint() == \
+        key.get_fingerprint()
     path.chmod(0o644)
     with pytest.raises(SafError, match=r"host_key: the host key is readable by others"):
         ensure_host_key(path)

@@ -107,6 +107,11 @@ def ensure_host_key(path: Path | None = None) -> asyncssh.SSHKey:
         raise SafError(f"{path}: the host key is readable by others (mode {mode:04o}); "
                        f"chmod 600 {path}")
     try:
-        return asyncssh.read_private_key(str(path))
+        key = asyncssh.read_private_key(str(path))
     except (OSError, asyncssh.KeyImportError) as exc:
         raise SafError(f"{path}: not a usable private host key: {exc}") from None
+    public = path.with_name(path.name + ".pub")
+    if not public.exists():  # what clients pin, next to the key
+        with open_private(public, "wb") as out:
+            out.write(key.export_public_key())
+    return key
