@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -185,7 +186,7 @@ def detach_env(request, tmp_path):
         pytest.skip("perl is not installed")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "sleep", "mv", "cat", "rm", "mktemp", "perl", "printf"):
+    for tool in ("sh", "sleep", "mv", "cat", "rm", "mkdir", "perl", "printf"):
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)
@@ -331,3 +332,20 @@ def test_macos_check_shows_the_networksetup_and_sysctl_commands(mac_inventory):
                        "--var", "maxsockbuf=8388608", "--var", "sendspace=131072",
                        "--var", "recvspace=131072", "--var", "delayed_ack=3")
     assert "skipped" in same_values.stdout and "would run" not in same_values.stdout
+
+
+def test_stopped_before_the_timer_runs_leaves_no_folder(tmp_path):
+    """Ctrl-C (saf's guard sends TERM to the command's group) while the revert is being armed:
+    nothing changed yet, and nothing is left on the node either. The arm is slowed down here
+    so the TERM lands before the timer starts."""
+    slow = revert.arm(5, ["true"]).replace("if command -v setsid",
+                                           "sleep 3; if command -v setsid", 1)
+    proc = subprocess.Popen(["sh", "-c", slow], start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    deadline = time.monotonic() + 5
+    while not list(tmp_path.glob("saf-revert.*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list(tmp_path.glob("saf-revert.*"))  # the folder was made...
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(5)
+    assert list(tmp_path.glob("saf-revert.*")) == []  # ...and taken away again

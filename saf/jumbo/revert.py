@@ -12,6 +12,8 @@ known to have failed reverts at once on the nodes saf can still reach.
 
 from __future__ import annotations
 
+import secrets
+
 from saf.shell import quote
 
 # The timer, run as `sh timer DIR`. RESTORE is put in by timer_script.
@@ -46,7 +48,12 @@ def arm(seconds: float, restore: list[str]) -> str:
     """A command that starts the timer and prints `ARMED_AT FOLDER` (see armed_folder); it
     exits non-zero, having started nothing, when the timer could not be started."""
     return "\n".join([
-        'd=$(mktemp -d "${TMPDIR:-/tmp}/saf-revert.XXXXXX") || exit 1',
+        # The name is chosen before the folder is made and the trap set before it exists:
+        # stopped (Ctrl-C, a timeout) before the timer runs, nothing has changed yet, and
+        # nothing is left behind either. mkdir refuses a name that exists (no races in /tmp).
+        f'd="${{TMPDIR:-/tmp}}/saf-revert.{secrets.token_hex(8)}"',
+        """trap '[ -s "$d/sleep" ] || rm -rf "$d"; exit 143' TERM INT HUP""",
+        'mkdir -m 700 "$d" || exit 1',
         f'printf "%s" {quote(timer_script(seconds, restore))} > "$d/timer"',
         ': > "$d/armed"',
         _DETACH,
@@ -54,6 +61,7 @@ def arm(seconds: float, restore: list[str]) -> str:
         'if [ ! -s "$d/sleep" ]; then echo "saf: the revert timer did not start" >&2; '
         'rm -rf "$d"; exit 1; fi',
         f'echo "{ARMED_AT} $d"',
+        "trap - TERM INT HUP",
     ])
 
 
