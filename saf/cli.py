@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "net": "saf.commands.net:net",
     "ray": "saf.commands.ray_cmd:ray_group",
     "doctor": "saf.commands.doctor:doctor",
+    "models": "saf.commands.models:models",
 }
 
 

@@ -137,3 +137,18 @@ def test_theme(snap_compare, theme) -> None:
 def test_theme_tablet(snap_compare, theme) -> None:
     """saf's light theme at the tablet size."""
     assert snap_compare(themed.make(theme), terminal_size=(80, 24), run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_serving_endpoints(snap_compare, size) -> None:
+    """Serving: vLLM and MLX ready with their last checks, llama.cpp loading, one exited;
+    the first endpoint highlighted with its check's percentiles."""
+    assert snap_compare(app_path("serving_endpoints"), press=["6"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_serving_log(snap_compare, size) -> None:
+    """Serving: the second endpoint highlighted (down) and its log's last lines (l)."""
+    assert snap_compare(app_path("serving_endpoints"), press=["6", "down", "l"],
+                        terminal_size=size, run_before=settle)

@@ -17,6 +17,7 @@ from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.paths import state_dir
 from saf.recipe import library
+from saf.inference.source import ServingSource
 from saf.signals.feed import SignalFeed
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class CockpitContext:
     actions: NodeActions | None = None
     # A fixed feed (tests, snapshots); None: a live one on `inventory`, made on first use.
     signal_feed: SignalFeed | None = None
+    # A fixed source of model endpoints (tests, snapshots); None: the live one on `fleet` or
+    # `inventory`, made by the Serving screen.
+    serving: ServingSource | None = None
     # Called each time the recipe list is filled, so a recipe saved meanwhile is listed.
     recipe_library: Callable[[], Sequence[library.Found]] = library.available
     # Where the Recipes screen runs a recipe; None: on `fleet` (or a fleet of `inventory`).

@@ -19,7 +19,9 @@ from saf.demo.cluster import DemoCluster
 def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
     """Start a demo cluster on this machine: three nodes (alpha head, beta and gamma workers)
     served by SSH servers on loopback with throwaway keys, host keys verified as for any node.
-    Nothing is left running when it ends.
+    Nothing is left running when it ends, but for model servers started with `saf run serve`:
+    like on real nodes, they keep running (found again by `saf demo --headless models`) until
+    `saf demo --headless models stop NODE:PORT`.
 
     \b
     saf demo --headless nodes

@@ -154,3 +154,17 @@ def fmt_link(mbps: float | None) -> str:
     if mbps is None or mbps <= 0:
         return MISSING
     return f"{mbps / 1000:g} GbE" if mbps >= 1000 else f"{mbps:g} Mbit/s"
+
+
+def fmt_uptime(seconds: float | None) -> str:
+    """How long something has run: '42s', '7m12s', '3h05m', '2d04h'."""
+    if seconds is None:
+        return MISSING
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

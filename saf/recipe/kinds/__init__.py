@@ -12,6 +12,7 @@ from saf.recipe.kinds.python_match import PythonMatch
 from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.reboot import Reboot
+from saf.recipe.kinds.serve import Serve
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.sysctl import Sysctl
 from saf.recipe.kinds.upload import Upload
@@ -19,7 +20,7 @@ from saf.recipe.kinds.wait import Wait
 
 KINDS: dict[str, type[Kind]] = {
     kind.name: kind for kind in (Shell, Upload, Wait, Apt, NvidiaDriver, Sysctl, Reboot, Gpu,
-                                  NetTest, Mtu)}
+                                  NetTest, Mtu, Serve)}
 
 __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
 

@@ -1,0 +1,178 @@
+"""`saf models`: the model servers saf started on the cluster; check, stop, restart, logs."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import httpx
+
+from saf.commands import common
+from saf.errors import SafError
+from saf.fleet import Fleet
+from saf.render.console import console, print_json_line
+from saf.render.models_view import check_renderable, endpoints_renderable
+from saf.inference import checks as saved_checks
+from saf.inference import cluster as serving
+from saf.inference.measure import CheckReport
+from saf.inference.node import Started
+from saf.inference.records import Endpoint
+
+
+async def _listed(fleet: Fleet, selector: str, probe: bool = True) -> serving.ClusterServers:
+    return await serving.list_endpoints(fleet, await fleet.select(selector), probe=probe)
+
+
+async def _one(fleet: Fleet, which: str) -> Endpoint:
+    found = await _listed(fleet, "all", probe=False)
+    return serving.find(found.endpoints, which)
+
+
+@click.group("models", invoke_without_command=True)
+@click.option("--on", "selector", default="all", show_default=True, metavar="SEL",
+              help="Which nodes to look on (see `saf exec --help`).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint.")
+@click.pass_context
+def models(ctx: click.Context, selector: str, as_json: bool) -> None:
+    """Every model server saf started in the cluster (`saf run serve`): node, port, engine,
+    model, state (ready, loading, starting, exited), pid, uptime, and its last check's mean
+    TTFT and tokens/s. Servers are found again from their records on the nodes
+    (~/.saf/serve/PORT.json), whichever saf started them.
+
+    Exits 1 when a node cannot be reached.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    inventory = common.inventory(ctx)
+
+    async def go() -> serving.ClusterServers:
+        async with Fleet(inventory) as fleet:
+            return await _listed(fleet, selector)
+
+    found = common.run(go())
+    last = saved_checks.load(inventory.cluster.name)
+    if as_json:
+        for e in found.endpoints:
+            print_json_line({**e.to_json(), "last_check": last.get(e.key)})
+        for node, why in found.unreachable.items():
+            print_json_line({"node": node, "state": "unreachable", "why": why})
+    else:
+        out = console()
+        out.print(endpoints_renderable(found.endpoints, found.unreachable, last, time.time(),
+                                       out.width))
+        if found.bad:
+            out.print(f"bad answers from nodes: {dict(found.bad)}", style="yellow")
+    if found.unreachable:
+        ctx.exit(1)
+
+
+@models.command("check")
+@click.argument("endpoint", required=False)
+@click.option("--requests", "-n", default=1, show_default=True,
+              type=click.IntRange(1, 100_000), help="How many requests to send.")
+@click.option("--concurrency", "-c", default=1, show_default=True,
+              type=click.IntRange(1, 1024), help="How many at once.")
+@click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(2, 100_000),
+              help="Tokens to generate per request.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.pass_context
+def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: int,
+          max_tokens: int, as_json: bool) -> None:
+    """Measure an endpoint (NODE:PORT, NODE or PORT; default: every ready one) through an
+    SSH forward: GET /v1/models, then a fixed prompt streamed REQUESTS times, CONCURRENCY at
+    once. Reports ttft, tpot, itl and e2el (mean, p50, p90, p99, as `vllm bench serve`
+    names them), output tokens/s, and the engine's own timings beside saf's where it gives
+    them (llama-server's `timings`, llama.cpp's log). Exits 1 when a request failed."""
+    inventory = common.inventory(ctx)
+
+    async def go() -> list[CheckReport]:
+        async with Fleet(inventory) as fleet:
+            listed = await _listed(fleet, "all")
+            if endpoint:
+                chosen = [serving.find(listed.endpoints, endpoint)]
+            else:
+                chosen = [e for e in listed.endpoints if e.state == "ready"]
+                if not chosen:
+                    raise SafError("no ready endpoint to check (see `saf models`)")
+            reports = []
+            for e in chosen:
+                try:
+                    reports.append(await serving.check(
+                        fleet, e, requests=requests, concurrency=concurrency,
+                        max_tokens=max_tokens, save_for=inventory.cluster.name))
+                except httpx.HTTPError as exc:
+                    raise SafError(f"{e.key}: {exc}") from None
+            return reports
+
+    reports = common.run(go())
+    out = console()
+    for report in reports:
+        if as_json:
+            print_json_line(report.to_json())
+        else:
+            out.print(check_renderable(report))
+    if any(r.failed for r in reports):
+        ctx.exit(1)
+
+
+@models.command("stop")
+@click.argument("endpoint")
+@click.pass_context
+def stop(ctx: click.Context, endpoint: str) -> None:
+    """Stop a server saf started (TERM to its process group, KILL after 10 s) and forget it."""
+    inventory = common.inventory(ctx)
+
+    async def go() -> tuple[Endpoint, Endpoint | None]:
+        async with Fleet(inventory) as fleet:
+            chosen = await _one(fleet, endpoint)
+            return chosen, await serving.stop(fleet, chosen)
+
+    chosen, was = common.run(go())
+    console().print(f"{chosen.key}: stopped {chosen.engine} ({chosen.model})" if was
+                    else f"{chosen.key}: nothing was running")
+
+
+@models.command("restart")
+@click.argument("endpoint")
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(1, 604800),
+              help="Seconds to wait for it to be ready again.")
+@click.pass_context
+def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
+    """Stop a server and start it again with the same command line; wait until it is ready
+    (or fail with its log's last lines)."""
+    inventory = common.inventory(ctx)
+
+    async def go() -> Started:
+        async with Fleet(inventory) as fleet:
+            return await serving.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
+
+    started = common.run(go())
+    out = console()
+    if started.status == "failed":
+        out.print(f"{endpoint}: {started.why}", style="red")
+        for line in started.tail:
+            out.print("  " + line, markup=False, highlight=False)
+        ctx.exit(1)
+    assert started.endpoint is not None
+    out.print(f"{started.endpoint.key}: {started.endpoint.engine} ready again "
+              f"(pid {started.endpoint.pid})")
+
+
+@models.command("logs")
+@click.argument("endpoint")
+@click.option("--lines", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many of the last lines.")
+@click.pass_context
+def logs(ctx: click.Context, endpoint: str, lines: int) -> None:
+    """The last lines of a server's log (on the node: ~/.saf/serve/PORT.log)."""
+    inventory = common.inventory(ctx)
+
+    async def go() -> tuple[str, list[str]]:
+        async with Fleet(inventory) as fleet:
+            return await serving.logs(fleet, await _one(fleet, endpoint), lines)
+
+    path, text = common.run(go())
+    out = console()
+    out.print(f"# {endpoint}: {path}", style="dim", markup=False, highlight=False)
+    for line in text:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,288 @@
+"""`saf models check`'s measurements: streamed completions timed as `vllm bench serve` times
+them, over HTTP to an endpoint (saf reaches it through an SSH forward).
+
+For each request: ttft (time to the first token-bearing chunk), itl (the gaps between
+token-bearing chunks), e2el (end to end), and tpot ((e2el - ttft) / (output tokens - 1)).
+Output tokens are the server's `usage.completion_tokens` when it reports them, else the
+number of token-bearing chunks. Over a run: each metric's mean, p50, p90 and p99 (numpy's
+linear percentiles, as vLLM's benchmark), output tokens per second and requests per second.
+Everything the server sends is checked (saf.inference.sse); what is not valid is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from saf.inference.records import BadLines
+from saf.inference.sse import Chunk, ModelInfo, SSEReader, read_chunk, read_models
+
+PROMPT = "The quick brown fox jumps over the lazy dog. Tell me a story about a"
+METRICS = ("ttft", "tpot", "itl", "e2el")
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass
+class RequestResult:
+    ok: bool
+    error: str = ""
+    ttft: float | None = None  # seconds
+    itl: list[float] = field(default_factory=list)
+    e2el: float | None = None
+    output_tokens: int = 0
+    prompt_tokens: int | None = None
+    chunks: int = 0
+    timings: dict[str, float] | None = None  # the engine's own, when it sends them
+    text: str = ""
+
+    @property
+    def tpot(self) -> float | None:
+        if self.ttft is None or self.e2el is None or self.output_tokens < 2:
+            return None
+        return (self.e2el - self.ttft) / (self.output_tokens - 1)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """numpy.percentile's default (linear) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One metric over a run, in milliseconds."""
+
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    n: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Stats | None:
+        if not seconds:
+            return None
+        ms = [s * 1000 for s in seconds]
+        p50, p90, p99 = (percentile(ms, q) for q in PERCENTILES)
+        return cls(sum(ms) / len(ms), p50, p90, p99, len(ms))
+
+    def to_json(self) -> dict[str, float]:
+        return {"mean": self.mean, "p50": self.p50, "p90": self.p90, "p99": self.p99,
+                "n": self.n}
+
+
+@dataclass
+class CheckReport:
+    endpoint: str  # node:port
+    model: str
+    models: list[ModelInfo]
+    requests: int
+    concurrency: int
+    max_tokens: int
+    duration: float  # seconds, first request sent to last answer
+    results: list[RequestResult]
+    bad: BadLines
+    engine: dict[str, float] | None = None  # the engine's own timings (see engine_timings)
+    engine_source: str = ""
+    at: float = field(default_factory=time.time)
+
+    @property
+    def completed(self) -> list[RequestResult]:
+        return [r for r in self.results if r.ok]
+
+    @property
+    def failed(self) -> int:
+        return len(self.results) - len(self.completed)
+
+    def stats(self) -> dict[str, Stats | None]:
+        done = self.completed
+        return {
+            "ttft": Stats.of([r.ttft for r in done if r.ttft is not None]),
+            "tpot": Stats.of([t for r in done if (t := r.tpot) is not None]),
+            "itl": Stats.of([gap for r in done for gap in r.itl]),
+            "e2el": Stats.of([r.e2el for r in done if r.e2el is not None]),
+        }
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(r.output_tokens for r in self.completed)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens per second over the run (vLLM's 'output token throughput')."""
+        return self.output_tokens / self.duration if self.duration > 0 and self.completed \
+            else None
+
+    @property
+    def requests_per_s(self) -> float | None:
+        return len(self.completed) / self.duration if self.duration > 0 and self.completed \
+            else None
+
+    def errors(self) -> list[str]:
+        return sorted({r.error for r in self.results if not r.ok})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint, "model": self.model, "at": self.at,
+            "requests": self.requests, "concurrency": self.concurrency,
+            "max_tokens": self.max_tokens, "completed": len(self.completed),
+            "failed": self.failed, "duration": self.duration,
+            "output_tokens": self.output_tokens, "tokens_per_s": self.tokens_per_s,
+            "requests_per_s": self.requests_per_s,
+            **{name: (s.to_json() if s else None) for name, s in self.stats().items()},
+            "engine": self.engine, "engine_source": self.engine_source,
+            "bad": dict(self.bad.counts), "errors": self.errors(),
+        }
+
+
+async def get_models(client: httpx.AsyncClient, bad: BadLines) -> list[ModelInfo]:
+    answer = await client.get("/v1/models")
+    if answer.status_code != 200:
+        raise httpx.HTTPStatusError(f"GET /v1/models answered {answer.status_code}",
+                                    request=answer.request, response=answer)
+    try:
+        data = answer.json()
+    except ValueError:
+        bad.add("bad_models")
+        return []
+    return read_models(data, bad)
+
+
+def completion_body(model: str, max_tokens: int, prompt: str = PROMPT) -> dict[str, Any]:
+    """The request every engine is sent: a streamed completion of a fixed prompt, all
+    `max_tokens` generated (ignore_eos), usage in the last chunk."""
+    return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True, "ignore_eos": True, "stream_options": {"include_usage": True}}
+
+
+async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
+                      bad: BadLines) -> RequestResult:
+    """One streamed completion, timed chunk by chunk."""
+    result = RequestResult(ok=False)
+    sent = time.perf_counter()
+    last = sent
+    reader = SSEReader(bad)
+    usage_tokens: int | None = None
+    token_chunks = 0
+    finished = False
+    try:
+        async with client.stream("POST", "/v1/completions", json=body) as answer:
+            if answer.status_code != 200:
+                text = (await answer.aread())[:300].decode("utf-8", "replace")
+                result.error = f"HTTP {answer.status_code}: {' '.join(text.split())}"
+                return result
+            async for line in answer.aiter_lines():
+                data = reader.line(line)
+                if data is None:
+                    continue
+                if reader.done:
+                    break
+                chunk = read_chunk(data, bad)
+                if chunk is None:
+                    continue
+                now = time.perf_counter()
+                result.chunks += 1
+                _take(result, chunk)
+                if chunk.completion_tokens is not None:
+                    usage_tokens = chunk.completion_tokens
+                finished = finished or chunk.finish_reason is not None
+                if chunk.text:
+                    if token_chunks == 0:
+                        result.ttft = now - sent
+                    else:
+                        result.itl.append(now - last)
+                    token_chunks += 1
+                    last = now
+            tail = reader.close()
+            if tail is not None and not reader.done:
+                chunk = read_chunk(tail, bad)
+                if chunk is not None:
+                    _take(result, chunk)
+    except httpx.HTTPError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"[:300]
+        return result
+    result.e2el = time.perf_counter() - sent
+    result.output_tokens = usage_tokens if usage_tokens is not None else token_chunks
+    if token_chunks == 0:
+        result.error = "no tokens in the answer"
+        return result
+    if not finished:
+        # Every engine ends a whole answer with a finish_reason (stop, length); a stream
+        # that ends without one was cut short (llama-cpp-python's server interrupts a
+        # stream when another request comes, unless started with --interrupt_requests False).
+        bad.add("cut_short")
+        result.error = "the stream ended without a finish_reason (cut short by the server)"
+        return result
+    result.ok = True
+    return result
+
+
+def _take(result: RequestResult, chunk: Chunk) -> None:
+    result.text += chunk.text
+    if chunk.prompt_tokens is not None:
+        result.prompt_tokens = chunk.prompt_tokens
+    if chunk.timings is not None:
+        result.timings = chunk.timings
+
+
+async def run_requests(client: httpx.AsyncClient, body: dict[str, Any], requests: int,
+                       concurrency: int, bad: BadLines) -> tuple[list[RequestResult], float]:
+    """`requests` requests, at most `concurrency` at once; (results, wall seconds)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> RequestResult:
+        async with gate:
+            return await one_request(client, body, bad)
+
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(requests)))
+    return list(results), time.perf_counter() - began
+
+
+async def check_url(base_url: str, endpoint: str, *, requests: int = 1, concurrency: int = 1,
+                    max_tokens: int = 32, model: str | None = None,
+                    timeout: float = 300.0) -> CheckReport:
+    """GET /v1/models, then `requests` streamed completions; the report."""
+    bad = BadLines()
+    limits = httpx.Limits(max_connections=max(concurrency, 1) + 1)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits,
+                                 trust_env=False) as client:
+        models = await get_models(client, bad)
+        name = model or (models[0].id if models else "")
+        if not name:
+            raise httpx.HTTPError("GET /v1/models listed no model")
+        body = completion_body(name, max_tokens)
+        results, duration = await run_requests(client, body, requests, concurrency, bad)
+    report = CheckReport(endpoint, name, models, requests, concurrency, max_tokens, duration,
+                         results, bad)
+    timed = [r.timings for r in report.completed if r.timings]
+    if timed:
+        report.engine, report.engine_source = response_timings(timed), "response timings"
+    return report
+
+
+def response_timings(timings: list[dict[str, float]]) -> dict[str, float]:
+    """llama-server's per-response `timings`, averaged: its own prompt time (prompt_ms, which
+    is most of the ttft), time per output token (predicted_per_token_ms) and output tokens
+    per second (predicted_per_second)."""
+    out: dict[str, float] = {}
+    for key in ("prompt_ms", "predicted_per_token_ms", "predicted_per_second", "predicted_n",
+                "prompt_n"):
+        values = [t[key] for t in timings if key in t]
+        if values:
+            out[key] = sum(values) / len(values)
+    return out
+
+
+def dumps(report: CheckReport) -> str:
+    return json.dumps(report.to_json())

@@ -1,0 +1,161 @@
+"""Model servers on one node: start, list, stop, tail the log, and pick an engine.
+
+Each call is one command on the node: the node script (saf.inference.node_script) run by the
+node's Python with its request as one JSON argument, under saf's usual guard (so a cancelled
+call leaves nothing behind but the server it started, which runs in a session of its own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from saf.connect.base import Connector, RunResult
+from saf.errors import SafError
+from saf.inference.engines import DETECT, ENGINES, ServeSpec
+from saf.inference.records import BadLines, Endpoint, endpoint_from, parse_lines
+from saf.shell import path_arg, quote, sh
+
+SCRIPT = (Path(__file__).parent / "node_script.py").read_text()
+LIST_TIMEOUT = 60.0
+
+
+class ServeError(SafError):
+    """A node's model server could not be started, stopped or read."""
+
+    title = "Model serving"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A node as serving needs it: its name, its Python, and a way to run a command there
+    (a connector's `run`, or a recipe step's, whose output goes to the run log)."""
+
+    name: str
+    python: str
+    run: Callable[[str, float], Awaitable[RunResult]]
+
+    @classmethod
+    def of(cls, conn: Connector) -> Target:
+        async def run(command: str, timeout: float) -> RunResult:
+            return await conn.run(command, timeout=timeout)
+
+        return cls(conn.node.name, conn.node.python, run)
+
+
+def script_command(python: str, request: dict[str, Any]) -> str:
+    return f"{path_arg(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
+
+
+async def _call(node: Target, request: dict[str, Any], timeout: float,
+                bad: BadLines) -> list[dict[str, Any]]:
+    result = await node.run(script_command(node.python, request), timeout)
+    lines = parse_lines(result.stdout, bad)
+    if not lines and not result.ok:
+        why = "timed out" if result.timed_out else "; ".join(result.tail(3)) or "no answer"
+        raise ServeError(f"{node.name}: the serve helper failed ({why})")
+    return lines
+
+
+@dataclass
+class NodeServers:
+    node: str
+    endpoints: list[Endpoint] = field(default_factory=list)
+    bad: BadLines = field(default_factory=BadLines)
+
+
+async def list_servers(node: Target, *, probe: bool = True) -> NodeServers:
+    """Every server saf started on the node, with its live state (probed over HTTP on the node
+    when `probe`) and uptime. A record that does not read back is listed as `bad`."""
+    found = NodeServers(node.name)
+    lines = await _call(node, {"op": "list", "probe": probe}, LIST_TIMEOUT, found.bad)
+    for line in lines:
+        if line["event"] == "server":
+            endpoint = endpoint_from(node.name, line.get("record"), line.get("state"),
+                                     line.get("uptime"), found.bad)
+            if endpoint is not None:
+                found.endpoints.append(endpoint)
+        elif line["event"] == "bad" and isinstance(line.get("port"), int):
+            why = line.get("why") if isinstance(line.get("why"), str) else "unreadable"
+            found.endpoints.append(Endpoint(node.name, int(line["port"]), "?", "?",
+                                            "bad", why=str(why)[:500]))
+        else:
+            found.bad.add("unexpected_event")
+    return found
+
+
+@dataclass
+class Started:
+    """How a start ended: ready, skipped (the same server already runs) or failed."""
+
+    status: str
+    endpoint: Endpoint | None = None
+    why: str = ""
+    tail: list[str] = field(default_factory=list)
+    seconds: float | None = None
+
+
+async def start_server(node: Target, spec: ServeSpec, *, timeout: float) -> Started:
+    """Start `spec` detached on the node and wait (at most `timeout` s) until it is ready; a
+    server that exits or is not ready in time fails with its log's last lines (and is
+    stopped). When the same server (engine, model, command line) already runs: skipped."""
+    return await start_argv(node, spec.engine, spec.model, spec.port, spec.host, spec.argv(),
+                            timeout=timeout)
+
+
+async def start_argv(node: Target, engine: str, model: str, port: int, host: str,
+                     argv: list[str], *, timeout: float) -> Started:
+    """start_server for a command line already made (a restart reuses the record's)."""
+    bad = BadLines()
+    request = {"op": "start", "port": port, "host": host, "engine": engine, "model": model,
+               "argv": argv, "timeout": timeout}
+    lines = await _call(node, request, timeout + 60, bad)
+    final = lines[-1] if lines else {"event": "failed", "why": "no answer"}
+    event = final["event"]
+    state = final.get("state", "ready") if event in ("ready", "skipped") else "starting"
+    endpoint = endpoint_from(node.name, final.get("record"), state, 0.0, bad) \
+        if "record" in final else None
+    if event in ("ready", "skipped") and endpoint is not None:
+        seconds = final.get("seconds")
+        return Started(event, endpoint,
+                       seconds=float(seconds) if isinstance(seconds, int | float) else None)
+    why = final.get("why") if isinstance(final.get("why"), str) else f"unexpected answer {event!r}"
+    tail = [str(t)[:1000] for t in final.get("tail", []) if isinstance(t, str)][-20:] \
+        if isinstance(final.get("tail"), list) else []
+    return Started("failed", endpoint, str(why), tail)
+
+
+async def stop_server(node: Target, port: int, *, grace: float = 10.0) -> Endpoint | None:
+    """Stop the server on `port` (TERM to its process group, KILL after `grace` s) and forget
+    it; the endpoint it was, or None when saf had started nothing there."""
+    bad = BadLines()
+    lines = await _call(node, {"op": "stop", "port": port, "grace": grace}, grace * 2 + 30,
+                           bad)
+    final = lines[-1] if lines else {}
+    was = final.get("was")
+    if was is None:
+        return None
+    return endpoint_from(node.name, was, "exited", None, bad)
+
+
+async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, list[str]]:
+    """(path, last lines) of the server's log on the node."""
+    bad = BadLines()
+    found = await _call(node, {"op": "logs", "port": port, "lines": lines}, 30, bad)
+    final = found[-1] if found else {}
+    path = final.get("path") if isinstance(final.get("path"), str) else "?"
+    text = final.get("lines")
+    if not isinstance(text, list):
+        raise ServeError(f"{node.name}: no log for port {port} ({path})")
+    return str(path), [str(t) for t in text if isinstance(t, str)]
+
+
+async def detect_engine(node: Target, bin_dir: str, python: str) -> str | None:
+    """The engine `auto` picks on this node, or None when it has none of them."""
+    command = f"{sh(DETECT)} saf {path_arg(bin_dir) if bin_dir else quote('')} {path_arg(python)}"
+    result = await node.run(command, 60)
+    word = result.stdout.strip().splitlines()[-1:] if result.ok else []
+    return word[0] if word and word[0] in ENGINES else None

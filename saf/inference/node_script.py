@@ -1,0 +1,362 @@
+"""The part of model serving that runs ON the node, under the node's own Python (3.9 or newer,
+stdlib only): saf sends this file's text with `python3 -c` and one JSON argument.
+
+It starts a model server detached from the SSH session (its own session and process group,
+stdin from /dev/null, stdout and stderr to a log file), so it survives saf and the SSH
+connection; it writes a small state record, ~/.saf/serve/<port>.json (atomically), so that any
+later saf finds the server again; and it lists, probes, stops and tails those servers.
+
+Every answer is JSON lines on stdout; the operator validates them (saf.inference.records). This
+module imports nothing of saf: it is a program of its own, like the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+RECORD_VERSION = 1
+ENGINES = ("vllm", "mlx", "llama-server", "llama-cpp-python")
+
+
+def serve_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".saf", "serve")
+
+
+def say(**fields: Any) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+# -- process identity -------------------------------------------------------------------------
+def process_started(pid: int) -> str | None:
+    """A stamp of when `pid` started (so a reused pid is not taken for our server), or None
+    when there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            # The command name may hold spaces or parentheses: the fields start after the last ')'.
+            return "linux:" + f.read().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return ("ps:" + " ".join(out.split())) if out else None
+
+
+def reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def alive(record: dict[str, Any]) -> bool:
+    pid = record["pid"]
+    reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    started = process_started(pid)
+    return started is not None and started == record.get("pid_start")
+
+
+# -- records ----------------------------------------------------------------------------------
+FIELDS = {"saf_serve": int, "port": int, "host": str, "engine": str, "model": str, "pid": int,
+          "started": float, "log": str, "argv": list}
+
+
+def record_problem(record: Any, port: int | None) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in FIELDS.items():
+        value = record.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return "field %r is missing or not a %s" % (key, kind.__name__)
+    if record["saf_serve"] != RECORD_VERSION:
+        return "record version %r (this saf reads %d)" % (record["saf_serve"], RECORD_VERSION)
+    if port is not None and record["port"] != port:
+        return "names port %r but is the file of port %d" % (record["port"], port)
+    if not 1 <= record["port"] <= 65535 or record["pid"] <= 1:
+        return "port or pid out of range"
+    if record["engine"] not in ENGINES:
+        return "unknown engine %r" % record["engine"]
+    return None
+
+
+def record_path(port: int) -> str:
+    return os.path.join(serve_dir(), "%d.json" % port)
+
+
+def log_path(port: int) -> str:
+    return os.path.join(serve_dir(), "%d.log" % port)
+
+
+def read_record(port: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(record, problem): (None, None) when there is none."""
+    try:
+        with open(record_path(port)) as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, "unreadable: %s" % exc
+    problem = record_problem(record, port)
+    return (None, problem) if problem else (record, None)
+
+
+def write_record(record: dict[str, Any]) -> None:
+    path = record_path(record["port"])
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+
+
+def remove_record(port: int) -> None:
+    try:
+        os.unlink(record_path(port))
+    except FileNotFoundError:
+        pass
+
+
+def tail(path: str, lines: int, since: int = 0) -> list[str]:
+    """The last `lines` lines of a file from byte `since` on (bounded: the last 256 KiB)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            start = max(since, end - 256 * 1024)
+            f.seek(start)
+            data = f.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+
+# -- readiness --------------------------------------------------------------------------------
+def http(url: str, body: dict[str, Any] | None = None, timeout: float = 3.0) -> int:
+    """The HTTP status of a GET (or a POST of `body`), 0 when nothing answered."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            answer.read(65536)
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return 0
+
+
+def probe(record: dict[str, Any]) -> str:
+    """ready, loading (answers but the model is not in yet) or starting (nothing answers).
+
+    llama-server's /health answers 503 while the model loads; vLLM's /health answers once the
+    engine is up; llama-cpp-python loads the model before it listens, so any answer from
+    /v1/models means ready; mlx_lm.server's /health says nothing about the model, so only a
+    one-token completion does."""
+    host = record["host"]
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    base = "http://%s:%d" % ("[%s]" % host if ":" in host else host, record["port"])
+    engine = record["engine"]
+    if engine == "mlx":
+        status = http(base + "/v1/completions", {"prompt": "hi", "max_tokens": 1}, timeout=30)
+    elif engine == "llama-cpp-python":
+        status = http(base + "/v1/models")
+    else:
+        status = http(base + "/health")
+    if status == 200:
+        return "ready"
+    return "starting" if status == 0 else "loading"
+
+
+# -- commands ---------------------------------------------------------------------------------
+def port_taken(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        # As servers do: a port whose old connections linger in TIME_WAIT is free to them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def launch(argv: list[str], log: str) -> int:
+    """Start argv in its own session (so neither the SSH channel's end nor saf's guard, which
+    kills its process group, reaches it), logging to `log`; its pid."""
+    pid = os.fork()
+    if pid == 0:  # the child: becomes the server
+        try:
+            os.setsid()
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            # Nothing of saf's SSH channel may stay open in the server (the guard's fd 3).
+            os.closerange(3, 65536)
+            os.chdir(os.path.expanduser("~"))
+            os.execvp(argv[0], argv)
+        except BaseException as exc:  # noqa: BLE001 - anything here must end in the log
+            os.write(2, ("saf: could not start %s: %s\n" % (argv[0], exc)).encode())
+        os._exit(127)
+    return pid
+
+
+def start(spec: dict[str, Any]) -> int:
+    port, host, argv = int(spec["port"]), str(spec["host"]), [str(a) for a in spec["argv"]]
+    os.makedirs(serve_dir(), mode=0o700, exist_ok=True)
+    record, problem = read_record(port)
+    if record is not None and alive(record):
+        same = record["engine"] == spec["engine"] and record["model"] == spec["model"]
+        if same and record["argv"] == argv:
+            say(event="skipped", record=record, state=probe(record))
+            return 0
+        say(event="failed", why="port %d already serves %s (%s, pid %d); stop it first"
+            % (port, record["model"], record["engine"], record["pid"]), tail=[])
+        return 1
+    if port_taken(host, port):
+        say(event="failed", why="port %d on %s is in use by a program saf did not start"
+            % (port, host), tail=[])
+        return 1
+    if shutil.which(argv[0]) is None:
+        say(event="failed", why="%s is not installed on this node (not on PATH: %s)"
+            % (argv[0], os.environ.get("PATH", "")), tail=[])
+        return 1
+    log = log_path(port)
+    if os.path.exists(log):
+        os.replace(log, log + ".1")  # the previous run's log, kept once
+    with open(log, "a") as f:
+        f.write("saf: starting %s at %s\n" % (" ".join(argv), time.strftime("%Y-%m-%dT%H:%M:%S")))
+    pid = launch(argv, log)
+    record = {"saf_serve": RECORD_VERSION, "port": port, "host": host, "engine": spec["engine"],
+              "model": spec["model"], "pid": pid, "pid_start": process_started(pid),
+              "started": time.time(), "log": log, "argv": argv}
+    write_record(record)
+    say(event="started", record=record)
+    deadline = time.monotonic() + float(spec.get("timeout", 600))
+    while True:
+        if not alive(record):
+            remove_record(port)
+            say(event="failed", why="the server exited before it was ready",
+                tail=tail(log, 20))
+            return 1
+        state = probe(record)
+        if state == "ready":
+            say(event="ready", record=record, seconds=round(time.time() - record["started"], 3))
+            return 0
+        if time.monotonic() >= deadline:
+            lines = tail(log, 20)
+            stop_pid(record, 5.0)
+            remove_record(port)
+            say(event="failed", why="not ready after %g s (last state: %s); stopped it"
+                % (float(spec.get("timeout", 600)), state), tail=lines)
+            return 1
+        time.sleep(0.25)
+
+
+def stop_pid(record: dict[str, Any], grace: float) -> bool:
+    """TERM the server's process group (vLLM's workers too), KILL it after `grace` s."""
+    pid = record["pid"]
+    if not alive(record):
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not alive(record):
+                return True
+            time.sleep(0.05)
+    return not alive(record)
+
+
+def listing(probe_health: bool) -> int:
+    folder = serve_dir()
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        if not name.endswith(".json") or not name[:-5].isdigit():
+            continue
+        port = int(name[:-5])
+        record, problem = read_record(port)
+        if record is None:
+            say(event="bad", port=port, why=problem or "unreadable")
+            continue
+        up = alive(record)
+        state = (probe(record) if probe_health else "running") if up else "exited"
+        say(event="server", record=record, state=state,
+            uptime=round(time.time() - record["started"], 1) if up else None)
+    return 0
+
+
+def stop(port: int, grace: float) -> int:
+    record, problem = read_record(port)
+    if record is None:
+        say(event="stopped", port=port, was=None, why=problem or "no server on this port")
+        return 0 if problem is None else 1
+    killed = stop_pid(record, grace)
+    remove_record(port)
+    say(event="stopped", port=port, was=record, killed=killed)
+    return 0
+
+
+def logs(port: int, lines: int) -> int:
+    record, _ = read_record(port)
+    path = record["log"] if record is not None else log_path(port)
+    if not os.path.exists(path):
+        say(event="logs", port=port, path=path, lines=None)
+        return 1
+    say(event="logs", port=port, path=path, lines=tail(path, lines))
+    return 0
+
+
+def main(args: list[str]) -> int:
+    request = json.loads(args[0])
+    op = request["op"]
+    if op == "start":
+        return start(request)
+    if op == "list":
+        return listing(bool(request.get("probe", True)))
+    if op == "stop":
+        return stop(int(request["port"]), float(request.get("grace", 10)))
+    if op == "logs":
+        return logs(int(request["port"]), int(request.get("lines", 50)))
+    say(event="failed", why="unknown op %r" % op, tail=[])
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,139 @@
+"""kind = "serve": start a model server on the node, detached, and wait until it is ready.
+
+Facts first: which engine (`auto` asks the node what it has, unless the node's inventory vars
+say `serve_engine`), and which servers saf already runs there (their records, probed). The
+same server already running on the port is `skipped`; otherwise `apply` starts it (see
+saf.inference.node.start_server) and waits for readiness, failing with the log's last lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from saf.numbers import number_problem
+from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.inference.engines import CHOICES, ServeSpec, split_args
+from saf.inference.node import Target, detect_engine, list_servers, start_server
+
+TRUE = ("true", "yes", "1", "on")
+FALSE = ("false", "no", "0", "off", "")
+
+
+class ServeStepError(Exception):
+    """A value of the step is wrong for this node (e.g. a port that is not a number)."""
+
+
+class Serve(Kind):
+    name = "serve"
+    supports_become = False  # a server runs as the login user, with its log in their home
+    keys = {"engine": f"which server: {', '.join(CHOICES)} (default auto)",
+            "model": "what to serve: a model id or folder (vLLM, MLX), a GGUF file (llama.cpp)",
+            "port": "the port it listens on",
+            "host": "the address it listens on (default 127.0.0.1)",
+            "tensor_parallel": "vLLM's --tensor-parallel-size (default 1)",
+            "ray": "vLLM across the nodes of a Ray cluster: true or false (default false)",
+            "bin": "a folder holding the engine's program, e.g. ~/.saf/venv/bin (default: PATH)",
+            "args": "more arguments for the server, as one string",
+            "ready_timeout": "seconds to wait until it answers (default 600)"}
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    @classmethod
+    def parse(cls, params: dict[str, Any], fail: Fail) -> Serve:
+        values = {}
+        for key in cls.keys:
+            value = params.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                value = str(value)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if value is not None:
+                values[key] = text({key: value}, key, fail) or ""
+        for key in ("model", "port"):
+            if key not in values:
+                raise fail(key, f"missing required key {key!r}")
+        values.setdefault("engine", "auto")
+        return cls(values)
+
+    def templates(self) -> list[tuple[str, str]]:
+        return list(self.values.items())
+
+    def describe(self) -> str:
+        return (f"serve {self.values['model']} with {self.values['engine']} on port "
+                f"{self.values['port']}")
+
+    def _spec(self, ctx: StepContext, engine: str) -> tuple[ServeSpec, float]:
+        got = {key: ctx.render(value, shell=False).strip() for key, value in self.values.items()}
+        model = got["model"] or str(ctx.node.vars.get("serve_model", ""))
+        if not model:
+            raise ServeStepError("no model: pass --var model=... or set serve_model in the "
+                                 "node's vars")
+
+        def number(key: str, default: str, low: float, high: float, integer: bool) -> float:
+            raw = got.get(key, default) or default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ServeStepError(f"{key} {raw!r} is not a number") from None
+            problem = number_problem(int(value) if integer and value.is_integer() else value,
+                                     low=low, high=high, integer=integer)
+            if problem:
+                raise ServeStepError(f"{key} {raw!r} {problem}")
+            return value
+
+        ray = got.get("ray", "false").lower()
+        if ray not in TRUE + FALSE:
+            raise ServeStepError(f"ray {got['ray']!r} is not true or false")
+        spec = ServeSpec(engine=engine, model=model,
+                         port=int(number("port", "", 1, 65535, True)),
+                         host=got.get("host") or "127.0.0.1",
+                         tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
+                         ray=ray in TRUE, bin_dir=got.get("bin", ""), python=ctx.node.python,
+                         args=split_args(got.get("args", "")))
+        return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
+
+    async def plan(self, ctx: StepContext) -> Plan:
+        target = Target(ctx.node.name, ctx.node.python,
+                        lambda command, timeout: ctx.run(command, quiet=True))
+        engine = ctx.render(self.values["engine"], shell=False).strip() or "auto"
+        if engine == "auto":
+            engine = str(ctx.node.vars.get("serve_engine", "auto"))
+        if engine not in CHOICES:
+            return Plan(True, f"unknown engine {engine!r} (one of {', '.join(CHOICES)})",
+                        data=("error", f"unknown engine {engine!r}"))
+        try:
+            spec, timeout = self._spec(ctx, engine if engine != "auto" else "llama-server")
+        except ServeStepError as exc:
+            return Plan(True, str(exc), data=("error", str(exc)))
+        if engine == "auto":
+            found = await detect_engine(target, spec.bin_dir, spec.python)
+            if found is None:
+                why = ("no engine on this node: none of mlx_lm.server, vllm (with nvidia-smi), "
+                       "llama-server, or llama_cpp in its Python")
+                return Plan(True, why, data=("error", why))
+            spec, timeout = self._spec(ctx, found)
+        running = await list_servers(target)
+        here = [e for e in running.endpoints if e.port == spec.port and e.up]
+        if here and here[0].engine == spec.engine and here[0].model == spec.model \
+                and list(here[0].argv) == spec.argv():
+            return Plan(False, f"already serving {spec.model} with {spec.engine} "
+                        f"(pid {here[0].pid}, {here[0].state})")
+        reason = (f"port {spec.port} serves {here[0].model} ({here[0].engine}); it would "
+                  "fail until that is stopped" if here else
+                  f"would start {spec.engine}: {' '.join(spec.argv())}")
+        return Plan(True, reason, [" ".join(spec.argv())], ("start", spec, timeout, target))
+
+    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        if plan.data[0] == "error":
+            return Outcome("failed", plan.data[1])
+        _, spec, timeout, target = plan.data
+        started = await start_server(target, spec, timeout=timeout)
+        if started.status == "skipped":
+            return Outcome("skipped", f"already serving {spec.model}")
+        if started.status == "failed":
+            return Outcome("failed", started.why, tail=started.tail)
+        seconds = f" in {started.seconds:.1f} s" if started.seconds is not None else ""
+        pid = started.endpoint.pid if started.endpoint else "?"
+        return Outcome("changed", f"{spec.engine} ready{seconds} on port {spec.port} "
+                       f"(pid {pid}, log ~/.saf/serve/{spec.port}.log)")
