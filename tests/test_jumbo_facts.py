@@ -181,7 +181,7 @@ def detach_env(request, tmp_path):
     """The timer detached by setsid(1) (Linux), or by perl's POSIX::setsid as on macOS,
     which has no setsid: a PATH with only the tools a Mac has."""
     if request.param == "setsid":
-        return None
+        return {**os.environ, "TMPDIR": str(tmp_path)}
     if not shutil.which("perl"):
         pytest.skip("perl is not installed")
     bin_dir = tmp_path / "bin"
@@ -228,7 +228,8 @@ def test_confirming_stops_the_timer_and_leaves_nothing(tmp_path, detach_env):
 
 def test_fire_now_reverts_at_once(tmp_path):
     marker = tmp_path / "restored"
-    folder = revert.armed_folder(_sh(revert.arm(30, [f"echo old > {marker}"])).stdout)
+    folder = revert.armed_folder(_sh(revert.arm(30, [f"echo old > {marker}"]),
+                                     {**os.environ, "TMPDIR": str(tmp_path)}).stdout)
     assert folder
     started = time.monotonic()
     _sh(revert.fire_now(folder))

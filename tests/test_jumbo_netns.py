@@ -25,13 +25,22 @@ NODES = ("alpha", "beta", "gamma")
 FAST = ("--var", "confirm_within=6")
 
 
-def _revert_leftovers() -> tuple[set[str], str]:
-    """Revert folders on the (shared) /tmp and any timer process still running."""
+def _revert_leftovers(net: NetnsCluster | None = None) -> tuple[set[str], str]:
+    """Revert folders on the (shared) /tmp, and any timer process still running in the
+    cluster's node namespaces (their command line names their folder)."""
     folders = set(glob.glob("/tmp/saf-revert.*"))
-    timers = subprocess.run(["pgrep", "-af", "saf-revert"], capture_output=True,
-                            text=True).stdout
-    mine = "\n".join(line for line in timers.splitlines() if "pgrep" not in line)
-    return folders, mine
+    timers = []
+    for node in NODES if net is not None else ():
+        pids = subprocess.run(["ip", "netns", "pids", net.namespace(node)],
+                              capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "saf-revert." in line:
+                timers.append(f"{node}: {line}")
+    return folders, "\n".join(timers)
 
 
 @pytest.fixture
@@ -45,7 +54,7 @@ def net(netns_cluster: NetnsCluster):
         netns_cluster.set_mtu(node, 1500, end="node")
         netns_cluster.link_up(node)
     yield netns_cluster
-    after, timers = _revert_leftovers()
+    after, timers = _revert_leftovers(netns_cluster)
     assert after - before == set(), "a revert folder was left behind"
     assert timers == "", f"a revert timer is still running: {timers}"
 
@@ -192,7 +201,7 @@ def test_interrupting_saf_mid_change_leaves_the_timers_to_revert(net):
     while any(net.mtu(n) != 1500 for n in NODES) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [net.mtu(n) for n in NODES] == [1500, 1500, 1500]
-    while _revert_leftovers()[1] and time.monotonic() < deadline:
+    while _revert_leftovers(net)[1] and time.monotonic() < deadline:
         time.sleep(0.1)
     # The timers leave their folders for saf to read; saf is gone, so the test tidies up
     # what it knows are this test's (the fixture then finds none left).
