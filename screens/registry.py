@@ -40,6 +40,8 @@ class ScreenEntry:
 SCREENS: list[ScreenEntry] = [
     ScreenEntry("dashboard", "Dashboard", "Every node at a glance: state, CPU, memory, GPUs, "
                 "network", "saf.screens.dashboard:DashboardScreen", key="1"),
+    ScreenEntry("ray", "Ray", "The Ray cluster: nodes, resources and their use, object store, "
+                "jobs, dashboard URL", "saf.screens.ray:RayScreen", key="2"),
     ScreenEntry("recipes", "Recipes", "Run a recipe and watch each step on each node; past runs",
                 "saf.screens.recipes:RecipesScreen", key="4"),
     ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "

@@ -7,7 +7,7 @@ the signal book, a recording being written) lives in the objects it holds or in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -22,6 +22,7 @@ from saf.signals.feed import SignalFeed
 
 if TYPE_CHECKING:
     from saf.events import Emit
+    from saf.ray.status import RayStatus
     from saf.recipe.run import RunPlan
     from saf.recipe.runner import AskPassword
 
@@ -77,6 +78,9 @@ class CockpitContext:
     record_dir: Path = field(default_factory=_recordings)
     # Folders of theme files; None: saf's own and the config folder's.
     theme_folders: tuple[Path, ...] | None = None
+    # A fixed source of the Ray cluster's status (tests, snapshots); None: the Ray screen
+    # follows the head's dashboard through the fleet (saf.ray.watch).
+    ray_source: Callable[[], Awaitable[RayStatus]] | None = None
 
     @property
     def readonly_reason(self) -> str | None:

@@ -183,8 +183,9 @@ def build_jobs(answer: Any, counter: _Counter) -> list[RayJob]:
         if not isinstance(row, dict):
             counter.bad += 1
             continue
-        job_id = counter.text(row.get("job_id"), 200) or counter.text(
-            row.get("submission_id"), 200)
+        # The submission id is what `saf ray submit` printed and the job API takes.
+        job_id = counter.text(row.get("submission_id"), 200) or counter.text(
+            row.get("job_id"), 200)
         if job_id is None:
             counter.bad += 1
             continue
@@ -203,12 +204,20 @@ def parse_jobs(answer: Any) -> list[RayJob]:
     return build_jobs(answer, _Counter())
 
 
+def status_from(url: str, nodes_answer: Any, usage_answer: Any,
+                jobs_answer: Any = None) -> RayStatus:
+    """The status from the dashboard's answers to /api/v0/nodes, /api/cluster_status and
+    /api/jobs/ (what read_status asks; recorded answers in tests)."""
+    counter = _Counter()
+    nodes = build_nodes(nodes_answer, usage_answer, counter)
+    job_list = build_jobs(jobs_answer, counter) if jobs_answer is not None else []
+    return RayStatus(url, nodes, job_list, counter.bad)
+
+
 async def read_status(dashboard: Dashboard, *, jobs: bool = True) -> RayStatus:
     """The cluster's status, read through the dashboard (raises RayError when it does not
     answer)."""
-    counter = _Counter()
     nodes_answer = await dashboard.nodes()
     usage_answer = await dashboard.cluster_status()
-    nodes = build_nodes(nodes_answer, usage_answer, counter)
-    job_list = build_jobs(await dashboard.jobs(), counter) if jobs else []
-    return RayStatus(dashboard.url, nodes, job_list, counter.bad)
+    jobs_answer = await dashboard.jobs() if jobs else None
+    return status_from(dashboard.url, nodes_answer, usage_answer, jobs_answer)

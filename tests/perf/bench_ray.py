@@ -1,0 +1,124 @@
+"""Benchmark: `saf run ray-up` on the demo cluster against the same `ray start` commands typed
+by hand over ssh, one node after another, in one run; and `saf ray status` once the forward is
+up.
+
+Target (issue 11): saf at most 1.2x the bare `ray start --head` time plus the slowest
+worker's (everything that can be is in parallel), and a status read within 0.5 s.
+
+    .venv/bin/python tests/perf/bench_ray.py [--port 26380]
+
+The by-hand commands are the ones `saf run ray-up --check` prints, run with OpenSSH's `ssh`
+(the demo's own key and known_hosts) under `setsid`, as a person would so that the demo
+node's end-of-command cleanup does not end Ray. Each round is followed by ray-down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from saf.demo.cluster import DemoCluster
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.ray.watch import RayWatch
+
+
+def saf(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAF_INVENTORY": str(inventory), "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, "-m", "saf", *args], env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def commands(inventory: Path, ray_vars: list[str]) -> dict[str, list[str]]:
+    out = saf(inventory, "run", "ray-up", "--check", "--json", *ray_vars)
+    found: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines():
+        event = json.loads(line)
+        if event.get("event") == "node_step_finished" and event.get("would"):
+            found[event["node"]] = event["would"]
+    return found
+
+
+def by_hand(inventory: Path, found: dict[str, list[str]]) -> dict[str, float]:
+    inv = load_inventory(inventory)
+    times: dict[str, float] = {}
+    order = [n for n in inv.nodes if n.is_head] + [n for n in inv.nodes if not n.is_head]
+    for node in order:
+        command = found[node.name][-1]
+        ssh = ["ssh", "-i", str(node.identity), "-o", f"UserKnownHostsFile={node.known_hosts}",
+               "-o", "BatchMode=yes", "-F", str(node.ssh_config), "-p", str(node.port),
+               f"{node.user}@{node.host}",
+               f"RAY_USAGE_STATS_ENABLED=0 setsid {command}"]
+        began = time.monotonic()
+        result = subprocess.run(ssh, capture_output=True, text=True, timeout=600)
+        times[node.name] = time.monotonic() - began
+        if result.returncode:
+            raise SystemExit(f"by hand on {node.name} failed: {result.stderr[-500:]}")
+    return times
+
+
+async def status_reads(inventory: Path, temp_dir: str, count: int = 5) -> list[float]:
+    inv = load_inventory(inventory)
+    async with Fleet(inv) as fleet:
+        watch = RayWatch(fleet, temp_dir=temp_dir)
+        await watch.read()  # opens the forward
+        times = []
+        for _ in range(count):
+            began = time.monotonic()
+            await watch.read()
+            times.append(time.monotonic() - began)
+        await watch.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=26380, help="the GCS port (below 32768)")
+    args = parser.parse_args()
+    temp_dir = f"/tmp/saf-bench-ray-{os.getpid()}"
+    ray_vars = ["--var", f"port={args.port}", "--var", f"dashboard_port={args.port + 99}",
+                "--var", f"temp_dir={temp_dir}"]
+    down = ["run", "ray-down", "--var", f"temp_dir={temp_dir}"]
+    with tempfile.TemporaryDirectory() as homes, DemoCluster(homes=Path(homes)) as cluster:
+        inventory = cluster.inventory_path
+        found = commands(inventory, ray_vars)
+        hand = by_hand(inventory, found)
+        saf(inventory, *down)
+        began = time.monotonic()
+        up = saf(inventory, "run", "ray-up", *ray_vars)
+        saf_time = time.monotonic() - began
+        if up.returncode:
+            saf(inventory, *down)
+            raise SystemExit(f"saf run ray-up failed:\n{up.stdout[-2000:]}")
+        began = time.monotonic()
+        cli = saf(inventory, "ray", "status", "--temp-dir", temp_dir)
+        cli_time = time.monotonic() - began
+        reads = asyncio.run(status_reads(inventory, temp_dir))
+        saf(inventory, *down)
+    head = next(n for n in hand if n == "alpha")
+    workers = [t for n, t in hand.items() if n != head]
+    bound = hand[head] + max(workers, default=0.0)
+    print(f"by hand over ssh, one after another: {sum(hand.values()):.2f} s "
+          f"({', '.join(f'{n} {t:.2f} s' for n, t in hand.items())})")
+    print(f"saf run ray-up (checks, start, verification through the dashboard): "
+          f"{saf_time:.2f} s")
+    print(f"target bound (head + slowest worker by hand): {bound:.2f} s; saf / bound = "
+          f"{saf_time / bound:.2f} (target <= 1.2); saf / by hand = "
+          f"{saf_time / sum(hand.values()):.2f}")
+    print(f"saf ray status (a new process: connect, read settings, forward, read): "
+          f"{cli_time:.2f} s, exit {cli.returncode}")
+    print(f"status read once the forward is up: median {sorted(reads)[len(reads) // 2]:.3f} s,"
+          f" max {max(reads):.3f} s (target <= 0.5 s)")
+    print("note: the demo's three nodes share one machine, where Ray's starts must go one "
+          "after another (saf.ray.command), so the workers cannot start in parallel here.")
+
+
+if __name__ == "__main__":
+    main()
