@@ -30,11 +30,6 @@ pytest.importorskip("gguf", reason="gguf is not installed (pip install -e '.[tes
 from tests.helpers.tiny_gguf import write_corrupt, write_tiny_llama
 
 
-# llama-cpp-python's server interrupts a stream when another request comes; queued, the
-# check's concurrent requests are each answered whole.
-QUEUE = "--interrupt_requests False"
-
-
 @dataclass
 class Fleet:
     inventory: Path
@@ -52,11 +47,12 @@ class Fleet:
         return self.homes[node] / ".saf" / "serve" / f"{port}.json"
 
     def serve(self, node: str, model: Path, port: int, *extra: str,
-              args: str = QUEUE, timeout: float = 180
+              args: str = "", timeout: float = 180
               ) -> tuple[subprocess.CompletedProcess[str], dict]:
         done = self.saf("run", "serve", "--on", node, "--json", "--var",
                         "engine=llama-cpp-python", "--var", f"model={model}", "--var",
-                        f"port={port}", "--var", f"args={args}", *extra, timeout=timeout)
+                        f"port={port}", *(("--var", f"args={args}") if args else ()), *extra,
+                        timeout=timeout)
         finished = [e for e in map(json.loads, done.stdout.splitlines())
                     if e.get("event") == "node_step_finished"]
         assert len(finished) == 1, done.stdout + done.stderr
@@ -271,6 +267,25 @@ def test_a_corrupt_model_fails_fast_with_the_log_tail(fleet: Fleet, tmp_path: Pa
     shown = fleet.saf("run", "serve", "--on", "beta", "--var", "engine=llama-cpp-python",
                       "--var", f"model={bad}", "--var", f"port={port}")
     assert shown.returncode == 1 and "exited before it was ready" in shown.stdout
+
+
+def test_streams_cut_short_are_counted_not_trusted(fleet: Fleet):
+    """llama-cpp-python's server told to interrupt a stream when another request comes (its
+    own default): a check with two at once gets answers that end without a finish_reason;
+    saf counts them as cut short, fails those requests, and exits 1, instead of reporting
+    short answers as fast ones."""
+    port = free_port()
+    done, finished = fleet.serve("beta", fleet.model, port, args="--interrupt_requests True")
+    assert done.returncode == 0, finished
+    try:
+        check = fleet.saf("models", "check", f"beta:{port}", "--requests", "6",
+                          "--concurrency", "3", "--max-tokens", "200", "--json")
+        report = json.loads(check.stdout)
+        assert check.returncode == 1 and report["failed"] >= 1, report
+        assert 1 <= report["bad"].get("cut_short", 0) <= report["failed"]
+        assert any("cut short" in e for e in report["errors"])
+    finally:
+        assert fleet.saf("models", "stop", f"beta:{port}").returncode == 0
 
 
 def test_restart_brings_up_a_new_process(fleet: Fleet, served: dict):

@@ -168,8 +168,9 @@ def test_engine_command_lines():
         "/v/bin/mlx_lm.server", "--model", "mlx-community/x"]
     assert ServeSpec("llama-server", "/m/a.gguf", 8002, args=split_args("-c 4096")).argv() == [
         "llama-server", "-m", "/m/a.gguf", "--host", "127.0.0.1", "--port", "8002", "-c", "4096"]
-    assert ServeSpec("llama-cpp-python", "a b.gguf", 9, python="/p/python").argv()[:4] == [
-        "/p/python", "-m", "llama_cpp.server", "--model"]
+    assert ServeSpec("llama-cpp-python", "a b.gguf", 9, python="/p/python").argv() == [
+        "/p/python", "-m", "llama_cpp.server", "--model", "a b.gguf", "--host", "127.0.0.1",
+        "--port", "9", "--interrupt_requests", "False"]
 
 
 PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")

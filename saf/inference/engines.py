@@ -5,7 +5,8 @@
 - `mlx`: `mlx_lm.server --model MODEL --host H --port P` (Apple Silicon);
 - `llama-server`: llama.cpp's own server, `llama-server -m FILE --host H --port P`;
 - `llama-cpp-python`: llama.cpp through its Python binding's OpenAI-compatible server,
-  `PYTHON -m llama_cpp.server --model FILE --host H --port P`.
+  `PYTHON -m llama_cpp.server --model FILE --host H --port P --interrupt_requests False`
+  (requests queue instead of cutting each other's streams short).
 
 `auto` picks per node from what the node has (`DETECT`, one command): MLX on Apple Silicon
 where mlx_lm.server is installed, vLLM where nvidia-smi and vllm are, else llama-server, else
@@ -57,8 +58,10 @@ class ServeSpec:
             argv = [program("llama-server"), "-m", self.model, "--host", host, "--port", port]
         elif self.engine == "llama-cpp-python":
             python = program("python") if self.bin_dir else self.python
+            # Its server otherwise drops a stream when another request comes: with several
+            # users (or a check's concurrent requests) each answer would be cut short.
             argv = [python, "-m", "llama_cpp.server", "--model", self.model, "--host", host,
-                    "--port", port]
+                    "--port", port, "--interrupt_requests", "False"]
         else:
             raise ValueError(f"unknown engine {self.engine!r}")
         return argv + list(self.args)
