@@ -48,9 +48,10 @@ class SSEReader:
             self._data, self._size = [], 0
             return None
         # Servers that send one chunk per line without blank lines between them (some do)
-        # would otherwise have their chunks glued together: a data line that is a whole
-        # JSON value on its own is an event of its own.
-        if not self._data and (value == DONE or _whole_json(value)):
+        # would otherwise have their chunks glued together: a data line that looks like a
+        # whole JSON object on its own is an event of its own (read_chunk checks it; parsing
+        # it here too would read every chunk twice).
+        if not self._data and (value == DONE or _looks_whole(value)):
             self._size = 0
             return self._mark(value)
         self._data.append(value)
@@ -73,15 +74,9 @@ class SSEReader:
         return self._flush()
 
 
-def _whole_json(text: str) -> bool:
+def _looks_whole(text: str) -> bool:
     text = text.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return False
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+    return text.startswith("{") and text.endswith("}")
 
 
 @dataclass(frozen=True)
