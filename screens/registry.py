@@ -35,13 +35,15 @@ class ScreenEntry:
         return screen
 
 
-# In the order help and the palette list them: by key, then the node screen. Keys 2 and 3
-# are left for the Ray and Network screens to come, so 4 and 5 keep meaning what they mean.
+# In the order help and the palette list them: by key, then the node screen.
 SCREENS: list[ScreenEntry] = [
     ScreenEntry("dashboard", "Dashboard", "Every node at a glance: state, CPU, memory, GPUs, "
                 "network", "saf.screens.dashboard:DashboardScreen", key="1"),
     ScreenEntry("ray", "Ray", "The Ray cluster: nodes, resources and their use, object store, "
                 "jobs, dashboard URL", "saf.screens.ray:RayScreen", key="2"),
+    ScreenEntry("network", "Network", "The links: the speed matrix (Gbit/s, RTT, MTU) and every "
+                "node's interfaces; run a speed test", "saf.screens.network:NetworkScreen",
+                key="3"),
     ScreenEntry("recipes", "Recipes", "Run a recipe and watch each step on each node; past runs",
                 "saf.screens.recipes:RecipesScreen", key="4"),
     ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "

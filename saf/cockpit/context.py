@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
+from saf.net.store import net_dir
 from saf.paths import state_dir
 from saf.recipe import library
 from saf.inference.source import ServingSource
@@ -76,6 +77,8 @@ class CockpitContext:
     # the settings decide.
     readonly_because: str | None = None
     record_dir: Path = field(default_factory=_recordings)
+    # Where speed-test results are read and written (the Network screen).
+    net_dir: Path = field(default_factory=net_dir)
     # Folders of theme files; None: saf's own and the config folder's.
     theme_folders: tuple[Path, ...] | None = None
     # A fixed source of the Ray cluster's status (tests, snapshots); None: the Ray screen

@@ -1,0 +1,75 @@
+"""The Network screen: snapshots of the full matrix at every size and of the screen before any
+test; from the screen, a speed test on namespaced hosts fills the matrix in. SVGs live in
+tests/snapshots/; update them with `pytest --snapshot-update` on Python 3.11 only."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.helpers import snapshots as snapshot_helpers
+
+APPS = Path(__file__).parent / "snapshot_apps"
+SIZES = snapshot_helpers.SIZES
+
+
+async def open_network(pilot: Pilot) -> None:
+    """Open the Network screen (key 3) and settle: no animation, the replay applied."""
+    app = pilot.app
+    app.animation_level = "none"
+    await app.workers.wait_for_complete()
+    await pilot.press("3")
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_network_matrix(snap_compare, size) -> None:
+    """Network: alpha ↔ beta green near line rate, alpha → gamma yellow at 61 % with ↻
+    (retransmits), beta ↔ gamma red with a 1500 path MTU marked ✗; RTTs; the warnings; every
+    node's interfaces with the cluster one marked ●."""
+    assert snap_compare(str(APPS / "network_matrix.py"), terminal_size=size,
+                        run_before=open_network)
+
+
+def test_network_before_any_test(snap_compare) -> None:
+    """Network: no speed test yet: the header says `s` runs one; interfaces still live."""
+    assert snap_compare(str(APPS / "network_empty.py"), terminal_size=(80, 24),
+                        run_before=open_network)
+
+
+async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluster, tmp_path,
+                                                                    monkeypatch):
+    """`s` on the Network screen of a live cockpit on namespaced hosts runs the netperf recipe;
+    the matrix is redrawn with each measurement (partial matrices on the way) and ends full."""
+    from saf.commands.tui import cockpit
+    from saf.inventory import load_inventory
+    from saf.net.results import NetResult
+    from saf.screens.network import NetworkScreen
+
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "config"))
+    app = cockpit(load_inventory(netns_cluster.inventory_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, NetworkScreen) and screen.result is None
+        screen.overrides = {"duration": "0.3", "warmup": "0.1", "streams": "2"}
+        await pilot.press("s")
+        async with asyncio.timeout(120):
+            while screen.running is not None or not screen.seen:
+                await asyncio.sleep(0.1)
+        await pilot.pause()
+        result = screen.result
+        assert isinstance(result, NetResult) and result.status == "ok"
+        assert len(result.measurements) == 12
+        assert all(m.ok and m.bits_per_second > 0 for m in result.measurements)
+        assert any(0 < n < 12 for n in screen.seen), screen.seen  # it filled in
+        assert screen.seen == sorted(screen.seen)
+        header = str(screen.query_one("#net-header").render())
+        assert "ok" in header and result.run in header
