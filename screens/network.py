@@ -65,6 +65,8 @@ class NetworkScreen(SafScreen[None]):
     DEFAULT_CSS = """
     NetworkScreen #net-header {
         height: auto;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         background: $surface;
         color: $foreground;
         border-bottom: solid $primary 40%;
