@@ -15,11 +15,13 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from tests.helpers.ray import free_ray_port, ray_processes, stop_ray
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
@@ -42,8 +44,12 @@ class RayCluster:
         return {**os.environ, "SAF_INVENTORY": str(self.inventory),
                 "RAY_USAGE_STATS_ENABLED": "0", "COLUMNS": "200"}
 
-    def saf(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env(),
+    def saf(self, *args: str, timeout: float = 300,
+            inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = self.env()
+        if inventory is not None:
+            env["SAF_INVENTORY"] = str(inventory)
+        return subprocess.run([sys.executable, "-m", "saf", *args], env=env,
                               capture_output=True, text=True, timeout=timeout)
 
     def ray_vars(self, **extra: str) -> list[str]:
@@ -145,6 +151,28 @@ def test_other_settings_are_refused_without_restart(ray_cluster: RayCluster) -> 
         assert "running with other settings" in out.stdout
         assert "--dashboard-host 127.0.0.1 -> 0.0.0.0" in out.stdout
         assert "--var restart=true" in out.stdout
+
+
+def test_restart_true_restarts_only_the_node_whose_settings_changed(
+        ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """gamma now asked for 2 CPUs: without restart it is refused; with --var restart=true
+    only gamma restarts (alpha and beta `skipped`), and the dashboard shows its 2 CPUs."""
+    data = tomllib.loads(ray_cluster.inventory.read_text())
+    gamma = next(n for n in data["nodes"] if n["name"] == "gamma")
+    gamma["vars"] = {"ray_num_cpus": 2}
+    changed = tmp_path / "saf.toml"
+    changed.write_text(tomli_w.dumps(data))
+    refused = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars(), inventory=changed)
+    assert refused.returncode == 1 and "--num-cpus 1 -> 2" in refused.stdout
+    out = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars(restart="true"),
+                          inventory=changed)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("Ray is running with the same settings") == 2, out.stdout
+    assert "joined 127.0.0.1:" in out.stdout
+    status = json.loads(ray_cluster.saf("ray", "status", "--json", "--temp-dir",
+                                        str(ray_cluster.temp_dir)).stdout)
+    nodes = {n["name"]: n for n in status["nodes"] if n["alive"]}
+    assert nodes["gamma"]["resources"]["CPU"] == 2 and len(nodes) == 3
 
 
 def test_check_shows_the_exact_commands(ray_cluster: RayCluster, tmp_path: Path) -> None:
