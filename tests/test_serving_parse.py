@@ -240,3 +240,39 @@ def test_llama_perf_log_blocks():
     assert summary["predicted_per_token_ms"] == pytest.approx((2.26 / 15 + 1.73 / 4) / 2)
     assert summary["prompt_ms"] == pytest.approx((0.04 + 1620.51) / 2)
     assert summarize([]) == {}
+
+
+def test_a_port_answered_by_another_program_is_not_ours(tmp_path):
+    """Readiness asks who listens: a server whose port is answered by another process (two
+    nodes of one machine, a leftover server) is not ready, however well the port answers."""
+    import subprocess
+    import sys
+    import time
+
+    from saf.inference import node_script
+    from tests.helpers.servers import free_port
+
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
+                            "127.0.0.1"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        for _ in range(100):
+            if node_script.http(f"http://127.0.0.1:{port}/") == 200:
+                break
+            time.sleep(0.05)
+        theirs = {"port": port, "pid": other.pid, "host": "127.0.0.1", "engine": "vllm"}
+        ours = {**theirs, "pid": web.pid, "engine": "llama-cpp-python"}
+        assert node_script.listeners(port) == {web.pid}
+        assert node_script.owns_port(ours) and not node_script.owns_port(theirs)
+        assert node_script.probe({**ours, "engine": "llama-cpp-python"}) == "loading"  # 404
+        (tmp_path / "v1").mkdir()
+        (tmp_path / "v1" / "models").write_text("{}")
+        assert node_script.probe(ours) == "ready"
+        assert node_script.probe({**theirs, "engine": "llama-cpp-python"}) == "starting"
+    finally:
+        web.kill()
+        other.kill()
+        web.wait()
+        other.wait()

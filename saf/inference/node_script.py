@@ -172,6 +172,60 @@ def http(url: str, body: dict[str, Any] | None = None, timeout: float = 3.0) -> 
         return 0
 
 
+def listeners(port: int) -> set[int] | None:
+    """The pids listening on TCP `port` (Linux: /proc; macOS: lsof), or None when this node
+    cannot tell."""
+    inodes = set()
+    try:
+        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(name) as f:
+                    next(f)
+                    for line in f:
+                        fields = line.split()
+                        # local address "HEX_IP:HEX_PORT", state 0A = LISTEN, inode field 9
+                        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                            inodes.add("socket:[%s]" % fields[9])
+            except FileNotFoundError:
+                if name.endswith("6"):
+                    continue
+                raise
+    except OSError:
+        try:
+            out = subprocess.run(["lsof", "-nP", "-iTCP:%d" % port, "-sTCP:LISTEN", "-t"],
+                                 capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return {int(p) for p in out.split() if p.isdigit()}
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % entry):
+                if os.readlink("/proc/%s/fd/%s" % (entry, fd)) in inodes:
+                    pids.add(int(entry))
+                    break
+        except OSError:
+            continue
+    return pids
+
+
+def owns_port(record: dict[str, Any]) -> bool:
+    """Whether the port is served by this server's process group (or this node cannot tell),
+    so that another program answering on the port is not taken for it."""
+    pids = listeners(record["port"])
+    if pids is None or not pids:
+        return pids is None
+    for pid in pids:
+        try:
+            if pid == record["pid"] or os.getpgid(pid) == record["pid"]:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def probe(record: dict[str, Any]) -> str:
     """ready, loading (answers but the model is not in yet) or starting (nothing answers).
 
@@ -190,7 +244,7 @@ def probe(record: dict[str, Any]) -> str:
     else:
         status = http(base + "/health")
     if status == 200:
-        return "ready"
+        return "ready" if owns_port(record) else "starting"
     return "starting" if status == 0 else "loading"
 
 
