@@ -213,3 +213,14 @@ def test_the_tester_exits_when_its_stdin_closes():
     assert "listening" in json.loads(proc.stdout.readline())
     proc.stdin.close()
     assert proc.wait(10) == 0
+
+
+def test_a_loopback_path_mtu_of_65535_carries_a_65536_interface():
+    """An IP packet ends at 65535 bytes: TCP_INFO's path MTU on loopback (MTU 65536) is
+    65535 and that is full size, not a smaller path."""
+    r = NetResult(run="lo", cluster="demo", nodes=["a", "b"], streams=1)
+    r.links = {n: NodeLink(n, "127.0.0.1", "lo", 65536, None) for n in ("a", "b")}
+    r.measurements = [Measurement("a", "b", 1, bits_per_second=2e10, pmtu=65535)]
+    assert r.mtu_verified("a", "b") is True
+    r.measurements[0].pmtu = 1500
+    assert r.mtu_verified("a", "b") is False
