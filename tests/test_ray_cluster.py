@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -213,6 +214,37 @@ def test_submit_exits_with_the_jobs_status(ray_cluster: RayCluster, tmp_path: Pa
                           "--working-dir", str(tmp_path), "--", "python", "fail.py")
     assert out.returncode == 3, out.stdout + out.stderr
     assert "going" in out.stdout and "FAILED" in out.stderr
+
+
+def test_ctrl_c_stops_the_job(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """Ctrl-C while following a job's logs stops the job on the cluster (nothing left
+    running there) and exits 130."""
+    (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\n"
+                                      "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "saf", "ray", "submit", "--temp-dir",
+                             str(ray_cluster.temp_dir), "--working-dir", str(tmp_path), "--",
+                             "python", "slow.py"], env=ray_cluster.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if "started" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped" in err
+    # Ray stops a job asynchronously: STOPPED once its process has ended.
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [json.loads(line) for line in ray_cluster.saf(
+            "ray", "jobs", "--json", "--temp-dir", str(ray_cluster.temp_dir)
+        ).stdout.splitlines()]
+        slow = [r for r in rows if r["entrypoint"] == "python slow.py"]
+        if slow and slow[0]["status"] != "RUNNING" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert slow and slow[0]["status"] == "STOPPED", slow
 
 
 def test_status_without_ray_says_so(ray_cluster: RayCluster, tmp_path: Path) -> None:
