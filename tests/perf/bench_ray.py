@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def main() -> None:
         cli_time = time.monotonic() - began
         reads = asyncio.run(status_reads(inventory, temp_dir))
         saf(inventory, *down)
+    shutil.rmtree(temp_dir, ignore_errors=True)
     head = next(n for n in hand if n == "alpha")
     workers = [t for n, t in hand.items() if n != head]
     bound = hand[head] + max(workers, default=0.0)
