@@ -1,8 +1,9 @@
 """python-match on a loopback fleet whose nodes were made different on purpose: the head runs
 this test's Python (with Ray), beta's python is a venv of pyenv's 3.12.1 without Ray, gamma's
 python is a venv that does not exist yet. `--check` prints the matrix with the odd ones and
-each node's exact commands; the verify step fails the odd ones. (The fixing run itself is not
-run here: pip installing ray[default] into a new venv takes minutes on this machine.)"""
+each node's exact commands; the verify step fails the odd ones; then the real run fixes both
+(pyenv's Python, a new venv, ray[default] pinned to the head's: pip takes its wheels from the
+cache the test extra filled, about half a minute a node) and the verify step passes."""
 
 from __future__ import annotations
 
@@ -90,3 +91,25 @@ def test_verify_fails_the_odd_ones_out(fleet, tmp_path: Path) -> None:
     for node in ("beta", "gamma"):
         line = next(x for x in lines if x.strip().startswith(f"✗ {node}"))
         assert "the odd one out" in line and "Python 3.11" not in line.split("not")[0]
+
+
+def test_zz_the_real_run_fixes_the_odd_ones_out(fleet) -> None:
+    """Last in the module (it changes the nodes): beta's 3.12 venv is moved aside and made
+    again on the head's Python with the head's Ray, gamma's is made; verify then passes on
+    every node, and a rerun changes nothing."""
+    import ray
+
+    inventory, gamma_venv = fleet
+    out = _saf(inventory, "run", "python-match", timeout=1500)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for python in (gamma_venv / "bin" / "python",
+                   Path(next(line for line in inventory.read_text().splitlines()
+                             if "py312" in line).split('"')[1])):
+        said = subprocess.run([str(python), "-c", "import sys, ray; print("
+                               "'.'.join(map(str, sys.version_info[:3])), ray.__version__)"],
+                              capture_output=True, text=True, timeout=120)
+        assert said.stdout.split() == [OURS, ray.__version__], said.stderr
+    assert list(gamma_venv.parent.glob("py312.saf-old-*")), "the old venv was not kept"
+    again = _saf(inventory, "run", "python-match")
+    assert again.returncode == 0, again.stdout
+    assert "changed" not in again.stdout.split("match python and ray")[1].split("verify")[0]
