@@ -1,9 +1,10 @@
 """`saf doctor` finds each fault injected into a real loopback fleet, one per check: a key the
 node does not know (ssh), a worker on another Python (versions), a listener on the head's
 port (head port), a worker in a network namespace with no route (head reachable), a node
-reached by a non-loopback address beside nodes on loopback (address). The macOS variable,
-`mlx` and clock skew cannot be faked on these nodes: they are checked from recorded Mac facts
-with the same decision function."""
+reached by a non-loopback address beside nodes on loopback (address), a worker whose clock
+runs 30 s ahead (clock: its python runs under libfaketime). The macOS variable and `mlx`
+cannot be faked on these nodes: they are checked from recorded Mac facts with the same
+decision function."""
 
 from __future__ import annotations
 
@@ -90,6 +91,24 @@ def test_another_python_fails_versions(fleet, tmp_path: Path) -> None:
     row = rows[("beta", "versions")]
     assert row["status"] == "fail" and "no Ray in" in row["evidence"]
     assert row["fix"] == "saf run python-match"
+
+
+def test_a_clock_30_s_ahead_fails_clock(fleet, tmp_path: Path) -> None:
+    """beta's python runs under libfaketime 30 s ahead: the doctor reads beta's clock off
+    by that much (less the round trip) and fails it; alpha's clock passes."""
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        pytest.skip("faketime is not installed (apt-get install faketime; .ci/run does)")
+    wrapper = tmp_path / "python-ahead"
+    wrapper.write_text(f"#!/bin/sh\nexec {faketime} -f +30s {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    code, rows = _doctor(*fleet, beta={"python": str(wrapper)}, name="clock")
+    assert code == 1
+    row = rows[("beta", "clock")]
+    assert row["status"] == "fail", row
+    skew = float(row["evidence"].split()[0])
+    assert 28.0 < skew < 31.0, row
+    assert rows[("alpha", "clock")]["status"] == "pass"
 
 
 def test_a_listener_on_the_head_port_fails_head_port(fleet) -> None:
