@@ -19,7 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from saf.metrics.format import MISSING, fmt_ms, fmt_num, fmt_uptime
 from saf.render.columns import fitted_table
@@ -29,6 +29,7 @@ from saf.inference.records import Endpoint
 from saf.inference.source import FleetServing, ServingSource
 from saf.screens.base import SafScreen
 from saf.screens.confirm import ConfirmScreen
+from saf.screens.footer import FittingFooter
 from saf.screens.widgets import StatusLine, palette
 
 REFRESH_S = 10.0
@@ -97,7 +98,7 @@ class ServingScreen(SafScreen[None]):
         detail.border_title = "Last check"
         yield detail
         yield StatusLine()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         ctx = self.ctx
