@@ -37,7 +37,7 @@ from saf.recipe import library
 from saf.recipe.events import NodeStepFinished, RunFinished, StepOutput
 from saf.recipe.log import new_run_id
 from saf.recipe.run import RunPlan, run_recipe
-from saf.render.columns import Column, fitted_table
+from saf.render.columns import Column, fitted_table, left_out_words
 from saf.screens.base import SafScreen
 from saf.screens.footer import FittingFooter
 from saf.screens.widgets import StatusLine, palette
@@ -316,6 +316,7 @@ class NetworkScreen(SafScreen[None]):
         width = box.content_size.width or self.app.size.width - 4
         table, left_out = fitted_table(IFACE_COLUMNS, rows, width,
                                        header_style=f"bold {v['primary']}")
-        box.border_title = "Interfaces" + (f" · {left_out} columns left out" if left_out else "")
+        box.border_title = "Interfaces" + (f" · {left_out_words(left_out)}"
+                                           if left_out else "")
         return table
 

@@ -22,7 +22,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from saf.metrics.format import MISSING, fmt_ms, fmt_num, fmt_uptime
-from saf.render.columns import fitted_table
+from saf.render.columns import fitted_table, left_out_words
 from saf.render.models_view import COLUMNS, endpoint_rows
 from saf.inference.cluster import ClusterServers
 from saf.inference.records import Endpoint
@@ -265,7 +265,7 @@ class ServingScreen(SafScreen[None]):
                 if endpoint is current:
                     rendered.rows[index].style = f"reverse {v['accent']}"
             table.update(rendered)
-            box.border_title = "Endpoints" + (f" · {left_out} columns left out"
+            box.border_title = "Endpoints" + (f" · {left_out_words(left_out)}"
                                               if left_out else "")
         detail_box = self.query_one("#serving-detail-box")
         current = self.current()

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
 from saf.metrics.format import sparkline
-from saf.render.columns import Column, fitted_table
+from saf.render.columns import Column, fitted_table, left_out_words
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
@@ -191,7 +191,7 @@ class SignalsScreen(SafScreen[None]):
         if snap.matching > len(snap.rows):
             title += f" · {len(snap.rows)} of {snap.matching:,} · / to search"
         if left_out:
-            title += f" · {left_out} columns left out"
+            title += f" · {left_out_words(left_out)}"
         box.border_title = title
         self.query_one("#signals-latency", Static).update(self._latency(snap, v))
         self.query_one("#signals-bad", Static).update(self._bad(snap, v))

@@ -31,7 +31,7 @@ class Dashboard:
             response = await self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise RayError(f"the Ray dashboard at {self.url} did not answer "
-                           f"({type(exc).__name__}: {exc or 'no detail'})") from None
+                           f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
         if response.status_code >= 400:
             raise RayError(f"the Ray dashboard answered {response.status_code} to {path}: "
                            f"{response.text[:300]}")

@@ -73,10 +73,12 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
         try:
             await dashboard.version()
         except RayError as exc:
-            state = ("Ray is not running on the head" if not place.running else
-                     "Ray runs on the head but its dashboard does not answer")
-            raise RayError(f"{state} {head.name} ({dashboard.url}: {exc.message}); start it "
-                           "with `saf run ray-up`") from None
+            if not place.running:
+                raise RayError(f"Ray is not running on the head {head.name} (nothing answers "
+                               f"at {dashboard.url}); start it with `saf run ray-up`") from None
+            raise RayError(f"Ray runs on the head {head.name} but {exc.message}; see "
+                           "`saf doctor`, or restart it with `saf run ray-up --var "
+                           "restart=true`") from None
         yield dashboard
     finally:
         await dashboard.close()

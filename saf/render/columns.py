@@ -73,3 +73,10 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Text]], widt
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     return table, len(columns) - len(shown)
+
+
+def left_out_words(count: int) -> str:
+    """What a table's title says of the columns it had to leave out ("" when none)."""
+    if not count:
+        return ""
+    return f"{count} column left out" if count == 1 else f"{count} columns left out"

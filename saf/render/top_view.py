@@ -12,7 +12,7 @@ from saf.metrics.events import LOST, UP
 from saf.metrics.format import MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
-from saf.render.columns import Column, fitted_table
+from saf.render.columns import Column, fitted_table, left_out_words
 
 STATE_STYLES = {NodeStatus.UP: "green", NodeStatus.STALE: "yellow", NodeStatus.LOST: "red",
                 NodeStatus.STOPPED: "dim", NodeStatus.CONNECTING: "cyan"}
@@ -91,7 +91,7 @@ def top_table(store: MetricsStore, names: list[str], now: float | None = None,
         ])
     table, left_out = fitted_table(COLUMNS, rows, width, header_style="bold")
     if left_out:
-        table.caption = f"{left_out} columns left out: a wider terminal shows them"
+        table.caption = f"{left_out_words(left_out)}: a wider terminal shows them"
         table.caption_justify = "left"
     return table
 

@@ -25,8 +25,7 @@ def recorded_status() -> RayStatus:
 def make_ray_app(*, running: bool = True) -> SafApp:
     async def source() -> RayStatus:
         if not running:
-            raise RayError("Ray is not running on the head alpha (http://127.0.0.1:8265: the "
-                           "Ray dashboard at http://127.0.0.1:8265 did not answer); start it "
-                           "with `saf run ray-up`")
+            raise RayError("Ray is not running on the head alpha (nothing answers at "
+                           "http://127.0.0.1:8265); start it with `saf run ray-up`")
         return recorded_status()
     return cockpit("healthy-3-nodes.jsonl", ray_source=source)
