@@ -264,9 +264,17 @@ class SSHConnector(Connector):
         assert self._conn is not None and self._sessions is not None
         sessions = self._sessions
         await sessions.acquire()
+        opening = asyncio.ensure_future(self._conn.create_process(
+            command, encoding=None if binary else "utf-8", errors="replace"))
         try:
-            process = await self._conn.create_process(
-                command, encoding=None if binary else "utf-8", errors="replace")
+            process = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The command may already be running on the node (the exec request went out):
+            # let the opening finish and close what it started, so a caller cancelled at this
+            # moment (saf stopping while an agent starts) leaves no process behind.
+            opening.add_done_callback(_close_opened)
+            sessions.release()
+            raise
         except BaseException as exc:
             sessions.release()
             if isinstance(exc, (asyncssh.Error, OSError)):
@@ -359,3 +367,14 @@ class SSHConnector(Connector):
         for jump in reversed(self._jumps):
             await jump.close()
         self._jumps.clear()
+
+
+def _close_opened(opening: asyncio.Future[asyncssh.SSHClientProcess]) -> None:
+    """Close a process whose opener was cancelled: its stdin's EOF ends the remote command
+    (saf's agent, or the guard around any other command)."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    process = opening.result()
+    with contextlib.suppress(Exception):
+        process.stdin.write_eof()
+    process.close()

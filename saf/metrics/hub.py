@@ -14,7 +14,6 @@ allowed to stop a link.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -26,6 +25,7 @@ from saf.inventory.model import Node
 from saf.metrics.store import MetricsStore
 
 log = logging.getLogger(__name__)
+STOP_WAIT = 20.0  # seconds all links together may take to stop
 
 
 class MetricsHub:
@@ -75,9 +75,13 @@ class MetricsHub:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            # Each link's own stop is bounded (its agent gets EOF, then is killed); this
+            # bound is for a link that is somewhere nobody thought of.
+            done, pending = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in pending:
+                log.warning("agent link %s did not stop within %g s", task.get_name(),
+                            STOP_WAIT)
 
     async def __aenter__(self) -> MetricsHub:
         await self.start()

@@ -83,6 +83,9 @@ class Grant:
     who: str
 
 
+STOP_WAIT = 15.0  # seconds each part of stopping may take
+
+
 class HubClient:
     """One connected cockpit, as the hub sees it."""
 
@@ -190,11 +193,15 @@ class Hub:
         tasks, self._tasks = list(self._tasks), set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.metrics.stop()
-        await self.fleet.close()
+        # Every wait is bounded: a stop that could hang would keep `saf serve` (and its
+        # port and socket) alive after Ctrl-C.
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_WAIT)
+        for what, stopping in (("agents", self.metrics.stop()), ("fleet", self.fleet.close())):
+            try:
+                await asyncio.wait_for(stopping, STOP_WAIT)
+            except TimeoutError:
+                log.warning("hub: stopping the %s took over %g s; left behind", what, STOP_WAIT)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
