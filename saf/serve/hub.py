@@ -197,10 +197,12 @@ class Hub:
         # port and socket) alive after Ctrl-C.
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT)
-        for what, stopping in (("agents", self.metrics.stop()), ("fleet", self.fleet.close())):
-            try:
-                await asyncio.wait_for(stopping, STOP_WAIT)
-            except TimeoutError:
+        for what, stopping in (("agents", self.metrics.stop), ("fleet", self.fleet.close)):
+            # asyncio.wait, not wait_for: wait_for would wait again for what it cancels.
+            part = asyncio.ensure_future(stopping())
+            done, _ = await asyncio.wait({part}, timeout=STOP_WAIT)
+            if not done:
+                part.cancel()
                 log.warning("hub: stopping the %s took over %g s; left behind", what, STOP_WAIT)
         if self._server is not None:
             with contextlib.suppress(Exception):
