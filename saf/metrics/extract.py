@@ -19,9 +19,12 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-# The sections that hold one dict per device, and the key that names the device.
-SECTIONS = (("numa", "node"), ("gpus", "index"), ("nics", "name"), ("disks", "name"))
+# What flatten_lists reads, said once for both ways of reading a frame: the cpu keys it
+# takes (others there are ignored), and the sections that hold one dict per device, with the
+# prefix of their metric names and the key that names the device.
 CPU_KEYS = ("percent", "freq_mhz", "count")
+SECTIONS = (("numa", "numa", "node"), ("gpus", "gpu", "index"), ("nics", "nic", "name"),
+            ("disks", "disk", "name"))
 _NUMBER = (float, int, bool)
 Getter = Callable[[Any], tuple[Any, ...]]
 
@@ -110,7 +113,7 @@ class Shape:
             return False
         else:
             self._readers.append(_Keys(("memory",), mem, None))
-        for section, key in SECTIONS:
+        for section, _prefix, key in SECTIONS:
             items = frame.get(section)
             if not items:
                 self._empty.append(section)

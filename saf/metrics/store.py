@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saf.events import Event
-from saf.metrics.extract import Shape
+from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape
 from saf.metrics.events import (CONNECTING, LOST, UP, AgentErrorReported, AgentStatus,
                                 FrameRejected, HelloReceived, ReplyReceived, SampleReceived)
 
@@ -50,7 +50,7 @@ def _number(value: Any) -> float | None:
 
 
 _CORE_NAMES: list[str] = []  # "cpu.core.0", "cpu.core.1", ...: made once, not per sample
-_CPU_KEYS = (("percent", "cpu.percent"), ("freq_mhz", "cpu.freq_mhz"), ("count", "cpu.count"))
+_CPU_KEYS = tuple((key, f"cpu.{key}") for key in CPU_KEYS)
 _LOAD_NAMES = ("load.1", "load.5", "load.15")
 _MEM_NAMES: dict[str, str] = {}  # memory field -> metric name (a few, bounded below)
 
@@ -116,8 +116,7 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
         if v is not None:
             name_(_mem_name(key))
             value_(v)
-    for section, prefix, key in (("numa", "numa", "node"), ("gpus", "gpu", "index"),
-                                 ("nics", "nic", "name"), ("disks", "disk", "name")):
+    for section, prefix, key in SECTIONS:
         for item in sample.get(section) or ():
             if not isinstance(item, dict) or item.get(key) is None:
                 continue
