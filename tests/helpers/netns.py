@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.servers import SSHD, ClientKeys, write_inventory
+from tests.helpers.servers import SSHD, ClientKeys, write_inventory, write_sshd_folder
 
 IP = shutil.which("ip") or ("/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else None)
 NODE_IF = "eth0"          # the node's end of its veth, inside its namespace
@@ -235,29 +235,8 @@ class NetnsCluster:
         address = self._addresses[node]
         ns = self.namespace(node)
         if self.server == "openssh":
-            import asyncssh
-            host_key = asyncssh.generate_private_key("ssh-ed25519")
-            host_key.write_private_key(folder / "host_key")
-            os.chmod(folder / "host_key", 0o600)
-            (folder / "authorized_keys").write_text(self.keys.public_line() + "\n")
-            os.chmod(folder / "authorized_keys", 0o600)
-            Path("/run/sshd").mkdir(exist_ok=True)
             port = 22
-            (folder / "sshd_config").write_text(f"""\
-Port {port}
-ListenAddress {address}
-HostKey {folder / 'host_key'}
-PidFile {folder / 'sshd.pid'}
-AuthorizedKeysFile {folder / 'authorized_keys'}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-Subsystem sftp internal-sftp
-LogLevel ERROR
-""")
+            host_key = write_sshd_folder(folder, self.keys, port, address)
             proc = subprocess.Popen(
                 [IP, "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
                 stderr=open(folder / "sshd.log", "wb"), stdin=subprocess.DEVNULL)

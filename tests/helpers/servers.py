@@ -131,27 +131,23 @@ class AsyncsshServers:
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 
 
-class OpenSSHServer:
-    """OpenSSH's sshd on 127.0.0.1 with its own config, host key and authorized_keys."""
-
-    def __init__(self, root: Path, keys: ClientKeys, extra_config: str = "") -> None:
-        assert SSHD, "sshd is not installed"
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
-        host_key = asyncssh.generate_private_key("ssh-ed25519")
-        host_key.write_private_key(root / "host_key")
-        os.chmod(root / "host_key", 0o600)
-        (root / "authorized_keys").write_text(keys.public_line() + "\n")
-        os.chmod(root / "authorized_keys", 0o600)
-        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder
-        self.port = free_port()
-        config = root / "sshd_config"
-        config.write_text(f"""\
-Port {self.port}
-ListenAddress 127.0.0.1
-HostKey {root / 'host_key'}
-PidFile {root / 'sshd.pid'}
-AuthorizedKeysFile {root / 'authorized_keys'}
+def write_sshd_folder(folder: Path, keys: ClientKeys, port: int, address: str,
+                      extra_config: str = "") -> asyncssh.SSHKey:
+    """An sshd's own folder: a new host key, `keys` authorized, and an `sshd_config` that
+    listens on address:port with keys only (the loopback servers and the namespaced test
+    hosts both start sshd on one). Returns the host key, for known_hosts."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    host_key.write_private_key(folder / "host_key")
+    os.chmod(folder / "host_key", 0o600)
+    (folder / "authorized_keys").write_text(keys.public_line() + "\n")
+    os.chmod(folder / "authorized_keys", 0o600)
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder
+    (folder / "sshd_config").write_text(f"""\
+Port {port}
+ListenAddress {address}
+HostKey {folder / 'host_key'}
+PidFile {folder / 'sshd.pid'}
+AuthorizedKeysFile {folder / 'authorized_keys'}
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -162,6 +158,19 @@ Subsystem sftp internal-sftp
 LogLevel ERROR
 {extra_config}
 """)
+    return host_key
+
+
+class OpenSSHServer:
+    """OpenSSH's sshd on 127.0.0.1 with its own config, host key and authorized_keys."""
+
+    def __init__(self, root: Path, keys: ClientKeys, extra_config: str = "") -> None:
+        assert SSHD, "sshd is not installed"
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.port = free_port()
+        host_key = write_sshd_folder(root, keys, self.port, "127.0.0.1", extra_config)
+        config = root / "sshd_config"
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
                                      stderr=open(root / "sshd.log", "wb"))
         deadline = time.monotonic() + 10
