@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -254,6 +255,39 @@ def test_status_without_ray_says_so(ray_cluster: RayCluster, tmp_path: Path) -> 
     assert out.returncode == 1
     assert "Ray is not running on the head alpha" in out.stderr
     assert "saf run ray-up" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_node_that_cannot_join_fails_with_its_ray_logs(
+        ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """A fourth node, delta, whose raylet cannot start (its node-manager port is taken by
+    another program, so Ray's raylet aborts before it registers): ray-up leaves the three
+    running nodes alone, fails delta's step naming it, with the end of delta's own raylet
+    log (the fatal line naming the port) and the GCS log, and leaves none of delta's
+    processes behind. Ray itself would wait 30 s for that raylet; saf ends the start once
+    the raylet's log has its fatal line."""
+    data = tomllib.loads(ray_cluster.inventory.read_text())
+    data["nodes"].append({**data["nodes"][1], "name": "delta", "vars": {}})
+    inventory = tmp_path / "saf.toml"
+    inventory.write_text(tomli_w.dumps(data))
+    taken = ray_cluster.port + 1 + 10 * 3  # delta's node-manager port (saf.ray.command)
+    before = set(ray_processes(ray_cluster.temp_dir))
+    with socket.create_server(("0.0.0.0", taken)):
+        out = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars(), inventory=inventory)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stdout.count("Ray is running with the same settings") == 3, out.stdout
+    text = " ".join(out.stdout.split())  # the view wraps long lines
+    assert "delta did not join: `ray start` ended with exit status" in text, out.stdout
+    assert "ended by saf once its raylet had crashed" in text, out.stdout
+    assert f"{ray_cluster.temp_dir}/session_" in text and "/raylet." in text
+    assert "(raylet)" in text and "Failed to start the grpc server" in text, out.stdout
+    assert f"The specified port is {taken}" in text, out.stdout
+    assert "/gcs_server.out (" in text and "(gcs_server)" in text, out.stdout
+    left = [cmd for cmd in set(ray_processes(ray_cluster.temp_dir)) - before]
+    assert left == [], f"processes of delta's start left: {left}"
+    status = json.loads(ray_cluster.saf("ray", "status", "--json", "--temp-dir",
+                                        str(ray_cluster.temp_dir)).stdout)
+    assert sorted(n["name"] for n in status["nodes"] if n["alive"]) == [
+        "alpha", "beta", "gamma"]
 
 
 def test_zz_ray_down_leaves_no_ray_process(ray_cluster: RayCluster) -> None:

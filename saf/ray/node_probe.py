@@ -7,7 +7,7 @@ Actions:
     facts {"ports": [...], "temp_dir": ..., "node_name": ..., "probe": ["host:port"]}
     start {"argv": [...], "env": {...}, "record": path, "settings": {...}}
     stop  {"temp_dir": ..., "node_name": ..., "sweep": bool}
-    tail  {"temp_dir": ..., "lines": n}
+    tail  {"temp_dir": ..., "lines": n, "raylet": path, "node_name": ...}
     probe {"targets": ["host:port"], "timeout": s}
 """
 
@@ -236,9 +236,26 @@ def start(args):
     env.update(args.get("env") or {})
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.stdout.flush()
+    before = _raylet_logs(args.get("temp_dir"))
     proc = subprocess.Popen(args["argv"], env=env, start_new_session=True,
                             stdin=subprocess.DEVNULL)
-    code = proc.wait()
+    # `ray start` waits 30 s for a raylet that crashed at once (a port taken...): once the
+    # raylet's log has its fatal line, the start is ended (its own process group) instead.
+    crashed_at = None
+    ended_early = False
+    while proc.poll() is None:
+        time.sleep(0.25)
+        if crashed_at is None:
+            for path in _raylet_logs(args.get("temp_dir")) - before:
+                if _fatal_lines(_read_lines(path, 64 << 10)):
+                    crashed_at = time.time()
+        elif time.time() - crashed_at > 1.0 and proc.poll() is None:
+            ended_early = True
+            _end_group(proc)
+    code = 1 if ended_early else proc.returncode
+    # This node's raylet log: the one this start created (several nodes may share the folder).
+    new = sorted(_raylet_logs(args.get("temp_dir")) - before, key=_mtime)
+    raylet_log = new[-1] if new else None
     if code == 0 and args.get("record"):
         folder = os.path.dirname(args["record"])
         os.makedirs(folder, exist_ok=True)
@@ -246,7 +263,67 @@ def start(args):
         with open(tmp, "w") as f:
             json.dump(args.get("settings") or {}, f)
         os.replace(tmp, args["record"])
-    return {"exit_status": code}
+    return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
+            "raylet_crashed": bool(raylet_log and _fatal_lines(_read_lines(raylet_log)))}
+
+
+def _end_group(proc):
+    """End the start's process group (it runs in a session of its own): SIGTERM, then
+    SIGKILL to whatever of the group is left after a grace."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except OSError:
+        return
+    try:
+        proc.wait(timeout=3.0)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(0.5)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return 0.0
+
+
+def _raylet_logs(temp_dir):
+    if not temp_dir:
+        return set()
+    pattern = os.path.join(temp_dir, "session_2*", "logs", "raylet*.out")
+    return set(glob.glob(pattern))
+
+
+def _read_lines(path, limit=4 << 20):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+
+
+# Ray's C++ log lines: "[2026-11-28 22:56:16,139 C 2751 2751] (raylet) file.cc:134: ..."
+_LEVEL = re.compile(r"^\[[0-9-]+ [0-9:,]+ ([DIWECF]) \d+ \d+\]")
+# A fatal error's stack trace ("*** StackTrace Information ***", "/path/bin(+0x23ccf4) [...]").
+_FRAME = re.compile(r"^(\*\*\* .* \*\*\*|\S*\(\S*\+0x[0-9a-f]+\) \[0x[0-9a-f]+\].*)$")
+
+
+def _fatal_lines(lines):
+    out = []
+    for line in lines:
+        match = _LEVEL.match(line)
+        if match and match.group(1) in ("C", "F"):
+            out.append(line)
+    return out
 
 
 def _descendants(procs, roots):
@@ -316,19 +393,42 @@ def _alive(pid):
 
 
 def tail(args):
-    """The last lines of this node's newest raylet log and the GCS log."""
+    """The end of this node's Ray logs: its raylet's log (`raylet`, the one its start made;
+    else the newest) without stack-trace frames and with its fatal lines kept, and the GCS
+    log's lines about the node (`node_name`, or its node id) when the GCS log is here."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
-    lines = int(args.get("lines", 15))
-    out = {}
-    logs = os.path.join(temp_dir, "session_latest", "logs")
-    for pattern in ("raylet*.out", "gcs_server*.out", "raylet*.err"):
-        files = sorted(glob.glob(os.path.join(logs, pattern)), key=os.path.getmtime)
-        if files:
-            try:
-                with open(files[-1], errors="replace") as f:
-                    out[files[-1]] = f.read().splitlines()[-lines:]
-            except OSError:
-                pass
+    lines = int(args.get("lines", 6))
+    name = args.get("node_name") or ""
+    out = []
+    raylet = args.get("raylet")
+    if not raylet or not os.path.isfile(raylet):
+        found = sorted(glob.glob(os.path.join(temp_dir, "session_latest", "logs",
+                                              "raylet*.out")), key=_mtime)
+        raylet = found[-1] if found else None
+    node_id = None
+    if raylet:
+        text = [line for line in _read_lines(raylet) if line.strip() and not _FRAME.match(line)]
+        for line in text:
+            match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
+            if match:
+                node_id = match.group(1)
+        last = text[-lines:]
+        fatal = [line for line in _fatal_lines(text)[-2:] if line not in last]
+        out.append({"path": raylet, "what": "end", "lines": fatal + last})
+    logs = os.path.dirname(raylet) if raylet else os.path.join(temp_dir, "session_latest",
+                                                                 "logs")
+    gcs = os.path.join(logs, "gcs_server.out")
+    if os.path.isfile(gcs):
+        text = [line for line in _read_lines(gcs) if line.strip()]
+        marks = ["node_name=%s" % name] if name else []
+        marks += ["node_id=%s" % node_id] if node_id else []
+        about = [line for line in text if any(
+            line.endswith(m) or (m + " ") in line for m in marks)]
+        if about:
+            out.append({"path": gcs, "what": "about " + name, "lines": about[-3:]})
+        else:
+            out.append({"path": gcs, "what": "end, nothing about " + (name or "the node"),
+                        "lines": text[-2:]})
     return {"logs": out}
 
 

@@ -286,7 +286,7 @@ class RayStart(Kind):
                 except (RayError, TimeoutError) as exc:
                     _settle(started, error=RayError(str(exc)))
                     return Outcome("failed", f"not started: the head did not start ({exc})")
-            outcome = await self._start(ctx, settings, start, decision.stop_first)
+            outcome, raylet_log = await self._start(ctx, settings, start, decision.stop_first)
             if outcome is not None:
                 _settle(started, error=RayError(outcome.message))
                 return outcome
@@ -300,7 +300,9 @@ class RayStart(Kind):
                 status = await wait_alive(dashboard, [me.name], self.join_timeout)
                 if me.name not in {n.name for n in status.alive}:
                     _settle(started, error=RayError(f"{me.name} did not join"))
-                    return await self._no_join(ctx, settings)
+                    return await self._no_join(
+                        ctx, settings, raylet_log, f"did not show ALIVE in the dashboard "
+                        f"within {self.join_timeout:g} s")
                 _settle(started, start.node_ip)
                 if not me.is_head:
                     return Outcome("changed", f"joined {start.head_address} as {start.node_ip}",
@@ -322,7 +324,8 @@ class RayStart(Kind):
             raise
 
     async def _start(self, ctx: StepContext, settings: rc.RaySettings, start: rc.StartPlan,
-                     stop_first: bool) -> Outcome | None:
+                     stop_first: bool) -> tuple[Outcome | None, str | None]:
+        """Run the node's `ray start`: (a failed outcome or None, the node's raylet log)."""
         me = ctx.node
         if stop_first:
             sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
@@ -330,7 +333,7 @@ class RayStart(Kind):
                        {"temp_dir": settings.temp_dir, "node_name": me.name, "sweep": sweep,
                         "record": settings.record_path(me.name)})
         args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
-                "settings": start.settings}
+                "settings": start.settings, "temp_dir": settings.temp_dir}
         state = ctx.shared["ray_start"]
         assert isinstance(state, _State)
         for attempt in (1, 2):
@@ -342,32 +345,49 @@ class RayStart(Kind):
                 value, result = await call(ctx.run, me.name, me.python, "start", args,
                                            quiet=False)
             # `ray start` gives a raylet 30 s (fixed) to register with the GCS; a machine
-            # busy enough to miss that gets its leftovers stopped and one more try.
+            # busy enough to miss that gets its leftovers stopped and one more try (not a
+            # raylet that crashed: its log says why, and a second start would crash again).
             if value.get("exit_status") == 0 or attempt == 2 \
+                    or value.get("raylet_crashed") is True \
                     or "timed out during startup" not in result.stdout + result.stderr:
                 break
             await call(ctx.run, me.name, me.python, "stop",
                        {"temp_dir": settings.temp_dir, "node_name": me.name,
                         "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)})
+        log = value.get("raylet_log")
+        raylet_log = log if isinstance(log, str) and len(log) < 4096 else None
         code = value.get("exit_status")
-        if code != 0:
-            return Outcome("failed", f"`ray start` ended with exit status {code}",
-                           exit_status=code if isinstance(code, int) else None,
-                           tail=result.tail(12))
-        return None
+        if code == 0:
+            return None, raylet_log
+        said = [line for line in result.tail(12) if line.strip()][-1:]
+        if value.get("ended_early") is True:
+            said = ["ended by saf once its raylet had crashed (Ray would wait 30 s for it)"]
+        outcome = await self._no_join(
+            ctx, settings, raylet_log, f"`ray start` ended with exit status {code}", said)
+        outcome.exit_status = code if isinstance(code, int) else None
+        return outcome, raylet_log
 
-    async def _no_join(self, ctx: StepContext, settings: rc.RaySettings) -> Outcome:
+    async def _no_join(self, ctx: StepContext, settings: rc.RaySettings,
+                       raylet_log: str | None, why: str,
+                       said: list[str] | None = None) -> Outcome:
+        """A node that did not join: fails with what `ray start` said last, then the end of
+        its raylet's log and the GCS log's lines about it (when the GCS log is on the node),
+        at most 12 lines (what the run view shows)."""
         me = ctx.node
-        tail: list[str] = []
+        tail = [f"ray start: {line[:1000]}" for line in said or []]
         try:
             value, _ = await call(ctx.run, me.name, me.python, "tail",
-                                  {"temp_dir": settings.temp_dir, "lines": 12})
+                                  {"temp_dir": settings.temp_dir, "lines": 4,
+                                   "raylet": raylet_log, "node_name": me.name})
             logs = value.get("logs")
-            for path, lines in (logs.items() if isinstance(logs, dict) else ()):
-                if isinstance(path, str) and isinstance(lines, list):
-                    tail.append(f"== {path}")
-                    tail += [str(line)[:300] for line in lines[-12:]]
+            for log in (logs if isinstance(logs, list) else [])[:4]:
+                path, what = log.get("path"), log.get("what")
+                lines = log.get("lines")
+                if isinstance(path, str) and isinstance(what, str) and isinstance(lines, list):
+                    tail.append(f"== {path[:500]} ({what[:100]})")
+                    tail += [str(line)[:1000] for line in lines[-8:]]
         except RayError as exc:
             tail.append(str(exc))
-        return Outcome("failed", f"{me.name} did not show ALIVE in the dashboard within "
-                       f"{self.join_timeout:g} s; its Ray logs end:", tail=tail)
+        verb = "did not start" if me.is_head else "did not join"
+        return Outcome("failed", f"{me.name} {verb}: {why}; its Ray logs end:",
+                       tail=tail)
