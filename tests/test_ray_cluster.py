@@ -191,6 +191,10 @@ def test_check_shows_the_exact_commands(ray_cluster: RayCluster, tmp_path: Path)
     assert f"--address=127.0.0.1:{port}" in out.stdout
     assert "--num-cpus=1" in out.stdout
     assert f"--node-manager-port={port + 11}" in out.stdout  # beta, node 1 of the inventory
+    # Each worker on this shared machine has a Ray folder of its own (so both start at once).
+    assert f"--temp-dir={tmp_path / 'r'} " in out.stdout  # the head's
+    assert f"--temp-dir={tmp_path / 'r' / 'n1'} " in out.stdout  # beta's
+    assert f"--temp-dir={tmp_path / 'r' / 'n2'} " in out.stdout  # gamma's
 
 
 def test_submit_runs_a_job_and_jobs_lists_it(ray_cluster: RayCluster, tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ functions: `--check` shows what `apply` will run, and tests feed recorded facts.
 Where several inventory nodes share a machine (the demo cluster: three nodes on loopback),
 each node's own ports are derived from the GCS port (`port + 1 + 10 * i + k` for node i of
 the inventory, and worker ports `port + 200 + 100 * i` to `+ 99`), so their raylets never
-collide; on separate machines Ray's defaults stand.
+collide, and each worker keeps its Ray files in a folder of its own, `<temp_dir>/n<i>`
+(Ray picks its socket and log names by looking at the folder, so two starts in one folder at
+once would pick the same; in folders of their own they may start at once). On separate
+machines Ray's defaults stand.
 """
 
 from __future__ import annotations
@@ -84,6 +87,15 @@ def machines(inventory: Inventory) -> int:
 def shares_machine(inventory: Inventory, node: Node) -> bool:
     key = lambda n: "loopback" if is_loopback(n.host) or n.connection == "local" else n.host  # noqa: E731
     return sum(1 for n in inventory.nodes if key(n) == key(node)) > 1
+
+
+def node_temp_dir(inventory: Inventory, node: Node, temp_dir: str) -> str:
+    """Where the node's Ray keeps its files: the temp folder, or for a worker that shares its
+    machine with other nodes a folder of its own in it, `n<i>` (i: its place in the
+    inventory, as for its ports). Short: Ray's socket paths must stay under 108 bytes."""
+    if node.is_head or not shares_machine(inventory, node):
+        return temp_dir
+    return f"{temp_dir.rstrip('/')}/n{inventory.names.index(node.name)}"
 
 
 def node_resources(node: Node, facts: NodeFacts) -> tuple[dict[str, float], str | None]:
@@ -172,8 +184,9 @@ def start_plan(inventory: Inventory, node: Node, facts: NodeFacts, settings: Ray
     if resources:
         argv.append("--resources=" + json.dumps(resources, sort_keys=True,
                                                 separators=(",", ":")))
-    if settings.temp_dir != DEFAULT_TEMP_DIR:
-        argv.append(f"--temp-dir={settings.temp_dir}")
+    own = node_temp_dir(inventory, node, settings.temp_dir)
+    if own != DEFAULT_TEMP_DIR:
+        argv.append(f"--temp-dir={own}")
     if shares_machine(inventory, node):
         index = inventory.names.index(node.name)
         base = settings.port + 1 + 10 * index

@@ -31,6 +31,7 @@ class NodeFacts:
     addresses: tuple[str, ...] = ()
     listeners: dict[int, str] = field(default_factory=dict)
     ray_processes: int = 0
+    node_processes: int = 0  # of them, those of the node's own folder (saf.ray.command)
     raylet_running: bool = False
     gcs_running: bool = False
     record: dict[str, Any] | None = None
@@ -124,10 +125,13 @@ def parse_facts(raw: dict[str, Any]) -> NodeFacts:
     probes = {k: v[:200] for k, v in (raw.get("probes") or {}).items()
               if isinstance(k, str) and isinstance(v, str)} if isinstance(
                   raw.get("probes"), dict) else {}
-    count = raw.get("ray_processes", 0)
-    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1_000_000:
-        bad.append("ray_processes")
-        count = 0
+    counts = {}
+    for key in ("ray_processes", "node_processes"):
+        count = raw.get(key, 0)
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1_000_000:
+            bad.append(key)
+            count = 0
+        counts[key] = count
     when = raw.get("time")
     if not isinstance(when, (int, float)) or isinstance(when, bool) or not 0 < when < 1e11:
         when = None
@@ -145,7 +149,8 @@ def parse_facts(raw: dict[str, Any]) -> NodeFacts:
         system=_str(raw, "system", bad, 40), machine=_str(raw, "machine", bad, 40),
         ssh_server_ip=_str(raw, "ssh_server_ip", bad, 60),
         addresses=_strs(raw.get("addresses"), "addresses", bad) or (),
-        listeners=listeners, ray_processes=count,
+        listeners=listeners, ray_processes=counts["ray_processes"],
+        node_processes=counts["node_processes"],
         raylet_running=bool(flags["raylet_running"]), gcs_running=bool(flags["gcs_running"]),
         record=record if isinstance(record, dict) else None, nvidia=bool(flags["nvidia"]),
         osx_cluster_env=_str(raw, "osx_cluster_env", bad, 40), mlx=bool(flags["mlx"]),

@@ -27,8 +27,10 @@ async def call(run: Run, node: str, python: str, action: str, args: dict[str, An
 
 async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: list[int],
                      record: str | None = None, probe: list[str] | None = None,
-                     tools: bool = False, fallback: str | None = None) -> NodeFacts:
+                     tools: bool = False, fallback: str | None = None,
+                     node_dir: str | None = None) -> NodeFacts:
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
-                            "record": record, "probe": probe or [], "tools": tools}
+                            "record": record, "probe": probe or [], "tools": tools,
+                            "node_dir": node_dir}
     value, _ = await call(run, node, python, "facts", args, fallback=fallback)
     return parse_facts(value)

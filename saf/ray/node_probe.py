@@ -4,10 +4,11 @@ to read what Ray needs and to start and stop Ray there. It is sent on stdin
 (saf.ray.facts), so nothing here is trusted.
 
 Actions:
-    facts {"ports": [...], "temp_dir": ..., "node_name": ..., "probe": ["host:port"]}
+    facts {"ports": [...], "temp_dir": ..., "node_dir": ..., "node_name": ...,
+           "probe": ["host:port"]}
     start {"argv": [...], "env": {...}, "record": path, "settings": {...}}
-    stop  {"temp_dir": ..., "node_name": ..., "sweep": bool}
-    tail  {"temp_dir": ..., "lines": n, "raylet": path, "node_name": ...}
+    stop  {"temp_dir": ..., "node_dir": ..., "node_name": ..., "sweep": bool}
+    tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
     probe {"targets": ["host:port"], "timeout": s}
 """
 
@@ -177,13 +178,20 @@ def _versions_of(tool, argv):
     return sorted({m.group(0) for m in re.finditer(r"\b\d+\.\d+\.\d+\b", text)})
 
 
+def _of(temp_dir, cmd):
+    """Whether a command line is of a Ray whose temp folder is temp_dir, or a node folder in
+    it (`temp_dir/n<i>`: a worker sharing its machine with other nodes, saf.ray.command)."""
+    root = re.escape(temp_dir.rstrip("/"))
+    return re.search(root + r"/(n\d+/)?session_", cmd) is not None
+
+
 def facts(args):
     now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
-    marker = temp_dir.rstrip("/") + "/session_"
     node_name = args.get("node_name") or ""
     procs = [(pid, cmd) for pid, _, cmd in _processes()
-             if marker in cmd and pid != os.getpid()]
+             if _of(temp_dir, cmd) and pid != os.getpid()]
+    node_dir = args.get("node_dir")
     raylet = [pid for pid, cmd in procs
               if "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % node_name in cmd + " "]
     record = None
@@ -210,6 +218,7 @@ def facts(args):
         "addresses": _addresses(),
         "listeners": {str(k): v for k, v in _listeners(args.get("ports") or []).items()},
         "ray_processes": len(procs),
+        "node_processes": sum(1 for _, cmd in procs if node_dir and _of(node_dir, cmd)),
         "raylet_running": bool(raylet),
         "gcs_running": any("gcs_server" in cmd.split(" ", 1)[0] for _, cmd in procs),
         "record": record,
@@ -340,17 +349,20 @@ def _descendants(procs, roots):
 
 
 def stop(args):
-    """End this node's raylet and its children; with sweep, every process of the temp dir
-    (the head, or the only node on its machine). SIGTERM, then SIGKILL after a grace."""
-    marker = (args.get("temp_dir") or "/tmp/ray").rstrip("/") + "/session_"
+    """End this node's raylet and its children, and every process of its own node folder
+    (`node_dir`); with sweep, every process of the temp dir and the node folders in it (the
+    head, or the only node on its machine). SIGTERM, then SIGKILL after a grace."""
+    temp_dir = args.get("temp_dir") or "/tmp/ray"
+    node_dir = args.get("node_dir")
     name = args.get("node_name") or ""
     me = os.getpid()
     procs = _processes()
     if args.get("sweep"):
-        roots = [pid for pid, _, cmd in procs if marker in cmd and pid != me]
+        roots = [pid for pid, _, cmd in procs if _of(temp_dir, cmd) and pid != me]
     else:
-        roots = [pid for pid, _, cmd in procs if marker in cmd
-                 and "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " "]
+        roots = [pid for pid, _, cmd in procs if pid != me and (
+            node_dir and _of(node_dir, cmd) or _of(temp_dir, cmd)
+            and "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " ")]
     targets = _descendants(procs, roots) - {me, os.getppid()}
     for pid in targets:
         try:
@@ -392,22 +404,31 @@ def _alive(pid):
     return True
 
 
+def _log_lines(lines):
+    """Ray's own log lines (leaving out its periodic state dumps and stack-trace frames); all
+    non-empty lines when none has Ray's format."""
+    ours = [line for line in lines if _LEVEL.match(line)]
+    return ours or [line for line in lines if line.strip() and not _FRAME.match(line)]
+
+
 def tail(args):
     """The end of this node's Ray logs: its raylet's log (`raylet`, the one its start made;
-    else the newest) without stack-trace frames and with its fatal lines kept, and the GCS
-    log's lines about the node (`node_name`, or its node id) when the GCS log is here."""
+    else the newest) with its fatal lines kept, and the GCS log's lines about the node
+    (`node_name`, or its node id) when the GCS log is here; Ray's log lines only (no state
+    dumps, no stack-trace frames)."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     lines = int(args.get("lines", 6))
     name = args.get("node_name") or ""
     out = []
     raylet = args.get("raylet")
     if not raylet or not os.path.isfile(raylet):
-        found = sorted(glob.glob(os.path.join(temp_dir, "session_latest", "logs",
-                                              "raylet*.out")), key=_mtime)
+        found = sorted(glob.glob(os.path.join(args.get("node_dir") or temp_dir,
+                                              "session_latest", "logs", "raylet*.out")),
+                       key=_mtime)
         raylet = found[-1] if found else None
     node_id = None
     if raylet:
-        text = [line for line in _read_lines(raylet) if line.strip() and not _FRAME.match(line)]
+        text = _log_lines(_read_lines(raylet))
         for line in text:
             match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
             if match:
@@ -415,11 +436,12 @@ def tail(args):
         last = text[-lines:]
         fatal = [line for line in _fatal_lines(text)[-2:] if line not in last]
         out.append({"path": raylet, "what": "end", "lines": fatal + last})
-    logs = os.path.dirname(raylet) if raylet else os.path.join(temp_dir, "session_latest",
-                                                                 "logs")
-    gcs = os.path.join(logs, "gcs_server.out")
+    # The GCS log is in the head's session folder, when the head is on this machine.
+    gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
+    if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
+        gcs = os.path.join(os.path.dirname(raylet), "gcs_server.out")
     if os.path.isfile(gcs):
-        text = [line for line in _read_lines(gcs) if line.strip()]
+        text = _log_lines(_read_lines(gcs))
         marks = ["node_name=%s" % name] if name else []
         marks += ["node_id=%s" % node_id] if node_id else []
         about = [line for line in text if any(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def free_ray_port(nodes: int = 3) -> int:
 
 
 def ray_processes(temp_dir: Path) -> list[str]:
-    """Command lines of the processes of Ray's temp folder `temp_dir`."""
-    marker = str(temp_dir).rstrip("/") + "/session_"
+    """Command lines of the processes of Ray's temp folder `temp_dir` and the node folders in
+    it (`temp_dir/n<i>`: workers sharing a machine, saf.ray.command.node_temp_dir)."""
+    marker = re.compile(re.escape(str(temp_dir).rstrip("/")) + r"/(n\d+/)?session_")
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -48,7 +50,7 @@ def ray_processes(temp_dir: Path) -> list[str]:
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if marker in cmd:
+            if marker.search(cmd):
                 out.append(cmd)
     return out
 

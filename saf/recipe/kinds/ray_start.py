@@ -49,9 +49,6 @@ class _State:
     facts: dict[str, asyncio.Future[NodeFacts]] = field(default_factory=dict)
     decided: dict[str, asyncio.Future[_Decision]] = field(default_factory=dict)
     started: dict[str, asyncio.Future[str]] = field(default_factory=dict)
-    # Nodes that share a machine start one at a time: Ray picks its per-node socket and log
-    # names by looking at the session folder, and two starts at once pick the same.
-    machine_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _settle(fut: asyncio.Future[Any], value: Any = None,
@@ -213,7 +210,8 @@ class RayStart(Kind):
             raise RayError(problem or "bad settings")
         ports = [settings.port, settings.dashboard_port] if me.is_head else []
         facts = await node_facts(ctx.run, me.name, me.python, temp_dir=settings.temp_dir,
-                                 ports=ports, record=settings.record_path(me.name))
+                                 ports=ports, record=settings.record_path(me.name),
+                                 node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir))
         _settle(state.facts[me.name], facts)
         head = inventory.head
         if head is None:
@@ -253,8 +251,11 @@ class RayStart(Kind):
                         f"cannot reach the head's port {head_ip}:{settings.port} from here "
                         f"({seen}): a firewall, or the wrong address?"))
         if not running:
-            return _Decision(start, needed=True, stop_first=facts.ray_processes > 0
-                             and not rc.shares_machine(inventory, me))
+            # Leftovers of an earlier start: the node's own (its folder, or its machine's
+            # whole temp folder when it is alone there) go first.
+            alone = not rc.shares_machine(inventory, me)
+            return _Decision(start, needed=True, stop_first=facts.ray_processes > 0 and alone
+                             or facts.node_processes > 0 and not me.is_head)
         diffs = rc.differences(facts.record, start.settings)
         if head_restarts:
             diffs.append("the head restarts")
@@ -325,25 +326,21 @@ class RayStart(Kind):
 
     async def _start(self, ctx: StepContext, settings: rc.RaySettings, start: rc.StartPlan,
                      stop_first: bool) -> tuple[Outcome | None, str | None]:
-        """Run the node's `ray start`: (a failed outcome or None, the node's raylet log)."""
+        """Run the node's `ray start`: (a failed outcome or None, the node's raylet log).
+        Workers start at once, also those sharing a machine: each of those has its own
+        folder (saf.ray.command.node_temp_dir), so their starts cannot race for names."""
         me = ctx.node
+        stop = {"temp_dir": settings.temp_dir, "node_name": me.name,
+                "node_dir": rc.node_temp_dir(ctx.inventory, me, settings.temp_dir),
+                "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)}
         if stop_first:
-            sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
             await call(ctx.run, me.name, me.python, "stop",
-                       {"temp_dir": settings.temp_dir, "node_name": me.name, "sweep": sweep,
-                        "record": settings.record_path(me.name)})
+                       dict(stop, record=settings.record_path(me.name)))
         args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
-                "settings": start.settings, "temp_dir": settings.temp_dir}
-        state = ctx.shared["ray_start"]
-        assert isinstance(state, _State)
+                "settings": start.settings, "temp_dir": stop["node_dir"]}
         for attempt in (1, 2):
-            if rc.shares_machine(ctx.inventory, me):
-                async with state.machine_lock:
-                    value, result = await call(ctx.run, me.name, me.python, "start", args,
-                                               quiet=False)
-            else:
-                value, result = await call(ctx.run, me.name, me.python, "start", args,
-                                           quiet=False)
+            value, result = await call(ctx.run, me.name, me.python, "start", args,
+                                       quiet=False)
             # `ray start` gives a raylet 30 s (fixed) to register with the GCS; a machine
             # busy enough to miss that gets its leftovers stopped and one more try (not a
             # raylet that crashed: its log says why, and a second start would crash again).
@@ -351,9 +348,7 @@ class RayStart(Kind):
                     or value.get("raylet_crashed") is True \
                     or "timed out during startup" not in result.stdout + result.stderr:
                 break
-            await call(ctx.run, me.name, me.python, "stop",
-                       {"temp_dir": settings.temp_dir, "node_name": me.name,
-                        "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)})
+            await call(ctx.run, me.name, me.python, "stop", stop)
         log = value.get("raylet_log")
         raylet_log = log if isinstance(log, str) and len(log) < 4096 else None
         code = value.get("exit_status")
@@ -378,6 +373,8 @@ class RayStart(Kind):
         try:
             value, _ = await call(ctx.run, me.name, me.python, "tail",
                                   {"temp_dir": settings.temp_dir, "lines": 4,
+                                   "node_dir": rc.node_temp_dir(ctx.inventory, me,
+                                                                settings.temp_dir),
                                    "raylet": raylet_log, "node_name": me.name})
             logs = value.get("logs")
             for log in (logs if isinstance(logs, list) else [])[:4]:

@@ -1,7 +1,9 @@
 """kind = "ray_stop": stop Ray on the step's nodes and check that none of its processes is
 left. The workers stop first, all at once; the head waits for them, then stops. A worker
-ends its raylet and the raylet's children; the head, or a node alone on its
-machine, ends every process of Ray's temp folder (GCS, dashboard, monitors). Only processes
+ends its raylet and the raylet's children, and every process of its own folder (a worker
+sharing its machine: saf.ray.command.node_temp_dir); the head, or a node alone on its
+machine, ends every process of Ray's temp folder and the node folders in it (GCS,
+dashboard, monitors). Only processes
 of that temp folder are touched, never another Ray on the same machine (`ray stop` would end
 them all). SIGTERM first, SIGKILL after a grace of a few seconds."""
 
@@ -76,16 +78,21 @@ class RayStop(Kind):
         me = ctx.node
         try:
             temp_dir = self._temp_dir(ctx)
-            facts = await node_facts(ctx.run, me.name, me.python, temp_dir=temp_dir, ports=[])
+            node_dir = rc.node_temp_dir(ctx.inventory, me, temp_dir)
+            facts = await node_facts(ctx.run, me.name, me.python, temp_dir=temp_dir, ports=[],
+                                     node_dir=node_dir)
         except RayError as exc:
             return Plan(True, refusal=str(exc))
         sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
-        running = facts.ray_processes if sweep else int(facts.raylet_running)
+        running = facts.ray_processes if sweep else \
+            facts.node_processes + int(facts.raylet_running)
         if not running:
             return Plan(False, "no Ray process of " + temp_dir)
         what = (f"end every Ray process of {temp_dir} ({facts.ray_processes})" if sweep
-                else f"end the raylet named {me.name} and its children")
-        return Plan(True, what, [what], {"temp_dir": temp_dir, "sweep": sweep})
+                else f"end the raylet named {me.name} and its children, and every process "
+                     f"of {node_dir} ({facts.node_processes})")
+        return Plan(True, what, [what], {"temp_dir": temp_dir, "sweep": sweep,
+                                         "node_dir": node_dir})
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         try:
