@@ -147,6 +147,18 @@ def node_ip(node: Node, facts: NodeFacts) -> tuple[str | None, str | None]:
                   f"({', '.join(facts.addresses[:6]) or 'none read'}); set vars.ray_node_ip")
 
 
+def known_ip(node: Node) -> str | None:
+    """The address node_ip will give the node when it can be told from the inventory alone
+    (`vars.ray_node_ip`, or a host that is an IP address), else None."""
+    explicit = node.vars.get("ray_node_ip")
+    if isinstance(explicit, str):
+        return explicit
+    try:
+        return str(ipaddress.ip_address(node.host))
+    except ValueError:
+        return None
+
+
 def dashboard_bind(settings: RaySettings, head_ip: str, several: bool) -> str:
     if settings.dashboard_host:
         return settings.dashboard_host

@@ -209,11 +209,16 @@ class RayStart(Kind):
         if settings is None:
             raise RayError(problem or "bad settings")
         ports = [settings.port, settings.dashboard_port] if me.is_head else []
+        head = inventory.head
+        # A worker probes the head's port in the same call when the head's address is known
+        # before its facts (most inventories): one round trip less before the head starts.
+        early = rc.known_ip(head) if head is not None and not me.is_head else None
+        early_target = f"{early}:{settings.port}" if early else None
         facts = await node_facts(ctx.run, me.name, me.python, temp_dir=settings.temp_dir,
                                  ports=ports, record=settings.record_path(me.name),
-                                 node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir))
+                                 node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir),
+                                 probe=[early_target] if early_target else None)
         _settle(state.facts[me.name], facts)
-        head = inventory.head
         if head is None:
             return _Decision(refused="no node has role head in the inventory")
         if head.name not in state.facts:
@@ -242,10 +247,13 @@ class RayStart(Kind):
             if not head_decision.refused and not head_decision.needed or head_restarts:
                 # The worker must reach the head's port from where it is (a firewall?).
                 expect_open = not head_restarts
-                value, _ = await call(ctx.run, me.name, me.python, "probe",
-                                      {"targets": [f"{head_ip}:{settings.port}"],
-                                       "timeout": 3})
-                seen = str((value.get("probes") or {}).get(f"{head_ip}:{settings.port}"))
+                target = f"{head_ip}:{settings.port}"
+                if target == early_target and target in facts.probes:
+                    seen = facts.probes[target]
+                else:
+                    value, _ = await call(ctx.run, me.name, me.python, "probe",
+                                          {"targets": [target], "timeout": 3})
+                    seen = str((value.get("probes") or {}).get(target))
                 if seen not in (("open",) if expect_open else ("open", "refused")):
                     return _Decision(refused=(
                         f"cannot reach the head's port {head_ip}:{settings.port} from here "
