@@ -1,44 +1,37 @@
 """The metrics store: the latest state of every node's agent and a bounded history per metric.
 
 Widgets and `saf top` read it; only `apply(event)` writes it, so a live hub and a replayed
-recording fill it the same way. Memory is bounded however long saf runs: each node keeps one
-ring of `capacity` sample times and, per metric, one ring of floats (8 bytes a point) aligned
-with it; a metric not seen for a whole ring (an interface that went away) is dropped, and a
-node has at most `max_metrics` metrics.
+recording fill it the same way. Memory is bounded however long saf runs: each node keeps the
+last `capacity` samples, a row of floats each (8 bytes a point; saf.metrics.history); a
+metric not seen for a whole ring (an interface that went away) is dropped, and a node has at
+most `max_metrics` metrics.
 
 Metric names flatten a sample (see `flatten`): `cpu.percent`, `cpu.core.3`, `load.1`,
 `mem.used`, `swap.percent`, `numa.0.mem_used`, `gpu.0.util`, `nic.eth0.rx_bps`,
 `disk.sda.write_bps`. Counters (`nic.eth0.rx_bytes`, `disk.sda.read_bytes`,
-`numa.1.numa_miss`, ...) also get a rate series named with `/s` appended, derived here from
-consecutive counter values and the agent's own sample times; a counter that goes backwards
-(agent restarted, interface reset) yields no rate for that step, never a negative one.
+`numa.1.numa_miss`, ...) also have a rate series named with `/s` appended, derived from
+consecutive counter values and the agent's own sample times when read; a counter that goes
+backwards (agent restarted, interface reset) yields no rate for that step, never a negative
+one.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from array import array
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from saf.events import Event
 from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape
+from saf.metrics.history import History
 from saf.metrics.events import (CONNECTING, LOST, UP, AgentErrorReported, AgentStatus,
                                 FrameRejected, HelloReceived, ReplyReceived, SampleReceived)
 
 DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
 MAX_METRICS = 4096      # per node
 STALE_INTERVALS = 2.0   # a sample older than this many intervals is stale
-NAN = float("nan")
-
-COUNTERS = frozenset({
-    "rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_errors", "tx_errors",
-    "rx_drops", "tx_drops", "read_bytes", "write_bytes", "read_count", "write_count",
-    "numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node",
-})
 
 
 def _number(value: Any) -> float | None:
@@ -133,15 +126,6 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
     return names, values
 
 
-class _Ring:
-    """A fixed-size ring of floats, NaN where there is no value."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, capacity: int) -> None:
-        self.data = array("d", [NAN]) * capacity
-
-
 @dataclass
 class NodeState:
     """What the store knows of one node. Read it; only the store changes it."""
@@ -184,150 +168,6 @@ class NodeState:
         }
 
 
-class _History:
-    """One node's sample times and metric rings, aligned by position.
-
-    Agents send the same metrics in the same order sample after sample, so `append` keeps a
-    plan made from the last sample's names (the ring of each value, the counters, the rings
-    the sample does not fill) and only makes a new one when the names change: the common case
-    is one list comparison and one array store per value.
-    """
-
-    def __init__(self, capacity: int, max_metrics: int) -> None:
-        self.capacity = capacity
-        self.max_metrics = max_metrics
-        self.times = _Ring(capacity)
-        self.rings: dict[str, _Ring] = {}
-        self.last_seen: dict[str, int] = {}  # up to date for plan names only after _settle()
-        self.count = 0  # samples ever appended
-        self.dropped: set[str] = set()  # names refused because of max_metrics (bounded)
-        self.counters: dict[str, tuple[float, float]] = {}  # name -> (agent time, value)
-        self._names: list[str] | None = None  # the names of the last sample, in order
-        self._plan: list[array | None] = []   # ring data per name (None: refused)
-        self._rates: list[list[Any]] = []     # [index, counter name, rate name, ring data]
-        self._others: list[array] = []        # rings the plan leaves empty (NaN) each sample
-        self._plan_count = 0  # self.count after the last sample that followed the plan
-        self.shape: Shape | None = None  # how the node's frames look, to read them fast
-
-    def _new_ring(self, name: str) -> array | None:
-        if len(self.rings) >= self.max_metrics:
-            if len(self.dropped) < 64:
-                self.dropped.add(name)
-            return None
-        ring = _Ring(self.capacity)
-        self.rings[name] = ring
-        return ring.data
-
-    def _settle(self) -> None:
-        """Write the plan's "seen" marks into last_seen (kept implicit while it holds)."""
-        if self._names is not None and self._plan_count:
-            for name, data in zip(self._names, self._plan, strict=True):
-                if data is not None:
-                    self.last_seen[name] = self._plan_count
-
-    def _replan(self, names: list[str]) -> None:
-        self._settle()
-        plan: list[array | None] = []
-        rates: list[list[Any]] = []
-        for i, name in enumerate(names):
-            ring = self.rings.get(name)
-            plan.append(ring.data if ring is not None else self._new_ring(name))
-            if name.rsplit(".", 1)[-1] in COUNTERS:
-                rate = self.rings.get(name + "/s")
-                rates.append([i, name, name + "/s", rate.data if rate is not None else None])
-        filled = set(names) | {r[2] for r in rates}
-        self._names, self._plan, self._rates = names, plan, rates
-        self._others = [ring.data for name, ring in self.rings.items() if name not in filled]
-
-    def append(self, when: float, agent_time: float | None, names: list[str],
-               values: Sequence[float]) -> None:
-        """One sample: `names` and `values` as `flatten_lists` makes them."""
-        if names is not self._names and names != self._names:
-            self._replan(names)
-        slot = self.count % self.capacity
-        self.times.data[slot] = when
-        for data, value in zip(self._plan, values, strict=True):
-            if data is not None:
-                data[slot] = value
-        for data in self._others:
-            data[slot] = NAN
-        self.count += 1
-        self._plan_count = self.count
-        if self._rates:
-            clock = agent_time if agent_time is not None else when
-            counters = self.counters
-            for entry in self._rates:
-                index, name, rate_name, data = entry
-                value = values[index]
-                before = counters.get(name)
-                counters[name] = (clock, value)
-                if before is not None and clock > before[0] and value >= before[1]:
-                    if data is None:
-                        data = entry[3] = self._new_ring(rate_name)
-                        if data is None:
-                            continue
-                    data[slot] = (value - before[1]) / (clock - before[0])
-                    self.last_seen[rate_name] = self.count
-                elif data is not None:
-                    data[slot] = NAN
-        if self.count % 64 == 0:
-            self._forget()
-
-    def _forget(self) -> None:
-        """Drop metrics not seen for a whole ring, so churning names cannot grow memory."""
-        self._settle()
-        gone = [n for n, seen in self.last_seen.items() if self.count - seen >= self.capacity]
-        for name in gone:
-            self.rings.pop(name, None)
-            self.last_seen.pop(name, None)
-            self.counters.pop(name, None)
-            self.counters.pop(name.removesuffix("/s"), None)
-        if gone:
-            self._names = None  # the plan may hold dropped rings: make a new one next time
-
-    def order(self, last: int | None) -> range:
-        """Ring positions, oldest first, of the last `last` samples (all kept when None)."""
-        kept = min(self.count, self.capacity)
-        n = kept if last is None else max(0, min(last, kept))
-        return range(self.count - n, self.count)
-
-    def latest(self, name: str) -> float | None:
-        ring = self.rings.get(name)
-        if ring is None or self.count == 0:
-            return None
-        v = ring.data[(self.count - 1) % self.capacity]
-        return None if math.isnan(v) else v
-
-    def values(self, name: str, last: int | None) -> list[float | None]:
-        """The last `last` values of a metric, oldest first (two array slices, no per-point
-        index arithmetic: sparklines read this for every row drawn)."""
-        ring = self.rings.get(name)
-        if ring is None:
-            return []
-        positions = self.order(last)
-        if not positions:
-            return []
-        start, stop = positions.start % self.capacity, positions.stop % self.capacity
-        data = ring.data
-        chunk = data[start:stop] if start < stop else data[start:] + data[:stop]
-        return [None if v != v else v for v in chunk]  # NaN (no value) -> None
-
-    def series(self, name: str, last: int | None,
-               since: float | None) -> list[tuple[float, float | None]]:
-        ring = self.rings.get(name)
-        if ring is None:
-            return []
-        out: list[tuple[float, float | None]] = []
-        for i in self.order(last):
-            slot = i % self.capacity
-            t = self.times.data[slot]
-            if since is not None and t < since:
-                continue
-            v = ring.data[slot]
-            out.append((t, None if math.isnan(v) else v))
-        return out
-
-
 class MetricsStore:
     """Latest state and bounded history of every node; fed only by `apply(event)`."""
 
@@ -337,14 +177,15 @@ class MetricsStore:
         self.capacity = capacity
         self.max_metrics = max_metrics
         self._nodes: dict[str, NodeState] = {}
-        self._history: dict[str, _History] = {}
+        self._history: dict[str, History] = {}
+        self._shapes: dict[str, Shape] = {}  # how each node's frames look, to read them fast
 
     # -- writing --------------------------------------------------------------------------
     def add_node(self, name: str) -> NodeState:
         """Make a node known (shown as connecting) before any event about it arrives."""
         if name not in self._nodes:
             self._nodes[name] = NodeState(name)
-            self._history[name] = _History(self.capacity, self.max_metrics)
+            self._history[name] = History(self.capacity, self.max_metrics)
         return self._nodes[name]
 
     def apply(self, event: Event) -> None:
@@ -367,13 +208,17 @@ class MetricsStore:
             history = self._history[node]
             # The node's last frame shape reads this one at C speed; a new shape (or a frame
             # it cannot model) is flattened key by key, and its shape kept for the next.
-            shape = history.shape
+            shape = self._shapes.get(node)
             values = shape.values(frame) if shape is not None else None
             if shape is not None and values is not None:
                 history.append(event.time, agent_time, shape.names, values)
             else:
                 names, flat = flatten_lists(frame)
-                history.shape = Shape.of(frame, names, flat)
+                shape = Shape.of(frame, names, flat)
+                if shape is not None:
+                    self._shapes[node] = shape
+                else:
+                    self._shapes.pop(node, None)
                 history.append(event.time, agent_time, names, flat)
         elif isinstance(event, HelloReceived):
             state = self.add_node(node)
@@ -382,7 +227,7 @@ class MetricsStore:
             state.failure, state.failure_message, state.retry_at = "", "", None
             state.since = event.time
             # A new agent's counters start over: rates must not span two agents.
-            self._history[node].counters.clear()
+            self._history[node].restart()
         elif isinstance(event, AgentStatus):
             state = self.add_node(node)
             if event.status != state.status:
@@ -413,7 +258,7 @@ class MetricsStore:
         history = self._history.get(node)
         if history is None:
             return []
-        return sorted(n for n in history.rings if n.startswith(prefix))
+        return sorted(n for n in history.names() if n.startswith(prefix))
 
     def value(self, node: str, metric: str) -> float | None:
         """The metric's value in the node's latest sample (None when it had none)."""
