@@ -7,10 +7,12 @@
 on replayed frames.
 
 Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
-which notes the node and posts one `NodesUpdated` message for all the nodes noted until it is
-handled (a node is named once however many samples arrived: the newest supersedes). The
-screen on view then gets one typed message (saf.screens.messages); the others redraw from the
-store when they come back into view.
+which only notes the node. Once a second, with the clock's tick, the screen on view gets one
+typed message naming every node noted since (saf.screens.messages `NodesChanged`, then
+`Tick`): a node is named once however many samples arrived, the store has the newest, and 64
+nodes at 1 Hz are one message a second, not 64. A change a person must see at once (a node
+connected or lost, its first sample) is handed on within `GATHER` instead. The other screens
+redraw from the store when they come back into view.
 
 The top-level screens (dashboard, signals, recipes) are Textual screen modes: each keeps its
 state while another is on view. A node's screen is pushed onto the dashboard's.
@@ -25,10 +27,10 @@ from datetime import datetime
 from typing import ClassVar, Protocol
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widget import AwaitMount
 
 from saf.cockpit.context import CockpitContext
@@ -57,18 +59,6 @@ class MetricsSource(Protocol):
 
 
 SourceFactory = Callable[[Emit], MetricsSource]
-
-
-class NodesUpdated(Message):
-    """Something about some nodes changed in the store; the app holds which ones.
-
-    One message stands for every event that arrived since the last one was handled (64 nodes
-    at 1 Hz would otherwise be 64 messages a second), so a newer sample supersedes a queued
-    one by construction: the node is named once, and the store has the newest state.
-    """
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, NodesUpdated)
 
 
 def _screen_bindings() -> list[Binding]:
@@ -128,7 +118,8 @@ class SafApp(App[None]):
         self._views: dict[str, NodeView] = {}
         self._dirty: set[str] = set()     # nodes whose cached view is out of date
         self._updated: set[str] = set()   # nodes the screen on view has not heard of yet
-        self._update_posted = False
+        self._shown: dict[str, tuple[str, bool]] = {}  # node -> (status, has a sample)
+        self._hand_on_timer: Timer | None = None
         self._statuses: dict[str, str] = {}
         self.first_data_at: float | None = None  # monotonic time the first sample was shown
         folders = ctx.theme_folders
@@ -189,18 +180,39 @@ class SafApp(App[None]):
         if isinstance(node, str):
             self._node_changed(node)
 
+    GATHER = 0.05  # how long an urgent change waits for others of the same burst
+
     def _node_changed(self, node: str) -> None:
         self._dirty.add(node)
         self._updated.add(node)
-        if not self._update_posted:
-            self._update_posted = True
-            self.post_message(NodesUpdated())
+        if self._shown_changed(node) and self._hand_on_timer is None:
+            self._hand_on_timer = self.set_timer(self.GATHER, self._hand_on,
+                                                 name="saf-hand-on")
 
-    def on_nodes_updated(self, message: NodesUpdated) -> None:
-        """Hand the update to the screen on view only; the others redraw when they return."""
-        self._update_posted = False
+    def _shown_changed(self, node: str) -> bool:
+        """Whether what a person must see at once about the node changed: its status, or
+        its first sample."""
+        state = self.store.node(node)
+        shown = (state.status, state.sample is not None)
+        if self._shown.get(node) == shown:
+            return False
+        self._shown[node] = shown
+        return True
+
+    def _hand_on(self) -> None:
+        """Tell the screen on view which nodes changed since it last heard; the others
+        redraw from the store when they return."""
+        if self._hand_on_timer is not None:
+            self._hand_on_timer.stop()
+            self._hand_on_timer = None
+        if not self._updated:
+            return
+        try:
+            screen = self.screen
+        except (ScreenStackError, UnknownModeError):
+            return  # the app is closing (a stopping hub still reports its nodes lost)
         updated, self._updated = self._updated, set()
-        self.screen.post_message(NodesChanged(frozenset(updated)))
+        screen.post_message(NodesChanged(frozenset(updated)))
 
     def _tick(self) -> None:
         """Once a second: nodes turn stale by the clock alone, with no event to say so."""
@@ -212,6 +224,7 @@ class SafApp(App[None]):
             if self._statuses.get(name) != key:
                 self._statuses[name] = key
                 self._node_changed(name)
+        self._hand_on()
         self._post_to_screens_on_view(Tick(now))
 
     def _post_to_screens_on_view(self, message: Tick | ReplayMoved) -> None:

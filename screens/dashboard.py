@@ -1,13 +1,11 @@
 """The dashboard: every node at a glance, with cluster totals and alerts on top.
 
-The screen gathers the app's updates and hands them to its widgets (the node table in
-node_table.py, the header in cluster_header.py) at most once a second; the table tells the
-screen a node was opened with a message.
+The screen hands the app's updates (once a second, see saf.screens.app) to its widgets (the
+node table in node_table.py, the header in cluster_header.py) in one screen update; the table
+tells the screen a node was opened with a message.
 """
 
 from __future__ import annotations
-
-import time
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,11 +34,8 @@ class DashboardScreen(SafScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._pending: set[str] = set()
-        self._flush_timer: Timer | None = None
-        self._flush_at = 0.0
         self._status_dirty = False
-        self._flushed_at = 0.0
-        self._shown: dict[str, tuple[str, bool]] = {}  # node -> (status, has a sample)
+        self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(id="cluster-header")
@@ -73,63 +68,40 @@ class DashboardScreen(SafScreen[None]):
         self.query_one(StatusLine).refresh()
 
     # -- updates from the app (only while on view) ------------------------------------------
-    # Updates are gathered and drawn together: one screen update for many nodes' samples
-    # instead of one each (64 nodes at 1 Hz would be 64 updates/s). The table repaints at
-    # most once a second (samples come once a second; top does the same), and GATHER after
-    # the first change following a quiet spell, so a lone change (a first sample, a node
-    # lost) shows at once. The header and the status line join the same update.
-    FLUSH_EVERY = 1.0
-    GATHER = 0.05
+    # The app hands on samples once a second with the clock's tick (and a node's new state at
+    # once). What arrives together (the nodes, the tick's status line, the replay's position)
+    # is drawn together, GATHER later: one screen update instead of three.
+    GATHER = 0.02
 
     def on_nodes_changed(self, message: NodesChanged) -> None:
-        if not self.is_mounted or not message.nodes:
-            return  # on_mount draws everything there is
-        store = self.cockpit.store
-        urgent = False
-        for node in message.nodes:
-            self._pending.add(node)
-            # A node whose state changed (connected, lost, its first sample) is shown at once;
-            # new figures of a node already shown wait for the next turn.
-            state = store.node(node)
-            shown = (state.status, state.sample is not None)
-            urgent = urgent or self._shown.get(node) != shown
-            self._shown[node] = shown
-        self._schedule(urgent)
-
-    def _schedule(self, urgent: bool = False) -> None:
-        now = time.monotonic()
-        at = now + (self.GATHER if urgent else
-                    max(self.GATHER, self._flushed_at + self.FLUSH_EVERY - now))
-        if self._flush_timer is not None:
-            if self._flush_at <= at:
-                return  # already due soon enough
-            self._flush_timer.stop()
-        self._flush_at = at
-        self._flush_timer = self.set_timer(at - now, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_timer = None
-        self._flushed_at = time.monotonic()
-        pending, self._pending = self._pending, set()
-        self.table.update_nodes(pending)
-        if self._status_dirty:
-            self._status_dirty = False
-            self.query_one(StatusLine).refresh()
-        self.query_one(ClusterHeader).refresh()
+        if self.is_mounted and message.nodes:  # else on_mount draws everything there is
+            self._pending.update(message.nodes)
+            self._schedule()
 
     def on_tick(self, _: Tick) -> None:
         # A lost node's row counts down to its next try: it is drawn again each second.
-        # SafScreen.on_tick runs next and calls status_moved, which draws them.
+        # SafScreen.on_tick runs next (Textual calls each class's handler): status_moved.
         store = self.cockpit.store
         self._pending.update(n for n in store.nodes if store.node(n).retry_at is not None)
 
     def status_moved(self) -> None:
-        """The status line (clock, replay position) is drawn with the next gathered update,
-        not on its own: one screen update instead of two."""
-        if not self.is_mounted:
-            return
-        self._status_dirty = True
-        self._schedule()
+        if self.is_mounted:
+            self._status_dirty = True
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(self.GATHER, self._flush, name="dashboard-flush")
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self._pending:
+            pending, self._pending = self._pending, set()
+            self.table.update_nodes(pending)
+            self.query_one(ClusterHeader).refresh()
+        if self._status_dirty:
+            self._status_dirty = False
+            self.query_one(StatusLine).refresh()
 
     # -- actions ----------------------------------------------------------------------------
     def action_filter(self) -> None:

@@ -21,7 +21,7 @@ from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.metrics.events import AgentFrameEvent
 from saf.metrics.view import NodeStatus
 from saf.recording import Recording, Replayer, load_recording
-from saf.screens.app import NodesUpdated, SafApp, make_app, replay_app
+from saf.screens.app import SafApp, make_app, replay_app
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.dashboard import DashboardScreen
 from saf.screens.help import HelpScreen
@@ -200,31 +200,35 @@ async def test_replay_plays_pauses_and_seeks():
         assert app.store.node("alpha").samples < samples
 
 
-async def test_updates_are_gathered_and_a_node_is_named_once():
-    """Many samples before the app gets to them: one message, each node handed over once."""
-    app = cockpit("healthy-3-nodes.jsonl")
+async def test_samples_reach_the_screen_once_a_second_each_node_named_once():
+    """Samples are handed to the screen on view with the clock's tick, all nodes in one
+    message, not a message a sample (64 nodes at 1 Hz would be 64 a second)."""
+    recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")
+    app = replay_app(context(recording), recording)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
-        events = [e for e in app.replayer.recording.events if e.kind == "agent_sample"][-6:]
-        assert len(events) == 6
-        await pilot.pause()
-        posted: list[object] = []
-        heard: list[object] = []
+        for _ in range(100):  # every node up with a sample (each shown at once)
+            if all(app.store.node(n).sample for n in app.store.nodes):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.1)
         screen = app.screen
-        app.post_message = posted.append  # type: ignore[method-assign]
-        screen.post_message = heard.append  # type: ignore[method-assign]
-        try:
-            app._updated.clear()  # whatever the once-a-second tick noted meanwhile
-            app._update_posted = False
-            for event in events:
-                app._on_event(event)
-            assert len(posted) == 1 and isinstance(posted[0], NodesUpdated)
-            app.on_nodes_updated(posted[0])
-        finally:
-            del app.post_message, screen.post_message  # Textual's own again, to close
-        changed = [m for m in heard if isinstance(m, NodesChanged)]
-        assert len(changed) == 1 and changed[0].nodes == {e.node for e in events}
-        assert NodesUpdated().can_replace(NodesUpdated())
+        heard: list[frozenset[str]] = []
+        post = screen.post_message
+
+        def spy(message):
+            if isinstance(message, NodesChanged):
+                heard.append(message.nodes)
+            return post(message)
+
+        screen.post_message = spy  # type: ignore[method-assign]
+        before = sum(app.store.node(n).samples for n in app.store.nodes)
+        await pilot.pause(3.1)
+        samples = sum(app.store.node(n).samples for n in app.store.nodes) - before
+        del screen.post_message  # Textual's own again, to close
+    assert samples >= 6  # three nodes at 1 Hz for three seconds
+    assert 2 <= len(heard) <= 4  # once a second, not once a sample
+    assert set().union(*heard) == {"alpha", "beta", "gamma"}
 
 
 async def test_readonly_refuses_node_actions():
