@@ -5,7 +5,10 @@ Both run in this process, one after the other, in a headless terminal of 120x40:
   * saf's dashboard on N replayed nodes (synthetic agent frames, 1 sample/s/node, not in
     step, as real agents are), fed through the Replayer exactly as `saf replay` does;
   * a stock Textual DataTable of N rows x 10 columns whose every cell is updated with
-    `update_cell` once a second.
+    `update_cell` once a second;
+  * Textual's floor: a bare ScrollView of N rows whose visible lines (12 styled segments
+    each, made once a second, nothing computed) are redrawn once a second, the least any
+    Textual table showing these rows can cost.
 CPU is this process's user+system time over the measured window, in percent of one core.
 Targets for saf: <= 2 % at 64 nodes, <= 5 % at 256.
 
@@ -31,7 +34,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures" / "frames")]
 
 from synth import T0, mac_studio, nvidia_box, run, xeon_2s  # noqa: E402
+from rich.segment import Segment  # noqa: E402
+from rich.style import Style  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
+from textual.geometry import Region, Size  # noqa: E402
+from textual.scroll_view import ScrollView  # noqa: E402
+from textual.strip import Strip  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
 from saf.inventory.model import Node  # noqa: E402
@@ -121,6 +129,44 @@ class TableBaseline(App[None]):
                 table.update_cell(row, col, f"{self.rng.uniform(0, 100):.1f}")
 
 
+class Floor(App[None]):
+    """The least a Textual table of N rows costs: visible lines redrawn once a second."""
+
+    STYLES = [Style(color="red"), Style(color="green"), Style(bold=True), Style()]
+
+    def __init__(self, rows: int) -> None:
+        super().__init__()
+        self.n_rows = rows
+
+    def compose(self) -> ComposeResult:
+        yield FloorTable(self.n_rows)
+
+
+class FloorTable(ScrollView):
+    def __init__(self, rows: int) -> None:
+        super().__init__()
+        self.n_rows, self.tick_count = rows, 0
+        self.lines: dict[int, Strip] = {}
+
+    def on_mount(self) -> None:
+        self.virtual_size = Size(SIZE[0], self.n_rows + 1)
+        self.set_interval(1.0, self.tick)
+
+    def tick(self) -> None:
+        self.tick_count += 1
+        self.lines.clear()
+        self.refresh(Region(0, 1, self.size.width, self.size.height - 1))
+
+    def render_line(self, y: int) -> Strip:
+        strip = self.lines.get(y)
+        if strip is None:
+            styles = Floor.STYLES
+            segments = [Segment(f"{(self.tick_count * 7 + y * 13 + i) % 1000:>9} ", styles[i % 4])
+                        for i in range(12)]
+            strip = self.lines[y] = Strip(segments, 120).crop(0, self.size.width)
+        return strip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -140,7 +186,10 @@ def main() -> None:
         return
     base, wall = asyncio.run(measure(TableBaseline(args.nodes), args.seconds))
     print(f"stock DataTable {args.nodes}x10 update_cell at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
-          f"{base:.2f} % of one core over {wall:.0f} s")
+          f"{base:.2f} % of one core over {wall:.0f} s (saf: {pct / base:.2f}x)")
+    floor, wall = asyncio.run(measure(Floor(args.nodes), args.seconds))
+    print(f"Textual's floor, a bare ScrollView of {args.nodes} rows redrawn at 1 Hz, "
+          f"{SIZE[0]}x{SIZE[1]}: {floor:.2f} % of one core over {wall:.0f} s")
 
 
 if __name__ == "__main__":
