@@ -136,3 +136,30 @@ def test_a_bad_bind_is_one_line_naming_the_option():
                               capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
         assert done.stderr.strip() == (f"saf: {option} '9464': give HOST:PORT, e.g. {example}")
+
+
+async def test_a_port_that_is_taken_is_refused_naming_the_face():
+    """`--metrics` or `--web` on a port something else listens on: a clear error naming the
+    option and the bind, and nothing left listening."""
+    import socket
+
+    import pytest
+    from aiohttp import web
+
+    from saf.errors import SafError
+    from saf.serve.faces import Bind
+    from saf.serve.http_site import listening
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SafError, match=rf"^--metrics 127\.0\.0\.1:{port}: cannot listen"):
+            async with listening(web.Application(), Bind("127.0.0.1", port), "--metrics"):
+                pass
+    # Free again: served, then closed when the block ends.
+    async with listening(web.Application(), Bind("127.0.0.1", port), "--web"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from saf.errors import SafError
 from saf.serve.faces import Bind
+from saf.serve.http_site import listening
 from saf.serve.prometheus import registry
 
 if TYPE_CHECKING:
@@ -43,15 +43,6 @@ def make_app(hub: Hub) -> web.Application:
 
 async def run(hub: Hub, bind: Bind) -> None:
     """Serve /metrics on `bind` until cancelled."""
-    runner = web.AppRunner(make_app(hub), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, bind.host, bind.port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise SafError(f"--metrics {bind}: cannot listen: {exc.strerror or exc}") from None
+    async with listening(make_app(hub), bind, "--metrics"):
         log.info("metrics: http://%s/metrics", bind)
         await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()

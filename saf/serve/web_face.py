@@ -36,8 +36,8 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
-from saf.errors import SafError
 from saf.serve.faces import Bind
+from saf.serve.http_site import listening
 
 if TYPE_CHECKING:
     from saf.serve.hub import Hub
@@ -164,16 +164,9 @@ async def end(service: AppService) -> None:
 async def run(hub: Hub, bind: Bind, *, max_sessions: int = 16) -> None:
     """Serve the cockpit on `bind` until cancelled."""
     server = CockpitServer(hub, bind, max_sessions=max_sessions)
-    runner = web.AppRunner(await server._make_app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, bind.host, bind.port, reuse_address=True)
+    async with listening(await server._make_app(), bind, "--web"):
         try:
-            await site.start()
-        except OSError as exc:
-            raise SafError(f"--web {bind}: cannot listen: {exc.strerror or exc}") from None
-        await asyncio.Event().wait()
-    finally:
-        await server.end_all()
-        await runner.cleanup()
+            await asyncio.Event().wait()
+        finally:
+            await server.end_all()  # every tab's cockpit ended before the site closes
 
