@@ -285,11 +285,13 @@ def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
     for i, g in enumerate(sample.get("gpus") or ()):
         if not isinstance(g, dict):
             continue
+        listed = g.get("processes")
         procs = tuple(GpuProcess(int(p.get("pid", 0)), str(p.get("name") or "?"),
                                  num(p.get("mem_used")))
-                      for p in g.get("processes") or () if isinstance(p, dict))
+                      for p in listed if isinstance(p, dict)) if listed else ()
         index = num(g.get("index"))
         clock = num(g.get("clock_sm_mhz"))
+        missing = g.get("missing")
         out.append(Gpu(
             index=int(index) if index is not None else i,
             name=str(g.get("name") or "GPU"),
@@ -303,8 +305,8 @@ def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
             # NVIDIA reports its shader clock, Apple and Intel their GPU frequency.
             clock_mhz=clock if clock is not None else num(g.get("freq_mhz")),
             processes=procs, vendor=str(g.get("vendor") or ""),
-            missing={str(k): str(v) for k, v in (g.get("missing") or {}).items()}
-            if isinstance(g.get("missing"), dict) else {}))
+            missing={str(k): str(v) for k, v in missing.items()}
+            if missing and isinstance(missing, dict) else {}))
     return tuple(out)
 
 
