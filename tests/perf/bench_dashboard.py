@@ -88,10 +88,19 @@ def saf_app(n: int, seconds: float):
     return make_app(ctx, lambda emit: Replayer(recording, emit, speed=1.0))
 
 
-def hub_memory_per_node(n: int, seconds: int = HUB_SECONDS) -> float:
-    """Bytes the metrics store holds per node after `seconds` of 1 Hz samples."""
+def hub_memory_per_node(n: int, seconds: int = HUB_SECONDS) -> tuple[float, float]:
+    """Bytes the metrics store holds per node after `seconds` of 1 Hz samples, and the CPU
+    time a sample takes to apply (measured on a second store, untraced)."""
     machines, nodes = fleet(n)
     events = list(run(machines, seconds))  # made before tracing: only the store is counted
+    timed = MetricsStore()
+    for node in nodes:
+        timed.add_node(node.name)
+    started = time.process_time()
+    for event in events:
+        timed.apply(event)
+    per_sample = (time.process_time() - started) / max(1, n * seconds)
+    del timed
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     store = MetricsStore()
@@ -102,7 +111,7 @@ def hub_memory_per_node(n: int, seconds: int = HUB_SECONDS) -> float:
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     del store
-    return held / n
+    return held / n, per_sample
 
 
 class TableBaseline(App[None]):
@@ -179,9 +188,10 @@ def main() -> None:
     print(f"saf dashboard, {args.nodes} nodes at 1 Hz, {SIZE[0]}x{SIZE[1]}: "
           f"{pct:.2f} % of one core over {wall:.0f} s"
           + (f" (target <= {target:g} %)" if target else ""))
-    per_node = hub_memory_per_node(args.nodes)
+    per_node, per_sample = hub_memory_per_node(args.nodes)
     print(f"hub memory after {HUB_SECONDS // 60} minutes at 1 Hz: "
-          f"{per_node / 1024:.0f} KiB per node ({args.nodes} nodes)")
+          f"{per_node / 1024:.0f} KiB per node ({args.nodes} nodes); a sample takes "
+          f"{per_sample * 1e6:.0f} us to store")
     if args.no_baseline:
         return
     base, wall = asyncio.run(measure(TableBaseline(args.nodes), args.seconds))
