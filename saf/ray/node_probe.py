@@ -265,6 +265,17 @@ def start(args):
     # This node's raylet log: the one this start created (several nodes may share the folder).
     new = sorted(_raylet_logs(args.get("temp_dir")) - before, key=_mtime)
     raylet_log = new[-1] if new else None
+    # `ray start` can say it started while its raylet exits (an agent of it failed: its
+    # port taken...), and the GCS then lists the node ALIVE until its health check gives up
+    # on it, half a minute later: the node counts as started once its agents have written
+    # their port files (Ray's session folder, `NAME_port_<node id>`), and not if its raylet
+    # is gone first.
+    raylet_alive = code != 0 or _agents_up(args.get("temp_dir") or "/tmp/ray",
+                                           _flag(args["argv"], "--node-name"), raylet_log,
+                                           float(args.get("agents_timeout", 20)))
+    if code == 0 and not raylet_alive:
+        code = 1
+        _end_group(proc)  # what the start left (its monitors, agents) goes with it
     if code == 0 and args.get("record"):
         folder = os.path.dirname(args["record"])
         os.makedirs(folder, exist_ok=True)
@@ -273,7 +284,66 @@ def start(args):
             json.dump(args.get("settings") or {}, f)
         os.replace(tmp, args["record"])
     return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
-            "raylet_crashed": bool(raylet_log and _fatal_lines(_read_lines(raylet_log)))}
+            "raylet_crashed": bool(raylet_log and _fatal_lines(_read_lines(raylet_log))),
+            "raylet_gone": not raylet_alive}
+
+
+def _group_left(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return any(_alive(pid) for pid, _, _ in _processes() if _pgid(pid) == pgid)
+
+
+def _pgid(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _flag(argv, name):
+    for arg in argv:
+        if isinstance(arg, str) and arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+AGENT_PORT_FILES = ("runtime_env_agent_port", "dashboard_agent_listen_port")
+
+
+def _agents_up(temp_dir, node_name, raylet_log, timeout):
+    """False when the node's raylet is gone before its agents are up; True once they are
+    (or when that cannot be told: no raylet log, no node id, files not there in time)."""
+    node_id = None
+    for line in _read_lines(raylet_log, 256 << 10) if raylet_log else []:
+        match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
+        if match:
+            node_id = match.group(1)
+    session = os.path.dirname(os.path.dirname(raylet_log)) if raylet_log else None
+    deadline = time.time() + timeout
+    while True:
+        if not _raylet_of(temp_dir, node_name):
+            return False
+        # It says so before it ends (which can take seconds).
+        said = _read_lines(raylet_log, 256 << 10) if raylet_log else []
+        if _fatal_lines(said) or any(_EXITING.search(line) for line in said):
+            return False
+        if not node_id or not session or time.time() > deadline or all(
+                os.path.exists(os.path.join(session, "%s_%s" % (name, node_id)))
+                for name in AGENT_PORT_FILES):
+            return True
+        time.sleep(0.2)
+
+
+def _raylet_of(temp_dir, node_name):
+    """Whether a raylet of temp_dir named node_name runs (not a zombie)."""
+    for pid, _, cmd in _processes():
+        if _of(temp_dir, cmd) and "raylet" in cmd.split(" ", 1)[0] \
+                and "--node-name=%s " % node_name in cmd + " " and _alive(pid):
+            return True
+    return False
 
 
 def _end_group(proc):
@@ -287,7 +357,9 @@ def _end_group(proc):
         proc.wait(timeout=3.0)
     except subprocess.TimeoutExpired:
         pass
-    time.sleep(0.5)
+    deadline = time.time() + 3.0
+    while time.time() < deadline and _group_left(proc.pid):
+        time.sleep(0.1)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
@@ -324,6 +396,20 @@ def _read_lines(path, limit=4 << 20):
 _LEVEL = re.compile(r"^\[[0-9-]+ [0-9:,]+ ([DIWECF]) \d+ \d+\]")
 # A fatal error's stack trace ("*** StackTrace Information ***", "/path/bin(+0x23ccf4) [...]").
 _FRAME = re.compile(r"^(\*\*\* .* \*\*\*|\S*\(\S*\+0x[0-9a-f]+\) \[0x[0-9a-f]+\].*)$")
+
+
+# "[...] (raylet) agent_manager.cc:87: The raylet exited immediately because one Ray agent
+# failed, agent_name = runtime_env_agent."
+_EXITING = re.compile(r"^\[[^\]]* [ECF] \d+ \d+\] \(raylet\) .*The raylet exited")
+
+
+def _error_lines(lines):
+    out = []
+    for line in lines:
+        match = _LEVEL.match(line)
+        if match and match.group(1) in ("E", "C", "F"):
+            out.append(line)
+    return out
 
 
 def _fatal_lines(lines):
@@ -413,9 +499,10 @@ def _log_lines(lines):
 
 def tail(args):
     """The end of this node's Ray logs: its raylet's log (`raylet`, the one its start made;
-    else the newest) with its fatal lines kept, and the GCS log's lines about the node
-    (`node_name`, or its node id) when the GCS log is here; Ray's log lines only (no state
-    dumps, no stack-trace frames)."""
+    else the newest) with its last error line kept, the newest non-empty .err file beside
+    it (an agent's traceback), and the GCS log's lines about the node (`node_name`, or its
+    node id) when the GCS log is here; Ray's log lines only (no state dumps, no stack-trace
+    frames)."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     lines = int(args.get("lines", 6))
     name = args.get("node_name") or ""
@@ -434,8 +521,17 @@ def tail(args):
             if match:
                 node_id = match.group(1)
         last = text[-lines:]
-        fatal = [line for line in _fatal_lines(text)[-2:] if line not in last]
+        fatal = [line for line in _error_lines(text)[-1:] if line not in last]
         out.append({"path": raylet, "what": "end", "lines": fatal + last})
+        # Why an agent of the raylet failed is in that agent's .err (a Python traceback).
+        errs = sorted((f for f in glob.glob(os.path.join(os.path.dirname(raylet), "*.err"))
+                       if os.path.getsize(f) > 0
+                       and not os.path.basename(f).startswith(("gcs_server", "raylet"))),
+                      key=_mtime)
+        if errs:
+            text = [line for line in _read_lines(errs[-1], 64 << 10)
+                    if line.strip() and not _FRAME.match(line)]
+            out.append({"path": errs[-1], "what": "end", "lines": text[-2:]})
     # The GCS log is in the head's session folder, when the head is on this machine.
     gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
     if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
@@ -447,7 +543,7 @@ def tail(args):
         about = [line for line in text if any(
             line.endswith(m) or (m + " ") in line for m in marks)]
         if about:
-            out.append({"path": gcs, "what": "about " + name, "lines": about[-3:]})
+            out.append({"path": gcs, "what": "about " + name, "lines": about[-2:]})
         else:
             out.append({"path": gcs, "what": "end, nothing about " + (name or "the node"),
                         "lines": text[-2:]})

@@ -365,6 +365,8 @@ class RayStart(Kind):
         said = [line for line in result.tail(12) if line.strip()][-1:]
         if value.get("ended_early") is True:
             said = ["ended by saf once its raylet had crashed (Ray would wait 30 s for it)"]
+        elif value.get("raylet_gone") is True:
+            said = ["it said Ray started, but the node's raylet has already exited"]
         outcome = await self._no_join(
             ctx, settings, raylet_log, f"`ray start` ended with exit status {code}", said)
         outcome.exit_status = code if isinstance(code, int) else None
@@ -374,13 +376,14 @@ class RayStart(Kind):
                        raylet_log: str | None, why: str,
                        said: list[str] | None = None) -> Outcome:
         """A node that did not join: fails with what `ray start` said last, then the end of
-        its raylet's log and the GCS log's lines about it (when the GCS log is on the node),
-        at most 12 lines (what the run view shows)."""
+        its raylet's log, the newest of its log folder's non-empty .err files (an agent's
+        traceback), and the GCS log's lines about it (when the GCS log is on the node), at
+        most 12 lines (what the run view shows)."""
         me = ctx.node
         tail = [f"ray start: {line[:1000]}" for line in said or []]
         try:
             value, _ = await call(ctx.run, me.name, me.python, "tail",
-                                  {"temp_dir": settings.temp_dir, "lines": 4,
+                                  {"temp_dir": settings.temp_dir, "lines": 3,
                                    "node_dir": rc.node_temp_dir(ctx.inventory, me,
                                                                 settings.temp_dir),
                                    "raylet": raylet_log, "node_name": me.name})
