@@ -121,6 +121,31 @@ def test_nodes_sharing_a_machine_get_their_own_ports() -> None:
     assert not any(a.startswith("--ray-client-server-port") for a in plan.argv)
 
 
+def test_workers_sharing_a_machine_get_a_ray_folder_of_their_own() -> None:
+    """node_temp_dir: the head keeps the temp folder; a worker sharing its machine gets
+    TEMP/n<i>; on separate machines every node keeps Ray's folder (no --temp-dir)."""
+    inv = inventory(Node("a", "127.0.0.1", roles=("head",)), Node("b", "127.0.0.1"))
+    assert rc.node_temp_dir(inv, inv.nodes[0], "/tmp/ray") == "/tmp/ray"
+    assert rc.node_temp_dir(inv, inv.nodes[1], "/tmp/ray/") == "/tmp/ray/n1"
+    plan, _ = rc.start_plan(inv, inv.nodes[1], facts("linux-loopback"),
+                            rc.RaySettings(port=20000), "127.0.0.1")
+    assert plan is not None and "--temp-dir=/tmp/ray/n1" in plan.argv
+    for node in MACS.nodes:
+        assert rc.node_temp_dir(MACS, node, "/tmp/ray") == "/tmp/ray"
+        plan, _ = rc.start_plan(MACS, node, facts("macstudio-m2ultra-brew"), rc.RaySettings(),
+                                "10.10.0.1")
+        assert plan is not None and not any(a.startswith("--temp-dir") for a in plan.argv)
+
+
+def test_known_ip_is_what_the_inventory_alone_tells() -> None:
+    """A worker probes the head's port in its facts call only for an address known before
+    the head's facts; a host name waits for them (a second probe)."""
+    assert rc.known_ip(Node("h", "10.10.0.1")) == "10.10.0.1"
+    assert rc.known_ip(Node("h", "studio.local", vars={"ray_node_ip": "10.0.0.9"})) == \
+        "10.0.0.9"
+    assert rc.known_ip(Node("h", "studio.local")) is None
+
+
 def test_differences_say_what_changed() -> None:
     old = {"argv": ["ray", "start", "--head", "--num-cpus=2"], "env": {}, "head": "h:1"}
     new = {"argv": ["ray", "start", "--head", "--num-cpus=4"], "env": {"X": "1"},
