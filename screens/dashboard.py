@@ -38,7 +38,7 @@ class DashboardScreen(SafScreen[None]):
         self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield ClusterHeader(id="cluster-header")
+        yield ClusterHeader(id="cluster-header", classes="screen-header")
         yield NodeTable(id="nodes")
         yield Input(placeholder="filter nodes: name, role, tag, OS or state  (Esc clears)",
                     id="filter")

@@ -64,25 +64,15 @@ class NetworkScreen(SafScreen[None]):
 
     DEFAULT_CSS = """
     NetworkScreen #net-header {
-        height: auto;
         text-wrap: nowrap;
         text-overflow: ellipsis;
-        background: $surface;
-        color: $foreground;
-        border-bottom: solid $primary 40%;
     }
     NetworkScreen #net-matrix-box {
         height: auto;
         max-height: 60%;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     NetworkScreen #net-ifaces-box {
         height: 1fr;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     """
 
@@ -97,11 +87,11 @@ class NetworkScreen(SafScreen[None]):
         self.seen: list[int] = []  # measurements shown at each step of a run (for tests)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="net-header")
-        matrix = VerticalScroll(Static(id="net-matrix"), id="net-matrix-box")
+        yield Static(id="net-header", classes="screen-header")
+        matrix = VerticalScroll(Static(id="net-matrix"), id="net-matrix-box", classes="panel")
         matrix.border_title = "Links (last speed test)"
         yield matrix
-        ifaces = VerticalScroll(Static(id="net-ifaces"), id="net-ifaces-box")
+        ifaces = VerticalScroll(Static(id="net-ifaces"), id="net-ifaces-box", classes="panel")
         ifaces.border_title = "Interfaces"
         yield ifaces
         yield StatusLine()

@@ -277,7 +277,7 @@ class Missing(Part):
 
 
 def _section(title: str, *children: Widget, ident: str = "") -> Vertical:
-    box = Vertical(*children, classes="section", id=ident or None)
+    box = Vertical(*children, classes="panel section", id=ident or None)
     box.border_title = title
     return box
 
@@ -303,7 +303,7 @@ class NodeScreen(SafScreen[None]):
         return self.node
 
     def compose(self) -> ComposeResult:
-        yield Title(self.node, id="node-title")
+        yield Title(self.node, id="node-title", classes="screen-header")
         yield VerticalScroll(id="node-body")
         yield StatusLine()
         yield FittingFooter()

@@ -38,17 +38,10 @@ class RayScreen(SafScreen[None]):
 
     DEFAULT_CSS = """
     RayScreen #ray-header {
-        height: auto;
-        background: $surface;
-        color: $foreground;
-        border-bottom: solid $primary 40%;
         padding: 0 1;
     }
     RayScreen .ray-box {
         height: auto;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     RayScreen #ray-scroll {
         height: 1fr;
@@ -63,10 +56,10 @@ class RayScreen(SafScreen[None]):
         self.reads = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(id="ray-header")
-        nodes = Static(id="ray-nodes", classes="ray-box")
+        yield Static(id="ray-header", classes="screen-header")
+        nodes = Static(id="ray-nodes", classes="ray-box panel")
         nodes.border_title = "Nodes"
-        jobs = Static(id="ray-jobs", classes="ray-box")
+        jobs = Static(id="ray-jobs", classes="ray-box panel")
         jobs.border_title = "Jobs"
         yield VerticalScroll(nodes, jobs, id="ray-scroll")
         yield StatusLine()

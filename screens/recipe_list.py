@@ -45,7 +45,7 @@ class RecipeList(Vertical):
         run: str
 
     def __init__(self, found: list[library.Found]) -> None:
-        super().__init__(id="recipes-side")
+        super().__init__(id="recipes-side", classes="panel flush")
         self.found = found
         self.history_mode = False
         self._recipes: dict[str, Recipe | SafError] = {}

@@ -30,7 +30,8 @@ class RunMatrix(DataTable[str | Text]):
         node: str
 
     def __init__(self) -> None:
-        super().__init__(id="recipes-matrix", cursor_type="cell", zebra_stripes=False)
+        super().__init__(id="recipes-matrix", classes="panel flush", cursor_type="cell",
+                         zebra_stripes=False)
         self.border_title = "Run"
         self.state: RunState | None = None
         self.selected: tuple[int, str] | None = None

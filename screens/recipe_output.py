@@ -18,7 +18,7 @@ LOG_LINES = 200
 
 class RunOutput(VerticalScroll):
     def __init__(self) -> None:
-        super().__init__(id="recipes-log-box")
+        super().__init__(id="recipes-log-box", classes="panel")
         self.border_title = "Output"
 
     def compose(self) -> ComposeResult:

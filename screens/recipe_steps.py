@@ -19,7 +19,7 @@ from saf.screens.widgets import palette
 
 class RecipeSteps(VerticalScroll):
     def __init__(self) -> None:
-        super().__init__(id="recipes-detail-box")
+        super().__init__(id="recipes-detail-box", classes="panel")
         self.border_title = "Steps"
 
     def compose(self) -> ComposeResult:

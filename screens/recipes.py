@@ -54,18 +54,14 @@ class RecipesScreen(SafScreen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
 
     DEFAULT_CSS = """
-    RecipesScreen #recipes-side { width: 33%; min-width: 24; max-width: 40;
-        border: round $primary 50%; border-title-color: $primary; }
+    RecipesScreen #recipes-side { width: 33%; min-width: 24; max-width: 40; }
     RecipesScreen.-narrow #recipes-body { layout: vertical; }
     RecipesScreen.-narrow #recipes-side { width: 100%; max-width: 100%; height: 35%; }
     RecipesScreen #recipes-side OptionList { border: none; height: 1fr; }
     RecipesScreen #recipes-main { width: 1fr; }
-    RecipesScreen #recipes-detail-box { height: 1fr; border: round $primary 50%;
-        border-title-color: $primary; padding: 0 1; }
-    RecipesScreen #recipes-matrix { height: 1fr; border: round $primary 50%;
-        border-title-color: $primary; display: none; }
-    RecipesScreen #recipes-log-box { height: 12; border: round $primary 50%;
-        border-title-color: $primary; padding: 0 1; display: none; }
+    RecipesScreen #recipes-detail-box { height: 1fr; }
+    RecipesScreen #recipes-matrix { height: 1fr; display: none; }
+    RecipesScreen #recipes-log-box { height: 12; display: none; }
     RecipesScreen.running-view #recipes-detail-box { display: none; }
     RecipesScreen.running-view #recipes-matrix { display: block; }
     RecipesScreen.running-view #recipes-log-box { display: block; }

@@ -58,24 +58,12 @@ class ServingScreen(SafScreen[None]):
     ]
 
     DEFAULT_CSS = """
-    ServingScreen #serving-header {
-        height: auto;
-        background: $surface;
-        color: $foreground;
-        border-bottom: solid $primary 40%;
-    }
     ServingScreen #serving-table-box {
         height: auto;
         max-height: 50%;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     ServingScreen #serving-detail-box {
         height: 1fr;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     """
 
@@ -90,11 +78,12 @@ class ServingScreen(SafScreen[None]):
         self.shown_log: tuple[str, list[str]] | None = None  # (endpoint key, lines) shown
 
     def compose(self) -> ComposeResult:
-        yield Static(id="serving-header")
-        box = Vertical(Static(id="serving-table"), id="serving-table-box")
+        yield Static(id="serving-header", classes="screen-header")
+        box = Vertical(Static(id="serving-table"), id="serving-table-box", classes="panel")
         box.border_title = "Endpoints"
         yield box
-        detail = VerticalScroll(Static(id="serving-detail"), id="serving-detail-box")
+        detail = VerticalScroll(Static(id="serving-detail"), id="serving-detail-box",
+                                classes="panel")
         detail.border_title = "Last check"
         yield detail
         yield StatusLine()

@@ -66,17 +66,8 @@ class SignalsScreen(SafScreen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
 
     DEFAULT_CSS = """
-    SignalsScreen #signals-header {
-        height: auto;
-        background: $surface;
-        color: $foreground;
-        border-bottom: solid $primary 40%;
-    }
     SignalsScreen #signals-table-box {
         height: 1fr;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
     }
     SignalsScreen #signals-lower {
         height: auto;
@@ -89,13 +80,6 @@ class SignalsScreen(SafScreen[None]):
     SignalsScreen .signals-panel {
         width: 1fr;
         height: auto;
-        border: round $primary 50%;
-        border-title-color: $primary;
-        padding: 0 1;
-    }
-    SignalsScreen .signals-panel.alert {
-        border: round $error;
-        border-title-color: $error;
     }
     SignalsScreen #signals-filter {
         dock: bottom;
@@ -118,14 +102,15 @@ class SignalsScreen(SafScreen[None]):
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(id="signals-header")
-        table_box = VerticalScroll(Static(id="signals-table"), id="signals-table-box")
+        yield Static(id="signals-header", classes="screen-header")
+        table_box = VerticalScroll(Static(id="signals-table"), id="signals-table-box",
+                                   classes="panel")
         table_box.border_title = "Symbols"
         yield table_box
         panels = []
         for ident, title in (("latency", "Latency"), ("bad", "Bad frames"),
                              ("log", "Anomalies and gaps")):
-            panel = Vertical(Static(id=f"signals-{ident}"), classes="signals-panel",
+            panel = Vertical(Static(id=f"signals-{ident}"), classes="signals-panel panel",
                              id=f"signals-{ident}-box")
             panel.border_title = title
             panels.append(panel)
