@@ -221,3 +221,31 @@ def test_python_match_matrix_marks_the_odd_one() -> None:
     assert "macos/arm64" in lines[2] and "pyenv" in lines[2]
     assert lines[3].startswith("! box")
     assert lines[-1] == "  target: Python 3.9.23, Ray 2.40.0 (the head studio1)"
+
+
+def test_the_log_tail_leaves_out_logs_older_than_the_start(tmp_path: Path) -> None:
+    """A start that failed before writing a log must not be shown an older session's log as
+    its own (the tail runs node_probe's `tail` on the node; here on real files)."""
+    import os
+    import time
+
+    from saf.ray import node_probe
+
+    logs = tmp_path / "session_2026-01-01_00-00-00_000000_1" / "logs"
+    logs.mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(logs.parent)
+    raylet, gcs = logs / "raylet.out", logs / "gcs_server.out"
+    raylet.write_text("[2026-01-01 00:00:01,000 E 1 1] (raylet) main.cc:1: OLD SESSION\n")
+    gcs.write_text("[2026-01-01 00:00:01,000 I 1 1] (gcs_server) x.cc:1: node_name=alpha\n")
+    (logs / "runtime_env_agent.err").write_text("OSError: OLD AGENT\n")
+    hour_ago = time.time() - 3600
+    for path in logs.iterdir():
+        os.utime(path, (hour_ago, hour_ago))
+    args = {"temp_dir": str(tmp_path), "node_name": "alpha", "lines": 3}
+    assert node_probe.tail({**args, "since": time.time()}) == {"logs": []}
+    # Without a start time (or with logs written since), they are what there is to show.
+    shown = json.dumps(node_probe.tail(args))
+    assert "OLD SESSION" in shown and "OLD AGENT" in shown and "node_name=alpha" in shown
+    os.utime(raylet)  # written now: this start's
+    shown = json.dumps(node_probe.tail({**args, "since": time.time() - 5}))
+    assert "OLD SESSION" in shown and "OLD AGENT" not in shown and "gcs_server" not in shown

@@ -245,6 +245,7 @@ def start(args):
     env.update(args.get("env") or {})
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.stdout.flush()
+    started_at = time.time()
     before = _raylet_logs(args.get("temp_dir"))
     proc = subprocess.Popen(args["argv"], env=env, start_new_session=True,
                             stdin=subprocess.DEVNULL)
@@ -284,6 +285,7 @@ def start(args):
             json.dump(args.get("settings") or {}, f)
         os.replace(tmp, args["record"])
     return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
+            "started_at": started_at,
             "raylet_crashed": bool(raylet_log and _fatal_lines(_read_lines(raylet_log))),
             "raylet_gone": not raylet_alive}
 
@@ -502,15 +504,22 @@ def tail(args):
     else the newest) with its last error line kept, the newest non-empty .err file beside
     it (an agent's traceback), and the GCS log's lines about the node (`node_name`, or its
     node id) when the GCS log is here; Ray's log lines only (no state dumps, no stack-trace
-    frames)."""
+    frames). With `since` (this node's clock when the start began), only logs written since
+    count: an older session's log would say nothing about this start."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     lines = int(args.get("lines", 6))
     name = args.get("node_name") or ""
+    since = args.get("since")
+
+    def fresh(path):
+        return since is None or _mtime(path) >= since - 1.0
+
     out = []
     raylet = args.get("raylet")
     if not raylet or not os.path.isfile(raylet):
-        found = sorted(glob.glob(os.path.join(args.get("node_dir") or temp_dir,
-                                              "session_latest", "logs", "raylet*.out")),
+        found = sorted((f for f in glob.glob(os.path.join(args.get("node_dir") or temp_dir,
+                                                          "session_latest", "logs",
+                                                          "raylet*.out")) if fresh(f)),
                        key=_mtime)
         raylet = found[-1] if found else None
     node_id = None
@@ -525,7 +534,7 @@ def tail(args):
         out.append({"path": raylet, "what": "end", "lines": fatal + last})
         # Why an agent of the raylet failed is in that agent's .err (a Python traceback).
         errs = sorted((f for f in glob.glob(os.path.join(os.path.dirname(raylet), "*.err"))
-                       if os.path.getsize(f) > 0
+                       if os.path.getsize(f) > 0 and fresh(f)
                        and not os.path.basename(f).startswith(("gcs_server", "raylet"))),
                       key=_mtime)
         if errs:
@@ -536,7 +545,7 @@ def tail(args):
     gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
     if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
         gcs = os.path.join(os.path.dirname(raylet), "gcs_server.out")
-    if os.path.isfile(gcs):
+    if os.path.isfile(gcs) and fresh(gcs):
         text = _log_lines(_read_lines(gcs))
         marks = ["node_name=%s" % name] if name else []
         marks += ["node_id=%s" % node_id] if node_id else []

@@ -34,6 +34,15 @@ from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
 WAIT_PEERS = 300.0  # seconds a node waits for the others' facts and decisions
 
 
+@dataclass(frozen=True)
+class StartWrote:
+    """What a node's `ray start` left to read when it fails: its raylet's log, and the
+    node's clock when the start began (older logs say nothing about it)."""
+
+    raylet_log: str | None
+    since: float | None
+
+
 @dataclass
 class _Decision:
     start: rc.StartPlan | None = None
@@ -295,7 +304,7 @@ class RayStart(Kind):
                 except (RayError, TimeoutError) as exc:
                     _settle(started, error=RayError(str(exc)))
                     return Outcome("failed", f"not started: the head did not start ({exc})")
-            outcome, raylet_log = await self._start(ctx, settings, start, decision.stop_first)
+            outcome, wrote = await self._start(ctx, settings, start, decision.stop_first)
             if outcome is not None:
                 _settle(started, error=RayError(outcome.message))
                 return outcome
@@ -310,7 +319,7 @@ class RayStart(Kind):
                 if me.name not in {n.name for n in status.alive}:
                     _settle(started, error=RayError(f"{me.name} did not join"))
                     return await self._no_join(
-                        ctx, settings, raylet_log, f"did not show ALIVE in the dashboard "
+                        ctx, settings, wrote, f"did not show ALIVE in the dashboard "
                         f"within {self.join_timeout:g} s")
                 _settle(started, start.node_ip)
                 if not me.is_head:
@@ -333,8 +342,8 @@ class RayStart(Kind):
             raise
 
     async def _start(self, ctx: StepContext, settings: rc.RaySettings, start: rc.StartPlan,
-                     stop_first: bool) -> tuple[Outcome | None, str | None]:
-        """Run the node's `ray start`: (a failed outcome or None, the node's raylet log).
+                     stop_first: bool) -> tuple[Outcome | None, StartWrote]:
+        """Run the node's `ray start`: (a failed outcome or None, the logs it wrote).
         Workers start at once, also those sharing a machine: each of those has its own
         folder (saf.ray.command.node_temp_dir), so their starts cannot race for names."""
         me = ctx.node
@@ -358,22 +367,25 @@ class RayStart(Kind):
                 break
             await call(ctx.run, me.name, me.python, "stop", stop)
         log = value.get("raylet_log")
-        raylet_log = log if isinstance(log, str) and len(log) < 4096 else None
+        since = value.get("started_at")
+        wrote = StartWrote(log if isinstance(log, str) and len(log) < 4096 else None,
+                           float(since) if isinstance(since, (int, float))
+                           and not isinstance(since, bool) else None)
         code = value.get("exit_status")
         if code == 0:
-            return None, raylet_log
+            return None, wrote
         said = [line for line in result.tail(12) if line.strip()][-1:]
         if value.get("ended_early") is True:
             said = ["ended by saf once its raylet had crashed (Ray would wait 30 s for it)"]
         elif value.get("raylet_gone") is True:
             said = ["it said Ray started, but the node's raylet has already exited"]
         outcome = await self._no_join(
-            ctx, settings, raylet_log, f"`ray start` ended with exit status {code}", said)
+            ctx, settings, wrote, f"`ray start` ended with exit status {code}", said)
         outcome.exit_status = code if isinstance(code, int) else None
-        return outcome, raylet_log
+        return outcome, wrote
 
     async def _no_join(self, ctx: StepContext, settings: rc.RaySettings,
-                       raylet_log: str | None, why: str,
+                       wrote: StartWrote, why: str,
                        said: list[str] | None = None) -> Outcome:
         """A node that did not join: fails with what `ray start` said last, then the end of
         its raylet's log, the newest of its log folder's non-empty .err files (an agent's
@@ -386,8 +398,11 @@ class RayStart(Kind):
                                   {"temp_dir": settings.temp_dir, "lines": 3,
                                    "node_dir": rc.node_temp_dir(ctx.inventory, me,
                                                                 settings.temp_dir),
-                                   "raylet": raylet_log, "node_name": me.name})
+                                   "raylet": wrote.raylet_log, "since": wrote.since,
+                                   "node_name": me.name})
             logs = value.get("logs")
+            if not logs:
+                tail.append("(no Ray log was written since this start began)")
             for log in (logs if isinstance(logs, list) else [])[:4]:
                 path, what = log.get("path"), log.get("what")
                 lines = log.get("lines")
