@@ -249,3 +249,27 @@ def test_the_log_tail_leaves_out_logs_older_than_the_start(tmp_path: Path) -> No
     os.utime(raylet)  # written now: this start's
     shown = json.dumps(node_probe.tail({**args, "since": time.time() - 5}))
     assert "OLD SESSION" in shown and "OLD AGENT" not in shown and "gcs_server" not in shown
+
+
+def test_a_restarted_nodes_old_dead_entry_is_not_a_node_down() -> None:
+    """Ray lists a restarted worker twice for a while (its old raylet DEAD, the new one
+    ALIVE): that node is up. A node whose only entry is DEAD is down (saf ray status exits
+    1 and names it)."""
+    import copy
+
+    from saf.ray.status import status_from
+
+    fixtures = Path(__file__).parent / "fixtures" / "ray"
+    nodes = json.loads((fixtures / "dashboard-nodes.json").read_text())
+    usage = json.loads((fixtures / "dashboard-cluster-status.json").read_text())
+    rows = nodes["data"]["result"]["result"]
+    gamma = next(r for r in rows if r["node_name"] == "gamma")
+    old = dict(copy.deepcopy(gamma), node_id="f" * 56, state="DEAD",
+               state_message="Expected termination: received SIGTERM")
+    rows.append(old)
+    status = status_from("http://127.0.0.1:8265", nodes, usage)
+    assert len(status.nodes) == 4 and len(status.alive) == 3
+    assert status.down == [] and status.to_json()["totals"]["nodes_down"] == []
+    gamma["state"] = "DEAD"
+    status = status_from("http://127.0.0.1:8265", nodes, usage)
+    assert status.down == ["gamma"]

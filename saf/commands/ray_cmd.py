@@ -41,7 +41,8 @@ def ray_group() -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> None:
     """Nodes (alive or dead, address, resources and their use), totals, jobs and the
-    dashboard's URL. Exits 1 when a node is not alive; Ray not running is an error."""
+    dashboard's URL. Exits 1 when a node is down (no ALIVE entry of its name: a restarted
+    node's old DEAD entry does not count); Ray not running is an error."""
     inventory = common.inventory(ctx)
 
     async def go():  # type: ignore[no-untyped-def]
@@ -55,7 +56,7 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
     else:
         out = console()
         out.print(status_view(result, out.width))
-    if len(result.alive) != len(result.nodes):
+    if result.down:
         ctx.exit(1)
 
 

@@ -59,6 +59,14 @@ class RayStatus:
     def alive(self) -> list[RayNode]:
         return [n for n in self.nodes if n.alive]
 
+    @property
+    def down(self) -> list[str]:
+        """The nodes not alive now: names with no ALIVE entry. Ray keeps a restarted
+        node's old raylet as a DEAD entry beside its new one for a while; that is history,
+        not a node down."""
+        up = {n.name for n in self.alive}
+        return sorted({n.name for n in self.nodes if not n.alive} - up)
+
     def total(self, resource: str) -> float:
         return sum(n.resources.get(resource, 0.0) for n in self.alive)
 
@@ -82,6 +90,7 @@ class RayStatus:
             "dashboard_url": self.dashboard_url,
             "nodes": [asdict(n) for n in self.nodes],
             "totals": {"nodes_alive": len(self.alive), "nodes": len(self.nodes),
+                       "nodes_down": self.down,
                        "CPU": self.total("CPU"), "GPU": self.total("GPU"),
                        "CPU_used": self.used("CPU"), "GPU_used": self.used("GPU"),
                        "memory": self.memory, "object_store": self.object_store,
