@@ -179,6 +179,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._cache: dict[str, Strip] = {}
         self._columns: list[Column] = []
         self._layout_width = -1
+        self._width = 0  # the width being drawn (render_lines)
         self._styles: dict[str, Style] = {}
 
     @property
@@ -290,6 +291,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.cursor = row
 
     def on_resize(self, event: events.Resize) -> None:
+        self._width = self.size.width
         self._cache.clear()
         self.virtual_size = Size(event.size.width, len(self.rows) + 1)
         self._scroll_to_cursor()
@@ -328,8 +330,14 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             }
         return self._styles[name]
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The compositor asks for the lines once per screen update; `self.size` costs a
+        # look-up in the compositor, so it is read here once, not once a line.
+        self._width = self.size.width
+        return super().render_lines(crop)
+
     def _layout(self) -> list[Column]:
-        width = self.size.width
+        width = self._width
         if width != self._layout_width:
             longest = max((len(n) for n in self.source.node_names), default=4)
             self._columns = fit_columns(width, max(6, min(longest + 1, 16)))
@@ -337,7 +345,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         return self._columns
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         columns = self._layout()
         if y == 0:  # the header stays on top however far the rows are scrolled
             return self._header(columns, width)
@@ -399,7 +407,9 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             length = sum(c.width + 1 for c in columns)
             if length < width:
                 segments.append(Segment(" " * (width - length)))
-            strip = Strip(segments, max(width, length)).crop(0, width)
+            strip = Strip(segments, max(width, length))
+            if length > width:
+                strip = strip.crop(0, width)
         else:
             strip = Strip(segments).extend_cell_length(width).crop(0, width)
         if selected:

@@ -143,3 +143,28 @@ def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
                                   raw="{}", time=106.5))
     back = node_view(store, "b", 106.6)
     assert back.status is NodeStatus.UP and back.reason == "" and back.retry_in is None
+
+
+def test_a_sparkline_cell_is_the_highest_value_of_its_bucket():
+    """sparkline's own bucketing gives what `downsample` (the graphs' (min, max) buckets)
+    gives for the highest value of each, for any length, gaps and scale."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from saf.metrics.format import BLOCKS, downsample, scale_of
+
+    def reference(values, width, top):
+        points = downsample(values, width)
+        scale = scale_of(points, top)
+        cells = [" " if p is None else BLOCKS[1] if scale <= 0 else
+                 BLOCKS[max(int(round(min(max(p[1] / scale, 0.0), 1.0) * 8)), 1)]
+                 for p in points]
+        return "".join(cells).rjust(width)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.one_of(st.none(), st.floats(-10, 1e6, allow_nan=False)), max_size=150),
+           st.integers(1, 20), st.sampled_from([None, 100.0]))
+    def check(values, width, top):
+        assert sparkline(values, width, top=top) == reference(values, width, top)
+
+    check()

@@ -104,16 +104,23 @@ def sparkline(values: Sequence[float | None], width: int, *, top: float | None =
     the max of its bucket (a spike must show); `top` fixes the scale (100 for percentages)."""
     if width <= 0:
         return ""
-    points = downsample(values, width)
-    scale = scale_of(points, top)
+    # The max of each bucket (as `downsample` splits them), without its (min, max) pairs:
+    # the dashboard draws one of these for every row, every second.
+    n = len(values)
+    highs: list[float | None] = list(values) if n <= width else []
+    for b in range(width if n > width else 0):
+        lo = b * n // width
+        chunk = [v for v in values[lo:max(lo + 1, (b + 1) * n // width)] if v is not None]
+        highs.append(max(chunk) if chunk else None)
+    scale = top or max((h for h in highs if h is not None), default=0.0)
     cells = []
-    for p in points:
-        if p is None:
+    for h in highs:
+        if h is None:
             cells.append(" ")
         elif scale <= 0:
             cells.append(BLOCKS[1])
         else:
-            level = int(round(min(max(p[1] / scale, 0.0), 1.0) * 8))
+            level = int(round(min(max(h / scale, 0.0), 1.0) * 8))
             cells.append(BLOCKS[max(level, 1)])
     return "".join(cells).rjust(width)
 
