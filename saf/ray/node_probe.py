@@ -504,8 +504,9 @@ def tail(args):
     else the newest) with its last error line kept, the newest non-empty .err file beside
     it (an agent's traceback), and the GCS log's lines about the node (`node_name`, or its
     node id) when the GCS log is here; Ray's log lines only (no state dumps, no stack-trace
-    frames). With `since` (this node's clock when the start began), only logs written since
-    count: an older session's log would say nothing about this start."""
+    frames). With `since` (this node's clock when the start began), only raylet and agent
+    logs written since count (an older session's would say nothing about this start), and
+    the GCS log only beside one of them or when written since."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     lines = int(args.get("lines", 6))
     name = args.get("node_name") or ""
@@ -545,7 +546,9 @@ def tail(args):
     gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
     if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
         gcs = os.path.join(os.path.dirname(raylet), "gcs_server.out")
-    if os.path.isfile(gcs) and fresh(gcs):
+    # With no log of this start, an old GCS log here says nothing about it either; with
+    # one, the GCS log is the cluster's (written when it had something to say).
+    if os.path.isfile(gcs) and (raylet or fresh(gcs)):
         text = _log_lines(_read_lines(gcs))
         marks = ["node_name=%s" % name] if name else []
         marks += ["node_id=%s" % node_id] if node_id else []
