@@ -163,21 +163,21 @@ class History:
         n = kept if last is None else max(0, min(last, kept))
         return range(self.count - n, self.count)
 
-    def _column(self, j: int, positions: range) -> array:
-        """Column j over `positions` (two strided slices at most)."""
+    def _slice(self, ring: array, positions: range, width: int = 1, j: int = 0) -> array:
+        """Over `positions`, the ring's values (`width` 1), or column j of a `width`-wide
+        matrix: two (strided) slices at most."""
         if not positions:
             return array("d")
-        cap, width = self.capacity, self.width
-        start, stop = positions.start % cap, (positions.stop - 1) % cap + 1
+        start, stop = positions.start % self.capacity, (positions.stop - 1) % self.capacity + 1
         if start < stop:
-            return self.data[start * width + j:(stop - 1) * width + j + 1:width]
-        return self.data[start * width + j::width] + self.data[j:(stop - 1) * width + j + 1:width]
+            return ring[start * width + j:(stop - 1) * width + j + 1:width]
+        return ring[start * width + j::width] + ring[j:(stop - 1) * width + j + 1:width]
 
     def _raw(self, name: str, positions: range) -> array | list[float] | None:
         """A metric's values (NaN where none) over `positions`; None when it is unknown."""
         j = self.columns.get(name)
         if j is not None:
-            return self._column(j, positions)
+            return self._slice(self.data, positions, self.width, j)
         if not name.endswith(RATE):
             return None
         j = self.columns.get(name[:-len(RATE)])
@@ -186,8 +186,8 @@ class History:
         # One more sample before the first, when kept: the first rate needs it.
         first = max(positions.start - 1, self.count - min(self.count, self.capacity))
         wide = range(first, positions.stop)
-        values = self._column(j, wide)
-        clocks = self._times(self.clocks, wide)
+        values = self._slice(self.data, wide, self.width, j)
+        clocks = self._slice(self.clocks, wide)
         rates: list[float] = []
         restarts = self.restarts
         for k in range(len(wide) - len(positions), len(wide)):
@@ -198,12 +198,6 @@ class History:
             # NaN compares false: a gap on either side yields no rate.
             rates.append((v1 - v0) / (c1 - c0) if c1 > c0 and v1 >= v0 else NAN)
         return rates
-
-    def _times(self, ring: array, positions: range) -> array:
-        if not positions:
-            return array("d")
-        start, stop = positions.start % self.capacity, (positions.stop - 1) % self.capacity + 1
-        return ring[start:stop] if start < stop else ring[start:] + ring[:stop]
 
     def latest(self, name: str) -> float | None:
         if self.count == 0:
@@ -226,6 +220,6 @@ class History:
         raw = self._raw(name, positions)
         if raw is None:
             return []
-        times = self._times(self.times, positions)
+        times = self._slice(self.times, positions)
         return [(t, None if v != v else v) for t, v in zip(times, raw, strict=True)
                 if since is None or t >= since]
