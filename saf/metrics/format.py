@@ -12,7 +12,7 @@ powers of 1024; an MTU in bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 MISSING = "–"  # a value the node did not measure: never a made-up 0
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -77,18 +77,21 @@ def fmt_count(value: float | None) -> str:
 def downsample(values: Sequence[float | None], buckets: int) -> list[tuple[float, float] | None]:
     """Split `values` into at most `buckets` consecutive buckets and keep (min, max) of each,
     so a spike survives however narrow the graph is. Gaps (None) stay gaps."""
-    n = len(values)
-    if buckets <= 0 or n == 0:
+    if buckets <= 0 or not values:
         return []
-    if n <= buckets:
+    if len(values) <= buckets:
         return [None if v is None else (v, v) for v in values]
-    out: list[tuple[float, float] | None] = []
+    return [(min(chunk), max(chunk)) if chunk else None
+            for chunk in _buckets(values, buckets)]
+
+
+def _buckets(values: Sequence[float | None], buckets: int) -> Iterator[list[float]]:
+    """`values` (more of them than `buckets`) split into `buckets` consecutive runs, the
+    gaps (None) left out of each."""
+    n = len(values)
     for b in range(buckets):
-        lo_i = b * n // buckets
-        hi_i = max(lo_i + 1, (b + 1) * n // buckets)
-        chunk = [v for v in values[lo_i:hi_i] if v is not None]
-        out.append((min(chunk), max(chunk)) if chunk else None)
-    return out
+        lo = b * n // buckets
+        yield [v for v in values[lo:max(lo + 1, (b + 1) * n // buckets)] if v is not None]
 
 
 def scale_of(points: Sequence[tuple[float, float] | None], top: float | None) -> float:
@@ -106,12 +109,8 @@ def sparkline(values: Sequence[float | None], width: int, *, top: float | None =
         return ""
     # The max of each bucket (as `downsample` splits them), without its (min, max) pairs:
     # the dashboard draws one of these for every row, every second.
-    n = len(values)
-    highs: list[float | None] = list(values) if n <= width else []
-    for b in range(width if n > width else 0):
-        lo = b * n // width
-        chunk = [v for v in values[lo:max(lo + 1, (b + 1) * n // width)] if v is not None]
-        highs.append(max(chunk) if chunk else None)
+    highs: list[float | None] = list(values) if len(values) <= width else [
+        max(chunk) if chunk else None for chunk in _buckets(values, width)]
     scale = top or max((h for h in highs if h is not None), default=0.0)
     cells = []
     for h in highs:
