@@ -185,6 +185,11 @@ def _of(temp_dir, cmd):
     return re.search(root + r"/(n\d+/)?session_", cmd) is not None
 
 
+def _raylet_named(cmd, name):
+    """Whether a command line is a raylet's started with --node-name=name."""
+    return "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " "
+
+
 def facts(args):
     now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
@@ -193,7 +198,7 @@ def facts(args):
              if _of(temp_dir, cmd) and pid != os.getpid()]
     node_dir = args.get("node_dir")
     raylet = [pid for pid, cmd in procs
-              if "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % node_name in cmd + " "]
+              if _raylet_named(cmd, node_name)]
     record = None
     path = args.get("record")
     if path:
@@ -318,11 +323,7 @@ AGENT_PORT_FILES = ("runtime_env_agent_port", "dashboard_agent_listen_port")
 def _agents_up(temp_dir, node_name, raylet_log, timeout):
     """False when the node's raylet is gone before its agents are up; True once they are
     (or when that cannot be told: no raylet log, no node id, files not there in time)."""
-    node_id = None
-    for line in _read_lines(raylet_log, 256 << 10) if raylet_log else []:
-        match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
-        if match:
-            node_id = match.group(1)
+    node_id = _node_id(_read_lines(raylet_log, 256 << 10)) if raylet_log else None
     session = os.path.dirname(os.path.dirname(raylet_log)) if raylet_log else None
     deadline = time.time() + timeout
     while True:
@@ -342,8 +343,7 @@ def _agents_up(temp_dir, node_name, raylet_log, timeout):
 def _raylet_of(temp_dir, node_name):
     """Whether a raylet of temp_dir named node_name runs (not a zombie)."""
     for pid, _, cmd in _processes():
-        if _of(temp_dir, cmd) and "raylet" in cmd.split(" ", 1)[0] \
-                and "--node-name=%s " % node_name in cmd + " " and _alive(pid):
+        if _of(temp_dir, cmd) and _raylet_named(cmd, node_name) and _alive(pid):
             return True
     return False
 
@@ -405,22 +405,28 @@ _FRAME = re.compile(r"^(\*\*\* .* \*\*\*|\S*\(\S*\+0x[0-9a-f]+\) \[0x[0-9a-f]+\]
 _EXITING = re.compile(r"^\[[^\]]* [ECF] \d+ \d+\] \(raylet\) .*The raylet exited")
 
 
+def _at_levels(lines, levels):
+    """Ray's log lines of these levels ("ECF": errors and worse)."""
+    return [line for line in lines
+            if (match := _LEVEL.match(line)) and match.group(1) in levels]
+
+
 def _error_lines(lines):
-    out = []
-    for line in lines:
-        match = _LEVEL.match(line)
-        if match and match.group(1) in ("E", "C", "F"):
-            out.append(line)
-    return out
+    return _at_levels(lines, "ECF")
 
 
 def _fatal_lines(lines):
-    out = []
+    return _at_levels(lines, "CF")
+
+
+def _node_id(lines):
+    """The node id a raylet's log gives itself (the last one said), or None."""
+    found = None
     for line in lines:
-        match = _LEVEL.match(line)
-        if match and match.group(1) in ("C", "F"):
-            out.append(line)
-    return out
+        match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
+        if match:
+            found = match.group(1)
+    return found
 
 
 def _descendants(procs, roots):
@@ -450,7 +456,7 @@ def stop(args):
     else:
         roots = [pid for pid, _, cmd in procs if pid != me and (
             node_dir and _of(node_dir, cmd) or _of(temp_dir, cmd)
-            and "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " ")]
+            and _raylet_named(cmd, name))]
     targets = _descendants(procs, roots) - {me, os.getppid()}
     for pid in targets:
         try:
@@ -526,10 +532,7 @@ def tail(args):
     node_id = None
     if raylet:
         text = _log_lines(_read_lines(raylet))
-        for line in text:
-            match = re.search(r"Setting node ID node_id=([0-9a-f]+)", line)
-            if match:
-                node_id = match.group(1)
+        node_id = _node_id(text)
         last = text[-lines:]
         fatal = [line for line in _error_lines(text)[-1:] if line not in last]
         out.append({"path": raylet, "what": "end", "lines": fatal + last})
