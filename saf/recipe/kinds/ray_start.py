@@ -404,6 +404,8 @@ class RayStart(Kind):
             if not logs:
                 tail.append("(no Ray log was written since this start began)")
             for log in (logs if isinstance(logs, list) else [])[:4]:
+                if not isinstance(log, dict):
+                    continue  # the node's answer is not trusted: only the shape read here
                 path, what = log.get("path"), log.get("what")
                 lines = log.get("lines")
                 if isinstance(path, str) and isinstance(what, str) and isinstance(lines, list):
