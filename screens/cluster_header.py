@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -18,14 +18,41 @@ if TYPE_CHECKING:
 
 
 class ClusterHeader(Widget):
-    """Cluster totals and alerts, two lines (more when alerts do not fit)."""
+    """Cluster totals and alerts, two lines (more when alerts do not fit).
+
+    Its screen calls `show_totals` when nodes changed; the header draws again only when what
+    it says changed (with many nodes the totals, rounded as shown, seldom move: drawing a
+    text costs more than making it)."""
 
     DEFAULT_CSS = """
     ClusterHeader { height: auto; }
     """
     _lines = 0
 
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._text: Text | None = None
+
+    def show_totals(self) -> None:
+        """Work the totals and alerts out again; draw them if they changed."""
+        text = self._totals()
+        if text != self._text:
+            self._text = text
+            self.refresh()
+
+    def on_resize(self) -> None:
+        self._text = None  # the totals break between lines by the width
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._text = None  # a new theme: new colours
+
     def render(self) -> Text:
+        if self._text is None:
+            self._text = self._totals()
+        return self._text
+
+    def _totals(self) -> Text:
         app = cast("SafApp", self.app)
         v = palette(app)
         views = [app.view(n) for n in app.node_names]

@@ -64,7 +64,7 @@ class DashboardScreen(SafScreen[None]):
 
     def redraw(self) -> None:
         self.table.set_rows()
-        self.query_one(ClusterHeader).refresh()
+        self.query_one(ClusterHeader).show_totals()
         self.query_one(StatusLine).refresh()
 
     # -- updates from the app (only while on view) ------------------------------------------
@@ -98,7 +98,7 @@ class DashboardScreen(SafScreen[None]):
         if self._pending:
             pending, self._pending = self._pending, set()
             self.table.update_nodes(pending)
-            self.query_one(ClusterHeader).refresh()
+            self.query_one(ClusterHeader).show_totals()
         if self._status_dirty:
             self._status_dirty = False
             self.query_one(StatusLine).refresh()

@@ -178,8 +178,9 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.filter = ""
         self._cache: dict[str, Strip] = {}
         self._columns: list[Column] = []
-        self._layout_width = -1
-        self._width = 0  # the width being drawn (render_lines)
+        self._layout_width = 0  # the width columns are fitted to (render_lines)
+        self._columns_width = -1  # the width self._columns were fitted to
+        self._width = 0  # the width lines are drawn at (render_lines)
         self._styles: dict[str, Style] = {}
 
     @property
@@ -199,7 +200,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.cursor = self.rows.index(selected) if selected in self.rows else min(
             self.cursor, max(0, len(self.rows) - 1))
         self._cache.clear()
-        self._layout_width = -1
+        self._columns_width = -1
         self._scroll_to_cursor()
         self.refresh()
 
@@ -291,7 +292,6 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.cursor = row
 
     def on_resize(self, event: events.Resize) -> None:
-        self._width = self.size.width
         self._cache.clear()
         self.virtual_size = Size(event.size.width, len(self.rows) + 1)
         self._scroll_to_cursor()
@@ -331,17 +331,50 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         return self._styles[name]
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        # The compositor asks for the lines once per screen update; `self.size` costs a
-        # look-up in the compositor, so it is read here once, not once a line.
-        self._width = self.size.width
-        return super().render_lines(crop)
+        """The lines the compositor asks for (once per screen update).
+
+        The table hands over its own lines rather than going through the widget's styles
+        cache, which would copy each into a new strip every update only to add what the
+        table does not have (a border, padding, tint or opacity). A line is the row's cached
+        strip, as wide as the room left of the scrollbar, so the compositor need not cut the
+        scrollbar's column off it, with the app's line filters applied (cached on the strip
+        too). A table that CSS gives a gutter or an effect is drawn the usual way."""
+        size = self.size  # read once: `size` is a look-up in the compositor
+        self._layout_width = size.width
+        styles = self.styles
+        if (styles.gutter or styles.tint.a or styles.text_opacity != 1.0
+                or self.opacity != 1.0 or styles.outline):
+            self._set_width(size.width)
+            return super().render_lines(crop)
+        self._set_width(self.scrollable_size.width)
+        filters = self.app.get_line_filters()
+        background = self.background_colors[1]
+        strips = []
+        for y in crop.line_range:
+            strip = self.render_line(y)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        x1, x2 = crop.column_span
+        if x1 or x2 < self._width:
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
+    def _set_width(self, width: int) -> None:
+        """The width lines are drawn at; cached rows of another width are dropped (the
+        scrollbar comes and goes with the number of rows, not only with a resize)."""
+        if width != self._width:
+            self._width = width
+            self._cache.clear()
 
     def _layout(self) -> list[Column]:
-        width = self._width
-        if width != self._layout_width:
+        """The columns, fitted to the table's whole width: each cell's trailing space is
+        counted, and the last one may fall under the scrollbar."""
+        width = self._layout_width
+        if width != self._columns_width:
             longest = max((len(n) for n in self.source.node_names), default=4)
             self._columns = fit_columns(width, max(6, min(longest + 1, 16)))
-            self._layout_width = width
+            self._columns_width = width
         return self._columns
 
     def render_line(self, y: int) -> Strip:
@@ -402,15 +435,20 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                 parts[-1] = (parts[-1][0] + text + " ", style)
             else:
                 parts.append((text + " ", style))
-        segments = [Segment(text, self._style(style)) for text, style in parts]
         if narrow:  # cells are padded to their widths: no need to measure every segment
             length = sum(c.width + 1 for c in columns)
+            while length > width:  # the last cells' ends fall under the scrollbar
+                text, style = parts.pop()
+                keep = max(0, len(text) - (length - width))
+                if keep:
+                    parts.append((text[:keep], style))
+                length -= len(text) - keep
+            segments = [Segment(text, self._style(style)) for text, style in parts]
             if length < width:
                 segments.append(Segment(" " * (width - length)))
-            strip = Strip(segments, max(width, length))
-            if length > width:
-                strip = strip.crop(0, width)
+            strip = Strip(segments, width)
         else:
+            segments = [Segment(text, self._style(style)) for text, style in parts]
             strip = Strip(segments).extend_cell_length(width).crop(0, width)
         if selected:
             strip = self._cursor_row(strip)

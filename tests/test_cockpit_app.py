@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.geometry import Region
 
 from saf.cockpit.context import READONLY_FLAG, CockpitContext
 from saf.cockpit.settings import Settings, load_settings
@@ -157,6 +158,18 @@ def test_bad_settings_name_the_line(tmp_path):
     assert f"{path}:4:" in str(info.value) and "gpu_temp_alrt" in str(info.value)
 
 
+async def header_shows(pilot, *words: str, seconds: float = 2.0) -> str:
+    """The dashboard header's text once it shows every word (it is drawn when the app hands
+    the change on, within a fraction of a second), or as it is after `seconds`."""
+    header = pilot.app.screen.query_one("#cluster-header")
+    for _ in range(int(seconds / 0.05)):
+        text = str(header.render())
+        if all(word in text for word in words):
+            break
+        await pilot.pause(0.05)
+    return text
+
+
 async def test_node_lost_and_recovered():
     """gamma's agent exits at 30 s and is back at 45 s (recorded); seeking through the replay
     shows it lost, with the reason, then up again."""
@@ -164,18 +177,18 @@ async def test_node_lost_and_recovered():
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         assert app.view("gamma").status is NodeStatus.UP
-        assert "gamma lost" not in str(app.screen.query_one("#cluster-header").render())
+        assert "gamma lost" not in await header_shows(pilot, "3/3 up")
         app.replayer.seek(35)
         await pilot.pause()
         view = app.view("gamma")
         assert (view.status, view.reason) == (NodeStatus.LOST, "exited")
         assert view.cpu is not None  # last values kept
-        header = str(app.screen.query_one("#cluster-header").render())
+        header = await header_shows(pilot, "gamma lost", "2/3 up")
         assert "gamma lost (exited · retrying)" in header and "2/3 up" in header
         app.replayer.seek(55)
         await pilot.pause()
         assert app.view("gamma").status is NodeStatus.UP
-        assert "3/3 up" in str(app.screen.query_one("#cluster-header").render())
+        assert "3/3 up" in await header_shows(pilot, "3/3 up")
         app.replayer.seek(33)  # back again: the store is rebuilt as it was then
         await pilot.pause()
         assert app.view("gamma").status is NodeStatus.LOST
@@ -229,6 +242,22 @@ async def test_samples_reach_the_screen_once_a_second_each_node_named_once():
     assert samples >= 6  # three nodes at 1 Hz for three seconds
     assert 2 <= len(heard) <= 4  # once a second, not once a sample
     assert set().union(*heard) == {"alpha", "beta", "gamma"}
+
+
+async def test_the_table_given_padding_by_css_is_drawn_with_it():
+    """The table draws its own lines (no styles cache); CSS that gives it a gutter or an
+    effect sends it back through Textual's usual drawing, padding and all."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        nodes = table(app)
+        plain = [strip.text for strip in nodes.render_lines(Region(0, 0, 120, 3))]
+        nodes.styles.padding = (0, 3)
+        await pilot.pause()
+        padded = [strip.text for strip in nodes.render_lines(Region(0, 0, 120, 3))]
+    assert plain[0].startswith("NODE") and plain[1].startswith("alpha")
+    assert padded[0].startswith("   NODE") and padded[1].startswith("   alpha")
+    assert all(len(line) == 120 for line in plain + padded)
 
 
 async def test_readonly_refuses_node_actions():

@@ -52,6 +52,14 @@ def test_dashboard_healthy(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_dashboard_scrolled(snap_compare, size) -> None:
+    """Dashboard: 48 nodes, scrolled to the last one (End): rows beside the scrollbar, none
+    cut by it, the header row still on top."""
+    assert snap_compare(app_path("dashboard_many"), terminal_size=size, press=["end"],
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_dashboard_lost_node(snap_compare, size) -> None:
     """Dashboard: gamma lost ('exited'), greyed with its last values, alert in the header,
     2/3 up."""

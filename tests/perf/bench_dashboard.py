@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures" / "frames")]
 
-from synth import T0, mac_studio, nvidia_box, run, xeon_2s  # noqa: E402
+from synth import T0, fleet, run  # noqa: E402
 from rich.segment import Segment  # noqa: E402
 from rich.style import Style  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
@@ -42,7 +42,6 @@ from textual.scroll_view import ScrollView  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
-from saf.inventory.model import Node  # noqa: E402
 from saf.metrics.store import MetricsStore  # noqa: E402
 from saf.recording import Recording, Replayer  # noqa: E402
 from saf.screens.app import make_app  # noqa: E402
@@ -59,14 +58,6 @@ HUB_SECONDS = 600
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def fleet(n: int):
-    makers = [mac_studio, nvidia_box, xeon_2s]
-    machines = [makers[i % 3](f"node{i + 1:02d}", f"10.0.1.{i + 1}") for i in range(n)]
-    nodes = [Node(m.name, f"10.0.1.{i + 1}", roles=("head",) if i == 0 else ("worker",),
-                  os=m.os) for i, m in enumerate(machines)]
-    return machines, nodes
 
 
 async def measure(app: App, seconds: float) -> tuple[float, float]:
