@@ -139,9 +139,11 @@ def row_parts(view: NodeView, node: Node | None, th: Thresholds, columns: Sequen
             series = values(name, f"nic.{nic.name}.rx_bps", HISTORY) if nic else []
             text, style = sparkline(series, col.width), "spark2"
         else:
-            text, style = cells.get(col.key, ("", "ok"))
-            text = clip(text, col.width)
-            text = text.ljust(col.width) if col.align == "left" else text.rjust(col.width)
+            text, style = cells[col.key]
+            width = col.width
+            if len(text) > width:
+                text = clip(text, width)
+            text = text.ljust(width) if col.align == "left" else text.rjust(width)
             if narrow and not text.isascii():
                 narrow = len(text) == cell_len(text)
         if parts and parts[-1][1] == style:

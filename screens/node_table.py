@@ -69,10 +69,12 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.rows: list[str] = []
         self._position: dict[str, int] = {}  # node -> its row
         self.filter = ""
-        self._cache: dict[str, Strip] = {}
+        self._cache: dict[str, Strip] = {}  # node -> its row's line
+        self._header_line: Strip | None = None
         self._columns: list[Column] = []
         self._layout_width = 0  # the width columns are fitted to (render_lines)
         self._columns_width = -1  # the width self._columns were fitted to
+        self._row_length = 0  # the cells of self._columns, with their spaces
         self._width = 0  # the width lines are drawn at (render_lines)
         self._styles: dict[str, Style] = {}
 
@@ -92,7 +94,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.virtual_size = Size(self.size.width, len(names) + 1)  # + the header
         self.cursor = self.rows.index(selected) if selected in self.rows else min(
             self.cursor, max(0, len(self.rows) - 1))
-        self._cache.clear()
+        self._forget_lines()
         self._columns_width = -1
         self._scroll_to_cursor()
         self.refresh()
@@ -140,7 +142,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def invalidate(self) -> None:
         """Draw every row again (the theme changed)."""
-        self._cache.clear()
+        self._forget_lines()
         self._styles.clear()
         self.refresh()
 
@@ -185,7 +187,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.cursor = row
 
     def on_resize(self, event: events.Resize) -> None:
-        self._cache.clear()
+        self._forget_lines()
         self.virtual_size = Size(event.size.width, len(self.rows) + 1)
         self._scroll_to_cursor()
 
@@ -258,7 +260,13 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         scrollbar comes and goes with the number of rows, not only with a resize)."""
         if width != self._width:
             self._width = width
-            self._cache.clear()
+            self._forget_lines()
+
+    def _forget_lines(self) -> None:
+        """Draw every line again when next asked (the rows, the widths or the theme
+        changed)."""
+        self._cache.clear()
+        self._header_line = None
 
     def _layout(self) -> list[Column]:
         """The columns, fitted to the table's whole width: each cell's trailing space is
@@ -268,13 +276,16 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             longest = max((len(n) for n in self.source.node_names), default=4)
             self._columns = fit_columns(width, max(6, min(longest + 1, 16)))
             self._columns_width = width
+            self._row_length = sum(c.width + 1 for c in self._columns)
         return self._columns
 
     def render_line(self, y: int) -> Strip:
         width = self._width
         columns = self._layout()
         if y == 0:  # the header stays on top however far the rows are scrolled
-            return self._header(columns, width)
+            if self._header_line is None:
+                self._header_line = self._header(columns, width)
+            return self._header_line
         row = self.scroll_offset.y + y - 1
         if row >= len(self.rows):
             if not self.rows and y == 2:
@@ -304,7 +315,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         parts, narrow = row_parts(source.view(name), source.node_info(name),
                                   source.ctx.settings.thresholds, columns, source.store.values)
         if narrow:  # cells are padded to their widths: no need to measure every segment
-            length = sum(c.width + 1 for c in columns)
+            length = self._row_length
             while length > width:  # the last cells' ends fall under the scrollbar
                 text, style = parts.pop()
                 keep = max(0, len(text) - (length - width))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 MISSING = "–"  # a value the node did not measure: never a made-up 0
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -108,9 +109,18 @@ def sparkline(values: Sequence[float | None], width: int, *, top: float | None =
     if width <= 0:
         return ""
     # The max of each bucket (as `downsample` splits them), without its (min, max) pairs:
-    # the dashboard draws one of these for every row, every second.
-    highs: list[float | None] = list(values) if len(values) <= width else [
-        max(chunk) if chunk else None for chunk in _buckets(values, width)]
+    # the dashboard draws one of these for every row, every second, so a history without
+    # gaps (the usual one) is cut by plain slices.
+    n = len(values)
+    highs: list[float | None]
+    if n <= width:
+        highs = list(values)
+    elif None not in values:
+        full = cast("Sequence[float]", values)
+        highs = [max(full[b * n // width:max(b * n // width + 1, (b + 1) * n // width)])
+                 for b in range(width)]
+    else:
+        highs = [max(chunk) if chunk else None for chunk in _buckets(values, width)]
     scale = top or max((h for h in highs if h is not None), default=0.0)
     cells = []
     for h in highs:
@@ -119,8 +129,9 @@ def sparkline(values: Sequence[float | None], width: int, *, top: float | None =
         elif scale <= 0:
             cells.append(BLOCKS[1])
         else:
-            level = int(round(min(max(h / scale, 0.0), 1.0) * 8))
-            cells.append(BLOCKS[max(level, 1)])
+            eighths = h / scale * 8  # a full cell at `scale`, nothing below 0 or above 8
+            level = 0 if eighths <= 0 else 8 if eighths >= 8 else round(eighths)
+            cells.append(BLOCKS[level] if level > 1 else BLOCKS[1])
     return "".join(cells).rjust(width)
 
 

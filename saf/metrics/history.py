@@ -212,7 +212,12 @@ class History:
         """The last `last` values of a metric, oldest first (sparklines read this for every
         row drawn)."""
         raw = self._raw(name, self.positions(last))
-        return [] if raw is None else [None if v != v else v for v in raw]  # NaN -> None
+        if raw is None:
+            return []
+        total = sum(raw)
+        if total == total:  # no NaN among them (a NaN makes the sum NaN): no gap to mark
+            return list(raw)
+        return [None if v != v else v for v in raw]  # NaN -> None
 
     def series(self, name: str, last: int | None,
                since: float | None) -> list[tuple[float, float | None]]:

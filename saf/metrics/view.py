@@ -117,10 +117,7 @@ class Nic:
     # history, a rate says it is happening now.
     error_rate: float = 0.0
     drop_rate: float = 0.0
-
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.name)
+    loopback: bool = False  # traffic that never leaves the node (is_loopback of the name)
 
     @property
     def errors(self) -> float:
@@ -238,7 +235,7 @@ class NodeView:
             return None
         return 100.0 * self.swap_used / self.swap_total
 
-    @property
+    @cached_property
     def cluster_nic(self) -> Nic | None:
         for nic in self.nics:
             if nic.cluster:
@@ -247,6 +244,7 @@ class NodeView:
         candidates = [n for n in self.nics if n.up is not False and not n.loopback]
         return max(candidates, key=lambda n: (n.rx or 0) + (n.tx or 0), default=None)
 
+    @cached_property
     def _counted(self) -> list[Nic]:
         """Interfaces whose traffic counts: all but loopback, unless loopback is the cluster's
         (the demo cluster lives on 127.0.0.1)."""
@@ -254,12 +252,12 @@ class NodeView:
 
     @property
     def net_in(self) -> float | None:
-        values = [n.rx for n in self._counted() if n.rx is not None]
+        values = [n.rx for n in self._counted if n.rx is not None]
         return sum(values) if values else None
 
     @property
     def net_out(self) -> float | None:
-        values = [n.tx for n in self._counted() if n.tx is not None]
+        values = [n.tx for n in self._counted if n.tx is not None]
         return sum(values) if values else None
 
     @property
@@ -317,30 +315,29 @@ def _nics(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Nic, ...
         if not isinstance(n, dict) or not n.get("name"):
             continue
         name = str(n["name"])
-        base = f"nic.{name}."
         rx, tx = num(n.get("rx_bps")), num(n.get("tx_bps"))
         if rx is None:
-            rx = value(node, base + "rx_bytes/s")
+            rx = value(node, f"nic.{name}.rx_bytes/s")
         if tx is None:
-            tx = value(node, base + "tx_bytes/s")
+            tx = value(node, f"nic.{name}.tx_bytes/s")
         rx_errors, tx_errors = num(n.get("rx_errors")), num(n.get("tx_errors"))
         rx_drops, tx_drops = num(n.get("rx_drops")), num(n.get("tx_drops"))
         # A counter at zero has not grown: no need to ask the store for its rate.
         error_rate = drop_rate = 0.0
         if rx_errors or tx_errors:
-            error_rate = ((value(node, base + "rx_errors/s") or 0.0)
-                          + (value(node, base + "tx_errors/s") or 0.0))
+            error_rate = ((value(node, f"nic.{name}.rx_errors/s") or 0.0)
+                          + (value(node, f"nic.{name}.tx_errors/s") or 0.0))
         if rx_drops or tx_drops:
-            drop_rate = ((value(node, base + "rx_drops/s") or 0.0)
-                         + (value(node, base + "tx_drops/s") or 0.0))
+            drop_rate = ((value(node, f"nic.{name}.rx_drops/s") or 0.0)
+                         + (value(node, f"nic.{name}.tx_drops/s") or 0.0))
         up = n.get("up")
+        addresses = n.get("addresses")
         out.append(Nic(
-            name=name, rx=rx, tx=tx, rx_errors=rx_errors, tx_errors=tx_errors,
-            rx_drops=rx_drops, tx_drops=tx_drops,
-            mtu=num(n.get("mtu")), speed=num(n.get("speed_mbps")),
-            up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
-            addresses=tuple(str(a) for a in n.get("addresses") or ()),
-            error_rate=error_rate, drop_rate=drop_rate))
+            name, rx, tx, rx_errors, tx_errors, rx_drops, tx_drops,
+            num(n.get("mtu")), num(n.get("speed_mbps")),
+            up if type(up) is bool else None, bool(n.get("cluster")),
+            tuple(map(str, addresses)) if type(addresses) is list else (),
+            error_rate, drop_rate, is_loopback(name)))
     return tuple(out)
 
 
