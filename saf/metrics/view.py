@@ -117,7 +117,11 @@ class Nic:
     # history, a rate says it is happening now.
     error_rate: float = 0.0
     drop_rate: float = 0.0
-    loopback: bool = False  # traffic that never leaves the node (is_loopback of the name)
+    # Traffic that never leaves the node; worked out once, as rows read it several times.
+    loopback: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loopback = is_loopback(self.name)
 
     @property
     def errors(self) -> float:
@@ -315,29 +319,31 @@ def _nics(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Nic, ...
         if not isinstance(n, dict) or not n.get("name"):
             continue
         name = str(n["name"])
+        base = f"nic.{name}."
         rx, tx = num(n.get("rx_bps")), num(n.get("tx_bps"))
         if rx is None:
-            rx = value(node, f"nic.{name}.rx_bytes/s")
+            rx = value(node, base + "rx_bytes/s")
         if tx is None:
-            tx = value(node, f"nic.{name}.tx_bytes/s")
+            tx = value(node, base + "tx_bytes/s")
         rx_errors, tx_errors = num(n.get("rx_errors")), num(n.get("tx_errors"))
         rx_drops, tx_drops = num(n.get("rx_drops")), num(n.get("tx_drops"))
         # A counter at zero has not grown: no need to ask the store for its rate.
         error_rate = drop_rate = 0.0
         if rx_errors or tx_errors:
-            error_rate = ((value(node, f"nic.{name}.rx_errors/s") or 0.0)
-                          + (value(node, f"nic.{name}.tx_errors/s") or 0.0))
+            error_rate = ((value(node, base + "rx_errors/s") or 0.0)
+                          + (value(node, base + "tx_errors/s") or 0.0))
         if rx_drops or tx_drops:
-            drop_rate = ((value(node, f"nic.{name}.rx_drops/s") or 0.0)
-                         + (value(node, f"nic.{name}.tx_drops/s") or 0.0))
+            drop_rate = ((value(node, base + "rx_drops/s") or 0.0)
+                         + (value(node, base + "tx_drops/s") or 0.0))
         up = n.get("up")
         addresses = n.get("addresses")
         out.append(Nic(
-            name, rx, tx, rx_errors, tx_errors, rx_drops, tx_drops,
-            num(n.get("mtu")), num(n.get("speed_mbps")),
-            up if type(up) is bool else None, bool(n.get("cluster")),
-            tuple(map(str, addresses)) if type(addresses) is list else (),
-            error_rate, drop_rate, is_loopback(name)))
+            name=name, rx=rx, tx=tx, rx_errors=rx_errors, tx_errors=tx_errors,
+            rx_drops=rx_drops, tx_drops=tx_drops,
+            mtu=num(n.get("mtu")), speed=num(n.get("speed_mbps")),
+            up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
+            addresses=tuple(map(str, addresses)) if isinstance(addresses, list) else (),
+            error_rate=error_rate, drop_rate=drop_rate))
     return tuple(out)
 
 
