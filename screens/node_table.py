@@ -296,7 +296,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         name = self.rows[row]
         strip = self._cache.get(name)
         if strip is None:
-            strip = self._render_row(name, columns, width, row == self.cursor)
+            strip = self._render_row(name, width, row == self.cursor)
             self._cache[name] = strip
         return strip
 
@@ -309,11 +309,12 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             segments.append(Segment(cell + " ", style))
         return Strip(segments).extend_cell_length(width).crop(0, width)
 
-    def _render_row(self, name: str, columns: list[Column], width: int,
-                    selected: bool) -> Strip:
+    def _render_row(self, name: str, width: int, selected: bool) -> Strip:
+        """A node's row, in the columns `_layout` fitted last."""
         source = self.source
         parts, narrow = row_parts(source.view(name), source.node_info(name),
-                                  source.ctx.settings.thresholds, columns, source.store.values)
+                                  source.ctx.settings.thresholds, self._columns,
+                                  source.store.values)
         if narrow:  # cells are padded to their widths: no need to measure every segment
             length = self._row_length
             while length > width:  # the last cells' ends fall under the scrollbar

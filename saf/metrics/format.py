@@ -86,13 +86,18 @@ def downsample(values: Sequence[float | None], buckets: int) -> list[tuple[float
             for chunk in _buckets(values, buckets)]
 
 
-def _buckets(values: Sequence[float | None], buckets: int) -> Iterator[list[float]]:
-    """`values` (more of them than `buckets`) split into `buckets` consecutive runs, the
-    gaps (None) left out of each."""
-    n = len(values)
+def _bounds(n: int, buckets: int) -> Iterator[slice]:
+    """`n` values (more of them than `buckets`) split into `buckets` consecutive runs."""
     for b in range(buckets):
         lo = b * n // buckets
-        yield [v for v in values[lo:max(lo + 1, (b + 1) * n // buckets)] if v is not None]
+        yield slice(lo, max(lo + 1, (b + 1) * n // buckets))
+
+
+def _buckets(values: Sequence[float | None], buckets: int) -> Iterator[list[float]]:
+    """`values` split into `buckets` consecutive runs (`_bounds`), the gaps (None) left out
+    of each."""
+    for run in _bounds(len(values), buckets):
+        yield [v for v in values[run] if v is not None]
 
 
 def scale_of(points: Sequence[tuple[float, float] | None], top: float | None) -> float:
@@ -117,8 +122,7 @@ def sparkline(values: Sequence[float | None], width: int, *, top: float | None =
         highs = list(values)
     elif None not in values:
         full = cast("Sequence[float]", values)
-        highs = [max(full[b * n // width:max(b * n // width + 1, (b + 1) * n // width)])
-                 for b in range(width)]
+        highs = [max(full[run]) for run in _bounds(n, width)]
     else:
         highs = [max(chunk) if chunk else None for chunk in _buckets(values, width)]
     scale = top or max((h for h in highs if h is not None), default=0.0)
