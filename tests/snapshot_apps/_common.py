@@ -8,18 +8,22 @@ from typing import Any
 
 from saf.cockpit.context import READONLY_FLAG, CockpitContext
 from saf.cockpit.settings import Settings
-from saf.recording import Replayer, load_recording
+from saf.recording import Recording, Replayer, load_recording
 from saf.screens.app import SafApp
 from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 
 
-def cockpit(recording: str, *, until: float | None = None, theme: str = "saf-dark",
-            readonly: bool = False, app_class: type[SafApp] = SafApp,
-            **context: Any) -> SafApp:
+def cockpit(recording: str, **options: Any) -> SafApp:
+    """The cockpit on a recording of this folder; `options` as `cockpit_on`."""
+    return cockpit_on(load_recording(FRAMES / recording), **options)
+
+
+def cockpit_on(played: Recording, *, until: float | None = None, theme: str = "saf-dark",
+               readonly: bool = False, app_class: type[SafApp] = SafApp,
+               **context: Any) -> SafApp:
     """`context`: more CockpitContext fields (inventory, signal_feed, recipe_library, ...)."""
-    played = load_recording(FRAMES / recording)
     ctx = CockpitContext(cluster=played.cluster, nodes=played.nodes,
                          settings=Settings(theme=theme), theme_folders=(THEMES_DIR,),
                          readonly_because=READONLY_FLAG if readonly else None, **context)
