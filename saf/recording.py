@@ -34,8 +34,10 @@ from saf.metrics.store import MetricsStore
 from saf.paths import open_private
 
 FORMAT_VERSION = 1
-BATCH = 0.05  # seconds of recording delivered in one go
-TICK = 0.25   # the longest a playing replay sleeps before looking at its controls again
+# A playing replay delivers what has come due this often (wall-clock seconds), not at each
+# event's own moment: 64 unsynchronised nodes at 1 Hz would wake the event loop 64 times a
+# second, and the cockpit hands samples to its screens once a second anyway.
+PACE = 0.25
 
 
 def node_header(node: Node) -> dict[str, Any]:
@@ -168,8 +170,9 @@ def parse_recording(lines: Iterable[str], path: Path | None = None) -> Recording
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReplayPosition(Event):
-    """The replay moved (played on, paused, sought, changed speed or reached the end).
-    `time` is the recording's clock at `position` seconds from its start."""
+    """The replay was steered (started, paused, resumed, sought, sped up or slowed down) or
+    reached the end. `time` is the recording's clock at `position` seconds from its start.
+    While it plays on, the position is read from `Replayer.position` when it is shown."""
 
     kind: ClassVar[str] = "replay_position"
     position: float
@@ -312,23 +315,16 @@ class Replayer:
                 await task
 
     async def _run(self) -> None:
-        events = self.recording.events
-        last_tick = -1
         while True:
             self._wake.clear()
             if not self.paused:
-                # Events due within a few milliseconds go together: fewer wake-ups.
-                self._apply_until(self.clock() + BATCH * self.speed)
+                self._apply_until(self.clock())  # what is due: never ahead of the clock
                 if self.finished:
                     self.pause()
                     continue
-            tick = int(self.position)
-            if tick != last_tick:  # a position report a second, for the replay bar
-                last_tick = tick
-                self._announce()
             if self.paused:
                 await self._wake.wait()
                 continue
-            due = (events[self._index].time - self.clock()) / self.speed
-            # Plain sleeps (no timer task per wait); steering takes effect within TICK.
-            await asyncio.sleep(max(0.0, min(due, TICK)))
+            # Steering takes effect at once (pause, seek and a new speed move the clock
+            # themselves); this loop only delivers what falls due, at a steady pace.
+            await asyncio.sleep(PACE)

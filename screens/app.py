@@ -109,7 +109,6 @@ class SafApp(App[None]):
         for node in ctx.nodes:
             self.store.add_node(node.name)
         self.replayer = self.source if isinstance(self.source, Replayer) else None
-        self.replay_position: ReplayPosition | None = None
         self.clock: Callable[[], float] = self.replayer.clock if self.replayer else time.time
         self.recorder: RecordingWriter | None = None
         self._signal_feed = ctx.signal_feed
@@ -169,7 +168,6 @@ class SafApp(App[None]):
     def _on_event(self, event: Event) -> None:
         """Called by the source on the event loop, after the event reached the store."""
         if isinstance(event, ReplayPosition):
-            self.replay_position = event
             # A seek back rebuilt the store: every view is out of date.
             self._dirty.update(self.store.nodes)
             self._post_to_screens_on_view(ReplayMoved(event))

@@ -74,16 +74,13 @@ class StatusLine(Widget):
         app = cockpit_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         v = palette(app)
-        replay = app.replay_position
-        if app.replayer is not None:
-            pos = replay.position if replay else app.replayer.position
-            dur = replay.duration if replay else app.replayer.recording.duration
-            paused = replay.paused if replay else app.replayer.paused
-            speed = replay.speed if replay else app.replayer.speed
-            mark = "⏸ paused" if paused else "▶ replay"
-            path = app.replayer.recording.path
+        replayer = app.replayer
+        if replayer is not None:
+            mark = "⏸ paused" if replayer.paused else "▶ replay"
+            path = replayer.recording.path
             text.append(f" {mark} ", style=f"bold {v['accent']}")
-            text.append(f"{_clock(pos)}/{_clock(dur)} ×{speed:g}  {path.name if path else ''}  ")
+            text.append(f"{_clock(replayer.position)}/{_clock(replayer.recording.duration)} "
+                        f"×{replayer.speed:g}  {path.name if path else ''}  ")
         else:
             # A screen whose picture is frozen says so here too, or the line would say live
             # under a header that says paused; the clock goes on.

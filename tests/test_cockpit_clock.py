@@ -4,7 +4,9 @@ when the screen's picture is (issue 22). A live cockpit (a metrics hub on an emp
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -14,11 +16,13 @@ from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory
 from saf.metrics.hub import MetricsHub
-from saf.screens.app import SafApp, make_app
+from saf.recording import load_recording
+from saf.screens.app import SafApp, make_app, replay_app
 from saf.screens.widgets import StatusLine
 from saf.themes import THEMES_DIR
 
 NOON = datetime(2025, 11, 28, 12, 0, 0).timestamp()
+FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 
 def live_cockpit() -> tuple[SafApp, list[float]]:
@@ -79,3 +83,30 @@ async def test_a_paused_picture_is_not_called_live() -> None:
         await pilot.press("p")
         await pilot.pause()
         assert "● live" in status_line(app)
+
+
+def replay_position(app: SafApp) -> int:
+    found = re.search(r"(\d\d):(\d\d)/01:00", status_line(app))
+    assert found, status_line(app)
+    return int(found[1]) * 60 + int(found[2])
+
+
+async def test_a_playing_replays_position_moves_and_a_pause_shows_at_once() -> None:
+    """A replay reports itself only when steered: while it plays, the status line reads its
+    position each time the tick redraws it."""
+    recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")  # a minute long
+    ctx = CockpitContext(cluster=recording.cluster, nodes=recording.nodes, settings=Settings(),
+                         theme_folders=(THEMES_DIR,))
+    app = replay_app(ctx, recording, speed=10.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        assert "▶ replay" in status_line(app)
+        before = replay_position(app)
+        await pilot.pause(1.3)  # 13 s of recording, and a tick or two
+        assert replay_position(app) >= before + 9
+        await pilot.press("space")
+        await pilot.pause()
+        assert "⏸ paused" in status_line(app)
+        paused_at = replay_position(app)
+        await pilot.pause(1.3)
+        assert replay_position(app) == paused_at
