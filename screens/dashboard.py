@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import Input
 
 from saf.screens.footer import FittingFooter
@@ -35,7 +34,7 @@ class DashboardScreen(SafScreen[None]):
         super().__init__()
         self._pending: set[str] = set()
         self._status_dirty = False
-        self._flush_timer: Timer | None = None
+        self._flush_queued = False
 
     def compose(self) -> ComposeResult:
         yield ClusterHeader(id="cluster-header", classes="screen-header")
@@ -69,9 +68,8 @@ class DashboardScreen(SafScreen[None]):
 
     # -- updates from the app (only while on view) ------------------------------------------
     # The app hands on samples once a second with the clock's tick (and a node's new state at
-    # once). What arrives together (the nodes, the tick's status line, the replay's position)
-    # is drawn together, GATHER later: one screen update instead of three.
-    GATHER = 0.02
+    # once). What it posts together (the nodes, then the tick's status line) is drawn
+    # together: the flush is queued behind the messages already waiting, not timed.
 
     def on_nodes_changed(self, message: NodesChanged) -> None:
         if self.is_mounted and message.nodes:  # else on_mount draws everything there is
@@ -90,11 +88,12 @@ class DashboardScreen(SafScreen[None]):
             self._schedule()
 
     def _schedule(self) -> None:
-        if self._flush_timer is None:
-            self._flush_timer = self.set_timer(self.GATHER, self._flush, name="dashboard-flush")
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.call_later(self._flush)
 
     def _flush(self) -> None:
-        self._flush_timer = None
+        self._flush_queued = False
         if self._pending:
             pending, self._pending = self._pending, set()
             self.table.update_nodes(pending)
