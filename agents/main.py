@@ -1,4 +1,5 @@
-"""The agent's main loop: hello, then one sample per interval; commands on stdin.
+"""The agent's main loop: hello, then one sample per interval, on the wall clock's beat;
+commands on stdin.
 
     python agent.pyz [--interval SECONDS] [--cluster-host HOST] [--once]
     python agent.pyz netperf info|serve|client ...   (the throughput tester: agents/netperf.py)
@@ -33,6 +34,18 @@ MAX_INTERVAL = protocol.MAX_INTERVAL
 # live figures at once. Rates need a baseline: the collectors take one when they start, and
 # 0.2 s of counters is a true (if coarser) figure. Later samples keep the interval.
 FIRST_INTERVAL = 0.2
+
+
+def until_next_beat(interval, now=None):
+    """Seconds until the wall clock next reaches a whole multiple of `interval`, at least half
+    an interval away (so two samples never come close together). Agents whose clocks agree
+    (NTP) then sample at the same moments: a cluster's samples describe the same instant and
+    reach the hub together, one wake-up of its event loop for all of them instead of one
+    each. Worked out from the clock at each sample, so a slow sample or a clock that was set
+    skips to the next beat."""
+    now = time.time() if now is None else now
+    wait = interval - now % interval
+    return wait if wait >= interval / 2 else wait + interval
 
 
 def cluster_addresses(host=None, environ=None):
@@ -197,17 +210,15 @@ class Agent:
                                 if reply is not None:
                                     self.write(reply)
                                     if reply.get("cmd") == "interval" and reply.get("ok"):
-                                        next_at = time.monotonic() + self.interval
+                                        next_at = time.monotonic() + until_next_beat(
+                                            self.interval)
                         if len(pending) > protocol.MAX_LINE:
                             pending = b""
                         continue
                 self.write(self.sample())
                 if once:
                     return 0
-                next_at += self.interval
-                now = time.monotonic()
-                if next_at <= now:  # fell behind (suspended, slow collector): skip ahead
-                    next_at = now + self.interval
+                next_at = time.monotonic() + until_next_beat(self.interval)
         except (BrokenPipeError, ConnectionResetError):
             return 0
         except KeyboardInterrupt:

@@ -3,6 +3,7 @@ its stdin commands, and exiting when stdin closes."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from saf.agents import protocol
+from saf.agents.main import until_next_beat
 from saf.agent.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +133,35 @@ def test_first_sample_does_not_wait_a_whole_interval():
         sample = agent.until("sample")
         assert sample["seq"] == 0 and sample["interval"] == 600
         assert sample["cpu"]["percent"] is not None
+    finally:
+        agent.kill()
+
+
+def test_until_next_beat_reaches_a_multiple_of_the_interval_at_least_half_away():
+    assert until_next_beat(1.0, now=1_000.25) == pytest.approx(0.75)
+    assert until_next_beat(1.0, now=1_000.75) == pytest.approx(1.25)  # 0.25 s is too close
+    assert until_next_beat(0.5, now=1_000.1) == pytest.approx(0.4)
+    assert until_next_beat(5.0, now=1_003.0) == pytest.approx(7.0)
+    assert until_next_beat(1.0, now=1_000.0) == pytest.approx(1.0)
+
+
+def test_samples_fall_on_the_wall_clocks_beat():
+    """After the first (which comes at once), samples are taken when the wall clock reaches a
+    multiple of the interval, so agents whose clocks agree sample at the same moments and
+    their frames reach the hub together."""
+    agent = AgentProcess([sys.executable, "-m", "saf.agents.main", "--interval", "600"])
+    try:
+        assert agent.frame()["type"] == "hello"
+        assert agent.until("sample")["seq"] == 0
+        # Asked for 0.5 s half-way between two beats: the samples still come on the beat.
+        time.sleep(0.5 - (time.time() - 0.25) % 0.5)
+        agent.send('{"cmd": "interval", "seconds": 0.5}\n')
+        assert agent.until("reply")["ok"]
+        times = [agent.until("sample")["time"] for _ in range(4)]
+        offsets = [t % 0.5 for t in times]
+        assert all(offset < 0.15 for offset in offsets), offsets  # taken just after the beat
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert all(0.35 < gap < 0.65 for gap in gaps), gaps  # one beat apart
     finally:
         agent.kill()
 
