@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from saf import __version__
+from saf import __version__, library_warnings
 from saf.errors import SafError
 
 # name -> "module:attribute" of a click command. Add a line here for each new command.
@@ -74,6 +74,7 @@ def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    library_warnings.keep_out()
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
         code = cli.main(args=argv, prog_name="saf", standalone_mode=False)

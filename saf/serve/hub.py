@@ -246,8 +246,9 @@ class Hub:
         self._grants.pop(token, None)
 
     def cockpit_argv(self, token: str | None = None) -> list[str]:
-        """The command line of a cockpit fed from this hub."""
-        return [sys.executable, "-m", "saf", "tui", "--hub", str(self.socket_path)]
+        """The command line of a cockpit fed from this hub. `-P`: the installed saf, never a
+        `saf/` folder in the working directory (`-m` would put that first on the path)."""
+        return [sys.executable, "-P", "-m", "saf", "tui", "--hub", str(self.socket_path)]
 
     def cockpit_env(self, token: str | None = None) -> dict[str, str]:
         """What to add to a hub-fed cockpit's environment."""
