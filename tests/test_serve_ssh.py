@@ -366,3 +366,37 @@ def test_binding_beyond_loopback_warns(caplog):
         assert caplog.records == []
         warn_if_beyond_loopback(parse_bind("0.0.0.0:8022", "--ssh"), "--ssh")
     assert "beyond loopback" in caplog.text
+
+
+async def test_a_session_and_its_logout_print_no_library_warning(served):
+    """A new cryptography made asyncssh print ten DSA deprecation lines in every cockpit,
+    seen by the client when it quit (tests/test_library_warnings.py has the rest)."""
+    start = len(served.log)
+    client = await TermClient.open(served, cols=100, rows=30)
+    assert await client.wait_for(dashboard_up), client.text()
+    pid = served.cockpit_pid(client.local_port)
+    client.press("q")
+    await asyncio.wait_for(client.ended.wait(), 20)
+    assert await gone([pid]) == []
+    assert b"Warning" not in client.raw
+    assert [line for line in served.log[start:] if "Warning" in line] == []
+
+
+async def test_saf_serve_run_from_a_folder_holding_a_saf_package_runs_the_installed_saf(
+        demo, keys, tmp_path):
+    """From inside a clone of the repository every cockpit died (No module named
+    'saf.agents'): the hub started them as `python -m saf`, and -m put the working folder's
+    saf/ first. Here that folder's saf/ is a decoy that says so and exits."""
+    decoy = tmp_path / "clone"
+    (decoy / "saf").mkdir(parents=True)
+    (decoy / "saf" / "__init__.py").write_text("")
+    (decoy / "saf" / "__main__.py").write_text(
+        "import sys\nprint('the decoy saf ran', file=sys.stderr)\nsys.exit(3)\n")
+    server = Served(demo.inventory_path, keys, tmp_path / "state", cwd=decoy)
+    try:
+        client = await TermClient.open(server, cols=100, rows=30)
+        assert await client.wait_for(dashboard_up), client.text() + "\n".join(server.log)
+        assert b"the decoy saf ran" not in client.raw
+        await client.close()
+    finally:
+        server.stop()

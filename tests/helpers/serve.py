@@ -54,17 +54,24 @@ class Keys:
 class Served:
     """`saf serve --ssh 127.0.0.1:0` on an inventory, its stderr collected line by line."""
 
-    def __init__(self, inventory: Path, keys: Keys, state: Path, *extra: str) -> None:
+    def __init__(self, inventory: Path, keys: Keys, state: Path, *extra: str,
+                 cwd: Path | None = None) -> None:
+        """From the checkout by default; with `cwd`, the installed `saf` command run there
+        (as a user runs it, with no PYTHONPATH)."""
         self.keys = keys
         self.state = state
         self.log: list[str] = []
         env = dict(os.environ, SAF_STATE_DIR=str(state), SAF_CONFIG_DIR=str(state / "config"),
                    SAF_INVENTORY=str(inventory), PYTHONPATH=str(ROOT))
+        argv = [sys.executable, "-m", "saf"]
+        if cwd is not None:
+            del env["PYTHONPATH"]
+            argv = [str(Path(sys.executable).parent / "saf")]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "saf", "serve", "--ssh", "127.0.0.1:0",
+            [*argv, "serve", "--ssh", "127.0.0.1:0",
              "--authorized-keys", str(keys.authorized), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=env, cwd=ROOT)
+            text=True, env=env, cwd=cwd or ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.port = int(self.wait_log(LISTENING, 60).group(1))
@@ -139,6 +146,7 @@ class TermClient:
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
         self.received = 0
+        self.raw = bytearray()  # every byte the session sent, to look for what it printed
         self.changed = asyncio.Event()
         self.ended = asyncio.Event()
         self.local_port = int(conn.get_extra_info("sockname")[1])
@@ -164,6 +172,7 @@ class TermClient:
                 if not data:
                     break
                 self.received += len(data)
+                self.raw += data
                 self.stream.feed(data)
                 self.changed.set()
         except (asyncssh.Error, OSError):
