@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from saf.inventory.model import Node
 from saf.ray.facts import NodeFacts
+from saf.shell import path_arg, program
 
 UV_INSTALLER = "curl -LsSf https://astral.sh/uv/install.sh | sh"
 DEFAULT_VENV = "~/.saf/ray-venv"
@@ -88,10 +89,7 @@ def venv_of(node: Node, facts: NodeFacts, default: str) -> tuple[str, bool]:
     return (venv if isinstance(venv, str) and venv else default), False
 
 
-def _path(path: str) -> str:
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
+_path = path_arg
 
 
 def fix_commands(node: Node, facts: NodeFacts, target: Target, *, tool: str = "",
@@ -105,7 +103,7 @@ def fix_commands(node: Node, facts: NodeFacts, target: Target, *, tool: str = ""
     vpython = f"{venv.rstrip('/')}/bin/python"
     if not facts.fallback and facts.python == target.python and facts.venv:
         # The right Python already, in a venv: only Ray differs.
-        return [f"{_path(node.python)}{install}"], vpython if in_inventory else node.python
+        return [f"{program(node.python)}{install}"], vpython if in_inventory else node.python
     commands: list[str] = []
     use_pyenv = tool == "pyenv" or (tool == "" and bool(facts.pyenv_bin))
     if use_pyenv:
