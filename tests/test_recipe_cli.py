@@ -307,3 +307,20 @@ def test_the_summary_of_a_run_on_fifty_nodes_is_readable(monkeypatch: pytest.Mon
     assert "2. verify   48 ok, 2 failed (n07, n33)" in many
     few = render(["alpha", "beta", "gamma"])
     assert "alpha" in few.splitlines()[1] and "…" not in few
+
+
+def test_a_recipes_own_selector_matching_nothing_skips_its_steps(cluster, tmp_path: Path,
+                                                                 state: Path) -> None:
+    """apple-check and macos-tuning on a cluster without Macs: each step is skipped with the
+    reason and the run ends 0; the same selector given by the user with --on is an error."""
+    for name in ("apple-check", "macos-tuning"):
+        done = saf(cluster, state, "run", name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bad selector" not in done.stdout + done.stderr
+        assert "no nodes: no node matches os:macos, skipped" in done.stdout
+    as_json = saf(cluster, state, "run", "apple-check", "--json")
+    started = [e for e in events_of(as_json.stdout) if e["event"] == "step_started"]
+    assert [e["reason"] for e in started] == ["no node matches os:macos"] * 2
+    asked = saf(cluster, state, "run", "hello", "--on", "os:macos")
+    assert asked.returncode == 2
+    assert "--on: 'os:macos' matches no node" in asked.stderr

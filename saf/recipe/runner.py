@@ -277,7 +277,8 @@ class Runner:
     # -- the run --------------------------------------------------------------------------
     async def _step(self, step: Step) -> list[str]:
         nodes = self.prepared.targets[step.index]
-        self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes]))
+        self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes],
+                              reason="" if nodes else self.prepared.empty.get(step.index, "")))
         statuses: list[str] = []
         if step.serial:
             pending = list(nodes)
