@@ -73,6 +73,9 @@ class PythonMatch(Kind):
     def templates(self) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.params.items() if v]
 
+    def read_only(self) -> bool:
+        return self.verify
+
     def describe(self) -> str:
         return ("check that every node runs the same Python and Ray" if self.verify else
                 "give every node the head's exact Python and Ray, in a venv")
