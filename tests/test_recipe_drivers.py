@@ -84,6 +84,18 @@ def only_facts(nodes: RecordedNodes) -> None:
 
 
 # -- driver-nvidia ---------------------------------------------------------------------------
+def test_nvidia_driver_skips_a_node_without_an_nvidia_device(machine) -> None:
+    """The Arc box has no 10de: vendor on its PCI bus: the driver step is skipped with the
+    reason, instead of failing on ubuntu-drivers; the RTX 3090 box (10de) still plans it."""
+    arc = machine("ubuntu2404-arc-a770-before")
+    driver = run(arc, "driver-nvidia").step(0)
+    assert driver.status == "skipped", driver.message
+    assert driver.message.startswith("no NVIDIA device (no 10de: vendor")
+    only_facts(arc)
+    rtx = machine("ubuntu2404-rtx3090-before")
+    assert run(rtx, "driver-nvidia").step(0).status == "changed"
+
+
 def test_nvidia_check_before_the_driver(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-before")
     ran = run(nodes, "driver-nvidia")
