@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from saf.connect.base import Connector
 from saf.events import Event
-from saf.shell import path_arg
+from saf.shell import program
 
 _SCRIPT = """\
 echo "os=$(uname -s)"
@@ -74,7 +74,7 @@ async def gather_facts(conn: Connector) -> NodeFacts:
     started = time.monotonic()
     await conn.run(":")
     latency = (time.monotonic() - started) * 1000
-    result = await conn.run(_SCRIPT.replace("{python}", path_arg(conn.node.python)),
+    result = await conn.run(_SCRIPT.replace("{python}", program(conn.node.python)),
                             timeout=conn.node.connect_timeout * 3)
     return NodeFacts(node=conn.node.name, reachable=True, latency_ms=round(latency, 1),
                      **parse(conn.node.name, result.stdout))  # type: ignore[arg-type]

@@ -44,7 +44,7 @@ class Fleet:
         """A new connector to `node`, outside the pool; the caller closes it."""
         return self._factory(node)
 
-    async def select(self, selector: str | None) -> list[Node]:
+    async def select(self, selector: str | None, *, allow_empty: bool = False) -> list[Node]:
         """Nodes named by a selector; `os:` terms probe the OS of nodes that do not declare
         it (a node that cannot be reached matches no `os:` term)."""
         if selector and selectors.needs_os(selector):
@@ -52,7 +52,7 @@ class Fleet:
             found = await self.each(unknown, self._probe_os)
             for name, value in found.items():
                 self._os[name] = value if isinstance(value, str) else None
-        return selectors.select(self.inventory, selector, self._os)
+        return selectors.select(self.inventory, selector, self._os, allow_empty=allow_empty)
 
     async def _probe_os(self, conn: Connector) -> str | None:
         result = await conn.run("uname -s", timeout=conn.node.connect_timeout)

@@ -82,16 +82,19 @@ def _validate(term: str, inventory: Inventory) -> None:
 
 
 def select(inventory: Inventory, selector: str | None,
-           os_of: Mapping[str, str | None] | None = None) -> list[Node]:
+           os_of: Mapping[str, str | None] | None = None, *,
+           allow_empty: bool = False) -> list[Node]:
     """The nodes `selector` names, in inventory order. `os_of` gives probed OSes by node name
-    for `os:` terms when the inventory does not declare them."""
+    for `os:` terms when the inventory does not declare them. A term that matches no node is
+    an error (a person named it), unless `allow_empty`: a recipe's own `on = "os:macos"` on a
+    cluster without Macs selects nothing, and the step has nothing to do."""
     selector = "all" if selector is None else selector
     os_of = os_of or {}
     chosen: set[str] = set()
     for term in terms(selector):
         _validate(term, inventory)
         matched = [n.name for n in inventory.nodes if _match(term, n, os_of)]
-        if not matched:
+        if not matched and not allow_empty:
             raise SelectorError(f"{term!r} matches no node ({describe(inventory)})")
         chosen.update(matched)
     return [n for n in inventory.nodes if n.name in chosen]

@@ -76,9 +76,29 @@ def guarded(command: str, *, feed_first_line: bool = False) -> str:
 
 def path_arg(path: str) -> str:
     """A path for a shell command: quoted, except that a leading ~/ still means the home
-    folder (quoting would otherwise keep the tilde literal)."""
+    folder (quoting would otherwise keep the tilde literal). This is saf's one rule for
+    `~/`: `~/x` becomes `"$HOME"/'x'`, whoever wrote the path."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):
         return '"$HOME"/' + quote(path[2:])
     return quote(path)
+
+
+def program(command: str) -> str:
+    """A program the inventory names (a node's `python`) for a shell command line.
+
+    The inventory may give a command with arguments (`/usr/bin/env python3`), so each word is
+    its own argument; each is quoted by `path_arg`, so `~/saf-venv/bin/python` runs the
+    python under the node user's home. Every place saf runs the node's python goes through
+    here (the agent, `saf nodes`, doctor, Ray, serving, `{node.python}` in recipes)."""
+    return " ".join(program_words(command))
+
+
+def program_words(command: str) -> list[str]:
+    """`program(command)` word by word (the first is the program to look for)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # an unbalanced quote: the whole text is one program name
+        words = [command]
+    return [path_arg(word) for word in words] or [quote(command)]

@@ -215,6 +215,40 @@ run = "touch {dir}/{node.name}/made"
     assert text.count("would change") == 2 * len(NODES) + 1  # lines, table cells, counts
     assert "(3 would change)" in text
     assert not list((tmp_path / "nodes").rglob("made"))
+    # `saf runs` lists it as a check: what would change, not what changed.
+    listed = saf(cluster, state, "runs")
+    row = next(line for line in listed.stdout.splitlines() if "cli-test" in line)
+    assert "(check)" in row and "3 would change" in row and "3 changed" not in row, row
+
+
+def test_check_mode_never_says_a_read_only_step_would_change(cluster, tmp_path: Path,
+                                                            state: Path) -> None:
+    """check-python only reads: under --check its steps run (they are the check) and end ok;
+    a wait that would wait is skipped, not "would change"."""
+    done = saf(cluster, state, "run", "check-python", "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout.replace("nothing will be changed", "")
+    assert "would change" not in text and "changed" not in text, text
+    assert "(9 ok)" in text
+    path = recipe(tmp_path, """
+[[steps]]
+name = "probe"
+kind = "wait"
+command = "test -e {dir}/{node.name}/never"
+tries = 2
+interval = 0.1
+""")
+    waited = saf(cluster, state, "run", str(path), "--check")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "would change" not in waited.stdout and "(3 skipped)" in waited.stdout
+
+
+def test_serve_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
+    """A value the step needs is missing: the step fails in --check too, and says why."""
+    done = saf(cluster, state, "run", "serve", "--check", "--var", "engine=llama-server")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("no model: pass --var model=") == len(NODES), done.stdout
+    assert "would change" not in done.stdout
 
 
 def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
@@ -307,3 +341,20 @@ def test_the_summary_of_a_run_on_fifty_nodes_is_readable(monkeypatch: pytest.Mon
     assert "2. verify   48 ok, 2 failed (n07, n33)" in many
     few = render(["alpha", "beta", "gamma"])
     assert "alpha" in few.splitlines()[1] and "…" not in few
+
+
+def test_a_recipes_own_selector_matching_nothing_skips_its_steps(cluster, tmp_path: Path,
+                                                                 state: Path) -> None:
+    """apple-check and macos-tuning on a cluster without Macs: each step is skipped with the
+    reason and the run ends 0; the same selector given by the user with --on is an error."""
+    for name in ("apple-check", "macos-tuning"):
+        done = saf(cluster, state, "run", name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "bad selector" not in done.stdout + done.stderr
+        assert "no nodes: no node matches os:macos, skipped" in done.stdout
+    as_json = saf(cluster, state, "run", "apple-check", "--json")
+    started = [e for e in events_of(as_json.stdout) if e["event"] == "step_started"]
+    assert [e["reason"] for e in started] == ["no node matches os:macos"] * 2
+    asked = saf(cluster, state, "run", "hello", "--on", "os:macos")
+    assert asked.returncode == 2
+    assert "--on: 'os:macos' matches no node" in asked.stderr

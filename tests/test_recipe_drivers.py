@@ -84,6 +84,18 @@ def only_facts(nodes: RecordedNodes) -> None:
 
 
 # -- driver-nvidia ---------------------------------------------------------------------------
+def test_nvidia_driver_skips_a_node_without_an_nvidia_device(machine) -> None:
+    """The Arc box has no 10de: vendor on its PCI bus: the driver step is skipped with the
+    reason, instead of failing on ubuntu-drivers; the RTX 3090 box (10de) still plans it."""
+    arc = machine("ubuntu2404-arc-a770-before")
+    driver = run(arc, "driver-nvidia").step(0)
+    assert driver.status == "skipped", driver.message
+    assert driver.message.startswith("no NVIDIA device (no 10de: vendor")
+    only_facts(arc)
+    rtx = machine("ubuntu2404-rtx3090-before")
+    assert run(rtx, "driver-nvidia").step(0).status == "changed"
+
+
 def test_nvidia_check_before_the_driver(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-before")
     ran = run(nodes, "driver-nvidia")
@@ -97,7 +109,7 @@ def test_nvidia_check_before_the_driver(machine) -> None:
     assert "--var reboot=true" in reboot.message
     assert persistence.status == "changed" and persistence.would == ["nvidia-smi -pm 1"]
     assert power.status == "skipped"  # no power_limit asked for
-    assert gpu.status == "changed" and "nvidia-smi -L failed" in gpu.message
+    assert gpu.status == "skipped" and "nvidia-smi -L failed" in gpu.message  # only reads
     assert "not found" in gpu.message
     only_facts(nodes)
     assert "ubuntu-drivers devices" in nodes.calls()
@@ -226,7 +238,8 @@ def test_intel_check_before_the_runtime(machine) -> None:
                              f"DEBIAN_FRONTEND=noninteractive apt-get install -y {INTEL}"]
     assert group.status == "changed" and "usermod -aG render" in group.would[0]
     assert "chmod" not in " ".join(runtime.would + group.would)
-    assert clinfo.status == "changed" and clinfo.message.startswith("not yet: clinfo -l as ")
+    assert clinfo.status == "skipped"  # it only reads: never "would change"
+    assert clinfo.message.startswith("--check: not run (not yet: clinfo -l as ")
     only_facts(nodes)
 
 

@@ -60,7 +60,7 @@ def test_bad_recipe_names_file_and_line(name: str, line: int, words: str) -> Non
 
 
 @pytest.mark.parametrize("name, line, words", [
-    ("bad_selector.toml", 9, "step 2 (two): bad selector: 'tag:nonexistent' matches no node"),
+    ("bad_selector.toml", 9, "step 2 (two): bad selector: unknown role in 'role:boss'"),
     ("missing_var.toml", 5, "missing variable 'model' (the model to serve)"),
     ("unknown_placeholder.toml", 12, "unknown variable {greting}"),
     ("missing_upload.toml", 6, "upload source 'does-not-exist.txt' not found"),
@@ -73,6 +73,17 @@ def test_recipe_wrong_for_inventory_or_vars(name: str, line: int, words: str,
     text = str(info.value)
     assert text.startswith(f"{FIXTURES / name}:{line}: "), text
     assert words in text
+
+
+def test_a_step_whose_own_selector_matches_nothing_has_no_nodes_and_a_reason(
+        tmp_path: Path, inventory_path: Path) -> None:
+    """A recipe's `on` that is valid but matches no node here (a tag this cluster lacks) is
+    not an error: the step has no nodes, and says why."""
+    path = tmp_path / "r.toml"
+    path.write_text('[[steps]]\nname = "x"\non = "tag:nonexistent"\nrun = "echo hi"\n')
+    prepared = _prepare(path, inventory_path)
+    assert prepared.targets[0] == []
+    assert prepared.empty == {0: "no node matches tag:nonexistent"}
 
 
 def test_missing_var_given_is_fine(inventory_path: Path) -> None:

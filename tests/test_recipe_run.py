@@ -233,7 +233,8 @@ interval = 0.1
     assert dry.results(0)["alpha"].would == [
         f"echo made > {quote(str(tmp_path / 'nodes'))}/alpha/made"]
     assert dry.results(1)["beta"].message.startswith("would send 2 of 2 files")
-    assert dry.statuses(2) == dict.fromkeys(NODES, "changed")
+    # The wait only reads: under --check it is not run, and never "would change".
+    assert dry.statuses(2) == dict.fromkeys(NODES, "skipped")
     assert not any((tmp_path / "nodes" / n / "made").exists() for n in NODES)
     assert not any((tmp_path / "nodes" / n / "payload").exists() for n in NODES)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
 
 from saf.agent.build import AgentBundle
 from saf.connect.base import Connector
-from saf.shell import SHA256, join, quote
+from saf.shell import SHA256, program, quote
 
 
 def remote_path_expr(bundle: AgentBundle) -> str:
@@ -32,8 +31,7 @@ def start_command(python: str, bundle: AgentBundle, *, interval: float,
                   cluster_host: str | None = None) -> str:
     """The shell command that starts the agent with the node's Python. `exec` so the agent is
     the channel's process itself: no shell left behind, and its stdin is the channel's."""
-    # `python` may be a command with arguments ("/usr/bin/env python3"): quote each word.
-    args = [join(shlex.split(python)), remote_path_expr(bundle),
+    args = [program(python), remote_path_expr(bundle),
             "--interval", quote(f"{interval:g}")]
     if cluster_host:
         args += ["--cluster-host", quote(cluster_host)]

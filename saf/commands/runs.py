@@ -10,6 +10,7 @@ from rich.text import Text
 
 from saf.commands import common
 from saf.errors import SafError
+from saf.recipe.events import status_label
 from saf.recipe.log import find_run, list_runs, read_events
 from saf.render.console import console, print_json_line, seconds
 from saf.render.run_view import STATUS_STYLE
@@ -57,7 +58,8 @@ def runs(ctx: click.Context, as_json: bool, every: bool) -> None:
                       Text(status, style=STATUS_STYLE.get(s.status, "")),
                       seconds(s.finished.duration) if s.finished else "—",
                       str(len(s.started.nodes)),
-                      ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+                      ", ".join(f"{n} {status_label(k, s.started.check)}"
+                                for k, n in sorted(counts.items())))
     out.print(table)
 
 

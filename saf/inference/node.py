@@ -17,7 +17,7 @@ from saf.connect.base import Connector, RunResult
 from saf.errors import SafError
 from saf.inference.engines import DETECT, ENGINES, ServeSpec
 from saf.inference.records import BadLines, Endpoint, endpoint_from, parse_lines
-from saf.shell import path_arg, quote, sh
+from saf.shell import path_arg, program, quote, sh
 
 SCRIPT = (Path(__file__).parent / "node_script.py").read_text()
 LIST_TIMEOUT = 60.0
@@ -47,7 +47,7 @@ class Target:
 
 
 def script_command(python: str, request: dict[str, Any]) -> str:
-    return f"{path_arg(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
+    return f"{program(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
 
 
 async def _call(node: Target, request: dict[str, Any], timeout: float,

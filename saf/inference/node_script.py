@@ -261,6 +261,11 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
+def home_path(path: str) -> str:
+    """`~/x` is x in the home folder; any other path is as written."""
+    return os.path.join(os.path.expanduser("~"), path[2:]) if path.startswith("~/") else path
+
+
 def launch(argv: list[str], log: str) -> int:
     """Start argv in its own session (so neither the SSH channel's end nor saf's guard, which
     kills its process group, reaches it), logging to `log`; its pid."""
@@ -299,16 +304,20 @@ def start(spec: dict[str, Any]) -> int:
         say(event="failed", why="port %d on %s is in use by a program saf did not start"
             % (port, host), tail=[])
         return 1
-    if shutil.which(argv[0]) is None:
+    # saf's one rule for ~/ (saf.shell.path_arg on the operator's side): the program may be
+    # the inventory's `~/venv/bin/python` or a `bin` of `~/.saf/venv/bin`. The record keeps
+    # argv as saf wrote it, so a rerun compares like with like.
+    run = [home_path(argv[0])] + argv[1:]
+    if shutil.which(run[0]) is None:
         say(event="failed", why="%s is not installed on this node (not on PATH: %s)"
-            % (argv[0], os.environ.get("PATH", "")), tail=[])
+            % (run[0], os.environ.get("PATH", "")), tail=[])
         return 1
     log = log_path(port)
     if os.path.exists(log):
         os.replace(log, log + ".1")  # the previous run's log, kept once
     with open(log, "a") as f:
         f.write("saf: starting %s at %s\n" % (" ".join(argv), time.strftime("%Y-%m-%dT%H:%M:%S")))
-    pid = launch(argv, log)
+    pid = launch(run, log)
     record = {"saf_serve": RECORD_VERSION, "port": port, "host": host, "engine": spec["engine"],
               "model": spec["model"], "pid": pid, "pid_start": process_started(pid),
               "started": time.time(), "log": log, "argv": argv}

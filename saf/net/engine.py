@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 import random
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from saf.net import iperf3
 from saf.net.results import Measurement, NetResult, NodeLink
 from saf.net.schedule import PAIRS, schedule
 from saf.numbers import number_problem
-from saf.shell import join, quote
+from saf.shell import program, quote
 
 TOOLS = ("saf", "iperf3")
 START_TIMEOUT = 30.0   # seconds for a server to say it listens
@@ -75,7 +74,7 @@ class NetOptions:
 
 
 def _agent(node: Node, bundle: AgentBundle) -> str:
-    return f"{join(shlex.split(node.python))} {deploy.remote_path_expr(bundle)} netperf"
+    return f"{program(node.python)} {deploy.remote_path_expr(bundle)} netperf"
 
 
 class _Pair:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from saf.shell import path_arg, quote
+from saf.shell import program as shell_program, program_words, quote
 
 MARK = "saf-ray "
 
@@ -75,9 +75,10 @@ def probe_command(python: str, action: str, args: dict[str, Any], *,
     there yet, with `fallback`, e.g. python3 before python-match made the venv)."""
     program = f"-c {quote(probe_source())} {action} {quote(json.dumps(args, sort_keys=True))}"
     if fallback is None:
-        return f"{path_arg(python)} {program}"
-    return (f"saf_py={path_arg(python)}; command -v \"$saf_py\" >/dev/null 2>&1 || "
-            f"{{ saf_py={quote(fallback)}; export SAF_PY_FALLBACK=1; }}; \"$saf_py\" {program}")
+        return f"{shell_program(python)} {program}"
+    return (f"if command -v {program_words(python)[0]} >/dev/null 2>&1; then "
+            f"{shell_program(python)} {program}; else "
+            f"SAF_PY_FALLBACK=1 {shell_program(fallback)} {program}; fi")
 
 
 def answer(stdout: str) -> dict[str, Any] | None:

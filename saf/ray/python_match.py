@@ -13,8 +13,19 @@ from dataclasses import dataclass
 
 from saf.inventory.model import Node
 from saf.ray.facts import NodeFacts
+from saf.shell import path_arg, program
 
-UV_INSTALLER = "curl -LsSf https://astral.sh/uv/install.sh | sh"
+def _installer(url: str, shell: str) -> str:
+    """A documented `curl URL | sh` installer, downloaded to a file first: piped, a failed
+    download (no internet: `curl: (6) Could not resolve host`) ran an empty script that
+    "succeeded", and the next command failed as `uv: not found`. Now curl's own error is the
+    step's."""
+    return (f"saf_get=$(mktemp) && {{ curl -LsSf {url} -o \"$saf_get\" && {shell} \"$saf_get\"; "
+            "saf_rc=$?; rm -f \"$saf_get\"; exit $saf_rc; }")
+
+
+UV_INSTALLER = _installer("https://astral.sh/uv/install.sh", "sh")
+PYENV_INSTALLER = _installer("https://pyenv.run", "bash")
 DEFAULT_VENV = "~/.saf/ray-venv"
 
 
@@ -28,15 +39,19 @@ class Target:
 def target_of(head: Node, head_facts: NodeFacts | None, python: str, ray: str
               ) -> tuple[Target | None, str | None]:
     """The version every node must run: the recipe's `python`/`ray` vars, else the head's."""
-    want_py = python or (head_facts.python if head_facts and not head_facts.fallback else None)
-    want_ray = ray or (head_facts.ray if head_facts and not head_facts.fallback else None)
+    # A head whose python is not made yet (a fresh node) answers with python3's facts: its
+    # Python is the target (Debian's 3.11.2, say); its Ray, if python3 has one.
+    want_py = python or (head_facts.python if head_facts else None)
+    want_ray = ray or (head_facts.ray if head_facts else None)
     if not want_py:
         return None, f"the head {head.name}'s Python did not answer; pass --var python=X.Y.Z"
     parts = want_py.split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None, f"python must be a full version X.Y.Z, not {want_py!r}"
     if not want_ray:
-        return None, (f"the head {head.name} has no Ray in {head.python}; pass --var ray=X.Y.Z "
+        where = (f"python3 ({head.python} is not made yet)" if head_facts and head_facts.fallback
+                 else head.python)
+        return None, (f"the head {head.name} has no Ray in {where}; pass --var ray=X.Y.Z "
                       "(or install it on the head first)")
     source = "--var python" if python else f"the head {head.name}"
     return Target(want_py, want_ray, source), None
@@ -55,7 +70,7 @@ def matrix(rows: list[tuple[str, NodeFacts | str]], target: Target | None) -> li
         if isinstance(facts, str):
             lines.append(f"! {name:<12} {'?':<9} {'?':<9} {'?':<14} {'':<12} {facts}")
             continue
-        python = "none" if facts.fallback else (facts.python or "?")
+        python = (facts.python or "?") + ("*" if facts.fallback else "")
         tools = ",".join(t for t, v in (("pyenv", facts.pyenv_bin), ("uv", facts.uv_bin))
                          if v) or "-"
         if target is None:
@@ -65,13 +80,17 @@ def matrix(rows: list[tuple[str, NodeFacts | str]], target: Target | None) -> li
         else:
             odd = True
             want = []
-            if facts.fallback or facts.python != target.python:
+            if facts.python != target.python:
                 want.append(f"Python {python} -> {target.python}")
+            elif facts.fallback or not facts.venv:
+                want.append(f"venv of Python {target.python}")
             if facts.ray != target.ray:
                 want.append(f"Ray {facts.ray or 'none'} -> {target.ray}")
             change = ", ".join(want) or "venv"
         lines.append(f"{'!' if odd else ' '} {name:<12} {python:<9} {facts.ray or 'none':<9} "
                      f"{facts.os_arch:<14} {tools:<12} {change}")
+    if any(not isinstance(f, str) and f.fallback for _, f in rows):
+        lines.append("  * python3's: the inventory's python is not made yet")
     if target is not None:
         lines.append(f"  target: Python {target.python}, Ray {target.ray} ({target.source})")
     return lines
@@ -88,10 +107,7 @@ def venv_of(node: Node, facts: NodeFacts, default: str) -> tuple[str, bool]:
     return (venv if isinstance(venv, str) and venv else default), False
 
 
-def _path(path: str) -> str:
-    if path.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(path[2:])
-    return shlex.quote(path)
+_path = path_arg
 
 
 def fix_commands(node: Node, facts: NodeFacts, target: Target, *, tool: str = "",
@@ -105,13 +121,17 @@ def fix_commands(node: Node, facts: NodeFacts, target: Target, *, tool: str = ""
     vpython = f"{venv.rstrip('/')}/bin/python"
     if not facts.fallback and facts.python == target.python and facts.venv:
         # The right Python already, in a venv: only Ray differs.
-        return [f"{_path(node.python)}{install}"], vpython if in_inventory else node.python
+        return [f"{program(node.python)}{install}"], vpython if in_inventory else node.python
     commands: list[str] = []
     use_pyenv = tool == "pyenv" or (tool == "" and bool(facts.pyenv_bin))
-    if use_pyenv:
+    if facts.python == target.python:
+        # The exact Python is there already (python3 on a fresh node, or the inventory's
+        # outside a venv): make the venv with it, install nothing.
+        base = program(facts.executable or ("python3" if facts.fallback else node.python))
+    elif use_pyenv:
         pyenv = shlex.quote(facts.pyenv_bin) if facts.pyenv_bin else "pyenv"
         if not facts.pyenv_bin:
-            commands.append("curl -fsSL https://pyenv.run | bash")
+            commands.append(PYENV_INSTALLER)
             pyenv = '"$HOME"/.pyenv/bin/pyenv'
         commands.append(f"{pyenv} install -s {target.python}")
         base = f'"$({pyenv} root)"/versions/{target.python}/bin/python3'

@@ -46,6 +46,8 @@ class StepStarted(Event):
     step: int
     name: str
     nodes: list[str]
+    # Why the step has no nodes, when it has none ("no node matches os:macos").
+    reason: str = ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

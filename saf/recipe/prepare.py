@@ -4,7 +4,7 @@ local file there. Problems are ConfigErrors naming the recipe file and line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from saf.errors import ConfigError, SelectorError, UsageError
 from saf.fleet import Fleet
@@ -24,6 +24,8 @@ class Prepared:
     variables: dict[str, str]
     targets: dict[int, list[Node]]
     selector: str | None = None
+    # Why a step has no nodes: its own `on` matches none here ("no node matches os:macos").
+    empty: dict[int, str] = field(default_factory=dict)
 
     @property
     def nodes(self) -> list[str]:
@@ -99,13 +101,20 @@ async def prepare(recipe: Recipe, fleet: Fleet, overrides: dict[str, str] | None
     except SelectorError as exc:
         raise UsageError(f"--on: {exc}") from None
     targets: dict[int, list[Node]] = {}
+    empty: dict[int, str] = {}
     for step in recipe.steps:
         on = substitute.render(step.on, substitute.Facts(variables, fleet.inventory.nodes[0],
                                                          fleet.inventory), shell=False) \
             if fleet.inventory.nodes else step.on
         try:
-            nodes = await fleet.select(on)
+            # The recipe's own selector may match nothing on this cluster (os:macos without
+            # Macs): the step is skipped with the reason. A misspelt one is still an error.
+            nodes = await fleet.select(on, allow_empty=True)
         except SelectorError as exc:
             raise _fail(recipe, step, "on", f"bad selector: {exc}") from None
+        if not nodes:
+            empty[step.index] = f"no node matches {on}"
+        elif limit is not None and not any(n.name in limit for n in nodes):
+            empty[step.index] = f"none of its nodes ({on}) is in --on {selector}"
         targets[step.index] = [n for n in nodes if limit is None or n.name in limit]
-    return Prepared(recipe, fleet.inventory, variables, targets, selector)
+    return Prepared(recipe, fleet.inventory, variables, targets, selector, empty)

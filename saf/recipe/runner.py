@@ -225,6 +225,11 @@ class Runner:
             return Outcome("failed", plan.refusal), []
         if not plan.needed:
             return Outcome(plan.done_status, plan.reason), []
+        if self.check and step.kind.read_only():
+            if isinstance(step.kind, Shell):  # a command that only reads is its own check
+                return await step.kind.apply(ctx, plan), []
+            # A probe that would wait, measure or look again: it would change nothing.
+            return Outcome("skipped", f"--check: not run ({plan.reason})"), plan.commands
         if self.check:
             return Outcome("changed", plan.reason), plan.commands  # shown as "would change"
         return await step.kind.apply(ctx, plan), []
@@ -277,7 +282,8 @@ class Runner:
     # -- the run --------------------------------------------------------------------------
     async def _step(self, step: Step) -> list[str]:
         nodes = self.prepared.targets[step.index]
-        self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes]))
+        self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes],
+                              reason="" if nodes else self.prepared.empty.get(step.index, "")))
         statuses: list[str] = []
         if step.serial:
             pending = list(nodes)

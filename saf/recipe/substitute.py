@@ -7,8 +7,10 @@
     {{name}}        a literal "{name}"
 
 `${...}` is left alone for the shell, as is any brace that does not wrap a plain name. In a
-shell command every substituted value is quoted (saf.shell.quote), so a value with spaces,
-quotes or `$(...)` arrives literally; do not add quotes around a placeholder yourself.
+shell command every substituted value is quoted (saf.shell.quote; `{node.python}` by
+saf.shell.program, so a python given as `~/venv/bin/python` runs from the home folder), so a
+value with spaces, quotes or `$(...)` arrives literally; do not add quotes around a placeholder
+yourself.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from saf.inventory.model import Inventory, Node
-from saf.shell import quote
+from saf.shell import path_arg, program, quote
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?"
 _TOKEN = re.compile(r"\{\{(" + _NAME + r")\}\}|(?<!\$)\{(" + _NAME + r")\}")
@@ -84,17 +86,14 @@ def render(template: str, facts: Facts, *, shell: bool) -> str:
         if match.group(1):
             return "{" + match.group(1) + "}"
         value = facts.value(match.group(2))
-        return quote(value) if shell else value
+        if not shell:
+            return value
+        # The node's python is a program (saf.shell.program): `~/` means its home there.
+        return program(value) if match.group(2) == "node.python" else quote(value)
     return _TOKEN.sub(one, template)
 
 
-def shell_path(path: str) -> str:
-    """A path for a shell command, quoted, keeping a leading ~/ meaning the user's home."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"/' + quote(path[2:])
-    return quote(path)
+shell_path = path_arg  # a path for a shell command: saf.shell's one rule for ~/
 
 
 Renderer = Callable[[str], str]

@@ -81,7 +81,8 @@ class RunView:
         elif isinstance(event, StepStarted):
             step = self._step(event.step)
             count = len(event.nodes)
-            where = f"{count} node{'s' if count != 1 else ''}" if count else "no nodes"
+            where = (f"{count} node{'s' if count != 1 else ''}" if count else
+                     f"no nodes: {event.reason}, skipped" if event.reason else "no nodes")
             self.out.print(Text.assemble(
                 ("\n▶ ", "bold"),
                 (f"{event.step + 1}/{len(self.started.steps) if self.started else '?'} ", "dim"),

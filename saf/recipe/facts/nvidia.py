@@ -1,4 +1,4 @@
-"""`nvidia-smi -L` and `ubuntu-drivers devices`."""
+"""`nvidia-smi -L`, `ubuntu-drivers devices`, and whether the node has an NVIDIA device at all."""
 
 from __future__ import annotations
 
@@ -49,3 +49,20 @@ def driver_package(choice: str) -> str | None:
         return choice
     raise ValueError(f"driver must be 'recommended', a number like 570 or a package like "
                      f"nvidia-driver-570, not {choice!r}")
+
+
+NVIDIA_VENDOR = "10de"  # NVIDIA's PCI vendor id
+
+# PCI vendors as the node sees them: sysfs's vendor files (0x10de) and `lspci -n` (01:00.0
+# 0300: 10de:2204). Either may be missing (a container, no pciutils).
+PCI_SCRIPT = ('cat "${SAF_FACTS_ROOT:-}"/sys/bus/pci/devices/*/vendor 2>/dev/null; '
+              "lspci -n 2>/dev/null; true")
+
+
+def has_nvidia(pci: str) -> bool | None:
+    """Whether PCI_SCRIPT's output names an NVIDIA device; None when it says nothing (no
+    PCI facts: saf cannot tell, and does not skip)."""
+    if not pci.strip():
+        return None
+    return (f"0x{NVIDIA_VENDOR}" in pci.lower()
+            or re.search(rf"\s{NVIDIA_VENDOR}:[0-9a-f]{{4}}", pci.lower()) is not None)

@@ -137,6 +137,11 @@ class Kind(abc.ABC):
         """(key, text) of the parameters that take placeholders."""
         return []
 
+    def read_only(self) -> bool:
+        """Whether this step only reads (a probe, a check): under --check it never says
+        "would change", since it changes nothing whatever it finds."""
+        return False
+
     def preflight(self, folder: Path | None) -> tuple[str, str] | None:
         """(key, problem) found before anything runs (e.g. a missing local file), or None."""
         return None

@@ -166,6 +166,9 @@ class Gpu(Kind):
                 [command, mlx]
         return True, f"{chip.line()}; MLX sees {said}", [command, mlx]
 
+    def read_only(self) -> bool:
+        return True
+
     async def plan(self, ctx: StepContext) -> Plan:
         seen, words, commands = await self._probe(ctx)
         if seen:

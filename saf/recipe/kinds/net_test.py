@@ -56,13 +56,16 @@ class NetTest(Kind):
         return (f"speed test between {v['pairs']} pairs ({v['tool']}, 1 and {v['streams']} "
                 f"streams, {v['duration']} s each way)")
 
+    def read_only(self) -> bool:
+        return True  # it measures; nothing on the nodes changes
+
     async def plan(self, ctx: StepContext) -> Plan:
         values = {k: ctx.render(v, shell=False) for k, v in self.values.items()}
         options, problem = _options(values)
         if problem or options is None:
-            return Plan(True, problem or "bad options", data=None)
+            return Plan(True, refusal=problem or "bad options")
         if len(ctx.step_nodes) < 2:
-            return Plan(True, "a speed test needs at least two nodes", data=None)
+            return Plan(True, refusal="a speed test needs at least two nodes")
         result = new_result(ctx.step_nodes, options, run_id=ctx.run_id, cluster="")
         return Plan(True, "would run: " + schedule_line(result, options), data=options)
 

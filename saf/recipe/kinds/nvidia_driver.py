@@ -5,6 +5,7 @@
 recommendation, and which nvidia-driver-* and linux-headers packages dpkg has. A node that
 already has an nvidia-driver package keeps it when the choice is "recommended" (the plan says
 which one the recommendation would be); a named driver that is not installed is installed.
+A node with no NVIDIA device on its PCI bus (no vendor 10de) is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from saf.recipe.facts import flag
 from saf.recipe.facts.dpkg import QUERY, installed
-from saf.recipe.facts.nvidia import driver_package, recommended_driver
+from saf.recipe.facts.nvidia import PCI_SCRIPT, driver_package, has_nvidia, recommended_driver
 from saf.recipe.kinds.apt import install_commands
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, StepFailed, text
 
@@ -54,6 +55,10 @@ class NvidiaDriver(Kind):
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
         headers = flag(ctx.render(self.headers, shell=False))
+        pci = await ctx.run(PCI_SCRIPT, quiet=True)
+        if has_nvidia(pci.stdout) is False:
+            return Plan(False, "no NVIDIA device (no 10de: vendor in lspci -n or "
+                               "/sys/bus/pci/devices/*/vendor)")
         script = [f"echo {_KERNEL}$(uname -r)"]
         if wanted is None:
             script.append(f"echo {_UBUNTU_DRIVERS}; ubuntu-drivers devices 2>&1")

@@ -73,6 +73,9 @@ class PythonMatch(Kind):
     def templates(self) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.params.items() if v]
 
+    def read_only(self) -> bool:
+        return self.verify
+
     def describe(self) -> str:
         return ("check that every node runs the same Python and Ray" if self.verify else
                 "give every node the head's exact Python and Ray, in a venv")
@@ -98,8 +101,8 @@ class PythonMatch(Kind):
             return Plan(False, f"Python {mine.python}, Ray {mine.ray}{where}: as "
                                f"{target.source}",
                         done_status="ok" if self.verify else "skipped")
-        now = (f"Python {'none' if mine.fallback else mine.python}, Ray {mine.ray or 'none'}"
-               + where)
+        fresh = f" in python3, {ctx.node.python} not made yet" if mine.fallback else ""
+        now = f"Python {mine.python}, Ray {mine.ray or 'none'}{fresh}" + where
         if self.verify and ctx.check_mode:
             return Plan(True, f"{now}: checked again after the fix")
         if self.verify:

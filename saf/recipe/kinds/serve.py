@@ -100,18 +100,17 @@ class Serve(Kind):
         if engine == "auto":
             engine = str(ctx.node.vars.get("serve_engine", "auto"))
         if engine not in CHOICES:
-            return Plan(True, f"unknown engine {engine!r} (one of {', '.join(CHOICES)})",
-                        data=("error", f"unknown engine {engine!r}"))
+            return Plan(True, refusal=f"unknown engine {engine!r} (one of {', '.join(CHOICES)})")
         try:
             spec, timeout = self._spec(ctx, engine if engine != "auto" else "llama-server")
-        except ServeStepError as exc:
-            return Plan(True, str(exc), data=("error", str(exc)))
+        except ServeStepError as exc:  # a value the step needs is wrong: in --check too
+            return Plan(True, refusal=str(exc))
         if engine == "auto":
             found = await detect_engine(target, spec.bin_dir, spec.python)
             if found is None:
                 why = ("no engine on this node: none of mlx_lm.server, vllm (with nvidia-smi), "
                        "llama-server, or llama_cpp in its Python")
-                return Plan(True, why, data=("error", why))
+                return Plan(True, refusal=why)
             spec, timeout = self._spec(ctx, found)
         running = await list_servers(target)
         here = [e for e in running.endpoints if e.port == spec.port and e.up]
@@ -125,8 +124,6 @@ class Serve(Kind):
         return Plan(True, reason, [" ".join(spec.argv())], ("start", spec, timeout, target))
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        if plan.data[0] == "error":
-            return Outcome("failed", plan.data[1])
         _, spec, timeout, target = plan.data
         started = await start_server(target, spec, timeout=timeout)
         if started.status == "skipped":

@@ -1,5 +1,6 @@
 """`run = "..."` (kind "shell"): a shell command. It always needs doing unless the step's
-`check` or `creates` says otherwise."""
+`check` or `creates` says otherwise. With `readonly = true` it only reads: it ends `ok`, and
+runs under --check too (it is itself the check)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 
 class Shell(Kind):
     name = "shell"
-    keys = {"run": "the shell command (POSIX sh on the node)"}
+    keys = {"run": "the shell command (POSIX sh on the node)",
+            "readonly": "true: the command only reads (runs under --check too, ends ok)"}
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, readonly: bool = False) -> None:
         self.command = command
+        self.readonly = readonly
 
     @classmethod
     def parse(cls, params: dict[str, Any], fail: Fail) -> Shell:
-        return cls(text(params, "run", fail, required=True) or "")
+        readonly = params.get("readonly", False)
+        if not isinstance(readonly, bool):
+            raise fail("readonly", "'readonly' must be true or false")
+        return cls(text(params, "run", fail, required=True) or "", readonly)
+
+    def read_only(self) -> bool:
+        return self.readonly
 
     def templates(self) -> list[tuple[str, str]]:
         return [("run", self.command)]
@@ -31,4 +40,5 @@ class Shell(Kind):
         return Plan(True, "", [command], command)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        return Outcome.from_result(await ctx.run(plan.data))
+        return Outcome.from_result(await ctx.run(plan.data),
+                                   success="ok" if self.readonly else "changed")

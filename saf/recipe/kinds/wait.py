@@ -30,6 +30,9 @@ class Wait(Kind):
     def templates(self) -> list[tuple[str, str]]:
         return [("command", self.command)]
 
+    def read_only(self) -> bool:
+        return True
+
     def describe(self) -> str:
         return f"wait until `{self.command}` succeeds ({self.tries} × {self.interval:g} s)"
 
