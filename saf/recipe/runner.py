@@ -139,6 +139,7 @@ class Runner:
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
         self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
         self._shared: dict[int, dict[str, object]] = {}
+        self._left: dict[str, str] = {}  # node -> why the rest of the recipe is not for it
 
     def shared(self, step: Step) -> dict[str, object]:
         """What the nodes of one step share in this run (a kind that coordinates its nodes,
@@ -224,6 +225,8 @@ class Runner:
         if plan.refusal is not None:
             return Outcome("failed", plan.refusal), []
         if not plan.needed:
+            if plan.leaves_node:
+                self._left[ctx.node.name] = plan.reason
             return Outcome(plan.done_status, plan.reason), []
         if self.check and step.kind.read_only():
             if isinstance(step.kind, Shell):  # a command that only reads is its own check
@@ -235,8 +238,11 @@ class Runner:
         return await step.kind.apply(ctx, plan), []
 
     async def _node(self, step: Step, node: Node) -> str:
-        ctx = _NodeContext(self, step, node, self.fleet.connector(node))
         started = time.monotonic()
+        if node.name in self._left:
+            self._finish(step, node, Outcome("skipped", self._left[node.name]), started, 0)
+            return "skipped"
+        ctx = _NodeContext(self, step, node, self.fleet.connector(node))
         outcome = Outcome("failed", "did not run")
         would: list[str] = []
         attempt = 0

@@ -97,6 +97,9 @@ class Plan:
     # Why the step must not go on on this node (a pre-flight check failed): the node fails
     # with this message, in a --check too, and nothing is applied.
     refusal: str | None = None
+    # Nothing of this recipe is for this node (driver-nvidia on a node with no NVIDIA device):
+    # this step and every later one skip it with `reason`, instead of failing on what it lacks.
+    leaves_node: bool = False
 
 
 @dataclass

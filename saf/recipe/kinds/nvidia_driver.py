@@ -5,7 +5,8 @@
 recommendation, and which nvidia-driver-* and linux-headers packages dpkg has. A node that
 already has an nvidia-driver package keeps it when the choice is "recommended" (the plan says
 which one the recommendation would be); a named driver that is not installed is installed.
-A node with no NVIDIA device on its PCI bus (no vendor 10de) is skipped with that reason.
+A node with no NVIDIA device on its PCI bus (no vendor 10de) leaves the recipe: this step and
+every later one skip it with that reason.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class NvidiaDriver(Kind):
         pci = await ctx.run(PCI_SCRIPT, quiet=True)
         if has_nvidia(pci.stdout) is False:
             return Plan(False, "no NVIDIA device (no 10de: vendor in lspci -n or "
-                               "/sys/bus/pci/devices/*/vendor)")
+                               "/sys/bus/pci/devices/*/vendor)", leaves_node=True)
         script = [f"echo {_KERNEL}$(uname -r)"]
         if wanted is None:
             script.append(f"echo {_UBUNTU_DRIVERS}; ubuntu-drivers devices 2>&1")
