@@ -7,6 +7,7 @@ installed; CI installs it). A test that takes `cluster` runs against each.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -142,3 +143,13 @@ def popen() -> Iterator[Callable[..., subprocess.Popen]]:
     yield start
     for proc in started:
         procs.stop(proc)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A unique word for a test to put in the commands it runs on the nodes (`sleep 30 #
+    MARKER`), which `procs.matching` finds in its own process tree; whatever still runs with
+    it is stopped after the test, passed or failed."""
+    word = f"saf-mark-{uuid.uuid4().hex[:12]}"
+    yield word
+    procs.kill_tree(procs.matching(re.escape(word)))
