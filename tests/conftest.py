@@ -7,15 +7,28 @@ installed; CI installs it). A test that takes `cluster` runs against each.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.helpers import leaks, procs
 from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, \
     write_inventory
+
+leaks.install()  # before any fixture starts a process: every Popen gets its owner
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The guard's hooks and its autouse fixture (tests/helpers/leaks.py).
+    config.pluginmanager.register(leaks, "saf-leak-guard")
+
 
 NODE_NAMES = ["alpha", "beta", "gamma"]
 ROLES = {"alpha": ["head"], "beta": ["worker"], "gamma": ["worker"]}
@@ -104,3 +117,39 @@ def netns_cluster(tmp_path_factory: pytest.TempPathFactory):
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture
+def sleep_tag() -> Iterator[str]:
+    """A unique argument for `sleep` on the nodes (`sleep 917.<random>` sleeps 917 s), which
+    tests/helpers/procs.py's `sleepers` finds; whatever still sleeps with it is stopped after
+    the test, passed or failed."""
+    tag = f"917.{uuid.uuid4().int % 10**9}"
+    yield tag
+    procs.kill_tree(procs.sleepers(tag))
+
+
+@pytest.fixture
+def popen() -> Iterator[Callable[..., subprocess.Popen]]:
+    """`subprocess.Popen` for a test: each process it starts is stopped with its children
+    after the test, passed or failed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        proc = subprocess.Popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        procs.stop(proc)
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A unique word for a test to put in the commands it runs on the nodes (`sleep 30 #
+    MARKER`), which `procs.matching` finds in its own process tree; whatever still runs with
+    it is stopped after the test, passed or failed."""
+    word = f"saf-mark-{uuid.uuid4().hex[:12]}"
+    yield word
+    procs.kill_tree(procs.matching(re.escape(word)))

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import re
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics import events as mev
 from saf.metrics.hub import MetricsHub
+from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
     free_port, write_inventory
 
@@ -60,13 +62,19 @@ async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
     bundle = AgentBundle(script, f"fake{os.getpid()}{tmp_path.name}")
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
-    async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
-        await hub.start()
-        try:
-            await wait_for(lambda: until(hub), what=what)
-        finally:
-            await hub.stop()
+    try:
+        async with Fleet(inv) as fleet:
+            hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+            await hub.start()
+            try:
+                await wait_for(lambda: until(hub), what=what)
+            finally:
+                await hub.stop()
+    finally:
+        # What saf could not end (a hung fake agent gives no pid to kill it by), found by
+        # its unique bundle name in this test's own process tree, ends with the test.
+        left = procs.matching(re.escape(bundle.name))
+        procs.kill_tree(left)
     return hub, rec
 
 

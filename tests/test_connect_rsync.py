@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from saf.connect.local import LocalConnector
 from saf.connect.rsync import local_rsync, remote, run_rsync
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
+from tests.helpers import procs
 from tests.helpers.procs import descendants_matching
 
 needs_rsync = pytest.mark.skipif(local_rsync() is None,
@@ -57,13 +58,12 @@ async def test_start_bytes_carries_every_byte_locally() -> None:
     await echo_bytes(local_connector())
 
 
-async def test_start_bytes_stop_ends_the_process(cluster) -> None:
-    marker = f"saf-bytes-{os.getpid()}"
+async def test_start_bytes_stop_ends_the_process(cluster, marker: str) -> None:
     async with Fleet(load_inventory(cluster.inventory)) as fleet:
         proc = await fleet.connector("alpha").start_bytes(f"sleep 300 # {marker}")
         await proc.stop(grace=1.0)
     await asyncio.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
+    assert procs.matching(re.escape(marker)) == []  # in this test's own process tree
 
 
 def tree(tmp_path: Path) -> Path:

@@ -83,8 +83,8 @@ async def _gone(tag: str, within: float = 5.0) -> bool:
     return False
 
 
-async def test_timeout_stops_the_remote_command_and_its_children(cluster):
-    tag = "913.%d" % os.getpid()
+async def test_timeout_stops_the_remote_command_and_its_children(cluster, sleep_tag):
+    tag = sleep_tag
     async with fleet_of(cluster) as fleet:
         result = await fleet.connector("alpha").run(f"sleep {tag} & sleep {tag}; wait",
                                                     timeout=1.0)
@@ -92,8 +92,8 @@ async def test_timeout_stops_the_remote_command_and_its_children(cluster):
     assert await _gone(tag), "remote sleep outlived the timeout"
 
 
-async def test_cancel_stops_the_remote_command(cluster):
-    tag = "914.%d" % os.getpid()
+async def test_cancel_stops_the_remote_command(cluster, sleep_tag):
+    tag = sleep_tag
     async with fleet_of(cluster) as fleet:
         task = asyncio.create_task(fleet.connector("gamma").run(f"sleep {tag}"))
         for _ in range(50):
@@ -107,8 +107,8 @@ async def test_cancel_stops_the_remote_command(cluster):
     assert await _gone(tag), "remote sleep outlived the cancelled run"
 
 
-async def test_local_connector_cancel_and_timeout():
-    tag = "915.%d" % os.getpid()
+async def test_local_connector_cancel_and_timeout(sleep_tag):
+    tag = sleep_tag
     result = await local_connector().run(f"sleep {tag}", timeout=0.5)
     assert result.timed_out
     assert await _gone(tag)

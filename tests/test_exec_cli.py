@@ -129,11 +129,10 @@ def test_changed_host_key_is_refused(cluster, tmp_path):
     assert "host key has CHANGED (now SHA256:" in result["message"]
 
 
-def test_ctrl_c_stops_the_remote_commands(cluster):
-    tag = "916.%d" % os.getpid()
-    proc = subprocess.Popen([sys.executable, "-m", "saf", "exec", f"sleep {tag}"],
-                            env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def test_ctrl_c_stops_the_remote_commands(cluster, sleep_tag, popen):
+    tag = sleep_tag
+    proc = popen([sys.executable, "-m", "saf", "exec", f"sleep {tag}"],
+                 env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while len(sleepers(tag)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from saf.recipe.log import read_events, summarize
 from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted
+from tests.helpers import procs
 
 NODES = ["alpha", "beta", "gamma"]
 
@@ -118,13 +120,14 @@ run = "echo after >> {dir}/{node.name}/after"
 
 
 def _pgrep(marker: str) -> list[str]:
-    return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    """The processes of this test's own tree that carry `marker`."""
+    return procs.describe(procs.matching(re.escape(marker)))
 
 
-def test_ctrl_c_leaves_nothing_running(cluster, tmp_path: Path, state: Path) -> None:
+def test_ctrl_c_leaves_nothing_running(cluster, tmp_path: Path, state: Path,
+                                       marker: str) -> None:
     """SIGINT mid-step: exit 130, no remote process left, and a log that says which nodes were
     cancelled and that the run was."""
-    marker = f"saf-ctrlc-{os.getpid()}-{time.monotonic_ns()}"
     path = recipe(tmp_path, f"""
 [[steps]]
 name = "quick"
@@ -166,10 +169,10 @@ run = "echo started; sleep 60 # {marker}"
     assert summarize(log).first_unfinished_step() == 1
 
 
-def test_a_killed_run_logs_how_long_it_really_ran(cluster, tmp_path: Path, state: Path) -> None:
+def test_a_killed_run_logs_how_long_it_really_ran(cluster, tmp_path: Path, state: Path,
+                                                  marker: str) -> None:
     """SIGKILL during a quiet 4 s step: the run reads interrupted with about the time it ran
     (its log is touched every second), not the 0.1 s to its last event."""
-    marker = f"saf-kill-{os.getpid()}-{time.monotonic_ns()}"
     path = recipe(tmp_path, f"""
 [[steps]]
 name = "quiet"

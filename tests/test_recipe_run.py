@@ -8,8 +8,8 @@ scratch folder passed as {dir} and keeps each node's files under {dir}/{node.nam
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from saf.recipe.events import NodeStepFinished, NodeStepStarted, RunFinished, St
 from saf.recipe.prepare import prepare
 from saf.recipe.runner import Runner
 from saf.shell import quote
+from tests.helpers import procs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recipes"
 NODES = ["alpha", "beta", "gamma"]
@@ -150,8 +151,8 @@ on = "alpha,beta"
 
 
 def _pgrep(marker: str) -> list[str]:
-    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
-    return found.stdout.split()
+    """The processes of this test's own tree that carry `marker`."""
+    return procs.describe(procs.matching(re.escape(marker)))
 
 
 def _gone(marker: str, within: float = 10.0) -> bool:
@@ -163,8 +164,7 @@ def _gone(marker: str, within: float = 10.0) -> bool:
     return False
 
 
-async def test_timeout_stops_remote_command(cluster, tmp_path: Path) -> None:
-    marker = f"saf-timeout-{os.getpid()}-{time.monotonic_ns()}"
+async def test_timeout_stops_remote_command(cluster, tmp_path: Path, marker: str) -> None:
     recipe = write(tmp_path, f"""
 [[steps]]
 name = "too slow"

@@ -182,25 +182,30 @@ async def test_a_readonly_key_gets_a_readonly_cockpit(served, keys):
     served.wait_log(r"logout: .*read-only", 15, start)
 
 
-async def test_three_clients_one_drops_the_others_carry_on_one_agent_per_node(served):
+async def test_three_clients_one_drops_the_others_carry_on_one_agent_per_node(demo, served):
     sizes = [(120, 40), (80, 24), (60, 40)]
     clients = [await TermClient.open(served, cols=c, rows=r) for c, r in sizes]
-    for client in clients:
-        assert await client.wait_for(dashboard_up), client.text()
-    pids = [served.cockpit_pid(c.local_port) for c in clients]
-    assert len(set(pids)) == 3
-    assert len(agents()) == 3, agents()  # one per node, however many watch
-    await clients[1].drop()  # Wi-Fi lost: no goodbye
-    assert await gone([pids[1]], 20) == [], "\n".join(served.log)
-    # The others still get live frames: the status line's clock moves on.
-    for client in (clients[0], clients[2]):
-        before = client.received
-        assert await client.wait_for(lambda _t, c=client, b=before: c.received > b + 100, 10)
-        assert dashboard_up(client.text())
-    assert len(agents()) == 3, agents()
-    assert sorted(p.pid for p in served.cockpits()) == sorted([pids[0], pids[2]])
-    for client in (clients[0], clients[2]):
-        await client.close()
+    try:
+        for client in clients:
+            assert await client.wait_for(dashboard_up), client.text()
+        pids = [served.cockpit_pid(c.local_port) for c in clients]
+        assert len(set(pids)) == 3
+        # One per node, however many watch: this module's demo cluster's own agents.
+        assert len(agents(demo.homes)) == 3, agents(demo.homes)
+        await clients[1].drop()  # Wi-Fi lost: no goodbye
+        assert await gone([pids[1]], 20) == [], "\n".join(served.log)
+        # The others still get live frames: the status line's clock moves on.
+        for client in (clients[0], clients[2]):
+            before = client.received
+            assert await client.wait_for(lambda _t, c=client, b=before: c.received > b + 100,
+                                         10)
+            assert dashboard_up(client.text())
+        assert len(agents(demo.homes)) == 3, agents(demo.homes)
+        assert sorted(p.pid for p in served.cockpits()) == sorted([pids[0], pids[2]])
+    finally:
+        for client in clients:
+            if not client.ended.is_set():
+                await client.close()
     assert await gone([pids[0], pids[2]]) == []
 
 

@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.procs import stop, subreaper
 from tests.helpers.servers import SSHD, ClientKeys, write_inventory, write_sshd_folder
 
 IP = shutil.which("ip") or ("/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else None)
@@ -237,8 +238,9 @@ class NetnsCluster:
         if self.server == "openssh":
             port = 22
             host_key = write_sshd_folder(folder, self.keys, port, address)
-            proc = subprocess.Popen(
-                [IP, "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
+            proc = subprocess.Popen(  # a subreaper, as tests/helpers/servers.py says why
+                subreaper([IP, "netns", "exec", ns, SSHD, "-D", "-e", "-f",
+                           str(folder / "sshd_config")]),
                 stderr=open(folder / "sshd.log", "wb"), stdin=subprocess.DEVNULL)
             self._procs.append(proc)
             key_line = host_key.export_public_key("openssh").decode().strip()
@@ -343,14 +345,7 @@ class NetnsCluster:
         """Stop every server and process in the node namespaces, delete the namespaces and
         the operator's link. Safe to call twice, and after a half-built cluster."""
         for proc in self._procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(3)
+            stop(proc, grace=3.0)  # with its children (an sshd's sessions and their commands)
         self._procs.clear()
         for ns in reversed(self._made):
             _kill_namespace_processes(ns)

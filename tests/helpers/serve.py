@@ -19,6 +19,8 @@ import asyncssh
 import psutil
 import pyte
 
+from tests.helpers import procs
+
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"ssh: listening on 127\.0\.0\.1:(\d+)")
 COCKPIT = re.compile(r"session of \S+@127\.0\.0\.1:(\d+) .*: cockpit (\d+) at")
@@ -218,17 +220,11 @@ def dashboard_up(text: str) -> bool:
     return all(re.search(rf"^{name}\s+● up", text, re.M) for name in ("alpha", "beta", "gamma"))
 
 
-def agents() -> list[str]:
-    """The agents the test's own demo cluster runs (its SSH servers are in this process)."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            line = " ".join(proc.cmdline())
-        except psutil.Error:
-            continue
-        if AGENT.search(line):
-            found.append(f"{proc.pid} {line}")
-    return found
+def agents(homes: Path) -> list[str]:
+    """The agents of the demo cluster whose node homes are `homes` (its SSH servers run in
+    this process, so they are its children; the agent's path is under its node's home): a
+    leftover cluster of an earlier test, a child of this process too, is not counted."""
+    return procs.describe(procs.under(homes, AGENT.pattern))
 
 
 def wait_gone(pids: list[int], seconds: float = 15) -> list[int]:

@@ -23,6 +23,7 @@ import asyncssh
 import tomli_w
 
 from saf.demo.node_server import NodeServer
+from tests.helpers.procs import stop, subreaper
 
 
 def free_port() -> int:
@@ -172,7 +173,9 @@ class OpenSSHServer:
         self.port = free_port()
         host_key = write_sshd_folder(root, keys, self.port, "127.0.0.1", extra_config)
         config = root / "sshd_config"
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
+        # A subreaper: a command that outlives its session stays sshd's child (sshd reaps
+        # it), in this test's process tree, where stop() and the leak guard find it.
+        self.proc = subprocess.Popen(subreaper([SSHD, "-D", "-e", "-f", str(config)]),
                                      stderr=open(root / "sshd.log", "wb"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -186,8 +189,5 @@ class OpenSSHServer:
         keys.trust(self.port, host_key.export_public_key("openssh").decode().strip())
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        """sshd, its sessions and whatever they left running."""
+        stop(self.proc)

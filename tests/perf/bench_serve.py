@@ -201,7 +201,7 @@ async def bench(window: float, presses: int) -> None:
                 extra = (total - base) / count if count else 0.0
                 line = (f"{count:2d} clients: saf serve {total * 100:5.1f}% CPU (hub "
                         f"{hub_cpu * 100:4.1f}%, {len(cockpits)} cockpits "
-                        f"{cockpit_cpu * 100:5.1f}%), agents running {len(agents())} "
+                        f"{cockpit_cpu * 100:5.1f}%), agents running {len(agents(demo.homes))} "
                         f"(3 nodes)")
                 if count:
                     line += (f"; each client {extra * 100:4.1f}% = "
