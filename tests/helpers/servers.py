@@ -105,12 +105,13 @@ class AsyncsshServers:
     """N NodeServers (one per node name) on a background loop, listening on `host`."""
 
     def __init__(self, root: Path, keys: ClientKeys, names: list[str],
-                 password: str | None = None, host: str = "127.0.0.1") -> None:
+                 password: str | None = None, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None) -> None:
         self.loop = LoopThread()
         self.servers: dict[str, NodeServer] = {}
         for name in names:
             server = NodeServer(name, root / "homes" / name, host=host,
-                                authorized_keys=[keys.key], password=password)
+                                authorized_keys=[keys.key], password=password, env=env)
             self.loop.call(server.start())
             self.servers[name] = server
             keys.trust(server.port, server.host_key.export_public_key("openssh").decode().strip(),
