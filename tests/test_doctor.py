@@ -23,6 +23,7 @@ import pytest
 
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.ray.doctor import Seen, findings
+from tests.helpers.ray import minimal_ray_python
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
 from tests.test_ray_command import facts
 
@@ -91,6 +92,41 @@ def test_another_python_fails_versions(fleet, tmp_path: Path) -> None:
     row = rows[("beta", "versions")]
     assert row["status"] == "fail" and "no Ray in" in row["evidence"]
     assert row["fix"] == "saf run python-match"
+
+
+def test_ray_without_its_dashboard_fails_ray_parts(fleet, tmp_path: Path) -> None:
+    """beta's Ray is a bare `pip install ray`: `ray parts` fails naming what is missing and
+    the pip command for beta's own Python; alpha's Ray passes."""
+    code, rows = _doctor(*fleet, beta={"python": str(minimal_ray_python(tmp_path))},
+                         name="parts")
+    assert code == 1
+    row = rows[("beta", "ray parts")]
+    assert row["status"] == "fail" and "No module named 'grpc'" in row["evidence"], row
+    assert row["fix"] == f"{sys.executable} -m pip install 'ray[default]=={_ray_version()}'"
+    assert rows[("alpha", "ray parts")]["status"] == "pass"
+
+
+def _ray_version() -> str:
+    import importlib.metadata
+    return importlib.metadata.version("ray")
+
+
+def test_a_missing_venv_fails_python_not_ssh(fleet, tmp_path: Path) -> None:
+    """beta's inventory `python` does not exist (its venv not made yet): SSH passes, the
+    python check fails with how to make it, and the checks that need no particular Python
+    still run (with python3)."""
+    missing = tmp_path / "venv" / "bin" / "python"
+    code, rows = _doctor(*fleet, beta={"python": str(missing)}, name="novenv")
+    assert code == 1
+    assert rows[("beta", "ssh")]["status"] == "pass"
+    row = rows[("beta", "python")]
+    assert row["status"] == "fail" and f"{missing} does not exist" in row["evidence"], row
+    assert "saf run python-match" in row["fix"]
+    for check in ("head reachable", "address", "clock", "macOS variable"):
+        assert (("beta", check)) in rows, sorted(rows)
+    assert rows[("beta", "clock")]["status"] == "pass"
+    assert ("beta", "versions") not in rows  # it needs beta's own Python
+    assert rows[("alpha", "python")]["status"] == "pass"
 
 
 def test_a_clock_30_s_ahead_fails_clock(fleet, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,10 +26,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from tests.helpers.ray import free_ray_port, ray_processes, stop_ray
+from tests.helpers.ray import free_ray_port, ray_groups, ray_processes, stop_ray
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
 
 RAY = Path(sys.executable).parent / "ray"
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -74,7 +76,9 @@ def _nodes(servers: AsyncsshServers) -> list[dict]:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     root = tmp_path_factory.mktemp("ray")
     keys = ClientKeys(root / "operator")
-    servers = AsyncsshServers(root, keys, ["alpha", "beta", "gamma"])
+    # The nodes' own PATH has no `python` with Ray (as on a node whose Python is a venv):
+    # jobs get the node's Python only because Ray started by saf puts it first.
+    servers = AsyncsshServers(root, keys, ["alpha", "beta", "gamma"], env={"PATH": NODE_PATH})
     # Ray's temp folder: short (its socket paths must stay under 108 bytes) and ours alone.
     temp_dir = Path(f"/tmp/saf-ray-{os.getpid()}")
     inventory = write_inventory(root / "saf.toml", keys, _nodes(servers))
@@ -213,6 +217,33 @@ def test_submit_runs_a_job_and_jobs_lists_it(ray_cluster: RayCluster, tmp_path: 
     assert any(r["status"] == "SUCCEEDED" and r["entrypoint"] == "python job.py" for r in rows)
 
 
+def test_a_job_runs_the_nodes_python(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """`python` and `pip` in a job are the node's Python's (the inventory's `python`, a venv
+    here), not whatever the node's PATH finds first (nothing with Ray, on these nodes)."""
+    (tmp_path / "where.py").write_text(
+        "import shutil, sys\n"
+        "print('executable', sys.executable)\n"
+        "print('which', shutil.which('python'), shutil.which('pip'))\n")
+    out = ray_cluster.saf("ray", "submit", "--temp-dir", str(ray_cluster.temp_dir),
+                          "--working-dir", str(tmp_path), "--", "python", "where.py")
+    assert out.returncode == 0, out.stdout + out.stderr
+    folder = Path(sys.executable).parent
+    assert f"executable {sys.executable}" in out.stdout, out.stdout
+    assert f"which {folder / 'python'} {folder / 'pip'}" in out.stdout, out.stdout
+
+
+def test_ray_up_and_ray_status_say_the_same_address(ray_cluster: RayCluster) -> None:
+    """The address ray-up says each node joined as is the one `saf ray status` shows: the
+    address Ray uses for it (its node_ip_address)."""
+    said = dict(re.findall(r"(alpha|beta|gamma)\s+changed.*?(?:joined|head at) \S+ as (\S+)",
+                           " ".join(ray_cluster.up.stdout.split())))
+    assert set(said) == {"alpha", "beta", "gamma"}, ray_cluster.up.stdout
+    status = json.loads(ray_cluster.saf("ray", "status", "--json", "--temp-dir",
+                                        str(ray_cluster.temp_dir)).stdout)
+    shown = {n["name"]: n["address"] for n in status["nodes"] if n["alive"]}
+    assert said == {name: shown[name] for name in said}, (said, shown)
+
+
 def test_submit_exits_with_the_jobs_status(ray_cluster: RayCluster, tmp_path: Path) -> None:
     (tmp_path / "fail.py").write_text("import sys\nprint('going')\nsys.exit(3)\n")
     out = ray_cluster.saf("ray", "submit", "--temp-dir", str(ray_cluster.temp_dir),
@@ -314,11 +345,43 @@ def test_a_node_that_cannot_join_fails_with_its_ray_logs(
     assert {"alpha", "beta", "gamma"} <= alive, status["nodes"]
 
 
+def test_an_os_error_on_a_node_fails_its_step_without_a_traceback(
+        ray_cluster: RayCluster, tmp_path: Path) -> None:
+    """delta's record of its settings cannot be written (its `.tmp` is a folder, as a
+    PermissionError in another user's Ray folder would stop it): delta's step fails saying
+    so, with no traceback, and the Ray it started is stopped (nothing of it runs)."""
+    data = tomllib.loads(ray_cluster.inventory.read_text())
+    data["nodes"].append({**data["nodes"][1], "name": "delta", "vars": {}})
+    inventory = tmp_path / "saf.toml"
+    inventory.write_text(tomli_w.dumps(data))
+    blocker = ray_cluster.temp_dir / "saf" / "delta.json.tmp"
+    blocker.mkdir(parents=True)
+    groups = ray_groups(ray_cluster.temp_dir)
+    try:
+        out = ray_cluster.saf("run", "ray-up", "--on", "alpha,delta", *ray_cluster.ray_vars(),
+                              inventory=inventory)
+    finally:
+        blocker.rmdir()
+    assert out.returncode == 1, out.stdout + out.stderr
+    text = " ".join(out.stdout.split())
+    assert "delta: Ray started, but saf could not write its record of the settings" in text
+    assert "IsADirectoryError" in text and "--var temp_dir=" in text, out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+    left = ray_groups(ray_cluster.temp_dir) - groups
+    assert not left, f"delta's start left processes: {ray_processes(ray_cluster.temp_dir)}"
+
+
 def test_zz_ray_down_leaves_no_ray_process(ray_cluster: RayCluster) -> None:
-    """Last: ray-down stops the workers, then the head; nothing of the temp folder is left,
-    and a second ray-down is `skipped`."""
+    """Last: ray-down stops the workers, then the head; nothing of the cluster's sessions
+    is left (each `ray start` is a process group of its own: the head's client server,
+    whose command line names no session folder, is in the head's), and a second ray-down
+    is `skipped`."""
+    groups = ray_groups(ray_cluster.temp_dir)
+    before = ray_processes(ray_cluster.temp_dir, groups)
+    client = f"--port={ray_cluster.port + 7} "  # the head's client server (saf.ray.command)
+    assert any("ray.util.client.server" in cmd and client in cmd for cmd in before), before
     out = ray_cluster.saf("run", "ray-down", "--var", f"temp_dir={ray_cluster.temp_dir}")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert ray_processes(ray_cluster.temp_dir) == []
+    assert ray_processes(ray_cluster.temp_dir, groups) == []
     again = ray_cluster.saf("run", "ray-down", "--var", f"temp_dir={ray_cluster.temp_dir}")
     assert again.stdout.count("no Ray process of") == 3, again.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.ray import free_ray_port, ray_processes
+from tests.helpers.ray import free_ray_port, minimal_ray_python, ray_processes
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
 
 PYENV_PYTHON = Path("/root/.pyenv/versions/3.12.1/bin/python3.12")
@@ -132,3 +132,49 @@ def test_unreachable_head_is_refused_from_the_worker(fleet, isolated_python: Pat
     assert out.returncode == 1, out.stdout + out.stderr
     beta = next(x for x in out.stdout.splitlines() if x.strip().startswith("✗ beta"))
     assert f"cannot reach the head's port 127.0.0.1:{port} from here (unreachable" in beta
+
+
+def test_ray_without_its_dashboard_is_refused_naming_the_fix(fleet, tmp_path: Path) -> None:
+    """beta's Ray is a bare `pip install ray` (no dashboard, no Ray Client): ray-up refuses
+    beta before anything starts, naming what is missing and the pip command for beta's own
+    Python, and python-match --check marks beta as the odd one out."""
+    root, keys, servers = fleet
+    inv = _inventory(root, keys, servers, "minimal",
+                     {"python": str(minimal_ray_python(tmp_path))})
+    for check in (["--check"], []):
+        out = _saf(inv, "run", "ray-up", *check, *_vars(free_ray_port(2), tmp_path / "r"))
+        assert out.returncode == 1, out.stdout + out.stderr
+        text = " ".join(out.stdout.split())
+        beta = text[text.index("✗ beta"):]
+        assert "its Ray lacks Ray Client (ModuleNotFoundError: No module named 'grpc')" in beta
+        assert "and the dashboard (ModuleNotFoundError" in beta
+        assert f"{sys.executable} -m pip install 'ray[default]==" in beta
+        assert "not started: beta is refused" in text
+    assert ray_processes(tmp_path / "r") == []
+    out = _saf(inv, "run", "python-match", "--check")
+    beta = next(x for x in out.stdout.splitlines() if x.strip().startswith("● beta"))
+    assert "odd one out" in beta and "lacks Ray Client" in beta, out.stdout
+    assert "ray[default]==" in out.stdout
+
+
+def test_saf_installs_the_ray_parts_its_demo_starts() -> None:
+    """`pip install .` (the README's) gives `saf demo` a Ray whose dashboard and client
+    start: saf's own Ray requirement names extras that, by Ray's own metadata, bring every
+    distribution Ray's dashboard and client import (ray/dashboard/optional_deps.py)."""
+    import importlib.metadata
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    data = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    ray = next(Requirement(r) for r in data["project"]["dependencies"]
+               if Requirement(r).name == "ray")
+    brought = set()
+    for line in importlib.metadata.requires("ray") or []:
+        req = Requirement(line)
+        if req.marker is not None and any(req.marker.evaluate({"extra": e})
+                                          for e in ray.extras):
+            brought.add(req.name.lower().replace("_", "-"))
+    needed = {"aiohttp", "aiohttp-cors", "grpcio", "opencensus", "prometheus-client",
+              "pydantic", "opentelemetry-proto", "opentelemetry-exporter-prometheus"}
+    assert needed <= brought, f"{ray} lacks {sorted(needed - brought)}"

@@ -223,6 +223,11 @@ def refusal(inventory: Inventory, node: Node, facts: NodeFacts, head: Node,
             return (f"Python {facts.python} / Ray {facts.ray} differ from the head "
                     f"{head.name}'s Python {head_facts.python} / Ray {head_facts.ray} (Ray "
                     "needs both equal to the patch version); run `saf run python-match`")
+    if facts.ray_missing:
+        # A minimal `pip install ray`: the head's `ray start` stops at once without Ray
+        # Client, and without the dashboard nothing answers saf (nor runs jobs).
+        return (f"{facts.ray_missing_text}, which saf's Ray needs; install them into the "
+                f"node's Python: `{facts.ray_fix()}` (or run `saf run python-match`)")
     if node.is_head:
         several = machines(inventory) > 1
         if several and settings.dashboard_host and is_loopback(settings.dashboard_host):

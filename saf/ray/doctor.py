@@ -1,7 +1,9 @@
 """`saf doctor`: every failure the Ray seeds' troubleshooting sections list, checked on every
 node at once, each pass / warn / fail with one line of evidence and the fix.
 
-Checks: SSH key login; Python and Ray equal to the head's; the head's port free (or Ray's
+Checks: SSH key login; the node's Python there (when it is missing, the checks that need
+no particular Python still run, with python3); Python and Ray equal to the head's; Ray's
+dashboard and client parts importable; the head's port free (or Ray's
 own); each worker reaching the head's port (a TCP probe from the worker); no node advertising
 127.0.0.1 on a cluster of several machines; the macOS variable on Macs; `mlx` importable on
 Apple Silicon; clock skew against this machine. The decisions are pure functions of each
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from saf.connect.base import Connector
+from saf.errors import RayError
 from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
@@ -23,8 +27,9 @@ from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.session import connector_run
 
-CHECKS = ("ssh", "versions", "head port", "head reachable", "address", "macOS variable",
-          "mlx", "clock")
+CHECKS = ("ssh", "python", "versions", "ray parts", "head port", "head reachable", "address",
+          "macOS variable", "mlx", "clock")
+FALLBACK = "python3"  # reads what needs no particular Python when the node's is missing
 SKEW_WARN, SKEW_FAIL = 1.0, 5.0  # seconds
 
 
@@ -46,7 +51,7 @@ class Seen:
 
     facts: NodeFacts | None = None
     error: str | None = None
-    reason: str | None = None
+    reason: str | None = None  # why SSH failed; "python": SSH worked, no Python ran
     skew: float | None = None  # node clock minus ours, seconds (round trip halved)
     probe: str | None = None  # the worker's TCP probe of the head's port
 
@@ -69,6 +74,14 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
         if node.name not in seen:
             continue
         one = seen[node.name]
+        login = f"key login as {node.user or 'the default user'} worked"
+        make_it = (f"create it: `saf run python-match` makes a venv at {node.python}, or set "
+                   "the node's `python =` in the inventory to one that exists")
+        if one.facts is None and one.reason == "python":
+            out.append(Finding(node.name, "ssh", "pass", login))
+            out.append(Finding(node.name, "python", "fail", one.error or "no Python ran",
+                               make_it))
+            continue
         if one.facts is None:
             fix = {"auth": "run `saf keys push " + node.name + "`",
                    "hostkey": "check it, then `saf trust " + node.name + "`"}.get(
@@ -80,17 +93,15 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
         def add(check: str, status: str, evidence: str, fix: str = "",
                 name: str = node.name) -> None:
             out.append(Finding(name, check, status, evidence, fix))
-        add("ssh", "pass", f"key login as {node.user or 'the default user'} worked")
-        # Python and Ray.
-        if f.ray is None:
-            add("versions", "fail", f"no Ray in {f.executable} (Python {f.python})",
-                "saf run python-match")
-        elif head_facts is not None and node is not head and (
-                f.python, f.ray) != (head_facts.python, head_facts.ray):
-            add("versions", "fail", f"Python {f.python} / Ray {f.ray}, the head has "
-                f"Python {head_facts.python} / Ray {head_facts.ray}", "saf run python-match")
+        add("ssh", "pass", login)
+        if f.fallback:
+            # The node's Python is missing (a venv not made yet): what needs it is not
+            # checked; the rest is read by python3.
+            add("python", "fail", f"{node.python} does not exist on the node (the checks "
+                f"below that need no particular Python ran with {FALLBACK})", make_it)
         else:
-            add("versions", "pass", f"Python {f.python} / Ray {f.ray}")
+            add("python", "pass", f"Python {f.python} at {f.executable}")
+            _ray_checks(add, node, head, f, head_facts)
         # The head's port.
         if node.is_head:
             owner = f.listeners.get(port)
@@ -138,6 +149,8 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
                     "start Ray with saf run ray-up (it sets it)")
         if not f.apple_silicon:
             add("mlx", "pass", "not Apple Silicon")
+        elif f.fallback:
+            pass  # mlx is wanted in the node's own Python, which is missing
         elif f.mlx:
             add("mlx", "pass", f"mlx imports in {f.executable}")
         else:
@@ -154,6 +167,29 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
     return out
 
 
+def _ray_checks(add: Callable[..., None], node: Node, head: Node | None, f: NodeFacts,
+                head_facts: NodeFacts | None) -> None:
+    """Python and Ray against the head's, and Ray's parts, in the node's own Python."""
+    if f.ray is None:
+        add("versions", "fail", f"no Ray in {f.executable} (Python {f.python})",
+            "saf run python-match")
+    elif head_facts is not None and head_facts.fallback and node is not head:
+        add("versions", "warn", f"Python {f.python} / Ray {f.ray}; the head's Python is "
+            "missing, so they are not compared", "saf run python-match")
+    elif head_facts is not None and node is not head and (
+            f.python, f.ray) != (head_facts.python, head_facts.ray):
+        add("versions", "fail", f"Python {f.python} / Ray {f.ray}, the head has "
+            f"Python {head_facts.python} / Ray {head_facts.ray}", "saf run python-match")
+    else:
+        add("versions", "pass", f"Python {f.python} / Ray {f.ray}")
+    if f.ray is None:
+        return
+    if f.ray_missing:
+        add("ray parts", "fail", f.ray_missing_text, f.ray_fix())
+    else:
+        add("ray parts", "pass", "Ray's dashboard and Ray Client import")
+
+
 async def examine(fleet: Fleet, *, port: int = rc.DEFAULT_PORT,
                   temp_dir: str = rc.DEFAULT_TEMP_DIR) -> list[Finding]:
     """Read every node at once, then each worker probes the head's port."""
@@ -162,9 +198,14 @@ async def examine(fleet: Fleet, *, port: int = rc.DEFAULT_PORT,
     async def read(conn: Connector) -> Seen:
         node = conn.node
         before = time.time()
-        f = await node_facts(connector_run(conn), node.name, node.python, temp_dir=temp_dir,
-                             ports=[port] if node.is_head else [],
-                             record=rc.RaySettings(temp_dir=temp_dir).record_path(node.name))
+        try:
+            f = await node_facts(connector_run(conn), node.name, node.python,
+                                 temp_dir=temp_dir, ports=[port] if node.is_head else [],
+                                 record=rc.RaySettings(temp_dir=temp_dir).record_path(
+                                     node.name), parts=True, fallback=FALLBACK)
+        except RayError as exc:
+            # The command ran (SSH worked) but no Python could run the probe.
+            return Seen(error=str(exc), reason="python")
         after = time.time()
         skew = f.time - (before + after) / 2 if f.time is not None else None
         return Seen(f, skew=skew)
@@ -186,7 +227,8 @@ async def examine(fleet: Fleet, *, port: int = rc.DEFAULT_PORT,
             try:
                 value, _ = await call(connector_run(fleet.connector(node)), node.name,
                                       node.python, "probe", {"targets": [target],
-                                                             "timeout": 3})
+                                                             "timeout": 3},
+                                      fallback=FALLBACK)
             except Exception as exc:  # noqa: BLE001 - one node's failure is its finding
                 seen[node.name].probe = f"not probed ({exc})"
                 return

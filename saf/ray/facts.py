@@ -44,7 +44,24 @@ class NodeFacts:
     uv: tuple[str, ...] | None = None
     pyenv_bin: str | None = None
     uv_bin: str | None = None
+    # The parts of Ray a minimal `pip install ray` lacks, each with why it does not import
+    # ("dashboard", "client"); empty when they import or were not asked for.
+    ray_missing: dict[str, str] = field(default_factory=dict)
     bad_fields: int = 0
+
+    def ray_fix(self) -> str:
+        """The command that installs Ray's missing parts into this node's Python."""
+        pin = f"ray[default]=={self.ray}" if self.ray else "ray[default]"
+        return f"{quote(self.executable or 'python')} -m pip install {quote(pin)}"
+
+    @property
+    def ray_missing_text(self) -> str:
+        """"its Ray lacks the dashboard (No module named 'aiohttp_cors'), ..." or ""."""
+        if not self.ray_missing:
+            return ""
+        what = {"dashboard": "the dashboard", "client": "Ray Client"}
+        return "its Ray lacks " + " and ".join(
+            f"{what.get(k, k)} ({v})" for k, v in sorted(self.ray_missing.items()))
 
     @property
     def is_macos(self) -> bool:
@@ -143,7 +160,19 @@ def parse_facts(raw: dict[str, Any]) -> NodeFacts:
             if value is not None:
                 bad.append(key)
             flags[key] = False
+    missing: dict[str, str] = {}
+    parts = raw.get("ray_parts")
+    if isinstance(parts, dict):
+        for key in ("dashboard", "client"):
+            why = parts.get(key)
+            if isinstance(why, str):
+                missing[key] = why[:300]
+            elif why is not None:
+                bad.append("ray_parts")
+    elif parts is not None:
+        bad.append("ray_parts")
     return NodeFacts(
+        ray_missing=missing,
         python=_str(raw, "python", bad, 40), executable=_str(raw, "executable", bad),
         venv=_str(raw, "venv", bad), fallback=raw.get("fallback") is True,
         ray=_str(raw, "ray", bad, 40), ray_bin=_str(raw, "ray_bin", bad),

@@ -22,15 +22,20 @@ async def call(run: Run, node: str, python: str, action: str, args: dict[str, An
     if value is None:
         tail = " / ".join(result.tail(3)) or f"exit status {result.exit_status}"
         raise RayError(f"{node}: {python} could not run saf's Ray probe ({tail})")
+    error = value.get("error")
+    if isinstance(error, str):
+        raise RayError(f"{node}: {action} failed on the node: {error[:500]}")
     return value, result
 
 
 async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: list[int],
                      record: str | None = None, probe: list[str] | None = None,
                      tools: bool = False, fallback: str | None = None,
-                     node_dir: str | None = None) -> NodeFacts:
+                     node_dir: str | None = None, parts: bool = False) -> NodeFacts:
+    """The node's facts; with `parts`, also whether its Ray's dashboard and client parts
+    import (a fraction of a second on the node)."""
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
                             "record": record, "probe": probe or [], "tools": tools,
-                            "node_dir": node_dir}
+                            "node_dir": node_dir, "parts": parts}
     value, _ = await call(run, node, python, "facts", args, fallback=fallback)
     return parse_facts(value)

@@ -5,11 +5,13 @@ to read what Ray needs and to start and stop Ray there. It is sent on stdin
 
 Actions:
     facts {"ports": [...], "temp_dir": ..., "node_dir": ..., "node_name": ...,
-           "probe": ["host:port"]}
+           "probe": ["host:port"], "parts": bool (whether Ray's dashboard and client import)}
     start {"argv": [...], "env": {...}, "record": path, "settings": {...}}
     stop  {"temp_dir": ..., "node_dir": ..., "node_name": ..., "sweep": bool}
     tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
     probe {"targets": ["host:port"], "timeout": s}
+
+An OSError of the node's own (a folder it may not write) is answered as {"error": "..."}.
 """
 
 import glob
@@ -59,6 +61,11 @@ def _addresses():
 
 def _processes():
     """(pid, ppid, command line) of every process we can read."""
+    return [(pid, ppid, cmd) for pid, ppid, _, cmd in _process_table()]
+
+
+def _process_table():
+    """(pid, ppid, process group, command line) of every process we can read."""
     out = []
     if os.path.isdir("/proc/self"):
         for entry in os.listdir("/proc"):
@@ -68,17 +75,80 @@ def _processes():
                 with open("/proc/%s/cmdline" % entry, "rb") as f:
                     cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
                 with open("/proc/%s/stat" % entry) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    fields = f.read().rsplit(")", 1)[1].split()
+                ppid, pgid = int(fields[1]), int(fields[2])
             except (OSError, ValueError, IndexError):
                 continue
-            out.append((int(entry), ppid, cmd))
+            out.append((int(entry), ppid, pgid, cmd))
         return out
-    text = _run(["ps", "-axww", "-o", "pid=,ppid=,command="]) or ""
+    text = _run(["ps", "-axww", "-o", "pid=,ppid=,pgid=,command="]) or ""
     for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-            out.append((int(parts[0]), int(parts[1]), parts[2] if len(parts) > 2 else ""))
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and all(p.isdigit() for p in parts[:3]):
+            out.append((int(parts[0]), int(parts[1]), int(parts[2]),
+                        parts[3] if len(parts) > 3 else ""))
     return out
+
+
+# Set in the environment of every `ray start` saf runs (so of every process of that Ray):
+# the node's Ray folder. Ray's client server (`python -m ray.util.client.server
+# --mode=proxy`) and the dashboard's subprocesses name no session folder on their command
+# line, and the client server's parent (`ray start`) is gone once Ray runs.
+MARKER = "SAF_RAY_DIR"
+
+
+def _marker(pid):
+    """The SAF_RAY_DIR in a process's environment (Linux; None where it cannot be read)."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read()
+    except OSError:
+        return None
+    for item in env.split(b"\0"):
+        if item.startswith(MARKER.encode() + b"="):
+            return item.split(b"=", 1)[1].decode("utf-8", "replace")
+    return None
+
+
+def _in_dir(folder, temp_dir, nodes_too):
+    root = temp_dir.rstrip("/")
+    folder = folder.rstrip("/")
+    return folder == root or nodes_too and re.match(re.escape(root) + r"/n\d+$", folder)
+
+
+def _session(table, roots, marked):
+    """Every process of the Ray that `roots` (processes found by their command line) and
+    `marked` (found by saf's marker) belong to: them, the other members of their process
+    groups (`ray start` runs in a session of its own; the group is Ray's alone once its
+    leader, `ray start`, is gone, or when the leader is Ray's own), and all their
+    descendants. Never this program's own group or its parent's."""
+    me = os.getpid()
+    mine = {_pgid(me), _pgid(os.getppid())}
+    pids = {pid for pid, _, _, _ in table}
+    found = set(roots) | set(marked)
+    groups = {pgid for pid, _, pgid, _ in table if pid in found} - mine
+    groups = {g for g in groups if g not in pids or g in found}
+    members = {pid for pid, _, pgid, _ in table if pgid in groups}
+    procs = [(pid, ppid, cmd) for pid, ppid, _, cmd in table]
+    return _descendants(procs, found | members) - {me}
+
+
+def ray_pids(table, temp_dir, node_dir=None, name="", sweep=True):
+    """The processes of a Ray: with sweep, every Ray of temp_dir and of the node folders in
+    it (the head, or a node alone on its machine); else one node's (its raylet named
+    `name` and its own folder node_dir)."""
+    me = os.getpid()
+    if sweep:
+        roots = [pid for pid, _, _, cmd in table if pid != me and _of(temp_dir, cmd)]
+        marked = [pid for pid, _, _, _ in table if pid != me
+                  and _in_dir(_marker(pid) or "", temp_dir, True)]
+    else:
+        roots = [pid for pid, _, _, cmd in table if pid != me and (
+            node_dir and _of(node_dir, cmd) or _of(temp_dir, cmd)
+            and _raylet_named(cmd, name))]
+        marked = [pid for pid, _, _, _ in table if pid != me and node_dir
+                  and _in_dir(_marker(pid) or "", node_dir, False)]
+    return _session(table, roots, marked)
 
 
 def _listeners_linux(ports):
@@ -161,6 +231,38 @@ def _ray_version():
         return None
 
 
+# What Ray's own start needs beyond a minimal `pip install ray`: the dashboard (its module
+# list is Ray's ray/dashboard/optional_deps.py, which `ray start` imports to decide whether
+# to start the dashboard) and Ray Client (`grpc`, for the head's client server).
+_DASHBOARD_MODULES = ("aiohttp", "aiohttp.web", "aiohttp_cors", "grpc", "opencensus",
+                      "opentelemetry", "opentelemetry.exporter.prometheus",
+                      "opentelemetry.proto", "prometheus_client", "pydantic")
+
+
+def _ray_parts():
+    """{"dashboard": why not, "client": why not}: None where that part of Ray imports.
+    Ray's own check is run without importing Ray itself (seconds): its optional_deps.py
+    is executed as it stands, else its module list imported."""
+    missing = {"dashboard": None, "client": None}
+    spec = importlib.util.find_spec("ray")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = os.path.join(folders[0], "dashboard", "optional_deps.py") if folders else ""
+    try:
+        if os.path.isfile(path):
+            with open(path) as f:
+                exec(compile(f.read(), path, "exec"), {"__name__": "optional_deps"})
+        else:
+            for name in _DASHBOARD_MODULES:
+                importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - an ImportError, or a broken package: missing
+        missing["dashboard"] = "%s: %s" % (type(exc).__name__, exc)
+    try:
+        importlib.import_module("grpc")
+    except Exception as exc:  # noqa: BLE001 - as above
+        missing["client"] = "%s: %s" % (type(exc).__name__, exc)
+    return missing
+
+
 def _tool(name):
     path = _which(name)
     if path and "/libexec/" in path:  # pyenv's own PATH inside a shim: prefer its bin/
@@ -194,11 +296,16 @@ def facts(args):
     now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     node_name = args.get("node_name") or ""
-    procs = [(pid, cmd) for pid, _, cmd in _processes()
+    table = _process_table()
+    procs = [(pid, cmd) for pid, _, _, cmd in table
              if _of(temp_dir, cmd) and pid != os.getpid()]
     node_dir = args.get("node_dir")
     raylet = [pid for pid, cmd in procs
               if _raylet_named(cmd, node_name)]
+    # Counted as ray-down finds them: by Ray's folder on the command line, saf's marker in
+    # the environment, and the process groups of those.
+    everything = ray_pids(table, temp_dir)
+    own = ray_pids(table, temp_dir, node_dir, node_name, sweep=False) if node_dir else set()
     record = None
     path = args.get("record")
     if path:
@@ -222,8 +329,8 @@ def facts(args):
         "ssh_server_ip": ssh[2] if len(ssh) >= 4 else None,
         "addresses": _addresses(),
         "listeners": {str(k): v for k, v in _listeners(args.get("ports") or []).items()},
-        "ray_processes": len(procs),
-        "node_processes": sum(1 for _, cmd in procs if node_dir and _of(node_dir, cmd)),
+        "ray_processes": len(everything),
+        "node_processes": len(own),
         "raylet_running": bool(raylet),
         "gcs_running": any("gcs_server" in cmd.split(" ", 1)[0] for _, cmd in procs),
         "record": record,
@@ -233,6 +340,8 @@ def facts(args):
         "time": now,
         "probes": {t: _probe(t) for t in args.get("probe") or []},
     }
+    if args.get("parts") and result["ray"]:
+        result["ray_parts"] = _ray_parts()
     if args.get("tools"):
         result["pyenv"] = _versions_of("pyenv", ["versions", "--bare"])
         result["uv"] = _versions_of("uv", ["python", "list", "--only-installed"])
@@ -248,6 +357,8 @@ def start(args):
     # As an activated venv does: jobs that run `python` get the node's Python and its Ray.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env.update(args.get("env") or {})
+    if args.get("temp_dir"):
+        env[MARKER] = args["temp_dir"]  # ray-down finds every process of this Ray by it
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.stdout.flush()
     started_at = time.time()
@@ -282,17 +393,29 @@ def start(args):
     if code == 0 and not raylet_alive:
         code = 1
         _end_group(proc)  # what the start left (its monitors, agents) goes with it
+    record_error = None
     if code == 0 and args.get("record"):
-        folder = os.path.dirname(args["record"])
-        os.makedirs(folder, exist_ok=True)
-        tmp = args["record"] + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(args.get("settings") or {}, f)
-        os.replace(tmp, args["record"])
+        try:
+            _write_record(args["record"], args.get("settings") or {})
+        except OSError as exc:
+            # Without its record saf cannot tell this Ray's settings on the next run (nor
+            # find its dashboard): the node fails, and the Ray it started goes with it.
+            record_error = "%s: %s" % (type(exc).__name__, exc)
+            code = 1
+            _end_group(proc)
     return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
+            "record_error": record_error,
             "started_at": started_at,
             "raylet_crashed": bool(raylet_log and _fatal_lines(_read_lines(raylet_log))),
             "raylet_gone": not raylet_alive}
+
+
+def _write_record(path, settings):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(settings, f)
+    os.replace(tmp, path)
 
 
 def _group_left(pgid):
@@ -450,14 +573,8 @@ def stop(args):
     node_dir = args.get("node_dir")
     name = args.get("node_name") or ""
     me = os.getpid()
-    procs = _processes()
-    if args.get("sweep"):
-        roots = [pid for pid, _, cmd in procs if _of(temp_dir, cmd) and pid != me]
-    else:
-        roots = [pid for pid, _, cmd in procs if pid != me and (
-            node_dir and _of(node_dir, cmd) or _of(temp_dir, cmd)
-            and _raylet_named(cmd, name))]
-    targets = _descendants(procs, roots) - {me, os.getppid()}
+    targets = ray_pids(_process_table(), temp_dir, node_dir, name,
+                       bool(args.get("sweep"))) - {me, os.getppid()}
     for pid in targets:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -573,8 +690,13 @@ def probe(args):
 def main():
     action = sys.argv[1]
     args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
-    result = {"facts": facts, "start": start, "stop": stop, "tail": tail,
-              "probe": probe}[action](args)
+    try:
+        result = {"facts": facts, "start": start, "stop": stop, "tail": tail,
+                  "probe": probe}[action](args)
+    except OSError as exc:
+        # The node's own trouble (a folder of another user's, a full disk): said as one
+        # line for saf to show as this node's failure, not a traceback.
+        result = {"error": "%s: %s" % (type(exc).__name__, exc)}
     sys.stdout.write("saf-ray " + json.dumps(result) + "\n")
 
 

@@ -58,7 +58,8 @@ def target_of(head: Node, head_facts: NodeFacts | None, python: str, ray: str
 
 
 def matches(facts: NodeFacts, target: Target) -> bool:
-    return not facts.fallback and facts.python == target.python and facts.ray == target.ray
+    return (not facts.fallback and facts.python == target.python and facts.ray == target.ray
+            and not facts.ray_missing)
 
 
 def matrix(rows: list[tuple[str, NodeFacts | str]], target: Target | None) -> list[str]:
@@ -86,6 +87,8 @@ def matrix(rows: list[tuple[str, NodeFacts | str]], target: Target | None) -> li
                 want.append(f"venv of Python {target.python}")
             if facts.ray != target.ray:
                 want.append(f"Ray {facts.ray or 'none'} -> {target.ray}")
+            elif facts.ray_missing:
+                want.append(f"ray[default] (lacks {', '.join(sorted(facts.ray_missing))})")
             change = ", ".join(want) or "venv"
         lines.append(f"{'!' if odd else ' '} {name:<12} {python:<9} {facts.ray or 'none':<9} "
                      f"{facts.os_arch:<14} {tools:<12} {change}")

@@ -28,7 +28,8 @@ async def _gather(fleet: Fleet, nodes: list[Node]) -> dict[str, NodeFacts | str]
     async def one(conn: Any) -> NodeFacts:
         node = conn.node
         return await node_facts(connector_run(conn), node.name, node.python,
-                                temp_dir="/tmp/ray", ports=[], tools=True, fallback=FALLBACK)
+                                temp_dir="/tmp/ray", ports=[], tools=True, fallback=FALLBACK,
+                                parts=True)
     found = await fleet.each(nodes, one)
     out: dict[str, NodeFacts | str] = {}
     for node in nodes:
@@ -102,11 +103,13 @@ class PythonMatch(Kind):
                                f"{target.source}",
                         done_status="ok" if self.verify else "skipped")
         fresh = f" in python3, {ctx.node.python} not made yet" if mine.fallback else ""
-        now = f"Python {mine.python}, Ray {mine.ray or 'none'}{fresh}" + where
+        now = (f"Python {mine.python}, Ray {mine.ray or 'none'}{fresh}" + where
+               + (f"; {mine.ray_missing_text}" if mine.ray_missing else ""))
         if self.verify and ctx.check_mode:
             return Plan(True, f"{now}: checked again after the fix")
         if self.verify:
-            return Plan(True, refusal=f"{now}, not Python {target.python}, Ray {target.ray} "
+            return Plan(True, refusal=f"{now}, not Python {target.python}, "
+                                      f"ray[default] {target.ray} "
                                       "(the odd one out; -v shows every node's)")
         tool = self._value(ctx, "tool")
         if tool not in ("", "pyenv", "uv"):

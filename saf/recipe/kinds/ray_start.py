@@ -18,6 +18,7 @@ saying what differs, unless `restart` is true.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
 
+# Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
+_ERROR_LINE = re.compile(r"^\[[0-9-]+ [0-9:,]+ [ECF] \d+ \d+\]")
 WAIT_PEERS = 300.0  # seconds a node waits for the others' facts and decisions
 
 
@@ -110,6 +113,15 @@ async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> 
             assert status is not None
             return status
         await asyncio.sleep(0.5)
+
+
+def ray_address(status: RayStatus, name: str, asked: str) -> str:
+    """The address Ray uses for the node (its node_ip_address, what `saf ray status`
+    shows), saying so when it is not the `--node-ip-address` saf gave."""
+    used = next((n.address for n in status.alive if n.name == name and n.address), asked)
+    if used == asked:
+        return used
+    return f"{used} (Ray's node_ip_address for it; saf gave --node-ip-address={asked})"
 
 
 def totals(status: RayStatus) -> str:
@@ -226,7 +238,8 @@ class RayStart(Kind):
         facts = await node_facts(ctx.run, me.name, me.python, temp_dir=settings.temp_dir,
                                  ports=ports, record=settings.record_path(me.name),
                                  node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir),
-                                 probe=[early_target] if early_target else None)
+                                 probe=[early_target] if early_target else None,
+                                 parts=True)
         _settle(state.facts[me.name], facts)
         if head is None:
             return _Decision(refused="no node has role head in the inventory")
@@ -322,21 +335,34 @@ class RayStart(Kind):
                         ctx, settings, wrote, f"did not show ALIVE in the dashboard "
                         f"within {self.join_timeout:g} s")
                 _settle(started, start.node_ip)
+                address = ray_address(status, me.name, start.node_ip)
                 if not me.is_head:
-                    return Outcome("changed", f"joined {start.head_address} as {start.node_ip}",
+                    return Outcome("changed", f"joined {start.head_address} as {address}",
                                    exit_status=0)
-                # The head reports the cluster once every starting worker has had its say.
+                # The head reports the cluster once every starting worker has had its say;
+                # a worker whose step failed is not counted (Ray may list it ALIVE a while).
                 workers = [p.name for p in ctx.step_nodes if p.name != me.name]
                 decisions = await asyncio.gather(*(state.decided[n] for n in workers))
-                waiting = [state.started[n] for n, d in zip(workers, decisions, strict=True)
+                waiting = [n for n, d in zip(workers, decisions, strict=True)
                            if d.needed and not d.refused]
-                await asyncio.gather(*waiting, return_exceptions=True)
+                ends = await asyncio.gather(*(state.started[n] for n in waiting),
+                                            return_exceptions=True)
+                failed = [n for n, end in zip(waiting, ends, strict=True)
+                          if isinstance(end, BaseException)]
                 status = await read_status(dashboard, jobs=False)
-                return Outcome("changed", f"head at {start.head_address}; {totals(status)}; "
-                               f"dashboard {dashboard.url}", exit_status=0)
+                status.nodes = [n for n in status.nodes if n.name not in failed]
+                return Outcome("changed", f"head at {start.head_address} as {address}; "
+                               f"{totals(status)}"
+                               + (f" (not {fmt_some(failed, 3)}: failed)" if failed else "")
+                               + f"; dashboard {dashboard.url}", exit_status=0)
             finally:
                 await dashboard.close()
                 await forward.close()
+        except RayError as exc:
+            # The node's own trouble (an OS error there, a probe that did not answer): its
+            # step fails saying so.
+            _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
+            return Outcome("failed", str(exc))
         except BaseException as exc:
             _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
             raise
@@ -374,6 +400,14 @@ class RayStart(Kind):
         code = value.get("exit_status")
         if code == 0:
             return None, wrote
+        record_error = value.get("record_error")
+        if isinstance(record_error, str):
+            folder = settings.record_path(me.name).rpartition("/")[0]
+            return Outcome("failed", (
+                f"{me.name}: Ray started, but saf could not write its record of the settings "
+                f"in {folder} ({record_error[:300]}), so that Ray was stopped; is "
+                f"{settings.temp_dir} another user's? Pick another with --var temp_dir=..."),
+                exit_status=1), wrote
         said = [line for line in result.tail(12) if line.strip()][-1:]
         if value.get("ended_early") is True:
             said = ["ended by saf once its raylet had crashed (Ray would wait 30 s for it)"]
@@ -393,6 +427,7 @@ class RayStart(Kind):
         most 12 lines (what the run view shows)."""
         me = ctx.node
         tail = [f"ray start: {line[:1000]}" for line in said or []]
+        blocks: list[list[str]] = []  # the log lines of each log shown
         try:
             value, _ = await call(ctx.run, me.name, me.python, "tail",
                                   {"temp_dir": settings.temp_dir, "lines": 3,
@@ -410,9 +445,22 @@ class RayStart(Kind):
                 lines = log.get("lines")
                 if isinstance(path, str) and isinstance(what, str) and isinstance(lines, list):
                     tail.append(f"== {path[:500]} ({what[:100]})")
-                    tail += [str(line)[:1000] for line in lines[-8:]]
+                    block = [str(line)[:1000] for line in lines[-8:]]
+                    tail += block
+                    blocks.append(block)
         except RayError as exc:
-            tail.append(str(exc))
+            tail.append(f"(its Ray logs could not be read: {exc})")
         verb = "did not start" if me.is_head else "did not join"
-        return Outcome("failed", f"{me.name} {verb}: {why}; its Ray logs end:",
-                       tail=tail)
+        # The message stands alone (where only it is shown, it still says what went wrong):
+        # what `ray start` said last, and the telling line of its logs or that there was none.
+        ending = f"; ray start: {said[-1][:300]}" if said else ""
+        logged = [line for block in blocks for line in block]
+        if logged:
+            errors = [line for line in logged if _ERROR_LINE.match(line)]
+            ending += f"; its Ray logs end: {(errors or blocks[0] or logged)[-1][:300]}"
+        else:
+            notes = [line for line in tail if line.startswith("(")]
+            ending += "; " + (notes[-1].strip("()") if notes else
+                              "its Ray logs since this start began are empty" if blocks else
+                              "no Ray log was written since this start began")
+        return Outcome("failed", f"{me.name} {verb}: {why}{ending}", tail=tail)
