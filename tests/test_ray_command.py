@@ -199,7 +199,10 @@ def test_python_match_without_pyenv_or_uv_installs_uv_first() -> None:
     node = Node("studio1", "10.10.0.1", python="python3")
     bare = facts("macstudio-m2ultra-pyenv", pyenv=None, pyenv_bin=None, python="3.9.6")
     commands, _ = pm.fix_commands(node, bare, TARGET, packages="mlx mlx-lm")
-    assert commands[0] == "curl -LsSf https://astral.sh/uv/install.sh | sh"
+    # Downloaded to a file first, then run: a failed download is curl's error, not `uv: not
+    # found` (tests/test_python_match_fresh.py runs it).
+    assert commands[0] == pm.UV_INSTALLER
+    assert "curl -LsSf https://astral.sh/uv/install.sh -o " in commands[0]
     assert commands[1] == "\"$HOME\"/.local/bin/uv python install 3.9.23"
     assert commands[-1].endswith("'ray[default]==2.40.0' mlx mlx-lm")
 
