@@ -4,6 +4,9 @@ commands and options the CLI has."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
 import shlex
 from collections.abc import Iterator
@@ -11,6 +14,8 @@ from pathlib import Path
 
 import click
 import pytest
+from textual.binding import Binding
+from textual.keys import format_key
 
 from saf.cli import COMMANDS, cli
 from saf.commands.doc import render
@@ -117,3 +122,44 @@ def test_the_guide_shows_only_commands_and_options_that_exist():
 def test_the_check_itself(line: str, bad: list[str]) -> None:
     """What the guide test reports, on lines written to be right or wrong."""
     assert unknown(words_of(line)) == bad
+
+
+def keys_table() -> list[tuple[set[str], set[str]]]:
+    """(keys, ids) of each row of docs/cockpit.md's Keys table: the words in its backticks."""
+    section = (DOCS / "cockpit.md").read_text().split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = line.strip().strip("|").split("|")
+        if line.startswith("|") and len(cells) == 3 and "`" in cells[1] + cells[0]:
+            words = [{w.lower() for span in re.findall(r"`([^`]+)`", cell) for w in span.split()}
+                     for cell in cells[:2]]
+            rows.append((words[0], words[1]))
+    return rows
+
+
+def cockpit_bindings() -> list[Binding]:
+    """Every binding with an id that saf's screens, widgets and app declare."""
+    import saf.screens
+    found = []
+    for info in pkgutil.iter_modules(saf.screens.__path__):
+        module = importlib.import_module(f"saf.screens.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__:
+                found += [b for b in cls.__dict__.get("BINDINGS", [])
+                          if isinstance(b, Binding) and b.id]
+    return found
+
+
+def test_the_keys_table_has_every_key_of_every_screen():
+    """Each binding's id is in docs/cockpit.md's Keys table, on a row that names its keys as
+    Textual shows them (`Esc`, `↑`, `PgUp`; `Enter` for ⏎): a key added to a screen (or a
+    screen's key, like `3` for Network) fails here until the table says it."""
+    rows = keys_table()
+    bindings = cockpit_bindings()
+    assert len(bindings) > 40 and any(b.id == "screen.network" for b in bindings)
+    missing = []
+    for b in bindings:
+        keys = {{"⏎": "enter"}.get(k, k).lower() for k in map(format_key, b.key.split(","))}
+        if not any(b.id in ids and keys <= shown for shown, ids in rows):
+            missing.append(f"{b.id} ({', '.join(sorted(keys))})")
+    assert missing == []
