@@ -163,3 +163,23 @@ def test_the_keys_table_has_every_key_of_every_screen():
         if not any(b.id in ids and keys <= shown for shown, ids in rows):
             missing.append(f"{b.id} ({', '.join(sorted(keys))})")
     assert missing == []
+
+
+def test_saf_demo_says_what_outlives_it_and_how_to_stop_each():
+    """Model servers and a Ray cluster outlive the demo (as they outlive a session on real
+    nodes): `saf demo --help`, the README and the cockpit page name both, each with the
+    command that stops it, and those commands exist."""
+    ctx = click.Context(cli)
+    demo = cli.get_command(ctx, "demo")
+    assert demo is not None
+    help_text = " ".join(demo.get_help(click.Context(demo, info_name="demo",
+                                                     parent=ctx)).split())
+    stops = {"saf run serve": "saf demo --headless models stop NODE:PORT",
+             "saf run ray-up": "saf demo --headless run ray-down"}
+    for where, text in (("saf demo --help", help_text),
+                        ("README.md", (DOCS.parent / "README.md").read_text()),
+                        ("cockpit.md", (DOCS / "cockpit.md").read_text())):
+        text = " ".join(text.split())
+        for started, stop in stops.items():
+            assert started in text and stop in text, (where, started, stop)
+    assert [bad for stop in stops.values() for bad in unknown(words_of(stop))] == []
