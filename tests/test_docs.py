@@ -183,3 +183,19 @@ def test_saf_demo_says_what_outlives_it_and_how_to_stop_each():
         for started, stop in stops.items():
             assert started in text and stop in text, (where, started, stop)
     assert [bad for stop in stops.values() for bad in unknown(words_of(stop))] == []
+
+
+def test_the_guide_says_what_a_node_needs_for_each_recipe():
+    """docs/index.md's "What a node needs" names every shipped recipe (a new one fails here
+    until the page says what it needs), and no page claims SSH and Python are all."""
+    from saf.recipe import library
+    index = (DOCS / "index.md").read_text()
+    section = index.split("\n## What a node needs\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z0-9-]+)`", section))
+    folder = library.shipped_folder()
+    assert folder is not None
+    shipped = {path.stem for path in folder.glob("*.toml")}
+    assert len(shipped) > 10 and sorted(shipped - named) == []
+    for needs in ("ray[default]", "package index", "uv", "pyenv"):
+        assert needs in section
+    assert "need only" not in " ".join(index.split())
