@@ -19,7 +19,8 @@ send (client to server) or receive (server to client) for --warmup seconds, not 
 
 The receiving end measures and conducts: it tells the sender over the control connection when
 the counted part starts ("mark") and ends ("stop", with what it counted); the sender answers
-with its own figures (TCP_INFO per stream on Linux: retransmits during the counted part,
+with its own figures (TCP_INFO per stream on Linux: retransmits, data segments sent and the
+retransmits the receiver reported as duplicates (D-SACK), each during the counted part;
 smoothed RTT, path MTU, MSS; its CPU seconds). Speed: the sender uses sendfile() from a memfd
 of zeros (no copy into the kernel) and the Linux receiver reads with MSG_TRUNC (the kernel
 drops the bytes instead of copying them out); both fall back to send/recv_into of 1 MiB
@@ -44,6 +45,10 @@ CHUNK = 1 << 20                  # bytes per send/recv call
 HEADER = struct.Struct("!16sII")  # token, test number, stream number: a data connection's start
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
 TCP_INFO_FORMAT = struct.Struct("8B24I")  # up to tcpi_total_retrans (104 bytes)
+# Later fields, where the kernel has them (a shorter struct comes back from an older one):
+# tcpi_data_segs_out (Linux 4.6) and tcpi_dsack_dups (5.0), at their offsets in struct tcp_info.
+TCP_INFO_LATER = (("data_segs_out", 156), ("dsack_dups", 216))
+TCP_INFO_SIZE = 224                       # up to tcpi_reord_seen
 MAX_STREAMS = 128
 PINGS = 20
 ACCEPT_TIMEOUT = 10.0            # seconds for a test's streams to connect
@@ -51,18 +56,22 @@ ACCEPT_TIMEOUT = 10.0            # seconds for a test's streams to connect
 
 # -- figures ---------------------------------------------------------------------------------
 def tcp_info(sock):
-    """{retrans, rtt_us, pmtu, snd_mss} from Linux's TCP_INFO, or None where not reported."""
+    """{retrans, rtt_us, pmtu, snd_mss, data_segs_out, dsack_dups} from Linux's TCP_INFO
+    (the last two None where the kernel is older), or None where not reported."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_FORMAT.size)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_SIZE)
     except OSError:
         return None
     if len(raw) < TCP_INFO_FORMAT.size:
         return None
-    f = TCP_INFO_FORMAT.unpack(raw)[8:]
-    return {"snd_mss": f[2], "pmtu": f[13], "rtt_us": f[15], "rttvar_us": f[16],
+    f = TCP_INFO_FORMAT.unpack_from(raw)[8:]
+    info = {"snd_mss": f[2], "pmtu": f[13], "rtt_us": f[15], "rttvar_us": f[16],
             "retrans": f[23]}
+    for name, offset in TCP_INFO_LATER:
+        info[name] = struct.unpack_from("I", raw, offset)[0] if len(raw) >= offset + 4 else None
+    return info
 
 
 def cpu_seconds():
@@ -226,7 +235,9 @@ def send_streams(socks, control):
             streams.append(None)
             continue
         item = dict(after)
-        item["retrans"] = after["retrans"] - (before or after)["retrans"]
+        for name in ("retrans", "data_segs_out", "dsack_dups"):  # during the counted part
+            then = (before or after).get(name)
+            item[name] = None if after.get(name) is None or then is None else after[name] - then
         streams.append(item)
     report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": streams}}
     if final is not None:
@@ -291,8 +302,15 @@ def combine(streams, reverse, measured, sender):
         out["rtt_us"] = round(statistics.mean(i["rtt_us"] for i in infos), 1)
         out["pmtu"] = min(i["pmtu"] for i in infos)
         out["snd_mss"] = min(i["snd_mss"] for i in infos)
+        # The data segments sent, and the retransmits the receiver reported as duplicates
+        # (D-SACK, RFC 2883: needless, e.g. a virtual link's reordering), where every stream's
+        # kernel counts them.
+        for key, name in (("segments", "data_segs_out"), ("spurious", "dsack_dups")):
+            counts = [i.get(name) for i in infos]
+            out[key] = None if None in counts else sum(counts)
     else:
-        out.update(retransmits=None, rtt_us=None, pmtu=None, snd_mss=None)
+        out.update(retransmits=None, rtt_us=None, pmtu=None, snd_mss=None, segments=None,
+                   spurious=None)
     return out
 
 

@@ -3,9 +3,10 @@
 Top: the node x node matrix of the last speed test (saf.net.store, the context's `net_dir`):
 each cell the Gbit/s with the most streams, row sending to column, and its fraction of the
 slower end's line rate, coloured by saf.net.results.grade; under it the pair's RTT and the
-path MTU, ✓ when full-size frames crossed. Then the test's warnings. Below: every node's
-interfaces from the agent frames the dashboard gets (rates in and out, MTU, link speed,
-errors and drops; ● marks the cluster interface).
+path MTU (NetResult.path_mtu, the figure `saf net show` prints), ✓ when full-size frames
+crossed. Then the test's warnings. Below: every node's interfaces from the agent frames the
+dashboard gets (rates in and out, MTU, link speed, errors and drops; ● marks the cluster
+interface).
 
 `s` runs a speed test (the shipped `netperf` recipe with its defaults, down the same path as
 `saf net test`); the engine saves the result after every measurement, and the screen reads it
@@ -259,14 +260,10 @@ class NetworkScreen(SafScreen[None]):
                     top = Text(fmt_gbps(m.bits_per_second) + " G"
                                + ("" if frac is None else f" {fmt_percent(frac, 0)}"),
                                style=colour[grade(frac)])
-                    if m.retransmits:
+                    if m.retransmits_much:
                         top.append(" ↻", style=v["warning"])
                 verified = r.mtu_verified(a, b)
-                mtu = r.path_mtu(a, b)
-                if verified is False:  # the path MTU the kernel found, under the interfaces'
-                    seen = [x.pmtu for x in r.measurements
-                            if (x.sender, x.receiver) == (a, b) and x.pmtu]
-                    mtu = min(seen) if seen else mtu
+                mtu = r.path_mtu(a, b)  # the figure `saf net test` and `saf net show` print
                 bottom = Text(f"{fmt_ms(r.pair_rtt_ms(a, b))} {mtu or MISSING}", style=muted)
                 if verified is not None:
                     bottom.append("✓" if verified else "✗",

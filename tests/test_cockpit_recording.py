@@ -100,3 +100,24 @@ def test_downsample_keeps_spikes():
     line = sparkline(values, 10, top=100.0)
     assert len(line) == 10 and line[3] != line[0]
     assert sparkline([], 5) == "     "
+
+
+@pytest.mark.parametrize("option", ["--on", "--nodes"])
+def test_saf_record_takes_on_and_its_old_name_with_a_notice(asyncssh_cluster, tmp_path, option):
+    """`--on` selects the nodes, as in every other command; `--nodes`, its old name, still
+    works and says once, on stderr and in saf's words, that it is deprecated."""
+    path = tmp_path / "r.jsonl"
+    done = asyncssh_cluster.saf("record", str(path), "--seconds", "0.5", "--interval", "0.2",
+                                option, "beta")
+    assert done.returncode == 0, done.stderr
+    assert [n.name for n in load_recording(path).nodes] == ["beta"]
+    said = [line for line in done.stderr.splitlines() if "deprecated" in line.lower()]
+    assert said == (["saf record: --nodes is deprecated, use --on (the same selector)"]
+                    if option == "--nodes" else [])
+    assert "--nodes" not in done.stdout
+
+
+def test_saf_record_refuses_both_names_of_its_selector(asyncssh_cluster, tmp_path):
+    done = asyncssh_cluster.saf("record", str(tmp_path / "r.jsonl"), "--on", "beta",
+                                "--nodes", "gamma")
+    assert done.returncode == 2 and "give --on only" in done.stderr

@@ -4,6 +4,9 @@ commands and options the CLI has."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
 import shlex
 from collections.abc import Iterator
@@ -11,6 +14,8 @@ from pathlib import Path
 
 import click
 import pytest
+from textual.binding import Binding
+from textual.keys import format_key
 
 from saf.cli import COMMANDS, cli
 from saf.commands.doc import render
@@ -117,3 +122,80 @@ def test_the_guide_shows_only_commands_and_options_that_exist():
 def test_the_check_itself(line: str, bad: list[str]) -> None:
     """What the guide test reports, on lines written to be right or wrong."""
     assert unknown(words_of(line)) == bad
+
+
+def keys_table() -> list[tuple[set[str], set[str]]]:
+    """(keys, ids) of each row of docs/cockpit.md's Keys table: the words in its backticks."""
+    section = (DOCS / "cockpit.md").read_text().split("\n## Keys\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = line.strip().strip("|").split("|")
+        if line.startswith("|") and len(cells) == 3 and "`" in cells[1] + cells[0]:
+            words = [{w.lower() for span in re.findall(r"`([^`]+)`", cell) for w in span.split()}
+                     for cell in cells[:2]]
+            rows.append((words[0], words[1]))
+    return rows
+
+
+def cockpit_bindings() -> list[Binding]:
+    """Every binding with an id that saf's screens, widgets and app declare."""
+    import saf.screens
+    found = []
+    for info in pkgutil.iter_modules(saf.screens.__path__):
+        module = importlib.import_module(f"saf.screens.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__:
+                found += [b for b in cls.__dict__.get("BINDINGS", [])
+                          if isinstance(b, Binding) and b.id]
+    return found
+
+
+def test_the_keys_table_has_every_key_of_every_screen():
+    """Each binding's id is in docs/cockpit.md's Keys table, on a row that names its keys as
+    Textual shows them (`Esc`, `↑`, `PgUp`; `Enter` for ⏎): a key added to a screen (or a
+    screen's key, like `3` for Network) fails here until the table says it."""
+    rows = keys_table()
+    bindings = cockpit_bindings()
+    assert len(bindings) > 40 and any(b.id == "screen.network" for b in bindings)
+    missing = []
+    for b in bindings:
+        keys = {{"⏎": "enter"}.get(k, k).lower() for k in map(format_key, b.key.split(","))}
+        if not any(b.id in ids and keys <= shown for shown, ids in rows):
+            missing.append(f"{b.id} ({', '.join(sorted(keys))})")
+    assert missing == []
+
+
+def test_saf_demo_says_what_outlives_it_and_how_to_stop_each():
+    """Model servers and a Ray cluster outlive the demo (as they outlive a session on real
+    nodes): `saf demo --help`, the README and the cockpit page name both, each with the
+    command that stops it, and those commands exist."""
+    ctx = click.Context(cli)
+    demo = cli.get_command(ctx, "demo")
+    assert demo is not None
+    help_text = " ".join(demo.get_help(click.Context(demo, info_name="demo",
+                                                     parent=ctx)).split())
+    stops = {"saf run serve": "saf demo --headless models stop NODE:PORT",
+             "saf run ray-up": "saf demo --headless run ray-down"}
+    for where, text in (("saf demo --help", help_text),
+                        ("README.md", (DOCS.parent / "README.md").read_text()),
+                        ("cockpit.md", (DOCS / "cockpit.md").read_text())):
+        text = " ".join(text.split())
+        for started, stop in stops.items():
+            assert started in text and stop in text, (where, started, stop)
+    assert [bad for stop in stops.values() for bad in unknown(words_of(stop))] == []
+
+
+def test_the_guide_says_what_a_node_needs_for_each_recipe():
+    """docs/index.md's "What a node needs" names every shipped recipe (a new one fails here
+    until the page says what it needs), and no page claims SSH and Python are all."""
+    from saf.recipe import library
+    index = (DOCS / "index.md").read_text()
+    section = index.split("\n## What a node needs\n", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z0-9-]+)`", section))
+    folder = library.shipped_folder()
+    assert folder is not None
+    shipped = {path.stem for path in folder.glob("*.toml")}
+    assert len(shipped) > 10 and sorted(shipped - named) == []
+    for needs in ("ray[default]", "package index", "uv", "pyenv"):
+        assert needs in section
+    assert "need only" not in " ".join(index.split())

@@ -54,7 +54,9 @@ def test_saf_tester_fills_the_matrix_and_says_the_schedule_first(netns_cluster, 
     assert shown["status"] == "ok" and shown["tool"] == "saf"
     assert_full_matrix(shown, net.nodes, "saf")
     for m in shown["measurements"]:
-        assert m["rtt_ms"] > 0 and m["retransmits"] >= 0
+        assert m["rtt_ms"] > 0 and m["retransmits"] >= 0 and m["segments"] > 0
+    # A veth link retransmits thousands of segments, needlessly (D-SACKed): no warning.
+    assert [w for w in shown["warnings"] if "retransmit" in w] == []
     for node in net.nodes:
         assert listening(net, node) == [], node
     runs = json.loads(net.saf("runs", "--json", **state).stdout.splitlines()[-1])
@@ -112,3 +114,24 @@ def test_a_node_that_cannot_be_reached_fails_its_links_only(netns_cluster, state
     assert by_pair[("alpha", "beta", 2)]["bits_per_second"] > 0
     assert "gamma: not reached" in by_pair[("alpha", "gamma", 2)]["error"]
     assert any("gamma: not reached" in w for w in result["warnings"])
+
+
+def test_a_lossy_link_warns_of_its_retransmits(netns_cluster, state):
+    """gamma's eth0 sends through a 1 Gbit/s shaper whose queue overflows (tc tbf): its
+    tests retransmit a large share of their segments and the run says so, with the
+    threshold; the other way round stays quiet."""
+    net = netns_cluster
+    shaper = ["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "1gbit", "burst",
+              "64kb", "limit", "100kb"]
+    made = net.exec("gamma", shaper, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"no tbf qdisc here: {made.stderr.strip()}")
+    try:
+        done = net.saf("net", "test", *FAST, "--pairs", "star", "--on", "alpha,gamma",
+                       "--json", **state)
+    finally:
+        net.exec("gamma", ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = [w for w in json.loads(done.stdout)["warnings"] if "retransmit" in w]
+    assert said and all(w.startswith("gamma → alpha") and "saf warns over 1 %" in w
+                        for w in said), said

@@ -20,7 +20,8 @@ from saf.agents import netperf
 from saf.errors import ConfigError, UsageError
 from saf.net import iperf3, store
 from saf.net.engine import NetOptions, schedule_line, new_result
-from saf.net.results import Measurement, NetResult, NodeLink, ResultError, compare, grade
+from saf.net.results import (RETRANSMIT_WARN, Measurement, NetResult, NodeLink, ResultError,
+                              compare, grade)
 from saf.net.schedule import pairs, schedule
 from saf.recipe.parse import load_recipe
 
@@ -74,6 +75,71 @@ def test_iperf3_json_of_a_reverse_run_has_no_rtt_at_the_receiving_client():
     assert fig.retransmits is not None and fig.rtt_us is None
 
 
+VETH = "iperf3-J_tcp-4streams-omit1_veth-pair_iperf3.12.json"
+VETH_REVERSE = "iperf3-J_tcp-4streams-reverse-omit1_veth-netns_iperf3.12.json"
+VETH_LOSSY = "iperf3-J_tcp-4streams-omit1_veth-pair-tbf-1gbit-500kB-queue_iperf3.12.json"
+
+
+def iperf3_result(name: str) -> NetResult:
+    """A one-link result holding a recorded iperf3 run, read as the engine reads it."""
+    r = NetResult(run="r", cluster="c", nodes=["a", "b"], streams=4, tool="iperf3")
+    r.links = {n: NodeLink(n, f"10.0.0.{i}", "eth0", 1500, None) for i, n in enumerate("ab")}
+    m = Measurement("a", "b", 4, "iperf3")
+    iperf3.fill(m, iperf3.parse((FIXTURES / name).read_text()), reverse=False)
+    r.measurements = [m]
+    return r
+
+
+@pytest.mark.parametrize("name, retransmits, warned", [
+    (VETH, 66179, False),          # 0.94 % of 7.04M segments: a healthy veth pair
+    (VETH_REVERSE, 5, False),
+    ("iperf3-J_tcp-1stream-omit3_gcp-to-ibm_iperf3.9.json", 0, False),
+    (VETH_LOSSY, 29114, True),     # 12 % of 243k segments: a queue that overflows
+])
+def test_recorded_iperf3_runs_warn_of_retransmits_only_over_a_share_of_segments(
+        name, retransmits, warned):
+    """A warning is for retransmitted segments over RETRANSMIT_WARN of those sent (the segments
+    as iperf3's bytes sent / its MSS), not for any retransmit: a veth pair retransmits
+    tens of thousands of segments of millions, needlessly."""
+    r = iperf3_result(name)
+    m = r.measurements[0]
+    assert m.retransmits == retransmits and m.segments > 100_000
+    assert m.retransmits_much is warned
+    said = [w for w in r.warnings() if "retransmit" in w]
+    if warned:
+        assert said == ["a → b (4 streams): 12.0 % of segments retransmitted (29.1k; saf warns "
+                        "over 1 %)"]
+    else:
+        assert said == []
+    text = result_text(r)
+    assert ("↻" in text) is warned  # the matrix marks the same links
+
+
+def test_retransmits_the_receiver_reported_as_duplicates_are_not_counted():
+    """saf's tester reports D-SACKed retransmits (needless: the data had arrived); the share
+    is of the others. The threshold is RETRANSMIT_WARN, exclusive."""
+    m = Measurement("a", "b", 1, bits_per_second=1e10, retransmits=53_472, segments=4_612_741,
+                    spurious=49_325)   # a healthy veth pair, one stream (TCP_INFO)
+    assert m.retransmit_rate == pytest.approx(0.0009, abs=1e-4) and not m.retransmits_much
+    m.spurious = None                  # a kernel that does not say (before Linux 5.0)
+    assert m.retransmit_rate == pytest.approx(0.0116, abs=1e-4) and m.retransmits_much
+    m.retransmits, m.segments, m.spurious = 100, 10_000, 0
+    assert m.retransmit_rate == RETRANSMIT_WARN and not m.retransmits_much
+    m.retransmits = 101
+    assert m.retransmits_much
+    m.segments = None                  # no count of segments (macOS, an older result)
+    assert m.retransmit_rate is None and not m.retransmits_much
+
+
+def result_text(r: NetResult) -> str:
+    from rich.console import Console
+
+    from saf.render.net_view import result_view
+    console = Console(record=True, width=160, color_system=None)
+    console.print(result_view(r))
+    return console.export_text()
+
+
 @pytest.mark.parametrize("text, message", [
     ("not json", "printed no JSON"),
     ('{"error": "unable to connect to server: Connection refused"}', "unable to connect"),
@@ -104,7 +170,7 @@ def sample_result(run: str = "r1", started: float = 1.0, gbps: float = 0.945) ->
         Measurement("studio", "mini", 4, bits_per_second=gbps * 1e9, rtt_ms=0.3, pmtu=1500,
                     retransmits=0),
         Measurement("mini", "studio", 4, bits_per_second=0.5e9, rtt_ms=0.3, pmtu=1500,
-                    retransmits=12),
+                    retransmits=1200, segments=43_000),
         Measurement("studio", "mini", 1, error="refused: connection refused"),
     ]
     return r
@@ -120,7 +186,7 @@ def test_a_link_is_a_fraction_of_the_slower_ends_line_rate():
     assert r.mtu_verified("studio", "mini") is True
     assert r.warnings() == [
         "mini → studio (4 streams): 0.50 Gbit/s is 50 % of the 1 GbE line rate; "
-        "12 retransmits",
+        "2.8 % of segments retransmitted (1.2k; saf warns over 1 %)",
         "studio → mini (1 stream): refused: connection refused",
     ]
 
@@ -189,6 +255,7 @@ def test_the_tester_measures_both_ways_and_then_stops_listening():
     for m in (send, recv):
         assert m["bits_per_second"] > 0 and m["bytes"] > 0
         assert m["pmtu"] > 0 and m["retransmits"] >= 0 and m["rtt_us"] > 0  # Linux TCP_INFO
+        assert m["segments"] > 0 and 0 <= m["spurious"] <= m["retransmits"]  # Linux 5.0+
     assert len(recv["streams_bps"]) == 2
     thread.join(5)
     assert not thread.is_alive()
@@ -224,3 +291,27 @@ def test_a_loopback_path_mtu_of_65535_carries_a_65536_interface():
     assert r.mtu_verified("a", "b") is True
     r.measurements[0].pmtu = 1500
     assert r.mtu_verified("a", "b") is False
+
+
+def loopback_result() -> NetResult:
+    """Two nodes on loopback (lo's MTU is 65536), the path MTU as TCP_INFO gives it there."""
+    r = NetResult(run="lo", cluster="lab", nodes=["alpha", "beta"], streams=1, status="ok")
+    r.links = {n: NodeLink(n, "127.0.0.1", "lo", 65536, None) for n in ("alpha", "beta")}
+    r.measurements = [Measurement(a, b, 1, bits_per_second=2e10, rtt_ms=0.05, pmtu=65535,
+                                  retransmits=0, segments=200_000)
+                      for a, b in (("alpha", "beta"), ("beta", "alpha"))]
+    return r
+
+
+def test_saf_net_test_and_show_print_one_path_mtu():
+    """The path MTU is the kernel's (65535 on loopback: an IPv4 packet ends there), the figure
+    each test's line prints; the RTT-and-MTU matrix prints that one, not lo's 65536."""
+    from saf.net.engine import describe
+    r = loopback_result()
+    assert r.path_mtu("alpha", "beta") == 65535 and r.interface_mtu("alpha", "beta") == 65536
+    assert "pmtu 65535" in describe(r, r.measurements[0])
+    text = result_text(r)
+    matrix = text[text.index("RTT and path MTU"):]
+    assert "65535 ✓" in matrix and "65536" not in matrix
+    r.measurements = [Measurement("alpha", "beta", 1, bits_per_second=2e10)]  # no TCP_INFO
+    assert r.path_mtu("alpha", "beta") == 65536 and r.mtu_verified("alpha", "beta") is None

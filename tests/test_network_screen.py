@@ -73,3 +73,23 @@ async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluste
         assert screen.seen == sorted(screen.seen)
         header = str(screen.query_one("#net-header").render())
         assert "ok" in header and result.run in header
+
+
+async def test_the_matrix_prints_the_path_mtu_saf_net_show_prints(tmp_path):
+    """Loopback: lo's MTU is 65536, the kernel's path MTU 65535. The screen's matrix prints
+    the same figure as `saf net show` (NetResult.path_mtu), not the interfaces' MTU."""
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from saf.net import store
+    from tests.snapshot_apps._common import cockpit
+    from tests.test_net_results import loopback_result
+
+    store.save(loopback_result(), tmp_path)
+    app = cockpit("healthy-3-nodes.jsonl", net_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_network(pilot)
+        console = Console(record=True, width=110, color_system=None)
+        console.print(app.screen.query_one("#net-matrix", Static).content)
+        matrix = console.export_text()
+    assert "65535✓" in matrix.replace(" ", "") and "65536" not in matrix

@@ -19,9 +19,13 @@ from saf.demo.cluster import DemoCluster
 def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
     """Start a demo cluster on this machine: three nodes (alpha head, beta and gamma workers)
     served by SSH servers on loopback with throwaway keys, host keys verified as for any node.
-    Nothing is left running when it ends, but for model servers started with `saf run serve`:
-    like on real nodes, they keep running (found again by `saf demo --headless models`) until
-    `saf demo --headless models stop NODE:PORT`.
+    When it ends, its servers, agents and every command run on it stop, but for what saf
+    starts to outlive a session on any node, which keeps running here too:
+
+    \b
+    - model servers (`saf run serve`): listed by `saf demo --headless models`,
+      stopped by `saf demo --headless models stop NODE:PORT`;
+    - a Ray cluster (`saf run ray-up`): stopped by `saf demo --headless run ray-down`.
 
     \b
     saf demo --headless nodes

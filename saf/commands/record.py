@@ -17,13 +17,21 @@ from saf.commands import common
               help="Stop after this many seconds (default: until Ctrl-C).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between samples of each node.")
-@click.option("--nodes", "selector", metavar="SELECTOR", default=None,
-              help="Record only these nodes (a node selector, e.g. `workers`).")
+@click.option("--on", "selector", metavar="SEL", default=None,
+              help="Only these nodes: all, head, workers, NAME, tag:WORD, os:linux|macos, "
+                   "or a comma list.")
+# The old name, as before every command said --on: still works, with a notice.
+@click.option("--nodes", "old_selector", metavar="SEL", default=None, hidden=True)
 @click.pass_context
 def record(ctx: click.Context, file: Path, seconds: float | None, interval: float,
-           selector: str | None) -> None:
+           selector: str | None, old_selector: str | None) -> None:
     """Run the agents on every node and write everything they send to FILE (JSON lines),
     without opening the cockpit. Replay it with `saf replay FILE`."""
+    if old_selector is not None:
+        if selector is not None:
+            raise click.UsageError("give --on only (--nodes is its old name)")
+        click.echo("saf record: --nodes is deprecated, use --on (the same selector)", err=True)
+        selector = old_selector
     inventory = common.inventory(ctx)
     common.run(_record(inventory, file, seconds, interval, selector))
 

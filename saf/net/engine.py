@@ -181,6 +181,8 @@ class _Pair:
                         seconds=_positive(data.get("seconds")), rtt_ms=rtt,
                         loaded_rtt_ms=None if rtt_us is None else rtt_us / 1000,
                         retransmits=_count(data.get("retransmits")), pmtu=_count(data.get("pmtu")),
+                        segments=_count(data.get("segments")),
+                        spurious=_count(data.get("spurious")),
                         sender_cpu_s=_positive(data.get("sender_cpu_s")),
                         receiver_cpu_s=_positive(data.get("receiver_cpu_s")))
         if bps is None or data.get("streams") != n:
@@ -224,14 +226,7 @@ class _Pair:
                 except iperf3.Iperf3Error as exc:
                     m.error = "timed out" if result.timed_out else str(exc)
                 else:
-                    m.bits_per_second, m.seconds = fig.bits_per_second, fig.seconds
-                    m.retransmits, m.pmtu = fig.retransmits, fig.pmtu
-                    m.loaded_rtt_ms = None if fig.rtt_us is None else fig.rtt_us / 1000
-                    if fig.host_cpu_percent is not None and fig.remote_cpu_percent is not None:
-                        mine = fig.host_cpu_percent * fig.seconds / 100
-                        theirs = fig.remote_cpu_percent * fig.seconds / 100
-                        m.sender_cpu_s, m.receiver_cpu_s = ((theirs, mine) if reverse
-                                                            else (mine, theirs))
+                    iperf3.fill(m, fig, reverse=reverse)
                 self._record(m)
         finally:
             await server.stop()
@@ -338,7 +333,9 @@ def describe(result: NetResult, m: Measurement) -> str:
     rtt = m.rtt_ms if m.rtt_ms is not None else m.loaded_rtt_ms
     parts.append(f"rtt {fmt_ms(rtt)}")
     if m.retransmits is not None:
-        parts.append(f"{m.retransmits} retransmits")
+        rate = m.retransmit_rate
+        parts.append(f"{m.retransmits} retransmits" + (
+            "" if rate is None else f" ({fmt_percent(rate, 2)} of segments)"))
     if m.pmtu:
         parts.append(f"pmtu {m.pmtu}")
     return f"{head}  " + ", ".join(parts)

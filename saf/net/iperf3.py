@@ -3,7 +3,9 @@
 Throughput is what the receiver counted (`end.sum_received`, the honest figure; iperf3's
 sender figure counts bytes still in buffers), retransmits come from `end.sum_sent` (the
 sender's TCP_INFO), RTT from the streams' `mean_rtt` (or the intervals' `rtt`) in
-microseconds, the path MTU from the intervals' `pmtu`. Figures iperf3 did not report (macOS
+microseconds, the path MTU from the intervals' `pmtu`, the data segments sent as
+`end.sum_sent.bytes` / `start.tcp_mss_default` (iperf3 counts no segments; bytes over the MSS
+is the fewest that could carry them). Figures iperf3 did not report (macOS
 reports no retransmits; a reverse test's client has no RTT) stay None. What comes from a node
 is untrusted: anything of the wrong type or range is an Iperf3Error naming the field.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from saf.errors import SafError
+from saf.net.results import Measurement
 
 
 class Iperf3Error(SafError):
@@ -30,6 +33,7 @@ class Iperf3Figures:
     retransmits: int | None
     rtt_us: float | None
     pmtu: int | None
+    segments: int | None
     streams: int
     host_cpu_percent: float | None
     remote_cpu_percent: float | None
@@ -91,6 +95,10 @@ def parse(text: str) -> Iperf3Figures:
                 pmtus.append(int(pmtu))
             if not rtts and stream.get("rtt"):
                 rtts.append(_num(stream["rtt"], where + ".rtt"))
+    start: dict[str, Any] = data["start"] if isinstance(data.get("start"), dict) else {}
+    mss = _opt(start, "tcp_mss_default", "start", integer=True)
+    sent_bytes = _opt(sent, "bytes", "end.sum_sent", integer=True)
+    segments = math.ceil(sent_bytes / mss) if mss and sent_bytes is not None else None
     cpu: dict[str, Any] = end.get("cpu_utilization_percent") or {}
     if not isinstance(cpu, dict):
         cpu = {}
@@ -101,6 +109,19 @@ def parse(text: str) -> Iperf3Figures:
         retransmits=None if retransmits is None else int(retransmits),
         rtt_us=sum(rtts) / len(rtts) if rtts else None,
         pmtu=min(pmtus) if pmtus else None,
+        segments=segments,
         streams=len(streams) or 1,
         host_cpu_percent=_opt(cpu, "host_total", "end.cpu_utilization_percent"),
         remote_cpu_percent=_opt(cpu, "remote_total", "end.cpu_utilization_percent"))
+
+
+def fill(m: Measurement, fig: Iperf3Figures, *, reverse: bool) -> None:
+    """A measurement's figures from iperf3's (`reverse`: the client received, so the CPU
+    figures are the other way round)."""
+    m.bits_per_second, m.seconds = fig.bits_per_second, fig.seconds
+    m.retransmits, m.pmtu, m.segments = fig.retransmits, fig.pmtu, fig.segments
+    m.loaded_rtt_ms = None if fig.rtt_us is None else fig.rtt_us / 1000
+    if fig.host_cpu_percent is not None and fig.remote_cpu_percent is not None:
+        mine = fig.host_cpu_percent * fig.seconds / 100
+        theirs = fig.remote_cpu_percent * fig.seconds / 100
+        m.sender_cpu_s, m.receiver_cpu_s = (theirs, mine) if reverse else (mine, theirs)

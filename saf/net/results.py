@@ -2,7 +2,9 @@
 (the matrix, each link as a fraction of the slower end's line rate, the warnings), as JSON.
 
 Throughput is in bits per second as measured by the receiving end; `gbps` is that / 1e9.
-A link is "well under line rate" below WELL_UNDER of the slower end's link speed.
+A link is "well under line rate" below WELL_UNDER of the slower end's link speed. A test
+"retransmitted much" when the retransmits the receiver did not report as duplicates are over
+RETRANSMIT_WARN of the data segments sent (retransmit_rate).
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from saf.errors import SafError
 from saf.metrics.format import fmt_count, fmt_gbps, fmt_link, fmt_percent
 
 WELL_UNDER = 0.7      # a link measured under 70 % of its line rate gets a warning
+# Retransmitted segments / data segments sent over which a test gets a warning (TCP's own
+# figures; nstat's TcpRetransSegs / TcpOutSegs read the same way). A healthy veth pair
+# retransmits 0.05-1.2 % of its segments, nearly all of them needless (the receiver reports
+# them as duplicates: D-SACK), which saf does not count where the tester knows them; a sound
+# LAN link loses nothing. At 1 % loss one TCP stream with a 0.2 ms round trip is held to about
+# 0.7 Gbit/s (Mathis et al.: MSS / (RTT * sqrt(p))).
+RETRANSMIT_WARN = 0.01
 SCHEMA = 1
 
 
@@ -48,7 +57,9 @@ class Measurement:
     rtt_ms: float | None = None          # idle round trip between the pair (saf's tester)
     loaded_rtt_ms: float | None = None   # the sender's smoothed RTT under load (TCP_INFO)
     retransmits: int | None = None
-    pmtu: int | None = None
+    pmtu: int | None = None              # the kernel's path MTU while data crossed (TCP_INFO)
+    segments: int | None = None          # data segments sent in the counted seconds
+    spurious: int | None = None          # retransmits the receiver reported as duplicates
     sender_cpu_s: float | None = None
     receiver_cpu_s: float | None = None
     error: str | None = None
@@ -60,6 +71,22 @@ class Measurement:
     @property
     def ok(self) -> bool:
         return self.error is None and self.bits_per_second is not None
+
+    @property
+    def retransmit_rate(self) -> float | None:
+        """Retransmitted segments / data segments sent, less those the receiver reported as
+        duplicates where the tool says (saf's tester on Linux 5.0+); None when the tool gave
+        no segment count (macOS, a result saved by an older saf)."""
+        if self.retransmits is None or not self.segments:
+            return None
+        needless = min(self.spurious or 0, self.retransmits)
+        return (self.retransmits - needless) / self.segments
+
+    @property
+    def retransmits_much(self) -> bool:
+        """Over RETRANSMIT_WARN: the warning and the matrices' ↻ say so."""
+        rate = self.retransmit_rate
+        return rate is not None and rate > RETRANSMIT_WARN
 
 
 @dataclass
@@ -112,21 +139,34 @@ class NetResult:
             return None
         return m.bits_per_second / (line * 1e6)
 
-    def path_mtu(self, a: str, b: str) -> int | None:
-        """The smaller configured MTU of the two ends."""
+    def interface_mtu(self, a: str, b: str) -> int | None:
+        """The smaller configured MTU of the two ends' interfaces (`ip link`)."""
         mtus = [self.links[n].mtu if n in self.links else None for n in (a, b)]
         return None if any(m is None for m in mtus) else min(m for m in mtus if m is not None)
+
+    def measured_pmtu(self, a: str, b: str) -> int | None:
+        """The kernel's path MTU a -> b while data crossed (the smallest of a's tests)."""
+        seen = [m.pmtu for m in self.measurements
+                if m.sender == a and m.receiver == b and m.ok and m.pmtu]
+        return min(seen) if seen else None
+
+    def path_mtu(self, a: str, b: str) -> int | None:
+        """The path MTU a -> b that every face prints: the kernel's, as measured (TCP_INFO,
+        iperf3's pmtu: the same field `saf net test` prints per test), else, where no tool
+        reported one, the smaller interface MTU. On loopback the two differ: lo's MTU is
+        65536, but an IPv4 packet, so the path MTU, ends at 65535."""
+        measured = self.measured_pmtu(a, b)
+        return measured if measured is not None else self.interface_mtu(a, b)
 
     def mtu_verified(self, a: str, b: str) -> bool | None:
         """True when data crossed a -> b in segments of the full path MTU (the kernel's path
         MTU equals both ends' MTU and bytes arrived); False when the path MTU came out
         smaller; None when nothing says (no TCP_INFO, or no test ran)."""
-        want = self.path_mtu(a, b)
-        seen = [m.pmtu for m in self.measurements
-                if m.sender == a and m.receiver == b and m.ok and m.pmtu]
-        if want is None or not seen:
+        want = self.interface_mtu(a, b)
+        seen = self.measured_pmtu(a, b)
+        if want is None or seen is None:
             return None
-        return min(seen) >= min(want, 65535)  # an IP packet (so the path MTU) ends at 65535
+        return seen >= min(want, 65535)  # an IP packet (so the path MTU) ends at 65535
 
     def warnings(self) -> list[str]:
         out = []
@@ -144,8 +184,11 @@ class NetResult:
             if frac is not None and line and frac < WELL_UNDER and m.streams == self.streams:
                 said.append(f"{fmt_gbps(m.bits_per_second)} Gbit/s is {fmt_percent(frac, 0)} "
                             f"of the {fmt_link(line)} line rate")
-            if m.retransmits:
-                said.append(f"{fmt_count(m.retransmits)} retransmits")
+            if m.retransmits_much:
+                rate = m.retransmit_rate or 0.0
+                said.append(f"{fmt_percent(rate, 1)} of segments retransmitted "
+                            f"({fmt_count(round(rate * (m.segments or 0)))}; saf warns over "
+                            f"{fmt_percent(RETRANSMIT_WARN, 0)})")
             if said:
                 out.append(f"{what}: {'; '.join(said)}")
         return out

@@ -27,7 +27,7 @@ def cell(result: NetResult, sender: str, receiver: str, streams: int) -> Text:
         return Text("✗ failed", style="bold red")
     frac = result.fraction(m)
     text = fmt_gbps(m.bits_per_second) + ("" if frac is None else f" {fmt_percent(frac, 0)}")
-    if m.retransmits:
+    if m.retransmits_much:
         text += " ↻"
     return Text(text, style=GRADE_STYLE[grade(frac)])
 
