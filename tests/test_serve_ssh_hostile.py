@@ -236,3 +236,22 @@ async def test_idle_connections_and_a_flood_lock_nobody_out(served, keys):
     finally:
         for _, writer in idle:
             writer.close()
+
+
+@pytest.mark.parametrize(("options", "verdict"), [
+    ({"from": ["x"]}, (False, "")),
+    ({"FROM": ["10.0.0.0/8"]}, (False, "FROM= (write it in lower case: from=)")),
+    ({"Environment": ["SAF_READONLY=1"]}, (False, "Environment= (write it in lower case: "
+                                                  "environment=)")),
+    ({"environment": {"SAF_READONLY": "yes"}}, (True, "")),
+    ({"No-Pty": True}, (False, "no-pty (a cockpit needs a terminal)")),
+    ({"expiry-time": ["20991231Z"]}, (False, "")),
+    ({"expiry-time": ["2099123"]}, (False, "expiry-time=2099123 is not YYYYMMDD[HHMM[SS]][Z]")),
+    ({"expiry-time": ["20991399"]}, (False, "expiry-time=20991399 is not a date")),
+    ({"RESTRICT": True, "Pty": True}, (False, "")),
+])
+def test_options_as_sshd_reads_them(options, verdict):
+    """sshd reads option names in any case: one asyncssh would not apply is refused."""
+    from saf.serve.authorized import judge
+
+    assert judge(options) == verdict

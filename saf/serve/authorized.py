@@ -62,6 +62,7 @@ REFUSED = {
     "cert-authority": "cert-authority (saf serve takes keys, not certificates)",
     "principals": "principals= (saf serve takes keys, not certificates)",
 }
+ASYNCSSH_PARSED = frozenset({"from", "environment", "command", "permitopen", "principals"})
 EXPIRY = re.compile(r"^(\d{8})(\d{4}(\d{2})?)?(Z?)$", re.I)
 
 
@@ -145,6 +146,11 @@ def _expired(value: str, now: float) -> str | None:
 def judge(options: dict[str, object], now: float | None = None) -> tuple[bool, str]:
     """(read-only?, '') for options saf serve honours, or (False, why) for a key it refuses."""
     names = {name.lower(): value for name, value in options.items()}
+    for name in options:
+        # sshd reads option names in any case; asyncssh applies from= and environment= only
+        # when written in lower case, so `FROM=` would be silently ignored: refuse it.
+        if name != name.lower() and name.lower() in ASYNCSSH_PARSED:
+            return False, f"{shown(name, 40)}= (write it in lower case: {name.lower()}=)"
     for name in names:
         if name in REFUSED:
             return False, REFUSED[name]
