@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import psutil
@@ -25,7 +28,7 @@ import pytest_asyncio
 
 from saf.demo.cluster import DemoCluster
 from saf.serve.faces import Bind
-from saf.serve.web_face import refusal
+from saf.serve.web_face import reachable_names, refusal
 from tests.helpers.browser import CHROMIUM, Browser, Tab
 from tests.helpers.servers import free_port
 
@@ -157,7 +160,7 @@ async def test_another_sites_page_and_a_foreign_host_are_refused(served):
                 await session.ws_connect(ws, headers=headers)
             assert refused.value.status == 403
     assert not cockpits(saf)
-    assert "refused a tab" in log.read_text()
+    assert "web: refused GET /ws" in log.read_text()
 
 
 @in_chromium
@@ -180,15 +183,68 @@ async def test_tabs_past_max_sessions_are_turned_away(served):
 
 
 def test_refusal_rules():
-    loop_bind, lan_bind = Bind("127.0.0.1", 8000), Bind("0.0.0.0", 8000)
-    assert refusal(loop_bind, "127.0.0.1:8000", "http://127.0.0.1:8000") is None
-    assert refusal(loop_bind, "localhost:8000", None) is None
-    assert refusal(loop_bind, "[::1]:8000", "http://[::1]:8000") is None
-    assert "Origin" in refusal(loop_bind, "127.0.0.1:8000", "http://evil.example")
-    assert "loopback" in refusal(loop_bind, "evil.example:8000", "http://evil.example:8000")
-    assert refusal(lan_bind, "192.168.1.5:8000", "http://192.168.1.5:8000") is None
-    assert "Origin" in refusal(lan_bind, "192.168.1.5:8000", "http://192.168.1.5:9999")
-    assert refusal(lan_bind, None, None) == "no Host header"
+    loop = reachable_names(Bind("127.0.0.1", 8000))
+    lan = reachable_names(Bind("192.168.1.5", 8000), ["tablet.example"])
+    assert refusal(loop, "127.0.0.1:8000", "http://127.0.0.1:8000") is None
+    assert refusal(loop, "localhost:8000", None) is None
+    assert refusal(loop, "[::1]:8000", "http://[::1]:8000") is None
+    assert "Origin" in refusal(loop, "127.0.0.1:8000", "http://evil.example")
+    assert "reachable by" in refusal(loop, "evil.example:8000", "http://evil.example:8000")
+    assert refusal(lan, "192.168.1.5:8000", "http://192.168.1.5:8000") is None
+    assert refusal(lan, "Tablet.Example.:8000", None) is None
+    assert "reachable by" in refusal(lan, "evil.example:8000", "http://evil.example:8000")
+    assert "reachable by" in refusal(lan, "localhost:8000", None)  # not on this bind
+    assert "Origin" in refusal(lan, "192.168.1.5:8000", "http://192.168.1.5:9999")
+    assert "Origin" in refusal(lan, "192.168.1.5:8000", "null")
+    assert refusal(lan, None, None) == "no Host header"
+    # What reaches the log is escaped: no header can write a line of its own.
+    why = refusal(lan, "evil\x1b]0;owned\x07:8000", None)
+    assert "\x1b" not in why and "\\x1b]0;owned\\x07" in why
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None
+                    or shutil.which("ip") is None,
+                    reason="needs root, unshare and ip for a network namespace of its own")
+def test_a_bind_beyond_loopback_refuses_a_foreign_host_and_origin(tmp_path):
+    """DNS rebinding: on 0.0.0.0 a request with Host and Origin `evil.example:PORT` got a
+    cockpit. Run in a network namespace of the test's own (an address like a LAN's, no way
+    out): real HTTP and websocket clients with chosen Host and Origin headers."""
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-m", "tests.helpers.web_netns_probe",
+         str(tmp_path)], capture_output=True, text=True, timeout=180,
+        cwd=Path(__file__).resolve().parents[1])
+    log = (tmp_path / "saf.log").read_text() if (tmp_path / "saf.log").exists() else ""
+    assert done.returncode == 0, done.stderr + log
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {
+        "page, Host evil": 403, "page, Host the address": 200,
+        "page, Host a --web-host name": 200, "page, Host localhost": 200,
+        "ws, Host and Origin evil": 403, "ws, Origin evil": 403,
+        "ws, Host and Origin the address": 101}, log
+    assert "Host evil.example:8000 is not a name this server is reachable by" in log
+
+
+@in_chromium
+@on_module_loop
+async def test_a_huge_terminal_is_clamped(served):
+    """`/ws?width=10000&height=10000` (no login needed) made a cockpit of 478 MB in 2 s; a
+    resize message to the same did the same. The tab's cockpit gets 500x200, and the log
+    says what was asked."""
+    url, saf, log = served
+    ws_url = url.replace("http", "ws") + "ws?width=10000&height=10000"
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(ws_url, max_msg_size=0)
+        try:
+            assert await until(lambda: len(cockpits(saf)) == 1)
+            env = cockpits(saf)[0].environ()
+            assert (env.get("COLUMNS"), env.get("ROWS")) == ("500", "200"), env
+            assert "at 500x200 (asked for 10000x10000, the most is 500x200)" in \
+                log.read_text()
+            await ws.send_json(["resize", {"width": 10000, "height": 70000}])
+            assert await until(lambda: "resized (asked for 10000x70000" in log.read_text())
+        finally:
+            await ws.close()
+    assert await until(lambda: not cockpits(saf)), [p.cmdline() for p in cockpits(saf)]
 
 
 @in_chromium

@@ -17,6 +17,7 @@ import click
 from saf.commands import common
 from saf.errors import SafError
 from saf.serve.faces import Bind, face, missing_face, parse_bind, warn_if_beyond_loopback
+from saf.serve.untrusted import EscapingFormatter
 
 log = logging.getLogger("saf.serve")
 
@@ -26,7 +27,9 @@ def _log_to_stderr() -> None:
     logger = logging.getLogger("saf")
     if not any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s saf serve: %(message)s",
+        # Every message escaped (control characters, newlines): what a client sent can never
+        # write a line of its own (saf.serve.untrusted).
+        handler.setFormatter(EscapingFormatter("%(asctime)s saf serve: %(message)s",
                                                "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -50,14 +53,23 @@ def _log_to_stderr() -> None:
                    "saf's state folder, kept 0600).")
 @click.option("--max-sessions", type=click.IntRange(min=1), default=16, show_default=True,
               help="Cockpit sessions open at once over --ssh, and browser tabs over --web.")
-@click.option("--max-unauthenticated", type=click.IntRange(min=1), default=8,
+@click.option("--max-unauthenticated", type=click.IntRange(min=1), default=32,
               show_default=True, help="SSH connections still logging in at once.")
+@click.option("--max-unauthenticated-per-source", "max_per_source",
+              type=click.IntRange(min=1), default=4, show_default=True,
+              help="SSH connections still logging in at once from one address.")
+@click.option("--login-timeout", type=click.FloatRange(min=1), default=10.0,
+              show_default=True, help="Seconds an SSH client has to log in.")
+@click.option("--web-host", "web_hosts", multiple=True, metavar="NAME",
+              help="A name (or address) browsers reach --web by, besides its bind address "
+                   "and this machine's own names and addresses (repeat for more).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
               help="Seconds between samples of each node.")
 @click.pass_context
 def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
           web_bind: str | None, readonly: bool, authorized_keys: Path | None,
           host_key: Path | None, max_sessions: int, max_unauthenticated: int,
+          max_per_source: int, login_timeout: float, web_hosts: tuple[str, ...],
           interval: float) -> None:
     """Run the fleet once and serve it: one agent per node however many watch, a cockpit for
     every SSH client (`ssh -p 8022 localhost` after `saf serve --ssh 127.0.0.1:8022`) and
@@ -88,8 +100,9 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
     _log_to_stderr()
     options = {"ssh": {"authorized_keys": authorized_keys, "host_key": host_key,
                        "max_sessions": max_sessions,
-                       "max_unauthenticated": max_unauthenticated},
-               "web": {"max_sessions": max_sessions}}
+                       "max_unauthenticated": max_unauthenticated,
+                       "max_per_source": max_per_source, "login_timeout": login_timeout},
+               "web": {"max_sessions": max_sessions, "names": web_hosts}}
     common.run(_serve(inventory, wanted, options, readonly=readonly, interval=interval))
 
 

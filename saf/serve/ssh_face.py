@@ -6,8 +6,13 @@ terminal gets its own cockpit, fed from the hub, in a real pseudo-terminal.
   `environment="SAF_READONLY=1"` gets a session the hub treats as read-only.
 - A session without a terminal, or asking for a command or a subsystem, is told why and closed
   with exit status 1; port forwarding (either way), agent and X11 forwarding are refused.
-- Limits: `max_sessions` cockpits at once, `max_unauthenticated` connections still logging in
-  (the next is disconnected), `login_timeout` seconds to log in.
+- Limits: `max_sessions` cockpits at once; `max_unauthenticated` connections still logging in,
+  `max_per_source` of them from one address (the next is disconnected), `login_timeout`
+  seconds to log in: a few silent connections cannot lock everyone out. Refusals are logged
+  at most once per source per 10 s, with a count of the rest (saf.serve.untrusted).
+- Whatever the client says (user name, TERM, forward addresses) reaches the log through
+  `untrusted.shown`; terminal sizes go through `untrusted.clamp_size` (at most 500x200), at the
+  pty request and at every window change.
 - Each cockpit is `hub.cockpit_argv(token)` in a new session on the slave side of
   `pty.openpty()`, with the client's TERM (and its COLORTERM, LANG and LC_* when it sends them),
   sized from the pty request. The bytes are pumped here rather than with
@@ -45,12 +50,14 @@ from saf.serve.authorized import (AuthorizedKeys, KeyGrant, default_authorized_k
                                   ensure_host_key, load_authorized_keys)
 from saf.serve.faces import Bind
 from saf.serve.hub import Hub
+from saf.serve.untrusted import RefusalLog, clamp_pixels, clamp_size, shown
 
 log = logging.getLogger("saf.serve.ssh")
 
 DEBOUNCE = 0.15        # seconds of quiet before a window-size change reaches the cockpit
 GRACE = 3.0            # seconds a cockpit has to leave after SIGTERM
-LOGIN_TIMEOUT = 30.0
+LOGIN_TIMEOUT = 10.0
+REFUSAL_WINDOW = 10.0  # seconds: one line per source for refused connections
 DEFAULT_SIZE = (80, 24)
 READ_SIZE = 65536
 CLIENT_ENV = re.compile(r"^(COLORTERM|LANG|LC_[A-Z]+)$")
@@ -61,11 +68,12 @@ SERVER_ONLY_ENV = ("COLORTERM", "TERM", "COLUMNS", "LINES", "TEXTUAL_DRIVER", "T
                    "SSH_TTY", "SAF_HUB_TOKEN")
 
 
-def _peer(conn: asyncssh.SSHServerConnection) -> str:
+def _peer(conn: asyncssh.SSHServerConnection) -> tuple[str, str]:
+    """(address, 'address:port') of the client."""
     peer = conn.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
+        return str(peer[0]), f"{peer[0]}:{peer[1]}"
+    return str(peer), str(peer)
 
 
 def set_winsize(fd: int, cols: int, rows: int, pixwidth: int = 0, pixheight: int = 0) -> None:
@@ -88,13 +96,18 @@ class SSHFace:
     """The shared state of one SSH face: the hub, the keys, the limits, what is open."""
 
     def __init__(self, hub: Hub, keys: AuthorizedKeys, *, max_sessions: int,
-                 max_unauthenticated: int, debounce: float = DEBOUNCE) -> None:
+                 max_unauthenticated: int, max_per_source: int | None = None,
+                 debounce: float = DEBOUNCE) -> None:
         self.hub = hub
         self.keys = keys
         self.max_sessions = max_sessions
         self.max_unauthenticated = max_unauthenticated
+        self.max_per_source = max_per_source or max_unauthenticated
         self.debounce = debounce
         self.unauthenticated = 0
+        self.logging_in: dict[str, int] = {}  # address: its connections still logging in
+        self.refused_connections = RefusalLog(log, window=REFUSAL_WINDOW, burst=1)
+        self.refused_keys = RefusalLog(log, window=REFUSAL_WINDOW, burst=10)
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.sessions: dict[asyncio.Task[Any], SessionInfo] = {}
         self.stopping = False
@@ -114,7 +127,7 @@ class SSHFace:
                          "connect with `ssh -t` and no command.")
             return
         if process.subsystem is not None:
-            self._refuse(process, f"saf serve offers no subsystem ({process.subsystem}): "
+            self._refuse(process, f"saf serve offers no subsystem ({shown(process.subsystem)}): "
                          "connect with `ssh -t` for a cockpit.")
             return
         if process.term_type is None:
@@ -158,8 +171,10 @@ class SSHFace:
 
     async def _cockpit(self, process: asyncssh.SSHServerProcess[bytes], owner: _Server,
                        grant: KeyGrant, info: SessionInfo) -> None:
-        cols, rows, pixwidth, pixheight = process.term_size
-        cols, rows = cols or DEFAULT_SIZE[0], rows or DEFAULT_SIZE[1]
+        asked_cols, asked_rows, pixwidth, pixheight = process.term_size
+        size = clamp_size(asked_cols, asked_rows, DEFAULT_SIZE)
+        cols, rows = size.cols, size.rows
+        pixwidth, pixheight = clamp_pixels(pixwidth), clamp_pixels(pixheight)
         token = self.hub.grant(readonly=grant.readonly, who=owner.who)
         master, slave = pty.openpty()
         proc: asyncio.subprocess.Process | None = None
@@ -175,9 +190,9 @@ class SSHFace:
             info.pid = proc.pid
             os.close(slave)
             slave = -1
-            log.info("session of %s: cockpit %d at %dx%d, TERM=%s", owner.who, proc.pid,
-                     cols, rows, process.term_type)
-            pump = _Pump(process, master, self.debounce)
+            log.info("session of %s: cockpit %d at %dx%d%s, TERM=%s", owner.who, proc.pid,
+                     cols, rows, size.note(), shown(process.term_type))
+            pump = _Pump(process, master, self.debounce, owner.who)
             status = await pump.run(proc)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -235,10 +250,11 @@ class _Pump:
     """Bytes between the SSH channel and the pty's master side, with debounced resizes."""
 
     def __init__(self, process: asyncssh.SSHServerProcess[bytes], master: int,
-                 debounce: float) -> None:
+                 debounce: float, who: str = "") -> None:
         self.process = process
         self.master = master
         self.debounce = debounce
+        self.who = who
         self._resize: asyncio.TimerHandle | None = None
         self.resizes = 0
 
@@ -323,6 +339,11 @@ class _Pump:
             self._resize.cancel()
         if cols <= 0 or rows <= 0:
             return
+        size = clamp_size(cols, rows)
+        if size.clamped:
+            log.warning("session of %s: a window change%s", self.who, size.note())
+        cols, rows = size.cols, size.rows
+        pixwidth, pixheight = clamp_pixels(pixwidth), clamp_pixels(pixheight)
 
         def apply() -> None:
             self._resize = None
@@ -340,7 +361,9 @@ class _Server(asyncssh.SSHServer):
         self.face = face
         self.conn: asyncssh.SSHServerConnection | None = None
         self.username = ""
+        self.address = "?"
         self.peer = "?"
+        self.counted = False
         self.grant: KeyGrant | None = None
         self.authenticated = False
         self.since = time.monotonic()
@@ -350,19 +373,42 @@ class _Server(asyncssh.SSHServer):
     def who(self) -> str:
         key = self.grant.fingerprint if self.grant else "no key"
         mode = " read-only" if self.grant and self.grant.readonly else ""
-        return f"{self.username}@{self.peer} ({key}{mode})"
+        return f"{shown(self.username, 64)}@{self.peer} ({key}{mode})"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
-        self.peer = _peer(conn)
+        self.address, self.peer = _peer(conn)
         face = self.face
         face.connections.add(conn)
-        face.unauthenticated += 1
-        if face.stopping or face.unauthenticated > face.max_unauthenticated:
-            log.warning("refused a connection from %s: %d connections logging in "
-                        "(--max-unauthenticated)", self.peer, face.unauthenticated - 1)
-            conn.disconnect(asyncssh.DISC_TOO_MANY_CONNECTIONS,
-                            "too many connections logging in; try again later")
+        from_here = face.logging_in.get(self.address, 0)
+        if face.stopping:
+            why = "saf serve is stopping"
+        elif face.unauthenticated >= face.max_unauthenticated:
+            why = f"{face.unauthenticated} connections logging in (--max-unauthenticated)"
+        elif from_here >= face.max_per_source:
+            why = (f"{from_here} connections logging in from {self.address} "
+                   "(--max-unauthenticated-per-source)")
+        else:
+            self.counted = True
+            face.unauthenticated += 1
+            face.logging_in[self.address] = from_here + 1
+            return
+        face.refused_connections.refused(self.address, "refused a connection from %s: %s",
+                                         self.peer, why)
+        conn.disconnect(asyncssh.DISC_TOO_MANY_CONNECTIONS,
+                        "too many connections logging in; try again later")
+
+    def _uncount(self) -> None:
+        if not self.counted:
+            return
+        self.counted = False
+        face = self.face
+        face.unauthenticated -= 1
+        left = face.logging_in.get(self.address, 1) - 1
+        if left > 0:
+            face.logging_in[self.address] = left
+        else:
+            face.logging_in.pop(self.address, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         face = self.face
@@ -370,9 +416,8 @@ class _Server(asyncssh.SSHServer):
             face.connections.discard(self.conn)
         if self.authenticated:
             log.info("logout: %s after %.0f s%s", self.who, time.monotonic() - self.since,
-                     f" ({exc})" if exc else "")
-        else:
-            face.unauthenticated -= 1
+                     f" ({shown(exc)})" if exc else "")
+        self._uncount()
 
     def begin_auth(self, username: str) -> bool:
         self.username = username
@@ -391,37 +436,39 @@ class _Server(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        host = self.peer.rpartition(":")[0]
-        grant = self.face.keys.check(key, host, host)
-        if grant is None:
+        verdict = self.face.keys.check(key, self.address, self.address)
+        if verdict.grant is None:
             fingerprint = key.get_fingerprint()
             if fingerprint not in self._refused:
                 self._refused.add(fingerprint)
-                log.warning("refused key %s for %s@%s: not in %s", fingerprint, username,
-                            self.peer, self.face.keys.path)
+                self.face.refused_keys.refused(
+                    self.address, "refused key %s for %s@%s: %s", fingerprint,
+                    shown(username, 64), self.peer, verdict.why)
             return False
-        self.grant = grant
+        self.grant = verdict.grant
         return True
 
     def auth_completed(self) -> None:
         self.authenticated = True
-        self.face.unauthenticated -= 1
+        self._uncount()
         self.since = time.monotonic()
         log.info("login: %s", self.who)
 
     # Forwarding of any kind: refused, and said so in the log.
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                              orig_port: int) -> bool:
-        log.warning("refused a port forward to %s:%d from %s", dest_host, dest_port, self.who)
+        log.warning("refused a port forward to %s:%d from %s", shown(dest_host, 80), dest_port,
+                    self.who)
         return False
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        log.warning("refused a remote port forward of %s:%d from %s", listen_host,
+        log.warning("refused a remote port forward of %s:%d from %s", shown(listen_host, 80),
                     listen_port, self.who)
         return False
 
     def unix_connection_requested(self, dest_path: str) -> bool:
-        log.warning("refused a UNIX socket forward to %s from %s", dest_path, self.who)
+        log.warning("refused a UNIX socket forward to %s from %s", shown(dest_path, 80),
+                    self.who)
         return False
 
     def unix_server_requested(self, listen_path: str) -> bool:
@@ -431,13 +478,14 @@ class _Server(asyncssh.SSHServer):
 
 async def run(hub: Hub, bind: Bind, *, authorized_keys: Path | None = None,
               host_key: Path | None = None, max_sessions: int = 16,
-              max_unauthenticated: int = 8, login_timeout: float = LOGIN_TIMEOUT,
-              debounce: float = DEBOUNCE) -> None:
+              max_unauthenticated: int = 32, max_per_source: int = 4,
+              login_timeout: float = LOGIN_TIMEOUT, debounce: float = DEBOUNCE) -> None:
     """Serve cockpits over SSH on `bind` until cancelled; then end every session."""
     keys = load_authorized_keys(authorized_keys or default_authorized_keys())
     key = ensure_host_key(host_key)
     face = SSHFace(hub, keys, max_sessions=max_sessions,
-                   max_unauthenticated=max_unauthenticated, debounce=debounce)
+                   max_unauthenticated=max_unauthenticated, max_per_source=max_per_source,
+                   debounce=debounce)
     try:
         acceptor = await asyncssh.create_server(
             face.server, bind.host, bind.port, server_host_keys=[key],

@@ -11,8 +11,14 @@ take the loop over) and adds what a server reachable from a browser needs:
 
 - the page's websocket address is the one the browser used (its Host header), so it works
   through an SSH port forward or a tailnet name without a `public_url` setting;
-- a websocket whose Origin is another site is refused (a page elsewhere cannot drive a
-  cockpit), and on a loopback bind so is a Host that is not a loopback name (DNS rebinding);
+- every request (the page, its files, the websocket) whose Host is not a name the server is
+  reachable by is refused (DNS rebinding: a page of evil.example whose name comes to point at
+  this server): the bind address (on 0.0.0.0 or ::, every address and name of this machine;
+  on loopback, the loopback names) and the names given with `--web-host`; and one whose Origin
+  is not that same Host (a page elsewhere cannot drive a cockpit). Refusals are logged, at
+  most a few lines per client per 10 s;
+- the terminal size a tab asks for (at the start and when the page resizes) is clamped by
+  saf.serve.untrusted.clamp_size, and every client string in the log goes through `shown`;
 - at most `max_sessions` tabs at once; the next is told so;
 - when the face stops (Ctrl-C on `saf serve`), every tab's cockpit is told to quit, and killed
   if it has not within a few seconds: no process is left.
@@ -28,6 +34,8 @@ import contextlib
 import ipaddress
 import logging
 import shlex
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -38,6 +46,7 @@ from textual_serve.server import Server, to_int
 
 from saf.serve.faces import Bind
 from saf.serve.http_site import listening
+from saf.serve.untrusted import RefusalLog, clamp_size, shown
 
 if TYPE_CHECKING:
     from saf.serve.hub import Hub
@@ -48,35 +57,89 @@ QUIT_WAIT = 3.0  # seconds a tab's cockpit has to quit before it is killed
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
-def _is_loopback_name(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def _normal(name: str) -> str:
+    """A name or address as compared: 'Example.' -> 'example', '[::1]' -> '::1'."""
+    name = name.strip().strip("[]").split("%", 1)[0].lower().rstrip(".")
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(name).compressed
     except ValueError:
-        return False
+        return name
+
+
+def _machine_names() -> set[str]:
+    """Every address of this machine's interfaces, and its host names."""
+    import psutil
+
+    names = {socket.gethostname(), socket.getfqdn()}
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family in (socket.AF_INET, socket.AF_INET6):
+                names.add(address.address)
+    return names
+
+
+def reachable_names(bind: Bind, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The names a browser may reach the server by on `bind` (its Host header's name)."""
+    names = {bind.host, *extra}
+    if bind.host in WILDCARDS:
+        names |= _machine_names() | LOOPBACK_NAMES | {"127.0.0.1", "::1"}
+    elif bind.loopback:
+        names |= LOOPBACK_NAMES | {"127.0.0.1", "::1"}
+    return frozenset(_normal(n) for n in names if n)
 
 
 def _host_name(host_header: str) -> str:
     """'example:8000' -> 'example', '[::1]:8000' -> '::1'."""
-    return urlsplit(f"//{host_header}").hostname or ""
+    try:
+        return urlsplit(f"//{host_header}").hostname or ""
+    except ValueError:
+        return ""
 
 
-def refusal(bind: Bind, host: str | None, origin: str | None) -> str | None:
-    """Why a websocket request with these Host and Origin headers is refused, or None."""
+def refusal(names: frozenset[str], host: str | None, origin: str | None) -> str | None:
+    """Why a request with these Host and Origin headers is refused, or None (see the module).
+    `names` is `reachable_names(...)`."""
     if not host:
         return "no Host header"
-    if bind.loopback and not _is_loopback_name(_host_name(host)):
-        return f"Host {host!r} is not this machine's loopback name (the server is on loopback)"
-    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
-        return f"Origin {origin!r} is another site than {host!r}"
+    if _normal(_host_name(host)) not in names:
+        return f"Host {shown(host, 100)} is not a name this server is reachable by " \
+               "(add it with --web-host)"
+    if origin is not None:
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:
+            netloc = ""
+        if netloc.lower() != host.lower():
+            return f"Origin {shown(origin, 100)} is another site than {shown(host, 100)}"
     return None
+
+
+class _ClampedService(AppService):
+    """A tab's cockpit whose terminal size always goes through clamp_size."""
+
+    who = ""
+
+    async def start(self, width: int, height: int) -> None:
+        size = clamp_size(width, height)
+        if size.clamped:
+            log.warning("web: a tab from %s%s", self.who, size.note())
+        await super().start(size.cols, size.rows)
+
+    async def set_terminal_size(self, width: int, height: int) -> None:
+        size = clamp_size(width, height)
+        if size.clamped:
+            log.warning("web: a tab from %s resized%s", self.who, size.note())
+        await super().set_terminal_size(size.cols, size.rows)
 
 
 class CockpitServer(Server):
     """textual-serve's Server with saf's command, checks and clean ending (see the module)."""
 
-    def __init__(self, hub: Hub, bind: Bind, *, max_sessions: int = 16) -> None:
+    def __init__(self, hub: Hub, bind: Bind, *, max_sessions: int = 16,
+                 names: Iterable[str] = ()) -> None:
         command = shlex.join(hub.cockpit_argv())
         env = hub.cockpit_env()
         if env:
@@ -85,8 +148,29 @@ class CockpitServer(Server):
         super().__init__(f"exec {command}", host=bind.host, port=bind.port,
                          title=f"saf · {hub.cluster}")
         self.bind = bind
+        self.names = reachable_names(bind, names)
         self.max_sessions = max_sessions
         self.services: set[AppService] = set()
+        self.refused = RefusalLog(log, window=10.0, burst=5)
+
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        app.middlewares.append(self._check_host)
+        return app
+
+    @web.middleware
+    async def _check_host(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+        """Every request, the page and its files as well as the websocket: Host and Origin
+        (DNS rebinding, other sites; see the module)."""
+        why = refusal(self.names, request.headers.get("Host"), request.headers.get("Origin"))
+        if why is not None:
+            self.refused.refused(str(request.remote), "web: refused %s %s from %s: %s",
+                                 shown(request.method, 10), shown(request.path_qs, 100),
+                                 shown(request.remote), why)
+            raise web.HTTPForbidden(text=f"saf serve: refused: {why}\n")
+        return await handler(request)
 
     async def on_startup(self, app: web.Application) -> None:
         """textual-serve prints a logo here; saf logs one line instead."""
@@ -106,29 +190,27 @@ class CockpitServer(Server):
 
     async def handle_websocket(  # type: ignore[override]  # raises 403/503 before a socket
             self, request: web.Request) -> web.StreamResponse:
-        why = refusal(self.bind, request.headers.get("Host"), request.headers.get("Origin"))
-        if why is not None:
-            log.warning("web: refused a tab from %s: %s", request.remote, why)
-            raise web.HTTPForbidden(text=f"saf serve: refused: {why}\n")
+        remote = shown(request.remote)
         if len(self.services) >= self.max_sessions:
-            log.warning("web: refused a tab from %s: %d open already", request.remote,
-                        len(self.services))
+            self.refused.refused(str(request.remote), "web: refused a tab from %s: %d open "
+                                 "already", remote, len(self.services))
             raise web.HTTPServiceUnavailable(
                 text=f"saf serve: {self.max_sessions} cockpits are open already\n")
         websocket = web.WebSocketResponse(heartbeat=15)
-        width = to_int(request.query.get("width", "80"), 80)
-        height = to_int(request.query.get("height", "24"), 24)
-        service: AppService | None = None
+        size = clamp_size(to_int(request.query.get("width", "80"), 80),
+                          to_int(request.query.get("height", "24"), 24))
+        service: _ClampedService | None = None
         try:
             await websocket.prepare(request)
-            service = AppService(self.command, write_bytes=websocket.send_bytes,
-                                 write_str=websocket.send_str,
-                                 close=websocket.close,  # type: ignore[arg-type]
-                                 download_manager=self.download_manager, debug=False)
+            service = _ClampedService(self.command, write_bytes=websocket.send_bytes,
+                                      write_str=websocket.send_str,
+                                      close=websocket.close,  # type: ignore[arg-type]
+                                      download_manager=self.download_manager, debug=False)
+            service.who = remote
             self.services.add(service)
-            await service.start(width, height)
-            log.info("web: a tab from %s opened a cockpit at %dx%d", request.remote, width,
-                     height)
+            await service.start(size.cols, size.rows)
+            log.info("web: a tab from %s opened a cockpit at %dx%d%s", remote, size.cols,
+                     size.rows, size.note())
             await self._process_messages(websocket, service)
         except asyncio.CancelledError:
             await websocket.close()
@@ -139,7 +221,7 @@ class CockpitServer(Server):
             if service is not None:
                 await end(service)
                 self.services.discard(service)
-                log.info("web: a tab from %s closed", request.remote)
+                log.info("web: a tab from %s closed", remote)
         return websocket
 
     async def end_all(self) -> None:
@@ -161,9 +243,11 @@ async def end(service: AppService) -> None:
             await asyncio.wait_for(process.wait(), QUIT_WAIT)
 
 
-async def run(hub: Hub, bind: Bind, *, max_sessions: int = 16) -> None:
-    """Serve the cockpit on `bind` until cancelled."""
-    server = CockpitServer(hub, bind, max_sessions=max_sessions)
+async def run(hub: Hub, bind: Bind, *, max_sessions: int = 16,
+              names: Iterable[str] = ()) -> None:
+    """Serve the cockpit on `bind` until cancelled; `names`: more names browsers reach it by
+    (`--web-host`)."""
+    server = CockpitServer(hub, bind, max_sessions=max_sessions, names=names)
     async with listening(await server._make_app(), bind, "--web"):
         try:
             await asyncio.Event().wait()
