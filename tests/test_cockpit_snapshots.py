@@ -111,6 +111,14 @@ def test_node_numa(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_node_lost(snap_compare, size) -> None:
+    """Node screen of gamma, lost ('exited'): its title on one line (the agent's message, the
+    address and the role give way before it wraps), its last values under it."""
+    assert snap_compare(app_path("dashboard_lost"), press=["end", "enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare, size) -> None:
     """`?` on the dashboard: every key of the screen, the screens, states and columns."""
     assert snap_compare(app_path("dashboard_healthy"), press=["question_mark"],
