@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from tests.helpers.snapshots import screen_lines
 from tests.snapshot_apps._common import cockpit
 from tests.snapshot_apps._ray import make_ray_app
+from tests.snapshot_apps.network_demo import RESULTS as DEMO_NET
 
 SIZES = [(60, 40), (80, 24), (100, 30), (120, 40)]
 
@@ -50,3 +51,49 @@ async def test_the_ray_summary_is_one_line(size: tuple[int, int]) -> None:
         assert lines[0].startswith(" 3/3 nodes alive  CPU 0/6"), lines[:2]
         assert set(lines[1]) == {"─"}, lines[:2]
         assert "…" not in lines[0]
+
+
+def box_lines(app, lines: list[str], ident: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The lines inside a panel's border, without it."""
+    region = app.screen.query_one(ident).region
+    return [line[region.x + 1:region.right - 1] for line in lines[region.y + 1:region.bottom - 1]]
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_network_screen_cuts_no_figure(size: tuple[int, int]) -> None:
+    """The Network screen after a speed test on the demo (MTU 65536): its header one line;
+    no cell of the matrix or of the interfaces cut (`6553…`, `ERRO…`): a column that does
+    not fit is left out whole and the title says so."""
+    app = cockpit("demo-recorded.jsonl", net_dir=DEMO_NET)
+    async with app.run_test(size=size) as pilot:
+        lines = await settle(pilot, "3")
+        assert lines[0].startswith(" Network ok") and set(lines[1]) == {"─"}, lines[:2]
+        matrix = box_lines(app, lines, "#net-matrix-box")
+        table = [line for line in matrix if not line.lstrip().startswith(("⚠", "(and"))]
+        assert not any("…" in line for line in table), table
+        assert all(line.count("65536✓") == line.count("✓") for line in table), table
+        ifaces = box_lines(app, lines, "#net-ifaces-box")
+        assert "ERRORS" in ifaces[0] and "DROPS" in ifaces[0], ifaces[0]
+        assert not any("…" in line for line in ifaces), ifaces
+        shown = sum(row.count("65536✓") for row in table)
+        title = app.screen.query_one("#net-matrix-box").border_title or ""
+        assert shown == 6 or "column left out" in title, (title, table)
+
+
+@pytest.mark.parametrize("size, shown", [((120, 40), 12), ((100, 30), 4), ((80, 24), 3)])
+async def test_link_warnings_use_the_room_there_is(size: tuple[int, int], shown: int) -> None:
+    """The demo's twelve warnings: every one where the screen has room for them and the
+    interfaces below (120x40), else as many as the matrix's box holds and how many more."""
+    app = cockpit("demo-recorded.jsonl", net_dir=DEMO_NET)
+    async with app.run_test(size=size) as pilot:
+        lines = await settle(pilot, "3")
+        matrix = box_lines(app, lines, "#net-matrix-box")
+        warnings = [line for line in matrix if line.lstrip().startswith("⚠")]
+        assert len(warnings) == shown, matrix
+        more = [line for line in matrix if "more: saf net show" in line]
+        assert more == ([] if shown == 12 else [more[0]]), matrix
+        if more:
+            assert f"(and {12 - shown} more" in more[0]
+        ifaces = box_lines(app, lines, "#net-ifaces-box")
+        if shown == 12:  # all of them, and still every interface below
+            assert sum(1 for line in ifaces if "65536" in line or "1400" in line) == 6, ifaces
