@@ -79,6 +79,13 @@ def test_dashboard_readonly(snap_compare, size) -> None:
     assert snap_compare(app_path("dashboard_readonly"), terminal_size=size, run_before=settle)
 
 
+def test_dashboard_replay_end(snap_compare) -> None:
+    """The end of a recording made with R in `saf demo` and ended by quitting it: the header
+    (3/3 up, the memory in use) agrees with the rows (every node up with its figures)."""
+    assert snap_compare(app_path("dashboard_demo_recorded"), terminal_size=(120, 40),
+                        run_before=settle)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_node_nvidia(snap_compare, size) -> None:
     """Node screen of a Linux box with two RTX 4090s: per-core bars, NUMA, each GPU with its
