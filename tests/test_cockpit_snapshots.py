@@ -175,3 +175,12 @@ def test_serving_log(snap_compare, size) -> None:
     """Serving: the second endpoint highlighted (down) and its log's last lines (l)."""
     assert snap_compare(app_path("serving_endpoints"), press=["6", "down", "l"],
                         terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
+                                  pytest.param((60, 40), id="60x40")])
+def test_serving_empty(snap_compare, size) -> None:
+    """Serving before any model server: the Last check panel says what it will show and how
+    to get it (c on an endpoint, or `saf models check`), not a blank box."""
+    assert snap_compare(app_path("serving_empty"), press=["6"], terminal_size=size,
+                        run_before=settle)
