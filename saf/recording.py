@@ -29,7 +29,8 @@ from saf.agents import protocol
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
-from saf.metrics.events import AgentFrameEvent, event_from_json
+from saf.metrics.events import (STOPPED, UP, AgentFrameEvent, AgentStatus, SampleReceived,
+                                event_from_json)
 from saf.metrics.store import MetricsStore
 from saf.paths import open_private
 
@@ -58,6 +59,14 @@ def event_line(event: Event) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n"
 
 
+def saf_stopping(event: Event) -> bool:
+    """Whether the event is saf stopping its own link to a node (`stopped`: the cockpit or
+    `saf record` quitting), not news of the node. A recording ends where the cluster was last
+    watched: with these kept, every replay ended on its nodes stopped, a header of `0/3 up`
+    above rows of figures."""
+    return isinstance(event, AgentStatus) and event.status == STOPPED
+
+
 class RecordingWriter:
     """Appends events to a recording file; `write` is an `Emit`."""
 
@@ -75,7 +84,7 @@ class RecordingWriter:
         self._file.write(json.dumps(header) + "\n")
 
     def write(self, event: Event) -> None:
-        if self._file is None or not hasattr(event, "node"):
+        if self._file is None or not hasattr(event, "node") or saf_stopping(event):
             return
         self._file.write(event_line(event))
         self.count += 1
@@ -156,16 +165,35 @@ def parse_recording(lines: Iterable[str], path: Path | None = None) -> Recording
             header = data
             continue
         try:
-            events.append(parse_event(data))
+            event = parse_event(data)
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(path, f"not a recorded event: {exc}", line=number) from None
+        if not saf_stopping(event):  # older recordings end with them: see saf_stopping
+            events.append(event)
     if header is None:
         raise ConfigError(path, "empty recording")
     events.sort(key=lambda e: e.time)  # appended by one writer, but be sure: replay needs order
+    events = _up_from_the_start(events)
     return Recording(path=path, started=float(header.get("started") or 0.0),
                      cluster=str(header.get("cluster") or "saf"),
                      nodes=tuple(header_node(n) for n in header.get("nodes") or ()),
                      events=tuple(events))
+
+
+def _up_from_the_start(events: list[Event]) -> list[Event]:
+    """A recording started while the cockpit ran (R) begins with samples, its nodes' hellos
+    long past: samples were coming, so each such node's link was up. Said so before its first
+    sample, else the replay shows every node stale to the end."""
+    seen: set[str] = set()
+    out: list[Event] = []
+    for event in events:
+        node = getattr(event, "node", None)
+        if isinstance(node, str) and node not in seen:
+            seen.add(node)
+            if isinstance(event, SampleReceived):
+                out.append(AgentStatus(node=node, status=UP, time=event.time))
+        out.append(event)
+    return out
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

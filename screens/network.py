@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +26,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 from saf.errors import SafError
@@ -38,7 +40,7 @@ from saf.recipe import library
 from saf.recipe.events import NodeStepFinished, RunFinished, StepOutput
 from saf.recipe.log import new_run_id
 from saf.recipe.run import RunPlan, run_recipe
-from saf.render.columns import Column, fitted_table, left_out_words
+from saf.render.columns import Column, choose, fitted_line, fitted_table, left_out_words
 from saf.screens.base import SafScreen
 from saf.screens.footer import FittingFooter
 from saf.screens.widgets import StatusLine, palette
@@ -210,27 +212,54 @@ class NetworkScreen(SafScreen[None]):
         self.query_one("#net-ifaces", Static).update(table)
 
     def _header(self, v: dict[str, str]) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" Network ", style=f"bold {v['primary']}")
+        """One line: the test's state, leaving out its run id, then how it was run, then
+        when, rather than wrap (a tablet held upright)."""
+        parts: list[tuple[Text, int]] = [(Text(" Network ", style=f"bold {v['primary']}"), 0)]
         r = self.result
         if self.running is not None:
             done = len(r.measurements) if r is not None and r.run == self.running else 0
             total = (sum(len(x) for x in r.rounds) * len(r.stream_counts()) * 2
                      if r is not None and r.run == self.running else 0)
-            text.append(f" speed test {self.running} {self.run_status or ''} ",
-                        style=f"bold {v['accent']}")
-            text.append(f" {done}/{total or '?'} measured  x cancels")
+            accent = f"bold {v['accent']}"
+            parts += [(Text(" speed test", style=accent), 0),
+                      (Text(f" {self.running}", style=accent), 3),
+                      (Text(f" {self.run_status or ''} ", style=accent), 0),
+                      (Text(f" {done}/{total or '?'} measured"), 0), (Text("  x cancels"), 2)]
         elif r is not None:
             when = datetime.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
             style = v["success"] if r.status == "ok" else v["error"]
-            text.append(r.status, style=f"bold {style}")
-            text.append(f"  {when}  {r.tool} · {r.pairs} pairs · {r.streams} streams  {r.run}")
+            parts += [(Text(r.status, style=f"bold {style}"), 0), (Text(f"  {when}"), 1),
+                      (Text(f"  {r.tool} · {r.pairs} pairs · {r.streams} streams"), 2),
+                      (Text(f"  {r.run}"), 3)]
         else:
-            text.append("no speed test yet: s runs one (or `saf net test`)")
-        return text
+            parts.append((Text("no speed test yet: s runs one (or `saf net test`)"), 0))
+        return fitted_line(parts, self.size.width or None)
+
+    @staticmethod
+    def _room(box: Widget, lines: int, fallback: int) -> int:
+        """The cells a box's content has across once `lines` lines are in it: less its
+        scrollbar when they will not fit its height (a table measured for the width without
+        it would be squeezed by Rich, `ERRO…`)."""
+        width = box.content_size.width or fallback
+        if box.content_size.height and lines > box.content_size.height:
+            width -= box.styles.scrollbar_size_vertical
+        return max(1, width)
+
+    def _warning_rows(self, matrix_lines: int, interface_rows: int) -> int:
+        """How many lines the test's warnings may take under the matrix: the room its box
+        has (at most 60 % of the screen) once the interfaces below have theirs, and never
+        fewer than 5 (four warnings and how many more) while the box allows."""
+        height = self.size.height or self.app.size.height
+        fixed = 4 + 2  # the header and its rule, the status line and footer; the box's border
+        # 60 % of what the docked status line and footer leave (Textual's percentage).
+        cap = (height - 2) * 60 // 100 - 2 - matrix_lines
+        spare = height - fixed - (interface_rows + 1 + 2) - matrix_lines
+        return max(min(cap, spare), min(cap, 5), 1)
 
     def _matrix(self, v: dict[str, str]) -> RenderableType:
         muted = v.get("text-muted", v["foreground"])
+        box = self.query_one("#net-matrix-box")
+        box.border_title = "Links (last speed test)"
         if self.problem:
             return Text(self.problem, style=v["error"])
         r = self.result
@@ -239,16 +268,11 @@ class NetworkScreen(SafScreen[None]):
                         "after a speed test.", style=muted)
         colour = {"good": v["success"], "fair": v["warning"], "poor": f"bold {v['error']}",
                   None: ""}
-        table = Table(box=None, padding=(0, 1), pad_edge=False,
-                      header_style=f"bold {v['primary']}")
-        table.add_column("from \\ to", no_wrap=True)
-        for n in r.nodes:
-            table.add_column(n, justify="right", no_wrap=True, overflow="ellipsis")
+        cells: dict[tuple[str, str], Text] = {}
         for a in r.nodes:
-            row: list[RenderableType] = [Text(a, style="bold")]
             for b in r.nodes:
                 if a == b:
-                    row.append(Text("·", style=muted))
+                    cells[a, b] = Text("·", style=muted)
                     continue
                 m = r.find(a, b)
                 if m is None:
@@ -268,21 +292,48 @@ class NetworkScreen(SafScreen[None]):
                 if verified is not None:
                     bottom.append("✓" if verified else "✗",
                                   style=v["success"] if verified else v["error"])
-                row.append(Text("\n").join([top, bottom]))
-            table.add_row(*row)
+                cells[a, b] = Text("\n").join([top, bottom])
+        # Whole cells, as saf.render.columns does: receivers' columns are left out from the
+        # last one while they do not fit, never cut ("6553…" is no MTU).
+        corner = "from \\ to"
+        lines = 1 + 2 * len(r.nodes)
+        room = self._room(box, lines + 1 + min(len(r.warnings()), 4),
+                          self.app.size.width - 4)
+        widths = [max(cell_len(corner), *(cell_len(n) for n in r.nodes))]
+        widths += [max([cell_len(b)] + [max(cell_len(line) for line in
+                                            cells[a, b].plain.split("\n"))
+                                        for a in r.nodes]) for b in r.nodes]
+        shown = choose([0] + list(range(1, len(r.nodes) + 1)), widths, room, 2)
+        receivers = [r.nodes[i - 1] for i in shown if i > 0]
+        table = Table(box=None, padding=(0, 1), pad_edge=False,
+                      header_style=f"bold {v['primary']}")
+        table.add_column(corner, no_wrap=True)
+        for n in receivers:
+            table.add_column(n, justify="right", no_wrap=True)
+        for a in r.nodes:
+            table.add_row(Text(a, style="bold"), *(cells[a, b] for b in receivers))
+        left_out = len(r.nodes) - len(receivers)
+        if left_out:
+            box.border_title += f" · {left_out_words(left_out)}"
         parts: list[RenderableType] = [table]
         warnings = r.warnings()
         if warnings:
-            shown = warnings[:4]
-            more = f" (and {len(warnings) - 4} more: saf net show)" if len(warnings) > 4 else ""
+            rows = self._warning_rows(lines, self._interface_rows())
+            shown_w = warnings if len(warnings) <= rows else warnings[:max(rows - 1, 0)]
             parts += [Text(f"⚠ {w}", style=v["warning"], no_wrap=True, overflow="ellipsis")
-                      for w in shown]
-            if more:
-                parts.append(Text(more.strip(), style=muted))
+                      for w in shown_w]
+            if len(shown_w) < len(warnings):
+                parts.append(Text(f"(and {len(warnings) - len(shown_w)} more: saf net show)",
+                                  style=muted))
         return Group(*parts)
+
+    def _interface_rows(self) -> int:
+        return sum(1 for name in self.cockpit.node_names for nic in self.cockpit.view(name).nics
+                   if not (nic.loopback and not nic.cluster))
 
     def _interfaces(self, v: dict[str, str]) -> RenderableType:
         rows = []
+        brief = []  # the same rows with one address and how many more: "192.0.2.2 +2"
         for name in self.cockpit.node_names:
             view = self.cockpit.view(name)
             for nic in view.nics:
@@ -292,18 +343,22 @@ class NetworkScreen(SafScreen[None]):
                              style=f"bold {v['primary']}" if nic.cluster else "")
                 errors = Text(fmt_count(nic.errors), style=v["error"] if nic.error_rate else "")
                 drops = Text(fmt_count(nic.drops), style=v["warning"] if nic.drop_rate else "")
-                rows.append([Text(name, style="bold"), label, Text(fmt_rate(nic.rx)),
-                             Text(fmt_rate(nic.tx)),
-                             Text(f"{nic.mtu:.0f}" if nic.mtu else MISSING),
-                             Text(fmt_speed(nic.speed)), errors, drops,
-                             Text(", ".join(nic.addresses) or MISSING)])
+                row = [Text(name, style="bold"), label, Text(fmt_rate(nic.rx)),
+                       Text(fmt_rate(nic.tx)), Text(f"{nic.mtu:.0f}" if nic.mtu else MISSING),
+                       Text(fmt_speed(nic.speed)), errors, drops]
+                addresses = list(nic.addresses)
+                rows.append([*row, Text(", ".join(addresses) or MISSING)])
+                brief.append([*row, Text(addresses[0] + (f" +{len(addresses) - 1}"
+                                                         if len(addresses) > 1 else "")
+                                         if addresses else MISSING)])
         if not rows:
             return Text("waiting for the nodes' agents…", style=v.get("text-muted", ""))
         box = self.query_one("#net-ifaces-box")
-        width = box.content_size.width or self.app.size.width - 4
-        table, left_out = fitted_table(IFACE_COLUMNS, rows, width,
-                                       header_style=f"bold {v['primary']}")
+        width = self._room(box, len(rows) + 1, self.app.size.width - 4)
+        style = f"bold {v['primary']}"
+        table, left_out = fitted_table(IFACE_COLUMNS, rows, width, header_style=style)
+        if left_out:  # every address did not fit: the first of each, and how many more
+            table, left_out = fitted_table(IFACE_COLUMNS, brief, width, header_style=style)
         box.border_title = "Interfaces" + (f" · {left_out_words(left_out)}"
                                            if left_out else "")
         return table
-

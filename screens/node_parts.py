@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
@@ -14,7 +15,7 @@ from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_coun
                                 fmt_rate, fmt_speed)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
-from saf.render.columns import Column, fitted_table
+from saf.render.columns import Column, choose, fitted_line, fitted_table
 from saf.screens.base import cockpit_of
 from saf.screens.widgets import palette
 
@@ -39,30 +40,42 @@ class Part(Widget):
 
 
 class Title(Part):
+    """The node's name and state, then what it is: one line, leaving out the address, then
+    the OS, then the roles rather than wrap (a tablet held upright)."""
+
     def render(self) -> Text:
         app = cockpit_of(self)
         v = palette(app)
         view = self.view
         info = app.node_info(self.node)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {view.name} ", style=f"bold reverse {v['primary']}")
         colour = {NodeStatus.UP: v["success"], NodeStatus.LOST: v["error"],
                   NodeStatus.STALE: v["warning"]}.get(view.status, v["foreground"])
         lost = view.status is NodeStatus.LOST
         # The words every face uses (saf.metrics.view): "up", "lost: refused · retrying".
         state = f"lost: {lost_words(view)}" if lost else view.status.value
-        text.append(f"  {state}", style=f"bold {colour}")
+        parts: list[tuple[Text, int]] = [
+            (Text(f" {view.name} ", style=f"bold reverse {v['primary']}"), 0),
+            (Text(f"  {state}", style=f"bold {colour}"), 0)]
         if lost and view.message:
-            text.append(f" ({view.message})", style=colour)
-        bits = [view.os + (f"/{view.arch}" if view.arch else "")]
+            parts.append((Text(f" ({view.message})", style=colour), 2))
+        bits = [(view.os + (f"/{view.arch}" if view.arch else ""), 4)]
         if info is not None:
-            bits.append(info.address)
+            bits.append((info.address, 5))
             if info.roles:
-                bits.append(",".join(info.roles))
+                bits.append((",".join(info.roles), 3))
         if view.age is not None and not view.live:
-            bits.append(f"last sample {view.age:.0f}s ago")
-        text.append("   " + "  ·  ".join(b for b in bits if b), style="dim")
-        return text
+            bits.append((f"last sample {view.age:.0f}s ago", 1))
+        bits = [(bit, priority) for bit, priority in bits if bit]
+        width = self.size.width or None
+        # Which bits fit, each counted with the "  ·  " before it; the first shown then
+        # stands after "   " (shorter), so the line still fits.
+        head = fitted_line(parts, width)
+        room = None if width is None else width - head.cell_len
+        shown = range(len(bits)) if room is None else choose(
+            [p for _, p in bits], [cell_len(b) + 5 for b, _ in bits], room, 0)
+        for n, i in enumerate(shown):
+            head.append(("   " if n == 0 else "  ·  ") + bits[i][0], style="dim")
+        return head
 
 
 class Cores(Part):

@@ -39,6 +39,8 @@ class RayScreen(SafScreen[None]):
     DEFAULT_CSS = """
     RayScreen #ray-header {
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     RayScreen .ray-box {
         height: auto;
@@ -123,7 +125,7 @@ class RayScreen(SafScreen[None]):
             return
         nodes.border_title = "Nodes"
         jobs.display = True
-        header.update(summary(self.status))
+        header.update(summary(self.status, max(1, self.size.width - 2)))
         nodes.update(nodes_table(self.status, width))
         jobs.update(jobs_table(self.status.jobs[:50], width))
 

@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from saf.errors import SafError
 from saf.recipe import library
-from saf.recipe.log import list_runs
+from saf.recipe.log import RunSummary, list_runs
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
 from saf.screens.base import cockpit_of
@@ -49,6 +49,7 @@ class RecipeList(Vertical):
         self.found = found
         self.history_mode = False
         self._recipes: dict[str, Recipe | SafError] = {}
+        self._runs: dict[str, RunSummary] = {}  # the past runs listed, by id
         self._own_highlight = False
 
     def compose(self) -> ComposeResult:
@@ -69,6 +70,7 @@ class RecipeList(Vertical):
             ctx = cockpit_of(self).ctx
             cluster = ctx.inventory.cluster.name if ctx.inventory is not None else ctx.cluster
             runs = list(reversed(list_runs(cluster=cluster)))
+            self._runs = {s.run: s for s in runs}
             for s in runs:
                 options.add_option(Option(Text.assemble(
                     (f"{s.started.recipe}\n", "bold"),
@@ -123,11 +125,16 @@ class RecipeList(Vertical):
         """The highlighted past run's id (None in recipe mode)."""
         return self._highlighted_id() if self.history_mode else None
 
+    def current_summary(self) -> RunSummary | None:
+        """The highlighted past run (None in recipe mode, or when there is none)."""
+        run = self.current_run()
+        return self._runs.get(run) if run else None
+
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
         own, self._own_highlight = self._own_highlight, False
-        if not self.history_mode:
-            self.post_message(self.Highlighted(own))
+        # In both modes: the steps pane shows the highlighted recipe, or past run.
+        self.post_message(self.Highlighted(own))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -3,6 +3,8 @@ nodes each step would run on."""
 
 from __future__ import annotations
 
+import datetime
+
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +15,9 @@ from saf import select as selectors
 from saf.errors import SafError
 from saf.inventory.model import Inventory
 from saf.recipe import library
+from saf.recipe.log import RunSummary
 from saf.recipe.model import Recipe
+from saf.screens.recipe_status import status_style
 from saf.screens.widgets import palette
 
 
@@ -65,6 +69,36 @@ class RecipeSteps(VerticalScroll):
         parts.append(Text("\nEnter runs it · c checks what would change", style="dim"))
         detail.update(Group(*parts))
         self.border_title = f"Steps · {recipe.name}"
+
+
+    def show_run(self, summary: RunSummary | None) -> None:
+        """A past run (history mode): what ran, where, how it ended, and the keys for it;
+        with none, how runs come to be listed here."""
+        detail = self.query_one("#recipes-detail", Static)
+        v = palette(self.app)
+        if summary is None:
+            self.border_title = "Past run"
+            detail.update(Text("No past runs of this cluster yet. A run started here (Enter on "
+                               "a recipe) or with `saf run` is listed here; h goes back to the "
+                               "recipes.", style="dim"))
+            return
+        started = summary.started
+        when = datetime.datetime.fromtimestamp(started.time).strftime("%Y-%m-%d %H:%M:%S")
+        parts: list[RenderableType] = [
+            Text.assemble((started.recipe, "bold"), (f"  {summary.run}", "dim")),
+            Text.assemble(("status ", "dim"),
+                          (summary.status, status_style(summary.status, v)),
+                          (f"  started {when}" + ("  (check only)" if started.check else ""),
+                           "dim")),
+            Text("\nsteps", style="bold")]
+        for step in started.steps:
+            index = int(step["index"])
+            parts.append(Text.assemble((f"{index + 1}. ", "dim"), (str(step["name"]), "bold"),
+                                       ("  on ", "dim"), ", ".join(step["nodes"])))
+        parts.append(Text("\nEnter shows each step on each node · r resumes it · h back to "
+                          "the recipes", style="dim"))
+        detail.update(Group(*parts))
+        self.border_title = f"Past run · {started.recipe}"
 
 
 def targets(selector: str, inventory: Inventory | None, known_nodes: bool) -> list[str] | str:

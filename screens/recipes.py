@@ -114,7 +114,12 @@ class RecipesScreen(SafScreen[None]):
         self.show_state(replay(read_events(summary.path)))
 
     def _show_recipe(self) -> None:
+        """The steps pane for what the list highlights: a recipe's steps, or in history mode
+        the past run's summary (never an empty pane)."""
         listing = self.query_one(RecipeList)
+        if listing.history_mode:
+            self.query_one(RecipeSteps).show_run(listing.current_summary())
+            return
         found = listing.current()
         self.query_one(RecipeSteps).show(
             found, listing.recipe(found) if found else None, self.ctx.inventory,
@@ -233,7 +238,7 @@ class RecipesScreen(SafScreen[None]):
         listing = self.query_one(RecipeList)
         listing.toggle_history()
         self.refresh_bindings()  # Resume is offered in history mode only
-        if not listing.history_mode and not self._run_going():
+        if not self._run_going():
             self.remove_class("running-view")
             self._show_recipe()
 

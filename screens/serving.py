@@ -281,9 +281,22 @@ class ServingScreen(SafScreen[None]):
             text.append(f" · {self.problem}", style=v["error"])
         return text
 
+    def _no_check(self, v: dict[str, str]) -> Text:
+        """With no endpoint to show: what the panel will show, and how to get it."""
+        muted = v.get("text-muted", v["foreground"])
+        text = Text("The highlighted endpoint's last check shows here: time to first token, "
+                    "time per output token, between tokens and end to end (mean, p50, p90, "
+                    "p99), and tokens per second.\n", style=muted)
+        started = self.servers is None or bool(self.endpoints)
+        text.append("Highlight an endpoint and press " if started
+                    else "Once a server runs (see above), highlight it and press ", style=muted)
+        text.append("c", style="bold")
+        text.append(" to check it (or run `saf models check NODE:PORT`).", style=muted)
+        return text
+
     def _detail(self, endpoint: Endpoint | None, v: dict[str, str]) -> RenderableType:
         if endpoint is None:
-            return Text("")
+            return self._no_check(v)
         check = self.checks.get(endpoint.key)
         facts = Text.assemble(
             (f"{endpoint.engine}", "bold"), f"  {endpoint.model}\n",

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
 from saf.metrics.format import sparkline
-from saf.render.columns import Column, fitted_table, left_out_words
+from saf.render.columns import Column, fitted_line, fitted_table, left_out_words
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
@@ -33,6 +33,7 @@ from saf.screens.widgets import StatusLine, palette
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
 LOG_LINES = 8
+LOWER_ROWS = 8  # the lower panels' height side by side, borders included
 
 # What a narrow screen keeps longest: the symbol, its direction and score, whether it is
 # anomalous; the model version and the sentiment go first.
@@ -66,12 +67,15 @@ class SignalsScreen(SafScreen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
 
     DEFAULT_CSS = """
+    SignalsScreen #signals-header {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
     SignalsScreen #signals-table-box {
         height: 1fr;
     }
     SignalsScreen #signals-lower {
         height: auto;
-        max-height: 8;
     }
     SignalsScreen.-narrow #signals-lower {
         layout: vertical;
@@ -80,6 +84,7 @@ class SignalsScreen(SafScreen[None]):
     SignalsScreen .signals-panel {
         width: 1fr;
         height: auto;
+        max-height: 8;
     }
     SignalsScreen #signals-filter {
         dock: bottom;
@@ -181,27 +186,34 @@ class SignalsScreen(SafScreen[None]):
         self.query_one("#signals-latency", Static).update(self._latency(snap, v))
         self.query_one("#signals-bad", Static).update(self._bad(snap, v))
         self.query_one("#signals-bad-box").set_class(bool(snap.bad), "alert")
-        self.query_one("#signals-log", Static).update(self._log(snap, v))
+        log, shown, held = self._log(snap, v)
+        self.query_one("#signals-log", Static).update(log)
+        # Under the panel, where a narrow one's title has no room for it.
+        self.query_one("#signals-log-box").border_subtitle = (
+            f"newest {shown} of {held}" if shown < held else "")
 
     def _header(self, snap: BookSnapshot, v: dict[str, str]) -> Text:
+        """Two lines: what the feed is and how it goes, then the total rate's history. The
+        first line leaves out the frame count, then the endpoint, then its state rather than
+        wrap (a tablet held upright)."""
         assert self.feed is not None
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" Signals ", style=f"bold {v['primary']}")
-        text.append(f"{self.feed.label}  ")
+        parts: list[tuple[Text, int]] = [(Text(" Signals ", style=f"bold {v['primary']}"), 0),
+                                         (Text(f"{self.feed.label}  "), 2)]
         if self.feed.error:
-            text.append(f"error: {self.feed.error}  ", style=f"bold {v['error']}")
+            parts.append((Text(f"error: {self.feed.error}  ", style=f"bold {v['error']}"), 1))
         elif self.feed.sources:
             states = set(self.feed.sources.values())
             ok = any(s.startswith("connected") for s in states)
-            text.append(("connected" if ok else ", ".join(sorted(states))) + "  ",
-                        style=v["success"] if ok else v["warning"])
+            parts.append((Text(("connected" if ok else ", ".join(sorted(states))) + "  ",
+                               style=v["success"] if ok else v["warning"]), 1))
         if self.paused:
-            text.append(" ⏸ paused ", style=f"bold {v['accent']}")
-            text.append("  ")
-        text.append(f"{_rate(snap.total_rate)}  {snap.total:,} frames", style="bold")
+            parts.append((Text.assemble((" ⏸ paused ", f"bold {v['accent']}"), "  "), 0))
+        parts.append((Text(_rate(snap.total_rate), style="bold"), 0))
+        parts.append((Text(f"  {snap.total:,} frames", style="bold"), 3))
+        width = self.size.width or self.app.size.width
+        text = fitted_line(parts, width)
         text.append("\n rate ")
-        width = max(10, self.size.width - 8)
-        text.append(sparkline(snap.rate_history, width), style=v["primary"])
+        text.append(sparkline(snap.rate_history, max(10, width - 8)), style=v["primary"])
         return text
 
     def _table(self, snap: BookSnapshot, v: dict[str, str]) -> tuple[Table | Text, int]:
@@ -263,9 +275,25 @@ class SignalsScreen(SafScreen[None]):
                         style=v.get("text-muted", v["foreground"]))
         return text
 
-    def _log(self, snap: BookSnapshot, v: dict[str, str]) -> Text | Group:
+    def _log_room(self) -> tuple[int, int]:
+        """The lines and cells the log's panel has inside its border: a longer log would run
+        past the bottom of the screen. Stacked (narrow), the three panels share half the
+        screen and the log comes last."""
+        box = self.query_one("#signals-log-box")
+        width = box.content_size.width or max(10, self.app.size.width // 3 - 4)
+        rows = LOWER_ROWS - 2
+        if self.has_class("-narrow"):
+            above = sum(self.query_one(f"#signals-{part}-box").outer_size.height
+                        for part in ("latency", "bad"))
+            rows = min(rows, (self.size.height or self.app.size.height) // 2 - above - 2)
+        return max(1, rows), width
+
+    def _log(self, snap: BookSnapshot, v: dict[str, str]) -> tuple[Text | Group, int, int]:
+        """The anomaly and gap log, newest first, as many entries as fit whole in its panel;
+        and how many it shows of how many the book holds."""
         from datetime import UTC, datetime
 
+        held = len(snap.anomalies) + len(snap.gaps)
         items: list[tuple[float, Text]] = []
         for a in snap.anomalies[-LOG_LINES:]:
             items.append((a.time, Text.assemble(
@@ -277,11 +305,18 @@ class SignalsScreen(SafScreen[None]):
                 (f"{g.symbol} ", f"bold {v['warning']}"),
                 f"{what} (usually {_age(g.usual_s)})")))
         if not items:
-            return Text("none", style=v["success"])
-        items.sort(key=lambda item: item[0], reverse=True)  # newest first: clipped last
-        lines = []
+            return Text("none", style=v["success"]), 0, 0
+        items.sort(key=lambda item: item[0], reverse=True)  # newest first
+        rows, width = self._log_room()
+        lines: list[Text] = []
+        used = 0
         for when, line in items[:LOG_LINES]:
             stamp = datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")
-            lines.append(Text.assemble((stamp + " ", v.get("text-muted", v["foreground"])),
-                                       line))
-        return Group(*lines)
+            entry = Text.assemble((stamp + " ", v.get("text-muted", v["foreground"])), line)
+            # An entry wraps at the panel's width: count its lines, and keep it whole.
+            height = len(entry.wrap(self.app.console, width))
+            if used + height > rows and lines:
+                break
+            lines.append(entry)
+            used += height
+        return Group(*lines), len(lines), held

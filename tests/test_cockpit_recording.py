@@ -121,3 +121,34 @@ def test_saf_record_refuses_both_names_of_its_selector(asyncssh_cluster, tmp_pat
     done = asyncssh_cluster.saf("record", str(tmp_path / "r.jsonl"), "--on", "beta",
                                 "--nodes", "gamma")
     assert done.returncode == 2 and "give --on only" in done.stderr
+
+
+def test_saf_stopping_its_links_is_not_recorded(tmp_path):
+    """The `stopped` statuses saf sends as it quits (the cockpit, `saf record`) are its own
+    news, not the nodes': the recording ends where the cluster was last watched."""
+    path = tmp_path / "r.jsonl"
+    with RecordingWriter(path, [Node("a", "h")], cluster="c") as writer:
+        writer.write(AgentStatus(node="a", status="up", time=1.0))
+        writer.write(AgentStatus(node="a", status="stopped", time=2.0))
+    assert [e.status for e in load_recording(path).events] == ["up"]
+
+
+async def test_a_replay_ends_with_its_nodes_as_they_were_last_seen():
+    """A recording made with R in `saf demo` and ended by quitting it (so it ends with the
+    three `stopped` statuses older saf wrote): at the end of its replay the header and the
+    rows agree, every node up with its figures, not `nodes 0/3 up  memory 0B/71G` above rows
+    of figures."""
+    from tests.helpers.snapshots import screen_lines
+    from tests.snapshot_apps._common import cockpit
+
+    recording = load_recording(FRAMES / "demo-recorded.jsonl")
+    assert all(e.status == "up" for e in recording.events if isinstance(e, AgentStatus)
+               and e.time > recording.events[-4].time - 1)
+    app = cockpit("demo-recorded.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert "nodes 3/3 up" in lines[0] and "memory 0B/" not in lines[0], lines[0]
+        rows = [line for line in lines if line.startswith(("alpha ", "beta ", "gamma "))]
+        assert len(rows) == 3 and all("● up" in row for row in rows), rows

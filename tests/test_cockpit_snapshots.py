@@ -79,6 +79,13 @@ def test_dashboard_readonly(snap_compare, size) -> None:
     assert snap_compare(app_path("dashboard_readonly"), terminal_size=size, run_before=settle)
 
 
+def test_dashboard_replay_end(snap_compare) -> None:
+    """The end of a recording made with R in `saf demo` and ended by quitting it: the header
+    (3/3 up, the memory in use) agrees with the rows (every node up with its figures)."""
+    assert snap_compare(app_path("dashboard_demo_recorded"), terminal_size=(120, 40),
+                        run_before=settle)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_node_nvidia(snap_compare, size) -> None:
     """Node screen of a Linux box with two RTX 4090s: per-core bars, NUMA, each GPU with its
@@ -107,6 +114,14 @@ def test_node_numa(snap_compare, size) -> None:
     """Node screen of a two-socket Xeon (4 NUMA nodes): 56 cores and the NUMA table with
     hit/miss/foreign rates."""
     assert snap_compare(app_path("node_numa"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_node_lost(snap_compare, size) -> None:
+    """Node screen of gamma, lost ('exited'): its title on one line (the agent's message, the
+    address and the role give way before it wraps), its last values under it."""
+    assert snap_compare(app_path("dashboard_lost"), press=["end", "enter"], terminal_size=size,
                         run_before=settle)
 
 
@@ -160,3 +175,12 @@ def test_serving_log(snap_compare, size) -> None:
     """Serving: the second endpoint highlighted (down) and its log's last lines (l)."""
     assert snap_compare(app_path("serving_endpoints"), press=["6", "down", "l"],
                         terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
+                                  pytest.param((60, 40), id="60x40")])
+def test_serving_empty(snap_compare, size) -> None:
+    """Serving before any model server: the Last check panel says what it will show and how
+    to get it (c on an endpoint, or `saf models check`), not a blank box."""
+    assert snap_compare(app_path("serving_empty"), press=["6"], terminal_size=size,
+                        run_before=settle)

@@ -20,9 +20,11 @@ from saf.recipe.log import RunLog, list_runs, read_events
 from saf.screens.confirm import ConfirmScreen
 from tests.snapshot_apps._recipes import make_recipes_app
 from tests.helpers import snapshots as snapshot_helpers
+from tests.helpers.snapshots import screen_lines
 
 APPS = Path(__file__).parent / "snapshot_apps"
 SIZES = snapshot_helpers.SIZES
+RUNS = Path(__file__).parent / "fixtures" / "recipes" / "runs"
 
 
 async def open_recipes(pilot: Pilot) -> None:
@@ -66,6 +68,58 @@ def test_recipe_run_finished(snap_compare, size) -> None:
     check, its stderr in the log pane); the last step runs on workers only."""
     assert snap_compare(str(APPS / "recipes_finished.py"), terminal_size=size,
                         run_before=open_recipes)
+
+
+def past_run_of_lab(state: Path) -> None:
+    """The recorded gpu-setup run (finished.jsonl) as a past run of the cluster `lab` (the
+    snapshot apps' recording) in the state folder `state`."""
+    runs = state / "runs"
+    runs.mkdir(parents=True)
+    lines = (RUNS / "finished.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["cluster"] = "lab"
+    (runs / f"{first['run']}.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+
+def steps_pane(app) -> str:  # type: ignore[no-untyped-def]
+    box = app.screen.query_one("#recipes-detail-box")
+    lines = screen_lines(app)[box.region.y + 1:box.region.bottom - 1]
+    return " ".join(line[box.region.x + 1:box.region.right - 1].strip() for line in lines)
+
+
+@pytest.mark.parametrize("keys", [
+    pytest.param(["h"], id="history"),
+    pytest.param(["h", "enter", "escape"], id="a-past-run-opened-then-closed"),
+    pytest.param(["h", "1", "4"], id="away-and-back"),
+    pytest.param(["h", "enter", "1", "4", "escape"], id="run-opened-away-back-closed"),
+])
+async def test_history_mode_never_shows_an_empty_steps_pane(tmp_path, monkeypatch, keys):
+    """In history mode the steps pane shows the highlighted past run (its recipe, status,
+    steps and nodes, and the keys for it), however the screen came back to it: Escape from a
+    run opened there left it blank."""
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path))
+    past_run_of_lab(tmp_path)
+    app = make_recipes_app(None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_recipes(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.pause()
+        if app.screen.has_class("running-view"):
+            return  # the run's matrix is on view, not the steps pane
+        pane = steps_pane(app)
+        assert "gpu-setup" in pane and "20261123-191614-de96" in pane, pane
+        assert "driver check" in pane and "r resumes it" in pane, pane
+
+
+def test_recipe_history(snap_compare, tmp_path, monkeypatch) -> None:
+    """Recipes in history mode, after opening a past run and closing it (Escape): the steps
+    pane shows that run (gpu-setup: its status, steps and nodes, the keys), not a blank box."""
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path))
+    past_run_of_lab(tmp_path)
+    assert snap_compare(str(APPS / "recipes_browse.py"), terminal_size=(80, 24),
+                        press=["h", "enter", "escape"], run_before=open_recipes)
 
 
 async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,

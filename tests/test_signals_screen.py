@@ -17,8 +17,9 @@ from saf.inventory import load_inventory
 from saf.signals.codec import AISignal, encode
 from tests.snapshot_apps._common import cockpit
 from tests.helpers.servers import free_port
-from tests.snapshot_apps._signals import make_signals_app
+from tests.snapshot_apps._signals import make_signals_app, scripted_book
 from tests.helpers import snapshots as snapshot_helpers
+from tests.helpers.snapshots import screen_lines
 
 APPS = Path(__file__).parent / "snapshot_apps"
 SIZES = snapshot_helpers.SIZES
@@ -61,6 +62,37 @@ def test_signals_light_theme(snap_compare) -> None:
     """Signals in saf-light: the screen's styles are theme variables only."""
     assert snap_compare(str(APPS / "signals_light.py"), terminal_size=(120, 40),
                         run_before=open_signals)
+
+
+@pytest.mark.parametrize("size", [pytest.param((60, 40), id="60x40"),
+                                  pytest.param((80, 24), id="80x24")])
+def test_signals_busy(snap_compare, size) -> None:
+    """Signals as `saf demo` shows it, with more anomalies than the log's panel holds: at
+    60x40 the header leaves the frame count out rather than wrap; at 80x24 the log shows the
+    newest entries that fit whole ("newest 3 of 9" under it), its border on screen."""
+    assert snap_compare(str(APPS / "signals_busy.py"), terminal_size=size,
+                        run_before=open_signals)
+
+
+@pytest.mark.parametrize("size", [(60, 40), (80, 24), (100, 30), (120, 40)])
+async def test_header_and_log_stay_on_screen(size: tuple[int, int]) -> None:
+    """The header's first line is one line (the rate's history under it, then the rule), and
+    every lower panel ends in its own bottom border above the status line: the log never runs
+    past the bottom of the screen."""
+    app = make_signals_app(scripted_book(busy=True), endpoint="tcp://127.0.0.1:49693")
+    async with app.run_test(size=size) as pilot:
+        await open_signals(pilot)
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert lines[0].startswith(" Signals ") and "41.8/s" in lines[0], lines[:3]
+        assert lines[1].startswith(" rate ") and lines[2].startswith("─"), lines[:3]
+        log = app.screen.query_one("#signals-log-box")
+        bottom = log.region.bottom - 1
+        assert bottom < size[1] - 2, "the log's panel runs under the status line"
+        assert lines[bottom][log.region.x] == "╰" and lines[bottom][log.region.right - 1] == "╯"
+        assert "newest" in lines[bottom]  # it says more are held than shown
+        status_row = size[1] - 2
+        assert lines[status_row - 1].rstrip().endswith("╯"), lines[status_row - 1]
 
 
 def table_text(app) -> str:  # type: ignore[no-untyped-def]

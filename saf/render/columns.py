@@ -5,6 +5,9 @@ read alike. saf measures each column instead (its title and its widest cell) and
 whole columns, highest `priority` first, so that the rest fit; columns of one priority go
 together (a pair such as IN and OUT is not split). A cell still too wide for the one column
 left ends in "…". `saf top`, the node screen's NUMA table and the Signals table use it.
+
+A screen's header line fits the same way (`fitted_line`): its parts are left out, highest
+priority first, rather than the line wrapping or a figure being cut.
 """
 
 from __future__ import annotations
@@ -73,6 +76,21 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Text]], widt
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     return table, len(columns) - len(shown)
+
+
+def fitted_line(parts: Sequence[tuple[Text, int]], width: int | None) -> Text:
+    """One line of `parts` (each a text and its priority, 0 always stays) that fits `width`:
+    the parts that fit, in their order, leaving out the highest priorities first (a part's
+    text carries its own spacing). What still does not fit ends in "…"."""
+    shown = list(range(len(parts)))
+    if width is not None:
+        shown = choose([p for _, p in parts], [t.cell_len for t, _ in parts], width, 0)
+    line = Text(no_wrap=True, overflow="ellipsis", end="")
+    for i in shown:
+        line.append_text(parts[i][0])
+    if width is not None and line.cell_len > width:
+        line.truncate(width, overflow="ellipsis")
+    return line
 
 
 def left_out_words(count: int) -> str:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from saf.metrics.format import MISSING, fmt_bytes
 from saf.ray.status import RayJob, RayNode, RayStatus
-from saf.render.columns import Column, fitted_table
+from saf.render.columns import Column, fitted_line, fitted_table
 
 JOB_STYLES = {"SUCCEEDED": "green", "FAILED": "red", "STOPPED": "yellow", "RUNNING": "cyan",
               "PENDING": "cyan"}
@@ -41,19 +41,20 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
 
 
-def summary(status: RayStatus) -> Text:
+def summary(status: RayStatus, width: int | None = None) -> Text:
+    """One line of totals; in `width`, it leaves out the dashboard's URL, then the object
+    store, the memory and the GPUs, rather than wrap."""
     alive = len(status.alive)
-    line = Text()
-    line.append(f"{alive}/{len(status.nodes)} nodes alive", style="green" if alive == len(
-        status.nodes) else "yellow")
-    line.append(f"  CPU {_use(status.used('CPU'), status.total('CPU'))}")
+    parts = [(Text(f"{alive}/{len(status.nodes)} nodes alive",
+                   style="green" if alive == len(status.nodes) else "yellow"), 0),
+             (Text(f"  CPU {_use(status.used('CPU'), status.total('CPU'))}"), 0)]
     if status.total("GPU"):
-        line.append(f"  GPU {_use(status.used('GPU'), status.total('GPU'))}")
-    line.append(f"  memory {fmt_bytes(status.memory)}")
-    line.append(f"  object store {fmt_bytes(status.object_store_used)}/"
-                f"{fmt_bytes(status.object_store)}")
-    line.append(f"  dashboard {status.dashboard_url}", style="dim")
-    return line
+        parts.append((Text(f"  GPU {_use(status.used('GPU'), status.total('GPU'))}"), 1))
+    parts += [(Text(f"  memory {fmt_bytes(status.memory)}"), 2),
+              (Text(f"  object store {fmt_bytes(status.object_store_used)}/"
+                    f"{fmt_bytes(status.object_store)}"), 3),
+              (Text(f"  dashboard {status.dashboard_url}", style="dim"), 4)]
+    return fitted_line(parts, width)
 
 
 NODE_COLUMNS = (Column("NODE", "left"), Column("STATE", "left"), Column("ADDRESS", "left", 2),
@@ -93,7 +94,7 @@ def jobs_table(jobs: list[RayJob], width: int | None, now: float | None = None) 
 
 def status_view(status: RayStatus, width: int | None, *, jobs: bool = True,
                 now: float | None = None) -> Group:
-    parts: list[RenderableType] = [summary(status), Text(), nodes_table(status, width)]
+    parts: list[RenderableType] = [summary(status, width), Text(), nodes_table(status, width)]
     if jobs:
         parts += [Text(), Text("Jobs", style="bold"), jobs_table(status.jobs[:20], width, now)]
     return Group(*parts)

@@ -20,3 +20,8 @@ class SnapshotsInTestsFolder(pytest_textual_snapshot.SVGImageExtension):
     @classmethod
     def dirname(cls, *, test_location) -> str:  # type: ignore[no-untyped-def]
         return str(SNAPSHOTS / test_location.basename)
+
+
+def screen_lines(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """The running app's screen as a person reads it: one string per terminal line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]

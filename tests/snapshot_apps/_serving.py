@@ -83,3 +83,18 @@ class FixedServing:
 def make_serving_app() -> SafApp:
     """The cockpit on a recording, with the fixed serving source; press 6 for Serving."""
     return cockpit("healthy-3-nodes.jsonl", serving=FixedServing())
+
+
+class NoServing(FixedServing):
+    """A ServingSource of a cluster where saf has started no model server yet."""
+
+    async def endpoints(self) -> ClusterServers:
+        return ClusterServers([], {})
+
+    def last_checks(self) -> Mapping[str, Mapping[str, Any]]:
+        return {}
+
+
+def make_empty_serving_app() -> SafApp:
+    """The cockpit on a recording, no model server started; press 6 for Serving."""
+    return cockpit("healthy-3-nodes.jsonl", serving=NoServing())

@@ -24,9 +24,18 @@ SYMBOLS = {
 }
 
 
-def scripted_book() -> SignalBook:
+# More anomalies, for a busy stream as the demo's publisher makes: (symbol, from s, kind).
+BUSY = [("AAPL", 2.0, 2), ("NVDA", 4.0, 3), ("BTC-USD", 6.0, 2), ("MSFT", 8.0, 3),
+        ("SPY", 10.0, 1), ("EURUSD", 15.0, 3), ("BTC-USD", 17.0, 3)]
+
+
+def scripted_book(busy: bool = False) -> SignalBook:
     """20 s of stream: TSLA has a flash anomaly at 12 s, ETH-USD goes silent at 14 s, a few
-    bad frames arrive, and receive times are 2-9 ms after the publisher's stamps."""
+    bad frames arrive, and receive times are 2-9 ms after the publisher's stamps. `busy`:
+    the anomalies of BUSY as well (a log longer than its panel)."""
+    windows: dict[str, list[tuple[float, int]]] = {}
+    for symbol, start, kind in BUSY if busy else ():
+        windows.setdefault(symbol, []).append((start, kind))
     book = SignalBook(BookSettings())
     events = []
     for symbol, (interval, d, c, s, model) in SYMBOLS.items():
@@ -38,6 +47,9 @@ def scripted_book() -> SignalBook:
                 prob, kind = 0.03 + abs(wobble) / 4, 0
                 if symbol == "TSLA" and 12.0 <= t < 13.0:
                     prob, kind = 0.94, 3
+                for start, busy_kind in windows.get(symbol, ()):
+                    if start <= t < start + 1.0:
+                        prob, kind = 0.91, busy_kind
                 sig = AISignal(T0 + int(t * NS), symbol, max(-1.0, min(1.0, d + wobble)), c,
                                s, prob, kind, model)
                 events.append((T0 + int(t * NS) + (2 + step % 8) * 1_000_000, encode(sig)))
@@ -57,11 +69,12 @@ def scripted_book() -> SignalBook:
 
 
 def make_signals_app(book: SignalBook | None = None, *, live: bool = False,
-                     theme: str = "saf-dark") -> SafApp:
-    """The cockpit (dashboard replayed from a recording) with a signal feed; press 5 to open
-    the Signals screen. With `live`, the feed's clock is the wall clock (for the benchmark)."""
+                     theme: str = "saf-dark", endpoint: str = "tcp://10.0.0.5:5555") -> SafApp:
+    """The cockpit (dashboard replayed from a recording) with a signal feed from `endpoint`;
+    press 5 to open the Signals screen. With `live`, the feed's clock is the wall clock (for
+    the benchmark)."""
     book = book if book is not None else scripted_book()
-    feed = SignalFeed(book, "tcp://10.0.0.5:5555", clock=None if live else (lambda: END))
+    feed = SignalFeed(book, endpoint, clock=None if live else (lambda: END))
     if not live:
-        feed.sources = {"tcp://10.0.0.5:5555": "connected"}
+        feed.sources = {endpoint: "connected"}
     return cockpit("healthy-3-nodes.jsonl", theme=theme, signal_feed=feed)
