@@ -28,9 +28,12 @@ class Context:
         return os.path.join(self.root, *[p.lstrip("/") for p in parts])
 
     def read(self, *parts):
-        """A file's text, or None when it cannot be read (absent, EINVAL from sysfs, ...)."""
+        """A file's text, or None when it cannot be read (absent, EINVAL from sysfs, ...).
+        Bytes that are not UTF-8 (an interface name is any bytes the kernel took) come back
+        as surrogates, as os.listdir gives them: paths built from them reach the same file,
+        and `printable` escapes them for a frame."""
         try:
-            with open(self.path(*parts)) as f:
+            with open(self.path(*parts), encoding="utf-8", errors="surrogateescape") as f:
                 return f.read()
         except (OSError, ValueError):
             return None

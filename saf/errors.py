@@ -6,8 +6,25 @@ notification. Nobody sees a traceback for their own mistake.
 
 from __future__ import annotations
 
+import reprlib
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+# Values from untrusted input are quoted in messages through `brief`: a few items of a few
+# levels, so a message never walks (or prints) a value of unbounded size.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxdict = 3, 4, 4, 4
+_BRIEF.maxset = _BRIEF.maxfrozenset = 4
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 80, 80, 40
+BRIEF_CHARS = 120
+
+
+def brief(value: Any) -> str:
+    """`repr(value)` for a message, shortened: at most BRIEF_CHARS characters whatever the
+    value's size (lists, dicts and strings are cut with "...")."""
+    text = _BRIEF.repr(value)
+    return text if len(text) <= BRIEF_CHARS else text[:BRIEF_CHARS - 3] + "..."
 
 
 class SafError(Exception):

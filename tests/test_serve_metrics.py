@@ -163,3 +163,28 @@ async def test_a_port_that_is_taken_is_refused_naming_the_face():
             pass
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+def test_two_gpus_with_one_index_make_one_series_and_a_count():
+    """Issue 22 item 21: a node reporting two GPUs with index 0 gave duplicate series (a
+    scrape Prometheus rejects whole). The first is kept, the other counted."""
+    recording = load_recording(FRAMES / "node-nvidia-2x-rtx4090.jsonl")
+    store = MetricsStore()
+    for event in recording.events:
+        if event.kind == "agent_sample" and len(event.frame.get("gpus") or ()) > 1:
+            event.frame["gpus"][1]["index"] = event.frame["gpus"][0]["index"]
+            first_util = event.frame["gpus"][0]["util"]
+        store.apply(event)
+    text = generate_latest(registry(store, recording.nodes, clock=lambda: recording.end)).decode()
+    series: dict = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in series, f"duplicate series {key}"
+            series[key] = s.value
+    node = {"node": "gpu1", "role": "worker"}
+    gpu0 = {**node, "gpu": "0", "gpu_name": "NVIDIA GeForce RTX 4090"}
+    assert value(series, "saf_gpu_utilization_ratio", **gpu0) == first_util / 100
+    assert not [k for k in series if dict(k[1]).get("gpu") == "1"]
+    assert value(series, "saf_series_dropped", **node, kind="gpu") == 1
+    assert value(series, "saf_series_dropped", **node, kind="nic") == 0

@@ -7,6 +7,7 @@ when importable, else from /proc/net/if_inet6 and an ioctl (primary IPv4 only). 
 rarely and are re-read every LINK_REFRESH seconds; up/down is read every sample.
 """
 
+import os
 import socket
 import struct
 import time
@@ -56,12 +57,18 @@ def _ipv6_addresses(text):
     return out
 
 
+def printable(name):
+    """A name as a frame carries it: bytes that are not UTF-8 backslash-escaped (b"v\\xff0"
+    becomes "v\\\\xff0"), so one odd interface never stops the others being reported."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _ipv4_address(name):
     try:
         import fcntl
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             packed = fcntl.ioctl(s.fileno(), SIOCGIFADDR,
-                                 struct.pack("256s", name.encode()[:15]))
+                                 struct.pack("256s", os.fsencode(name)[:15]))
         return socket.inet_ntoa(packed[20:24])
     except (OSError, ImportError):
         return None
@@ -115,7 +122,11 @@ class NicCollector(Collector):
                     "duplex": duplex if duplex in ("full", "half") else None,
                 }
         else:
-            for name, st in self.psutil.net_if_stats().items():
+            try:
+                stats = self.psutil.net_if_stats()
+            except UnicodeError:  # psutil fails whole on a name that is not UTF-8
+                stats = {}
+            for name, st in stats.items():
                 duplex = {2: "full", 1: "half"}.get(int(st.duplex))
                 self.links[name] = {"mtu": st.mtu, "speed_mbps": st.speed or None,
                                     "duplex": duplex, "up": bool(st.isup)}
@@ -125,7 +136,11 @@ class NicCollector(Collector):
         if self.psutil is not None:
             out = {}
             families = (socket.AF_INET, socket.AF_INET6)
-            for name, addrs in self.psutil.net_if_addrs().items():
+            try:
+                found = self.psutil.net_if_addrs()
+            except UnicodeError:
+                found = {}
+            for name, addrs in found.items():
                 out[name] = [a.address.split("%")[0] for a in addrs if a.family in families]
             return out
         out = _ipv6_addresses(self.ctx.read("/proc/net/if_inet6") or "")
@@ -145,7 +160,7 @@ class NicCollector(Collector):
         out = []
         for name in sorted(counters):
             c = counters[name]
-            item = {"name": name}
+            item = {"name": printable(name)}
             item.update(self.links.get(name, {}))
             if self.source.startswith("/proc"):
                 flags = _int(self.ctx.read("/sys/class/net", name, "flags"))

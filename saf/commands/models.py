@@ -14,7 +14,7 @@ from saf.render.console import console, print_json_line
 from saf.render.models_view import check_renderable, endpoints_renderable
 from saf.inference import checks as saved_checks
 from saf.inference import cluster as serving
-from saf.inference.measure import CheckReport
+from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
 
@@ -74,10 +74,13 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
               type=click.IntRange(1, 1024), help="How many at once.")
 @click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(2, 100_000),
               help="Tokens to generate per request.")
+@click.option("--timeout", default=DEADLINE, show_default=True,
+              type=click.FloatRange(0.1, 86_400),
+              help="Seconds for the whole check of an endpoint; requests unanswered by then fail.")
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @click.pass_context
 def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: int,
-          max_tokens: int, as_json: bool) -> None:
+          max_tokens: int, timeout: float, as_json: bool) -> None:
     """Measure an endpoint (NODE:PORT, NODE or PORT; default: every ready one) through an
     SSH forward: GET /v1/models, then a fixed prompt streamed REQUESTS times, CONCURRENCY at
     once. Reports ttft, tpot, itl and e2el (mean, p50, p90, p99, as `vllm bench serve`
@@ -99,7 +102,8 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
                 try:
                     reports.append(await serving.check(
                         fleet, e, requests=requests, concurrency=concurrency,
-                        max_tokens=max_tokens, save_for=inventory.cluster.name))
+                        max_tokens=max_tokens, save_for=inventory.cluster.name,
+                        timeout=timeout))
                 except httpx.HTTPError as exc:
                     raise SafError(f"{e.key}: {exc}") from None
             return reports

@@ -89,7 +89,8 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
         counted = printed if as_json else book.total_count() + sum(book.bad.values())
         return expired() or (count is not None and counted >= count)
 
-    sub = Subscriber(parsed, book.add_many, tick=book.tick, inventory=inv)
+    sub = Subscriber(parsed, book.add_many, tick=book.tick, refused=book.refused,
+                     inventory=inv)
     title = " ".join(e.text for e in parsed)
     if as_json:
         common.run(sub.run(until=until))

@@ -15,7 +15,7 @@ from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Node
 from saf.inference import checks
 from saf.inference.engine_log import perf_blocks, summarize
-from saf.inference.measure import CheckReport, check_url
+from saf.inference.measure import DEADLINE, CheckReport, check_url
 from saf.inference.node import (Started, Target, list_servers, server_log, start_argv,
                             stop_server)
 from saf.inference.records import Endpoint
@@ -66,7 +66,8 @@ def find(endpoints: list[Endpoint], which: str) -> Endpoint:
 
 
 async def check(fleet: Fleet, endpoint: Endpoint, *, requests: int = 1, concurrency: int = 1,
-                max_tokens: int = 32, save_for: str | None = None) -> CheckReport:
+                max_tokens: int = 32, save_for: str | None = None,
+                timeout: float = DEADLINE) -> CheckReport:
     """Measure `endpoint` through an SSH forward to its port; the engine's own timings beside
     saf's (from its answers, else from its log). Saved as the endpoint's last check when
     `save_for` names the cluster."""
@@ -76,7 +77,7 @@ async def check(fleet: Fleet, endpoint: Endpoint, *, requests: int = 1, concurre
     try:
         report = await check_url(f"http://127.0.0.1:{forward.local_port}", endpoint.key,
                                  requests=requests, concurrency=concurrency,
-                                 max_tokens=max_tokens)
+                                 max_tokens=max_tokens, timeout=timeout)
     finally:
         await forward.close()
     if report.engine is None and endpoint.engine in ("llama-server", "llama-cpp-python") \

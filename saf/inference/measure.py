@@ -21,12 +21,25 @@ from typing import Any
 
 import httpx
 
+from saf import http_read
 from saf.inference.records import BadLines
-from saf.inference.sse import Chunk, ModelInfo, SSEReader, read_chunk, read_models
+from saf.inference.sse import MAX_EVENT, Chunk, ModelInfo, SSEReader, read_chunk, read_models
 
 PROMPT = "The quick brown fox jumps over the lazy dog. Tell me a story about a"
 METRICS = ("ttft", "tpot", "itl", "e2el")
 PERCENTILES = (50, 90, 99)
+# What one answer may hold. A line is at most one event's data and its name; /v1/models lists
+# a few models (vLLM's answer for one is about 500 bytes); the text kept is for a person to
+# read, not measured; chunks past twice what was asked for (plus the role, usage and finish
+# chunks some engines add) mean the server ignores max_tokens.
+LINE_LIMIT = MAX_EVENT + 1024
+MODELS_LIMIT = 4 * 1024 * 1024
+TEXT_LIMIT = 64 * 1024
+DEADLINE = 300.0  # seconds for a whole check of one endpoint
+
+
+def chunk_limit(max_tokens: int) -> int:
+    return 2 * max_tokens + 16
 
 
 @dataclass
@@ -146,12 +159,12 @@ class CheckReport:
 
 
 async def get_models(client: httpx.AsyncClient, bad: BadLines) -> list[ModelInfo]:
-    answer = await client.get("/v1/models")
-    if answer.status_code != 200:
-        raise httpx.HTTPStatusError(f"GET /v1/models answered {answer.status_code}",
-                                    request=answer.request, response=answer)
+    status, answer = await http_read.request(client, "GET", "/v1/models", limit=MODELS_LIMIT)
+    if status != 200:
+        raise httpx.HTTPError(f"GET /v1/models answered {status}: "
+                              f"{http_read.excerpt(answer)}")
     try:
-        data = answer.json()
+        data = json.loads(answer)
     except ValueError:
         bad.add("bad_models")
         return []
@@ -175,13 +188,14 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
     usage_tokens: int | None = None
     token_chunks = 0
     finished = False
+    most = chunk_limit(int(body.get("max_tokens", 0)))
     try:
         async with client.stream("POST", "/v1/completions", json=body) as answer:
             if answer.status_code != 200:
-                text = (await answer.aread())[:300].decode("utf-8", "replace")
-                result.error = f"HTTP {answer.status_code}: {' '.join(text.split())}"
+                text = http_read.excerpt(await http_read.head(answer, 300))
+                result.error = f"HTTP {answer.status_code}: {text}"
                 return result
-            async for line in answer.aiter_lines():
+            async for line in http_read.lines(answer, LINE_LIMIT):
                 data = reader.line(line)
                 if data is None:
                     continue
@@ -192,6 +206,11 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
                     continue
                 now = time.perf_counter()
                 result.chunks += 1
+                if result.chunks > most:
+                    bad.add("too_many_chunks")
+                    result.error = (f"more than {most} chunks for max_tokens "
+                                    f"{body.get('max_tokens')}: the server ignores it")
+                    return result
                 _take(result, chunk)
                 if chunk.completion_tokens is not None:
                     usage_tokens = chunk.completion_tokens
@@ -208,6 +227,10 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
                 chunk = read_chunk(tail, bad)
                 if chunk is not None:
                     _take(result, chunk)
+    except http_read.TooLarge as exc:
+        bad.add("too_long")
+        result.error = str(exc)
+        return result
     except httpx.HTTPError as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:300]
         return result
@@ -228,7 +251,8 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
 
 
 def _take(result: RequestResult, chunk: Chunk) -> None:
-    result.text += chunk.text
+    if len(result.text) < TEXT_LIMIT:
+        result.text = (result.text + chunk.text)[:TEXT_LIMIT]
     if chunk.prompt_tokens is not None:
         result.prompt_tokens = chunk.prompt_tokens
     if chunk.timings is not None:
@@ -236,13 +260,20 @@ def _take(result: RequestResult, chunk: Chunk) -> None:
 
 
 async def run_requests(client: httpx.AsyncClient, body: dict[str, Any], requests: int,
-                       concurrency: int, bad: BadLines) -> tuple[list[RequestResult], float]:
-    """`requests` requests, at most `concurrency` at once; (results, wall seconds)."""
+                       concurrency: int, bad: BadLines,
+                       deadline: float | None = None) -> tuple[list[RequestResult], float]:
+    """`requests` requests, at most `concurrency` at once; (results, wall seconds). A request
+    not answered whole by `deadline` (the loop's clock) fails: a server that sends keep-alive
+    comments or tokens forever, or trickles a byte at a time, never ends a check otherwise."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> RequestResult:
-        async with gate:
-            return await one_request(client, body, bad)
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with gate:
+                    return await one_request(client, body, bad)
+        except TimeoutError:
+            return RequestResult(ok=False, error="not answered within the check's deadline")
 
     began = time.perf_counter()
     results = await asyncio.gather(*(one() for _ in range(requests)))
@@ -251,18 +282,26 @@ async def run_requests(client: httpx.AsyncClient, body: dict[str, Any], requests
 
 async def check_url(base_url: str, endpoint: str, *, requests: int = 1, concurrency: int = 1,
                     max_tokens: int = 32, model: str | None = None,
-                    timeout: float = 300.0) -> CheckReport:
-    """GET /v1/models, then `requests` streamed completions; the report."""
+                    timeout: float = DEADLINE) -> CheckReport:
+    """GET /v1/models, then `requests` streamed completions; the report. `timeout` is the
+    whole check's deadline: requests unanswered by then fail, and the report is what came."""
     bad = BadLines()
     limits = httpx.Limits(max_connections=max(concurrency, 1) + 1)
+    deadline = asyncio.get_running_loop().time() + timeout
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits,
                                  trust_env=False) as client:
-        models = await get_models(client, bad)
+        try:
+            async with asyncio.timeout_at(deadline):
+                models = await get_models(client, bad)
+        except TimeoutError:
+            raise httpx.TimeoutException(
+                f"GET /v1/models not answered within {timeout:g} s") from None
         name = model or (models[0].id if models else "")
         if not name:
             raise httpx.HTTPError("GET /v1/models listed no model")
         body = completion_body(name, max_tokens)
-        results, duration = await run_requests(client, body, requests, concurrency, bad)
+        results, duration = await run_requests(client, body, requests, concurrency, bad,
+                                               deadline)
     report = CheckReport(endpoint, name, models, requests, concurrency, max_tokens, duration,
                          results, bad)
     timed = [r.timings for r in report.completed if r.timings]

@@ -1,42 +1,60 @@
 """The Ray dashboard's HTTP API, reached through an SSH port forward to the head (nothing
 needs exposing), read with httpx. Every answer is checked before it is used
-(saf.ray.status builds typed values from it)."""
+(saf.ray.status builds typed values from it). Every answer is read through saf.http_read:
+at most `LIMIT` bytes, the whole exchange within `deadline` seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from saf import http_read
 from saf.connect.base import Connector
 from saf.errors import RayError
+
+
+# The largest answer saf reads: the state API lists at most 1000 nodes (`limit` below), about
+# 2 KB each, so 64 MiB leaves room for a big cluster's jobs list and still bounds a bad one.
+LIMIT = 64 * 1024 * 1024
 
 
 class Dashboard:
     """A small client of the endpoints saf reads: the state API's nodes, the cluster's
     resource use, and the job submission API."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, url: str | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, url: str | None = None,
+                 deadline: float = 60.0) -> None:
         self.base_url = base_url
+        self.deadline = deadline  # one whole request and answer; `timeout` is between reads
         self.url = url or base_url  # what a person would open (the head's own address)
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _json(self, method: str, path: str, **kw: Any) -> Any:
+    async def _request(self, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
         try:
-            response = await self.http.request(method, path, **kw)
+            async with asyncio.timeout(self.deadline):
+                return await http_read.request(self.http, method, path, limit=LIMIT, **kw)
+        except TimeoutError:
+            raise RayError(f"the Ray dashboard at {self.url} did not answer {path} within "
+                           f"{self.deadline:g} s") from None
         except httpx.HTTPError as exc:
             raise RayError(f"the Ray dashboard at {self.url} did not answer "
                            f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
-        if response.status_code >= 400:
-            raise RayError(f"the Ray dashboard answered {response.status_code} to {path}: "
-                           f"{response.text[:300]}")
+
+    async def _json(self, method: str, path: str, **kw: Any) -> Any:
+        status, data = await self._request(method, path, **kw)
+        if status >= 400:
+            raise RayError(f"the Ray dashboard answered {status} to {path}: "
+                           f"{http_read.excerpt(data)}")
         try:
-            return response.json()
+            return json.loads(data)
         except ValueError:
             raise RayError(f"the Ray dashboard's answer to {path} is not JSON") from None
 
@@ -65,20 +83,14 @@ class Dashboard:
         return await self._json("POST", f"/api/jobs/{job_id}/stop")
 
     async def has_package(self, uri_path: str) -> bool:
-        try:
-            response = await self.http.get(f"/api/packages/{uri_path}")
-        except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
-        return response.status_code == 200
+        status, _ = await self._request("GET", f"/api/packages/{uri_path}")
+        return status == 200
 
     async def put_package(self, uri_path: str, data: bytes) -> None:
-        try:
-            response = await self.http.put(f"/api/packages/{uri_path}", content=data)
-        except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
-        if response.status_code >= 400:
+        status, answer = await self._request("PUT", f"/api/packages/{uri_path}", content=data)
+        if status >= 400:
             raise RayError(f"the Ray dashboard refused the working directory "
-                           f"({response.status_code}: {response.text[:300]})")
+                           f"({status}: {http_read.excerpt(answer)})")
 
 
 def dashboard_target(inventory_host: str, bind: str) -> str:

@@ -68,6 +68,18 @@ class StepOutput(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class StepOutputDropped(Event):
+    """A run log keeps a step's first and last lines on a node; this says how many lines (and
+    bytes) between them it left out. Written before the kept tail."""
+
+    kind: ClassVar[str] = "step_output_dropped"
+    step: int
+    node: str
+    lines: int
+    bytes: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class NodeStepFinished(Event):
     """A step ended on a node. In a --check run, `would` lists what would have run."""
 
@@ -104,8 +116,8 @@ class RunFinished(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in (
-    RunStarted, StepStarted, NodeStepStarted, StepOutput, NodeStepFinished, StepFinished,
-    RunFinished)}
+    RunStarted, StepStarted, NodeStepStarted, StepOutput, StepOutputDropped, NodeStepFinished,
+    StepFinished, RunFinished)}
 
 
 def from_json(data: dict[str, Any]) -> Event | None:

@@ -2,8 +2,12 @@
 
 Each event is one `os.write` of one line to a file opened O_APPEND, so a reader (or a saf
 killed mid-run) never sees half a line. The first line is `run_started` (with the pid and the
-pid's start time), the last `run_finished`. A log without `run_finished` whose process is gone
-(or is a different process with the same pid) is marked `interrupted` the next time saf looks.
+pid's start time), the last `run_finished`. A step's output on a node is kept as its first
+`HEAD_LINES` and last `TAIL_LINES` lines (each line at most `LINE_CHARS`), with one
+`step_output_dropped` record counting what was left between them: a step printing 20 MB
+wrote an 80 MB log, and every later `saf runs` read it whole (a summary now skips output
+lines unparsed). A log without `run_finished` whose process is gone (or is a different
+process with the same pid) is marked `interrupted` the next time saf looks.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,12 @@ import psutil
 from saf import paths
 from saf.errors import SafError
 from saf.events import Event
-from saf.recipe.events import DONE, NodeStepFinished, RunFinished, RunStarted, from_json
+from saf.recipe.events import (DONE, NodeStepFinished, RunFinished, RunStarted, StepOutput,
+                               StepOutputDropped, from_json)
+
+HEAD_LINES = 1000  # of a step's output on a node, written as it comes
+TAIL_LINES = 1000  # held back, written when the step ends there
+LINE_CHARS = 16 * 1024  # a longer line is cut (its dropped characters counted)
 
 
 def runs_dir() -> Path:
@@ -47,13 +57,50 @@ class RunLog:
         self.path = path
         paths.private_dir(path.parent)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._outputs: dict[tuple[int, str], _Kept] = {}
 
     @classmethod
     def create(cls, run_id: str, folder: Path | None = None) -> RunLog:
         return cls((folder or runs_dir()) / f"{run_id}.jsonl")
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, StepOutput):
+            self._output(event)
+            return
+        if isinstance(event, NodeStepFinished):
+            self._flush_output((event.step, event.node))
+        elif isinstance(event, RunFinished):
+            for key in list(self._outputs):
+                self._flush_output(key)
         self.write(event.to_json())
+
+    def _output(self, event: StepOutput) -> None:
+        kept = self._outputs.setdefault((event.step, event.node), _Kept())
+        line = event.line
+        if len(line) > LINE_CHARS:
+            kept.dropped_bytes += len(line.encode()) - LINE_CHARS
+            line = line[:LINE_CHARS]
+            event = StepOutput(step=event.step, node=event.node, stream=event.stream,
+                               line=line, time=event.time)
+        if kept.written < HEAD_LINES:
+            kept.written += 1
+            self.write(event.to_json())
+            return
+        if len(kept.tail) == TAIL_LINES:
+            gone = kept.tail.popleft()
+            kept.dropped_lines += 1
+            kept.dropped_bytes += len(gone.line.encode()) + 1
+        kept.tail.append(event)
+
+    def _flush_output(self, key: tuple[int, str]) -> None:
+        kept = self._outputs.pop(key, None)
+        if kept is None:
+            return
+        if kept.dropped_lines or kept.dropped_bytes:
+            self.write(StepOutputDropped(step=key[0], node=key[1], lines=kept.dropped_lines,
+                                         bytes=kept.dropped_bytes).to_json())
+        for event in kept.tail:
+            self.write(event.to_json())
 
     def write(self, data: dict[str, Any]) -> None:
         if self._fd is None:
@@ -69,18 +116,37 @@ class RunLog:
             os.utime(self._fd)
 
     def close(self) -> None:
+        for key in list(self._outputs):
+            self._flush_output(key)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
-def read_events(path: Path) -> list[Event]:
-    """Every event of a log; a torn or unknown line is skipped."""
+@dataclass
+class _Kept:
+    """What a log holds back of one step's output on one node."""
+
+    written: int = 0
+    tail: deque[StepOutput] = field(default_factory=deque)
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
+
+
+_OUTPUT = '{"event": "step_output"'
+
+
+def read_events(path: Path, *, output: bool = True) -> list[Event]:
+    """Every event of a log; a torn or unknown line is skipped. `output=False` skips the
+    steps' output lines without parsing them (what a summary needs)."""
     events: list[Event] = []
     with path.open(encoding="utf-8") as f:
         for line in f:
             if not line.endswith("\n"):
                 break  # a line still being written
+            if not output and line.startswith(_OUTPUT) and not line.startswith(
+                    '{"event": "step_output_dropped"'):
+                continue
             try:
                 event = from_json(json.loads(line))
             except (ValueError, TypeError):
@@ -128,7 +194,7 @@ class RunSummary:
 
 
 def summarize(path: Path, *, mark_interrupted: bool = True) -> RunSummary | None:
-    events = read_events(path)
+    events = read_events(path, output=False)
     if not events or not isinstance(events[0], RunStarted):
         return None
     started = events[0]

@@ -17,7 +17,8 @@ from rich.text import Text
 from saf.events import Event
 from saf.metrics.format import fmt_some
 from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
-                               RunStarted, StepFinished, StepOutput, StepStarted, status_label)
+                               RunStarted, StepFinished, StepOutput, StepOutputDropped,
+                               StepStarted, status_label)
 from saf.render.columns import Column, fit
 from saf.render.console import console, node_style, seconds
 
@@ -101,6 +102,11 @@ class RunView:
                 self.out.print(Text(f"  {event.node:<{self.width}} │ ",
                                     style=node_style(self.nodes, event.node))
                                + Text(event.line, style="red" if event.stream == "stderr" else ""))
+        elif isinstance(event, StepOutputDropped):
+            self.out.print(Text(f"  {event.node:<{self.width}} │ ", style=node_style(
+                self.nodes, event.node)) + Text(
+                    f"… {event.lines:,} lines ({event.bytes:,} bytes) of output not kept in "
+                    "the log", style="yellow"))
         elif isinstance(event, NodeStepFinished):
             self._node_finished(event)
         elif isinstance(event, StepFinished):

@@ -335,7 +335,8 @@ class Hub:
         async def source(feed: SignalFeed) -> None:
             from saf.signals.subscriber import Subscriber
 
-            await Subscriber(endpoints, sink, tick=book.tick, inventory=self.inventory,
+            await Subscriber(endpoints, sink, tick=book.tick, refused=book.refused,
+                             inventory=self.inventory,
                              fleet=self.fleet, ssh=config.ssh, emit=on_state).run()
 
         feed = SignalFeed(book, " ".join(endpoints), source=source)

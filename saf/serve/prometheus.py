@@ -125,16 +125,38 @@ class SafCollector(Collector):
         if not up:
             return  # figures of a node that is not up are not shown as if current
         self._host(out, base, view)
+        # A node may report two GPUs with one index (or two NICs or NUMA nodes with one
+        # name): the same labels twice make a scrape Prometheus rejects whole. The first is
+        # kept, the rest counted in saf_series_dropped.
+        dropped = {"gpu": 0, "nic": 0, "numa": 0}
+        seen: set[tuple[str, str]] = set()
+
+        def first(kind: str, key: str) -> bool:
+            if (kind, key) in seen:
+                dropped[kind] += 1
+                return False
+            seen.add((kind, key))
+            return True
+
         for gpu in view.gpus:
-            self._gpu(out, [*base, str(gpu.index), gpu.name], gpu)
+            if first("gpu", str(gpu.index)):
+                self._gpu(out, [*base, str(gpu.index), gpu.name], gpu)
         raw_nics = {str(n.get("name")): n for n in view.sample.get("nics") or ()
                     if isinstance(n, dict)}
         for nic in view.nics:
-            self._nic(out, [*base, nic.name], nic, raw_nics.get(nic.name, {}))
+            if first("nic", nic.name):
+                self._nic(out, [*base, nic.name], nic, raw_nics.get(nic.name, {}))
         raw_numa = {num(n.get("node")): n for n in view.sample.get("numa") or ()
                     if isinstance(n, dict)}
         for numa in view.numa:
-            self._numa(out, [*base, str(numa.node)], numa, raw_numa.get(float(numa.node), {}))
+            if first("numa", str(numa.node)):
+                self._numa(out, [*base, str(numa.node)], numa,
+                           raw_numa.get(float(numa.node), {}))
+        family = out.gauge("saf_series_dropped", "Series of the node's last sample left out "
+                           "because another had the same labels (a GPU index, interface or "
+                           "NUMA node reported twice), by kind", [*NODE, "kind"])
+        for kind, count in dropped.items():
+            family.add_metric([*base, kind], count)
 
     def _host(self, out: _Families, base: list[str], view: NodeView) -> None:
         cpu = view.cpu

@@ -277,6 +277,10 @@ class SignalBook:
         self.anomaly_log.append(event)
         self.emit(event)
 
+    def refused(self, reason: str, detail: str, recv_ns: int) -> None:
+        """Count a frame refused before it reached the book (the subscriber's size limit)."""
+        self._bad(reason, detail, b"", recv_ns)
+
     def _bad(self, reason: str, detail: str, frame: bytes, recv_ns: int) -> None:
         self.bad[reason] = self.bad.get(reason, 0) + 1
         self.bad_total += 1

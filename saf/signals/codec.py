@@ -55,6 +55,7 @@ REASONS: dict[str, str] = {
     "range": "a value outside its range",
     "anomaly_type": "an unknown anomaly type",
     "symbol": "symbol empty, not ASCII, or not NUL-padded",
+    "too_large": "a message past the size limit: ZeroMQ dropped it with the connection",
 }
 
 

@@ -82,7 +82,8 @@ class SignalFeed:
         async def source(feed: SignalFeed) -> None:
             from saf.signals.subscriber import Subscriber
 
-            await Subscriber(chosen, book.add_many, tick=book.tick, inventory=inventory,
+            await Subscriber(chosen, book.add_many, tick=book.tick, refused=book.refused,
+                             inventory=inventory,
                              fleet=fleet, ssh=config.ssh, emit=feed.on_event).run()
 
         feed = cls(book, " ".join(chosen), source=source)

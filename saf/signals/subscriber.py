@@ -7,6 +7,13 @@ frame without blocking (`recv(zmq.NOBLOCK)` until `zmq.Again`) and hands the bat
 in one call. A batch is capped so that a flood still yields to the event loop (the UI) between
 batches.
 
+Every message is at most `MAX_MESSAGE` bytes (`ZMQ_MAXMSGSIZE`): ZeroMQ builds a message whole
+before handing it over and queues up to RCVHWM of them, so without a limit a publisher sending
+large messages grew saf by gigabytes. Past the limit libzmq drops the message together with
+the connection and, unlike after any other disconnect, does not reconnect; the subscriber tells
+the two apart by that silence, counts the refusal (`Refused`, the book's bad frames,
+`too_large`) and connects again.
+
 Endpoints on nodes are reached through SSH port forwards (``ssh://NODE:PORT``), opened on the
 fleet's connector for the node and closed with the subscriber.
 """
@@ -32,9 +39,19 @@ from saf.signals.events import SignalSourceState
 Sink = Callable[[list[bytes], int], None]
 """Called with a batch of raw frames and the time (ns since the epoch) they were received."""
 Tick = Callable[[int], None]
+Refused = Callable[[str, str, int], None]
+"""Called with (reason, detail, time in ns) for a message refused before the sink saw it."""
 
 BATCH = 1024  # frames per drain before yielding to the event loop (~1-3 ms of work)
 RCVHWM = 200_000  # frames ZeroMQ may queue for us during a burst (about 20 MB at most)
+# An AISignal is 48 bytes. 64 lets a frame a little off (another version's, a padding
+# mistake) still arrive to be counted with its bytes as `size`, and keeps the queue's worst
+# case near the 20 MB above: RCVHWM x (64 bytes + libzmq's ~64 bytes of message and malloc
+# overhead) = about 26 MB, where 4 MiB messages reached 953 MB.
+MAX_MESSAGE = 64
+# A disconnect libzmq will retry shows its retry at once (checked on libzmq 4.3.5); one still
+# silent after this long was a refused message.
+DROP_SETTLE = 0.5
 POLL_MS = 250  # how long to wait before ticking anyway (gaps are noticed in silence)
 
 _MONITOR_STATES: dict[int, str] = {
@@ -46,7 +63,8 @@ _MONITOR_STATES: dict[int, str] = {
 
 class Subscriber:
     def __init__(self, endpoints: Sequence[str | Endpoint], sink: Sink, *,
-                 tick: Tick | None = None, inventory: Inventory | None = None,
+                 tick: Tick | None = None, refused: Refused | None = None,
+                 inventory: Inventory | None = None,
                  fleet: Fleet | None = None, ssh: bool = False, emit: Emit = ignore,
                  batch: int = BATCH, rcvhwm: int = RCVHWM, poll_ms: int = POLL_MS,
                  context: zmq.asyncio.Context | None = None) -> None:
@@ -57,6 +75,9 @@ class Subscriber:
                                          ssh=ssh) for e in endpoints]
         self.sink = sink
         self.tick = tick
+        self.refused = refused
+        self.dropped = 0  # connections libzmq dropped over an oversize message
+        self._drops: dict[str, asyncio.TimerHandle] = {}
         self.emit = emit
         self.batch = batch
         self.rcvhwm = rcvhwm
@@ -83,6 +104,7 @@ class Subscriber:
         sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.setsockopt(zmq.IPV6, 1)  # so tcp://[::1]:PORT works; IPv4 endpoints still do
         self._sock = sock
@@ -123,12 +145,31 @@ class Subscriber:
         try:
             while True:
                 event = parse_monitor_message(await monitor.recv_multipart())
+                url = event["endpoint"].decode(errors="replace")
+                pending = self._drops.pop(url, None)
+                if pending is not None:
+                    pending.cancel()  # libzmq is retrying: an ordinary disconnect
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._drops[url] = asyncio.get_running_loop().call_later(
+                        DROP_SETTLE, self._dropped, url)
                 state = _MONITOR_STATES.get(event["event"])
                 if state:
-                    url = event["endpoint"].decode(errors="replace")
                     self._set_state(self._names.get(url, url), state)
         except (asyncio.CancelledError, zmq.ZMQError):
             pass  # close() closes the monitor, after disabling it (see there)
+
+    def _dropped(self, url: str) -> None:
+        """libzmq ended the session for a message past MAX_MESSAGE: count it, connect again."""
+        self._drops.pop(url, None)
+        if self._sock is None:
+            return
+        self.dropped += 1
+        if self.refused is not None:
+            self.refused("too_large", f"a message over {MAX_MESSAGE} bytes from "
+                         f"{self._names.get(url, url)}", time.time_ns())
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.disconnect(url)
+        self._sock.connect(url)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -185,6 +226,9 @@ class Subscriber:
         if self._sock is not None and self._monitor is not None:
             with contextlib.suppress(zmq.ZMQError):
                 self._sock.disable_monitor()
+        for pending in self._drops.values():
+            pending.cancel()
+        self._drops.clear()
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from saf.errors import ConfigError
+from saf.errors import ConfigError, brief
+from saf.inventory.importers.bounded_yaml import AliasBomb, BoundedSafeLoader
 from saf.inventory.importers.draft import Draft, DraftNode
 
 
@@ -57,7 +58,7 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
                           "worker_ips)", doc.line("provider"))
     kind = provider.get("type")
     if kind != "local":
-        raise draft.error(f"provider type is {kind!r}; saf imports on-premise clusters "
+        raise draft.error(f"provider type is {brief(kind)}; saf imports on-premise clusters "
                           "(provider: type: local), whose machines the file names",
                           doc.line("provider", "type"))
     if provider.get("coordinator_address") and "head_ip" not in provider:
@@ -95,7 +96,8 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
     for index, item in enumerate(workers):
         line = doc.line("provider", "worker_ips", index)
         if not isinstance(item, (str, int)) or isinstance(item, bool) or not str(item).strip():
-            raise draft.error(f"worker_ips entry {index + 1} is not an address: {item!r}", line)
+            raise draft.error(f"worker_ips entry {index + 1} is not an address: "
+                              f"{brief(item)}", line)
         address = str(item).strip()
         if address in seen:
             raise draft.error(f"{address} is listed twice (head_ip and worker_ips must name "
@@ -109,10 +111,12 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
 
 def _load(draft: Draft, text: str) -> tuple[yaml.Node | None, Any]:
     """Parse once, keeping both the node tree (for line numbers) and the values."""
-    loader = yaml.SafeLoader(text)
+    loader = BoundedSafeLoader(text)
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
+    except AliasBomb as exc:
+        raise draft.error(f"refused: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "cannot parse"
@@ -191,7 +195,7 @@ def _address(doc: _Doc, provider: dict[str, Any], key: str, *, required: bool) -
                                   "address", doc.line("provider", key))
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise doc.draft.error(f"provider.{key} must be an address, not {value!r}",
+        raise doc.draft.error(f"provider.{key} must be an address, not {brief(value)}",
                               doc.line("provider", key))
     return str(value).strip()
 

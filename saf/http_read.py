@@ -1,0 +1,80 @@
+"""Every HTTP read from a node, bounded in size (and, by its caller, in time).
+
+A node's HTTP server (a model engine, the Ray dashboard) is untrusted: it may send one endless
+line, a body of any size, or keep a stream alive forever with keep-alive comments. httpx's
+own `aiter_lines` and `Response.json()` keep whatever arrives, so saf never uses them on a
+node's answer: `lines` yields lines of at most `limit` bytes and `body` reads at most `limit`
+bytes, each raising `TooLarge` past it. Time is the caller's: each wraps its whole exchange in
+`asyncio.timeout` (an overall deadline; httpx's own timeout only bounds the gap between two
+reads, which a server trickling bytes never exceeds).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+_EOL = re.compile(rb"\r\n|\r|\n")  # SSE (and HTTP bodies people read) end lines all three ways
+
+
+class TooLarge(httpx.HTTPError):
+    """A line or body past its limit: the server is not answering sanely. An httpx error, so
+    every caller that handles a failed request handles this one too."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} longer than {limit} bytes")
+        self.what, self.limit = what, limit
+
+
+async def lines(response: httpx.Response, limit: int) -> AsyncIterator[str]:
+    """The response's lines (UTF-8, bad bytes replaced, without their ends), each at most
+    `limit` bytes; `TooLarge` as soon as a line passes it, before it is kept whole."""
+    pending = bytearray()
+    async for chunk in response.aiter_bytes():
+        scan = max(len(pending) - 1, 0)  # a "\r" kept back may begin a "\r\n"
+        pending += chunk
+        while (end := _EOL.search(pending, scan)) is not None:
+            if end.group() == b"\r" and end.end() == len(pending):
+                break  # wait for the next chunk: it may start with "\n"
+            yield pending[:end.start()].decode("utf-8", "replace")
+            del pending[:end.end()]
+            scan = 0
+        if len(pending) > limit:
+            raise TooLarge("a line", limit)
+    if pending:
+        yield pending.rstrip(b"\r").decode("utf-8", "replace")
+
+
+async def body(response: httpx.Response, limit: int) -> bytes:
+    """The whole body of a streamed response, at most `limit` bytes (else `TooLarge`)."""
+    kept = bytearray()
+    async for chunk in response.aiter_bytes():
+        kept += chunk
+        if len(kept) > limit:
+            raise TooLarge("the answer", limit)
+    return bytes(kept)
+
+
+async def request(client: httpx.AsyncClient, method: str, url: str, *, limit: int,
+                  **kw: Any) -> tuple[int, bytes]:
+    """(status, body) of one request, the body read through `body`."""
+    async with client.stream(method, url, **kw) as response:
+        return response.status_code, await body(response, limit)
+
+
+async def head(response: httpx.Response, size: int) -> bytes:
+    """The first `size` bytes of a body (an error page to quote), the rest left unread."""
+    kept = bytearray()
+    async for chunk in response.aiter_bytes():
+        kept += chunk
+        if len(kept) >= size:
+            break
+    return bytes(kept[:size])
+
+
+def excerpt(data: bytes, size: int = 300) -> str:
+    """The start of a body for a message: at most `size` characters, whitespace folded."""
+    return " ".join(data[:size].decode("utf-8", "replace").split())
