@@ -295,8 +295,10 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         if row >= len(self.rows):
             if not self.rows and y == 2:
                 text = "no node matches the filter" if self.filter else "no nodes"
-                return Strip([Segment(f"  {text}", self._style("dim"))],
-                             width).extend_cell_length(width, self._style("ok"))
+                # Measured, then padded to the width: a strip told it is `width` long is
+                # not padded, and the row drawn there before showed through its end.
+                return Strip([Segment(f"  {text}", self._style("dim"))]).extend_cell_length(
+                    width, self._style("ok")).crop(0, width)
             return Strip.blank(width, self._style("ok"))
         name = self.rows[row]
         strip = self._cache.get(name)

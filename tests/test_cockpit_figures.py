@@ -49,3 +49,16 @@ async def test_a_nodes_memory_reads_the_same_on_the_dashboard_and_its_node_scree
         (numa,) = [line for line in lines if "│      0 " in line]
         assert f" {figure} " in memory, memory
         assert f" {figure} " in numa, numa
+
+
+async def test_a_filter_that_matches_nothing_says_so_on_a_clean_line():
+    """The rows drawn before the filter must not show through the end of the message."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("slash", *"zzz")
+        await pilot.pause()
+        (line,) = [line for line in screen_lines(app) if "no node matches" in line]
+        # Every cell of the line drawn: a short line leaves what was there before it.
+        assert line == "  no node matches the filter".ljust(120), line
