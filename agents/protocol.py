@@ -97,7 +97,8 @@ class NumaNode(TypedDict, total=False):
     distances: Optional[list[int]]
     mem_total: Optional[int]
     mem_free: Optional[int]
-    mem_used: Optional[int]
+    mem_available: Optional[int]  # as MemAvailable is reckoned, for this node's memory
+    mem_used: Optional[int]  # mem_total - mem_available (what `free` calls used)
     numa_hit: int
     numa_miss: int
     numa_foreign: int

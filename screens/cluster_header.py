@@ -8,7 +8,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from saf.metrics.format import fmt_bytes
+from saf.metrics.format import fmt_used
 from saf.metrics.thresholds import Level
 from saf.metrics.view import NodeStatus, alerts
 from saf.screens.widgets import palette
@@ -77,11 +77,9 @@ class ClusterHeader(Widget):
         text.append(f" {app.ctx.cluster} ", style=f"bold reverse {v['primary']}")
         up_style = v["success"] if up == len(views) else v["warning"] if up else v["error"]
         totals = [("nodes", f"{up}/{len(views)} up", f"bold {up_style}"), ("CPUs", str(cpus), ""),
-                  ("memory", f"{fmt_bytes(mem_used, digits=0)}/{fmt_bytes(mem_total, digits=0)}",
-                   ""), ("GPUs", str(gpus), "")]
+                  ("memory", fmt_used(mem_used, mem_total), ""), ("GPUs", str(gpus), "")]
         if gpu_total:
-            totals.append(("GPU memory", f"{fmt_bytes(gpu_used, digits=0)}/"
-                                         f"{fmt_bytes(gpu_total, digits=0)}", ""))
+            totals.append(("GPU memory", fmt_used(gpu_used, gpu_total), ""))
         used = cell_len(text.plain)
         for label, value, style in totals:
             # A narrow screen breaks the line between totals, never inside one ("GPU / memory").

@@ -71,13 +71,37 @@ def cursor_colours(variables: Mapping[str, str]) -> CursorColours:
     background = (resolve(variables.get("block-cursor-background", ""), base)
                   or resolve(variables.get("primary", ""), base) or base)
     foreground = resolve(variables.get("block-cursor-foreground", "auto"), background)
-    if foreground is None or contrast_ratio(foreground, background) < MIN_CONTRAST:
-        foreground = max((WHITE, BLACK), key=lambda c: contrast_ratio(c, background))
-    return CursorColours(foreground, background)
+    return CursorColours(readable_on(background, foreground), background)
+
+
+def readable_on(background: Color, wanted: Color | None) -> Color:
+    """`wanted` where it reads on `background` (WCAG AA), else black or white."""
+    if wanted is None or contrast_ratio(wanted, background) < MIN_CONTRAST:
+        return max((WHITE, BLACK), key=lambda c: contrast_ratio(c, background))
+    return wanted
+
+
+def blurred_cursor_colours(variables: Mapping[str, str]) -> CursorColours:
+    """The cursor row while the table is not focused (the filter is being typed, or the
+    terminal window or browser tab lost focus): the theme's text on its panel colour. One
+    colour for the whole row, as focused: a cell's own colour (a title's primary, an up
+    state's green) on the panel reads below AA in most themes."""
+    base = resolve(variables.get("background", "#000000"), BLACK) or BLACK
+    background = resolve(variables.get("panel", ""), base) or base
+    return CursorColours(readable_on(background, resolve(variables.get("foreground", ""),
+                                                          background)), background)
+
+
+def _as_style(colours: CursorColours) -> Style:
+    return Style(color=colours.foreground.hex6, bgcolor=colours.background.hex6, dim=False)
 
 
 def cursor_style(variables: Mapping[str, str]) -> Style:
     """The focused cursor row as a Rich style laid over its cells: the cursor's colours, and
     no dimming (a dimmed cell would read fainter than its contrast says)."""
-    colours = cursor_colours(variables)
-    return Style(color=colours.foreground.hex6, bgcolor=colours.background.hex6, dim=False)
+    return _as_style(cursor_colours(variables))
+
+
+def blurred_cursor_style(variables: Mapping[str, str]) -> Style:
+    """The unfocused cursor row as a Rich style laid over its cells."""
+    return _as_style(blurred_cursor_colours(variables))

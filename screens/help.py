@@ -33,7 +33,8 @@ STATES = [
 
 DASHBOARD_COLUMNS = [
     ("CPU", "busy % of all cores; CPU HISTORY is the last two minutes"),
-    ("MEMORY", "used / total RAM"),
+    ("MEMORY", "used / total RAM, in the total's unit; used is total less available, as "
+                "`free` says (page cache the kernel would give back is not used)"),
     ("GPU, TEMP, POWER", "mean GPU use, hottest GPU in °C, total GPU power draw in W"),
     ("GPU MEM", "used / total GPU memory ('shared': Apple unified memory)"),
     ("NET IN/OUT", "bits per second over all interfaces but loopback"),

@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_bytes, fmt_count, fmt_num,
-                                fmt_rate, fmt_speed)
+from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_count, fmt_num, fmt_rate,
+                                fmt_speed, fmt_used)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
 from saf.render.columns import Column, choose, fitted_line, fitted_table
@@ -133,13 +133,13 @@ class Memory(Part):
         text.append(bar(None if pct is None else pct / 100, width),
                     style=_level_style(app, level(pct, th.mem_warn, th.mem_alert))
                     or palette(app)["primary"])
-        text.append(f" {fmt_bytes(view.mem_used)}/{fmt_bytes(view.mem_total)}")
+        text.append(f" {fmt_used(view.mem_used, view.mem_total)}")
         text.append("\nswap   ", style="bold")
         if view.swap_total:
             frac = (view.swap_used or 0) / view.swap_total
             style = palette(app)["warning"] if view.swap_used else ""
             text.append(bar(frac, width), style=style or palette(app)["primary"])
-            text.append(f" {fmt_bytes(view.swap_used)}/{fmt_bytes(view.swap_total)}")
+            text.append(f" {fmt_used(view.swap_used, view.swap_total)}")
         else:
             text.append("none configured", style="dim")
         return text
@@ -159,8 +159,7 @@ class NumaTable(Part):
             frac = (n.mem_used / n.mem_total) if n.mem_used is not None and n.mem_total else None
             miss_pct = (100 * n.miss / (n.hit + n.miss)) if n.hit and n.miss is not None else None
             rows.append([Text(str(n.node)), Text(n.cpus),
-                         Text(f"{bar(frac, 10)} {fmt_bytes(n.mem_used, digits=0)}/"
-                              f"{fmt_bytes(n.mem_total, digits=0)}"),
+                         Text(f"{bar(frac, 10)} {fmt_used(n.mem_used, n.mem_total)}"),
                          Text(fmt_count(n.hit)), Text(fmt_count(n.miss)),
                          Text(fmt_count(n.foreign)), Text(fmt_num(miss_pct, "%", 2))])
         table, _ = fitted_table(NUMA_COLUMNS, rows, self.size.width or None, padding=2,
@@ -200,7 +199,7 @@ class GpuStats(Part):
         if g.mem_total and not g.unified:
             text.append(bar(None if pct is None else pct / 100, width),
                         style=_level_style(app, level(pct, th.gpu_mem_warn, 101)) or primary)
-            text.append(f" {fmt_bytes(g.mem_used)}/{fmt_bytes(g.mem_total)}")
+            text.append(f" {fmt_used(g.mem_used, g.mem_total)}")
         elif g.unified:
             text.append("unified with system memory", style="dim")
         else:

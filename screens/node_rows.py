@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rich.cells import cell_len
 
 from saf.inventory.model import Node
-from saf.metrics.format import MISSING, fmt_bytes, fmt_num, fmt_rate, fmt_speed, sparkline
+from saf.metrics.format import MISSING, fmt_num, fmt_rate, fmt_speed, fmt_used, sparkline
 from saf.metrics.thresholds import Level, Thresholds, level
 from saf.metrics.view import NodeStatus, NodeView
 from saf.render.columns import choose
@@ -88,8 +88,7 @@ def row_cells(view: NodeView, node: Node | None, th: Thresholds) -> dict[str, tu
         "role": (",".join(node.roles) if node and node.roles else MISSING, dim),
         "os": (view.os, dim),
         "cpu": (fmt_num(view.cpu, "%"), levelled(view.cpu, th.cpu_warn, th.cpu_alert)),
-        "mem": (f"{fmt_bytes(view.mem_used, digits=0)}/{fmt_bytes(view.mem_total, digits=0)}"
-                if view.mem_total else MISSING,
+        "mem": (fmt_used(view.mem_used, view.mem_total),
                 levelled(view.mem_pct, th.mem_warn, th.mem_alert)),
     }
     if view.gpus:
@@ -97,8 +96,7 @@ def row_cells(view: NodeView, node: Node | None, th: Thresholds) -> dict[str, tu
         used, total = view.gpu_mem()
         temp = hot.temp if hot else None
         cells["gpu"] = (fmt_num(view.gpu_util(), "%"), dim)
-        cells["gpu_mem"] = ((f"{fmt_bytes(used, digits=0)}/{fmt_bytes(total, digits=0)}"
-                             if total else "shared"), dim)
+        cells["gpu_mem"] = (fmt_used(used, total) if total else "shared", dim)
         cells["temp"] = (fmt_num(temp, "°"), levelled(temp, th.gpu_temp_warn,
                                                        th.gpu_temp_alert))
         cells["power"] = (fmt_num(view.gpu_power(), "W"), dim)

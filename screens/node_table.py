@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from saf.screens.contrast import cursor_style
+from saf.screens.contrast import blurred_cursor_style, cursor_style
 from saf.screens.node_rows import Column, clip, fit_columns, row_parts
 from saf.screens.widgets import palette
 
@@ -212,7 +212,12 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         a change of its own, with its snapshots."""
         if not self._styles:
             v = palette(self.app)
-            self._styles = {
+            # Every cell in the theme's own text and background colours first: this table
+            # hands its lines to the compositor without the widget's styles (render_lines),
+            # and a cell left without colours is drawn in the terminal's defaults, which the
+            # theme knows nothing of (saf-light's rows were light grey on a dark terminal).
+            base = self.rich_style
+            self._styles = {name: base + style for name, style in {
                 "ok": Style(), "warn": Style(color=v["warning"], bold=True),
                 "alert": Style(color=v["error"], bold=True),
                 "dim": Style(color=v.get("foreground-muted", v["foreground"]), dim=True),
@@ -221,8 +226,8 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                 "spark": Style(color=v["primary"]),
                 "spark2": Style(color=v["secondary"]),
                 "cursor": cursor_style(self.app.theme_variables),
-                "cursor-blur": Style(bgcolor=v["panel"]),
-            }
+                "cursor-blur": blurred_cursor_style(self.app.theme_variables),
+            }.items()}
         return self._styles[name]
 
     def render_lines(self, crop: Region) -> list[Strip]:
@@ -290,9 +295,11 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         if row >= len(self.rows):
             if not self.rows and y == 2:
                 text = "no node matches the filter" if self.filter else "no nodes"
-                return Strip([Segment(f"  {text}", self._style("dim"))],
-                             width).extend_cell_length(width)
-            return Strip.blank(width)
+                # Measured, then padded to the width: a strip told it is `width` long is
+                # not padded, and the row drawn there before showed through its end.
+                return Strip([Segment(f"  {text}", self._style("dim"))]).extend_cell_length(
+                    width, self._style("ok")).crop(0, width)
+            return Strip.blank(width, self._style("ok"))
         name = self.rows[row]
         strip = self._cache.get(name)
         if strip is None:
@@ -307,7 +314,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             title = clip(col.title, col.width)
             cell = title.ljust(col.width) if col.align == "left" else title.rjust(col.width)
             segments.append(Segment(cell + " ", style))
-        return Strip(segments).extend_cell_length(width).crop(0, width)
+        return Strip(segments).extend_cell_length(width, self._style("ok")).crop(0, width)
 
     def _render_row(self, name: str, width: int, selected: bool) -> Strip:
         """A node's row, in the columns `_layout` fitted last."""
@@ -325,20 +332,19 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
                 length -= len(text) - keep
             segments = [Segment(text, self._style(style)) for text, style in parts]
             if length < width:
-                segments.append(Segment(" " * (width - length)))
+                segments.append(Segment(" " * (width - length), self._style("ok")))
             strip = Strip(segments, width)
         else:
             segments = [Segment(text, self._style(style)) for text, style in parts]
-            strip = Strip(segments).extend_cell_length(width).crop(0, width)
+            strip = Strip(segments).extend_cell_length(width, self._style("ok")).crop(0, width)
         if selected:
             strip = self._cursor_row(strip)
         return strip
 
     def _cursor_row(self, strip: Strip) -> Strip:
-        """The selected row. Focused, it is drawn in the cursor's own colours over every
-        cell's (a cell's colour could be the cursor's, and vanish); blurred, only its
-        background changes."""
-        if self.has_focus:
-            return Strip(Segment.apply_style(strip, post_style=self._style("cursor")),
-                         strip.cell_length)
-        return strip.apply_style(self._style("cursor-blur"))
+        """The selected row, drawn in one pair of colours over every cell's (a cell's colour
+        could be the cursor's, and vanish): the cursor's own while the table has the focus,
+        the theme's text on its panel colour while it has not (the filter is being typed,
+        or the window or browser tab lost focus); both read at WCAG AA (contrast.py)."""
+        style = self._style("cursor" if self.has_focus else "cursor-blur")
+        return Strip(Segment.apply_style(strip, post_style=style), strip.cell_length)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from rich.color import Color as RichColor
+from rich.segment import Segment
+from textual.events import AppBlur, AppFocus
 from textual.color import Color
 
 from saf.cockpit.context import CockpitContext
@@ -87,3 +89,66 @@ def test_a_theme_whose_cursor_text_would_vanish_gets_readable_text() -> None:
 def _rgb(colour: RichColor) -> Color:
     triplet = colour.get_truecolor()
     return Color(triplet.red, triplet.green, triplet.blue)
+
+
+# Every theme the palette offers but textual-ansi, whose colours are the terminal's own.
+ALL_THEMES = sorted(t for t in dashboard(DEFAULT_DARK).available_themes if t != "textual-ansi")
+
+
+def drawn_row(app: SafApp, y: int) -> list[Segment]:
+    """Line `y` of the screen as the terminal is sent it (the compositor's strips)."""
+    return list(app.screen._compositor.render_strips()[y])
+
+
+def unreadable(segments: list[Segment]) -> list[str]:
+    """What in a drawn line a person could not read: a cell left in the terminal's default
+    colours (which the theme does not know: a light theme's text on a dark terminal's
+    background, or white on the theme's grey in a browser), dimmed text, or text below
+    WCAG AA against its background."""
+    faults = []
+    for segment in segments:
+        style = segment.style
+        if style is None or style.bgcolor is None or style.bgcolor.is_default:
+            faults.append(f"{segment.text!r}: the terminal's default background")
+            continue
+        if not segment.text.strip():
+            continue
+        if style.color is None or style.color.is_default:
+            faults.append(f"{segment.text!r}: the terminal's default text colour")
+            continue
+        fg, bg = _rgb(style.color), _rgb(style.bgcolor)
+        ratio = contrast_ratio(fg, bg)
+        if style.dim or ratio < MIN_CONTRAST:
+            faults.append(f"{segment.text!r}: {fg.hex} on {bg.hex}, {ratio:.2f}:1"
+                          + (" dimmed" if style.dim else ""))
+    return faults
+
+
+@pytest.mark.parametrize("theme", ALL_THEMES)
+async def test_the_selected_row_reads_focused_and_blurred_in_every_theme(theme: str) -> None:
+    """The selected row as the terminal gets it, in every theme: with the table focused, with
+    the filter's input focused (the table keeps its cursor, blurred), and with the app
+    blurred (a browser tab or a terminal window that lost focus: Textual blurs the table)."""
+    app = dashboard(theme)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.screen.query_one(NodeTable)
+        table.cursor = 1
+        await pilot.pause()
+        y = table.region.y + 2  # the header line, then row 0, then the selected row
+        assert drawn_row(app, y)[0].text.startswith(table.selected)
+        faults = {"focused": unreadable(drawn_row(app, y))}
+        app.post_message(AppBlur())
+        await pilot.pause()
+        await pilot.pause()
+        assert not table.has_focus
+        faults["app blurred"] = unreadable(drawn_row(app, y))
+        app.post_message(AppFocus())
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        assert not table.has_focus
+        y = table.region.y + 2
+        faults["filtering"] = unreadable(drawn_row(app, y))
+        assert not any(faults.values()), (theme, faults)

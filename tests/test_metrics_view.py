@@ -168,3 +168,38 @@ def test_a_sparkline_cell_is_the_highest_value_of_its_bucket():
         assert sparkline(values, width, top=top) == reference(values, width, top)
 
     check()
+
+
+def test_net_in_and_out_leave_loopback_out_even_as_the_cluster_interface():
+    """This machine's agent as the demo runs it (the cluster on 127.0.0.1, so `lo` is the
+    cluster interface), with traffic on loopback between two samples: the node's NET IN/OUT
+    total is every other interface's, never `lo`'s, as help says."""
+    import socket
+
+    agent = Agent(Context(cluster_addresses={"127.0.0.1"}), interval=0.2)
+    store = MetricsStore()
+    store.add_node("n")
+    try:
+        agent.start()
+        agent.sample()
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            with socket.create_connection(server.getsockname()) as client:
+                peer, _ = server.accept()
+                with peer:
+                    for _ in range(64):  # 4 MiB, a piece at a time: one thread sends and reads
+                        client.sendall(b"x" * 65536)
+                        got = 0
+                        while got < 65536:
+                            got += len(peer.recv(65536))
+        frame = agent.sample()
+    finally:
+        agent.close()
+    store.apply(mev.SampleReceived(node="n", frame=frame, raw="", time=frame["time"]))
+    view = node_view(store, "n", frame["time"])
+    lo = next(n for n in view.nics if n.name == "lo")
+    assert lo.cluster and lo.rx and lo.rx > 1_000_000  # the loopback traffic was measured
+    others = [n for n in view.nics if not n.loopback]
+    rx = [n.rx for n in others if n.rx is not None]
+    tx = [n.tx for n in others if n.tx is not None]
+    assert view.net_in == (sum(rx) if rx else None)
+    assert view.net_out == (sum(tx) if tx else None)

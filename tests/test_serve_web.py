@@ -10,6 +10,7 @@ replayed into a VT100 screen (pyte): the page draws it on a canvas, which has no
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiohttp
@@ -25,14 +27,19 @@ import psutil
 import pyte
 import pytest
 import pytest_asyncio
+from textual.color import Color
 
 from saf.demo.cluster import DemoCluster
+from saf.screens.contrast import MIN_CONTRAST, contrast_ratio
+from saf.screens.theming import CHOSEN_THEMES, DEFAULT_DARK, DEFAULT_LIGHT
 from saf.serve.faces import Bind
 from saf.serve.web_face import reachable_names, refusal
 from tests.helpers.browser import CHROMIUM, Browser, Tab
+from tests.helpers.png import read_png
 from tests.helpers.servers import free_port
 
 # Async tests share one event loop, the module's: the browser (a module fixture) lives on it.
+CYCLE = [DEFAULT_DARK, DEFAULT_LIGHT, *CHOSEN_THEMES]  # what `t` steps through
 in_chromium = pytest.mark.skipif(CHROMIUM is None,
                                  reason="needs Debian's chromium (CI installs it)")
 on_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -85,7 +92,9 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("web")
     with DemoCluster(homes=tmp / "homes") as demo:
         port = free_port()
-        env = {**os.environ, "SAF_STATE_DIR": str(tmp / "state")}
+        # Its own config folder too: `t` in a tab remembers the theme there.
+        env = {**os.environ, "SAF_STATE_DIR": str(tmp / "state"),
+               "SAF_CONFIG_DIR": str(tmp / "config")}
         log = open(tmp / "saf.log", "w")
         saf = subprocess.Popen(
             [sys.executable, "-m", "saf", "-i", str(demo.inventory_path), "serve",
@@ -245,6 +254,74 @@ async def test_a_huge_terminal_is_clamped(served):
         finally:
             await ws.close()
     assert await until(lambda: not cockpits(saf)), [p.cmdline() for p in cockpits(saf)]
+
+
+async def page_says(tab: Tab, expression: str):
+    answer = await tab.send("Runtime.evaluate", expression=expression, returnByValue=True)
+    return answer["result"].get("value")
+
+
+async def worst_letter(tab: Tab, starts: str, tmp_path: Path) -> tuple[str, Color, Color]:
+    """The letter the page drew least readably on the terminal line that starts with
+    `starts`, its text colour and its background, from a screenshot of that line: the
+    line's background is its commonest pixel, a letter's colour the pixel of its cell that
+    contrasts with that most (a stem, not an anti-aliased edge). Letters only: a thin `·` or
+    `▁` may never reach its full colour at one pixel per point."""
+    lines = screen_text(tab.websocket_bytes()).splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(starts))
+    columns = max(len(line) for line in lines)  # the header's rule spans the terminal
+    rect = await page_says(tab, "(() => { const r = document.querySelector('.xterm-screen')"
+                                ".getBoundingClientRect(); return [r.x, r.y, r.width, r.height];"
+                                " })()")
+    x, y, width, height = rect
+    cell_h, cell_w = height / len(lines), width / columns  # the footer is the last line
+    shot = tmp_path / "row.png"
+    result = await tab.send("Page.captureScreenshot", format="png", clip={
+        "x": x, "y": y + row * cell_h + 1, "width": width, "height": cell_h - 2, "scale": 1})
+    shot.write_bytes(base64.b64decode(result["data"]))
+    png = read_png(shot)
+    seen = Counter(png.pixel(i, j) for j in range(png.height) for i in range(png.width))
+    background = Color(*seen.most_common(1)[0][0])
+    worst = ("", background, background, 99.0)
+    for column, char in enumerate(lines[row]):
+        if not char.isalnum():
+            continue
+        left, right = int(column * cell_w) + 1, int((column + 1) * cell_w) - 1
+        pixels = {png.pixel(i, j) for j in range(png.height) for i in range(left, right)}
+        text = max((Color(*p) for p in pixels), key=lambda c: contrast_ratio(c, background))
+        ratio = contrast_ratio(text, background)
+        if ratio < worst[3]:
+            worst = (char, text, background, ratio)
+    return worst[:3]
+
+
+@in_chromium
+@on_module_loop
+async def test_the_selected_row_reads_in_the_page_in_every_theme(served, tab, tmp_path):
+    """Each theme `t` steps through, in the page as a person sees it (pixels of a
+    screenshot: the page's terminal draws on a canvas), with the page focused and after it
+    lost the focus (textual-serve tells the cockpit, which blurs the table): the selected
+    row's text against its background reads at WCAG AA. saf-light's blurred row was the
+    terminal's default white on the theme's light grey."""
+    url, _, _ = served
+    await tab.open(url)
+    await until_screen(tab, lambda t: "nodes 3/3 up" in t)
+    await tab.click(500, 650)  # below the rows: the focus, not a new selection
+    faults = []
+    for step, theme in enumerate(CYCLE):
+        if step:
+            await tab.press("t", "KeyT", 84, "t")
+        for state in ("focused", "blurred"):
+            if state == "blurred":
+                await page_says(tab, "document.activeElement.blur()")
+            await asyncio.sleep(1.5)  # the cockpit redraws, the page paints
+            letter, text, background = await worst_letter(tab, "alpha ", tmp_path)
+            ratio = contrast_ratio(text, background)
+            if ratio < MIN_CONTRAST:
+                faults.append(f"{theme} {state}: {letter!r} {text.hex} on {background.hex}, "
+                              f"{ratio:.2f}:1")
+        await tab.click(500, 650)
+    assert not faults, faults
 
 
 @in_chromium

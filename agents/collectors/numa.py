@@ -1,6 +1,16 @@
 """NUMA nodes (Linux): CPUs, memory and the numa_hit/miss/foreign counters per node, from
-/sys/devices/system/node/node*/{cpulist,meminfo,numastat}."""
+/sys/devices/system/node/node*/{cpulist,meminfo,numastat} and /proc/zoneinfo.
 
+A node's used memory is its MemTotal less what is available on it, worked out as the kernel
+works out /proc/meminfo's MemAvailable (mm/show_mem.c, si_mem_available), from the node's own
+figures: free pages less the node's reserve, plus the file pages and reclaimable kernel memory
+it could drop, each less what the low watermark keeps. So `used` means the same for a NUMA
+node as for the whole machine (total - available, as `free` and psutil say), and on a
+one-node machine the two agree. The reserves and watermarks come from /proc/zoneinfo; without
+it (or on a recorded tree that lacks it) they count as 0, which reads a little low.
+"""
+
+import os
 import time
 
 from ..collectors import Collector, Rates, parse_cpulist
@@ -9,6 +19,54 @@ from ..collectors.memory import parse_meminfo
 NODE_DIR = "/sys/devices/system/node"
 COUNTERS = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node",
             "other_node")
+
+
+def _page_size():
+    try:
+        return os.sysconf("SC_PAGESIZE")
+    except (AttributeError, OSError, ValueError):
+        return 4096
+
+
+def parse_zoneinfo(text, page_size):
+    """{node: (reserve, low)} in bytes from /proc/zoneinfo: per node, the pages the kernel
+    keeps back (each zone's largest lowmem reserve plus its high watermark, no more than the
+    zone manages: calculate_totalreserve_pages) and the sum of its zones' low watermarks."""
+    zones = []  # [node, high, low, managed, largest protection]
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("Node ") and len(parts) >= 2:
+            zones.append([int(parts[1].rstrip(",")), 0, 0, 0, 0])
+        elif zones and len(parts) == 2 and parts[0] in ("high", "low", "managed") \
+                and parts[1].isdigit() and line.startswith("        "):
+            # The zone's watermarks are indented 8; the per-CPU pagesets' "high:" deeper.
+            zones[-1][{"high": 1, "low": 2, "managed": 3}[parts[0]]] = int(parts[1])
+        elif zones and parts and parts[0] == "protection:":
+            values = [int(v) for v in line.split("(", 1)[-1].rstrip(")").replace(",", " ")
+                      .split() if v.isdigit()]
+            zones[-1][4] = max(values or [0])
+    out = {}
+    for node, high, low, managed, protection in zones:
+        reserve, lows = out.get(node, (0, 0))
+        out[node] = (reserve + min(protection + high, managed) * page_size,
+                     lows + low * page_size)
+    return out
+
+
+def available(mem, reserve=0, low=0):
+    """What the node could give programs without swapping, as si_mem_available reckons it
+    for the machine; None without MemFree."""
+    free = mem.get("MemFree")
+    if free is None:
+        return None
+    if "Active(file)" in mem and "Inactive(file)" in mem:
+        pagecache = mem["Active(file)"] + mem["Inactive(file)"]
+    else:  # kernels that do not split the LRU lists by kind
+        pagecache = mem.get("FilePages", 0) - mem.get("Shmem", 0)
+    reclaimable = mem.get("KReclaimable", mem.get("SReclaimable", 0))
+    out = (free - reserve + pagecache - min(pagecache // 2, low)
+           + reclaimable - min(reclaimable // 2, low))
+    return max(0, out)
 
 
 def _node_meminfo(text):
@@ -36,6 +94,8 @@ class NumaCollector(Collector):
             self.cpus[node] = (self.ctx.read(NODE_DIR, node, "cpulist") or "").strip()
             text = self.ctx.read(NODE_DIR, node, "distance")
             self.distances[node] = [int(d) for d in text.split()] if text else None
+        # Watermarks and reserves change only when an admin tunes vm.* or memory is added.
+        self.reserves = parse_zoneinfo(self.ctx.read("/proc/zoneinfo") or "", _page_size())
         self.rates = Rates()
         self.collect()  # prime the counters: the first sample has rates
         return None
@@ -50,10 +110,12 @@ class NumaCollector(Collector):
                     "distances": self.distances[node]}
             mem = _node_meminfo(self.ctx.read(NODE_DIR, node, "meminfo") or "")
             total, free = mem.get("MemTotal"), mem.get("MemFree")
+            avail = available(mem, *self.reserves.get(int(node[4:]), (0, 0)))
             item["mem_total"] = total
             item["mem_free"] = free
-            item["mem_used"] = mem.get("MemUsed", total - free if total is not None
-                                       and free is not None else None)
+            item["mem_available"] = avail
+            item["mem_used"] = (max(0, total - avail) if total is not None
+                                and avail is not None else None)
             counters = {}
             for line in (self.ctx.read(NODE_DIR, node, "numastat") or "").splitlines():
                 parts = line.split()

@@ -37,6 +37,23 @@ def fmt_bytes(value: float | None, *, digits: int = 1) -> str:
     return f"{value:.{digits}f}P"
 
 
+def fmt_used(used: float | None, total: float | None) -> str:
+    """A part of a whole in bytes, both in the whole's unit, three figures: '1.8/23.5G',
+    '412/503G', '0.5/1.0T'. Memory, swap, GPU memory and a NUMA node's memory are written
+    this way on every screen, so one figure never reads two ways (and it fits ten cells)."""
+    if not total or total <= 0:
+        return MISSING
+    scale, unit = 1.0, "B"
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if total / scale < 1000 or unit == "P":
+            break
+        scale *= 1024
+    shown = total / scale
+    digits = 1 if shown < 100 and unit != "B" else 0
+    part = MISSING if used is None else f"{used / scale:.{digits}f}"
+    return f"{part}/{shown:.{digits}f}{unit}"
+
+
 def fmt_rate(bytes_per_s: float | None) -> str:
     """Network rates in bits per second, as link speeds are quoted: '940M', '9.4G'."""
     if bytes_per_s is None:

@@ -250,9 +250,10 @@ class NodeView:
 
     @cached_property
     def _counted(self) -> list[Nic]:
-        """Interfaces whose traffic counts: all but loopback, unless loopback is the cluster's
-        (the demo cluster lives on 127.0.0.1)."""
-        return [n for n in self.nics if n.cluster or not n.loopback]
+        """Interfaces whose traffic counts in NET IN/OUT: all but loopback, even when loopback
+        carries the cluster's address (the demo cluster lives on 127.0.0.1): what a node says
+        to itself never crosses a wire, and help says the total leaves it out."""
+        return [n for n in self.nics if not n.loopback]
 
     @property
     def net_in(self) -> float | None:

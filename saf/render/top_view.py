@@ -9,7 +9,8 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.metrics.events import LOST, UP
-from saf.metrics.format import MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, sparkline
+from saf.metrics.format import (MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used,
+                                sparkline)
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
 from saf.render.columns import Column, fitted_table, left_out_words
@@ -25,7 +26,7 @@ def gpu_text(view: NodeView) -> Text:
     for gpu in view.gpus:
         bits = [fmt_num(gpu.util, "%")]
         if gpu.mem_used is not None and gpu.mem_total:
-            bits.append(f"{fmt_bytes(gpu.mem_used)}/{fmt_bytes(gpu.mem_total)}")
+            bits.append(fmt_used(gpu.mem_used, gpu.mem_total))
         if gpu.temp is not None:
             bits.append(f"{gpu.temp:.0f}°C")
         if gpu.power is not None:
