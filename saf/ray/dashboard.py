@@ -1,6 +1,12 @@
 """The Ray dashboard's HTTP API, reached through an SSH port forward to the head (nothing
 needs exposing), read with httpx. Every answer is checked before it is used
-(saf.ray.status builds typed values from it)."""
+(saf.ray.status builds typed values from it).
+
+Two failures are told apart: nothing answering HTTP there (`DashboardSilent`: refused, reset,
+timed out), and something answering as Ray's dashboard does not (an error status, or a body
+that is not JSON: another program on the port, a proxy's login page). The second says what
+answered: the status, the content type and the first bytes, escaped and cut short, since
+whatever listens there wrote them."""
 
 from __future__ import annotations
 
@@ -12,6 +18,21 @@ import httpx
 
 from saf.connect.base import Connector
 from saf.errors import RayError
+from saf.serve.untrusted import shown
+
+PEEK = 120  # characters of an unexpected answer's body that an error shows
+
+
+class DashboardSilent(RayError):
+    """Nothing answered HTTP at the dashboard's address."""
+
+
+def described(response: httpx.Response) -> str:
+    """What answered, for a person: `HTTP 200, text/html, 5120 bytes: "<!doctype html>…"`."""
+    kind = shown(response.headers.get("content-type") or "no content type", 80)
+    size = len(response.content)
+    first = shown(response.content[:PEEK * 4].decode("utf-8", "replace"), PEEK)
+    return f"HTTP {response.status_code}, {kind}, {size} bytes" + (f': "{first}"' if size else "")
 
 
 class Dashboard:
@@ -30,15 +51,15 @@ class Dashboard:
         try:
             response = await self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer "
-                           f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
+            raise DashboardSilent(f"the Ray dashboard at {self.url} did not answer "
+                                  f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
         if response.status_code >= 400:
-            raise RayError(f"the Ray dashboard answered {response.status_code} to {path}: "
-                           f"{response.text[:300]}")
+            raise RayError(f"{self.url} answered {path} with {described(response)}")
         try:
             return response.json()
         except ValueError:
-            raise RayError(f"the Ray dashboard's answer to {path} is not JSON") from None
+            raise RayError(f"{self.url} answered {path} with {described(response)}, "
+                           "not the JSON Ray's dashboard sends") from None
 
     async def nodes(self) -> Any:
         return await self._json("GET", "/api/v0/nodes", params={"limit": 1000})
@@ -68,17 +89,19 @@ class Dashboard:
         try:
             response = await self.http.get(f"/api/packages/{uri_path}")
         except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
+            raise DashboardSilent(f"the Ray dashboard at {self.url} did not answer ({exc})"
+                                  ) from None
         return response.status_code == 200
 
     async def put_package(self, uri_path: str, data: bytes) -> None:
         try:
             response = await self.http.put(f"/api/packages/{uri_path}", content=data)
         except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer ({exc})") from None
+            raise DashboardSilent(f"the Ray dashboard at {self.url} did not answer ({exc})"
+                                  ) from None
         if response.status_code >= 400:
             raise RayError(f"the Ray dashboard refused the working directory "
-                           f"({response.status_code}: {response.text[:300]})")
+                           f"({described(response)})")
 
 
 def dashboard_target(inventory_host: str, bind: str) -> str:
