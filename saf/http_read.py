@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -58,11 +59,21 @@ async def body(response: httpx.Response, limit: int) -> bytes:
     return bytes(kept)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One whole answer: its status, what it says its body is, and the body (bounded)."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
 async def request(client: httpx.AsyncClient, method: str, url: str, *, limit: int,
-                  **kw: Any) -> tuple[int, bytes]:
-    """(status, body) of one request, the body read through `body`."""
+                  **kw: Any) -> Answer:
+    """One request's answer, the body read through `body`."""
     async with client.stream(method, url, **kw) as response:
-        return response.status_code, await body(response, limit)
+        return Answer(response.status_code, response.headers.get("content-type", ""),
+                      await body(response, limit))
 
 
 async def head(response: httpx.Response, size: int) -> bytes:

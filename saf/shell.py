@@ -97,8 +97,14 @@ def program(command: str) -> str:
 
 def program_words(command: str) -> list[str]:
     """`program(command)` word by word (the first is the program to look for)."""
+    return [path_arg(word) for word in program_argv(command)] or [quote(command)]
+
+
+def program_argv(command: str) -> list[str]:
+    """The words of `command` as sh splits them, unquoted, for an argv run without a shell
+    (a leading `~/` is left for the node to expand). The inventory's loader refuses a python
+    with an unbalanced quote; any other text with one is a single program name."""
     try:
-        words = shlex.split(command)
-    except ValueError:  # an unbalanced quote: the whole text is one program name
-        words = [command]
-    return [path_arg(word) for word in words] or [quote(command)]
+        return shlex.split(command)
+    except ValueError:
+        return [command]

@@ -29,6 +29,7 @@ from typing import ClassVar, Protocol
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widget import AwaitMount
@@ -133,6 +134,16 @@ class SafApp(App[None]):
         self._remember_theme = True
         if ctx.settings.keymap:
             self.set_keymap(ctx.settings.keymap)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, except that its Linux driver is the one reading any byte
+        (saf.screens.input_driver: one invalid UTF-8 byte ended the cockpit)."""
+        chosen = super().get_driver_class()
+        if chosen.__name__ == "LinuxDriver" and chosen.__module__ == "textual.drivers.linux_driver":
+            # Imported here: the Linux driver's module needs termios, absent on Windows.
+            from saf.screens.input_driver import TolerantLinuxDriver
+            return TolerantLinuxDriver
+        return chosen
 
     # -- life -------------------------------------------------------------------------------
     def on_mount(self) -> None:

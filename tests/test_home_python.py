@@ -1,7 +1,11 @@
 """One rule for `~/` in the inventory's `python` (README's own `~/saf-venv/bin/python`): every
 place saf runs the node's python finds it in the node user's home. A loopback fleet (asyncssh's
 servers, each node with a home of its own) whose nodes' python is `~/pyv/bin/python`, a small
-program in that home that runs this test's Python; each face is run as a person would."""
+program in that home that runs this test's Python; each face is run as a person would.
+
+Every test runs twice: with that path, and with it as a command with arguments,
+`/usr/bin/env ~/pyv/bin/python` (issue 22 item 17: the agent ran, but serving said the
+python "is not installed on this node"; the inventory's `python` is a command everywhere)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class HomeFleet:
     inventory: Path
     homes: dict[str, Path]
     env: dict[str, str]
+    python: str  # as the inventory writes it
 
     def saf(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
@@ -43,9 +48,13 @@ def home_python(home: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeFleet]:
-    root = tmp_path_factory.mktemp("homepy")
+PYTHONS = {"home": "~/pyv/bin/python", "env": "/usr/bin/env ~/pyv/bin/python"}
+
+
+@pytest.fixture(scope="module", params=list(PYTHONS))
+def fleet(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeFleet]:
+    root = tmp_path_factory.mktemp(f"homepy-{request.param}")
     keys = ClientKeys(root / "operator")
     servers = AsyncsshServers(root, keys, NAMES)
     try:
@@ -55,10 +64,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeFleet]:
         inventory = write_inventory(root / "saf.toml", keys, [
             {"name": n, "host": "127.0.0.1", "port": servers.port(n),
              "roles": ["head" if n == "alpha" else "worker"]} for n in NAMES],
-            python="~/pyv/bin/python")
+            python=PYTHONS[request.param])
         env = {**os.environ, "SAF_INVENTORY": str(inventory), "COLUMNS": "200",
                "SAF_STATE_DIR": str(root / "state"), "SAF_CONFIG_DIR": str(root / "config")}
-        yield HomeFleet(inventory, homes, env)
+        yield HomeFleet(inventory, homes, env, PYTHONS[request.param])
     finally:
         servers.stop()
 
@@ -93,6 +102,12 @@ def test_nodes_reads_the_home_python(fleet: HomeFleet) -> None:
     assert {r["node"]: r.get("python") for r in rows} == dict.fromkeys(NAMES, OURS), rows
 
 
+def test_models_runs_its_node_program_with_the_home_python(fleet: HomeFleet) -> None:
+    done = fleet.saf("models", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not found" not in done.stdout + done.stderr
+
+
 def test_the_agent_starts_with_the_home_python(fleet: HomeFleet) -> None:
     """issue 22 #16: `exec: ~/pyv/bin/python: not found`."""
     done = fleet.saf("top", "--once", "--json", timeout=120)
@@ -124,12 +139,17 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
     port = free_port()
     records = fleet.homes["alpha"] / ".saf" / "serve"
     try:
-        done = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=llama-cpp-python",
+        # auto: no llama-server, vllm or mlx here; the node's python has llama_cpp.
+        done = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=auto",
                          "--var", f"model={model}", "--var", f"port={port}")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "llama-cpp-python ready" in done.stdout
         record = json.loads((records / f"{port}.json").read_text())
-        assert record["argv"][0] == "~/pyv/bin/python"  # as saf wrote it, for reruns
+        words = fleet.python.split()
+        assert record["argv"][:len(words) + 1] == [*words, "-m"]  # as saf wrote it, for reruns
+        listed = fleet.saf("models", "--json")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert str(port) in listed.stdout and "llama-cpp-python" in listed.stdout
         again = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=llama-cpp-python",
                           "--var", f"model={model}", "--var", f"port={port}")
         assert again.returncode == 0 and "skipped" in again.stdout, again.stdout

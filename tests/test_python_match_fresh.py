@@ -31,9 +31,17 @@ class Fresh:
     env: dict[str, str]
     homes: dict[str, Path]
     version: str
+    nodes: list[dict[str, object]]
+    keys: ClientKeys
 
-    def saf(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
+    def saf(self, *args: str, python: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`saf ARGS`; with `python`, on an inventory of the same nodes naming that python."""
+        env = self.env
+        if python is not None:
+            path = Path(env["SAF_STATE_DIR"]).parent / f"saf-{len(python)}.toml"
+            write_inventory(path, self.keys, self.nodes, python=python)
+            env = {**env, "SAF_INVENTORY": str(path)}
+        return subprocess.run([sys.executable, "-m", "saf", *args], env=env,
                               capture_output=True, text=True, timeout=300)
 
 
@@ -48,13 +56,14 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
                 "HTTPS_PROXY": "http://127.0.0.1:9", "PYENV_VERSION": ""}
     servers = AsyncsshServers(root, keys, NAMES, env=node_env)
     try:
-        inventory = write_inventory(root / "saf.toml", keys, [
+        nodes: list[dict[str, object]] = [
             {"name": n, "host": "127.0.0.1", "port": servers.port(n),
-             "roles": ["head" if n == "alpha" else "worker"]} for n in NAMES],
-            python="~/saf-venv/bin/python")
+             "roles": ["head" if n == "alpha" else "worker"]} for n in NAMES]
+        inventory = write_inventory(root / "saf.toml", keys, nodes,
+                                    python="~/saf-venv/bin/python")
         env = {**os.environ, "SAF_INVENTORY": str(inventory), "COLUMNS": "250",
                "SAF_STATE_DIR": str(root / "state"), "SAF_CONFIG_DIR": str(root / "config")}
-        yield Fresh(env, {n: servers.home(n) for n in NAMES}, version)
+        yield Fresh(env, {n: servers.home(n) for n in NAMES}, version, nodes, keys)
     finally:
         servers.stop()
 
@@ -92,3 +101,20 @@ def test_a_failed_download_says_curls_own_error(fresh: Fresh) -> None:
     assert "curl: (7)" in text, text
     assert "uv: not found" not in text and "not found" not in text.split("curl: (7)")[0]
     assert not (fresh.homes["beta"] / ".local" / "bin" / "uv").exists()
+
+
+def test_a_python_with_arguments_not_made_yet_falls_back_to_python3(fresh: Fresh) -> None:
+    """`python = "/usr/bin/env ~/saf-venv/bin/python"` (issue 22 item 17): the probe asked
+    `command -v /usr/bin/env`, found env, ran the missing python and failed ("could not run
+    saf's Ray probe"); and the venv was taken to be the folder `/usr/bin/env ~/saf-venv`.
+    Now python3's facts are read, the venv goes to the recipe's folder, and the note says
+    which python to name."""
+    done = fresh.saf("run", "python-match", "--check", "--var", "ray=2.40.0",
+                     python="/usr/bin/env ~/saf-venv/bin/python")
+    text = done.stdout
+    assert done.returncode == 0, text + done.stderr
+    assert "could not run" not in text
+    assert text.count("in python3, /usr/bin/env ~/saf-venv/bin/python not made yet") >= 2, text
+    commands = [line for line in text.splitlines() if "would run:" in line]
+    assert commands and not [c for c in commands if "/usr/bin/env" in c], commands
+    assert text.count(f"{DEBIAN} -m venv \"$HOME\"/.saf/ray-venv") == len(NAMES), text

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from saf.demo.cluster import DemoCluster
-from tests.helpers.serve import Keys, Served, TermClient, gone
+from tests.helpers.serve import Keys, Served, TermClient, dashboard_up, gone
 
 # option in front of the key -> whether saf serve lets the key in
 RESTRICTED = {
@@ -32,6 +32,11 @@ RESTRICTED = {
 }
 ALLOWED = {"restrict,pty": "restrict,pty", "not yet expired": 'expiry-time="29991231"',
            "no forwarding": "no-port-forwarding,no-agent-forwarding,no-X11-forwarding"}
+
+
+# Bytes no UTF-8 text holds, as a keyboard in another encoding or line noise sends them; the
+# last is a euro sign cut short (what a split read or a dropped byte leaves).
+INVALID_UTF8 = (b"\xff", b"\x80", b"\xc0\xc1", b"\xf5", b"\xf8", b"\xfc", b"\xe2\x82")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +152,29 @@ async def test_a_client_cannot_forge_a_log_line(served, keys):
     assert not [line for line in lines if line.startswith("2024-01-01")], lines
     assert not [line for line in lines if "\x1b" in line or "\x07" in line], lines
     assert any(r"\x1b]0;owned\x07" in line for line in lines), lines
+
+
+async def test_a_byte_that_is_not_utf8_does_not_end_the_cockpit(served):
+    """One invalid UTF-8 byte typed into the cockpit ended it with exit status 0 (Textual's
+    input thread: UnicodeDecodeError, the app's panic) (issue 22 item 14). After each byte
+    the cockpit still answers: `?` opens the help and closes it again."""
+    client = await TermClient.open(served, cols=100, rows=30)
+    try:
+        pid = served.cockpit_pid(client.local_port)
+        assert await client.wait_for(dashboard_up), client.text()
+        for raw in INVALID_UTF8:
+            client.process.stdin.write(raw)
+            client.press("?")
+            assert await client.wait_for(lambda t: "Help · " in t, 30), (raw, client.text())
+            client.press("?")
+            assert await client.wait_for(lambda t: "Help · " not in t and dashboard_up(t), 30), \
+                (raw, client.text())
+        assert not client.ended.is_set()
+        assert psutil.pid_exists(pid)
+        assert b"UnicodeDecodeError" not in client.raw
+    finally:
+        await client.close()
+    assert await gone([pid]) == []
 
 
 def _pty_size(pid: int) -> tuple[int, int]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from saf.shell import program_argv
+
 ENGINES = ("vllm", "mlx", "llama-server", "llama-cpp-python")
 CHOICES = ("auto", *ENGINES)
 
@@ -57,10 +59,12 @@ class ServeSpec:
         elif self.engine == "llama-server":
             argv = [program("llama-server"), "-m", self.model, "--host", host, "--port", port]
         elif self.engine == "llama-cpp-python":
-            python = program("python") if self.bin_dir else self.python
+            # The inventory's python may be a command with arguments (`/usr/bin/env
+            # ~/pyv/bin/python`): one argv item a word, as the shell faces run it.
+            python = [program("python")] if self.bin_dir else program_argv(self.python)
             # Its server otherwise drops a stream when another request comes: with several
             # users (or a check's concurrent requests) each answer would be cut short.
-            argv = [python, "-m", "llama_cpp.server", "--model", self.model, "--host", host,
+            argv = [*python, "-m", "llama_cpp.server", "--model", self.model, "--host", host,
                     "--port", port, "--interrupt_requests", "False"]
         else:
             raise ValueError(f"unknown engine {self.engine!r}")
@@ -72,16 +76,16 @@ def split_args(text: str) -> tuple[str, ...]:
     return tuple(shlex.split(text))
 
 
-# One sh command: prints the engine `auto` picks on this node. $1: a bin folder or "", $2: the
-# node's Python. Each test is a presence check, nothing is started.
+# One sh command: prints the engine `auto` picks on this node. $1: a bin folder or "", the
+# rest: the node's Python, word by word. Each test is a presence check, nothing is started.
 DETECT = r"""
-b=$1; py=$2
+b=$1; shift
 has() { if [ -n "$b" ] && [ -x "$b/$1" ]; then return 0; fi; command -v "$1" >/dev/null 2>&1; }
 if [ "$(uname -s)" = Darwin ] && [ "$(uname -m)" = arm64 ] && has mlx_lm.server; then
   echo mlx
 elif has nvidia-smi && has vllm; then echo vllm
 elif has llama-server; then echo llama-server
-elif "$py" -c 'import llama_cpp.server' >/dev/null 2>&1; then echo llama-cpp-python
+elif "$@" -c 'import llama_cpp.server' >/dev/null 2>&1; then echo llama-cpp-python
 else echo none
 fi
 """

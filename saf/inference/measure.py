@@ -159,12 +159,12 @@ class CheckReport:
 
 
 async def get_models(client: httpx.AsyncClient, bad: BadLines) -> list[ModelInfo]:
-    status, answer = await http_read.request(client, "GET", "/v1/models", limit=MODELS_LIMIT)
-    if status != 200:
-        raise httpx.HTTPError(f"GET /v1/models answered {status}: "
-                              f"{http_read.excerpt(answer)}")
+    answer = await http_read.request(client, "GET", "/v1/models", limit=MODELS_LIMIT)
+    if answer.status != 200:
+        raise httpx.HTTPError(f"GET /v1/models answered {answer.status}: "
+                              f"{http_read.excerpt(answer.body)}")
     try:
-        data = json.loads(answer)
+        data = json.loads(answer.body)
     except ValueError:
         bad.add("bad_models")
         return []

@@ -155,7 +155,7 @@ async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, lis
 
 async def detect_engine(node: Target, bin_dir: str, python: str) -> str | None:
     """The engine `auto` picks on this node, or None when it has none of them."""
-    command = f"{sh(DETECT)} saf {path_arg(bin_dir) if bin_dir else quote('')} {path_arg(python)}"
+    command = f"{sh(DETECT)} saf {path_arg(bin_dir) if bin_dir else quote('')} {program(python)}"
     result = await node.run(command, 60)
     word = result.stdout.strip().splitlines()[-1:] if result.ok else []
     return word[0] if word and word[0] in ENGINES else None

@@ -304,10 +304,11 @@ def start(spec: dict[str, Any]) -> int:
         say(event="failed", why="port %d on %s is in use by a program saf did not start"
             % (port, host), tail=[])
         return 1
-    # saf's one rule for ~/ (saf.shell.path_arg on the operator's side): the program may be
-    # the inventory's `~/venv/bin/python` or a `bin` of `~/.saf/venv/bin`. The record keeps
+    # saf's one rule for ~/ (saf.shell.path_arg on the operator's side), for every word as
+    # sh expands an unquoted one: the program may be the inventory's `~/venv/bin/python`, its
+    # `/usr/bin/env ~/venv/bin/python`, or a `bin` of `~/.saf/venv/bin`. The record keeps
     # argv as saf wrote it, so a rerun compares like with like.
-    run = [home_path(argv[0])] + argv[1:]
+    run = [home_path(word) for word in argv]
     if shutil.which(run[0]) is None:
         say(event="failed", why="%s is not installed on this node (not on PATH: %s)"
             % (run[0], os.environ.get("PATH", "")), tail=[])

@@ -1,7 +1,13 @@
 """The Ray dashboard's HTTP API, reached through an SSH port forward to the head (nothing
 needs exposing), read with httpx. Every answer is checked before it is used
 (saf.ray.status builds typed values from it). Every answer is read through saf.http_read:
-at most `LIMIT` bytes, the whole exchange within `deadline` seconds."""
+at most `LIMIT` bytes, the whole exchange within `deadline` seconds.
+
+Two failures are told apart: nothing answering HTTP there (`DashboardSilent`: refused, reset,
+timed out), and something answering as Ray's dashboard does not (an error status, or a body
+that is not JSON: another program on the port, a proxy's login page). The second says what
+answered: the status, the content type and the first bytes, escaped and cut short, since
+whatever listens there wrote them."""
 
 from __future__ import annotations
 
@@ -16,6 +22,21 @@ import httpx
 from saf import http_read
 from saf.connect.base import Connector
 from saf.errors import RayError
+from saf.serve.untrusted import shown
+
+PEEK = 120  # characters of an unexpected answer's body that an error shows
+
+
+class DashboardSilent(RayError):
+    """Nothing answered HTTP at the dashboard's address."""
+
+
+def described(answer: http_read.Answer) -> str:
+    """What answered, for a person: `HTTP 200, text/html, 5120 bytes: "<!doctype html>…"`."""
+    kind = shown(answer.content_type or "no content type", 80)
+    size = len(answer.body)
+    first = shown(answer.body[:PEEK * 4].decode("utf-8", "replace"), PEEK)
+    return f"HTTP {answer.status}, {kind}, {size} bytes" + (f': "{first}"' if size else "")
 
 
 # The largest answer saf reads: the state API lists at most 1000 nodes (`limit` below), about
@@ -37,26 +58,29 @@ class Dashboard:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _request(self, method: str, path: str, **kw: Any) -> tuple[int, bytes]:
+    async def _request(self, method: str, path: str, **kw: Any) -> http_read.Answer:
         try:
             async with asyncio.timeout(self.deadline):
                 return await http_read.request(self.http, method, path, limit=LIMIT, **kw)
         except TimeoutError:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer {path} within "
-                           f"{self.deadline:g} s") from None
+            raise DashboardSilent(f"the Ray dashboard at {self.url} did not answer {path} "
+                                  f"within {self.deadline:g} s") from None
+        except http_read.TooLarge as exc:
+            raise RayError(f"{self.url} answered {path} with {exc}: not an answer Ray's "
+                           "dashboard sends") from None
         except httpx.HTTPError as exc:
-            raise RayError(f"the Ray dashboard at {self.url} did not answer "
-                           f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
+            raise DashboardSilent(f"the Ray dashboard at {self.url} did not answer "
+                                  f"({type(exc).__name__}: {str(exc) or 'no detail'})") from None
 
     async def _json(self, method: str, path: str, **kw: Any) -> Any:
-        status, data = await self._request(method, path, **kw)
-        if status >= 400:
-            raise RayError(f"the Ray dashboard answered {status} to {path}: "
-                           f"{http_read.excerpt(data)}")
+        answer = await self._request(method, path, **kw)
+        if answer.status >= 400:
+            raise RayError(f"{self.url} answered {path} with {described(answer)}")
         try:
-            return json.loads(data)
+            return json.loads(answer.body)
         except ValueError:
-            raise RayError(f"the Ray dashboard's answer to {path} is not JSON") from None
+            raise RayError(f"{self.url} answered {path} with {described(answer)}, "
+                           "not the JSON Ray's dashboard sends") from None
 
     async def nodes(self) -> Any:
         return await self._json("GET", "/api/v0/nodes", params={"limit": 1000})
@@ -83,14 +107,13 @@ class Dashboard:
         return await self._json("POST", f"/api/jobs/{job_id}/stop")
 
     async def has_package(self, uri_path: str) -> bool:
-        status, _ = await self._request("GET", f"/api/packages/{uri_path}")
-        return status == 200
+        return (await self._request("GET", f"/api/packages/{uri_path}")).status == 200
 
     async def put_package(self, uri_path: str, data: bytes) -> None:
-        status, answer = await self._request("PUT", f"/api/packages/{uri_path}", content=data)
-        if status >= 400:
+        answer = await self._request("PUT", f"/api/packages/{uri_path}", content=data)
+        if answer.status >= 400:
             raise RayError(f"the Ray dashboard refused the working directory "
-                           f"({status}: {http_read.excerpt(answer)})")
+                           f"({described(answer)})")
 
 
 def dashboard_target(inventory_host: str, bind: str) -> str:

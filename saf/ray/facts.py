@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from saf.shell import program as shell_program, program_words, quote
+from saf.shell import program as shell_program, quote
 
 MARK = "saf-ray "
 
@@ -93,7 +93,9 @@ def probe_command(python: str, action: str, args: dict[str, Any], *,
     program = f"-c {quote(probe_source())} {action} {quote(json.dumps(args, sort_keys=True))}"
     if fallback is None:
         return f"{shell_program(python)} {program}"
-    return (f"if command -v {program_words(python)[0]} >/dev/null 2>&1; then "
+    # Whether the python runs, not only whether its first word is a program: for
+    # `/usr/bin/env ~/venv/bin/python` that would be env, there before the venv is made.
+    return (f"if {shell_program(python)} -c '' >/dev/null 2>&1; then "
             f"{shell_program(python)} {program}; else "
             f"SAF_PY_FALLBACK=1 {shell_program(fallback)} {program}; fi")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from saf.inventory.model import Node
 from saf.ray.facts import NodeFacts
-from saf.shell import path_arg, program
+from saf.shell import path_arg, program, program_argv
 
 def _installer(url: str, shell: str) -> str:
     """A documented `curl URL | sh` installer, downloaded to a file first: piped, a failed
@@ -102,8 +102,11 @@ def matrix(rows: list[tuple[str, NodeFacts | str]], target: Target | None) -> li
 def venv_of(node: Node, facts: NodeFacts, default: str) -> tuple[str, bool]:
     """Where the node's venv goes, and whether the inventory's `python` lives in it. The
     inventory's python inside a venv (`~/.saf/venv/bin/python`): that venv. Else
-    `vars.venv`, else the recipe's default."""
-    python = node.python
+    `vars.venv`, else the recipe's default. A python given as a command with arguments
+    (`/usr/bin/env ~/v/bin/python`) is not a venv's path: the venv is made elsewhere and the
+    note says which python to name."""
+    words = program_argv(node.python)
+    python = words[0] if len(words) == 1 else ""
     if "/bin/" in python and (facts.fallback or facts.venv):
         return python.rsplit("/bin/", 1)[0], True
     venv = node.vars.get("venv")

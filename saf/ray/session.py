@@ -13,7 +13,7 @@ from saf.errors import RayError
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
-from saf.ray.dashboard import Dashboard, dashboard_target
+from saf.ray.dashboard import Dashboard, DashboardSilent, dashboard_target
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import node_facts
 
@@ -58,7 +58,8 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                          temp_dir: str = rc.DEFAULT_TEMP_DIR,
                          timeout: float = 10.0) -> AsyncIterator[Dashboard]:
     """The head's dashboard through a forward. Raises RayError, saying how to start Ray,
-    when nothing answers there."""
+    when nothing answers there, and what answered when something other than Ray's dashboard
+    does."""
     head = head_of(fleet.inventory)
     conn = fleet.connector(head)
     facts = await node_facts(connector_run(conn), head.name, head.python, temp_dir=temp_dir,
@@ -73,9 +74,14 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
         try:
             await dashboard.version()
         except RayError as exc:
-            if not place.running:
+            if not place.running and isinstance(exc, DashboardSilent):
                 raise RayError(f"Ray is not running on the head {head.name} (nothing answers "
                                f"at {dashboard.url}); start it with `saf run ray-up`") from None
+            if not place.running:
+                raise RayError(f"Ray is not running on the head {head.name}, and another "
+                               f"program has its dashboard's port: {exc.message}; stop that "
+                               "program, or start Ray with another port (`saf run ray-up "
+                               "--var dashboard_port=PORT`)") from None
             raise RayError(f"Ray runs on the head {head.name} but {exc.message}; see "
                            "`saf doctor`, or restart it with `saf run ray-up --var "
                            "restart=true`") from None
