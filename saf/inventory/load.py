@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,20 @@ class _Checker:
             raise self.fail(where + (key,), f"{what}.{key} must be a non-empty string")
         return value
 
+    def program(self, table: dict[str, Any], key: str, where: tuple[Any, ...],
+                what: str) -> str | None:
+        """A program with its arguments (`python`), split as sh would split it: unbalanced
+        quoting is refused here, not later by each command that runs it."""
+        value = self.string(table, key, where, what)
+        if value is not None:
+            try:
+                shlex.split(value)
+            except ValueError as exc:
+                raise self.fail(where + (key,), f"{what}.{key} has unbalanced quoting ({exc}): "
+                                f"{value!r}; a path with a ' in it goes in double quotes "
+                                "inside the string (\"/opt/it's/python3\")") from None
+        return value
+
     def port(self, table: dict[str, Any], where: tuple[Any, ...], what: str) -> int | None:
         value = table.get("port")
         if value is None:
@@ -134,7 +149,7 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
     defaults = Defaults(
         user=check.string(d, "user", ("defaults",), "defaults"),
         port=check.port(d, ("defaults",), "defaults"),
-        python=check.string(d, "python", ("defaults",), "defaults") or "python3",
+        python=check.program(d, "python", ("defaults",), "defaults") or "python3",
         identity=check.string(d, "identity", ("defaults",), "defaults"),
         known_hosts=check.string(d, "known_hosts", ("defaults",), "defaults"),
         ssh_config=check.string(d, "ssh_config", ("defaults",), "defaults"),
@@ -190,7 +205,7 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
             port=port or defaults.port,
             roles=roles,
             tags=check.words(t, "tags", where, label),
-            python=check.string(t, "python", where, label) or defaults.python,
+            python=check.program(t, "python", where, label) or defaults.python,
             os=check.choice(t, "os", OSES, where, label),
             connection=connection,
             identity=check.string(t, "identity", where, label) or defaults.identity,
