@@ -33,3 +33,25 @@ def number_problem(value: Any, *, low: float | None = 0.0, high: float | None = 
     if (low is not None and value < low) or (high is not None and value > high):
         return f"{wanted}, not {value!r}"
     return None
+
+
+def port_problem(text: Any) -> str | None:
+    """Why `text` (as written: "8000", or a TOML integer) is not a TCP/UDP port, or None.
+
+    A port is a whole number from 1 to 65535 written as digits: "8000;id", "inf", "8e3" and
+    "8000.0000001" are not ports (float("8000.0000001") would round to 8000)."""
+    wanted = f"must be a port: a whole number from 1 to 65535, not {text!r}"
+    if isinstance(text, int) and not isinstance(text, bool):
+        return wanted if number_problem(text, low=1, high=65535, integer=True) else None
+    digits = text.strip() if isinstance(text, str) else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 5:
+        return wanted
+    return wanted if number_problem(int(digits), low=1, high=65535, integer=True) else None
+
+
+def parse_port(text: Any) -> int:
+    """`text` as a port; ValueError with `port_problem`'s words when it is not one."""
+    problem = port_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return int(text.strip()) if isinstance(text, str) else int(text)

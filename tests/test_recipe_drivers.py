@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from saf.errors import UsageError
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
@@ -106,7 +107,8 @@ def test_nvidia_check_before_the_driver(machine) -> None:
     assert ran.status == "ok"
     driver, reboot, persistence, power, gpu = (ran.step(i) for i in range(5))
     assert driver.status == "changed"
-    assert driver.would == ["DEBIAN_FRONTEND=noninteractive apt-get install -y nvidia-driver-570"]
+    assert driver.would == [
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -- nvidia-driver-570"]
     assert "would install nvidia-driver-570" in driver.message  # headers are there already
     assert reboot.status == "changed"
     assert "kernel module nvidia will not load" in reboot.message
@@ -123,14 +125,17 @@ def test_nvidia_named_driver_and_power_limit(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-before")
     ran = run(nodes, "driver-nvidia", driver="550-open", power_limit="300")
     assert ran.step(0).would == [
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y nvidia-driver-550-open"]
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -- nvidia-driver-550-open"]
     assert "ubuntu-drivers devices" not in nodes.calls()  # a named driver needs no advice
     assert ran.step(3).would == ["nvidia-smi -pl 300"]
 
 
 def test_nvidia_refuses_a_driver_that_is_not_one(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-before")
-    ran = run(nodes, "driver-nvidia", driver="latest; reboot")
+    # Not a package name at all: refused before anything runs, naming the variable.
+    with pytest.raises(UsageError, match="--var driver: the value is not a Debian package"):
+        run(nodes, "driver-nvidia", driver="latest; reboot")
+    ran = run(nodes, "driver-nvidia", driver="latest")  # a name, but not a driver
     assert ran.status == "failed"
     assert "driver must be 'recommended'" in ran.step(0).message
 
@@ -239,7 +244,7 @@ def test_intel_check_before_the_runtime(machine) -> None:
     runtime, group, clinfo = (ran.step(i) for i in range(3))
     assert runtime.would == ["add-apt-repository -y ppa:kobuk-team/intel-graphics",
                              "apt-get update",
-                             f"DEBIAN_FRONTEND=noninteractive apt-get install -y {INTEL}"]
+                             f"DEBIAN_FRONTEND=noninteractive apt-get install -y -- {INTEL}"]
     assert group.status == "changed" and "usermod -aG render" in group.would[0]
     assert "chmod" not in " ".join(runtime.would + group.would)
     assert clinfo.status == "skipped"  # it only reads: never "would change"
@@ -339,7 +344,7 @@ def test_nfs_models_check(tmp_path: Path) -> None:
         models = str(tmp_path / "srv-models")
         ran = run(nodes, "nfs-models", models=models)
         assert ran.step(0, "box").would == [
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y nfs-kernel-server"]
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -- nfs-kernel-server"]
         assert ran.step(2, "box").status == "changed"  # not exported yet
         assert ran.step(3, "arc").status == "changed"   # nfs-common not installed
         assert ran.step(3, "mac").status == "skipped"   # macOS has its NFS client

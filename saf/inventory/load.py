@@ -87,7 +87,8 @@ class _Checker:
     def command(self, table: dict[str, Any], key: str, where: tuple[Any, ...],
                 what: str) -> str | None:
         """A program with its arguments (`python = "/usr/bin/env python3"`), split as sh
-        would split it: an unbalanced quote is refused here, not on a node."""
+        would split it: unbalanced quoting is refused here, not later by each command that
+        runs it."""
         value = self.string(table, key, where, what)
         if value is None:
             return None
@@ -95,8 +96,9 @@ class _Checker:
             words = shlex.split(value)
         except ValueError as exc:
             raise self.fail(where + (key,), f"{what}.{key} {value!r} is not a command sh can "
-                            f"split ({exc}); quote a path with spaces whole, "
-                            "e.g. \"'~/my venv/bin/python'\"") from None
+                            f"split: unbalanced quoting ({exc}); quote a path with spaces "
+                            "whole, e.g. \"'~/my venv/bin/python'\", and one with a ' in "
+                            "double quotes (\"/opt/it's/python3\")") from None
         if not words or not words[0]:
             raise self.fail(where + (key,), f"{what}.{key} {value!r} names no program")
         return value

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from saf.recipe.kinds.base import Kind
 
 ON_FAILURE = ("stop", "continue")
+STEP_FORMS = {"check": "command", "creates": "path"}  # the fields every step has
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Var:
     name: str
     default: str | None = None
     description: str = ""
+    # The grammar its value must fit (saf.recipe.values.GRAMMARS), checked before anything
+    # runs; None: any text.
+    type: str | None = None
 
     @property
     def required(self) -> bool:
@@ -46,6 +50,11 @@ class Step:
         """(key, template) of every text of this step that is substituted per node."""
         out = [(k, v) for k, v in (("check", self.check), ("creates", self.creates)) if v]
         return out + self.kind.templates()
+
+    def form(self, key: str) -> str:
+        """The form of field `key` (saf.recipe.values): "command" or the grammar of its
+        value. One rule for every field of every kind."""
+        return STEP_FORMS.get(key) or self.kind.forms[key]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from saf.recipe.kinds import KINDS
 from saf.recipe.model import ON_FAILURE, Recipe, Step, Var
 from saf.tomlpos import TomlPositions, load_toml
 from saf.numbers import number_problem
+from saf.recipe.values import GRAMMARS, value_problem
 
 TOP_KEYS = {"name": "the recipe's name", "description": "what it does",
             "vars": "variables with defaults", "steps": "the ordered [[steps]]"}
@@ -23,7 +24,7 @@ STEP_KEYS = {"name": "what the step does, in a few words",
              "become": "run as root (sudo)", "timeout": "seconds per attempt",
              "retries": "extra attempts after a failure", "delay": "seconds between attempts",
              "on_failure": "stop | continue", "serial": "one node at a time"}
-VAR_KEYS = {"default", "description"}
+VAR_KEYS = {"default", "description", "type"}
 
 
 class _Checker:
@@ -61,8 +62,15 @@ def _parse_vars(raw: Any, c: _Checker) -> dict[str, Var]:
             if default is not None and _scalar(default) is None:
                 raise c.fail(f"default of {name!r} must be a string, number or boolean",
                              "vars", name)
-            out[name] = Var(name, _scalar(default) if default is not None else None,
-                            str(value.get("description", "")))
+            kind = value.get("type")
+            if kind is not None and kind not in GRAMMARS:
+                raise c.fail(f"unknown type {kind!r} of variable {name!r} (types: "
+                             f"{', '.join(sorted(GRAMMARS))})", "vars", name, "type")
+            text = _scalar(default) if default is not None else None
+            problem = value_problem(kind, text) if kind and text is not None else None
+            if problem:
+                raise c.fail(f"default of {name!r} {problem}", "vars", name, "default")
+            out[name] = Var(name, text, str(value.get("description", "")), kind)
         else:
             if _scalar(value) is None:
                 raise c.fail(f"variable {name!r} must be a string, number, boolean, or a "

@@ -10,6 +10,7 @@ from saf.errors import ConfigError, SelectorError, UsageError
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.recipe import substitute
+from saf.recipe.values import COMMAND, value_problem
 from saf.recipe.model import Recipe, Step
 from saf.metrics.format import fmt_bytes
 from saf.shell import MAX_COMMAND
@@ -68,6 +69,11 @@ def resolve_vars(recipe: Recipe, overrides: dict[str, str]) -> dict[str, str]:
             raise _fail(recipe, None, name, f"missing variable {name!r}"
                         + (f" ({var.description})" if var.description else "")
                         + f"; pass --var {name}=VALUE")
+        bad = value_problem(var.type or "text", value)
+        if bad:
+            where = f"--var {name}" if name in overrides else f"the default of {name!r}"
+            raise UsageError(f"{where}: the value {bad}"
+                             + (f" ({var.description})" if var.description else ""))
         size = len(value.encode())
         if size > MAX_COMMAND:
             raise UsageError(f"variable {name!r} is {fmt_bytes(size)}: a value reaches the node "
@@ -117,4 +123,31 @@ async def prepare(recipe: Recipe, fleet: Fleet, overrides: dict[str, str] | None
         elif limit is not None and not any(n.name in limit for n in nodes):
             empty[step.index] = f"none of its nodes ({on}) is in --on {selector}"
         targets[step.index] = [n for n in nodes if limit is None or n.name in limit]
-    return Prepared(recipe, fleet.inventory, variables, targets, selector, empty)
+    prepared = Prepared(recipe, fleet.inventory, variables, targets, selector, empty)
+    check_fields(prepared)
+    return prepared
+
+
+def check_fields(prepared: Prepared) -> None:
+    """Every field of every step, rendered for every node it runs on, fits its form (a value
+    its grammar; saf.recipe.values) and the one size limit of a command line, before anything
+    runs. A refusal names the step, the field and, where it differs per node, the node."""
+    recipe = prepared.recipe
+    for step in recipe.steps:
+        for node in prepared.targets.get(step.index, []):
+            facts = substitute.Facts(prepared.variables, node, prepared.inventory)
+            for key, template in step.templates():
+                form = step.form(key)
+                value = substitute.render(template, facts, shell=form == COMMAND)
+                on = (f" on {node.name}" if any("." in n for n in substitute.names_in(template))
+                      else "")
+                bad = value_problem(form, value)
+                if bad:
+                    raise _fail(recipe, step, key, f"{key}{on}: the value {bad}")
+                size = len(value.encode())
+                if size > MAX_COMMAND:
+                    raise _fail(recipe, step, key,
+                                f"{key}{on} is {fmt_bytes(size)} once its values are put in; "
+                                f"a command line may be at most "
+                                f"{fmt_bytes(MAX_COMMAND, digits=0)} (put the data in a file "
+                                "and send it with an upload step)")

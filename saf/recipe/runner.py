@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
-from saf.errors import ConnectError
+from saf.errors import ConnectError, UsageError
 from saf.events import Emit
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
@@ -35,6 +35,7 @@ from saf.recipe.log import process_started
 from saf.recipe.model import Step
 from saf.recipe.prepare import Prepared
 from saf.recipe.substitute import Facts, render, shell_path
+from saf.shell import check_command_size
 
 T = TypeVar("T")
 Together = Callable[[Fleet, list[Node], Callable[[str], None]], Awaitable[T]]
@@ -72,6 +73,10 @@ class _NodeContext:
     async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
                   skip_marker: str | None = None, via: Connector | None = None,
                   timeout: float | None = None) -> RunResult:
+        try:  # prepare checked every field; this is what a kind built from them
+            check_command_size(command)
+        except UsageError as exc:
+            raise StepFailed(str(exc)) from None
         if self.step.become:
             mode = await self.runner.sudo_mode(self.node, self.conn)
             command = sudo.wrap(command, mode)

@@ -13,6 +13,7 @@ from typing import Any
 from saf.recipe.facts import ROOT
 from saf.recipe.facts.dpkg import QUERY, installed
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, StepFailed, text
+from saf.recipe.values import value_problem
 from saf.shell import join, quote
 
 INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y"
@@ -33,12 +34,14 @@ def install_commands(missing: list[str], ppa: str | None) -> list[str]:
     if ppa:
         commands += [f"add-apt-repository -y {quote(ppa)}", "apt-get update"]
     if missing:
-        commands.append(f"{INSTALL} {join(missing)}")
+        # `--`: whatever a name looks like, apt-get reads it as a package, never an option.
+        commands.append(f"{INSTALL} -- {join(missing)}")
     return commands
 
 
 class Apt(Kind):
     name = "apt"
+    forms = {"packages": "packages", "ppa": "ppa"}
     keys = {"packages": "space-separated package names",
             "ppa": "a Launchpad PPA they come from (ppa:OWNER/NAME), added when missing"}
 
@@ -64,7 +67,10 @@ class Apt(Kind):
         ppa = ctx.render(self.ppa, shell=False) if self.ppa else None
         if ppa and not _PPA.fullmatch(ppa):
             raise StepFailed(f"'ppa' must look like ppa:OWNER/NAME, not {ppa!r}")
-        script = f"{QUERY} {join(packages)} 2>/dev/null"
+        bad = value_problem("packages", " ".join(packages))
+        if bad:
+            raise StepFailed(f"packages: the value {bad}")
+        script = f"{QUERY} -- {join(packages)} 2>/dev/null"
         if ppa:
             script += "\n" + ppa_fact(ppa)
         result = await ctx.run(script + "\ntrue", quiet=True)

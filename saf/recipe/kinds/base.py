@@ -136,6 +136,12 @@ class Kind(abc.ABC):
     # the step keys that would leave some nodes out or run them again are refused for it.
     collective: ClassVar[bool] = False
 
+    # Each field that takes placeholders, and its form (saf.recipe.values): "command" for
+    # shell, whose substituted values are quoted, or the grammar its value must fit. Every
+    # key `templates()` returns is here (tests/test_recipe_values.py checks it), and
+    # prepare checks every field on every node against it before anything runs.
+    forms: ClassVar[dict[str, str]] = {}
+
     def templates(self) -> list[tuple[str, str]]:
         """(key, text) of the parameters that take placeholders."""
         return []

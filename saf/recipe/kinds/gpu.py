@@ -23,6 +23,7 @@ from typing import Any
 from saf.agent import deploy
 from saf.agent.build import build
 from saf.recipe.facts import apple, intel, nvidia
+from saf.recipe.values import COMMAND
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.shell import quote
 
@@ -50,6 +51,7 @@ def agent_nvml(output: str) -> tuple[bool, str]:
 
 class Gpu(Kind):
     name = "gpu"
+    forms = {"expect": "line", "user": "user", "python": COMMAND}
     keys = {"vendor": "nvidia, intel or apple",
             "expect": "a word the GPU's name must contain (e.g. 3090, A770)",
             "user": "intel: run clinfo as this user in a fresh login (needs become)",

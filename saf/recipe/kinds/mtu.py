@@ -87,6 +87,8 @@ _CHECKS: dict[str, Any] = {"mtu": _mtu_value, "confirm_within": _seconds,
 
 class Mtu(Kind):
     name = "mtu"
+    forms = {"mtu": "count", "confirm_within": "number", "persist": "bool",
+             "interface": "interface", "media": "line"}
     keys = {"mtu": "the MTU to set (default 9000)",
             "interface": "the interface (default: the one carrying the node's cluster address)",
             "media": "macOS: the media to select too, e.g. \"10Gbase-T <full-duplex>\"",

@@ -23,6 +23,8 @@ DEFAULTS = {"pairs": "all", "streams": "4", "duration": "5", "warmup": "1", "too
 
 class NetTest(Kind):
     name = "net_test"
+    forms = {"pairs": "word", "streams": "word", "duration": "word", "warmup": "word",
+             "tool": "word"}
     keys = {"pairs": "all (every pair) or star (the head with each other node); default all",
             "streams": "parallel streams of the second test (the first has 1); default 4",
             "duration": "counted seconds per test and direction; default 5",

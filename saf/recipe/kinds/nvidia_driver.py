@@ -25,6 +25,7 @@ _UBUNTU_DRIVERS = "saf-ubuntu-drivers"
 
 class NvidiaDriver(Kind):
     name = "nvidia-driver"
+    forms = {"driver": "package", "headers": "bool"}
     keys = {"driver": "\"recommended\" (ubuntu-drivers decides), a number like 570, or a "
                       "package like nvidia-driver-570-open",
             "headers": "\"true\" (default) also installs linux-headers for the running kernel"}

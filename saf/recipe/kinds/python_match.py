@@ -45,6 +45,7 @@ async def _gather(fleet: Fleet, nodes: list[Node]) -> dict[str, NodeFacts | str]
 
 class PythonMatch(Kind):
     name = "python_match"
+    forms = {"python": "word", "ray": "word", "tool": "word", "venv": "path", "packages": "pip"}
     keys = {"python": "the Python every node must run, X.Y.Z (default: the head's)",
             "ray": "the Ray version (default: the head's)",
             "tool": "pyenv or uv to get the Python (default: pyenv where the node has it, "

@@ -30,6 +30,7 @@ from saf.ray.dashboard import Dashboard, dashboard_target
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
+from saf.numbers import parse_port
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
 
 # Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
@@ -76,10 +77,10 @@ def _settle(fut: asyncio.Future[Any], value: Any = None,
 
 def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None, str | None]:
     def integer(key: str, template: str) -> int:
-        value = ctx.render(template, shell=False).strip()
-        if not value.isdigit() or not 0 < int(value) < 65536:
-            raise ValueError(f"{key} must be a port from 1 to 65535, not {value!r}")
-        return int(value)
+        try:
+            return parse_port(ctx.render(template, shell=False))
+        except ValueError as exc:
+            raise ValueError(f"{key} {exc}") from None
     try:
         restart = ctx.render(kind.restart, shell=False).strip().lower()
         if restart not in ("true", "false", "yes", "no", "1", "0", ""):
@@ -132,6 +133,8 @@ def totals(status: RayStatus) -> str:
 
 class RayStart(Kind):
     name = "ray_start"
+    forms = {"port": "port", "dashboard_host": "host", "dashboard_port": "port",
+             "temp_dir": "path", "restart": "bool"}
     keys = {"port": "the head's GCS port (default 6380: 6379 is Redis's)",
             "dashboard_host": "where the dashboard listens (default: loopback on one machine, "
                               "the head's cluster address on several)",

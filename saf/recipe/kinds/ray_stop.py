@@ -21,6 +21,7 @@ from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
 
 class RayStop(Kind):
     name = "ray_stop"
+    forms = {"temp_dir": "path"}
     keys = {"temp_dir": "Ray's temp folder on the nodes (default /tmp/ray)"}
     supports_become = False
 

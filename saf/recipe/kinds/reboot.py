@@ -18,6 +18,7 @@ from saf.connect.backoff import Backoff
 from saf.errors import ConnectError
 from saf.recipe.facts import flag
 from saf.recipe.facts.reboot import BOOT_ID, CHECKS, Reason, reasons, script
+from saf.recipe.values import COMMAND
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
 
 
@@ -27,6 +28,7 @@ def _said(found: list[Reason]) -> str:
 
 class Reboot(Kind):
     name = "reboot"
+    forms = {"allow": "bool", "command": COMMAND, "cmdline": "cmdline", "module": "module"}
     keys = {"allow": "\"true\" reboots the node when it needs it (default \"false\": say so "
                      "and stop)",
             "module": "a kernel module that must load (e.g. nvidia)",
@@ -79,7 +81,7 @@ class Reboot(Kind):
         if not found:
             return Plan(False, "no reboot needed")
         allowed = flag(ctx.render(self.allow, shell=False))
-        command = ctx.render(self.command, shell=False)
+        command = ctx.render(self.command)  # a shell command: its values quoted
         if not allowed:
             return Plan(True, f"needs a reboot: {_said(found)}; to let saf reboot it: "
                         f"{self.hint}", [], None)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from saf.numbers import number_problem
+from saf.shell import join
+from saf.numbers import number_problem, parse_port
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.inference.engines import CHOICES, ServeSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
@@ -26,6 +27,9 @@ class ServeStepError(Exception):
 class Serve(Kind):
     name = "serve"
     supports_become = False  # a server runs as the login user, with its log in their home
+    forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
+             "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
+             "ready_timeout": "number"}
     keys = {"engine": f"which server: {', '.join(CHOICES)} (default auto)",
             "model": "what to serve: a model id or folder (vLLM, MLX), a GGUF file (llama.cpp)",
             "port": "the port it listens on",
@@ -82,15 +86,23 @@ class Serve(Kind):
                 raise ServeStepError(f"{key} {raw!r} {problem}")
             return value
 
+        try:  # a port is digits, 1 to 65535: not "8000.0000001", "inf" or "8000;id"
+            port = parse_port(got.get("port", ""))
+        except ValueError as exc:
+            raise ServeStepError(f"port {exc}") from None
+        try:
+            args = split_args(got.get("args", ""))
+        except ValueError as exc:  # unbalanced quoting: the step fails, with no traceback
+            raise ServeStepError(f"args {got.get('args', '')!r}: {exc}") from None
         ray = got.get("ray", "false").lower()
         if ray not in TRUE + FALSE:
             raise ServeStepError(f"ray {got['ray']!r} is not true or false")
         spec = ServeSpec(engine=engine, model=model,
-                         port=int(number("port", "", 1, 65535, True)),
+                         port=port,
                          host=got.get("host") or "127.0.0.1",
                          tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
                          ray=ray in TRUE, bin_dir=got.get("bin", ""), python=ctx.node.python,
-                         args=split_args(got.get("args", "")))
+                         args=args)
         return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
 
     async def plan(self, ctx: StepContext) -> Plan:
@@ -121,7 +133,8 @@ class Serve(Kind):
         reason = (f"port {spec.port} serves {here[0].model} ({here[0].engine}); it would "
                   "fail until that is stopped" if here else
                   f"would start {spec.engine}: {' '.join(spec.argv())}")
-        return Plan(True, reason, [" ".join(spec.argv())], ("start", spec, timeout, target))
+        # What it would run, written as a shell would read it (each argument quoted).
+        return Plan(True, reason, [join(spec.argv())], ("start", spec, timeout, target))
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         _, spec, timeout, target = plan.data

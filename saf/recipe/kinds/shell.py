@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from saf.recipe.values import COMMAND
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 
 
 class Shell(Kind):
     name = "shell"
+    forms = {"run": COMMAND}
     keys = {"run": "the shell command (POSIX sh on the node)",
             "readonly": "true: the command only reads (runs under --check too, ends ok)"}
 

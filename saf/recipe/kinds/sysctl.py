@@ -37,6 +37,7 @@ def parse_sysctl(output: str) -> dict[str, str]:
 
 class Sysctl(Kind):
     name = "sysctl"
+    forms = {"settings": "line", "macos": "line"}
     keys = {"settings": "a table of sysctl keys and their values (Linux)",
             "file": "the file under /etc/sysctl.d that keeps them across reboots",
             "macos": "a table of sysctl keys and values for macOS nodes (set live)"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,25 @@ def remote_path(dest: str) -> str:
     return "~/" + dest.removeprefix("./")
 
 
+_ESCAPES = {"n": "\n", "r": "\r", "\\": "\\"}
+
+
+def hash_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """(digest, name) from sha256sum/shasum output. A name holding a line break or a
+    backslash is printed escaped, the line starting with a backslash (`\\HASH  a\\nb`):
+    read that way, a file whose name has a newline matches its local twin on a rerun."""
+    out = []
+    for line in lines:
+        escaped = line.startswith("\\")
+        digest, _, name = line[escaped:].partition("  ")
+        if not name:
+            continue
+        if escaped:
+            name = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), name)
+        out.append((digest, name))
+    return out
+
+
 @dataclass
 class _Transfer:
     files: list[tuple[Path, str, str]]  # (local file, relative name, remote path)
@@ -77,6 +97,7 @@ def _shown(names: list[str]) -> str:
 
 class Upload(Kind):
     name = "upload"
+    forms = {"src": "path", "dest": "path"}
     keys = {"src": "a local file or folder (relative to the recipe's folder, then the cwd)",
             "dest": "where it goes on the node",
             "mode": "file permissions, e.g. \"0644\" (default: kept from the source)"}
@@ -133,17 +154,14 @@ class Upload(Kind):
         where = shell_path(dest)
         facts = (f'{SHA256}\n'
                  f'if [ -d {where} ]; then cd {where} && find . -type f -exec $H {{}} +\n'
-                 f'elif [ -f {where} ]; then $H {where}; fi; true')
+                 f'elif [ -f {where} ]; then $H < {where}; fi; true')
         if local_rsync() is not None:
             facts = f"command -v rsync >/dev/null 2>&1 && echo {_RSYNC}\n" + facts
         result = await ctx.run(facts, quiet=True)
-        lines = result.stdout.splitlines()
+        lines = result.stdout.split("\n")  # only \n ends a line: a name may hold \x1c
         rsync = lines[:1] == [_RSYNC]
-        remote: dict[str, str] = {}
-        for line in lines:
-            digest, _, name = line.partition("  ")
-            if name:
-                remote["" if not source.is_dir() else name.removeprefix("./")] = digest
+        remote = {("" if not source.is_dir() else name.removeprefix("./")): digest
+                  for digest, name in hash_lines(lines)}
         send = [(path, rel, dest if not rel else f"{dest}/{rel}") for path, rel in local
                 if remote.get(rel) != file_hash(path)]
         if not send:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from saf.recipe.values import COMMAND
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
 
 
 class Wait(Kind):
     name = "wait"
+    forms = {"command": COMMAND}
     keys = {"command": "the command that exits 0 once the wait is over",
             "tries": "how many times to try (default 60)",
             "interval": "seconds between tries (default 1)"}
