@@ -405,3 +405,25 @@ async def test_saf_serve_run_from_a_folder_holding_a_saf_package_runs_the_instal
         await client.close()
     finally:
         server.stop()
+
+
+async def test_keys_typed_in_one_burst_all_reach_the_filter_and_the_palette(served):
+    """Over a slow tablet link many keys arrive in one packet: none may be lost, in the
+    dashboard's filter or in the command palette (both are Textual Inputs)."""
+    client = await TermClient.open(served, cols=120, rows=40)
+    try:
+        assert await client.wait_for(dashboard_up), client.text()
+        client.press("/")
+        assert await client.wait_for(lambda t: "filter nodes" in t, 10), client.text()
+        burst = "gammaxyzzy0123456789qwertyuiop"
+        client.press(burst)  # one write: one SSH packet, one read by the cockpit
+        assert await client.wait_for(lambda t: burst in t, 10), client.text()
+        client.press("\x1b")  # Esc clears the filter
+        assert await client.wait_for(lambda t: burst not in t and dashboard_up(t), 10)
+        client.press("\x10")  # Ctrl-P: the command palette
+        assert await client.wait_for(lambda t: "Search for commands" in t, 10), client.text()
+        burst = "openxnodexbetaxqwertyuiop"
+        client.press(burst)
+        assert await client.wait_for(lambda t: burst in t, 10), client.text()
+    finally:
+        await client.close()

@@ -326,6 +326,26 @@ async def test_the_selected_row_reads_in_the_page_in_every_theme(served, tab, tm
 
 @in_chromium
 @on_module_loop
+async def test_keys_typed_fast_in_the_page_all_reach_the_filter(served, tab):
+    """Keys typed in the page as fast as the browser takes them (each one down and up, no
+    pause between): every character reaches the dashboard's filter (a Textual Input)."""
+    url, _, _ = served
+    await tab.open(url)
+    await until_screen(tab, lambda t: "nodes 3/3 up" in t)
+    await tab.click(500, 650)
+    await tab.press("/", "Slash", 191, "/")
+    await until_screen(tab, lambda t: "filter nodes" in t)
+    burst = "gammaxyzzy0123456789qwerty"
+    for char in burst:
+        code = f"Digit{char}" if char.isdigit() else f"Key{char.upper()}"
+        await tab.press(char, code, ord(char.upper()), char)
+    text = await until_screen(tab, lambda t: burst in t, 20)
+    assert burst in text, text
+    await tab.press("Escape", "Escape", 27)
+
+
+@in_chromium
+@on_module_loop
 async def test_ctrl_c_ends_every_tabs_cockpit(served, tab):
     """Last in the module: it stops the module's saf serve."""
     url, saf, _ = served
