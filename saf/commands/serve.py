@@ -17,7 +17,7 @@ import click
 from saf.commands import common
 from saf.errors import SafError
 from saf.serve.faces import Bind, face, missing_face, parse_bind, warn_if_beyond_loopback
-from saf.serve.untrusted import EscapingFormatter
+from saf.serve.client_limits import EscapingFormatter
 
 log = logging.getLogger("saf.serve")
 
@@ -28,7 +28,7 @@ def _log_to_stderr() -> None:
     if not any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         # Every message escaped (control characters, newlines): what a client sent can never
-        # write a line of its own (saf.serve.untrusted).
+        # write a line of its own (saf.serve.client_limits).
         handler.setFormatter(EscapingFormatter("%(asctime)s saf serve: %(message)s",
                                                "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(handler)

@@ -22,7 +22,7 @@ import httpx
 from saf import http_read
 from saf.connect.base import Connector
 from saf.errors import RayError
-from saf.serve.untrusted import shown
+from saf.untrusted import shown
 
 PEEK = 120  # characters of an unexpected answer's body that an error shows
 

@@ -41,7 +41,7 @@ import asyncssh
 
 from saf.errors import SafError
 from saf.paths import open_private, private_dir, state_dir
-from saf.serve.untrusted import shown
+from saf.untrusted import shown
 
 log = logging.getLogger("saf.serve.ssh")
 

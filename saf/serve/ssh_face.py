@@ -9,10 +9,10 @@ terminal gets its own cockpit, fed from the hub, in a real pseudo-terminal.
 - Limits: `max_sessions` cockpits at once; `max_unauthenticated` connections still logging in,
   `max_per_source` of them from one address (the next is disconnected), `login_timeout`
   seconds to log in: a few silent connections cannot lock everyone out. Refusals are logged
-  at most once per source per 10 s, with a count of the rest (saf.serve.untrusted).
+  at most once per source per 10 s, with a count of the rest (saf.serve.client_limits).
 - Whatever the client says (user name, TERM, forward addresses) reaches the log through
-  `untrusted.shown`; terminal sizes go through `untrusted.clamp_size` (at most 500x200), at the
-  pty request and at every window change.
+  `saf.untrusted.shown`; terminal sizes go through `client_limits.clamp_size` (at most
+  500x200), at the pty request and at every window change.
 - Each cockpit is `hub.cockpit_argv(token)` in a new session on the slave side of
   `pty.openpty()`, with the client's TERM (and its COLORTERM, LANG and LC_* when it sends them),
   sized from the pty request. The bytes are pumped here rather than with
@@ -50,7 +50,8 @@ from saf.serve.authorized import (AuthorizedKeys, KeyGrant, default_authorized_k
                                   ensure_host_key, load_authorized_keys)
 from saf.serve.faces import Bind
 from saf.serve.hub import Hub
-from saf.serve.untrusted import RefusalLog, clamp_pixels, clamp_size, shown
+from saf.serve.client_limits import RefusalLog, clamp_pixels, clamp_size
+from saf.untrusted import shown
 
 log = logging.getLogger("saf.serve.ssh")
 

@@ -18,7 +18,7 @@ take the loop over) and adds what a server reachable from a browser needs:
   is not that same Host (a page elsewhere cannot drive a cockpit). Refusals are logged, at
   most a few lines per client per 10 s;
 - the terminal size a tab asks for (at the start and when the page resizes) is clamped by
-  saf.serve.untrusted.clamp_size, and every client string in the log goes through `shown`;
+  saf.serve.client_limits.clamp_size, and every client string in the log goes through `shown`;
 - at most `max_sessions` tabs at once; the next is told so;
 - when the face stops (Ctrl-C on `saf serve`), every tab's cockpit is told to quit, and killed
   if it has not within a few seconds: no process is left.
@@ -46,7 +46,8 @@ from textual_serve.server import Server, to_int
 
 from saf.serve.faces import Bind
 from saf.serve.http_site import listening
-from saf.serve.untrusted import RefusalLog, clamp_size, shown
+from saf.serve.client_limits import RefusalLog, clamp_size
+from saf.untrusted import shown
 
 if TYPE_CHECKING:
     from saf.serve.hub import Hub

@@ -1,12 +1,9 @@
-"""What a client of `saf serve` sends, made safe in one place for both faces (--ssh, --web).
+"""What a client of `saf serve` may ask for, bounded in one place for both faces (--ssh, --web).
 
-- `shown(text)`: any client-supplied string (a user name, TERM, a key comment, an env value,
-  an HTTP header or path) as it may appear in saf serve's log: control characters, newlines
-  and the other invisible or line-breaking characters escaped (`\\x1b`, `\\n`, `\\u2028`), the
-  backslash too (so an escape cannot be faked), and cut to `LIMIT` characters. A client can
-  then never write a line of its own, move the log reader's cursor or retitle their terminal.
-  saf serve's log handler (`EscapingFormatter`) passes every message through it as well, so a
-  call site that forgets cannot forge a line either.
+- Every client-supplied string (a user name, TERM, a key comment, an env value, an HTTP header
+  or path) reaches saf serve's log through `saf.untrusted.shown`; the log handler
+  (`EscapingFormatter`) escapes every message again, so a call site that forgets cannot forge
+  a line either.
 - `clamp_size(cols, rows)`: a terminal size a client asks for, within 1..MAX_COLS x
   1..MAX_ROWS. An SSH pty request or window change, and a browser tab's width/height or resize
   message, all come through here: a 10000x10000 terminal made a cockpit draw hundreds of MB.
@@ -19,57 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
 from dataclasses import dataclass
 
-LIMIT = 200
+from saf.untrusted import escaped_lines, shown
+
 MAX_COLS = 500
 MAX_ROWS = 200
 PIXELS = 65535  # what a pty's winsize can hold
 
 
-def _escaped(char: str) -> str:
-    code = ord(char)
-    if char == "\\":
-        return "\\\\"
-    if char == "\n":
-        return "\\n"
-    if char == "\r":
-        return "\\r"
-    if char == "\t":
-        return "\\t"
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def _unsafe(char: str) -> bool:
-    # C*: controls (C0, DEL, C1), format (bidi overrides), surrogates, private, unassigned;
-    # Zl/Zp: the Unicode line and paragraph separators, which some viewers break lines at.
-    return char == "\\" or unicodedata.category(char)[0] == "C" or \
-        unicodedata.category(char) in ("Zl", "Zp")
-
-
-def shown(value: object, limit: int = LIMIT) -> str:
-    """`value` as text fit for one log line (see the module)."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="backslashreplace")
-    text = str(value)
-    cut = len(text) > limit
-    text = text[:limit]
-    out = "".join(_escaped(c) if _unsafe(c) else c for c in text)
-    return out + "…" if cut else out
-
-
 class EscapingFormatter(logging.Formatter):
-    """A log line's message escaped by `shown` (no limit: saf's own messages may be long);
-    a traceback saf itself appends stays on its own lines."""
+    """A log line's message escaped as `shown` does (no limit: saf's own messages may be
+    long); a traceback saf itself appends stays on its own lines."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = "".join(
-            _escaped(c) if (_unsafe(c) and c != "\\") else c for c in record.message)
+        record.message = escaped_lines(record.message)
         return super().formatMessage(record)
 
 
