@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Iterable
 
 from saf.errors import UsageError
-from saf.metrics.format import fmt_bytes
+from saf.format import fmt_bytes
 
 quote = shlex.quote
 

@@ -8,7 +8,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from saf.metrics.format import fmt_used
+from saf.format import fmt_used
 from saf.metrics.thresholds import Level
 from saf.metrics.view import NodeStatus, alerts
 from saf.screens.widgets import palette

@@ -56,7 +56,7 @@ SIGNALS_COLUMNS = [
                   "per second"),
 ]
 
-# One way to write a figure across the cockpit and the headless faces (saf.metrics.format).
+# One way to write a figure across the cockpit and the headless faces (saf.format).
 UNITS = [
     ("rates", "network rates and link speeds in bits per second, as links are quoted: "
               "k, M, G are powers of 1000 (940M is 940 Mb/s)"),

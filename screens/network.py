@@ -32,7 +32,7 @@ from textual.widgets import Static
 from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
-from saf.metrics.format import (MISSING, fmt_count, fmt_gbps, fmt_ms, fmt_percent, fmt_rate,
+from saf.format import (MISSING, fmt_count, fmt_gbps, fmt_ms, fmt_percent, fmt_rate,
                                 fmt_speed)
 from saf.net import store
 from saf.net.results import NetResult, ResultError, grade

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from saf.metrics.format import fmt_bytes
+from saf.format import fmt_bytes
 from saf.metrics.view import NodeView
 from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen

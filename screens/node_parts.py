@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
-from saf.metrics.format import (MISSING, bar, fmt_byte_rate, fmt_count, fmt_num, fmt_rate,
+from saf.format import (MISSING, bar, fmt_byte_rate, fmt_count, fmt_num, fmt_rate,
                                 fmt_speed, fmt_used)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from saf.metrics.format import MISSING, fmt_ms, fmt_num, fmt_uptime
+from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
 from saf.render.columns import fitted_table, left_out_words
 from saf.render.models_view import COLUMNS, endpoint_rows
 from saf.inference.cluster import ClusterServers

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
-from saf.metrics.format import sparkline
+from saf.format import sparkline
 from saf.render.columns import Column, fitted_line, fitted_table, left_out_words
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS

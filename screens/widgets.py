@@ -1,6 +1,6 @@
 """Widgets shared by several screens: the status line, and graphs downsampled to the width
 they are drawn at (min and max kept per bucket), so redraw cost stays flat however much history
-the store keeps. Figures are written by saf.metrics.format, as every face writes them."""
+the store keeps. Figures are written by saf.format, as every face writes them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from saf.metrics.format import BLOCKS, downsample, scale_of
+from saf.format import BLOCKS, downsample, scale_of
 from saf.screens.base import SafScreen, cockpit_of
 
 

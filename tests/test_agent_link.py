@@ -25,7 +25,7 @@ from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics import events as mev
-from saf.metrics.hub import MetricsHub
+from saf.agent.hub import MetricsHub
 from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
     free_port, write_inventory

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import Settings
-from saf.metrics.format import fmt_used
+from saf.format import fmt_used
 from saf.recording import load_recording
 from saf.screens.app import SafApp, replay_app
 from saf.screens.node import NodeScreen

@@ -14,7 +14,7 @@ from saf.errors import ConfigError
 from saf.inventory.model import Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
 from saf.recording import PACE, Recording, RecordingWriter, Replayer, load_recording
-from saf.metrics.format import downsample, sparkline
+from saf.format import downsample, sparkline
 from tests.fixtures.frames.synth import T0, fleet, run
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"

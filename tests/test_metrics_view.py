@@ -11,7 +11,7 @@ from saf.agents import protocol
 from saf.agents.context import Context
 from saf.agents.main import Agent
 from saf.metrics import events as mev
-from saf.metrics.format import MISSING, fmt_bytes, fmt_rate, sparkline
+from saf.format import MISSING, fmt_bytes, fmt_rate, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, is_loopback, node_view
 
@@ -151,7 +151,7 @@ def test_a_sparkline_cell_is_the_highest_value_of_its_bucket():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from saf.metrics.format import BLOCKS, downsample, scale_of
+    from saf.format import BLOCKS, downsample, scale_of
 
     def reference(values, width, top):
         points = downsample(values, width)

@@ -38,7 +38,9 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
         return
     if not command:
         raise click.UsageError("give the saf command to run, e.g. `saf demo --headless nodes`")
-    from saf.cli import cli
+    # The root command (saf.cli's group) runs the inner command: found through click's context,
+    # not imported, as saf.cli imports the commands and not the other way round.
+    cli = ctx.find_root().command
 
     with DemoCluster() as cluster:
         os.environ["SAF_INVENTORY"] = str(cluster.inventory_path)

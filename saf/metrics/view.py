@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from saf.agents.protocol import CollectorStatus, HelloFrame, SampleFrame
 from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
-from saf.metrics.format import MISSING, fmt_bytes
+from saf.format import MISSING, fmt_bytes
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
 

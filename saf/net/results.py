@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from saf.errors import SafError
-from saf.metrics.format import fmt_count, fmt_gbps, fmt_link, fmt_percent
+from saf.format import fmt_count, fmt_gbps, fmt_link, fmt_percent
 
 WELL_UNDER = 0.7      # a link measured under 70 % of its line rate gets a warning
 # Retransmitted segments / data segments sent over which a test gets a warning (TCP's own

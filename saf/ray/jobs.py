@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saf.errors import RayError, UsageError
-from saf.metrics.format import fmt_bytes
+from saf.format import fmt_bytes
 from saf.ray.dashboard import Dashboard
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")

@@ -12,7 +12,7 @@ from saf.inventory.model import Inventory, Node
 from saf.recipe import substitute
 from saf.recipe.values import COMMAND, value_problem
 from saf.recipe.model import Recipe, Step
-from saf.metrics.format import fmt_bytes
+from saf.format import fmt_bytes
 from saf.shell import MAX_COMMAND
 
 

@@ -1,5 +1,5 @@
 """Shared pieces of the headless renderers: consoles, node colours, JSON lines, durations.
-Figures (bytes, rates, percentages) are written by saf.metrics.format, as in the cockpit."""
+Figures (bytes, rates, percentages) are written by saf.format, as in the cockpit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from saf.events import Event
-from saf.metrics.format import MISSING
+from saf.format import MISSING
 
 NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
                "bright_magenta", "bright_green", "bright_yellow", "bright_blue")

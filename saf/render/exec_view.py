@@ -18,7 +18,7 @@ from rich.text import Text
 
 from saf.events import Event, OutputLine
 from saf.exec import CommandFinished
-from saf.metrics.format import MISSING
+from saf.format import MISSING
 from saf.render.console import console, node_style, seconds
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "yellow", "unreachable": "red",

@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.format import MISSING, fmt_ms, fmt_num, fmt_uptime
+from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
 from saf.render.columns import Column, fitted_table
 from saf.inference.measure import CheckReport
 from saf.inference.records import Endpoint

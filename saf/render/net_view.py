@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.format import MISSING, fmt_gbps, fmt_link, fmt_ms, fmt_percent
+from saf.format import MISSING, fmt_gbps, fmt_link, fmt_ms, fmt_percent
 from saf.net.results import Change, NetResult, grade
 
 GRADE_STYLE = {"good": "green", "fair": "yellow", "poor": "bold red", None: ""}

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.facts import NodeFacts
-from saf.metrics.format import MISSING, fmt_bytes
+from saf.format import MISSING, fmt_bytes
 from saf.render.console import console
 
 

@@ -8,7 +8,7 @@ import time
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from saf.metrics.format import MISSING, fmt_bytes
+from saf.format import MISSING, fmt_bytes
 from saf.ray.status import RayJob, RayNode, RayStatus
 from saf.render.columns import Column, fitted_line, fitted_table
 

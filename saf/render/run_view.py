@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.events import Event
-from saf.metrics.format import fmt_some
+from saf.format import fmt_some
 from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
                                RunStarted, StepFinished, StepOutput, StepOutputDropped,
                                StepStarted, status_label)

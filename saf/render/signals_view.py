@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.format import sparkline
+from saf.format import sparkline
 from saf.signals.book import BookSnapshot, Latency
 from saf.signals.codec import ANOMALY_TYPES, REASONS, AISignal, BadFrame
 

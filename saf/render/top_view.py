@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.metrics.events import LOST, UP
-from saf.metrics.format import (MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used,
+from saf.format import (MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used,
                                 sparkline)
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view

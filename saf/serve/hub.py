@@ -57,7 +57,7 @@ from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
-from saf.metrics.hub import MetricsHub
+from saf.agent.hub import MetricsHub
 from saf.paths import private_dir, state_dir
 from saf.recording import event_line, node_header
 from saf.serve import wire

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from saf.inventory.model import Node
-from saf.metrics.format import fmt_gbps, fmt_link, fmt_percent
+from saf.format import fmt_gbps, fmt_link, fmt_percent
 from saf.net import store
 from saf.net.results import NetResult
 from saf.net.engine import NetOptions, new_result, run_net_test, schedule_line

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saf.errors import RayError
-from saf.metrics.format import fmt_bytes, fmt_some
+from saf.format import fmt_bytes, fmt_some
 from saf.ray import command as rc
 from saf.ray.dashboard import Dashboard, dashboard_target
 from saf.ray.facts import NodeFacts

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from saf.errors import RayError
-from saf.metrics.format import fmt_some
+from saf.format import fmt_some
 from saf.ray import command as rc
 from saf.ray.node_call import call, node_facts
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext

@@ -24,7 +24,7 @@ from typing import Any
 
 from saf.connect.rsync import local_rsync
 from saf.connect.rsync import remote as rsync_remote
-from saf.metrics.format import fmt_some
+from saf.format import fmt_some
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.recipe.substitute import names_in, shell_path
 from saf.shell import SHA256

@@ -9,6 +9,10 @@
 Each event is applied to `hub.store` first, then handed to `emit`, so a consumer reading the
 store from its callback sees the event's effect. A callback that raises is logged, never
 allowed to stop a link.
+
+It lives with the links it runs (saf.agent), above saf.metrics: the metrics package is the
+readings' data (events, store, view) and starts nothing, so the links can emit its events
+without the two packages importing each other.
 """
 
 from __future__ import annotations

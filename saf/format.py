@@ -2,7 +2,9 @@
 
 One glyph for a value the node did not measure, one byte format, one rate format, one
 sparkline: two formatters with one job drift apart, so there is one of each, here. Plain text
-only (no Rich, no Textual): each face adds its own colours.
+only (no Rich, no Textual): each face adds its own colours. It sits at the bottom of the
+core's layers (it imports nothing of saf), so the low helpers that write a figure in a message
+(`saf.shell`'s size limit, `saf.select`'s lists of names) need not reach up into `saf.metrics`.
 
 The units (help and docs/cockpit.md say the same): network rates and link speeds in bits per
 second with powers of 1000, as links are quoted; sizes, memory and disk rates in bytes with
