@@ -13,6 +13,15 @@ and the head reports the cluster's totals.
 
 A node already running with the same settings is `skipped`; with other settings it fails
 saying what differs, unless `restart` is true.
+
+This is where the Ray head is started: open it first (docs/architecture.md, "Where is it
+done"). The path, in the order it is called: `saf run ray-up` (recipes/ray-up.toml, one
+`ray_start` step) goes through saf.recipe.run and saf.recipe.runner to `RayStart.plan` on
+every node at once; `_decide` has saf.ray.node_call run saf.ray.node_probe's `facts` on the
+node (the answer checked by saf.ray.facts) and asks saf.ray.command for the node's exact
+`ray start` or its refusal; `RayStart.apply` has saf.ray.node_call run node_probe's `start`
+(the head first, each worker once the head answers), then waits through saf.ray.dashboard, on
+an SSH forward to the head, until saf.ray.status lists the node ALIVE.
 """
 
 from __future__ import annotations
