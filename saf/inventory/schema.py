@@ -17,6 +17,8 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 # Seconds: from a LAN's fastest to an hour.
 Timeout = Annotated[float, Meta(ge=0.1, le=3600.0)]
 Role = Literal["head", "worker", "control"]
+Os = Literal["linux", "macos"]
+Connection = Literal["ssh", "local"]
 
 
 class ClusterTable(Struct, forbid_unknown_fields=True):
@@ -42,8 +44,8 @@ class NodeTable(Struct, forbid_unknown_fields=True):
     roles: list[Role] = []
     tags: list[Text] = []
     python: Text | None = None
-    os: Literal["linux", "macos"] | None = None
-    connection: Literal["ssh", "local"] | None = None
+    os: Os | None = None
+    connection: Connection | None = None
     identity: Text | None = None
     known_hosts: Text | None = None
     ssh_config: Text | None = None
