@@ -12,6 +12,7 @@ command that must split) stay small functions after decoding, raising through `S
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -67,6 +68,13 @@ class Source:
 
     def fail(self, where: Where, message: str) -> ConfigError:
         return self.error(self.path, self.prefix + message, line=self.line(where))
+
+    def within(self, at: Where) -> Source:
+        """This source for a table inside the file (a step decoded on its own): paths are
+        taken as under `at`, for lines and names alike."""
+        return dataclasses.replace(self, line=lambda where: self.line(at + where),
+                                   table=lambda where: self.table(at + where),
+                                   key=lambda where: self.key(at + where))
 
     @classmethod
     def of_file(cls, path: Path | None, at: Where = (), **kwargs: Any) -> Source:
@@ -142,31 +150,56 @@ def _step(t: mi.Type, data: Any, part: Any) -> tuple[mi.Type | None, Any, Any]:
         ok = isinstance(data, list) and part < len(data)
         return t.item_type, data[part] if ok else _NOTHING, part
     if isinstance(t, mi.DictType) and isinstance(data, dict):
-        if part == "...":
-            for key, item in data.items():
-                try:
-                    msgspec.convert(item, _python_type(t.value_type))
-                except (msgspec.ValidationError, TypeError):
-                    return t.value_type, item, key
-            return t.value_type, _NOTHING, part
         return t.value_type, data.get(part, _NOTHING), part
     return None, _NOTHING, part
 
 
-def _python_type(t: mi.Type) -> Any:
-    """The annotation a type_info came from, for re-checking one dict item."""
-    t = _unwrap(t)
-    if isinstance(t, mi.StructType):
-        return t.cls
-    simple = {mi.StrType: str, mi.BoolType: bool, mi.IntType: int, mi.FloatType: float,
-              mi.AnyType: Any}
-    return simple.get(type(t), Any)
+def _resolve_keys(text: str, parts: list[Any], data: Any, model: type[Any]) -> list[Any]:
+    """msgspec writes a dict's key as `...`; find it again: the key whose item alone, in
+    place of the whole dict, gives the same error."""
+    for j, part in enumerate(parts):
+        if part != "...":
+            continue
+        table = _at(data, parts[:j])
+        if not isinstance(table, dict):
+            break
+        for key, item in table.items():
+            narrowed = _replace(data, parts[:j], {key: item})
+            try:
+                msgspec.convert(narrowed, model)
+            except msgspec.ValidationError as exc:
+                if str(exc) == text:
+                    parts[j], data = key, narrowed
+                    break
+    return parts
+
+
+def _at(data: Any, parts: list[Any]) -> Any:
+    for part in parts:
+        ok = isinstance(data, dict) and part in data or \
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        data = data[part] if ok else None
+    return data
+
+
+def _replace(data: Any, parts: list[Any], value: Any) -> Any:
+    """A copy of `data` with the item at `parts` replaced (copies only along the path)."""
+    if not parts:
+        return value
+    head, rest = parts[0], parts[1:]
+    if isinstance(data, dict):
+        return {**data, head: _replace(data[head], rest, value)}
+    copy = list(data)
+    copy[head] = _replace(copy[head], rest, value)
+    return copy
 
 
 def _explain(text: str, data: Any, model: type[Any], source: Source) -> ConfigError:
     match = _AT.match(text)  # no path: msgspec speaks of the top level
     what, parts = (match.group("what"), _parse_path(match.group("path"))) if match \
         else (text, [])
+    if "..." in parts:
+        parts = _resolve_keys(text, parts, data, model)
     t: mi.Type | None = mi.type_info(model)
     value: Any = data
     where: list[Any] = []
@@ -180,6 +213,9 @@ def _explain(text: str, data: Any, model: type[Any], source: Source) -> ConfigEr
     unknown, missing = _UNKNOWN.match(what), _MISSING.match(what)
     if unknown:
         table = _unwrap(t if parts and t is not None else mi.type_info(model))
+        if isinstance(table, mi.UnionType):  # a value or a table: the table member
+            tables = [u for u in map(_unwrap, table.types) if isinstance(u, mi.StructType)]
+            table = tables[0] if tables else table
         known = sorted(f.encode_name for f in table.fields) \
             if isinstance(table, mi.StructType) else []
         name = source.table(at)
@@ -200,11 +236,11 @@ def expectation(t: mi.Type, value: Any = _NOTHING, where: Where = ()) -> str:
     u = _unwrap(t)
     if described:
         wanted = f"must be {described}"
-    elif isinstance(u, mi.IntType | mi.FloatType):
-        low = u.ge if u.ge is not None else u.gt
-        high = u.le if u.le is not None else u.lt
+    elif (n := _number_type(u)) is not None:
+        low = n.ge if n.ge is not None else n.gt
+        high = n.le if n.le is not None else n.lt
         problem = number_problem(value if value is not _NOTHING else None, low=low, high=high,
-                                 integer=isinstance(u, mi.IntType))
+                                 integer=isinstance(n, mi.IntType))
         wanted = problem or "must be a number"
         if ", not " in wanted:
             return wanted
@@ -232,6 +268,19 @@ def expectation(t: mi.Type, value: Any = _NOTHING, where: Where = ()) -> str:
     return wanted if value is _NOTHING else f"{wanted}, not {brief(value)}"
 
 
+def _number_type(t: mi.Type) -> mi.IntType | mi.FloatType | None:
+    """The number a type asks for: itself, or for `int | float` (a number kept as written)
+    the float member, whose bounds are the same."""
+    if isinstance(t, mi.IntType | mi.FloatType):
+        return t
+    if isinstance(t, mi.UnionType):
+        members = [_unwrap(m) for m in t.types if not isinstance(m, mi.NoneType)]
+        if members and all(isinstance(m, mi.IntType | mi.FloatType) for m in members):
+            floats = [m for m in members if isinstance(m, mi.FloatType)]
+            return (floats or members)[0]  # type: ignore[return-value]
+    return None
+
+
 def _description(t: mi.Type) -> str | None:
     while True:
         if isinstance(t, mi.Metadata):
@@ -252,7 +301,7 @@ def _check_finite(value: Any, t: mi.Type, where: Where, data: Any, source: Sourc
     """msgspec lets inf through a bound on one side only; a number a person writes in saf is
     always finite (saf.numbers)."""
     u = _unwrap(t)
-    if isinstance(u, mi.FloatType) and isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value) and _number_type(u) is not None:
         raise source.fail(where, f"{source.key(where)} {expectation(t, value, where)}")
     if isinstance(u, mi.StructType) and isinstance(value, msgspec.Struct):
         for f in u.fields:
