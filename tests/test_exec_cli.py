@@ -177,7 +177,8 @@ def test_bad_inventory_is_refused_without_traceback(tmp_path, cluster):
     bad.write_text('[[nodes]]\nname = "a"\nhost = "h"\nport = 0\n')
     done = cluster.saf("nodes", SAF_INVENTORY=str(bad))
     assert done.returncode == 2
-    assert f"{bad}:4: node 'a'.port must be an integer from 1 to 65535" in done.stderr
+    assert f"{bad}:4: node 'a': port must be a whole number from 1 to 65535, not 0" \
+        in done.stderr
     assert "Traceback" not in done.stderr
 
 

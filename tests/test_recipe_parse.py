@@ -47,7 +47,8 @@ def _prepare(path: Path, inventory_path: Path, **overrides: str):
     ("unknown_top.toml", 2, "unknown key 'descripton'"),
     ("unknown_kind.toml", 9, "unknown kind 'teleport'"),
     ("no_action.toml", 3, "needs `run"),
-    ("bad_on_failure.toml", 6, "on_failure must be one of stop, continue"),
+    ("bad_on_failure.toml", 6,
+     "step 1: 'on_failure' must be one of continue, stop, not 'explode'"),
 ])
 def test_bad_recipe_names_file_and_line(name: str, line: int, words: str) -> None:
     """Each mistake in the file itself is a ConfigError: file:line: what."""
@@ -174,3 +175,29 @@ def test_cli_exit_2_for_invalid_recipe(inventory_path: Path, tmp_path: Path) -> 
         [sys.executable, "-m", "saf", "-i", str(inventory_path), "run", "no-such-recipe"],
         capture_output=True, text=True, env={"SAF_STATE_DIR": str(tmp_path)})
     assert missing.returncode == 2 and "no recipe 'no-such-recipe'" in missing.stderr
+
+
+@pytest.mark.parametrize("text, line, words", [
+    (SHELL + 'become = "yes"', 6, "step 1: 'become' must be true or false, not 'yes'"),
+    (SHELL + 'on = " "', 6, "step 1: 'on' must be a non-empty string, not ' '"),
+    (SHELL + "retyr = 2", 6, "unknown key 'retyr' in step 1, a shell step (known keys: "
+     "become, check, creates, delay, description, kind, name, on, on_failure, readonly, "
+     "retries, run, serial, timeout)"),
+    (WAIT + "retyr = 2", 7, "unknown key 'retyr' in step 1, a wait step (known keys: "
+     "become, check, command, creates, delay, description, interval, kind, name, on, "
+     "on_failure, retries, run, serial, timeout, tries)"),
+    ('name = "r"\nsteps = [1]', 2, "step 1 must be a table, not 1"),
+    ('name = "r"\n[vars]\na = { defalt = 1 }\n' + SHELL[11:], 3,
+     "unknown key 'defalt' in variable 'a' (known keys: default, description, type)"),
+    ('name = "r"\n[vars]\na = [1]\n' + SHELL[11:], 3, "variable 'a' must be a string, number, "
+     "boolean, or a table with default and description, not [1]"),
+])
+def test_every_mistake_says_the_key_what_it_must_be_and_what_was_written(
+        tmp_path: Path, text: str, line: int, words: str) -> None:
+    """The declared model (saf.recipe.schema) words each mistake alike: the step, the key,
+    what it must be and the value written; an unknown key lists the keys that step knows."""
+    path = tmp_path / "r.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}:{line}: {words}"

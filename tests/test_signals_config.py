@@ -70,8 +70,14 @@ def test_ssh_flag_routes_the_default_through_the_head(tmp_path: Path) -> None:
     ('gap_factor = inf\n', 11, "gap_factor must be a number >= 1, not inf"),
     ('ssh = "yes"\n', 11, "ssh must be true or false"),
     ('\nweights = { price = -1 }\n', 12, "weights.price must be a number"),
-    ('weights = { price = 0.4, volume = 1 }\n', 11, "unknown weight 'volume'"),
+    ('weights = { price = 0.4, volume = 1 }\n', 11,
+     "unknown key 'volume' in weights (known keys: anomaly, price, sentiment)"),
     ('weights = { price = 0, sentiment = 0, anomaly = 0 }\n', 11, "must not all be zero"),
+    ('weights = 3\n', 11, "weights must be a table like { price = 0.4, sentiment = 0.3, "
+     "anomaly = 0.3 }, not 3"),
+    ('endpoints = ["tcp://a:1", 7]\n', 11, "endpoints[1] must be a string, not 7"),
+    ('ssh = true\nendpoint = "tcp://a:1"\nendpoints = ["tcp://b:1"]\n', 13,
+     "give endpoint or endpoints, not both"),
 ])
 def test_mistakes_name_file_and_line(tmp_path: Path, table: str, line: int,
                                      words: str) -> None:

@@ -13,11 +13,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import tomli_w
+from msgspec import Meta, Struct
 
-from saf.errors import ConfigError
+from saf.config_model import Source, decode, dotted
 from saf.metrics.thresholds import Thresholds
 from saf.paths import config_dir
 from saf.tomlpos import load_toml, loads as toml_loads
@@ -37,47 +39,39 @@ class Settings:
     state_path: Path | None = None
 
 
-_TOP_KEYS = {"theme", "readonly", "readonly_reason", "keymap", "thresholds"}
+# [thresholds] holds any of Thresholds' fields, each a (finite) number; one set of names.
+ThresholdsTable = msgspec.defstruct(
+    "ThresholdsTable", [(f.name, float | None, None) for f in dataclasses.fields(Thresholds)],
+    forbid_unknown_fields=True, frozen=True)
 
 
-def _parse(data: Mapping[str, Any], path: Path | None, line: Any, base: Settings) -> Settings:
-    """Merge one `[cockpit]`-shaped mapping into `base`, rejecting unknown keys."""
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise ConfigError(path, f"unknown cockpit setting {key!r} (known: "
-                              f"{', '.join(sorted(_TOP_KEYS))})", line=line(key))
+class CockpitTable(Struct, forbid_unknown_fields=True, frozen=True):
+    """The shape of cockpit.toml and of the inventory's [cockpit] (saf.config_model)."""
+
+    theme: Annotated[str, Meta(description="a theme name")] | None = None
+    readonly: bool | None = None
+    readonly_reason: str | None = None
+    keymap: Annotated[dict[str, str], Meta(description='a table of binding id = "keys"')
+                      ] | None = None
+    thresholds: ThresholdsTable | None = None  # type: ignore[valid-type]
+
+
+def _merge(table: CockpitTable, path: Path | None, base: Settings) -> Settings:
+    """One file's settings over `base`: only the keys it sets change."""
     changes: dict[str, Any] = {}
-    if "theme" in data:
-        if not isinstance(data["theme"], str):
-            raise ConfigError(path, "theme must be a theme name", line=line("theme"))
-        changes["theme"] = data["theme"]
-    if "readonly" in data:
-        if not isinstance(data["readonly"], bool):
-            raise ConfigError(path, "readonly must be true or false", line=line("readonly"))
-        changes["readonly"] = data["readonly"]
+    if table.theme is not None:
+        changes["theme"] = table.theme
+    if table.readonly is not None:
+        changes["readonly"] = table.readonly
         changes["readonly_reason"] = f"read-only by {path.name if path else 'configuration'}"
-    if "readonly_reason" in data:
-        changes["readonly_reason"] = str(data["readonly_reason"])
-    if "keymap" in data:
-        keymap = data["keymap"]
-        if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
-            raise ConfigError(path, 'keymap must be a table of binding id = "keys"',
-                              line=line("keymap"))
-        changes["keymap"] = {**base.keymap, **keymap}
-    if "thresholds" in data:
-        table = data["thresholds"]
-        known = {f.name for f in dataclasses.fields(Thresholds)}
-        if not isinstance(table, dict):
-            raise ConfigError(path, "thresholds must be a table", line=line("thresholds"))
-        values = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(path, f"unknown threshold {key!r} (known: "
-                                  f"{', '.join(sorted(known))})", line=line("thresholds", key))
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(path, f"threshold {key} must be a number",
-                                  line=line("thresholds", key))
-            values[key] = float(value)
+    if table.readonly_reason is not None:
+        changes["readonly_reason"] = table.readonly_reason
+    if table.keymap is not None:
+        changes["keymap"] = {**base.keymap, **table.keymap}
+    if table.thresholds is not None:
+        values = {name: float(getattr(table.thresholds, name))
+                  for name in table.thresholds.__struct_fields__
+                  if getattr(table.thresholds, name) is not None}
         changes["thresholds"] = dataclasses.replace(base.thresholds, **values)
     return dataclasses.replace(base, **changes)
 
@@ -91,12 +85,16 @@ def load_settings(path: Path | None = None, *, inventory_extra: Mapping[str, Any
     settings = Settings(state_path=folder / STATE_FILE if remember else None)
     if path.exists():
         data, positions = load_toml(path)
-        settings = _parse(data, path, lambda *keys: positions.line(*keys), settings)
+        source = Source.of_positions(path, positions, table=lambda where: f"[{dotted(where)}]"
+                                     if where else "the cockpit settings")
+        settings = _merge(decode(data, CockpitTable, source), path, settings)
     cockpit = (inventory_extra or {}).get("cockpit")
     if cockpit is not None:
-        if not isinstance(cockpit, dict):
-            raise ConfigError(inventory_path, "[cockpit] must be a table")
-        settings = _parse(cockpit, inventory_path, lambda *keys: None, settings)
+        # The inventory's lines are read again only when there is an error to place.
+        source = Source.of_file(inventory_path, ("cockpit",),
+                                table=lambda where: f"[{dotted(('cockpit', *where))}]",
+                                key=lambda where: dotted(("cockpit", *where)))
+        settings = _merge(decode(cockpit, CockpitTable, source), inventory_path, settings)
     remembered = remembered_theme(settings.state_path)
     if remembered:
         settings = dataclasses.replace(settings, theme=remembered)

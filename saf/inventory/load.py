@@ -12,21 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from saf import paths
-from saf.errors import InventoryError
-from saf.inventory.model import (CONNECTIONS, OSES, ROLES, SELECTOR_WORDS, Cluster, Defaults,
-                                 Inventory, Node)
-from saf.numbers import number_problem
+from saf.config_model import Source, decode, dotted
+from saf.errors import InventoryError, brief
+from saf.inventory.model import SELECTOR_WORDS, Cluster, Defaults, Inventory, Node
+from saf.inventory.schema import InventoryFile
 from saf.tomlpos import TomlPositions, load_toml
 
 INVENTORY_NAME = "saf.toml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-_CLUSTER_KEYS = {"name"}
-_DEFAULT_KEYS = {"user", "port", "python", "identity", "known_hosts", "ssh_config",
-                 "connect_timeout", "vars"}
-_NODE_KEYS = _DEFAULT_KEYS | {"name", "host", "roles", "tags", "os", "connection"}
-_TOP_KEYS = {"cluster", "defaults", "nodes"}
-CONNECT_TIMEOUT = (0.1, 3600.0)  # seconds: from a LAN's fastest to an hour
 # Tables owned by other parts of saf; they validate their own contents.
 EXTRA_TABLES = {"signals", "cockpit", "ray"}
 
@@ -54,172 +48,100 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     return parse_inventory(data, pos, file)
 
 
-class _Checker:
-    def __init__(self, pos: TomlPositions, path: Path | None) -> None:
-        self.pos = pos
-        self.path = path
+def _node_label(data: Any, index: int) -> str:
+    """How a node is named in a message: by its name when it has a usable one."""
+    raw = data.get("nodes") if isinstance(data, dict) else None
+    entry = raw[index] if isinstance(raw, list) and index < len(raw) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"node {brief(name)}" if isinstance(name, str) and name.strip() \
+        else f"node #{index + 1}"
 
-    def fail(self, where: tuple[Any, ...], message: str) -> InventoryError:
-        return InventoryError(self.path, message, line=self.pos.line(*where))
 
-    def table(self, value: Any, where: tuple[Any, ...], what: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"{what} must be a table")
-        return value
+def _source(data: Any, pos: TomlPositions, path: Path | None) -> Source:
+    def table(where: tuple[Any, ...]) -> str:
+        if not where:
+            return "the inventory"
+        if where[0] == "nodes" and len(where) == 2 and isinstance(where[1], int):
+            return _node_label(data, where[1])
+        return f"[{dotted(where)}]"
 
-    def known(self, table: dict[str, Any], allowed: set[str], where: tuple[Any, ...],
-              what: str) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = ", ".join(sorted(allowed))
-                raise self.fail(where + (key,), f"unknown key {key!r} in {what} "
-                                f"(known keys: {hint})")
+    def key(where: tuple[Any, ...]) -> str:
+        if len(where) >= 2 and where[0] == "nodes" and isinstance(where[1], int):
+            label = _node_label(data, where[1])
+            return f"{label}: {dotted(where[2:])}" if len(where) > 2 else label
+        return dotted(where)
+    return Source.of_positions(path, pos, error=InventoryError, table=table, key=key)
 
-    def string(self, table: dict[str, Any], key: str, where: tuple[Any, ...],
-               what: str) -> str | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where + (key,), f"{what}.{key} must be a non-empty string")
-        return value
 
-    def command(self, table: dict[str, Any], key: str, where: tuple[Any, ...],
-                what: str) -> str | None:
-        """A program with its arguments (`python = "/usr/bin/env python3"`), split as sh
-        would split it: unbalanced quoting is refused here, not later by each command that
-        runs it."""
-        value = self.string(table, key, where, what)
-        if value is None:
-            return None
-        try:
-            words = shlex.split(value)
-        except ValueError as exc:
-            raise self.fail(where + (key,), f"{what}.{key} {value!r} is not a command sh can "
-                            f"split: unbalanced quoting ({exc}); quote a path with spaces "
-                            "whole, e.g. \"'~/my venv/bin/python'\", and one with a ' in "
-                            "double quotes (\"/opt/it's/python3\")") from None
-        if not words or not words[0]:
-            raise self.fail(where + (key,), f"{what}.{key} {value!r} names no program")
-        return value
+def _command(value: str, where: tuple[Any, ...], source: Source) -> str:
+    """A program with its arguments (`python = "/usr/bin/env python3"`), split as sh would
+    split it: unbalanced quoting is refused here, not later by each command that runs it."""
+    name = source.key(where)
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise source.fail(where, f"{name} {value!r} is not a command sh can "
+                          f"split: unbalanced quoting ({exc}); quote a path with spaces "
+                          "whole, e.g. \"'~/my venv/bin/python'\", and one with a ' in "
+                          "double quotes (\"/opt/it's/python3\")") from None
+    if not words or not words[0]:
+        raise source.fail(where, f"{name} {value!r} names no program")
+    return value
 
-    def port(self, table: dict[str, Any], where: tuple[Any, ...], what: str) -> int | None:
-        value = table.get("port")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise self.fail(where + ("port",), f"{what}.port must be an integer from 1 to "
-                            f"65535, not {value!r}")
-        return value
 
-    def words(self, table: dict[str, Any], key: str, where: tuple[Any, ...],
-              what: str) -> tuple[str, ...]:
-        value = table.get(key, [])
-        if isinstance(value, str):
-            raise self.fail(where + (key,), f"{what}.{key} must be a list of strings: "
-                            f"write {key} = [{value!r}]".replace("'", '"'))
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(where + (key,), f"{what}.{key} must be a list of strings")
-        return tuple(value)
-
-    def number(self, table: dict[str, Any], key: str, where: tuple[Any, ...], what: str,
-               default: float, low: float, high: float) -> float:
-        value = table.get(key, default)
-        problem = number_problem(value, low=low, high=high)
-        if problem:
-            raise self.fail(where + (key,), f"{what}.{key} {problem}")
-        return float(value)
-
-    def choice(self, table: dict[str, Any], key: str, allowed: tuple[str, ...],
-               where: tuple[Any, ...], what: str) -> str | None:
-        value = self.string(table, key, where, what)
-        if value is not None and value not in allowed:
-            raise self.fail(where + (key,), f"{what}.{key} must be one of "
-                            f"{', '.join(allowed)}, not {value!r}")
-        return value
+def _check_name(name: str, where: tuple[Any, ...], source: Source) -> None:
+    if not NAME_RE.match(name):
+        raise source.fail(where, f"node name {name!r} may hold only letters, "
+                          "digits, '.', '_' and '-', and must start with a letter or digit")
+    if name in SELECTOR_WORDS:
+        raise source.fail(where, f"node name {name!r} is a selector word "
+                          f"({', '.join(sorted(SELECTOR_WORDS))}): `--on {name}` could "
+                          "never mean this node; choose another name")
 
 
 def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
                     path: Path | None = None) -> Inventory:
-    """Validate parsed TOML into an Inventory."""
-    check = _Checker(pos or TomlPositions(""), path)
-    check.known(data, _TOP_KEYS | EXTRA_TABLES, (), "the inventory")
-
-    cluster_t = check.table(data.get("cluster", {}), ("cluster",), "[cluster]")
-    check.known(cluster_t, _CLUSTER_KEYS, ("cluster",), "[cluster]")
-    cluster = Cluster(name=check.string(cluster_t, "name", ("cluster",), "cluster") or "saf")
-
-    d = check.table(data.get("defaults", {}), ("defaults",), "[defaults]")
-    check.known(d, _DEFAULT_KEYS, ("defaults",), "[defaults]")
+    """Validate parsed TOML into an Inventory: its shape by the declared model
+    (saf.inventory.schema), then names, duplicates, the python command and the one head."""
+    pos = pos or TomlPositions("")
+    source = _source(data, pos, path)
+    file = decode(data, InventoryFile, source)
+    d = file.defaults
     defaults = Defaults(
-        user=check.string(d, "user", ("defaults",), "defaults"),
-        port=check.port(d, ("defaults",), "defaults"),
-        python=check.command(d, "python", ("defaults",), "defaults") or "python3",
-        identity=check.string(d, "identity", ("defaults",), "defaults"),
-        known_hosts=check.string(d, "known_hosts", ("defaults",), "defaults"),
-        ssh_config=check.string(d, "ssh_config", ("defaults",), "defaults"),
-        connect_timeout=check.number(d, "connect_timeout", ("defaults",), "defaults", 10.0,
-                                     *CONNECT_TIMEOUT),
-        vars=check.table(d.get("vars", {}), ("defaults", "vars"), "defaults.vars"),
-    )
-
-    raw_nodes = data.get("nodes", [])
-    if not isinstance(raw_nodes, list):
-        raise check.fail(("nodes",), "nodes must be written as [[nodes]] tables")
-    if not raw_nodes:
-        raise check.fail((), "the inventory has no [[nodes]]")
+        user=d.user, port=d.port, python=_command(d.python, ("defaults", "python"), source),
+        identity=d.identity, known_hosts=d.known_hosts, ssh_config=d.ssh_config,
+        connect_timeout=float(d.connect_timeout), vars=d.vars)
+    if not file.nodes:
+        raise source.fail((), "the inventory has no [[nodes]]")
     nodes: list[Node] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_nodes):
+    for index, t in enumerate(file.nodes):
         where = ("nodes", index)
-        t = check.table(raw, where, "each [[nodes]] entry")
-        name = check.string(t, "name", where, "node")
-        label = f"node {name!r}" if name else f"node #{index + 1}"
-        if name is None:
-            raise check.fail(where, f"{label} has no name")
-        if not NAME_RE.match(name):
-            raise check.fail(where + ("name",), f"node name {name!r} may hold only letters, "
-                             "digits, '.', '_' and '-', and must start with a letter or digit")
-        if name in SELECTOR_WORDS:
-            raise check.fail(where + ("name",), f"node name {name!r} is a selector word "
-                             f"({', '.join(sorted(SELECTOR_WORDS))}): `--on {name}` could "
-                             "never mean this node; choose another name")
-        check.known(t, _NODE_KEYS, where, label)
-        if name in seen:
-            raise check.fail(where + ("name",), f"duplicate node name {name!r} (first defined "
-                             f"on line {check.pos.line('nodes', seen[name])})")
-        seen[name] = index
-        host = check.string(t, "host", where, label)
-        if host is None:
-            raise check.fail(where, f"{label} has no host")
-        roles = check.words(t, "roles", where, label)
-        for role in roles:
-            if role not in ROLES:
-                raise check.fail(where + ("roles",), f"{label}: unknown role {role!r} "
-                                 f"(roles are {', '.join(ROLES)})")
-        port = check.port(t, where, label)
-        user = check.string(t, "user", where, label)
-        connection = check.choice(t, "connection", CONNECTIONS, where, label)
+        _check_name(t.name, where + ("name",), source)
+        if t.name in seen:
+            raise source.fail(where + ("name",), f"duplicate node name {t.name!r} (first "
+                              f"defined on line {pos.line('nodes', seen[t.name])})")
+        seen[t.name] = index
+        connection = t.connection
         if connection is None:
-            connection = "local" if host == "localhost" and port is None and user is None \
-                else "ssh"
-        node_vars = check.table(t.get("vars", {}), where + ("vars",), f"{label}.vars")
+            connection = "local" if t.host == "localhost" and t.port is None \
+                and t.user is None else "ssh"
+        python = _command(t.python, where + ("python",), source) if t.python is not None \
+            else defaults.python
+        timeout = t.connect_timeout if t.connect_timeout is not None \
+            else defaults.connect_timeout
         nodes.append(Node(
-            name=name, host=host,
-            user=user or defaults.user,
-            port=port or defaults.port,
-            roles=roles,
-            tags=check.words(t, "tags", where, label),
-            python=check.command(t, "python", where, label) or defaults.python,
-            os=check.choice(t, "os", OSES, where, label),
+            name=t.name, host=t.host,
+            user=t.user or defaults.user,
+            port=t.port or defaults.port,
+            roles=tuple(t.roles), tags=tuple(t.tags), python=python, os=t.os,
             connection=connection,
-            identity=check.string(t, "identity", where, label) or defaults.identity,
-            known_hosts=check.string(t, "known_hosts", where, label) or defaults.known_hosts,
-            ssh_config=check.string(t, "ssh_config", where, label) or defaults.ssh_config,
-            connect_timeout=check.number(t, "connect_timeout", where, label,
-                                         defaults.connect_timeout, *CONNECT_TIMEOUT),
-            vars={**defaults.vars, **node_vars},
-            line=check.pos.line(*where),
+            identity=t.identity or defaults.identity,
+            known_hosts=t.known_hosts or defaults.known_hosts,
+            ssh_config=t.ssh_config or defaults.ssh_config,
+            connect_timeout=float(timeout),
+            vars={**defaults.vars, **t.vars},
+            line=pos.line(*where),
         ))
     heads = [n for n in nodes if n.is_head]
     if len(heads) > 1:
@@ -227,5 +149,5 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
         raise InventoryError(path, f"more than one head node ({heads[0].name}, {second.name}); "
                              "a cluster has one head", line=second.line)
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
-    return Inventory(cluster=cluster, defaults=defaults, nodes=tuple(nodes), path=path,
-                     extra=extra)
+    return Inventory(cluster=Cluster(name=file.cluster.name), defaults=defaults,
+                     nodes=tuple(nodes), path=path, extra=extra)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from saf.inventory.address import Address
+from saf.inventory.schema import Connection, Os, Role
 
-ROLES = ("head", "worker", "control")
+# The choices as the file's model declares them (saf.inventory.schema), once.
+ROLES: tuple[str, ...] = get_args(Role)
 # Words a node selector reads as something other than a node's name (saf.select's grammar):
 # a node named so could never be chosen by name, so the inventory refuses them.
 SELECTOR_WORDS = frozenset({"all", "head", "worker", "workers", "control"})
-OSES = ("linux", "macos")
-CONNECTIONS = ("ssh", "local")
+OSES: tuple[str, ...] = get_args(Os)
+CONNECTIONS: tuple[str, ...] = get_args(Connection)
 
 
 @dataclass(frozen=True)

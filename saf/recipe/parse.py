@@ -1,39 +1,25 @@
 """Reading and validating a recipe file. Every mistake is a ConfigError naming the file, the
-line and what is wrong, raised before anything runs."""
+line and what is wrong, raised before anything runs.
+
+The file's shape is declared in saf.recipe.schema and decoded by saf.config_model; what is
+not about shape (a step's kind, variable names, a default that fits its type, duplicate step
+names, keys a kind refuses) is checked here after decoding. A kind's own keys are still
+checked by the kind's `parse`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from saf.errors import ConfigError
+from saf.config_model import Source, decode
 from saf.recipe.kinds import KINDS
-from saf.recipe.model import ON_FAILURE, Recipe, Step, Var
-from saf.tomlpos import TomlPositions, load_toml
-from saf.numbers import number_problem
+from saf.recipe.model import Recipe, Step, Var
+from saf.recipe.schema import RecipeFile, VarTable, step_model
 from saf.recipe.values import GRAMMARS, value_problem
+from saf.tomlpos import TomlPositions, load_toml
 
-TOP_KEYS = {"name": "the recipe's name", "description": "what it does",
-            "vars": "variables with defaults", "steps": "the ordered [[steps]]"}
-STEP_KEYS = {"name": "what the step does, in a few words",
-             "description": "more words", "run": "a shell command (kind shell)",
-             "kind": "a built-in kind: " + ", ".join(sorted(KINDS)),
-             "on": "node selector (default all)",
-             "check": "a command that exits 0 when nothing needs doing",
-             "creates": "a path on the node; the step is skipped when it exists",
-             "become": "run as root (sudo)", "timeout": "seconds per attempt",
-             "retries": "extra attempts after a failure", "delay": "seconds between attempts",
-             "on_failure": "stop | continue", "serial": "one node at a time"}
-VAR_KEYS = {"default", "description", "type"}
-
-
-class _Checker:
-    def __init__(self, pos: TomlPositions, path: Path | None) -> None:
-        self.pos = pos
-        self.path = path
-
-    def fail(self, message: str, *where: Any) -> ConfigError:
-        return ConfigError(self.path, message, line=self.pos.line(*where))
+Where = tuple[Any, ...]
 
 
 def _scalar(value: Any) -> str | None:
@@ -44,129 +30,100 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def _parse_vars(raw: Any, c: _Checker) -> dict[str, Var]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise c.fail("[vars] must be a table of name = default", "vars")
+def _table_name(data: Any) -> Any:
+    def name(where: Where) -> str:
+        if not where:
+            return "the recipe"
+        if len(where) == 2 and where[0] == "vars":
+            return f"variable {where[1]!r}"
+        if len(where) == 2 and where[0] == "steps" and isinstance(where[1], int):
+            steps = data.get("steps") if isinstance(data, dict) else None
+            raw = steps[where[1]] if isinstance(steps, list) and where[1] < len(steps) else None
+            kind = raw.get("kind", "shell") if isinstance(raw, dict) else None
+            return f"step {where[1] + 1}" + (f", a {kind} step" if isinstance(kind, str)
+                                               else "")
+        return "[" + ".".join(map(str, where)) + "]"
+    return name
+
+
+def _key_name(where: Where) -> str:
+    if where and where[0] == "steps" and len(where) >= 2 and isinstance(where[1], int):
+        rest = where[2:]
+        return f"step {where[1] + 1}" + (f": {'.'.join(map(repr, rest))}" if rest else "")
+    if len(where) >= 2 and where[0] == "vars":
+        return f"variable {where[1]!r}" + (f": {'.'.join(map(repr, where[2:]))}"
+                                          if len(where) > 2 else "")
+    return ".".join(map(str, where)) or "the recipe"
+
+
+def _parse_vars(raw: dict[str, Any], source: Source) -> dict[str, Var]:
     out: dict[str, Var] = {}
     for name, value in raw.items():
         if "." in name or not name.replace("_", "a").replace("-", "a").isalnum():
-            raise c.fail(f"bad variable name {name!r} (letters, digits, _ and -)", "vars", name)
-        if isinstance(value, dict):
-            for key in value:
-                if key not in VAR_KEYS:
-                    raise c.fail(f"unknown key {key!r} in variable {name!r} (known keys: "
-                                 f"{', '.join(sorted(VAR_KEYS))})", "vars", name, key)
-            default = value.get("default")
-            if default is not None and _scalar(default) is None:
-                raise c.fail(f"default of {name!r} must be a string, number or boolean",
-                             "vars", name)
-            kind = value.get("type")
-            if kind is not None and kind not in GRAMMARS:
-                raise c.fail(f"unknown type {kind!r} of variable {name!r} (types: "
-                             f"{', '.join(sorted(GRAMMARS))})", "vars", name, "type")
-            text = _scalar(default) if default is not None else None
-            problem = value_problem(kind, text) if kind and text is not None else None
+            raise source.fail(("vars", name),
+                              f"bad variable name {name!r} (letters, digits, _ and -)")
+        if isinstance(value, VarTable):
+            if value.type is not None and value.type not in GRAMMARS:
+                raise source.fail(("vars", name, "type"), f"unknown type {value.type!r} of "
+                                  f"variable {name!r} (types: {', '.join(sorted(GRAMMARS))})")
+            text = _scalar(value.default) if value.default is not None else None
+            problem = value_problem(value.type, text) if value.type and text is not None \
+                else None
             if problem:
-                raise c.fail(f"default of {name!r} {problem}", "vars", name, "default")
-            out[name] = Var(name, text, str(value.get("description", "")), kind)
+                raise source.fail(("vars", name, "default"), f"default of {name!r} {problem}")
+            out[name] = Var(name, text, value.description, value.type)
         else:
-            if _scalar(value) is None:
-                raise c.fail(f"variable {name!r} must be a string, number, boolean, or a "
-                             "table with default and description", "vars", name)
             out[name] = Var(name, _scalar(value))
     return out
 
 
-# The most a step may ask for: a week per attempt, a thousand retries, a day between tries.
-STEP_LIMITS = {"timeout": 7 * 86400.0, "retries": 1000, "delay": 86400.0}
-
-
-def _number(step: dict[str, Any], key: str, c: _Checker, where: tuple[Any, ...],
-            default: float | None, integer: bool = False) -> Any:
-    value = step.get(key, default)
-    if value is None:
-        return None
-    problem = number_problem(value, low=0, high=STEP_LIMITS[key], integer=integer)
-    if problem:
-        raise c.fail(f"{key!r} {problem}", *where, key)
-    return value
-
-
-def _parse_step(index: int, raw: Any, c: _Checker) -> Step:
+def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
     where = ("steps", index)
-    if not isinstance(raw, dict):
-        raise c.fail("each step must be a [[steps]] table", *where)
     kind_name = raw.get("kind", "shell" if "run" in raw else None)
     if kind_name is None:
-        raise c.fail("a step needs `run = \"command\"` or `kind = \"...\"` ("
-                     f"kinds: {', '.join(sorted(KINDS))})", *where)
+        raise source.fail(where, "a step needs `run = \"command\"` or `kind = \"...\"` ("
+                          f"kinds: {', '.join(sorted(KINDS))})")
     if not isinstance(kind_name, str) or kind_name not in KINDS:
-        raise c.fail(f"unknown kind {kind_name!r} (kinds: {', '.join(sorted(KINDS))})",
-                     *where, "kind")
+        raise source.fail(where + ("kind",), f"unknown kind {kind_name!r} (kinds: "
+                          f"{', '.join(sorted(KINDS))})")
     kind_cls = KINDS[kind_name]
-    allowed = set(STEP_KEYS) | set(kind_cls.keys)
-    for key in raw:
-        if key not in allowed:
-            raise c.fail(f"unknown key {key!r} in step {index + 1} (a {kind_name} step knows: "
-                         f"{', '.join(sorted(allowed))})", *where, key)
+    table = decode(raw, step_model(kind_name, tuple(kind_cls.keys)), source.within(where))
     if "run" in raw and kind_name != "shell":
-        raise c.fail(f"`run` belongs to shell steps, not kind {kind_name!r}", *where, "run")
+        raise source.fail(where + ("run",), f"`run` belongs to shell steps, not kind "
+                          f"{kind_name!r}")
     params = {k: v for k, v in raw.items() if k in kind_cls.keys}
-    kind = kind_cls.parse(params, lambda key, msg: c.fail(msg, *where, key))
-    name = raw.get("name") or kind.describe()[:60] or f"step {index + 1}"
-    for key in ("name", "description", "on", "check", "creates"):
-        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
-            raise c.fail(f"{key!r} must be a non-empty string", *where, key)
-    for key in ("become", "serial"):
-        if key in raw and not isinstance(raw[key], bool):
-            raise c.fail(f"{key!r} must be true or false", *where, key)
-    on_failure = raw.get("on_failure", "stop")
-    if on_failure not in ON_FAILURE:
-        raise c.fail(f"on_failure must be one of {', '.join(ON_FAILURE)}, not {on_failure!r}",
-                     *where, "on_failure")
-    become = raw.get("become", False)
-    if become and not kind_cls.supports_become:
-        raise c.fail(f"kind {kind_name!r} does not support become", *where, "become")
+    kind = kind_cls.parse(params, lambda key, msg: source.fail(where + (key,), msg))
+    name = table.name or kind.describe()[:60] or f"step {index + 1}"
+    if table.become and not kind_cls.supports_become:
+        raise source.fail(where + ("become",), f"kind {kind_name!r} does not support become")
     if kind_cls.collective:
         for key in ("check", "creates", "retries", "serial"):
             if key in raw:
-                raise c.fail(f"a {kind_name} step acts on its nodes together; {key!r} would "
-                             "leave some of them out", *where, key)
-    return Step(index=index, name=str(name), kind=kind, on=raw.get("on", "all"),
-                check=raw.get("check"), creates=raw.get("creates"), become=become,
-                timeout=_number(raw, "timeout", c, where, None),
-                retries=_number(raw, "retries", c, where, 0, integer=True),
-                delay=_number(raw, "delay", c, where, 1.0), on_failure=on_failure,
-                serial=raw.get("serial", False), description=raw.get("description", ""),
-                line=c.pos.line(*where))
+                raise source.fail(where + (key,), f"a {kind_name} step acts on its nodes "
+                                  f"together; {key!r} would leave some of them out")
+    return Step(index=index, name=str(name), kind=kind, on=table.on, check=table.check,
+                creates=table.creates, become=table.become, timeout=table.timeout,
+                retries=table.retries, delay=table.delay, on_failure=table.on_failure,
+                serial=table.serial, description=table.description or "",
+                line=source.line(where))
 
 
 def parse_recipe(data: dict[str, Any], pos: TomlPositions, path: Path | None) -> Recipe:
-    c = _Checker(pos, path)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise c.fail(f"unknown key {key!r} (known keys: {', '.join(sorted(TOP_KEYS))})",
-                         key)
-    for key in ("name", "description"):
-        if key in data and not isinstance(data[key], str):
-            raise c.fail(f"{key!r} must be a string", key)
-    steps_raw = data.get("steps")
-    if not steps_raw:
-        raise c.fail("a recipe needs at least one [[steps]] table")
-    if not isinstance(steps_raw, list):
-        raise c.fail("steps must be an array of [[steps]] tables", "steps")
-    steps = tuple(_parse_step(i, raw, c) for i, raw in enumerate(steps_raw))
+    source = Source.of_positions(path, pos, table=_table_name(data), key=_key_name)
+    file = decode(data, RecipeFile, source)
+    if not file.steps:
+        raise source.fail((), "a recipe needs at least one [[steps]] table")
+    steps = tuple(_parse_step(i, raw, source) for i, raw in enumerate(file.steps))
     seen: dict[str, int] = {}
     for step in steps:
         if step.name in seen:
-            raise c.fail(f"two steps are named {step.name!r} (steps {seen[step.name] + 1} "
-                         f"and {step.index + 1})", "steps", step.index, "name")
+            raise source.fail(("steps", step.index, "name"), f"two steps are named "
+                              f"{step.name!r} (steps {seen[step.name] + 1} and "
+                              f"{step.index + 1})")
         seen[step.name] = step.index
-    name = data.get("name") or (path.stem if path else "recipe")
-    return Recipe(name=name, description=data.get("description", ""),
-                  vars=_parse_vars(data.get("vars"), c), steps=steps, path=path,
+    name = file.name or (path.stem if path else "recipe")
+    return Recipe(name=name, description=file.description,
+                  vars=_parse_vars(file.vars, source), steps=steps, path=path,
                   folder=path.parent if path else None, lines=dict(pos.lines))
 
 

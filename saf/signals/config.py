@@ -11,17 +11,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from saf.errors import ConfigError, SafError
+from msgspec import Meta, Struct
+
+from saf.config_model import Source, decode, dotted
+from saf.errors import SafError
 from saf.inventory.model import Inventory
 from saf.signals.book import BookSettings, Weights
 from saf.signals.endpoints import DEFAULT_PORT, parse_endpoint
-from saf.tomlpos import TomlPositions, load_toml
-from saf.numbers import number_problem
 
-KEYS = {"endpoint", "endpoints", "ssh", "anomaly_threshold", "gap_factor", "weights"}
-WEIGHT_KEYS = {"price", "sentiment", "anomaly"}
+Share = Annotated[float, Meta(ge=0.0)]
+Endpoints = Annotated[str | Annotated[list[str], Meta(min_length=1)],
+                      Meta(description="an endpoint string or a non-empty list of them")]
+
+
+class WeightsTable(Struct, forbid_unknown_fields=True, frozen=True):
+    price: Share = 0.4
+    sentiment: Share = 0.3
+    anomaly: Share = 0.3
+
+
+class SignalsTable(Struct, forbid_unknown_fields=True):
+    """The shape of [signals] (decoded by saf.config_model)."""
+
+    endpoint: Endpoints | None = None
+    endpoints: Endpoints | None = None
+    ssh: bool = False
+    anomaly_threshold: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.8
+    gap_factor: Annotated[float, Meta(ge=1.0)] = 5.0
+    weights: Annotated[WeightsTable, Meta(
+        description="a table like { price = 0.4, sentiment = 0.3, anomaly = 0.3 }")
+    ] = WeightsTable()
 
 
 @dataclass(frozen=True)
@@ -54,79 +75,33 @@ def signals_config(inventory: Inventory | None) -> SignalsConfig:
     if raw is None:
         return SignalsConfig(endpoints=default_endpoints(inventory, False))
     assert inventory is not None
-    return _Check(inventory).parse(raw)
+    return _parse(raw, inventory)
 
 
-class _Check:
-    def __init__(self, inventory: Inventory) -> None:
-        self.inventory = inventory
-        self.path = inventory.path
-        self._pos: TomlPositions | None = None
-
-    def fail(self, message: str, *key: Any) -> ConfigError:
-        # Positions are read again only when there is something to report.
-        if self._pos is None:
-            self._pos = TomlPositions("")
-            if self.path is not None:
-                try:
-                    self._pos = load_toml(self.path)[1]
-                except ConfigError:
-                    pass
-        return ConfigError(self.path, f"[signals] {message}",
-                           line=self._pos.line("signals", *key))
-
-    def number(self, table: dict[str, Any], key: str, default: float, low: float,
-               high: float | None, *where: Any) -> float:
-        value = table.get(key, default)
-        problem = number_problem(value, low=low, high=high)
-        if problem:
-            raise self.fail(f"{'.'.join(map(str, where + (key,)))} {problem}", *where, key)
-        return float(value)
-
-    def parse(self, raw: Any) -> SignalsConfig:
-        if not isinstance(raw, dict):
-            raise self.fail("signals must be a table")
-        for key in raw:
-            if key not in KEYS:
-                raise self.fail(f"unknown key {key!r} (known keys: {', '.join(sorted(KEYS))})",
-                                key)
-        if "endpoint" in raw and "endpoints" in raw:
-            raise self.fail("give endpoint or endpoints, not both", "endpoints")
-        ssh = raw.get("ssh", False)
-        if not isinstance(ssh, bool):
-            raise self.fail(f"ssh must be true or false, not {ssh!r}", "ssh")
-        endpoints: tuple[str, ...]
-        if "endpoint" in raw or "endpoints" in raw:
-            key = "endpoint" if "endpoint" in raw else "endpoints"
-            value = raw[key]
-            items = [value] if isinstance(value, str) else value
-            if not isinstance(items, list) or not items or \
-                    not all(isinstance(v, str) for v in items):
-                raise self.fail(f"{key} must be an endpoint string or a non-empty list of them",
-                                key)
-            for item in items:
-                try:
-                    parse_endpoint(item, self.inventory, ssh=ssh)
-                except SafError as exc:
-                    raise self.fail(str(exc), key) from None
-            endpoints = tuple(items)
-        else:
-            endpoints = default_endpoints(self.inventory, ssh)
-        weights = raw.get("weights", {})
-        if not isinstance(weights, dict):
-            raise self.fail("weights must be a table like { price = 0.4, sentiment = 0.3, "
-                            "anomaly = 0.3 }", "weights")
-        for key in weights:
-            if key not in WEIGHT_KEYS:
-                raise self.fail(f"unknown weight {key!r} (weights: anomaly, price, sentiment)",
-                                "weights", key)
-        w = Weights(
-            price=self.number(weights, "price", 0.4, 0.0, None, "weights"),
-            sentiment=self.number(weights, "sentiment", 0.3, 0.0, None, "weights"),
-            anomaly=self.number(weights, "anomaly", 0.3, 0.0, None, "weights"))
-        if w.price + w.sentiment + w.anomaly <= 0:
-            raise self.fail("weights must not all be zero", "weights")
-        return SignalsConfig(
-            endpoints=endpoints, ssh=ssh, weights=w,
-            anomaly_threshold=self.number(raw, "anomaly_threshold", 0.8, 0.0, 1.0),
-            gap_factor=self.number(raw, "gap_factor", 5.0, 1.0, None))
+def _parse(raw: Any, inventory: Inventory) -> SignalsConfig:
+    # Positions are read again (from the inventory's file) only when there is an error.
+    source = Source.of_file(inventory.path, ("signals",), prefix="[signals] ",
+                            table=dotted, key=lambda where: dotted(where) or "signals")
+    table = decode(raw, SignalsTable, source)
+    if table.endpoint is not None and table.endpoints is not None:
+        raise source.fail(("endpoints",), "give endpoint or endpoints, not both")
+    endpoints: tuple[str, ...]
+    if table.endpoint is not None or table.endpoints is not None:
+        key = "endpoint" if table.endpoint is not None else "endpoints"
+        value = table.endpoint if table.endpoint is not None else table.endpoints
+        items = [value] if isinstance(value, str) else list(value or [])
+        for item in items:
+            try:
+                parse_endpoint(item, inventory, ssh=table.ssh)
+            except SafError as exc:
+                raise source.fail((key,), str(exc)) from None
+        endpoints = tuple(items)
+    else:
+        endpoints = default_endpoints(inventory, table.ssh)
+    w = Weights(price=float(table.weights.price), sentiment=float(table.weights.sentiment),
+                anomaly=float(table.weights.anomaly))
+    if w.price + w.sentiment + w.anomaly <= 0:
+        raise source.fail(("weights",), "weights must not all be zero")
+    return SignalsConfig(endpoints=endpoints, ssh=table.ssh, weights=w,
+                         anomaly_threshold=float(table.anomaly_threshold),
+                         gap_factor=float(table.gap_factor))
