@@ -30,12 +30,29 @@ def subreaper(argv: list[str]) -> list[str]:
 
 
 def tree(root: int | None = None) -> list[psutil.Process]:
-    """`root` and its live descendants; without `root`, this pytest process's descendants."""
+    """`root` and its live descendants; without `root`, this pytest process's descendants.
+
+    Walked by parent pid alone: psutil's `children()` also drops a child whose start time
+    reads earlier than its parent's (its guard against a reused pid), and on a fresh CI
+    machine it once dropped a child just started by this very process."""
     try:
         top = psutil.Process(root)
-        found = top.children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    below: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        below.setdefault(proc.info["ppid"], []).append(proc.pid)
+    found, stack, seen = [], [top.pid], {top.pid}
+    while stack:
+        for pid in below.get(stack.pop(), []):
+            if pid in seen:
+                continue
+            seen.add(pid)
+            stack.append(pid)
+            try:
+                found.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
     return ([top] if root is not None else []) + found
 
 
