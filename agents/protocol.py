@@ -22,7 +22,7 @@ is never a made-up zero.
 saf -> agent, on stdin, one JSON object per line:
 
   {"cmd": "interval", "seconds": 0.5}             change the sampling interval
-  (later issues add more commands; an unknown command gets an error reply, never a crash)
+  (an unknown command gets an error reply, never a crash)
 
 The agent exits when its stdin closes, so it never outlives its connection.
 """

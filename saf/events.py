@@ -32,23 +32,6 @@ def ignore(_: Event) -> None:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NodeConnected(Event):
-    kind: ClassVar[str] = "node_connected"
-    node: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class NodeLost(Event):
-    """A node could not be reached or its connection dropped; `reason` is a short word
-    (refused, timeout, auth, hostkey, dns, lost, ...) and `message` says more."""
-
-    kind: ClassVar[str] = "node_lost"
-    node: str
-    reason: str
-    message: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class OutputLine(Event):
     kind: ClassVar[str] = "output"
     node: str
