@@ -26,7 +26,7 @@ from typing import Any
 from saf.errors import RayError
 from saf.metrics.format import fmt_bytes, fmt_some
 from saf.ray import command as rc
-from saf.ray.dashboard import Dashboard, dashboard_target
+from saf.ray.dashboard import Dashboard, through_forward
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
@@ -326,11 +326,9 @@ class RayStart(Kind):
                 return outcome
             head_bind = rc.dashboard_bind(settings, start.head_address.rpartition(":")[0],
                                           rc.machines(ctx.inventory) > 1)
-            forward = await ctx.forward(settings.dashboard_port,
-                                        dashboard_target(head.host, head_bind), via=head)
-            dashboard = Dashboard(f"http://127.0.0.1:{forward.local_port}",
-                                  url=f"http://{head_bind}:{settings.dashboard_port}")
-            try:
+            async with through_forward(lambda port, host: ctx.forward(port, host, via=head),
+                                       head.host, settings.dashboard_port,
+                                       head_bind) as dashboard:
                 status = await wait_alive(dashboard, [me.name], self.join_timeout)
                 if me.name not in {n.name for n in status.alive}:
                     _settle(started, error=RayError(f"{me.name} did not join"))
@@ -358,9 +356,6 @@ class RayStart(Kind):
                                f"{totals(status)}"
                                + (f" (not {fmt_some(failed, 3)}: failed)" if failed else "")
                                + f"; dashboard {dashboard.url}", exit_status=0)
-            finally:
-                await dashboard.close()
-                await forward.close()
         except RayError as exc:
             # The node's own trouble (an OS error there, a probe that did not answer): its
             # step fails saying so.
