@@ -31,6 +31,9 @@ import json
 from typing import Optional, TypedDict
 
 PROTOCOL_VERSION = 1
+# The agent's own version, in its hello: the agent runs on nodes where saf is not installed, so
+# it cannot read saf's (the package metadata); raise it when the agent's behaviour changes.
+AGENT_VERSION = "0.1.0"
 FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
 MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf
