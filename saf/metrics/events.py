@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from saf.events import Event
+from saf.events import Event, EventTypes
 
 # The link's status of a node, as `AgentStatus.status`.
 CONNECTING = "connecting"  # reaching the node / deploying / starting the agent
@@ -85,10 +85,8 @@ class AgentStatus(Event):
     retry_in: float | None = None
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (HelloReceived, SampleReceived, AgentErrorReported,
-                              ReplyReceived, FrameRejected, AgentStatus)
-}
+EVENT_TYPES = EventTypes("an agent event", HelloReceived, SampleReceived, AgentErrorReported,
+                         ReplyReceived, FrameRejected, AgentStatus)
 FRAME_EVENTS: dict[str, type[AgentFrameEvent]] = {
     "hello": HelloReceived, "sample": SampleReceived, "error": AgentErrorReported,
     "reply": ReplyReceived,
@@ -96,10 +94,6 @@ FRAME_EVENTS: dict[str, type[AgentFrameEvent]] = {
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
-    """Rebuild an event from its `to_json()` form (for replaying a recording)."""
-    data = dict(data)
-    kind = data.pop("event", None)
-    cls = EVENT_TYPES.get(kind)
-    if cls is None:
-        raise ValueError(f"not an agent event: {kind!r}")
-    return cls(**data)
+    """Rebuild an event from its `to_json()` form (for replaying a recording); a kind not
+    known raises UnknownEvent."""
+    return EVENT_TYPES.decode(data)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from saf.events import Event
+from saf.events import Event, EventTypes
 
 STATUSES = ("ok", "changed", "skipped", "failed", "cancelled")
 DONE = ("ok", "changed", "skipped")  # a step finished on a node without trouble
@@ -115,15 +115,11 @@ class RunFinished(Event):
     message: str = ""
 
 
-EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in (
-    RunStarted, StepStarted, NodeStepStarted, StepOutput, StepOutputDropped, NodeStepFinished,
-    StepFinished, RunFinished)}
+EVENT_TYPES = EventTypes("a recipe run's event", RunStarted, StepStarted, NodeStepStarted,
+                         StepOutput, StepOutputDropped, NodeStepFinished, StepFinished,
+                         RunFinished)
 
 
-def from_json(data: dict[str, Any]) -> Event | None:
-    """The event a log line holds (None for a kind this saf does not know)."""
-    cls = EVENT_TYPES.get(data.get("event", ""))
-    if cls is None:
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+def from_json(data: dict[str, Any]) -> Event:
+    """The event a log line holds; a kind this saf does not know raises UnknownEvent."""
+    return EVENT_TYPES.decode(data)

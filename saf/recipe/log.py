@@ -148,11 +148,9 @@ def read_events(path: Path, *, output: bool = True) -> list[Event]:
                     '{"event": "step_output_dropped"'):
                 continue
             try:
-                event = from_json(json.loads(line))
-            except (ValueError, TypeError):
+                events.append(from_json(json.loads(line)))
+            except (ValueError, TypeError):  # UnknownEvent is a ValueError
                 continue
-            if event is not None:
-                events.append(event)
     return events
 
 

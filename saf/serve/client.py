@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from saf.errors import SafError
-from saf.events import Emit, ignore
+from saf.events import Emit, UnknownEvent, ignore
 from saf.inventory.model import Node
 from saf.metrics.events import LOST, AgentStatus
 from saf.metrics.store import MetricsStore
@@ -247,9 +247,11 @@ class HubLink:
                 if item is None:
                     raise HubError("the connection to saf serve's hub was lost during the run")
                 if "recipe_event" in item:
-                    event = recipe_events.from_json(item.get("event") or {})
-                    if event is not None:
-                        show(event)
+                    try:
+                        event = recipe_events.from_json(item.get("event") or {})
+                    except UnknownEvent:
+                        continue  # a newer hub's event: this saf does not show it
+                    show(event)
                 elif "ask_password" in item:
                     prompt = str(item.get("prompt") or "password")
                     password = await ask_password(prompt) if ask_password else None
