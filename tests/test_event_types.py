@@ -15,7 +15,8 @@ from saf.events import UnknownEvent
 from saf.metrics import events as agent_events
 from saf.metrics.events import AgentStatus
 from saf.recipe import events as recipe_events
-from saf.recipe.events import RunFinished, RunStarted
+from saf.recipe.events import (NodeStepFinished, RunFinished, RunStarted, RunStatus,
+                               StepStatus)
 from saf.recipe.log import read_events
 from saf.recording import load_recording
 
@@ -54,3 +55,21 @@ def test_a_recording_names_the_line_it_does_not_know(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rec\.jsonl:3: not a recorded event: not an agent "
                                           r"event: 'from_a_newer_saf'"):
         load_recording(path)
+
+
+def test_statuses_are_enums_written_and_read_as_the_same_words(tmp_path: Path) -> None:
+    """A run log written before statuses were enums loads with enums; what is written is
+    the same words; a status word this saf does not know makes its line unreadable."""
+    path = tmp_path / "old.jsonl"
+    lines = [RunStarted(run="r", recipe="hello", path=None, time=1.0).to_json(),
+             {"event": "node_step_finished", "time": 2.0, "step": 0, "node": "a",
+              "status": "changed"},
+             {"event": "node_step_finished", "time": 2.5, "step": 0, "node": "b",
+              "status": "exploded"},
+             {"event": "run_finished", "time": 3.0, "run": "r", "status": "interrupted"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    started, step, finished = read_events(path)
+    assert isinstance(step, NodeStepFinished) and step.status is StepStatus.CHANGED
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.INTERRUPTED
+    assert json.loads(json.dumps(step.to_json()))["status"] == "changed"
+    assert json.dumps(finished.to_json()).count('"status": "interrupted"') == 1
