@@ -30,7 +30,7 @@ from typing import Any
 from saf.errors import SafError
 from saf.events import Emit, UnknownEvent, ignore
 from saf.inventory.model import Node
-from saf.metrics.events import LOST, AgentStatus
+from saf.metrics.events import AgentStatus, NodeStatus
 from saf.metrics.store import MetricsStore
 from saf.recipe import events as recipe_events
 from saf.recipe.run import RunPlan
@@ -210,7 +210,7 @@ class HubLink:
         for queue in self._runs.values():
             queue.put_nowait(None)
         for node in self.hello.nodes:
-            self._deliver(AgentStatus(node=node.name, status=LOST, reason="hub",
+            self._deliver(AgentStatus(node=node.name, status=NodeStatus.LOST, reason="hub",
                                       message=why).to_json())
         if self._signal_queue is not None:
             self._signal_queue.put_nowait(None)
