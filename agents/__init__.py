@@ -2,5 +2,3 @@
 
 Python >= 3.9, standard library only, plus psutil and pynvml when they are importable.
 """
-
-__version__ = "0.1.0"

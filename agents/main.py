@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from . import __version__, protocol
+from . import protocol
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.intel import IntelGpuCollector
@@ -109,7 +109,8 @@ class Agent:
         psutil, why = self.ctx.module("psutil")
         optional = {"psutil": {"ok": True, "version": getattr(psutil, "__version__", "?")}
                     if psutil is not None else {"ok": False, "reason": why}}
-        return {"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "agent": __version__,
+        return {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+                "agent": protocol.AGENT_VERSION,
                 "host": socket.gethostname(), "os": self.ctx.platform, "system": uname.system,
                 "arch": uname.machine, "kernel": uname.release,
                 "python": platform.python_version(), "executable": sys.executable,

@@ -22,7 +22,7 @@ is never a made-up zero.
 saf -> agent, on stdin, one JSON object per line:
 
   {"cmd": "interval", "seconds": 0.5}             change the sampling interval
-  (later issues add more commands; an unknown command gets an error reply, never a crash)
+  (an unknown command gets an error reply, never a crash)
 
 The agent exits when its stdin closes, so it never outlives its connection.
 """
@@ -31,6 +31,9 @@ import json
 from typing import Optional, TypedDict
 
 PROTOCOL_VERSION = 1
+# The agent's own version, in its hello: the agent runs on nodes where saf is not installed, so
+# it cannot read saf's (the package metadata); raise it when the agent's behaviour changes.
+AGENT_VERSION = "0.1.0"
 FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
 MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf

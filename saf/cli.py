@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from saf import __version__, library_warnings
+from saf import library_warnings
 from saf.errors import SafError
 
 # name -> "module:attribute" of a click command. Add a line here for each new command.
@@ -56,7 +56,7 @@ class LazyGroup(click.Group):
 @click.option("--inventory", "-i", metavar="FILE", envvar="SAF_INVENTORY",
               help="The inventory to use (default: ./saf.toml, then the config folder).")
 @click.option("--readonly", is_flag=True, help="Open the cockpit with node-changing actions off.")
-@click.version_option(__version__, prog_name="saf")
+@click.version_option(package_name="saf", prog_name="saf")  # read when asked
 @click.pass_context
 def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
     """saf: a terminal cockpit for small AI clusters.

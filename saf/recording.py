@@ -29,7 +29,7 @@ from saf.agents import protocol
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
-from saf.metrics.events import (STOPPED, UP, AgentFrameEvent, AgentStatus, SampleReceived,
+from saf.metrics.events import (AgentFrameEvent, AgentStatus, NodeStatus, SampleReceived,
                                 event_from_json)
 from saf.metrics.store import MetricsStore
 from saf.paths import open_private
@@ -64,7 +64,7 @@ def saf_stopping(event: Event) -> bool:
     `saf record` quitting), not news of the node. A recording ends where the cluster was last
     watched: with these kept, every replay ended on its nodes stopped, a header of `0/3 up`
     above rows of figures."""
-    return isinstance(event, AgentStatus) and event.status == STOPPED
+    return isinstance(event, AgentStatus) and event.status == NodeStatus.STOPPED
 
 
 class RecordingWriter:
@@ -191,7 +191,7 @@ def _up_from_the_start(events: list[Event]) -> list[Event]:
         if isinstance(node, str) and node not in seen:
             seen.add(node)
             if isinstance(event, SampleReceived):
-                out.append(AgentStatus(node=node, status=UP, time=event.time))
+                out.append(AgentStatus(node=node, status=NodeStatus.UP, time=event.time))
         out.append(event)
     return out
 

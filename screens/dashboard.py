@@ -40,7 +40,7 @@ class DashboardScreen(SafScreen[None]):
         yield ClusterHeader(id="cluster-header", classes="screen-header")
         yield NodeTable(id="nodes")
         yield Input(placeholder="filter nodes: name, role, tag, OS or state  (Esc clears)",
-                    id="filter")
+                    id="filter", classes="filter")
         yield StatusLine(id="status")
         yield FittingFooter()
 

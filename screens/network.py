@@ -66,10 +66,6 @@ class NetworkScreen(SafScreen[None]):
     ]
 
     DEFAULT_CSS = """
-    NetworkScreen #net-header {
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
     NetworkScreen #net-matrix-box {
         height: auto;
         max-height: 60%;
@@ -90,7 +86,7 @@ class NetworkScreen(SafScreen[None]):
         self.seen: list[int] = []  # measurements shown at each step of a run (for tests)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="net-header", classes="screen-header")
+        yield Static(id="net-header", classes="screen-header one-line")
         matrix = VerticalScroll(Static(id="net-matrix"), id="net-matrix-box", classes="panel")
         matrix.border_title = "Links (last speed test)"
         yield matrix

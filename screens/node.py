@@ -52,7 +52,7 @@ class NodeScreen(SafScreen[None]):
         return self.node
 
     def compose(self) -> ComposeResult:
-        yield Title(self.node, id="node-title", classes="screen-header")
+        yield Title(self.node, id="node-title", classes="screen-header one-line")
         yield VerticalScroll(id="node-body")
         yield StatusLine()
         yield FittingFooter()

@@ -39,8 +39,6 @@ class RayScreen(SafScreen[None]):
     DEFAULT_CSS = """
     RayScreen #ray-header {
         padding: 0 1;
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
     }
     RayScreen .ray-box {
         height: auto;
@@ -58,7 +56,7 @@ class RayScreen(SafScreen[None]):
         self.reads = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(id="ray-header", classes="screen-header")
+        yield Static(id="ray-header", classes="screen-header one-line")
         nodes = Static(id="ray-nodes", classes="ray-box panel")
         nodes.border_title = "Nodes"
         jobs = Static(id="ray-jobs", classes="ray-box panel")

@@ -14,7 +14,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
-from saf.recipe.events import status_label
+from saf.recipe.events import StepStatus, status_label
 from saf.recipe.state import Cell, RunState
 from saf.render.run_view import STATUS_MARK
 from saf.screens.recipe_status import status_style
@@ -118,7 +118,7 @@ class RunMatrix(DataTable[str | Text]):
 
 def _default_cell(state: RunState) -> tuple[int, str]:
     """The first failed cell, else the first running one, else the first."""
-    for wanted in ("failed", "running"):
+    for wanted in (StepStatus.FAILED, StepStatus.RUNNING):
         for step in state.steps:
             for node in step["nodes"]:
                 cell = state.cells.get((step["index"], node))
@@ -133,7 +133,7 @@ def _cell_text(cell: Cell | None, v: dict[str, str], check: bool, compact: bool)
     mark = STATUS_MARK.get(cell.status, "?")
     words = mark if compact else f"{mark} {status_label(cell.status, check)}"
     text = Text(words, style=status_style(cell.status, v))
-    if cell.duration is not None and cell.status not in ("pending", "running"):
+    if cell.duration is not None and cell.status not in (StepStatus.PENDING, StepStatus.RUNNING):
         text.append(f" {cell.duration:.1f}s", style="dim")
     if cell.attempt > 1:
         text.append(f" ×{cell.attempt}", style="dim")

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from saf.recipe.events import StepStatus
 from saf.recipe.state import RunState
 from saf.screens.recipe_status import status_style
 from saf.screens.widgets import palette
@@ -44,6 +45,6 @@ class RunOutput(VerticalScroll):
             lines.append(Text(f"would run: {command}", style=v.get("warning", "yellow")))
         for stream, line in list(cell.output)[-LOG_LINES:]:
             lines.append(Text(line, style=v.get("error", "red") if stream == "stderr" else ""))
-        if len(lines) == 1 and cell.status in ("pending", "running"):
+        if len(lines) == 1 and cell.status in (StepStatus.PENDING, StepStatus.RUNNING):
             lines.append(Text("no output yet", style="dim"))
         pane.update(Group(*lines))

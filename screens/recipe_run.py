@@ -18,6 +18,7 @@ from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.inventory import Inventory
+from saf.recipe.events import RunStatus
 from saf.recipe.run import RunPlan, run_recipe
 from saf.recipe.state import RunState
 from saf.screens.recipe_modals import PasswordModal
@@ -44,7 +45,7 @@ class RunController(Widget):
 
     @property
     def going(self) -> bool:
-        return self.state is not None and self.state.status == "running"
+        return self.state is not None and self.state.status == RunStatus.RUNNING
 
     def start(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None,
               runner: RecipeRunner | None = None) -> RunState:

@@ -67,10 +67,6 @@ class SignalsScreen(SafScreen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
 
     DEFAULT_CSS = """
-    SignalsScreen #signals-header {
-        text-wrap: nowrap;
-        text-overflow: ellipsis;
-    }
     SignalsScreen #signals-table-box {
         height: 1fr;
     }
@@ -87,10 +83,6 @@ class SignalsScreen(SafScreen[None]):
         max-height: 8;
     }
     SignalsScreen #signals-filter {
-        dock: bottom;
-        margin-bottom: 2;
-        border: tall $primary;
-        background: $surface;
         display: none;
     }
     SignalsScreen #signals-filter.shown {
@@ -107,7 +99,7 @@ class SignalsScreen(SafScreen[None]):
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(id="signals-header", classes="screen-header")
+        yield Static(id="signals-header", classes="screen-header one-line")
         table_box = VerticalScroll(Static(id="signals-table"), id="signals-table-box",
                                    classes="panel")
         table_box.border_title = "Symbols"
@@ -120,7 +112,7 @@ class SignalsScreen(SafScreen[None]):
             panel.border_title = title
             panels.append(panel)
         yield Horizontal(*panels, id="signals-lower")
-        yield Input(placeholder="symbol contains…", id="signals-filter")
+        yield Input(placeholder="symbol contains…", id="signals-filter", classes="filter")
         yield StatusLine()
         yield FittingFooter()
 

@@ -134,7 +134,7 @@ async def test_agent_figures_match_psutil(cluster):
         assert not state.bad_frames
     samples = rec.of(mev.SampleReceived)
     assert samples and all(s.raw.startswith('{"type":"sample"') for s in samples)
-    assert rec.statuses("alpha")[-1] == mev.STOPPED
+    assert rec.statuses("alpha")[-1] == mev.NodeStatus.STOPPED
 
 
 async def test_deploys_once_by_hash(cluster, tmp_path: Path):
@@ -170,14 +170,15 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
             await wait_for(lambda: hub.store.node("gamma").samples >= 1, what="first sample")
             pid = hub.store.node("gamma").hello["pid"]
             os.kill(pid, signal.SIGKILL)
-            await wait_for(lambda: mev.LOST in rec.statuses("gamma"), what="lost")
-            lost = [e for e in rec.of(mev.AgentStatus, "gamma") if e.status == mev.LOST][0]
+            await wait_for(lambda: mev.NodeStatus.LOST in rec.statuses("gamma"), what="lost")
+            lost = [e for e in rec.of(mev.AgentStatus, "gamma")
+                    if e.status == mev.NodeStatus.LOST][0]
             assert lost.reason in ("exited", "lost") and lost.retry_in is not None
             assert hub.store.node("gamma").stale()
             await wait_for(lambda: len(rec.of(mev.HelloReceived, "gamma")) >= 2
                            and hub.store.node("gamma").samples >= 3, what="recovery")
             assert hub.store.node("gamma").hello["pid"] != pid
-            assert hub.store.node("gamma").status == mev.UP
+            assert hub.store.node("gamma").status == mev.NodeStatus.UP
         finally:
             await hub.stop()
 
@@ -193,7 +194,7 @@ async def test_lost_says_when_the_next_attempt_starts(asyncssh_cluster, tmp_path
     task = asyncio.create_task(link.run())
 
     def losts() -> list[mev.AgentStatus]:
-        return [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+        return [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
 
     try:
         await wait_for(lambda: len(losts()) >= 6, what="six failed attempts")
@@ -203,9 +204,9 @@ async def test_lost_says_when_the_next_attempt_starts(asyncssh_cluster, tmp_path
             await task
     statuses = rec.of(mev.AgentStatus)
     for lost, after in itertools.pairwise(statuses):
-        if lost.status == mev.LOST and after.status != mev.STOPPED:
+        if lost.status == mev.NodeStatus.LOST and after.status != mev.NodeStatus.STOPPED:
             assert lost.reason == "refused" and lost.retry_in is not None
-            assert after.status == mev.CONNECTING
+            assert after.status == mev.NodeStatus.CONNECTING
             # Event times are wall-clock; the sleep is monotonic: allow for the difference.
             assert after.time - lost.time >= lost.retry_in - 0.05, "retried sooner than shown"
     shown = losts()[:6]
@@ -244,11 +245,11 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
                 await asyncio.to_thread(servers.loop.call, server.start())
                 before = len(rec.of(mev.HelloReceived, "delta"))
                 await wait_for(lambda: len(rec.of(mev.HelloReceived, "delta")) > before
-                               and hub.store.node("delta").status == mev.UP,
+                               and hub.store.node("delta").status == mev.NodeStatus.UP,
                                timeout=60, what="recovery")
             finally:
                 await hub.stop()
-        lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+        lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
         assert lost and all(e.reason and e.message for e in lost)
         assert any(e.reason in ("refused", "lost") for e in lost)
     finally:
@@ -274,7 +275,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
                            and p.pid != server.proc.pid][0]
                 session.kill()
                 await wait_for(lambda: hub.store.lost("delta"), what="lost")
-                await wait_for(lambda: hub.store.node("delta").status == mev.UP
+                await wait_for(lambda: hub.store.node("delta").status == mev.NodeStatus.UP
                                and len(rec.of(mev.HelloReceived)) >= 2,
                                timeout=60, what="recovery")
             finally:
@@ -309,7 +310,7 @@ async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
     assert state.samples == 1 and hub.store.value("alpha", "cpu.percent") == 5.0
     bad = rec.of(mev.FrameRejected)
     assert bad[0].raw == "{not json"
-    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
+    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST][0]
     assert lost.reason == "exited"
 
 
@@ -331,7 +332,7 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
             stopped = psutil.Process(pid)
             os.kill(pid, signal.SIGSTOP)
             await wait_for(lambda: hub.store.lost("beta"), what="lost")
-            lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST][0]
+            lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST][0]
             last = [e for e in rec.of(mev.SampleReceived) if e.time < lost.time][-1]
             assert lost.reason == "silent"
             late = lost.time - last.time
@@ -339,7 +340,7 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
                   f"{2 * interval + 0.5:.1f} s)")
             assert 2 * interval + 0.5 <= late < 2 * interval + 0.5 + 1.0
             await wait_for(lambda: len(rec.of(mev.HelloReceived)) >= 2
-                           and hub.store.node("beta").status == mev.UP, what="recovery")
+                           and hub.store.node("beta").status == mev.NodeStatus.UP, what="recovery")
             gone, _ = psutil.wait_procs([stopped], timeout=10)
             assert gone, "the stopped agent was left on the node"
         finally:
@@ -381,7 +382,7 @@ async def test_oversize_lines_are_counted_and_skipped_not_fatal(cluster, tmp_pat
     [bad] = rec.of(mev.FrameRejected)
     assert bad.message == f"a line of {8 * 1024 * 1024 + 31:,} characters (the limit is 4,194,304)"
     assert [s.frame["seq"] for s in rec.of(mev.SampleReceived)][:3] == [0, 1, 2]
-    assert mev.LOST not in rec.statuses("alpha")
+    assert mev.NodeStatus.LOST not in rec.statuses("alpha")
 
 
 HOSTILE_AGENT = r'''
@@ -425,5 +426,5 @@ async def test_hostile_frames_are_counted_and_the_node_keeps_its_good_values(clu
     assert "sample.interval: 1e+308 is outside 0.05 to 3600" in messages
     assert "sample.interval: nan is outside 0.05 to 3600" in messages
     assert "hello.pid: expected a whole number, got 'me'" in messages
-    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.LOST]
+    lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
     assert [e.reason for e in lost][:1] == ["silent"]

@@ -90,13 +90,13 @@ def test_max_metrics_per_node():
 def test_status_stale_and_bad_frames():
     store = MetricsStore()
     store.add_node("n1")
-    assert store.node("n1").status == mev.CONNECTING and store.node("n1").stale()
+    assert store.node("n1").status == mev.NodeStatus.CONNECTING and store.node("n1").stale()
     store.apply(hello(t=100.0))
     store.apply(sample(t=100.5))
     state = store.node("n1")
-    assert state.status == mev.UP and not state.stale(now=101.0)
+    assert state.status == mev.NodeStatus.UP and not state.stale(now=101.0)
     assert state.stale(now=104.0)  # more than two intervals without a sample
-    store.apply(mev.AgentStatus(node="n1", status=mev.LOST, reason="exited",
+    store.apply(mev.AgentStatus(node="n1", status=mev.NodeStatus.LOST, reason="exited",
                                 message="the agent was killed", retry_in=0.5))
     assert store.lost("n1") and state.stale(now=100.6)
     assert store.value("n1", "cpu.percent") == 10.0  # last good values kept
@@ -104,14 +104,14 @@ def test_status_stale_and_bad_frames():
     store.apply(mev.FrameRejected(node="n1", reason="bad_json", message="x", raw="{"))
     assert state.bad_frames == {"bad_json": 2}
     snap = store.snapshot(now=101.0)
-    assert snap["nodes"][0]["status"] == mev.LOST and snap["nodes"][0]["bad_frames"]
+    assert snap["nodes"][0]["status"] == mev.NodeStatus.LOST and snap["nodes"][0]["bad_frames"]
 
 
 def test_recording_replays_into_the_same_store():
     """Events written as JSON lines and read back fill a store exactly like the live ones."""
     events = [hello()] + [sample(t=101.0 + i, seq=i, rx=i * 100) for i in range(5)] + [
         mev.FrameRejected(node="n1", reason="truncated", message="cut", raw='{"ty'),
-        mev.AgentStatus(node="n1", status=mev.LOST, reason="silent", message="quiet",
+        mev.AgentStatus(node="n1", status=mev.NodeStatus.LOST, reason="silent", message="quiet",
                         retry_in=1.0)]
     live, replayed = MetricsStore(), MetricsStore()
     lines = []

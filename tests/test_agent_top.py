@@ -65,7 +65,7 @@ def test_top_drops_columns_by_priority_and_never_squeezes_a_cell():
     store = MetricsStore()
     for event in recording.events:
         store.apply(event)
-    store.apply(mev.AgentStatus(node="gamma", status=mev.LOST, reason="error",
+    store.apply(mev.AgentStatus(node="gamma", status=mev.NodeStatus.LOST, reason="error",
                                 message="RuntimeError: " + "something went wrong " * 12,
                                 retry_in=15.0, time=recording.end))
     widths = {}

@@ -92,13 +92,13 @@ def test_statuses_are_one_enum():
     store = MetricsStore()
     store.add_node("a")
     assert node_view(store, "a", 0.0).status is NodeStatus.CONNECTING
-    store.apply(mev.AgentStatus(node="a", status=mev.UP, time=1.0))
+    store.apply(mev.AgentStatus(node="a", status=mev.NodeStatus.UP, time=1.0))
     store.apply(mev.SampleReceived(node="a", frame={"type": "sample", "time": 1.0,
                                                     "interval": 1.0, "cpu": {"percent": 5.0}},
                                    raw="", time=1.0))
     assert node_view(store, "a", 1.5).status is NodeStatus.UP
     assert node_view(store, "a", 60.0).status is NodeStatus.STALE
-    store.apply(mev.AgentStatus(node="a", status=mev.LOST, reason="exited", time=61.0))
+    store.apply(mev.AgentStatus(node="a", status=mev.NodeStatus.LOST, reason="exited", time=61.0))
     view = node_view(store, "a", 61.0)
     assert (view.status, view.reason, view.cpu) == (NodeStatus.LOST, "exited", 5.0)
 
@@ -122,8 +122,8 @@ def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
     for name in ("a", "b", "c"):
         store.add_node(name)
     for name in ("b", "c"):
-        store.apply(mev.AgentStatus(node=name, status=mev.CONNECTING, time=99.0))
-        store.apply(mev.AgentStatus(node=name, status=mev.LOST, reason="refused",
+        store.apply(mev.AgentStatus(node=name, status=mev.NodeStatus.CONNECTING, time=99.0))
+        store.apply(mev.AgentStatus(node=name, status=mev.NodeStatus.LOST, reason="refused",
                                     message="connection refused", retry_in=6.0, time=100.0))
     store.apply(mev.HelloReceived(node="a", frame={"type": "hello", "protocol": 1},
                                   raw="{}", time=100.0))
@@ -133,7 +133,8 @@ def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
         assert view.status is NodeStatus.LOST and view.reason == "refused"
         words.append(lost_words(view))
     assert words == ["refused · retry in 6s", "refused · retry in 3s", "refused · retrying"]
-    store.apply(mev.AgentStatus(node="b", status=mev.CONNECTING, time=106.0))  # the retry
+    # the retry
+    store.apply(mev.AgentStatus(node="b", status=mev.NodeStatus.CONNECTING, time=106.0))
     trying = node_view(store, "b", 106.1)
     assert trying.status is NodeStatus.LOST and lost_words(trying) == "refused · retrying"
     views = [node_view(store, n, 106.1) for n in ("a", "b", "c")]

@@ -7,6 +7,7 @@ never collide with saf's. The wheel is built once per session and installed into
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -94,3 +95,19 @@ def test_import_contracts_hold_on_the_installed_tree(fresh_venv: Path, tmp_path:
                           timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " 0 broken" in done.stdout
+
+
+def test_the_version_is_the_package_metadatas(fresh_venv: Path, tmp_path: Path):
+    """saf's version is written once, in pyproject.toml: what the installed package's metadata
+    says is what saf says (a release that raises it there needs no other edit)."""
+    (metadata,) = _site(fresh_venv).glob("saf-*.dist-info/METADATA")
+    original = metadata.read_text()
+    metadata.write_text(re.sub(r"(?m)^Version: .*$", "Version: 9.8.7", original, count=1))
+    try:
+        done = subprocess.run([str(fresh_venv / "bin" / "python"), "-c",
+                               "import saf; print(saf.__version__)"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        metadata.write_text(original)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "9.8.7"

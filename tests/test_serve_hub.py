@@ -15,7 +15,7 @@ import pytest
 
 from saf.demo.cluster import DemoCluster
 from saf.inventory import load_inventory
-from saf.metrics.events import UP
+from saf.metrics.events import NodeStatus
 from saf.serve import wire
 from saf.serve.client import HubError, HubLink
 from saf.serve.hub import KEY_READONLY, Hub
@@ -44,7 +44,8 @@ async def _until(predicate, seconds: float = 60.0):
 
 
 def _all_up(store, names) -> bool:
-    return all(store.node(n).status == UP and store.node(n).sample is not None for n in names)
+    return all(store.node(n).status == NodeStatus.UP and store.node(n).sample is not None
+               for n in names)
 
 
 async def test_a_cockpit_end_gets_the_hubs_frames_and_signals(demo, state):

@@ -9,9 +9,9 @@ latest reading, and each sample takes it. Both macmon formats are read: v0.8
 import json
 import re
 import subprocess
-import threading
 import time
 
+from .. import tools
 from ..collectors import Collector, round1
 
 RESTART_AFTER = 10.0  # seconds between attempts to restart a helper that died
@@ -108,7 +108,7 @@ class AppleGpuCollector(Collector):
         forced = "macmon" in ctx.commands or "powermetrics" in ctx.commands
         if not ctx.macos and not forced:
             return "Apple GPU figures need macOS; this is %s" % ctx.platform
-        ms = str(max(100, int(self.interval * 1000)))
+        ms = tools.interval_ms(self.interval)
         argv = ctx.command("macmon", "pipe", "-i", ms)
         if argv:
             self.mode, self.source, self.argv = "macmon", "macmon pipe", argv
@@ -120,9 +120,7 @@ class AppleGpuCollector(Collector):
         if not check:
             return why + " and there is no sudo for powermetrics"
         try:
-            proc = ctx.popen(check)
-            proc.communicate(timeout=5)
-            allowed = proc.returncode == 0
+            allowed = tools.run(ctx, check, timeout=5) == 0
         except (OSError, subprocess.SubprocessError) as exc:
             return why + " and sudo -n failed: %s" % exc
         if not allowed:
@@ -135,11 +133,9 @@ class AppleGpuCollector(Collector):
     def _spawn(self):
         self.started = time.monotonic()
         try:
-            self.proc = self.ctx.popen(self.argv)
+            self.proc = tools.start_reading(self.ctx, self.argv, self._read)
         except OSError as exc:
             return "cannot start %s: %s" % (self.argv[0], exc)
-        thread = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
-        thread.start()
         return None
 
     def _read(self, proc):
@@ -165,8 +161,7 @@ class AppleGpuCollector(Collector):
         self.interval = seconds
         if self.proc is not None:
             self.close()
-            ms = str(max(100, int(seconds * 1000)))
-            self.argv[self.argv.index("-i") + 1] = ms
+            self.argv[self.argv.index("-i") + 1] = tools.interval_ms(seconds)
             self._spawn()
 
     def collect(self):
@@ -177,18 +172,13 @@ class AppleGpuCollector(Collector):
                 self._spawn()
             raise RuntimeError("%s exited (status %s)" % (self.mode, status))
         if self.latest is None:
-            if now - self.started > max(5.0, 3 * self.interval):
+            if tools.silent_for(self.started, self.interval):
                 raise RuntimeError(self.error or "%s gives no readings" % self.mode)
             return []
-        if now - self.latest_time > max(5.0, 3 * self.interval):
+        if tools.silent_for(self.latest_time, self.interval):
             raise RuntimeError("%s stopped giving readings" % self.mode)
         return [self.latest]
 
     def close(self):
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        tools.stop(proc)

@@ -17,10 +17,9 @@ import json
 import math
 import os
 import re
-import subprocess
-import threading
 import time
 
+from .. import tools
 from ..collectors import Collector, round1
 
 # Arc discrete GPUs by PCI device id (saf.recipe.facts.intel has the same table; a test
@@ -142,8 +141,7 @@ class IntelGpuCollector(Collector):
             self.top_reason = ("intel_gpu_top reads one GPU at a time; %d Intel GPUs here"
                                % len(self.cards))
             return
-        ms = str(max(100, int(self.interval * 1000)))
-        argv = self.ctx.command("intel_gpu_top", "-J", "-s", ms)
+        argv = self.ctx.command("intel_gpu_top", "-J", "-s", tools.interval_ms(self.interval))
         if not argv:
             self.top_reason = "intel_gpu_top is not installed (apt install intel-gpu-tools)"
             return
@@ -153,13 +151,12 @@ class IntelGpuCollector(Collector):
     def _spawn(self):
         self.started = time.monotonic()
         try:
-            self.proc = self.ctx.popen(self.argv)
+            self.proc = tools.start_reading(self.ctx, self.argv, self._read)
         except OSError as exc:
             self.proc = None
             self.top_reason = "cannot start intel_gpu_top: %s" % exc
             return
         self.top_reason = None
-        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
 
     def _read(self, proc):
         stream = JsonStream()
@@ -173,7 +170,6 @@ class IntelGpuCollector(Collector):
 
     def _top(self):
         """(util, power, freq) from intel_gpu_top, or None with self.top_reason set."""
-        now = time.monotonic()
         proc = self.proc
         if proc is not None and proc.poll() is not None:
             said = (proc.stderr.read() or b"").decode("utf-8", "replace").strip()
@@ -183,8 +179,8 @@ class IntelGpuCollector(Collector):
             return None
         if proc is None:
             return None
-        if self.latest is None or now - self.latest_time > max(5.0, 3 * self.interval):
-            if now - self.started > max(5.0, 3 * self.interval):
+        if self.latest is None or tools.silent_for(self.latest_time, self.interval):
+            if tools.silent_for(self.started, self.interval):
                 self.top_reason = "intel_gpu_top gives no readings"
             else:
                 self.top_reason = "intel_gpu_top has not read the GPU yet"
@@ -195,7 +191,7 @@ class IntelGpuCollector(Collector):
         self.interval = seconds
         if self.proc is not None:
             self.close()
-            self.argv[self.argv.index("-s") + 1] = str(max(100, int(seconds * 1000)))
+            self.argv[self.argv.index("-s") + 1] = tools.interval_ms(seconds)
             self._spawn()
 
     # -- a sample --------------------------------------------------------------------------
@@ -252,9 +248,4 @@ class IntelGpuCollector(Collector):
 
     def close(self):
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        tools.stop(proc)

@@ -29,8 +29,7 @@ from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
 from saf.events import Emit
-from saf.metrics.events import (CONNECTING, FRAME_EVENTS, LOST, STOPPED, AgentStatus,
-                                FrameRejected)
+from saf.metrics.events import FRAME_EVENTS, AgentStatus, FrameRejected, NodeStatus
 from saf.shell import quote
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class AgentLink:
         # attempt waits for it, so a node never runs two agents.
         self._stopping: asyncio.Future[None] | None = None
 
-    def _status(self, status: str, reason: str = "", message: str = "",
+    def _status(self, status: NodeStatus, reason: str = "", message: str = "",
                 retry_in: float | None = None) -> None:
         self.emit(AgentStatus(node=self.node, status=status, reason=reason, message=message,
                               retry_in=retry_in))
@@ -89,7 +88,7 @@ class AgentLink:
             while True:
                 await self._stopped()
                 self.attempts += 1
-                self._status(CONNECTING)
+                self._status(NodeStatus.CONNECTING)
                 try:
                     await self._attempt()
                     reason, message = "exited", "the agent ended"
@@ -103,12 +102,12 @@ class AgentLink:
                     log.debug("agent link %s failed", self.node, exc_info=True)
                     reason, message = "error", f"{type(exc).__name__}: {exc}"
                 delay = round(self.backoff.next(), 2)  # what is shown is what is waited
-                self._status(LOST, reason, message, retry_in=delay)
+                self._status(NodeStatus.LOST, reason, message, retry_in=delay)
                 await asyncio.sleep(delay)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._stopped())
-            self._status(STOPPED)
+            self._status(NodeStatus.STOPPED)
 
     async def _stopped(self) -> None:
         stopping, self._stopping = self._stopping, None

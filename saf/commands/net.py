@@ -14,6 +14,7 @@ from saf.net import store
 from saf.net.engine import TOOLS, NetOptions
 from saf.net.schedule import PAIRS
 from saf.recipe import library
+from saf.recipe.events import RunStatus
 from saf.recipe.log import new_run_id
 from saf.recipe.run import RunPlan, run_recipe
 from saf.render.console import console, print_json_line
@@ -65,7 +66,7 @@ def test(ctx: click.Context, pairs: str, streams: int, duration: float, warmup: 
         if view is not None:
             view(event)
 
-    async def go() -> str:
+    async def go() -> RunStatus:
         async with Fleet(inventory) as fleet:
             return await run_recipe(plan, fleet, show, run_id=run_id)
 
@@ -86,7 +87,7 @@ def test(ctx: click.Context, pairs: str, streams: int, duration: float, warmup: 
     elif result is not None:
         from saf.render.net_view import result_view
         console().print(result_view(result))
-    if status != "ok" or result is None or result.status != "ok":
+    if status != RunStatus.OK or result is None or result.status != "ok":
         ctx.exit(1)
 
 

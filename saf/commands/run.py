@@ -12,6 +12,7 @@ from saf.commands import common
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.recipe import library
+from saf.recipe.events import RunStatus
 from saf.recipe.prepare import parse_assignments
 from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
 from saf.recipe.runner import BecomeError
@@ -98,6 +99,6 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     finally:
         if view is not None:
             view.close()
-    if status != "ok":
+    if status != RunStatus.OK:
         ctx.exit(1)
 

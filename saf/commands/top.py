@@ -13,7 +13,7 @@ from rich.live import Live
 
 from saf.commands import common
 from saf.fleet import Fleet
-from saf.metrics.events import LOST
+from saf.metrics.events import NodeStatus
 from saf.agent.hub import MetricsHub
 from saf.render.console import console
 from saf.render.top_view import problems, top_table
@@ -68,7 +68,7 @@ async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) 
 
     def settled(name: str) -> bool:
         state = store.node(name)
-        return state.samples > 0 or state.status == LOST
+        return state.samples > 0 or state.status == NodeStatus.LOST
 
     while not all(settled(n) for n in names) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

@@ -9,16 +9,22 @@ same consumers (`MetricsStore.apply`, a screen), with no cluster.
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from saf.events import Event
+from saf.events import Event, EventTypes
 
-# The link's status of a node, as `AgentStatus.status`.
-CONNECTING = "connecting"  # reaching the node / deploying / starting the agent
-UP = "up"                  # hello received, samples flowing
-LOST = "lost"              # connection or agent gone (or silent for two intervals); will retry
-STOPPED = "stopped"        # the hub was stopped; no retry
-STATUSES = (CONNECTING, UP, LOST, STOPPED)
+class NodeStatus(StrEnum):
+    """A node's status, one type for every face. The agent link says CONNECTING, UP, LOST or
+    STOPPED (`AgentStatus.status`); STALE is what saf.metrics.view reads when samples stopped
+    coming while the link says up. A StrEnum: recordings, snapshots and the hub's wire carry
+    these very words."""
+
+    UP = "up"                  # hello received, samples flowing
+    CONNECTING = "connecting"  # reaching the node / deploying / starting the agent
+    STALE = "stale"            # the link is up, the samples stopped
+    LOST = "lost"              # connection or agent gone (or silent for two intervals); retries
+    STOPPED = "stopped"        # the hub was stopped; no retry
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -79,16 +85,18 @@ class AgentStatus(Event):
 
     kind: ClassVar[str] = "agent_status"
     node: str
-    status: str
+    status: NodeStatus
     reason: str = ""
     message: str = ""
     retry_in: float | None = None
 
+    def __post_init__(self) -> None:
+        # Read back from a recording, the status is a word: made the enum here.
+        object.__setattr__(self, "status", NodeStatus(self.status))
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (HelloReceived, SampleReceived, AgentErrorReported,
-                              ReplyReceived, FrameRejected, AgentStatus)
-}
+
+EVENT_TYPES = EventTypes("an agent event", HelloReceived, SampleReceived, AgentErrorReported,
+                         ReplyReceived, FrameRejected, AgentStatus)
 FRAME_EVENTS: dict[str, type[AgentFrameEvent]] = {
     "hello": HelloReceived, "sample": SampleReceived, "error": AgentErrorReported,
     "reply": ReplyReceived,
@@ -96,10 +104,6 @@ FRAME_EVENTS: dict[str, type[AgentFrameEvent]] = {
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
-    """Rebuild an event from its `to_json()` form (for replaying a recording)."""
-    data = dict(data)
-    kind = data.pop("event", None)
-    cls = EVENT_TYPES.get(kind)
-    if cls is None:
-        raise ValueError(f"not an agent event: {kind!r}")
-    return cls(**data)
+    """Rebuild an event from its `to_json()` form (for replaying a recording); a kind not
+    known raises UnknownEvent."""
+    return EVENT_TYPES.decode(data)

@@ -26,8 +26,8 @@ from typing import Any
 from saf.events import Event
 from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape
 from saf.metrics.history import History
-from saf.metrics.events import (CONNECTING, LOST, UP, AgentErrorReported, AgentStatus,
-                                FrameRejected, HelloReceived, ReplyReceived, SampleReceived)
+from saf.metrics.events import (AgentErrorReported, AgentStatus, FrameRejected, HelloReceived,
+                                NodeStatus, ReplyReceived, SampleReceived)
 
 DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
 MAX_METRICS = 4096      # per node
@@ -131,7 +131,7 @@ class NodeState:
     """What the store knows of one node. Read it; only the store changes it."""
 
     name: str
-    status: str = CONNECTING
+    status: NodeStatus = NodeStatus.CONNECTING
     reason: str = ""
     message: str = ""
     retry_in: float | None = None
@@ -153,7 +153,7 @@ class NodeState:
     def stale(self, now: float | None = None) -> bool:
         """True when the last values are not live: the link is not up, or the last sample is
         older than two intervals."""
-        if self.status != UP or self.sample_time is None:
+        if self.status != NodeStatus.UP or self.sample_time is None:
             return True
         now = time.time() if now is None else now
         return now - self.sample_time > STALE_INTERVALS * self.interval + 0.5
@@ -202,8 +202,8 @@ class MetricsStore:
             interval = _number(frame.get("interval"))
             if interval and interval > 0:
                 state.interval = interval
-            if state.status != UP and state.hello is not None:
-                state.status, state.reason, state.message = UP, "", ""
+            if state.status != NodeStatus.UP and state.hello is not None:
+                state.status, state.reason, state.message = NodeStatus.UP, "", ""
             agent_time = _number(frame.get("time"))
             history = self._history[node]
             # The node's last frame shape reads this one at C speed; a new shape (or a frame
@@ -223,7 +223,8 @@ class MetricsStore:
         elif isinstance(event, HelloReceived):
             state = self.add_node(node)
             state.hello = event.frame
-            state.status, state.reason, state.message, state.retry_in = UP, "", "", None
+            state.status, state.reason, state.message = NodeStatus.UP, "", ""
+            state.retry_in = None
             state.failure, state.failure_message, state.retry_at = "", "", None
             state.since = event.time
             # A new agent's counters start over: rates must not span two agents.
@@ -234,7 +235,7 @@ class MetricsStore:
                 state.since = event.time
             state.status, state.reason = event.status, event.reason
             state.message, state.retry_in = event.message, event.retry_in
-            if event.status == LOST:
+            if event.status == NodeStatus.LOST:
                 state.failure, state.failure_message = event.reason, event.message
                 state.retry_at = event.time + event.retry_in if event.retry_in else None
         elif isinstance(event, FrameRejected):
@@ -284,4 +285,4 @@ class MetricsStore:
 
     def lost(self, name: str) -> bool:
         state = self._nodes.get(name)
-        return state is not None and state.status == LOST
+        return state is not None and state.status == NodeStatus.LOST

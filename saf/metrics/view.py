@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import cached_property
 from typing import Any, cast
 
 from saf.agents.protocol import CollectorStatus, HelloFrame, SampleFrame
-from saf.metrics.events import CONNECTING, LOST, STOPPED, UP
+from saf.metrics.events import NodeStatus
 from saf.format import MISSING, fmt_bytes
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
@@ -29,25 +28,14 @@ def is_loopback(nic: str) -> bool:
     return _LOOPBACK.fullmatch(nic) is not None
 
 
-class NodeStatus(Enum):
-    """A node as a person sees it: the link's status (saf.metrics.events), and stale when
-    samples stopped coming while the link says up."""
-
-    UP = UP
-    CONNECTING = CONNECTING
-    STALE = "stale"
-    LOST = LOST
-    STOPPED = STOPPED
-
-
 def node_status(state: NodeState, now: float) -> NodeStatus:
-    if state.status == LOST or (state.status == CONNECTING and state.failure):
+    if state.status == NodeStatus.LOST or (state.status == NodeStatus.CONNECTING and state.failure):
         return NodeStatus.LOST  # a retry of a failed node is still a failed node
-    if state.status == STOPPED:
+    if state.status == NodeStatus.STOPPED:
         return NodeStatus.STOPPED
     if state.sample is not None and state.stale(now):
         return NodeStatus.STALE
-    return NodeStatus.UP if state.status == UP else NodeStatus.CONNECTING
+    return NodeStatus.UP if state.status == NodeStatus.UP else NodeStatus.CONNECTING
 
 
 def num(value: Any) -> float | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from saf import http_read
-from saf.connect.base import Connector
+from saf.connect.base import Forward
 from saf.errors import RayError
 from saf.untrusted import shown
 
@@ -122,14 +122,24 @@ def dashboard_target(inventory_host: str, bind: str) -> str:
     return "127.0.0.1" if bind in ("", "0.0.0.0", "::", "localhost") else bind
 
 
+def shown_host(head_host: str, bind: str) -> str:
+    """The address a person would open: the one the dashboard listens on, or the head's own
+    when it listens on all addresses."""
+    return head_host if bind in ("", "0.0.0.0", "::") else bind
+
+
+OpenForward = Callable[[int, str], Awaitable[Forward]]
+"""open(remote_port, remote_host) -> a forward to it as the head sees it."""
+
+
 @contextlib.asynccontextmanager
-async def through_forward(conn: Connector, port: int, bind: str = "127.0.0.1",
+async def through_forward(open_forward: OpenForward, head_host: str, port: int, bind: str,
                           *, timeout: float = 10.0) -> AsyncIterator[Dashboard]:
-    """A Dashboard client reaching the head's dashboard port through an SSH forward."""
-    target = dashboard_target(conn.node.host, bind)
-    forward = await conn.forward(port, target)
+    """A Dashboard client reaching the head's dashboard (`port`, listening on `bind`) through
+    an SSH forward that `open_forward` opens; the client and the forward close on leaving."""
+    forward = await open_forward(port, dashboard_target(head_host, bind))
     client = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=timeout,
-                       url=f"http://{conn.node.host}:{port}")
+                       url=f"http://{shown_host(head_host, bind)}:{port}")
     try:
         yield client
     finally:

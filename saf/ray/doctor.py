@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, Protocol, get_args
 
 from saf.connect.base import Connector
 from saf.errors import RayError
@@ -33,11 +32,15 @@ FALLBACK = "python3"  # reads what needs no particular Python when the node's is
 SKEW_WARN, SKEW_FAIL = 1.0, 5.0  # seconds
 
 
+Verdict = Literal["pass", "warn", "fail"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+
+
 @dataclass(frozen=True)
 class Finding:
     node: str
     check: str
-    status: str  # pass | warn | fail
+    status: Verdict
     evidence: str
     fix: str = ""
 
@@ -90,7 +93,7 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
             continue
         f = one.facts
 
-        def add(check: str, status: str, evidence: str, fix: str = "",
+        def add(check: str, status: Verdict, evidence: str, fix: str = "",
                 name: str = node.name) -> None:
             out.append(Finding(name, check, status, evidence, fix))
         add("ssh", "pass", login)
@@ -161,13 +164,17 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
             add("clock", "warn", "the node's clock was not read")
         else:
             size = abs(one.skew)
-            status = "fail" if size > SKEW_FAIL else "warn" if size > SKEW_WARN else "pass"
+            status: Verdict = "fail" if size > SKEW_FAIL else "warn" if size > SKEW_WARN else "pass"
             add("clock", status, f"{one.skew:+.2f} s from this machine",
                 "" if status == "pass" else "run NTP (chrony, timesyncd) on the node")
     return out
 
 
-def _ray_checks(add: Callable[..., None], node: Node, head: Node | None, f: NodeFacts,
+class _Add(Protocol):
+    def __call__(self, check: str, status: Verdict, evidence: str, fix: str = "") -> None: ...
+
+
+def _ray_checks(add: _Add, node: Node, head: Node | None, f: NodeFacts,
                 head_facts: NodeFacts | None) -> None:
     """Python and Ray against the head's, and Ray's parts, in the node's own Python."""
     if f.ray is None:

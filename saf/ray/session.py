@@ -13,7 +13,7 @@ from saf.errors import RayError
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
-from saf.ray.dashboard import Dashboard, DashboardSilent, dashboard_target
+from saf.ray.dashboard import Dashboard, DashboardSilent, through_forward
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import node_facts
 
@@ -66,11 +66,8 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                              ports=[], record=rc.RaySettings(temp_dir=temp_dir)
                              .record_path(head.name))
     place = place_from(facts, port)
-    forward = await conn.forward(place.port, dashboard_target(head.host, place.bind))
-    shown = place.bind if place.bind not in ("0.0.0.0", "::") else head.host
-    dashboard = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=timeout,
-                          url=f"http://{shown}:{place.port}")
-    try:
+    async with through_forward(conn.forward, head.host, place.port, place.bind,
+                               timeout=timeout) as dashboard:
         try:
             await dashboard.version()
         except RayError as exc:
@@ -86,6 +83,3 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                            "`saf doctor`, or restart it with `saf run ray-up --var "
                            "restart=true`") from None
         yield dashboard
-    finally:
-        await dashboard.close()
-        await forward.close()

@@ -4,18 +4,45 @@ and the cockpit's recipe screen consume them, and `saf runs show` replays them."
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from saf.events import Event
+from saf.events import Event, EventTypes
 
-STATUSES = ("ok", "changed", "skipped", "failed", "cancelled")
-DONE = ("ok", "changed", "skipped")  # a step finished on a node without trouble
+
+class StepStatus(StrEnum):
+    """A step on a node. A StrEnum: run logs, `--json` and the hub's wire carry these very
+    words, so logs written before it was one still load."""
+
+    PENDING = "pending"      # not started
+    RUNNING = "running"
+    OK = "ok"                # ran (or a probe passed) and changed nothing
+    CHANGED = "changed"      # changed the node (under --check: would change)
+    SKIPPED = "skipped"      # nothing to do, or not for this node
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped, or never started because the run stopped
+
+
+class RunStatus(StrEnum):
+    """A whole run: IDLE before its first event, RUNNING until its last; INTERRUPTED when
+    saf itself died during it (its log has no end)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+DONE = frozenset({StepStatus.OK, StepStatus.CHANGED, StepStatus.SKIPPED})  # without trouble
 WOULD_CHANGE = "would change"
 
 
 def status_label(status: str, check: bool) -> str:
-    """A status as a person reads it: under --check nothing changed, a step only would."""
-    return WOULD_CHANGE if check and status == "changed" else status
+    """A status (a StepStatus, RunStatus, or a count's key read from a log) as a person reads
+    it: under --check nothing changed, a step only would."""
+    return WOULD_CHANGE if check and status == StepStatus.CHANGED else str(status)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,13 +113,17 @@ class NodeStepFinished(Event):
     kind: ClassVar[str] = "node_step_finished"
     step: int
     node: str
-    status: str
+    status: StepStatus
     duration: float = 0.0
     message: str = ""
     exit_status: int | None = None
     tail: list[str] = dataclasses.field(default_factory=list)
     attempts: int = 1
     would: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Read back from JSON, the status is a word: made the enum here (ValueError if unknown).
+        object.__setattr__(self, "status", StepStatus(self.status))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -109,21 +140,20 @@ class RunFinished(Event):
 
     kind: ClassVar[str] = "run_finished"
     run: str
-    status: str
+    status: RunStatus
     duration: float = 0.0
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     message: str = ""
 
-
-EVENT_TYPES: dict[str, type[Event]] = {cls.kind: cls for cls in (
-    RunStarted, StepStarted, NodeStepStarted, StepOutput, StepOutputDropped, NodeStepFinished,
-    StepFinished, RunFinished)}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))
 
 
-def from_json(data: dict[str, Any]) -> Event | None:
-    """The event a log line holds (None for a kind this saf does not know)."""
-    cls = EVENT_TYPES.get(data.get("event", ""))
-    if cls is None:
-        return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+EVENT_TYPES = EventTypes("a recipe run's event", RunStarted, StepStarted, NodeStepStarted,
+                         StepOutput, StepOutputDropped, NodeStepFinished, StepFinished,
+                         RunFinished)
+
+
+def from_json(data: dict[str, Any]) -> Event:
+    """The event a log line holds; a kind this saf does not know raises UnknownEvent."""
+    return EVENT_TYPES.decode(data)

@@ -26,8 +26,8 @@ import psutil
 from saf import paths
 from saf.errors import SafError
 from saf.events import Event
-from saf.recipe.events import (DONE, NodeStepFinished, RunFinished, RunStarted, StepOutput,
-                               StepOutputDropped, from_json)
+from saf.recipe.events import (DONE, NodeStepFinished, RunFinished, RunStarted, RunStatus,
+                               StepOutput, StepOutputDropped, from_json)
 
 HEAD_LINES = 1000  # of a step's output on a node, written as it comes
 TAIL_LINES = 1000  # held back, written when the step ends there
@@ -148,11 +148,9 @@ def read_events(path: Path, *, output: bool = True) -> list[Event]:
                     '{"event": "step_output_dropped"'):
                 continue
             try:
-                event = from_json(json.loads(line))
-            except (ValueError, TypeError):
+                events.append(from_json(json.loads(line)))
+            except (ValueError, TypeError):  # UnknownEvent is a ValueError
                 continue
-            if event is not None:
-                events.append(event)
     return events
 
 
@@ -175,8 +173,8 @@ class RunSummary:
     results: dict[tuple[int, str], NodeStepFinished] = field(default_factory=dict)
 
     @property
-    def status(self) -> str:
-        return self.finished.status if self.finished else "running"
+    def status(self) -> RunStatus:
+        return self.finished.status if self.finished else RunStatus.RUNNING
 
     def first_unfinished_step(self) -> int | None:
         """The index of the first step that did not end well on all its nodes (a failure
@@ -207,7 +205,7 @@ def summarize(path: Path, *, mark_interrupted: bool = True) -> RunSummary | None
     if summary.finished is None and not _alive(started) and mark_interrupted:
         # The last sign of life: its last event, or the last touch of a quiet run.
         last = max(events[-1].time, path.stat().st_mtime)
-        finished = RunFinished(run=started.run, status="interrupted",
+        finished = RunFinished(run=started.run, status=RunStatus.INTERRUPTED,
                                duration=max(0.0, last - started.time),
                                message="saf stopped before the run finished")
         log = RunLog(path)
@@ -261,6 +259,6 @@ def sweep(folder: Path | None = None) -> list[str]:
         for path in folder.glob("*.jsonl"):
             if not _ends_finished(path):
                 summary = summarize(path)
-                if summary is not None and summary.status == "interrupted":
+                if summary is not None and summary.status == RunStatus.INTERRUPTED:
                     marked.append(summary.run)
     return marked

@@ -12,6 +12,7 @@ from saf.errors import SafError
 from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.recipe import library
+from saf.recipe.events import RunStatus
 from saf.recipe.log import RunLog, find_run, new_run_id, sweep
 from saf.recipe.model import Recipe
 from saf.recipe.prepare import prepare
@@ -59,7 +60,7 @@ def resume_plan(run: str, *, recipe: str | None = None,
 
 
 async def run_recipe(plan: RunPlan, fleet: Fleet, show: Emit, *, run_id: str | None = None,
-                     ask_password: AskPassword | None = None) -> str:
+                     ask_password: AskPassword | None = None) -> RunStatus:
     """Run `plan` on `fleet`, logging every event before `show` sees it; the final status
     (ok or failed; a cancellation is logged as `cancelled` and raised)."""
     sweep()

@@ -28,7 +28,7 @@ from saf.fleet import Fleet
 from saf.inventory.model import Node
 from saf.recipe import become as sudo
 from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               StepFinished, StepOutput, StepStarted)
+                               RunStatus, StepFinished, StepOutput, StepStarted, StepStatus)
 from saf.recipe.kinds.base import Outcome, StepFailed
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started
@@ -211,7 +211,7 @@ class Runner:
                   + command)
         result = await ctx.run(script, skip_marker=marker)
         if result.stdout.startswith(marker + "\n"):
-            return Outcome("skipped", why)
+            return Outcome(StepStatus.SKIPPED, why)
         return Outcome.from_result(result)
 
     async def _attempt(self, ctx: _NodeContext) -> tuple[Outcome, list[str]]:
@@ -221,14 +221,14 @@ class Runner:
             return await self._fused(ctx), []
         if step.check:
             if (await ctx.run(ctx.render(step.check), quiet=True)).ok:
-                return Outcome("skipped", "check passed: nothing to do"), []
+                return Outcome(StepStatus.SKIPPED, "check passed: nothing to do"), []
         if step.creates:
             path = ctx.render(step.creates, shell=False)
             if (await ctx.run(f"test -e {shell_path(path)}", quiet=True)).ok:
-                return Outcome("skipped", f"{path} exists"), []
+                return Outcome(StepStatus.SKIPPED, f"{path} exists"), []
         plan = await step.kind.plan(ctx)
         if plan.refusal is not None:
-            return Outcome("failed", plan.refusal), []
+            return Outcome(StepStatus.FAILED, plan.refusal), []
         if not plan.needed:
             if plan.leaves_node:
                 self._left[ctx.node.name] = plan.reason
@@ -237,18 +237,20 @@ class Runner:
             if isinstance(step.kind, Shell):  # a command that only reads is its own check
                 return await step.kind.apply(ctx, plan), []
             # A probe that would wait, measure or look again: it would change nothing.
-            return Outcome("skipped", f"--check: not run ({plan.reason})"), plan.commands
+            return Outcome(StepStatus.SKIPPED, f"--check: not run ({plan.reason})"), plan.commands
         if self.check:
-            return Outcome("changed", plan.reason), plan.commands  # shown as "would change"
+            # shown as "would change"
+            return Outcome(StepStatus.CHANGED, plan.reason), plan.commands
         return await step.kind.apply(ctx, plan), []
 
-    async def _node(self, step: Step, node: Node) -> str:
+    async def _node(self, step: Step, node: Node) -> StepStatus:
         started = time.monotonic()
         if node.name in self._left:
-            self._finish(step, node, Outcome("skipped", self._left[node.name]), started, 0)
-            return "skipped"
+            self._finish(step, node, Outcome(StepStatus.SKIPPED, self._left[node.name]),
+                         started, 0)
+            return StepStatus.SKIPPED
         ctx = _NodeContext(self, step, node, self.fleet.connector(node))
-        outcome = Outcome("failed", "did not run")
+        outcome = Outcome(StepStatus.FAILED, "did not run")
         would: list[str] = []
         attempt = 0
         try:
@@ -260,23 +262,23 @@ class Runner:
                     async with asyncio.timeout(step.timeout):
                         outcome, would = await self._attempt(ctx)
                 except TimeoutError:
-                    outcome = Outcome("failed", f"timed out after {step.timeout:g} s")
+                    outcome = Outcome(StepStatus.FAILED, f"timed out after {step.timeout:g} s")
                 except ConnectError as exc:
-                    outcome = Outcome("failed", f"{exc.reason}: {exc.detail}")
+                    outcome = Outcome(StepStatus.FAILED, f"{exc.reason}: {exc.detail}")
                 except StepFailed as exc:
-                    outcome = Outcome("failed", str(exc), tail=exc.tail)
+                    outcome = Outcome(StepStatus.FAILED, str(exc), tail=exc.tail)
                 except (BecomeError, OSError) as exc:
-                    outcome = Outcome("failed", str(exc))
+                    outcome = Outcome(StepStatus.FAILED, str(exc))
                 except Exception as exc:  # noqa: BLE001 - a kind's bug, or output it could
                     # not read, fails this node with its name: never the whole run.
-                    outcome = Outcome("failed", f"saf's {step.kind.name} step broke on this "
-                                      f"node: {type(exc).__name__}: {exc}",
+                    outcome = Outcome(StepStatus.FAILED, f"saf's {step.kind.name} step broke "
+                                      f"on this node: {type(exc).__name__}: {exc}",
                                       tail=traceback.format_exception(exc)[-6:])
                     break  # a bug is not worth a retry
-                if outcome.status != "failed":
+                if outcome.status != StepStatus.FAILED:
                     break
         except asyncio.CancelledError:
-            self._finish(step, node, Outcome("cancelled", "cancelled"), started, attempt)
+            self._finish(step, node, Outcome(StepStatus.CANCELLED, "cancelled"), started, attempt)
             raise
         self._finish(step, node, outcome, started, attempt, would)
         return outcome.status
@@ -291,22 +293,22 @@ class Runner:
                                    would=would or []))
 
     # -- the run --------------------------------------------------------------------------
-    async def _step(self, step: Step) -> list[str]:
+    async def _step(self, step: Step) -> list[StepStatus]:
         nodes = self.prepared.targets[step.index]
         self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes],
                               reason="" if nodes else self.prepared.empty.get(step.index, "")))
-        statuses: list[str] = []
+        statuses: list[StepStatus] = []
         if step.serial:
             pending = list(nodes)
             try:
                 while pending:
                     statuses.append(await self._node(step, pending[0]))
                     pending.pop(0)
-                    if statuses[-1] == "failed" and step.on_failure == "stop":
+                    if statuses[-1] == StepStatus.FAILED and step.on_failure == "stop":
                         break
             except asyncio.CancelledError:
                 for node in pending[1:]:
-                    self._finish(step, node, Outcome("cancelled", "not started"),
+                    self._finish(step, node, Outcome(StepStatus.CANCELLED, "not started"),
                                  time.monotonic(), 0)
                 raise
         else:
@@ -330,26 +332,27 @@ class Runner:
             nodes=self.prepared.nodes, pid=os.getpid(), pid_started=process_started(),
             resumed_from=self.resumed_from, start_step=self.start_step)
 
-    async def run(self) -> str:
-        """Run the recipe; the final status: ok, failed or (raising) cancelled."""
+    async def run(self) -> RunStatus:
+        """Run the recipe; the final status: OK, FAILED or (raising) cancelled."""
         began = time.monotonic()
         self.emit(self.started_event())
-        status = "ok"
+        status = RunStatus.OK
         try:
             for step in self.prepared.recipe.steps:
                 if step.index < self.start_step:
                     for node in self.prepared.targets[step.index]:
                         self._finish(step, node, Outcome(
-                            "skipped", f"done in run {self.resumed_from}"), time.monotonic(), 0)
+                            StepStatus.SKIPPED, f"done in run {self.resumed_from}"),
+                            time.monotonic(), 0)
                     continue
                 statuses = await self._step(step)
-                if "failed" in statuses and step.on_failure == "stop":
-                    status = "failed"
+                if StepStatus.FAILED in statuses and step.on_failure == "stop":
+                    status = RunStatus.FAILED
                     break
         except asyncio.CancelledError:
             for task in self._together.values():
                 task.cancel()
-            self.emit(RunFinished(run=self.run_id, status="cancelled",
+            self.emit(RunFinished(run=self.run_id, status=RunStatus.CANCELLED,
                                   duration=time.monotonic() - began, counts=dict(self.counts),
                                   message="cancelled by the user"))
             raise

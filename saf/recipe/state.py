@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 from saf.events import Event
 from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               StepOutput)
+                               RunStatus, StepOutput, StepStatus)
 
 CELL_LINES = 500  # output lines kept per cell
 
 
 @dataclass
 class Cell:
-    status: str = "pending"  # pending | running | ok | changed | skipped | failed | cancelled
+    status: StepStatus = StepStatus.PENDING
     attempt: int = 0
     started: float | None = None
     duration: float | None = None
@@ -34,10 +34,10 @@ class RunState:
     last_time: float = 0.0
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         if self.finished is not None:
             return self.finished.status
-        return "running" if self.started is not None else "idle"
+        return RunStatus.RUNNING if self.started is not None else RunStatus.IDLE
 
     @property
     def steps(self) -> list[dict]:
@@ -62,7 +62,7 @@ class RunState:
             self.started, self.finished, self.cells = event, None, {}
         elif isinstance(event, NodeStepStarted):
             cell = self.cells.setdefault((event.step, event.node), Cell())
-            cell.status, cell.attempt, cell.started = "running", event.attempt, event.time
+            cell.status, cell.attempt, cell.started = StepStatus.RUNNING, event.attempt, event.time
         elif isinstance(event, StepOutput):
             cell = self.cells.setdefault((event.step, event.node), Cell())
             cell.output.append((event.stream, event.line))
@@ -71,7 +71,7 @@ class RunState:
             cell.status, cell.duration, cell.message = event.status, event.duration, event.message
             cell.exit_status, cell.would, cell.attempt = event.exit_status, event.would, \
                 event.attempts
-            if event.status == "failed" and not cell.output:
+            if event.status == StepStatus.FAILED and not cell.output:
                 cell.output.extend(("stderr", line) for line in event.tail)
         elif isinstance(event, RunFinished):
             self.finished = event
@@ -81,7 +81,7 @@ class RunState:
         for step in self.steps:
             for node in step["nodes"]:
                 cell = self.cells.get((step["index"], node))
-                status = cell.status if cell else "pending"
+                status = cell.status if cell else StepStatus.PENDING
                 out[status] = out.get(status, 0) + 1
         return out
 

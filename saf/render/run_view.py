@@ -17,15 +17,18 @@ from rich.text import Text
 from saf.events import Event
 from saf.format import fmt_some
 from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
-                               RunStarted, StepFinished, StepOutput, StepOutputDropped,
-                               StepStarted, status_label)
+                               RunStarted, RunStatus, StepFinished, StepOutput,
+                               StepOutputDropped, StepStarted, StepStatus, status_label)
 from saf.render.columns import Column, fit
 from saf.render.console import console, node_style, seconds
 
-STATUS_STYLE = {"ok": "green", "changed": "yellow", "skipped": "dim", "failed": "bold red",
-                "cancelled": "magenta", "running": "cyan", "interrupted": "magenta"}
-STATUS_MARK = {"ok": "✓", "changed": "●", "skipped": "–", "failed": "✗", "cancelled": "⊘",
-               "running": "◌", "pending": "·"}
+STATUS_STYLE: dict[str, str] = {
+    StepStatus.OK: "green", StepStatus.CHANGED: "yellow", StepStatus.SKIPPED: "dim",
+    StepStatus.FAILED: "bold red", StepStatus.CANCELLED: "magenta", StepStatus.RUNNING: "cyan",
+    RunStatus.INTERRUPTED: "magenta"}
+STATUS_MARK: dict[str, str] = {
+    StepStatus.OK: "✓", StepStatus.CHANGED: "●", StepStatus.SKIPPED: "–", StepStatus.FAILED: "✗",
+    StepStatus.CANCELLED: "⊘", StepStatus.RUNNING: "◌", StepStatus.PENDING: "·"}
 TAIL_LINES = 12
 
 
@@ -154,8 +157,9 @@ class RunView:
         if event.attempts > 1:
             line += Text(f"  after {event.attempts} tries", style="yellow")
         if event.message:
-            line += Text(f"  {event.message}", style="dim" if status != "failed" else "red")
-        elif status in ("ok", "changed") and self.output.get(key):
+            line += Text(f"  {event.message}",
+                         style="red" if status == StepStatus.FAILED else "dim")
+        elif status in (StepStatus.OK, StepStatus.CHANGED) and self.output.get(key):
             line += Text(f"  → {self.output[key][-1][:100]}", style="dim")
         self.out.print(line)
         for command in event.would[:10]:
@@ -163,7 +167,7 @@ class RunView:
             lines = command.strip().splitlines() or [""]
             more = f"  (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
             self.out.print(Text(f"      would run: {lines[0][:2000]}{more}", style="yellow"))
-        if status == "failed":
+        if status == StepStatus.FAILED:
             tail = event.tail or list(self.output.get(key, ()))
             for text in tail[-TAIL_LINES:]:
                 self.out.print(Text(f"      │ {text}", style="red"))

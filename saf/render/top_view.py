@@ -8,7 +8,6 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from saf.metrics.events import LOST, UP
 from saf.format import (MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used,
                                 sparkline)
 from saf.metrics.store import MetricsStore
@@ -105,8 +104,9 @@ def problems(store: MetricsStore, names: list[str]) -> list[Text]:
             state = store.node(name)
         except KeyError:
             continue
-        message = state.failure_message or (state.message if state.status == LOST else "")
-        if message and state.status != UP:
+        message = state.failure_message or (
+            state.message if state.status == NodeStatus.LOST else "")
+        if message and state.status != NodeStatus.UP:
             lines.append(Text(f"{name}: {message}", style="red"))
         if state.bad_frames:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(state.bad_frames.items()))

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from saf.errors import SafError
-from saf.events import Emit, ignore
+from saf.events import Emit, UnknownEvent, ignore
 from saf.inventory.model import Node
-from saf.metrics.events import LOST, AgentStatus
+from saf.metrics.events import AgentStatus, NodeStatus
 from saf.metrics.store import MetricsStore
 from saf.recipe import events as recipe_events
 from saf.recipe.run import RunPlan
@@ -210,7 +210,7 @@ class HubLink:
         for queue in self._runs.values():
             queue.put_nowait(None)
         for node in self.hello.nodes:
-            self._deliver(AgentStatus(node=node.name, status=LOST, reason="hub",
+            self._deliver(AgentStatus(node=node.name, status=NodeStatus.LOST, reason="hub",
                                       message=why).to_json())
         if self._signal_queue is not None:
             self._signal_queue.put_nowait(None)
@@ -247,9 +247,11 @@ class HubLink:
                 if item is None:
                     raise HubError("the connection to saf serve's hub was lost during the run")
                 if "recipe_event" in item:
-                    event = recipe_events.from_json(item.get("event") or {})
-                    if event is not None:
-                        show(event)
+                    try:
+                        event = recipe_events.from_json(item.get("event") or {})
+                    except UnknownEvent:
+                        continue  # a newer hub's event: this saf does not show it
+                    show(event)
                 elif "ask_password" in item:
                     prompt = str(item.get("prompt") or "password")
                     password = await ask_password(prompt) if ask_password else None

@@ -13,13 +13,14 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Inventory, Node
 from saf.numbers import number_problem
+from saf.recipe.events import StepStatus
 
 if TYPE_CHECKING:
     from saf.fleet import Fleet
@@ -92,8 +93,8 @@ class Plan:
     reason: str = ""
     commands: list[str] = field(default_factory=list)
     data: Any = None
-    # The status when nothing is needed: "skipped" (already done) or "ok" (a probe passed).
-    done_status: str = "skipped"
+    # The status when nothing is needed: SKIPPED (already done) or OK (a probe passed).
+    done_status: Literal[StepStatus.SKIPPED, StepStatus.OK] = StepStatus.SKIPPED
     # Why the step must not go on on this node (a pre-flight check failed): the node fails
     # with this message, in a --check too, and nothing is applied.
     refusal: str | None = None
@@ -104,20 +105,22 @@ class Plan:
 
 @dataclass
 class Outcome:
-    status: str  # ok | changed | failed
+    status: StepStatus
     message: str = ""
     exit_status: int | None = None
     tail: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_result(cls, result: RunResult, *, success: str = "changed") -> Outcome:
+    def from_result(cls, result: RunResult, *,
+                    success: Literal[StepStatus.CHANGED, StepStatus.OK] = StepStatus.CHANGED,
+                    ) -> Outcome:
         if result.ok:
             return cls(success, exit_status=0)
         if result.timed_out:
-            return cls("failed", "timed out", tail=result.tail())
+            return cls(StepStatus.FAILED, "timed out", tail=result.tail())
         what = (f"exit status {result.exit_status}" if result.exit_status is not None
                 else f"killed by {result.signal or 'a signal'}")
-        return cls("failed", what, exit_status=result.exit_status, tail=result.tail())
+        return cls(StepStatus.FAILED, what, exit_status=result.exit_status, tail=result.tail())
 
 
 class Kind(abc.ABC):

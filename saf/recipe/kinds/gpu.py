@@ -24,6 +24,7 @@ from saf.agent import deploy
 from saf.agent.build import build
 from saf.recipe.facts import apple, intel, nvidia
 from saf.recipe.values import COMMAND
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.shell import quote
 
@@ -174,8 +175,8 @@ class Gpu(Kind):
     async def plan(self, ctx: StepContext) -> Plan:
         seen, words, commands = await self._probe(ctx)
         if seen:
-            return Plan(False, words, done_status="ok")
+            return Plan(False, words, done_status=StepStatus.OK)
         return Plan(True, f"not yet: {words}", commands, words)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        return Outcome("failed", plan.data)
+        return Outcome(StepStatus.FAILED, plan.data)

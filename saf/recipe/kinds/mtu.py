@@ -25,6 +25,7 @@ from saf.jumbo.facts import SCRIPT, NodeNet, nm_connection_command, read
 from saf.jumbo.iface import FactError
 from saf.jumbo.rendezvous import Missing, Rendezvous
 from saf.numbers import number_problem
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import (Fail, Kind, StepFailed, Outcome, Plan, StepContext, text)
 
 # How long the nodes wait for each other's facts (a node that cannot be reached fails first,
@@ -232,8 +233,8 @@ class Mtu(Kind):
         assert mine.change is not None
         unread = sorted(n for n, p in plans.items() if not isinstance(p, NodePlan))
         if unread:
-            return Outcome("failed", f"not changed: the facts of {', '.join(unread)} could not "
-                           "be read, so not every pair could be checked")
+            return Outcome(StepStatus.FAILED, f"not changed: the facts of {', '.join(unread)} "
+                           "could not be read, so not every pair could be checked")
         deadline = time.monotonic() + mine.seconds
         # One call: arm, and only once the timer runs, change.
         done = await ctx.run(revert.arm(mine.seconds, mine.change.restore) + "\n"
@@ -241,14 +242,14 @@ class Mtu(Kind):
         folder = revert.armed_folder(done.stdout)
         if folder is None:
             rv.arrive("applied", me, StepFailed("no revert"))
-            return Outcome("failed", "not changed: the revert could not be armed "
+            return Outcome(StepStatus.FAILED, "not changed: the revert could not be armed "
                            f"({done.stderr.strip() or done.exit_status})", tail=done.tail())
         if not done.ok:
             rv.arrive("applied", me, StepFailed("change failed"))
             await _fire(ctx, folder, None)
             back = await _reverted(ctx, folder, deadline)
             why = done.stderr.strip().splitlines()[-1:] or [f"exit {done.exit_status}"]
-            return Outcome("failed", f"the change failed ({why[0]}); {back}",
+            return Outcome(StepStatus.FAILED, f"the change failed ({why[0]}); {back}",
                            exit_status=done.exit_status, tail=done.tail())
         rv.arrive("applied", me, True)
         applied = await rv.wait("applied", _left(deadline))
@@ -268,7 +269,7 @@ class Mtu(Kind):
             if check.reached:  # else the node's own timer reverts it
                 await _fire(ctx, folder, fresh)
             back = await _reverted(ctx, folder, deadline)
-            return Outcome("failed", f"{back}: " + "; ".join(problems), tail=tail)
+            return Outcome(StepStatus.FAILED, f"{back}: " + "; ".join(problems), tail=tail)
         finally:
             await fresh.close()
 
@@ -301,7 +302,7 @@ class Mtu(Kind):
                              timeout=max(_left(deadline), 1.0))
         if revert.CONFIRMED not in done.stdout:
             back = await _reverted(ctx, folder, deadline)
-            return Outcome("failed", f"every pair passed, but the revert fired before saf "
+            return Outcome(StepStatus.FAILED, f"every pair passed, but the revert fired before saf "
                            f"could confirm; {back}")
         size = dfping.payload(mine.mtu, mine.net.found.address)
         message = ("; ".join(mine.change.what) + f"; {size}-byte don't-fragment pings passed "
@@ -309,9 +310,10 @@ class Mtu(Kind):
         if mine.change.persist:
             kept = await ctx.run(" && ".join(mine.change.persist), via=fresh, timeout=60)
             if not kept.ok:
-                return Outcome("failed", message + ", but making it persistent failed",
+                return Outcome(StepStatus.FAILED, message + ", but making it persistent failed",
                                exit_status=kept.exit_status, tail=kept.tail())
-        return Outcome("changed", message + f" ({mine.change.persist_note})", exit_status=0)
+        return Outcome(StepStatus.CHANGED, message + f" ({mine.change.persist_note})",
+                       exit_status=0)
 
 
 async def _meeting(fleet: Any, nodes: Any, say: Any) -> Rendezvous:

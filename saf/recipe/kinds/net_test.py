@@ -16,6 +16,7 @@ from saf.format import fmt_gbps, fmt_link, fmt_percent
 from saf.net import store
 from saf.net.results import NetResult
 from saf.net.engine import NetOptions, new_result, run_net_test, schedule_line
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
 
 DEFAULTS = {"pairs": "all", "streams": "4", "duration": "5", "warmup": "1", "tool": "saf"}
@@ -73,7 +74,7 @@ class NetTest(Kind):
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         if plan.data is None:
-            return Outcome("failed", plan.reason)
+            return Outcome(StepStatus.FAILED, plan.reason)
         options: NetOptions = plan.data
 
         async def work(fleet: Any, nodes: list[Node], say: Any) -> Any:
@@ -84,20 +85,20 @@ class NetTest(Kind):
         mine = [m for m in result.measurements if ctx.node.name in (m.sender, m.receiver)]
         link = result.links.get(ctx.node.name)
         if link is not None and link.error:
-            return Outcome("failed", link.error)
+            return Outcome(StepStatus.FAILED, link.error)
         failed = [m for m in mine if not m.ok]
         if failed:
             m = failed[0]
-            return Outcome("failed", f"{m.sender} → {m.receiver}: {m.error}"
+            return Outcome(StepStatus.FAILED, f"{m.sender} → {m.receiver}: {m.error}"
                            + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
         best = [m for m in mine if m.streams == result.streams]
         if not best:
-            return Outcome("ok", "no link of this node was measured")
+            return Outcome(StepStatus.OK, "no link of this node was measured")
         slow = min(best, key=lambda m: m.bits_per_second or 0)
         line = result.line_rate_mbps(slow.sender, slow.receiver)
         frac = f" ({fmt_percent(result.fraction(slow))} of {fmt_link(line)})" if line else ""
-        return Outcome("ok", f"{len(best)} directions; slowest {slow.sender} → {slow.receiver} "
-                             f"{fmt_gbps(slow.bits_per_second)} Gbit/s{frac}")
+        return Outcome(StepStatus.OK, f"{len(best)} directions; slowest {slow.sender} → "
+                       f"{slow.receiver} {fmt_gbps(slow.bits_per_second)} Gbit/s{frac}")
 
 
 def _save(result: NetResult) -> None:

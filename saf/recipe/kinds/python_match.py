@@ -19,6 +19,7 @@ from saf.ray import python_match as pm
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import node_facts
 from saf.ray.session import connector_run
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
 
 FALLBACK = "python3"
@@ -102,7 +103,7 @@ class PythonMatch(Kind):
         if pm.matches(mine, target):
             return Plan(False, f"Python {mine.python}, Ray {mine.ray}{where}: as "
                                f"{target.source}",
-                        done_status="ok" if self.verify else "skipped")
+                        done_status=StepStatus.OK if self.verify else StepStatus.SKIPPED)
         fresh = f" in python3, {ctx.node.python} not made yet" if mine.fallback else ""
         now = (f"Python {mine.python}, Ray {mine.ray or 'none'}{fresh}" + where
                + (f"; {mine.ray_missing_text}" if mine.ray_missing else ""))
@@ -150,4 +151,4 @@ class PythonMatch(Kind):
                 return outcome
         note = "" if python == ctx.node.python else (
             f"; set python = \"{python}\" for {ctx.node.name} in the inventory")
-        return Outcome("changed", f"now runs {python}{note}", exit_status=0)
+        return Outcome(StepStatus.CHANGED, f"now runs {python}{note}", exit_status=0)

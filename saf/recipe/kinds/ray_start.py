@@ -35,11 +35,12 @@ from typing import Any
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
 from saf.ray import command as rc
-from saf.ray.dashboard import Dashboard, dashboard_target
+from saf.ray.dashboard import Dashboard, through_forward
 from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.numbers import parse_port
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
 
 # Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
@@ -328,18 +329,17 @@ class RayStart(Kind):
                                            WAIT_PEERS)
                 except (RayError, TimeoutError) as exc:
                     _settle(started, error=RayError(str(exc)))
-                    return Outcome("failed", f"not started: the head did not start ({exc})")
+                    return Outcome(StepStatus.FAILED,
+                                   f"not started: the head did not start ({exc})")
             outcome, wrote = await self._start(ctx, settings, start, decision.stop_first)
             if outcome is not None:
                 _settle(started, error=RayError(outcome.message))
                 return outcome
             head_bind = rc.dashboard_bind(settings, start.head_address.rpartition(":")[0],
                                           rc.machines(ctx.inventory) > 1)
-            forward = await ctx.forward(settings.dashboard_port,
-                                        dashboard_target(head.host, head_bind), via=head)
-            dashboard = Dashboard(f"http://127.0.0.1:{forward.local_port}",
-                                  url=f"http://{head_bind}:{settings.dashboard_port}")
-            try:
+            async with through_forward(lambda port, host: ctx.forward(port, host, via=head),
+                                       head.host, settings.dashboard_port,
+                                       head_bind) as dashboard:
                 status = await wait_alive(dashboard, [me.name], self.join_timeout)
                 if me.name not in {n.name for n in status.alive}:
                     _settle(started, error=RayError(f"{me.name} did not join"))
@@ -349,7 +349,7 @@ class RayStart(Kind):
                 _settle(started, start.node_ip)
                 address = ray_address(status, me.name, start.node_ip)
                 if not me.is_head:
-                    return Outcome("changed", f"joined {start.head_address} as {address}",
+                    return Outcome(StepStatus.CHANGED, f"joined {start.head_address} as {address}",
                                    exit_status=0)
                 # The head reports the cluster once every starting worker has had its say;
                 # a worker whose step failed is not counted (Ray may list it ALIVE a while).
@@ -363,18 +363,15 @@ class RayStart(Kind):
                           if isinstance(end, BaseException)]
                 status = await read_status(dashboard, jobs=False)
                 status.nodes = [n for n in status.nodes if n.name not in failed]
-                return Outcome("changed", f"head at {start.head_address} as {address}; "
+                return Outcome(StepStatus.CHANGED, f"head at {start.head_address} as {address}; "
                                f"{totals(status)}"
                                + (f" (not {fmt_some(failed, 3)}: failed)" if failed else "")
                                + f"; dashboard {dashboard.url}", exit_status=0)
-            finally:
-                await dashboard.close()
-                await forward.close()
         except RayError as exc:
             # The node's own trouble (an OS error there, a probe that did not answer): its
             # step fails saying so.
             _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
-            return Outcome("failed", str(exc))
+            return Outcome(StepStatus.FAILED, str(exc))
         except BaseException as exc:
             _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
             raise
@@ -415,7 +412,7 @@ class RayStart(Kind):
         record_error = value.get("record_error")
         if isinstance(record_error, str):
             folder = settings.record_path(me.name).rpartition("/")[0]
-            return Outcome("failed", (
+            return Outcome(StepStatus.FAILED, (
                 f"{me.name}: Ray started, but saf could not write its record of the settings "
                 f"in {folder} ({record_error[:300]}), so that Ray was stopped; is "
                 f"{settings.temp_dir} another user's? Pick another with --var temp_dir=..."),
@@ -475,4 +472,4 @@ class RayStart(Kind):
             ending += "; " + (notes[-1].strip("()") if notes else
                               "its Ray logs since this start began are empty" if blocks else
                               "no Ray log was written since this start began")
-        return Outcome("failed", f"{me.name} {verb}: {why}{ending}", tail=tail)
+        return Outcome(StepStatus.FAILED, f"{me.name} {verb}: {why}{ending}", tail=tail)

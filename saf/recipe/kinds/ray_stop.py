@@ -16,6 +16,7 @@ from saf.errors import RayError
 from saf.format import fmt_some
 from saf.ray import command as rc
 from saf.ray.node_call import call, node_facts
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
 
 
@@ -111,8 +112,8 @@ class RayStop(Kind):
         value, _ = await call(ctx.run, me.name, me.python, "stop", args)
         left = value.get("left")
         if isinstance(left, list) and left:
-            return Outcome("failed", f"{len(left)} Ray processes are left: "
+            return Outcome(StepStatus.FAILED, f"{len(left)} Ray processes are left: "
                            + fmt_some([str(x) for x in left], 3))
         stopped, killed = value.get("stopped"), value.get("killed")
-        return Outcome("changed", f"stopped {stopped} processes"
+        return Outcome(StepStatus.CHANGED, f"stopped {stopped} processes"
                        + (f" ({killed} needed SIGKILL)" if killed else ""), exit_status=0)

@@ -19,6 +19,7 @@ from saf.errors import ConnectError
 from saf.recipe.facts import flag
 from saf.recipe.facts.reboot import BOOT_ID, CHECKS, Reason, reasons, script
 from saf.recipe.values import COMMAND
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
 
 
@@ -90,7 +91,7 @@ class Reboot(Kind):
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         if plan.data is None:
-            return Outcome("failed", plan.reason)
+            return Outcome(StepStatus.FAILED, plan.reason)
         before = (await ctx.run(BOOT_ID, quiet=True)).stdout.strip()
         started = time.monotonic()
         try:
@@ -115,11 +116,12 @@ class Reboot(Kind):
             if probe.ok and after and after != before:
                 break
         else:
-            return Outcome("failed", f"the node did not come back with a new boot id within "
-                           f"{self.wait:g} s (boot id still {after or 'unknown'})")
+            return Outcome(StepStatus.FAILED, f"the node did not come back with a new boot id "
+                           f"within {self.wait:g} s (boot id still {after or 'unknown'})")
         back = time.monotonic() - started
         left = await self._reasons(ctx, False)
         if left:
-            return Outcome("failed", f"rebooted (back after {back:.0f} s) but still needs a "
-                           f"reboot: {_said(left)}")
-        return Outcome("changed", f"rebooted; SSH back after {back:.0f} s with a new boot id")
+            return Outcome(StepStatus.FAILED, f"rebooted (back after {back:.0f} s) but still "
+                           f"needs a reboot: {_said(left)}")
+        return Outcome(StepStatus.CHANGED,
+                       f"rebooted; SSH back after {back:.0f} s with a new boot id")

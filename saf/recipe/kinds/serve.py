@@ -12,6 +12,7 @@ from typing import Any
 
 from saf.shell import join
 from saf.numbers import number_problem, parse_port
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.inference.engines import CHOICES, ServeSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
@@ -140,10 +141,10 @@ class Serve(Kind):
         _, spec, timeout, target = plan.data
         started = await start_server(target, spec, timeout=timeout)
         if started.status == "skipped":
-            return Outcome("skipped", f"already serving {spec.model}")
+            return Outcome(StepStatus.SKIPPED, f"already serving {spec.model}")
         if started.status == "failed":
-            return Outcome("failed", started.why, tail=started.tail)
+            return Outcome(StepStatus.FAILED, started.why, tail=started.tail)
         seconds = f" in {started.seconds:.1f} s" if started.seconds is not None else ""
         pid = started.endpoint.pid if started.endpoint else "?"
-        return Outcome("changed", f"{spec.engine} ready{seconds} on port {spec.port} "
+        return Outcome(StepStatus.CHANGED, f"{spec.engine} ready{seconds} on port {spec.port} "
                        f"(pid {pid}, log ~/.saf/serve/{spec.port}.log)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from saf.recipe.values import COMMAND
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 
 
@@ -43,4 +44,4 @@ class Shell(Kind):
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         return Outcome.from_result(await ctx.run(plan.data),
-                                   success="ok" if self.readonly else "changed")
+                                   success=StepStatus.OK if self.readonly else StepStatus.CHANGED)

@@ -25,6 +25,7 @@ from typing import Any
 from saf.connect.rsync import local_rsync
 from saf.connect.rsync import remote as rsync_remote
 from saf.format import fmt_some
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
 from saf.recipe.substitute import names_in, shell_path
 from saf.shell import SHA256
@@ -203,9 +204,9 @@ class Upload(Kind):
                                              for rel in sorted(transfer.delta)))
                 result = await ctx.transfer(self._rsync_args(transfer, str(listing)))
             if not result.ok:
-                return Outcome("failed", f"rsync exit status {result.exit_status}",
+                return Outcome(StepStatus.FAILED, f"rsync exit status {result.exit_status}",
                                exit_status=result.exit_status, tail=result.tail())
             wire = result.bytes_sent()
             parts.append(f"{len(transfer.delta)} with rsync"
                          + (f" ({wire} bytes on the wire)" if wire is not None else ""))
-        return Outcome("changed", f"sent {len(transfer.files)} files: " + ", ".join(parts))
+        return Outcome(StepStatus.CHANGED, f"sent {len(transfer.files)} files: " + ", ".join(parts))

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from saf.recipe.values import COMMAND
+from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
 
 
@@ -43,7 +44,7 @@ class Wait(Kind):
         if ctx.check_mode:
             # One probe is a fact; waiting is the action.
             if (await ctx.run(command, quiet=True)).ok:
-                return Plan(False, "already succeeds", data=command, done_status="ok")
+                return Plan(False, "already succeeds", data=command, done_status=StepStatus.OK)
         return Plan(True, f"would wait for: {command}", [command], command)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
@@ -53,7 +54,7 @@ class Wait(Kind):
                 await asyncio.sleep(self.interval)
             result = await ctx.run(plan.data, quiet=attempt < self.tries - 1)
             if result.ok:
-                return Outcome("ok", f"succeeded after {attempt + 1} tries", exit_status=0)
+                return Outcome(StepStatus.OK, f"succeeded after {attempt + 1} tries", exit_status=0)
         assert result is not None
         outcome = Outcome.from_result(result)
         outcome.message = f"still failing after {self.tries} tries ({outcome.message})"
