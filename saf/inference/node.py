@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from saf.connect.base import Connector, RunResult
 from saf.errors import SafError
 from saf.inference.engines import DETECT, ENGINES, ServeSpec
 from saf.inference.records import BadLines, Endpoint, endpoint_from, parse_lines
+from saf.node_source import program_source
 from saf.shell import path_arg, program, quote, sh
 
-SCRIPT = (Path(__file__).parent / "node_script.py").read_text()
+SCRIPT = program_source("saf.inference", "node_script.py")
 LIST_TIMEOUT = 60.0
 
 

@@ -9,9 +9,9 @@ import functools
 import json
 import zlib
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
+from saf.node_source import program_source
 from saf.shell import program as shell_program, quote
 
 MARK = "saf-ray "
@@ -80,7 +80,7 @@ class NodeFacts:
 @functools.cache
 def probe_source() -> str:
     """The node program, compressed, for `python -c` (stdin belongs to the guard)."""
-    text = resources.files("saf.ray").joinpath("node_probe.py").read_text()
+    text = program_source("saf.ray", "node_probe.py")
     packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode()
     return (f"import base64,zlib;exec(compile(zlib.decompress(base64.b64decode('{packed}')),"
             "'saf_ray_probe','exec'))")

@@ -1,6 +1,7 @@
 """The program saf runs on a node (with the node's own Python, stdlib only, Python >= 3.9)
-to read what Ray needs and to start and stop Ray there. It is sent on stdin
-(`python - ACTION JSON`) and prints one JSON object; saf checks every field it reads
+to read what Ray needs and to start and stop Ray there. It is sent as `python -c TEXT ACTION
+JSON`, its TEXT with the node helper (saf.agents.node_common) in place of its import
+(saf.node_source), and prints one JSON object; saf checks every field it reads
 (saf.ray.facts), so nothing here is trusted.
 
 Actions:
@@ -26,13 +27,7 @@ import subprocess
 import sys
 import time
 
-
-def _run(argv, timeout=5.0):
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+from saf.agents.node_common import atomic_write, listening, run_tool
 
 
 def _which(name):
@@ -50,7 +45,7 @@ def _which(name):
 
 
 def _addresses():
-    text = _run(["ip", "-o", "addr", "show"]) or _run(["ifconfig"]) or ""
+    text = run_tool(["ip", "-o", "addr", "show"]) or run_tool(["ifconfig"]) or ""
     found = []
     for match in re.finditer(r"\binet6?\s+(?:addr:)?([0-9a-fA-F:.]+)", text):
         address = match.group(1)
@@ -81,7 +76,7 @@ def _process_table():
                 continue
             out.append((int(entry), ppid, pgid, cmd))
         return out
-    text = _run(["ps", "-axww", "-o", "pid=,ppid=,pgid=,command="]) or ""
+    text = run_tool(["ps", "-axww", "-o", "pid=,ppid=,pgid=,command="]) or ""
     for line in text.splitlines():
         parts = line.split(None, 3)
         if len(parts) >= 3 and all(p.isdigit() for p in parts[:3]):
@@ -151,62 +146,13 @@ def ray_pids(table, temp_dir, node_dir=None, name="", sweep=True):
     return _session(table, roots, marked)
 
 
-def _listeners_linux(ports):
-    inodes = {}
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if port in ports:
-                inodes[fields[9]] = port
-    owners = {port: "" for port in inodes.values()}
-    if not inodes:
-        return owners
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fds = os.listdir("/proc/%s/fd" % entry)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink("/proc/%s/fd/%s" % (entry, fd))
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                try:
-                    with open("/proc/%s/cmdline" % entry, "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-                except OSError:
-                    cmd = ""
-                owners[inodes[target[8:-1]]] = "pid %s (%s)" % (entry, cmd[:200])
-    return owners
-
-
-def _listeners(ports):
-    """port -> who listens on it ("" when it is taken but the owner cannot be read)."""
-    ports = set(ports)
-    if not ports:
-        return {}
-    if os.path.isdir("/proc/net"):
-        return _listeners_linux(ports)
-    owners = {}
-    for port in ports:
-        text = _run(["lsof", "-nP", "-iTCP:%d" % port, "-sTCP:LISTEN"])
-        if text:
-            rows = text.splitlines()[1:]
-            if rows:
-                parts = rows[0].split()
-                owners[port] = "pid %s (%s)" % (parts[1], parts[0]) if len(parts) > 1 else ""
-    return owners
+def _listeners(ports, table):
+    """port -> who listens on it ("pid N (command line)"; "" when it is taken but the owner
+    cannot be read), for the ports of `ports` something listens on."""
+    found = listening(ports) or {}
+    commands = {pid: cmd for pid, _, _, cmd in table}
+    return {port: "pid %d (%s)" % (pids[0], commands.get(pids[0], "")[:200]) if pids else ""
+            for port, pids in found.items()}
 
 
 def _probe(target, timeout=3.0):
@@ -276,7 +222,7 @@ def _versions_of(tool, argv):
     path = _tool(tool)
     if not path:
         return None
-    text = _run([path] + argv, timeout=20) or ""
+    text = run_tool([path] + argv, timeout=20) or ""
     return sorted({m.group(0) for m in re.finditer(r"\b\d+\.\d+\.\d+\b", text)})
 
 
@@ -328,7 +274,8 @@ def facts(args):
         "machine": platform.machine(),
         "ssh_server_ip": ssh[2] if len(ssh) >= 4 else None,
         "addresses": _addresses(),
-        "listeners": {str(k): v for k, v in _listeners(args.get("ports") or []).items()},
+        "listeners": {str(k): v
+                      for k, v in _listeners(args.get("ports") or [], table).items()},
         "ray_processes": len(everything),
         "node_processes": len(own),
         "raylet_running": bool(raylet),
@@ -412,10 +359,7 @@ def start(args):
 
 def _write_record(path, settings):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(settings))
 
 
 def _group_left(pgid):
