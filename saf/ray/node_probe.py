@@ -12,7 +12,8 @@ Actions:
     tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
     probe {"targets": ["host:port"], "timeout": s}
 
-An OSError of the node's own (a folder it may not write) is answered as {"error": "..."}.
+Each answer carries its action as "answer" (saf.ray.answers declares each); an OSError of the
+node's own (a folder it may not write) is answered as {"answer": "error", "error": "..."}.
 """
 
 import glob
@@ -347,7 +348,7 @@ def start(args):
         except OSError as exc:
             # Without its record saf cannot tell this Ray's settings on the next run (nor
             # find its dashboard): the node fails, and the Ray it started goes with it.
-            record_error = "%s: %s" % (type(exc).__name__, exc)
+            record_error = ("%s: %s" % (type(exc).__name__, exc))[:1000]
             code = 1
             _end_group(proc)
     return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
@@ -596,7 +597,7 @@ def tail(args):
         node_id = _node_id(text)
         last = text[-lines:]
         fatal = [line for line in _error_lines(text)[-1:] if line not in last]
-        out.append({"path": raylet, "what": "end", "lines": fatal + last})
+        out.append({"path": raylet, "what": "end", "lines": _cut(fatal + last)})
         # Why an agent of the raylet failed is in that agent's .err (a Python traceback).
         errs = sorted((f for f in glob.glob(os.path.join(os.path.dirname(raylet), "*.err"))
                        if os.path.getsize(f) > 0 and fresh(f)
@@ -605,7 +606,7 @@ def tail(args):
         if errs:
             text = [line for line in _read_lines(errs[-1], 64 << 10)
                     if line.strip() and not _FRAME.match(line)]
-            out.append({"path": errs[-1], "what": "end", "lines": text[-2:]})
+            out.append({"path": errs[-1], "what": "end", "lines": _cut(text[-2:])})
     # The GCS log is in the head's session folder, when the head is on this machine.
     gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
     if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
@@ -619,11 +620,16 @@ def tail(args):
         about = [line for line in text if any(
             line.endswith(m) or (m + " ") in line for m in marks)]
         if about:
-            out.append({"path": gcs, "what": "about " + name, "lines": about[-2:]})
+            out.append({"path": gcs, "what": "about " + name, "lines": _cut(about[-2:])})
         else:
             out.append({"path": gcs, "what": "end, nothing about " + (name or "the node"),
-                        "lines": text[-2:]})
+                        "lines": _cut(text[-2:])})
     return {"logs": out}
+
+
+def _cut(lines):
+    """Log lines as saf reads them (saf.ray.answers.Line): each at most 2000 characters."""
+    return [line[:2000] for line in lines]
 
 
 def probe(args):
@@ -637,10 +643,11 @@ def main():
     try:
         result = {"facts": facts, "start": start, "stop": stop, "tail": tail,
                   "probe": probe}[action](args)
+        result["answer"] = action  # the tag saf decodes the answer by (saf.ray.answers)
     except OSError as exc:
         # The node's own trouble (a folder of another user's, a full disk): said as one
         # line for saf to show as this node's failure, not a traceback.
-        result = {"error": "%s: %s" % (type(exc).__name__, exc)}
+        result = {"answer": "error", "error": "%s: %s" % (type(exc).__name__, exc)}
     sys.stdout.write("saf-ray " + json.dumps(result) + "\n")
 
 
