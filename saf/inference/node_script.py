@@ -89,6 +89,8 @@ def record_problem(record: Any, port: int | None) -> str | None:
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             return "field %r is missing or not a %s" % (key, kind.__name__)
+    if not all(isinstance(word, str) for word in record["argv"]):
+        return "field 'argv' is not a list of strings"
     if record["saf_serve"] != RECORD_VERSION:
         return "record version %r (this saf reads %d)" % (record["saf_serve"], RECORD_VERSION)
     if port is not None and record["port"] != port:
