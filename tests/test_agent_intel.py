@@ -122,8 +122,19 @@ def test_the_agent_reports_intel_gpus_in_its_frames() -> None:
     agent.close()
 
 
-def test_arc_tables_agree() -> None:
-    assert agent_intel.ARC_IDS == facts_intel.ARC_IDS
+def test_one_arc_table_for_the_agent_and_the_recipe_facts() -> None:
+    """The Arc ids are one vendored table: the agent's collector and the recipe facts read the
+    same object, and the agent's zipapp carries it (the agent imports nothing of saf)."""
+    import io
+    import zipfile
+
+    from saf.agent.build import zip_bytes
+    from saf.agents import arc_ids
+
+    assert agent_intel.ARC_IDS is arc_ids.ARC_IDS and facts_intel.ARC_IDS is arc_ids.ARC_IDS
+    data = zip_bytes()
+    names = zipfile.ZipFile(io.BytesIO(data[data.index(b"PK"):])).namelist()
+    assert "agents/arc_ids.py" in names
 
 
 def test_intel_gpu_top_objects_of_any_shape() -> None:

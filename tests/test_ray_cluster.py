@@ -347,14 +347,14 @@ def test_a_node_that_cannot_join_fails_with_its_ray_logs(
 
 def test_an_os_error_on_a_node_fails_its_step_without_a_traceback(
         ray_cluster: RayCluster, tmp_path: Path) -> None:
-    """delta's record of its settings cannot be written (its `.tmp` is a folder, as a
+    """delta's record of its settings cannot be written (its path is a folder, as a
     PermissionError in another user's Ray folder would stop it): delta's step fails saying
     so, with no traceback, and the Ray it started is stopped (nothing of it runs)."""
     data = tomllib.loads(ray_cluster.inventory.read_text())
     data["nodes"].append({**data["nodes"][1], "name": "delta", "vars": {}})
     inventory = tmp_path / "saf.toml"
     inventory.write_text(tomli_w.dumps(data))
-    blocker = ray_cluster.temp_dir / "saf" / "delta.json.tmp"
+    blocker = ray_cluster.temp_dir / "saf" / "delta.json"
     blocker.mkdir(parents=True)
     groups = ray_groups(ray_cluster.temp_dir)
     try:

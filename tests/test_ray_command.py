@@ -11,7 +11,9 @@ import pytest
 
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.ray import command as rc
-from saf.ray.facts import NodeFacts, answer, parse_facts
+from saf.errors import RayError
+from saf.ray.answers import Probed, Stopped, Tail, decode, marked_line
+from saf.ray.facts import NodeFacts
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ray"
 
@@ -19,7 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ray"
 def facts(name: str, **changes: object) -> NodeFacts:
     raw = json.loads((FIXTURES / f"{name}.json").read_text())
     raw.update(changes)
-    return parse_facts(raw)
+    # Recorded before answers carried their action's tag.
+    return decode(json.dumps({"answer": "facts", **raw}), NodeFacts, name)
 
 
 def inventory(*nodes: Node) -> Inventory:
@@ -155,22 +158,55 @@ def test_differences_say_what_changed() -> None:
     assert rc.differences(None, new) == ["no record of the settings it runs with"]
 
 
-@pytest.mark.parametrize("raw", [
-    {"python": 3, "ray": ["2"], "listeners": {"x": 1, "70000": "a", "22": 5},
-     "ray_processes": -1, "nvidia": "yes", "time": float("inf"), "addresses": "1.2.3.4"},
-    {"listeners": [], "probes": "open", "record": "x", "pyenv": [1, 2]},
+@pytest.mark.parametrize("raw, where", [
+    ({"python": 3}, "Expected `str | null`, got `int` - at `$.python`"),
+    ({"listeners": {"x": "a"}}, "at `key` in `$.listeners`"),
+    ({"listeners": {"70000": "a"}}, "Expected `int` <= 65535 - at `key` in `$.listeners`"),
+    ({"listeners": {"22": 5}}, "at `$.listeners[...]`"),
+    ({"listeners": []}, "Expected `object`, got `array` - at `$.listeners`"),
+    ({"ray_processes": -1}, "Expected `int` >= 0 - at `$.ray_processes`"),
+    ({"nvidia": "yes"}, "Expected `bool`, got `str` - at `$.nvidia`"),
+    ({"time": 1e12}, "at `$.time`"),
+    ({"addresses": "1.2.3.4"}, "at `$.addresses`"),
+    ({"probes": "open"}, "at `$.probes`"),
+    ({"record": "x"}, "at `$.record`"),
+    ({"pyenv": [1, 2]}, "at `$.pyenv[0]`"),
+    ({"ray_parts": {"dashboard": 1}}, "at `$.ray_parts.dashboard`"),
+    ({"python": "3.9.6", "surprise": 1}, "unknown field `surprise`"),
+    ({"answer": "stop"}, "Invalid value 'stop' - at `$.answer`"),
 ])
-def test_hostile_facts_are_counted_not_fatal(raw: dict) -> None:
-    parsed = parse_facts(raw)
-    assert parsed.bad_fields > 0 or raw.get("probes") == "open"
-    assert parsed.python is None and parsed.listeners == {}
+def test_a_malformed_facts_answer_fails_naming_the_node_and_the_field(raw: dict,
+                                                                      where: str) -> None:
+    """A node's answer is checked whole at one gate: anything that is not what saf.ray.facts
+    declares fails the call with the node's name and the field's path, never a traceback
+    and never a half-read NodeFacts."""
+    with pytest.raises(RayError) as failed:
+        decode(json.dumps({"answer": "facts", **raw}), NodeFacts, "studio1")
+    message = str(failed.value)
+    assert message.startswith("studio1: the answer of saf's Ray probe (facts) is not what saf "
+                              "expects: ") and where in message, message
+
+
+def test_every_action_has_its_answer_and_the_nodes_own_trouble_is_said() -> None:
+    probed = decode('{"answer": "probe", "probes": {"10.0.0.1:6380": "open"}}', Probed, "w1")
+    assert probed.probes == {"10.0.0.1:6380": "open"}
+    stopped = decode('{"answer": "stop", "stopped": 3, "killed": 1, "left": []}', Stopped, "h")
+    assert (stopped.stopped, stopped.killed, stopped.left) == (3, 1, ())
+    tail = decode('{"answer": "tail", "logs": [{"path": "/tmp/ray/r.out", "what": "end", '
+                  '"lines": ["a", "b"]}]}', Tail, "h")
+    assert tail.logs[0].lines == ("a", "b")
+    with pytest.raises(RayError, match=r"^h: stop failed on the node: PermissionError: x$"):
+        decode('{"answer": "error", "error": "PermissionError: x"}', Stopped, "h")
+    with pytest.raises(RayError, match=r"^h: .* is not what saf expects: .*`\$.logs\[0\]`"):
+        decode('{"answer": "tail", "logs": [{"path": "/p", "what": "end"}]}', Tail, "h")
+    with pytest.raises(RayError, match=r"^h: .*\(probe\) is not what saf expects: JSON is "):
+        decode("{not json", Probed, "h")
 
 
 def test_answer_is_found_among_other_output() -> None:
-    out = 'Ray runtime started.\nsaf-ray {"exit_status": 0}\n'
-    assert answer(out) == {"exit_status": 0}
-    assert answer("saf-ray not json\n") is None
-    assert answer("saf-ray [1]\n") is None
+    out = 'Ray runtime started.\nsaf-ray {"exit_status": 0}\nlater\n'
+    assert marked_line(out) == '{"exit_status": 0}'
+    assert marked_line("Ray runtime started.\n") is None
 
 
 # -- python-match: the matrix and the install commands, on the recorded machines ----------

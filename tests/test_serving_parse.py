@@ -11,9 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saf.inference.engines import ServeSpec, split_args
+from saf.inference.engines import ENGINES, ServeSpec, split_args
 from saf.inference.measure import CheckReport, RequestResult, Stats, percentile
-from saf.inference.records import BadLines, endpoint_from, parse_lines
+from saf.inference.records import (
+    STATES,
+    BadLines,
+    Engine,
+    ServeError,
+    ServerSeen,
+    State,
+    read_answers,
+)
 from saf.inference.sse import SSEReader, read_chunk, read_models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "serving"
@@ -112,7 +120,11 @@ def test_hostile_json_never_crashes(value):
     bad = BadLines()
     read_chunk(json.dumps(value), bad)
     read_models(value, bad)
-    endpoint_from("n", value, "ready", 1.0, bad)
+    for line in (value, {"event": "server", "record": value, "state": "ready", "uptime": 1}):
+        try:
+            read_answers("n", json.dumps(line), bad)
+        except ServeError as exc:  # the one way a node's answer may fail: saying why
+            assert str(exc).startswith("n: line 1 of the serve helper's answer is not what ")
 
 
 @settings(max_examples=200, deadline=None)
@@ -124,7 +136,10 @@ def test_hostile_lines_never_crash(lines):
         data = reader.line(line)
         if data is not None and not reader.done:
             read_chunk(data, bad)
-    parse_lines("\n".join(lines), bad)
+    try:
+        read_answers("n", "\n".join(lines), bad)
+    except ServeError as exc:
+        assert str(exc).startswith("n: line ")
 
 
 def test_percentiles_are_numpys_linear():
@@ -147,17 +162,47 @@ def test_tpot_and_report_figures():
     assert report.to_json()["itl"]["n"] == 9
 
 
-def test_endpoint_records_are_validated():
+GOOD = {"saf_serve": 1, "port": 8000, "pid": 1234, "engine": "vllm", "model": "m",
+        "host": "127.0.0.1", "log": "/x", "argv": ["vllm"], "started": 1.0, "pid_start": None}
+
+
+def test_a_good_listing_is_read_and_other_output_is_counted():
     bad = BadLines()
-    good = {"port": 8000, "pid": 1234, "engine": "vllm", "model": "m", "host": "127.0.0.1",
-            "log": "/x", "argv": ["vllm"], "started": 1.0}
-    assert endpoint_from("n", good, "ready", 5.0, bad) is not None
-    for broken in ({**good, "port": 0}, {**good, "pid": True}, {**good, "engine": "rm -rf"},
-                   {**good, "argv": "vllm serve"}, {**good, "started": float("inf")}):
-        assert endpoint_from("n", broken, "ready", 5.0, bad) is None
-    assert endpoint_from("n", good, "weird", 5.0, bad) is None
-    assert endpoint_from("n", good, "ready", float("nan"), bad) is None
-    assert bad.counts == {"bad_record": 5, "bad_state": 1, "out_of_range": 1}
+    text = ("Welcome to node1 (a login script's echo)\n\n"
+            + json.dumps({"event": "server", "record": GOOD, "state": "ready", "uptime": 5.0})
+            + "\n" + json.dumps({"event": "bad", "port": 8001, "why": "unreadable"}) + "\n")
+    seen, unreadable = read_answers("n", text, bad)
+    assert isinstance(seen, ServerSeen) and seen.record.port == 8000 and seen.uptime == 5.0
+    assert seen.record.argv == ("vllm",) and unreadable.why == "unreadable"
+    assert bad.counts == {"not_json": 1}
+    assert set(STATES) == set(State.__args__) and set(ENGINES) == set(Engine.__args__)
+
+
+@pytest.mark.parametrize("change, where", [
+    ({"port": 0}, "Expected `int` >= 1 - at `$.record.port`"),
+    ({"pid": True}, "Expected `int`, got `bool` - at `$.record.pid`"),
+    ({"engine": "rm -rf"}, "Invalid enum value 'rm -rf' - at `$.record.engine`"),
+    ({"argv": "vllm serve"}, "Expected `array`, got `str` - at `$.record.argv`"),
+    ({"started": 1e300}, "at `$.record.started`"),
+    ({"surprise": 1}, "unknown field `surprise` - at `$.record`"),
+    ({"state": "weird"}, "Invalid enum value 'weird' - at `$.state`"),
+    ({"uptime": -1e6}, "at `$.uptime`"),
+])
+def test_a_malformed_answer_fails_naming_the_node_line_and_field(change, where):
+    """A node's answer is checked whole at one gate (saf.inference.records.read_answers): a
+    record or a state that is not what saf declares fails the call naming the node, the line
+    and the field, instead of being skipped half-read."""
+    line = {"event": "server", "record": GOOD, "state": "ready", "uptime": 5.0}
+    if set(change) <= {"state", "uptime"}:
+        line.update(change)
+    else:
+        line["record"] = {**GOOD, **change}
+    text = json.dumps({"event": "bad", "port": 8001, "why": "x"}) + "\n" + json.dumps(line)
+    with pytest.raises(ServeError) as failed:
+        read_answers("node1", text, BadLines())
+    message = str(failed.value)
+    assert message.startswith("node1: line 2 of the serve helper's answer is not what saf "
+                              "expects: ") and where in message, message
 
 
 def test_engine_command_lines():
@@ -196,6 +241,8 @@ def test_node_script_needs_no_python_newer_than_3_9(tmp_path):
     folder.mkdir(parents=True)
     (folder / "8000.json").write_text("{not json")
     (folder / "8001.json").write_text(json.dumps({"saf_serve": 1, "port": 9999}))
+    # Well typed but for argv's words: the node says so (the operator would refuse the line).
+    (folder / "8003.json").write_text(json.dumps({**GOOD, "port": 8003, "argv": ["vllm", 1]}))
 
     def call(request: dict) -> list[dict]:
         done = subprocess.run([python, "-c", SCRIPT, json.dumps(request)], capture_output=True,
@@ -204,8 +251,10 @@ def test_node_script_needs_no_python_newer_than_3_9(tmp_path):
         return [json.loads(line) for line in done.stdout.splitlines()]
 
     listed = call({"op": "list"})
-    assert [(e["event"], e["port"]) for e in listed] == [("bad", 8000), ("bad", 8001)]
+    assert [(e["event"], e["port"]) for e in listed] == [("bad", 8000), ("bad", 8001),
+                                                         ("bad", 8003)]
     assert "unreadable" in listed[0]["why"] and "missing" in listed[1]["why"]
+    assert listed[2]["why"] == "field 'argv' is not a list of strings"
     (answer,) = call({"op": "start", "port": 8002, "host": "127.0.0.1", "engine": "vllm",
                       "model": "m", "argv": ["no-such-vllm", "serve"], "timeout": 5})
     assert answer["event"] == "failed" and "not installed" in answer["why"]

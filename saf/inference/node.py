@@ -10,23 +10,31 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from saf.connect.base import Connector, RunResult
-from saf.errors import SafError
 from saf.inference.engines import DETECT, ENGINES, ServeSpec
-from saf.inference.records import BadLines, Endpoint, endpoint_from, parse_lines
+from saf.inference.records import (
+    BadLines,
+    Endpoint,
+    NodeEvent,
+    RecordBad,
+    ServeError,
+    ServerLog,
+    ServerReady,
+    ServerSeen,
+    ServerSkipped,
+    ServerStarted,
+    ServerStopped,
+    StartFailed,
+    endpoint_of,
+    read_answers,
+)
+from saf.node_source import program_source
 from saf.shell import path_arg, program, quote, sh
 
-SCRIPT = (Path(__file__).parent / "node_script.py").read_text()
+SCRIPT = program_source("saf.inference", "node_script.py")
 LIST_TIMEOUT = 60.0
-
-
-class ServeError(SafError):
-    """A node's model server could not be started, stopped or read."""
-
-    title = "Model serving"
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,10 @@ def script_command(python: str, request: dict[str, Any]) -> str:
 
 
 async def _call(node: Target, request: dict[str, Any], timeout: float,
-                bad: BadLines) -> list[dict[str, Any]]:
+                bad: BadLines) -> list[NodeEvent]:
+    """The node script's events for `request`, each checked (saf.inference.records)."""
     result = await node.run(script_command(node.python, request), timeout)
-    lines = parse_lines(result.stdout, bad)
+    lines = read_answers(node.name, result.stdout, bad)
     if not lines and not result.ok:
         why = "timed out" if result.timed_out else "; ".join(result.tail(3)) or "no answer"
         raise ServeError(f"{node.name}: the serve helper failed ({why})")
@@ -73,15 +82,11 @@ async def list_servers(node: Target, *, probe: bool = True) -> NodeServers:
     found = NodeServers(node.name)
     lines = await _call(node, {"op": "list", "probe": probe}, LIST_TIMEOUT, found.bad)
     for line in lines:
-        if line["event"] == "server":
-            endpoint = endpoint_from(node.name, line.get("record"), line.get("state"),
-                                     line.get("uptime"), found.bad)
-            if endpoint is not None:
-                found.endpoints.append(endpoint)
-        elif line["event"] == "bad" and isinstance(line.get("port"), int):
-            why = line.get("why") if isinstance(line.get("why"), str) else "unreadable"
-            found.endpoints.append(Endpoint(node.name, int(line["port"]), "?", "?",
-                                            "bad", why=str(why)[:500]))
+        if isinstance(line, ServerSeen):
+            found.endpoints.append(endpoint_of(node.name, line.record, line.state, line.uptime))
+        elif isinstance(line, RecordBad):
+            found.endpoints.append(Endpoint(node.name, line.port, "?", "?", "bad",
+                                            why=line.why[:500]))
         else:
             found.bad.add("unexpected_event")
     return found
@@ -113,19 +118,18 @@ async def start_argv(node: Target, engine: str, model: str, port: int, host: str
     request = {"op": "start", "port": port, "host": host, "engine": engine, "model": model,
                "argv": argv, "timeout": timeout}
     lines = await _call(node, request, timeout + 60, bad)
-    final = lines[-1] if lines else {"event": "failed", "why": "no answer"}
-    event = final["event"]
-    state = final.get("state", "ready") if event in ("ready", "skipped") else "starting"
-    endpoint = endpoint_from(node.name, final.get("record"), state, 0.0, bad) \
-        if "record" in final else None
-    if event in ("ready", "skipped") and endpoint is not None:
-        seconds = final.get("seconds")
-        return Started(event, endpoint,
-                       seconds=float(seconds) if isinstance(seconds, int | float) else None)
-    why = final.get("why") if isinstance(final.get("why"), str) else f"unexpected answer {event!r}"
-    tail = [str(t)[:1000] for t in final.get("tail", []) if isinstance(t, str)][-20:] \
-        if isinstance(final.get("tail"), list) else []
-    return Started("failed", endpoint, str(why), tail)
+    final = lines[-1] if lines else StartFailed(why="no answer", tail=())
+    if isinstance(final, ServerReady):
+        return Started("ready", endpoint_of(node.name, final.record, "ready", 0.0),
+                       seconds=final.seconds)
+    if isinstance(final, ServerSkipped):
+        return Started("skipped", endpoint_of(node.name, final.record, final.state, 0.0))
+    if isinstance(final, StartFailed):
+        return Started("failed", None, final.why, [t[:1000] for t in final.tail[-20:]])
+    # The script ended after it launched the server but before it said how that went.
+    endpoint = endpoint_of(node.name, final.record, "starting", 0.0) \
+        if isinstance(final, ServerStarted) else None
+    return Started("failed", endpoint, f"unexpected answer {final.__struct_config__.tag!r}")
 
 
 async def stop_server(node: Target, port: int, *, grace: float = 10.0) -> Endpoint | None:
@@ -134,23 +138,21 @@ async def stop_server(node: Target, port: int, *, grace: float = 10.0) -> Endpoi
     bad = BadLines()
     lines = await _call(node, {"op": "stop", "port": port, "grace": grace}, grace * 2 + 30,
                            bad)
-    final = lines[-1] if lines else {}
-    was = final.get("was")
-    if was is None:
+    final = lines[-1] if lines else None
+    if not isinstance(final, ServerStopped) or final.was is None:
         return None
-    return endpoint_from(node.name, was, "exited", None, bad)
+    return endpoint_of(node.name, final.was, "exited", None)
 
 
 async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, list[str]]:
     """(path, last lines) of the server's log on the node."""
     bad = BadLines()
     found = await _call(node, {"op": "logs", "port": port, "lines": lines}, 30, bad)
-    final = found[-1] if found else {}
-    path = final.get("path") if isinstance(final.get("path"), str) else "?"
-    text = final.get("lines")
-    if not isinstance(text, list):
+    final = found[-1] if found else None
+    path = final.path if isinstance(final, ServerLog) else "?"
+    if not isinstance(final, ServerLog) or final.lines is None:
         raise ServeError(f"{node.name}: no log for port {port} ({path})")
-    return str(path), [str(t) for t in text if isinstance(t, str)]
+    return path, list(final.lines)
 
 
 async def detect_engine(node: Target, bin_dir: str, python: str) -> str | None:

@@ -17,12 +17,13 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+from saf.agents.node_common import atomic_write, listening, run_tool
 
 RECORD_VERSION = 1
 ENGINES = ("vllm", "mlx", "llama-server", "llama-cpp-python")
@@ -49,11 +50,7 @@ def process_started(pid: int) -> str | None:
         return None
     except OSError:
         pass
-    try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
+    out = (run_tool(["ps", "-o", "lstart=", "-p", str(pid)]) or "").strip()
     return ("ps:" + " ".join(out.split())) if out else None
 
 
@@ -92,6 +89,8 @@ def record_problem(record: Any, port: int | None) -> str | None:
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             return "field %r is missing or not a %s" % (key, kind.__name__)
+    if not all(isinstance(word, str) for word in record["argv"]):
+        return "field 'argv' is not a list of strings"
     if record["saf_serve"] != RECORD_VERSION:
         return "record version %r (this saf reads %d)" % (record["saf_serve"], RECORD_VERSION)
     if port is not None and record["port"] != port:
@@ -125,14 +124,7 @@ def read_record(port: int) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def write_record(record: dict[str, Any]) -> None:
-    path = record_path(record["port"])
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
+    atomic_write(record_path(record["port"]), json.dumps(record))
 
 
 def remove_record(port: int) -> None:
@@ -175,40 +167,8 @@ def http(url: str, body: dict[str, Any] | None = None, timeout: float = 3.0) -> 
 def listeners(port: int) -> set[int] | None:
     """The pids listening on TCP `port` (Linux: /proc; macOS: lsof), or None when this node
     cannot tell."""
-    inodes = set()
-    try:
-        for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                with open(name) as f:
-                    next(f)
-                    for line in f:
-                        fields = line.split()
-                        # local address "HEX_IP:HEX_PORT", state 0A = LISTEN, inode field 9
-                        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                            inodes.add("socket:[%s]" % fields[9])
-            except FileNotFoundError:
-                if name.endswith("6"):
-                    continue
-                raise
-    except OSError:
-        try:
-            out = subprocess.run(["lsof", "-nP", "-iTCP:%d" % port, "-sTCP:LISTEN", "-t"],
-                                 capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return {int(p) for p in out.split() if p.isdigit()}
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            for fd in os.listdir("/proc/%s/fd" % entry):
-                if os.readlink("/proc/%s/fd/%s" % (entry, fd)) in inodes:
-                    pids.add(int(entry))
-                    break
-        except OSError:
-            continue
-    return pids
+    found = listening([port])
+    return None if found is None else set(found.get(port, []))
 
 
 def owns_port(record: dict[str, Any]) -> bool:

@@ -1,19 +1,22 @@
-"""What the node says about its model servers, read as untrusted input.
+"""What the node says about its model servers, declared and read as untrusted input.
 
-The node script (saf.inference.node_script) answers in JSON lines. Each is checked here by type
-and range before anything reads it; a line that is not valid is counted by reason
-(`BadLines`) and otherwise ignored, never a crash.
+The node script (saf.inference.node_script) answers in JSON lines, each an event tagged by its
+`event` field. Each is decoded here, whole, into one of the Structs below before anything
+reads it (`read_answers`, the one gate): a line that is an object but not one of them fails the
+call with the node's name and what was wrong; other output (a login script's echo) is counted
+by reason (`BadLines`) and otherwise ignored. Never a crash.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from saf.inference.engines import ENGINES
+import msgspec
+from msgspec import Meta
+
+from saf.errors import SafError
 
 STATES = ("ready", "loading", "starting", "running", "exited", "bad", "unreachable")
 
@@ -64,68 +67,109 @@ class BadLines:
         return sum(self.counts.values())
 
 
-def _int(value: Any, low: int, high: int) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        return None
-    return value
+class ServeError(SafError):
+    """A node's model server could not be started, stopped or read."""
+
+    title = "Model serving"
 
 
-def _float(value: Any, low: float = 0.0, high: float = 1e12) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    if not math.isfinite(value) or not low <= value <= high:
-        return None
-    return value
+Engine = Literal["vllm", "mlx", "llama-server", "llama-cpp-python"]  # saf.inference.engines
+State = Literal["ready", "loading", "starting", "running", "exited", "bad", "unreachable"]
+Text = Annotated[str, Meta(max_length=4096)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Lines = Annotated[tuple[str, ...], Meta(max_length=10_000)]
 
 
-def _text(value: Any, limit: int = 4096) -> str | None:
-    return value if isinstance(value, str) and len(value) <= limit else None
+class ServeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A server's record on the node (~/.saf/serve/PORT.json), as the node script relays it."""
+
+    saf_serve: int
+    port: Port
+    host: Annotated[str, Meta(max_length=255)]
+    engine: Engine
+    model: Text
+    pid: Annotated[int, Meta(ge=2, le=2**31)]
+    pid_start: Text | None = None
+    started: Annotated[float, Meta(ge=0, le=1e12)]
+    log: Text
+    argv: Annotated[tuple[str, ...], Meta(max_length=1000)]
 
 
-def parse_lines(text: str, bad: BadLines) -> list[dict[str, Any]]:
-    """The JSON objects among the node's output lines; anything else is counted in `bad`."""
-    found = []
-    for line in text.splitlines():
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="event"):
+    """One line of the node script's answer."""
+
+
+class ServerSeen(Event, tag="server", frozen=True):
+    record: ServeRecord
+    state: State
+    uptime: Annotated[float, Meta(ge=-60, le=1e12)] | None
+
+
+class RecordBad(Event, tag="bad", frozen=True):
+    port: Port
+    why: Text
+
+
+class ServerStarted(Event, tag="started", frozen=True):
+    record: ServeRecord
+
+
+class ServerSkipped(Event, tag="skipped", frozen=True):
+    record: ServeRecord
+    state: State
+
+
+class ServerReady(Event, tag="ready", frozen=True):
+    record: ServeRecord
+    seconds: Annotated[float, Meta(ge=0, le=1e12)]
+
+
+class StartFailed(Event, tag="failed", frozen=True):
+    why: Text
+    tail: Lines
+
+
+class ServerStopped(Event, tag="stopped", frozen=True):
+    port: Port
+    was: ServeRecord | None
+    why: Text = ""
+    killed: bool = False
+
+
+class ServerLog(Event, tag="logs", frozen=True):
+    port: Port
+    path: Text
+    lines: Lines | None
+
+
+NodeEvent = (ServerSeen | RecordBad | ServerStarted | ServerSkipped | ServerReady | StartFailed
+             | ServerStopped | ServerLog)
+_DECODER = msgspec.json.Decoder(NodeEvent)
+
+
+def read_answers(node: str, text: str, bad: BadLines) -> list[NodeEvent]:
+    """The node script's events among the node's output lines. A line that is not a JSON
+    object is other output, counted in `bad`; an object that is not one of the events (a
+    field missing, of the wrong type or out of range) fails with ServeError naming the node,
+    the line and the field."""
+    found: list[NodeEvent] = []
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except ValueError:
+        if not line.lstrip().startswith("{"):
             bad.add("not_json")
             continue
-        if not isinstance(value, dict) or not isinstance(value.get("event"), str):
-            bad.add("bad_type")
-            continue
-        found.append(value)
+        try:
+            found.append(_DECODER.decode(line))
+        except msgspec.DecodeError as exc:
+            raise ServeError(f"{node}: line {number} of the serve helper's answer is not what "
+                             f"saf expects: {str(exc)[:300]}") from None
     return found
 
 
-def endpoint_from(node: str, record: Any, state: Any, uptime: Any,
-                  bad: BadLines) -> Endpoint | None:
-    """An Endpoint from a record the node sent, or None (counted) when it is not valid."""
-    if not isinstance(record, dict):
-        bad.add("bad_type")
-        return None
-    port = _int(record.get("port"), 1, 65535)
-    pid = _int(record.get("pid"), 2, 2**31)
-    engine = record.get("engine")
-    model = _text(record.get("model"))
-    host = _text(record.get("host"), 255)
-    log = _text(record.get("log"))
-    argv = record.get("argv")
-    started = _float(record.get("started"))
-    if (port is None or pid is None or engine not in ENGINES or model is None or host is None
-            or log is None or started is None or not isinstance(argv, list)
-            or not all(isinstance(a, str) for a in argv) or len(argv) > 1000):
-        bad.add("bad_record")
-        return None
-    if state not in STATES:
-        bad.add("bad_state")
-        return None
-    up = None if uptime is None else _float(uptime, -60.0)
-    if uptime is not None and up is None:
-        bad.add("out_of_range")
-        return None
-    return Endpoint(node, port, str(engine), model, str(state), pid,
-                    None if up is None else max(up, 0.0), host, log, started, tuple(argv))
+def endpoint_of(node: str, record: ServeRecord, state: State,
+                uptime: float | None) -> Endpoint:
+    """The Endpoint a checked record describes, in `state`."""
+    return Endpoint(node, record.port, record.engine, record.model, state, record.pid,
+                    None if uptime is None else max(uptime, 0.0), record.host, record.log,
+                    record.started, record.argv)

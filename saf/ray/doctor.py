@@ -23,6 +23,7 @@ from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
 from saf.ray.facts import NodeFacts
+from saf.ray.answers import Probed
 from saf.ray.node_call import call, node_facts
 from saf.ray.session import connector_run
 
@@ -233,14 +234,13 @@ async def examine(fleet: Fleet, *, port: int = rc.DEFAULT_PORT,
         async def probe(node: Node) -> None:
             try:
                 value, _ = await call(connector_run(fleet.connector(node)), node.name,
-                                      node.python, "probe", {"targets": [target],
-                                                             "timeout": 3},
+                                      node.python, Probed, {"targets": [target],
+                                                            "timeout": 3},
                                       fallback=FALLBACK)
             except Exception as exc:  # noqa: BLE001 - one node's failure is its finding
                 seen[node.name].probe = f"not probed ({exc})"
                 return
-            result = (value.get("probes") or {}).get(target)
-            seen[node.name].probe = result if isinstance(result, str) else "no answer"
+            seen[node.name].probe = value.probes.get(target, "no answer")
         await asyncio.gather(*(probe(n) for n in inventory.nodes
                                if not n.is_head and seen[n.name].facts is not None))
     return findings(inventory, seen, port)

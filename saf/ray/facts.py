@@ -1,6 +1,6 @@
-"""What a node tells saf about itself for Ray (saf.ray.node_probe's answer), checked field by
-field: a node's answer is untrusted, so a wrong type or a value out of range is dropped and
-counted, never a crash."""
+"""What a node tells saf about itself for Ray (saf.ray.node_probe's `facts` answer), declared:
+decoded at the gate (saf.ray.answers), where a wrong type or a value out of range fails the
+node's call with what was wrong; downstream code reads attributes."""
 
 from __future__ import annotations
 
@@ -8,46 +8,77 @@ import base64
 import functools
 import json
 import zlib
-from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta
+
+from saf.node_source import program_source
 from saf.shell import program as shell_program, quote
 
 MARK = "saf-ray "
 
+Text = Annotated[str, Meta(max_length=4096)]
+Word = Annotated[str, Meta(max_length=60)]
+Count = Annotated[int, Meta(ge=0, lt=1_000_000)]
+Port = Annotated[int, Meta(gt=0, lt=65536)]
+Versions = Annotated[tuple[Annotated[str, Meta(max_length=200)], ...], Meta(max_length=1000)]
 
-@dataclass(frozen=True)
-class NodeFacts:
-    python: str | None = None
-    executable: str | None = None
-    venv: str | None = None
+
+class Answer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="answer"):
+    """An answer of the Ray probe: tagged with the action it answers ("facts", "start", ...;
+    "error" for the node's own trouble), every field declared, nothing else allowed (the probe
+    is sent with each call, so both sides are always the same version)."""
+
+
+class RayParts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why each part of Ray a minimal `pip install ray` lacks does not import (None: it
+    imports)."""
+
+    dashboard: Annotated[str, Meta(max_length=2000)] | None = None
+    client: Annotated[str, Meta(max_length=2000)] | None = None
+
+
+class NodeFacts(Answer, tag="facts", frozen=True):
+    python: Annotated[str, Meta(max_length=40)] | None = None
+    executable: Text | None = None
+    prefix: Text | None = None
+    venv: Text | None = None
     fallback: bool = False  # the node's python was missing; these are python3's facts
-    ray: str | None = None
-    ray_bin: str | None = None
-    system: str | None = None
-    machine: str | None = None
-    ssh_server_ip: str | None = None
-    addresses: tuple[str, ...] = ()
-    listeners: dict[int, str] = field(default_factory=dict)
-    ray_processes: int = 0
-    node_processes: int = 0  # of them, those of the node's own folder (saf.ray.command)
+    ray: Annotated[str, Meta(max_length=40)] | None = None
+    ray_bin: Text | None = None
+    system: Annotated[str, Meta(max_length=40)] | None = None
+    machine: Annotated[str, Meta(max_length=40)] | None = None
+    ssh_server_ip: Word | None = None
+    addresses: Annotated[tuple[Annotated[str, Meta(max_length=200)], ...],
+                         Meta(max_length=1000)] = ()
+    listeners: dict[Port, Annotated[str, Meta(max_length=300)]] = {}
+    ray_processes: Count = 0
+    node_processes: Count = 0  # of them, those of the node's own folder (saf.ray.command)
     raylet_running: bool = False
     gcs_running: bool = False
+    # The settings saf recorded when it started this node's Ray (its own JSON file on the
+    # node: {"argv", "env", "head"}, compared flag by flag by saf.ray.command.differences).
     record: dict[str, Any] | None = None
     nvidia: bool = False
-    osx_cluster_env: str | None = None
+    osx_cluster_env: Annotated[str, Meta(max_length=40)] | None = None
     mlx: bool = False
-    time: float | None = None
-    probes: dict[str, str] = field(default_factory=dict)
-    pyenv: tuple[str, ...] | None = None
-    uv: tuple[str, ...] | None = None
-    pyenv_bin: str | None = None
-    uv_bin: str | None = None
-    # The parts of Ray a minimal `pip install ray` lacks, each with why it does not import
-    # ("dashboard", "client"); empty when they import or were not asked for.
-    ray_missing: dict[str, str] = field(default_factory=dict)
-    bad_fields: int = 0
+    time: Annotated[float, Meta(gt=0, lt=1e11)] | None = None
+    probes: dict[Annotated[str, Meta(max_length=300)], Annotated[str, Meta(max_length=300)]] = {}
+    pyenv: Versions | None = None
+    uv: Versions | None = None
+    pyenv_bin: Text | None = None
+    uv_bin: Text | None = None
+    # The parts of Ray a minimal `pip install ray` lacks; absent when not asked for.
+    ray_parts: RayParts | None = None
+
+    @property
+    def ray_missing(self) -> dict[str, str]:
+        """{"dashboard": why, "client": why} for the parts of Ray that do not import; empty
+        when they import or were not asked for."""
+        parts = self.ray_parts or RayParts()
+        return {k: v for k, v in (("dashboard", parts.dashboard), ("client", parts.client))
+                if v is not None}
 
     def ray_fix(self) -> str:
         """The command that installs Ray's missing parts into this node's Python."""
@@ -80,7 +111,7 @@ class NodeFacts:
 @functools.cache
 def probe_source() -> str:
     """The node program, compressed, for `python -c` (stdin belongs to the guard)."""
-    text = resources.files("saf.ray").joinpath("node_probe.py").read_text()
+    text = program_source("saf.ray", "node_probe.py")
     packed = base64.b64encode(zlib.compress(text.encode(), 9)).decode()
     return (f"import base64,zlib;exec(compile(zlib.decompress(base64.b64decode('{packed}')),"
             "'saf_ray_probe','exec'))")
@@ -100,92 +131,3 @@ def probe_command(python: str, action: str, args: dict[str, Any], *,
             f"SAF_PY_FALLBACK=1 {shell_program(fallback)} {program}; fi")
 
 
-def answer(stdout: str) -> dict[str, Any] | None:
-    """The node program's JSON answer among the lines of its output, or None."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARK):
-            try:
-                value = json.loads(line[len(MARK):])
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def _str(raw: dict[str, Any], key: str, bad: list[str], limit: int = 4096) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and len(value) <= limit:
-        return value
-    bad.append(key)
-    return None
-
-
-def _strs(value: Any, key: str, bad: list[str]) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, list) and len(value) <= 1000 and all(
-            isinstance(v, str) and len(v) <= 200 for v in value):
-        return tuple(value)
-    bad.append(key)
-    return None
-
-
-def parse_facts(raw: dict[str, Any]) -> NodeFacts:
-    bad: list[str] = []
-    listeners: dict[int, str] = {}
-    for port, owner in (raw.get("listeners") or {}).items() if isinstance(
-            raw.get("listeners"), dict) else ():
-        if isinstance(port, str) and port.isdigit() and 0 < int(port) < 65536 and isinstance(
-                owner, str):
-            listeners[int(port)] = owner[:300]
-        else:
-            bad.append("listeners")
-    probes = {k: v[:200] for k, v in (raw.get("probes") or {}).items()
-              if isinstance(k, str) and isinstance(v, str)} if isinstance(
-                  raw.get("probes"), dict) else {}
-    counts = {}
-    for key in ("ray_processes", "node_processes"):
-        count = raw.get(key, 0)
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 1_000_000:
-            bad.append(key)
-            count = 0
-        counts[key] = count
-    when = raw.get("time")
-    if not isinstance(when, (int, float)) or isinstance(when, bool) or not 0 < when < 1e11:
-        when = None
-    record = raw.get("record")
-    flags = {k: raw.get(k) for k in ("raylet_running", "gcs_running", "nvidia", "mlx")}
-    for key, value in flags.items():
-        if not isinstance(value, bool):
-            if value is not None:
-                bad.append(key)
-            flags[key] = False
-    missing: dict[str, str] = {}
-    parts = raw.get("ray_parts")
-    if isinstance(parts, dict):
-        for key in ("dashboard", "client"):
-            why = parts.get(key)
-            if isinstance(why, str):
-                missing[key] = why[:300]
-            elif why is not None:
-                bad.append("ray_parts")
-    elif parts is not None:
-        bad.append("ray_parts")
-    return NodeFacts(
-        ray_missing=missing,
-        python=_str(raw, "python", bad, 40), executable=_str(raw, "executable", bad),
-        venv=_str(raw, "venv", bad), fallback=raw.get("fallback") is True,
-        ray=_str(raw, "ray", bad, 40), ray_bin=_str(raw, "ray_bin", bad),
-        system=_str(raw, "system", bad, 40), machine=_str(raw, "machine", bad, 40),
-        ssh_server_ip=_str(raw, "ssh_server_ip", bad, 60),
-        addresses=_strs(raw.get("addresses"), "addresses", bad) or (),
-        listeners=listeners, ray_processes=counts["ray_processes"],
-        node_processes=counts["node_processes"],
-        raylet_running=bool(flags["raylet_running"]), gcs_running=bool(flags["gcs_running"]),
-        record=record if isinstance(record, dict) else None, nvidia=bool(flags["nvidia"]),
-        osx_cluster_env=_str(raw, "osx_cluster_env", bad, 40), mlx=bool(flags["mlx"]),
-        time=when, probes=probes, pyenv=_strs(raw.get("pyenv"), "pyenv", bad),
-        uv=_strs(raw.get("uv"), "uv", bad), pyenv_bin=_str(raw, "pyenv_bin", bad),
-        uv_bin=_str(raw, "uv_bin", bad), bad_fields=len(bad))

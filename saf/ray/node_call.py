@@ -1,5 +1,6 @@
 """Calling saf.ray.node_probe on a node through anything that runs commands there (a recipe
-step's context, or a connector), and reading its answer."""
+step's context, or a connector), and reading its answer through the one gate
+(saf.ray.answers.decode)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,24 @@ from typing import Any
 
 from saf.connect.base import RunResult
 from saf.errors import RayError
-from saf.ray.facts import NodeFacts, answer, parse_facts, probe_command
+from saf.ray.answers import ACTIONS, A, decode, marked_line
+from saf.ray.facts import NodeFacts, probe_command
 
 Run = Callable[..., Awaitable[RunResult]]
 """run(command, *, quiet=...) -> RunResult (StepContext.run's shape)."""
 
 
-async def call(run: Run, node: str, python: str, action: str, args: dict[str, Any], *,
-               quiet: bool = True, fallback: str | None = None
-               ) -> tuple[dict[str, Any], RunResult]:
+async def call(run: Run, node: str, python: str, expected: type[A], args: dict[str, Any],
+               *, quiet: bool = True, fallback: str | None = None) -> tuple[A, RunResult]:
+    """Run the probe's action whose answer is `expected` (NodeFacts, Started, Stopped, Tail,
+    Probed) on the node: that answer, checked, and the command's result."""
+    action = ACTIONS[expected]
     result = await run(probe_command(python, action, args, fallback=fallback), quiet=quiet)
-    value = answer(result.stdout)
-    if value is None:
+    line = marked_line(result.stdout)
+    if line is None:
         tail = " / ".join(result.tail(3)) or f"exit status {result.exit_status}"
         raise RayError(f"{node}: {python} could not run saf's Ray probe ({tail})")
-    error = value.get("error")
-    if isinstance(error, str):
-        raise RayError(f"{node}: {action} failed on the node: {error[:500]}")
-    return value, result
+    return decode(line, expected, node), result
 
 
 async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: list[int],
@@ -37,5 +38,5 @@ async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: 
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
                             "record": record, "probe": probe or [], "tools": tools,
                             "node_dir": node_dir, "parts": parts}
-    value, _ = await call(run, node, python, "facts", args, fallback=fallback)
-    return parse_facts(value)
+    facts, _ = await call(run, node, python, NodeFacts, args, fallback=fallback)
+    return facts

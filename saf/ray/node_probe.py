@@ -1,6 +1,7 @@
 """The program saf runs on a node (with the node's own Python, stdlib only, Python >= 3.9)
-to read what Ray needs and to start and stop Ray there. It is sent on stdin
-(`python - ACTION JSON`) and prints one JSON object; saf checks every field it reads
+to read what Ray needs and to start and stop Ray there. It is sent as `python -c TEXT ACTION
+JSON`, its TEXT with the node helper (saf.agents.node_common) in place of its import
+(saf.node_source), and prints one JSON object; saf checks every field it reads
 (saf.ray.facts), so nothing here is trusted.
 
 Actions:
@@ -11,7 +12,8 @@ Actions:
     tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
     probe {"targets": ["host:port"], "timeout": s}
 
-An OSError of the node's own (a folder it may not write) is answered as {"error": "..."}.
+Each answer carries its action as "answer" (saf.ray.answers declares each); an OSError of the
+node's own (a folder it may not write) is answered as {"answer": "error", "error": "..."}.
 """
 
 import glob
@@ -26,13 +28,7 @@ import subprocess
 import sys
 import time
 
-
-def _run(argv, timeout=5.0):
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout if out.returncode == 0 else None
+from saf.agents.node_common import atomic_write, listening, run_tool
 
 
 def _which(name):
@@ -50,7 +46,7 @@ def _which(name):
 
 
 def _addresses():
-    text = _run(["ip", "-o", "addr", "show"]) or _run(["ifconfig"]) or ""
+    text = run_tool(["ip", "-o", "addr", "show"]) or run_tool(["ifconfig"]) or ""
     found = []
     for match in re.finditer(r"\binet6?\s+(?:addr:)?([0-9a-fA-F:.]+)", text):
         address = match.group(1)
@@ -81,7 +77,7 @@ def _process_table():
                 continue
             out.append((int(entry), ppid, pgid, cmd))
         return out
-    text = _run(["ps", "-axww", "-o", "pid=,ppid=,pgid=,command="]) or ""
+    text = run_tool(["ps", "-axww", "-o", "pid=,ppid=,pgid=,command="]) or ""
     for line in text.splitlines():
         parts = line.split(None, 3)
         if len(parts) >= 3 and all(p.isdigit() for p in parts[:3]):
@@ -151,62 +147,13 @@ def ray_pids(table, temp_dir, node_dir=None, name="", sweep=True):
     return _session(table, roots, marked)
 
 
-def _listeners_linux(ports):
-    inodes = {}
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
-                continue
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if port in ports:
-                inodes[fields[9]] = port
-    owners = {port: "" for port in inodes.values()}
-    if not inodes:
-        return owners
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fds = os.listdir("/proc/%s/fd" % entry)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink("/proc/%s/fd/%s" % (entry, fd))
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                try:
-                    with open("/proc/%s/cmdline" % entry, "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-                except OSError:
-                    cmd = ""
-                owners[inodes[target[8:-1]]] = "pid %s (%s)" % (entry, cmd[:200])
-    return owners
-
-
-def _listeners(ports):
-    """port -> who listens on it ("" when it is taken but the owner cannot be read)."""
-    ports = set(ports)
-    if not ports:
-        return {}
-    if os.path.isdir("/proc/net"):
-        return _listeners_linux(ports)
-    owners = {}
-    for port in ports:
-        text = _run(["lsof", "-nP", "-iTCP:%d" % port, "-sTCP:LISTEN"])
-        if text:
-            rows = text.splitlines()[1:]
-            if rows:
-                parts = rows[0].split()
-                owners[port] = "pid %s (%s)" % (parts[1], parts[0]) if len(parts) > 1 else ""
-    return owners
+def _listeners(ports, table):
+    """port -> who listens on it ("pid N (command line)"; "" when it is taken but the owner
+    cannot be read), for the ports of `ports` something listens on."""
+    found = listening(ports) or {}
+    commands = {pid: cmd for pid, _, _, cmd in table}
+    return {port: "pid %d (%s)" % (pids[0], commands.get(pids[0], "")[:200]) if pids else ""
+            for port, pids in found.items()}
 
 
 def _probe(target, timeout=3.0):
@@ -276,7 +223,7 @@ def _versions_of(tool, argv):
     path = _tool(tool)
     if not path:
         return None
-    text = _run([path] + argv, timeout=20) or ""
+    text = run_tool([path] + argv, timeout=20) or ""
     return sorted({m.group(0) for m in re.finditer(r"\b\d+\.\d+\.\d+\b", text)})
 
 
@@ -328,7 +275,8 @@ def facts(args):
         "machine": platform.machine(),
         "ssh_server_ip": ssh[2] if len(ssh) >= 4 else None,
         "addresses": _addresses(),
-        "listeners": {str(k): v for k, v in _listeners(args.get("ports") or []).items()},
+        "listeners": {str(k): v
+                      for k, v in _listeners(args.get("ports") or [], table).items()},
         "ray_processes": len(everything),
         "node_processes": len(own),
         "raylet_running": bool(raylet),
@@ -400,7 +348,7 @@ def start(args):
         except OSError as exc:
             # Without its record saf cannot tell this Ray's settings on the next run (nor
             # find its dashboard): the node fails, and the Ray it started goes with it.
-            record_error = "%s: %s" % (type(exc).__name__, exc)
+            record_error = ("%s: %s" % (type(exc).__name__, exc))[:1000]
             code = 1
             _end_group(proc)
     return {"exit_status": code, "raylet_log": raylet_log, "ended_early": ended_early,
@@ -412,10 +360,7 @@ def start(args):
 
 def _write_record(path, settings):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(settings))
 
 
 def _group_left(pgid):
@@ -652,7 +597,7 @@ def tail(args):
         node_id = _node_id(text)
         last = text[-lines:]
         fatal = [line for line in _error_lines(text)[-1:] if line not in last]
-        out.append({"path": raylet, "what": "end", "lines": fatal + last})
+        out.append({"path": raylet, "what": "end", "lines": _cut(fatal + last)})
         # Why an agent of the raylet failed is in that agent's .err (a Python traceback).
         errs = sorted((f for f in glob.glob(os.path.join(os.path.dirname(raylet), "*.err"))
                        if os.path.getsize(f) > 0 and fresh(f)
@@ -661,7 +606,7 @@ def tail(args):
         if errs:
             text = [line for line in _read_lines(errs[-1], 64 << 10)
                     if line.strip() and not _FRAME.match(line)]
-            out.append({"path": errs[-1], "what": "end", "lines": text[-2:]})
+            out.append({"path": errs[-1], "what": "end", "lines": _cut(text[-2:])})
     # The GCS log is in the head's session folder, when the head is on this machine.
     gcs = os.path.join(temp_dir, "session_latest", "logs", "gcs_server.out")
     if raylet and os.path.isfile(os.path.join(os.path.dirname(raylet), "gcs_server.out")):
@@ -675,11 +620,16 @@ def tail(args):
         about = [line for line in text if any(
             line.endswith(m) or (m + " ") in line for m in marks)]
         if about:
-            out.append({"path": gcs, "what": "about " + name, "lines": about[-2:]})
+            out.append({"path": gcs, "what": "about " + name, "lines": _cut(about[-2:])})
         else:
             out.append({"path": gcs, "what": "end, nothing about " + (name or "the node"),
-                        "lines": text[-2:]})
+                        "lines": _cut(text[-2:])})
     return {"logs": out}
+
+
+def _cut(lines):
+    """Log lines as saf reads them (saf.ray.answers.Line): each at most 2000 characters."""
+    return [line[:2000] for line in lines]
 
 
 def probe(args):
@@ -693,10 +643,11 @@ def main():
     try:
         result = {"facts": facts, "start": start, "stop": stop, "tail": tail,
                   "probe": probe}[action](args)
+        result["answer"] = action  # the tag saf decodes the answer by (saf.ray.answers)
     except OSError as exc:
         # The node's own trouble (a folder of another user's, a full disk): said as one
         # line for saf to show as this node's failure, not a traceback.
-        result = {"error": "%s: %s" % (type(exc).__name__, exc)}
+        result = {"answer": "error", "error": "%s: %s" % (type(exc).__name__, exc)}
     sys.stdout.write("saf-ray " + json.dumps(result) + "\n")
 
 

@@ -13,9 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import saf.ray
-
-PROBE = Path(saf.ray.__file__).parent / "node_probe.py"
+from saf.ray.facts import probe_source
 
 
 def _free(port: int) -> bool:
@@ -78,7 +76,7 @@ def ray_processes(temp_dir: Path, groups: set[int] | None = None) -> list[str]:
 
 def stop_ray(temp_dir: Path) -> None:
     """End every process of `temp_dir`'s Ray (and their children), as ray-down's head does."""
-    subprocess.run([sys.executable, str(PROBE), "stop",
+    subprocess.run([sys.executable, "-c", probe_source(), "stop",
                     json.dumps({"temp_dir": str(temp_dir), "sweep": True, "grace": 3})],
                    capture_output=True, timeout=60, check=False)
 

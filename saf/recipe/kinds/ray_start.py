@@ -37,6 +37,7 @@ from saf.format import fmt_bytes, fmt_some
 from saf.ray import command as rc
 from saf.ray.dashboard import Dashboard, through_forward
 from saf.ray.facts import NodeFacts
+from saf.ray.answers import Probed, Started, Stopped, Tail
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.numbers import parse_port
@@ -286,9 +287,9 @@ class RayStart(Kind):
                 if target == early_target and target in facts.probes:
                     seen = facts.probes[target]
                 else:
-                    value, _ = await call(ctx.run, me.name, me.python, "probe",
-                                          {"targets": [target], "timeout": 3})
-                    seen = str((value.get("probes") or {}).get(target))
+                    probed, _ = await call(ctx.run, me.name, me.python, Probed,
+                                           {"targets": [target], "timeout": 3})
+                    seen = str(probed.probes.get(target))
                 if seen not in (("open",) if expect_open else ("open", "refused")):
                     return _Decision(refused=(
                         f"cannot reach the head's port {head_ip}:{settings.port} from here "
@@ -386,31 +387,26 @@ class RayStart(Kind):
                 "node_dir": rc.node_temp_dir(ctx.inventory, me, settings.temp_dir),
                 "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)}
         if stop_first:
-            await call(ctx.run, me.name, me.python, "stop",
+            await call(ctx.run, me.name, me.python, Stopped,
                        dict(stop, record=settings.record_path(me.name)))
         args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
                 "settings": start.settings, "temp_dir": stop["node_dir"]}
         for attempt in (1, 2):
-            value, result = await call(ctx.run, me.name, me.python, "start", args,
+            value, result = await call(ctx.run, me.name, me.python, Started, args,
                                        quiet=False)
             # `ray start` gives a raylet 30 s (fixed) to register with the GCS; a machine
             # busy enough to miss that gets its leftovers stopped and one more try (not a
             # raylet that crashed: its log says why, and a second start would crash again).
-            if value.get("exit_status") == 0 or attempt == 2 \
-                    or value.get("raylet_crashed") is True \
+            if value.exit_status == 0 or attempt == 2 or value.raylet_crashed \
                     or "timed out during startup" not in result.stdout + result.stderr:
                 break
-            await call(ctx.run, me.name, me.python, "stop", stop)
-        log = value.get("raylet_log")
-        since = value.get("started_at")
-        wrote = StartWrote(log if isinstance(log, str) and len(log) < 4096 else None,
-                           float(since) if isinstance(since, (int, float))
-                           and not isinstance(since, bool) else None)
-        code = value.get("exit_status")
+            await call(ctx.run, me.name, me.python, Stopped, stop)
+        wrote = StartWrote(value.raylet_log, value.started_at)
+        code = value.exit_status
         if code == 0:
             return None, wrote
-        record_error = value.get("record_error")
-        if isinstance(record_error, str):
+        record_error = value.record_error
+        if record_error is not None:
             folder = settings.record_path(me.name).rpartition("/")[0]
             return Outcome(StepStatus.FAILED, (
                 f"{me.name}: Ray started, but saf could not write its record of the settings "
@@ -418,13 +414,13 @@ class RayStart(Kind):
                 f"{settings.temp_dir} another user's? Pick another with --var temp_dir=..."),
                 exit_status=1), wrote
         said = [line for line in result.tail(12) if line.strip()][-1:]
-        if value.get("ended_early") is True:
+        if value.ended_early:
             said = ["ended by saf once its raylet had crashed (Ray would wait 30 s for it)"]
-        elif value.get("raylet_gone") is True:
+        elif value.raylet_gone:
             said = ["it said Ray started, but the node's raylet has already exited"]
         outcome = await self._no_join(
             ctx, settings, wrote, f"`ray start` ended with exit status {code}", said)
-        outcome.exit_status = code if isinstance(code, int) else None
+        outcome.exit_status = code
         return outcome, wrote
 
     async def _no_join(self, ctx: StepContext, settings: rc.RaySettings,
@@ -438,25 +434,19 @@ class RayStart(Kind):
         tail = [f"ray start: {line[:1000]}" for line in said or []]
         blocks: list[list[str]] = []  # the log lines of each log shown
         try:
-            value, _ = await call(ctx.run, me.name, me.python, "tail",
+            tailed, _ = await call(ctx.run, me.name, me.python, Tail,
                                   {"temp_dir": settings.temp_dir, "lines": 3,
                                    "node_dir": rc.node_temp_dir(ctx.inventory, me,
                                                                 settings.temp_dir),
                                    "raylet": wrote.raylet_log, "since": wrote.since,
                                    "node_name": me.name})
-            logs = value.get("logs")
-            if not logs:
+            if not tailed.logs:
                 tail.append("(no Ray log was written since this start began)")
-            for log in (logs if isinstance(logs, list) else [])[:4]:
-                if not isinstance(log, dict):
-                    continue  # the node's answer is not trusted: only the shape read here
-                path, what = log.get("path"), log.get("what")
-                lines = log.get("lines")
-                if isinstance(path, str) and isinstance(what, str) and isinstance(lines, list):
-                    tail.append(f"== {path[:500]} ({what[:100]})")
-                    block = [str(line)[:1000] for line in lines[-8:]]
-                    tail += block
-                    blocks.append(block)
+            for log in tailed.logs[:4]:
+                tail.append(f"== {log.path[:500]} ({log.what[:100]})")
+                block = [line[:1000] for line in log.lines[-8:]]
+                tail += block
+                blocks.append(block)
         except RayError as exc:
             tail.append(f"(its Ray logs could not be read: {exc})")
         verb = "did not start" if me.is_head else "did not join"

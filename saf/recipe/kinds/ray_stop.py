@@ -15,6 +15,7 @@ from typing import Any
 from saf.errors import RayError
 from saf.format import fmt_some
 from saf.ray import command as rc
+from saf.ray.answers import Stopped
 from saf.ray.node_call import call, node_facts
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
@@ -109,11 +110,10 @@ class RayStop(Kind):
         me = ctx.node
         args = dict(plan.data, node_name=me.name, grace=5,
                     record=f"{plan.data['temp_dir'].rstrip('/')}/saf/{me.name}.json")
-        value, _ = await call(ctx.run, me.name, me.python, "stop", args)
-        left = value.get("left")
-        if isinstance(left, list) and left:
-            return Outcome(StepStatus.FAILED, f"{len(left)} Ray processes are left: "
-                           + fmt_some([str(x) for x in left], 3))
-        stopped, killed = value.get("stopped"), value.get("killed")
+        value, _ = await call(ctx.run, me.name, me.python, Stopped, args)
+        if value.left:
+            return Outcome(StepStatus.FAILED, f"{len(value.left)} Ray processes are left: "
+                           + fmt_some(list(value.left), 3))
+        stopped, killed = value.stopped, value.killed
         return Outcome(StepStatus.CHANGED, f"stopped {stopped} processes"
                        + (f" ({killed} needed SIGKILL)" if killed else ""), exit_status=0)
