@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
+from msgspec.structs import replace
 from pathlib import Path
 
 import asyncssh
