@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from saf.agent.validate import check_frame
-from saf.agents import protocol
+from saf.agent.frames import read_frame
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
@@ -132,8 +131,7 @@ def parse_event(data: dict[str, Any]) -> Event:
     file anyone can edit), and a bad one raises FrameError (a ValueError) saying why."""
     if "raw" in data and "frame" not in data and data.get("event", "").startswith("agent_") \
             and data.get("event") != "agent_bad_frame":
-        frame = protocol.decode(str(data["raw"]) + "\n")
-        check_frame(frame)
+        frame, _typed = read_frame(str(data["raw"]) + "\n")
         data = dict(data, frame=frame)
     return event_from_json(data)
 

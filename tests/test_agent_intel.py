@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from saf.agent.validate import check_frame
+from saf.agent.frames import check as check_frame
 from saf.agents.collectors import intel as agent_intel
 from saf.agents.collectors.intel import IntelGpuCollector, JsonStream, busy_engines
 from saf.agents.context import Context

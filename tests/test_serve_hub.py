@@ -203,3 +203,53 @@ async def test_a_recipe_runs_on_the_hubs_fleet_and_obeys_readonly(demo, state, t
         assert any(isinstance(e, RunFinished) for e in checked)
         await ro.stop()
         await link.stop()
+
+
+async def _replies(reader: asyncio.StreamReader, count: int) -> list[dict]:
+    """The next `count` replies the hub sends (agent events in between are passed over)."""
+    replies: list[dict] = []
+    try:
+        async with asyncio.timeout(30):  # events keep coming: a missing reply must end it
+            while len(replies) < count:
+                message = await wire.read_message(reader)
+                assert message is not None, f"the hub closed the connection after {replies}"
+                data = wire.decode_json(message[1]) if message[0] == wire.JSON else {}
+                if "reply" in data:
+                    replies.append(data)
+    except TimeoutError:
+        pytest.fail(f"{count} replies asked, {len(replies)} came: {replies}")
+    return replies
+
+
+async def test_requests_not_understood_are_answered_and_counted_and_the_client_stays(demo,
+                                                                                     state):
+    """The hub's gate decodes each request into its type: an unknown op, a missing op and a
+    field of the wrong type (in every kind of request) get an error reply naming the request
+    and are counted by reason; the connection stays, and the next good request is served."""
+    inventory = load_inventory(demo.inventory_path)
+    bad = [{"op": "reboot", "req": 1}, {"req": 2},
+           {"op": "signal", "req": 3, "node": "alpha", "pid": "12", "signal": "TERM"},
+           {"op": "recipe", "req": 4, "recipe": "x", "start_step": -1},
+           {"op": "password", "req": 5, "ask": "one", "password": 3},
+           {"op": "cancel", "req": "x"}]
+    async with Hub(inventory, signals=False) as hub:
+        reader, writer = await asyncio.open_unix_connection(str(hub.socket_path))
+        try:
+            writer.write(wire.pack_json({"hello": wire.VERSION, "token": None}))
+            for request in bad:
+                writer.write(wire.pack_json(request))
+            writer.write(wire.pack_json({"op": "signal", "req": 9, "node": "alpha", "pid": 1,
+                                         "signal": "HUP"}))
+            replies = await _replies(reader, len(bad) + 1)
+        finally:
+            writer.close()
+        assert [(r["reply"], r["ok"]) for r in replies] == [
+            (1, False), (2, False), (3, False), (4, False), (5, False), (None, False),
+            (9, False)]
+        messages = [r["message"] for r in replies]
+        assert messages[:2] == ["unknown request 'reboot'", "unknown request None"]
+        assert messages[2].startswith("a signal request not understood: ")
+        assert "$.pid" in messages[2] and "$.start_step" in messages[3]
+        assert "$.ask" in messages[4] and "$.req" in messages[5]
+        assert "signal must be one of" in messages[6]  # understood, and refused by the hub
+        assert hub.bad_requests == {"unknown_op": 2, "malformed": 4}

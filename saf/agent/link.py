@@ -24,7 +24,7 @@ from saf.agents import protocol
 from saf.agent import deploy
 from saf.agent.build import AgentBundle
 from saf.agent.lines import LineFramer
-from saf.agent.validate import check_frame
+from saf.agent.frames import HelloFrame, SampleFrame, read_frame
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
@@ -169,22 +169,20 @@ class AgentLink:
             if not line:
                 raise await self._ended(process)
             raw = line.rstrip("\r\n")
-            try:
-                frame = protocol.decode(line)
-                check_frame(frame)  # types and ranges: a bad frame never reaches the store
+            try:  # types and ranges: a bad frame never reaches the store
+                frame, typed = read_frame(line)
             except protocol.FrameError as exc:
                 self.emit(FrameRejected(node=self.node, reason=exc.reason, message=str(exc),
                                         raw=raw[:2000], time=received))
                 continue
             event = FRAME_EVENTS[frame["type"]](node=self.node, frame=frame, raw=raw,
                                                 time=received)
-            if frame["type"] == "hello":
-                self.backoff.reset()
-                pid = frame.get("pid")
-                self.agent_pid = pid if isinstance(pid, int) and pid > 1 else None
-            elif frame["type"] == "sample":
-                if "interval" in frame:  # checked: a number within the protocol's range
-                    self.interval = float(frame["interval"])
+            match typed:
+                case HelloFrame(pid=pid):
+                    self.backoff.reset()
+                    self.agent_pid = pid if isinstance(pid, int) and pid > 1 else None
+                case SampleFrame(interval=float(interval)):  # within the protocol's range
+                    self.interval = interval
             self.emit(event)
             wait = SILENT_INTERVALS * self.interval + 0.5
 

@@ -23,6 +23,7 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from saf.recipe.run import RunPlan
 from saf.recipe.runner import AskPassword
 from saf.recording import header_node, parse_event
 from saf.serve import wire
+from saf.serve.requests import (Cancel, ClientHello, Password, Request, RunRecipe, SignalNode,
+                                Signals)
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed
@@ -115,7 +118,7 @@ class HubLink:
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
-            sock.sendall(wire.pack_json({"hello": wire.VERSION, "token": token}))
+            sock.sendall(wire.pack_struct(ClientHello(hello=wire.VERSION, token=token)))
             kind, size = wire.HEADER.unpack(_recv_exactly(sock, wire.HEADER.size))
             if kind != wire.JSON or size > wire.MAX_PAYLOAD:
                 raise HubError("the hub's first message is not its hello")
@@ -142,7 +145,7 @@ class HubLink:
         reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
         self._sock = None
         if self._wants_signals:
-            self._writer.write(wire.pack_json({"op": "signals"}))
+            self._writer.write(wire.pack_struct(Signals()))
         self._task = asyncio.create_task(self._read(reader), name="hub-link")
 
     async def stop(self) -> None:
@@ -215,13 +218,14 @@ class HubLink:
         if self._signal_queue is not None:
             self._signal_queue.put_nowait(None)
 
-    async def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, request: Callable[[int], Request]) -> dict[str, Any]:
+        """Send `request(id)` and wait for the hub's reply to that id."""
         if self._writer is None or self.closed:
             raise HubError("not connected to saf serve's hub")
         req = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._replies[req] = future
-        self._writer.write(wire.pack_json(dict(request, req=req)))
+        self._writer.write(wire.pack_struct(request(req)))
         return await asyncio.wait_for(future, REQUEST_TIMEOUT)
 
     # -- recipe runs (saf.cockpit.context.RecipeRunner) -------------------------------------
@@ -236,11 +240,10 @@ class HubLink:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._runs[req] = queue
         recipe = plan.recipe
-        self._writer.write(wire.pack_json({
-            "op": "recipe", "req": req,
-            "recipe": str(recipe.path) if recipe.path is not None else recipe.name,
-            "overrides": dict(plan.overrides), "selector": plan.selector, "check": plan.check,
-            "start_step": plan.start_step, "resumed_from": plan.resumed_from}))
+        self._writer.write(wire.pack_struct(RunRecipe(
+            req=req, recipe=str(recipe.path) if recipe.path is not None else recipe.name,
+            overrides=dict(plan.overrides), selector=plan.selector, check=plan.check,
+            start_step=plan.start_step, resumed_from=plan.resumed_from)))
         try:
             while True:
                 item = await queue.get()
@@ -256,16 +259,17 @@ class HubLink:
                     prompt = str(item.get("prompt") or "password")
                     password = await ask_password(prompt) if ask_password else None
                     if self._writer is not None:
-                        self._writer.write(wire.pack_json({
-                            "op": "password", "req": req, "ask": item.get("ask"),
-                            "password": password}))
+                        ask = item.get("ask")
+                        self._writer.write(wire.pack_struct(Password(
+                            req=req, ask=ask if isinstance(ask, int) else -1,
+                            password=password)))
                 else:
                     if not item.get("ok"):
                         raise HubError(str(item.get("message") or "the hub refused the run"))
                     return str(item.get("message") or "")
         except asyncio.CancelledError:
             if self._writer is not None and not self.closed:
-                self._writer.write(wire.pack_json({"op": "cancel", "req": req}))
+                self._writer.write(wire.pack_struct(Cancel(req=req)))
             raise
         finally:
             self._runs.pop(req, None)
@@ -288,7 +292,7 @@ class HubLink:
             assert queue is not None
             self._wants_signals = True
             if self._writer is not None:
-                self._writer.write(wire.pack_json({"op": "signals"}))
+                self._writer.write(wire.pack_struct(Signals()))
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), TICK_S)
@@ -315,8 +319,8 @@ class HubActions:
         self.link = link
 
     async def signal(self, node: str, pid: int, signal: str) -> str:
-        answer = await self.link._request({"op": "signal", "node": node, "pid": int(pid),
-                                           "signal": signal})
+        answer = await self.link._request(
+            lambda req: SignalNode(req=req, node=node, pid=int(pid), signal=signal))
         message = str(answer.get("message") or "")
         if not answer.get("ok"):
             raise HubError(message or "the hub refused")

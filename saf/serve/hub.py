@@ -44,7 +44,7 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,7 @@ from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
 from saf.agent.hub import MetricsHub
 from saf.paths import private_dir, state_dir
 from saf.recording import event_line, node_header
-from saf.serve import wire
+from saf.serve import requests, wire
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed
@@ -96,8 +96,8 @@ class HubClient:
         self.wants_signals = False
         self.signals_skipped = 0  # frames not sent because the client was behind
         self.closed = False
-        self.runs: dict[Any, asyncio.Task[Any]] = {}      # recipe runs by request id
-        self.asks: dict[tuple[Any, int], asyncio.Future[str | None]] = {}  # passwords awaited
+        self.runs: dict[int, asyncio.Task[Any]] = {}      # recipe runs by request id
+        self.asks: dict[tuple[int, int], asyncio.Future[str | None]] = {}  # passwords awaited
 
     def send(self, data: bytes) -> bool:
         """Queue `data`; False (and the client closed) when it is too far behind."""
@@ -151,6 +151,7 @@ class Hub:
         self._subscribers: list[Emit] = []
         self._grants: dict[str, Grant] = {}
         self.clients: set[HubClient] = set()
+        self.bad_requests: Counter[str] = Counter()  # clients' requests not understood, by reason
         # What a cockpit that connects late is sent first: per node its agent's hello, its
         # latest samples and its status now.
         self._hello: dict[str, str] = {}
@@ -370,9 +371,13 @@ class Hub:
             message = await asyncio.wait_for(wire.read_message(reader), HELLO_TIMEOUT)
             if message is None or message[0] != wire.JSON:
                 return
-            hello = wire.decode_json(message[1])
-            token = hello.get("token")
-            grant = self._grants.get(token) if isinstance(token, str) else None
+            try:
+                token = requests.decode_hello(wire.decode_json(message[1])).token
+            except requests.BadRequest as bad:
+                self.bad_requests[bad.reason] += 1
+                writer.write(wire.pack_json({"saf_hub": wire.VERSION, "error": str(bad)}))
+                return
+            grant = self._grants.get(token) if token is not None else None
             if token is not None and grant is None:
                 writer.write(wire.pack_json({"saf_hub": wire.VERSION,
                                              "error": "unknown session token"}))
@@ -403,59 +408,54 @@ class Hub:
             else:
                 writer.close()
 
-    def _request(self, client: HubClient, request: dict[str, Any]) -> None:
-        op = request.get("op")
-        if op == "signals":
-            client.wants_signals = True
-            for state in self._signal_states.values():
-                client.send(wire.pack_json(state))
-            return
-        if op == "signal":
-            self._spawn(self._signal_request(client, request), "hub-signal")
-            return
-        if op == "recipe":
-            self._spawn(self._recipe_request(client, request), "hub-recipe")
-            return
-        if op == "password":
-            ask = request.get("ask")
-            future = client.asks.pop((request.get("req"), ask if isinstance(ask, int) else -1),
-                                     None)
-            password = request.get("password")
-            if future is not None and not future.done():
-                future.set_result(password if isinstance(password, str) else None)
-            return
-        if op == "cancel":
-            run = client.runs.get(request.get("req"))
-            if run is not None:
-                run.cancel()
-            return
-        client.send(wire.pack_json({"reply": request.get("req"), "ok": False,
-                                    "message": f"unknown request {op!r}"}))
-
-    async def _signal_request(self, client: HubClient, request: dict[str, Any]) -> None:
-        req = request.get("req")
-        node, pid, sig = request.get("node"), request.get("pid"), request.get("signal")
+    def _request(self, client: HubClient, data: dict[str, Any]) -> None:
+        """The hub's gate for a client's requests: decoded once into their types, and a
+        request not understood is answered with an error and counted, never raised."""
         try:
-            if not isinstance(node, str) or not isinstance(sig, str) \
-                    or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-                raise ValueError("a signal request needs a node, a pid and a signal")
-            message = await self.signal(node, pid, sig, readonly_reason=client.readonly_reason)
+            request = requests.decode_request(data)
+        except requests.BadRequest as bad:
+            self.bad_requests[bad.reason] += 1
+            log.warning("hub: %s: %s", client.who, bad)
+            client.send(wire.pack_json({"reply": bad.req, "ok": False, "message": str(bad)}))
+            return
+        match request:
+            case requests.Signals():
+                client.wants_signals = True
+                for state in self._signal_states.values():
+                    client.send(wire.pack_json(state))
+            case requests.SignalNode():
+                self._spawn(self._signal_request(client, request), "hub-signal")
+            case requests.RunRecipe():
+                self._spawn(self._recipe_request(client, request), "hub-recipe")
+            case requests.Password(req=req, ask=ask, password=password):
+                future = client.asks.pop((req, ask), None)
+                if future is not None and not future.done():
+                    future.set_result(password)
+            case requests.Cancel(req=req):
+                run = client.runs.get(req)
+                if run is not None:
+                    run.cancel()
+
+    async def _signal_request(self, client: HubClient, request: requests.SignalNode) -> None:
+        try:
+            message = await self.signal(request.node, request.pid, request.signal,
+                                        readonly_reason=client.readonly_reason)
             ok = True
             log.info("hub: %s: %s", client.who, message)
         except (PermissionError, ValueError) as exc:
             ok, message = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a node's failure, told to the cockpit
             ok, message = False, f"{type(exc).__name__}: {exc}"
-        client.send(wire.pack_json({"reply": req, "ok": ok, "message": message}))
+        client.send(wire.pack_json({"reply": request.req, "ok": ok, "message": message}))
 
-    async def _recipe_request(self, client: HubClient, request: dict[str, Any]) -> None:
+    async def _recipe_request(self, client: HubClient, request: requests.RunRecipe) -> None:
         """Run a recipe on the hub's fleet for a cockpit: its events go back as they happen,
         a password the run needs is asked of the cockpit, and the run ends with the reply."""
         from saf.errors import SafError
         from saf.recipe import library
         from saf.recipe.run import RunPlan, run_recipe
 
-        req = request.get("req")
+        req = request.req
         task = asyncio.current_task()
         assert task is not None
         client.runs[req] = task
@@ -476,22 +476,12 @@ class Hub:
 
         ok, message = False, ""
         try:
-            check = request.get("check") is True
+            check = request.check
             if not check and client.readonly_reason is not None:
                 raise PermissionError(f"running a recipe is disabled: {client.readonly_reason}")
-            where, overrides = request.get("recipe"), request.get("overrides") or {}
-            selector, start = request.get("selector"), request.get("start_step", 0)
-            resumed = request.get("resumed_from")
-            if not isinstance(where, str) or not isinstance(overrides, dict) \
-                    or not all(isinstance(k, str) and isinstance(v, str)
-                               for k, v in overrides.items()) \
-                    or not (selector is None or isinstance(selector, str)) \
-                    or not isinstance(start, int) or isinstance(start, bool) or start < 0 \
-                    or not (resumed is None or isinstance(resumed, str)):
-                raise ValueError("a recipe request needs a recipe, its variables as text, a "
-                                 "selector or none, and a step to start from")
-            recipe = library.load(where)
-            plan = RunPlan(recipe, dict(overrides), selector, check, start, resumed)
+            recipe = library.load(request.recipe)
+            plan = RunPlan(recipe, dict(request.overrides), request.selector, check,
+                           request.start_step, request.resumed_from)
             log.info("hub: %s runs recipe %s%s", client.who, recipe.name,
                      " (check)" if check else "")
             message = await run_recipe(plan, self.fleet, show, ask_password=ask_password)

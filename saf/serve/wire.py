@@ -7,13 +7,15 @@ unsigned 32-bit number) and its payload:
   "nodes", "inventory", "readonly", "interval"}`), then agent events exactly as a recording
   writes them (`saf.recording.event_line`: a frame event carries its `raw` line, which the
   client checks again through the same gate), and answers `{"reply": id, "ok", "message"}`.
-  From a client: first `{"hello": 1, "token": str | null}`, then requests
-  `{"req": id, "op": "signal", "node", "pid", "signal"}`, `{"op": "signals"}` (send me the
-  signal stream from now on), `{"req": id, "op": "recipe", "recipe", "overrides", "selector",
-  "check", "start_step", "resumed_from"}` (answered by `{"recipe_event": id, "event"}` per
-  event, `{"ask_password": id, "ask": n, "prompt"}` when the run needs one, which the client
-  answers with `{"op": "password", "req": id, "ask": n, "password"}`, and the reply), and
-  `{"op": "cancel", "req": id}`.
+  From a client: first `{"hello": 1, "token": str | null}`, then requests, each a typed
+  message of saf.serve.requests tagged by its `op`: `{"req": id, "op": "signal", "node", "pid",
+  "signal"}`, `{"op": "signals"}` (send me the signal stream from now on), `{"req": id,
+  "op": "recipe", "recipe", "overrides", "selector", "check", "start_step", "resumed_from"}`
+  (answered by `{"recipe_event": id, "event"}` per event, `{"ask_password": id, "ask": n,
+  "prompt"}` when the run needs one, which the client answers with `{"op": "password",
+  "req": id, "ask": n, "password"}`, and the reply), and `{"op": "cancel", "req": id}`. A
+  request the hub does not understand is answered `{"reply": id | null, "ok": false,
+  "message"}` and counted; the connection stays.
 - `S`: a batch of raw signal frames: the time they were received (ns since the epoch, 8 bytes)
   then, per frame, its length (2 bytes) and its bytes, exactly as the ZeroMQ subscriber got
   them (bad ones too: the client's book counts them as the hub's does).
@@ -29,6 +31,8 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 HEADER = struct.Struct(">cI")
 JSON = b"J"
 SIGNALS = b"S"
@@ -42,6 +46,12 @@ class WireError(Exception):
 
 def pack_json(data: dict[str, Any]) -> bytes:
     body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    return HEADER.pack(JSON, len(body)) + body
+
+
+def pack_struct(message: msgspec.Struct) -> bytes:
+    """A typed message (saf.serve.requests) as one JSON object, its tag included."""
+    body = msgspec.json.encode(message)
     return HEADER.pack(JSON, len(body)) + body
 
 
