@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,18 +117,26 @@ def _parse_path(text: str) -> list[Any]:
     return parts
 
 
-def _unwrap(t: mi.Type) -> mi.Type:
-    """The type under Metadata and `| None` (the only unions a config model uses alike)."""
+def _layers(t: mi.Type) -> Iterator[mi.Type]:
+    """`t`, then each type under its Metadata and `| None` (the only unions a config model
+    uses alike), down to the concrete type (or a union of several), which comes last."""
     while True:
+        yield t
         if isinstance(t, mi.Metadata):
             t = t.type
         elif isinstance(t, mi.UnionType):
             rest = [u for u in t.types if not isinstance(u, mi.NoneType)]
             if len(rest) != 1:
-                return t
+                return
             t = rest[0]
         else:
-            return t
+            return
+
+
+def _unwrap(t: mi.Type) -> mi.Type:
+    """The type under Metadata and `| None`."""
+    *_, last = _layers(t)
+    return last
 
 
 def _step(t: mi.Type, data: Any, part: Any) -> tuple[mi.Type | None, Any, Any]:
@@ -282,19 +290,13 @@ def _number_type(t: mi.Type) -> mi.IntType | mi.FloatType | None:
 
 
 def _description(t: mi.Type) -> str | None:
-    while True:
-        if isinstance(t, mi.Metadata):
-            text = (t.extra_json_schema or {}).get("description")
+    """The outermost `Meta(description=...)` on the way down to the concrete type."""
+    for layer in _layers(t):
+        if isinstance(layer, mi.Metadata):
+            text = (layer.extra_json_schema or {}).get("description")
             if text:
                 return str(text)
-            t = t.type
-        elif isinstance(t, mi.UnionType):
-            rest = [u for u in t.types if not isinstance(u, mi.NoneType)]
-            if len(rest) != 1:
-                return None
-            t = rest[0]
-        else:
-            return None
+    return None
 
 
 def _check_finite(value: Any, t: mi.Type, where: Where, data: Any, source: Source) -> None:
