@@ -5,6 +5,7 @@ the live bindings and key map, so they cannot drift."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group
@@ -145,7 +146,7 @@ class HelpScreen(ModalScreen[None]):
         return Group(*parts)
 
 
-def _grid(rows: list[tuple[str, ...]], key_colour: str | None = None) -> Table:
+def _grid(rows: Sequence[tuple[str, ...]], key_colour: str | None = None) -> Table:
     """Rows of plain text (never markup: "[thresholds]" must show as written); with
     `key_colour`, three columns whose first is a key."""
     table = Table.grid(padding=(0, 2))

@@ -149,9 +149,9 @@ class NodeScreen(SafScreen[None]):
                         table.move_cursor(row=min(cursor, len(rows) - 1))
         for section in self.query(".section"):
             if section.id and section.id.startswith("gpu-"):
-                g = next((x for x in view.gpus if f"gpu-{x.index}" == section.id), None)
-                hot = (g is not None and g.temp is not None
-                       and g.temp >= app.ctx.settings.thresholds.gpu_temp_alert)
+                shown = next((x for x in view.gpus if f"gpu-{x.index}" == section.id), None)
+                hot = (shown is not None and shown.temp is not None
+                       and shown.temp >= app.ctx.settings.thresholds.gpu_temp_alert)
                 section.set_class(hot, "alert")
         self.query_one(StatusLine).refresh()
 
@@ -191,6 +191,10 @@ class NodeScreen(SafScreen[None]):
             return
         pid, name, index = chosen
 
+        def kill_confirmed(answer: str | None) -> None:
+            if answer == "kill":
+                self._send(pid, "KILL")
+
         def first(answer: str | None) -> None:
             if answer == "term":
                 self._send(pid, "TERM")
@@ -200,8 +204,7 @@ class NodeScreen(SafScreen[None]):
                     f"KILL cannot be caught: {name} dies at once, without saving or freeing "
                     "anything itself. The GPU memory is released by the driver.",
                     f"{self.node}$ kill -KILL {pid}",
-                    [("kill", "Send KILL", "error")], danger=True),
-                    lambda a: self._send(pid, "KILL") if a == "kill" else None)
+                    [("kill", "Send KILL", "error")], danger=True), kill_confirmed)
 
         app.push_screen(ConfirmScreen(
             "Signal a GPU process",

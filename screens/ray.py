@@ -52,7 +52,8 @@ class RayScreen(SafScreen[None]):
         super().__init__()
         self.status: RayStatus | None = None
         self.problem: str | None = "reading the cluster's status…"
-        self.watch: RayWatch | None = None
+        # Not `watch`: that is DOMNode.watch, Textual's method this attribute would hide.
+        self.ray_watch: RayWatch | None = None
         self.reads = 0
 
     def compose(self) -> ComposeResult:
@@ -73,8 +74,8 @@ class RayScreen(SafScreen[None]):
         self.call_after_refresh(self.redraw)
 
     async def on_unmount(self) -> None:
-        if self.watch is not None:
-            await self.watch.close()
+        if self.ray_watch is not None:
+            await self.ray_watch.close()
 
     # -- reading ------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -89,9 +90,9 @@ class RayScreen(SafScreen[None]):
                 if self.ctx.fleet is None:
                     raise RayError("no live cluster here (a replay): Ray's status comes from "
                                    "a live cockpit")
-                if self.watch is None:
-                    self.watch = RayWatch(self.ctx.fleet)
-                status = await self.watch.read()
+                if self.ray_watch is None:
+                    self.ray_watch = RayWatch(self.ctx.fleet)
+                status = await self.ray_watch.read()
             self.status, self.problem = status, None
         except RayError as exc:
             self.status, self.problem = None, exc.message

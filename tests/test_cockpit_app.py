@@ -316,6 +316,43 @@ async def test_signal_a_gpu_process_asks_then_sends_term():
         victim.wait()
 
 
+async def test_signal_a_gpu_process_asks_twice_then_sends_kill():
+    """KILL… asks again with the exact KILL command; only its Send KILL ends the process."""
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        recording = _with_pid(load_recording(FRAMES / "node-nvidia-2x-rtx4090.jsonl"),
+                              31337, victim.pid)
+        local = Node("gpu1", "localhost", connection="local")
+        fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
+        ctx = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
+                             theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
+        app = make_app(ctx, lambda emit: Replayer(recording, emit, instant=True))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await ready(pilot)
+            await pilot.press("enter")
+            await pilot.pause()
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.click("#kill")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmScreen)
+            assert app.screen.command == f"gpu1$ kill -KILL {victim.pid}"
+            await pilot.press("escape")
+            await app.workers.wait_for_complete()
+            assert victim.poll() is None
+            await pilot.press("s")
+            await pilot.pause()
+            await pilot.click("#kill")
+            await pilot.pause()
+            await pilot.click("#kill")
+            await app.workers.wait_for_complete()
+            assert victim.wait(timeout=10) == -9
+        await fleet.close()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 async def test_record_from_the_cockpit(tmp_path):
     app = cockpit("healthy-3-nodes.jsonl", until=10, record_dir=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -62,6 +62,8 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
             raise SafError("no password given (pass --password-stdin to read it from stdin)")
         return password
 
+    width = 0  # the longest node name, set by main() once the nodes are known
+
     def show(event: KeyPushed) -> None:
         if as_json:
             click.echo(json.dumps(event.to_json()))
@@ -81,7 +83,6 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
                        f"node{'s' if len(nodes) != 1 else ''}", err=True)
         return await push_keys(nodes, node_keys, ask_password, emit=show)  # type: ignore[arg-type]
 
-    width = 0
     results = common.run(main())
     if not as_json:
         counts = {o: sum(r.outcome == o for r in results) for o in _LABELS}

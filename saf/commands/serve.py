@@ -98,11 +98,11 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
 
         load_authorized_keys(authorized_keys or default_authorized_keys())
     _log_to_stderr()
-    options = {"ssh": {"authorized_keys": authorized_keys, "host_key": host_key,
-                       "max_sessions": max_sessions,
-                       "max_unauthenticated": max_unauthenticated,
-                       "max_per_source": max_per_source, "login_timeout": login_timeout},
-               "web": {"max_sessions": max_sessions, "names": web_hosts}}
+    options: dict[str, dict[str, object]] = {
+        "ssh": {"authorized_keys": authorized_keys, "host_key": host_key,
+                "max_sessions": max_sessions, "max_unauthenticated": max_unauthenticated,
+                "max_per_source": max_per_source, "login_timeout": login_timeout},
+        "web": {"max_sessions": max_sessions, "names": web_hosts}}
     common.run(_serve(inventory, wanted, options, readonly=readonly, interval=interval))
 
 

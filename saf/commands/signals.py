@@ -6,13 +6,19 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.commands import common
 from saf.errors import InventoryError
 from saf.inventory.model import Inventory
+
+if TYPE_CHECKING:  # imported where used, so `saf --help` does not load the signals package
+    from saf.signals.config import SignalsConfig
+    from saf.signals.endpoints import Endpoint
 
 DEMO_ENDPOINT = "tcp://127.0.0.1:5555"
 
@@ -28,7 +34,8 @@ def _maybe_inventory(ctx: click.Context) -> Inventory | None:
         raise
 
 
-def _setup(ctx: click.Context, endpoints: tuple[str, ...], ssh: bool):
+def _setup(ctx: click.Context, endpoints: tuple[str, ...],
+           ssh: bool) -> tuple[Inventory | None, SignalsConfig, list[Endpoint]]:
     from saf.signals.config import signals_config
     from saf.signals.endpoints import parse_endpoint
 
@@ -39,7 +46,7 @@ def _setup(ctx: click.Context, endpoints: tuple[str, ...], ssh: bool):
     return inv, config, parsed
 
 
-def _stopper(duration: float | None):
+def _stopper(duration: float | None) -> Callable[[], bool]:
     deadline = time.monotonic() + duration if duration else None
     return lambda: deadline is not None and time.monotonic() >= deadline
 

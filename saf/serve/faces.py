@@ -17,9 +17,9 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from saf.errors import SafError
 
@@ -69,7 +69,8 @@ def warn_if_beyond_loopback(bind: Bind, face: str) -> None:
                     "can try to connect", face, bind)
 
 
-Face = Callable[["Hub", Bind], Awaitable[None]]
+# A coroutine function, not any awaitable: `saf serve` runs each face as an asyncio task.
+Face = Callable[["Hub", Bind], Coroutine[Any, Any, None]]
 
 # option name -> "module:function" of its face. The metrics and web faces are added by their
 # own change.

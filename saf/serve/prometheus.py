@@ -19,7 +19,7 @@ keeps itself (samples and bad frames received) are always there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -189,7 +189,8 @@ class SafCollector(Collector):
         _put(out.gauge("saf_gpu_power_limit_watts", "GPU power limit", GPU), labels,
              gpu.power_limit)
 
-    def _nic(self, out: _Families, labels: list[str], nic: Any, raw: dict[str, Any]) -> None:
+    def _nic(self, out: _Families, labels: list[str], nic: Any,
+             raw: Mapping[str, object]) -> None:
         if nic.up is not None:
             out.gauge("saf_nic_up", "1 when the interface is up", NIC).add_metric(
                 labels, int(nic.up))
@@ -214,7 +215,8 @@ class SafCollector(Collector):
         _put(out.gauge("saf_nic_speed_bits_per_second", "The link's speed", NIC), labels,
              None if nic.speed is None else nic.speed * 1e6)
 
-    def _numa(self, out: _Families, labels: list[str], numa: Any, raw: dict[str, Any]) -> None:
+    def _numa(self, out: _Families, labels: list[str], numa: Any,
+              raw: Mapping[str, object]) -> None:
         _put(out.gauge("saf_numa_memory_used_bytes", "Memory in use on the NUMA node", NUMA),
              labels, numa.mem_used)
         _put(out.gauge("saf_numa_memory_total_bytes", "Memory of the NUMA node", NUMA),
