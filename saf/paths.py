@@ -5,7 +5,9 @@ Each can be moved with an environment variable, which the tests and the demo use
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,3 +43,20 @@ def open_private(path: Path, mode: str = "w", *, encoding: str | None = None) ->
     fd = os.open(path, flags, 0o600)
     os.fchmod(fd, 0o600)
     return os.fdopen(fd, mode, encoding=encoding)
+
+
+def replace_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """`path` holds `data` whole or not at all, whoever else writes it at the same moment:
+    written to a temporary file of this call's own (mkstemp, same folder) and renamed over it.
+    A temporary name shared by two writers lets one truncate what the other has just renamed
+    into place (a reader then sees a file of NUL bytes)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

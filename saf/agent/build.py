@@ -65,7 +65,5 @@ def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"agent-{digest}.pyz"
     if not path.exists() or path.read_bytes() != data:
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        paths.replace_atomically(path, data)  # other saf processes may build it right now
     return AgentBundle(path, digest, sha256)
