@@ -201,3 +201,40 @@ def test_every_mistake_says_the_key_what_it_must_be_and_what_was_written(
     with pytest.raises(ConfigError) as info:
         load_recipe(path)
     assert str(info.value) == f"{path}:{line}: {words}"
+
+
+STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from line 5
+
+
+@pytest.mark.parametrize("keys, line, words", [
+    ('run = "true"\nreadonly = "yes"', 6, "step 1: 'readonly' must be true or false, not 'yes'"),
+    ('kind = "shell"\nrun = " "', 6, "step 1: 'run' must be a non-empty string, not ' '"),
+    ('kind = "wait"\ncommand = "true"\ntries = "5"', 7,
+     "step 1: 'tries' must be a whole number from 1 to 100000, not '5'"),
+    ('kind = "wait"\ncommand = "true"\ninterval = 3601', 7,
+     "step 1: 'interval' must be a number from 0 to 3600, not 3601"),
+    ('kind = "wait"', 3, "step 1, a wait step has no command"),
+    ('kind = "upload"\nsrc = "a"\ndest = "b"\nmode = true', 8,
+     "step 1: 'mode' must be octal like \"0644\", not True"),
+    ('kind = "upload"\nsrc = "a"\ndest = "b"\nmode = "0999"', 8,
+     "step 1: 'mode' must be octal like \"0644\", not '0999'"),
+    ('kind = "upload"\nsrc = "a"\ndest = ["b"]', 7,
+     "step 1: 'dest' must be a non-empty string, not ['b']"),
+    ('kind = "apt"\npackages = 3', 6, "step 1: 'packages' must be a non-empty string, not 3"),
+    ('kind = "apt"\npackages = "jq"\nppa = "jq"', 7,
+     "step 1: 'ppa' must look like ppa:OWNER/NAME, not 'jq'"),
+    ('kind = "ray_stop"\ntemp_dir = ""', 6,
+     "step 1: 'temp_dir' must be a non-empty string, not ''"),
+    ('kind = "python_match"\nverify = 1', 6, "step 1: 'verify' must be true or false, not 1"),
+    ('kind = "python_match"\npython = 3.11', 6, "step 1: 'python' must be a string, not 3.11"),
+])
+def test_a_kinds_own_keys_are_checked_by_the_step_model(tmp_path: Path, keys: str, line: int,
+                                                        words: str) -> None:
+    """A kind declares its keys (its Params: type, range, default) and the step is decoded
+    with them, so a wrong value is worded like the step's own keys: file:line, the step,
+    the key, what it must be and what was written."""
+    path = tmp_path / "r.toml"
+    path.write_text(STEP + keys + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}:{line}: {words}"

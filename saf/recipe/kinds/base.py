@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
+import msgspec
+
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
@@ -123,16 +125,35 @@ class Outcome:
         return cls(StepStatus.FAILED, what, exit_status=result.exit_status, tail=result.tail())
 
 
+class KindParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A kind's own keys, declared once: each field's type, range (`Annotated[..., Meta(ge=,
+    le=)]`), choices (`Literal`) and default, with a comment saying what it is for. The
+    step's table is decoded with them (saf.recipe.schema.step_model), so a wrong value is
+    refused with the file's line, the step and the key before `parse` sees it. kw_only: a
+    required key may follow optional ones."""
+
+
 class Kind(abc.ABC):
-    """A built-in step kind. Subclasses set `name` and `keys` and register in kinds/__init__."""
+    """A built-in step kind. Subclasses set `name` and `Params` and register in
+    kinds/__init__."""
 
     name: ClassVar[str]
     keys: ClassVar[dict[str, str]]  # key -> one-line help, for errors and docs
+    Params: ClassVar[type[KindParams]]
 
     @classmethod
     @abc.abstractmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Kind:
-        """Build from the step's own keys (already limited to `keys`); raise fail(...)."""
+    def parse(cls, params: Any, fail: Fail) -> Kind:
+        """Build from the step's own keys, decoded as the kind's `Params` (their shape is
+        checked); raise fail(key, message) for what is not about shape."""
+
+    @classmethod
+    def from_keys(cls, keys: dict[str, Any], fail: Fail) -> Kind:
+        """Built from its own keys alone, outside a recipe (a recipe's steps are read by
+        saf.recipe.parse, whose errors name the file and line)."""
+        if not hasattr(cls, "Params"):  # a kind whose keys are not declared yet
+            return cls.parse(keys, fail)
+        return cls.parse(msgspec.convert(keys, cls.Params), fail)
 
     supports_become: ClassVar[bool] = True
     # A collective kind acts on the step's nodes as one (its nodes wait for each other), so
