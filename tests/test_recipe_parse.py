@@ -227,6 +227,22 @@ STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from l
      "step 1: 'temp_dir' must be a non-empty string, not ''"),
     ('kind = "python_match"\nverify = 1', 6, "step 1: 'verify' must be true or false, not 1"),
     ('kind = "python_match"\npython = 3.11', 6, "step 1: 'python' must be a string, not 3.11"),
+    ('kind = "nvidia-driver"\nheaders = ""', 6,
+     "step 1: 'headers' must be a non-empty string, not ''"),
+    ('kind = "nvidia-driver"\ndriver = "nvidia"', 6, "step 1: driver must be 'recommended', a "
+     "number like 570 or a package like nvidia-driver-570, not 'nvidia'"),
+    ('kind = "reboot"\nwait = 0', 6, "step 1: 'wait' must be a number from 1 to 7200, not 0"),
+    ('kind = "reboot"\nchecks = "flag, moon"', 6,
+     "step 1: unknown check 'moon' (checks: flag, secure-boot, module, cmdline)"),
+    ('kind = "gpu"\nvendor = "amd"', 6,
+     "step 1: 'vendor' must be one of apple, intel, nvidia, not 'amd'"),
+    ('kind = "gpu"\nvendor = "nvidia"\nagent = "no"', 7,
+     "step 1: 'agent' must be true or false, not 'no'"),
+    ('kind = "gpu"\nvendor = "nvidia"\nuser = "ai"', 7, "step 1: 'user' is for vendor 'intel'"),
+    ('kind = "sysctl"\nsettings = { "vm.swappiness" = true }', 6,
+     "step 1: 'settings'.'vm.swappiness' must be a string or a whole number, not True"),
+    ('kind = "sysctl"\nsettings = { "vm.swappiness" = 1 }\nfile = "/etc/x.conf"', 7,
+     "step 1: 'file' must be /etc/sysctl.d/NAME.conf"),
 ])
 def test_a_kinds_own_keys_are_checked_by_the_step_model(tmp_path: Path, keys: str, line: int,
                                                         words: str) -> None:
