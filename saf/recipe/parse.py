@@ -77,13 +77,6 @@ def _parse_vars(raw: dict[str, Any], source: Source) -> dict[str, Var]:
     return out
 
 
-def _legacy_model(kind: str, keys: tuple[str, ...]) -> Any:
-    import msgspec
-    own = msgspec.defstruct("Own", [(k, Any, None) for k in keys if k != "run"],
-                            forbid_unknown_fields=True, frozen=True, kw_only=True)
-    return step_model(kind, own)
-
-
 def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
     where = ("steps", index)
     kind_name = raw.get("kind", "shell" if "run" in raw else None)
@@ -94,15 +87,12 @@ def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
         raise source.fail(where + ("kind",), f"unknown kind {kind_name!r} (kinds: "
                           f"{', '.join(sorted(KINDS))})")
     kind_cls = KINDS[kind_name]
-    legacy = not hasattr(kind_cls, "Params")
-    table = decode(raw, _legacy_model(kind_name, tuple(kind_cls.keys)) if legacy
-                   else step_model(kind_name, kind_cls.Params), source.within(where))
+    table = decode(raw, step_model(kind_name, kind_cls.Params), source.within(where))
     if "run" in raw and kind_name != "shell":
         raise source.fail(where + ("run",), f"`run` belongs to shell steps, not kind "
                           f"{kind_name!r}")
     fail = lambda key, msg: source.fail(where + (key,), f"step {index + 1}: {msg}")  # noqa: E731
-    kind = kind_cls.parse({k: v for k, v in raw.items() if k in kind_cls.keys}, fail) \
-        if legacy else kind_cls.parse(own_params(table, kind_cls.Params), fail)
+    kind = kind_cls.parse(own_params(table, kind_cls.Params), fail)
     name = table.name or kind.describe()[:60] or f"step {index + 1}"
     if table.become and not kind_cls.supports_become:
         raise source.fail(where + ("become",), f"kind {kind_name!r} does not support become")
