@@ -221,6 +221,9 @@ STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from l
     ('kind = "upload"\nsrc = "a"\ndest = ["b"]', 7,
      "step 1: 'dest' must be a non-empty string, not ['b']"),
     ('kind = "apt"\npackages = 3', 6, "step 1: 'packages' must be a non-empty string, not 3"),
+    ('kind = "apt"\npkgs = "jq"', 6, "unknown key 'pkgs' in step 1, an apt step (known keys: "
+     "become, check, creates, delay, description, kind, name, on, on_failure, packages, ppa, "
+     "retries, run, serial, timeout)"),
     ('kind = "apt"\npackages = "jq"\nppa = "jq"', 7,
      "step 1: 'ppa' must look like ppa:OWNER/NAME, not 'jq'"),
     ('kind = "ray_stop"\ntemp_dir = ""', 6,

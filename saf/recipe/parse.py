@@ -40,8 +40,9 @@ def _table_name(data: Any) -> Any:
             steps = data.get("steps") if isinstance(data, dict) else None
             raw = steps[where[1]] if isinstance(steps, list) and where[1] < len(steps) else None
             kind = raw.get("kind", "shell") if isinstance(raw, dict) else None
-            return f"step {where[1] + 1}" + (f", a {kind} step" if isinstance(kind, str)
-                                               else "")
+            if not isinstance(kind, str):
+                return f"step {where[1] + 1}"
+            return f"step {where[1] + 1}, {'an' if kind[:1] in 'aeiou' else 'a'} {kind} step"
         return "[" + ".".join(map(str, where)) + "]"
     return name
 
