@@ -201,3 +201,73 @@ def test_every_mistake_says_the_key_what_it_must_be_and_what_was_written(
     with pytest.raises(ConfigError) as info:
         load_recipe(path)
     assert str(info.value) == f"{path}:{line}: {words}"
+
+
+STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from line 5
+
+
+@pytest.mark.parametrize("keys, line, words", [
+    ('run = "true"\nreadonly = "yes"', 6, "step 1: 'readonly' must be true or false, not 'yes'"),
+    ('kind = "shell"\nrun = " "', 6, "step 1: 'run' must be a non-empty string, not ' '"),
+    ('kind = "wait"\ncommand = "true"\ntries = "5"', 7,
+     "step 1: 'tries' must be a whole number from 1 to 100000, not '5'"),
+    ('kind = "wait"\ncommand = "true"\ninterval = 3601', 7,
+     "step 1: 'interval' must be a number from 0 to 3600, not 3601"),
+    ('kind = "wait"', 3, "step 1, a wait step has no command"),
+    ('kind = "upload"\nsrc = "a"\ndest = "b"\nmode = true', 8,
+     "step 1: 'mode' must be octal like \"0644\", not True"),
+    ('kind = "upload"\nsrc = "a"\ndest = "b"\nmode = "0999"', 8,
+     "step 1: 'mode' must be octal like \"0644\", not '0999'"),
+    ('kind = "upload"\nsrc = "a"\ndest = ["b"]', 7,
+     "step 1: 'dest' must be a non-empty string, not ['b']"),
+    ('kind = "apt"\npackages = 3', 6, "step 1: 'packages' must be a non-empty string, not 3"),
+    ('kind = "apt"\npkgs = "jq"', 6, "unknown key 'pkgs' in step 1, an apt step (known keys: "
+     "become, check, creates, delay, description, kind, name, on, on_failure, packages, ppa, "
+     "retries, run, serial, timeout)"),
+    ('kind = "apt"\npackages = "jq"\nppa = "jq"', 7,
+     "step 1: 'ppa' must look like ppa:OWNER/NAME, not 'jq'"),
+    ('kind = "ray_stop"\ntemp_dir = ""', 6,
+     "step 1: 'temp_dir' must be a non-empty string, not ''"),
+    ('kind = "python_match"\nverify = 1', 6, "step 1: 'verify' must be true or false, not 1"),
+    ('kind = "python_match"\npython = 3.11', 6, "step 1: 'python' must be a string, not 3.11"),
+    ('kind = "nvidia-driver"\nheaders = ""', 6,
+     "step 1: 'headers' must be a non-empty string, not ''"),
+    ('kind = "nvidia-driver"\ndriver = "nvidia"', 6, "step 1: driver must be 'recommended', a "
+     "number like 570 or a package like nvidia-driver-570, not 'nvidia'"),
+    ('kind = "reboot"\nwait = 0', 6, "step 1: 'wait' must be a number from 1 to 7200, not 0"),
+    ('kind = "reboot"\nchecks = "flag, moon"', 6,
+     "step 1: unknown check 'moon' (checks: flag, secure-boot, module, cmdline)"),
+    ('kind = "gpu"\nvendor = "amd"', 6,
+     "step 1: 'vendor' must be one of apple, intel, nvidia, not 'amd'"),
+    ('kind = "gpu"\nvendor = "nvidia"\nagent = "no"', 7,
+     "step 1: 'agent' must be true or false, not 'no'"),
+    ('kind = "gpu"\nvendor = "nvidia"\nuser = "ai"', 7, "step 1: 'user' is for vendor 'intel'"),
+    ('kind = "sysctl"\nsettings = { "vm.swappiness" = true }', 6,
+     "step 1: 'settings'.'vm.swappiness' must be a string or a whole number, not True"),
+    ('kind = "sysctl"\nsettings = { "vm.swappiness" = 1 }\nfile = "/etc/x.conf"', 7,
+     "step 1: 'file' must be /etc/sysctl.d/NAME.conf"),
+    ('kind = "mtu"\nmtu = " "', 6, "step 1: 'mtu' must be a value or a {var}, not ' '"),
+    ('kind = "mtu"\npersist = [true]', 6,
+     "step 1: 'persist' must be a value or a {var}, not [True]"),
+    ('kind = "serve"\nport = 8000', 3, "step 1, a serve step has no model"),
+    ('kind = "serve"\nmodel = "m"\nport = 8000\nargs = ["-v"]', 8,
+     "step 1: 'args' must be a value or a {var}, not ['-v']"),
+    ('kind = "net_test"\nstreams = true', 6,
+     "step 1: 'streams' must be a string or a number, not True"),
+    ('kind = "net_test"\nstreams = 0', 6,
+     "step 1: streams must be a whole number from 1 to 128, not 0"),
+    ('kind = "ray_start"\nport = 6380.5', 6,
+     "step 1: 'port' must be a string, a whole number or true/false, not 6380.5"),
+    ('kind = "ray_start"\njoin_timeout = 0', 6,
+     "step 1: 'join_timeout' must be a number from 1 to 3600, not 0"),
+])
+def test_a_kinds_own_keys_are_checked_by_the_step_model(tmp_path: Path, keys: str, line: int,
+                                                        words: str) -> None:
+    """A kind declares its keys (its Params: type, range, default) and the step is decoded
+    with them, so a wrong value is worded like the step's own keys: file:line, the step,
+    the key, what it must be and what was written."""
+    path = tmp_path / "r.toml"
+    path.write_text(STEP + keys + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}:{line}: {words}"

@@ -312,7 +312,6 @@ async def test_a_kind_that_breaks_fails_its_node_only(cluster, tmp_path: Path,
 
     class Fragile(Kind):
         name = "fragile"
-        keys = {}
 
         @classmethod
         def parse(cls, params, fail):

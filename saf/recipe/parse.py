@@ -3,8 +3,8 @@ line and what is wrong, raised before anything runs.
 
 The file's shape is declared in saf.recipe.schema and decoded by saf.config_model; what is
 not about shape (a step's kind, variable names, a default that fits its type, duplicate step
-names, keys a kind refuses) is checked here after decoding. A kind's own keys are still
-checked by the kind's `parse`.
+names, keys a kind refuses) is checked here after decoding. A kind's own keys are declared
+by the kind (its `Params`) and decoded with the step; its `parse` reads them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from saf.config_model import Source, decode
 from saf.recipe.kinds import KINDS
 from saf.recipe.model import Recipe, Step, Var
-from saf.recipe.schema import RecipeFile, VarTable, step_model
+from saf.recipe.schema import RecipeFile, VarTable, own_params, step_model
 from saf.recipe.values import GRAMMARS, value_problem
 from saf.tomlpos import TomlPositions, load_toml
 
@@ -40,8 +40,9 @@ def _table_name(data: Any) -> Any:
             steps = data.get("steps") if isinstance(data, dict) else None
             raw = steps[where[1]] if isinstance(steps, list) and where[1] < len(steps) else None
             kind = raw.get("kind", "shell") if isinstance(raw, dict) else None
-            return f"step {where[1] + 1}" + (f", a {kind} step" if isinstance(kind, str)
-                                               else "")
+            if not isinstance(kind, str):
+                return f"step {where[1] + 1}"
+            return f"step {where[1] + 1}, {'an' if kind[:1] in 'aeiou' else 'a'} {kind} step"
         return "[" + ".".join(map(str, where)) + "]"
     return name
 
@@ -87,12 +88,12 @@ def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
         raise source.fail(where + ("kind",), f"unknown kind {kind_name!r} (kinds: "
                           f"{', '.join(sorted(KINDS))})")
     kind_cls = KINDS[kind_name]
-    table = decode(raw, step_model(kind_name, tuple(kind_cls.keys)), source.within(where))
+    table = decode(raw, step_model(kind_name, kind_cls.Params), source.within(where))
     if "run" in raw and kind_name != "shell":
         raise source.fail(where + ("run",), f"`run` belongs to shell steps, not kind "
                           f"{kind_name!r}")
-    params = {k: v for k, v in raw.items() if k in kind_cls.keys}
-    kind = kind_cls.parse(params, lambda key, msg: source.fail(where + (key,), msg))
+    fail = lambda key, msg: source.fail(where + (key,), f"step {index + 1}: {msg}")  # noqa: E731
+    kind = kind_cls.parse(own_params(table, kind_cls.Params), fail)
     name = table.name or kind.describe()[:60] or f"step {index + 1}"
     if table.become and not kind_cls.supports_become:
         raise source.fail(where + ("become",), f"kind {kind_name!r} does not support become")

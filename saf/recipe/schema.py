@@ -1,15 +1,17 @@
 """The shape of a recipe file as a person writes it, declared once (decoded by
 saf.config_model): the top level, its variables, and the keys every step has. A step's own
-keys are its kind's (saf.recipe.kinds); `step_model` adds them to StepTable, so an unknown
-key is refused with the keys that step knows."""
+keys are its kind's `Params` (saf.recipe.kinds); `step_model` adds them to StepTable, so one
+decode checks a step whole and an unknown key is refused with the keys that step knows."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 from msgspec import Meta, Struct
+
+P = TypeVar("P", bound=Struct)
 
 Text = Annotated[str, Meta(min_length=1, pattern=r"\S")]
 Scalar = str | bool | int | float
@@ -55,9 +57,21 @@ class StepTable(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 @cache
-def step_model(kind: str, keys: tuple[str, ...]) -> type[StepTable]:
-    """StepTable with a kind's own keys (their values are the kind's to check: `parse`)."""
-    own = [(key, Any, None) for key in keys if key not in StepTable.__struct_fields__]
+def step_model(kind: str, params: type[Struct]) -> type[StepTable]:
+    """StepTable with a kind's own keys, its `params` Struct's fields (each with its type,
+    range and default; one of the same name, shell's `run`, replaces StepTable's). kw_only:
+    a kind's required key may follow the step's optional ones."""
+    own: list[tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(params):
+        default = f.default if f.default_factory is msgspec.NODEFAULT \
+            else msgspec.field(default_factory=f.default_factory)
+        own.append((f.name, f.type, default) if default is not msgspec.NODEFAULT
+                   else (f.name, f.type))  # type: ignore[arg-type]
     model = msgspec.defstruct(f"{kind.title().replace('_', '')}Step", own, bases=(StepTable,),
-                              forbid_unknown_fields=True, frozen=True)
+                              forbid_unknown_fields=True, frozen=True, kw_only=True)
     return cast(type[StepTable], model)
+
+
+def own_params(table: StepTable, params: type[P]) -> P:
+    """A kind's own keys out of its decoded step (step_model's), as its `params` Struct."""
+    return params(**{name: getattr(table, name) for name in params.__struct_fields__})

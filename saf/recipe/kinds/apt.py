@@ -8,11 +8,11 @@ missing. Nothing missing: `skipped`. Run it with `become = true`.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from saf.recipe.facts import ROOT
 from saf.recipe.facts.dpkg import QUERY, installed
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, StepFailed, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, StepFailed
+from saf.recipe.schema import Text
 from saf.recipe.values import value_problem
 from saf.shell import join, quote
 
@@ -39,22 +39,26 @@ def install_commands(missing: list[str], ppa: str | None) -> list[str]:
     return commands
 
 
+class AptParams(KindParams):
+    packages: Text  # space-separated package names
+    ppa: Text | None = None  # a Launchpad PPA they come from (ppa:OWNER/NAME), added if missing
+
+
 class Apt(Kind):
     name = "apt"
     forms = {"packages": "packages", "ppa": "ppa"}
-    keys = {"packages": "space-separated package names",
-            "ppa": "a Launchpad PPA they come from (ppa:OWNER/NAME), added when missing"}
+    Params = AptParams
 
     def __init__(self, packages: str, ppa: str | None) -> None:
         self.packages = packages
         self.ppa = ppa
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Apt:
-        ppa = text(params, "ppa", fail)
+    def parse(cls, params: AptParams, fail: Fail) -> Apt:
+        ppa = params.ppa
         if ppa is not None and "{" not in ppa and not _PPA.fullmatch(ppa):
             raise fail("ppa", f"'ppa' must look like ppa:OWNER/NAME, not {ppa!r}")
-        return cls(text(params, "packages", fail, required=True) or "", ppa)
+        return cls(params.packages, ppa)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("packages", self.packages)] + ([("ppa", self.ppa)] if self.ppa else [])

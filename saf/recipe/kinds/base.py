@@ -13,14 +13,17 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+
+import msgspec
+from msgspec import Meta
 
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult
 from saf.errors import ConfigError
 from saf.inventory.model import Inventory, Node
-from saf.numbers import number_problem
 from saf.recipe.events import StepStatus
+from saf.recipe.schema import Text
 
 if TYPE_CHECKING:
     from saf.fleet import Fleet
@@ -123,16 +126,44 @@ class Outcome:
         return cls(StepStatus.FAILED, what, exit_status=result.exit_status, tail=result.tail())
 
 
+class KindParams(msgspec.Struct, forbid_unknown_fields=True):
+    """A kind's own keys, declared once: each field's type, range (`Annotated[..., Meta(ge=,
+    le=)]`), choices (`Literal`) and default, with a comment saying what it is for. The
+    step's table is decoded with them (saf.recipe.schema.step_model), so a wrong value is
+    refused with the file's line, the step and the key before `parse` sees it."""
+
+
+# A key whose value is checked as text once its {placeholders} are put in (its form, in
+# saf.recipe.values), written as a string, a number or true/false: `written` reads it back
+# as the text it stands for.
+Value = Annotated[Text | int | float | bool, Meta(description="a value or a {var}")]
+
+
+def written(value: str | int | float | bool) -> str:
+    """A Value as text: TOML's true/false as written, a number as Python prints it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class Kind(abc.ABC):
-    """A built-in step kind. Subclasses set `name` and `keys` and register in kinds/__init__."""
+    """A built-in step kind. Subclasses set `name` and `Params` and register in
+    kinds/__init__."""
 
     name: ClassVar[str]
-    keys: ClassVar[dict[str, str]]  # key -> one-line help, for errors and docs
+    Params: ClassVar[type[KindParams]] = KindParams  # its own keys; none unless declared
 
     @classmethod
     @abc.abstractmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Kind:
-        """Build from the step's own keys (already limited to `keys`); raise fail(...)."""
+    def parse(cls, params: Any, fail: Fail) -> Kind:
+        """Build from the step's own keys, decoded as the kind's `Params` (their shape is
+        checked); raise fail(key, message) for what is not about shape."""
+
+    @classmethod
+    def from_keys(cls, keys: dict[str, Any], fail: Fail) -> Kind:
+        """Built from its own keys alone, outside a recipe (a recipe's steps are read by
+        saf.recipe.parse, whose errors name the file and line)."""
+        return cls.parse(msgspec.convert(keys, cls.Params), fail)
 
     supports_become: ClassVar[bool] = True
     # A collective kind acts on the step's nodes as one (its nodes wait for each other), so
@@ -141,7 +172,7 @@ class Kind(abc.ABC):
 
     # Each field that takes placeholders, and its form (saf.recipe.values): "command" for
     # shell, whose substituted values are quoted, or the grammar its value must fit. Every
-    # key `templates()` returns is here (tests/test_recipe_values.py checks it), and
+    # key `templates()` returns is here (tests/test_recipe_hostile_fields.py checks it), and
     # prepare checks every field on every node against it before anything runs.
     forms: ClassVar[dict[str, str]] = {}
 
@@ -168,23 +199,3 @@ class Kind(abc.ABC):
     @abc.abstractmethod
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome: ...
 
-
-def text(params: dict[str, Any], key: str, fail: Fail, *, required: bool = False,
-         default: str | None = None) -> str | None:
-    value = params.get(key)
-    if value is None:
-        if required:
-            raise fail(key, f"missing required key {key!r}")
-        return default
-    if not isinstance(value, str) or not value.strip():
-        raise fail(key, f"{key!r} must be a non-empty string")
-    return value
-
-
-def number(params: dict[str, Any], key: str, fail: Fail, *, default: float,
-           minimum: float = 0, maximum: float, integer: bool = False) -> float:
-    value = params.get(key, default)
-    problem = number_problem(value, low=minimum, high=maximum, integer=integer)
-    if problem:
-        raise fail(key, f"{key!r} {problem}")
-    return value

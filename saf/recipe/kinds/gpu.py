@@ -18,17 +18,19 @@ not seen yet is what the steps before would change ("would change: not yet ...")
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Literal, get_args
 
 from saf.agent import deploy
 from saf.agent.build import build
 from saf.recipe.facts import apple, intel, nvidia
 from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
 from saf.shell import quote
 
-VENDORS = ("nvidia", "intel", "apple")
+Vendor = Literal["nvidia", "intel", "apple"]
+VENDORS: tuple[str, ...] = get_args(Vendor)
 MLX_PROBE = "import mlx.core as mx; print(mx.default_device())"
 
 
@@ -50,14 +52,18 @@ def agent_nvml(output: str) -> tuple[bool, str]:
     return False, "the agent did not start (no hello frame): " + " ".join(output.split())[:200]
 
 
+class GpuParams(KindParams):
+    vendor: Vendor
+    expect: Text | None = None  # a word the GPU's name must contain (e.g. 3090, A770)
+    user: Text | None = None  # intel: run clinfo as this user in a fresh login (needs become)
+    python: Text | None = None  # apple: a Python in which MLX must import and see the GPU
+    agent: bool = True  # nvidia: also ask saf's agent whether NVML answers
+
+
 class Gpu(Kind):
     name = "gpu"
     forms = {"expect": "line", "user": "user", "python": COMMAND}
-    keys = {"vendor": "nvidia, intel or apple",
-            "expect": "a word the GPU's name must contain (e.g. 3090, A770)",
-            "user": "intel: run clinfo as this user in a fresh login (needs become)",
-            "python": "apple: a Python in which MLX must import and see the GPU",
-            "agent": "nvidia: \"true\" (default) also asks saf's agent whether NVML answers"}
+    Params = GpuParams
 
     def __init__(self, vendor: str, expect: str | None, user: str | None,
                  python: str | None, agent: bool) -> None:
@@ -68,18 +74,13 @@ class Gpu(Kind):
         self.agent = agent
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Gpu:
-        vendor = text(params, "vendor", fail, required=True) or ""
-        if vendor not in VENDORS:
-            raise fail("vendor", f"'vendor' must be one of {', '.join(VENDORS)}, not {vendor!r}")
-        agent = params.get("agent", True)
-        if not isinstance(agent, bool):
-            raise fail("agent", "'agent' must be true or false")
+    def parse(cls, params: GpuParams, fail: Fail) -> Gpu:
+        vendor = params.vendor
         for key, only in (("user", "intel"), ("python", "apple")):
-            if key in params and vendor != only:
+            if getattr(params, key) is not None and vendor != only:
                 raise fail(key, f"{key!r} is for vendor {only!r}")
-        return cls(vendor, text(params, "expect", fail), text(params, "user", fail),
-                   text(params, "python", fail), agent and vendor == "nvidia")
+        return cls(vendor, params.expect, params.user, params.python,
+                   params.agent and vendor == "nvidia")
 
     def templates(self) -> list[tuple[str, str]]:
         return [(k, v) for k, v in (("expect", self.expect), ("user", self.user),

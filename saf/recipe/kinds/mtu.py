@@ -26,7 +26,9 @@ from saf.jumbo.iface import FactError
 from saf.jumbo.rendezvous import Missing, Rendezvous
 from saf.numbers import number_problem
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import (Fail, Kind, StepFailed, Outcome, Plan, StepContext, text)
+from saf.recipe.kinds.base import (Fail, Kind, KindParams, StepFailed, Outcome, Plan,
+                                   StepContext, Value, written)
+from saf.recipe.schema import Text
 
 # How long the nodes wait for each other's facts (a node that cannot be reached fails first,
 # by its connect timeout).
@@ -86,16 +88,20 @@ _CHECKS: dict[str, Any] = {"mtu": _mtu_value, "confirm_within": _seconds,
                            "persist": _flag}
 
 
+class MtuParams(KindParams):
+    # mtu, confirm_within and persist may be {vars}; parse checks a literal one (_CHECKS).
+    mtu: Value = "9000"  # the MTU to set
+    interface: Text | None = None  # default: the one carrying the node's cluster address
+    media: Text | None = None  # macOS: the media to select too, e.g. "10Gbase-T <full-duplex>"
+    confirm_within: Value = "30"  # seconds before the armed revert fires
+    persist: Value = "true"  # keep the MTU over a reboot through netplan or NetworkManager
+
+
 class Mtu(Kind):
     name = "mtu"
     forms = {"mtu": "count", "confirm_within": "number", "persist": "bool",
              "interface": "interface", "media": "line"}
-    keys = {"mtu": "the MTU to set (default 9000)",
-            "interface": "the interface (default: the one carrying the node's cluster address)",
-            "media": "macOS: the media to select too, e.g. \"10Gbase-T <full-duplex>\"",
-            "confirm_within": "seconds before the armed revert fires (default 30)",
-            "persist": "keep the MTU over a reboot through netplan or NetworkManager "
-                       "(default true)"}
+    Params = MtuParams
     collective = True
 
     def __init__(self, mtu: str, interface: str | None, media: str | None,
@@ -107,24 +113,18 @@ class Mtu(Kind):
         self.persist = persist
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Mtu:
+    def parse(cls, params: MtuParams, fail: Fail) -> Mtu:
         values: dict[str, str] = {}
-        for key, default in (("mtu", "9000"), ("confirm_within", "30"), ("persist", "true")):
-            raw = params.get(key, default)
-            if isinstance(raw, bool):
-                raw = "true" if raw else "false"
-            elif isinstance(raw, (int, float)):
-                raw = str(raw)
-            if not isinstance(raw, str) or not raw.strip():
-                raise fail(key, f"{key!r} must be a value or a {{var}}")
+        for key in ("mtu", "confirm_within", "persist"):
+            raw = written(getattr(params, key))
             if "{" not in raw:
                 try:
                     _CHECKS[key](raw)
                 except StepFailed as exc:
                     raise fail(key, str(exc)) from None
             values[key] = raw
-        return cls(values["mtu"], text(params, "interface", fail), text(params, "media", fail),
-                   values["confirm_within"], values["persist"])
+        return cls(values["mtu"], params.interface, params.media, values["confirm_within"],
+                   values["persist"])
 
     def templates(self) -> list[tuple[str, str]]:
         out = [("mtu", self.mtu), ("confirm_within", self.confirm_within),

@@ -9,7 +9,9 @@ line rate, retransmits) are in the run's output and the saved result.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from saf.inventory.model import Node
 from saf.format import fmt_gbps, fmt_link, fmt_percent
@@ -17,32 +19,35 @@ from saf.net import store
 from saf.net.results import NetResult
 from saf.net.engine import NetOptions, new_result, run_net_test, schedule_line
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 
 DEFAULTS = {"pairs": "all", "streams": "4", "duration": "5", "warmup": "1", "tool": "saf"}
+# Each key may be a {var} (`streams = "{streams}"`), so each is text or a number here; what it
+# must be (NetOptions.problem) is checked by parse when none is a {var}, else when it runs.
+Word = Annotated[str | int | float, Meta(description="a string or a number")]
+
+
+class NetTestParams(KindParams):
+    pairs: Word = DEFAULTS["pairs"]  # all (every pair) or star (the head with each other node)
+    streams: Word = DEFAULTS["streams"]  # parallel streams of the second test (the first: 1)
+    duration: Word = DEFAULTS["duration"]  # counted seconds per test and direction
+    warmup: Word = DEFAULTS["warmup"]  # uncounted seconds before each test
+    tool: Word = DEFAULTS["tool"]  # saf (the agent's tester) or iperf3 (where both ends have it)
 
 
 class NetTest(Kind):
     name = "net_test"
     forms = {"pairs": "word", "streams": "word", "duration": "word", "warmup": "word",
              "tool": "word"}
-    keys = {"pairs": "all (every pair) or star (the head with each other node); default all",
-            "streams": "parallel streams of the second test (the first has 1); default 4",
-            "duration": "counted seconds per test and direction; default 5",
-            "warmup": "uncounted seconds before each test; default 1",
-            "tool": "saf (the agent's tester) or iperf3 (where both ends have it); default saf"}
+    Params = NetTestParams
     supports_become = False
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> NetTest:
-        values = dict(DEFAULTS)
-        for key, value in params.items():
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise fail(key, f"{key!r} must be a string or a number")
-            values[key] = str(value)
+    def parse(cls, params: NetTestParams, fail: Fail) -> NetTest:
+        values = {key: str(getattr(params, key)) for key in DEFAULTS}
         if not any("{" in v for v in values.values()):
             problem = _options(values)[1]
             if problem:

@@ -11,38 +11,43 @@ every later one skip it with that reason.
 
 from __future__ import annotations
 
-from typing import Any
 
 from saf.recipe.facts import flag
 from saf.recipe.facts.dpkg import QUERY, installed
 from saf.recipe.facts.nvidia import PCI_SCRIPT, driver_package, has_nvidia, recommended_driver
 from saf.recipe.kinds.apt import install_commands
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, StepFailed, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, StepFailed
+from saf.recipe.schema import Text
 
 _KERNEL = "saf-kernel "
 _UBUNTU_DRIVERS = "saf-ubuntu-drivers"
 
 
+class NvidiaDriverParams(KindParams):
+    # "recommended" (ubuntu-drivers decides), a number like 570, or a package like
+    # nvidia-driver-570-open: its form is checked by parse (driver_package).
+    driver: Text = "recommended"
+    headers: Text = "true"  # "true" also installs linux-headers for the running kernel
+
+
 class NvidiaDriver(Kind):
     name = "nvidia-driver"
     forms = {"driver": "package", "headers": "bool"}
-    keys = {"driver": "\"recommended\" (ubuntu-drivers decides), a number like 570, or a "
-                      "package like nvidia-driver-570-open",
-            "headers": "\"true\" (default) also installs linux-headers for the running kernel"}
+    Params = NvidiaDriverParams
 
     def __init__(self, driver: str, headers: str) -> None:
         self.driver = driver
         self.headers = headers
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> NvidiaDriver:
-        driver = text(params, "driver", fail, default="recommended") or "recommended"
+    def parse(cls, params: NvidiaDriverParams, fail: Fail) -> NvidiaDriver:
+        driver = params.driver
         if "{" not in driver:
             try:
                 driver_package(driver)
             except ValueError as exc:
                 raise fail("driver", str(exc)) from None
-        return cls(driver, text(params, "headers", fail, default="true") or "true")
+        return cls(driver, params.headers)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("driver", self.driver), ("headers", self.headers)]

@@ -20,7 +20,7 @@ from saf.ray.facts import NodeFacts
 from saf.ray.node_call import node_facts
 from saf.ray.session import connector_run
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 
 FALLBACK = "python3"
 
@@ -44,16 +44,20 @@ async def _gather(fleet: Fleet, nodes: list[Node]) -> dict[str, NodeFacts | str]
     return out
 
 
+class PythonMatchParams(KindParams):
+    # Each "" means the default, found on the nodes; each may hold {placeholders}.
+    python: str = ""  # the Python every node must run, X.Y.Z (default: the head's)
+    ray: str = ""  # the Ray version (default: the head's)
+    tool: str = ""  # pyenv or uv to get the Python (default: pyenv where the node has it)
+    venv: str = ""  # where a node's venv goes when its inventory python is not one
+    packages: str = ""  # more packages to pip install beside ray[default]
+    verify: bool = False  # true: only check that every node matches
+
+
 class PythonMatch(Kind):
     name = "python_match"
     forms = {"python": "word", "ray": "word", "tool": "word", "venv": "path", "packages": "pip"}
-    keys = {"python": "the Python every node must run, X.Y.Z (default: the head's)",
-            "ray": "the Ray version (default: the head's)",
-            "tool": "pyenv or uv to get the Python (default: pyenv where the node has it, "
-                    "else uv)",
-            "venv": "where a node's venv goes when its inventory python is not one",
-            "packages": "more packages to pip install beside ray[default]",
-            "verify": "true: only check that every node matches"}
+    Params = PythonMatchParams
     supports_become = False
 
     def __init__(self, params: dict[str, str], verify: bool) -> None:
@@ -61,17 +65,10 @@ class PythonMatch(Kind):
         self.verify = verify
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> PythonMatch:
-        out: dict[str, str] = {}
-        for key in ("python", "ray", "tool", "venv", "packages"):
-            value = params.get(key, "")
-            if not isinstance(value, str):
-                raise fail(key, f"{key!r} must be a string")
-            out[key] = value
-        verify = params.get("verify", False)
-        if not isinstance(verify, bool):
-            raise fail("verify", "'verify' must be true or false")
-        return cls(out, verify)
+    def parse(cls, params: PythonMatchParams, fail: Fail) -> PythonMatch:
+        out = {key: getattr(params, key) for key in ("python", "ray", "tool", "venv",
+                                                     "packages")}
+        return cls(out, params.verify)
 
     def templates(self) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.params.items() if v]

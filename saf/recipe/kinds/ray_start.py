@@ -30,7 +30,9 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
@@ -42,7 +44,7 @@ from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.numbers import parse_port
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, written
 
 # Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
 _ERROR_LINE = re.compile(r"^\[[0-9-]+ [0-9:,]+ [ECF] \d+ \d+\]")
@@ -142,17 +144,26 @@ def totals(status: RayStatus) -> str:
             f"{status.total('CPU'):g} CPUs, {gpus:g} GPUs, {fmt_bytes(status.memory)} memory")
 
 
+# Each may be a {var}; its form (`forms`) is checked on every node once put in.
+Word = Annotated[str | int | bool, Meta(description="a string, a whole number or true/false")]
+
+
+class RayStartParams(KindParams):
+    port: Word = str(rc.DEFAULT_PORT)  # the head's GCS port (6380: 6379 is Redis's)
+    # Where the dashboard listens ("": loopback on one machine, the head's cluster address on
+    # several).
+    dashboard_host: Word = ""
+    dashboard_port: Word = str(rc.DEFAULT_DASHBOARD_PORT)  # the dashboard's port
+    temp_dir: Word = rc.DEFAULT_TEMP_DIR  # Ray's temp folder on every node
+    restart: Word = "false"  # true: restart nodes that run with other settings
+    join_timeout: Annotated[float, Meta(ge=1, le=3600)] = 90  # seconds to show ALIVE
+
+
 class RayStart(Kind):
     name = "ray_start"
     forms = {"port": "port", "dashboard_host": "host", "dashboard_port": "port",
              "temp_dir": "path", "restart": "bool"}
-    keys = {"port": "the head's GCS port (default 6380: 6379 is Redis's)",
-            "dashboard_host": "where the dashboard listens (default: loopback on one machine, "
-                              "the head's cluster address on several)",
-            "dashboard_port": "the dashboard's port (default 8265)",
-            "temp_dir": "Ray's temp folder on every node (default /tmp/ray)",
-            "restart": "true: restart nodes that run with other settings",
-            "join_timeout": "seconds a node may take to show ALIVE (default 90)"}
+    Params = RayStartParams
     supports_become = False
 
     def __init__(self, port: str, dashboard_host: str, dashboard_port: str, temp_dir: str,
@@ -165,21 +176,10 @@ class RayStart(Kind):
         self.join_timeout = join_timeout
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> RayStart:
-        def value(key: str, default: str) -> str:
-            raw = params.get(key, default)
-            if isinstance(raw, bool):
-                return "true" if raw else "false"
-            if isinstance(raw, int):
-                return str(raw)
-            if not isinstance(raw, str):
-                raise fail(key, f"{key!r} must be a string or a number")
-            return raw
-        return cls(value("port", str(rc.DEFAULT_PORT)), value("dashboard_host", ""),
-                   value("dashboard_port", str(rc.DEFAULT_DASHBOARD_PORT)),
-                   value("temp_dir", rc.DEFAULT_TEMP_DIR), value("restart", "false"),
-                   float(number(params, "join_timeout", fail, default=90, minimum=1,
-                                maximum=3600)))
+    def parse(cls, params: RayStartParams, fail: Fail) -> RayStart:
+        return cls(written(params.port), written(params.dashboard_host),
+                   written(params.dashboard_port), written(params.temp_dir),
+                   written(params.restart), float(params.join_timeout))
 
     def templates(self) -> list[tuple[str, str]]:
         return [("port", self.port), ("dashboard_host", self.dashboard_host),

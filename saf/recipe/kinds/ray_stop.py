@@ -10,7 +10,6 @@ them all). SIGTERM first, SIGKILL after a grace of a few seconds."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from saf.errors import RayError
 from saf.format import fmt_some
@@ -18,24 +17,26 @@ from saf.ray import command as rc
 from saf.ray.answers import Stopped
 from saf.ray.node_call import call, node_facts
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
+
+
+class RayStopParams(KindParams):
+    temp_dir: Text = rc.DEFAULT_TEMP_DIR  # Ray's temp folder on the nodes
 
 
 class RayStop(Kind):
     name = "ray_stop"
     forms = {"temp_dir": "path"}
-    keys = {"temp_dir": "Ray's temp folder on the nodes (default /tmp/ray)"}
+    Params = RayStopParams
     supports_become = False
 
     def __init__(self, temp_dir: str) -> None:
         self.temp_dir = temp_dir
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> RayStop:
-        raw = params.get("temp_dir", rc.DEFAULT_TEMP_DIR)
-        if not isinstance(raw, str) or not raw.strip():
-            raise fail("temp_dir", "'temp_dir' must be a non-empty string")
-        return cls(raw)
+    def parse(cls, params: RayStopParams, fail: Fail) -> RayStop:
+        return cls(params.temp_dir)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("temp_dir", self.temp_dir)]

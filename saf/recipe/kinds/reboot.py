@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Annotated
+
+from msgspec import Meta
 
 from saf.connect.backoff import Backoff
 from saf.errors import ConnectError
@@ -20,24 +22,29 @@ from saf.recipe.facts import flag
 from saf.recipe.facts.reboot import BOOT_ID, CHECKS, Reason, reasons, script
 from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
 
 
 def _said(found: list[Reason]) -> str:
     return "; ".join(r.line() for r in found)
 
 
+class RebootParams(KindParams):
+    allow: Text = "false"  # "true" reboots the node when it needs it ("false": say so, stop)
+    module: Text | None = None  # a kernel module that must load (e.g. nvidia)
+    cmdline: Text = ""  # kernel arguments the running kernel must have (e.g. isolcpus=2-7)
+    command: Text = "systemctl reboot"  # how to reboot
+    wait: Annotated[float, Meta(ge=1, le=7200)] = 900  # seconds for the node to come back
+    hint: Text = "allow = true"  # how to allow the reboot, said in the message
+    # Which reasons count, of CHECKS, separated by spaces or commas (default: all).
+    checks: Text | None = None
+
+
 class Reboot(Kind):
     name = "reboot"
     forms = {"allow": "bool", "command": COMMAND, "cmdline": "cmdline", "module": "module"}
-    keys = {"allow": "\"true\" reboots the node when it needs it (default \"false\": say so "
-                     "and stop)",
-            "module": "a kernel module that must load (e.g. nvidia)",
-            "cmdline": "kernel arguments the running kernel must have (e.g. isolcpus=2-7)",
-            "command": "how to reboot (default \"systemctl reboot\")",
-            "wait": "seconds to wait for the node to come back (default 900)",
-            "hint": "how to allow the reboot, said in the message (e.g. --var reboot=true)",
-            "checks": "which reasons count, of: " + ", ".join(CHECKS) + " (default: all)"}
+    Params = RebootParams
 
     def __init__(self, allow: str, module: str | None, cmdline: str, command: str,
                  wait: float, hint: str, checks: tuple[str, ...] = CHECKS) -> None:
@@ -50,18 +57,13 @@ class Reboot(Kind):
         self.checks = checks
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Reboot:
-        checks = tuple((text(params, "checks", fail) or " ".join(CHECKS)).replace(",", " ")
-                       .split())
+    def parse(cls, params: RebootParams, fail: Fail) -> Reboot:
+        checks = tuple((params.checks or " ".join(CHECKS)).replace(",", " ").split())
         unknown = [c for c in checks if c not in CHECKS]
         if unknown:
             raise fail("checks", f"unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})")
-        return cls(text(params, "allow", fail, default="false") or "false",
-                   text(params, "module", fail),
-                   text(params, "cmdline", fail, default="") or "",
-                   text(params, "command", fail, default="systemctl reboot") or "",
-                   float(number(params, "wait", fail, default=900, minimum=1, maximum=7200)),
-                   text(params, "hint", fail, default="allow = true") or "", checks)
+        return cls(params.allow, params.module, params.cmdline, params.command,
+                   float(params.wait), params.hint, checks)
 
     def templates(self) -> list[tuple[str, str]]:
         out = [("allow", self.allow), ("command", self.command), ("cmdline", self.cmdline)]

@@ -8,12 +8,11 @@ saf.inference.node.start_server) and waits for readiness, failing with the log's
 
 from __future__ import annotations
 
-from typing import Any
-
 from saf.shell import join
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, \
+    written
 from saf.inference.engines import CHOICES, ServeSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
 
@@ -25,40 +24,35 @@ class ServeStepError(Exception):
     """A value of the step is wrong for this node (e.g. a port that is not a number)."""
 
 
+class ServeParams(KindParams, kw_only=True):  # kw_only: engine first
+    # Each may be a {var}; its form is checked on each node (_spec), once put in.
+    engine: Value = "auto"  # which server: CHOICES
+    model: Value  # a model id or folder (vLLM, MLX), a GGUF file (llama.cpp)
+    port: Value  # the port it listens on
+    host: Value | None = None  # the address it listens on (default 127.0.0.1)
+    tensor_parallel: Value | None = None  # vLLM's --tensor-parallel-size (default 1)
+    ray: Value | None = None  # vLLM across the nodes of a Ray cluster (default false)
+    bin: Value | None = None  # a folder holding the engine's program (default: PATH)
+    args: Value | None = None  # more arguments for the server, as one string
+    ready_timeout: Value | None = None  # seconds to wait until it answers (default 600)
+
+
 class Serve(Kind):
     name = "serve"
     supports_become = False  # a server runs as the login user, with its log in their home
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
              "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
              "ready_timeout": "number"}
-    keys = {"engine": f"which server: {', '.join(CHOICES)} (default auto)",
-            "model": "what to serve: a model id or folder (vLLM, MLX), a GGUF file (llama.cpp)",
-            "port": "the port it listens on",
-            "host": "the address it listens on (default 127.0.0.1)",
-            "tensor_parallel": "vLLM's --tensor-parallel-size (default 1)",
-            "ray": "vLLM across the nodes of a Ray cluster: true or false (default false)",
-            "bin": "a folder holding the engine's program, e.g. ~/.saf/venv/bin (default: PATH)",
-            "args": "more arguments for the server, as one string",
-            "ready_timeout": "seconds to wait until it answers (default 600)"}
+    Params = ServeParams
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Serve:
-        values = {}
-        for key in cls.keys:
-            value = params.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                value = str(value)
-            if isinstance(value, bool):
-                value = "true" if value else "false"
-            if value is not None:
-                values[key] = text({key: value}, key, fail) or ""
-        for key in ("model", "port"):
-            if key not in values:
-                raise fail(key, f"missing required key {key!r}")
-        values.setdefault("engine", "auto")
+    def parse(cls, params: ServeParams, fail: Fail) -> Serve:
+        # Only the keys written (and engine): _spec reads a missing one as its default.
+        values = {key: written(value) for key in params.__struct_fields__
+                  if (value := getattr(params, key)) is not None}
         return cls(values)
 
     def templates(self) -> list[tuple[str, str]]:

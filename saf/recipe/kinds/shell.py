@@ -4,29 +4,30 @@ runs under --check too (it is itself the check)."""
 
 from __future__ import annotations
 
-from typing import Any
 
 from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
+
+
+class ShellParams(KindParams):
+    run: Text  # the shell command (POSIX sh on the node)
+    readonly: bool = False  # true: the command only reads (runs under --check too, ends ok)
 
 
 class Shell(Kind):
     name = "shell"
     forms = {"run": COMMAND}
-    keys = {"run": "the shell command (POSIX sh on the node)",
-            "readonly": "true: the command only reads (runs under --check too, ends ok)"}
+    Params = ShellParams
 
     def __init__(self, command: str, readonly: bool = False) -> None:
         self.command = command
         self.readonly = readonly
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Shell:
-        readonly = params.get("readonly", False)
-        if not isinstance(readonly, bool):
-            raise fail("readonly", "'readonly' must be true or false")
-        return cls(text(params, "run", fail, required=True) or "", readonly)
+    def parse(cls, params: ShellParams, fail: Fail) -> Shell:
+        return cls(params.run, params.readonly)
 
     def read_only(self) -> bool:
         return self.readonly

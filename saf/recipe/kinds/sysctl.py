@@ -14,10 +14,13 @@ node whose system has none is skipped.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated
+
+from msgspec import Meta
 
 from saf.recipe.facts import ROOT
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, StepFailed, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, StepFailed
+from saf.recipe.schema import Text
 from saf.shell import quote
 
 _KEY = re.compile(r"[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+")
@@ -35,12 +38,22 @@ def parse_sysctl(output: str) -> dict[str, str]:
     return values
 
 
+SysctlValue = Annotated[str | int, Meta(description="a string or a whole number")]
+
+
+class SysctlParams(KindParams):
+    # sysctl keys and their values (Linux); may be left out when macos is given. The keys'
+    # form is checked by parse.
+    settings: dict[str, SysctlValue] | None = None
+    # The file under /etc/sysctl.d that keeps them across reboots.
+    file: Text = "/etc/sysctl.d/90-saf.conf"
+    macos: dict[str, SysctlValue] | None = None  # keys and values for macOS nodes (set live)
+
+
 class Sysctl(Kind):
     name = "sysctl"
     forms = {"settings": "line", "macos": "line"}
-    keys = {"settings": "a table of sysctl keys and their values (Linux)",
-            "file": "the file under /etc/sysctl.d that keeps them across reboots",
-            "macos": "a table of sysctl keys and values for macOS nodes (set live)"}
+    Params = SysctlParams
 
     def __init__(self, settings: dict[str, str], file: str,
                  macos: dict[str, str] | None = None) -> None:
@@ -49,23 +62,19 @@ class Sysctl(Kind):
         self.macos = macos or {}
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Sysctl:
+    def parse(cls, params: SysctlParams, fail: Fail) -> Sysctl:
         tables: dict[str, dict[str, str]] = {}
         for name in ("settings", "macos"):
-            table = params.get(name)
-            if table is None and (name == "macos" or "macos" in params):
+            table = getattr(params, name)
+            if table is None and (name == "macos" or params.macos is not None):
                 continue
-            if not isinstance(table, dict) or not table:
+            if not table:
                 raise fail(name, f"{name!r} must be a table like {{ \"vm.swappiness\" = 10 }}")
-            clean = {}
-            for key, value in table.items():
+            for key in table:
                 if not _KEY.fullmatch(key):
                     raise fail(name, f"{key!r} is not a sysctl key")
-                if isinstance(value, bool) or not isinstance(value, (str, int)):
-                    raise fail(name, f"the value of {key!r} must be a string or a whole number")
-                clean[key] = str(value)
-            tables[name] = clean
-        file = text(params, "file", fail, default="/etc/sysctl.d/90-saf.conf") or ""
+            tables[name] = {key: str(value) for key, value in table.items()}
+        file = params.file
         if not file.startswith("/etc/sysctl.d/") or not file.endswith(".conf"):
             raise fail("file", "'file' must be /etc/sysctl.d/NAME.conf")
         return cls(tables.get("settings", {}), file, tables.get("macos"))

@@ -20,13 +20,16 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
+
+from msgspec import Meta
 
 from saf.connect.rsync import local_rsync
 from saf.connect.rsync import remote as rsync_remote
 from saf.format import fmt_some
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
 from saf.recipe.substitute import names_in, shell_path
 from saf.shell import SHA256
 from saf.shell import join as shell_join
@@ -96,12 +99,18 @@ def _shown(names: list[str]) -> str:
     return fmt_some([n or "(the file)" for n in names], 3)
 
 
+class UploadParams(KindParams):
+    src: Text  # a local file or folder (relative to the recipe's folder, then the cwd)
+    dest: Text  # where it goes on the node
+    # File permissions, e.g. "0644" (default: kept from the source); read as octal by parse.
+    mode: Annotated[str | Annotated[int, Meta(ge=0, le=0o7777)],
+                    Meta(description='octal like "0644"')] | None = None
+
+
 class Upload(Kind):
     name = "upload"
     forms = {"src": "path", "dest": "path"}
-    keys = {"src": "a local file or folder (relative to the recipe's folder, then the cwd)",
-            "dest": "where it goes on the node",
-            "mode": "file permissions, e.g. \"0644\" (default: kept from the source)"}
+    Params = UploadParams
     supports_become = False
 
     def __init__(self, src: str, dest: str, mode: int | None) -> None:
@@ -110,17 +119,16 @@ class Upload(Kind):
         self.mode = mode
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Upload:
-        mode = params.get("mode")
-        if mode is not None:
+    def parse(cls, params: UploadParams, fail: Fail) -> Upload:
+        mode = params.mode
+        if isinstance(mode, str):
             try:
-                mode = int(mode, 8) if isinstance(mode, str) else int(mode)
+                mode = int(mode, 8)
             except ValueError:
-                raise fail("mode", f"'mode' must be octal like \"0644\", not {mode!r}") from None
-            if isinstance(params.get("mode"), bool) or not 0 <= mode <= 0o7777:
-                raise fail("mode", "'mode' must be octal like \"0644\"")
-        return cls(text(params, "src", fail, required=True) or "",
-                   text(params, "dest", fail, required=True) or "", mode)
+                mode = -1
+            if not 0 <= mode <= 0o7777:
+                raise fail("mode", f"'mode' must be octal like \"0644\", not {params.mode!r}")
+        return cls(params.src, params.dest, mode)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("src", self.src), ("dest", self.dest)]

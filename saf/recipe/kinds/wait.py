@@ -4,19 +4,26 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated
+
+from msgspec import Meta
 
 from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, Outcome, Plan, StepContext, number, text
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.schema import Text
+
+
+class WaitParams(KindParams):
+    command: Text  # the command that exits 0 once the wait is over
+    tries: Annotated[int, Meta(ge=1, le=100_000)] = 60  # how many times to try
+    interval: Annotated[float, Meta(ge=0, le=3600)] = 1.0  # seconds between tries
 
 
 class Wait(Kind):
     name = "wait"
     forms = {"command": COMMAND}
-    keys = {"command": "the command that exits 0 once the wait is over",
-            "tries": "how many times to try (default 60)",
-            "interval": "seconds between tries (default 1)"}
+    Params = WaitParams
 
     def __init__(self, command: str, tries: int, interval: float) -> None:
         self.command = command
@@ -24,11 +31,8 @@ class Wait(Kind):
         self.interval = interval
 
     @classmethod
-    def parse(cls, params: dict[str, Any], fail: Fail) -> Wait:
-        return cls(text(params, "command", fail, required=True) or "",
-                   int(number(params, "tries", fail, default=60, minimum=1, maximum=100_000,
-                              integer=True)),
-                   float(number(params, "interval", fail, default=1.0, maximum=3600)))
+    def parse(cls, params: WaitParams, fail: Fail) -> Wait:
+        return cls(params.command, params.tries, params.interval)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("command", self.command)]
