@@ -124,11 +124,12 @@ async def test_messages_from_the_hub_not_understood_are_counted_and_the_link_sta
             (client,) = hub.clients
             for bad in ({"msg": "reboot"}, {"msg": "reply", "req": "x", "ok": True},
                         {"reply": 1, "ok": True}, {"msg": "signal_state", "endpoint": 5},
+                        {"msg": "signal_state", "endpoint": "tcp://x:1", "state": "exploded"},
                         {"msg": "agent", "event": {"event": "agent_status"}}):
                 client.send(wire.pack_json(bad))
             with pytest.raises(HubError, match="signal must be one of"):
                 await link.actions().signal("alpha", 1, "HUP")
-            assert link.bad_messages == {"malformed": 4, "event": 1}
+            assert link.bad_messages == {"malformed": 5, "event": 1}
             assert not link.closed
         finally:
             await link.stop()

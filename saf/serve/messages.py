@@ -14,6 +14,8 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
+from saf.signals.events import SourceState
+
 
 class HubHello(Struct):
     """The hub's first message: the cluster a cockpit shows (or why it is refused)."""
@@ -67,7 +69,7 @@ class SignalState(_HubMessage, tag="signal_state"):
     (saf.signals.events.SignalSourceState)."""
 
     endpoint: str
-    state: str
+    state: SourceState
     message: str = ""
 
 
