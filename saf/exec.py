@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from saf.connect.base import Connector
 from saf.events import Emit, Event, OutputLine
 from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Node
 from saf.shell import check_command_size
+
+
+CommandStatus = Literal["ok", "failed", "timeout", "unreachable"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,7 +22,7 @@ class CommandFinished(Event):
 
     kind: ClassVar[str] = "command_finished"
     node: str
-    status: str
+    status: CommandStatus
     exit_status: int | None = None
     signal: str | None = None
     duration: float = 0.0
@@ -40,6 +43,7 @@ async def exec_on(fleet: Fleet, nodes: list[Node], command: str, emit: Emit, *,
             emit(OutputLine(node=name, stream=stream, line=text))
 
         result = await conn.run(command, on_output=line, timeout=timeout)
+        status: CommandStatus
         if result.timed_out:
             status = "timeout"
         elif result.ok:

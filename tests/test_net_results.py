@@ -221,6 +221,23 @@ def test_a_result_file_with_a_bad_figure_is_refused_by_name(tmp_path):
         store.load(path)
 
 
+def test_a_result_file_with_a_status_not_known_is_refused_by_name(tmp_path):
+    """A stored status is one of RunStatus's words: saved and read back as the same word,
+    and any other word (a hand-edited file) refused naming the file."""
+    result = sample_result()
+    result.status = "cancelled"
+    store.save(result, tmp_path)
+    path = tmp_path / f"{result.run}.json"
+    assert json.loads(path.read_text())["status"] == "cancelled"
+    assert store.load(path).status == "cancelled"
+    data = json.loads(path.read_text())
+    data["status"] = "finished"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ResultError, match=r"\.json: status 'finished' is not one of running, "
+                                          "ok, failed, cancelled"):
+        store.load(path)
+
+
 def test_the_recipe_kind_refuses_bad_keys_with_the_line(tmp_path):
     recipe = tmp_path / "bad.toml"
     recipe.write_text('name = "bad"\n\n[[steps]]\nkind = "net_test"\npairs = "ring"\n')

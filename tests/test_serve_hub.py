@@ -110,6 +110,31 @@ async def test_actions_go_through_the_hub_and_obey_readonly(demo, state):
         sleeper.wait()
 
 
+async def test_messages_from_the_hub_not_understood_are_counted_and_the_link_stays(demo,
+                                                                                    state):
+    """The client's gate decodes each hub message into its type: an unknown `msg`, a field of
+    the wrong type, a message with no tag and an agent event not understood are counted and
+    passed over; the link stays up and the next reply is still matched to its request."""
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, signals=False) as hub:
+        link = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        await link.start()
+        try:
+            assert await _until(lambda: len(hub.clients) == 1, 10)
+            (client,) = hub.clients
+            for bad in ({"msg": "reboot"}, {"msg": "reply", "req": "x", "ok": True},
+                        {"reply": 1, "ok": True}, {"msg": "signal_state", "endpoint": 5},
+                        {"msg": "signal_state", "endpoint": "tcp://x:1", "state": "exploded"},
+                        {"msg": "agent", "event": {"event": "agent_status"}}):
+                client.send(wire.pack_json(bad))
+            with pytest.raises(HubError, match="signal must be one of"):
+                await link.actions().signal("alpha", 1, "HUP")
+            assert link.bad_messages == {"malformed": 5, "event": 1}
+            assert not link.closed
+        finally:
+            await link.stop()
+
+
 async def test_a_readonly_server_refuses_every_session(demo, state):
     inventory = load_inventory(demo.inventory_path)
     async with Hub(inventory, readonly=True, signals=False) as hub:
@@ -214,7 +239,7 @@ async def _replies(reader: asyncio.StreamReader, count: int) -> list[dict]:
                 message = await wire.read_message(reader)
                 assert message is not None, f"the hub closed the connection after {replies}"
                 data = wire.decode_json(message[1]) if message[0] == wire.JSON else {}
-                if "reply" in data:
+                if data.get("msg") == "reply":
                     replies.append(data)
     except TimeoutError:
         pytest.fail(f"{count} replies asked, {len(replies)} came: {replies}")
@@ -243,7 +268,7 @@ async def test_requests_not_understood_are_answered_and_counted_and_the_client_s
             replies = await _replies(reader, len(bad) + 1)
         finally:
             writer.close()
-        assert [(r["reply"], r["ok"]) for r in replies] == [
+        assert [(r["req"], r["ok"]) for r in replies] == [
             (1, False), (2, False), (3, False), (4, False), (5, False), (None, False),
             (9, False)]
         messages = [r["message"] for r in replies]

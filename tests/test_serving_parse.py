@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from saf.inference import node_script
 from saf.inference.engines import ENGINES, ServeSpec, split_args
 from saf.inference.measure import CheckReport, RequestResult, Stats, percentile
 from saf.inference.records import (
@@ -175,7 +177,13 @@ def test_a_good_listing_is_read_and_other_output_is_counted():
     assert isinstance(seen, ServerSeen) and seen.record.port == 8000 and seen.uptime == 5.0
     assert seen.record.argv == ("vllm",) and unreadable.why == "unreadable"
     assert bad.counts == {"not_json": 1}
-    assert set(STATES) == set(State.__args__) and set(ENGINES) == set(Engine.__args__)
+
+
+def test_the_words_of_states_and_engines_are_defined_once():
+    """STATES and ENGINES are read off the Literals the node's answers are checked against;
+    the node script (stdlib only, it runs on the node) keeps its own copy of the engines."""
+    assert STATES == get_args(State) and ENGINES == get_args(Engine)
+    assert node_script.ENGINES == ENGINES
 
 
 @pytest.mark.parametrize("change, where", [

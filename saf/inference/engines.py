@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from saf.shell import program_argv
 
-ENGINES = ("vllm", "mlx", "llama-server", "llama-cpp-python")
+Engine = Literal["vllm", "mlx", "llama-server", "llama-cpp-python"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 CHOICES = ("auto", *ENGINES)
 
 # What each engine is called in a table, and its program on the node.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from saf.connect.base import Connector, RunResult
 from saf.inference.engines import DETECT, ENGINES, ServeSpec
@@ -92,11 +92,14 @@ async def list_servers(node: Target, *, probe: bool = True) -> NodeServers:
     return found
 
 
+StartStatus = Literal["ready", "skipped", "failed"]
+
+
 @dataclass
 class Started:
     """How a start ended: ready, skipped (the same server already runs) or failed."""
 
-    status: str
+    status: StartStatus
     endpoint: Endpoint | None = None
     why: str = ""
     tail: list[str] = field(default_factory=list)

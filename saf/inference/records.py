@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta
 
 from saf.errors import SafError
+from saf.inference.engines import Engine
 
-STATES = ("ready", "loading", "starting", "running", "exited", "bad", "unreachable")
+State = Literal["ready", "loading", "starting", "running", "exited", "bad", "unreachable"]
+STATES: tuple[State, ...] = get_args(State)
+UP_STATES: tuple[State, ...] = ("ready", "loading", "starting", "running")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class Endpoint:
     port: int
     engine: str
     model: str
-    state: str  # one of STATES
+    state: State
     pid: int | None = None
     uptime: float | None = None  # seconds; None when it is not running
     host: str = "127.0.0.1"
@@ -44,7 +47,7 @@ class Endpoint:
 
     @property
     def up(self) -> bool:
-        return self.state in ("ready", "loading", "starting", "running")
+        return self.state in UP_STATES
 
     def to_json(self) -> dict[str, Any]:
         return {"node": self.node, "port": self.port, "engine": self.engine,
@@ -73,8 +76,6 @@ class ServeError(SafError):
     title = "Model serving"
 
 
-Engine = Literal["vllm", "mlx", "llama-server", "llama-cpp-python"]  # saf.inference.engines
-State = Literal["ready", "loading", "starting", "running", "exited", "bad", "unreachable"]
 Text = Annotated[str, Meta(max_length=4096)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Lines = Annotated[tuple[str, ...], Meta(max_length=10_000)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from saf.errors import SafError
 from saf.format import fmt_count, fmt_gbps, fmt_link, fmt_percent
@@ -89,6 +89,12 @@ class Measurement:
         return rate is not None and rate > RETRANSMIT_WARN
 
 
+# A speed test's state: running, then ok, failed (a pair not measured, or a link's error)
+# or cancelled; stored as these words.
+RunStatus = Literal["running", "ok", "failed", "cancelled"]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+
+
 @dataclass
 class NetResult:
     run: str
@@ -101,7 +107,7 @@ class NetResult:
     tool: str = "saf"
     started: float = 0.0
     finished: float | None = None
-    status: str = "running"  # running | ok | failed | cancelled
+    status: RunStatus = "running"
     rounds: list[list[list[str]]] = field(default_factory=list)
     links: dict[str, NodeLink] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
@@ -212,6 +218,9 @@ class NetResult:
             result = cls(**fields, links=links, measurements=measurements)
         except TypeError as exc:
             raise ResultError(f"{where}: {exc}") from None
+        if result.status not in RUN_STATUSES:
+            raise ResultError(f"{where}: status {result.status!r} is not one of "
+                              f"{', '.join(RUN_STATUSES)}")
         for m in result.measurements:
             for name in ("bits_per_second", "rtt_ms", "loaded_rtt_ms", "seconds"):
                 value = getattr(m, name)

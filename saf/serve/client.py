@@ -23,10 +23,13 @@ import logging
 import socket
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from saf.errors import SafError
 from saf.events import Emit, UnknownEvent, ignore
@@ -38,6 +41,8 @@ from saf.recipe.run import RunPlan
 from saf.recipe.runner import AskPassword
 from saf.recording import header_node, parse_event
 from saf.serve import wire
+from saf.serve.messages import (AgentEvent, AskForPassword, BadMessage, RecipeEvent, Reply,
+                                SignalState, decode_hello, decode_message)
 from saf.serve.requests import (Cancel, ClientHello, Password, Request, RunRecipe, SignalNode,
                                 Signals)
 from saf.signals.book import SignalBook
@@ -67,19 +72,23 @@ class HubHello:
 
 
 def _parse_hello(data: dict[str, Any]) -> HubHello:
+    # The version first: another version's hello may not fit this one's type.
     if data.get("saf_hub") != wire.VERSION:
         raise HubError(f"not a saf hub (or another version): {data.get('saf_hub')!r}")
-    if "error" in data:
-        raise HubError(f"the hub refused this cockpit: {data['error']}")
     try:
-        nodes = tuple(header_node(n) for n in data.get("nodes") or ())
-        return HubHello(cluster=str(data.get("cluster") or "saf"), nodes=nodes,
-                        inventory=data.get("inventory") or None,
-                        readonly=data.get("readonly") or None,
-                        interval=float(data.get("interval") or 1.0),
-                        signals=data.get("signals"), signals_error=data.get("signals_error"))
+        hello = decode_hello(data)
+    except BadMessage as exc:
+        raise HubError(str(exc)) from None
+    if hello.error is not None:
+        raise HubError(f"the hub refused this cockpit: {hello.error}")
+    try:
+        nodes = tuple(header_node(n) for n in hello.nodes)
     except (KeyError, TypeError, ValueError) as exc:
-        raise HubError(f"the hub's hello is not understood: {exc}") from None
+        raise HubError(f"the hub's hello is not understood: a node {exc}") from None
+    return HubHello(cluster=hello.cluster or "saf", nodes=nodes,
+                    inventory=hello.inventory or None, readonly=hello.readonly or None,
+                    interval=hello.interval or 1.0, signals=hello.signals,
+                    signals_error=hello.signals_error)
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -92,6 +101,9 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
+RunMessage = RecipeEvent | AskForPassword | Reply  # what a recipe run's queue is given
+
+
 class HubLink:
     def __init__(self, sock: socket.socket, hello: HubHello) -> None:
         self._sock: socket.socket | None = sock
@@ -102,8 +114,10 @@ class HubLink:
         self._emit: Emit = ignore
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._runs: dict[int, asyncio.Queue[dict[str, Any] | None]] = {}
+        self._replies: dict[int, asyncio.Future[Reply]] = {}
+        self._runs: dict[int, asyncio.Queue[RunMessage | None]] = {}
+        # Messages from the hub not understood, by what was wrong: passed over, never fatal.
+        self.bad_messages: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._feed: SignalFeed | None = None
         self._signal_queue: asyncio.Queue[tuple[list[bytes], int] | None] | None = None
@@ -168,6 +182,7 @@ class HubLink:
         try:
             event = parse_event(data)
         except (ValueError, TypeError, KeyError) as exc:
+            self.bad_messages["event"] += 1
             log.warning("hub link: an event not understood: %s", exc)
             return
         self.store.apply(event)
@@ -188,21 +203,7 @@ class HubLink:
                     if self._signal_queue is not None:
                         self._signal_queue.put_nowait(wire.unpack_signals(body))
                     continue
-                data = wire.decode_json(body)
-                run = data.get("recipe_event", data.get("ask_password", data.get("reply")))
-                if isinstance(run, int) and run in self._runs:
-                    self._runs[run].put_nowait(data)
-                elif "reply" in data:
-                    future = self._replies.pop(data.get("reply"), None)  # type: ignore[arg-type]
-                    if future is not None and not future.done():
-                        future.set_result(data)
-                elif "signal_state" in data:
-                    if self._feed is not None:
-                        self._feed.on_event(SignalSourceState(
-                            endpoint=str(data["signal_state"]), state=str(data.get("state")),
-                            message=str(data.get("message") or "")))
-                else:
-                    self._deliver(data)
+                self._dispatch(body)
         except (wire.WireError, ConnectionError) as exc:
             why = f"the hub connection broke: {exc}"
         self.closed = True
@@ -218,12 +219,40 @@ class HubLink:
         if self._signal_queue is not None:
             self._signal_queue.put_nowait(None)
 
-    async def _request(self, request: Callable[[int], Request]) -> dict[str, Any]:
+    def _dispatch(self, body: bytes) -> None:
+        """The client's gate: a JSON message from the hub decoded once into its type and
+        handed on; one not understood is counted and passed over."""
+        try:
+            message = decode_message(body)
+        except BadMessage as bad:
+            self.bad_messages["malformed"] += 1
+            log.warning("hub link: %s", bad)
+            return
+        except msgspec.DecodeError as exc:  # not JSON at all: the stream is not the hub's
+            raise wire.WireError(f"not JSON: {exc}") from None
+        match message:
+            case AgentEvent(event=event):
+                self._deliver(event)
+            case RecipeEvent(req=req) | AskForPassword(req=req) | Reply(req=req) \
+                    if req in self._runs:
+                self._runs[req].put_nowait(message)
+            case Reply(req=req):
+                future = self._replies.pop(req, None) if req is not None else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+            case SignalState(endpoint=endpoint, state=state, message=text):
+                if self._feed is not None:
+                    self._feed.on_event(SignalSourceState(endpoint=endpoint, state=state,
+                                                          message=text))
+            case RecipeEvent() | AskForPassword():
+                pass  # a run this cockpit already left (cancelled, or its reply came)
+
+    async def _request(self, request: Callable[[int], Request]) -> Reply:
         """Send `request(id)` and wait for the hub's reply to that id."""
         if self._writer is None or self.closed:
             raise HubError("not connected to saf serve's hub")
         req = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._replies[req] = future
         self._writer.write(wire.pack_struct(request(req)))
         return await asyncio.wait_for(future, REQUEST_TIMEOUT)
@@ -237,7 +266,7 @@ class HubLink:
         if self._writer is None or self.closed:
             raise HubError("not connected to saf serve's hub")
         req = next(self._ids)
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        queue: asyncio.Queue[RunMessage | None] = asyncio.Queue()
         self._runs[req] = queue
         recipe = plan.recipe
         self._writer.write(wire.pack_struct(RunRecipe(
@@ -249,24 +278,27 @@ class HubLink:
                 item = await queue.get()
                 if item is None:
                     raise HubError("the connection to saf serve's hub was lost during the run")
-                if "recipe_event" in item:
-                    try:
-                        event = recipe_events.from_json(item.get("event") or {})
-                    except UnknownEvent:
-                        continue  # a newer hub's event: this saf does not show it
-                    show(event)
-                elif "ask_password" in item:
-                    prompt = str(item.get("prompt") or "password")
-                    password = await ask_password(prompt) if ask_password else None
-                    if self._writer is not None:
-                        ask = item.get("ask")
-                        self._writer.write(wire.pack_struct(Password(
-                            req=req, ask=ask if isinstance(ask, int) else -1,
-                            password=password)))
-                else:
-                    if not item.get("ok"):
-                        raise HubError(str(item.get("message") or "the hub refused the run"))
-                    return str(item.get("message") or "")
+                match item:
+                    case RecipeEvent(event=data):
+                        try:
+                            event = recipe_events.from_json(data)
+                        except UnknownEvent:
+                            continue  # a newer hub's event: this saf does not show it
+                        except (ValueError, TypeError, KeyError) as exc:
+                            self.bad_messages["recipe_event"] += 1
+                            log.warning("hub link: a recipe event not understood: %s", exc)
+                            continue
+                        show(event)
+                    case AskForPassword(ask=ask, prompt=prompt):
+                        password = await ask_password(prompt or "password") \
+                            if ask_password else None
+                        if self._writer is not None:
+                            self._writer.write(wire.pack_struct(Password(
+                                req=req, ask=ask, password=password)))
+                    case Reply(ok=ok, message=message):
+                        if not ok:
+                            raise HubError(message or "the hub refused the run")
+                        return message
         except asyncio.CancelledError:
             if self._writer is not None and not self.closed:
                 self._writer.write(wire.pack_struct(Cancel(req=req)))
@@ -321,7 +353,6 @@ class HubActions:
     async def signal(self, node: str, pid: int, signal: str) -> str:
         answer = await self.link._request(
             lambda req: SignalNode(req=req, node=node, pid=int(pid), signal=signal))
-        message = str(answer.get("message") or "")
-        if not answer.get("ok"):
-            raise HubError(message or "the hub refused")
-        return message
+        if not answer.ok:
+            raise HubError(answer.message or "the hub refused")
+        return answer.message

@@ -61,6 +61,8 @@ from saf.agent.hub import MetricsHub
 from saf.paths import private_dir, state_dir
 from saf.recording import event_line, node_header
 from saf.serve import requests, wire
+from saf.serve.messages import (AskForPassword, HubHello, RecipeEvent, Reply, SignalState,
+                                event_text)
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed
@@ -158,7 +160,7 @@ class Hub:
         self._status: dict[str, str] = {}
         self._samples: dict[str, deque[str]] = {n.name: deque(maxlen=HISTORY)
                                                 for n in self.nodes}
-        self._signal_states: dict[str, dict[str, Any]] = {}
+        self._signal_states: dict[str, SignalState] = {}
         self.started = False
 
     # -- life -------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ class Hub:
                 self._samples.setdefault(node, deque(maxlen=HISTORY)).clear()
             elif isinstance(event, AgentStatus):
                 self._status[node] = line
-        self._broadcast(wire.pack_json_text(line))
+        self._broadcast(wire.pack_json_text(event_text(line)))
         for emit in list(self._subscribers):
             try:
                 emit(event)
@@ -328,10 +330,10 @@ class Hub:
         def on_state(event: Event) -> None:
             feed.on_event(event)
             if isinstance(event, SignalSourceState):
-                state = {"signal_state": event.endpoint, "state": event.state,
-                         "message": event.message}
+                state = SignalState(endpoint=event.endpoint, state=event.state,
+                                    message=event.message)
                 self._signal_states[event.endpoint] = state
-                self._broadcast(wire.pack_json(state), signals=True)
+                self._broadcast(wire.pack_struct(state), signals=True)
 
         async def source(feed: SignalFeed) -> None:
             from saf.signals.subscriber import Subscriber
@@ -344,24 +346,25 @@ class Hub:
         return feed
 
     # -- the local socket -------------------------------------------------------------------
-    def _hello_message(self, readonly: str | None) -> dict[str, Any]:
+    def _hello_message(self, readonly: str | None) -> HubHello:
         feed = self.signal_feed
-        return {"saf_hub": wire.VERSION, "cluster": self.cluster,
-                "nodes": [node_header(n) for n in self.nodes],
-                "inventory": str(self.inventory.path) if self.inventory.path else None,
-                "readonly": readonly, "interval": self.interval,
-                "signals": feed.label if feed is not None else None,
-                "signals_error": feed.error if feed is not None else "no signal feed"}
+        return HubHello(saf_hub=wire.VERSION, cluster=self.cluster,
+                        nodes=[node_header(n) for n in self.nodes],
+                        inventory=str(self.inventory.path) if self.inventory.path else None,
+                        readonly=readonly, interval=self.interval,
+                        signals=feed.label if feed is not None else None,
+                        signals_error=feed.error if feed is not None else "no signal feed")
 
     def _backlog(self) -> list[bytes]:
         out: list[bytes] = []
         for node in self.nodes:
             name = node.name
             if name in self._hello:
-                out.append(wire.pack_json_text(self._hello[name]))
-            out.extend(wire.pack_json_text(line) for line in self._samples.get(name, ()))
+                out.append(wire.pack_json_text(event_text(self._hello[name])))
+            out.extend(wire.pack_json_text(event_text(line))
+                       for line in self._samples.get(name, ()))
             if name in self._status:
-                out.append(wire.pack_json_text(self._status[name]))
+                out.append(wire.pack_json_text(event_text(self._status[name])))
         return out
 
     async def _serve_client(self, reader: asyncio.StreamReader,
@@ -375,17 +378,17 @@ class Hub:
                 token = requests.decode_hello(wire.decode_json(message[1])).token
             except requests.BadRequest as bad:
                 self.bad_requests[bad.reason] += 1
-                writer.write(wire.pack_json({"saf_hub": wire.VERSION, "error": str(bad)}))
+                writer.write(wire.pack_struct(HubHello(saf_hub=wire.VERSION, error=str(bad))))
                 return
             grant = self._grants.get(token) if token is not None else None
             if token is not None and grant is None:
-                writer.write(wire.pack_json({"saf_hub": wire.VERSION,
-                                             "error": "unknown session token"}))
+                writer.write(wire.pack_struct(HubHello(saf_hub=wire.VERSION,
+                                                       error="unknown session token")))
                 return
             readonly = self.session_readonly(grant)
             who = grant.who if grant is not None else "a local cockpit"
             client = HubClient(writer, who, readonly)
-            writer.write(wire.pack_json(self._hello_message(readonly)))
+            writer.write(wire.pack_struct(self._hello_message(readonly)))
             for data in self._backlog():
                 writer.write(data)
             self.clients.add(client)
@@ -416,13 +419,13 @@ class Hub:
         except requests.BadRequest as bad:
             self.bad_requests[bad.reason] += 1
             log.warning("hub: %s: %s", client.who, bad)
-            client.send(wire.pack_json({"reply": bad.req, "ok": False, "message": str(bad)}))
+            client.send(wire.pack_struct(Reply(req=bad.req, ok=False, message=str(bad))))
             return
         match request:
             case requests.Signals():
                 client.wants_signals = True
                 for state in self._signal_states.values():
-                    client.send(wire.pack_json(state))
+                    client.send(wire.pack_struct(state))
             case requests.SignalNode():
                 self._spawn(self._signal_request(client, request), "hub-signal")
             case requests.RunRecipe():
@@ -446,7 +449,7 @@ class Hub:
             ok, message = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a node's failure, told to the cockpit
             ok, message = False, f"{type(exc).__name__}: {exc}"
-        client.send(wire.pack_json({"reply": request.req, "ok": ok, "message": message}))
+        client.send(wire.pack_struct(Reply(req=request.req, ok=ok, message=message)))
 
     async def _recipe_request(self, client: HubClient, request: requests.RunRecipe) -> None:
         """Run a recipe on the hub's fleet for a cockpit: its events go back as they happen,
@@ -462,13 +465,13 @@ class Hub:
         asks = itertools.count(1)
 
         def show(event: Event) -> None:
-            client.send(wire.pack_json({"recipe_event": req, "event": event.to_json()}))
+            client.send(wire.pack_struct(RecipeEvent(req=req, event=event.to_json())))
 
         async def ask_password(prompt: str) -> str | None:
             number = next(asks)
             future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
             client.asks[(req, number)] = future
-            client.send(wire.pack_json({"ask_password": req, "ask": number, "prompt": prompt}))
+            client.send(wire.pack_struct(AskForPassword(req=req, ask=number, prompt=prompt)))
             try:
                 return await future
             finally:
@@ -495,4 +498,4 @@ class Hub:
             message = f"{type(exc).__name__}: {exc}"
         finally:
             client.runs.pop(req, None)
-            client.send(wire.pack_json({"reply": req, "ok": ok, "message": message}))
+            client.send(wire.pack_struct(Reply(req=req, ok=ok, message=message)))

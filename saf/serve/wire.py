@@ -3,19 +3,24 @@
 A message is a 5-byte header (one kind byte, then the payload's length as a big-endian
 unsigned 32-bit number) and its payload:
 
-- `J`: one JSON object (UTF-8). From the hub: first its hello (`{"saf_hub": 1, "cluster",
-  "nodes", "inventory", "readonly", "interval"}`), then agent events exactly as a recording
-  writes them (`saf.recording.event_line`: a frame event carries its `raw` line, which the
-  client checks again through the same gate), and answers `{"reply": id, "ok", "message"}`.
-  From a client: first `{"hello": 1, "token": str | null}`, then requests, each a typed
+- `J`: one JSON object (UTF-8). From the hub: first its hello (`{"saf_hub": 2, "cluster",
+  "nodes", "inventory", "readonly", "interval", "signals", "signals_error"}`, or
+  `{"saf_hub": 2, "error"}` when it refuses the cockpit), then typed messages of
+  saf.serve.messages tagged by their `msg`: `{"msg": "agent", "event"}` (an agent event
+  exactly as a recording writes it, `saf.recording.event_line`: a frame event carries its
+  `raw` line, which the client checks again through the same gate), `{"msg": "reply",
+  "req": id, "ok", "message"}`, `{"msg": "signal_state", "endpoint", "state", "message"}`.
+  A message the client does not understand is counted (`HubLink.bad_messages`) and passed
+  over. From a client: first `{"hello": 2, "token": str | null}`, then requests, each a typed
   message of saf.serve.requests tagged by its `op`: `{"req": id, "op": "signal", "node", "pid",
   "signal"}`, `{"op": "signals"}` (send me the signal stream from now on), `{"req": id,
   "op": "recipe", "recipe", "overrides", "selector", "check", "start_step", "resumed_from"}`
-  (answered by `{"recipe_event": id, "event"}` per event, `{"ask_password": id, "ask": n,
-  "prompt"}` when the run needs one, which the client answers with `{"op": "password",
-  "req": id, "ask": n, "password"}`, and the reply), and `{"op": "cancel", "req": id}`. A
-  request the hub does not understand is answered `{"reply": id | null, "ok": false,
-  "message"}` and counted; the connection stays.
+  (answered by `{"msg": "recipe_event", "req": id, "event"}` per event, `{"msg":
+  "ask_password", "req": id, "ask": n, "prompt"}` when the run needs one, which the client
+  answers with `{"op": "password", "req": id, "ask": n, "password"}`, and the reply), and
+  `{"op": "cancel", "req": id}`. A request the hub does not understand is answered
+  `{"msg": "reply", "req": id | null, "ok": false, "message"}` and counted; the connection
+  stays.
 - `S`: a batch of raw signal frames: the time they were received (ns since the epoch, 8 bytes)
   then, per frame, its length (2 bytes) and its bytes, exactly as the ZeroMQ subscriber got
   them (bad ones too: the client's book counts them as the hub's does).
@@ -37,7 +42,7 @@ HEADER = struct.Struct(">cI")
 JSON = b"J"
 SIGNALS = b"S"
 MAX_PAYLOAD = 16 * 1024 * 1024
-VERSION = 1
+VERSION = 2  # 2: the hub's messages are tagged by `msg` (saf.serve.messages)
 
 
 class WireError(Exception):

@@ -7,7 +7,7 @@ them. These are the rare, edge-triggered things an operator must notice.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from saf.events import Event
 
@@ -39,12 +39,17 @@ class SignalGap(Event):
     ended: bool
 
 
+# What the subscriber knows of one endpoint (saf.signals.subscriber): forwarding (opening an
+# SSH forward to it), connecting, connected, disconnected, retrying (libzmq's own retry), closed.
+SourceState = Literal["forwarding", "connecting", "connected", "disconnected", "retrying",
+                      "closed"]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SignalSourceState(Event):
-    """The subscriber connected to, or lost, an endpoint (`state`: connecting, connected,
-    forwarding, error, closed)."""
+    """The subscriber connected to, or lost, an endpoint."""
 
     kind: ClassVar[str] = "signal_source"
     endpoint: str
-    state: str
+    state: SourceState
     message: str = ""

@@ -34,7 +34,7 @@ from saf.events import Emit, ignore
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory
 from saf.signals.endpoints import Endpoint, parse_endpoint
-from saf.signals.events import SignalSourceState
+from saf.signals.events import SignalSourceState, SourceState
 
 Sink = Callable[[list[bytes], int], None]
 """Called with a batch of raw frames and the time (ns since the epoch) they were received."""
@@ -54,7 +54,7 @@ MAX_MESSAGE = 64
 DROP_SETTLE = 0.5
 POLL_MS = 250  # how long to wait before ticking anyway (gaps are noticed in silence)
 
-_MONITOR_STATES: dict[int, str] = {
+_MONITOR_STATES: dict[int, SourceState] = {
     zmq.EVENT_CONNECTED: "connected",
     zmq.EVENT_DISCONNECTED: "disconnected",
     zmq.EVENT_CONNECT_RETRIED: "retrying",
@@ -94,7 +94,7 @@ class Subscriber:
         self.received = 0
         self.batches = 0
         self.largest_batch = 0
-        self.state: dict[str, str] = {}  # endpoint -> last known state
+        self.state: dict[str, SourceState] = {}  # endpoint -> last known state
 
     # -- setting up ---------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class Subscriber:
                         f"{endpoint.node}:{endpoint.port}")
         return endpoint.zmq_url(forward.local_port)
 
-    def _set_state(self, endpoint: str, state: str, message: str = "") -> None:
+    def _set_state(self, endpoint: str, state: SourceState, message: str = "") -> None:
         if self.state.get(endpoint) == state and not message:
             return
         self.state[endpoint] = state
