@@ -247,8 +247,9 @@ async def test_a_huge_terminal_is_clamped(served):
             assert await until(lambda: len(cockpits(saf)) == 1)
             env = cockpits(saf)[0].environ()
             assert (env.get("COLUMNS"), env.get("ROWS")) == ("500", "200"), env
-            assert "at 500x200 (asked for 10000x10000, the most is 500x200)" in \
-                log.read_text()
+            # The line is written once the cockpit has started: wait for it, do not race it.
+            assert await until(lambda: "at 500x200 (asked for 10000x10000, the most is "
+                               "500x200)" in log.read_text()), log.read_text()
             await ws.send_json(["resize", {"width": 10000, "height": 70000}])
             assert await until(lambda: "resized (asked for 10000x70000" in log.read_text())
         finally:
