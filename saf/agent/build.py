@@ -64,6 +64,10 @@ def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
     folder = (cache or paths.cache_dir()) / "agents"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"agent-{digest}.pyz"
-    if not path.exists() or path.read_bytes() != data:
+    try:
+        whole = path.read_bytes() == data
+    except FileNotFoundError:  # not built yet, or just removed by whoever clears the cache
+        whole = False
+    if not whole:
         paths.replace_atomically(path, data)  # other saf processes may build it right now
     return AgentBundle(path, digest, sha256)
