@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from saf.agent.frames import check as check_frame
+from saf.agentlink.frames import check as check_frame
 from saf.agents.collectors import intel as agent_intel
 from saf.agents.collectors.intel import IntelGpuCollector, JsonStream, busy_engines
 from saf.agents.context import Context
@@ -128,7 +128,7 @@ def test_one_arc_table_for_the_agent_and_the_recipe_facts() -> None:
     import io
     import zipfile
 
-    from saf.agent.build import zip_bytes
+    from saf.agentlink.build import zip_bytes
     from saf.agents import arc_ids
 
     assert agent_intel.ARC_IDS is arc_ids.ARC_IDS and facts_intel.ARC_IDS is arc_ids.ARC_IDS

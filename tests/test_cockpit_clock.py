@@ -15,7 +15,7 @@ from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from saf.recording import load_recording
 from saf.screens.app import SafApp, make_app, replay_app
 from saf.screens.widgets import StatusLine

@@ -19,7 +19,7 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
-    from saf.agent.hub import MetricsHub
+    from saf.agentlink.hub import MetricsHub
     from saf.screens.app import make_app
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)
