@@ -320,7 +320,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         """A node's row, in the columns `_layout` fitted last."""
         source = self.source
         parts, narrow = row_parts(source.view(name), source.node_info(name),
-                                  source.ctx.settings.thresholds, self._columns,
+                                  source.setup.settings.thresholds, self._columns,
                                   source.store.values)
         if narrow:  # cells are padded to their widths: no need to measure every segment
             length = self._row_length
