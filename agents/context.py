@@ -1,7 +1,9 @@
 """Where the collectors read from: the filesystem roots and the external tools.
 
 Everything a collector reads goes through a Context, so a test can point it at a recorded
-sysfs tree or a recorded tool output instead of this machine's.
+sysfs tree or a recorded tool output instead of this machine's. The agent and its collectors
+hold it as `machine` (the machine they read), never `ctx`: that name is the operator side's
+click and recipe-step contexts.
 """
 
 import os

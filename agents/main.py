@@ -65,18 +65,20 @@ def cluster_addresses(host=None, environ=None):
     return found
 
 
-def make_collectors(ctx, interval):
-    return [CpuCollector(ctx), MemoryCollector(ctx), NumaCollector(ctx), NvmlCollector(ctx),
-            AppleGpuCollector(ctx, interval), IntelGpuCollector(ctx, interval), NicCollector(ctx),
-            DiskCollector(ctx)]
+def make_collectors(machine, interval):
+    return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
+            NvmlCollector(machine), AppleGpuCollector(machine, interval),
+            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine)]
 
 
 class Agent:
-    def __init__(self, ctx, interval=1.0, out=None, collectors=None):
-        self.ctx = ctx
+    def __init__(self, machine, interval=1.0, out=None, collectors=None):
+        self.machine = machine
         self.interval = interval
         self.out = out or sys.stdout
-        self.collectors = collectors if collectors is not None else make_collectors(ctx, interval)
+        if collectors is None:
+            collectors = make_collectors(machine, interval)
+        self.collectors = collectors
         self.working = []
         self.unavailable = {}  # collector name -> reason
         self.reported = {}     # collector name -> last error message sent
@@ -106,12 +108,12 @@ class Agent:
                 entry = {"ok": False, "section": c.section, "reason": reason}
             status[c.name] = entry
         uname = platform.uname()
-        psutil, why = self.ctx.module("psutil")
+        psutil, why = self.machine.module("psutil")
         optional = {"psutil": {"ok": True, "version": getattr(psutil, "__version__", "?")}
                     if psutil is not None else {"ok": False, "reason": why}}
         return {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
                 "agent": protocol.AGENT_VERSION,
-                "host": socket.gethostname(), "os": self.ctx.platform, "system": uname.system,
+                "host": socket.gethostname(), "os": self.machine.platform, "system": uname.system,
                 "arch": uname.machine, "kernel": uname.release,
                 "python": platform.python_version(), "executable": sys.executable,
                 "pid": os.getpid(), "interval": self.interval, "collectors": status,
@@ -239,8 +241,8 @@ def main(argv=None):
     parser.add_argument("--once", action="store_true", help="one sample, then exit")
     args = parser.parse_args(argv)
     interval = min(MAX_INTERVAL, max(MIN_INTERVAL, args.interval))
-    ctx = Context(cluster_addresses=cluster_addresses(args.cluster_host))
-    return Agent(ctx, interval).run(once=args.once)
+    machine = Context(cluster_addresses=cluster_addresses(args.cluster_host))
+    return Agent(machine, interval).run(once=args.once)
 
 
 if __name__ == "__main__":

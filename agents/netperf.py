@@ -95,15 +95,15 @@ def parse_ethtool(text):
     return speed, duplex
 
 
-def link_info(host, ctx=None):
+def link_info(host, machine=None):
     """What `netperf info` prints: the cluster interface and the tools at hand."""
     from .collectors.nics import NicCollector
     from .context import Context
     from .main import cluster_addresses
 
-    ctx = ctx or Context(cluster_addresses=cluster_addresses(host))
+    machine = machine or Context(cluster_addresses=cluster_addresses(host))
     nic = None
-    collector = NicCollector(ctx)
+    collector = NicCollector(machine)
     reason = collector.start()
     if reason is None:
         nics = collector.collect()
@@ -114,7 +114,7 @@ def link_info(host, ctx=None):
                                          "rx_errors", "tx_errors", "rx_drops", "tx_drops")}
             nic["speed_source"] = "sysfs" if nic["speed_mbps"] else None
             ethtool = shutil.which("ethtool")
-            if nic["speed_mbps"] is None and ethtool and ctx.platform.startswith("linux"):
+            if nic["speed_mbps"] is None and ethtool and machine.platform.startswith("linux"):
                 try:
                     out = subprocess.run([ethtool, n["name"]], capture_output=True, text=True,
                                          timeout=5).stdout

@@ -23,19 +23,19 @@ def silent_for(since, interval):
     return time.monotonic() - since > max(5.0, 3 * interval)
 
 
-def start_reading(ctx, argv, read):
+def start_reading(machine, argv, read):
     """Start a tool that prints until stopped, with `read(proc)` on its output in a thread.
     The process; OSError when it cannot start."""
-    proc = ctx.popen(argv)
+    proc = machine.popen(argv)
     threading.Thread(target=read, args=(proc,), daemon=True).start()
     return proc
 
 
-def run(ctx, argv, timeout):
+def run(machine, argv, timeout):
     """Run a tool to its end within `timeout` seconds: its exit status. A tool still running
     then is killed (and reaped) and subprocess.TimeoutExpired raised; OSError when it
     cannot start."""
-    proc = ctx.popen(argv)
+    proc = machine.popen(argv)
     try:
         proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -18,7 +18,7 @@ from saf.errors import SafError
 # name -> "module:attribute" of a click command. Add a line here for each new command.
 COMMANDS: dict[str, str] = {
     "nodes": "saf.commands.nodes:nodes",
-    "exec": "saf.commands.exec_cmd:exec_command",
+    "exec": "saf.commands.exec:exec_command",
     "trust": "saf.commands.trust:trust",
     "keys": "saf.commands.keys:keys",
     "import": "saf.commands.import_cmd:import_group",
@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "top": "saf.commands.top:top",
     "serve": "saf.commands.serve:serve",
     "net": "saf.commands.net:net",
-    "ray": "saf.commands.ray_cmd:ray_group",
+    "ray": "saf.commands.ray:ray",
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
 }

@@ -1,6 +1,6 @@
 """The cockpit app and its factory.
 
-`make_app(ctx, source_factory)` builds the App without running it: `ctx` is the
+`make_app(setup, source_factory)` builds the App without running it: `setup` is the
 `CockpitContext` the front door built (inventory, fleet, actions, settings, ...), and
 `source_factory` is called with the app's event callback and returns a metrics source (a live
 `MetricsHub`, or a `Replayer` of a recording), so tests and snapshots build the very same app
@@ -101,18 +101,18 @@ class SafApp(App[None]):
     # Off while __init__ sets the starting theme: only a person's choice is remembered.
     _remember_theme = False
 
-    def __init__(self, ctx: CockpitContext, source_factory: SourceFactory) -> None:
-        self.ctx = ctx
+    def __init__(self, setup: CockpitContext, source_factory: SourceFactory) -> None:
+        self.setup = setup
         super().__init__()
-        self._node_info = {n.name: n for n in ctx.nodes}
+        self._node_info = {n.name: n for n in setup.nodes}
         self.source: MetricsSource = source_factory(self._on_event)
         self.store: MetricsStore = self.source.store
-        for node in ctx.nodes:
+        for node in setup.nodes:
             self.store.add_node(node.name)
         self.replayer = self.source if isinstance(self.source, Replayer) else None
         self.clock: Callable[[], float] = self.replayer.clock if self.replayer else time.time
         self.recorder: RecordingWriter | None = None
-        self._signal_feed = ctx.signal_feed
+        self._signal_feed = setup.signal_feed
         self._signal_feed_started = False
         self._trail = [HOME]  # the modes opened, in order: escape goes back along it
         self._views: dict[str, NodeView] = {}
@@ -122,18 +122,18 @@ class SafApp(App[None]):
         self._hand_on_timer: Timer | None = None
         self._statuses: dict[str, str] = {}
         self.first_data_at: float | None = None  # monotonic time the first sample was shown
-        folders = ctx.theme_folders
+        folders = setup.theme_folders
         themes, problems = load_themes(list(folders) if folders is not None else theme_dirs())
         for theme in themes:
             self.register_theme(theme)
         self._file_themes = [theme.name for theme in themes]
         self._theme_problems = problems
-        wanted = ctx.settings.theme or DEFAULT_DARK
+        wanted = setup.settings.theme or DEFAULT_DARK
         self._theme_missing = wanted not in self.available_themes
         self.theme = wanted if not self._theme_missing else DEFAULT_DARK
         self._remember_theme = True
-        if ctx.settings.keymap:
-            self.set_keymap(ctx.settings.keymap)
+        if setup.settings.keymap:
+            self.set_keymap(setup.settings.keymap)
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's choice, except that its Linux driver is the one reading any byte
@@ -151,7 +151,7 @@ class SafApp(App[None]):
             self.notify(f"{problem}\nUsing the other themes.", title="Theme not loaded",
                         severity="warning", timeout=10)
         if self._theme_missing:
-            self.notify(f"There is no theme {self.ctx.settings.theme!r}; using {DEFAULT_DARK}.",
+            self.notify(f"There is no theme {self.setup.settings.theme!r}; using {DEFAULT_DARK}.",
                         title="Theme not found", severity="warning", timeout=10)
         self.set_interval(1.0, self._tick, name="saf-tick")
         self._start_source()
@@ -271,7 +271,7 @@ class SafApp(App[None]):
         feed = self._signal_feed
         if feed is None:
             try:
-                feed = SignalFeed.live(self.ctx.inventory, fleet=self.ctx.fleet)
+                feed = SignalFeed.live(self.setup.inventory, fleet=self.setup.fleet)
             except Exception as exc:  # noqa: BLE001 - a bad [signals] table: shown, not fatal
                 feed = SignalFeed(SignalBook(), "no signal source")
                 feed.error = str(exc)
@@ -337,7 +337,7 @@ class SafApp(App[None]):
 
     def watch_theme(self, theme: str) -> None:
         if self._remember_theme:
-            remember_theme(self.ctx.settings.state_path, theme)
+            remember_theme(self.setup.settings.state_path, theme)
 
     def action_toggle_record(self) -> None:
         if self.recorder is not None:
@@ -348,10 +348,10 @@ class SafApp(App[None]):
             self._post_to_screens_on_view(Tick(self.clock()))
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = self.ctx.record_dir / f"saf-{self.ctx.cluster}-{stamp}.jsonl"
+        path = self.setup.record_dir / f"saf-{self.setup.cluster}-{stamp}.jsonl"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.recorder = RecordingWriter(path, self.ctx.nodes, cluster=self.ctx.cluster)
+            self.recorder = RecordingWriter(path, self.setup.nodes, cluster=self.setup.cluster)
         except Exception as exc:  # noqa: BLE001 - a SafError or OSError, shown
             self.notify(str(exc), title="Cannot record", severity="error")
             return
@@ -378,7 +378,7 @@ class SafApp(App[None]):
 
     def refuse_if_readonly(self, what: str) -> bool:
         """True (and says why) when node-changing actions are off."""
-        reason = self.ctx.readonly_reason
+        reason = self.setup.readonly_reason
         if reason is not None:
             self.notify(f"{what} is disabled: {reason}.", title="Read-only", severity="warning")
             return True
@@ -401,7 +401,7 @@ class SafApp(App[None]):
         for name in self.store.nodes:
             yield SystemCommand(f"Open node {name}", f"Details of {name}: cores, memory, NUMA,"
                                 " GPUs, interfaces, disks", lambda n=name: self.open_node(n))
-        for found in self.ctx.recipe_library():
+        for found in self.setup.recipe_library():
             yield SystemCommand(f"Recipe {found.name}", f"Show the recipe {found.name} on the "
                                 "Recipes screen, ready to check or run",
                                 lambda n=found.name: self.run_worker(self.show_recipe(n)))
@@ -422,14 +422,14 @@ class SafApp(App[None]):
                 lambda n=node, a=binding.action: self.call_later(self.run_action, a, n))
 
 
-def make_app(ctx: CockpitContext, source_factory: SourceFactory) -> SafApp:
+def make_app(setup: CockpitContext, source_factory: SourceFactory) -> SafApp:
     """Build the cockpit without running it."""
-    return SafApp(ctx, source_factory)
+    return SafApp(setup, source_factory)
 
 
-def replay_app(ctx: CockpitContext, recording: Recording, *, speed: float = 1.0,
+def replay_app(setup: CockpitContext, recording: Recording, *, speed: float = 1.0,
                instant: bool = False, until: float | None = None,
                start_at: float = 0.0) -> SafApp:
     """The cockpit on a recording: what `saf replay` and the snapshot tests open."""
-    return make_app(ctx, lambda emit: Replayer(recording, emit, speed=speed, instant=instant,
+    return make_app(setup, lambda emit: Replayer(recording, emit, speed=speed, instant=instant,
                                                until=until, start_at=start_at))

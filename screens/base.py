@@ -1,5 +1,5 @@
 """How a screen or widget reaches the cockpit, typed: `SafScreen.cockpit` (the app) and
-`SafScreen.ctx` (what the front door gave it), and `cockpit_of(widget)` for widgets.
+`SafScreen.setup` (what the front door gave it), and `cockpit_of(widget)` for widgets.
 
 Every SafScreen keeps its status line (the clock, the replay's position) moving: the app's
 `Tick` and `ReplayMoved` redraw it through `status_moved`, which a screen that gathers its
@@ -37,8 +37,8 @@ class SafScreen(Screen[ResultT]):
         return cockpit_of(self)
 
     @property
-    def ctx(self) -> CockpitContext:
-        return self.cockpit.ctx
+    def setup(self) -> CockpitContext:
+        return self.cockpit.setup
 
 
     def on_tick(self, _: Tick) -> None:

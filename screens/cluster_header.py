@@ -74,7 +74,7 @@ class ClusterHeader(Widget):
                 gpu_used += (used or 0) if live else 0
         width = max(1, self.size.width or 80)
         text = Text(no_wrap=False, overflow="fold")
-        text.append(f" {app.ctx.cluster} ", style=f"bold reverse {v['primary']}")
+        text.append(f" {app.setup.cluster} ", style=f"bold reverse {v['primary']}")
         up_style = v["success"] if up == len(views) else v["warning"] if up else v["error"]
         totals = [("nodes", f"{up}/{len(views)} up", f"bold {up_style}"), ("CPUs", str(cpus), ""),
                   ("memory", fmt_used(mem_used, mem_total), ""), ("GPUs", str(gpus), "")]
@@ -90,7 +90,7 @@ class ClusterHeader(Widget):
             text.append(value, style=style)
             used += cell_len(f"  {label} {value}")
         text.append("\n")
-        found = alerts(views, app.ctx.settings.thresholds)
+        found = alerts(views, app.setup.settings.thresholds)
         if not found:
             text.append(" ✓ no alerts", style=v["success"])
         for alert in sorted(found, key=lambda a: a.level is not Level.ALERT):

@@ -128,7 +128,7 @@ class HelpScreen(ModalScreen[None]):
         if shown is not None and shown.name in ("dashboard", "node"):
             parts += [Text("\nNode states", style=head), _grid(STATES)]
         if shown is not None and shown.name == "dashboard":
-            th = app.ctx.settings.thresholds
+            th = app.setup.settings.thresholds
             colours = (f"amber from {th.cpu_warn:g}% CPU, {th.mem_warn:g}% memory, "
                        f"{th.gpu_temp_warn:g}°C GPU; red from {th.cpu_alert:g}%, "
                        f"{th.mem_alert:g}%, {th.gpu_temp_alert:g}°C (cockpit.toml [thresholds])")
@@ -137,7 +137,7 @@ class HelpScreen(ModalScreen[None]):
         if shown is not None and shown.name == "signals":
             parts += [Text("\nSignals columns", style=head), _grid(SIGNALS_COLUMNS)]
         parts += [Text("\nUnits", style=head), _grid(UNITS)]
-        readonly = app.ctx.readonly_reason
+        readonly = app.setup.readonly_reason
         if readonly is not None:
             parts.append(Text(f"\nRead-only: actions that change a node are off "
                               f"({readonly}).", style=f"bold {v['warning']}"))

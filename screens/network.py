@@ -116,9 +116,9 @@ class NetworkScreen(SafScreen[None]):
         """The result of `run`, or the cluster's last one."""
         try:
             if run is not None:
-                self.result = store.load(store.path_of(run, self.ctx.net_dir))
+                self.result = store.load(store.path_of(run, self.setup.net_dir))
             else:
-                self.result = store.find("last", self.ctx.net_dir, cluster=self.ctx.cluster)
+                self.result = store.find("last", self.setup.net_dir, cluster=self.setup.cluster)
             self.problem = None
         except ResultError as exc:
             if run is None and "no speed-test results" in str(exc):
@@ -136,7 +136,7 @@ class NetworkScreen(SafScreen[None]):
             return
         if self.cockpit.refuse_if_readonly("Running a speed test"):
             return
-        if self.ctx.inventory is None:
+        if self.setup.inventory is None:
             self.notify("There is no inventory: speed tests need a live cluster.",
                         title="Speed test", severity="warning")
             return
@@ -152,7 +152,7 @@ class NetworkScreen(SafScreen[None]):
         self.workers.cancel_group(self, "net-test")
 
     async def action_jumbo(self) -> None:
-        names = {found.name for found in self.ctx.recipe_library()}
+        names = {found.name for found in self.setup.recipe_library()}
         if JUMBO_RECIPE not in names:
             self.notify(f"There is no {JUMBO_RECIPE} recipe here.", title="Jumbo frames",
                         severity="warning")
@@ -161,7 +161,7 @@ class NetworkScreen(SafScreen[None]):
 
     @work(exclusive=True, group="net-test", exit_on_error=False)
     async def _run(self, run_id: str) -> None:
-        inventory = self.ctx.inventory
+        inventory = self.setup.inventory
         assert inventory is not None
         plan = RunPlan(library.load("netperf"), dict(self.overrides))
 
@@ -176,7 +176,7 @@ class NetworkScreen(SafScreen[None]):
                 self.run_status = event.status
 
         own = None
-        fleet = self.ctx.fleet
+        fleet = self.setup.fleet
         try:
             if fleet is None:
                 fleet = own = Fleet(inventory)

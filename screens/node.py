@@ -151,7 +151,7 @@ class NodeScreen(SafScreen[None]):
             if section.id and section.id.startswith("gpu-"):
                 shown = next((x for x in view.gpus if f"gpu-{x.index}" == section.id), None)
                 hot = (shown is not None and shown.temp is not None
-                       and shown.temp >= app.ctx.settings.thresholds.gpu_temp_alert)
+                       and shown.temp >= app.setup.settings.thresholds.gpu_temp_alert)
                 section.set_class(hot, "alert")
         self.query_one(StatusLine).refresh()
 
@@ -181,7 +181,7 @@ class NodeScreen(SafScreen[None]):
         app = self.cockpit
         if app.refuse_if_readonly("Signalling a process"):
             return
-        if app.ctx.actions is None:
+        if app.setup.actions is None:
             app.notify("Signalling needs a live cluster; this is a replay.",
                        title="Not available", severity="warning")
             return
@@ -216,7 +216,7 @@ class NodeScreen(SafScreen[None]):
     @work(group="signal")
     async def _send(self, pid: int, signal: str) -> None:
         app = self.cockpit
-        actions = app.ctx.actions
+        actions = app.setup.actions
         assert actions is not None  # action_signal asks only when there are actions
         try:
             result = await actions.signal(self.node, pid, signal)

@@ -99,7 +99,7 @@ class Cores(Part):
     def render(self) -> Text:
         app = cockpit_of(self)
         view = self.view
-        th = app.ctx.settings.thresholds
+        th = app.setup.settings.thresholds
         cols = self._columns()
         rows = -(-len(view.cores) // cols) if view.cores else 0
         text = Text(no_wrap=True)
@@ -125,7 +125,7 @@ class Memory(Part):
     def render(self) -> Text:
         app = cockpit_of(self)
         view = self.view
-        th = app.ctx.settings.thresholds
+        th = app.setup.settings.thresholds
         width = max(10, min(50, (self.size.width or 60) - 28))
         text = Text(no_wrap=True)
         pct = view.mem_pct
@@ -177,7 +177,7 @@ class GpuStats(Part):
 
     def render(self) -> Text:
         app = cockpit_of(self)
-        th = app.ctx.settings.thresholds
+        th = app.setup.settings.thresholds
         g = self.gpu()
         text = Text(no_wrap=True, overflow="ellipsis")
         if g is None:

@@ -7,7 +7,7 @@ The table (node_table.py) turns them into a line on the screen.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 
@@ -21,7 +21,11 @@ HISTORY = 120  # samples fed to a row's sparklines (downsampled to the cell widt
 
 
 @dataclass(frozen=True)
-class Column:
+class NodeTableColumn:
+    """A column of the dashboard's node table: a fixed width of cells, the cell it shows by
+    `key`. Not saf.render.columns.Column, whose width is measured from its cells: this table
+    draws its own lines (node_table.py) and must know its widths before any row is made."""
+
     key: str
     title: str
     width: int
@@ -30,21 +34,21 @@ class Column:
 
 
 COLUMNS = (
-    Column("node", "NODE", 10, 0, "left"),
-    Column("state", "STATE", 10, 1, "left"),
-    Column("role", "ROLE", 6, 9, "left"),
-    Column("os", "OS", 6, 12, "left"),
-    Column("cpu", "CPU", 5, 2),
-    Column("cpu_spark", "CPU HISTORY", 12, 7, "left"),
-    Column("mem", "MEMORY", 10, 3),
-    Column("gpu", "GPU", 5, 4),
-    Column("gpu_mem", "GPU MEM", 11, 9),
-    Column("temp", "TEMP", 5, 5),
-    Column("power", "POWER", 6, 11),
-    Column("net_in", "NET IN", 7, 6),
-    Column("net_out", "NET OUT", 7, 6),
-    Column("net_spark", "NET HISTORY", 11, 10, "left"),
-    Column("link", "LINK MTU b/s", 13, 8, "left"),  # its cell: name, MTU, speed
+    NodeTableColumn("node", "NODE", 10, 0, "left"),
+    NodeTableColumn("state", "STATE", 10, 1, "left"),
+    NodeTableColumn("role", "ROLE", 6, 9, "left"),
+    NodeTableColumn("os", "OS", 6, 12, "left"),
+    NodeTableColumn("cpu", "CPU", 5, 2),
+    NodeTableColumn("cpu_spark", "CPU HISTORY", 12, 7, "left"),
+    NodeTableColumn("mem", "MEMORY", 10, 3),
+    NodeTableColumn("gpu", "GPU", 5, 4),
+    NodeTableColumn("gpu_mem", "GPU MEM", 11, 9),
+    NodeTableColumn("temp", "TEMP", 5, 5),
+    NodeTableColumn("power", "POWER", 6, 11),
+    NodeTableColumn("net_in", "NET IN", 7, 6),
+    NodeTableColumn("net_out", "NET OUT", 7, 6),
+    NodeTableColumn("net_spark", "NET HISTORY", 11, 10, "left"),
+    NodeTableColumn("link", "LINK MTU b/s", 13, 8, "left"),  # its cell: name, MTU, speed
 )
 
 # The STATE cell: what a person reads for each status (a lost node shows its reason).
@@ -57,13 +61,12 @@ STATE_CELLS: dict[NodeStatus, tuple[str, str]] = {
 _LEVEL_STYLE = {Level.OK: "ok", Level.WARN: "warn", Level.ALERT: "alert"}
 
 
-def fit_columns(width: int, name_width: int) -> list[Column]:
+def fit_columns(width: int, name_width: int) -> list[NodeTableColumn]:
     """The columns that fit `width`, in display order, dropping by priority (NET IN and NET
     OUT together). Each cell is followed by a space, the last one too. The table does not
     `fill` spare room with less wanted columns: at the widths people know (120 and 80
     columns) it shows what it always showed."""
-    cols = [Column(c.key, c.title, name_width, c.priority, c.align) if c.key == "node" else c
-            for c in COLUMNS]
+    cols = [replace(c, width=name_width) if c.key == "node" else c for c in COLUMNS]
     keep = choose([c.priority for c in cols], [c.width for c in cols], width - 1, gap=1,
                   fill=False)
     return [cols[i] for i in keep]
@@ -119,7 +122,7 @@ def row_cells(view: NodeView, node: Node | None, th: Thresholds) -> dict[str, tu
 History = Callable[[str, str, int], Sequence[float | None]]  # (node, metric, last) -> values
 
 
-def row_parts(view: NodeView, node: Node | None, th: Thresholds, columns: Sequence[Column],
+def row_parts(view: NodeView, node: Node | None, th: Thresholds, columns: Sequence[NodeTableColumn],
               values: History) -> tuple[list[tuple[str, str]], bool]:
     """The row's text as (text, style name) parts, each cell padded to its column and
     followed by a space, neighbours of one style joined (every line filter and the

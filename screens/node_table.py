@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from saf.screens.contrast import blurred_cursor_style, cursor_style
-from saf.screens.node_rows import Column, clip, fit_columns, row_parts
+from saf.screens.node_rows import NodeTableColumn, clip, fit_columns, row_parts
 from saf.screens.widgets import palette
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.filter = ""
         self._cache: dict[str, Strip] = {}  # node -> its row's line
         self._header_line: Strip | None = None
-        self._columns: list[Column] = []
+        self._columns: list[NodeTableColumn] = []
         self._layout_width = 0  # the width columns are fitted to (render_lines)
         self._columns_width = -1  # the width self._columns were fitted to
         self._row_length = 0  # the cells of self._columns, with their spaces
@@ -273,7 +273,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._cache.clear()
         self._header_line = None
 
-    def _layout(self) -> list[Column]:
+    def _layout(self) -> list[NodeTableColumn]:
         """The columns, fitted to the table's whole width: each cell's trailing space is
         counted, and the last one may fall under the scrollbar."""
         width = self._layout_width
@@ -307,7 +307,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._cache[name] = strip
         return strip
 
-    def _header(self, columns: list[Column], width: int) -> Strip:
+    def _header(self, columns: list[NodeTableColumn], width: int) -> Strip:
         style = self._style("title")
         segments = []
         for col in columns:
@@ -320,7 +320,7 @@ class NodeTable(ScrollView, can_focus=True, inherit_bindings=False):
         """A node's row, in the columns `_layout` fitted last."""
         source = self.source
         parts, narrow = row_parts(source.view(name), source.node_info(name),
-                                  source.ctx.settings.thresholds, self._columns,
+                                  source.setup.settings.thresholds, self._columns,
                                   source.store.values)
         if narrow:  # cells are padded to their widths: no need to measure every segment
             length = self._row_length

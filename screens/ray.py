@@ -3,7 +3,7 @@ memory, object store used of total, custom resources), the totals, the jobs with
 and duration, and the dashboard's URL, live through an SSH forward to the head.
 
 The status is read every POLL_S seconds by a worker that is re-armed only after the previous
-read ended, so reads never overlap; from `ctx.ray_source` when the front door gave one (tests,
+read ended, so reads never overlap; from `setup.ray_source` when the front door gave one (tests,
 snapshots), else through `saf.ray.watch.RayWatch` on the cockpit's fleet. When Ray does not
 answer, the screen says so and `u` opens ray-up on the Recipes screen.
 """
@@ -83,22 +83,22 @@ class RayScreen(SafScreen[None]):
 
     async def _read(self) -> None:
         try:
-            source = self.ctx.ray_source
+            source = self.setup.ray_source
             if source is not None:
                 status = await source()
             else:
-                if self.ctx.fleet is None:
+                if self.setup.fleet is None:
                     raise RayError("no live cluster here (a replay): Ray's status comes from "
                                    "a live cockpit")
                 if self.ray_watch is None:
-                    self.ray_watch = RayWatch(self.ctx.fleet)
+                    self.ray_watch = RayWatch(self.setup.fleet)
                 status = await self.ray_watch.read()
             self.status, self.problem = status, None
         except RayError as exc:
             self.status, self.problem = None, exc.message
         self.reads += 1
         self.redraw()
-        if self.ctx.ray_source is None or self.ctx.fleet is not None:
+        if self.setup.ray_source is None or self.setup.fleet is not None:
             self.set_timer(POLL_S, self.poll, name="ray-poll")
 
     # -- drawing ------------------------------------------------------------------------------

@@ -67,8 +67,8 @@ class RecipeList(Vertical):
             self.border_title = "Past runs"
             # This cluster's history only (the one a run here goes to): runs of other
             # inventories are theirs, as in `saf runs` (--all shows every cluster's).
-            ctx = cockpit_of(self).ctx
-            cluster = ctx.inventory.cluster.name if ctx.inventory is not None else ctx.cluster
+            setup = cockpit_of(self).setup
+            cluster = setup.inventory.cluster.name if setup.inventory is not None else setup.cluster
             runs = list(reversed(list_runs(cluster=cluster)))
             self._runs = {s.run: s for s in runs}
             for s in runs:

@@ -76,7 +76,7 @@ class RecipesScreen(SafScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="recipes-body"):
-            yield RecipeList(list(self.ctx.recipe_library()))
+            yield RecipeList(list(self.setup.recipe_library()))
             with Vertical(id="recipes-main"):
                 yield RecipeSteps()
                 yield RunMatrix()
@@ -122,8 +122,8 @@ class RecipesScreen(SafScreen[None]):
             return
         found = listing.current()
         self.query_one(RecipeSteps).show(
-            found, listing.recipe(found) if found else None, self.ctx.inventory,
-            bool(self.ctx.nodes))
+            found, listing.recipe(found) if found else None, self.setup.inventory,
+            bool(self.setup.nodes))
 
     # -- running ------------------------------------------------------------------------------
     def action_run(self, check: bool = False) -> None:
@@ -175,7 +175,7 @@ class RecipesScreen(SafScreen[None]):
     def _refused(self, recipe: Recipe, check: bool) -> bool:
         """Whether the cockpit refuses to run it: it has no inventory to run it on, or it is
         read-only (a check changes nothing, so it may)."""
-        if self.ctx.inventory is None:
+        if self.setup.inventory is None:
             self.notify("This cockpit was opened without an inventory (a replay): there are no "
                         "nodes to run it on. Give one with --inventory.",
                         title="Recipe not run", severity="error", timeout=15)
@@ -201,7 +201,7 @@ class RecipesScreen(SafScreen[None]):
                             severity="information")
 
         # An action that changes nodes shows what it will do, on which nodes, and asks first.
-        inventory, known = self.ctx.inventory, bool(self.ctx.nodes)
+        inventory, known = self.setup.inventory, bool(self.setup.nodes)
         steps = [step for step in recipe.steps if step.index >= plan.start_step]
         longest = max((len(step.name) for step in steps), default=0)
         listing = "\n".join(f"{step.index + 1}. {step.name:<{longest}}  on "
@@ -215,10 +215,10 @@ class RecipesScreen(SafScreen[None]):
             listing, [("run", verb, "primary")], default="run"), answered)
 
     def _start(self, plan: RunPlan) -> None:
-        inventory = self.ctx.inventory
+        inventory = self.setup.inventory
         assert inventory is not None  # _refused said no without one
-        self.show_state(self.query_one(RunController).start(plan, inventory, self.ctx.fleet,
-                                                            self.ctx.recipe_runner))
+        self.show_state(self.query_one(RunController).start(plan, inventory, self.setup.fleet,
+                                                            self.setup.recipe_runner))
 
     def on_run_controller_changed(self, message: RunController.Changed) -> None:
         self._needs_redraw = True

@@ -90,11 +90,11 @@ class ServingScreen(SafScreen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
-        ctx = self.ctx
-        if ctx.serving is not None:
-            self.source = ctx.serving
-        elif ctx.inventory is not None:
-            self.source = FleetServing(ctx.inventory, ctx.fleet)
+        setup = self.setup
+        if setup.serving is not None:
+            self.source = setup.serving
+        elif setup.inventory is not None:
+            self.source = FleetServing(setup.inventory, setup.fleet)
         else:
             self.problem = "no cluster to look at (a replay without an inventory)"
         self.redraw()

@@ -92,7 +92,7 @@ class StatusLine(Widget):
         if app.recorder is not None:
             text.append(" ● REC ", style=f"bold {v['error']}")
             text.append(f"{app.recorder.count} events  ")
-        readonly = app.ctx.readonly_reason
+        readonly = app.setup.readonly_reason
         if readonly is not None:
             text.append(" read-only ", style=f"bold {v['warning']}")
             text.append(f" {readonly}")

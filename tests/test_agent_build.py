@@ -12,7 +12,7 @@ import hashlib
 import multiprocessing
 from pathlib import Path
 
-from saf.agent.build import build
+from saf.agentlink.build import build
 
 ROUNDS = 40
 

@@ -194,9 +194,9 @@ def replay(recording: str) -> list[str]:
 
 def test_apple_collector_streams_macmon():
     """The collector runs `macmon pipe` as a child and takes its latest line each sample."""
-    ctx = Context(platform="darwin",
-                  commands={"macmon": replay("macmon-pipe_v0.8_mac-studio-m3-ultra-256GB.jsonl")})
-    c = AppleGpuCollector(ctx, interval=0.5)
+    macmon = replay("macmon-pipe_v0.8_mac-studio-m3-ultra-256GB.jsonl")
+    machine = Context(platform="darwin", commands={"macmon": macmon})
+    c = AppleGpuCollector(machine, interval=0.5)
     try:
         assert c.start() is None and c.source == "macmon pipe"
         deadline = time.monotonic() + 20
@@ -211,21 +211,21 @@ def test_apple_collector_streams_macmon():
 
 
 def test_apple_collector_powermetrics_needs_passwordless_sudo():
-    ctx = Context(platform="darwin", commands={"macmon": None, "powermetrics": ["true"],
-                                               "sudo": ["false"]})
-    why = AppleGpuCollector(ctx).start()
+    machine = Context(platform="darwin", commands={"macmon": None, "powermetrics": ["true"],
+                                                   "sudo": ["false"]})
+    why = AppleGpuCollector(machine).start()
     assert "macmon is not installed" in why and "needs a password" in why
-    ctx = Context(platform="darwin", commands={"macmon": None, "powermetrics": None})
-    assert "no powermetrics" in AppleGpuCollector(ctx).start()
+    machine = Context(platform="darwin", commands={"macmon": None, "powermetrics": None})
+    assert "no powermetrics" in AppleGpuCollector(machine).start()
     assert "need macOS" in AppleGpuCollector(Context(platform="linux")).start()
 
 
 def test_apple_collector_streams_powermetrics():
     """No macmon, passwordless sudo: GPU figures from `sudo -n powermetrics` text."""
-    ctx = Context(platform="darwin", commands={
+    machine = Context(platform="darwin", commands={
         "macmon": None, "powermetrics": ["true"],
         "sudo": replay("powermetrics-text_Macmini9-1_M1_macOS11.2_TRIMMED.txt")})
-    c = AppleGpuCollector(ctx, interval=0.5)
+    c = AppleGpuCollector(machine, interval=0.5)
     try:
         assert c.start() is None and c.source == "sudo -n powermetrics"
         assert c.argv[-4:] == ["--samplers", "gpu_power", "-i", "500"]
@@ -246,12 +246,12 @@ def test_apple_collector_streams_powermetrics():
 def test_agent_sample_with_recorded_gpu_and_numa():
     """The agent's frames with recorded NUMA and NVML: GPUs listed, the Apple collector's
     reason in the hello, nothing missing that was measured."""
-    ctx = Context(root=str(FIXTURES / "sysfs/numa_2socket-256GB_node-exporter"),
-                  platform="linux", modules={"pynvml": FakeNvml(FIXTURES / "nvml" /
+    machine = Context(root=str(FIXTURES / "sysfs/numa_2socket-256GB_node-exporter"),
+                      platform="linux", modules={"pynvml": FakeNvml(FIXTURES / "nvml" /
                       "nvidia-smi-q-x_rtx-3090_values-from-rtx-4090-driver-535.xml")})
     out = io.StringIO()
-    agent = Agent(ctx, 1.0, out=out, collectors=[NumaCollector(ctx), NvmlCollector(ctx),
-                                                 AppleGpuCollector(ctx)])
+    agent = Agent(machine, 1.0, out=out, collectors=[NumaCollector(machine), NvmlCollector(machine),
+                                                     AppleGpuCollector(machine)])
     hello = agent.start()
     assert hello["collectors"]["nvml"] == {"ok": True, "section": "gpus",
                                           "source": "NVML (pynvml)"}

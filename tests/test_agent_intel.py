@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from saf.agent.frames import check as check_frame
+from saf.agentlink.frames import check as check_frame
 from saf.agents.collectors import intel as agent_intel
 from saf.agents.collectors.intel import IntelGpuCollector, JsonStream, busy_engines
 from saf.agents.context import Context
@@ -22,7 +22,7 @@ A770 = FIXTURES / "sysfs" / "intel_arc-a770_i915"
 B580 = FIXTURES / "sysfs" / "intel_arc-b580_xe-and-nvidia"
 
 
-def ctx(root: Path, **commands) -> Context:
+def machine(root: Path, **commands) -> Context:
     return Context(root=str(root), platform="linux",
                    commands={"intel_gpu_top": None, **commands})
 
@@ -37,7 +37,7 @@ def collect_until(c: IntelGpuCollector, ready, seconds: float = 20) -> list[dict
 
 
 def test_a770_on_i915_from_sysfs() -> None:
-    c = IntelGpuCollector(ctx(A770))
+    c = IntelGpuCollector(machine(A770))
     assert c.start() is None
     [gpu] = c.collect()
     assert gpu["name"] == "Intel Arc A770" and gpu["vendor"] == "intel"
@@ -50,7 +50,7 @@ def test_a770_on_i915_from_sysfs() -> None:
 
 
 def test_b580_on_xe_beside_an_nvidia_card() -> None:
-    c = IntelGpuCollector(ctx(B580))
+    c = IntelGpuCollector(machine(B580))
     assert c.start() is None
     [gpu] = c.collect()  # card0 is NVIDIA's: not this collector's
     assert gpu["name"] == "Intel Arc B580" and gpu["driver"] == "xe"
@@ -60,7 +60,7 @@ def test_b580_on_xe_beside_an_nvidia_card() -> None:
 
 
 def test_no_intel_gpu_and_not_linux(tmp_path: Path) -> None:
-    assert IntelGpuCollector(ctx(tmp_path)).start() == (
+    assert IntelGpuCollector(machine(tmp_path)).start() == (
         "no Intel GPU (no card with vendor 0x8086 in /sys/class/drm)")
     assert "need Linux" in IntelGpuCollector(Context(platform="darwin")).start()
 
@@ -74,7 +74,7 @@ def test_utilisation_and_power_from_intel_gpu_top() -> None:
     Render/3D engine is the utilisation, its GPU power the power."""
     play = ("import sys, time; sys.stdout.write('[\\n' + open(sys.argv[1]).read() + ',\\n');"
             " sys.stdout.flush(); time.sleep(60)")
-    c = IntelGpuCollector(ctx(A770, intel_gpu_top=_player(play) + [str(TOP)]), interval=0.2)
+    c = IntelGpuCollector(machine(A770, intel_gpu_top=_player(play) + [str(TOP)]), interval=0.2)
     try:
         assert c.start() is None
         [gpu] = collect_until(c, lambda items: items[0]["util"] is not None)
@@ -89,7 +89,7 @@ def test_utilisation_and_power_from_intel_gpu_top() -> None:
 def test_intel_gpu_top_refused_says_why() -> None:
     play = ("import sys; sys.stderr.write('Failed to initialize PMU! (Permission denied)\\n');"
             " sys.exit(1)")
-    c = IntelGpuCollector(ctx(A770, intel_gpu_top=_player(play)), interval=0.2)
+    c = IntelGpuCollector(machine(A770, intel_gpu_top=_player(play)), interval=0.2)
     assert c.start() is None
     [gpu] = collect_until(c, lambda items: "exited" in items[0]["missing"]["util"])
     assert gpu["missing"]["util"] == ("intel_gpu_top exited (status 1: Failed to initialize "
@@ -128,7 +128,7 @@ def test_one_arc_table_for_the_agent_and_the_recipe_facts() -> None:
     import io
     import zipfile
 
-    from saf.agent.build import zip_bytes
+    from saf.agentlink.build import zip_bytes
     from saf.agents import arc_ids
 
     assert agent_intel.ARC_IDS is arc_ids.ARC_IDS and facts_intel.ARC_IDS is arc_ids.ARC_IDS

@@ -17,15 +17,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from saf.agent import deploy
-from saf.agent.build import AgentBundle, build
-from saf.agent.link import AgentLink
+from saf.agentlink import deploy
+from saf.agentlink.build import AgentBundle, build
+from saf.agentlink.link import AgentLink
 from saf.connect.backoff import Backoff
 from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics import events as mev
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
     free_port, write_inventory

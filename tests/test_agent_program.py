@@ -16,7 +16,7 @@ import pytest
 
 from saf.agents import protocol
 from saf.agents.main import until_next_beat
-from saf.agent.build import build
+from saf.agentlink.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 PY39 = "/root/.pyenv/versions/3.9.18/bin/python"

@@ -28,7 +28,7 @@ class Recorded(Context):
 
 
 @pytest.fixture
-def ctx():
+def machine():
     recorded = Recorded()
     yield recorded
     for proc in recorded.started:
@@ -44,20 +44,20 @@ STUBBORN = [sys.executable, "-c", "import signal, sys, time\n"
             "time.sleep(60)"]
 
 
-def test_a_check_that_does_not_end_in_time_is_killed(ctx: Recorded) -> None:
+def test_a_check_that_does_not_end_in_time_is_killed(machine: Recorded) -> None:
     """The Apple collector's `sudo -n -l powermetrics` check: a sudo that hangs (asking
     something, a slow directory service) used to be left running."""
     with pytest.raises(subprocess.TimeoutExpired):
-        tools.run(ctx, SLEEP, timeout=0.5)
-    (proc,) = ctx.started
+        tools.run(machine, SLEEP, timeout=0.5)
+    (proc,) = machine.started
     assert proc.wait(10) < 0  # ended by saf's signal, not left sleeping its 60 s
 
 
-def test_a_check_says_its_exit_status(ctx: Recorded) -> None:
-    assert tools.run(ctx, [sys.executable, "-c", "raise SystemExit(3)"], timeout=30) == 3
+def test_a_check_says_its_exit_status(machine: Recorded) -> None:
+    assert tools.run(machine, [sys.executable, "-c", "raise SystemExit(3)"], timeout=30) == 3
 
 
-def test_a_reading_tool_is_read_and_stopped(ctx: Recorded) -> None:
+def test_a_reading_tool_is_read_and_stopped(machine: Recorded) -> None:
     said = threading.Event()
 
     def read(proc: subprocess.Popen) -> None:
@@ -65,13 +65,13 @@ def test_a_reading_tool_is_read_and_stopped(ctx: Recorded) -> None:
             if line.strip() == b"ready":
                 said.set()
 
-    proc = tools.start_reading(ctx, STUBBORN, read)
+    proc = tools.start_reading(machine, STUBBORN, read)
     assert said.wait(60), "the tool's line was not read"
     tools.stop(proc, wait=1.0)  # it ignores SIGTERM: killed after the wait
     assert proc.wait(10) == -signal.SIGKILL
     tools.stop(proc)  # stopping a stopped tool does nothing
 
 
-def test_a_tool_that_is_not_there_cannot_start(ctx: Recorded) -> None:
+def test_a_tool_that_is_not_there_cannot_start(machine: Recorded) -> None:
     with pytest.raises(OSError):
-        tools.start_reading(ctx, ["/nonexistent/intel_gpu_top"], lambda p: None)
+        tools.start_reading(machine, ["/nonexistent/intel_gpu_top"], lambda p: None)

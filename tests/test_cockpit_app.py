@@ -292,9 +292,9 @@ async def test_signal_a_gpu_process_asks_then_sends_term():
                               31337, victim.pid)
         local = Node("gpu1", "localhost", connection="local")
         fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
-        ctx = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
-                             theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
-        app = make_app(ctx, lambda emit: Replayer(recording, emit, instant=True))
+        setup = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
+                               theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
+        app = make_app(setup, lambda emit: Replayer(recording, emit, instant=True))
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             await pilot.press("enter")
@@ -324,9 +324,9 @@ async def test_signal_a_gpu_process_asks_twice_then_sends_kill():
                               31337, victim.pid)
         local = Node("gpu1", "localhost", connection="local")
         fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
-        ctx = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
-                             theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
-        app = make_app(ctx, lambda emit: Replayer(recording, emit, instant=True))
+        setup = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
+                               theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
+        app = make_app(setup, lambda emit: Replayer(recording, emit, instant=True))
         async with app.run_test(size=(120, 40)) as pilot:
             await ready(pilot)
             await pilot.press("enter")

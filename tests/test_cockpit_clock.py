@@ -15,7 +15,7 @@ from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
 from saf.inventory.model import Cluster, Defaults, Inventory
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from saf.recording import load_recording
 from saf.screens.app import SafApp, make_app, replay_app
 from saf.screens.widgets import StatusLine
@@ -27,9 +27,9 @@ FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 def live_cockpit() -> tuple[SafApp, list[float]]:
     fleet = Fleet(Inventory(Cluster(), Defaults(), ()))
-    ctx = CockpitContext(cluster="lab", nodes=(), settings=Settings(),
-                         theme_folders=(THEMES_DIR,), inventory=fleet.inventory)
-    app = make_app(ctx, lambda emit: MetricsHub(fleet, (), emit))
+    setup = CockpitContext(cluster="lab", nodes=(), settings=Settings(),
+                           theme_folders=(THEMES_DIR,), inventory=fleet.inventory)
+    app = make_app(setup, lambda emit: MetricsHub(fleet, (), emit))
     now = [NOON]
     app.clock = lambda: now[0]
     return app, now
@@ -95,9 +95,9 @@ async def test_a_playing_replays_position_moves_and_a_pause_shows_at_once() -> N
     """A replay reports itself only when steered: while it plays, the status line reads its
     position each time the tick redraws it."""
     recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")  # a minute long
-    ctx = CockpitContext(cluster=recording.cluster, nodes=recording.nodes, settings=Settings(),
-                         theme_folders=(THEMES_DIR,))
-    app = replay_app(ctx, recording, speed=10.0)
+    setup = CockpitContext(cluster=recording.cluster, nodes=recording.nodes, settings=Settings(),
+                           theme_folders=(THEMES_DIR,))
+    app = replay_app(setup, recording, speed=10.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.3)
         assert "▶ replay" in status_line(app)

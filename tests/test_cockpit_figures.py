@@ -19,9 +19,9 @@ FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 def cockpit(name: str) -> SafApp:
     recording = load_recording(FRAMES / name)
-    ctx = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
-                         settings=Settings(), theme_folders=(THEMES_DIR,))
-    return replay_app(ctx, recording, instant=True)
+    setup = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
+                           settings=Settings(), theme_folders=(THEMES_DIR,))
+    return replay_app(setup, recording, instant=True)
 
 
 def screen_lines(app: SafApp) -> list[str]:

@@ -27,9 +27,9 @@ FRAMES = Path(__file__).parent / "fixtures" / "frames"
 def dashboard(theme: str, theme_folders: tuple[Path, ...] = (THEMES_DIR,)) -> SafApp:
     # GPU over temperature: every cell style is on screen (title, good, warn, alert, dim).
     recording = load_recording(FRAMES / "gpu-over-temp.jsonl")
-    ctx = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
-                         settings=Settings(theme=theme), theme_folders=theme_folders)
-    return replay_app(ctx, recording, instant=True)
+    setup = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
+                           settings=Settings(theme=theme), theme_folders=theme_folders)
+    return replay_app(setup, recording, instant=True)
 
 
 CYCLE = dashboard(DEFAULT_DARK).theme_order()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from saf.agent.lines import Line, LineFramer
+from saf.agentlink.lines import Line, LineFramer
 from saf.connect.local import LocalConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from saf.agent.frames import RANGES
-from saf.agent.frames import check as check_frame
+from saf.agentlink.frames import RANGES
+from saf.agentlink.frames import check as check_frame
 from saf.agents.protocol import FRAME_FIELDS, FrameError, decode
 from saf.errors import SafError
 from saf.inventory import load_inventory

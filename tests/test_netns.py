@@ -13,7 +13,7 @@ import pytest
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics.events import SampleReceived
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from tests.helpers.netns import IP, NetnsCluster, netns_skip_reason
 
 

@@ -140,7 +140,7 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         await pilot.pause()
         # It asks first, naming the steps it will run and the nodes each runs on.
         assert isinstance(app.screen, ConfirmScreen)
-        nodes = ", ".join(n.name for n in app.ctx.nodes)
+        nodes = ", ".join(n.name for n in app.setup.nodes)
         assert f"1. say hello        on {nodes}" in app.screen.command
         assert f"on {nodes}, and may change" in app.screen.body
         assert screen.state is None  # nothing runs before the answer
@@ -236,7 +236,7 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
-        names = ", ".join(n.name for n in app.ctx.nodes)
+        names = ", ".join(n.name for n in app.setup.nodes)
         assert app.screen.command == f"2. second  on {names}"
         await pilot.click("#run")
         await pilot.pause()

@@ -49,8 +49,8 @@ class SeedPublisher(threading.Thread):
         self.bound = threading.Event()
 
     def run(self) -> None:
-        ctx = zmq.Context.instance()
-        pub = ctx.socket(zmq.PUB)
+        zmq_context = zmq.Context.instance()
+        pub = zmq_context.socket(zmq.PUB)
         pub.setsockopt(zmq.IPV6, 1)  # so it can bind tcp://[::1]:PORT too
         pub.bind(self.endpoint)
         self.bound.set()

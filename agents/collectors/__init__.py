@@ -16,8 +16,8 @@ class Collector:
     source = ""  # where the figures come from, said in the hello ("/proc", "psutil", ...)
     note = ""    # a degraded mode worth saying in the hello (e.g. psutil missing)
 
-    def __init__(self, ctx):
-        self.ctx = ctx
+    def __init__(self, machine):
+        self.machine = machine
 
     def start(self):
         return None

@@ -94,8 +94,8 @@ class AppleGpuCollector(Collector):
     name = "apple"
     section = "gpus"
 
-    def __init__(self, ctx, interval=1.0):
-        Collector.__init__(self, ctx)
+    def __init__(self, machine, interval=1.0):
+        Collector.__init__(self, machine)
         self.interval = interval
         self.proc = None
         self.latest = None
@@ -104,36 +104,36 @@ class AppleGpuCollector(Collector):
         self.error = None
 
     def start(self):
-        ctx = self.ctx
-        forced = "macmon" in ctx.commands or "powermetrics" in ctx.commands
-        if not ctx.macos and not forced:
-            return "Apple GPU figures need macOS; this is %s" % ctx.platform
+        machine = self.machine
+        forced = "macmon" in machine.commands or "powermetrics" in machine.commands
+        if not machine.macos and not forced:
+            return "Apple GPU figures need macOS; this is %s" % machine.platform
         ms = tools.interval_ms(self.interval)
-        argv = ctx.command("macmon", "pipe", "-i", ms)
+        argv = machine.command("macmon", "pipe", "-i", ms)
         if argv:
             self.mode, self.source, self.argv = "macmon", "macmon pipe", argv
             return self._spawn()
         why = "macmon is not installed (brew install macmon)"
-        if not ctx.command("powermetrics"):
+        if not machine.command("powermetrics"):
             return why + " and there is no powermetrics"
-        check = ctx.command("sudo", "-n", "-l", "powermetrics")
+        check = machine.command("sudo", "-n", "-l", "powermetrics")
         if not check:
             return why + " and there is no sudo for powermetrics"
         try:
-            allowed = tools.run(ctx, check, timeout=5) == 0
+            allowed = tools.run(machine, check, timeout=5) == 0
         except (OSError, subprocess.SubprocessError) as exc:
             return why + " and sudo -n failed: %s" % exc
         if not allowed:
             return why + " and `sudo -n powermetrics` needs a password"
         self.mode, self.source = "powermetrics", "sudo -n powermetrics"
-        self.argv = ctx.command("sudo", "-n", "powermetrics", "--samplers", "gpu_power",
-                                "-i", ms)
+        self.argv = machine.command("sudo", "-n", "powermetrics", "--samplers", "gpu_power",
+                                    "-i", ms)
         return self._spawn()
 
     def _spawn(self):
         self.started = time.monotonic()
         try:
-            self.proc = tools.start_reading(self.ctx, self.argv, self._read)
+            self.proc = tools.start_reading(self.machine, self.argv, self._read)
         except OSError as exc:
             return "cannot start %s: %s" % (self.argv[0], exc)
         return None

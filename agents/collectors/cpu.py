@@ -37,13 +37,13 @@ class CpuCollector(Collector):
     def start(self):
         self.prev = {}
         self.psutil = None
-        if self.ctx.linux and self.ctx.read("/proc/stat"):
+        if self.machine.linux and self.machine.read("/proc/stat"):
             self.source = "/proc/stat"
-            self._policies = [p for p in self.ctx.listdir("/sys/devices/system/cpu/cpufreq")
+            self._policies = [p for p in self.machine.listdir("/sys/devices/system/cpu/cpufreq")
                               if p.startswith("policy")]
             self.collect()  # prime the counters: the first sample has real percents
             return None
-        psutil, why = self.ctx.module("psutil")
+        psutil, why = self.machine.module("psutil")
         if psutil is None:
             return "no /proc/stat and " + why
         self.psutil = psutil
@@ -56,7 +56,7 @@ class CpuCollector(Collector):
             return self._collect_psutil()
         out = {}
         per_core = []
-        text = self.ctx.read("/proc/stat") or ""
+        text = self.machine.read("/proc/stat") or ""
         for line in text.splitlines():
             if not line.startswith("cpu"):
                 break
@@ -80,7 +80,7 @@ class CpuCollector(Collector):
     def _freq(self):
         values = []
         for policy in self._policies:
-            text = self.ctx.read("/sys/devices/system/cpu/cpufreq", policy, "scaling_cur_freq")
+            text = self.machine.read("/sys/devices/system/cpu/cpufreq", policy, "scaling_cur_freq")
             if text and text.strip().isdigit():
                 values.append(int(text) / 1000.0)
         return round1(sum(values) / len(values)) if values else None

@@ -31,11 +31,11 @@ class DiskCollector(Collector):
         self.devices = set()
         self.refreshed = 0.0
         self.psutil = None
-        if self.ctx.linux and self.ctx.read("/proc/diskstats") is not None:
+        if self.machine.linux and self.machine.read("/proc/diskstats") is not None:
             self.source = "/proc/diskstats"
             self.collect()
             return None
-        psutil, why = self.ctx.module("psutil")
+        psutil, why = self.machine.module("psutil")
         if psutil is None:
             return "no /proc/diskstats and " + why
         self.psutil = psutil
@@ -50,9 +50,9 @@ class DiskCollector(Collector):
                            "write_count": c.write_count, "write_bytes": c.write_bytes}
                     for name, c in found.items()}
         if now - self.refreshed >= DEVICE_REFRESH:
-            self.devices = {d for d in self.ctx.listdir("/sys/block") if not d.startswith(SKIP)}
+            self.devices = {d for d in self.machine.listdir("/sys/block") if not d.startswith(SKIP)}
             self.refreshed = now
-        return parse_diskstats(self.ctx.read("/proc/diskstats") or "", self.devices)
+        return parse_diskstats(self.machine.read("/proc/diskstats") or "", self.devices)
 
     def collect(self):
         now = time.monotonic()

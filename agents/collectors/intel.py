@@ -88,8 +88,8 @@ class IntelGpuCollector(Collector):
     section = "gpus"
     source = "sysfs (/sys/class/drm)"
 
-    def __init__(self, ctx, interval=1.0):
-        Collector.__init__(self, ctx)
+    def __init__(self, machine, interval=1.0):
+        Collector.__init__(self, machine)
         self.interval = interval
         self.cards = []
         self.proc = None
@@ -99,17 +99,17 @@ class IntelGpuCollector(Collector):
         self.top_reason = None
 
     def start(self):
-        ctx = self.ctx
-        if not ctx.linux:
-            return "Intel GPU figures need Linux; this is %s" % ctx.platform
-        for card in ctx.listdir("/sys/class/drm"):
+        machine = self.machine
+        if not machine.linux:
+            return "Intel GPU figures need Linux; this is %s" % machine.platform
+        for card in machine.listdir("/sys/class/drm"):
             if not _CARD.match(card):
                 continue
-            vendor = (ctx.read("/sys/class/drm", card, "device/vendor") or "").strip()
-            klass = (ctx.read("/sys/class/drm", card, "device/class") or "").strip()
+            vendor = (machine.read("/sys/class/drm", card, "device/vendor") or "").strip()
+            klass = (machine.read("/sys/class/drm", card, "device/class") or "").strip()
             if vendor.lower() != "0x8086" or not klass.startswith("0x03"):
                 continue
-            device = (ctx.read("/sys/class/drm", card, "device/device") or "").strip()
+            device = (machine.read("/sys/class/drm", card, "device/device") or "").strip()
             try:
                 pci_id = int(device, 16)
             except ValueError:
@@ -122,8 +122,8 @@ class IntelGpuCollector(Collector):
 
     def _driver(self, card):
         try:
-            return os.path.basename(os.readlink(self.ctx.path("/sys/class/drm", card,
-                                                              "device/driver")))
+            return os.path.basename(os.readlink(self.machine.path("/sys/class/drm", card,
+                                                                  "device/driver")))
         except OSError:
             return None
 
@@ -133,7 +133,7 @@ class IntelGpuCollector(Collector):
             self.top_reason = ("intel_gpu_top reads one GPU at a time; %d Intel GPUs here"
                                % len(self.cards))
             return
-        argv = self.ctx.command("intel_gpu_top", "-J", "-s", tools.interval_ms(self.interval))
+        argv = self.machine.command("intel_gpu_top", "-J", "-s", tools.interval_ms(self.interval))
         if not argv:
             self.top_reason = "intel_gpu_top is not installed (apt install intel-gpu-tools)"
             return
@@ -143,7 +143,7 @@ class IntelGpuCollector(Collector):
     def _spawn(self):
         self.started = time.monotonic()
         try:
-            self.proc = tools.start_reading(self.ctx, self.argv, self._read)
+            self.proc = tools.start_reading(self.machine, self.argv, self._read)
         except OSError as exc:
             self.proc = None
             self.top_reason = "cannot start intel_gpu_top: %s" % exc
@@ -188,7 +188,7 @@ class IntelGpuCollector(Collector):
 
     # -- a sample --------------------------------------------------------------------------
     def _number(self, *parts):
-        text = self.ctx.read(*parts)
+        text = self.machine.read(*parts)
         try:
             return float(text.strip()) if text is not None else None
         except ValueError:

@@ -29,10 +29,10 @@ class MemoryCollector(Collector):
 
     def start(self):
         self.psutil = None
-        if self.ctx.linux and self.ctx.read("/proc/meminfo"):
+        if self.machine.linux and self.machine.read("/proc/meminfo"):
             self.source = "/proc/meminfo"
             return None
-        psutil, why = self.ctx.module("psutil")
+        psutil, why = self.machine.module("psutil")
         if psutil is None:
             return "no /proc/meminfo and " + why
         self.psutil = psutil
@@ -46,7 +46,7 @@ class MemoryCollector(Collector):
             return {"total": vm.total, "available": vm.available, "used": vm.total - vm.available,
                     "percent": round1(vm.percent), "swap_total": sw.total,
                     "swap_used": sw.used, "swap_percent": round1(sw.percent)}
-        info = parse_meminfo(self.ctx.read("/proc/meminfo") or "")
+        info = parse_meminfo(self.machine.read("/proc/meminfo") or "")
         total = info.get("MemTotal", 0)
         available = info.get("MemAvailable")
         if available is None:  # kernels before 3.14

@@ -83,8 +83,8 @@ class NicCollector(Collector):
         self.links = {}
         self.addresses = {}
         self.refreshed = 0.0
-        self.psutil, why = self.ctx.module("psutil")
-        if self.ctx.linux and self.ctx.read("/proc/net/dev"):
+        self.psutil, why = self.machine.module("psutil")
+        if self.machine.linux and self.machine.read("/proc/net/dev"):
             self.source = "/proc/net/dev, /sys/class/net"
             if self.psutil is None:
                 self.note = why + ": addresses from /proc/net/if_inet6 and the primary IPv4"
@@ -99,7 +99,7 @@ class NicCollector(Collector):
     # -- reading ---------------------------------------------------------------------------
     def _counters(self):
         if self.source.startswith("/proc"):
-            return parse_net_dev(self.ctx.read("/proc/net/dev") or "")
+            return parse_net_dev(self.machine.read("/proc/net/dev") or "")
         out = {}
         for name, c in self.psutil.net_io_counters(pernic=True).items():
             out[name] = {"rx_bytes": c.bytes_recv, "rx_packets": c.packets_recv,
@@ -113,10 +113,10 @@ class NicCollector(Collector):
         if self.source.startswith("/proc"):
             for name in names:
                 base = ("/sys/class/net", name)
-                speed = _int(self.ctx.read(*base, "speed"))
-                duplex = (self.ctx.read(*base, "duplex") or "").strip() or None
+                speed = _int(self.machine.read(*base, "speed"))
+                duplex = (self.machine.read(*base, "duplex") or "").strip() or None
                 self.links[name] = {
-                    "mtu": _int(self.ctx.read(*base, "mtu")),
+                    "mtu": _int(self.machine.read(*base, "mtu")),
                     # sysfs says -1 (or EINVAL) when the link has no speed: unknown, not 0.
                     "speed_mbps": speed if speed is not None and speed > 0 else None,
                     "duplex": duplex if duplex in ("full", "half") else None,
@@ -143,8 +143,8 @@ class NicCollector(Collector):
             for name, addrs in found.items():
                 out[name] = [a.address.split("%")[0] for a in addrs if a.family in families]
             return out
-        out = _ipv6_addresses(self.ctx.read("/proc/net/if_inet6") or "")
-        if self.ctx.root in ("/", ""):  # the ioctl asks this machine's kernel
+        out = _ipv6_addresses(self.machine.read("/proc/net/if_inet6") or "")
+        if self.machine.root in ("/", ""):  # the ioctl asks this machine's kernel
             for name in names:
                 v4 = _ipv4_address(name)
                 if v4:
@@ -163,14 +163,14 @@ class NicCollector(Collector):
             item = {"name": printable(name)}
             item.update(self.links.get(name, {}))
             if self.source.startswith("/proc"):
-                flags = _int(self.ctx.read("/sys/class/net", name, "flags"))
+                flags = _int(self.machine.read("/sys/class/net", name, "flags"))
                 item["up"] = None if flags is None else bool(flags & IFF_UP)
                 # operstate: up, down, dormant, or unknown (loopback, many virtual links).
-                item["operstate"] = (self.ctx.read("/sys/class/net", name, "operstate")
+                item["operstate"] = (self.machine.read("/sys/class/net", name, "operstate")
                                      or "").strip() or None
             addrs = self.addresses.get(name, [])
             item["addresses"] = addrs
-            item["cluster"] = bool(self.ctx.cluster_addresses.intersection(addrs))
+            item["cluster"] = bool(self.machine.cluster_addresses.intersection(addrs))
             item.update(c)
             rates = self.rates.update(name, now, c)
             for key, out_key in (("rx_bytes", "rx_bps"), ("tx_bytes", "tx_bps"),

@@ -81,9 +81,9 @@ class NumaCollector(Collector):
     source = NODE_DIR
 
     def start(self):
-        if not self.ctx.linux:
-            return "NUMA figures come from Linux sysfs; this is %s" % self.ctx.platform
-        self.nodes = [n for n in self.ctx.listdir(NODE_DIR)
+        if not self.machine.linux:
+            return "NUMA figures come from Linux sysfs; this is %s" % self.machine.platform
+        self.nodes = [n for n in self.machine.listdir(NODE_DIR)
                       if n.startswith("node") and n[4:].isdigit()]
         if not self.nodes:
             return "no %s/node* (kernel without NUMA support)" % NODE_DIR
@@ -91,11 +91,11 @@ class NumaCollector(Collector):
         self.cpus = {}
         self.distances = {}
         for node in self.nodes:
-            self.cpus[node] = (self.ctx.read(NODE_DIR, node, "cpulist") or "").strip()
-            text = self.ctx.read(NODE_DIR, node, "distance")
+            self.cpus[node] = (self.machine.read(NODE_DIR, node, "cpulist") or "").strip()
+            text = self.machine.read(NODE_DIR, node, "distance")
             self.distances[node] = [int(d) for d in text.split()] if text else None
         # Watermarks and reserves change only when an admin tunes vm.* or memory is added.
-        self.reserves = parse_zoneinfo(self.ctx.read("/proc/zoneinfo") or "", _page_size())
+        self.reserves = parse_zoneinfo(self.machine.read("/proc/zoneinfo") or "", _page_size())
         self.rates = Rates()
         self.collect()  # prime the counters: the first sample has rates
         return None
@@ -108,7 +108,7 @@ class NumaCollector(Collector):
             item = {"node": int(node[4:]), "cpus": cpulist,
                     "cpu_count": len(parse_cpulist(cpulist)),
                     "distances": self.distances[node]}
-            mem = _node_meminfo(self.ctx.read(NODE_DIR, node, "meminfo") or "")
+            mem = _node_meminfo(self.machine.read(NODE_DIR, node, "meminfo") or "")
             total, free = mem.get("MemTotal"), mem.get("MemFree")
             avail = available(mem, *self.reserves.get(int(node[4:]), (0, 0)))
             item["mem_total"] = total
@@ -117,7 +117,7 @@ class NumaCollector(Collector):
             item["mem_used"] = (max(0, total - avail) if total is not None
                                 and avail is not None else None)
             counters = {}
-            for line in (self.ctx.read(NODE_DIR, node, "numastat") or "").splitlines():
+            for line in (self.machine.read(NODE_DIR, node, "numastat") or "").splitlines():
                 parts = line.split()
                 if len(parts) == 2 and parts[0] in COUNTERS and parts[1].isdigit():
                     counters[parts[0]] = int(parts[1])

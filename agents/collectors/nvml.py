@@ -26,17 +26,18 @@ class NvmlCollector(Collector):
     source = "NVML (pynvml)"
 
     def start(self):
-        ctx = self.ctx
+        machine = self.machine
         self._errors = {}
         self.unsupported = {}  # (handle id, field) -> reason: asked once, then not again
-        if ctx.macos:
+        if machine.macos:
             return "macOS has no NVIDIA GPUs"
         # Without the kernel driver NVML cannot work: say so without importing pynvml,
         # which keeps the agent's memory small on the many nodes with no NVIDIA GPU.
-        if ("pynvml" not in ctx.modules and ctx.linux
-                and not ctx.exists("/proc/driver/nvidia") and not ctx.exists("/dev/nvidiactl")):
+        if ("pynvml" not in machine.modules and machine.linux
+                and not machine.exists("/proc/driver/nvidia")
+                and not machine.exists("/dev/nvidiactl")):
             return "no NVIDIA driver loaded (no /proc/driver/nvidia)"
-        nvml, why = ctx.module("pynvml")
+        nvml, why = machine.module("pynvml")
         if nvml is None:
             return why + " (install nvidia-ml-py for GPU figures)"
         self.nvml = nvml
@@ -148,7 +149,7 @@ class NvmlCollector(Collector):
                 return _text(get(pid))
             except Exception:  # noqa: BLE001 - /proc below names the process instead
                 pass
-        text = self.ctx.read("/proc/%d/comm" % pid)
+        text = self.machine.read("/proc/%d/comm" % pid)
         return text.strip() if text else None
 
     def close(self):

@@ -1,5 +1,5 @@
 """What a cockpit shows and acts on, in one typed object: the front door (saf/commands) builds
-it, the app takes it, and every screen reads it (`SafScreen.ctx`).
+it, the app takes it, and every screen reads it as `setup` (`SafScreen.setup`, `SafApp.setup`).
 
 It is built once and never changed: what changes while the cockpit runs (the metrics store,
 the signal book, a recording being written) lives in the objects it holds or in the app.

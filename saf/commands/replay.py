@@ -55,7 +55,7 @@ def replay_cockpit(file: Path, inventory: Inventory | None, *, speed: float = 1.
     from saf.screens.app import replay_app
 
     recording = load_recording(file)
-    ctx = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
-                         settings=load_settings(), inventory=inventory,
-                         readonly_because=READONLY_BECAUSE)
-    return replay_app(ctx, recording, speed=speed, start_at=start)
+    setup = CockpitContext(cluster=recording.cluster, nodes=recording.nodes,
+                           settings=load_settings(), inventory=inventory,
+                           readonly_because=READONLY_BECAUSE)
+    return replay_app(setup, recording, speed=speed, start_at=start)

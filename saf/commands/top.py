@@ -14,7 +14,7 @@ from rich.live import Live
 from saf.commands import common
 from saf.fleet import Fleet
 from saf.metrics.events import NodeStatus
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from saf.render.console import console
 from saf.render.top_view import problems, top_table
 

@@ -19,7 +19,7 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
-    from saf.agent.hub import MetricsHub
+    from saf.agentlink.hub import MetricsHub
     from saf.screens.app import make_app
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)
@@ -31,10 +31,10 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
             await super().stop()
             await fleet.close()
 
-    ctx = CockpitContext(cluster=inventory.cluster.name, nodes=tuple(nodes), settings=settings,
-                         inventory=inventory, fleet=fleet, actions=FleetActions(fleet),
-                         readonly_because=READONLY_FLAG if readonly else None)
-    return make_app(ctx, lambda emit: LiveSource(fleet, nodes, emit, interval=interval))
+    setup = CockpitContext(cluster=inventory.cluster.name, nodes=tuple(nodes), settings=settings,
+                           inventory=inventory, fleet=fleet, actions=FleetActions(fleet),
+                           readonly_because=READONLY_FLAG if readonly else None)
+    return make_app(setup, lambda emit: LiveSource(fleet, nodes, emit, interval=interval))
 
 
 def hub_cockpit(socket_path: str, *, token: str | None = None,
@@ -61,11 +61,11 @@ def hub_cockpit(socket_path: str, *, token: str | None = None,
     settings = load_settings(inventory_extra=inventory.extra if inventory else None,
                              inventory_path=inventory.path if inventory else None)
     readonly_because = hello.readonly or (READONLY_FLAG if readonly else None)
-    ctx = CockpitContext(cluster=hello.cluster, nodes=hello.nodes, settings=settings,
-                         inventory=inventory, actions=link.actions(),
-                         recipe_runner=link.run_recipe,
-                         signal_feed=link.signal_feed(), readonly_because=readonly_because)
-    return make_app(ctx, link.source)
+    setup = CockpitContext(cluster=hello.cluster, nodes=hello.nodes, settings=settings,
+                           inventory=inventory, actions=link.actions(),
+                           recipe_runner=link.run_recipe,
+                           signal_feed=link.signal_feed(), readonly_because=readonly_because)
+    return make_app(setup, link.source)
 
 
 @click.command("tui")

@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from saf.agent import deploy
-from saf.agent.build import AgentBundle, build
+from saf.agentlink import deploy
+from saf.agentlink.build import AgentBundle, build
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError, UsageError
 from saf.fleet import Fleet

@@ -50,14 +50,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saf.agent.build import AgentBundle
+from saf.agentlink.build import AgentBundle
 from saf.cockpit.actions import FleetActions
 from saf.cockpit.context import READONLY_FLAG
 from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
-from saf.agent.hub import MetricsHub
+from saf.agentlink.hub import MetricsHub
 from saf.paths import private_dir, state_dir
 from saf.recording import event_line, node_header
 from saf.serve import requests, wire

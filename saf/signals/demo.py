@@ -108,8 +108,8 @@ def bind_pub(endpoint: str, context: zmq.Context | None = None,
     """A PUB socket bound to `endpoint` (a send never blocks: PUB drops at its HWM)."""
     from saf.signals.endpoints import EndpointError, bind_url
 
-    ctx = context or zmq.Context.instance()
-    sock = ctx.socket(zmq.PUB)
+    zmq_context = context or zmq.Context.instance()
+    sock = zmq_context.socket(zmq.PUB)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.setsockopt(zmq.SNDHWM, sndhwm)
     sock.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:P binds too (zmq is IPv4-only by default)

@@ -100,8 +100,8 @@ class Subscriber:
 
     async def open(self) -> None:
         """Open forwards and connect the socket; frames queue from here on."""
-        ctx = self._context or zmq.asyncio.Context.instance()
-        sock = ctx.socket(zmq.SUB)
+        zmq_context = self._context or zmq.asyncio.Context.instance()
+        sock = zmq_context.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)

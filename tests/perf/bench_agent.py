@@ -35,7 +35,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from saf.agent.build import build  # noqa: E402
+from saf.agentlink.build import build  # noqa: E402
 
 PY39 = "/root/.pyenv/versions/3.9.18/bin/python"
 TARGETS = {1.0: 0.3, 0.1: 2.0}

@@ -74,9 +74,9 @@ def saf_app(n: int, seconds: float):
     events = tuple(run(machines, int(seconds + WARMUP + 5)))
     recording = Recording(path=None, started=T0, cluster="bench", nodes=tuple(nodes),
                           events=events)
-    ctx = CockpitContext(cluster="bench", nodes=tuple(nodes), settings=Settings(),
-                         theme_folders=(THEMES_DIR,))
-    return make_app(ctx, lambda emit: Replayer(recording, emit, speed=1.0))
+    setup = CockpitContext(cluster="bench", nodes=tuple(nodes), settings=Settings(),
+                           theme_folders=(THEMES_DIR,))
+    return make_app(setup, lambda emit: Replayer(recording, emit, speed=1.0))
 
 
 def hub_memory_per_node(n: int, seconds: int = HUB_SECONDS) -> tuple[float, float]:

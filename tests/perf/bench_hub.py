@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from saf.fleet import Fleet  # noqa: E402
 from saf.inventory.load import load_inventory  # noqa: E402
-from saf.agent.hub import MetricsHub  # noqa: E402
+from saf.agentlink.hub import MetricsHub  # noqa: E402
 
 WARMUP = 5.0
 

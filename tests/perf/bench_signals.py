@@ -86,8 +86,8 @@ class Counter:
 
 
 async def naive(endpoint: str, book: SignalBook, counter: Counter) -> None:
-    ctx = zmq.asyncio.Context.instance()
-    sock = ctx.socket(zmq.SUB)
+    zmq_context = zmq.asyncio.Context.instance()
+    sock = zmq_context.socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, RCVHWM)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     sock.connect(endpoint)

@@ -24,7 +24,7 @@ def cockpit_on(played: Recording, *, until: float | None = None, theme: str = "s
                readonly: bool = False, app_class: type[SafApp] = SafApp,
                **context: Any) -> SafApp:
     """`context`: more CockpitContext fields (inventory, signal_feed, recipe_library, ...)."""
-    ctx = CockpitContext(cluster=played.cluster, nodes=played.nodes,
-                         settings=Settings(theme=theme), theme_folders=(THEMES_DIR,),
-                         readonly_because=READONLY_FLAG if readonly else None, **context)
-    return app_class(ctx, lambda emit: Replayer(played, emit, instant=True, until=until))
+    setup = CockpitContext(cluster=played.cluster, nodes=played.nodes,
+                           settings=Settings(theme=theme), theme_folders=(THEMES_DIR,),
+                           readonly_because=READONLY_FLAG if readonly else None, **context)
+    return app_class(setup, lambda emit: Replayer(played, emit, instant=True, until=until))

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from typing import Literal, get_args
 
-from saf.agent import deploy
-from saf.agent.build import build
+from saf.agentlink import deploy
+from saf.agentlink.build import build
 from saf.recipe.facts import apple, intel, nvidia
 from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from saf.agent.build import AgentBundle
+from saf.agentlink.build import AgentBundle
 from saf.connect.base import Connector
 from saf.shell import SHA256, program, quote
 

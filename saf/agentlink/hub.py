@@ -10,7 +10,7 @@ Each event is applied to `hub.store` first, then handed to `emit`, so a consumer
 store from its callback sees the event's effect. A callback that raises is logged, never
 allowed to stop a link.
 
-It lives with the links it runs (saf.agent), above saf.metrics: the metrics package is the
+It lives with the links it runs (saf.agentlink), above saf.metrics: the metrics package is the
 readings' data (events, store, view) and starts nothing, so the links can emit its events
 without the two packages importing each other.
 """
@@ -21,8 +21,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from saf.agent.build import AgentBundle, build
-from saf.agent.link import AgentLink
+from saf.agentlink.build import AgentBundle, build
+from saf.agentlink.link import AgentLink
 from saf.events import Emit, Event, ignore
 from saf.fleet import Fleet
 from saf.inventory.model import Node

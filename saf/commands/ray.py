@@ -26,7 +26,7 @@ _temp = click.option("--temp-dir", default=rc.DEFAULT_TEMP_DIR, show_default=Tru
 
 
 @click.group("ray")
-def ray_group() -> None:
+def ray() -> None:
     """The Ray cluster: status, jobs, and submitting a job.
 
     Start and stop it with `saf run ray-up` and `saf run ray-down`; match Python and Ray on
@@ -34,7 +34,7 @@ def ray_group() -> None:
     """
 
 
-@ray_group.command("status")
+@ray.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @_port
 @_temp
@@ -60,7 +60,7 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
         ctx.exit(1)
 
 
-@ray_group.command("jobs")
+@ray.command("jobs")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per job.")
 @_port
 @_temp
@@ -85,7 +85,7 @@ def jobs(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> 
         out.print(jobs_table(found, out.width))
 
 
-@ray_group.command("submit", context_settings={"ignore_unknown_options": True})
+@ray.command("submit", context_settings={"ignore_unknown_options": True})
 @click.option("--working-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True,
               help="Uploaded to the cluster; the job runs inside it.")

@@ -21,10 +21,10 @@ import logging
 import time
 
 from saf.agents import protocol
-from saf.agent import deploy
-from saf.agent.build import AgentBundle
-from saf.agent.lines import LineFramer
-from saf.agent.frames import HelloFrame, SampleFrame, read_frame
+from saf.agentlink import deploy
+from saf.agentlink.build import AgentBundle
+from saf.agentlink.lines import LineFramer
+from saf.agentlink.frames import HelloFrame, SampleFrame, read_frame
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
