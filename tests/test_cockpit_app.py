@@ -5,11 +5,14 @@ really happen."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.geometry import Region
@@ -283,15 +286,16 @@ def _with_pid(recording: Recording, old: int, new: int) -> Recording:
     return dataclasses.replace(recording, events=tuple(events))
 
 
-async def test_signal_a_gpu_process_asks_then_sends_term():
-    """The GPU process list of a recorded NVIDIA node, pointed at a real local process: `s`
-    shows the exact command, Cancel does nothing, Send TERM ends the process."""
+@contextlib.asynccontextmanager
+async def gpu_process_on_the_node_screen() -> AsyncIterator[tuple[SafApp, Any, subprocess.Popen]]:
+    """The node screen of a recorded NVIDIA node whose GPU process is a real local process
+    (the victim), open; the victim and the fleet are gone afterwards, passed or failed."""
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    local = Node("gpu1", "localhost", connection="local")
+    fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
     try:
         recording = _with_pid(load_recording(FRAMES / "node-nvidia-2x-rtx4090.jsonl"),
                               31337, victim.pid)
-        local = Node("gpu1", "localhost", connection="local")
-        fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
         setup = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
                                theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
         app = make_app(setup, lambda emit: Replayer(recording, emit, instant=True))
@@ -299,58 +303,49 @@ async def test_signal_a_gpu_process_asks_then_sends_term():
             await ready(pilot)
             await pilot.press("enter")
             await pilot.pause()
-            await pilot.press("s")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmScreen)
-            assert app.screen.command == f"gpu1$ kill -TERM {victim.pid}"
-            await pilot.press("escape")
-            assert victim.poll() is None
-            await pilot.press("s")
-            await pilot.pause()
-            await pilot.click("#term")
-            await app.workers.wait_for_complete()
-            assert victim.wait(timeout=10) == -15
-        await fleet.close()
+            yield app, pilot, victim
     finally:
+        await fleet.close()
         victim.kill()
         victim.wait()
+
+
+async def test_signal_a_gpu_process_asks_then_sends_term():
+    """The GPU process list of a recorded NVIDIA node, pointed at a real local process: `s`
+    shows the exact command, Cancel does nothing, Send TERM ends the process."""
+    async with gpu_process_on_the_node_screen() as (app, pilot, victim):
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.command == f"gpu1$ kill -TERM {victim.pid}"
+        await pilot.press("escape")
+        assert victim.poll() is None
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#term")
+        await app.workers.wait_for_complete()
+        assert victim.wait(timeout=10) == -15
 
 
 async def test_signal_a_gpu_process_asks_twice_then_sends_kill():
     """KILL… asks again with the exact KILL command; only its Send KILL ends the process."""
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        recording = _with_pid(load_recording(FRAMES / "node-nvidia-2x-rtx4090.jsonl"),
-                              31337, victim.pid)
-        local = Node("gpu1", "localhost", connection="local")
-        fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
-        setup = CockpitContext(cluster="saf", nodes=(local,), settings=Settings(),
-                               theme_folders=(THEMES_DIR,), actions=FleetActions(fleet))
-        app = make_app(setup, lambda emit: Replayer(recording, emit, instant=True))
-        async with app.run_test(size=(120, 40)) as pilot:
-            await ready(pilot)
-            await pilot.press("enter")
-            await pilot.pause()
-            await pilot.press("s")
-            await pilot.pause()
-            await pilot.click("#kill")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmScreen)
-            assert app.screen.command == f"gpu1$ kill -KILL {victim.pid}"
-            await pilot.press("escape")
-            await app.workers.wait_for_complete()
-            assert victim.poll() is None
-            await pilot.press("s")
-            await pilot.pause()
-            await pilot.click("#kill")
-            await pilot.pause()
-            await pilot.click("#kill")
-            await app.workers.wait_for_complete()
-            assert victim.wait(timeout=10) == -9
-        await fleet.close()
-    finally:
-        victim.kill()
-        victim.wait()
+    async with gpu_process_on_the_node_screen() as (app, pilot, victim):
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#kill")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.command == f"gpu1$ kill -KILL {victim.pid}"
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        assert victim.poll() is None
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#kill")
+        await pilot.pause()
+        await pilot.click("#kill")
+        await app.workers.wait_for_complete()
+        assert victim.wait(timeout=10) == -9
 
 
 async def test_record_from_the_cockpit(tmp_path):
