@@ -47,7 +47,8 @@ def open_private(path: Path, mode: str = "w", *, encoding: str | None = None) ->
 
 def replace_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """`path` holds `data` whole or not at all, whoever else writes it at the same moment:
-    written to a temporary file of this call's own (mkstemp, same folder) and renamed over it.
+    written to a temporary file of this call's own (mkstemp, same folder), synced, and renamed
+    over it. `mode` 0o600 for what only its owner may read.
     A temporary name shared by two writers lets one truncate what the other has just renamed
     into place (a reader then sees a file of NUL bytes)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -55,6 +56,8 @@ def replace_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as out:
             os.fchmod(out.fileno(), mode)
             out.write(data)
+            out.flush()
+            os.fsync(out.fileno())  # whole on disk before it takes the name
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

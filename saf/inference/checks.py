@@ -5,7 +5,6 @@ that does not read back is treated as empty."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,4 @@ def save(cluster: str, report: CheckReport) -> None:
     data[report.endpoint] = report.to_json()
     path = path_for(cluster)
     paths.private_dir(path.parent)
-    temp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with paths.open_private(temp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(temp, path)
+    paths.replace_atomically(path, json.dumps(data).encode(), mode=0o600)

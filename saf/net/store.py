@@ -6,7 +6,6 @@ half a file, even while a test is filling it in."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from saf import paths
@@ -24,12 +23,8 @@ def path_of(run: str, folder: Path | None = None) -> Path:
 def save(result: NetResult, folder: Path | None = None) -> Path:
     folder = paths.private_dir(folder or net_dir())
     final = path_of(result.run, folder)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.part")
-    with paths.open_private(tmp, "w", encoding="utf-8") as f:
-        json.dump(result.to_json(), f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(final)
+    paths.replace_atomically(final, json.dumps(result.to_json(), indent=1).encode(),
+                             mode=0o600)
     return final
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import calendar
 import logging
-import os
 import re
 import stat
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 import asyncssh
 
 from saf.errors import SafError
-from saf.paths import open_private, private_dir, state_dir
+from saf.paths import open_private, private_dir, replace_atomically, state_dir
 from saf.untrusted import shown
 
 log = logging.getLogger("saf.serve.ssh")
@@ -247,10 +246,7 @@ def ensure_host_key(path: Path | None = None) -> asyncssh.SSHKey:
     if not path.exists():
         private_dir(path.parent)
         key = asyncssh.generate_private_key("ssh-ed25519", comment="saf serve")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open_private(tmp, "wb") as out:
-            out.write(key.export_private_key())
-        os.replace(tmp, path)
+        replace_atomically(path, key.export_private_key(), mode=0o600)
         with open_private(path.with_name(path.name + ".pub"), "wb") as out:
             out.write(key.export_public_key())
         return key
