@@ -20,8 +20,8 @@ import time
 from . import protocol
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
-from .collectors.intel import IntelGpuCollector
 from .collectors.disks import DiskCollector
+from .collectors.intel import IntelGpuCollector
 from .collectors.memory import MemoryCollector
 from .collectors.nics import NicCollector
 from .collectors.numa import NumaCollector

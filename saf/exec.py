@@ -11,7 +11,6 @@ from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Node
 from saf.shell import check_command_size
 
-
 CommandStatus = Literal["ok", "failed", "timeout", "unreachable"]
 
 

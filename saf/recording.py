@@ -28,8 +28,13 @@ from saf.agentlink.frames import read_frame
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
-from saf.metrics.events import (AgentFrameEvent, AgentStatus, NodeStatus, SampleReceived,
-                                event_from_json)
+from saf.metrics.events import (
+    AgentFrameEvent,
+    AgentStatus,
+    NodeStatus,
+    SampleReceived,
+    event_from_json,
+)
 from saf.metrics.store import MetricsStore
 from saf.paths import open_private
 

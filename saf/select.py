@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from saf.errors import SelectorError
-from saf.inventory.model import OSES, ROLES, SELECTOR_WORDS, Inventory, Node
 from saf.format import fmt_some
+from saf.inventory.model import OSES, ROLES, SELECTOR_WORDS, Inventory, Node
 
 _ROLE_WORDS = {"head": "head", "workers": "worker", "worker": "worker", "control": "control"}
 SHOWN = 10  # names listed in an error before the rest are only counted

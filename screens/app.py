@@ -26,6 +26,10 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import ClassVar, Protocol
 
+from saf.screens.messages import NodesChanged, ReplayMoved, Tick
+from saf.screens.registry import HOME, SCREENS, entry
+from saf.screens.theming import DEFAULT_DARK, load_themes, theme_cycle, theme_dirs
+from saf.themes import STYLESHEET
 from textual import work
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
@@ -39,14 +43,10 @@ from saf.cockpit.settings import remember_theme
 from saf.events import Emit, Event
 from saf.inventory.model import Node
 from saf.metrics.store import MetricsStore
-from saf.recording import Recording, RecordingWriter, Replayer, ReplayPosition
-from saf.screens.messages import NodesChanged, ReplayMoved, Tick
-from saf.screens.registry import HOME, SCREENS, entry
-from saf.screens.theming import DEFAULT_DARK, load_themes, theme_cycle, theme_dirs
 from saf.metrics.view import NodeView, node_view
+from saf.recording import Recording, RecordingWriter, Replayer, ReplayPosition
 from saf.signals.book import SignalBook
 from saf.signals.feed import SignalFeed
-from saf.themes import STYLESHEET
 
 
 class MetricsSource(Protocol):

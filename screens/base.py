@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar, cast
 
+from saf.screens.messages import ReplayMoved, Tick
 from textual.dom import DOMNode
 from textual.reactive import reactive
 from textual.screen import Screen
 
 from saf.cockpit.context import CockpitContext
-from saf.screens.messages import ReplayMoved, Tick
 
 if TYPE_CHECKING:
     from saf.screens.app import SafApp

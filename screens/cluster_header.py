@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rich.cells import cell_len
 from rich.text import Text
+from saf.screens.widgets import palette
 from textual.widget import Widget
 
 from saf.format import fmt_used
 from saf.metrics.thresholds import Level
 from saf.metrics.view import NodeStatus, alerts
-from saf.screens.widgets import palette
 
 if TYPE_CHECKING:
     from saf.screens.app import SafApp

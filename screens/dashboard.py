@@ -7,16 +7,15 @@ tells the screen a node was opened with a message.
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.widgets import Input
-
-from saf.screens.footer import FittingFooter
 from saf.screens.base import SafScreen
 from saf.screens.cluster_header import ClusterHeader
+from saf.screens.footer import FittingFooter
 from saf.screens.messages import NodesChanged, Tick
 from saf.screens.node_table import NodeTable
 from saf.screens.widgets import StatusLine
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input
 
 
 class DashboardScreen(SafScreen[None]):

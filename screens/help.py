@@ -11,15 +11,14 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from saf.screens.base import cockpit_of
+from saf.screens.registry import SCREENS, entry_for
+from saf.screens.widgets import palette
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
-
-from saf.screens.base import cockpit_of
-from saf.screens.registry import SCREENS, entry_for
-from saf.screens.widgets import palette
 
 PALETTE_NOTE = "The command palette: every screen, node, recipe and action by name"
 

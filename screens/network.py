@@ -22,6 +22,9 @@ from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from saf.screens.base import SafScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.widgets import StatusLine, palette
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,8 +35,7 @@ from textual.widgets import Static
 from saf.errors import SafError
 from saf.events import Event
 from saf.fleet import Fleet
-from saf.format import (MISSING, fmt_count, fmt_gbps, fmt_ms, fmt_percent, fmt_rate,
-                                fmt_speed)
+from saf.format import MISSING, fmt_count, fmt_gbps, fmt_ms, fmt_percent, fmt_rate, fmt_speed
 from saf.net import store
 from saf.net.results import NetResult, ResultError, grade
 from saf.recipe import library
@@ -41,9 +43,6 @@ from saf.recipe.events import NodeStepFinished, RunFinished, StepOutput
 from saf.recipe.log import new_run_id
 from saf.recipe.run import RunPlan, run_recipe
 from saf.render.columns import Column, choose, fitted_line, fitted_table, left_out_words
-from saf.screens.base import SafScreen
-from saf.screens.footer import FittingFooter
-from saf.screens.widgets import StatusLine, palette
 
 JUMBO_RECIPE = "jumbo-frames"
 IFACE_COLUMNS = (Column("NODE", "left"), Column("INTERFACE", "left"), Column("IN"),

@@ -5,6 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from saf.screens.base import SafScreen
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.messages import NodesChanged
+from saf.screens.node_parts import (
+    Cores,
+    DiskTable,
+    GpuStats,
+    Memory,
+    Missing,
+    NicLine,
+    NumaTable,
+    Part,
+    Title,
+)
+from saf.screens.widgets import Graph, StatusLine
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,13 +30,6 @@ from textual.widgets import DataTable, Static
 
 from saf.format import fmt_bytes
 from saf.metrics.view import NodeView
-from saf.screens.footer import FittingFooter
-from saf.screens.base import SafScreen
-from saf.screens.confirm import ConfirmScreen
-from saf.screens.messages import NodesChanged
-from saf.screens.node_parts import (Cores, DiskTable, GpuStats, Memory, Missing, NicLine,
-                                    NumaTable, Part, Title)
-from saf.screens.widgets import Graph, StatusLine
 
 HISTORY = 300  # samples offered to a graph (it keeps min/max per cell of its width)
 

@@ -9,15 +9,23 @@ from typing import Any
 from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
+from saf.screens.base import cockpit_of
+from saf.screens.widgets import palette
 from textual.widget import Widget
 
-from saf.format import (MISSING, bar, fmt_byte_rate, fmt_count, fmt_num, fmt_rate,
-                                fmt_speed, fmt_used)
+from saf.format import (
+    MISSING,
+    bar,
+    fmt_byte_rate,
+    fmt_count,
+    fmt_num,
+    fmt_rate,
+    fmt_speed,
+    fmt_used,
+)
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
 from saf.render.columns import Column, choose, fitted_line, fitted_table
-from saf.screens.base import cockpit_of
-from saf.screens.widgets import palette
 
 
 def _level_style(app: Any, lvl: Level) -> str:

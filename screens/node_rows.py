@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 
 from rich.cells import cell_len
 
-from saf.inventory.model import Node
 from saf.format import MISSING, fmt_num, fmt_rate, fmt_speed, fmt_used, sparkline
+from saf.inventory.model import Node
 from saf.metrics.thresholds import Level, Thresholds, level
 from saf.metrics.view import NodeStatus, NodeView
 from saf.render.columns import choose

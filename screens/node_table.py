@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, cast
 
 from rich.segment import Segment
 from rich.style import Style
+from saf.screens.contrast import blurred_cursor_style, cursor_style
+from saf.screens.node_rows import NodeTableColumn, clip, fit_columns, row_parts
+from saf.screens.widgets import palette
 from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
@@ -19,10 +22,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-
-from saf.screens.contrast import blurred_cursor_style, cursor_style
-from saf.screens.node_rows import NodeTableColumn, clip, fit_columns, row_parts
-from saf.screens.widgets import palette
 
 if TYPE_CHECKING:
     from saf.screens.app import SafApp

@@ -11,6 +11,9 @@ answer, the screen says so and `u` opens ray-up on the Recipes screen.
 from __future__ import annotations
 
 from rich.text import Text
+from saf.screens.base import SafScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.widgets import StatusLine
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -19,10 +22,7 @@ from textual.widgets import Static
 from saf.errors import RayError
 from saf.ray.status import RayStatus
 from saf.ray.watch import RayWatch
-from saf.render.ray_view import nodes_table, jobs_table, summary
-from saf.screens.base import SafScreen
-from saf.screens.footer import FittingFooter
-from saf.screens.widgets import StatusLine
+from saf.render.ray_view import jobs_table, nodes_table, summary
 
 POLL_S = 2.0
 

@@ -7,6 +7,9 @@ import textwrap
 from dataclasses import dataclass
 
 from rich.text import Text
+from saf.screens.base import cockpit_of
+from saf.screens.recipe_status import status_style
+from saf.screens.widgets import palette
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -18,9 +21,6 @@ from saf.recipe import library
 from saf.recipe.log import RunSummary, list_runs
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
-from saf.screens.base import cockpit_of
-from saf.screens.recipe_status import status_style
-from saf.screens.widgets import palette
 
 DESCRIPTION_CHARS = 48  # of a recipe's description in the list; the steps pane has it all
 

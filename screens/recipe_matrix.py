@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from saf.screens.recipe_status import status_style
+from saf.screens.widgets import palette
 from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
@@ -17,8 +19,6 @@ from textual.widgets import DataTable
 from saf.recipe.events import StepStatus, status_label
 from saf.recipe.state import Cell, RunState
 from saf.render.run_view import STATUS_MARK
-from saf.screens.recipe_status import status_style
-from saf.screens.widgets import palette
 
 
 class RunMatrix(DataTable[str | Text]):

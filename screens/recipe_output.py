@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
+from saf.screens.recipe_status import status_style
+from saf.screens.widgets import palette
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from saf.recipe.events import StepStatus
 from saf.recipe.state import RunState
-from saf.screens.recipe_status import status_style
-from saf.screens.widgets import palette
 
 LOG_LINES = 200
 

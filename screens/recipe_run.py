@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from saf.screens.recipe_modals import PasswordModal
 from textual import work
 from textual.message import Message
 from textual.widget import Widget
@@ -21,7 +22,6 @@ from saf.inventory import Inventory
 from saf.recipe.events import RunStatus
 from saf.recipe.run import RunPlan, run_recipe
 from saf.recipe.state import RunState
-from saf.screens.recipe_modals import PasswordModal
 
 
 class RunController(Widget):

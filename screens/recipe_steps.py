@@ -7,6 +7,8 @@ import datetime
 
 from rich.console import Group, RenderableType
 from rich.text import Text
+from saf.screens.recipe_status import status_style
+from saf.screens.widgets import palette
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -17,8 +19,6 @@ from saf.inventory.model import Inventory
 from saf.recipe import library
 from saf.recipe.log import RunSummary
 from saf.recipe.model import Recipe
-from saf.screens.recipe_status import status_style
-from saf.screens.widgets import palette
 
 
 class RecipeSteps(VerticalScroll):

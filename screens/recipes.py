@@ -10,6 +10,16 @@ past run are both a `RunState`, so both look alike.
 
 from __future__ import annotations
 
+from saf.screens.base import SafScreen
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.recipe_list import RecipeList
+from saf.screens.recipe_matrix import RunMatrix
+from saf.screens.recipe_modals import VarsModal
+from saf.screens.recipe_output import RunOutput
+from saf.screens.recipe_run import RunController
+from saf.screens.recipe_steps import RecipeSteps, nodes_for, targets
+from saf.screens.widgets import StatusLine
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -19,16 +29,6 @@ from saf.recipe.log import find_run, read_events
 from saf.recipe.model import Recipe
 from saf.recipe.run import RunPlan, resume_plan
 from saf.recipe.state import RunState, replay
-from saf.screens.footer import FittingFooter
-from saf.screens.base import SafScreen
-from saf.screens.confirm import ConfirmScreen
-from saf.screens.recipe_list import RecipeList
-from saf.screens.recipe_matrix import RunMatrix
-from saf.screens.recipe_modals import VarsModal
-from saf.screens.recipe_output import RunOutput
-from saf.screens.recipe_run import RunController
-from saf.screens.recipe_steps import RecipeSteps, nodes_for, targets
-from saf.screens.widgets import StatusLine
 
 
 class RecipesScreen(SafScreen[None]):

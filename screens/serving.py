@@ -15,6 +15,10 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from saf.screens.base import SafScreen
+from saf.screens.confirm import ConfirmScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.widgets import StatusLine, palette
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,15 +26,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
-from saf.render.columns import fitted_table, left_out_words
-from saf.render.models_view import COLUMNS, endpoint_rows
 from saf.inference.cluster import ClusterServers
 from saf.inference.records import Endpoint
 from saf.inference.source import FleetServing, ServingSource
-from saf.screens.base import SafScreen
-from saf.screens.confirm import ConfirmScreen
-from saf.screens.footer import FittingFooter
-from saf.screens.widgets import StatusLine, palette
+from saf.render.columns import fitted_table, left_out_words
+from saf.render.models_view import COLUMNS, endpoint_rows
 
 REFRESH_S = 10.0
 LOG_LINES = 12

@@ -17,6 +17,9 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from saf.screens.base import SafScreen
+from saf.screens.footer import FittingFooter
+from saf.screens.widgets import StatusLine, palette
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -27,9 +30,6 @@ from saf.render.columns import Column, fitted_line, fitted_table, left_out_words
 from saf.signals.book import BookSnapshot
 from saf.signals.codec import ANOMALY_TYPES, REASONS
 from saf.signals.feed import SignalFeed
-from saf.screens.footer import FittingFooter
-from saf.screens.base import SafScreen
-from saf.screens.widgets import StatusLine, palette
 
 REDRAW_S = 0.1  # at most 10 redraws a second, however fast frames come
 LOG_LINES = 8

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from saf.themes import THEMES_DIR
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from saf.paths import config_dir
 from saf.tomlpos import loads as toml_loads
-from saf.themes import THEMES_DIR
 
 DEFAULT_DARK = "saf-dark"
 DEFAULT_LIGHT = "saf-light"

@@ -9,13 +9,13 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from saf.screens.base import SafScreen, cockpit_of
 from textual.app import App
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
 from saf.format import BLOCKS, downsample, scale_of
-from saf.screens.base import SafScreen, cockpit_of
 
 
 class Graph(Widget):

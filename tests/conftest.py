@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import leaks, procs
-from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, \
-    write_inventory
+from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, write_inventory
 
 leaks.install()  # before any fixture starts a process: every Popen gets its owner
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pynvml
 import pytest
-
 from saf.agents.collectors.apple import AppleGpuCollector, PowermetricsParser, parse_macmon
 from saf.agents.collectors.memory import MemoryCollector, parse_meminfo
 from saf.agents.collectors.numa import NumaCollector
 from saf.agents.collectors.nvml import NvmlCollector
 from saf.agents.context import Context
 from saf.agents.main import Agent
+
 from tests.fixtures.nvml.fake_nvml import FakeNvml
 from tests.fixtures.nvml.recorded_nvml import RecordedNvml
 
@@ -37,15 +37,21 @@ def test_numa_two_socket_tree():
     nodes = c.collect()
     assert [n["node"] for n in nodes] == [0, 1, 2]
     n0, n1, n2 = nodes
-    assert n0["cpus"] == "0-1" and n0["cpu_count"] == 2 and n1["cpus"] == "2-3"
-    assert n0["mem_total"] == 134182340 * 1024 and n0["mem_free"] == 53030372 * 1024
+    assert n0["cpus"] == "0-1"
+    assert n0["cpu_count"] == 2
+    assert n1["cpus"] == "2-3"
+    assert n0["mem_total"] == 134182340 * 1024
+    assert n0["mem_free"] == 53030372 * 1024
     # No /proc/zoneinfo in the recorded tree: no reserve, available is free + file pages +
     # reclaimable slab, and used is the rest (not the kernel's MemUsed, which counts the cache).
     assert n0["mem_available"] == (53030372 + 4765056 + 58809728 + 4473124) * 1024
     assert n0["mem_used"] == n0["mem_total"] - n0["mem_available"]
-    assert n0["numa_hit"] == 193460335812 and n0["numa_miss"] == 12624528
-    assert n1["numa_foreign"] == 12624528 and n1["numa_miss"] == 59858626709
-    assert n2["cpu_count"] == 0 and n2["cpus"] == ""  # a memory-only node
+    assert n0["numa_hit"] == 193460335812
+    assert n0["numa_miss"] == 12624528
+    assert n1["numa_foreign"] == 12624528
+    assert n1["numa_miss"] == 59858626709
+    assert n2["cpu_count"] == 0
+    assert n2["cpus"] == ""
     # A recording does not move: rates are measured, and zero.
     assert n0["numa_hit_rate"] == 0.0
 
@@ -85,7 +91,8 @@ def test_numa_cluster_on_die_without_numastat():
     nodes = c.collect()
     assert [n["cpu_count"] for n in nodes] == [14, 14, 14, 14]
     assert nodes[1]["cpus"] == "7-13,35-41"
-    assert nodes[0]["mem_total"] == 15932 * MIB and nodes[0]["mem_free"] == 15580 * MIB
+    assert nodes[0]["mem_total"] == 15932 * MIB
+    assert nodes[0]["mem_free"] == 15580 * MIB
     assert nodes[2]["distances"] == [31, 31, 10, 21]
     assert all("numa_hit" not in n and "numa_miss" not in n for n in nodes)
 
@@ -104,17 +111,25 @@ def test_nvml_rtx_3090():
     """An RTX 3090's figures, from values carried from the closest real capture."""
     fake = FakeNvml(FIXTURES / "nvml/nvidia-smi-q-x_rtx-3090_values-from-rtx-4090-driver-535.xml")
     c = NvmlCollector(nvml_ctx(fake))
-    assert c.start() is None and c.driver == "535.86.05"
+    assert c.start() is None
+    assert c.driver == "535.86.05"
     [gpu] = c.collect()
-    assert gpu["name"] == "NVIDIA GeForce RTX 3090" and gpu["vendor"] == "nvidia"
+    assert gpu["name"] == "NVIDIA GeForce RTX 3090"
+    assert gpu["vendor"] == "nvidia"
     assert gpu["uuid"] == "GPU-71d1acc2-662d-2166-bf9f-65272d2fc437"
-    assert gpu["mem_total"] == 24576 * MIB and gpu["mem_used"] == 2 * MIB
-    assert gpu["util"] == 0 and gpu["mem_util"] == 0 and gpu["temp"] == 40
-    assert gpu["power_w"] == 26.8 and gpu["power_limit_w"] == 350.0
+    assert gpu["mem_total"] == 24576 * MIB
+    assert gpu["mem_used"] == 2 * MIB
+    assert gpu["util"] == 0
+    assert gpu["mem_util"] == 0
+    assert gpu["temp"] == 40
+    assert gpu["power_w"] == 26.8
+    assert gpu["power_limit_w"] == 350.0
     assert (gpu["clock_graphics_mhz"], gpu["clock_sm_mhz"], gpu["clock_mem_mhz"]) == \
         (210, 210, 405)
-    assert gpu["fan"] == 0 and gpu["persistence"] is True
-    assert gpu["pcie_tx_bps"] == 0 and gpu["pcie_rx_bps"] == 0
+    assert gpu["fan"] == 0
+    assert gpu["persistence"] is True
+    assert gpu["pcie_tx_bps"] == 0
+    assert gpu["pcie_rx_bps"] == 0
     assert gpu["processes"] == [{"pid": 28543, "name": "/usr/libexec/Xorg", "type": "graphics",
                                  "mem_used": 4 * MIB}]
     assert "missing" not in gpu
@@ -129,10 +144,12 @@ def test_nvml_unsupported_fields_are_null_with_reason_and_asked_once():
     assert c.start() is None
     [gpu] = c.collect()
     assert gpu["name"] == "NVIDIA GeForce RTX 3060 Laptop GPU"
-    assert gpu["fan"] is None and gpu["power_limit_w"] is None
+    assert gpu["fan"] is None
+    assert gpu["power_limit_w"] is None
     assert gpu["missing"]["fan"] == "not supported by this GPU or driver"
     assert "power_limit_w" in gpu["missing"]
-    assert gpu["power_w"] == 8.7 and gpu["persistence"] is False
+    assert gpu["power_w"] == 8.7
+    assert gpu["persistence"] is False
     asked = fake.calls.count("fan_speed")
     c.collect()
     assert fake.calls.count("fan_speed") == asked == 1
@@ -142,7 +159,8 @@ def test_nvml_without_library_or_driver():
     """No NVML library: unavailable with pynvml's own reason. No driver: said without even
     importing pynvml. No GPU: said too."""
     why = NvmlCollector(nvml_ctx(FakeNvml(None, library=False))).start()
-    assert why.startswith("NVML cannot start") and "Not Found" in why
+    assert why.startswith("NVML cannot start")
+    assert "Not Found" in why
     assert NvmlCollector(linux("/nonexistent")).start() == \
         "no NVIDIA driver loaded (no /proc/driver/nvidia)"
     assert NvmlCollector(nvml_ctx(FakeNvml(None))).start() == "NVML found no GPU"
@@ -153,25 +171,33 @@ def test_real_pynvml_here_says_library_not_found():
     """The real nvidia-ml-py on this GPU-less machine: nvmlInit raises LibraryNotFound."""
     c = NvmlCollector(linux(modules={"pynvml": pynvml}))
     why = c.start()
-    assert why is not None and why.startswith("NVML cannot start")
+    assert why is not None
+    assert why.startswith("NVML cannot start")
 
 
 # -- Apple ----------------------------------------------------------------------------------
 def test_macmon_m3_ultra_line():
     line = (FIXTURES / "apple/macmon-pipe_v0.8_mac-studio-m3-ultra-256GB.jsonl").read_text()
     gpu = parse_macmon(line)
-    assert gpu["vendor"] == "apple" and gpu["util"] == 87.0 and gpu["freq_mhz"] == 1338
-    assert gpu["power_w"] == 61.37 and gpu["temp"] == 58.2
-    assert gpu["mem_total"] == 256 * 1024 ** 3 and gpu["soc_power_w"] == 99.79
+    assert gpu["vendor"] == "apple"
+    assert gpu["util"] == 87.0
+    assert gpu["freq_mhz"] == 1338
+    assert gpu["power_w"] == 61.37
+    assert gpu["temp"] == 58.2
+    assert gpu["mem_total"] == 256 * 1024 ** 3
+    assert gpu["soc_power_w"] == 99.79
 
 
 def test_macmon_legacy_line():
     gpu = parse_macmon((FIXTURES / "apple/macmon-pipe_legacy_16GB-m4-class_exo.jsonl").read_text())
-    assert gpu["util"] == 1.0 and gpu["freq_mhz"] == 354 and gpu["power_w"] == 0.031
-    assert gpu["temp"] == 73.5 and gpu["mem_total"] == 16 * 1024 ** 3
+    assert gpu["util"] == 1.0
+    assert gpu["freq_mhz"] == 354
+    assert gpu["power_w"] == 0.031
+    assert gpu["temp"] == 73.5
+    assert gpu["mem_total"] == 16 * 1024 ** 3
 
 
-@pytest.mark.parametrize("capture, util, freq, power", [
+@pytest.mark.parametrize(("capture", "util", "freq", "power"), [
     ("powermetrics-text_Mac16-6_macOS15.5.txt", 1.63, 338.0, 0.028),
     ("powermetrics-text_Macmini9-1_M1_macOS11.2_TRIMMED.txt", 1.26, 712.0, 0.006),
 ])
@@ -198,7 +224,8 @@ def test_apple_collector_streams_macmon():
     machine = Context(platform="darwin", commands={"macmon": macmon})
     c = AppleGpuCollector(machine, interval=0.5)
     try:
-        assert c.start() is None and c.source == "macmon pipe"
+        assert c.start() is None
+        assert c.source == "macmon pipe"
         deadline = time.monotonic() + 20
         gpus = []
         while not gpus and time.monotonic() < deadline:
@@ -214,7 +241,8 @@ def test_apple_collector_powermetrics_needs_passwordless_sudo():
     machine = Context(platform="darwin", commands={"macmon": None, "powermetrics": ["true"],
                                                    "sudo": ["false"]})
     why = AppleGpuCollector(machine).start()
-    assert "macmon is not installed" in why and "needs a password" in why
+    assert "macmon is not installed" in why
+    assert "needs a password" in why
     machine = Context(platform="darwin", commands={"macmon": None, "powermetrics": None})
     assert "no powermetrics" in AppleGpuCollector(machine).start()
     assert "need macOS" in AppleGpuCollector(Context(platform="linux")).start()
@@ -227,7 +255,8 @@ def test_apple_collector_streams_powermetrics():
         "sudo": replay("powermetrics-text_Macmini9-1_M1_macOS11.2_TRIMMED.txt")})
     c = AppleGpuCollector(machine, interval=0.5)
     try:
-        assert c.start() is None and c.source == "sudo -n powermetrics"
+        assert c.start() is None
+        assert c.source == "sudo -n powermetrics"
         assert c.argv[-4:] == ["--samplers", "gpu_power", "-i", "500"]
         deadline = time.monotonic() + 20
         gpus: list = []
@@ -277,13 +306,16 @@ def test_nvml_h200_replays_the_real_gpu_call_for_call():
                                            "source": "NVML (pynvml)"}
     nvml = RecordedNvml(H200 / "nvml-calls.json")
     c = NvmlCollector(nvml_ctx(nvml))
-    assert c.start() is None and c.driver == "580.159.04"
+    assert c.start() is None
+    assert c.driver == "580.159.04"
     for sample in samples:
         assert c.collect() == sample["gpus"]
     c.close()
     assert nvml.done
     [gpu] = samples[0]["gpus"]
-    assert gpu["name"] == "NVIDIA H200" and gpu["util"] >= 99 and gpu["power_w"] > 600
+    assert gpu["name"] == "NVIDIA H200"
+    assert gpu["util"] >= 99
+    assert gpu["power_w"] > 600
     assert gpu["missing"] == {"fan": "not supported by this GPU or driver"}
     assert [p["type"] for p in gpu["processes"]] == ["compute"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from saf.agentlink import frames
 from saf.agents import protocol
 from saf.agents.protocol import FrameError
+
+from saf.agentlink import frames
 
 
 def _plain(hint: Any) -> Any:
@@ -55,13 +55,14 @@ def _records() -> list[tuple[type, type]]:
     return [(typed, getattr(frames, name, None)) for name, typed in seen.items()]
 
 
-@pytest.mark.parametrize("typed, struct", _records(), ids=lambda c: getattr(c, "__name__", ""))
+@pytest.mark.parametrize(("typed", "struct"), _records(), ids=lambda c: getattr(c, "__name__", ""))
 def test_each_struct_declares_its_typeddicts_fields_with_the_same_types(typed, struct) -> None:
     assert struct is not None, f"saf.agentlink.frames has no {typed.__name__}"
     hints = typing.get_type_hints(typed)
     info = msgspec.inspect.type_info(struct)
     if info.tag_field is not None:  # a frame: `type` is its tag, not a field
-        assert info.tag_field == "type" and hints.pop("type") is str
+        assert info.tag_field == "type"
+        assert hints.pop("type") is str
         assert protocol.FRAME_FIELDS[info.tag] is typed
     theirs = {name: _plain(hint) for name, hint in hints.items()}
     mine = {name: _plain(hint)
@@ -81,7 +82,7 @@ def _verdict(frame: dict[str, Any]) -> tuple[str, str]:
     return "ok", ""
 
 
-@pytest.mark.parametrize("frame, reason, message", [
+@pytest.mark.parametrize(("frame", "reason", "message"), [
     ({"cpu": {"per_core": [1.0, None, "x"]}}, "bad_type",
      "sample.cpu.per_core[2]: expected a number, got 'x'"),
     ({"gpus": [{"index": 0, "processes": [{"pid": -3}]}]}, "out_of_range",
@@ -106,6 +107,9 @@ def test_fields_a_newer_agent_adds_pass_the_gate_and_stay_in_the_frame() -> None
     line = json.dumps({"type": "sample", "seq": 1, "future": {"x": [1, "y"]},
                        "gpus": [{"index": 0, "util": 5.0, "hbm_temp": "warm"}]}) + "\n"
     frame, typed = frames.read_frame(line)
-    assert frame["future"] == {"x": [1, "y"]} and frame["gpus"][0]["hbm_temp"] == "warm"
-    assert isinstance(typed, frames.SampleFrame) and typed.seq == 1
-    assert typed.gpus[0].util == 5.0 and typed.cpu is msgspec.UNSET
+    assert frame["future"] == {"x": [1, "y"]}
+    assert frame["gpus"][0]["hbm_temp"] == "warm"
+    assert isinstance(typed, frames.SampleFrame)
+    assert typed.seq == 1
+    assert typed.gpus[0].util == 5.0
+    assert typed.cpu is msgspec.UNSET

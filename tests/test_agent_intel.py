@@ -8,11 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from saf.agentlink.frames import check as check_frame
 from saf.agents.collectors import intel as agent_intel
 from saf.agents.collectors.intel import IntelGpuCollector, JsonStream, busy_engines
 from saf.agents.context import Context
 from saf.agents.main import Agent
+
+from saf.agentlink.frames import check as check_frame
 from saf.metrics.view import _gpus
 from saf.recipe.facts import intel as facts_intel
 
@@ -40,11 +41,15 @@ def test_a770_on_i915_from_sysfs() -> None:
     c = IntelGpuCollector(machine(A770))
     assert c.start() is None
     [gpu] = c.collect()
-    assert gpu["name"] == "Intel Arc A770" and gpu["vendor"] == "intel"
-    assert gpu["driver"] == "i915" and gpu["freq_mhz"] == 2400.0
-    assert gpu["mem_total"] == 17079205888 and gpu["mem_used"] == 17079205888 - 12884901888
+    assert gpu["name"] == "Intel Arc A770"
+    assert gpu["vendor"] == "intel"
+    assert gpu["driver"] == "i915"
+    assert gpu["freq_mhz"] == 2400.0
+    assert gpu["mem_total"] == 17079205888
+    assert gpu["mem_used"] == 17079205888 - 12884901888
     # No made-up utilisation: absent, with why.
-    assert gpu["util"] is None and gpu["power_w"] is None
+    assert gpu["util"] is None
+    assert gpu["power_w"] is None
     assert gpu["missing"]["util"].startswith("intel_gpu_top is not installed")
     check_frame({"type": "sample", "seq": 0, "time": 1.0, "interval": 1.0, "gpus": [gpu]})
 
@@ -53,8 +58,10 @@ def test_b580_on_xe_beside_an_nvidia_card() -> None:
     c = IntelGpuCollector(machine(B580))
     assert c.start() is None
     [gpu] = c.collect()  # card0 is NVIDIA's: not this collector's
-    assert gpu["name"] == "Intel Arc B580" and gpu["driver"] == "xe"
-    assert gpu["freq_mhz"] == 2850.0 and gpu["mem_total"] == 12884901888
+    assert gpu["name"] == "Intel Arc B580"
+    assert gpu["driver"] == "xe"
+    assert gpu["freq_mhz"] == 2850.0
+    assert gpu["mem_total"] == 12884901888
     assert gpu["mem_used"] is None
     assert "xe driver gives no memory use" in gpu["missing"]["mem_used"]
 
@@ -78,7 +85,8 @@ def test_utilisation_and_power_from_intel_gpu_top() -> None:
     try:
         assert c.start() is None
         [gpu] = collect_until(c, lambda items: items[0]["util"] is not None)
-        assert gpu["util"] == 96.1 and gpu["power_w"] == 3.234
+        assert gpu["util"] == 96.1
+        assert gpu["power_w"] == 3.234
         assert gpu["freq_mhz"] == 2400.0  # sysfs's reading is kept
         assert "util" not in gpu["missing"]
     finally:
@@ -116,8 +124,10 @@ def test_the_agent_reports_intel_gpus_in_its_frames() -> None:
     sample = agent.sample()
     check_frame(json.loads(json.dumps(sample)))
     [gpu] = _gpus(sample)
-    assert gpu.vendor == "intel" and not gpu.unified
-    assert gpu.name == "Intel Arc A770" and gpu.clock_mhz == 2400.0
+    assert gpu.vendor == "intel"
+    assert not gpu.unified
+    assert gpu.name == "Intel Arc A770"
+    assert gpu.clock_mhz == 2400.0
     assert gpu.missing["util"].startswith("intel_gpu_top is not installed")
     agent.close()
 
@@ -128,10 +138,12 @@ def test_one_arc_table_for_the_agent_and_the_recipe_facts() -> None:
     import io
     import zipfile
 
-    from saf.agentlink.build import zip_bytes
     from saf.agents import arc_ids
 
-    assert agent_intel.ARC_IDS is arc_ids.ARC_IDS and facts_intel.ARC_IDS is arc_ids.ARC_IDS
+    from saf.agentlink.build import zip_bytes
+
+    assert agent_intel.ARC_IDS is arc_ids.ARC_IDS
+    assert facts_intel.ARC_IDS is arc_ids.ARC_IDS
     data = zip_bytes()
     names = zipfile.ZipFile(io.BytesIO(data[data.index(b"PK"):])).namelist()
     assert "agents/arc_ids.py" in names
@@ -142,4 +154,6 @@ def test_intel_gpu_top_objects_of_any_shape() -> None:
                 {"power": "3 W", "frequency": None}, {"engines": {"Compute/0": {"busy": 1e309}}},
                 {"engines": {"Render/3D/0": {"busy": -5}}}):
         util, power, freq = busy_engines(odd)
-        assert util in (None, 0.0) and power is None and freq is None
+        assert util in (None, 0.0)
+        assert power is None
+        assert freq is None

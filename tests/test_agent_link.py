@@ -19,16 +19,22 @@ import pytest
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
+from saf.agentlink.hub import MetricsHub
 from saf.agentlink.link import AgentLink
 from saf.connect.backoff import Backoff
 from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics import events as mev
-from saf.agentlink.hub import MetricsHub
 from tests.helpers import procs
-from tests.helpers.servers import AsyncsshServers, ClientKeys, OpenSSHServer, SSHD, \
-    free_port, write_inventory
+from tests.helpers.servers import (
+    SSHD,
+    AsyncsshServers,
+    ClientKeys,
+    OpenSSHServer,
+    free_port,
+    write_inventory,
+)
 
 
 async def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
@@ -97,8 +103,10 @@ async def test_agent_figures_match_psutil(cluster):
         hello = state.hello
         assert hello["protocol"] == 1
         assert hello["python"] == ".".join(map(str, sys.version_info[:3]))
-        assert hello["collectors"]["cpu"]["ok"] and hello["collectors"]["nics"]["ok"]
-        assert not hello["collectors"]["apple"]["ok"] and hello["collectors"]["apple"]["reason"]
+        assert hello["collectors"]["cpu"]["ok"]
+        assert hello["collectors"]["nics"]["ok"]
+        assert not hello["collectors"]["apple"]["ok"]
+        assert hello["collectors"]["apple"]["reason"]
         sample = state.sample
         assert sample["cpu"]["count"] == psutil.cpu_count()
         assert len(sample["cpu"]["per_core"]) == psutil.cpu_count()
@@ -133,7 +141,8 @@ async def test_agent_figures_match_psutil(cluster):
         assert len(store.values(name, "cpu.percent")) >= 3
         assert not state.bad_frames
     samples = rec.of(mev.SampleReceived)
-    assert samples and all(s.raw.startswith('{"type":"sample"') for s in samples)
+    assert samples
+    assert all(s.raw.startswith('{"type":"sample"') for s in samples)
     assert rec.statuses("alpha")[-1] == mev.NodeStatus.STOPPED
 
 
@@ -149,14 +158,16 @@ async def test_deploys_once_by_hash(cluster, tmp_path: Path):
         assert await deploy.ensure(conn, bundle) is True
         assert await deploy.ensure(conn, bundle) is False
         result = await conn.run(f"{sys.executable} {deploy.remote_path_expr(bundle)} --help")
-        assert result.ok and "--interval" in result.stdout
+        assert result.ok
+        assert "--interval" in result.stdout
         # A copy damaged on the node (cut short, edited) is found by its hash and replaced.
         for damage in ("truncate -s 100", "printf 'x' >>"):
             await conn.run(f"{damage} {deploy.remote_path_expr(bundle)}")
             assert await deploy.ensure(conn, bundle) is True
             assert await deploy.ensure(conn, bundle) is False
         result = await conn.run(f"{sys.executable} {deploy.remote_path_expr(bundle)} --help")
-        assert result.ok and "--interval" in result.stdout
+        assert result.ok
+        assert "--interval" in result.stdout
 
 
 async def test_killed_agent_is_lost_then_recovers(cluster):
@@ -173,7 +184,8 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
             await wait_for(lambda: mev.NodeStatus.LOST in rec.statuses("gamma"), what="lost")
             lost = [e for e in rec.of(mev.AgentStatus, "gamma")
                     if e.status == mev.NodeStatus.LOST][0]
-            assert lost.reason in ("exited", "lost") and lost.retry_in is not None
+            assert lost.reason in ("exited", "lost")
+            assert lost.retry_in is not None
             assert hub.store.node("gamma").stale()
             await wait_for(lambda: len(rec.of(mev.HelloReceived, "gamma")) >= 2
                            and hub.store.node("gamma").samples >= 3, what="recovery")
@@ -205,7 +217,8 @@ async def test_lost_says_when_the_next_attempt_starts(asyncssh_cluster, tmp_path
     statuses = rec.of(mev.AgentStatus)
     for lost, after in itertools.pairwise(statuses):
         if lost.status == mev.NodeStatus.LOST and after.status != mev.NodeStatus.STOPPED:
-            assert lost.reason == "refused" and lost.retry_in is not None
+            assert lost.reason == "refused"
+            assert lost.retry_in is not None
             assert after.status == mev.NodeStatus.CONNECTING
             # Event times are wall-clock; the sleep is monotonic: allow for the difference.
             assert after.time - lost.time >= lost.retry_in - 0.05, "retried sooner than shown"
@@ -250,7 +263,8 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
             finally:
                 await hub.stop()
         lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
-        assert lost and all(e.reason and e.message for e in lost)
+        assert lost
+        assert all(e.reason and e.message for e in lost)
         assert any(e.reason in ("refused", "lost") for e in lost)
     finally:
         servers.stop()
@@ -307,7 +321,8 @@ async def test_malformed_frames_are_counted_not_fatal(cluster, tmp_path: Path):
     state = hub.store.node("alpha")
     assert dict(state.bad_frames) == {"bad_json": 1, "version": 1, "unknown_type": 1,
                                       "not_object": 1, "truncated": 1}
-    assert state.samples == 1 and hub.store.value("alpha", "cpu.percent") == 5.0
+    assert state.samples == 1
+    assert hub.store.value("alpha", "cpu.percent") == 5.0
     bad = rec.of(mev.FrameRejected)
     assert bad[0].raw == "{not json"
     lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST][0]

@@ -53,7 +53,8 @@ def test_a_name_that_is_not_utf8_is_escaped_not_fatal(namespace: str) -> None:
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr
     frame = json.loads(done.stdout)
-    assert frame["why"] is None and frame["source"].startswith("/proc/net/dev")
+    assert frame["why"] is None
+    assert frame["source"].startswith("/proc/net/dev")
     nics = {nic["name"]: nic for nic in frame["nics"]}
     assert set(nics) == {"lo", "vpeer", "v\\xff0"}
     assert nics["v\\xff0"]["mtu"] == 1500  # read from /sys/class/net through the raw name

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from saf.agents import protocol
 from saf.agents.main import until_next_beat
+
 from saf.agentlink.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,8 @@ def test_zipapp_under_bare_python_3_9(tmp_path: Path):
     agent = AgentProcess([PY39, str(bundle.path), "--interval", "0.2"])
     try:
         hello = agent.frame()
-        assert hello["type"] == "hello" and hello["python"].startswith("3.9.")
+        assert hello["type"] == "hello"
+        assert hello["python"].startswith("3.9.")
         if check.returncode != 0:
             assert hello["modules"]["psutil"]["ok"] is False
             assert "psutil" in hello["modules"]["psutil"]["reason"]
@@ -89,7 +90,8 @@ def test_zipapp_under_bare_python_3_9(tmp_path: Path):
         assert hello["collectors"]["nvml"]["reason"]
         sample = agent.until("sample")
         assert sample["cpu"]["count"] == os.cpu_count()
-        assert sample["memory"]["total"] > 0 and sample["nics"]
+        assert sample["memory"]["total"] > 0
+        assert sample["nics"]
         assert sample["missing"]["gpus"]  # said why, not an empty list
         assert agent.close_stdin_and_wait() == 0
     finally:
@@ -112,7 +114,8 @@ def test_commands_on_stdin():
         assert agent.until("reply")["ok"] is False
         agent.send('{"cmd": "launch-missiles", "id": 8}\n')
         reply = agent.until("reply")
-        assert reply["ok"] is False and reply["id"] == 8
+        assert reply["ok"] is False
+        assert reply["id"] == 8
         assert "unknown command" in reply["error"]
         agent.send("this is not json\n")
         assert "not JSON" in agent.until("error")["message"]
@@ -131,7 +134,8 @@ def test_first_sample_does_not_wait_a_whole_interval():
     try:
         assert agent.frame()["type"] == "hello"
         sample = agent.until("sample")
-        assert sample["seq"] == 0 and sample["interval"] == 600
+        assert sample["seq"] == 0
+        assert sample["interval"] == 600
         assert sample["cpu"]["percent"] is not None
     finally:
         agent.kill()
@@ -178,5 +182,6 @@ def test_exits_on_stdin_eof_even_with_long_interval():
 def test_cluster_address_from_ssh_connection():
     from saf.agents.main import cluster_addresses
     found = cluster_addresses("localhost", {"SSH_CONNECTION": "10.0.0.5 50022 10.0.0.17 22"})
-    assert "10.0.0.17" in found and "127.0.0.1" in found
+    assert "10.0.0.17" in found
+    assert "127.0.0.1" in found
     assert cluster_addresses(None, {}) == set()

@@ -29,10 +29,14 @@ def sample(node: str = "n1", t: float = 101.0, seq: int = 0, rx: int = 0,
 def test_flatten_names_and_skips_nulls():
     names = dict(flatten(sample(cpu=None).frame))
     assert "cpu.percent" not in names  # unmeasured: no point, not a zero
-    assert names["cpu.core.1"] == 0.0 and names["load.15"] == 0.3
-    assert names["mem.used"] == 250 and names["swap.total"] == 0
-    assert names["nic.eth0.mtu"] == 9000 and names["nic.eth0.up"] == 1.0
-    assert "nic.eth0.speed_mbps" not in names and names["gpu.0.util"] == 50
+    assert names["cpu.core.1"] == 0.0
+    assert names["load.15"] == 0.3
+    assert names["mem.used"] == 250
+    assert names["swap.total"] == 0
+    assert names["nic.eth0.mtu"] == 9000
+    assert names["nic.eth0.up"] == 1.0
+    assert "nic.eth0.speed_mbps" not in names
+    assert names["gpu.0.util"] == 50
 
 
 def test_rates_from_counters_and_resets():
@@ -58,7 +62,8 @@ def test_history_is_bounded_and_ten_minutes_fit():
         store.apply(sample(t=101.0 + i, seq=i, rx=i * 10))
     series = store.series("n1", "cpu.percent")
     assert len(series) == store.capacity
-    assert series[0][0] == 101.0 + 50 + 0.01 and series[-1][0] == 101.0 + store.capacity + 49.01
+    assert series[0][0] == 101.0 + 50 + 0.01
+    assert series[-1][0] == 101.0 + store.capacity + 49.01
     assert len(store.series("n1", "cpu.percent", last=5)) == 5
     assert len(store.series("n1", "cpu.percent", since=series[-3][0])) == 3
 
@@ -90,21 +95,25 @@ def test_max_metrics_per_node():
 def test_status_stale_and_bad_frames():
     store = MetricsStore()
     store.add_node("n1")
-    assert store.node("n1").status == mev.NodeStatus.CONNECTING and store.node("n1").stale()
+    assert store.node("n1").status == mev.NodeStatus.CONNECTING
+    assert store.node("n1").stale()
     store.apply(hello(t=100.0))
     store.apply(sample(t=100.5))
     state = store.node("n1")
-    assert state.status == mev.NodeStatus.UP and not state.stale(now=101.0)
+    assert state.status == mev.NodeStatus.UP
+    assert not state.stale(now=101.0)
     assert state.stale(now=104.0)  # more than two intervals without a sample
     store.apply(mev.AgentStatus(node="n1", status=mev.NodeStatus.LOST, reason="exited",
                                 message="the agent was killed", retry_in=0.5))
-    assert store.lost("n1") and state.stale(now=100.6)
+    assert store.lost("n1")
+    assert state.stale(now=100.6)
     assert store.value("n1", "cpu.percent") == 10.0  # last good values kept
     store.apply(mev.FrameRejected(node="n1", reason="bad_json", message="x", raw="{"))
     store.apply(mev.FrameRejected(node="n1", reason="bad_json", message="x", raw="{"))
     assert state.bad_frames == {"bad_json": 2}
     snap = store.snapshot(now=101.0)
-    assert snap["nodes"][0]["status"] == mev.NodeStatus.LOST and snap["nodes"][0]["bad_frames"]
+    assert snap["nodes"][0]["status"] == mev.NodeStatus.LOST
+    assert snap["nodes"][0]["bad_frames"]
 
 
 def test_recording_replays_into_the_same_store():

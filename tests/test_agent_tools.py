@@ -9,7 +9,6 @@ import sys
 import threading
 
 import pytest
-
 from saf.agents import tools
 from saf.agents.context import Context
 

@@ -17,7 +17,8 @@ def test_top_once_json(cluster):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["node"] for r in rows] == ["alpha", "beta", "gamma"]
     for row in rows:
-        assert row["status"] == "up" and not row["stale"]
+        assert row["status"] == "up"
+        assert not row["stale"]
         assert row["sample"]["memory"]["total"] == psutil.virtual_memory().total
         assert row["hello"]["collectors"]["cpu"]["ok"]
 
@@ -46,7 +47,8 @@ def test_top_once_table_and_a_dead_node(asyncssh_cluster, tmp_path):
 
 def test_top_json_needs_once(cluster):
     result = cluster.saf("top", "--json")
-    assert result.returncode == 2 and "--once" in result.stderr
+    assert result.returncode == 2
+    assert "--once" in result.stderr
 
 
 def test_top_drops_columns_by_priority_and_never_squeezes_a_cell():
@@ -56,10 +58,9 @@ def test_top_drops_columns_by_priority_and_never_squeezes_a_cell():
     from rich.console import Console
 
     from saf.metrics import events as mev
+    from saf.metrics.store import MetricsStore
     from saf.recording import load_recording
     from saf.render.top_view import COLUMNS, problems, top_table
-
-    from saf.metrics.store import MetricsStore
 
     recording = load_recording(FRAMES / "healthy-3-nodes.jsonl")
     store = MetricsStore()

@@ -15,16 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.geometry import Region
-
-from saf.cockpit.context import READONLY_FLAG, CockpitContext
-from saf.cockpit.settings import Settings, load_settings
-from saf.cockpit.actions import FleetActions
-from saf.fleet import Fleet
-from saf.inventory.model import Cluster, Defaults, Inventory, Node
-from saf.metrics.events import AgentFrameEvent
-from saf.metrics.view import NodeStatus
-from saf.recording import Recording, Replayer, load_recording
 from saf.screens.app import SafApp, make_app, replay_app
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.dashboard import DashboardScreen
@@ -33,6 +23,16 @@ from saf.screens.messages import NodesChanged
 from saf.screens.node import NodeScreen
 from saf.screens.node_table import NodeTable
 from saf.themes import THEMES_DIR
+from textual.geometry import Region
+
+from saf.cockpit.actions import FleetActions
+from saf.cockpit.context import READONLY_FLAG, CockpitContext
+from saf.cockpit.settings import Settings, load_settings
+from saf.fleet import Fleet
+from saf.inventory.model import Cluster, Defaults, Inventory, Node
+from saf.metrics.events import AgentFrameEvent
+from saf.metrics.view import NodeStatus
+from saf.recording import Recording, Replayer, load_recording
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
@@ -68,7 +68,8 @@ async def test_navigation_enter_escape_help():
         assert table(app).selected == "gamma"
         await pilot.press("enter")
         await pilot.pause()
-        assert isinstance(app.screen, NodeScreen) and app.screen.node == "gamma"
+        assert isinstance(app.screen, NodeScreen)
+        assert app.screen.node == "gamma"
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -94,7 +95,8 @@ async def test_palette_reaches_nodes_and_actions():
         await pilot.pause(0.3)
         await pilot.press("enter")
         await pilot.pause()
-        assert isinstance(app.screen, NodeScreen) and app.screen.node == "beta"
+        assert isinstance(app.screen, NodeScreen)
+        assert app.screen.node == "beta"
 
 
 async def test_filter_and_clear():
@@ -104,7 +106,8 @@ async def test_filter_and_clear():
         await pilot.press("slash", *"work")
         assert table(app).rows == ["beta", "gamma"]
         await pilot.press("enter")
-        assert table(app).has_focus and table(app).rows == ["beta", "gamma"]
+        assert table(app).has_focus
+        assert table(app).rows == ["beta", "gamma"]
         await pilot.press("escape")
         assert table(app).rows == ["alpha", "beta", "gamma"]
         await pilot.press("slash", *"nothing-like-this")
@@ -158,7 +161,8 @@ def test_bad_settings_name_the_line(tmp_path):
     path.write_text('theme = "saf-dark"\n\n[thresholds]\ngpu_temp_alrt = 80\n')
     with pytest.raises(ConfigError) as info:
         load_settings(path)
-    assert f"{path}:4:" in str(info.value) and "gpu_temp_alrt" in str(info.value)
+    assert f"{path}:4:" in str(info.value)
+    assert "gpu_temp_alrt" in str(info.value)
 
 
 async def header_shows(pilot, *words: str, seconds: float = 2.0) -> str:
@@ -187,7 +191,8 @@ async def test_node_lost_and_recovered():
         assert (view.status, view.reason) == (NodeStatus.LOST, "exited")
         assert view.cpu is not None  # last values kept
         header = await header_shows(pilot, "gamma lost", "2/3 up")
-        assert "gamma lost (exited · retrying)" in header and "2/3 up" in header
+        assert "gamma lost (exited · retrying)" in header
+        assert "2/3 up" in header
         app.replayer.seek(55)
         await pilot.pause()
         assert app.view("gamma").status is NodeStatus.UP
@@ -258,8 +263,10 @@ async def test_the_table_given_padding_by_css_is_drawn_with_it():
         nodes.styles.padding = (0, 3)
         await pilot.pause()
         padded = [strip.text for strip in nodes.render_lines(Region(0, 0, 120, 3))]
-    assert plain[0].startswith("NODE") and plain[1].startswith("alpha")
-    assert padded[0].startswith("   NODE") and padded[1].startswith("   alpha")
+    assert plain[0].startswith("NODE")
+    assert plain[1].startswith("alpha")
+    assert padded[0].startswith("   NODE")
+    assert padded[1].startswith("   alpha")
     assert all(len(line) == 120 for line in plain + padded)
 
 
@@ -370,6 +377,7 @@ async def test_top_level_screens_are_modes_and_escape_goes_back():
     the way it came; 1 is the dashboard itself, even from a node opened on it."""
     from saf.screens.recipes import RecipesScreen
     from saf.screens.signals import SignalsScreen
+
     from tests.snapshot_apps._signals import make_signals_app
 
     app = make_signals_app()
@@ -377,9 +385,11 @@ async def test_top_level_screens_are_modes_and_escape_goes_back():
         await ready(pilot)
         await pilot.press("5")
         signals = app.screen
-        assert isinstance(signals, SignalsScreen) and app.current_mode == "signals"
+        assert isinstance(signals, SignalsScreen)
+        assert app.current_mode == "signals"
         await pilot.press("4")
-        assert isinstance(app.screen, RecipesScreen) and app.current_mode == "recipes"
+        assert isinstance(app.screen, RecipesScreen)
+        assert app.current_mode == "recipes"
         await pilot.press("escape")
         assert app.screen is signals
         await pilot.press("escape")
@@ -391,7 +401,8 @@ async def test_top_level_screens_are_modes_and_escape_goes_back():
         assert app.screen is signals
         await pilot.press("1")
         await pilot.pause()
-        assert isinstance(app.screen, DashboardScreen) and len(app.screen_stack) == 1
+        assert isinstance(app.screen, DashboardScreen)
+        assert len(app.screen_stack) == 1
 
 
 class _Opened:
@@ -422,8 +433,9 @@ async def test_replay_with_an_inventory_never_reads_the_working_folder(
     """`saf --inventory X replay FILE` in a folder holding another saf.toml: a recipe check
     runs on X's nodes, the Signals screen subscribes to X's endpoint, and the saf.toml in the
     working folder is never opened."""
-    from saf.commands.replay import replay_cockpit, replay_inventory
     from saf.screens.recipes import RecipesScreen
+
+    from saf.commands.replay import replay_cockpit, replay_inventory
     from saf.signals.config import signals_config
 
     decoy = tmp_path / "saf.toml"
@@ -451,7 +463,8 @@ async def test_replay_with_an_inventory_never_reads_the_working_folder(
             await pilot.pause()
             await screen.workers.wait_for_complete()
             state = screen.state
-            assert state is not None and state.status == "ok"
+            assert state is not None
+            assert state.status == "ok"
             assert sorted(state.nodes) == sorted(n.name for n in inventory.nodes)
             await pilot.press("5")
             await pilot.pause()
@@ -465,9 +478,10 @@ async def test_replay_with_an_inventory_never_reads_the_working_folder(
 async def test_a_cockpit_without_an_inventory_refuses_recipes(tmp_path, monkeypatch):
     """A replay opened with no inventory anywhere says why it cannot run a recipe (check or
     run), and runs nothing."""
+    from saf.screens.recipes import RecipesScreen
+
     from saf.commands.replay import replay_inventory
     from saf.recipe.log import list_runs
-    from saf.screens.recipes import RecipesScreen
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "config"))
@@ -485,7 +499,8 @@ async def test_a_cockpit_without_an_inventory_refuses_recipes(tmp_path, monkeypa
             app.clear_notifications()
             await pilot.press(key)
             await pilot.pause()
-            assert app.screen is screen and screen.state is None
+            assert app.screen is screen
+            assert screen.state is None
             assert any("without an inventory" in n.message and "--inventory" in n.message
                        for n in app._notifications)
     assert list_runs(tmp_path / "state" / "runs") == []
@@ -500,10 +515,10 @@ async def test_a_dead_node_shows_at_once_and_counts_down_to_its_next_try(asyncss
     import tomllib
 
     import tomli_w
+    from saf.screens.cluster_header import ClusterHeader
 
     from saf.commands.tui import cockpit as live_cockpit
     from saf.inventory import load_inventory
-    from saf.screens.cluster_header import ClusterHeader
     from tests.helpers.servers import free_port
 
     data = tomllib.loads(asyncssh_cluster.inventory.read_text())
@@ -559,20 +574,24 @@ async def test_help_says_each_thing_once_and_explains_the_screen_underneath():
         await ready(pilot)
         await pilot.press("question_mark")
         text = help_text(app)
-        assert text.count("^p") == 1 and "palette  " not in text
+        assert text.count("^p") == 1
+        assert "palette  " not in text
         keys = [line.split()[0] for line in text.splitlines()
                 if any(f"  {t}  " in line for t in ("Dashboard", "Recipes", "Signals"))]
         assert keys[:3] == ["1", "4", "5"]
         assert "(cockpit.toml [thresholds])" in text
-        assert "NET IN/OUT" in text and "DIR" not in text
-        assert "bits per second" in text and "powers of 1024" in text
+        assert "NET IN/OUT" in text
+        assert "DIR" not in text
+        assert "bits per second" in text
+        assert "powers of 1024" in text
         await pilot.press("escape", "5")
         await pilot.pause()
         await pilot.press("question_mark")
         text = help_text(app)
         for column in ("DIR", "CONF", "SENT", "ANOM", "SCORE", "MODEL"):
             assert f"\n{column}" in text.replace(" ", "\n"), column
-        assert "NET IN/OUT" not in text and "Node states" not in text
+        assert "NET IN/OUT" not in text
+        assert "Node states" not in text
 
 
 async def test_palette_finds_recipes_and_lists_each_command_once():
@@ -599,4 +618,5 @@ async def test_palette_finds_recipes_and_lists_each_command_once():
 
         assert isinstance(app.screen, RecipesScreen)
         found = app.screen.query_one(RecipeList).current()
-        assert found is not None and found.name == wanted
+        assert found is not None
+        assert found.name == wanted

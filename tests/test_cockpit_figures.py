@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from saf.screens.app import SafApp, replay_app
+from saf.screens.node import NodeScreen
+from saf.themes import THEMES_DIR
+
 from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import Settings
 from saf.format import fmt_used
 from saf.recording import load_recording
-from saf.screens.app import SafApp, replay_app
-from saf.screens.node import NodeScreen
-from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 

@@ -80,7 +80,7 @@ async def test_the_network_screen_cuts_no_figure(size: tuple[int, int]) -> None:
         assert shown == 6 or "column left out" in title, (title, table)
 
 
-@pytest.mark.parametrize("size, shown", [((120, 40), 12), ((100, 30), 4), ((80, 24), 3)])
+@pytest.mark.parametrize(("size", "shown"), [((120, 40), 12), ((100, 30), 4), ((80, 24), 3)])
 async def test_link_warnings_use_the_room_there_is(size: tuple[int, int], shown: int) -> None:
     """The demo's twelve warnings: every one where the screen has room for them and the
     interfaces below (120x40), else as many as the matrix's box holds and how many more."""

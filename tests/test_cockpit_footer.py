@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from saf.recording import load_recording
 from saf.screens.app import replay_app
 from saf.screens.footer import FittingFooter, Key, fit
+
+from saf.recording import load_recording
 from tests.test_cockpit_app import context
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
@@ -34,7 +34,8 @@ def names(keys: list[Key]) -> list[str]:
 
 def test_everything_fits_wide():
     shown, compact = fit(KEYS, 88)
-    assert names(shown) == names(KEYS) and not compact
+    assert names(shown) == names(KEYS)
+    assert not compact
 
 
 def test_record_then_theme_then_palette_then_pause_go_first():
@@ -48,9 +49,11 @@ def test_record_then_theme_then_palette_then_pause_go_first():
 
 def test_essential_keys_stay_and_close_up_when_nothing_else_is_left():
     shown, compact = fit(KEYS, 30)
-    assert names(shown) == ["Back", "Quit", "Help"] and not compact
+    assert names(shown) == ["Back", "Quit", "Help"]
+    assert not compact
     shown, compact = fit(KEYS, 24)
-    assert names(shown) == ["Back", "Quit", "Help"] and compact
+    assert names(shown) == ["Back", "Quit", "Help"]
+    assert compact
 
 
 def footer_text(app) -> str:
@@ -84,7 +87,8 @@ async def test_footer_fits_again_when_the_terminal_is_resized():
         await pilot.resize_terminal(60, 40)
         await pilot.pause()
         await pilot.pause()
-        assert "R Record" not in footer_text(app) and "? Help" in footer_text(app)
+        assert "R Record" not in footer_text(app)
+        assert "? Help" in footer_text(app)
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         await pilot.pause()

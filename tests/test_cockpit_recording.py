@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from saf.errors import ConfigError
+from saf.format import downsample, sparkline
 from saf.inventory.model import Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
 from saf.recording import PACE, Recording, RecordingWriter, Replayer, load_recording
-from saf.format import downsample, sparkline
 from tests.fixtures.frames.synth import T0, fleet, run
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
@@ -31,7 +31,8 @@ def test_round_trip_keeps_every_event(tmp_path):
         for e in events:
             writer.write(e)
     back = load_recording(path)
-    assert back.cluster == "c" and back.nodes[0].roles == ("head",)
+    assert back.cluster == "c"
+    assert back.nodes[0].roles == ("head",)
     assert list(back.events) == events
     assert '"frame"' not in path.read_text().splitlines()[3]  # each frame stored once
 
@@ -95,10 +96,12 @@ def test_downsample_keeps_spikes():
     values = [0.0] * 100
     values[37] = 50.0
     buckets = downsample(values, 10)
-    assert len(buckets) == 10 and buckets[3] == (0.0, 50.0)
+    assert len(buckets) == 10
+    assert buckets[3] == (0.0, 50.0)
     assert downsample([1.0, None, 3.0], 10) == [(1.0, 1.0), None, (3.0, 3.0)]
     line = sparkline(values, 10, top=100.0)
-    assert len(line) == 10 and line[3] != line[0]
+    assert len(line) == 10
+    assert line[3] != line[0]
     assert sparkline([], 5) == "     "
 
 
@@ -120,7 +123,8 @@ def test_saf_record_takes_on_and_its_old_name_with_a_notice(asyncssh_cluster, tm
 def test_saf_record_refuses_both_names_of_its_selector(asyncssh_cluster, tmp_path):
     done = asyncssh_cluster.saf("record", str(tmp_path / "r.jsonl"), "--on", "beta",
                                 "--nodes", "gamma")
-    assert done.returncode == 2 and "give --on only" in done.stderr
+    assert done.returncode == 2
+    assert "give --on only" in done.stderr
 
 
 def test_saf_stopping_its_links_is_not_recorded(tmp_path):

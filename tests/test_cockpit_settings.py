@@ -21,13 +21,15 @@ def test_the_inventory_wins_over_cockpit_toml(tmp_path: Path) -> None:
     inventory.write_text(NODES + '[cockpit]\nreadonly = true\n[cockpit.keymap]\nc = "d"\n')
     settings = load_settings(own, inventory_extra=load_inventory(inventory).extra,
                              inventory_path=inventory, remember=False)
-    assert settings.theme == "saf-light" and settings.readonly
+    assert settings.theme == "saf-light"
+    assert settings.readonly
     assert settings.readonly_reason == "read-only by saf.toml"
     assert settings.keymap == {"a": "b", "c": "d"}
-    assert settings.thresholds.cpu_warn == 50.0 and settings.thresholds.cpu_alert == 97.0
+    assert settings.thresholds.cpu_warn == 50.0
+    assert settings.thresholds.cpu_alert == 97.0
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(('text', 'line', 'words'), [
     ('theme = 3\n', 1, "theme must be a theme name, not 3"),
     ('\ncolour = 1\n', 2, "unknown key 'colour' in the cockpit settings (known keys: keymap, "
      "readonly, readonly_reason, theme, thresholds)"),
@@ -46,7 +48,7 @@ def test_cockpit_toml_mistakes_name_the_line(tmp_path: Path, text: str, line: in
     assert str(info.value) == f"{path}:{line}: {words}"
 
 
-@pytest.mark.parametrize("table, line, words", [
+@pytest.mark.parametrize(('table', 'line', 'words'), [
     ('[cockpit]\nreadonly = true\nbogus = 2\n', 6, "unknown key 'bogus' in [cockpit]"),
     ('[cockpit.thresholds]\ncpu_warn = true\n', 5,
      "cockpit.thresholds.cpu_warn must be a number, not True"),

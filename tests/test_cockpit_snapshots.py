@@ -15,8 +15,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.snapshot_apps import themed
 from tests.helpers import snapshots as snapshot_helpers
+from tests.snapshot_apps import themed
 
 APPS = Path(__file__).parent / "snapshot_apps"
 SIZES = snapshot_helpers.SIZES

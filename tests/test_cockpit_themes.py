@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from rich.color import Color as RichColor
 from rich.segment import Segment
-from textual.events import AppBlur, AppFocus
-from textual.color import Color
-
-from saf.cockpit.context import CockpitContext
-from saf.cockpit.settings import Settings
-from saf.recording import load_recording
 from saf.screens.app import SafApp, replay_app
 from saf.screens.contrast import MIN_CONTRAST, contrast_ratio, cursor_colours
 from saf.screens.node_table import NodeTable
 from saf.screens.theming import CHOSEN_THEMES, DEFAULT_DARK, DEFAULT_LIGHT
 from saf.themes import THEMES_DIR
+from textual.color import Color
+from textual.events import AppBlur, AppFocus
+
+from saf.cockpit.context import CockpitContext
+from saf.cockpit.settings import Settings
+from saf.recording import load_recording
 
 FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
@@ -71,7 +71,9 @@ async def test_the_cursor_row_reads_in_each_theme(theme: str) -> None:
             assert drawn
             for segment in drawn:
                 style = segment.style
-                assert style is not None and style.color and style.bgcolor
+                assert style is not None
+                assert style.color
+                assert style.bgcolor
                 assert not style.dim, segment.text
                 fg, bg = (_rgb(style.color), _rgb(style.bgcolor))
                 ratio = contrast_ratio(fg, bg)

@@ -21,7 +21,8 @@ def test_every_command_lives_in_the_module_named_for_it() -> None:
         expected = f"{name}_cmd" if keyword.iskeyword(name) else name
         assert module == f"saf.commands.{expected}", f"saf {name} lives in {module}"
         command = getattr(importlib.import_module(module), attr)
-        assert isinstance(command, click.Command) and command.name == name
+        assert isinstance(command, click.Command)
+        assert command.name == name
 
 
 def test_every_module_of_saf_commands_is_a_command_or_a_helper() -> None:

@@ -83,13 +83,15 @@ async def failure(connector: SSHConnector) -> ConnectError:
 
 async def test_a_closed_port_is_refused(alpha: Node) -> None:
     err = await failure(SSHConnector(dataclasses.replace(alpha, port=free_port())))
-    assert err.reason is Failure.REFUSED and "refused" in err.detail
+    assert err.reason is Failure.REFUSED
+    assert "refused" in err.detail
 
 
 async def test_a_server_that_never_answers_is_a_timeout(alpha: Node, silent: TcpServer) -> None:
     node = dataclasses.replace(alpha, port=silent.port, connect_timeout=0.5)
     err = await failure(SSHConnector(node))
-    assert err.reason is Failure.TIMEOUT and "within 0.5 s" in err.detail
+    assert err.reason is Failure.TIMEOUT
+    assert "within 0.5 s" in err.detail
     assert silent.accepted == 1
 
 
@@ -103,7 +105,8 @@ async def test_a_key_the_server_does_not_know_is_auth(alpha: Node, tmp_path: Pat
 
 async def test_a_name_that_does_not_resolve_is_dns(alpha: Node) -> None:
     err = await failure(SSHConnector(dataclasses.replace(alpha, host="nosuch.invalid")))
-    assert err.reason is Failure.DNS and "nosuch.invalid" in err.detail
+    assert err.reason is Failure.DNS
+    assert "nosuch.invalid" in err.detail
 
 
 async def test_a_dropped_handshake_is_redialled_then_lost(alpha: Node,
@@ -130,7 +133,7 @@ async def test_callers_that_ask_together_share_one_try(alpha: Node,
     assert hangs_up.accepted == 2
 
 
-@pytest.mark.parametrize("exc, expected", [
+@pytest.mark.parametrize(("exc", "expected"), [
     # asyncssh's disconnect code decides, whatever the message says.
     (asyncssh.ConnectionLost("whatever"), Failure.LOST),
     (asyncssh.DisconnectError(asyncssh.DISC_TOO_MANY_CONNECTIONS, "busy"), Failure.LOST),
@@ -158,7 +161,9 @@ def test_failures_are_told_by_type_code_and_errno_not_text(exc: BaseException,
 
 def test_a_failure_reads_and_prints_as_its_word() -> None:
     err = ConnectError("n", "refused", "x")
-    assert err.reason is Failure.REFUSED and err.reason == "refused" and f"{err.reason}" == \
+    assert err.reason is Failure.REFUSED
+    assert err.reason == "refused"
+    assert f"{err.reason}" == \
         "refused"
     with pytest.raises(ValueError):
         ConnectError("n", "sulking", "x")

@@ -15,8 +15,7 @@ from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
 from saf.shell import quote
 from tests.helpers.procs import sleepers
-from tests.helpers.servers import (AsyncsshServers, ClientKeys, loopback_has_ipv6,
-                                   write_inventory)
+from tests.helpers.servers import AsyncsshServers, ClientKeys, loopback_has_ipv6, write_inventory
 
 NASTY = """it's a "test" with $(touch /tmp/saf-pwned) `id` ; & | > * ~ \\ $HOME and spaces  """
 
@@ -72,7 +71,8 @@ async def test_input_line_reaches_the_command_but_not_the_process_list(conn):
                             'ps -eo args | grep -c "[s]3cret-pw" || true',
                             input="s3cret-pw")
     count, seen = result.stdout.split()
-    assert count == "9" and seen == "0"
+    assert count == "9"
+    assert seen == "0"
 
 
 async def _gone(tag: str, within: float = 5.0) -> bool:
@@ -88,7 +88,8 @@ async def test_timeout_stops_the_remote_command_and_its_children(cluster, sleep_
     async with fleet_of(cluster) as fleet:
         result = await fleet.connector("alpha").run(f"sleep {tag} & sleep {tag}; wait",
                                                     timeout=1.0)
-    assert result.timed_out and result.exit_status is None
+    assert result.timed_out
+    assert result.exit_status is None
     assert await _gone(tag), "remote sleep outlived the timeout"
 
 
@@ -172,7 +173,8 @@ async def test_pooled_connection_is_reused_and_reconnects_after_loss(asyncssh_cl
                 break
             await asyncio.sleep(0.05)
         again = await conn.run("echo back")
-        assert again.stdout == "back\n" and first.ok
+        assert again.stdout == "back\n"
+        assert first.ok
         assert conn._conn is not held
 
 

@@ -109,7 +109,7 @@ def test_the_guide_shows_only_commands_and_options_that_exist():
     assert wrong == []
 
 
-@pytest.mark.parametrize("line, bad", [
+@pytest.mark.parametrize(("line", "bad"), [
     ("saf top --once --bogus", ["saf top --bogus"]),
     ("saf signals tail [ENDPOINT]... [--sybmol TEXT]", ["saf signals tail --sybmol"]),
     ("saf demo --headless exec --no-such uptime", ["saf exec --no-such"]),
@@ -156,7 +156,8 @@ def test_the_keys_table_has_every_key_of_every_screen():
     screen's key, like `3` for Network) fails here until the table says it."""
     rows = keys_table()
     bindings = cockpit_bindings()
-    assert len(bindings) > 40 and any(b.id == "screen.network" for b in bindings)
+    assert len(bindings) > 40
+    assert any(b.id == "screen.network" for b in bindings)
     missing = []
     for b in bindings:
         keys = {{"⏎": "enter"}.get(k, k).lower() for k in map(format_key, b.key.split(","))}
@@ -195,7 +196,8 @@ def test_the_guide_says_what_a_node_needs_for_each_recipe():
     folder = library.shipped_folder()
     assert folder is not None
     shipped = {path.stem for path in folder.glob("*.toml")}
-    assert len(shipped) > 10 and sorted(shipped - named) == []
+    assert len(shipped) > 10
+    assert sorted(shipped - named) == []
     for needs in ("ray[default]", "package index", "uv", "pyenv"):
         assert needs in section
     assert "need only" not in " ".join(index.split())

@@ -15,11 +15,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from msgspec.structs import replace
 from pathlib import Path
 
 import asyncssh
 import pytest
+from msgspec.structs import replace
 
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.ray.doctor import Seen, findings
@@ -90,7 +90,8 @@ def test_another_python_fails_versions(fleet, tmp_path: Path) -> None:
                          name="versions")
     assert code == 1
     row = rows[("beta", "versions")]
-    assert row["status"] == "fail" and "no Ray in" in row["evidence"]
+    assert row["status"] == "fail"
+    assert "no Ray in" in row["evidence"]
     assert row["fix"] == "saf run python-match"
 
 
@@ -155,7 +156,8 @@ def test_a_listener_on_the_head_port_fails_head_port(fleet) -> None:
         code, rows = _doctor(*fleet, "--port", str(port), name="port")
     assert code == 1
     row = rows[("alpha", "head port")]
-    assert row["status"] == "fail" and f"taken by pid {os.getpid()}" in row["evidence"]
+    assert row["status"] == "fail"
+    assert f"taken by pid {os.getpid()}" in row["evidence"]
 
 
 def test_a_worker_without_a_route_fails_head_reachable(fleet, tmp_path: Path) -> None:
@@ -173,7 +175,8 @@ def test_a_worker_without_a_route_fails_head_reachable(fleet, tmp_path: Path) ->
         subprocess.run(["ip", "netns", "delete", name], capture_output=True)
     assert code == 1
     row = rows[("beta", "head reachable")]
-    assert row["status"] == "fail" and "unreachable" in row["evidence"]
+    assert row["status"] == "fail"
+    assert "unreachable" in row["evidence"]
 
 
 def _outside_address() -> str | None:

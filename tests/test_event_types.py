@@ -15,8 +15,7 @@ from saf.events import UnknownEvent
 from saf.metrics import events as agent_events
 from saf.metrics.events import AgentStatus
 from saf.recipe import events as recipe_events
-from saf.recipe.events import (NodeStepFinished, RunFinished, RunStarted, RunStatus,
-                               StepStatus)
+from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted, RunStatus, StepStatus
 from saf.recipe.log import read_events
 from saf.recording import load_recording
 
@@ -69,7 +68,9 @@ def test_statuses_are_enums_written_and_read_as_the_same_words(tmp_path: Path) -
              {"event": "run_finished", "time": 3.0, "run": "r", "status": "interrupted"}]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     started, step, finished = read_events(path)
-    assert isinstance(step, NodeStepFinished) and step.status is StepStatus.CHANGED
-    assert isinstance(finished, RunFinished) and finished.status is RunStatus.INTERRUPTED
+    assert isinstance(step, NodeStepFinished)
+    assert step.status is StepStatus.CHANGED
+    assert isinstance(finished, RunFinished)
+    assert finished.status is RunStatus.INTERRUPTED
     assert json.loads(json.dumps(step.to_json()))["status"] == "changed"
     assert json.dumps(finished.to_json()).count('"status": "interrupted"') == 1

@@ -10,10 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 
 import psutil
 import pytest
-import tomllib
 import tomli_w
 
 from tests.helpers.procs import sleepers
@@ -31,7 +31,8 @@ def test_exec_streams_prefixed_output_and_a_summary(cluster):
         assert f"{name:<5} │ hello from node" in done.stdout
         assert f"{name:<5} │ oops" in done.stdout
     summary = done.stderr
-    assert "NODE" in summary and "STATUS" in summary
+    assert "NODE" in summary
+    assert "STATUS" in summary
     assert summary.count("failed") == 3
 
 
@@ -42,7 +43,8 @@ def test_exec_json_and_selection(cluster):
     outputs = {e["node"]: e["line"] for e in events if e["event"] == "output"}
     assert outputs == {"beta": "Linux", "gamma": "Linux"}
     summary = events[-1]
-    assert summary["event"] == "summary" and summary["ok"] is True
+    assert summary["event"] == "summary"
+    assert summary["ok"] is True
     assert [r["node"] for r in summary["results"]] == ["beta", "gamma"]
     assert all(r["exit_status"] == 0 for r in summary["results"])
 
@@ -102,7 +104,9 @@ def test_unknown_host_key_is_refused_then_trusted(cluster, tmp_path):
 
     # Without --yes and without a terminal, trust shows the fingerprint and records nothing.
     shown = cluster.saf("trust", "alpha", **env)
-    assert shown.returncode == 1 and "SHA256:" in shown.stdout and known.read_text() == ""
+    assert shown.returncode == 1
+    assert "SHA256:" in shown.stdout
+    assert known.read_text() == ""
 
     trusted = cluster.saf("trust", "alpha", "--yes", **env)
     assert trusted.returncode == 0, trusted.stderr
@@ -140,7 +144,8 @@ def test_ctrl_c_stops_the_remote_commands(cluster, sleep_tag, popen):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted" in err
+    assert "Traceback" not in err
     deadline = time.monotonic() + 5
     while sleepers(tag) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -154,14 +159,16 @@ def test_nodes_reports_real_facts(cluster):
     assert set(rows) == {"alpha", "beta", "gamma"}
     for row in rows.values():
         assert row["reachable"] is True
-        assert row["os"] == "linux" and row["arch"] == platform.machine()
+        assert row["os"] == "linux"
+        assert row["arch"] == platform.machine()
         assert row["kernel"] == platform.release()
         assert row["cpus"] == os.cpu_count()
         assert row["memory"] == pytest.approx(psutil.virtual_memory().total, rel=0.01)
         assert row["python"] == platform.python_version()
         assert 0 < row["latency_ms"] < 5000
     table = cluster.saf("nodes")
-    assert "alpha" in table.stdout and platform.python_version() in table.stdout
+    assert "alpha" in table.stdout
+    assert platform.python_version() in table.stdout
 
 
 def test_nodes_says_why_a_node_is_down(cluster, tmp_path):
@@ -169,7 +176,8 @@ def test_nodes_says_why_a_node_is_down(cluster, tmp_path):
         {"name": "ghost", "host": "127.0.0.1", "port": free_port()}])
     done = cluster.saf("nodes", SAF_INVENTORY=inventory)
     assert done.returncode == 1
-    assert "refused" in done.stdout and "ghost: connection refused by" in done.stdout
+    assert "refused" in done.stdout
+    assert "ghost: connection refused by" in done.stdout
 
 
 def test_bad_inventory_is_refused_without_traceback(tmp_path, cluster):

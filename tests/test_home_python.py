@@ -149,7 +149,8 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
         assert record["argv"][:len(words) + 1] == [*words, "-m"]  # as saf wrote it, for reruns
         listed = fleet.saf("models", "--json")
         assert listed.returncode == 0, listed.stdout + listed.stderr
-        assert str(port) in listed.stdout and "llama-cpp-python" in listed.stdout
+        assert str(port) in listed.stdout
+        assert "llama-cpp-python" in listed.stdout
         again = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=llama-cpp-python",
                           "--var", f"model={model}", "--var", f"port={port}")
         assert again.returncode == 0 and "skipped" in again.stdout, again.stdout

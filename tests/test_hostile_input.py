@@ -15,10 +15,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from saf.agents.protocol import FRAME_FIELDS, FrameError, decode
 
 from saf.agentlink.frames import RANGES
 from saf.agentlink.frames import check as check_frame
-from saf.agents.protocol import FRAME_FIELDS, FrameError, decode
 from saf.errors import SafError
 from saf.inventory import load_inventory
 from saf.metrics.events import HelloReceived, SampleReceived
@@ -117,7 +117,8 @@ def test_a_frame_that_passes_the_gate_is_read_without_error(frame: dict) -> None
     for value in (view.cpu, view.mem_used, *[g.util for g in view.gpus], *view.cores):
         assert value is None or math.isfinite(value)
     # The node screen's lazy parts are built without raising.
-    assert isinstance(view.numa, tuple) and isinstance(view.disks, tuple)
+    assert isinstance(view.numa, tuple)
+    assert isinstance(view.disks, tuple)
     assert all(isinstance(why, str) for why in view.missing.values())
 
 

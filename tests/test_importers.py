@@ -61,14 +61,17 @@ def test_ansible_sample_becomes_a_loadable_inventory(tmp_path: Path) -> None:
     inv = load_inventory(tmp_path / "saf.toml")
     assert inv.names == ["studio", "mini1", "mini2", "gpu01.lab.internal"]
     studio = inv.node("studio")
-    assert studio.host == "192.168.1.172" and studio.user == "admin"
+    assert studio.host == "192.168.1.172"
+    assert studio.user == "admin"
     assert studio.roles == ("head",)
     assert studio.tags == ("mac", "apple_silicon")  # apple_silicon via [apple_silicon:children]
     assert studio.python == "/opt/homebrew/bin/python3"  # host var beats [all:vars]
 
     mini1 = inv.node("mini1")  # from the range mini[1:2]
-    assert mini1.host == "mini1" and mini1.user == "ops"  # [workers:vars]
-    assert mini1.roles == ("worker",) and "mac" in mini1.tags
+    assert mini1.host == "mini1"
+    assert mini1.user == "ops"
+    assert mini1.roles == ("worker",)
+    assert "mac" in mini1.tags
     assert mini1.python == "/usr/bin/python3"  # [all:vars]
     assert mini1.vars["models_dir"] == "/Volumes/ai-models"
 
@@ -95,7 +98,8 @@ def test_ansible_kolla_layout_roles_tags_and_local(tmp_path: Path) -> None:
     assert "loadbalancer" in inv.node("network01").tags
     assert "tls-backend" in inv.node("control01").tags
     local = inv.node("localhost")
-    assert local.connection == "local" and local.tags == ("deployment",)
+    assert local.connection == "local"
+    assert local.tags == ("deployment",)
 
 
 def test_ansible_ranges_vars_precedence_and_defaults(tmp_path: Path) -> None:
@@ -121,8 +125,10 @@ ansible_port=22
                      "x0", "x5", "x10"]
     by = {n.name: n for n in draft.nodes}
     assert by["gpu01"].user == "root"  # host var beats group var
-    assert by["x5"].user == "ops" and by["x5"].port == 2200  # group beats all
-    assert by["ungrouped-box"].port == 22 and by["ungrouped-box"].tags == []
+    assert by["x5"].user == "ops"
+    assert by["x5"].port == 2200
+    assert by["ungrouped-box"].port == 22
+    assert by["ungrouped-box"].tags == []
     assert by["x0"].vars == {"cuda": "12.4"}
     inv = draft.validate(draft.to_toml("ansible"))
     assert inv.node("x10").port == 2200
@@ -188,7 +194,7 @@ agents
     assert [n.name for n in select(inv, "workers")] == ["n1", "n2", "a1"]
 
 
-@pytest.mark.parametrize("group, role", [("masters", "head"), ("master", "head"),
+@pytest.mark.parametrize(("group", "role"), [("masters", "head"), ("master", "head"),
                                          ("controller", "head"), ("head", "head"),
                                          ("workers", "worker"), ("worker", "worker"),
                                          ("compute", "worker"), ("agents", "worker"),
@@ -199,7 +205,7 @@ def test_common_group_names_become_roles(tmp_path: Path, group: str, role: str) 
     assert draft.cluster_name is None  # a lone role group is no cluster's name
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(("text", "line", "words"), [
     ("[web]\nansible_host=10.0.0.1\n", 2, "no host name"),
     ("[web]\nweb1 ansible_port=99999\n", 2, "port from 1 to 65535"),
     ("[web]\nweb1\n\n[web:vars]\nansible_port=ssh\n", 5, "port from 1 to 65535"),
@@ -230,7 +236,8 @@ def test_ray_full_example_becomes_a_loadable_inventory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     inv = load_inventory(tmp_path / "saf.toml")
     assert inv.cluster.name == "saf-lab"
-    assert inv.head is not None and inv.head.host == "192.168.1.172"
+    assert inv.head is not None
+    assert inv.head.host == "192.168.1.172"
     workers = [n for n in inv.nodes if "worker" in n.roles]
     assert [w.host for w in workers] == ["192.168.1.173", "192.168.1.174",
                                          "gpu-box.lab.internal"]
@@ -242,7 +249,8 @@ def test_ray_minimal_with_external_head_ip(tmp_path: Path) -> None:
     draft = import_ray(FIXTURES / "ray-minimal-manual.yaml")
     inv = draft.validate(draft.to_toml("ray"))
     assert inv.cluster.name == "minimal-manual"
-    assert inv.head is not None and inv.head.host == "head.example.org"
+    assert inv.head is not None
+    assert inv.head.host == "head.example.org"
     assert inv.head.vars == {"ray_head_ip": "10.0.0.1"}
     assert [n.host for n in inv.nodes[1:]] == ["10.0.0.2", "10.0.0.3"]
     assert all(n.user == "ubuntu" and n.identity is None for n in inv.nodes)
@@ -251,7 +259,7 @@ def test_ray_minimal_with_external_head_ip(tmp_path: Path) -> None:
 BASE = "cluster_name: c\nprovider:\n  type: local\n"
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(("text", "line", "words"), [
     ("cluster_name: c\nprovider: {type: local\n", 3, "YAML syntax error"),
     ("cluster_name: c\nprovider:\n  type: local\n  head_ip: [a\n", 5, "YAML syntax error"),
     (BASE + "  worker_ips: [10.0.0.2]\n", 2, "provider.head_ip is missing"),
@@ -300,7 +308,8 @@ def test_import_error_is_one_line_naming_file_and_line(tmp_path: Path) -> None:
     assert not (tmp_path / "saf.toml").exists()
 
     result = saf("import", "ansible", str(tmp_path / "missing.ini"), cwd=tmp_path)
-    assert result.returncode == 2 and "missing.ini: no such file" in result.stderr
+    assert result.returncode == 2
+    assert "missing.ini: no such file" in result.stderr
 
 
 def test_import_to_stdout(tmp_path: Path) -> None:
@@ -334,5 +343,6 @@ auth:
         "worker_ips[1] = WORKER_NODE_2_HOSTNAME; line 6: worker_ips[2] = ...; line 8: "
         "auth.ssh_user = YOUR_USERNAME); put in your machines' addresses and user first")
     result = saf("import", "ray", str(path), "-o", "saf.toml", cwd=tmp_path)
-    assert result.returncode == 2 and "placeholder" in result.stderr
+    assert result.returncode == 2
+    assert "placeholder" in result.stderr
     assert not (tmp_path / "saf.toml").exists()

@@ -56,15 +56,20 @@ def test_issue_example_loads_with_defaults(tmp_path):
     assert inv.cluster.name == "saf-lab"
     assert inv.names == ["alpha", "beta", "local"]
     alpha, beta, local = inv.nodes
-    assert alpha.user == "ops" and alpha.python == "~/saf-venv/bin/python"
-    assert alpha.roles == ("head",) and alpha.tags == ("mac", "m3-ultra")
-    assert beta.port == 22 and beta.vars == {"models_dir": "/Volumes/ai-models"}
+    assert alpha.user == "ops"
+    assert alpha.python == "~/saf-venv/bin/python"
+    assert alpha.roles == ("head",)
+    assert alpha.tags == ("mac", "m3-ultra")
+    assert beta.port == 22
+    assert beta.vars == {"models_dir": "/Volumes/ai-models"}
     assert inv.head is alpha
-    assert local.connection == "local" and local.python == "/usr/bin/python3"
-    assert alpha.connection == "ssh" and alpha.line == 9
+    assert local.connection == "local"
+    assert local.python == "/usr/bin/python3"
+    assert alpha.connection == "ssh"
+    assert alpha.line == 9
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(("text", "line", "words"), [
     ('[[nodes]]\nname = "a"\nhost = "h"\ncolour = "red"\n', 4, "unknown key 'colour'"),
     ('[[nodes]]\nname = "a"\nhost = "h"\n\n[[nodes]]\nname = "a"\nhost = "i"\n', 6,
      "duplicate node name 'a' (first defined on line 1)"),
@@ -123,7 +128,8 @@ def test_deeply_nested_toml_is_a_clear_error(tmp_path, value):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"saf: {info.value}"]
-    assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "RecursionError" not in done.stderr
 
 
 def test_missing_file_is_an_error_not_a_traceback(tmp_path):
@@ -180,7 +186,7 @@ ADDRESSES = [
 ]
 
 
-@pytest.mark.parametrize("text, address", ADDRESSES)
+@pytest.mark.parametrize(("text", "address"), ADDRESSES)
 def test_proxyjump_hops_from_the_ssh_config_are_read_bracket_aware(tmp_path, text, address):
     """`[::1]:22` is host ::1 port 22 (it used to split at the first colon)."""
     config = tmp_path / "ssh_config"
@@ -193,7 +199,8 @@ def test_proxyjump_hops_from_the_ssh_config_are_read_bracket_aware(tmp_path, tex
         host = "beta"
         """)
     jump = hostkeys.resolve(load_inventory(path).nodes[0]).jump
-    assert jump is not None and parse_jump(jump) == [address]
+    assert jump is not None
+    assert parse_jump(jump) == [address]
     assert str(address) == text  # and written back the same way
 
 
@@ -206,7 +213,7 @@ def test_a_bare_ipv6_address_has_no_port():
     assert parse_address("fe80::1%eth0") == Address("fe80::1%eth0")
 
 
-@pytest.mark.parametrize("text, words", [
+@pytest.mark.parametrize(("text", "words"), [
     ("[::1", "without a matching ']'"),
     ("[::1]22", "expected ':PORT'"),
     ("host:ssh", "port ssh is not a number"),

@@ -19,8 +19,7 @@ from saf.errors import ConfigError
 from saf.jumbo import dfping, revert
 from saf.jumbo.changes import change, media_words
 from saf.jumbo.facts import NodeNet, read
-from saf.jumbo.iface import (FactError, carrying, parse_hardware_ports, parse_ifconfig,
-                             parse_ip_addr)
+from saf.jumbo.iface import FactError, carrying, parse_hardware_ports, parse_ifconfig, parse_ip_addr
 from saf.recipe.kinds.sysctl import parse_sysctl
 from saf.recipe.parse import parse_recipe
 from saf.tomlpos import TomlPositions, loads
@@ -65,7 +64,8 @@ def test_macos_ifconfig_and_hardware_ports():
     assert en0.addresses == ("fe80::c09:d075:22a2:aff0", "10.11.8.1")
     assert (en0.media, en0.active_media) == ("autoselect", "1000baseT <full-duplex>")
     every = {i.name: i for i in parse_ifconfig(IFCONFIG_ALL)}
-    assert every["lo0"].loopback and every["lo0"].mtu == 16384
+    assert every["lo0"].loopback
+    assert every["lo0"].mtu == 16384
     assert every["en8"].active_media == "100baseTX <full-duplex>"
     assert every["bridge100"].addresses == ("192.168.64.1",)
     # The MBP14 capture is cut off mid-word ("VLAN Configu"): what came before still counts.
@@ -116,14 +116,18 @@ def test_linux_change_restore_and_persistence():
     assert plain is not None
     assert plain.apply == ["ip link set dev eth0 mtu 1500"]
     assert plain.restore == ["ip link set dev eth0 mtu 9000", "ip link set dev eth0 up"]
-    assert plain.persist == [] and "no netplan or NetworkManager" in plain.persist_note
+    assert plain.persist == []
+    assert "no netplan or NetworkManager" in plain.persist_note
     nm = change(_linux("networkmanager"), 1500, nm_connection="Wired connection 1")
     assert nm is not None
     assert nm.persist == ["nmcli connection modify 'Wired connection 1' 802-3-ethernet.mtu 1500"]
     netplan = change(_linux("netplan"), 1500)
-    assert netplan is not None and netplan.persist == ["netplan set ethernets.eth0.mtu=1500"]
+    assert netplan is not None
+    assert netplan.persist == ["netplan set ethernets.eth0.mtu=1500"]
     off = change(_linux("netplan"), 1500, persist=False)
-    assert off is not None and off.persist == [] and "persist = false" in off.persist_note
+    assert off is not None
+    assert off.persist == []
+    assert "persist = false" in off.persist_note
 
 
 def test_macos_change_uses_networksetup_with_the_service_name():
@@ -218,12 +222,15 @@ def test_confirming_stops_the_timer_and_leaves_nothing(tmp_path, detach_env):
     assert folder
     timer = int(Path(folder, "pid").read_text())
     sleeper = int(Path(folder, "sleep").read_text())
-    assert os.getpgid(timer) == timer and os.getsid(timer) == timer  # its own session
+    assert os.getpgid(timer) == timer
+    assert os.getsid(timer) == timer
     done = _sh(revert.confirm(folder))
     assert done.stdout.strip() == revert.CONFIRMED
     time.sleep(0.2)
-    assert not _alive(timer) and not _alive(sleeper)
-    assert not Path(folder).exists() and not marker.exists()
+    assert not _alive(timer)
+    assert not _alive(sleeper)
+    assert not Path(folder).exists()
+    assert not marker.exists()
 
 
 def test_fire_now_reverts_at_once(tmp_path):
@@ -235,7 +242,8 @@ def test_fire_now_reverts_at_once(tmp_path):
     _sh(revert.fire_now(folder))
     while not Path(folder, "reverted").exists() and time.monotonic() - started < 5:
         time.sleep(0.02)
-    assert marker.exists() and time.monotonic() - started < 5
+    assert marker.exists()
+    assert time.monotonic() - started < 5
     _sh(revert.status(folder))
 
 
@@ -244,7 +252,7 @@ def _recipe(text: str):
     return parse_recipe(loads(text), TomlPositions(text), Path("r.toml"))
 
 
-@pytest.mark.parametrize("step, message", [
+@pytest.mark.parametrize(("step", "message"), [
     ('kind = "mtu"\ncheck = "true"', "'check' would leave some of them out"),
     ('kind = "mtu"\nserial = true', "'serial' would leave some of them out"),
     ('kind = "mtu"\nmtu = 100', "mtu must be"),
@@ -332,7 +340,8 @@ def test_macos_check_shows_the_networksetup_and_sysctl_commands(mac_inventory):
     same_values = _saf(mac_inventory, "run", "net-tuning", "--check", "--on", "studio-1",
                        "--var", "maxsockbuf=8388608", "--var", "sendspace=131072",
                        "--var", "recvspace=131072", "--var", "delayed_ack=3")
-    assert "skipped" in same_values.stdout and "would run" not in same_values.stdout
+    assert "skipped" in same_values.stdout
+    assert "would run" not in same_values.stdout
 
 
 def test_stopped_before_the_timer_runs_leaves_no_folder(tmp_path):

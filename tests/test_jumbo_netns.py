@@ -97,7 +97,8 @@ def test_jumbo_frames_applied_and_proven_then_a_port_at_1500_fails_the_check(net
     net.set_mtu("gamma", 1500, end="bridge")
     broken = _run(net)
     assert broken.returncode == 1, broken.stdout
-    assert "alpha↔gamma" in broken.stdout and "beta↔gamma" in broken.stdout
+    assert "alpha↔gamma" in broken.stdout
+    assert "beta↔gamma" in broken.stdout
     assert "alpha↔beta" not in broken.stdout
     assert "drop 8972-byte don't-fragment pings" in broken.stdout
     assert [net.mtu(n) for n in NODES] == [9000, 9000, 9000]  # a check changes nothing
@@ -175,7 +176,8 @@ def test_net_tuning_sets_only_what_differs(net, tuning_file):
         assert net.exec(node, ["sysctl", "-n", "net.ipv4.tcp_rmem"]).stdout.split() == \
             wanted_r.split()
     kept = tuning_file.read_text()
-    assert f"net.ipv4.tcp_rmem = {wanted_r}" in kept and f"net.core.rmem_max = {rmem}" in kept
+    assert f"net.ipv4.tcp_rmem = {wanted_r}" in kept
+    assert f"net.core.rmem_max = {rmem}" in kept
     again = net.saf(*args)
     assert again.returncode == 0 and "3 skipped" in again.stdout, again.stdout
 

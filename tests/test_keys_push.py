@@ -95,7 +95,8 @@ def test_push_twice_adds_the_key_once_and_proves_key_login(nodes: PasswordNodes)
     lines = first.stdout.splitlines()
     rows = {line.split()[0]: line for line in lines[:2]}  # in the order nodes finish
     for name in ("alpha", "beta"):
-        assert rows[name].split()[1] == "added" and "key login works" in rows[name]
+        assert rows[name].split()[1] == "added"
+        assert "key login works" in rows[name]
     assert lines[-1] == "2 nodes: 2 added"
 
     key_line = nodes.keys.public_line()
@@ -135,9 +136,12 @@ def test_wrong_password_and_unreachable_node_are_reported_per_node(
     assert "Traceback" not in result.stdout + result.stderr
     assert "not-it" not in result.stdout + result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[:3]}
-    assert "failed" in rows["alpha"] and "password login failed" in rows["alpha"]
-    assert "failed" in rows["beta"] and "password login failed" in rows["beta"]
-    assert "failed" in rows["down"] and "connection refused" in rows["down"]
+    assert "failed" in rows["alpha"]
+    assert "password login failed" in rows["alpha"]
+    assert "failed" in rows["beta"]
+    assert "password login failed" in rows["beta"]
+    assert "failed" in rows["down"]
+    assert "connection refused" in rows["down"]
     assert result.stdout.splitlines()[-1] == "3 nodes: 3 failed"
     assert not nodes.authorized("alpha").exists()
 
@@ -146,8 +150,10 @@ def test_wrong_password_and_unreachable_node_are_reported_per_node(
                        input=PASSWORD + "\n")
     assert result.returncode == 1
     events = {e["node"]: e for e in map(json.loads, result.stdout.splitlines())}
-    assert events["alpha"]["outcome"] == "added" and events["beta"]["outcome"] == "added"
-    assert events["down"]["outcome"] == "failed" and events["down"]["reason"] == "refused"
+    assert events["alpha"]["outcome"] == "added"
+    assert events["beta"]["outcome"] == "added"
+    assert events["down"]["outcome"] == "failed"
+    assert events["down"]["reason"] == "refused"
     assert PASSWORD not in result.stdout + result.stderr
 
 
@@ -167,7 +173,8 @@ def test_missing_key_and_empty_password_are_clear_errors(nodes: PasswordNodes) -
     assert "no terminal to ask the password on; pass --password-stdin" in result.stderr
 
     result = nodes.saf("keys", "push", "nosuchnode", "--password-stdin", input="x\n")
-    assert result.returncode == 2 and "alpha" in result.stderr  # lists what exists
+    assert result.returncode == 2
+    assert "alpha" in result.stderr
 
 
 def test_find_public_key_defaults_and_errors(tmp_path: Path,
@@ -199,7 +206,7 @@ def test_find_public_key_defaults_and_errors(tmp_path: Path,
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF0XyT1R7e6n2m8QmF3jbrqgP5H0d1P6rYVbA1c9F5dq me@laptop"
 
 
-@pytest.mark.parametrize("existing, expect, lines", [
+@pytest.mark.parametrize(("existing", "expect", "lines"), [
     (None, "added", [KEY]),
     ("", "added", [KEY]),
     ("ssh-rsa AAAAB3Nz other", "added", ["ssh-rsa AAAAB3Nz other", KEY]),
@@ -223,7 +230,8 @@ def test_authorize_script(tmp_path: Path, existing: str | None, expect: str,
     assert result.stdout.strip() == expect
     path = tmp_path / ".ssh" / "authorized_keys"
     assert path.read_text().splitlines() == lines
-    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
 
 
 def test_the_ssh_config_identity_file_is_the_key_to_push(tmp_path: Path,
@@ -236,7 +244,8 @@ def test_the_ssh_config_identity_file_is_the_key_to_push(tmp_path: Path,
     (tmp_path / ".ssh" / "config").write_text(
         f"Host lab1\n  HostName 127.0.0.1\n  IdentityFile {lab.identity}\n")
     found = find_public_key(Node(name="lab1", host="lab1"))
-    assert found.path == Path(f"{lab.identity}.pub") and found.private == lab.identity
+    assert found.path == Path(f"{lab.identity}.pub")
+    assert found.private == lab.identity
     # The defaults come after the config's key, and a config with no .pub falls through.
     ClientKeys(tmp_path / ".ssh")
     assert find_public_key(Node(name="lab1", host="lab1")).path == found.path

@@ -13,7 +13,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 NOT_CORE = ("saf.commands", "saf.cli", "saf.screens", "saf.agents", "saf.recipes", "saf.themes")
 
@@ -152,9 +151,11 @@ def test_where_is_it_done_names_only_what_exists():
     """Each line of "Where is it done" names files and modules that are there today."""
     text = "\n".join(section("Where is it done"))
     paths = re.findall(r"`((?:saf|recipes|agents|screens)/[\w/.-]+)`", text)
-    assert paths and [p for p in paths if not (ROOT / p).is_file()] == []
+    assert paths
+    assert [p for p in paths if not (ROOT / p).is_file()] == []
     modules = set(re.findall(r"`(saf\.[\w.]+)`", text))
-    assert modules and sorted(m for m in modules if importlib.util.find_spec(m) is None) == []
+    assert modules
+    assert sorted(m for m in modules if importlib.util.find_spec(m) is None) == []
 
 
 def test_the_ray_start_is_read_from_one_module():
@@ -164,5 +165,6 @@ def test_the_ray_start_is_read_from_one_module():
     (first,) = re.findall(r"`(saf/[\w/]+\.py)`", row.split("|")[2])
     called = set(re.findall(r"`(saf\.ray\.\w+)`", row))
     doc = ast.get_docstring(ast.parse((ROOT / first).read_text())) or ""
-    assert called and sorted(m for m in called if m not in doc) == []
+    assert called
+    assert sorted(m for m in called if m not in doc) == []
     assert "open it first" in doc

@@ -117,4 +117,5 @@ def test_agents_counts_only_its_own_clusters_agents(tmp_path: Path, popen) -> No
     popen([*argv, f"{other}/alpha/.cache/saf/agent-x.pyz", "--interval", "1"])
     assert agents(mine) == []
     popen([*argv, f"{mine}/alpha/.cache/saf/agent-x.pyz", "--interval", "1"])
-    assert len(agents(mine)) == 1 and str(mine) in agents(mine)[0]
+    assert len(agents(mine)) == 1
+    assert str(mine) in agents(mine)[0]

@@ -43,11 +43,13 @@ def test_recorded_frames_read_through_their_shape():
     for frame in SAMPLES:
         names, values = flatten_lists(frame)
         shape = Shape.of(frame, names, values)
-        assert shape is not None and shape.names == names
+        assert shape is not None
+        assert shape.names == names
         later = copy.deepcopy(frame)  # the same shape, other figures
         later["cpu"]["percent"] = 12.5
         names2, values2 = flatten_lists(later)
-        assert names2 == names and read(shape, later) == values2
+        assert names2 == names
+        assert read(shape, later) == values2
 
 
 def test_a_frame_of_another_shape_is_refused():
@@ -71,7 +73,8 @@ def test_a_frame_of_another_shape_is_refused():
     # holds a number is a new shape too.
     before = {"cpu": {"count": 8}}
     shape = Shape.of(before, *flatten_lists(before))
-    assert shape is not None and shape.values({"cpu": {"count": 8, "percent": 3.0}}) is None
+    assert shape is not None
+    assert shape.values({"cpu": {"count": 8, "percent": 3.0}}) is None
     assert read(shape, {"cpu": {"count": 4, "other": "x"}}) == [4.0]
 
 
@@ -111,5 +114,6 @@ def test_a_shape_reads_exactly_what_flattening_reads(frames):
         if shape is not None:
             got = read(shape, frame)
             if got is not None:
-                assert shape.names == names and got == values
+                assert shape.names == names
+                assert got == values
         shape = Shape.of(frame, names, values) or shape

@@ -85,7 +85,8 @@ def test_names_beyond_the_limit_are_refused_and_a_counter_counts_twice():
     history.append(1.0, 1.0, names, [1.0, 10.0, 2.0, 3.0, 4.0])
     assert history.names() == ["a", "nic.x.rx_bytes", "b", "c", "nic.x.rx_bytes/s"]
     assert history.dropped == {"d"}
-    assert history.values("c", None) == [3.0] and history.values("d", None) == []
+    assert history.values("c", None) == [3.0]
+    assert history.values("d", None) == []
 
 
 def test_a_sample_of_the_wrong_length_is_refused_not_stored():

@@ -10,8 +10,9 @@ from pathlib import Path
 from saf.agents import protocol
 from saf.agents.context import Context
 from saf.agents.main import Agent
-from saf.metrics import events as mev
+
 from saf.format import MISSING, fmt_bytes, fmt_rate, sparkline
+from saf.metrics import events as mev
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, is_loopback, node_view
 
@@ -130,20 +131,24 @@ def test_a_dead_node_keeps_its_reason_and_a_countdown_while_it_retries():
     words = []
     for now in (100.2, 103.0, 105.9):
         view = node_view(store, "b", now)
-        assert view.status is NodeStatus.LOST and view.reason == "refused"
+        assert view.status is NodeStatus.LOST
+        assert view.reason == "refused"
         words.append(lost_words(view))
     assert words == ["refused · retry in 6s", "refused · retry in 3s", "refused · retrying"]
     # the retry
     store.apply(mev.AgentStatus(node="b", status=mev.NodeStatus.CONNECTING, time=106.0))
     trying = node_view(store, "b", 106.1)
-    assert trying.status is NodeStatus.LOST and lost_words(trying) == "refused · retrying"
+    assert trying.status is NodeStatus.LOST
+    assert lost_words(trying) == "refused · retrying"
     views = [node_view(store, n, 106.1) for n in ("a", "b", "c")]
     assert [a.text for a in alerts(views, Thresholds())] == [
         "b lost (refused · retrying)", "c lost (refused · retrying)"]
     store.apply(mev.HelloReceived(node="b", frame={"type": "hello", "protocol": 1},
                                   raw="{}", time=106.5))
     back = node_view(store, "b", 106.6)
-    assert back.status is NodeStatus.UP and back.reason == "" and back.retry_in is None
+    assert back.status is NodeStatus.UP
+    assert back.reason == ""
+    assert back.retry_in is None
 
 
 def test_a_sparkline_cell_is_the_highest_value_of_its_bucket():
@@ -198,7 +203,9 @@ def test_net_in_and_out_leave_loopback_out_even_as_the_cluster_interface():
     store.apply(mev.SampleReceived(node="n", frame=frame, raw="", time=frame["time"]))
     view = node_view(store, "n", frame["time"])
     lo = next(n for n in view.nics if n.name == "lo")
-    assert lo.cluster and lo.rx and lo.rx > 1_000_000  # the loopback traffic was measured
+    assert lo.cluster
+    assert lo.rx
+    assert lo.rx > 1_000_000
     others = [n for n in view.nics if not n.loopback]
     rx = [n.rx for n in others if n.rx is not None]
     tx = [n.tx for n in others if n.tx is not None]

@@ -51,10 +51,13 @@ def test_saf_tester_fills_the_matrix_and_says_the_schedule_first(netns_cluster, 
     assert schedule < out.index("alpha → beta  1 stream")
     assert "Gbit/s, 2 streams (row sends to column)" in out
     shown = json.loads(net.saf("net", "show", "last", "--json", **state).stdout)
-    assert shown["status"] == "ok" and shown["tool"] == "saf"
+    assert shown["status"] == "ok"
+    assert shown["tool"] == "saf"
     assert_full_matrix(shown, net.nodes, "saf")
     for m in shown["measurements"]:
-        assert m["rtt_ms"] > 0 and m["retransmits"] >= 0 and m["segments"] > 0
+        assert m["rtt_ms"] > 0
+        assert m["retransmits"] >= 0
+        assert m["segments"] > 0
     # A veth link retransmits thousands of segments, needlessly (D-SACKed): no warning.
     assert [w for w in shown["warnings"] if "retransmit" in w] == []
     for node in net.nodes:
@@ -85,7 +88,8 @@ def test_iperf3_fills_the_matrix_from_its_json_and_two_runs_compare(netns_cluste
     assert all(r["before_gbps"] > 0 and r["after_gbps"] > 0 and r["ratio"] > 0 for r in both)
     assert all(r["after_gbps"] is None for r in rows if r["streams"] == 2)
     text = net.saf("net", "compare", **state).stdout
-    assert "alpha → beta" in text and "BEFORE" in text
+    assert "alpha → beta" in text
+    assert "BEFORE" in text
 
 
 def test_the_recipe_check_measures_nothing_and_says_what_would_run(netns_cluster, state):
@@ -95,7 +99,8 @@ def test_the_recipe_check_measures_nothing_and_says_what_would_run(netns_cluster
     assert "would run: speed test (saf): 2 pairs in 2 rounds, 4 tests a pair (1 and 3" \
         in done.stdout
     bad = net.saf("run", "netperf", "-V", "streams=lots", **state)
-    assert bad.returncode == 1 and "'lots' is not a whole number" in bad.stdout
+    assert bad.returncode == 1
+    assert "'lots' is not a whole number" in bad.stdout
 
 
 def test_a_node_that_cannot_be_reached_fails_its_links_only(netns_cluster, state):

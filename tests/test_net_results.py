@@ -15,13 +15,20 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from saf.agents import netperf
+
 from saf.errors import ConfigError, UsageError
 from saf.net import iperf3, store
-from saf.net.engine import NetOptions, schedule_line, new_result
-from saf.net.results import (RETRANSMIT_WARN, Measurement, NetResult, NodeLink, ResultError,
-                              compare, grade)
+from saf.net.engine import NetOptions, new_result, schedule_line
+from saf.net.results import (
+    RETRANSMIT_WARN,
+    Measurement,
+    NetResult,
+    NodeLink,
+    ResultError,
+    compare,
+    grade,
+)
 from saf.net.schedule import pairs, schedule
 from saf.recipe.parse import load_recipe
 
@@ -71,8 +78,10 @@ def test_iperf3_json_of_a_real_run_is_read_from_its_receiver():
 def test_iperf3_json_of_a_reverse_run_has_no_rtt_at_the_receiving_client():
     fig = iperf3.parse((FIXTURES / "iperf3-J_tcp-4streams-reverse-omit1_veth-netns_iperf3.12"
                         ".json").read_text())
-    assert fig.streams == 4 and fig.bits_per_second > 1e8
-    assert fig.retransmits is not None and fig.rtt_us is None
+    assert fig.streams == 4
+    assert fig.bits_per_second > 1e8
+    assert fig.retransmits is not None
+    assert fig.rtt_us is None
 
 
 VETH = "iperf3-J_tcp-4streams-omit1_veth-pair_iperf3.12.json"
@@ -90,7 +99,7 @@ def iperf3_result(name: str) -> NetResult:
     return r
 
 
-@pytest.mark.parametrize("name, retransmits, warned", [
+@pytest.mark.parametrize(("name", "retransmits", "warned"), [
     (VETH, 66179, False),          # 0.94 % of 7.04M segments: a healthy veth pair
     (VETH_REVERSE, 5, False),
     ("iperf3-J_tcp-1stream-omit3_gcp-to-ibm_iperf3.9.json", 0, False),
@@ -103,7 +112,8 @@ def test_recorded_iperf3_runs_warn_of_retransmits_only_over_a_share_of_segments(
     tens of thousands of segments of millions, needlessly."""
     r = iperf3_result(name)
     m = r.measurements[0]
-    assert m.retransmits == retransmits and m.segments > 100_000
+    assert m.retransmits == retransmits
+    assert m.segments > 100_000
     assert m.retransmits_much is warned
     said = [w for w in r.warnings() if "retransmit" in w]
     if warned:
@@ -120,15 +130,19 @@ def test_retransmits_the_receiver_reported_as_duplicates_are_not_counted():
     is of the others. The threshold is RETRANSMIT_WARN, exclusive."""
     m = Measurement("a", "b", 1, bits_per_second=1e10, retransmits=53_472, segments=4_612_741,
                     spurious=49_325)   # a healthy veth pair, one stream (TCP_INFO)
-    assert m.retransmit_rate == pytest.approx(0.0009, abs=1e-4) and not m.retransmits_much
+    assert m.retransmit_rate == pytest.approx(0.0009, abs=1e-4)
+    assert not m.retransmits_much
     m.spurious = None                  # a kernel that does not say (before Linux 5.0)
-    assert m.retransmit_rate == pytest.approx(0.0116, abs=1e-4) and m.retransmits_much
+    assert m.retransmit_rate == pytest.approx(0.0116, abs=1e-4)
+    assert m.retransmits_much
     m.retransmits, m.segments, m.spurious = 100, 10_000, 0
-    assert m.retransmit_rate == RETRANSMIT_WARN and not m.retransmits_much
+    assert m.retransmit_rate == RETRANSMIT_WARN
+    assert not m.retransmits_much
     m.retransmits = 101
     assert m.retransmits_much
     m.segments = None                  # no count of segments (macOS, an older result)
-    assert m.retransmit_rate is None and not m.retransmits_much
+    assert m.retransmit_rate is None
+    assert not m.retransmits_much
 
 
 def result_text(r: NetResult) -> str:
@@ -140,7 +154,7 @@ def result_text(r: NetResult) -> str:
     return console.export_text()
 
 
-@pytest.mark.parametrize("text, message", [
+@pytest.mark.parametrize(("text", "message"), [
     ("not json", "printed no JSON"),
     ('{"error": "unable to connect to server: Connection refused"}', "unable to connect"),
     ('{"end": {}}', "no `end.sum_received`"),
@@ -181,7 +195,9 @@ def test_a_link_is_a_fraction_of_the_slower_ends_line_rate():
     m = r.find("studio", "mini")
     assert r.line_rate_mbps("studio", "mini") == 1000
     assert r.fraction(m) == pytest.approx(0.945)
-    assert grade(r.fraction(m)) == "good" and grade(0.5) == "poor" and grade(None) is None
+    assert grade(r.fraction(m)) == "good"
+    assert grade(0.5) == "poor"
+    assert grade(None) is None
     assert r.path_mtu("studio", "mini") == 1500
     assert r.mtu_verified("studio", "mini") is True
     assert r.warnings() == [
@@ -265,14 +281,19 @@ def test_the_tester_measures_both_ways_and_then_stops_listening():
     netperf.client("127.0.0.1", hello["listening"], "abc123", [(1, False), (2, True)],
                    0.05, 0.2, out=result)
     lines = [json.loads(x) for x in result.getvalue().splitlines()]
-    assert lines[0]["rtt_ms"] > 0 and lines[-1] == {"done": True}
+    assert lines[0]["rtt_ms"] > 0
+    assert lines[-1] == {"done": True}
     send, recv = lines[1], lines[2]
     assert (send["streams"], send["direction"], recv["streams"], recv["direction"]) == \
         (1, "send", 2, "recv")
     for m in (send, recv):
-        assert m["bits_per_second"] > 0 and m["bytes"] > 0
-        assert m["pmtu"] > 0 and m["retransmits"] >= 0 and m["rtt_us"] > 0  # Linux TCP_INFO
-        assert m["segments"] > 0 and 0 <= m["spurious"] <= m["retransmits"]  # Linux 5.0+
+        assert m["bits_per_second"] > 0
+        assert m["bytes"] > 0
+        assert m["pmtu"] > 0
+        assert m["retransmits"] >= 0
+        assert m["rtt_us"] > 0
+        assert m["segments"] > 0
+        assert 0 <= m["spurious"] <= m["retransmits"]
     assert len(recv["streams_bps"]) == 2
     thread.join(5)
     assert not thread.is_alive()
@@ -325,10 +346,13 @@ def test_saf_net_test_and_show_print_one_path_mtu():
     each test's line prints; the RTT-and-MTU matrix prints that one, not lo's 65536."""
     from saf.net.engine import describe
     r = loopback_result()
-    assert r.path_mtu("alpha", "beta") == 65535 and r.interface_mtu("alpha", "beta") == 65536
+    assert r.path_mtu("alpha", "beta") == 65535
+    assert r.interface_mtu("alpha", "beta") == 65536
     assert "pmtu 65535" in describe(r, r.measurements[0])
     text = result_text(r)
     matrix = text[text.index("RTT and path MTU"):]
-    assert "65535 ✓" in matrix and "65536" not in matrix
+    assert "65535 ✓" in matrix
+    assert "65536" not in matrix
     r.measurements = [Measurement("alpha", "beta", 1, bits_per_second=2e10)]  # no TCP_INFO
-    assert r.path_mtu("alpha", "beta") == 65536 and r.mtu_verified("alpha", "beta") is None
+    assert r.path_mtu("alpha", "beta") == 65536
+    assert r.mtu_verified("alpha", "beta") is None

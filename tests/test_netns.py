@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
+from saf.agentlink.hub import MetricsHub
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics.events import SampleReceived
-from saf.agentlink.hub import MetricsHub
 from tests.helpers.netns import IP, NetnsCluster, netns_skip_reason
 
 

@@ -57,10 +57,11 @@ async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluste
                                                                     monkeypatch):
     """`s` on the Network screen of a live cockpit on namespaced hosts runs the netperf recipe;
     the matrix is redrawn with each measurement (partial matrices on the way) and ends full."""
+    from saf.screens.network import NetworkScreen
+
     from saf.commands.tui import cockpit
     from saf.inventory import load_inventory
     from saf.net.results import NetResult
-    from saf.screens.network import NetworkScreen
 
     monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SAF_CONFIG_DIR", str(tmp_path / "config"))
@@ -69,7 +70,8 @@ async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluste
         await pilot.press("3")
         await pilot.pause()
         screen = app.screen
-        assert isinstance(screen, NetworkScreen) and screen.result is None
+        assert isinstance(screen, NetworkScreen)
+        assert screen.result is None
         screen.overrides = {"duration": "0.3", "warmup": "0.1", "streams": "2"}
         await pilot.press("s")
         async with asyncio.timeout(120):
@@ -77,13 +79,15 @@ async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluste
                 await asyncio.sleep(0.1)
         await pilot.pause()
         result = screen.result
-        assert isinstance(result, NetResult) and result.status == "ok"
+        assert isinstance(result, NetResult)
+        assert result.status == "ok"
         assert len(result.measurements) == 12
         assert all(m.ok and m.bits_per_second > 0 for m in result.measurements)
         assert any(0 < n < 12 for n in screen.seen), screen.seen  # it filled in
         assert screen.seen == sorted(screen.seen)
         header = str(screen.query_one("#net-header").render())
-        assert "ok" in header and result.run in header
+        assert "ok" in header
+        assert result.run in header
 
 
 async def test_the_matrix_prints_the_path_mtu_saf_net_show_prints(tmp_path):
@@ -103,4 +107,5 @@ async def test_the_matrix_prints_the_path_mtu_saf_net_show_prints(tmp_path):
         console = Console(record=True, width=110, color_system=None)
         console.print(app.screen.query_one("#net-matrix", Static).content)
         matrix = console.export_text()
-    assert "65535✓" in matrix.replace(" ", "") and "65536" not in matrix
+    assert "65535✓" in matrix.replace(" ", "")
+    assert "65536" not in matrix

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from saf.agents import node_common
+
 from saf.inference.node import SCRIPT
 from saf.node_source import program_source
 from saf.ray.facts import probe_source
@@ -89,7 +89,8 @@ def test_atomic_write_leaves_the_whole_file_or_none(tmp_path: Path) -> None:
         node_common.atomic_write(str(tmp_path / "missing" / "x.json"), "x")
     with pytest.raises(TypeError):  # fails mid-write: the old file stays, no temp file left
         node_common.atomic_write(str(path), None)  # type: ignore[arg-type]
-    assert path.read_text() == '{"port": 8000}' and os.listdir(tmp_path) == ["8000.json"]
+    assert path.read_text() == '{"port": 8000}'
+    assert os.listdir(tmp_path) == ["8000.json"]
 
 
 def test_each_shipped_program_carries_the_helper_and_no_saf_import() -> None:
@@ -129,4 +130,5 @@ def test_the_shipped_ray_probe_reads_listeners_under_python_3_9(listener: int,
     done = subprocess.run([PYTHON, "-I", "-c", driver], capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert record.read_text() == "whole" and stat.S_IMODE(record.stat().st_mode) == 0o600
+    assert record.read_text() == "whole"
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600

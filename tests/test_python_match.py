@@ -61,22 +61,26 @@ def test_check_prints_the_matrix_and_the_commands(fleet) -> None:
     assert out.returncode == 0, text + out.stderr
     lines = text.splitlines()
     alpha = next(x for x in lines if x.strip().startswith("– alpha"))
-    assert f"Python {OURS}, Ray" in alpha and "as the head alpha" in alpha
+    assert f"Python {OURS}, Ray" in alpha
+    assert "as the head alpha" in alpha
     beta = next(x for x in lines if x.strip().startswith("● beta"))
     assert "odd one out: Python 3.12.1, Ray none (linux/x86_64" in beta
     assert f"-> Python {OURS}" in beta
     gamma = next(x for x in lines if x.strip().startswith("● gamma"))
     # Its python does not exist yet: python3 answers for it (the head's exact version here).
-    assert f"odd one out: Python {OURS}, Ray none in python3" in gamma and "not made yet" in gamma
+    assert f"odd one out: Python {OURS}, Ray none in python3" in gamma
+    assert "not made yet" in gamma
     assert f"pyenv install -s {OURS}" in text
     assert f"-m venv {gamma_venv}" in text
     assert "ray[default]==" in text
     assert not gamma_venv.exists()  # --check changed nothing
     # The whole matrix, odd ones marked, with -v.
     matrix = _saf(inventory, "run", "python-match", "--check", "-v").stdout
-    assert f"target: Python {OURS}, Ray" in matrix and "(the head alpha)" in matrix
+    assert f"target: Python {OURS}, Ray" in matrix
+    assert "(the head alpha)" in matrix
     row = next(x for x in matrix.splitlines() if "! beta" in x)
-    assert "3.12.1" in row and f"Python 3.12.1 -> {OURS}" in row
+    assert "3.12.1" in row
+    assert f"Python 3.12.1 -> {OURS}" in row
     assert not any("! alpha" in x for x in matrix.splitlines())
 
 
@@ -95,7 +99,8 @@ def test_verify_fails_the_odd_ones_out(fleet, tmp_path: Path) -> None:
         if node == "beta":
             assert "Python 3.11" not in line.split("not")[0]
         else:  # python3 answered for the venv not made yet; still the odd one out
-            assert "in python3" in line and "not made yet" in line
+            assert "in python3" in line
+            assert "not made yet" in line
 
 
 def test_zz_the_real_run_fixes_the_odd_ones_out(fleet) -> None:

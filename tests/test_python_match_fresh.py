@@ -73,7 +73,8 @@ def test_the_matrix_reads_python3_and_asks_only_for_ray(fresh: Fresh) -> None:
     done = fresh.saf("run", "python-match", "--check", "-v")
     text = done.stdout
     assert done.returncode == 1, text + done.stderr
-    assert "--var ray=X.Y.Z" in text and "--var python=" not in text
+    assert "--var ray=X.Y.Z" in text
+    assert "--var python=" not in text
     assert "has no Ray in python3 (~/saf-venv/bin/python is not made yet)" in text
     rows = [line for line in text.splitlines() if line.lstrip("! ").startswith(tuple(NAMES))
             and "linux/" in line]
@@ -87,7 +88,8 @@ def test_the_exact_python_present_only_gets_a_venv(fresh: Fresh) -> None:
     text = done.stdout
     assert done.returncode == 0, text + done.stderr
     assert text.count(f"would run: {DEBIAN} -m venv \"$HOME\"/saf-venv") == len(NAMES), text
-    assert "uv python install" not in text and "pyenv install" not in text
+    assert "uv python install" not in text
+    assert "pyenv install" not in text
     assert "curl" not in text
 
 
@@ -99,7 +101,8 @@ def test_a_failed_download_says_curls_own_error(fresh: Fresh) -> None:
     text = done.stdout
     assert done.returncode == 1, text + done.stderr
     assert "curl: (7)" in text, text
-    assert "uv: not found" not in text and "not found" not in text.split("curl: (7)")[0]
+    assert "uv: not found" not in text
+    assert "not found" not in text.split("curl: (7)")[0]
     assert not (fresh.homes["beta"] / ".local" / "bin" / "uv").exists()
 
 

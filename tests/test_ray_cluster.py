@@ -125,7 +125,8 @@ def test_saf_ray_status_json(ray_cluster: RayCluster) -> None:
     nodes = {n["name"]: n for n in status["nodes"]}
     assert set(nodes) == {"alpha", "beta", "gamma"}
     assert all(n["alive"] for n in nodes.values())
-    assert nodes["alpha"]["head"] and not nodes["beta"]["head"]
+    assert nodes["alpha"]["head"]
+    assert not nodes["beta"]["head"]
     assert nodes["beta"]["resources"].get("Apple") == 1
     assert nodes["gamma"]["resources"]["CPU"] == 1
     assert status["totals"]["CPU"] == sum(n["resources"]["CPU"] for n in nodes.values())
@@ -169,7 +170,8 @@ def test_restart_true_restarts_only_the_node_whose_settings_changed(
     changed = tmp_path / "saf.toml"
     changed.write_text(tomli_w.dumps(data))
     refused = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars(), inventory=changed)
-    assert refused.returncode == 1 and "--num-cpus 1 -> 2" in refused.stdout
+    assert refused.returncode == 1
+    assert "--num-cpus 1 -> 2" in refused.stdout
     out = ray_cluster.saf("run", "ray-up", *ray_cluster.ray_vars(restart="true"),
                           inventory=changed)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -178,7 +180,8 @@ def test_restart_true_restarts_only_the_node_whose_settings_changed(
     status = json.loads(ray_cluster.saf("ray", "status", "--json", "--temp-dir",
                                         str(ray_cluster.temp_dir)).stdout)
     nodes = {n["name"]: n for n in status["nodes"] if n["alive"]}
-    assert nodes["gamma"]["resources"]["CPU"] == 2 and len(nodes) == 3
+    assert nodes["gamma"]["resources"]["CPU"] == 2
+    assert len(nodes) == 3
 
 
 def test_check_shows_the_exact_commands(ray_cluster: RayCluster, tmp_path: Path) -> None:
@@ -191,7 +194,8 @@ def test_check_shows_the_exact_commands(ray_cluster: RayCluster, tmp_path: Path)
     assert out.returncode == 0, out.stdout + out.stderr
     port = ray_cluster.port + 5000
     assert f"start --head --port={port} --dashboard-host=127.0.0.1" in out.stdout
-    assert "--node-name=beta" in out.stdout and '--resources={"Apple":1.0}' in out.stdout
+    assert "--node-name=beta" in out.stdout
+    assert '--resources={"Apple":1.0}' in out.stdout
     assert f"--address=127.0.0.1:{port}" in out.stdout
     assert "--num-cpus=1" in out.stdout
     assert f"--node-manager-port={port + 11}" in out.stdout  # beta, node 1 of the inventory
@@ -249,7 +253,8 @@ def test_submit_exits_with_the_jobs_status(ray_cluster: RayCluster, tmp_path: Pa
     out = ray_cluster.saf("ray", "submit", "--temp-dir", str(ray_cluster.temp_dir),
                           "--working-dir", str(tmp_path), "--", "python", "fail.py")
     assert out.returncode == 3, out.stdout + out.stderr
-    assert "going" in out.stdout and "FAILED" in out.stderr
+    assert "going" in out.stdout
+    assert "FAILED" in out.stderr
 
 
 def test_ctrl_c_stops_the_job(ray_cluster: RayCluster, tmp_path: Path) -> None:
@@ -289,7 +294,8 @@ def test_status_without_ray_says_so(ray_cluster: RayCluster, tmp_path: Path) -> 
                           "--dashboard-port", str(free_ray_port(0)))
     assert out.returncode == 1
     assert "Ray is not running on the head alpha" in out.stderr
-    assert "saf run ray-up" in out.stderr and "Traceback" not in out.stderr
+    assert "saf run ray-up" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 # (which of the node's ports is taken, offset in saf.ray.command.NODE_PORTS, what `ray start`

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from saf.errors import RayError
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.ray import command as rc
-from saf.errors import RayError
 from saf.ray.answers import Probed, Stopped, Tail, decode, marked_line
 from saf.ray.facts import NodeFacts
 
@@ -44,7 +44,8 @@ def test_macos_nodes_get_the_variable_their_address_and_apple() -> None:
     head, worker = MACS.nodes
     plan, problem = rc.start_plan(MACS, head, facts("macstudio-m2ultra-brew"), rc.RaySettings(),
                                   "10.10.0.1")
-    assert problem is None and plan is not None
+    assert problem is None
+    assert plan is not None
     assert plan.shell() == (
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 /Users/ops/.saf/venv/bin/ray start --head "
         "--port=6380 --dashboard-host=10.10.0.1 --dashboard-port=8265 "
@@ -64,8 +65,10 @@ def test_nvidia_head_with_mac_workers() -> None:
     head, _, studio2 = MIXED.nodes
     plan, _ = rc.start_plan(MIXED, head, facts("linux-nvidia-head"), rc.RaySettings(),
                             "10.10.0.10")
-    assert plan is not None and plan.env == {}
-    assert "--num-gpus=2" in plan.argv and '--resources={"CUDA":1.0}' in plan.argv
+    assert plan is not None
+    assert plan.env == {}
+    assert "--num-gpus=2" in plan.argv
+    assert '--resources={"CUDA":1.0}' in plan.argv
     assert "--node-ip-address=10.10.0.10" in plan.argv  # not the docker bridge 172.17.0.1
     plan, _ = rc.start_plan(MIXED, studio2, facts("macstudio-m2ultra-pyenv"), rc.RaySettings(),
                             "10.10.0.10")
@@ -97,7 +100,8 @@ def test_loopback_dashboard_on_several_machines_is_refused() -> None:
     head = MACS.nodes[0]
     why = rc.refusal(MACS, head, facts("macstudio-m2ultra-brew"), head, None,
                      rc.RaySettings(dashboard_host="127.0.0.1"))
-    assert why is not None and "loopback on a cluster of 2 machines" in why
+    assert why is not None
+    assert "loopback on a cluster of 2 machines" in why
 
 
 def test_loopback_address_on_several_machines_is_refused() -> None:
@@ -105,13 +109,17 @@ def test_loopback_address_on_several_machines_is_refused() -> None:
     inv = inventory(Node("a", "localhost", roles=("head",)), Node("b", "10.10.0.2"))
     plan, problem = rc.start_plan(inv, inv.nodes[0], facts("linux-loopback"), rc.RaySettings(),
                                   "127.0.0.1")
-    assert plan is None and problem is not None and "advertise 127.0.0.1" in problem
+    assert plan is None
+    assert problem is not None
+    assert "advertise 127.0.0.1" in problem
 
 
 def test_explicit_node_ip_must_be_the_nodes() -> None:
     node = Node("a", "studio", roles=("head",), vars={"ray_node_ip": "10.9.9.9"})
     ip, problem = rc.node_ip(node, facts("macstudio-m2ultra-brew"))
-    assert ip is None and problem is not None and "not an address of this node" in problem
+    assert ip is None
+    assert problem is not None
+    assert "not an address of this node" in problem
 
 
 def test_nodes_sharing_a_machine_get_their_own_ports() -> None:
@@ -120,7 +128,8 @@ def test_nodes_sharing_a_machine_get_their_own_ports() -> None:
                             rc.RaySettings(port=20000), "127.0.0.1")
     assert plan is not None
     assert "--node-manager-port=20011" in plan.argv
-    assert "--min-worker-port=20300" in plan.argv and "--max-worker-port=20399" in plan.argv
+    assert "--min-worker-port=20300" in plan.argv
+    assert "--max-worker-port=20399" in plan.argv
     assert not any(a.startswith("--ray-client-server-port") for a in plan.argv)
 
 
@@ -132,12 +141,14 @@ def test_workers_sharing_a_machine_get_a_ray_folder_of_their_own() -> None:
     assert rc.node_temp_dir(inv, inv.nodes[1], "/tmp/ray/") == "/tmp/ray/n1"
     plan, _ = rc.start_plan(inv, inv.nodes[1], facts("linux-loopback"),
                             rc.RaySettings(port=20000), "127.0.0.1")
-    assert plan is not None and "--temp-dir=/tmp/ray/n1" in plan.argv
+    assert plan is not None
+    assert "--temp-dir=/tmp/ray/n1" in plan.argv
     for node in MACS.nodes:
         assert rc.node_temp_dir(MACS, node, "/tmp/ray") == "/tmp/ray"
         plan, _ = rc.start_plan(MACS, node, facts("macstudio-m2ultra-brew"), rc.RaySettings(),
                                 "10.10.0.1")
-        assert plan is not None and not any(a.startswith("--temp-dir") for a in plan.argv)
+        assert plan is not None
+        assert not any(a.startswith("--temp-dir") for a in plan.argv)
 
 
 def test_known_ip_is_what_the_inventory_alone_tells() -> None:
@@ -158,7 +169,7 @@ def test_differences_say_what_changed() -> None:
     assert rc.differences(None, new) == ["no record of the settings it runs with"]
 
 
-@pytest.mark.parametrize("raw, where", [
+@pytest.mark.parametrize(("raw", "where"), [
     ({"python": 3}, "Expected `str | null`, got `int` - at `$.python`"),
     ({"listeners": {"x": "a"}}, "at `key` in `$.listeners`"),
     ({"listeners": {"70000": "a"}}, "Expected `int` <= 65535 - at `key` in `$.listeners`"),
@@ -255,9 +266,12 @@ def test_python_match_matrix_marks_the_odd_one() -> None:
     lines = pm.matrix([("studio1", facts("macstudio-m2ultra-brew")),
                        ("studio2", facts("macstudio-m2ultra-pyenv")),
                        ("box", "did not answer")], TARGET)
-    assert lines[1].startswith("  studio1") and lines[1].endswith("none")
-    assert lines[2].startswith("! studio2") and "Python 3.9.6 -> 3.9.23" in lines[2]
-    assert "macos/arm64" in lines[2] and "pyenv" in lines[2]
+    assert lines[1].startswith("  studio1")
+    assert lines[1].endswith("none")
+    assert lines[2].startswith("! studio2")
+    assert "Python 3.9.6 -> 3.9.23" in lines[2]
+    assert "macos/arm64" in lines[2]
+    assert "pyenv" in lines[2]
     assert lines[3].startswith("! box")
     assert lines[-1] == "  target: Python 3.9.23, Ray 2.40.0 (the head studio1)"
 
@@ -284,10 +298,13 @@ def test_the_log_tail_leaves_out_logs_older_than_the_start(tmp_path: Path) -> No
     assert node_probe.tail({**args, "since": time.time()}) == {"logs": []}
     # Without a start time (or with logs written since), they are what there is to show.
     shown = json.dumps(node_probe.tail(args))
-    assert "OLD SESSION" in shown and "OLD AGENT" in shown and "node_name=alpha" in shown
+    assert "OLD SESSION" in shown
+    assert "OLD AGENT" in shown
+    assert "node_name=alpha" in shown
     os.utime(raylet)  # written now: this start's
     shown = json.dumps(node_probe.tail({**args, "since": time.time() - 5}))
-    assert "OLD SESSION" in shown and "OLD AGENT" not in shown
+    assert "OLD SESSION" in shown
+    assert "OLD AGENT" not in shown
     assert "node_name=alpha" in shown  # the GCS log beside this start's raylet log
 
 
@@ -308,8 +325,10 @@ def test_a_restarted_nodes_old_dead_entry_is_not_a_node_down() -> None:
                state_message="Expected termination: received SIGTERM")
     rows.append(old)
     status = status_from("http://127.0.0.1:8265", nodes, usage)
-    assert len(status.nodes) == 4 and len(status.alive) == 3
-    assert status.down == [] and status.to_json()["totals"]["nodes_down"] == []
+    assert len(status.nodes) == 4
+    assert len(status.alive) == 3
+    assert status.down == []
+    assert status.to_json()["totals"]["nodes_down"] == []
     gamma["state"] = "DEAD"
     status = status_from("http://127.0.0.1:8265", nodes, usage)
     assert status.down == ["gamma"]

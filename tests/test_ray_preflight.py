@@ -97,7 +97,8 @@ def test_python_mismatch_is_refused_pointing_at_python_match(fleet, other_python
     assert out.returncode == 1, out.stdout + out.stderr
     beta = next(x for x in out.stdout.splitlines() if x.strip().startswith("✗ beta"))
     ours = ".".join(map(str, sys.version_info[:3]))
-    assert "Python 3.12.1 / Ray" in beta and f"head alpha's Python {ours}" in beta
+    assert "Python 3.12.1 / Ray" in beta
+    assert f"head alpha's Python {ours}" in beta
     assert "saf run python-match" in beta
     alpha = next(x for x in out.stdout.splitlines() if x.strip().startswith("✗ alpha"))
     assert "not started: beta is refused" in alpha

@@ -208,9 +208,11 @@ def test_nopasswd_sudo_needs_no_password(user: SudoUser, tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     assert outputs(result.stdout, 0) == {user.name}  # logged in as the user, not root
     made = user.out / "made-by-root"
-    assert made.stat().st_uid == 0 and made.read_text() == "0\n"
+    assert made.stat().st_uid == 0
+    assert made.read_text() == "0\n"
     log = user.sudo_log.read_text()
-    assert "incorrect password" not in log and "a password is required" not in log
+    assert "incorrect password" not in log
+    assert "a password is required" not in log
     assert_no_process_left(user)
 
 
@@ -228,7 +230,8 @@ def test_password_sudo_from_the_cli(user: SudoUser, tmp_path: Path) -> None:
     assert result.returncode == 1
     failed = finished(result.stdout)[(1, "alpha")]
     assert failed["status"] == "failed"
-    assert "no terminal to ask on" in failed["message"] and "--password-stdin" in \
+    assert "no terminal to ask on" in failed["message"]
+    assert "--password-stdin" in \
         failed["message"]
     assert not made.exists()
 
@@ -238,7 +241,8 @@ def test_password_sudo_from_the_cli(user: SudoUser, tmp_path: Path) -> None:
                          stdin=user.password + "\n")
     assert result.returncode == 0, result.stdout + result.stderr
     assert finished(result.stdout)[(1, "alpha")]["status"] == "changed"
-    assert made.stat().st_uid == 0 and made.read_text() == "0\n"
+    assert made.stat().st_uid == 0
+    assert made.read_text() == "0\n"
     assert watch.saw_sudo, "the scan never saw sudo running: it proves nothing"
     assert watch.hits == []
     # sudo's own log: `sudo -n` was tried first and refused, then the password was taken.
@@ -300,9 +304,10 @@ async def test_password_asked_once_for_many_nodes(user: SudoUser, tmp_path: Path
 async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The Recipes screen asks with its modal, once, and the become step runs as root."""
+    from saf.screens.recipe_modals import PasswordModal
+
     from saf.inventory import load_inventory
     from saf.recipe import library
-    from saf.screens.recipe_modals import PasswordModal
     from tests.snapshot_apps._recipes import make_recipes_app
 
     user.allow("ALL")
@@ -337,9 +342,11 @@ async def test_password_modal_in_the_cockpit(user: SudoUser, tmp_path: Path,
                 break
         await screen.workers.wait_for_complete()
         await pilot.pause()
-        assert screen.state is not None and screen.state.status == "ok"
+        assert screen.state is not None
+        assert screen.state.status == "ok"
     assert len(asked) == 1
     made = user.out / "made-by-root"
-    assert made.stat().st_uid == 0 and made.read_text() == "0\n"
+    assert made.stat().st_uid == 0
+    assert made.read_text() == "0\n"
     assert_nowhere_on_disk(user.password, tmp_path)
     assert_no_process_left(user)

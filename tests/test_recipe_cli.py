@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from saf.recipe.log import read_events, summarize
 from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted
+from saf.recipe.log import read_events, summarize
 from tests.helpers import procs
 
 NODES = ["alpha", "beta", "gamma"]
@@ -59,11 +59,13 @@ run = "test {node.name} != gamma"
     result = saf(cluster, state, "run", str(path), "--json")
     assert result.returncode == 1, result.stderr
     events = events_of(result.stdout)
-    assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
+    assert events[0]["event"] == "run_started"
+    assert events[-1]["event"] == "run_finished"
     assert events[-1]["status"] == "failed"
     finished = {(e["step"], e["node"]): e["status"] for e in events
                 if e["event"] == "node_step_finished"}
-    assert finished[(1, "gamma")] == "failed" and finished[(0, "alpha")] == "changed"
+    assert finished[(1, "gamma")] == "failed"
+    assert finished[(0, "alpha")] == "changed"
     # The log holds the same events.
     logs = list((state / "runs").glob("*.jsonl"))
     assert len(logs) == 1
@@ -71,17 +73,20 @@ run = "test {node.name} != gamma"
 
     ok = saf(cluster, state, "run", str(path), "--on", "alpha,beta")
     assert ok.returncode == 0, ok.stderr + ok.stdout
-    assert "run ok" in ok.stdout and "hi alpha" in ok.stdout
+    assert "run ok" in ok.stdout
+    assert "hi alpha" in ok.stdout
 
     listed = saf(cluster, state, "runs", "--json")
     runs = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [r["status"] for r in runs] == ["failed", "ok"]
     shown = saf(cluster, state, "runs", "show", runs[0]["run"])
-    assert shown.returncode == 0 and "fails on gamma" in shown.stdout
+    assert shown.returncode == 0
+    assert "fails on gamma" in shown.stdout
     assert "run failed" in shown.stdout
 
     bad_var = saf(cluster, state, "run", str(path), "--var", "nope=1")
-    assert bad_var.returncode == 2 and "has no variable 'nope'" in bad_var.stderr
+    assert bad_var.returncode == 2
+    assert "has no variable 'nope'" in bad_var.stderr
 
 
 def test_resume_skips_what_succeeded(cluster, tmp_path: Path, state: Path) -> None:
@@ -107,16 +112,19 @@ run = "echo after >> {dir}/{node.name}/after"
     resumed = saf(cluster, state, "run", "--resume", "last", "--json")
     assert resumed.returncode == 0, resumed.stderr
     events = events_of(resumed.stdout)
-    assert events[0]["resumed_from"] and events[0]["start_step"] == 1
+    assert events[0]["resumed_from"]
+    assert events[0]["start_step"] == 1
     statuses = {(e["step"], e["node"]): (e["status"], e["message"]) for e in events
                 if e["event"] == "node_step_finished"}
     assert statuses[(0, "beta")][0] == "skipped"
     assert statuses[(0, "beta")][1].startswith("done in run ")
-    assert statuses[(1, "beta")][0] == "changed" and statuses[(2, "gamma")][0] == "changed"
+    assert statuses[(1, "beta")][0] == "changed"
+    assert statuses[(2, "gamma")][0] == "changed"
     assert len((tmp_path / "nodes" / "count").read_text().split()) == 3
     assert all((tmp_path / "nodes" / n / "after").exists() for n in NODES)
     again = saf(cluster, state, "run", "--resume", "last")
-    assert again.returncode == 0 and "nothing left to do" in again.stdout
+    assert again.returncode == 0
+    assert "nothing left to do" in again.stdout
 
 
 def _pgrep(marker: str) -> list[str]:
@@ -162,7 +170,8 @@ run = "echo started; sleep 60 # {marker}"
     assert _pgrep(marker) == [], "a remote command outlived Ctrl-C"
     log = next((state / "runs").glob("*.jsonl"))
     events = read_events(log)
-    assert isinstance(events[-1], RunFinished) and events[-1].status == "cancelled"
+    assert isinstance(events[-1], RunFinished)
+    assert events[-1].status == "cancelled"
     finished = {(e.step, e.node): e.status for e in events if isinstance(e, NodeStepFinished)}
     assert finished == {**{(0, n): "changed" for n in NODES},
                         **{(1, n): "cancelled" for n in NODES}}
@@ -243,7 +252,8 @@ interval = 0.1
 """)
     waited = saf(cluster, state, "run", str(path), "--check")
     assert waited.returncode == 0, waited.stdout + waited.stderr
-    assert "would change" not in waited.stdout and "(3 skipped)" in waited.stdout
+    assert "would change" not in waited.stdout
+    assert "(3 skipped)" in waited.stdout
 
 
 def test_serve_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
@@ -297,7 +307,8 @@ def test_history_is_per_cluster(cluster, tmp_path: Path, state: Path) -> None:
     assert {json.loads(line)["run"]: json.loads(line)["cluster"]
             for line in every.stdout.splitlines()} == {ours_id: "test", theirs_id: "other-lab"}
     table = saf(cluster, state, "runs", "--all")
-    assert "CLUSTER" in table.stdout and "other-lab" in table.stdout
+    assert "CLUSTER" in table.stdout
+    assert "other-lab" in table.stdout
     assert "CLUSTER" not in saf(cluster, state, "runs").stdout
 
 
@@ -343,7 +354,8 @@ def test_the_summary_of_a_run_on_fifty_nodes_is_readable(monkeypatch: pytest.Mon
     assert "1. install  50 changed" in many
     assert "2. verify   48 ok, 2 failed (n07, n33)" in many
     few = render(["alpha", "beta", "gamma"])
-    assert "alpha" in few.splitlines()[1] and "…" not in few
+    assert "alpha" in few.splitlines()[1]
+    assert "…" not in few
 
 
 def test_a_recipes_own_selector_matching_nothing_skips_its_steps(cluster, tmp_path: Path,

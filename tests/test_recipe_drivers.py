@@ -113,9 +113,11 @@ def test_nvidia_check_before_the_driver(machine) -> None:
     assert reboot.status == "changed"
     assert "kernel module nvidia will not load" in reboot.message
     assert "--var reboot=true" in reboot.message
-    assert persistence.status == "changed" and persistence.would == ["nvidia-smi -pm 1"]
+    assert persistence.status == "changed"
+    assert persistence.would == ["nvidia-smi -pm 1"]
     assert power.status == "skipped"  # no power_limit asked for
-    assert gpu.status == "skipped" and "nvidia-smi -L failed" in gpu.message  # only reads
+    assert gpu.status == "skipped"
+    assert "nvidia-smi -L failed" in gpu.message
     assert "not found" in gpu.message
     only_facts(nodes)
     assert "ubuntu-drivers devices" in nodes.calls()
@@ -144,8 +146,10 @@ def test_nvidia_check_after_the_driver(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-after")
     ran = run(nodes, "driver-nvidia", power_limit="300")
     driver, reboot, persistence, power, gpu = (ran.step(i) for i in range(5))
-    assert driver.status == "skipped" and "has nvidia-driver-570" in driver.message
-    assert reboot.status == "skipped" and reboot.message == "no reboot needed"
+    assert driver.status == "skipped"
+    assert "has nvidia-driver-570" in driver.message
+    assert reboot.status == "skipped"
+    assert reboot.message == "no reboot needed"
     assert persistence.would == ["nvidia-smi -pm 1"]  # recorded: Disabled
     assert power.would == ["nvidia-smi -pl 300"]      # recorded: 350 W
     # nvidia-smi is the recording; NVML is asked of saf's agent on this machine, which has
@@ -168,7 +172,8 @@ def test_needs_a_reboot_is_a_named_state(machine) -> None:
     reboot = ran.step(1)
     assert reboot.status == "failed"
     assert reboot.message.startswith("needs a reboot: the system says a reboot is required")
-    assert "nvidia-dkms-570" in reboot.message and "(next: reboot the node)" in reboot.message
+    assert "nvidia-dkms-570" in reboot.message
+    assert "(next: reboot the node)" in reboot.message
     assert "kernel module nvidia will not load (modprobe: FATAL: Module nvidia not found" \
         in reboot.message
     assert "--var reboot=true" in reboot.message
@@ -245,7 +250,8 @@ def test_intel_check_before_the_runtime(machine) -> None:
     assert runtime.would == ["add-apt-repository -y ppa:kobuk-team/intel-graphics",
                              "apt-get update",
                              f"DEBIAN_FRONTEND=noninteractive apt-get install -y -- {INTEL}"]
-    assert group.status == "changed" and "usermod -aG render" in group.would[0]
+    assert group.status == "changed"
+    assert "usermod -aG render" in group.would[0]
     assert "chmod" not in " ".join(runtime.would + group.would)
     assert clinfo.status == "skipped"  # it only reads: never "would change"
     assert clinfo.message.startswith("--check: not run (not yet: clinfo -l as ")
@@ -271,7 +277,8 @@ def test_apple_check_reports_the_chip(machine) -> None:
     assert chip.status == "ok"
     assert chip.message == ("Apple M2 Ultra (Mac Studio Mac14,14), 60 GPU cores, 64 GB unified "
                             "memory")
-    assert mlx.status == "failed" and "MLX does not import" in mlx.message  # no venv yet
+    assert mlx.status == "failed"
+    assert "MLX does not import" in mlx.message
 
 
 def test_apple_check_mlx_sees_the_gpu(machine) -> None:
@@ -289,9 +296,12 @@ def test_macos_tuning_check(machine) -> None:
     (nodes.root / "homes" / "n" / "models").mkdir(parents=True)
     ran = run(nodes, "macos-tuning")
     sleep, nap, spotlight = (ran.step(i) for i in range(3))
-    assert sleep.status == "changed" and sleep.would[0].startswith("pmset -a sleep 0 disksleep 0")
-    assert nap.status == "changed" and nap.would[0].startswith("pmset -a powernap 0")
-    assert spotlight.status == "changed" and "mdutil -i off" in spotlight.would[0]
+    assert sleep.status == "changed"
+    assert sleep.would[0].startswith("pmset -a sleep 0 disksleep 0")
+    assert nap.status == "changed"
+    assert nap.would[0].startswith("pmset -a powernap 0")
+    assert spotlight.status == "changed"
+    assert "mdutil -i off" in spotlight.would[0]
     only_facts(nodes)
 
 
@@ -313,7 +323,8 @@ def test_linux_tuning_isolated_cores_need_a_reboot(machine) -> None:
     nodes = machine("ubuntu2404-rtx3090-after")
     ran = run(nodes, "linux-tuning", isolcpus="2-7", hugepages="1024")
     assert "vm.nr_hugepages 0 -> 1024" in ran.step(0).message
-    assert ran.step(3).status == "changed" and "update-grub" in ran.step(3).would[0]
+    assert ran.step(3).status == "changed"
+    assert "update-grub" in ran.step(3).would[0]
     reboot = ran.step(4)
     assert "the running kernel lacks isolcpus=2-7 on its command line" in reboot.message
     assert "flag" not in reboot.message  # only the command line counts here
@@ -350,7 +361,8 @@ def test_nfs_models_check(tmp_path: Path) -> None:
         assert ran.step(3, "mac").status == "skipped"   # macOS has its NFS client
         mount_arc, mount_mac = ran.step(4, "arc"), ran.step(4, "mac")
         assert mount_arc.status == mount_mac.status == "changed"
-        assert "/etc/fstab" in mount_arc.would[0] and "auto_nfs" in mount_mac.would[0]
+        assert "/etc/fstab" in mount_arc.would[0]
+        assert "auto_nfs" in mount_mac.would[0]
         assert {ran.step(6, n).status for n in ("arc", "mac")} == {"changed"}
         only_facts(nodes)
     finally:

@@ -42,7 +42,7 @@ def test_ubuntu_drivers_recommendation() -> None:
     assert nvidia.recommended_driver("") is None
 
 
-@pytest.mark.parametrize("choice, package", [
+@pytest.mark.parametrize(("choice", "package"), [
     ("recommended", None), ("570", "nvidia-driver-570"), ("550-open", "nvidia-driver-550-open"),
     ("nvidia-driver-570-server", "nvidia-driver-570-server")])
 def test_driver_choice(choice: str, package: str | None) -> None:
@@ -59,7 +59,8 @@ def test_clinfo_a770_named_by_its_pci_id() -> None:
     devices = intel.parse_list((CAPTURES / "clinfo-l_arc-a770-wsl2_shows-0x56a0.txt").read_text())
     assert len(devices) == 1
     assert devices[0].platform == "Intel(R) OpenCL Graphics"
-    assert devices[0].pci_id == 0x56A0 and devices[0].arc == "Arc A770"
+    assert devices[0].pci_id == 0x56A0
+    assert devices[0].arc == "Arc A770"
 
 
 def test_clinfo_marketing_name_and_non_arc() -> None:
@@ -83,7 +84,8 @@ def test_system_profiler_real_captures() -> None:
     hardware = json.loads((CAPTURES / "system_profiler-json-SPHardwareDataType_M5Max-MBP-"
                            "Mac17-6.json").read_text())
     chip = apple.parse_profile(json.dumps({**displays, **hardware}))
-    assert chip.gpu_cores == 14 and chip.chip.startswith("Apple M5 Max")
+    assert chip.gpu_cores == 14
+    assert chip.chip.startswith("Apple M5 Max")
     assert chip.memory == "128 GB"
 
 
@@ -104,7 +106,8 @@ def test_reboot_reasons() -> None:
            "could not insert 'nvidia': Key was rejected by service\n")
     found = reasons(out, module="nvidia", cmdline=["isolcpus=2-7", "nohz_full="])
     assert [r.check for r in found] == ["flag", "secure-boot", "module", "cmdline"]
-    assert "isolcpus=2-7" in found[3].what and "nohz_full" not in found[3].what
+    assert "isolcpus=2-7" in found[3].what
+    assert "nohz_full" not in found[3].what
     assert reasons("sb SecureBoot disabled\nmok-new 1\nmodule loaded\ncmdline ro\n",
                    module="nvidia", cmdline=[]) == []
 
@@ -115,7 +118,8 @@ def test_agent_nvml_from_a_real_hello() -> None:
     hello = {"type": "hello", "collectors": {"nvml": {"ok": False, "reason": "no NVIDIA driver "
                                                       "loaded (no /proc/driver/nvidia)"}}}
     ok, words = agent_nvml(json.dumps(hello))
-    assert not ok and words.endswith("no NVIDIA driver loaded (no /proc/driver/nvidia)")
+    assert not ok
+    assert words.endswith("no NVIDIA driver loaded (no /proc/driver/nvidia)")
     assert agent_nvml("Traceback ...\nSyntaxError")[0] is False
 
 
@@ -165,4 +169,5 @@ def test_a_node_cannot_recommend_any_package() -> None:
                        _json | st.just("hello"), max_size=4))
 def test_agent_hello_any_shape(value) -> None:
     ok, words = agent_nvml(json.dumps(value))
-    assert isinstance(ok, bool) and isinstance(words, str)
+    assert isinstance(ok, bool)
+    assert isinstance(words, str)

@@ -27,7 +27,6 @@ from saf.recipe.values import value_problem
 from saf.shell import quote
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
 
-
 SHIPPED = Path(__file__).parent.parent / "recipes"
 
 
@@ -174,7 +173,8 @@ def test_hello_marker_with_spaces_makes_no_stray_folders(node: Node) -> None:
     events = run(node, SHIPPED / "hello.toml", marker="my dir/m")
     assert [e.status for e in finished(events)] == ["changed"] * 3
     assert (node.home / "my dir" / "m").is_file()
-    assert not (node.home / "my").exists() and not (node.home / "dir").exists()
+    assert not (node.home / "my").exists()
+    assert not (node.home / "dir").exists()
     again = run(node, SHIPPED / "hello.toml", marker="my dir/m")
     assert finished(again)[1].status == "skipped"
 

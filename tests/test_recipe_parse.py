@@ -41,7 +41,7 @@ def _prepare(path: Path, inventory_path: Path, **overrides: str):
     return asyncio.run(go())
 
 
-@pytest.mark.parametrize("name, line, words", [
+@pytest.mark.parametrize(("name", "line", "words"), [
     ("syntax.toml", 5, "TOML syntax error"),
     ("unknown_key.toml", 6, "unknown key 'retry' in step 1"),
     ("unknown_top.toml", 2, "unknown key 'descripton'"),
@@ -60,7 +60,7 @@ def test_bad_recipe_names_file_and_line(name: str, line: int, words: str) -> Non
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("name, line, words", [
+@pytest.mark.parametrize(("name", "line", "words"), [
     ("bad_selector.toml", 9, "step 2 (two): bad selector: unknown role in 'role:boss'"),
     ("missing_var.toml", 5, "missing variable 'model' (the model to serve)"),
     ("unknown_placeholder.toml", 12, "unknown variable {greting}"),
@@ -139,7 +139,7 @@ SHELL = 'name = "r"\n\n[[steps]]\nname = "one"\nrun = "echo hi"\n'
 WAIT = 'name = "r"\n\n[[steps]]\nname = "one"\nkind = "wait"\ncommand = "true"\n'
 
 
-@pytest.mark.parametrize("text, words", [
+@pytest.mark.parametrize(("text", "words"), [
     (SHELL + "timeout = nan", "'timeout' must be a number from 0 to 604800, not nan"),
     (SHELL + "delay = inf", "'delay' must be a number from 0 to 86400, not inf"),
     (SHELL + "retries = 1.5", "'retries' must be a whole number from 0 to 1000, not 1.5"),
@@ -174,10 +174,11 @@ def test_cli_exit_2_for_invalid_recipe(inventory_path: Path, tmp_path: Path) -> 
     missing = subprocess.run(
         [sys.executable, "-m", "saf", "-i", str(inventory_path), "run", "no-such-recipe"],
         capture_output=True, text=True, env={"SAF_STATE_DIR": str(tmp_path)})
-    assert missing.returncode == 2 and "no recipe 'no-such-recipe'" in missing.stderr
+    assert missing.returncode == 2
+    assert "no recipe 'no-such-recipe'" in missing.stderr
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(("text", "line", "words"), [
     (SHELL + 'become = "yes"', 6, "step 1: 'become' must be true or false, not 'yes'"),
     (SHELL + 'on = " "', 6, "step 1: 'on' must be a non-empty string, not ' '"),
     (SHELL + "retyr = 2", 6, "unknown key 'retyr' in step 1, a shell step (known keys: "
@@ -206,7 +207,7 @@ def test_every_mistake_says_the_key_what_it_must_be_and_what_was_written(
 STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from line 5
 
 
-@pytest.mark.parametrize("keys, line, words", [
+@pytest.mark.parametrize(("keys", "line", "words"), [
     ('run = "true"\nreadonly = "yes"', 6, "step 1: 'readonly' must be true or false, not 'yes'"),
     ('kind = "shell"\nrun = " "', 6, "step 1: 'run' must be a non-empty string, not ' '"),
     ('kind = "wait"\ncommand = "true"\ntries = "5"', 7,

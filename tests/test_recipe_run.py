@@ -102,7 +102,8 @@ run = "touch {dir}/{node.name}/never"
     assert out.status == "failed"
     assert out.statuses(0) == {"alpha": "changed", "beta": "failed", "gamma": "changed"}
     beta = out.results(0)["beta"]
-    assert beta.exit_status == 3 and beta.message == "exit status 3"
+    assert beta.exit_status == 3
+    assert beta.message == "exit status 3"
     assert beta.tail == ["it broke"]
     assert out.results(1) == {}
     assert not any((tmp_path / "nodes" / n / "never").exists() for n in NODES)
@@ -334,5 +335,6 @@ async def test_a_kind_that_breaks_fails_its_node_only(cluster, tmp_path: Path,
     out = await run_recipe(cluster, recipe)
     assert out.statuses(0) == {"alpha": "ok", "beta": "failed", "gamma": "ok"}
     message = out.results(0)["beta"].message
-    assert "fragile step broke" in message and "ValueError: odd output" in message
+    assert "fragile step broke" in message
+    assert "ValueError: odd output" in message
     assert out.status == "failed"

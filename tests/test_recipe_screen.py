@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from saf.screens.confirm import ConfirmScreen
 from textual.pilot import Pilot
 
 from saf.inventory import load_inventory
 from saf.recipe.events import NodeStepFinished, RunStarted
 from saf.recipe.log import RunLog, list_runs, read_events
-from saf.screens.confirm import ConfirmScreen
-from tests.snapshot_apps._recipes import make_recipes_app
 from tests.helpers import snapshots as snapshot_helpers
 from tests.helpers.snapshots import screen_lines
+from tests.snapshot_apps._recipes import make_recipes_app
 
 APPS = Path(__file__).parent / "snapshot_apps"
 SIZES = snapshot_helpers.SIZES
@@ -151,13 +151,15 @@ async def test_run_from_the_screen(asyncssh_cluster, tmp_path: Path,
         await screen.workers.wait_for_complete()
         await pilot.pause(0.3)
         state = screen.state
-        assert state is not None and state.status == "ok"
+        assert state is not None
+        assert state.status == "ok"
         assert {state.cells[(0, n)].status for n in state.nodes} == {"changed"}
         uname = os.uname()
         assert [line for _, line in state.cells[(0, "beta")].output] == [
             f"hello from beta ({uname.sysname} {uname.machine}) in cluster test"]
     runs = list_runs(tmp_path / "runs")
-    assert [r.status for r in runs] == ["ok"] and runs[0].started.recipe == "hello"
+    assert [r.status for r in runs] == ["ok"]
+    assert runs[0].started.recipe == "hello"
 
 
 async def test_cancel_on_the_confirm_dialog_says_nothing_ran(
@@ -175,7 +177,8 @@ async def test_cancel_on_the_confirm_dialog_says_nothing_ran(
         assert "Enter: Run · Esc: Cancel" in str(app.screen.query_one("#confirm-keys").render())
         await pilot.press("escape")
         await pilot.pause()
-        assert app.screen is screen and screen.state is None
+        assert app.screen is screen
+        assert screen.state is None
         assert any("was not run; nothing changed" in n.message for n in app._notifications)
     assert list_runs(tmp_path / "runs") == []
 
@@ -243,8 +246,10 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
         await screen.workers.wait_for_complete()
         await pilot.pause(0.3)
         state = screen.state
-        assert state is not None and state.status == "ok"
-        assert state.started is not None and state.started.resumed_from == "r1"
+        assert state is not None
+        assert state.status == "ok"
+        assert state.started is not None
+        assert state.started.resumed_from == "r1"
         from_screen = state.started.run
 
     listed_by_cli = asyncssh_cluster.saf("runs", "--json", **env)
@@ -273,4 +278,5 @@ async def test_screen_runs_down_the_path_of_saf_run(asyncssh_cluster, tmp_path: 
     assert sorted((scratch / "second").read_text().split()) == sorted(
         ["alpha", "beta", "gamma"] * 2)
     again = asyncssh_cluster.saf("run", "--resume", from_screen, **env)
-    assert again.returncode == 0 and "nothing left to do" in again.stdout
+    assert again.returncode == 0
+    assert "nothing left to do" in again.stdout

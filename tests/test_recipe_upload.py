@@ -15,8 +15,8 @@ import pytest
 
 import saf.recipe.kinds.upload as upload_kind
 from saf.connect.rsync import local_rsync
-from tests.test_recipe_run import run_recipe
 from tests.helpers.procs import descendants_matching
+from tests.test_recipe_run import run_recipe
 
 ODD = "dir 'q' \"x\" $(no)"  # spaces, both quotes, a would-be command substitution
 
@@ -81,7 +81,8 @@ async def test_upload_sends_only_what_changed(cluster, transport: str, tmp_path:
     assert (dest / "sub" / f"name {ODD}.txt").read_text() == "odd\n"
     assert (dest / "change.txt").stat().st_mode & 0o777 == 0o640  # kept from the source
     single = scratch / "gamma" / "new" / "deeper" / "same.txt"
-    assert single.read_text() == "unchanged\n" and single.stat().st_mode & 0o777 == 0o600
+    assert single.read_text() == "unchanged\n"
+    assert single.stat().st_mode & 0o777 == 0o600
     before = inodes(dest)
 
     again = await run_recipe(cluster, recipe)
@@ -94,7 +95,8 @@ async def test_upload_sends_only_what_changed(cluster, transport: str, tmp_path:
     check = await run_recipe(cluster, recipe, check=True)
     result = check.results(0)["alpha"]
     assert result.status == "changed"
-    assert "would send 1 of 3 files" in result.message and "change.txt" in result.message
+    assert "would send 1 of 3 files" in result.message
+    assert "change.txt" in result.message
     assert (dest / "change.txt").read_text() == "first\n"  # --check changed nothing
     assert inodes(dest) == before
 

@@ -60,6 +60,7 @@ def test_a_summary_parses_no_output_line(tmp_path: Path, monkeypatch) -> None:
     real = run_log.json.loads
     monkeypatch.setattr(run_log.json, "loads", lambda s: parsed.append(s) or real(s))
     summary = run_log.summarize(tmp_path / "r.jsonl")
-    assert summary is not None and summary.status == "ok"
+    assert summary is not None
+    assert summary.status == "ok"
     assert not [s for s in parsed if '"step_output"' in s]
     assert len(parsed) == 4  # started, dropped, finished on the node, run finished

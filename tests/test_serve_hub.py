@@ -213,7 +213,8 @@ async def test_a_recipe_runs_on_the_hubs_fleet_and_obeys_readonly(demo, state, t
         assert await link.run_recipe(plan, seen.append) == "ok"
         lines = sorted(e.line for e in seen if isinstance(e, StepOutput))
         assert lines == [f"hello from {n}" for n in ("alpha", "beta", "gamma")]
-        assert isinstance(seen[-1], RunFinished) and seen[-1].status == "ok"
+        assert isinstance(seen[-1], RunFinished)
+        assert seen[-1].status == "ok"
         assert sorted(p.name for p in tmp_path.glob("marker-*")) == [
             "marker-alpha", "marker-beta", "marker-gamma"]
         # A read-only session may check, never run.
@@ -274,7 +275,9 @@ async def test_requests_not_understood_are_answered_and_counted_and_the_client_s
         messages = [r["message"] for r in replies]
         assert messages[:2] == ["unknown request 'reboot'", "unknown request None"]
         assert messages[2].startswith("a signal request not understood: ")
-        assert "$.pid" in messages[2] and "$.start_step" in messages[3]
-        assert "$.ask" in messages[4] and "$.req" in messages[5]
+        assert "$.pid" in messages[2]
+        assert "$.start_step" in messages[3]
+        assert "$.ask" in messages[4]
+        assert "$.req" in messages[5]
         assert "signal must be one of" in messages[6]  # understood, and refused by the hub
         assert hub.bad_requests == {"unknown_op": 2, "malformed": 4}

@@ -16,8 +16,7 @@ import asyncssh
 import pytest
 
 from saf.demo.cluster import DemoCluster
-from tests.helpers.serve import (Keys, Served, TermClient, agents, dashboard_up, gone,
-                                 wait_gone)
+from tests.helpers.serve import Keys, Served, TermClient, agents, dashboard_up, gone, wait_gone
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +155,8 @@ async def test_everyone_else_is_refused_and_a_good_client_is_served_after(served
         assert b"not a shell" in done.stderr if isinstance(done.stderr, bytes) \
             else "not a shell" in done.stderr
         done = await conn.run()  # a session with no terminal
-        assert done.exit_status == 1 and "needs a terminal" in str(done.stderr)
+        assert done.exit_status == 1
+        assert "needs a terminal" in str(done.stderr)
         with pytest.raises((asyncssh.Error, OSError)):
             async with conn.start_sftp_client():
                 pass
@@ -357,9 +357,11 @@ def test_mistakes_on_the_command_line_are_one_clear_line(tmp_path):
     assert "Traceback" not in done.stderr
     (tmp_path / "empty").write_text("# nobody\n")
     done = saf("--ssh", "127.0.0.1:0", "--authorized-keys", str(tmp_path / "empty"))
-    assert "no valid public key in it" in done.stderr and "Traceback" not in done.stderr
+    assert "no valid public key in it" in done.stderr
+    assert "Traceback" not in done.stderr
     done = saf("--ssh", "localhost")
-    assert "--ssh 'localhost': give HOST:PORT" in done.stderr and "Traceback" not in done.stderr
+    assert "--ssh 'localhost': give HOST:PORT" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_binding_beyond_loopback_warns(caplog):

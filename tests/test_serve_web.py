@@ -27,11 +27,11 @@ import psutil
 import pyte
 import pytest
 import pytest_asyncio
+from saf.screens.contrast import MIN_CONTRAST, contrast_ratio
+from saf.screens.theming import CHOSEN_THEMES, DEFAULT_DARK, DEFAULT_LIGHT
 from textual.color import Color
 
 from saf.demo.cluster import DemoCluster
-from saf.screens.contrast import MIN_CONTRAST, contrast_ratio
-from saf.screens.theming import CHOSEN_THEMES, DEFAULT_DARK, DEFAULT_LIGHT
 from saf.serve.faces import Bind
 from saf.serve.web_face import reachable_names, refusal
 from tests.helpers.browser import CHROMIUM, Browser, Tab
@@ -144,7 +144,8 @@ async def test_the_page_shows_the_dashboard_and_a_key_opens_a_node(served, tab, 
     text = await until_screen(tab, lambda t: "nodes 3/3 up" in t and all(
         f"\n{n} " in t for n in ("alpha", "beta", "gamma")))
     assert "saf-demo" in text
-    assert "NODE" in text and "MEMORY" in text
+    assert "NODE" in text
+    assert "MEMORY" in text
     assert len(cockpits(saf)) == 1  # the tab's own cockpit, fed from the hub
     # A person clicks into the page and presses Enter: the selected node's screen opens.
     await tab.click(500, 350)
@@ -208,7 +209,8 @@ def test_refusal_rules():
     assert refusal(lan, None, None) == "no Host header"
     # What reaches the log is escaped: no header can write a line of its own.
     why = refusal(lan, "evil\x1b]0;owned\x07:8000", None)
-    assert "\x1b" not in why and "\\x1b]0;owned\\x07" in why
+    assert "\x1b" not in why
+    assert "\\x1b]0;owned\\x07" in why
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None

@@ -123,8 +123,10 @@ def test_serve_starts_the_engine_detached(fleet: Fleet, served: dict):
     record = served["record"]
     pid = record["pid"]
     assert running(pid)
-    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
-    assert record["engine"] == "llama-cpp-python" and record["model"] == str(fleet.model)
+    assert os.getsid(pid) == pid
+    assert os.getpgid(pid) == pid
+    assert record["engine"] == "llama-cpp-python"
+    assert record["model"] == str(fleet.model)
     assert (fleet.homes["alpha"] / ".saf" / "serve" / f"{fleet.port}.log").is_file()
 
 
@@ -135,7 +137,8 @@ def test_models_lists_it_from_a_new_saf(fleet: Fleet, served: dict):
     (row,) = rows
     assert (row["node"], row["port"], row["engine"], row["state"]) == (
         "alpha", fleet.port, "llama-cpp-python", "ready")
-    assert row["pid"] == served["record"]["pid"] and row["uptime"] >= 0
+    assert row["pid"] == served["record"]["pid"]
+    assert row["uptime"] >= 0
     table = fleet.saf("models")
     assert table.returncode == 0
     for word in ("NODE", "PORT", "ENGINE", "STATE", "PID", "UPTIME", "alpha",
@@ -148,18 +151,21 @@ def test_check_measures_real_figures_beside_the_engines_own(fleet: Fleet, served
                      "--concurrency", "2", "--max-tokens", "16", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert report["completed"] == 4 and report["failed"] == 0
+    assert report["completed"] == 4
+    assert report["failed"] == 0
     assert report["output_tokens"] == 4 * 16
     assert report["model"]  # what /v1/models listed
     for metric in ("ttft", "tpot", "itl", "e2el"):
         stats = report[metric]
-        assert stats["n"] > 0 and 0 < stats["p50"] <= stats["p99"]
+        assert stats["n"] > 0
+        assert 0 < stats["p50"] <= stats["p99"]
     assert report["e2el"]["mean"] > report["ttft"]["mean"]
     assert report["tokens_per_s"] > 0
     assert report["bad"] == {}
     engine = report["engine"]
     assert report["engine_source"] == "engine log", report
-    assert engine["predicted_per_token_ms"] > 0 and engine["prompt_ms"] > 0
+    assert engine["predicted_per_token_ms"] > 0
+    assert engine["prompt_ms"] > 0
     # The figures saf keeps for `saf models` and the Serving screen.
     listed = json.loads(fleet.saf("models", "--json").stdout.splitlines()[0])
     assert listed["last_check"]["tokens_per_s"] == report["tokens_per_s"]
@@ -177,8 +183,9 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
         fleet: Fleet, served: dict, monkeypatch: pytest.MonkeyPatch):
     """The cockpit's Serving screen (6) on the live cluster: the endpoint, ready, with its pid;
     `c` measures it and the figures appear as its last check."""
-    from saf.inventory import load_inventory
     from saf.screens.serving import ServingScreen
+
+    from saf.inventory import load_inventory
     from tests.snapshot_apps._common import cockpit
 
     monkeypatch.setenv("SAF_STATE_DIR", fleet.env["SAF_STATE_DIR"])
@@ -202,15 +209,17 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
             if screen.checks.get(key, {}).get("at") != before and not screen.busy:
                 break
         check = screen.checks[key]
-        assert check["completed"] == 4 and check["ttft"]["mean"] > 0
+        assert check["completed"] == 4
+        assert check["ttft"]["mean"] > 0
         from rich.console import Console
-
         from saf.screens.widgets import palette
 
         shown = Console(width=120, record=True, file=open(os.devnull, "w"))
         shown.print(screen._detail(screen.current(), palette(app)))
         text = shown.export_text()
-        assert "ttft" in text and "tok/s" in text and "engine's own (engine log)" in text
+        assert "ttft" in text
+        assert "tok/s" in text
+        assert "engine's own (engine log)" in text
 
 
 def test_a_second_serve_is_skipped(fleet: Fleet, served: dict):
@@ -226,14 +235,16 @@ def test_check_mode_starts_nothing(fleet: Fleet, served: dict):
                      f"port={fleet.port + 1}")
     finished = [e for e in map(json.loads, done.stdout.splitlines())
                 if e.get("event") == "node_step_finished"]
-    assert finished[0]["status"] == "changed" and "would start" in finished[0]["message"]
+    assert finished[0]["status"] == "changed"
+    assert "would start" in finished[0]["message"]
     assert not fleet.record("alpha", fleet.port + 1).exists()
 
 
 def test_logs(fleet: Fleet, served: dict):
     done = fleet.saf("models", "logs", f"alpha:{fleet.port}", "-n", "5000")
     assert done.returncode == 0, done.stderr
-    assert f"{fleet.port}.log" in done.stdout and "saf: starting" in done.stdout
+    assert f"{fleet.port}.log" in done.stdout
+    assert "saf: starting" in done.stdout
     assert "llama_perf_context_print" in done.stdout  # the checks' requests
     last = fleet.saf("models", "logs", f"alpha:{fleet.port}", "-n", "3")
     assert len(last.stdout.splitlines()) == 1 + 3
@@ -247,8 +258,10 @@ def test_never_ready_fails_in_its_timeout_with_the_log_tail(fleet: Fleet):
     done, finished = fleet.serve("beta", fleet.model, port, "--var", "ready_timeout=6",
                                  args=f"--port {elsewhere}")
     took = time.monotonic() - began
-    assert done.returncode == 1 and finished["status"] == "failed"
-    assert "not ready after 6 s" in finished["message"] and "stopped it" in finished["message"]
+    assert done.returncode == 1
+    assert finished["status"] == "failed"
+    assert "not ready after 6 s" in finished["message"]
+    assert "stopped it" in finished["message"]
     assert any(str(elsewhere) in line for line in finished["tail"]), finished  # uvicorn said
     assert took < 6 + 20
     assert not fleet.record("beta", port).exists()
@@ -259,14 +272,16 @@ def test_a_corrupt_model_fails_fast_with_the_log_tail(fleet: Fleet, tmp_path: Pa
     port = free_port()
     began = time.monotonic()
     done, finished = fleet.serve("beta", bad, port, "--var", "ready_timeout=60")
-    assert done.returncode == 1 and finished["status"] == "failed"
+    assert done.returncode == 1
+    assert finished["status"] == "failed"
     assert finished["message"] == "the server exited before it was ready"
     assert any("gguf" in line.lower() or "model" in line.lower() for line in finished["tail"])
     assert time.monotonic() - began < 60
     assert not fleet.record("beta", port).exists()
     shown = fleet.saf("run", "serve", "--on", "beta", "--var", "engine=llama-cpp-python",
                       "--var", f"model={bad}", "--var", f"port={port}")
-    assert shown.returncode == 1 and "exited before it was ready" in shown.stdout
+    assert shown.returncode == 1
+    assert "exited before it was ready" in shown.stdout
 
 
 def test_streams_cut_short_are_counted_not_trusted(fleet: Fleet):
@@ -293,7 +308,9 @@ def test_restart_brings_up_a_new_process(fleet: Fleet, served: dict):
     done = fleet.saf("models", "restart", f"alpha:{fleet.port}", "--timeout", "120")
     assert done.returncode == 0, done.stdout + done.stderr
     new = json.loads(fleet.record("alpha", fleet.port).read_text())["pid"]
-    assert new != old and running(new) and not running(old)
+    assert new != old
+    assert running(new)
+    assert not running(old)
     served["record"]["pid"] = new
 
 
@@ -305,4 +322,5 @@ def test_stop_leaves_no_process(fleet: Fleet, served: dict):
     assert not fleet.record("alpha", fleet.port).exists()
     assert fleet.saf("models", "--json").stdout.strip() == ""
     again = fleet.saf("models", "stop", f"alpha:{fleet.port}")
-    assert again.returncode == 2 and "no endpoint" in again.stderr
+    assert again.returncode == 2
+    assert "no endpoint" in again.stderr

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
+from saf.errors import RayError
 from saf.inference import measure
 from saf.ray.dashboard import Dashboard
-from saf.errors import RayError
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
 CHUNK = json.dumps({"choices": [{"text": "tok", "index": 0, "finish_reason": None}]})
@@ -113,7 +113,8 @@ async def test_keepalive_comments_forever_end_at_the_deadline(engine):
 async def test_nothing_at_all_ends_at_the_deadline(engine):
     url, _ = await engine(_nothing)
     report = await _check(url, timeout=1.5)
-    assert report.failed == 1 and "deadline" in report.errors()[0]
+    assert report.failed == 1
+    assert "deadline" in report.errors()[0]
 
 
 async def test_a_silent_server_fails_the_models_request_at_the_deadline(engine):

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import get_args
 
-import statistics
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,7 +53,8 @@ def test_vllm_066_stream_empty_contents():
     text = (FIXTURES / "vllm-sse-chat-completions_v0.6.6_llama3.3-70b-awq_issue13087_TRUNC.txt"
             ).read_text()
     chunks = [read_chunk(d, bad) for d in events(text, bad)]
-    assert bad.total == 0 and len(chunks) == 3
+    assert bad.total == 0
+    assert len(chunks) == 3
     assert all(c is not None and c.text == "" and c.finish_reason is None for c in chunks)
 
 
@@ -67,7 +68,7 @@ def test_chunks_without_blank_lines_are_still_separate_events():
     assert reader.done
 
 
-@pytest.mark.parametrize("name, ids, max_len", [
+@pytest.mark.parametrize(("name", "ids", "max_len"), [
     ("vllm-v1-models_apertus-8b_recent.json", ["swiss-ai/Apertus-8B-Instruct-2509"], 65536),
     ("vllm-v1-models_2023-old-no-max_model_len_mistral7b.json", ["Mistral-7B-Instruct-v0.1/"],
      None),
@@ -76,7 +77,8 @@ def test_chunks_without_blank_lines_are_still_separate_events():
 def test_vllm_models_answers(name, ids, max_len):
     bad = BadLines()
     models = read_models(json.loads((FIXTURES / name).read_text()), bad)
-    assert [m.id for m in models] == ids and models[0].max_model_len == max_len
+    assert [m.id for m in models] == ids
+    assert models[0].max_model_len == max_len
     assert bad.total == 0
 
 
@@ -87,7 +89,7 @@ def test_served_name_keeps_its_root():
     assert models[0].root == "/weights/Qwen3-1.7B"
 
 
-@pytest.mark.parametrize("data, reason", [
+@pytest.mark.parametrize(("data", "reason"), [
     ("not json", "not_json"), ("[1, 2]", "bad_type"), ('{"choices": 3}', "no_choices"),
     ('{"choices": [{"text": 5}]}', "bad_text"), ('{"choices": ["x"]}', "bad_choice"),
     ('{"error": {"message": "boom"}}', "error_event"),
@@ -106,7 +108,9 @@ def test_usage_and_llama_server_timings():
         "timings": {"prompt_n": 12, "prompt_ms": 3.5, "predicted_n": 32,
                     "predicted_per_token_ms": 0.9, "predicted_per_second": 1111.1,
                     "junk": "x", "neg": -1, "nan": float("nan")}}), bad)
-    assert chunk is not None and chunk.completion_tokens == 32 and chunk.prompt_tokens == 12
+    assert chunk is not None
+    assert chunk.completion_tokens == 32
+    assert chunk.prompt_tokens == 12
     assert chunk.timings == {"prompt_n": 12.0, "prompt_ms": 3.5, "predicted_n": 32.0,
                              "predicted_per_token_ms": 0.9, "predicted_per_second": 1111.1}
 
@@ -160,7 +164,8 @@ def test_tpot_and_report_figures():
                          BadLines())
     stats = report.stats()
     assert stats["ttft"] == Stats(10.0, 10.0, 10.0, 10.0, 1)
-    assert report.tokens_per_s == pytest.approx(100.0) and report.failed == 1
+    assert report.tokens_per_s == pytest.approx(100.0)
+    assert report.failed == 1
     assert report.to_json()["itl"]["n"] == 9
 
 
@@ -174,19 +179,23 @@ def test_a_good_listing_is_read_and_other_output_is_counted():
             + json.dumps({"event": "server", "record": GOOD, "state": "ready", "uptime": 5.0})
             + "\n" + json.dumps({"event": "bad", "port": 8001, "why": "unreadable"}) + "\n")
     seen, unreadable = read_answers("n", text, bad)
-    assert isinstance(seen, ServerSeen) and seen.record.port == 8000 and seen.uptime == 5.0
-    assert seen.record.argv == ("vllm",) and unreadable.why == "unreadable"
+    assert isinstance(seen, ServerSeen)
+    assert seen.record.port == 8000
+    assert seen.uptime == 5.0
+    assert seen.record.argv == ("vllm",)
+    assert unreadable.why == "unreadable"
     assert bad.counts == {"not_json": 1}
 
 
 def test_the_words_of_states_and_engines_are_defined_once():
     """STATES and ENGINES are read off the Literals the node's answers are checked against;
     the node script (stdlib only, it runs on the node) keeps its own copy of the engines."""
-    assert STATES == get_args(State) and ENGINES == get_args(Engine)
+    assert STATES == get_args(State)
+    assert ENGINES == get_args(Engine)
     assert node_script.ENGINES == ENGINES
 
 
-@pytest.mark.parametrize("change, where", [
+@pytest.mark.parametrize(("change", "where"), [
     ({"port": 0}, "Expected `int` >= 1 - at `$.record.port`"),
     ({"pid": True}, "Expected `int`, got `bool` - at `$.record.pid`"),
     ({"engine": "rm -rf"}, "Invalid enum value 'rm -rf' - at `$.record.engine`"),
@@ -261,11 +270,13 @@ def test_node_script_needs_no_python_newer_than_3_9(tmp_path):
     listed = call({"op": "list"})
     assert [(e["event"], e["port"]) for e in listed] == [("bad", 8000), ("bad", 8001),
                                                          ("bad", 8003)]
-    assert "unreadable" in listed[0]["why"] and "missing" in listed[1]["why"]
+    assert "unreadable" in listed[0]["why"]
+    assert "missing" in listed[1]["why"]
     assert listed[2]["why"] == "field 'argv' is not a list of strings"
     (answer,) = call({"op": "start", "port": 8002, "host": "127.0.0.1", "engine": "vllm",
                       "model": "m", "argv": ["no-such-vllm", "serve"], "timeout": 5})
-    assert answer["event"] == "failed" and "not installed" in answer["why"]
+    assert answer["event"] == "failed"
+    assert "not installed" in answer["why"]
     assert not (folder / "8002.json").exists()
 
 
@@ -278,10 +289,14 @@ def test_llama_server_stream_with_reasoning_and_timings():
     assert bad.total == 0
     assert [c.text for c in chunks if c] == ["", "We", "<|channel|>", ""]
     last = chunks[-1]
-    assert last is not None and last.finish_reason == "stop"
-    assert last.completion_tokens == 247 and last.prompt_tokens == 1085
-    assert last.timings is not None and last.timings["predicted_per_second"] == \
-        pytest.approx(264.5587652496171) and last.timings["prompt_ms"] == 203.378
+    assert last is not None
+    assert last.finish_reason == "stop"
+    assert last.completion_tokens == 247
+    assert last.prompt_tokens == 1085
+    assert last.timings is not None
+    assert last.timings["predicted_per_second"] == \
+        pytest.approx(264.5587652496171)
+    assert last.timings["prompt_ms"] == 203.378
 
 
 def test_llama_perf_log_blocks():
@@ -322,7 +337,8 @@ def test_a_port_answered_by_another_program_is_not_ours(tmp_path):
         theirs = {"port": port, "pid": other.pid, "host": "127.0.0.1", "engine": "vllm"}
         ours = {**theirs, "pid": web.pid, "engine": "llama-cpp-python"}
         assert node_script.listeners(port) == {web.pid}
-        assert node_script.owns_port(ours) and not node_script.owns_port(theirs)
+        assert node_script.owns_port(ours)
+        assert not node_script.owns_port(theirs)
         assert node_script.probe({**ours, "engine": "llama-cpp-python"}) == "loading"  # 404
         (tmp_path / "v1").mkdir()
         (tmp_path / "v1" / "models").write_text("{}")

@@ -37,7 +37,8 @@ def test_latest_per_symbol_and_counts() -> None:
     feed(book, "MSFT", [0.05], direction=-0.5)
     snap = book.snapshot(T0 + NS)
     rows = {r.symbol: r for r in snap.rows}
-    assert rows["AAPL"].count == 3 and rows["AAPL"].signal.timestamp_ns == T0 + int(0.2 * NS)
+    assert rows["AAPL"].count == 3
+    assert rows["AAPL"].signal.timestamp_ns == T0 + int(0.2 * NS)
     assert rows["MSFT"].signal.price_direction == -0.5
     assert snap.total == 4
     assert [r.symbol for r in book.snapshot(T0, symbols="aa").rows] == ["AAPL"]
@@ -69,8 +70,10 @@ def test_latency_percentiles_and_skew() -> None:
     lat = book.latency()
     assert lat is not None
     assert lat.samples == 100
-    assert lat.p50_s == pytest.approx(0.051) and lat.p99_s == pytest.approx(0.100)
-    assert lat.max_s == pytest.approx(0.100) and not lat.skewed
+    assert lat.p50_s == pytest.approx(0.051)
+    assert lat.p99_s == pytest.approx(0.100)
+    assert lat.max_s == pytest.approx(0.100)
+    assert not lat.skewed
     book.add(encode(sig("AAPL", T0 + 5 * NS)), T0 + 4 * NS)  # made "after" it arrived
     assert book.latency().skewed  # type: ignore[union-attr]
 
@@ -86,7 +89,9 @@ def test_gap_noticed_while_silent_and_when_it_ends() -> None:
     assert not [e for e in events if isinstance(e, SignalGap)]  # 0.3 s < 5 x 0.1 s
     book.tick(T0 + int(1.6 * NS))
     gaps = [e for e in events if isinstance(e, SignalGap)]
-    assert len(gaps) == 1 and gaps[0].symbol == "AAPL" and not gaps[0].ended
+    assert len(gaps) == 1
+    assert gaps[0].symbol == "AAPL"
+    assert not gaps[0].ended
     assert gaps[0].usual_s == pytest.approx(0.1)
     assert {r.symbol: r.gap for r in book.snapshot(T0 + int(1.6 * NS)).rows} == \
         {"AAPL": True, "SPY": False}
@@ -94,7 +99,9 @@ def test_gap_noticed_while_silent_and_when_it_ends() -> None:
     assert len([e for e in events if isinstance(e, SignalGap)]) == 1
     feed(book, "AAPL", [3.0, 3.1])
     gaps = [e for e in events if isinstance(e, SignalGap)]
-    assert len(gaps) == 2 and gaps[1].ended and gaps[1].silent_s == pytest.approx(2.1)
+    assert len(gaps) == 2
+    assert gaps[1].ended
+    assert gaps[1].silent_s == pytest.approx(2.1)
     assert not book.snapshot(T0 + 3 * NS).rows[0].gap
     # the gap did not teach AAPL a slower usual interval
     assert book.symbols["AAPL"].interval_ns == pytest.approx(0.1 * NS)
@@ -106,7 +113,9 @@ def test_gap_seen_only_in_the_timestamps() -> None:
     book = SignalBook(emit=events.append)
     feed(book, "AAPL", [0.0, 0.2, 0.4, 0.6, 5.0])
     gaps = [e for e in events if isinstance(e, SignalGap)]
-    assert len(gaps) == 1 and gaps[0].ended and gaps[0].silent_s == pytest.approx(4.4)
+    assert len(gaps) == 1
+    assert gaps[0].ended
+    assert gaps[0].silent_s == pytest.approx(4.4)
 
 
 def test_no_gap_before_the_interval_is_known() -> None:
@@ -134,7 +143,8 @@ def test_anomalies_are_edge_triggered() -> None:
         [("AAPL", "none"), ("AAPL", "volume"), ("AAPL", "flash")]
     assert anomalies[0].probability == pytest.approx(0.9)
     row = book.snapshot(T0 + NS).rows[0]
-    assert row.anomalies == 5 and row.anomalous
+    assert row.anomalies == 5
+    assert row.anomalous
     assert len(book.snapshot(T0).anomalies) == 3
 
 
@@ -158,7 +168,8 @@ def test_bad_frames_counted_by_reason_and_never_stop_the_stream() -> None:
     snap = book.snapshot(T0)
     assert snap.bad == {"size": 1, "nan": 1}
     assert snap.total == 3  # the last byte is model_version's: still a good frame
-    assert len(snap.bad_examples) == 2 and snap.bad_examples[0][1] == "size"
+    assert len(snap.bad_examples) == 2
+    assert snap.bad_examples[0][1] == "size"
 
 
 def test_memory_is_bounded() -> None:
@@ -171,7 +182,8 @@ def test_memory_is_bounded() -> None:
         book.add(b"x", T0)
     assert len(book.symbols) == 3
     assert book.bad["too_many_symbols"] == 6
-    assert len(book.latencies) == 6 and len(book.bad_examples) == 2
+    assert len(book.latencies) == 6
+    assert len(book.bad_examples) == 2
     feed(book, "S1", [i * 0.01 + 1 for i in range(50)], probability=0.9)
     assert len(book.latencies) == 10
 

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saf.signals.codec import (FORMAT, REASONS, SEED_FORMAT, SIZE, AISignal, BadFrame, decode,
-                               encode, encode_raw)
+from saf.signals.codec import (
+    FORMAT,
+    REASONS,
+    SEED_FORMAT,
+    SIZE,
+    AISignal,
+    BadFrame,
+    decode,
+    encode,
+    encode_raw,
+)
 
 KNOWN = AISignal(0x0102030405060708, "AAPL", 0.5, 1.0, -0.25, 0.75, 2, 7)
 KNOWN_HEX = (
@@ -86,7 +95,8 @@ def test_any_bytes_decode_or_give_a_known_reason(frame: bytes) -> None:
     except BadFrame as exc:
         assert exc.reason in REASONS
     else:
-        assert len(frame) == SIZE and encode(sig)[:41] == frame[:41]
+        assert len(frame) == SIZE
+        assert encode(sig)[:41] == frame[:41]
 
 
 def bad(**fields: object) -> bytes:

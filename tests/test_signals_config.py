@@ -36,7 +36,8 @@ def test_defaults_follow_the_head(tmp_path: Path) -> None:
     """Without [signals], the endpoint is the head node's port 5555."""
     config = signals_config(load_inventory(inventory(tmp_path)))
     assert config.endpoints == ("tcp://10.0.0.5:5555",)
-    assert config.weights == Weights(0.4, 0.3, 0.3) and config.anomaly_threshold == 0.8
+    assert config.weights == Weights(0.4, 0.3, 0.3)
+    assert config.anomaly_threshold == 0.8
     assert signals_config(None).endpoints == ("tcp://127.0.0.1:5555",)
 
 
@@ -58,7 +59,7 @@ def test_ssh_flag_routes_the_default_through_the_head(tmp_path: Path) -> None:
     assert config.endpoints == ("ssh://alpha:5555",)
 
 
-@pytest.mark.parametrize("table, line, words", [
+@pytest.mark.parametrize(("table", "line", "words"), [
     ('endpoint = "tcp://a:1"\nbogus = 1\n', 12, "unknown key 'bogus'"),
     ('endpoint = "http://x"\n', 11, "must look like tcp://"),
     ('endpoint = "ssh://nosuch:5555"\n', 11, "no node named 'nosuch'"),
@@ -101,7 +102,7 @@ def test_endpoint_forms(tmp_path: Path) -> None:
         parse_endpoint("ssh://alpha:1", None)
 
 
-@pytest.mark.parametrize("written, host, port, url", [
+@pytest.mark.parametrize(("written", "host", "port", "url"), [
     ("tcp://[::1]:22", "::1", 22, "tcp://[::1]:22"),
     ("tcp://host", "host", 5555, "tcp://host:5555"),
     ("tcp://host:22", "host", 22, "tcp://host:22"),

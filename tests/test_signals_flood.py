@@ -52,7 +52,8 @@ def test_a_face_pays_only_for_the_rows_it_shows() -> None:
     book = SignalBook(BookSettings())
     now = time.time_ns()
     book.add_many([encode_raw(now, s, 0.1, 0.5, 0.0, 0.1, 0, 7) for s in SYMBOLS], now)
-    assert len(book.symbols) == 4096 and book.bad == {"too_many_symbols": 5000 - 4096}
+    assert len(book.symbols) == 4096
+    assert book.bad == {"too_many_symbols": 5000 - 4096}
     book.snapshot(now, limit=30)  # warm
     started = time.perf_counter()
     snap = book.snapshot(now, limit=30)
@@ -64,7 +65,8 @@ def test_a_face_pays_only_for_the_rows_it_shows() -> None:
     assert [r.symbol for r in snap.rows] == [f"S{i:04d}" for i in range(30)]
     assert snap.matching == 4096
     found = book.snapshot(now, symbols="s4095", limit=30)
-    assert [r.symbol for r in found.rows] == ["S4095"] and found.matching == 1
+    assert [r.symbol for r in found.rows] == ["S4095"]
+    assert found.matching == 1
     print(f"\nsnapshot of the 30 rows a screen shows: {took * 1000:.2f} ms; of all 4,096 "
           f"rows: {took_all * 1000:.1f} ms")
 

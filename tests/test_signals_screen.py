@@ -15,11 +15,11 @@ from textual.widgets import Input, Static
 
 from saf.inventory import load_inventory
 from saf.signals.codec import AISignal, encode
-from tests.snapshot_apps._common import cockpit
-from tests.helpers.servers import free_port
-from tests.snapshot_apps._signals import make_signals_app, scripted_book
 from tests.helpers import snapshots as snapshot_helpers
+from tests.helpers.servers import free_port
 from tests.helpers.snapshots import screen_lines
+from tests.snapshot_apps._common import cockpit
+from tests.snapshot_apps._signals import make_signals_app, scripted_book
 
 APPS = Path(__file__).parent / "snapshot_apps"
 SIZES = snapshot_helpers.SIZES
@@ -89,7 +89,8 @@ async def test_header_and_log_stay_on_screen(size: tuple[int, int]) -> None:
         log = app.screen.query_one("#signals-log-box")
         bottom = log.region.bottom - 1
         assert bottom < size[1] - 2, "the log's panel runs under the status line"
-        assert lines[bottom][log.region.x] == "╰" and lines[bottom][log.region.right - 1] == "╯"
+        assert lines[bottom][log.region.x] == "╰"
+        assert lines[bottom][log.region.right - 1] == "╯"
         assert "newest" in lines[bottom]  # it says more are held than shown
         status_row = size[1] - 2
         assert lines[status_row - 1].rstrip().endswith("╯"), lines[status_row - 1]
@@ -112,12 +113,14 @@ async def test_filter_pause_and_back() -> None:
         await pilot.pause()
         screen = app.screen
         assert type(screen).__name__ == "SignalsScreen"
-        assert "AAPL" in table_text(app) and "EURUSD" in table_text(app)
+        assert "AAPL" in table_text(app)
+        assert "EURUSD" in table_text(app)
         await pilot.press("slash", *"ap", "enter")
         await pilot.pause()
         assert screen.filter == "ap"  # type: ignore[attr-defined]
         text = table_text(app)
-        assert "AAPL" in text and "EURUSD" not in text
+        assert "AAPL" in text
+        assert "EURUSD" not in text
         await pilot.press("p")
         assert screen.paused  # type: ignore[attr-defined]
         drawn = screen.redraws  # type: ignore[attr-defined]

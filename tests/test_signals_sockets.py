@@ -214,7 +214,8 @@ async def test_record_and_replay(tmp_path: Path) -> None:
         sub = Subscriber([endpoint], sink)
         await asyncio.wait_for(sub.run(until=lambda: len(seen) >= len(frames)), 20)
     records = list(read_recording(path))
-    assert len(records) == recorder.frames and set(f for _, f in records) == set(frames)
+    assert len(records) == recorder.frames
+    assert set(f for _, f in records) == set(frames)
     assert all(t > 0 for t, _ in records)
 
     book = SignalBook()
@@ -261,7 +262,8 @@ def test_cli_tail_json_from_demo_publisher(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 12
     bad = [line for line in lines if "bad" in line]
-    assert bad and all(b["bad"] == "size" and b["size"] == 40 for b in bad)
+    assert bad
+    assert all(b["bad"] == "size" and b["size"] == 40 for b in bad)
     good = [line for line in lines if "bad" not in line]
     assert all(-1 <= g["price_direction"] <= 1 and g["model_version"] == 7 for g in good)
 
@@ -297,13 +299,16 @@ def test_cli_replay_shows_table_and_errors(tmp_path: Path) -> None:
         recorder.write([seed_pack(s) for s in SENT], 1_700_000_000 * 10**9)
     result = saf("signals", "replay", str(path), "--speed", "0")
     assert result.returncode == 0, result.stderr
-    assert "ABCDEFGHIJKLMNOP" in result.stdout and "ETH-USD" in result.stdout
+    assert "ABCDEFGHIJKLMNOP" in result.stdout
+    assert "ETH-USD" in result.stdout
     (tmp_path / "junk").write_text("not a recording")
     result = saf("signals", "replay", str(tmp_path / "junk"))
-    assert result.returncode == 2 and "not a saf signal recording" in result.stderr
+    assert result.returncode == 2
+    assert "not a saf signal recording" in result.stderr
     assert "Traceback" not in result.stderr
     result = saf("signals", "tail", "http://nowhere")
-    assert result.returncode == 2 and "must look like tcp://" in result.stderr
+    assert result.returncode == 2
+    assert "must look like tcp://" in result.stderr
 
 
 def test_closing_after_the_publisher_left_never_hangs():
@@ -345,7 +350,7 @@ asyncio.run(main())
     assert done.stdout.strip() == "closed 20 times", done.stderr
 
 
-@pytest.mark.parametrize("endpoint, wide", [
+@pytest.mark.parametrize(("endpoint", "wide"), [
     ("tcp://127.0.0.1:{port}", False), ("tcp://localhost:{port}", False),
     ("tcp://[::1]:{port}", False), ("tcp://*:{port}", True), ("tcp://0.0.0.0:{port}", True),
 ])

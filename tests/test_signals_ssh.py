@@ -44,8 +44,10 @@ async def test_subscribe_through_ssh_forward(cluster) -> None:  # type: ignore[n
     assert {r.symbol for r in book.snapshot(0).rows} <= set(DEMO_SYMBOLS)
     states = [(e.state, e.message) for e in events if isinstance(e, SignalSourceState)]
     assert states[0] == ("forwarding", "")
-    assert states[1][0] == "connecting" and f"alpha:{port}" in states[1][1]
-    assert ("connected", "") in states and states[-1] == ("closed", "")
+    assert states[1][0] == "connecting"
+    assert f"alpha:{port}" in states[1][1]
+    assert ("connected", "") in states
+    assert states[-1] == ("closed", "")
 
 
 async def test_cli_tail_through_ssh(cluster) -> None:  # type: ignore[no-untyped-def]
@@ -60,10 +62,12 @@ async def test_cli_tail_through_ssh(cluster) -> None:  # type: ignore[no-untyped
             await proc.stop()
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 5 and all(line["symbol"] in DEMO_SYMBOLS for line in lines)
+    assert len(lines) == 5
+    assert all(line["symbol"] in DEMO_SYMBOLS for line in lines)
 
 
 def test_unknown_node_is_a_clear_error(cluster) -> None:  # type: ignore[no-untyped-def]
     result = cluster.saf("signals", "tail", "ssh://nosuch:5555")
     assert result.returncode == 2
-    assert "no node named 'nosuch'" in result.stderr and "Traceback" not in result.stderr
+    assert "no node named 'nosuch'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from saf.agentlink.build import AgentBundle
 from saf.connect.base import Connector
 from saf.shell import SHA256, program, quote

@@ -20,11 +20,11 @@ import contextlib
 import logging
 import time
 
-from saf.agents import protocol
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle
-from saf.agentlink.lines import LineFramer
 from saf.agentlink.frames import HelloFrame, SampleFrame, read_frame
+from saf.agentlink.lines import LineFramer
+from saf.agents import protocol
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError

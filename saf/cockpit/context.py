@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
+from saf.inference.source import ServingSource
 from saf.inventory.model import Inventory, Node
 from saf.net.store import net_dir
 from saf.paths import state_dir
 from saf.recipe import library
-from saf.inference.source import ServingSource
 from saf.signals.feed import SignalFeed
 
 if TYPE_CHECKING:

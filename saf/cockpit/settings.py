@@ -22,7 +22,8 @@ from msgspec import Meta, Struct
 from saf.config_model import Source, decode, dotted
 from saf.metrics.thresholds import Thresholds
 from saf.paths import config_dir
-from saf.tomlpos import load_toml, loads as toml_loads
+from saf.tomlpos import load_toml
+from saf.tomlpos import loads as toml_loads
 
 SETTINGS_FILE = "cockpit.toml"
 STATE_FILE = "cockpit-state.toml"

@@ -11,8 +11,16 @@ import click
 from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
-from saf.keys import ADDED, FAILED, PRESENT, SKIPPED, KeyPushed, PublicKey, find_public_key, \
-    push_keys
+from saf.keys import (
+    ADDED,
+    FAILED,
+    PRESENT,
+    SKIPPED,
+    KeyPushed,
+    PublicKey,
+    find_public_key,
+    push_keys,
+)
 
 _COLOURS = {ADDED: "green", PRESENT: "cyan", FAILED: "red", SKIPPED: "yellow"}
 _LABELS = {ADDED: "added", PRESENT: "already present", FAILED: "failed", SKIPPED: "skipped"}

@@ -10,13 +10,13 @@ import httpx
 from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
-from saf.render.console import console, print_json_line
-from saf.render.models_view import check_renderable, endpoints_renderable
 from saf.inference import checks as saved_checks
 from saf.inference import cluster as serving
 from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
+from saf.render.console import console, print_json_line
+from saf.render.models_view import check_renderable, endpoints_renderable
 
 
 async def _listed(fleet: Fleet, selector: str, probe: bool = True) -> serving.ClusterServers:

@@ -38,8 +38,8 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
 
 async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
                   selector: str | None) -> None:
-    from saf.fleet import Fleet
     from saf.agentlink.hub import MetricsHub
+    from saf.fleet import Fleet
     from saf.recording import RecordingWriter
 
     async with Fleet(inventory) as fleet:

@@ -16,8 +16,8 @@ import click
 
 from saf.commands import common
 from saf.errors import SafError
-from saf.serve.faces import Bind, face, missing_face, parse_bind, warn_if_beyond_loopback
 from saf.serve.client_limits import EscapingFormatter
+from saf.serve.faces import Bind, face, missing_face, parse_bind, warn_if_beyond_loopback
 
 log = logging.getLogger("saf.serve")
 
@@ -94,7 +94,7 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
     inventory = common.inventory(ctx)
     if "ssh" in {name for name, _ in wanted}:
         # Read before anything starts, so a missing or empty file is said at once.
-        from saf.serve.authorized import load_authorized_keys, default_authorized_keys
+        from saf.serve.authorized import default_authorized_keys, load_authorized_keys
 
         load_authorized_keys(authorized_keys or default_authorized_keys())
     _log_to_stderr()

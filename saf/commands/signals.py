@@ -106,9 +106,8 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
 
 
 async def _live(sub, book, until, title: str, symbol: str) -> None:  # type: ignore[no-untyped-def]
-    from rich.live import Live
-
     from rich.console import RenderableType
+    from rich.live import Live
 
     from saf.render.console import console
     from saf.render.signals_view import render, rows_that_fit
@@ -210,7 +209,8 @@ def replay(ctx: click.Context, file: Path, speed: float, to: str | None, wait: f
            as_json: bool) -> None:
     """Play a recording back: on a PUB socket (--to), as JSON lines, or as the live table
     (the book sees the recorded receive times, so latencies are as recorded)."""
-    from saf.signals.recording import read_recording, replay as play
+    from saf.signals.recording import read_recording
+    from saf.signals.recording import replay as play
 
     next(iter(read_recording(file)), None)  # a bad file fails now, before anything starts
     if to:

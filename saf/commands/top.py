@@ -11,10 +11,10 @@ import click
 from rich.console import Group
 from rich.live import Live
 
+from saf.agentlink.hub import MetricsHub
 from saf.commands import common
 from saf.fleet import Fleet
 from saf.metrics.events import NodeStatus
-from saf.agentlink.hub import MetricsHub
 from saf.render.console import console
 from saf.render.top_view import problems, top_table
 

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0) -> SafApp:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
+    from saf.agentlink.hub import MetricsHub
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
-    from saf.agentlink.hub import MetricsHub
     from saf.screens.app import make_app
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)

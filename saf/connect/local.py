@@ -10,8 +10,15 @@ import shutil
 import signal
 from pathlib import Path
 
-from saf.connect.base import (ByteProcess, Connector, Forward, NodeProcess, OutputCollector,
-                              RemoteProcess, pump_lines)
+from saf.connect.base import (
+    ByteProcess,
+    Connector,
+    Forward,
+    NodeProcess,
+    OutputCollector,
+    RemoteProcess,
+    pump_lines,
+)
 from saf.shell import guarded
 
 
@@ -113,7 +120,9 @@ class LocalConnector(Connector):
     async def _run(self, command: str, out: OutputCollector, err: OutputCollector,
                    input: str | None) -> tuple[int | None, str | None]:
         proc = await self._spawn(guarded(command, feed_first_line=input is not None))
-        assert proc.stdin and proc.stdout and proc.stderr
+        assert proc.stdin
+        assert proc.stdout
+        assert proc.stderr
         try:
             if input is not None:
                 proc.stdin.write(input.rstrip("\n").encode() + b"\n")

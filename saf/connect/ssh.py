@@ -12,8 +12,15 @@ from pathlib import Path
 import asyncssh
 
 from saf.connect import hostkeys
-from saf.connect.base import (ByteProcess, Connector, Forward, NodeProcess, OutputCollector,
-                              RemoteProcess, pump_lines)
+from saf.connect.base import (
+    ByteProcess,
+    Connector,
+    Forward,
+    NodeProcess,
+    OutputCollector,
+    RemoteProcess,
+    pump_lines,
+)
 from saf.connect.failures import classify
 from saf.connect.handshakes import SHARED, HandshakeGate
 from saf.errors import ConnectError, Failure
@@ -179,7 +186,8 @@ class SSHConnector(Connector):
             await connector.connect()
             self._jumps.append(connector)
             previous = connector
-        assert previous is not None and previous._conn is not None
+        assert previous is not None
+        assert previous._conn is not None
         return previous._conn
 
     def _options(self, tunnel: asyncssh.SSHClientConnection | None = None) -> dict:
@@ -261,7 +269,8 @@ class SSHConnector(Connector):
     async def _open(self, command: str, *, binary: bool = False,
                     ) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:
         await self.connect()
-        assert self._conn is not None and self._sessions is not None
+        assert self._conn is not None
+        assert self._sessions is not None
         sessions = self._sessions
         await sessions.acquire()
         opening = asyncio.ensure_future(self._conn.create_process(

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 
 from saf.errors import SafError
 from saf.fleet import Fleet, error_reason
-from saf.inventory.model import Node
 from saf.inference import checks
 from saf.inference.engine_log import perf_blocks, summarize
 from saf.inference.measure import DEADLINE, CheckReport, check_url
-from saf.inference.node import (Started, Target, list_servers, server_log, start_argv,
-                            stop_server)
+from saf.inference.node import Started, Target, list_servers, server_log, start_argv, stop_server
 from saf.inference.records import Endpoint
+from saf.inventory.model import Node
 
 
 class NoSuchEndpoint(SafError):

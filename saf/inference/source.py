@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from saf.fleet import Fleet
-from saf.inventory.model import Inventory
 from saf.inference import checks
 from saf.inference import cluster as serving
 from saf.inference.measure import CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
+from saf.inventory.model import Inventory
 
 
 class ServingSource(Protocol):

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from saf.jumbo.iface import (FactError, Found, Interface, carrying, parse_hardware_ports,
-                             parse_ifconfig, parse_ip_addr)
+from saf.jumbo.iface import (
+    FactError,
+    Found,
+    Interface,
+    carrying,
+    parse_hardware_ports,
+    parse_ifconfig,
+    parse_ip_addr,
+)
 from saf.shell import quote
 
 SCRIPT = """case "$(uname -s)" in

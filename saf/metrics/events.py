@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from saf.events import Event, EventTypes
 
+
 class NodeStatus(StrEnum):
     """A node's status, one type for every face. The agent link says CONNECTING, UP, LOST or
     STOPPED (`AgentStatus.status`); STALE is what saf.metrics.view reads when samples stopped

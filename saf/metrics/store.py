@@ -24,10 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from saf.events import Event
+from saf.metrics.events import (
+    AgentErrorReported,
+    AgentStatus,
+    FrameRejected,
+    HelloReceived,
+    NodeStatus,
+    ReplyReceived,
+    SampleReceived,
+)
 from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape
 from saf.metrics.history import History
-from saf.metrics.events import (AgentErrorReported, AgentStatus, FrameRejected, HelloReceived,
-                                NodeStatus, ReplyReceived, SampleReceived)
 
 DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
 MAX_METRICS = 4096      # per node

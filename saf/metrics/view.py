@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import Any, cast
 
 from saf.agents.protocol import CollectorStatus, HelloFrame, SampleFrame
-from saf.metrics.events import NodeStatus
 from saf.format import MISSING, fmt_bytes
+from saf.metrics.events import NodeStatus
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
 

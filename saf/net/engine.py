@@ -30,8 +30,8 @@ from saf.agentlink.build import AgentBundle, build
 from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError, UsageError
 from saf.fleet import Fleet
-from saf.inventory.model import Node
 from saf.format import fmt_gbps, fmt_link, fmt_ms, fmt_percent
+from saf.inventory.model import Node
 from saf.net import iperf3
 from saf.net.results import Measurement, NetResult, NodeLink
 from saf.net.schedule import PAIRS, schedule

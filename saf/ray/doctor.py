@@ -22,8 +22,8 @@ from saf.errors import RayError
 from saf.fleet import Fleet, error_reason
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
-from saf.ray.facts import NodeFacts
 from saf.ray.answers import Probed
+from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.session import connector_run
 

@@ -14,7 +14,8 @@ import msgspec
 from msgspec import Meta
 
 from saf.node_source import program_source
-from saf.shell import program as shell_program, quote
+from saf.shell import program as shell_program
+from saf.shell import quote
 
 MARK = "saf-ray "
 

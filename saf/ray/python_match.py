@@ -15,6 +15,7 @@ from saf.inventory.model import Node
 from saf.ray.facts import NodeFacts
 from saf.shell import path_arg, program, program_argv
 
+
 def _installer(url: str, shell: str) -> str:
     """A documented `curl URL | sh` installer, downloaded to a file first: piped, a failed
     download (no internet: `curl: (6) Could not resolve host`) ran an empty script that

@@ -26,8 +26,16 @@ import psutil
 from saf import paths
 from saf.errors import SafError
 from saf.events import Event
-from saf.recipe.events import (DONE, NodeStepFinished, RunFinished, RunStarted, RunStatus,
-                               StepOutput, StepOutputDropped, from_json)
+from saf.recipe.events import (
+    DONE,
+    NodeStepFinished,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepOutput,
+    StepOutputDropped,
+    from_json,
+)
 
 HEAD_LINES = 1000  # of a step's output on a node, written as it comes
 TAIL_LINES = 1000  # held back, written when the step ends there

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 from saf.errors import ConfigError, SelectorError, UsageError
 from saf.fleet import Fleet
+from saf.format import fmt_bytes
 from saf.inventory.model import Inventory, Node
 from saf.recipe import substitute
-from saf.recipe.values import COMMAND, value_problem
 from saf.recipe.model import Recipe, Step
-from saf.format import fmt_bytes
+from saf.recipe.values import COMMAND, value_problem
 from saf.shell import MAX_COMMAND
 
 

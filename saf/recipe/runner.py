@@ -27,8 +27,17 @@ from saf.fanout import fan_out, results
 from saf.fleet import Fleet
 from saf.inventory.model import Node
 from saf.recipe import become as sudo
-from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               RunStatus, StepFinished, StepOutput, StepStarted, StepStatus)
+from saf.recipe.events import (
+    NodeStepFinished,
+    NodeStepStarted,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+    StepStatus,
+)
 from saf.recipe.kinds.base import Outcome, StepFailed
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started

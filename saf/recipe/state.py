@@ -8,8 +8,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from saf.events import Event
-from saf.recipe.events import (NodeStepFinished, NodeStepStarted, RunFinished, RunStarted,
-                               RunStatus, StepOutput, StepStatus)
+from saf.recipe.events import (
+    NodeStepFinished,
+    NodeStepStarted,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepOutput,
+    StepStatus,
+)
 
 CELL_LINES = 500  # output lines kept per cell
 

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.table import Table
 from rich.console import JustifyMethod
+from rich.table import Table
 from rich.text import Text
 
 

@@ -11,9 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
-from saf.render.columns import Column, fitted_table
 from saf.inference.measure import CheckReport
 from saf.inference.records import Endpoint
+from saf.render.columns import Column, fitted_table
 
 STATE_STYLES = {"ready": "green", "loading": "yellow", "starting": "yellow",
                 "running": "green", "exited": "red", "bad": "red", "unreachable": "red"}

@@ -16,9 +16,20 @@ from rich.text import Text
 
 from saf.events import Event
 from saf.format import fmt_some
-from saf.recipe.events import (DONE, NodeStepFinished, NodeStepStarted, RunFinished,
-                               RunStarted, RunStatus, StepFinished, StepOutput,
-                               StepOutputDropped, StepStarted, StepStatus, status_label)
+from saf.recipe.events import (
+    DONE,
+    NodeStepFinished,
+    NodeStepStarted,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepOutput,
+    StepOutputDropped,
+    StepStarted,
+    StepStatus,
+    status_label,
+)
 from saf.render.columns import Column, fit
 from saf.render.console import console, node_style, seconds
 

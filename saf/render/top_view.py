@@ -8,8 +8,7 @@ import time
 from rich.table import Table
 from rich.text import Text
 
-from saf.format import (MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used,
-                                sparkline)
+from saf.format import MISSING, fmt_byte_rate, fmt_bytes, fmt_num, fmt_rate, fmt_used, sparkline
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, lost_words, node_view
 from saf.render.columns import Column, fitted_table, left_out_words

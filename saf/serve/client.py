@@ -41,10 +41,25 @@ from saf.recipe.run import RunPlan
 from saf.recipe.runner import AskPassword
 from saf.recording import header_node, parse_event
 from saf.serve import wire
-from saf.serve.messages import (AgentEvent, AskForPassword, BadMessage, RecipeEvent, Reply,
-                                SignalState, decode_hello, decode_message)
-from saf.serve.requests import (Cancel, ClientHello, Password, Request, RunRecipe, SignalNode,
-                                Signals)
+from saf.serve.messages import (
+    AgentEvent,
+    AskForPassword,
+    BadMessage,
+    RecipeEvent,
+    Reply,
+    SignalState,
+    decode_hello,
+    decode_message,
+)
+from saf.serve.requests import (
+    Cancel,
+    ClientHello,
+    Password,
+    Request,
+    RunRecipe,
+    SignalNode,
+    Signals,
+)
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed

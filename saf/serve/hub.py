@@ -51,18 +51,17 @@ from pathlib import Path
 from typing import Any
 
 from saf.agentlink.build import AgentBundle
+from saf.agentlink.hub import MetricsHub
 from saf.cockpit.actions import FleetActions
 from saf.cockpit.context import READONLY_FLAG
 from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
 from saf.metrics.events import AgentStatus, HelloReceived, SampleReceived
-from saf.agentlink.hub import MetricsHub
 from saf.paths import private_dir, state_dir
 from saf.recording import event_line, node_header
 from saf.serve import requests, wire
-from saf.serve.messages import (AskForPassword, HubHello, RecipeEvent, Reply, SignalState,
-                                event_text)
+from saf.serve.messages import AskForPassword, HubHello, RecipeEvent, Reply, SignalState, event_text
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed

@@ -46,11 +46,16 @@ from typing import Any
 import asyncssh
 
 from saf.errors import SafError
-from saf.serve.authorized import (AuthorizedKeys, KeyGrant, default_authorized_keys,
-                                  ensure_host_key, load_authorized_keys)
+from saf.serve.authorized import (
+    AuthorizedKeys,
+    KeyGrant,
+    default_authorized_keys,
+    ensure_host_key,
+    load_authorized_keys,
+)
+from saf.serve.client_limits import RefusalLog, clamp_pixels, clamp_size
 from saf.serve.faces import Bind
 from saf.serve.hub import Hub
-from saf.serve.client_limits import RefusalLog, clamp_pixels, clamp_size
 from saf.untrusted import shown
 
 log = logging.getLogger("saf.serve.ssh")

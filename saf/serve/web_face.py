@@ -44,9 +44,9 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
+from saf.serve.client_limits import RefusalLog, clamp_size
 from saf.serve.faces import Bind
 from saf.serve.http_site import listening
-from saf.serve.client_limits import RefusalLog, clamp_size
 from saf.untrusted import shown
 
 if TYPE_CHECKING:

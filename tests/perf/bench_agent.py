@@ -103,7 +103,8 @@ class Subject:
         self.ps = psutil.Process(self.proc.pid)
 
     def _drain(self) -> None:
-        assert self.proc and self.proc.stdout
+        assert self.proc
+        assert self.proc.stdout
         for _ in self.proc.stdout:
             self.frames[0] += 1
 

@@ -33,21 +33,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "fixtures" / "frames")]
 
-from synth import T0, fleet, run  # noqa: E402
 from rich.segment import Segment  # noqa: E402
 from rich.style import Style  # noqa: E402
+from saf.screens.app import make_app  # noqa: E402
+from saf.themes import THEMES_DIR  # noqa: E402
+from synth import T0, fleet, run  # noqa: E402
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.geometry import Region, Size  # noqa: E402
 from textual.scroll_view import ScrollView  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
-from saf.metrics.store import MetricsStore  # noqa: E402
-from saf.recording import Recording, Replayer  # noqa: E402
-from saf.screens.app import make_app  # noqa: E402
 from saf.cockpit.context import CockpitContext  # noqa: E402
 from saf.cockpit.settings import Settings  # noqa: E402
-from saf.themes import THEMES_DIR  # noqa: E402
+from saf.metrics.store import MetricsStore  # noqa: E402
+from saf.recording import Recording, Replayer  # noqa: E402
 
 SIZE = (120, 40)
 WARMUP = 3.0

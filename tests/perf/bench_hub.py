@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from saf.agentlink.hub import MetricsHub  # noqa: E402
 from saf.fleet import Fleet  # noqa: E402
 from saf.inventory.load import load_inventory  # noqa: E402
-from saf.agentlink.hub import MetricsHub  # noqa: E402
 
 WARMUP = 5.0
 
@@ -107,7 +107,8 @@ def main() -> None:
                                   "--serve", homes], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
         try:
-            assert child.stdout is not None and child.stdin is not None
+            assert child.stdout is not None
+            assert child.stdin is not None
             line = child.stdout.readline().strip()
             if not line:
                 raise SystemExit("the demo nodes did not start (their error is above)")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from saf.screens.app import SafApp
+from saf.themes import THEMES_DIR
+
 from saf.cockpit.context import READONLY_FLAG, CockpitContext
 from saf.cockpit.settings import Settings
 from saf.recording import Recording, Replayer, load_recording
-from saf.screens.app import SafApp
-from saf.themes import THEMES_DIR
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 

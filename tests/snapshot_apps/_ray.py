@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from saf.screens.app import SafApp
+
 from saf.errors import RayError
 from saf.ray.status import RayStatus, status_from
-from saf.screens.app import SafApp
 from tests.snapshot_apps._common import cockpit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ray"

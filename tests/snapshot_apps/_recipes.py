@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from saf.screens.app import SafApp
+from saf.screens.recipes import RecipesScreen
+
 from saf.recipe import library
 from saf.recipe.log import read_events
 from saf.recipe.state import replay
-from saf.screens.app import SafApp
-from saf.screens.recipes import RecipesScreen
 from tests.snapshot_apps._common import cockpit
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "recipes" / "runs"

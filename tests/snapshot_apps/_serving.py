@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from saf.screens.app import SafApp
+
 from saf.inference.cluster import ClusterServers
 from saf.inference.measure import CheckReport
 from saf.inference.node import Started

@@ -5,10 +5,11 @@ so every figure (ages, rates, latency, the logs) is the same on every run."""
 
 from __future__ import annotations
 
+from saf.screens.app import SafApp
+
 from saf.signals.book import BookSettings, SignalBook
 from saf.signals.codec import AISignal, encode
 from saf.signals.feed import SignalFeed
-from saf.screens.app import SafApp
 from tests.snapshot_apps._common import cockpit
 
 NS = 1_000_000_000

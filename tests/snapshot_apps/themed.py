@@ -1,6 +1,7 @@
 """Dashboard (GPU alert scenario, so every colour is used) in a given theme."""
 
 from saf.screens.app import SafApp
+
 from tests.snapshot_apps._common import cockpit
 
 

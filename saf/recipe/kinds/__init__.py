@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from saf.recipe.kinds.base import Kind, Outcome, Plan, StepContext
 from saf.recipe.kinds.apt import Apt
+from saf.recipe.kinds.base import Kind, Outcome, Plan, StepContext
 from saf.recipe.kinds.gpu import Gpu
 from saf.recipe.kinds.mtu import Mtu
 from saf.recipe.kinds.net_test import NetTest

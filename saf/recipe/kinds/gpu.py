@@ -22,11 +22,11 @@ from typing import Literal, get_args
 
 from saf.agentlink import deploy
 from saf.agentlink.build import build
-from saf.recipe.facts import apple, intel, nvidia
-from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
+from saf.recipe.facts import apple, intel, nvidia
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 from saf.recipe.schema import Text
+from saf.recipe.values import COMMAND
 from saf.shell import quote
 
 Vendor = Literal["nvidia", "intel", "apple"]

@@ -26,8 +26,17 @@ from saf.jumbo.iface import FactError
 from saf.jumbo.rendezvous import Missing, Rendezvous
 from saf.numbers import number_problem
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import (Fail, Kind, KindParams, StepFailed, Outcome, Plan,
-                                   StepContext, Value, written)
+from saf.recipe.kinds.base import (
+    Fail,
+    Kind,
+    KindParams,
+    Outcome,
+    Plan,
+    StepContext,
+    StepFailed,
+    Value,
+    written,
+)
 from saf.recipe.schema import Text
 
 # How long the nodes wait for each other's facts (a node that cannot be reached fails first,

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from saf.inventory.model import Node
 from saf.format import fmt_gbps, fmt_link, fmt_percent
+from saf.inventory.model import Node
 from saf.net import store
-from saf.net.results import NetResult
 from saf.net.engine import NetOptions, new_result, run_net_test, schedule_line
+from saf.net.results import NetResult
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 

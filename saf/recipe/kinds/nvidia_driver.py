@@ -11,7 +11,6 @@ every later one skip it with that reason.
 
 from __future__ import annotations
 
-
 from saf.recipe.facts import flag
 from saf.recipe.facts.dpkg import QUERY, installed
 from saf.recipe.facts.nvidia import PCI_SCRIPT, driver_package, has_nvidia, recommended_driver

@@ -36,13 +36,13 @@ from msgspec import Meta
 
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
+from saf.numbers import parse_port
 from saf.ray import command as rc
+from saf.ray.answers import Probed, Started, Stopped, Tail
 from saf.ray.dashboard import Dashboard, through_forward
 from saf.ray.facts import NodeFacts
-from saf.ray.answers import Probed, Started, Stopped, Tail
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
-from saf.numbers import parse_port
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, written
 

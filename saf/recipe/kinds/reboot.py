@@ -18,12 +18,12 @@ from msgspec import Meta
 
 from saf.connect.backoff import Backoff
 from saf.errors import ConnectError
+from saf.recipe.events import StepStatus
 from saf.recipe.facts import flag
 from saf.recipe.facts.reboot import BOOT_ID, CHECKS, Reason, reasons, script
-from saf.recipe.values import COMMAND
-from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 from saf.recipe.schema import Text
+from saf.recipe.values import COMMAND
 
 
 def _said(found: list[Reason]) -> str:

@@ -8,13 +8,12 @@ saf.inference.node.start_server) and waits for readiness, failing with the log's
 
 from __future__ import annotations
 
-from saf.shell import join
-from saf.numbers import number_problem, parse_port
-from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, \
-    written
 from saf.inference.engines import CHOICES, ServeSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
+from saf.numbers import number_problem, parse_port
+from saf.recipe.events import StepStatus
+from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, written
+from saf.shell import join
 
 TRUE = ("true", "yes", "1", "on")
 FALSE = ("false", "no", "0", "off", "")

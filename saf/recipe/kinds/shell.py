@@ -4,11 +4,10 @@ runs under --check too (it is itself the check)."""
 
 from __future__ import annotations
 
-
-from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 from saf.recipe.schema import Text
+from saf.recipe.values import COMMAND
 
 
 class ShellParams(KindParams):

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from saf.recipe.values import COMMAND
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 from saf.recipe.schema import Text
+from saf.recipe.values import COMMAND
 
 
 class WaitParams(KindParams):
