@@ -29,6 +29,16 @@ def test_the_inventory_wins_over_cockpit_toml(tmp_path: Path) -> None:
     assert settings.thresholds.cpu_alert == 97.0
 
 
+def test_a_quoted_key_with_a_dot_is_named_at_its_own_line(tmp_path: Path) -> None:
+    """Binding ids hold dots, so keymap keys are quoted: a mistake in one points at its line
+    (saf.tomlpos split the quoted name at the dot, and named the [keymap] line)."""
+    own = tmp_path / "cockpit.toml"
+    own.write_text('[keymap]\n"app.quit" = "q"\n"dashboard.filter" = 1\n')
+    with pytest.raises(ConfigError) as failed:
+        load_settings(own, remember=False)
+    assert failed.value.line == 3
+
+
 @pytest.mark.parametrize(('text', 'line', 'words'), [
     ('theme = 3\n', 1, "theme must be a theme name, not 3"),
     ('\ncolour = 1\n', 2, "unknown key 'colour' in the cockpit settings (known keys: keymap, "
