@@ -3,7 +3,7 @@
 `make_app(setup, source_factory)` builds the App without running it: `setup` is the
 `CockpitContext` the front door built (inventory, fleet, actions, settings, ...), and
 `source_factory` is called with the app's event callback and returns a metrics source (a live
-`MetricsHub`, or a `Replayer` of a recording), so tests and snapshots build the very same app
+`NodeLinks`, or a `Replayer` of a recording), so tests and snapshots build the very same app
 on replayed frames.
 
 Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
@@ -50,7 +50,7 @@ from saf.signals.feed import SignalFeed
 
 
 class MetricsSource(Protocol):
-    """What the cockpit reads from: a MetricsHub, a Replayer, or anything shaped so."""
+    """What the cockpit reads from: a NodeLinks, a Replayer, or anything shaped so."""
 
     store: MetricsStore
 

@@ -1,7 +1,7 @@
-"""The Serving screen: every model server saf started in the cluster, its live state, and the
+"""The Models screen: every model server saf started in the cluster, its live state, and the
 figures of its last check; check, stop, restart and read the log of the highlighted one.
 
-The data comes from a `ServingSource` (saf.inference.source): the context's when it gives one
+The data comes from a `ModelsSource` (saf.inference.source): the context's when it gives one
 (the snapshot tests), else the live one on the context's fleet or inventory. The list is
 fetched again every 10 s and after each action; checks and actions run as workers, so the
 screen never waits on the network.
@@ -28,7 +28,7 @@ from textual.widgets import Static
 from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
 from saf.inference.cluster import ClusterServers
 from saf.inference.records import Endpoint
-from saf.inference.source import FleetServing, ServingSource
+from saf.inference.source import FleetModels, ModelsSource
 from saf.render.columns import fitted_table, left_out_words
 from saf.render.models_view import COLUMNS, endpoint_rows
 
@@ -36,40 +36,40 @@ REFRESH_S = 10.0
 LOG_LINES = 12
 
 
-class ServingScreen(SafScreen[None]):
-    BINDING_GROUP_TITLE = "Serving"
+class ModelsScreen(SafScreen[None]):
+    BINDING_GROUP_TITLE = "Models"
     BINDINGS = [
-        Binding("escape", "back", "Back", id="serving.back",
+        Binding("escape", "back", "Back", id="models.back",
                 tooltip="Go back to the previous screen"),
-        Binding("up,k", "move(-1)", "Up", id="serving.up", show=False,
+        Binding("up,k", "move(-1)", "Up", id="models.up", show=False,
                 tooltip="Highlight the endpoint above"),
-        Binding("down,j", "move(1)", "Down", id="serving.down", show=False,
+        Binding("down,j", "move(1)", "Down", id="models.down", show=False,
                 tooltip="Highlight the endpoint below"),
-        Binding("c", "check", "Check", id="serving.check",
+        Binding("c", "check", "Check", id="models.check",
                 tooltip="Measure the highlighted endpoint: 4 streamed requests, 2 at once"),
-        Binding("l", "logs", "Log", id="serving.logs",
+        Binding("l", "logs", "Log", id="models.logs",
                 tooltip="Show the last lines of the highlighted server's log"),
-        Binding("s", "stop", "Stop", id="serving.stop",
+        Binding("s", "stop", "Stop", id="models.stop",
                 tooltip="Stop the highlighted server (asks first)"),
-        Binding("r", "restart", "Restart", id="serving.restart",
+        Binding("r", "restart", "Restart", id="models.restart",
                 tooltip="Restart the highlighted server with the same command line (asks)"),
-        Binding("u", "refresh", "Refresh", id="serving.refresh",
+        Binding("u", "refresh", "Refresh", id="models.refresh",
                 tooltip="Look at every node's servers again now"),
     ]
 
     DEFAULT_CSS = """
-    ServingScreen #serving-table-box {
+    ModelsScreen #models-table-box {
         height: auto;
         max-height: 50%;
     }
-    ServingScreen #serving-detail-box {
+    ModelsScreen #models-detail-box {
         height: 1fr;
     }
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.source: ServingSource | None = None
+        self.source: ModelsSource | None = None
         self.servers: ClusterServers | None = None
         self.checks: Mapping[str, Mapping[str, Any]] = {}
         self.selected = 0
@@ -78,11 +78,11 @@ class ServingScreen(SafScreen[None]):
         self.shown_log: tuple[str, list[str]] | None = None  # (endpoint key, lines) shown
 
     def compose(self) -> ComposeResult:
-        yield Static(id="serving-header", classes="screen-header")
-        box = Vertical(Static(id="serving-table"), id="serving-table-box", classes="panel")
+        yield Static(id="models-header", classes="screen-header")
+        box = Vertical(Static(id="models-table"), id="models-table-box", classes="panel")
         box.border_title = "Endpoints"
         yield box
-        detail = VerticalScroll(Static(id="serving-detail"), id="serving-detail-box",
+        detail = VerticalScroll(Static(id="models-detail"), id="models-detail-box",
                                 classes="panel")
         detail.border_title = "Last check"
         yield detail
@@ -91,25 +91,25 @@ class ServingScreen(SafScreen[None]):
 
     def on_mount(self) -> None:
         setup = self.setup
-        if setup.serving is not None:
-            self.source = setup.serving
+        if setup.models is not None:
+            self.source = setup.models
         elif setup.inventory is not None:
-            self.source = FleetServing(setup.inventory, setup.fleet)
+            self.source = FleetModels(setup.inventory, setup.fleet)
         else:
             self.problem = "no cluster to look at (a replay without an inventory)"
         self.redraw()
         self.refresh_list()
-        self.set_interval(REFRESH_S, self.refresh_list, name="serving-refresh")
+        self.set_interval(REFRESH_S, self.refresh_list, name="models-refresh")
 
     async def on_unmount(self) -> None:
-        if isinstance(self.source, FleetServing):
+        if isinstance(self.source, FleetModels):
             await self.source.close()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.redraw)
 
     # -- data -------------------------------------------------------------------------------
-    @work(exclusive=True, group="serving-list", exit_on_error=False)
+    @work(exclusive=True, group="models-list", exit_on_error=False)
     async def refresh_list(self) -> None:
         if self.source is None:
             return
@@ -150,7 +150,7 @@ class ServingScreen(SafScreen[None]):
             return
         self._check(endpoint)
 
-    @work(exclusive=True, group="serving-action", exit_on_error=False)
+    @work(exclusive=True, group="models-action", exit_on_error=False)
     async def _check(self, endpoint: Endpoint) -> None:
         assert self.source is not None
         self.busy = f"checking {endpoint.key}…"
@@ -170,7 +170,7 @@ class ServingScreen(SafScreen[None]):
         if endpoint is not None and self.source is not None:
             self._logs(endpoint)
 
-    @work(exclusive=True, group="serving-action", exit_on_error=False)
+    @work(exclusive=True, group="models-action", exit_on_error=False)
     async def _logs(self, endpoint: Endpoint) -> None:
         assert self.source is not None
         try:
@@ -204,7 +204,7 @@ class ServingScreen(SafScreen[None]):
                                            [(what, what.capitalize(), "error")], danger=True),
                              answered)
 
-    @work(exclusive=True, group="serving-action", exit_on_error=False)
+    @work(exclusive=True, group="models-action", exit_on_error=False)
     async def _act(self, endpoint: Endpoint, what: str) -> None:
         assert self.source is not None
         self.busy = f"{'restarting' if what == 'restart' else 'stopping'} {endpoint.key}…"
@@ -232,16 +232,16 @@ class ServingScreen(SafScreen[None]):
         if not self.is_mounted:
             return
         v = palette(self.app)
-        self.query_one("#serving-header", Static).update(self._header(v))
-        box = self.query_one("#serving-table-box")
-        table = self.query_one("#serving-table", Static)
+        self.query_one("#models-header", Static).update(self._header(v))
+        box = self.query_one("#models-table-box")
+        table = self.query_one("#models-table", Static)
         endpoints = self.endpoints
         if self.servers is None:
             table.update(Text("looking at the nodes…" if self.source else MISSING,
                               style=v.get("text-muted", v["foreground"])))
         elif not endpoints:
-            table.update(Text("No model servers started by saf. Start one with the serve "
-                              "recipe (4, or `saf run serve --var model=...`).",
+            table.update(Text("No model servers started by saf. Start one with the models "
+                              "recipe (4, or `saf run models --var model=...`).",
                               style=v.get("text-muted", v["foreground"])))
         else:
             current = self.current()
@@ -256,19 +256,19 @@ class ServingScreen(SafScreen[None]):
             table.update(rendered)
             box.border_title = "Endpoints" + (f" · {left_out_words(left_out)}"
                                               if left_out else "")
-        detail_box = self.query_one("#serving-detail-box")
+        detail_box = self.query_one("#models-detail-box")
         current = self.current()
         if self.shown_log is not None and current is not None and self.shown_log[0] == current.key:
             detail_box.border_title = f"Log · {current.key}"
-            self.query_one("#serving-detail", Static).update(
+            self.query_one("#models-detail", Static).update(
                 Text("\n".join(self.shown_log[1]), no_wrap=True, overflow="ellipsis"))
         else:
             detail_box.border_title = f"Last check · {current.key}" if current else "Last check"
-            self.query_one("#serving-detail", Static).update(self._detail(current, v))
+            self.query_one("#models-detail", Static).update(self._detail(current, v))
 
     def _header(self, v: dict[str, str]) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" Serving ", style=f"bold {v['primary']}")
+        text.append(" Models ", style=f"bold {v['primary']}")
         endpoints = self.endpoints
         ready = sum(1 for e in endpoints if e.state == "ready")
         text.append(f" {len(endpoints)} endpoints · {ready} ready")

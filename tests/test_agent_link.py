@@ -19,8 +19,8 @@ import pytest
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
-from saf.agentlink.hub import MetricsHub
 from saf.agentlink.link import AgentLink
+from saf.agentlink.node_links import NodeLinks
 from saf.connect.backoff import Backoff
 from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
@@ -61,7 +61,7 @@ class Recorder:
 
 
 async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
-                         ) -> tuple[MetricsHub, Recorder]:
+                         ) -> tuple[NodeLinks, Recorder]:
     """Run `program` as alpha's agent (a script in place of the zipapp) until `until(hub)`."""
     script = tmp_path / "fake_agent.py"
     script.write_text(program)
@@ -70,7 +70,7 @@ async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
     rec = Recorder()
     try:
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+            hub = NodeLinks(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
             await hub.start()
             try:
                 await wait_for(lambda: until(hub), what=what)
@@ -89,7 +89,7 @@ async def test_agent_figures_match_psutil(cluster):
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+        hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
         await hub.start()
         try:
             await wait_for(lambda: all(hub.store.node(n).samples >= 3 for n in inv.names),
@@ -175,7 +175,7 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("gamma")], rec, interval=0.3)
+        hub = NodeLinks(fleet, [inv.node("gamma")], rec, interval=0.3)
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("gamma").samples >= 1, what="first sample")
@@ -247,7 +247,7 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
         inv = load_inventory(inv_path)
         rec = Recorder()
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
             await hub.start()
             try:
                 await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
@@ -280,7 +280,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
             {"name": "delta", "host": "127.0.0.1", "port": server.port}]))
         rec = Recorder()
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
             await hub.start()
             try:
                 await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
@@ -339,7 +339,7 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
     pid = None
     interval = 0.3
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("beta")], rec, interval=interval)
+        hub = NodeLinks(fleet, [inv.node("beta")], rec, interval=interval)
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("beta").samples >= 1, what="first sample")

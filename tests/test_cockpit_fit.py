@@ -100,13 +100,13 @@ async def test_link_warnings_use_the_room_there_is(size: tuple[int, int], shown:
 
 
 async def test_the_last_check_panel_is_never_blank() -> None:
-    """Serving with no model server yet: its Last check panel says what it shows and how to
+    """Models with no model server yet: its Last check panel says what it shows and how to
     get one (the key, and the command)."""
-    from tests.snapshot_apps._serving import make_empty_serving_app
+    from tests.snapshot_apps._models import make_empty_models_app
 
-    app = make_empty_serving_app()
+    app = make_empty_models_app()
     async with app.run_test(size=(80, 24)) as pilot:
         lines = await settle(pilot, "6")
-        panel = " ".join(line.strip() for line in box_lines(app, lines, "#serving-detail-box"))
+        panel = " ".join(line.strip() for line in box_lines(app, lines, "#models-detail-box"))
         assert "time to first token" in panel and "press c" in panel, panel
         assert "saf models check" in panel, panel

@@ -163,24 +163,24 @@ def test_theme_tablet(snap_compare, theme) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_serving_endpoints(snap_compare, size) -> None:
-    """Serving: vLLM and MLX ready with their last checks, llama.cpp loading, one exited;
+def test_models_endpoints(snap_compare, size) -> None:
+    """Models: vLLM and MLX ready with their last checks, llama.cpp loading, one exited;
     the first endpoint highlighted with its check's percentiles."""
-    assert snap_compare(app_path("serving_endpoints"), press=["6"], terminal_size=size,
+    assert snap_compare(app_path("models_endpoints"), press=["6"], terminal_size=size,
                         run_before=settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_serving_log(snap_compare, size) -> None:
-    """Serving: the second endpoint highlighted (down) and its log's last lines (l)."""
-    assert snap_compare(app_path("serving_endpoints"), press=["6", "down", "l"],
+def test_models_log(snap_compare, size) -> None:
+    """Models: the second endpoint highlighted (down) and its log's last lines (l)."""
+    assert snap_compare(app_path("models_endpoints"), press=["6", "down", "l"],
                         terminal_size=size, run_before=settle)
 
 
 @pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
                                   pytest.param((60, 40), id="60x40")])
-def test_serving_empty(snap_compare, size) -> None:
-    """Serving before any model server: the Last check panel says what it will show and how
+def test_models_empty(snap_compare, size) -> None:
+    """Models before any model server: the Last check panel says what it will show and how
     to get it (c on an endpoint, or `saf models check`), not a blank box."""
-    assert snap_compare(app_path("serving_empty"), press=["6"], terminal_size=size,
+    assert snap_compare(app_path("models_empty"), press=["6"], terminal_size=size,
                         run_before=settle)

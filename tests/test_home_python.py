@@ -140,7 +140,7 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
     records = fleet.homes["alpha"] / ".saf" / "serve"
     try:
         # auto: no llama-server, vllm or mlx here; the node's python has llama_cpp.
-        done = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=auto",
+        done = fleet.saf("run", "models", "--on", "alpha", "--var", "engine=auto",
                          "--var", f"model={model}", "--var", f"port={port}")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "llama-cpp-python ready" in done.stdout
@@ -151,7 +151,7 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
         assert listed.returncode == 0, listed.stdout + listed.stderr
         assert str(port) in listed.stdout
         assert "llama-cpp-python" in listed.stdout
-        again = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=llama-cpp-python",
+        again = fleet.saf("run", "models", "--on", "alpha", "--var", "engine=llama-cpp-python",
                           "--var", f"model={model}", "--var", f"port={port}")
         assert again.returncode == 0 and "skipped" in again.stdout, again.stdout
     finally:

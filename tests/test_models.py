@@ -2,7 +2,7 @@
 server, built from source by pip) serving a tiny GGUF model the test writes itself, on nodes
 of a loopback fleet (real SSH servers), driven through the saf CLI as a person would.
 
-One engine for the whole module (it is started by the first test, through `saf run serve`,
+One engine for the whole module (it is started by the first test, through `saf run models`,
 and found again by every later saf process); a second engine is started only by the
 restart, the never-ready and the corrupt-model tests. Every server is stopped at the end.
 """
@@ -46,10 +46,10 @@ class Fleet:
     def record(self, node: str, port: int) -> Path:
         return self.homes[node] / ".saf" / "serve" / f"{port}.json"
 
-    def serve(self, node: str, model: Path, port: int, *extra: str,
-              args: str = "", timeout: float = 180
-              ) -> tuple[subprocess.CompletedProcess[str], dict]:
-        done = self.saf("run", "serve", "--on", node, "--json", "--var",
+    def run_models(self, node: str, model: Path, port: int, *extra: str,
+                   args: str = "", timeout: float = 180
+                   ) -> tuple[subprocess.CompletedProcess[str], dict]:
+        done = self.saf("run", "models", "--on", node, "--json", "--var",
                         "engine=llama-cpp-python", "--var", f"model={model}", "--var",
                         f"port={port}", *(("--var", f"args={args}") if args else ()), *extra,
                         timeout=timeout)
@@ -85,7 +85,7 @@ def kill_recorded(homes: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    root = tmp_path_factory.mktemp("serving")
+    root = tmp_path_factory.mktemp("models")
     keys = ClientKeys(root / "operator")
     names = ["alpha", "beta"]
     servers = AsyncsshServers(root, keys, names)
@@ -106,9 +106,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="module")
 def served(fleet: Fleet) -> dict:
-    """The module's one engine: `saf run serve` on alpha, and what it said."""
+    """The module's one engine: `saf run models` on alpha, and what it said."""
     began = time.monotonic()
-    done, finished = fleet.serve("alpha", fleet.model, fleet.port)
+    done, finished = fleet.run_models("alpha", fleet.model, fleet.port)
     assert done.returncode == 0, done.stdout + done.stderr
     return {"finished": finished, "seconds": time.monotonic() - began,
             "record": json.loads(fleet.record("alpha", fleet.port).read_text())}
@@ -166,7 +166,7 @@ def test_check_measures_real_figures_beside_the_engines_own(fleet: Fleet, served
     assert report["engine_source"] == "engine log", report
     assert engine["predicted_per_token_ms"] > 0
     assert engine["prompt_ms"] > 0
-    # The figures saf keeps for `saf models` and the Serving screen.
+    # The figures saf keeps for `saf models` and the Models screen.
     listed = json.loads(fleet.saf("models", "--json").stdout.splitlines()[0])
     assert listed["last_check"]["tokens_per_s"] == report["tokens_per_s"]
 
@@ -179,11 +179,11 @@ def test_check_prints_saf_and_engine_side_by_side(fleet: Fleet, served: dict):
         assert words in done.stdout
 
 
-async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
+async def test_the_models_screen_shows_and_checks_the_live_endpoint(
         fleet: Fleet, served: dict, monkeypatch: pytest.MonkeyPatch):
-    """The cockpit's Serving screen (6) on the live cluster: the endpoint, ready, with its pid;
+    """The cockpit's Models screen (6) on the live cluster: the endpoint, ready, with its pid;
     `c` measures it and the figures appear as its last check."""
-    from saf.screens.serving import ServingScreen
+    from saf.screens.models import ModelsScreen
 
     from saf.inventory import load_inventory
     from tests.snapshot_apps._common import cockpit
@@ -194,7 +194,7 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("6")
         screen = app.screen
-        assert isinstance(screen, ServingScreen)
+        assert isinstance(screen, ModelsScreen)
         for _ in range(300):
             await pilot.pause(0.05)
             if screen.servers is not None:
@@ -223,14 +223,14 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
 
 
 def test_a_second_serve_is_skipped(fleet: Fleet, served: dict):
-    done, finished = fleet.serve("alpha", fleet.model, fleet.port)
+    done, finished = fleet.run_models("alpha", fleet.model, fleet.port)
     assert done.returncode == 0 and finished["status"] == "skipped", finished
     assert json.loads(fleet.record("alpha", fleet.port).read_text())["pid"] == \
         served["record"]["pid"]
 
 
 def test_check_mode_starts_nothing(fleet: Fleet, served: dict):
-    done = fleet.saf("run", "serve", "--check", "--json", "--on", "alpha", "--var",
+    done = fleet.saf("run", "models", "--check", "--json", "--on", "alpha", "--var",
                      "engine=llama-cpp-python", "--var", f"model={fleet.model}", "--var",
                      f"port={fleet.port + 1}")
     finished = [e for e in map(json.loads, done.stdout.splitlines())
@@ -255,7 +255,7 @@ def test_never_ready_fails_in_its_timeout_with_the_log_tail(fleet: Fleet):
     up after ready_timeout, stopped, and the failure shows its log."""
     port, elsewhere = free_port(), free_port()
     began = time.monotonic()
-    done, finished = fleet.serve("beta", fleet.model, port, "--var", "ready_timeout=6",
+    done, finished = fleet.run_models("beta", fleet.model, port, "--var", "ready_timeout=6",
                                  args=f"--port {elsewhere}")
     took = time.monotonic() - began
     assert done.returncode == 1
@@ -271,14 +271,14 @@ def test_a_corrupt_model_fails_fast_with_the_log_tail(fleet: Fleet, tmp_path: Pa
     bad = write_corrupt(tmp_path / "corrupt.gguf")
     port = free_port()
     began = time.monotonic()
-    done, finished = fleet.serve("beta", bad, port, "--var", "ready_timeout=60")
+    done, finished = fleet.run_models("beta", bad, port, "--var", "ready_timeout=60")
     assert done.returncode == 1
     assert finished["status"] == "failed"
     assert finished["message"] == "the server exited before it was ready"
     assert any("gguf" in line.lower() or "model" in line.lower() for line in finished["tail"])
     assert time.monotonic() - began < 60
     assert not fleet.record("beta", port).exists()
-    shown = fleet.saf("run", "serve", "--on", "beta", "--var", "engine=llama-cpp-python",
+    shown = fleet.saf("run", "models", "--on", "beta", "--var", "engine=llama-cpp-python",
                       "--var", f"model={bad}", "--var", f"port={port}")
     assert shown.returncode == 1
     assert "exited before it was ready" in shown.stdout
@@ -290,7 +290,7 @@ def test_streams_cut_short_are_counted_not_trusted(fleet: Fleet):
     saf counts them as cut short, fails those requests, and exits 1, instead of reporting
     short answers as fast ones."""
     port = free_port()
-    done, finished = fleet.serve("beta", fleet.model, port, args="--interrupt_requests True")
+    done, finished = fleet.run_models("beta", fleet.model, port, args="--interrupt_requests True")
     assert done.returncode == 0, finished
     try:
         check = fleet.saf("models", "check", f"beta:{port}", "--requests", "6",

@@ -1,5 +1,5 @@
 """What saf reads from model servers and nodes, checked against real answers (vLLM's SSE and
-/v1/models, captured on real machines: tests/fixtures/serving/) and against hostile ones."""
+/v1/models, captured on real machines: tests/fixtures/models/) and against hostile ones."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saf.inference import node_script
-from saf.inference.engines import ENGINES, ServeSpec, split_args
+from saf.inference.engines import ENGINES, ModelServerSpec, split_args
 from saf.inference.measure import CheckReport, RequestResult, Stats, percentile
 from saf.inference.records import (
     STATES,
     BadLines,
     Engine,
-    ServeError,
+    ModelServerError,
     ServerSeen,
     State,
     read_answers,
 )
 from saf.inference.sse import SSEReader, read_chunk, read_models
 
-FIXTURES = Path(__file__).parent / "fixtures" / "serving"
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
 
 
 def events(text: str, bad: BadLines) -> list[str]:
@@ -129,7 +129,7 @@ def test_hostile_json_never_crashes(value):
     for line in (value, {"event": "server", "record": value, "state": "ready", "uptime": 1}):
         try:
             read_answers("n", json.dumps(line), bad)
-        except ServeError as exc:  # the one way a node's answer may fail: saying why
+        except ModelServerError as exc:  # the one way a node's answer may fail: saying why
             assert str(exc).startswith("n: line 1 of the serve helper's answer is not what ")
 
 
@@ -144,7 +144,7 @@ def test_hostile_lines_never_crash(lines):
             read_chunk(data, bad)
     try:
         read_answers("n", "\n".join(lines), bad)
-    except ServeError as exc:
+    except ModelServerError as exc:
         assert str(exc).startswith("n: line ")
 
 
@@ -215,7 +215,7 @@ def test_a_malformed_answer_fails_naming_the_node_line_and_field(change, where):
     else:
         line["record"] = {**GOOD, **change}
     text = json.dumps({"event": "bad", "port": 8001, "why": "x"}) + "\n" + json.dumps(line)
-    with pytest.raises(ServeError) as failed:
+    with pytest.raises(ModelServerError) as failed:
         read_answers("node1", text, BadLines())
     message = str(failed.value)
     assert message.startswith("node1: line 2 of the serve helper's answer is not what saf "
@@ -223,14 +223,15 @@ def test_a_malformed_answer_fails_naming_the_node_line_and_field(change, where):
 
 
 def test_engine_command_lines():
-    assert ServeSpec("vllm", "Qwen/Q", 8000, tensor_parallel=2, ray=True).argv() == [
+    assert ModelServerSpec("vllm", "Qwen/Q", 8000, tensor_parallel=2, ray=True).argv() == [
         "vllm", "serve", "Qwen/Q", "--host", "127.0.0.1", "--port", "8000",
         "--tensor-parallel-size", "2", "--distributed-executor-backend", "ray"]
-    assert ServeSpec("mlx", "mlx-community/x", 8001, bin_dir="/v/bin").argv()[:3] == [
+    assert ModelServerSpec("mlx", "mlx-community/x", 8001, bin_dir="/v/bin").argv()[:3] == [
         "/v/bin/mlx_lm.server", "--model", "mlx-community/x"]
-    assert ServeSpec("llama-server", "/m/a.gguf", 8002, args=split_args("-c 4096")).argv() == [
+    assert ModelServerSpec("llama-server", "/m/a.gguf", 8002,
+                           args=split_args("-c 4096")).argv() == [
         "llama-server", "-m", "/m/a.gguf", "--host", "127.0.0.1", "--port", "8002", "-c", "4096"]
-    assert ServeSpec("llama-cpp-python", "a b.gguf", 9, python="/p/python").argv() == [
+    assert ModelServerSpec("llama-cpp-python", "a b.gguf", 9, python="/p/python").argv() == [
         "/p/python", "-m", "llama_cpp.server", "--model", "a b.gguf", "--host", "127.0.0.1",
         "--port", "9", "--interrupt_requests", "False"]
 

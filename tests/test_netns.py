@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics.events import SampleReceived
@@ -70,7 +70,7 @@ async def test_the_agent_reports_its_veth_as_the_cluster_interface(netns_cluster
             samples[event.node] = event.frame
 
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, inv.nodes, keep, interval=0.3)
+        hub = NodeLinks(fleet, inv.nodes, keep, interval=0.3)
         await hub.start()
         try:
             async with asyncio.timeout(60):

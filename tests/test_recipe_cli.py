@@ -256,12 +256,27 @@ interval = 0.1
     assert "(3 skipped)" in waited.stdout
 
 
-def test_serve_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
+def test_model_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
     """A value the step needs is missing: the step fails in --check too, and says why."""
-    done = saf(cluster, state, "run", "serve", "--check", "--var", "engine=llama-server")
+    done = saf(cluster, state, "run", "models", "--check", "--var", "engine=llama-server")
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.count("no model: pass --var model=") == len(NODES), done.stdout
     assert "would change" not in done.stdout
+
+
+def test_the_old_recipe_name_serve_runs_models_with_a_notice(cluster, state: Path) -> None:
+    """`saf run serve` (model serving's old name) still runs the models recipe, saying once on
+    stderr that the name changed; a user's own recipe called serve is theirs, no notice."""
+    done = saf(cluster, state, "run", "serve", "--check", "--var", "engine=llama-server")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("no model: pass --var model=") == len(NODES), done.stdout
+    assert done.stderr.count("saf: recipe 'serve' is now 'models'; the old name will go") == 1
+    own = state / "config" / "recipes"
+    own.mkdir(parents=True)
+    (own / "serve.toml").write_text('name = "serve"\n[[steps]]\nrun = "true"\n')
+    mine = saf(cluster, state, "run", "serve", "--check")
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    assert "is now" not in mine.stderr
 
 
 def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:

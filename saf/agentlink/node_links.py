@@ -1,6 +1,6 @@
 """The metrics hub: one agent link per node, all feeding one store and one callback.
 
-    hub = MetricsHub(fleet, nodes, emit=on_event, interval=1.0)
+    hub = NodeLinks(fleet, nodes, emit=on_event, interval=1.0)
     await hub.start()          # returns at once; links run in the background
     hub.store.value("alpha", "cpu.percent")
     hub.set_interval(0.5)
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 STOP_WAIT = 20.0  # seconds all links together may take to stop
 
 
-class MetricsHub:
+class NodeLinks:
     def __init__(self, fleet: Fleet, nodes: Iterable[Node], emit: Emit = ignore, *,
                  interval: float = 1.0, store: MetricsStore | None = None,
                  bundle: AgentBundle | None = None) -> None:
@@ -87,7 +87,7 @@ class MetricsHub:
                 log.warning("agent link %s did not stop within %g s", task.get_name(),
                             STOP_WAIT)
 
-    async def __aenter__(self) -> MetricsHub:
+    async def __aenter__(self) -> NodeLinks:
         await self.start()
         return self
 

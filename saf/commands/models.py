@@ -11,7 +11,7 @@ from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
 from saf.inference import checks as saved_checks
-from saf.inference import cluster as serving
+from saf.inference import cluster as model_servers
 from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
@@ -19,13 +19,14 @@ from saf.render.console import console, print_json_line
 from saf.render.models_view import check_renderable, endpoints_renderable
 
 
-async def _listed(fleet: Fleet, selector: str, probe: bool = True) -> serving.ClusterServers:
-    return await serving.list_endpoints(fleet, await fleet.select(selector), probe=probe)
+async def _listed(fleet: Fleet, selector: str, probe: bool = True
+                  ) -> model_servers.ClusterServers:
+    return await model_servers.list_endpoints(fleet, await fleet.select(selector), probe=probe)
 
 
 async def _one(fleet: Fleet, which: str) -> Endpoint:
     found = await _listed(fleet, "all", probe=False)
-    return serving.find(found.endpoints, which)
+    return model_servers.find(found.endpoints, which)
 
 
 @click.group("models", invoke_without_command=True)
@@ -34,7 +35,7 @@ async def _one(fleet: Fleet, which: str) -> Endpoint:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint.")
 @click.pass_context
 def models(ctx: click.Context, selector: str, as_json: bool) -> None:
-    """Every model server saf started in the cluster (`saf run serve`): node, port, engine,
+    """Every model server saf started in the cluster (`saf run models`): node, port, engine,
     model, state (ready, loading, starting, exited), pid, uptime, and its last check's mean
     TTFT and tokens/s. Servers are found again from their records on the nodes
     (~/.saf/serve/PORT.json), whichever saf started them.
@@ -45,7 +46,7 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
         return
     inventory = common.inventory(ctx)
 
-    async def go() -> serving.ClusterServers:
+    async def go() -> model_servers.ClusterServers:
         async with Fleet(inventory) as fleet:
             return await _listed(fleet, selector)
 
@@ -92,7 +93,7 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
         async with Fleet(inventory) as fleet:
             listed = await _listed(fleet, "all")
             if endpoint:
-                chosen = [serving.find(listed.endpoints, endpoint)]
+                chosen = [model_servers.find(listed.endpoints, endpoint)]
             else:
                 chosen = [e for e in listed.endpoints if e.state == "ready"]
                 if not chosen:
@@ -100,7 +101,7 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
             reports = []
             for e in chosen:
                 try:
-                    reports.append(await serving.check(
+                    reports.append(await model_servers.check(
                         fleet, e, requests=requests, concurrency=concurrency,
                         max_tokens=max_tokens, save_for=inventory.cluster.name,
                         timeout=timeout))
@@ -129,7 +130,7 @@ def stop(ctx: click.Context, endpoint: str) -> None:
     async def go() -> tuple[Endpoint, Endpoint | None]:
         async with Fleet(inventory) as fleet:
             chosen = await _one(fleet, endpoint)
-            return chosen, await serving.stop(fleet, chosen)
+            return chosen, await model_servers.stop(fleet, chosen)
 
     chosen, was = common.run(go())
     console().print(f"{chosen.key}: stopped {chosen.engine} ({chosen.model})" if was
@@ -148,7 +149,7 @@ def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
 
     async def go() -> Started:
         async with Fleet(inventory) as fleet:
-            return await serving.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
+            return await model_servers.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
 
     started = common.run(go())
     out = console()
@@ -173,7 +174,7 @@ def logs(ctx: click.Context, endpoint: str, lines: int) -> None:
 
     async def go() -> tuple[str, list[str]]:
         async with Fleet(inventory) as fleet:
-            return await serving.logs(fleet, await _one(fleet, endpoint), lines)
+            return await model_servers.logs(fleet, await _one(fleet, endpoint), lines)
 
     path, text = common.run(go())
     out = console()

@@ -38,14 +38,14 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
 
 async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
                   selector: str | None) -> None:
-    from saf.agentlink.hub import MetricsHub
+    from saf.agentlink.node_links import NodeLinks
     from saf.fleet import Fleet
     from saf.recording import RecordingWriter
 
     async with Fleet(inventory) as fleet:
         nodes = await fleet.select(selector)
         with RecordingWriter(file, nodes, cluster=inventory.cluster.name) as writer:
-            hub = MetricsHub(fleet, nodes, writer.write, interval=interval)
+            hub = NodeLinks(fleet, nodes, writer.write, interval=interval)
             click.secho(f"recording {len(nodes)} node(s) to {file}; Ctrl-C stops",
                         dim=True, err=True)
             started = time.monotonic()

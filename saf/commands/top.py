@@ -11,7 +11,7 @@ import click
 from rich.console import Group
 from rich.live import Live
 
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.commands import common
 from saf.fleet import Fleet
 from saf.metrics.events import NodeStatus
@@ -43,7 +43,7 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         async with Fleet(inventory) as fleet:
             nodes = await fleet.select(selector)
             names = [n.name for n in nodes]
-            hub = MetricsHub(fleet, nodes, interval=interval)
+            hub = NodeLinks(fleet, nodes, interval=interval)
             await hub.start()
             try:
                 if once:
@@ -62,7 +62,7 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         ctx.exit(1)
 
 
-async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) -> bool:
+async def _once(hub: NodeLinks, names: list[str], limit: float, as_json: bool) -> bool:
     store = hub.store
     deadline = time.monotonic() + limit
 
@@ -85,7 +85,7 @@ async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) 
     return all(store.node(n).samples > 0 for n in names)
 
 
-async def _live(hub: MetricsHub, names: list[str], interval: float) -> None:
+async def _live(hub: NodeLinks, names: list[str], interval: float) -> None:
     out = console()
 
     def view() -> Group:

@@ -1,5 +1,5 @@
 """Each endpoint's last check, kept on the operator's machine (<state>/models/checks-CLUSTER.json)
-so `saf models` and the Serving screen can show its figures later. Written atomically; a file
+so `saf models` and the Models screen can show its figures later. Written atomically; a file
 that does not read back is treated as empty."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Model serving across the cluster: every endpoint saf started, found again from the nodes'
 records; one endpoint checked through an SSH forward; stopped, restarted, its log read.
 
-Used alike by `saf models` (saf.commands.models) and the cockpit's Serving screen.
+Used alike by `saf models` (saf.commands.models) and the cockpit's Models screen.
 """
 
 from __future__ import annotations

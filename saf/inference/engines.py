@@ -30,7 +30,7 @@ PROGRAMS = {"vllm": "vllm", "mlx": "mlx_lm.server", "llama-server": "llama-serve
 
 
 @dataclass(frozen=True)
-class ServeSpec:
+class ModelServerSpec:
     """What to serve, on one node: resolved to one engine."""
 
     engine: str

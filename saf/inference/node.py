@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from saf.connect.base import Connector, RunResult
-from saf.inference.engines import DETECT, ENGINES, ServeSpec
+from saf.inference.engines import DETECT, ENGINES, ModelServerSpec
 from saf.inference.records import (
     BadLines,
     Endpoint,
+    ModelServerError,
     NodeEvent,
     RecordBad,
-    ServeError,
     ServerLog,
     ServerReady,
     ServerSeen,
@@ -65,7 +65,7 @@ async def _call(node: Target, request: dict[str, Any], timeout: float,
     lines = read_answers(node.name, result.stdout, bad)
     if not lines and not result.ok:
         why = "timed out" if result.timed_out else "; ".join(result.tail(3)) or "no answer"
-        raise ServeError(f"{node.name}: the serve helper failed ({why})")
+        raise ModelServerError(f"{node.name}: the serve helper failed ({why})")
     return lines
 
 
@@ -106,7 +106,7 @@ class Started:
     seconds: float | None = None
 
 
-async def start_server(node: Target, spec: ServeSpec, *, timeout: float) -> Started:
+async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -> Started:
     """Start `spec` detached on the node and wait (at most `timeout` s) until it is ready; a
     server that exits or is not ready in time fails with its log's last lines (and is
     stopped). When the same server (engine, model, command line) already runs: skipped."""
@@ -154,7 +154,7 @@ async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, lis
     final = found[-1] if found else None
     path = final.path if isinstance(final, ServerLog) else "?"
     if not isinstance(final, ServerLog) or final.lines is None:
-        raise ServeError(f"{node.name}: no log for port {port} ({path})")
+        raise ModelServerError(f"{node.name}: no log for port {port} ({path})")
     return path, list(final.lines)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from saf.facts import NodeFacts
 from saf.format import MISSING, fmt_bytes
+from saf.node_facts import NodeFacts
 from saf.render.console import console
 
 

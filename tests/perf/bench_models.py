@@ -7,7 +7,7 @@ alternate saf / bare, one at a time, so both see the same engine in the same sta
 the same streamed completion of --max-tokens tokens. The engine's own figures are its
 `llama_perf_context_print` lines for those requests.
 
-    python tests/perf/bench_serving.py [--requests 40] [--max-tokens 64]
+    python tests/perf/bench_models.py [--requests 40] [--max-tokens 64]
 
 Prints, per way of measuring: TTFT, TPOT, e2e latency (means and p50) and decode tokens/s;
 then what saf adds per request over the bare loop (target: under 1 ms): the time to read one

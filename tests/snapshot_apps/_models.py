@@ -1,4 +1,4 @@
-"""The cockpit with the Serving screen on a fixed set of endpoints at a fixed moment: the
+"""The cockpit with the Models screen on a fixed set of endpoints at a fixed moment: the
 cluster of issue 13 (vLLM on an RTX 3090 box, mlx_lm.server on a Mac mini, llama.cpp on a
 MacBook), one loading, one exited, and last checks of two of them."""
 
@@ -55,8 +55,8 @@ CHECKS: dict[str, dict[str, Any]] = {
 }
 
 
-class FixedServing:
-    """A ServingSource that answers from the lists above and changes nothing."""
+class FixedModels:
+    """A ModelsSource that answers from the lists above and changes nothing."""
 
     def now(self) -> float:
         return NOW
@@ -81,13 +81,13 @@ class FixedServing:
                               "INFO:     Application startup complete."]
 
 
-def make_serving_app() -> SafApp:
-    """The cockpit on a recording, with the fixed serving source; press 6 for Serving."""
-    return cockpit("healthy-3-nodes.jsonl", serving=FixedServing())
+def make_models_app() -> SafApp:
+    """The cockpit on a recording, with the fixed models source; press 6 for Models."""
+    return cockpit("healthy-3-nodes.jsonl", models=FixedModels())
 
 
-class NoServing(FixedServing):
-    """A ServingSource of a cluster where saf has started no model server yet."""
+class NoModels(FixedModels):
+    """A ModelsSource of a cluster where saf has started no model server yet."""
 
     async def endpoints(self) -> ClusterServers:
         return ClusterServers([], {})
@@ -96,6 +96,6 @@ class NoServing(FixedServing):
         return {}
 
 
-def make_empty_serving_app() -> SafApp:
-    """The cockpit on a recording, no model server started; press 6 for Serving."""
-    return cockpit("healthy-3-nodes.jsonl", serving=NoServing())
+def make_empty_models_app() -> SafApp:
+    """The cockpit on a recording, no model server started; press 6 for Models."""
+    return cockpit("healthy-3-nodes.jsonl", models=NoModels())

@@ -1,5 +1,5 @@
-"""Serving: no model server started yet (what a new user sees first)."""
+"""Models: no model server started yet (what a new user sees first)."""
 
-from tests.snapshot_apps._serving import make_empty_serving_app
+from tests.snapshot_apps._models import make_empty_models_app
 
-app = make_empty_serving_app()
+app = make_empty_models_app()

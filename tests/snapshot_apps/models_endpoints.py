@@ -1,5 +1,5 @@
-"""Serving: four endpoints (vLLM, MLX, llama.cpp loading, one exited), two checked."""
+"""Models: four endpoints (vLLM, MLX, llama.cpp loading, one exited), two checked."""
 
-from tests.snapshot_apps._serving import make_serving_app
+from tests.snapshot_apps._models import make_models_app
 
-app = make_serving_app()
+app = make_models_app()

@@ -1,4 +1,5 @@
-"""kind = "serve": start a model server on the node, detached, and wait until it is ready.
+"""kind = "model": start a model server on the node, detached, and wait until it is ready.
+(Its old name, "serve", still loads with a notice: saf.renamed.)
 
 Facts first: which engine (`auto` asks the node what it has, unless the node's inventory vars
 say `serve_engine`), and which servers saf already runs there (their records, probed). The
@@ -8,7 +9,7 @@ saf.inference.node.start_server) and waits for readiness, failing with the log's
 
 from __future__ import annotations
 
-from saf.inference.engines import CHOICES, ServeSpec, split_args
+from saf.inference.engines import CHOICES, ModelServerSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
@@ -19,11 +20,11 @@ TRUE = ("true", "yes", "1", "on")
 FALSE = ("false", "no", "0", "off", "")
 
 
-class ServeStepError(Exception):
+class ModelStepError(Exception):
     """A value of the step is wrong for this node (e.g. a port that is not a number)."""
 
 
-class ServeParams(KindParams, kw_only=True):  # kw_only: engine first
+class ModelServerParams(KindParams, kw_only=True):  # kw_only: engine first
     # Each may be a {var}; its form is checked on each node (_spec), once put in.
     engine: Value = "auto"  # which server: CHOICES
     model: Value  # a model id or folder (vLLM, MLX), a GGUF file (llama.cpp)
@@ -36,19 +37,19 @@ class ServeParams(KindParams, kw_only=True):  # kw_only: engine first
     ready_timeout: Value | None = None  # seconds to wait until it answers (default 600)
 
 
-class Serve(Kind):
-    name = "serve"
+class ModelServer(Kind):
+    name = "model"
     supports_become = False  # a server runs as the login user, with its log in their home
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
              "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
              "ready_timeout": "number"}
-    Params = ServeParams
+    Params = ModelServerParams
 
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
     @classmethod
-    def parse(cls, params: ServeParams, fail: Fail) -> Serve:
+    def parse(cls, params: ModelServerParams, fail: Fail) -> ModelServer:
         # Only the keys written (and engine): _spec reads a missing one as its default.
         values = {key: written(value) for key in params.__struct_fields__
                   if (value := getattr(params, key)) is not None}
@@ -61,11 +62,11 @@ class Serve(Kind):
         return (f"serve {self.values['model']} with {self.values['engine']} on port "
                 f"{self.values['port']}")
 
-    def _spec(self, ctx: StepContext, engine: str) -> tuple[ServeSpec, float]:
+    def _spec(self, ctx: StepContext, engine: str) -> tuple[ModelServerSpec, float]:
         got = {key: ctx.render(value, shell=False).strip() for key, value in self.values.items()}
         model = got["model"] or str(ctx.node.vars.get("serve_model", ""))
         if not model:
-            raise ServeStepError("no model: pass --var model=... or set serve_model in the "
+            raise ModelStepError("no model: pass --var model=... or set serve_model in the "
                                  "node's vars")
 
         def number(key: str, default: str, low: float, high: float, integer: bool) -> float:
@@ -73,30 +74,30 @@ class Serve(Kind):
             try:
                 value = float(raw)
             except ValueError:
-                raise ServeStepError(f"{key} {raw!r} is not a number") from None
+                raise ModelStepError(f"{key} {raw!r} is not a number") from None
             problem = number_problem(int(value) if integer and value.is_integer() else value,
                                      low=low, high=high, integer=integer)
             if problem:
-                raise ServeStepError(f"{key} {raw!r} {problem}")
+                raise ModelStepError(f"{key} {raw!r} {problem}")
             return value
 
         try:  # a port is digits, 1 to 65535: not "8000.0000001", "inf" or "8000;id"
             port = parse_port(got.get("port", ""))
         except ValueError as exc:
-            raise ServeStepError(f"port {exc}") from None
+            raise ModelStepError(f"port {exc}") from None
         try:
             args = split_args(got.get("args", ""))
         except ValueError as exc:  # unbalanced quoting: the step fails, with no traceback
-            raise ServeStepError(f"args {got.get('args', '')!r}: {exc}") from None
+            raise ModelStepError(f"args {got.get('args', '')!r}: {exc}") from None
         ray = got.get("ray", "false").lower()
         if ray not in TRUE + FALSE:
-            raise ServeStepError(f"ray {got['ray']!r} is not true or false")
-        spec = ServeSpec(engine=engine, model=model,
-                         port=port,
-                         host=got.get("host") or "127.0.0.1",
-                         tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
-                         ray=ray in TRUE, bin_dir=got.get("bin", ""), python=ctx.node.python,
-                         args=args)
+            raise ModelStepError(f"ray {got['ray']!r} is not true or false")
+        spec = ModelServerSpec(engine=engine, model=model,
+                               port=port,
+                               host=got.get("host") or "127.0.0.1",
+                               tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
+                               ray=ray in TRUE, bin_dir=got.get("bin", ""),
+                               python=ctx.node.python, args=args)
         return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
 
     async def plan(self, ctx: StepContext) -> Plan:
@@ -109,7 +110,7 @@ class Serve(Kind):
             return Plan(True, refusal=f"unknown engine {engine!r} (one of {', '.join(CHOICES)})")
         try:
             spec, timeout = self._spec(ctx, engine if engine != "auto" else "llama-server")
-        except ServeStepError as exc:  # a value the step needs is wrong: in --check too
+        except ModelStepError as exc:  # a value the step needs is wrong: in --check too
             return Plan(True, refusal=str(exc))
         if engine == "auto":
             found = await detect_engine(target, spec.bin_dir, spec.python)
