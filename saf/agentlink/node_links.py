@@ -1,12 +1,12 @@
-"""The metrics hub: one agent link per node, all feeding one store and one callback.
+"""NodeLinks: one agent link per node, all feeding one store and one callback.
 
-    hub = NodeLinks(fleet, nodes, emit=on_event, interval=1.0)
-    await hub.start()          # returns at once; links run in the background
-    hub.store.value("alpha", "cpu.percent")
-    hub.set_interval(0.5)
-    await hub.stop()           # agents stopped, every node `stopped`
+    links = NodeLinks(fleet, nodes, emit=on_event, interval=1.0)
+    await links.start()          # returns at once; links run in the background
+    links.store.value("alpha", "cpu.percent")
+    links.set_interval(0.5)
+    await links.stop()           # agents stopped, every node `stopped`
 
-Each event is applied to `hub.store` first, then handed to `emit`, so a consumer reading the
+Each event is applied to `links.store` first, then handed to `emit`, so a consumer reading the
 store from its callback sees the event's effect. A callback that raises is logged, never
 allowed to stop a link.
 

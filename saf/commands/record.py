@@ -45,17 +45,17 @@ async def _record(inventory, file: Path, seconds: float | None, interval: float,
     async with Fleet(inventory) as fleet:
         nodes = await fleet.select(selector)
         with RecordingWriter(file, nodes, cluster=inventory.cluster.name) as writer:
-            hub = NodeLinks(fleet, nodes, writer.write, interval=interval)
+            links = NodeLinks(fleet, nodes, writer.write, interval=interval)
             click.secho(f"recording {len(nodes)} node(s) to {file}; Ctrl-C stops",
                         dim=True, err=True)
             started = time.monotonic()
-            await hub.start()
+            await links.start()
             try:
                 while seconds is None or time.monotonic() - started < seconds:
                     await asyncio.sleep(min(1.0, seconds or 1.0))
                     writer.flush()
             finally:
-                await hub.stop()
+                await links.stop()
                 writer.flush()
                 click.secho(f"{writer.count} events in {time.monotonic() - started:.0f} s "
                             f"written to {file}", dim=True, err=True)

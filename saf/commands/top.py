@@ -43,16 +43,16 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         async with Fleet(inventory) as fleet:
             nodes = await fleet.select(selector)
             names = [n.name for n in nodes]
-            hub = NodeLinks(fleet, nodes, interval=interval)
-            await hub.start()
+            links = NodeLinks(fleet, nodes, interval=interval)
+            await links.start()
             try:
                 if once:
-                    return await _once(hub, names, max(n.connect_timeout for n in nodes)
+                    return await _once(links, names, max(n.connect_timeout for n in nodes)
                                        + ONCE_GRACE, as_json)
-                await _live(hub, names, interval)
+                await _live(links, names, interval)
                 return True
             finally:
-                await hub.stop()
+                await links.stop()
 
     try:
         ok = common.run(go())
@@ -62,8 +62,8 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         ctx.exit(1)
 
 
-async def _once(hub: NodeLinks, names: list[str], limit: float, as_json: bool) -> bool:
-    store = hub.store
+async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool) -> bool:
+    store = links.store
     deadline = time.monotonic() + limit
 
     def settled(name: str) -> bool:
@@ -85,11 +85,11 @@ async def _once(hub: NodeLinks, names: list[str], limit: float, as_json: bool) -
     return all(store.node(n).samples > 0 for n in names)
 
 
-async def _live(hub: NodeLinks, names: list[str], interval: float) -> None:
+async def _live(links: NodeLinks, names: list[str], interval: float) -> None:
     out = console()
 
     def view() -> Group:
-        return Group(top_table(hub.store, names, width=out.width), *problems(hub.store, names))
+        return Group(top_table(links.store, names, width=out.width), *problems(links.store, names))
 
     with Live(view(), console=out, auto_refresh=False, transient=False) as live:
         while True:
