@@ -128,7 +128,7 @@ def test_doctor_and_ray_down_run_the_probe_with_the_home_python(fleet: HomeFleet
     assert "not found" not in down.stdout
 
 
-def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) -> None:
+def test_the_models_recipe_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) -> None:
     """llama-cpp-python runs as `PYTHON -m llama_cpp.server`: with the home python it said
     `~/pyv/bin/python is not installed on this node`."""
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
