@@ -1,0 +1,73 @@
+"""`saf models fit MODEL` as a user runs it, on the loopback cluster: real agents report this
+machine's memory; the model is a real GGUF file written by the test."""
+
+from __future__ import annotations
+
+import json
+
+import psutil
+import pytest
+
+from tests.helpers.tiny_gguf import write_corrupt, write_tiny_llama
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return write_tiny_llama(tmp_path_factory.mktemp("fit") / "tiny.gguf", layers=4)
+
+
+def test_a_small_model_fits_on_every_node(asyncssh_cluster, model):
+    result = asyncssh_cluster.saf("models", "fit", str(model), COLUMNS="200")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{model}: gguf, 4 layers, context 512: needs ")
+    assert lines[1].split()[:4] == ["node", "memory", "free", "headroom"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert sorted(rows) == ["alpha", "beta", "gamma"]
+    for row in rows.values():
+        assert row[1] == "ram"   # no GPU here: llama.cpp on the CPU, in RAM
+        assert row[-1] == "yes"
+
+
+def test_the_figures_as_json_and_a_headroom_that_leaves_nothing(asyncssh_cluster, model):
+    result = asyncssh_cluster.saf("models", "fit", str(model), "--json", "--on", "alpha",
+                                  "--ctx", "1000", "--headroom", "99%")
+    assert result.returncode == 1, result.stderr
+    first, *rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert first["model"]["ctx"] == 1000
+    assert first["model"]["layers"] == 4
+    assert first["headroom"] == "99 %"
+    (alpha,) = rows
+    total = psutil.virtual_memory().total
+    assert alpha["node"] == "alpha"
+    assert alpha["memory"] == "ram"
+    assert 0 < alpha["free"] <= total
+    assert alpha["headroom"] == int(0.99 * total)
+    assert alpha["needed"] == first["model"]["total"]
+    assert alpha["fits"] is False
+
+
+def test_a_context_too_big_for_any_node(asyncssh_cluster, model):
+    result = asyncssh_cluster.saf("models", "fit", str(model), "--ctx", "100000000",
+                                  COLUMNS="200")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.count("no: short by") == 3
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--headroom", "lots"], "headroom 'lots'"),
+    (["--ctx", "0"], "--ctx"),
+])
+def test_bad_options_are_refused_before_connecting(asyncssh_cluster, model, args, why):
+    result = asyncssh_cluster.saf("models", "fit", str(model), *args)
+    assert result.returncode in (1, 2)
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_model(asyncssh_cluster, tmp_path):
+    bad = write_corrupt(tmp_path / "bad.gguf")
+    result = asyncssh_cluster.saf("models", "fit", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}: not a GGUF model saf can read" in result.stderr
+    assert "Traceback" not in result.stderr
