@@ -71,3 +71,26 @@ def test_a_file_that_is_not_a_model(asyncssh_cluster, tmp_path):
     assert result.returncode == 1
     assert f"{bad}: not a GGUF model saf can read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_node_that_does_not_answer_holds_nothing(asyncssh_cluster, model, tmp_path):
+    """A node whose port answers nothing has no reading: its row says why, nothing fits
+    there, and the model still fits on the others (exit 0)."""
+    import tomllib
+    from dataclasses import replace
+
+    import tomli_w
+
+    from tests.helpers.servers import free_port
+    data = tomllib.loads(asyncssh_cluster.inventory.read_text())
+    data["nodes"].append({"name": "ghost", "host": "127.0.0.1", "port": free_port()})
+    inv = tmp_path / "saf.toml"
+    inv.write_text(tomli_w.dumps(data))
+    result = replace(asyncssh_cluster, inventory=inv).saf("models", "fit", str(model),
+                                                          "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {r["node"]: r for r in map(json.loads, result.stdout.splitlines()[1:])}
+    assert rows["ghost"]["memory"] == "none"
+    assert rows["ghost"]["fits"] is False
+    assert "refused" in rows["ghost"]["why"]
+    assert rows["alpha"]["fits"] is True
