@@ -1,14 +1,23 @@
-"""`saf models fit MODEL` as a user runs it, on the loopback cluster: real agents report this
-machine's memory; the model is a real GGUF file written by the test."""
+"""`saf models fit MODEL` as a user runs it, on the loopback cluster (real agents report this
+machine's memory) and on a recording of GPU and Mac nodes; the model is a real GGUF file
+written by the test."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
 
+from saf.metrics.store import MetricsStore
+from saf.recording import load_recording
 from tests.helpers.tiny_gguf import write_corrupt, write_tiny_llama
+
+FRAMES = Path(__file__).parent / "fixtures" / "frames"
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +103,41 @@ def test_a_node_that_does_not_answer_holds_nothing(asyncssh_cluster, model, tmp_
     assert rows["ghost"]["fits"] is False
     assert "refused" in rows["ghost"]["why"]
     assert rows["alpha"]["fits"] is True
+
+
+def _saf(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "SAF_STATE_DIR": str(tmp_path / "state"),
+           "SAF_CONFIG_DIR": str(tmp_path / "config")}
+    return subprocess.run([sys.executable, "-m", "saf", *args], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=tmp_path)
+
+
+def test_gpu_and_unified_memory_from_a_recording(model, tmp_path):
+    """The recorded Mac Studios (unified memory) and NVIDIA node (its GPU's own memory): the
+    table uses the same readings the cockpit showed, no cluster needed."""
+    recording = FRAMES / "healthy-3-nodes.jsonl"
+    result = _saf("models", "fit", str(model), "--recording", str(recording), "--json",
+                  tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {r["node"]: r for r in map(json.loads, result.stdout.splitlines()[1:])}
+    store = MetricsStore()
+    for event in load_recording(recording).events:
+        store.apply(event)
+    gamma = store.node("gamma").sample["gpus"]
+    assert rows["gamma"]["memory"] == "gpu"
+    assert rows["gamma"]["free"] == sum(g["mem_total"] - g["mem_used"] for g in gamma)
+    for mac in ("alpha", "beta"):
+        assert rows[mac]["memory"] == "unified"
+        assert rows[mac]["free"] == store.node(mac).sample["memory"]["available"]
+    assert all(r["fits"] for r in rows.values())
+    # A context whose KV cache and compute outgrow the GPU's 24 GiB but not the Macs' memory.
+    result = _saf("models", "fit", str(model), "--recording", str(recording), "--ctx",
+                  "1500000", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
+    assert lines["alpha"].endswith("yes")
+    assert "no: short by" in lines["gamma"]
+    result = _saf("models", "fit", str(model), "--recording", str(recording), "--on",
+                  "tag:nvidia", "--ctx", "1500000", tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "alpha" not in result.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import click
 import httpx
@@ -21,9 +22,13 @@ from saf.inference.estimate import estimate
 from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
+from saf.inventory.model import Cluster, Defaults, Inventory
 from saf.metrics.events import NodeStatus
+from saf.metrics.store import MetricsStore
+from saf.recording import load_recording
 from saf.render.console import console, print_json_line
 from saf.render.models_view import check_renderable, endpoints_renderable
+from saf.select import select
 
 
 async def _listed(fleet: Fleet, selector: str, probe: bool = True) -> serving.ClusterServers:
@@ -213,6 +218,19 @@ async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
         await hub.stop()
 
 
+def _recorded_memory(file: Path, selector: str) -> list[NodeMemory]:
+    """Each selected node's memory as its last sample in a recording left it."""
+    recording = load_recording(file)
+    nodes = select(Inventory(cluster=Cluster(recording.cluster), defaults=Defaults(),
+                             nodes=recording.nodes, path=file), selector)
+    store = MetricsStore()
+    for event in recording.events:
+        store.apply(event)
+    for node in nodes:
+        store.add_node(node.name)
+    return nodes_memory(store, [n.name for n in nodes], recording.end)
+
+
 @models.command("fit")
 @click.argument("model")
 @click.option("--ctx", "ctx_size", type=click.IntRange(1, 1 << 31), default=None, metavar="N",
@@ -223,11 +241,14 @@ async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
 @click.option("--headroom", default=None, metavar="X",
               help="Kept back on every node: a share of its memory (10%), an amount (2GiB), "
                    "or both (10%,1GiB: whichever is more).  [default: 10%,1GiB]")
+@click.option("--recording", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Read each node's memory from its last sample in a "
+                                   "recording (`saf record`) instead of asking the nodes.")
 @click.option("--json", "as_json", is_flag=True,
               help="The estimate, then one JSON object per node.")
 @click.pass_context
 def fit(ctx: click.Context, model: str, ctx_size: int | None, selector: str,
-        headroom: str | None, as_json: bool) -> None:
+        headroom: str | None, recording: Path | None, as_json: bool) -> None:
     """Where MODEL (a GGUF file, a safetensors folder, or an HF id in the local Hugging Face
     cache, on this machine) would fit: what it needs (weights, KV cache at the context, a
     compute allowance) against each node's free GPU memory (unified memory on a Mac, RAM
@@ -235,13 +256,17 @@ def fit(ctx: click.Context, model: str, ctx_size: int | None, selector: str,
     when on none. See docs/placement.md."""
     kept = parse_headroom(headroom) if headroom else Headroom()
     needs = estimate(model, ctx=ctx_size)
-    inventory = common.inventory(ctx)
+    if recording is not None:
+        memory = _recorded_memory(recording, selector)
+    else:
+        inventory = common.inventory(ctx)
 
-    async def go() -> list[NodeMemory]:
-        async with Fleet(inventory) as fleet:
-            return await _memory(fleet, selector)
+        async def go() -> list[NodeMemory]:
+            async with Fleet(inventory) as fleet:
+                return await _memory(fleet, selector)
 
-    rows = fit_rows(common.run(go()), needs.total, kept)
+        memory = common.run(go())
+    rows = fit_rows(memory, needs.total, kept)
     if as_json:
         print_json_line({"model": needs.to_json(), "headroom": str(kept)})
         for row in rows:
