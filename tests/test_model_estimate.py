@@ -206,3 +206,26 @@ def test_a_folder_without_config_and_a_missing_path(tmp_path):
         estimate(str(tmp_path))
     with pytest.raises(SafError, match="no such file or folder"):
         estimate(str(tmp_path / "nothing.gguf"))
+
+
+def test_a_split_gguf_counts_every_split(tmp_path):
+    """A model cut by gguf-split: the weights of every NAME-0000i-of-0000n.gguf, read from
+    the first; a missing split or a split that is not named so is refused."""
+    first = write_tiny_llama(tmp_path / "m-00001-of-00002.gguf",
+                             extra={"split.no": 0, "split.count": 2})
+    second = write_tiny_llama(tmp_path / "m-00002-of-00002.gguf", layers=3,
+                              extra={"split.no": 1, "split.count": 2})
+    est = estimate(str(first))
+    assert est.weights == read_gguf(first).data_bytes + read_gguf(second).data_bytes
+    second.unlink()
+    with pytest.raises(SafError, match=r"split 2 of 2 \(m-00002-of-00002.gguf\) is missing"):
+        estimate(str(first))
+    odd = first.rename(tmp_path / "renamed.gguf")
+    with pytest.raises(SafError, match="not named"):
+        estimate(str(odd))
+
+
+def test_a_quantized_kv_cache_takes_less(tmp_path):
+    path = write_tiny_llama(tmp_path / "m.gguf")
+    assert estimate(str(path), ctx=512, kv_bytes=1).kv_cache * 2 == estimate(
+        str(path), ctx=512).kv_cache

@@ -36,6 +36,7 @@ UBATCH = 512            # llama.cpp's default micro-batch (n_ubatch)
 F32 = 4
 KV_BYTES = 2            # f16 (llama.cpp's default cache type; vLLM's for bf16/f16 models)
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")  # llama.cpp's gguf-split names
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def hf_cache_folder(model_id: str, environ: dict[str, str] | None = None) -> Pat
     return found[0] if len(found) == 1 else None
 
 
-def _folder(folder: Path, label: str, ctx: int | None) -> ModelNeeds:
+def _folder(folder: Path, label: str, ctx: int | None, kv_bytes: int) -> ModelNeeds:
     try:
         config = json.loads((folder / "config.json").read_text())
     except OSError as exc:
@@ -178,23 +179,43 @@ def _folder(folder: Path, label: str, ctx: int | None) -> ModelNeeds:
     if not files:
         raise SafError(f"{label}: no .safetensors files beside config.json")
     return needs(label, sum(tensor_bytes(f) for f in files), config_shape(config, label),
-                 "safetensors", ctx)
+                 "safetensors", ctx, kv_bytes)
 
 
-def estimate(model: str, ctx: int | None = None) -> ModelNeeds:
+def gguf_weights(header: GgufHeader) -> int:
+    """The tensor bytes of a GGUF model, all its splits counted: a model cut by llama.cpp's
+    gguf-split (NAME-00001-of-00003.gguf, `split.count` in each) has its tensors in every
+    file, and llama.cpp loads them all when given the first."""
+    count = header.number("split.count") or 1
+    if count <= 1:
+        return header.data_bytes
+    found = SPLIT.match(header.path.name)
+    if not found or int(found[3]) != count:
+        raise SafError(f"{header.path}: one of {count} splits, but not named "
+                       f"NAME-00001-of-{count:05d}.gguf: the others cannot be found")
+    total = 0
+    for i in range(1, count + 1):
+        part = header.path.with_name(f"{found[1]}-{i:05d}-of-{count:05d}.gguf")
+        if not part.is_file():
+            raise SafError(f"{header.path}: split {i} of {count} ({part.name}) is missing")
+        total += read_gguf(part).data_bytes
+    return total
+
+
+def estimate(model: str, ctx: int | None = None, kv_bytes: int = KV_BYTES) -> ModelNeeds:
     """What `model` (a GGUF file, a safetensors folder, or an HF id in the local cache)
-    needs to be served at context `ctx`."""
+    needs to be served at context `ctx`, its KV cache `kv_bytes` an element (2: f16)."""
     path = Path(model).expanduser()
     if path.is_file():
         header = read_gguf(path)
-        return needs(model, header.data_bytes, gguf_shape(header), "gguf", ctx)
+        return needs(model, gguf_weights(header), gguf_shape(header), "gguf", ctx, kv_bytes)
     if path.is_dir():
-        return _folder(path, model, ctx)
+        return _folder(path, model, ctx, kv_bytes)
     if HF_ID.match(model):
         cached = hf_cache_folder(model)
         if cached is None:
             raise SafError(f"{model}: not a file or folder here, and not in the local Hugging "
                            "Face cache (download it first, e.g. `hf download "
                            f"{model}`)")
-        return _folder(cached, model, ctx)
+        return _folder(cached, model, ctx, kv_bytes)
     raise SafError(f"{model}: no such file or folder")

@@ -39,7 +39,7 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
 
 def write_tiny_llama(path: Path, seed: int = 7, *, layers: int = LAYERS, embed: int = EMBED,
                      heads: int = HEADS, heads_kv: int | None = None, ffn: int = FFN,
-                     context: int = 512) -> Path:
+                     context: int = 512, extra: dict[str, int] | None = None) -> Path:
     """The model above; the placement tests write it at other sizes (more layers, wider,
     fewer KV heads) to check saf's memory estimate against llama.cpp's own figures."""
     import gguf
@@ -71,6 +71,8 @@ def write_tiny_llama(path: Path, seed: int = 7, *, layers: int = LAYERS, embed: 
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
+    for key, value in (extra or {}).items():  # e.g. split.count, as llama.cpp's gguf-split
+        writer.add_uint16(key, value)
 
     kv_width = embed // heads * (heads if heads_kv is None else heads_kv)
     writer.add_tensor("token_embd.weight", rand(vocab, embed, scale=1.0))
