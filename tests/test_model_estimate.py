@@ -111,6 +111,12 @@ def _string(s: bytes) -> bytes:
     # an array of 2**40 strings
     (_header(kv_count=1, kvs=_string(b"k") + struct.pack("<IIQ", 9, 8, 1 << 40)) + bytes(8),
      "longer than the file"),
+    # a token array whose second string claims 2**40 bytes
+    (_header(kv_count=1, kvs=_string(b"k") + struct.pack("<IIQ", 9, 8, 2) + _string(b"a")
+             + struct.pack("<Q", 1 << 40)) + bytes(32), "a string of 1099511627776 bytes"),
+    # a token array whose strings run past the end of the file
+    (_header(kv_count=1, kvs=_string(b"k") + struct.pack("<IIQ", 9, 8, 3) + _string(b"a")
+             + struct.pack("<Q", 30)) + bytes(24), "the file ends first"),
     # an unknown value type
     (_header(kv_count=1, kvs=_string(b"k") + struct.pack("<I", 77)) + bytes(8), "value type 77"),
     # arrays nested deeper than two
