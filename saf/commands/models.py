@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import click
 import httpx
 
+from saf.agentlink.node_links import NodeLinks
+from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory, parse_headroom
+from saf.cluster.placement import fit_rows, rows_text
 from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
+from saf.format import fmt_bytes
 from saf.inference import checks as saved_checks
 from saf.inference import cluster as model_servers
+from saf.inference.estimate import estimate
 from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
+from saf.inventory.model import Cluster, Defaults, Inventory
+from saf.metrics.events import NodeStatus
+from saf.metrics.store import MetricsStore
+from saf.recording import load_recording
 from saf.render.console import console, print_json_line
 from saf.render.models_view import check_renderable, endpoints_renderable
+from saf.select import select
 
 
 async def _listed(fleet: Fleet, selector: str, probe: bool = True
@@ -181,3 +193,93 @@ def logs(ctx: click.Context, endpoint: str, lines: int) -> None:
     out.print(f"# {endpoint}: {path}", style="dim", markup=False, highlight=False)
     for line in text:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+READING_GRACE = 20.0  # seconds beyond the connect timeout to wait for every node's first sample
+
+
+async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
+    """Each chosen node's memory from one sample of its agent (a node that gives none in time
+    has no reading, and nothing fits there)."""
+    nodes = await fleet.select(selector)
+    links = NodeLinks(fleet, nodes, interval=0.5)
+    await links.start()
+    try:
+        deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + READING_GRACE
+        names = [n.name for n in nodes]
+
+        def settled(name: str) -> bool:
+            state = links.store.node(name)
+            return state.samples > 0 or state.status == NodeStatus.LOST
+
+        while not all(settled(n) for n in names) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return nodes_memory(links.store, names, time.time())
+    finally:
+        await links.stop()
+
+
+def _recorded_memory(file: Path, selector: str) -> list[NodeMemory]:
+    """Each selected node's memory as its last sample in a recording left it."""
+    recording = load_recording(file)
+    nodes = select(Inventory(cluster=Cluster(recording.cluster), defaults=Defaults(),
+                             nodes=recording.nodes, path=file), selector)
+    store = MetricsStore()
+    for event in recording.events:
+        store.apply(event)
+    for node in nodes:
+        store.add_node(node.name)
+    return nodes_memory(store, [n.name for n in nodes], recording.end)
+
+
+@models.command("fit")
+@click.argument("model")
+@click.option("--ctx", "ctx_size", type=click.IntRange(1, 1 << 31), default=None, metavar="N",
+              help="The context size it will be served with (default: 4096, or the "
+                   "model's own if smaller).")
+@click.option("--on", "selector", default="all", show_default=True, metavar="SEL",
+              help="Which nodes to consider (see `saf exec --help`).")
+@click.option("--headroom", default=None, metavar="X",
+              help="Kept back on every node: a share of its memory (10%), an amount (2GiB), "
+                   "or both (10%,1GiB: whichever is more).  [default: 10%,1GiB]")
+@click.option("--recording", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Read each node's memory from its last sample in a "
+                                   "recording (`saf record`) instead of asking the nodes.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The estimate, then one JSON object per node.")
+@click.pass_context
+def fit(ctx: click.Context, model: str, ctx_size: int | None, selector: str,
+        headroom: str | None, recording: Path | None, as_json: bool) -> None:
+    """Where MODEL (a GGUF file, a safetensors folder, or an HF id in the local Hugging Face
+    cache, on this machine) would fit: what it needs (weights, KV cache at the context, a
+    compute allowance) against each node's free GPU memory (unified memory on a Mac, RAM
+    without a GPU) from its agent, less the headroom. Exits 0 when it fits on some node, 1
+    when on none. See docs/placement.md."""
+    kept = parse_headroom(headroom) if headroom else Headroom()
+    needs = estimate(model, ctx=ctx_size)
+    if recording is not None:
+        memory = _recorded_memory(recording, selector)
+    else:
+        inventory = common.inventory(ctx)
+
+        async def go() -> list[NodeMemory]:
+            async with Fleet(inventory) as fleet:
+                return await _memory(fleet, selector)
+
+        memory = common.run(go())
+    rows = fit_rows(memory, needs.total, kept)
+    if as_json:
+        print_json_line({"model": needs.to_json(), "headroom": str(kept)})
+        for row in rows:
+            print_json_line({"node": row.node, "memory": row.kind, "free": row.free,
+                             "headroom": row.headroom, "available": row.available,
+                             "needed": row.needed, "fits": row.fits, "why": row.why})
+    else:
+        out = console()
+        out.print(f"{model}: {needs.format}, {needs.layers} layers, context {needs.ctx}: "
+                  f"needs {fmt_bytes(needs.total)} (weights {fmt_bytes(needs.weights)}, "
+                  f"KV cache {fmt_bytes(needs.kv_cache)}, compute {fmt_bytes(needs.compute)}); "
+                  f"headroom {kept}", markup=False, highlight=False)
+        out.print(rows_text(rows), markup=False, highlight=False, soft_wrap=True)
+    if not any(r.fits for r in rows):
+        ctx.exit(1)
