@@ -28,7 +28,8 @@ The agent exits when its stdin closes, so it never outlives its connection.
 """
 
 import json
-from typing import Optional, TypedDict
+from collections.abc import Mapping
+from typing import Optional, TypedDict, Union
 
 PROTOCOL_VERSION = 1
 # The agent's own version, in its hello: the agent runs on nodes where saf is not installed, so
@@ -222,17 +223,18 @@ FRAME_FIELDS = {"hello": HelloFrame, "sample": SampleFrame, "error": ErrorFrame,
 class FrameError(ValueError):
     """A line that is not a valid frame. `reason` is a short word for counting."""
 
-    def __init__(self, reason, message):
+    def __init__(self, reason: str, message: str) -> None:
         ValueError.__init__(self, message)
         self.reason = reason
 
 
-def encode(frame):
+def encode(frame: Mapping[str, object]) -> str:
     """One frame as a line of compact JSON (with the newline)."""
     return json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def decode(line):
+def decode(line: Union[str, bytes]) -> dict[str, object]:
+
     """Parse one line into a frame dict, or raise FrameError saying what is wrong."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", "replace")

@@ -47,7 +47,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             module, _, attr = COMMANDS[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):  # a mistake in COMMANDS
+                raise TypeError(f"{COMMANDS[name]} is not a click command")
+            return command
         return super().get_command(ctx, name)
 
 

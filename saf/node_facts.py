@@ -77,4 +77,5 @@ async def gather_facts(conn: Connector) -> NodeFacts:
     result = await conn.run(_SCRIPT.replace("{python}", program(conn.node.python)),
                             timeout=conn.node.connect_timeout * 3)
     return NodeFacts(node=conn.node.name, reachable=True, latency_ms=round(latency, 1),
+                     # parse() answers each NodeFacts field with its own type, as a dict.
                      **parse(conn.node.name, result.stdout))  # type: ignore[arg-type]

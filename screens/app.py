@@ -24,7 +24,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from saf.screens.messages import NodesChanged, ReplayMoved, Tick
 from saf.screens.registry import HOME, SCREENS, entry
@@ -385,7 +385,7 @@ class SafApp(App[None]):
         return False
 
     # -- the command palette ----------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every screen, node, recipe and action by name, each once: Textual's own ("Theme"
         lists every theme, "Quit") stand for saf's bindings of the same name, and "Go to"
         for the keys that open screens."""

@@ -179,7 +179,7 @@ class NodeScreen(SafScreen[None]):
                 continue
             if table.row_count == 0:
                 continue
-            index = int(table.id.removeprefix("procs-"))  # type: ignore[union-attr]
+            index = int((table.id or "").removeprefix("procs-"))
             pid = int(str(table.get_row_at(table.cursor_row)[0]))
             gpu = next((g for g in view.gpus if g.index == index), None)
             name = next((p.name for p in (gpu.processes if gpu else ()) if p.pid == pid), "?")

@@ -68,7 +68,7 @@ class AgentLink:
         self.emit(AgentStatus(node=self.node, status=status, reason=reason, message=message,
                               retry_in=retry_in))
 
-    def send(self, command: dict) -> bool:
+    def send(self, command: dict[str, object]) -> bool:
         """Write a command to the running agent; False when none is running."""
         if self.process is None:
             return False

@@ -55,6 +55,7 @@ class CockpitTable(Struct, forbid_unknown_fields=True, frozen=True):
     readonly_reason: str | None = None
     keymap: Annotated[dict[str, str], Meta(description='a table of binding id = "keys"')
                       ] | None = None
+    # ThresholdsTable is built by msgspec.defstruct at import: a class mypy cannot see.
     thresholds: ThresholdsTable | None = None  # type: ignore[valid-type]
 
 

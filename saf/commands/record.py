@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from saf.commands import common
+from saf.inventory.model import Inventory
 
 
 @click.command("record")
@@ -36,7 +37,7 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
     common.run(_record(inventory, file, seconds, interval, selector))
 
 
-async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
+async def _record(inventory: Inventory, file: Path, seconds: float | None, interval: float,
                   selector: str | None) -> None:
     from saf.agentlink.node_links import NodeLinks
     from saf.fleet import Fleet

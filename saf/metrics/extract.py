@@ -127,7 +127,7 @@ class Shape:
                 self._readers.append(_Keys((section, i), item, None, ident=key))
         return True
 
-    def values(self, frame: dict[str, Any]) -> array | None:
+    def values(self, frame: dict[str, Any]) -> array[float] | None:
         """The frame's numbers in `names` order, or None when it is not of this shape."""
         out: list[Any] = []
         extend = out.extend

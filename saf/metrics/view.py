@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, cast
+from typing import cast
 
 from saf.agents.protocol import CollectorStatus, HelloFrame, SampleFrame
 from saf.format import MISSING, fmt_bytes
-from saf.metrics.events import NodeStatus
+from saf.metrics.events import NodeStatus as NodeStatus  # re-exported: a NodeView's status
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
 
@@ -38,13 +38,12 @@ def node_status(state: NodeState, now: float) -> NodeStatus:
     return NodeStatus.UP if state.status == NodeStatus.UP else NodeStatus.CONNECTING
 
 
-def num(value: Any) -> float | None:
+def num(value: object) -> float | None:
     """A number from a frame as a float; None for null, a missing field or a non-number
     (bool included). By exact type: it runs some forty times per node per second."""
-    kind = type(value)
-    if kind is float:
+    if type(value) is float:
         return value
-    if kind is int:
+    if type(value) is int:
         return float(value)
     return None
 

@@ -85,7 +85,9 @@ def machines(inventory: Inventory) -> int:
 
 
 def shares_machine(inventory: Inventory, node: Node) -> bool:
-    key = lambda n: "loopback" if is_loopback(n.host) or n.connection == "local" else n.host  # noqa: E731
+    def key(n: Node) -> str:
+        return "loopback" if is_loopback(n.host) or n.connection == "local" else n.host
+
     return sum(1 for n in inventory.nodes if key(n) == key(node)) > 1
 
 

@@ -62,9 +62,10 @@ class Seen:
 
 def _head_ip(inventory: Inventory, seen: dict[str, Seen]) -> str | None:
     head = inventory.head
-    if head is None or head.name not in seen or seen[head.name].facts is None:
+    facts = seen[head.name].facts if head is not None and head.name in seen else None
+    if head is None or facts is None:
         return None
-    ip, _ = rc.node_ip(head, seen[head.name].facts)  # type: ignore[arg-type]
+    ip, _ = rc.node_ip(head, facts)
     return ip
 
 

@@ -15,7 +15,7 @@ from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
 from saf.ray.dashboard import Dashboard, DashboardSilent, through_forward
 from saf.ray.facts import NodeFacts
-from saf.ray.node_call import node_facts
+from saf.ray.node_call import Run, node_facts
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def head_of(inventory: Inventory) -> Node:
     return head
 
 
-def connector_run(conn: Connector):  # type: ignore[no-untyped-def]
+def connector_run(conn: Connector) -> Run:
     async def run(command: str, *, quiet: bool = True) -> RunResult:
         del quiet
         return await conn.run(command)

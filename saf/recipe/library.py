@@ -23,7 +23,7 @@ def shipped_folder() -> Path | None:
     with contextlib.suppress(ModuleNotFoundError, TypeError):
         folder = importlib.resources.files("saf.recipes")
         if isinstance(folder, Path) or hasattr(folder, "__fspath__"):
-            return Path(folder)  # type: ignore[arg-type]
+            return Path(folder)  # type: ignore[arg-type]  # has __fspath__: checked above
     return None
 
 

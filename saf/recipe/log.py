@@ -188,7 +188,7 @@ class RunSummary:
         """The index of the first step that did not end well on all its nodes (a failure
         the step allowed with on_failure=continue counts as finished)."""
         for step in self.started.steps:
-            index = step["index"]
+            index: int = step["index"]
             if index < self.started.start_step:
                 continue
             for node in step["nodes"]:

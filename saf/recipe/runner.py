@@ -215,6 +215,7 @@ class Runner:
         else:
             path = ctx.render(step.creates or "", shell=False)
             test, why = f"test -e {shell_path(path)}", f"{path} exists"
+        # Only shell steps are fused (their kind has `command`); step.kind is any kind's type.
         command = ctx.render(step.kind.command)  # type: ignore[attr-defined]
         script = (f"if {{ {test}\n}} </dev/null >/dev/null 2>&1; then echo {marker}; exit 0; fi\n"
                   + command)

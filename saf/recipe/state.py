@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from saf.events import Event
 from saf.recipe.events import (
@@ -47,7 +48,7 @@ class RunState:
         return RunStatus.RUNNING if self.started is not None else RunStatus.IDLE
 
     @property
-    def steps(self) -> list[dict]:
+    def steps(self) -> list[dict[str, Any]]:
         return list(self.started.steps) if self.started else []
 
     @property

@@ -132,7 +132,7 @@ class RunView:
         if self._live is not None:
             self._live.refresh()
 
-    def _step(self, index: int) -> dict | None:
+    def _step(self, index: int) -> dict[str, Any] | None:
         if self.started is None:
             return None
         return next((s for s in self.started.steps if s["index"] == index), None)

@@ -377,7 +377,8 @@ def _problems(checks: dict[str, Any], plans: dict[str, Any]) -> tuple[list[str],
                 problems.append(check.why)
             for peer, result in sorted(check.pings.items()):
                 if not result.ok:
-                    bad_links.add(tuple(sorted((name, peer))))  # type: ignore[arg-type]
+                    low, high = sorted((name, peer))
+                    bad_links.add((low, high))
                     tail.append(f"{name} -> {peer}: {result.detail}")
             plan = plans.get(name)
             if isinstance(plan, NodePlan):
