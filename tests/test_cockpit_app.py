@@ -5,6 +5,7 @@ really happen."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -297,7 +298,8 @@ def _with_pid(recording: Recording, old: int, new: int) -> Recording:
 async def gpu_process_on_the_node_screen() -> AsyncIterator[tuple[SafApp, Any, subprocess.Popen]]:
     """The node screen of a recorded NVIDIA node whose GPU process is a real local process
     (the victim), open; the victim and the fleet are gone afterwards, passed or failed."""
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    victim = await asyncio.to_thread(subprocess.Popen,
+                                     [sys.executable, "-c", "import time; time.sleep(60)"])
     local = Node("gpu1", "localhost", connection="local")
     fleet = Fleet(Inventory(Cluster(), Defaults(), (local,)))
     try:

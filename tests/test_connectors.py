@@ -63,7 +63,7 @@ async def test_quoted_values_reach_the_node_literally(cluster, tmp_path):
     async with fleet_of(cluster) as fleet:
         result = await fleet.connector("beta").run(f"printf '%s' {quote(NASTY)}")
     assert result.stdout == NASTY + "\n" or result.stdout == NASTY
-    assert not os.path.exists("/tmp/saf-pwned")
+    assert not await asyncio.to_thread(os.path.exists, "/tmp/saf-pwned")
 
 
 async def test_input_line_reaches_the_command_but_not_the_process_list(conn):

@@ -64,18 +64,20 @@ async def test_the_agent_reports_its_veth_as_the_cluster_interface(netns_cluster
     interfaces and marks eth0 (the address saf reached it on) as the cluster's."""
     inv = load_inventory(netns_cluster.inventory_path)
     samples: dict[str, dict] = {}
+    every_node = asyncio.Event()
 
     def keep(event) -> None:
         if isinstance(event, SampleReceived):
             samples[event.node] = event.frame
+            if len(samples) == len(inv.nodes):
+                every_node.set()
 
     async with Fleet(inv) as fleet:
         hub = MetricsHub(fleet, inv.nodes, keep, interval=0.3)
         await hub.start()
         try:
             async with asyncio.timeout(60):
-                while len(samples) < len(inv.nodes):
-                    await asyncio.sleep(0.05)
+                await every_node.wait()
         finally:
             await hub.stop()
     for node in netns_cluster.nodes:

@@ -9,6 +9,7 @@ restart, the never-ready and the corrupt-model tests. Every server is stopped at
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -214,7 +215,7 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
         from rich.console import Console
         from saf.screens.widgets import palette
 
-        shown = Console(width=120, record=True, file=open(os.devnull, "w"))
+        shown = Console(width=120, record=True, file=io.StringIO())
         shown.print(screen._detail(screen.current(), palette(app)))
         text = shown.export_text()
         assert "ttft" in text

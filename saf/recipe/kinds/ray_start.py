@@ -110,7 +110,7 @@ def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None
         return None, str(exc)
 
 
-async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> RayStatus:
+async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> RayStatus:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
     """Poll the dashboard until every named node is ALIVE; the last status read either way."""
     deadline = time.monotonic() + timeout
     status: RayStatus | None = None
