@@ -178,45 +178,42 @@ def _zeros_fd():
         return None
 
 
-def send_streams(socks, control):
-    """The sending end: send on every stream until the receiver says stop; then answer with
-    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
-    stop = threading.Event()
-    zero = _zeros_fd()
-    buf = memoryview(bytearray(CHUNK))
+def _pump(sock, zero, buf, stop):
+    """Send on `sock` until `stop` is set: sendfile() from the zeros file `zero` where there
+    is one, else `buf` again and again. A closed connection ends it."""
+    fd = sock.fileno()
+    try:
+        if zero is not None:
+            while not stop.is_set():
+                offset = 0
+                while offset < CHUNK and not stop.is_set():
+                    offset += os.sendfile(fd, zero, offset, CHUNK - offset)
+        else:
+            while not stop.is_set():
+                sock.send(buf)
+    except OSError:
+        pass
 
-    def pump(sock):
-        fd = sock.fileno()
-        try:
-            if zero is not None:
-                while not stop.is_set():
-                    offset = 0
-                    while offset < CHUNK and not stop.is_set():
-                        offset += os.sendfile(fd, zero, offset, CHUNK - offset)
-            else:
-                while not stop.is_set():
-                    sock.send(buf)
-        except OSError:
-            pass
 
-    threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in socks]
-    for t in threads:
-        t.start()
+def _follow_receiver(socks, control):
+    """Take the receiver's orders until it says stop (or goes away): (TCP_INFO per stream
+    and CPU seconds at the last "mark", the "stop" message or None)."""
     base = [tcp_info(s) for s in socks]
     cpu0 = cpu_seconds()
-    final = None
     while True:
         msg = control.recv(timeout=3600)
         if msg is None:
-            break
+            return base, cpu0, None
         if msg.get("mark"):
             base = [tcp_info(s) for s in socks]
             cpu0 = cpu_seconds()
         elif msg.get("stop"):
-            final = msg
-            break
-    cpu = cpu_seconds() - cpu0
-    infos = [tcp_info(s) for s in socks]
+            return base, cpu0, msg
+
+
+def _end_streams(socks, threads, stop, zero):
+    """Stop the senders, close their connections (the receiver sees the end) and the zeros
+    file."""
     stop.set()
     for s in socks:
         try:
@@ -229,6 +226,11 @@ def send_streams(socks, control):
         s.close()
     if zero is not None:
         os.close(zero)
+
+
+def _counted(base, infos):
+    """Each stream's TCP_INFO at the end, its counters made the counted part's (since
+    `base`); None for a stream without TCP_INFO."""
     streams = []
     for before, after in zip(base, infos):
         if after is None:
@@ -239,7 +241,24 @@ def send_streams(socks, control):
             then = (before or after).get(name)
             item[name] = None if after.get(name) is None or then is None else after[name] - then
         streams.append(item)
-    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": streams}}
+    return streams
+
+
+def send_streams(socks, control):
+    """The sending end: send on every stream until the receiver says stop; then answer with
+    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
+    stop = threading.Event()
+    zero = _zeros_fd()
+    buf = memoryview(bytearray(CHUNK))
+    threads = [threading.Thread(target=_pump, args=(s, zero, buf, stop), daemon=True)
+               for s in socks]
+    for t in threads:
+        t.start()
+    base, cpu0, final = _follow_receiver(socks, control)
+    cpu = cpu_seconds() - cpu0
+    infos = [tcp_info(s) for s in socks]
+    _end_streams(socks, threads, stop, zero)
+    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": _counted(base, infos)}}
     if final is not None:
         try:
             control.send(report)
