@@ -225,7 +225,8 @@ async def test_the_serving_screen_shows_and_checks_the_live_endpoint(
 
 def test_a_second_serve_is_skipped(fleet: Fleet, served: dict):
     done, finished = fleet.serve("alpha", fleet.model, fleet.port)
-    assert done.returncode == 0 and finished["status"] == "skipped", finished
+    assert done.returncode == 0, finished
+    assert finished["status"] == "skipped", finished
     assert json.loads(fleet.record("alpha", fleet.port).read_text())["pid"] == \
         served["record"]["pid"]
 
@@ -297,7 +298,8 @@ def test_streams_cut_short_are_counted_not_trusted(fleet: Fleet):
         check = fleet.saf("models", "check", f"beta:{port}", "--requests", "6",
                           "--concurrency", "3", "--max-tokens", "200", "--json")
         report = json.loads(check.stdout)
-        assert check.returncode == 1 and report["failed"] >= 1, report
+        assert check.returncode == 1, report
+        assert report["failed"] >= 1, report
         assert 1 <= report["bad"].get("cut_short", 0) <= report["failed"]
         assert any("cut short" in e for e in report["errors"])
     finally:
@@ -318,7 +320,8 @@ def test_restart_brings_up_a_new_process(fleet: Fleet, served: dict):
 def test_stop_leaves_no_process(fleet: Fleet, served: dict):
     pid = json.loads(fleet.record("alpha", fleet.port).read_text())["pid"]
     done = fleet.saf("models", "stop", f"alpha:{fleet.port}")
-    assert done.returncode == 0 and "stopped" in done.stdout, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "stopped" in done.stdout, done.stderr
     assert not running(pid)
     assert not fleet.record("alpha", fleet.port).exists()
     assert fleet.saf("models", "--json").stdout.strip() == ""

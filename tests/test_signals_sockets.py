@@ -172,7 +172,8 @@ async def test_cpp_publisher_decodes_exactly(cpp_publisher: Path) -> None:
     assert len(got) == len(expected)
     for want in expected:
         match = [g for g in got if g.symbol == want.symbol]
-        assert len(match) == 1 and same(match[0], want), (match, want)
+        assert len(match) == 1, (match, want)
+        assert same(match[0], want), (match, want)
     assert book.bad == {}
 
 
