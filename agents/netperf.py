@@ -194,46 +194,45 @@ def _zeros_fd() -> int | None:
         return None
 
 
-def send_streams(socks: Sequence[socket.socket],
-                 control: Control) -> tuple[Message | None, Message]:
-    """The sending end: send on every stream until the receiver says stop; then answer with
-    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
-    stop = threading.Event()
-    zero = _zeros_fd()
-    buf = memoryview(bytearray(CHUNK))
+def _pump(sock: socket.socket, zero: int | None, buf: memoryview,
+          stop: threading.Event) -> None:
+    """Send on `sock` until `stop` is set: sendfile() from the zeros file `zero` where there
+    is one, else `buf` again and again. A closed connection ends it."""
+    fd = sock.fileno()
+    try:
+        if zero is not None:
+            while not stop.is_set():
+                offset = 0
+                while offset < CHUNK and not stop.is_set():
+                    offset += os.sendfile(fd, zero, offset, CHUNK - offset)
+        else:
+            while not stop.is_set():
+                sock.send(buf)
+    except OSError:
+        pass
 
-    def pump(sock: socket.socket) -> None:
-        fd = sock.fileno()
-        try:
-            if zero is not None:
-                while not stop.is_set():
-                    offset = 0
-                    while offset < CHUNK and not stop.is_set():
-                        offset += os.sendfile(fd, zero, offset, CHUNK - offset)
-            else:
-                while not stop.is_set():
-                    sock.send(buf)
-        except OSError:
-            pass
 
-    threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in socks]
-    for t in threads:
-        t.start()
+def _follow_receiver(socks: Sequence[socket.socket], control: Control,
+                     ) -> tuple[list[TcpInfo | None], float, Message | None]:
+    """Take the receiver's orders until it says stop (or goes away): (TCP_INFO per stream
+    and CPU seconds at the last "mark", the "stop" message or None)."""
     base = [tcp_info(s) for s in socks]
     cpu0 = cpu_seconds()
-    final = None
     while True:
         msg = control.recv(timeout=3600)
         if msg is None:
-            break
+            return base, cpu0, None
         if msg.get("mark"):
             base = [tcp_info(s) for s in socks]
             cpu0 = cpu_seconds()
         elif msg.get("stop"):
-            final = msg
-            break
-    cpu = cpu_seconds() - cpu0
-    infos = [tcp_info(s) for s in socks]
+            return base, cpu0, msg
+
+
+def _end_streams(socks: Sequence[socket.socket], threads: list[threading.Thread],
+                 stop: threading.Event, zero: int | None) -> None:
+    """Stop the senders, close their connections (the receiver sees the end) and the zeros
+    file."""
     stop.set()
     for s in socks:
         try:
@@ -246,6 +245,11 @@ def send_streams(socks: Sequence[socket.socket],
         s.close()
     if zero is not None:
         os.close(zero)
+
+
+def _counted(base: list[TcpInfo | None], infos: list[TcpInfo | None]) -> list[TcpInfo | None]:
+    """Each stream's TCP_INFO at the end, its counters made the counted part's (since
+    `base`); None for a stream without TCP_INFO."""
     streams: list[TcpInfo | None] = []
     for before, after in zip(base, infos):
         if after is None:
@@ -256,7 +260,25 @@ def send_streams(socks: Sequence[socket.socket],
             then, now = (before or after).get(name), after.get(name)
             item[name] = None if now is None or then is None else now - then
         streams.append(item)
-    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": streams}}
+    return streams
+
+
+def send_streams(socks: Sequence[socket.socket],
+                 control: Control) -> tuple[Message | None, Message]:
+    """The sending end: send on every stream until the receiver says stop; then answer with
+    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
+    stop = threading.Event()
+    zero = _zeros_fd()
+    buf = memoryview(bytearray(CHUNK))
+    threads = [threading.Thread(target=_pump, args=(s, zero, buf, stop), daemon=True)
+               for s in socks]
+    for t in threads:
+        t.start()
+    base, cpu0, final = _follow_receiver(socks, control)
+    cpu = cpu_seconds() - cpu0
+    infos = [tcp_info(s) for s in socks]
+    _end_streams(socks, threads, stop, zero)
+    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": _counted(base, infos)}}
     if final is not None:
         try:
             control.send(report)

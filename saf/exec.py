@@ -30,7 +30,7 @@ class CommandFinished(Event):
 
 
 async def exec_on(fleet: Fleet, nodes: list[Node], command: str, emit: Emit, *,
-                  timeout: float | None = None) -> list[CommandFinished]:
+                  timeout: float | None = None) -> list[CommandFinished]:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
     """Run `command` on every node at once, streaming OutputLine events and one
     CommandFinished per node (in inventory order in the returned list)."""
     check_command_size(command)

@@ -36,14 +36,24 @@ from tests.helpers.servers import (
     write_inventory,
 )
 
+# Seconds wait_for gives a condition: a safety limit, not a timing assertion. A reconnection
+# after a killed server (the longest wait here) can take a backoff or two on a loaded machine.
+WAIT_LIMIT = 60.0
 
-async def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll until predicate() is true; a safety limit, not a timing assertion."""
-    deadline = time.monotonic() + timeout
+
+async def wait_for(predicate, what: str = "condition") -> None:
+    """Poll until predicate() is true, at most WAIT_LIMIT seconds."""
+    deadline = time.monotonic() + WAIT_LIMIT
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def whole_disks(names) -> set[str]:
+    """The whole disks among `names`, as /sys/block lists them, less loop and ram devices."""
+    return {d for d in names
+            if os.path.isdir(f"/sys/block/{d}") and not d.startswith(("loop", "ram"))}
 
 
 class Recorder:
@@ -129,8 +139,7 @@ async def test_agent_figures_match_psutil(cluster):
         # Whole disks, as /sys/block lists them, less loop and ram devices: the same set
         # the agent reports, and none missing (psutil also counts partitions).
         perdisk = psutil.disk_io_counters(perdisk=True) or {}
-        whole = {d for d in perdisk
-                 if os.path.isdir(f"/sys/block/{d}") and not d.startswith(("loop", "ram"))}
+        whole = whole_disks(perdisk)
         disks = {d["name"]: d for d in sample["disks"]}
         assert set(disks) == whole
         for disk, counters in disks.items():
@@ -259,7 +268,7 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
                 before = len(rec.of(mev.HelloReceived, "delta"))
                 await wait_for(lambda: len(rec.of(mev.HelloReceived, "delta")) > before
                                and hub.store.node("delta").status == mev.NodeStatus.UP,
-                               timeout=60, what="recovery")
+                               what="recovery")
             finally:
                 await hub.stop()
         lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
@@ -291,7 +300,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
                 await wait_for(lambda: hub.store.lost("delta"), what="lost")
                 await wait_for(lambda: hub.store.node("delta").status == mev.NodeStatus.UP
                                and len(rec.of(mev.HelloReceived)) >= 2,
-                               timeout=60, what="recovery")
+                               what="recovery")
             finally:
                 await hub.stop()
     finally:

@@ -113,7 +113,8 @@ def test_the_agent_starts_with_the_home_python(fleet: HomeFleet) -> None:
     done = fleet.saf("top", "--once", "--json", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == len(NAMES) and all(r.get("sample") for r in rows), done.stdout
+    assert len(rows) == len(NAMES), done.stdout
+    assert all(r.get("sample") for r in rows), done.stdout
 
 
 def test_doctor_and_ray_down_run_the_probe_with_the_home_python(fleet: HomeFleet) -> None:
@@ -153,7 +154,8 @@ def test_the_models_recipe_starts_llama_cpp_python_with_the_home_python(fleet: H
         assert "llama-cpp-python" in listed.stdout
         again = fleet.saf("run", "models", "--on", "alpha", "--var", "engine=llama-cpp-python",
                           "--var", f"model={model}", "--var", f"port={port}")
-        assert again.returncode == 0 and "skipped" in again.stdout, again.stdout
+        assert again.returncode == 0, again.stdout
+        assert "skipped" in again.stdout, again.stdout
     finally:
         for path in records.glob("*.json"):
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from saf.errors import ConfigError
 from saf.inventory import load_inventory
 from saf.inventory.importers import import_ansible, import_ray
+from saf.inventory.importers.draft import Draft
 from saf.select import select
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -35,17 +37,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def ansible_error(tmp_path: Path, text: str) -> ConfigError:
     path = write(tmp_path, "hosts.ini", text)
     with pytest.raises(ConfigError) as caught:
-        draft = import_ansible(path)
-        draft.validate(draft.to_toml("ansible"))
+        _import_and_validate(import_ansible, path, "ansible")
     return caught.value
 
 
 def ray_error(tmp_path: Path, text: str) -> ConfigError:
     path = write(tmp_path, "cluster.yaml", text)
     with pytest.raises(ConfigError) as caught:
-        draft = import_ray(path)
-        draft.validate(draft.to_toml("ray"))
+        _import_and_validate(import_ray, path, "ray")
     return caught.value
+
+
+def _import_and_validate(importer: Callable[[Path], Draft], path: Path, source: str) -> None:
+    """Import `path` and check the inventory it drafts, as `saf import` does."""
+    draft = importer(path)
+    draft.validate(draft.to_toml(source))
 
 
 # -- Ansible ---------------------------------------------------------------------------------

@@ -201,7 +201,8 @@ def test_the_timer_restores_unless_confirmed(tmp_path, detach_env):
     marker = tmp_path / "restored"
     armed = _sh(revert.arm(1, [f"echo old > {marker}"]), detach_env)
     folder = revert.armed_folder(armed.stdout)
-    assert armed.returncode == 0 and folder, armed.stderr
+    assert armed.returncode == 0, armed.stderr
+    assert folder, armed.stderr
     timer = int(Path(folder, "pid").read_text())
     assert _sh(revert.status(folder)).stdout.strip() == revert.ARMED
     deadline = time.monotonic() + 10

@@ -44,7 +44,9 @@ def llama_cpp_figures(log: str) -> dict[str, float]:
     model = sum(float(m) for m in re.findall(r"model buffer size =\s+([\d.]+) MiB", log))
     kv = re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB", log)
     compute = re.search(r"compute buffer size =\s+([\d.]+) MiB", log)
-    assert model and kv and compute, log[-3000:]
+    assert model, log[-3000:]
+    assert kv, log[-3000:]
+    assert compute, log[-3000:]
     return {"weights": model, "kv_cache": float(kv[1]), "compute": float(compute[1])}
 
 

@@ -9,6 +9,7 @@ restart, the never-ready and the corrupt-model tests. Every server is stopped at
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -214,7 +215,7 @@ async def test_the_models_screen_shows_and_checks_the_live_endpoint(
         from rich.console import Console
         from saf.screens.widgets import palette
 
-        shown = Console(width=120, record=True, file=open(os.devnull, "w"))
+        shown = Console(width=120, record=True, file=io.StringIO())
         shown.print(screen._detail(screen.current(), palette(app)))
         text = shown.export_text()
         assert "ttft" in text
@@ -224,7 +225,8 @@ async def test_the_models_screen_shows_and_checks_the_live_endpoint(
 
 def test_a_second_serve_is_skipped(fleet: Fleet, served: dict):
     done, finished = fleet.run_models("alpha", fleet.model, fleet.port)
-    assert done.returncode == 0 and finished["status"] == "skipped", finished
+    assert done.returncode == 0, finished
+    assert finished["status"] == "skipped", finished
     assert json.loads(fleet.record("alpha", fleet.port).read_text())["pid"] == \
         served["record"]["pid"]
 
@@ -296,7 +298,8 @@ def test_streams_cut_short_are_counted_not_trusted(fleet: Fleet):
         check = fleet.saf("models", "check", f"beta:{port}", "--requests", "6",
                           "--concurrency", "3", "--max-tokens", "200", "--json")
         report = json.loads(check.stdout)
-        assert check.returncode == 1 and report["failed"] >= 1, report
+        assert check.returncode == 1, report
+        assert report["failed"] >= 1, report
         assert 1 <= report["bad"].get("cut_short", 0) <= report["failed"]
         assert any("cut short" in e for e in report["errors"])
     finally:
@@ -317,7 +320,8 @@ def test_restart_brings_up_a_new_process(fleet: Fleet, served: dict):
 def test_stop_leaves_no_process(fleet: Fleet, served: dict):
     pid = json.loads(fleet.record("alpha", fleet.port).read_text())["pid"]
     done = fleet.saf("models", "stop", f"alpha:{fleet.port}")
-    assert done.returncode == 0 and "stopped" in done.stdout, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "stopped" in done.stdout, done.stderr
     assert not running(pid)
     assert not fleet.record("alpha", fleet.port).exists()
     assert fleet.saf("models", "--json").stdout.strip() == ""

@@ -78,7 +78,8 @@ def test_the_matrix_reads_python3_and_asks_only_for_ray(fresh: Fresh) -> None:
     assert "has no Ray in python3 (~/saf-venv/bin/python is not made yet)" in text
     rows = [line for line in text.splitlines() if line.lstrip("! ").startswith(tuple(NAMES))
             and "linux/" in line]
-    assert len(rows) == len(NAMES) and all(f"{fresh.version}*" in r for r in rows), text
+    assert len(rows) == len(NAMES), text
+    assert all(f"{fresh.version}*" in r for r in rows), text
 
 
 def test_the_exact_python_present_only_gets_a_venv(fresh: Fresh) -> None:
@@ -119,5 +120,6 @@ def test_a_python_with_arguments_not_made_yet_falls_back_to_python3(fresh: Fresh
     assert "could not run" not in text
     assert text.count("in python3, /usr/bin/env ~/saf-venv/bin/python not made yet") >= 2, text
     commands = [line for line in text.splitlines() if "would run:" in line]
-    assert commands and not [c for c in commands if "/usr/bin/env" in c], commands
+    assert commands, commands
+    assert not [c for c in commands if "/usr/bin/env" in c], commands
     assert text.count(f"{DEBIAN} -m venv \"$HOME\"/.saf/ray-venv") == len(NAMES), text

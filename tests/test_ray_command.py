@@ -195,7 +195,8 @@ def test_a_malformed_facts_answer_fails_naming_the_node_and_the_field(raw: dict,
         decode(json.dumps({"answer": "facts", **raw}), NodeFacts, "studio1")
     message = str(failed.value)
     assert message.startswith("studio1: the answer of saf's Ray probe (facts) is not what saf "
-                              "expects: ") and where in message, message
+                              "expects: "), message
+    assert where in message, message
 
 
 def test_every_action_has_its_answer_and_the_nodes_own_trouble_is_said() -> None:

@@ -202,7 +202,8 @@ async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
     """Each chosen node's memory from one sample of its agent (a node that gives none in time
     has no reading, and nothing fits there)."""
     nodes = await fleet.select(selector)
-    links = NodeLinks(fleet, nodes, interval=0.5)
+    changed = asyncio.Event()  # set on every event the links apply to their store
+    links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
     await links.start()
     try:
         deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + READING_GRACE
@@ -212,8 +213,15 @@ async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
             state = links.store.node(name)
             return state.samples > 0 or state.status == NodeStatus.LOST
 
-        while not all(settled(n) for n in names) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while not all(settled(n) for n in names):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except TimeoutError:
+                break
         return nodes_memory(links.store, names, time.time())
     finally:
         await links.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -43,12 +44,13 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         async with Fleet(inventory) as fleet:
             nodes = await fleet.select(selector)
             names = [n.name for n in nodes]
-            links = NodeLinks(fleet, nodes, interval=interval)
+            changed = asyncio.Event()  # set on every event the links apply to its store
+            links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=interval)
             await links.start()
             try:
                 if once:
                     return await _once(links, names, max(n.connect_timeout for n in nodes)
-                                       + ONCE_GRACE, as_json)
+                                       + ONCE_GRACE, as_json, changed)
                 await _live(links, names, interval)
                 return True
             finally:
@@ -62,16 +64,21 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         ctx.exit(1)
 
 
-async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool) -> bool:
+async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
+                changed: asyncio.Event) -> bool:
+    """Wait (at most `limit` s) until every node has a sample or is lost, then show them.
+    `changed` is set each time the links apply an event to its store."""
     store = links.store
-    deadline = time.monotonic() + limit
 
     def settled(name: str) -> bool:
         state = store.node(name)
         return state.samples > 0 or state.status == NodeStatus.LOST
 
-    while not all(settled(n) for n in names) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit):
+            while not all(settled(n) for n in names):
+                changed.clear()
+                await changed.wait()
     now = time.time()
     if as_json:
         for name in names:

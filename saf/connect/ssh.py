@@ -253,20 +253,13 @@ class SSHConnector(Connector):
         """The files the inventory names must be usable before any dial: asyncssh would say
         only 'No such file or directory' or 'Is a directory', not which file."""
         node = self.node
-        if self._client_keys is None and node.identity:
-            path = Path(node.identity).expanduser()
-            if not path.is_file():
-                why = "is a directory" if path.is_dir() else "does not exist"
-                raise ConnectError(node.name, Failure.CONFIG,
-                                   f"identity file {path} {why} (the inventory's identity)")
-        if node.known_hosts:
-            path = Path(node.known_hosts).expanduser()
-            if path.is_dir():
-                raise ConnectError(node.name, Failure.CONFIG,
-                                   f"known_hosts {path} is a directory, not a file")
-            if not path.exists():
-                # A new cluster's own known_hosts: the same answer as an unknown key.
-                raise await hostkeys.diagnose(node)
+        # In a thread: a home folder on a network filesystem can hang a stat.
+        problem = await asyncio.to_thread(_local_files_problem, node, self._client_keys is None)
+        if problem is _NO_KNOWN_HOSTS:
+            # A new cluster's own known_hosts: the same answer as an unknown key.
+            raise await hostkeys.diagnose(node)
+        if problem is not None:
+            raise ConnectError(node.name, Failure.CONFIG, problem)
 
     async def _open(self, command: str, *, binary: bool = False,
                     ) -> tuple[asyncssh.SSHClientProcess[Any], asyncio.Semaphore]:
@@ -378,6 +371,26 @@ class SSHConnector(Connector):
         for jump in reversed(self._jumps):
             await jump.close()
         self._jumps.clear()
+
+
+_NO_KNOWN_HOSTS = "no known_hosts file"
+
+
+def _local_files_problem(node: Node, check_identity: bool) -> str | None:
+    """What is wrong with the local files `node` names (its identity when `check_identity`,
+    its known_hosts), _NO_KNOWN_HOSTS when its known_hosts does not exist yet, or None."""
+    if check_identity and node.identity:
+        path = Path(node.identity).expanduser()
+        if not path.is_file():
+            why = "is a directory" if path.is_dir() else "does not exist"
+            return f"identity file {path} {why} (the inventory's identity)"
+    if node.known_hosts:
+        path = Path(node.known_hosts).expanduser()
+        if path.is_dir():
+            return f"known_hosts {path} is a directory, not a file"
+        if not path.exists():
+            return _NO_KNOWN_HOSTS
+    return None
 
 
 def _close_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[Any]]) -> None:

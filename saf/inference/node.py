@@ -48,7 +48,7 @@ class Target:
 
     @classmethod
     def of(cls, conn: Connector) -> Target:
-        async def run(command: str, timeout: float) -> RunResult:
+        async def run(command: str, timeout: float) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
             return await conn.run(command, timeout=timeout)
 
         return cls(conn.node.name, conn.node.python, run)
@@ -58,7 +58,7 @@ def script_command(python: str, request: dict[str, Any]) -> str:
     return f"{program(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
 
 
-async def _call(node: Target, request: dict[str, Any], timeout: float,
+async def _call(node: Target, request: dict[str, Any], timeout: float,  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
                 bad: BadLines) -> list[NodeEvent]:
     """The node script's events for `request`, each checked (saf.inference.records)."""
     result = await node.run(script_command(node.python, request), timeout)
@@ -106,7 +106,7 @@ class Started:
     seconds: float | None = None
 
 
-async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -> Started:
+async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """Start `spec` detached on the node and wait (at most `timeout` s) until it is ready; a
     server that exits or is not ready in time fails with its log's last lines (and is
     stopped). When the same server (engine, model, command line) already runs: skipped."""
@@ -115,7 +115,7 @@ async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -
 
 
 async def start_argv(node: Target, engine: str, model: str, port: int, host: str,
-                     argv: list[str], *, timeout: float) -> Started:
+                     argv: list[str], *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """start_server for a command line already made (a restart reuses the record's)."""
     bad = BadLines()
     request = {"op": "start", "port": port, "host": host, "engine": engine, "model": model,

@@ -43,7 +43,7 @@ class Rendezvous:
         if expected is not None and expected <= set(self._values.get(phase, {})):
             self._event(phase).set()
 
-    async def wait(self, phase: str, timeout: float) -> dict[str, Any]:
+    async def wait(self, phase: str, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
         try:
             await asyncio.wait_for(self._event(phase).wait(), max(timeout, 0.0))
         except TimeoutError:

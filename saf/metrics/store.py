@@ -85,14 +85,32 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
     second)."""
     names: list[str] = []
     values: list[float] = []
+    _add_cpu(sample.get("cpu") or {}, names, values)
+    _add_memory(sample.get("memory") or {}, names, values)
+    _add_sections(sample, names, values)
+    return names, values
+
+
+def _add_cpu(cpu: dict[str, Any], names: list[str], values: list[float]) -> None:
+    """The CPU's totals, each core's use and the load averages, in that order (the order
+    is part of a node's shape, saf.metrics.extract)."""
     name_, value_ = names.append, values.append
-    cpu = sample.get("cpu") or {}
     for key, name in _CPU_KEYS:
         v = _number(cpu.get(key))
         if v is not None:
             name_(name)
             value_(v)
-    per_core = cpu.get("per_core") or ()
+    _add_cores(cpu.get("per_core") or (), names, values)
+    # A node may report fewer load averages than three (or none): name what is there.
+    for name, value in zip(_LOAD_NAMES, cpu.get("load") or (), strict=False):
+        v = _number(value)
+        if v is not None:
+            name_(name)
+            value_(v)
+
+
+def _add_cores(per_core: Any, names: list[str], values: list[float]) -> None:
+    """Each core's use: all at once when they are all plain numbers, else one by one."""
     cores = [float(v) for v in per_core if type(v) is float or type(v) is int]
     if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # all plain numbers
         if len(_CORE_NAMES) < len(cores):
@@ -102,20 +120,22 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
     else:  # nulls (unmeasured cores) and odd types: one by one
         for i, v in enumerate(per_core):
             if type(v) is bool or isinstance(v, (int, float)):
-                name_(_core_name(i))
-                value_(float(v))
-    # A node may report fewer load averages than three (or none): name what is there.
-    for name, value in zip(_LOAD_NAMES, cpu.get("load") or (), strict=False):
-        v = _number(value)
-        if v is not None:
-            name_(name)
-            value_(v)
-    mem = sample.get("memory") or {}
+                names.append(_core_name(i))
+                values.append(float(v))
+
+
+def _add_memory(mem: dict[str, Any], names: list[str], values: list[float]) -> None:
     for key, value in mem.items():
         v = _number(value)
         if v is not None:
-            name_(_mem_name(key))
-            value_(v)
+            names.append(_mem_name(key))
+            values.append(v)
+
+
+def _add_sections(sample: dict[str, Any], names: list[str], values: list[float]) -> None:
+    """Every number of every item of the listed sections (GPUs, NICs, disks, ...), named
+    by the section's prefix and the item's key."""
+    name_, value_ = names.append, values.append
     for section, prefix, key in SECTIONS:
         for item in sample.get(section) or ():
             if not isinstance(item, dict) or item.get(key) is None:
@@ -130,7 +150,6 @@ def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
                 elif (t is bool or isinstance(v, (int, float))) and name != key:
                     name_(base + name)
                     value_(float(v))
-    return names, values
 
 
 @dataclass

@@ -56,10 +56,10 @@ def place_from(facts: NodeFacts, port: int | None) -> DashboardPlace:
 @contextlib.asynccontextmanager
 async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                          temp_dir: str = rc.DEFAULT_TEMP_DIR,
-                         timeout: float = 10.0) -> AsyncIterator[Dashboard]:
+                         request_timeout: float = 10.0) -> AsyncIterator[Dashboard]:
     """The head's dashboard through a forward. Raises RayError, saying how to start Ray,
     when nothing answers there, and what answered when something other than Ray's dashboard
-    does."""
+    does. `request_timeout` bounds each of its HTTP requests."""
     head = head_of(fleet.inventory)
     conn = fleet.connector(head)
     facts = await node_facts(connector_run(conn), head.name, head.python, temp_dir=temp_dir,
@@ -67,7 +67,7 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                              .record_path(head.name))
     place = place_from(facts, port)
     async with through_forward(conn.forward, head.host, place.port, place.bind,
-                               timeout=timeout) as dashboard:
+                               request_timeout=request_timeout) as dashboard:
         try:
             await dashboard.version()
         except RayError as exc:

@@ -81,7 +81,7 @@ class _NodeContext:
 
     async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
                   skip_marker: str | None = None, via: Connector | None = None,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
         try:  # prepare checked every field; this is what a kind built from them
             check_command_size(command)
         except UsageError as exc:

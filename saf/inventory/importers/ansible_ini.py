@@ -303,13 +303,27 @@ def _parents(draft: Draft, groups: dict[str, _Group]) -> dict[str, list[str]]:
 
 def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
           parents: dict[str, list[str]]) -> DraftNode:
+    member = _memberships(host, parents)
+    node = DraftNode(name=host.name, host=host.name, line=host.line)
+    _roles_and_tags(node, member)
+    _take_vars(draft, node, _merged_vars(host, member, groups, parents))
+    return node
+
+
+def _memberships(host: _Host, parents: dict[str, list[str]]) -> list[str]:
+    """Every group the host is in, directly or through a parent group, once each."""
     member: list[str] = []
     for group in host.groups:
         for g in [group, *parents.get(group, [])]:
             if g not in member:
                 member.append(g)
-    # Ansible's precedence: all, then groups from the most general to the most specific
-    # (ties by name), then the host's own variables.
+    return member
+
+
+def _merged_vars(host: _Host, member: list[str], groups: dict[str, _Group],
+                 parents: dict[str, list[str]]) -> dict[str, _Value]:
+    """The host's variables with its groups' in Ansible's precedence: all, then groups from
+    the most general to the most specific (ties by name), then the host's own variables."""
     def depth(g: str) -> int:
         return 1 + max((depth(p) for p in parents.get(g, []) if p != "all"), default=0)
 
@@ -319,8 +333,11 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
         if g in groups:
             merged.update(groups[g].vars)
     merged.update(host.vars)
+    return merged
 
-    node = DraftNode(name=host.name, host=host.name, line=host.line)
+
+def _roles_and_tags(node: DraftNode, member: list[str]) -> None:
+    """A role group makes its role; any other group but Ansible's implicit ones, a tag."""
     for g in member:
         if g in IMPLICIT_GROUPS:
             continue
@@ -330,6 +347,11 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
                 node.roles.append(role)
         elif g not in node.tags:
             node.tags.append(g)
+
+
+def _take_vars(draft: Draft, node: DraftNode, merged: dict[str, _Value]) -> None:
+    """Connection variables become the node's settings, others its vars; passwords are
+    left out with a warning."""
     for key, item in merged.items():
         if key in SECRET_VARS:
             warning = (f"line {item.line}: left out {key} (saf never stores passwords; "
@@ -338,11 +360,8 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
                 draft.warnings.append(warning)
         elif key in CONNECTION_VARS:
             _connection_var(draft, node, CONNECTION_VARS[key], key, item)
-        elif item.value is None:
-            continue
-        else:
+        elif item.value is not None:
             node.vars[key] = _tomlable(item.value)
-    return node
 
 
 def _connection_var(draft: Draft, node: DraftNode, setting: str, key: str,

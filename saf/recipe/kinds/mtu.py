@@ -345,7 +345,7 @@ async def _resolve(host: str) -> list[str]:
 
 
 async def _ping(ctx: StepContext, mine: NodePlan, peers: dict[str, Any],
-                via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:
+                via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
     """DF pings from this node to each peer's cluster address: peer name -> result (None
     when the node's shell did not answer at all)."""
     addresses = {p.net.found.address: n for n, p in peers.items() if isinstance(p, NodePlan)}
