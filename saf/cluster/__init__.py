@@ -1,0 +1,1 @@
+"""The declared cluster: what `saf up` keeps running on the nodes (docs/services.md)."""
