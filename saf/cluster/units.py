@@ -212,8 +212,9 @@ def render_launchd(spec: ServiceSpec, *, daemon: bool, home: str) -> bytes:
     if spec.env_file:
         args = ["/bin/sh", "-c", _ENV_FILE_SHIM, spec.env_file, *args]
     log = launchd_log(spec, daemon=daemon).replace("$HOME", home)
-    keep: bool | dict[str, bool] = {"always": True, "on-failure": {"SuccessfulExit": False},
-                                    "no": False}[spec.restart]
+    keeps: dict[str, bool | dict[str, bool]] = {
+        "always": True, "on-failure": {"SuccessfulExit": False}, "no": False}
+    keep = keeps[spec.restart]
     job: dict[str, object] = {
         "Label": spec.label, "ProgramArguments": args, "RunAtLoad": True, "KeepAlive": keep,
         "ThrottleInterval": max(RESTART_SEC, 1), "StandardOutPath": log,

@@ -13,6 +13,7 @@ from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.reboot import Reboot
 from saf.recipe.kinds.serve import Serve
+from saf.recipe.kinds.service import Service
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.sysctl import Sysctl
 from saf.recipe.kinds.upload import Upload
@@ -26,3 +27,6 @@ __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
 
 # The Ray cluster's kinds (docs/ray.md).
 KINDS.update({kind.name: kind for kind in (RayStart, RayStop, PythonMatch)})
+
+# The declared cluster's kinds (docs/services.md).
+KINDS.update({kind.name: kind for kind in (Service,)})

@@ -1,0 +1,208 @@
+"""The `service` step where the node has no init system saf can use (this machine: no
+systemd running; the node's facts root is an empty folder, so a CI machine that boots
+systemd is never given a unit): saf's supervisor, for real, over a real SSH server on
+loopback. A small program writes a heartbeat; kill -9 it and the supervisor starts it again
+(restart = "always") or not ("no"); `state = "absent"` leaves nothing running.
+
+Processes are found only through what this test started: the pids the supervisor writes in
+the test's own node home, each checked to carry the test's unique marker in its command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from saf.cluster.service import read_status
+from saf.cluster.units import ServiceSpec
+from saf.demo.node_server import NodeServer
+from saf.events import Event
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
+from saf.recipe import load_recipe
+from saf.recipe.events import NodeStepFinished
+from saf.recipe.prepare import prepare
+from saf.recipe.runner import Runner
+from tests.helpers.servers import ClientKeys, LoopThread, write_inventory
+
+BEAT = """import os, sys, time
+while True:
+    with open(sys.argv[1], "a") as f:
+        f.write("%d %f\\n" % (os.getpid(), time.time()))
+    time.sleep(0.2)
+"""
+
+
+class Node:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.marker = f"saf-beat-{uuid.uuid4().hex[:12]}"
+        self.home = root / "home"
+        self.home.mkdir(parents=True)
+        (root / "facts").mkdir()  # no /run/systemd/system: no init system saf may use
+        self.keys = ClientKeys(root / "keys")
+        self.loop = LoopThread()
+        self.server = NodeServer("n", self.home, authorized_keys=[self.keys.key],
+                                 env={"SAF_FACTS_ROOT": str(root / "facts")})
+        self.loop.call(self.server.start())
+        self.keys.trust(self.server.port,
+                        self.server.host_key.export_public_key("openssh").decode().strip())
+        self.inventory = write_inventory(root / "saf.toml", self.keys, [
+            {"name": "n", "host": "127.0.0.1", "port": self.server.port}],
+            python=sys.executable)
+        (root / "beat.py").write_text(BEAT)
+        self.beats = root / "beats.log"
+
+    @property
+    def folder(self) -> Path:
+        return self.home / ".saf" / "services" / "beat"
+
+    def recipe(self, restart: str, state: str = "present") -> Path:
+        path = self.root / f"service-{restart}-{state}.toml"
+        path.write_text(
+            'name = "svc"\n\n[[steps]]\nkind = "service"\nservice = "beat"\n'
+            f'command = "{sys.executable} {self.root}/beat.py {self.beats} {self.marker}"\n'
+            f'restart = "{restart}"\nstate = "{state}"\nsettle = 1\n')
+        return path
+
+    def ours(self, pid: int | None) -> psutil.Process | None:
+        """The process `pid` if it is alive and this test's (its command line holds the
+        marker or the node home), else None."""
+        if not pid:
+            return None
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            line = " ".join(proc.cmdline())
+            if proc.status() != psutil.STATUS_ZOMBIE and (
+                    self.marker in line or str(self.home) in line):
+                return proc
+        return None
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.folder / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def supervisor(self) -> psutil.Process | None:
+        try:
+            return self.ours(int((self.folder / "supervisor.pid").read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> None:
+        for proc in (self.supervisor(), self.ours(self.state().get("pid"))):
+            if proc is not None:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+        self.loop.call(self.server.stop())
+        self.loop.close()
+
+
+@pytest.fixture
+def node(tmp_path: Path):
+    made = Node(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def run(node: Node, recipe: Path, *, check: bool = False) -> NodeStepFinished:
+    async def go() -> NodeStepFinished:
+        events: list[Event] = []
+        async with Fleet(load_inventory(node.inventory)) as fleet:
+            prepared = await prepare(load_recipe(recipe), fleet, {}, None)
+            await Runner(prepared, fleet, events.append, run_id="t", check=check).run()
+        return next(e for e in events if isinstance(e, NodeStepFinished))
+    return asyncio.run(go())
+
+
+def wait_for(what, within: float = 20.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {within} s: {what.__doc__ or what}")
+
+
+def beating_pid(node: Node) -> int:
+    """The pid of the newest heartbeat once it has beaten twice more."""
+    def two_more() -> int | None:
+        lines = node.beats.read_text().splitlines() if node.beats.exists() else []
+        return int(lines[-1].split()[0]) if len(lines) >= 2 else None
+    node.beats.write_text("")
+    return wait_for(two_more)
+
+
+def status(node: Node):
+    async def go():
+        async with Fleet(load_inventory(node.inventory)) as fleet:
+            conn = fleet.connector("n")
+            return await read_status(conn.run, ServiceSpec("beat", ("/x",)),
+                                     sys.executable)
+    return asyncio.run(go())
+
+
+def test_supervisor_keeps_restart_always_and_down_leaves_nothing(node: Node) -> None:
+    check = run(node, node.recipe("always"), check=True)
+    assert check.status == "changed"
+    assert "saf's supervisor (not kept across reboots)" in check.message
+    assert not node.folder.exists()  # --check changed nothing
+
+    first = run(node, node.recipe("always"))
+    assert first.status == "changed", (first.message, first.tail)
+    assert "not kept across reboots" in first.message
+    pid = beating_pid(node)
+    child = node.ours(pid)
+    assert child is not None and node.marker in " ".join(child.cmdline())
+    assert node.supervisor() is not None
+
+    again = run(node, node.recipe("always"))
+    assert again.status == "ok", again.message  # nothing changed: nothing done
+    assert node.ours(pid) is not None and node.state()["pid"] == pid
+
+    os.kill(pid, signal.SIGKILL)
+    restarted = wait_for(lambda: node.state().get("restarts") == 1 and node.state().get("pid"))
+    assert restarted != pid
+    assert beating_pid(node) == restarted  # the new one beats
+    seen = status(node)
+    assert (seen.state, seen.restarts, seen.pid, seen.kept_across_reboots) == (
+        "active", 1, restarted, False)
+
+    supervisor = node.supervisor()
+    down = run(node, node.recipe("always", "absent"))
+    assert down.status == "changed", (down.message, down.tail)
+    assert node.ours(restarted) is None
+    assert supervisor is not None and node.ours(supervisor.pid) is None
+    assert not node.folder.exists()
+    assert run(node, node.recipe("always", "absent")).status == "skipped"
+
+
+def test_restart_no_is_not_restarted(node: Node) -> None:
+    assert run(node, node.recipe("no")).status == "changed"
+    pid = beating_pid(node)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: node.state().get("last_exit") == -9)
+    wait_for(lambda: node.supervisor() is None)  # the supervisor is done too
+    assert node.state()["restarts"] == 0
+    assert node.ours(pid) is None
+    seen = status(node)
+    assert (seen.state, seen.active, seen.last_exit) == ("failed", False, "-9")
+    # The next run starts it again, as `saf up` would.
+    rerun = run(node, node.recipe("no"))
+    assert rerun.status == "changed", rerun.message
+    assert node.ours(beating_pid(node)) is not None
+    assert run(node, node.recipe("no", "absent")).status == "changed"
