@@ -129,9 +129,8 @@ def test_facts() -> None:
 
 
 # -- the conversation with a recorded machine ------------------------------------------------
-def machine(root: Path, *, systemd: bool, darwin: bool = False, uid: int = 0,
+def machine(folder: Path, *, systemd: bool, darwin: bool = False, uid: int = 0,
             user: str = "root", show: str = WIBBLE) -> None:
-    folder = root / "m"
     (folder / "root" / "etc").mkdir(parents=True, exist_ok=True)
     if systemd:
         (folder / "root" / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
@@ -163,8 +162,9 @@ def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     started: list[RecordedNodes] = []
 
     def start(**kw) -> RecordedNodes:
-        machine(tmp_path, **kw)
-        nodes = RecordedNodes(tmp_path / "run", {"n": "m"})
+        name = f"m{len(started)}"
+        machine(tmp_path / name, **kw)
+        nodes = RecordedNodes(tmp_path / f"run{len(started)}", {"n": name})
         started.append(nodes)
         return nodes
     yield start
@@ -200,7 +200,7 @@ SHOW = f"systemctl show -p {','.join(SHOWN)} saf-beat.service"
 
 
 def set_show(nodes: RecordedNodes, text: str, key: str = "systemctl", args: str = "") -> None:
-    path = recorded.MACHINES / "m" / "commands.json"
+    path = recorded.MACHINES / nodes.machines["n"] / "commands.json"
     commands = json.loads(path.read_text())
     commands[key][args or SHOW.split(" ", 1)[1]] = {"stdout": text}
     path.write_text(json.dumps(commands))
@@ -278,7 +278,7 @@ def test_user_unit_when_not_root(node, tmp_path: Path) -> None:
 
 def test_user_unit_asks_for_lingering(node, tmp_path: Path) -> None:
     nodes = node(systemd=True, uid=1000, user="daniele", show=AW_AFTER)
-    path = recorded.MACHINES / "m" / "commands.json"
+    path = recorded.MACHINES / nodes.machines["n"] / "commands.json"
     commands = json.loads(path.read_text())
     commands["loginctl"]["show-user daniele"] = {
         "stdout": LOGINCTL.replace("Linger=yes", "Linger=no")}
@@ -307,3 +307,33 @@ def test_launch_agent_conversation(node, tmp_path: Path) -> None:
     mark = len(nodes.calls())
     assert run(nodes, recipe(tmp_path)).status == "ok"
     assert calls(nodes, mark) == ["launchctl print gui/501/saf-beat"]
+
+
+def test_what_cannot_be_a_service_is_refused_on_the_node(node, tmp_path: Path) -> None:
+    """A program the node does not have, or pinning a Mac cannot do: the node fails with the
+    reason, in --check too, and nothing is installed."""
+    nodes = node(systemd=True)
+    path = tmp_path / "bad.toml"
+    path.write_text('[[steps]]\nkind = "service"\nservice = "beat"\n'
+                    'command = "no-such-program-h24 --serve"\n')
+    refused = run(nodes, path, check=True)
+    assert refused.status == "failed"
+    assert refused.message == ("service 'beat': 'no-such-program-h24' is not a program on n "
+                               "(command -v found nothing)")
+    mac = node(systemd=False, darwin=True, uid=501, user="me")
+    path.write_text('[[steps]]\nkind = "service"\nservice = "beat"\n'
+                    f'command = "{sys.executable}"\ncpus = "0-3"\n')
+    refused = run(mac, path)
+    assert refused.status == "failed"
+    assert "macOS has no CPU or NUMA pinning" in refused.message
+    assert not any(c.startswith("launchctl") for c in mac.calls())
+
+
+def test_a_relative_program_is_found_on_the_node(node, tmp_path: Path) -> None:
+    nodes = node(systemd=True)
+    path = tmp_path / "rel.toml"
+    path.write_text('[[steps]]\nkind = "service"\nservice = "beat"\ncommand = "python3 -V"\n')
+    check = run(nodes, path, check=True)
+    assert check.status == "changed", check.message
+    assert 'ExecStart="' + str(nodes.root / "bin" / "n-m0" / "python3") + '" "-V"' \
+        in check.would[0]

@@ -12,6 +12,7 @@ carries the log's last lines. `state = "absent"` stops, disables and removes it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shlex
 from typing import Literal
 
@@ -109,7 +110,7 @@ class Service(Kind):
                 if not where.startswith("/"):
                     raise UnitError(f"service {spec.name!r}: {spec.argv[0]!r} is not a "
                                     f"program on {ctx.node.name} (command -v found nothing)")
-                spec = ServiceSpec(**{**spec.__dict__, "argv": (where, *spec.argv[1:])})
+                spec = dataclasses.replace(spec, argv=(where, *spec.argv[1:]))
             text = rendered(spec, manager) if self.params.state == "present" else ""
         except UnitError as exc:
             return Plan(True, refusal=str(exc))
