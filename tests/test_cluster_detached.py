@@ -206,3 +206,46 @@ def test_restart_no_is_not_restarted(node: Node) -> None:
     assert rerun.status == "changed", rerun.message
     assert node.ours(beating_pid(node)) is not None
     assert run(node, node.recipe("no", "absent")).status == "changed"
+
+
+def test_a_crash_loop_fails_the_step_with_its_log(node: Node) -> None:
+    """restart = "on-failure" and a program that prints and exits 3: the supervisor keeps
+    starting it, the step fails (it is not active after settling) with the service's own
+    last lines as evidence, and down still leaves nothing."""
+    crash = node.root / "crash.py"
+    crash.write_text("import sys\nprint('boom from', sys.argv[1], flush=True)\nsys.exit(3)\n")
+    path = node.root / "crash.toml"
+    path.write_text('[[steps]]\nkind = "service"\nservice = "beat"\n'
+                    f'command = "{sys.executable} {crash} {node.marker}"\n'
+                    'restart = "on-failure"\nsettle = 3\n')
+    failed = run(node, path)
+    assert failed.status == "failed"
+    # Seen between two tries, or running again after one (restarts counted): a crash loop.
+    assert failed.message.startswith(("saf-beat is activating (waiting to restart)",
+                                      "saf-beat was restarted ")), failed.message
+    assert f"boom from {node.marker}" in failed.tail
+    wait_for(lambda: node.state().get("restarts", 0) >= 1)
+    assert node.state()["last_exit"] == 3
+    supervisor = node.supervisor()
+    assert supervisor is not None
+    path.write_text(path.read_text() + 'state = "absent"\n')
+    assert run(node, path).status == "changed"
+    assert node.ours(supervisor.pid) is None and not node.folder.exists()
+
+
+def test_health_decides_ok(node: Node) -> None:
+    """A health command that fails on a running service: the rerun restarts it."""
+    path = node.recipe("always")
+    path.write_text(path.read_text() + f'health = "test -s {node.beats}"\n')
+    assert run(node, path).status == "changed"
+    pid = beating_pid(node)
+    assert run(node, path).status == "ok"
+    os.kill(pid, signal.SIGSTOP)  # alive, but no longer beating: the check fails
+    node.beats.unlink()
+    try:
+        again = run(node, path, check=True)
+        assert again.status == "changed"
+        assert again.message.startswith("would restart saf-beat: health check failed")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert run(node, node.recipe("always", "absent")).status == "changed"

@@ -225,7 +225,7 @@ def test_system_unit_conversation(node, tmp_path: Path) -> None:
     assert first.message.startswith("saf-beat active under a systemd system unit, pid 3764255")
     assert calls(nodes, mark) == [SHOW, "systemctl daemon-reload",
                                   "systemctl enable saf-beat.service",
-                                  "systemctl restart saf-beat.service", SHOW]
+                                  "systemctl restart saf-beat.service", SHOW, SHOW]
     assert unit.read_text() == render_systemd(SPEC, system=True)
 
     mark = len(nodes.calls())
@@ -242,7 +242,7 @@ def test_system_unit_conversation(node, tmp_path: Path) -> None:
     assert "saf-beat is unknown" in broken.message
     assert calls(nodes, mark) == [
         SHOW, "systemctl daemon-reload", "systemctl enable saf-beat.service",
-        "systemctl restart saf-beat.service", SHOW,
+        "systemctl restart saf-beat.service", SHOW, SHOW,
         "journalctl -u saf-beat.service -n 20 --no-pager -o short-iso"]
     assert any("restart counter is at 2" in line for line in broken.tail)
 
@@ -270,7 +270,8 @@ def test_user_unit_when_not_root(node, tmp_path: Path) -> None:
     assert calls(nodes, 0) == ["loginctl show-user daniele", user_show,
                                "systemctl --user daemon-reload",
                                "systemctl --user enable saf-beat.service",
-                               "systemctl --user restart saf-beat.service", user_show]
+                               "systemctl --user restart saf-beat.service", user_show,
+                               user_show]
     home = nodes.servers["n"].home
     unit = home / ".config" / "systemd" / "user" / "saf-beat.service"
     assert unit.read_text() == render_systemd(SPEC, system=False)
@@ -298,6 +299,7 @@ def test_launch_agent_conversation(node, tmp_path: Path) -> None:
                                "launchctl enable gui/501/saf-beat",
                                f"launchctl bootstrap gui/501 {nodes.servers['n'].home}"
                                "/Library/LaunchAgents/saf-beat.plist",
+                               "launchctl print gui/501/saf-beat",
                                "launchctl print gui/501/saf-beat"]
     home = nodes.servers["n"].home
     plist = (home / "Library" / "LaunchAgents" / "saf-beat.plist").read_bytes()

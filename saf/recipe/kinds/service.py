@@ -160,12 +160,19 @@ class Service(Kind):
         async def run(command: str):  # type: ignore[no-untyped-def]
             return await ctx.run(command, quiet=True)
 
+        started = (await find(run, spec, manager, ctx.node.python)).status
         await asyncio.sleep(self.params.settle)
         status = (await find(run, spec, manager, ctx.node.python)).status
         if not status.active:
             raise StepFailed(f"saf-{spec.name} is {status.state} ({status.detail}) after "
                              f"starting under {manager.describe()}",
                              await read_logs(run, spec, manager))
+        if (status.restarts or 0) > (started.restarts or 0):
+            # Active now, but it died and was restarted while settling: a crash loop.
+            raise StepFailed(f"saf-{spec.name} was restarted "
+                             f"{(status.restarts or 0) - (started.restarts or 0)} times in "
+                             f"{self.params.settle:g} s after starting under "
+                             f"{manager.describe()}", await read_logs(run, spec, manager))
         if self.params.health:
             command = ctx.render(self.params.health)
             deadline = asyncio.get_running_loop().time() + self.params.health_timeout
