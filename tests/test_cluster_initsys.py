@@ -285,7 +285,13 @@ def test_user_unit_asks_for_lingering(node, tmp_path: Path) -> None:
         "stdout": LOGINCTL.replace("Linger=yes", "Linger=no")}
     path.write_text(json.dumps(commands))
     check = run(nodes, recipe(tmp_path), check=True)
-    assert check.would[0] == "loginctl enable-linger daniele"
+    assert check.would[0].startswith("loginctl enable-linger daniele && ")
+    # This machine's loginctl refuses (no recording of enable-linger): the step stops there.
+    refused = run(nodes, recipe(tmp_path))
+    assert refused.status == "failed"
+    assert refused.message == "loginctl failed (exit 127)"
+    assert "loginctl enable-linger daniele" in nodes.calls()
+    assert not any("daemon-reload" in c for c in nodes.calls())
 
 
 def test_launch_agent_conversation(node, tmp_path: Path) -> None:

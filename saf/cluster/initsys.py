@@ -231,7 +231,10 @@ class Manager:
         if self.kind == "systemd-user" and self.facts.linger is not True:
             # Without lingering the user manager (and the unit) stops at logout and does not
             # start at boot. A user may switch it on for themselves (polkit allows it).
-            commands.append(f"loginctl enable-linger {quote(self.facts.user)}")
+            # The user manager then starts on its own: wait (5 s at most) for its bus.
+            commands.append(f"loginctl enable-linger {quote(self.facts.user)} && {{ i=0; "
+                            'while [ ! -S "/run/user/$(id -u)/bus" ] && [ $i -lt 50 ]; do '
+                            "sleep 0.1; i=$((i+1)); done; }")
         if write:
             folder = path.rsplit("/", 1)[0]  # saf's names are plain words: never quoted
             commands.append(f"mkdir -p {folder} && printf %s {quote(text)} > {path}.saf-tmp "
