@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -33,7 +34,7 @@ from saf.recipe import load_recipe
 from saf.recipe.events import NodeStepFinished
 from saf.recipe.prepare import prepare
 from saf.recipe.runner import Runner
-from tests.helpers.servers import ClientKeys, LoopThread, write_inventory
+from tests.helpers.servers import SSHD, ClientKeys, LoopThread, OpenSSHServer, write_inventory
 
 BEAT = """import os, sys, time
 while True:
@@ -44,33 +45,46 @@ while True:
 
 
 class Node:
-    def __init__(self, root: Path) -> None:
+    """A loopback node: saf's own SSH server with a home in the test's folder, or OpenSSH's
+    sshd (`openssh`), whose sessions run in the real home: there the service's name is
+    unique to the test and its folder is removed at the end."""
+
+    def __init__(self, root: Path, *, openssh: bool = False) -> None:
         self.root = root
         self.marker = f"saf-beat-{uuid.uuid4().hex[:12]}"
-        self.home = root / "home"
-        self.home.mkdir(parents=True)
+        self.service = f"t{uuid.uuid4().hex[:12]}" if openssh else "beat"
         (root / "facts").mkdir()  # no /run/systemd/system: no init system saf may use
         self.keys = ClientKeys(root / "keys")
         self.loop = LoopThread()
-        self.server = NodeServer("n", self.home, authorized_keys=[self.keys.key],
-                                 env={"SAF_FACTS_ROOT": str(root / "facts")})
-        self.loop.call(self.server.start())
-        self.keys.trust(self.server.port,
-                        self.server.host_key.export_public_key("openssh").decode().strip())
+        self.sshd: OpenSSHServer | None = None
+        self.server: NodeServer | None = None
+        if openssh:
+            self.home = Path(os.path.expanduser("~"))
+            self.sshd = OpenSSHServer(root / "sshd", self.keys,
+                                      f"SetEnv SAF_FACTS_ROOT={root / 'facts'}")
+            port = self.sshd.port
+        else:
+            self.home = root / "home"
+            self.home.mkdir(parents=True)
+            self.server = NodeServer("n", self.home, authorized_keys=[self.keys.key],
+                                     env={"SAF_FACTS_ROOT": str(root / "facts")})
+            self.loop.call(self.server.start())
+            port = self.server.port
+            self.keys.trust(port,
+                            self.server.host_key.export_public_key("openssh").decode().strip())
         self.inventory = write_inventory(root / "saf.toml", self.keys, [
-            {"name": "n", "host": "127.0.0.1", "port": self.server.port}],
-            python=sys.executable)
+            {"name": "n", "host": "127.0.0.1", "port": port}], python=sys.executable)
         (root / "beat.py").write_text(BEAT)
         self.beats = root / "beats.log"
 
     @property
     def folder(self) -> Path:
-        return self.home / ".saf" / "services" / "beat"
+        return self.home / ".saf" / "services" / self.service
 
     def recipe(self, restart: str, state: str = "present") -> Path:
         path = self.root / f"service-{restart}-{state}.toml"
         path.write_text(
-            'name = "svc"\n\n[[steps]]\nkind = "service"\nservice = "beat"\n'
+            f'name = "svc"\n\n[[steps]]\nkind = "service"\nservice = "{self.service}"\n'
             f'command = "{sys.executable} {self.root}/beat.py {self.beats} {self.marker}"\n'
             f'restart = "{restart}"\nstate = "{state}"\nsettle = 1\n')
         return path
@@ -84,7 +98,7 @@ class Node:
             proc = psutil.Process(pid)
             line = " ".join(proc.cmdline())
             if proc.status() != psutil.STATUS_ZOMBIE and (
-                    self.marker in line or str(self.home) in line):
+                    self.marker in line or str(self.folder) in line):
                 return proc
         return None
 
@@ -105,17 +119,35 @@ class Node:
             if proc is not None:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
-        self.loop.call(self.server.stop())
+        if self.server is not None:
+            self.loop.call(self.server.stop())
+        if self.sshd is not None:
+            self.sshd.stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
         self.loop.close()
 
 
-@pytest.fixture
-def node(tmp_path: Path):
-    made = Node(tmp_path)
+@pytest.fixture(params=["asyncssh"])
+def node(tmp_path: Path, request: pytest.FixtureRequest):
+    if request.param == "openssh" and not SSHD:
+        pytest.skip("OpenSSH sshd is not installed")
+    made = Node(tmp_path, openssh=request.param == "openssh")
+    seen = facts_root(made).strip() if made.sshd is not None else str(tmp_path / "facts")
+    if seen != str(tmp_path / "facts"):
+        # Without it a node whose systemd runs (a CI machine) would get a real unit.
+        made.close()
+        pytest.fail(f"this sshd does not pass SetEnv SAF_FACTS_ROOT to its sessions: {seen!r}")
     try:
         yield made
     finally:
         made.close()
+
+
+def facts_root(node: Node) -> str:
+    async def go() -> str:
+        async with Fleet(load_inventory(node.inventory)) as fleet:
+            return (await fleet.connector("n").run('printf %s "$SAF_FACTS_ROOT"')).stdout
+    return asyncio.run(go())
 
 
 def run(node: Node, recipe: Path, *, check: bool = False) -> NodeStepFinished:
@@ -151,11 +183,12 @@ def status(node: Node):
     async def go():
         async with Fleet(load_inventory(node.inventory)) as fleet:
             conn = fleet.connector("n")
-            return await read_status(conn.run, ServiceSpec("beat", ("/x",)),
+            return await read_status(conn.run, ServiceSpec(node.service, ("/x",)),
                                      sys.executable)
     return asyncio.run(go())
 
 
+@pytest.mark.parametrize("node", ["asyncssh", "openssh"], indirect=True)
 def test_supervisor_keeps_restart_always_and_down_leaves_nothing(node: Node) -> None:
     check = run(node, node.recipe("always"), check=True)
     assert check.status == "changed"
