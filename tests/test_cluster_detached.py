@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from saf.cluster.service import read_status
-from saf.cluster.units import ServiceSpec
+from saf.cluster.units import ServiceSpec, env_file_text
 from saf.demo.node_server import NodeServer
 from saf.events import Event
 from saf.fleet import Fleet
@@ -282,3 +282,31 @@ def test_health_decides_ok(node: Node) -> None:
     finally:
         os.kill(pid, signal.SIGCONT)
     assert run(node, node.recipe("always", "absent")).status == "changed"
+
+
+def test_secrets_reach_the_service_and_no_output(node: Node) -> None:
+    """env_file: the supervisor reads the secrets file (as sh would) into the service's
+    environment; the token appears in no event of the run."""
+    token = f"hf_{uuid.uuid4().hex}$`\"' x"
+    secrets = node.root / "secrets.env"
+    secrets.write_text(env_file_text({"HF_TOKEN": token}))
+    secrets.chmod(0o600)
+    seen = node.root / "seen.txt"
+    show = node.root / "show.py"
+    show.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write("
+                    "os.environ['HF_TOKEN'] + '|' + os.environ['MODE'])\ntime.sleep(600)\n")
+    path = node.root / "secret.toml"
+    path.write_text('[[steps]]\nkind = "service"\nservice = "beat"\n'
+                    f'command = "{sys.executable} {show} {seen} {node.marker}"\n'
+                    f'env_file = "{secrets}"\nenv = {{ MODE = "plain" }}\nsettle = 0.5\n')
+    events: list[Event] = []
+
+    async def go() -> None:
+        async with Fleet(load_inventory(node.inventory)) as fleet:
+            prepared = await prepare(load_recipe(path), fleet, {}, None)
+            await Runner(prepared, fleet, events.append, run_id="t", check=False).run()
+    asyncio.run(go())
+    assert wait_for(lambda: seen.exists() and seen.read_text()) == f"{token}|plain"
+    assert not any(token in json.dumps(e.to_json()) for e in events)
+    path.write_text(path.read_text() + 'state = "absent"\n')
+    assert run(node, path).status == "changed"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -58,18 +57,36 @@ def _alive(pid: Any) -> bool:
         return True
 
 
+def _unquote(text: str) -> str:
+    """A value as sh reads it: inside "..." a backslash escapes only a backslash, a double
+    quote, a dollar and a backquote (as env_file_text writes them); '...' is literal."""
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1]
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        out, i, body = [], 0, text[1:-1]
+        while i < len(body):
+            if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '\\"$`':
+                out.append(body[i + 1])
+                i += 2
+            else:
+                out.append(body[i])
+                i += 1
+        return "".join(out)
+    return text
+
+
 def _env_file(path: str) -> dict[str, str]:
-    """KEY="value" lines, read as sh reads them (saf.cluster.units.env_file_text)."""
+    """KEY="value" lines (saf.cluster.units.env_file_text), read as sh reads them."""
     env = {}
     with open(path) as f:
         for line in f:
             line = line.strip()
-            if not line or line.startswith("#"):
+            if line.startswith("export "):
+                line = line[len("export "):].lstrip()
+            key, sep, value = line.partition("=")
+            if line.startswith("#") or not sep or not key.replace("_", "a").isalnum():
                 continue
-            for word in shlex.split(line, posix=True):
-                key, sep, value = word.partition("=")
-                if sep:
-                    env[key] = value
+            env[key] = _unquote(value)
     return env
 
 
