@@ -32,6 +32,7 @@ from saf.cluster.initsys import (
     status_from_systemd,
 )
 from saf.cluster.units import ServiceSpec, render_launchd, render_systemd
+from saf.errors import ConfigError
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
@@ -345,3 +346,26 @@ def test_a_relative_program_is_found_on_the_node(node, tmp_path: Path) -> None:
     assert check.status == "changed", check.message
     assert 'ExecStart="' + str(nodes.root / "bin" / "n-m0" / "python3") + '" "-V"' \
         in check.would[0]
+
+
+@pytest.mark.parametrize(("keys", "words"), [
+    ('service = "beat"\nenv = { A = "x\\ny" }', "env"),
+    ('service = "Bad Name"', "service"),
+    ('service = "beat"\ncommand = "/bin/sleep \'100"', "command"),
+])
+def test_hostile_step_values_are_refused_before_anything_runs(node, tmp_path: Path, keys: str,
+                                                              words: str) -> None:
+    nodes = node(systemd=True)
+    path = tmp_path / "hostile.toml"
+    text = '[[steps]]\nkind = "service"\ncommand = "/bin/sleep 100"\n' + keys + "\n"
+    if "command =" in keys:
+        text = text.replace('command = "/bin/sleep 100"\n', "", 1)
+    path.write_text(text)
+
+    async def go() -> None:
+        async with Fleet(load_inventory(nodes.inventory)) as fleet:
+            await prepare(load_recipe(path), fleet, {}, None)
+    with pytest.raises(ConfigError) as caught:
+        asyncio.run(go())
+    assert str(path.name) in str(caught.value) and words in str(caught.value), caught.value
+    assert nodes.calls() == []
