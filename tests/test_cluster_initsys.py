@@ -31,6 +31,7 @@ from saf.cluster.initsys import (
     status_from_launchd,
     status_from_systemd,
 )
+from saf.cluster.service import read_status
 from saf.cluster.units import ServiceSpec, render_launchd, render_systemd
 from saf.errors import ConfigError
 from saf.events import Event
@@ -369,3 +370,25 @@ def test_hostile_step_values_are_refused_before_anything_runs(node, tmp_path: Pa
         asyncio.run(go())
     assert str(path.name) in str(caught.value) and words in str(caught.value), caught.value
     assert nodes.calls() == []
+
+
+def status_of(nodes: RecordedNodes) -> object:
+    async def go():
+        async with Fleet(load_inventory(nodes.inventory)) as fleet:
+            return await read_status(fleet.connector("n").run, SPEC)
+    return asyncio.run(go())
+
+
+def test_read_status_finds_a_system_unit_without_root(node) -> None:
+    """`saf status` reads without sudo: the system unit first, then the user's."""
+    nodes = node(systemd=True, uid=1000, user="daniele", show=WIBBLE)
+    set_show(nodes, GONE, args="--user " + SHOW.split(" ", 1)[1])
+    seen = status_of(nodes)
+    assert (seen.manager, seen.state, seen.pid) == ("systemd", "active", 3764255)
+    set_show(nodes, GONE)
+    set_show(nodes, AW_AFTER, args="--user " + SHOW.split(" ", 1)[1])
+    seen = status_of(nodes)
+    assert (seen.manager, seen.state, seen.restarts, seen.kept_across_reboots) == (
+        "systemd-user", "active", 1, True)
+    set_show(nodes, GONE, args="--user " + SHOW.split(" ", 1)[1])
+    assert status_of(nodes).state == "absent"

@@ -62,8 +62,16 @@ async def find(run: Run, spec: ServiceSpec, manager: Manager, python: str) -> Fo
 
 async def read_status(run: Run, spec: ServiceSpec, python: str = "python3") -> ServiceStatus:
     """One service's status on a node (state, restarts, since, kept across reboots or not),
-    for `saf status`: `run` runs a command there (with sudo for a system unit)."""
-    manager = (await init_facts(run)).manager()
+    for `saf status`: `run` runs a command there, with or without sudo. Without, a system
+    unit or LaunchDaemon is looked for first (reading them needs no root), then the login
+    user's own."""
+    facts = await init_facts(run)
+    manager = facts.manager()
+    if facts.uid != 0 and manager.kind in ("systemd-user", "launchd-agent"):
+        system = Manager("systemd" if manager.systemd else "launchd-daemon", facts)
+        found = await find(run, spec, system, python)
+        if found.installed is not None or found.status.state != "absent":
+            return found.status
     return (await find(run, spec, manager, python)).status
 
 
