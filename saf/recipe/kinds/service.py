@@ -27,6 +27,7 @@ from saf.cluster.service import (
     rendered,
 )
 from saf.cluster.units import ServiceSpec, UnitError
+from saf.connect.base import RunResult
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, StepFailed
 from saf.recipe.schema import Text
@@ -97,7 +98,7 @@ class Service(Kind):
             cpus=text(p.cpus), numa=p.numa, gpus=text(p.gpus), gpu_env=p.gpu_env)
 
     async def plan(self, ctx: StepContext) -> Plan:
-        async def run(command: str):  # type: ignore[no-untyped-def]
+        async def run(command: str) -> RunResult:
             return await ctx.run(command, quiet=True)
 
         try:
@@ -133,9 +134,6 @@ class Service(Kind):
                     return Plan(True, f"would restart saf-{spec.name}: health check failed "
                                 f"(exit {health.exit_status})", commands, data)
             return Plan(False, _since(found.status, where), done_status=StepStatus.OK)
-        shown = [f"# {where}; the file saf writes:", *text.splitlines()] \
-            if found.installed != text else []
-        data["shown"] = shown
         return Plan(True, f"would {why}", commands, data)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
@@ -144,7 +142,8 @@ class Service(Kind):
         for command in plan.commands:
             result = await ctx.run(command, quiet=True)
             if not result.ok:
-                return Outcome(StepStatus.FAILED, f"{command.split(' ', 1)[0]} failed "
+                tool = next(w for w in command.split() + [command] if "=" not in w)
+                return Outcome(StepStatus.FAILED, f"{tool} failed "
                                f"(exit {result.exit_status})", result.exit_status,
                                result.tail())
         if self.params.state == "absent":
@@ -157,7 +156,7 @@ class Service(Kind):
         return await self._verify(ctx, spec, manager)
 
     async def _verify(self, ctx: StepContext, spec: ServiceSpec, manager: Manager) -> Outcome:
-        async def run(command: str):  # type: ignore[no-untyped-def]
+        async def run(command: str) -> RunResult:
             return await ctx.run(command, quiet=True)
 
         started = (await find(run, spec, manager, ctx.node.python)).status
