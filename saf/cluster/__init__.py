@@ -1,2 +1,2 @@
-"""The cluster as one declared whole: what is about the declared cluster rather than one node
-or one feature (where models are placed, and, as `saf up` grows, the rest of the declaration)."""
+"""The cluster as one declared whole: what `saf up` keeps running on the nodes (services under
+the node's init system, docs/services.md) and where models are placed by memory."""

@@ -1,4 +1,4 @@
-"""The one place step kinds are registered. Later issues add the cluster kinds here."""
+"""The one place step kinds are registered."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from saf.recipe.kinds.python_match import PythonMatch
 from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.reboot import Reboot
+from saf.recipe.kinds.service import Service
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.sysctl import Sysctl
 from saf.recipe.kinds.upload import Upload
@@ -26,3 +27,6 @@ __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
 
 # The Ray cluster's kinds (docs/ray.md).
 KINDS.update({kind.name: kind for kind in (RayStart, RayStop, PythonMatch)})
+
+# The declared cluster's kinds (docs/services.md).
+KINDS.update({kind.name: kind for kind in (Service,)})
