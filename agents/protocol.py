@@ -38,6 +38,10 @@ FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
 MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf
 MAX_INTERVAL = 3600.0  # refuses a frame that claims another (it would turn off hang detection)
+# The oldest Python the agent runs on, and the exit status of its zipapp's first lines on an
+# older one (which fails importing this module: `TypedDict` is 3.8's, `dict[...]` 3.9's).
+MIN_PYTHON = (3, 9)
+TOO_OLD_EXIT = 79
 
 
 # -- the frames' fields, typed ----------------------------------------------------------------
