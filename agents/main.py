@@ -21,6 +21,7 @@ from . import protocol
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.disks import DiskCollector
+from .collectors.filesystems import FilesystemCollector
 from .collectors.intel import IntelGpuCollector
 from .collectors.memory import MemoryCollector
 from .collectors.nics import NicCollector
@@ -68,7 +69,8 @@ def cluster_addresses(host=None, environ=None):
 def make_collectors(machine, interval):
     return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
             NvmlCollector(machine), AppleGpuCollector(machine, interval),
-            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine)]
+            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine),
+            FilesystemCollector(machine)]
 
 
 class Agent:

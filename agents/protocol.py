@@ -190,6 +190,16 @@ class DiskItem(TypedDict, total=False):
     write_bps: Optional[float]
 
 
+class FilesystemItem(TypedDict, total=False):
+    mount: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int  # what an ordinary user may still write (df's "Avail")
+    missing: Missing
+
+
 class SampleFrame(TypedDict, total=False):
     type: str
     seq: int
@@ -201,6 +211,7 @@ class SampleFrame(TypedDict, total=False):
     gpus: list[GpuItem]
     nics: list[NicItem]
     disks: list[DiskItem]
+    filesystems: list[FilesystemItem]
     missing: Missing
 
 
