@@ -27,6 +27,7 @@ from .collectors import Collector
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.disks import DiskCollector
+from .collectors.filesystems import FilesystemCollector
 from .collectors.intel import IntelGpuCollector
 from .collectors.memory import MemoryCollector
 from .collectors.nics import NicCollector
@@ -75,7 +76,8 @@ def cluster_addresses(host: str | None = None,
 def make_collectors(machine: Context, interval: float) -> list[Collector]:
     return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
             NvmlCollector(machine), AppleGpuCollector(machine, interval),
-            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine)]
+            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine),
+            FilesystemCollector(machine)]
 
 
 class Agent:

@@ -39,6 +39,10 @@ FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
 MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf
 MAX_INTERVAL = 3600.0  # refuses a frame that claims another (it would turn off hang detection)
+# The oldest Python the agent runs on, and the exit status of its zipapp's first lines on an
+# older one (which fails importing this module: `TypedDict` is 3.8's, `dict[...]` 3.9's).
+MIN_PYTHON = (3, 9)
+TOO_OLD_EXIT = 79
 
 
 # -- the frames' fields, typed ----------------------------------------------------------------
@@ -187,6 +191,16 @@ class DiskItem(TypedDict, total=False):
     write_bps: Optional[float]
 
 
+class FilesystemItem(TypedDict, total=False):
+    mount: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int  # what an ordinary user may still write (df's "Avail")
+    missing: Missing
+
+
 class SampleFrame(TypedDict, total=False):
     type: str
     seq: int
@@ -198,6 +212,7 @@ class SampleFrame(TypedDict, total=False):
     gpus: list[GpuItem]
     nics: list[NicItem]
     disks: list[DiskItem]
+    filesystems: list[FilesystemItem]
     missing: Missing
 
 

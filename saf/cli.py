@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "ray": "saf.commands.ray:ray",
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
+    "wait": "saf.commands.wait:wait",
 }
 
 

@@ -12,6 +12,7 @@ from saf.screens.messages import NodesChanged
 from saf.screens.node_parts import (
     Cores,
     DiskTable,
+    FilesystemTable,
     GpuStats,
     Memory,
     Missing,
@@ -79,7 +80,8 @@ class NodeScreen(SafScreen[None]):
     def _shape_of(self, view: NodeView) -> tuple[Any, ...]:
         return (len(view.cores) > 0, tuple(n.node for n in view.numa),
                 tuple(g.index for g in view.gpus), tuple(n.name for n in view.nics),
-                tuple(d.name for d in view.disks), bool(view.missing or view.collectors))
+                tuple(d.name for d in view.disks), "filesystems" in view.sample,
+                bool(view.missing or view.collectors))
 
     def _build(self, view: NodeView) -> list[Widget]:
         node = self.node
@@ -115,6 +117,8 @@ class NodeScreen(SafScreen[None]):
         if nic_parts:
             parts.append(_section("Network interfaces", *nic_parts))
         parts.append(_section("Disks", DiskTable(node)))
+        if "filesystems" in view.sample:  # an agent (or a recording) from before has none
+            parts.append(_section("Filesystems", FilesystemTable(node)))
         if view.missing or any(isinstance(i, dict) and i.get("ok") is False
                                for i in view.collectors.values()):
             parts.append(_section("Not measured on this node", Missing(node, classes="missing")))

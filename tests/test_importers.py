@@ -352,3 +352,35 @@ auth:
     assert result.returncode == 2
     assert "placeholder" in result.stderr
     assert not (tmp_path / "saf.toml").exists()
+
+
+@pytest.mark.parametrize("args", [
+    "-o ProxyJump=ops@bastion.lab:2222",
+    "-o ProxyJump ops@bastion.lab:2222",
+    "-oProxyJump=ops@bastion.lab:2222",
+    "-o StrictHostKeyChecking=no -J ops@bastion.lab:2222",
+    "-Jops@bastion.lab:2222 -o ProxyJump=other",
+    "-o proxyjump=ops@bastion.lab:2222",
+])
+def test_ansible_proxyjump_is_named_with_the_lines_saf_reads(tmp_path: Path, args: str) -> None:
+    """saf takes jump hosts from the OpenSSH config (the inventory has no key for them): the
+    import says which lines give it, keyed by the host saf will dial, and keeps the args as a
+    node var as before."""
+    path = write(tmp_path, "hosts.ini",
+                 "[gpu]\n"
+                 f"gpu1 ansible_host=10.0.0.5 ansible_ssh_common_args='{args}'\n"
+                 "gpu2 ansible_host=10.0.0.6\n")
+    draft = import_ansible(path)
+    assert draft.warnings == [
+        "line 2: gpu1 is reached through the jump host ops@bastion.lab:2222 "
+        "(ansible_ssh_common_args); saf takes jump hosts from the OpenSSH config, so add to "
+        "~/.ssh/config (or the file ssh_config names): Host 10.0.0.5 / "
+        "ProxyJump ops@bastion.lab:2222"]
+    assert draft.nodes[0].vars["ansible_ssh_common_args"] == args
+    draft.validate(draft.to_toml("ansible"))
+
+
+def test_ansible_ssh_args_without_a_jump_say_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.ini", "[gpu]\ngpu1 ansible_host=10.0.0.5 "
+                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o Port=22'\n")
+    assert import_ansible(path).warnings == []

@@ -235,12 +235,12 @@ def test_python_match_on_a_mac_with_pyenv_uses_pyenv() -> None:
     commands, python = pm.fix_commands(node, facts("macstudio-m2ultra-pyenv"), TARGET)
     assert commands == [
         "/opt/homebrew/bin/pyenv install -s 3.9.23",
-        "if [ -e \"$HOME\"/.saf/ray-venv ]; then mv \"$HOME\"/.saf/ray-venv "
-        "\"$HOME\"/.saf/ray-venv.saf-old-$(date +%s); fi",
+        "if [ -e \"$HOME\"/.saf/venv ]; then mv \"$HOME\"/.saf/venv "
+        "\"$HOME\"/.saf/venv.saf-old-$(date +%s); fi",
         "\"$(/opt/homebrew/bin/pyenv root)\"/versions/3.9.23/bin/python3 -m venv "
-        "\"$HOME\"/.saf/ray-venv",
-        "\"$HOME\"/.saf/ray-venv/bin/python -m pip install --quiet 'ray[default]==2.40.0'"]
-    assert python == "~/.saf/ray-venv/bin/python"
+        "\"$HOME\"/.saf/venv",
+        "\"$HOME\"/.saf/venv/bin/python -m pip install --quiet 'ray[default]==2.40.0'"]
+    assert python == "~/.saf/venv/bin/python"
 
 
 def test_python_match_without_pyenv_or_uv_installs_uv_first() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from saf.agentlink.build import AgentBundle
+from saf.agents import protocol
 from saf.connect.base import Connector
 from saf.shell import SHA256, program, quote
 
@@ -37,3 +38,20 @@ def start_command(python: str, bundle: AgentBundle, *, interval: float,
     if cluster_host:
         args += ["--cluster-host", quote(cluster_host)]
     return "exec " + " ".join(args)
+
+
+def too_old(version: str) -> bool:
+    """Whether a node's Python (`3.8.10`, as `platform.python_version()` writes it) is older
+    than the agent runs on. A version that cannot be read is not called too old."""
+    parts = version.split(".")[:2]
+    if len(parts) < 2 or not all(part.isdigit() for part in parts):
+        return False
+    return (int(parts[0]), int(parts[1])) < protocol.MIN_PYTHON
+
+
+def python_fix(node: str) -> str:
+    """What to do about a node whose Python is older than the agent's: the words every face
+    shows after the version."""
+    needs = ".".join(map(str, protocol.MIN_PYTHON))
+    return (f"`saf run python-match --on {node}` installs a newer one, or set the node's "
+            f"python = \"...\" in the inventory to a Python {needs} or newer")

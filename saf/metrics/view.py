@@ -138,6 +138,23 @@ class Disk:
     write: float | None
 
 
+@dataclass(frozen=True)
+class Filesystem:
+    mount: str
+    device: str
+    fstype: str
+    total: float | None  # bytes
+    used: float | None
+    free: float | None  # what an ordinary user may still write
+    missing: str = ""  # why there are no figures (a network filesystem that did not answer)
+
+    @property
+    def free_pct(self) -> float | None:
+        if self.free is None or not self.total:
+            return None
+        return 100.0 * self.free / self.total
+
+
 @dataclass
 class NodeView:
     """One node as the dashboard, the node screen and `saf top` show it.
@@ -205,6 +222,10 @@ class NodeView:
     @cached_property
     def disks(self) -> tuple[Disk, ...]:
         return _disks(self.sample, self.store, self.name) if self.store else ()
+
+    @cached_property
+    def filesystems(self) -> tuple[Filesystem, ...]:
+        return _filesystems(self.sample)
 
     @cached_property
     def missing(self) -> dict[str, str]:
@@ -378,6 +399,20 @@ def _disks(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Disk, .
     return tuple(out)
 
 
+def _filesystems(sample: SampleFrame) -> tuple[Filesystem, ...]:
+    out = []
+    for f in sample.get("filesystems") or ():
+        if not isinstance(f, dict) or not f.get("mount"):
+            continue
+        missing = f.get("missing") or {}
+        out.append(Filesystem(str(f["mount"]), str(f.get("device") or ""),
+                              str(f.get("fstype") or ""), num(f.get("total_bytes")),
+                              num(f.get("used_bytes")), num(f.get("free_bytes")),
+                              "; ".join(str(v) for v in missing.values())
+                              if isinstance(missing, dict) else ""))
+    return tuple(out)
+
+
 def node_view(store: MetricsStore, name: str, now: float,
               os_hint: str | None = None) -> NodeView:
     state = store.node(name)
@@ -429,8 +464,8 @@ def lost_words(view: NodeView) -> str:
 
 
 def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
-    """What the header warns about: a lost node, a GPU over temperature, swap in use, an
-    interface with errors or drops."""
+    """What the header warns about: a lost node, a GPU over temperature, swap in use, a
+    filesystem running out of space, an interface with errors or drops."""
     out: list[Alert] = []
     for v in views:
         lost = v.status is NodeStatus.LOST
@@ -443,6 +478,15 @@ def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
                 out.append(Alert(Level.ALERT, v.name, f"{v.name} GPU{g.index} {g.temp:.0f}°C"))
         if v.swap_used and v.swap_used > 0 and not lost:
             out.append(Alert(Level.WARN, v.name, f"{v.name} swap {fmt_bytes(v.swap_used)}"))
+        for fs in v.filesystems if not lost else ():
+            pct = fs.free_pct
+            if pct is None or fs.free is None:
+                continue
+            fs_level = (Level.ALERT if pct < th.disk_free_alert else
+                        Level.WARN if pct < th.disk_free_warn else Level.OK)
+            if fs_level is not Level.OK:
+                out.append(Alert(fs_level, v.name, f"{v.name} {fs.mount} {fmt_bytes(fs.free)} "
+                                                   f"free ({pct:.0f}%)"))
         for nic in v.nics if v.nic_trouble else ():
             if (nic.error_rate or nic.drop_rate) and not lost:
                 what = []

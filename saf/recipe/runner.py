@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from saf.connect import become as sudo
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
 from saf.errors import ConnectError, UsageError
@@ -26,7 +27,6 @@ from saf.events import Emit
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
 from saf.inventory.model import Node
-from saf.recipe import become as sudo
 from saf.recipe.events import (
     NodeStepFinished,
     NodeStepStarted,

@@ -34,6 +34,7 @@ NODE = ["node", "role"]
 GPU = [*NODE, "gpu", "gpu_name"]
 NIC = [*NODE, "interface"]
 NUMA = [*NODE, "numa_node"]
+FS = [*NODE, "mountpoint", "device", "fstype"]  # node_exporter's label names
 STATES = [s.value for s in NodeStatus]
 
 
@@ -128,7 +129,7 @@ class SafCollector(Collector):
         # A node may report two GPUs with one index (or two NICs or NUMA nodes with one
         # name): the same labels twice make a scrape Prometheus rejects whole. The first is
         # kept, the rest counted in saf_series_dropped.
-        dropped = {"gpu": 0, "nic": 0, "numa": 0}
+        dropped = {"gpu": 0, "nic": 0, "numa": 0, "filesystem": 0}
         seen: set[tuple[str, str]] = set()
 
         def first(kind: str, key: str) -> bool:
@@ -152,6 +153,15 @@ class SafCollector(Collector):
             if first("numa", str(numa.node)):
                 self._numa(out, [*base, str(numa.node)], numa,
                            raw_numa.get(float(numa.node), {}))
+        for fs in view.filesystems:
+            if first("filesystem", fs.mount) and not fs.missing:
+                labels = [*base, fs.mount, fs.device, fs.fstype]
+                _put(out.gauge("saf_filesystem_size_bytes", "Filesystem size", FS), labels,
+                     fs.total)
+                _put(out.gauge("saf_filesystem_used_bytes", "Filesystem space in use", FS),
+                     labels, fs.used)
+                _put(out.gauge("saf_filesystem_free_bytes", "Filesystem space an ordinary "
+                               "user may still write (df's Avail)", FS), labels, fs.free)
         family = out.gauge("saf_series_dropped", "Series of the node's last sample left out "
                            "because another had the same labels (a GPU index, interface or "
                            "NUMA node reported twice), by kind", [*NODE, "kind"])
