@@ -18,6 +18,7 @@ import sys
 import time
 
 from . import protocol
+from .collectors.amdgpu import AmdGpuCollector
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.disks import DiskCollector
@@ -68,7 +69,8 @@ def cluster_addresses(host=None, environ=None):
 def make_collectors(machine, interval):
     return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
             NvmlCollector(machine), AppleGpuCollector(machine, interval),
-            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine)]
+            IntelGpuCollector(machine, interval), AmdGpuCollector(machine),
+            NicCollector(machine), DiskCollector(machine)]
 
 
 class Agent:
