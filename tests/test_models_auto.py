@@ -27,7 +27,7 @@ from saf.ray import command as rc
 from saf.ray.answers import decode, marked_line
 from saf.ray.facts import NodeFacts, probe_command
 from saf.recipe import load_recipe
-from saf.recipe.events import NodeStepFinished
+from saf.recipe.events import NodeStepFinished, StepOutput
 from saf.recipe.prepare import prepare
 from saf.recipe.runner import Runner
 from tests.helpers.recorded import MACHINES, RecordedNodes
@@ -148,3 +148,57 @@ def test_ray_start_on_the_arc_box_declares_its_intel_gpu() -> None:
 
 def test_no_intel_resource_without_an_arc_gpu() -> None:
     assert probe_facts(MACHINES / NVIDIA / "root").intel_arc == 0
+
+
+# -- AMD: llama-server through Vulkan or ROCm -------------------------------------------------
+STRIX_BEFORE = "ubuntu2404-strix-point-apu-before"
+STRIX_AFTER = "ubuntu2404-strix-point-apu-after"
+
+
+def test_amd_node_gets_llama_server_and_no_intel_environment(machine) -> None:
+    """The Strix Point box (PCI 1002:150e, class 0x038000: a Display controller, not VGA) with
+    a Vulkan llama-server on its PATH."""
+    nodes = machine(STRIX_AFTER)
+    step = check_models(nodes, model="/models/m.gguf")
+    assert step.would == ["llama-server -m /models/m.gguf --host 127.0.0.1 --port 8000"]
+
+
+def run_recipe(nodes: RecordedNodes, recipe: str,
+               **variables: str) -> tuple[list[NodeStepFinished], list[str]]:
+    """A --check run: each step's end, and the lines its last step printed."""
+    async def go() -> list[Event]:
+        events: list[Event] = []
+        async with Fleet(load_inventory(nodes.inventory)) as fleet:
+            prepared = await prepare(load_recipe(RECIPES / f"{recipe}.toml"), fleet,
+                                     variables, None)
+            await Runner(prepared, fleet, events.append, run_id="t", check=True).run()
+        return events
+    events = asyncio.run(go())
+    ends = [e for e in events if isinstance(e, NodeStepFinished)]
+    said = [e.line for e in events if isinstance(e, StepOutput) and e.step == ends[-1].step]
+    return ends, said
+
+
+def test_llama_server_gpu_check_before(machine) -> None:
+    """No Vulkan drivers, no llama-server: --check would install Mesa's Vulkan drivers and
+    says how to build llama-server, downloading nothing."""
+    nodes = machine(STRIX_BEFORE)
+    (drivers, group, server), said = run_recipe(nodes, "llama-server-gpu", user="ada")
+    assert drivers.would == ["DEBIAN_FRONTEND=noninteractive apt-get install -y -- "
+                             "mesa-vulkan-drivers vulkan-tools"]
+    assert group.status == "changed" and "usermod -aG render" in group.would[0]
+    assert server.status == "failed"
+    assert said[0].startswith("no llama-server here; build llama.cpp with Vulkan: ")
+    assert "cmake -S llama.cpp -B llama.cpp/build -DGGML_VULKAN=ON" in said[0]
+    assert not [c for c in nodes.calls() if c.startswith(("apt-get", "usermod", "curl",
+                                                          "wget"))]
+
+
+def test_llama_server_gpu_check_after(machine) -> None:
+    nodes = machine(STRIX_AFTER)
+    (drivers, _, server), said = run_recipe(nodes, "llama-server-gpu", user="ada")
+    assert drivers.status == "skipped"
+    assert server.status == "ok"
+    assert "llama-server --list-devices" in nodes.calls()
+    assert said == ["Available devices:", "  Vulkan0: AMD Radeon 890M Graphics (RADV GFX1150) "
+                    "(16063 MiB, 12297 MiB free)"]
