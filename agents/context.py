@@ -17,9 +17,14 @@ class Context:
     powermetrics, sudo) to the argv that runs it; `modules` maps a module name (psutil,
     pynvml) to an already imported module, or None to pretend it is missing."""
 
+    # Homebrew's folders (Apple Silicon, Intel Macs): an SSH command's PATH lacks them, so a
+    # `brew install macmon` (apple-check) would otherwise stay unseen by the agent.
+    MACOS_BIN = ("/opt/homebrew/bin", "/usr/local/bin")
+
     def __init__(self, root="/", commands=None, modules=None, platform=None,
-                 cluster_addresses=()):
+                 cluster_addresses=(), macos_bin=None):
         self.root = root
+        self.macos_bin = tuple(self.MACOS_BIN if macos_bin is None else macos_bin)
         self.commands = dict(commands or {})
         self.modules = dict(modules or {})
         self.platform = platform or sys.platform
@@ -79,6 +84,8 @@ class Context:
             base = self.commands[name]
             return list(base) + list(args) if base else None
         found = shutil.which(name)
+        if not found and self.macos:
+            found = shutil.which(name, path=os.pathsep.join(self.macos_bin))
         return [found] + list(args) if found else None
 
     def popen(self, argv):
