@@ -21,11 +21,17 @@ class Context:
     powermetrics, sudo) to the argv that runs it; `modules` maps a module name (psutil,
     pynvml) to an already imported module, or None to pretend it is missing."""
 
+    # Homebrew's folders (Apple Silicon, Intel Macs): an SSH command's PATH lacks them, so a
+    # `brew install macmon` (apple-check) would otherwise stay unseen by the agent.
+    MACOS_BIN = ("/opt/homebrew/bin", "/usr/local/bin")
+
     def __init__(self, root: str = "/",
                  commands: Mapping[str, Sequence[str] | None] | None = None,
                  modules: Mapping[str, ModuleType | None] | None = None,
-                 platform: str | None = None, cluster_addresses: Iterable[str] = ()) -> None:
+                 platform: str | None = None, cluster_addresses: Iterable[str] = (),
+                 macos_bin: Iterable[str] | None = None) -> None:
         self.root = root
+        self.macos_bin = tuple(self.MACOS_BIN if macos_bin is None else macos_bin)
         self.commands = dict(commands or {})
         self.modules = dict(modules or {})
         self.platform = platform or sys.platform
@@ -85,6 +91,8 @@ class Context:
             base = self.commands[name]
             return list(base) + list(args) if base else None
         found = shutil.which(name)
+        if not found and self.macos:
+            found = shutil.which(name, path=os.pathsep.join(self.macos_bin))
         return [found] + list(args) if found else None
 
     def popen(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:

@@ -24,6 +24,7 @@ from typing import TextIO
 
 from . import protocol
 from .collectors import Collector
+from .collectors.amdgpu import AmdGpuCollector
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.disks import DiskCollector
@@ -76,8 +77,8 @@ def cluster_addresses(host: str | None = None,
 def make_collectors(machine: Context, interval: float) -> list[Collector]:
     return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
             NvmlCollector(machine), AppleGpuCollector(machine, interval),
-            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine),
-            FilesystemCollector(machine)]
+            IntelGpuCollector(machine, interval), AmdGpuCollector(machine),
+            NicCollector(machine), DiskCollector(machine), FilesystemCollector(machine)]
 
 
 class Agent:

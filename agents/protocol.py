@@ -130,13 +130,15 @@ class GpuProcess(TypedDict, total=False):
 
 class GpuItem(TypedDict, total=False):
     index: int
-    vendor: str  # nvidia, apple, intel
+    vendor: str  # nvidia, apple, intel, amd
     name: str
     uuid: Optional[str]
     util: Optional[float]
     mem_util: Optional[float]
     mem_used: Optional[int]
     mem_total: Optional[int]
+    gtt_used: Optional[int]  # AMD: system RAM the GPU has mapped (GTT), apart from VRAM
+    gtt_total: Optional[int]
     temp: Optional[float]
     power_w: Optional[float]
     power_limit_w: Optional[float]

@@ -213,6 +213,9 @@ class GpuStats(Part):
             text.append("unified with system memory", style="dim")
         else:
             text.append("not measured", style="dim")
+        if g.gtt_total:  # AMD: the system RAM it maps, apart (an APU's VRAM is a carve-out)
+            text.append("   gtt ", style="bold")
+            text.append(fmt_used(g.gtt_used, g.gtt_total))
         text.append("   clock ", style="bold")
         text.append(fmt_num(g.clock_mhz, " MHz"))
         text.append("   fan ", style="bold")

@@ -110,6 +110,14 @@ def test_node_intel(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_node_amd(snap_compare, size) -> None:
+    """Node screen of a Strix Point APU box: use, power, temp and clock from amdgpu's sysfs,
+    its 512 MiB VRAM carve-out as GPU memory and the GTT it maps from system RAM beside it."""
+    assert snap_compare(app_path("node_amd"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_node_numa(snap_compare, size) -> None:
     """Node screen of a two-socket Xeon (4 NUMA nodes): 56 cores and the NUMA table with
     hit/miss/foreign rates."""

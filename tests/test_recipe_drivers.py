@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="become steps need roo
 # would change the machine.
 FACT_CALLS = ("uname ", "ubuntu-drivers devices", "mokutil --sb-state", "mokutil --list-new",
               "modprobe -n -v ", "nvidia-smi -L", "nvidia-smi --query-gpu=", "clinfo -l",
-              "su -l ", "system_profiler -json ", "pmset -g", "mdutil -s ", "python -c ")
+              "su -l ", "system_profiler -json ", "pmset -g", "mdutil -s ", "python -c ",
+              "getcap ")
 
 
 class Ran:
@@ -255,6 +256,13 @@ def test_intel_check_before_the_runtime(machine) -> None:
     assert "chmod" not in " ".join(runtime.would + group.would)
     assert clinfo.status == "skipped"  # it only reads: never "would change"
     assert clinfo.message.startswith("--check: not run (not yet: clinfo -l as ")
+    tools, perfmon = ran.step(3), ran.step(4)
+    assert tools.would == ["DEBIAN_FRONTEND=noninteractive apt-get install -y -- intel-gpu-tools"]
+    # CAP_PERFMON on intel_gpu_top alone, not perf_event_paranoid for every program.
+    assert perfmon.would == ["setcap cap_perfmon=ep /usr/bin/intel_gpu_top && getcap "
+                             "/usr/bin/intel_gpu_top"]
+    assert "getcap /usr/bin/intel_gpu_top" in nodes.calls()
+    assert "perf_event_paranoid" not in " ".join(tools.would + perfmon.would)
     only_facts(nodes)
 
 
@@ -266,6 +274,7 @@ def test_intel_check_after_the_runtime(machine) -> None:
     assert clinfo.status == "ok"
     assert clinfo.message == "clinfo -l as ada lists Arc A770 (Intel(R) Graphics [0x56a0])"
     assert "su -l ada -c clinfo -l" in nodes.calls()  # a fresh login as that user
+    assert [ran.step(3).status, ran.step(4).status] == ["skipped", "skipped"]
     only_facts(nodes)
 
 
@@ -279,6 +288,31 @@ def test_apple_check_reports_the_chip(machine) -> None:
                             "memory")
     assert mlx.status == "failed"
     assert "MLX does not import" in mlx.message
+
+
+MACMON = ("for b in \"$(command -v brew)\" /opt/homebrew/bin/brew /usr/local/bin/brew; do "
+          "[ -x \"$b\" ] && exec \"$b\" install macmon; done; echo 'Homebrew is not installed "
+          "(https://brew.sh): install it, then rerun apple-check'; exit 1")
+
+
+def test_apple_check_would_install_macmon(machine) -> None:
+    """The Mac Studio has no macmon: --check says it would `brew install macmon` (as the login
+    user, not root), and calls no brew."""
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    ran = run(nodes, "apple-check")
+    macmon = ran.step(2)
+    assert macmon.status == "changed"
+    assert macmon.would == [MACMON]
+    assert not [c for c in nodes.calls() if c.startswith("brew")]
+    only_facts(nodes)
+
+
+def test_apple_check_leaves_an_installed_macmon(machine) -> None:
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    on_path = nodes.root / "bin" / "n-macstudio-m2ultra" / "macmon"
+    on_path.symlink_to(Path(__file__).parent / "fixtures" / "machines" / "player.py")
+    assert run(nodes, "apple-check").step(2).status == "skipped"
+    assert not [c for c in nodes.calls() if c.startswith(("brew", "macmon"))]
 
 
 def test_apple_check_mlx_sees_the_gpu(machine) -> None:

@@ -120,6 +120,8 @@ class GpuItem(_Part):
     mem_util: Percent | None | UnsetType = UNSET
     mem_used: Count | None | UnsetType = UNSET
     mem_total: Count | None | UnsetType = UNSET
+    gtt_used: Count | None | UnsetType = UNSET
+    gtt_total: Count | None | UnsetType = UNSET
     temp: Temp | None | UnsetType = UNSET
     power_w: Amount | None | UnsetType = UNSET
     power_limit_w: Amount | None | UnsetType = UNSET

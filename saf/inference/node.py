@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from saf.connect.base import Connector, RunResult
-from saf.inference.engines import DETECT, ENGINES, ModelServerSpec
+from saf.inference.engines import DETECT, ENGINES, GPUS, Gpu, ModelServerSpec
 from saf.inference.records import (
     BadLines,
     Endpoint,
@@ -158,9 +158,13 @@ async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, lis
     return path, list(final.lines)
 
 
-async def detect_engine(node: Target, bin_dir: str, python: str) -> str | None:
-    """The engine `auto` picks on this node, or None when it has none of them."""
+async def detect_engine(node: Target, bin_dir: str, python: str) -> tuple[str | None, Gpu]:
+    """The engine `auto` picks on this node (None when it has none of them) and the vendor of
+    its GPU that needs a server environment of its own (engines.GPU_ENV)."""
     command = f"{sh(DETECT)} saf {path_arg(bin_dir) if bin_dir else quote('')} {program(python)}"
     result = await node.run(command, 60)
-    word = result.stdout.strip().splitlines()[-1:] if result.ok else []
-    return word[0] if word and word[0] in ENGINES else None
+    last = result.stdout.strip().splitlines()[-1:] if result.ok else []
+    words = last[0].split() if last else []
+    engine = words[0] if words and words[0] in ENGINES else None
+    gpu: Gpu = next((g for g in GPUS if words[1:2] == [g]), "none")
+    return engine, gpu

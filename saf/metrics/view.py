@@ -71,6 +71,9 @@ class Gpu:
     clock_mhz: float | None = None
     processes: tuple[GpuProcess, ...] = ()
     vendor: str = ""
+    # AMD: system RAM the GPU has mapped (GTT), shown beside its VRAM, never added to it
+    gtt_used: float | None = None
+    gtt_total: float | None = None
     # field -> why the node does not measure it (the agent's per-GPU `missing`)
     missing: dict[str, str] = field(default_factory=dict)
 
@@ -316,6 +319,7 @@ def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
             # NVIDIA reports its shader clock, Apple and Intel their GPU frequency.
             clock_mhz=clock if clock is not None else num(g.get("freq_mhz")),
             processes=procs, vendor=str(g.get("vendor") or ""),
+            gtt_used=num(g.get("gtt_used")), gtt_total=num(g.get("gtt_total")),
             missing={str(k): str(v) for k, v in missing.items()}
             if missing and isinstance(missing, dict) else {}))
     return tuple(out)

@@ -62,6 +62,7 @@ class NodeFacts(Answer, tag="facts", frozen=True):
     # node: {"argv", "env", "head"}, compared flag by flag by saf.ray.command.differences).
     record: dict[str, Any] | None = None
     nvidia: bool = False
+    intel_arc: Count = 0  # Intel Arc GPUs (PCI ids in agents/arc_ids.py)
     osx_cluster_env: Annotated[str, Meta(max_length=40)] | None = None
     mlx: bool = False
     time: Annotated[float, Meta(gt=0, lt=1e11)] | None = None

@@ -252,6 +252,30 @@ def _raylet_named(cmd: str, name: str) -> bool:
     return "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " "
 
 
+def _arc_gpus(arc_ids: Any) -> int:
+    """How many Intel Arc GPUs the node has: PCI devices of vendor 0x8086 whose device id is
+    one of `arc_ids` (saf sends agents/arc_ids.py's), read under $SAF_FACTS_ROOT as the
+    recipes' facts are."""
+    base = os.environ.get("SAF_FACTS_ROOT", "") + "/sys/bus/pci/devices"
+    wanted = set(arc_ids or ())
+    count = 0
+    try:
+        devices = os.listdir(base)
+    except OSError:
+        return 0
+    for dev in devices:
+        try:
+            with open(os.path.join(base, dev, "vendor")) as f:
+                vendor = f.read().strip().lower()
+            with open(os.path.join(base, dev, "device")) as f:
+                device = int(f.read().strip(), 16)
+        except (OSError, ValueError):
+            continue
+        if vendor == "0x8086" and device in wanted:
+            count += 1
+    return count
+
+
 def facts(args: Args) -> Answer:
     now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
@@ -296,6 +320,7 @@ def facts(args: Args) -> Answer:
         "gcs_running": any("gcs_server" in cmd.split(" ", 1)[0] for _, cmd in procs),
         "record": record,
         "nvidia": nvidia,
+        "intel_arc": _arc_gpus(args.get("arc_ids")),
         "osx_cluster_env": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
         "mlx": importlib.util.find_spec("mlx") is not None,
         "time": now,

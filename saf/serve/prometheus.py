@@ -193,6 +193,11 @@ class SafCollector(Collector):
                  gpu.mem_used)
             _put(out.gauge("saf_gpu_memory_total_bytes", "GPU memory installed", GPU),
                  labels, gpu.mem_total)
+        # AMD's GTT: system RAM the GPU maps, also counted in saf_node_memory_*.
+        _put(out.gauge("saf_gpu_gtt_used_bytes", "System memory the GPU has mapped (AMD GTT)",
+                       GPU), labels, gpu.gtt_used)
+        _put(out.gauge("saf_gpu_gtt_total_bytes", "System memory the GPU may map (AMD GTT)",
+                       GPU), labels, gpu.gtt_total)
         _put(out.gauge("saf_gpu_temperature_celsius", "GPU temperature", GPU), labels,
              gpu.temp)
         _put(out.gauge("saf_gpu_power_watts", "GPU power draw", GPU), labels, gpu.power)

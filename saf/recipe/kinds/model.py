@@ -9,7 +9,7 @@ saf.inference.node.start_server) and waits for readiness, failing with the log's
 
 from __future__ import annotations
 
-from saf.inference.engines import CHOICES, ModelServerSpec, split_args
+from saf.inference.engines import CHOICES, GPU_ENV, NO_ENGINE_HINT, ModelServerSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
@@ -62,7 +62,8 @@ class ModelServer(Kind):
         return (f"serve {self.values['model']} with {self.values['engine']} on port "
                 f"{self.values['port']}")
 
-    def _spec(self, ctx: StepContext, engine: str) -> tuple[ModelServerSpec, float]:
+    def _spec(self, ctx: StepContext, engine: str,
+              env: tuple[tuple[str, str], ...] = ()) -> tuple[ModelServerSpec, float]:
         got = {key: ctx.render(value, shell=False).strip() for key, value in self.values.items()}
         model = got["model"] or str(ctx.node.vars.get("serve_model", ""))
         if not model:
@@ -97,7 +98,7 @@ class ModelServer(Kind):
                                host=got.get("host") or "127.0.0.1",
                                tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
                                ray=ray in TRUE, bin_dir=got.get("bin", ""),
-                               python=ctx.node.python, args=args)
+                               python=ctx.node.python, args=args, env=env)
         return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
 
     async def plan(self, ctx: StepContext) -> Plan:
@@ -113,12 +114,13 @@ class ModelServer(Kind):
         except ModelStepError as exc:  # a value the step needs is wrong: in --check too
             return Plan(True, refusal=str(exc))
         if engine == "auto":
-            found = await detect_engine(target, spec.bin_dir, spec.python)
+            found, gpu = await detect_engine(target, spec.bin_dir, spec.python)
             if found is None:
-                why = ("no engine on this node: none of mlx_lm.server, vllm (with nvidia-smi), "
-                       "llama-server, or llama_cpp in its Python")
+                why = ("no engine on this node: none of mlx_lm.server, vllm (with nvidia-smi, "
+                       "or an XPU build with an Intel Arc GPU), llama-server, or llama_cpp in "
+                       "its Python" + NO_ENGINE_HINT.get(gpu, ""))
                 return Plan(True, refusal=why)
-            spec, timeout = self._spec(ctx, found)
+            spec, timeout = self._spec(ctx, found, GPU_ENV.get(gpu, ()))
         running = await list_servers(target)
         here = [e for e in running.endpoints if e.port == spec.port and e.up]
         if here and here[0].engine == spec.engine and here[0].model == spec.model \
