@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from saf import paths
+from saf import paths, secrets
 from saf.config_model import Source, decode, dotted
-from saf.errors import InventoryError, brief
+from saf.errors import InventoryError, SafError, brief
 from saf.inventory.model import SELECTOR_WORDS, Cluster, Defaults, Inventory, Node
 from saf.inventory.schema import InventoryFile
 from saf.tomlpos import TomlPositions, load_toml
@@ -22,7 +23,7 @@ INVENTORY_NAME = "saf.toml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Tables owned by other parts of saf; they validate their own contents.
-EXTRA_TABLES = {"signals", "cockpit", "ray"}
+EXTRA_TABLES = {"signals", "cockpit"}
 
 
 def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -148,6 +149,29 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
         second = heads[1]
         raise InventoryError(path, f"more than one head node ({heads[0].name}, {second.name}); "
                              "a cluster has one head", line=second.line)
+    register_secrets(file, path)
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
     return Inventory(cluster=Cluster(name=file.cluster.name), defaults=defaults,
-                     nodes=tuple(nodes), path=path, extra=extra)
+                     nodes=tuple(nodes), path=path, extra=extra, file=file)
+
+
+def register_secrets(file: InventoryFile, path: Path | None,
+                     environ: Mapping[str, str] | None = None) -> None:
+    """Hide every secret the file declares (its services' and models' env_files and
+    `${NAME}` values; saf.secrets) from everything this process shows, as far as they can be
+    read now: a command that only shows things needs no env_file to be there, and
+    saf.cluster.declared reports one that is missing or wrong when it is needed."""
+    environ = os.environ if environ is None else environ
+    for part in (*file.services, *file.models):
+        for value in part.env.values():
+            name = secrets.reference(value)
+            if name is not None and name in environ:
+                secrets.register([environ[name]])
+        if part.env_file is not None:
+            env_file = Path(part.env_file).expanduser()
+            if not env_file.is_absolute() and path is not None:
+                env_file = path.parent / env_file
+            try:
+                secrets.register(secrets.read_env_file(env_file).values())
+            except SafError:
+                pass

@@ -1,0 +1,1 @@
+"""What is about the declared cluster."""
