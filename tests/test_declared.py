@@ -233,3 +233,36 @@ def test_topological_names_the_ring():
     with pytest.raises(CycleError) as info:
         topological({"a": ("a",)})
     assert str(info.value) == "a -> a"
+
+
+@pytest.mark.parametrize(("extra", "line", "words"), [
+    ('[[up.steps]]\nrecipe = "python-venv"\nvars = { nope = 1 }\n', 14,
+     "recipe 'python-venv' has no variable 'nope'"),
+])
+def test_up_vars_are_the_recipes(tmp_path, extra, line, words):
+    message = refused(tmp_path, NODES + "\n" + extra)
+    assert f"saf.toml:{line}:" in message, message
+    assert words in message, message
+
+
+def test_up_is_a_recipe_of_recipe_steps(tmp_path):
+    """[up] and a recipe that runs recipes are one mechanism: its steps expand to the named
+    recipes' steps, limited to each step's `on`, with its vars."""
+    from saf.recipe.compose import expand
+    from saf.recipe.prepare import load_included
+
+    (tmp_path / "mine.toml").write_text('name = "mine"\n[vars]\nword = "x"\n[[steps]]\n'
+                                        'name = "say"\nrun = "echo {word}"\n')
+    path = tmp_path / "saf.toml"
+    path.write_text(NODES + '\n[[up.steps]]\nrecipe = "hello"\n\n[[up.steps]]\n'
+                    'recipe = "mine.toml"\non = "tag:nvidia"\nvars = { word = "hi" }\n')
+    inventory = load_inventory(path)
+    recipe = declared(inventory).up_recipe()
+    assert [s.name for s in recipe.steps] == ["hello", "mine"]
+    assert recipe.steps[1].line == 15
+    flat = expand(recipe, {}, inventory, load_included)
+    names = [s.name for s in flat.steps]
+    assert names[-1] == "mine › say"
+    assert all(n.startswith("hello › ") for n in names[:-1])
+    assert flat.steps[-1].variables == {"word": "hi"}
+    assert flat.steps[-1].within == ("tag:nvidia",)

@@ -10,10 +10,12 @@ each mistake an InventoryError naming the file and line:
 - every selector (`on`, [ray] resources' keys, [up] steps' `on`) valid and matching a node;
 - a model has `on` or `placement = "auto"` (exactly one), and `replicas` only when placed;
 - no two parts listen on one port of one node (Ray's ports on its head, the models' ports);
-- each [up] step's recipe exists.
+- each [up] step's recipe exists and takes the `vars` given (and gets those it needs).
 
 `Declared.order()` is the order the parts are brought up in: Ray, then services and models
-in the order written, each after what it names in `after`.
+in the order written, each after what it names in `after`; `Declared.up_recipe()` is [up] as
+a recipe of `recipe` steps for the runner. `Part.environment()` is a service's or model's
+environment with its secrets marked (saf.secrets).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from saf.inventory.load import NAME_RE
 from saf.inventory.model import Inventory, Node
 from saf.inventory.schema import InventoryFile, PartTable
 from saf.recipe import library
+from saf.recipe.kinds.include import Include
+from saf.recipe.model import Recipe, Step
 from saf.select import needs_os, select
 
 RAY = "ray"
@@ -204,6 +208,23 @@ class Declared:
         """Part names in the order to bring them up (reverse it to take them down)."""
         return topological(self.after())
 
+    def up_recipe(self) -> Recipe:
+        """[up] as a recipe of `recipe` steps (saf.recipe.kinds.include), for the runner: its
+        steps are put in place by saf.recipe.compose when it is prepared, and an error in
+        one names saf.toml and the step's line. Step names are the recipes' (a recipe
+        given twice is named `NAME #2`)."""
+        steps = []
+        seen: dict[str, int] = {}
+        for index, up in enumerate(self.up):
+            name = Include(up.recipe, {}).describe()
+            seen[name] = seen.get(name, 0) + 1
+            steps.append(Step(index=index, name=name if seen[name] == 1 else
+                              f"{name} #{seen[name]}", kind=Include(up.recipe, dict(up.vars)),
+                              on=up.on, line=up.line))
+        return Recipe(name="up", description="the [up] recipes of saf.toml", vars={},
+                      steps=tuple(steps), path=self.path,
+                      folder=self.path.parent if self.path else None)
+
 
 # -- reading it ----------------------------------------------------------------------------
 
@@ -272,11 +293,22 @@ def _up(inventory: Inventory, file: InventoryFile, source: Source) -> tuple[UpSt
         if (recipe.endswith(".toml") or "/" in recipe) and inventory.path is not None:
             recipe = str(inventory.path.parent / Path(recipe).expanduser())
         try:
-            library.find(recipe)
+            other = library.load(recipe)
         except SafError as exc:
             raise source.fail(where + ("recipe",), f"up.steps[{i}].recipe: {exc}") from None
         values = {k: ("true" if v else "false") if isinstance(v, bool) else str(v)
                   for k, v in t.vars.items()}
+        for name in values:
+            if name not in other.vars:
+                raise source.fail(where + ("vars", name), f"up.steps[{i}].vars: recipe "
+                                  f"{other.name!r} has no variable {name!r} (its [vars]: "
+                                  f"{', '.join(sorted(other.vars)) or 'none'})")
+        for name, var in other.vars.items():
+            if var.required and name not in values:
+                raise source.fail(where, f"up.steps[{i}]: recipe {other.name!r} needs "
+                                  f"variable {name!r}" + (f" ({var.description})" if
+                                                          var.description else "")
+                                  + f": give it in vars = {{ {name} = \"...\" }}")
         steps.append(UpStep(recipe, values, t.on, source.line(where)))
     return tuple(steps)
 
