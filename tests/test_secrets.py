@@ -139,3 +139,19 @@ def test_the_env_file_is_not_needed_to_show_things(tmp_path: Path) -> None:
                     'command = "x"\nenv_file = "gone.env"\n')
     assert load_inventory(path).file is not None
     assert os.stat(path).st_mode & stat.S_IRUSR
+
+
+def test_every_headless_view_hides_secrets(capsys) -> None:
+    """saf.render's console and JSON lines (saf exec, saf models, saf runs...) print through
+    one gate."""
+    from saf.render.console import console, print_json_line
+
+    secrets.register([TOKEN])
+    console().print(f"out {TOKEN}")
+    console(stderr=True).print(f"err {TOKEN}")
+    print_json_line({"line": f"json {TOKEN}"})
+    out, err = capsys.readouterr()
+    assert TOKEN not in out + err
+    assert "out ***" in out
+    assert '"json ***"' in out
+    assert "err ***" in err
