@@ -266,3 +266,16 @@ def test_up_is_a_recipe_of_recipe_steps(tmp_path):
     assert all(n.startswith("hello › ") for n in names[:-1])
     assert flat.steps[-1].variables == {"word": "hi"}
     assert flat.steps[-1].within == ("tag:nvidia",)
+
+
+def test_the_example_in_the_docs_is_declared(tmp_path):
+    """docs/inventory.md's example of the declared cluster, with the nodes of its first
+    example, reads without an error."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "inventory.md").read_text()
+    blocks = page.split("```toml\n")
+    nodes = blocks[1].split("```")[0]
+    declared_part = next(b for b in blocks if b.startswith("[up]")).split("```")[0]
+    text = nodes.replace('tags = ["mac", "m3-ultra"]', 'tags = ["nvidia"]') + declared_part
+    d = load(tmp_path, text)
+    assert d.order()[0] == "ray"
+    assert {s.name for s in d.services} == {"publisher", "aggregator"}

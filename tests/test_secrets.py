@@ -107,9 +107,21 @@ name = "print it"
 run = "echo the token is {token}; echo {token} >&2"
 
 [[steps]]
+name = "send the env file"
+kind = "upload"
+src = "secret.env"
+dest = "@REMOTE@/{node.name}.env"
+mode = "0600"
+
+[[steps]]
+name = "read it on the node"
+run = "cat @REMOTE@/{node.name}.env; stat -c %a @REMOTE@/{node.name}.env"
+
+[[steps]]
 name = "fail with it"
 run = "echo last words {token}; exit 3"
-""")
+""".replace("@REMOTE@", str(tmp_path / "remote")))
+    (tmp_path / "remote").mkdir()
     state = tmp_path / "state"
     outputs = []
     for extra in ([], ["--json"], ["--check"]):
@@ -122,6 +134,8 @@ run = "echo last words {token}; exit 3"
     assert TOKEN not in printed
     assert "the token is ***" in printed
     assert "last words ***" in printed
+    assert "HF_TOKEN=***" in printed  # read back from the node's own 0600 copy
+    assert "600" in printed
     files = [p for p in state.rglob("*") if p.is_file()]
     assert any(p.suffix == ".jsonl" for p in files)
     for path in files:
