@@ -202,7 +202,10 @@ def test_resume_starts_at_the_included_step_that_failed(asyncssh_cluster, tmp_pa
     flag = tmp_path / "fixed"
     out = tmp_path / "out"
     out.mkdir()
-    write(tmp_path, "child.toml", f'name = "child"\n[[steps]]\nname = "needs the fix"\n'
+    # The step that fails is the third of the run, and the parent has two steps: a resume
+    # counts the steps that run, not the parent's own.
+    write(tmp_path, "child.toml", f'name = "child"\n[[steps]]\nname = "ready"\nrun = "true"\n'
+          f'[[steps]]\nname = "needs the fix"\n'
           f'run = "test -e {flag}"\n[[steps]]\nname = "then"\nrun = "touch {out}/then"\n')
     parent = write(tmp_path, "parent.toml", f'name = "parent"\n[[steps]]\nname = "first"\n'
                    f'run = "touch {out}/first-$$"\n[[steps]]\nrecipe = "child.toml"\n'
@@ -216,6 +219,7 @@ def test_resume_starts_at_the_included_step_that_failed(asyncssh_cluster, tmp_pa
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     done = _finished(resumed.stdout)
     assert done[("first", "alpha")] == "skipped"  # done in the first run
+    assert done[("child › ready", "alpha")] == "skipped"
     assert done[("child › needs the fix", "alpha")] == "changed"
     assert (out / "then").exists()
     assert len(list(out.glob("first-*"))) == 3  # the first step ran once, on 3 nodes
@@ -242,3 +246,18 @@ def test_a_node_left_out_of_an_included_recipe_goes_on_with_the_rest(asyncssh_cl
     assert finished[("after", "alpha")] == "changed"
     assert not (out / "child-alpha").exists()
     assert (out / "after-alpha").exists()
+
+
+def test_the_cockpits_run_dialog_lists_the_steps_that_run(tmp_path: Path, inventory) -> None:
+    """The Recipes screen asks before a run or resume, listing the steps from the resume's
+    step on: those are counted as the run counts them, a recipe step's one by one."""
+    from saf.screens.recipes import _steps_that_run
+
+    from saf.recipe.run import RunPlan
+
+    write(tmp_path, "child.toml", CHILD)
+    recipe = load_recipe(write(tmp_path, "p.toml", PARENT.replace("@DIR@", str(tmp_path))))
+    names = [s.name for s in _steps_that_run(RunPlan(recipe, start_step=2), inventory)]
+    assert names == ["before", "child › write the word", "child › show it", "after"]
+    plain = load_recipe(write(tmp_path, "c.toml", CHILD))
+    assert _steps_that_run(RunPlan(plain, {"dir": "/x"}), inventory) == plain.steps
