@@ -29,6 +29,10 @@ _REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The one mode a file holding secrets has on a node.
 FILE_MODE = 0o600
+# A shorter value is not hidden in free text: an env_file's WORKERS=4 or DEBUG=1 would turn
+# every 4 or 1 saf prints into ***, and so short a value guards nothing. It is still marked
+# secret where it is shown as a value (Environment.shown).
+MIN_HIDDEN = 6
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -37,11 +41,11 @@ T = TypeVar("T")
 
 
 def register(values: Iterable[str]) -> None:
-    """Hide these values from now on, in everything this process shows or writes. An empty
-    value hides nothing and is ignored."""
+    """Hide these values from now on, in everything this process shows or writes. A value
+    shorter than MIN_HIDDEN characters is not hidden in free text (see MIN_HIDDEN)."""
     global _pattern
     with _lock:
-        new = {v for v in values if v} - _known
+        new = {v for v in values if len(v) >= MIN_HIDDEN} - _known
         if not new:
             return
         _known.update(new)
@@ -113,8 +117,9 @@ def read_env_file(path: Path) -> dict[str, str]:
             raise ConfigError(path, "a line must be KEY=VALUE (the value is not shown)",
                               line=number)
         if not _KEY.match(key):
-            raise ConfigError(path, f"bad key {key[:40]!r}: letters, digits and _, not "
-                              "starting with a digit", line=number)
+            # The key is not shown: a line this wrong may be a value pasted on its own.
+            raise ConfigError(path, "bad key: a key is letters, digits and _, not starting "
+                              "with a digit (the line is not shown)", line=number)
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]

@@ -36,7 +36,8 @@ def test_env_file_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "line", "words"), [
     ("A=1\nnot a pair\n", 2, "a line must be KEY=VALUE"),
-    ("A=1\n9X=2\n", 2, "bad key '9X'"),
+    ("A=1\n9X=2\n", 2, "bad key: a key is letters"),
+    (f"A=1\n{TOKEN} x=1\n", 2, "the line is not shown"),
     (f"A=1\n\nB='{TOKEN}\n", 3, "the value of B has an unclosed quote"),
 ])
 def test_a_bad_env_file_names_its_line_never_its_value(tmp_path: Path, text: str, line: int,
@@ -62,6 +63,14 @@ def test_environment_marks_and_hides_secrets(tmp_path: Path) -> None:
         "token=*** key=*** mode=live"
     with pytest.raises(KeyError):
         secrets.environment({"X": "${SAF_T_UNSET}"}, source={})
+
+
+def test_a_short_value_is_not_hidden_in_free_text() -> None:
+    """WORKERS=4 in an env_file must not turn every 4 saf prints into ***."""
+    secrets.register(["4", "true", "12345"])
+    assert secrets.redact("port 8040, 4 workers, true") == "port 8040, 4 workers, true"
+    env = secrets.Environment({"WORKERS": "4"}, frozenset({"WORKERS"}))
+    assert env.shown() == {"WORKERS": "***"}
 
 
 def test_scrub_reaches_inside_events() -> None:
