@@ -137,7 +137,7 @@ def test_the_engines_are_those_serving_knows():
 
 @pytest.mark.parametrize(("extra", "line", "words"), [
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\ncolour = 1\n",
-     16, "unknown key 'colour' in [services[0]]"),
+     16, "unknown key 'colour' in service 's'"),
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\nafter = [\"nope\"]\n",
      16, "no service is named 'nope'"),
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\nafter = [\"ray\"]\n",
@@ -147,7 +147,7 @@ def test_the_engines_are_those_serving_knows():
     ("[[services]]\nname = \"s\"\non = \"tag:arc\"\ncommand = \"x\"\n",
      14, 'matches no node'),
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\nrestart = \"sometimes\"\n",
-     16, "restart must be one of always, no, on-failure, not 'sometimes'"),
+     16, "service 's': restart must be one of always, no, on-failure, not 'sometimes'"),
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\ncpus = \"zero\"\n",
      16, 'a CPU list such as "0-7"'),
     ("[[services]]\nname = \"s\"\non = \"a\"\ncommand = \"x\"\n"
@@ -162,7 +162,7 @@ def test_the_engines_are_those_serving_knows():
     ("[[models]]\nname = \"m\"\nmodel = \"f.gguf\"\non = \"a\"\nreplicas = 2\nport = 80\n",
      16, 'replicas go with placement'),
     ("[[models]]\nname = \"m\"\nmodel = \"f.gguf\"\nengine = \"ollama\"\non = \"a\"\nport = 80\n",
-     15, 'engine must be one of auto, llama-cpp-python'),
+     15, "model 'm': engine must be one of auto, llama-cpp-python"),
     ("[ray]\nport = 8080\n[[models]]\nname = \"m\"\nmodel = \"f.gguf\"\non = \"a\"\nport = 8080\n",
      18, 'port 8080 on a collides with ray.port'),
     ("[[models]]\nname = \"m\"\nmodel = \"f.gguf\"\non = \"b\"\nport = 81\n"

@@ -49,26 +49,34 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     return parse_inventory(data, pos, file)
 
 
-def _node_label(data: Any, index: int) -> str:
-    """How a node is named in a message: by its name when it has a usable one."""
-    raw = data.get("nodes") if isinstance(data, dict) else None
+# The tables of many entries, each named by its `name` in messages: "node 'beta'".
+_NAMED = {"nodes": "node", "services": "service", "models": "model"}
+
+
+def _node_label(data: Any, index: int, table: str = "nodes") -> str:
+    """How an entry of [[nodes]] (or [[services]], [[models]]) is named in a message: by its
+    name when it has a usable one."""
+    raw = data.get(table) if isinstance(data, dict) else None
     entry = raw[index] if isinstance(raw, list) and index < len(raw) else None
     name = entry.get("name") if isinstance(entry, dict) else None
-    return f"node {brief(name)}" if isinstance(name, str) and name.strip() \
-        else f"node #{index + 1}"
+    return f"{_NAMED[table]} {brief(name)}" if isinstance(name, str) and name.strip() \
+        else f"{_NAMED[table]} #{index + 1}"
 
 
 def _source(data: Any, pos: TomlPositions, path: Path | None) -> Source:
+    def named(where: tuple[Any, ...]) -> bool:
+        return len(where) >= 2 and where[0] in _NAMED and isinstance(where[1], int)
+
     def table(where: tuple[Any, ...]) -> str:
         if not where:
             return "the inventory"
-        if where[0] == "nodes" and len(where) == 2 and isinstance(where[1], int):
-            return _node_label(data, where[1])
+        if named(where) and len(where) == 2:
+            return _node_label(data, where[1], where[0])
         return f"[{dotted(where)}]"
 
     def key(where: tuple[Any, ...]) -> str:
-        if len(where) >= 2 and where[0] == "nodes" and isinstance(where[1], int):
-            label = _node_label(data, where[1])
+        if named(where):
+            label = _node_label(data, where[1], where[0])
             return f"{label}: {dotted(where[2:])}" if len(where) > 2 else label
         return dotted(where)
     return Source.of_positions(path, pos, error=InventoryError, table=table, key=key)
