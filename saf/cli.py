@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from saf import library_warnings
+from saf import library_warnings, secrets
 from saf.errors import SafError
 
 # name -> "module:attribute" of a click command. Add a line here for each new command.
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except SafError as exc:
-        click.secho(f"saf: {exc}", fg="red", err=True)
+        click.secho(f"saf: {secrets.redact(str(exc))}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("saf: interrupted", err=True)

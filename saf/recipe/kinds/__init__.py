@@ -5,6 +5,7 @@ from __future__ import annotations
 from saf.recipe.kinds.apt import Apt
 from saf.recipe.kinds.base import Kind, Outcome, Plan, StepContext
 from saf.recipe.kinds.gpu import Gpu
+from saf.recipe.kinds.include import Include
 from saf.recipe.kinds.model import ModelServer
 from saf.recipe.kinds.mtu import Mtu
 from saf.recipe.kinds.net_test import NetTest
@@ -21,7 +22,7 @@ from saf.recipe.kinds.wait import Wait
 
 KINDS: dict[str, type[Kind]] = {
     kind.name: kind for kind in (Shell, Upload, Wait, Apt, NvidiaDriver, Sysctl, Reboot, Gpu,
-                                  NetTest, Mtu, ModelServer)}
+                                  NetTest, Mtu, ModelServer, Include)}
 
 __all__ = ["KINDS", "Kind", "Outcome", "Plan", "StepContext"]
 
