@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from saf import defaults
 from saf.commands import common
-from saf.events import Event
-from saf.exec import CommandFinished, exec_on
-from saf.fleet import DEFAULT_CONCURRENCY, Fleet
-from saf.render.console import print_json_line
-from saf.render.exec_view import ExecView
+
+if TYPE_CHECKING:
+    from saf.events import Event
+    from saf.exec import CommandFinished
+    from saf.render.exec_view import ExecView
 
 
 @click.command("exec")
@@ -19,7 +22,7 @@ from saf.render.exec_view import ExecView
                    "comma list.")
 @click.option("--timeout", type=float, metavar="SECONDS",
               help="Stop the command on a node that runs longer than this.")
-@click.option("--concurrency", "-j", type=click.IntRange(1), default=DEFAULT_CONCURRENCY,
+@click.option("--concurrency", "-j", type=click.IntRange(1), default=defaults.FLEET_CONCURRENCY,
               show_default=True, help="At most this many nodes at once.")
 @click.option("--json", "as_json", is_flag=True,
               help="Write events as JSON lines (output, command_finished, summary).")
@@ -31,6 +34,11 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
     Exits non-zero when the command failed, timed out or could not run on any node. Ctrl-C
     stops the command on every node (nothing is left running) and exits 130.
     """
+    from saf.exec import CommandFinished, exec_on
+    from saf.fleet import Fleet
+    from saf.render.console import print_json_line
+    from saf.render.exec_view import ExecView
+
     inventory = common.inventory(ctx)
     results: dict[str, CommandFinished] = {}
     view: ExecView | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -38,6 +37,8 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
 
 async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
                   selector: str | None) -> None:
+    import asyncio
+
     from saf.agentlink.node_links import NodeLinks
     from saf.fleet import Fleet
     from saf.recording import RecordingWriter

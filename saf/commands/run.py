@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.commands import common
-from saf.events import Event
-from saf.fleet import Fleet
-from saf.recipe import library
-from saf.recipe.events import RunStatus
-from saf.recipe.prepare import parse_assignments
-from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
-from saf.recipe.runner import BecomeError
-from saf.render.console import print_json_line
+
+if TYPE_CHECKING:
+    from saf.events import Event
 
 
 @click.command("run")
@@ -46,6 +41,16 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     recipe, the inventory or an argument is invalid; 130 when interrupted (Ctrl-C stops every
     remote command; the run can be resumed with --resume).
     """
+    import asyncio
+
+    from saf.fleet import Fleet
+    from saf.recipe import library
+    from saf.recipe.events import RunStatus
+    from saf.recipe.prepare import parse_assignments
+    from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
+    from saf.recipe.runner import BecomeError
+    from saf.render.console import print_json_line
+
     inventory = common.inventory(ctx)
     if resume:
         try:

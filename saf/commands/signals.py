@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -14,9 +13,9 @@ import click
 
 from saf.commands import common
 from saf.errors import InventoryError
-from saf.inventory.model import Inventory
 
 if TYPE_CHECKING:  # imported where used, so `saf --help` does not load the signals package
+    from saf.inventory.model import Inventory
     from saf.signals.config import SignalsConfig
     from saf.signals.endpoints import Endpoint
 
@@ -106,6 +105,8 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
 
 
 async def _live(sub, book, until, title: str, symbol: str) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
     from rich.console import RenderableType
     from rich.live import Live
 
@@ -236,6 +237,8 @@ def replay(ctx: click.Context, file: Path, speed: float, to: str | None, wait: f
 
 
 async def _replay_live(playing, book, clock, title: str) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
     from rich.live import Live
 
     from saf.render.console import console
@@ -254,6 +257,8 @@ async def _replay_live(playing, book, clock, title: str) -> None:  # type: ignor
 
 
 async def _replay_to(file: Path, endpoint: str, speed: float, wait: float) -> None:
+    import asyncio
+
     import zmq
 
     from saf.signals.demo import bind_pub

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Group
-from rich.live import Live
 
-from saf.agentlink.node_links import NodeLinks
 from saf.commands import common
-from saf.fleet import Fleet
-from saf.metrics.events import NodeStatus
-from saf.render.console import console
-from saf.render.top_view import problems, top_table
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from saf.agentlink.node_links import NodeLinks
 
 ONCE_GRACE = 20.0  # seconds beyond the connect timeout that --once waits for a first sample
 
@@ -35,6 +33,9 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
     NIC's traffic, disks and NUMA, refreshed every interval. Starts saf's agent on each node
     (uploading it once). A node that stops answering is shown lost within two intervals and
     comes back on its own. `--once` exits 1 when a node gave no sample."""
+    from saf.agentlink.node_links import NodeLinks
+    from saf.fleet import Fleet
+
     if as_json and not once:
         raise click.UsageError("--json needs --once (a live table is for people)")
     inventory = common.inventory(ctx)
@@ -63,6 +64,12 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
 
 
 async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool) -> bool:
+    import asyncio
+
+    from saf.metrics.events import NodeStatus
+    from saf.render.console import console
+    from saf.render.top_view import problems, top_table
+
     store = links.store
     deadline = time.monotonic() + limit
 
@@ -86,6 +93,14 @@ async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool)
 
 
 async def _live(links: NodeLinks, names: list[str], interval: float) -> None:
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+
+    from saf.render.console import console
+    from saf.render.top_view import problems, top_table
+
     out = console()
 
     def view() -> Group:

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import sys
 
-import asyncssh
 import click
 
 from saf.commands import common
-from saf.connect import hostkeys
-from saf.connect.failures import classify
-from saf.fleet import Fleet
-from saf.inventory.address import host_port
 
 
 @click.command("trust")
@@ -26,6 +21,13 @@ def trust(ctx: click.Context, selector: str, yes: bool) -> None:
     saf never records a key silently: compare the fingerprint with the one the node prints
     (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node) before you confirm.
     """
+    import asyncssh
+
+    from saf.connect import hostkeys
+    from saf.connect.failures import classify
+    from saf.fleet import Fleet
+    from saf.inventory.address import host_port
+
     inventory = common.inventory(ctx)
 
     async def chosen() -> list:

@@ -7,19 +7,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from saf.cockpit.actions import FleetActions
 from saf.commands import common
-from saf.fleet import Fleet
-from saf.inventory.model import Inventory, Node
 
 if TYPE_CHECKING:
+    from saf.inventory.model import Inventory, Node
     from saf.screens.app import SafApp
+
 
 def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0) -> SafApp:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
     from saf.agentlink.node_links import NodeLinks
+    from saf.cockpit.actions import FleetActions
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
+    from saf.fleet import Fleet
     from saf.screens.app import make_app
 
     settings = load_settings(inventory_extra=inventory.extra, inventory_path=inventory.path)
