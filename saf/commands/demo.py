@@ -53,11 +53,10 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
 def _cockpit(ctx: click.Context) -> None:
     """The cockpit on the demo cluster, with live agents and its demo signal stream (the
     cluster publishes it on loopback; the inventory's [signals] table points at it)."""
-    from saf.commands.tui import cockpit
+    from saf.commands.tui import run_cockpit
     from saf.demo.cluster import DemoCluster
     from saf.inventory import load_inventory
 
     readonly = bool((ctx.find_root().obj or {}).get("readonly"))
     with DemoCluster() as cluster:
-        app = cockpit(load_inventory(cluster.inventory_path), readonly=readonly)
-        app.run()
+        run_cockpit(load_inventory(cluster.inventory_path), readonly=readonly)
