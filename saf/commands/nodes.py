@@ -25,8 +25,6 @@ def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
     """
     from saf.fleet import Fleet, error_reason
     from saf.node_facts import NodeFacts, gather_facts
-    from saf.render.console import print_json_line
-    from saf.render.nodes_view import nodes_table
 
     inventory = common.inventory(ctx)
 
@@ -45,6 +43,10 @@ def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
         return rows
 
     rows = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import print_json_line
+    from saf.render.nodes_view import nodes_table
+
     if as_json:
         for row in rows:
             print_json_line(row)
