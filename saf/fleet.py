@@ -10,12 +10,13 @@ from saf import select as selectors
 from saf.connect.base import Connector
 from saf.connect.local import LocalConnector
 from saf.connect.ssh import SSHConnector
+from saf.defaults import FLEET_CONCURRENCY
 from saf.errors import ConnectError
 from saf.fanout import fan_out
 from saf.inventory.model import Inventory, Node
 
 T = TypeVar("T")
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = FLEET_CONCURRENCY
 
 ConnectorFactory = Callable[[Node], Connector]
 

@@ -13,19 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from saf.cockpit.settings import Settings
-from saf.fleet import Fleet
-from saf.inference.source import ModelsSource
-from saf.inventory.model import Inventory, Node
-from saf.net.store import net_dir
 from saf.paths import state_dir
-from saf.recipe import library
-from saf.signals.feed import SignalFeed
 
+# Only for the annotations: the cockpit's first paint waits for whatever this module imports
+# (the recipe parser and its step kinds, httpx through the model checks), and none of them is
+# needed before a screen that uses them opens.
 if TYPE_CHECKING:
     from saf.events import Emit
+    from saf.fleet import Fleet
+    from saf.inference.source import ModelsSource
+    from saf.inventory.model import Inventory, Node
     from saf.ray.status import RayStatus
+    from saf.recipe import library
     from saf.recipe.run import RunPlan
     from saf.recipe.runner import AskPassword
+    from saf.signals.feed import SignalFeed
 
 # The front door's reason for `saf --readonly`; the status line and refusals show it.
 READONLY_FLAG = "started with --readonly"
@@ -51,6 +53,19 @@ def _recordings() -> Path:
     return state_dir() / "recordings"
 
 
+def _recipes() -> Sequence[library.Found]:
+    """Every recipe the library finds (imported when the recipe list is first filled)."""
+    from saf.recipe import library
+
+    return library.available()
+
+
+def _net_dir() -> Path:
+    from saf.net.store import net_dir
+
+    return net_dir()
+
+
 @dataclass(frozen=True)
 class CockpitContext:
     cluster: str
@@ -70,7 +85,7 @@ class CockpitContext:
     # `inventory`, made by the Models screen.
     models: ModelsSource | None = None
     # Called each time the recipe list is filled, so a recipe saved meanwhile is listed.
-    recipe_library: Callable[[], Sequence[library.Found]] = library.available
+    recipe_library: Callable[[], Sequence[library.Found]] = _recipes
     # Where the Recipes screen runs a recipe; None: on `fleet` (or a fleet of `inventory`).
     recipe_runner: RecipeRunner | None = None
     # Why the front door turned node-changing actions off (--readonly, a replay); None: only
@@ -78,7 +93,7 @@ class CockpitContext:
     readonly_because: str | None = None
     record_dir: Path = field(default_factory=_recordings)
     # Where speed-test results are read and written (the Network screen).
-    net_dir: Path = field(default_factory=net_dir)
+    net_dir: Path = field(default_factory=_net_dir)
     # Folders of theme files; None: saf's own and the config folder's.
     theme_folders: tuple[Path, ...] | None = None
     # A fixed source of the Ray cluster's status (tests, snapshots); None: the Ray screen

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from saf.errors import SafError
-from saf.inventory import Inventory, load_inventory
+
+if TYPE_CHECKING:
+    from saf.inventory import Inventory
 
 T = TypeVar("T")
 
 
 def inventory(ctx: click.Context) -> Inventory:
+    from saf.inventory import load_inventory
+
     root = ctx.find_root()
     explicit = (root.obj or {}).get("inventory") if root.obj else None
     return load_inventory(explicit)
@@ -24,6 +27,8 @@ def inventory(ctx: click.Context) -> Inventory:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to the end. Ctrl-C cancels it (its cleanup runs: remote commands are
     stopped) and then surfaces as KeyboardInterrupt, which the CLI turns into exit 130."""
+    import asyncio
+
     return asyncio.run(coro)
 
 

@@ -6,8 +6,6 @@ import os
 
 import click
 
-from saf.demo.cluster import DemoCluster
-
 
 @click.command("demo", context_settings={"ignore_unknown_options": True,
                                          "allow_interspersed_args": False})
@@ -31,6 +29,8 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
     saf demo --headless nodes
     saf demo --headless exec uptime
     """
+    from saf.demo.cluster import DemoCluster
+
     if not headless:
         if command:
             raise click.UsageError("a command after `saf demo` needs --headless")
@@ -53,10 +53,10 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
 def _cockpit(ctx: click.Context) -> None:
     """The cockpit on the demo cluster, with live agents and its demo signal stream (the
     cluster publishes it on loopback; the inventory's [signals] table points at it)."""
-    from saf.commands.tui import cockpit
+    from saf.commands.tui import run_cockpit
+    from saf.demo.cluster import DemoCluster
     from saf.inventory import load_inventory
 
     readonly = bool((ctx.find_root().obj or {}).get("readonly"))
     with DemoCluster() as cluster:
-        app = cockpit(load_inventory(cluster.inventory_path), readonly=readonly)
-        app.run()
+        run_cockpit(load_inventory(cluster.inventory_path), readonly=readonly)

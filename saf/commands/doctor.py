@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from saf import defaults
 from saf.commands import common
-from saf.fleet import Fleet
-from saf.ray import command as rc
-from saf.ray.doctor import Finding, examine
-from saf.render.console import print_json_line
-from saf.render.doctor_view import doctor_table
+
+if TYPE_CHECKING:
+    from saf.ray.doctor import Finding
 
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding.")
-@click.option("--port", type=click.IntRange(1, 65535), default=rc.DEFAULT_PORT,
+@click.option("--port", type=click.IntRange(1, 65535), default=defaults.RAY_PORT,
               show_default=True, help="The head's Ray (GCS) port.")
-@click.option("--temp-dir", default=rc.DEFAULT_TEMP_DIR, show_default=True,
+@click.option("--temp-dir", default=defaults.RAY_TEMP_DIR, show_default=True,
               help="Ray's temp folder on the nodes.")
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool, port: int, temp_dir: str) -> None:
@@ -27,6 +28,11 @@ def doctor(ctx: click.Context, as_json: bool, port: int, temp_dir: str) -> None:
     Each check is pass, warn or fail with one line of evidence and the fix. Exits 1 when any
     check fails.
     """
+    from saf.fleet import Fleet
+    from saf.ray.doctor import examine
+    from saf.render.console import print_json_line
+    from saf.render.doctor_view import doctor_table
+
     inventory = common.inventory(ctx)
 
     async def go() -> list[Finding]:

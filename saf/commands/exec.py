@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import sys
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import click
 
+from saf import defaults
 from saf.commands import common
-from saf.events import Event
-from saf.exec import Become, CommandFinished, exec_on
-from saf.fleet import DEFAULT_CONCURRENCY, Fleet
-from saf.render.console import print_json_line
-from saf.render.exec_view import ExecView
+
+if TYPE_CHECKING:
+    from saf.events import Event
+    from saf.exec import CommandFinished
+    from saf.render.exec_view import ExecView
 
 
 @click.command("exec")
@@ -24,7 +24,7 @@ from saf.render.exec_view import ExecView
                    "comma list.")
 @click.option("--timeout", type=float, metavar="SECONDS",
               help="Stop the command on a node that runs longer than this.")
-@click.option("--concurrency", "-j", type=click.IntRange(1), default=DEFAULT_CONCURRENCY,
+@click.option("--concurrency", "-j", type=click.IntRange(1), default=defaults.FLEET_CONCURRENCY,
               show_default=True, help="At most this many nodes at once.")
 @click.option("--json", "as_json", is_flag=True,
               help="Write events as JSON lines (output, command_finished, summary).")
@@ -43,6 +43,11 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
     stops the command on every node (nothing is left running) and exits 130. The sudo
     password of --become goes to sudo on stdin only: never on a command line or in output.
     """
+    from saf.exec import Become, CommandFinished, exec_on
+    from saf.fleet import Fleet
+    from saf.render.console import print_json_line
+    from saf.render.exec_view import ExecView
+
     inventory = common.inventory(ctx)
     if password_stdin and not become:
         raise click.UsageError("--password-stdin is for --become")
@@ -85,6 +90,9 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
 def _asker(piped: str | None) -> Callable[[], Awaitable[str | None]]:
     """How --become gets the sudo password: the line read from stdin, else asked once on the
     terminal; None (each node that needs it then says how to give it) with neither."""
+    import asyncio
+    import getpass
+
     async def ask() -> str | None:
         if piped is not None:
             return piped

@@ -7,11 +7,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.errors import ConfigError, SafError
-from saf.inventory.importers import Draft, import_ansible, import_ray
+
+if TYPE_CHECKING:
+    from saf.inventory.importers import Draft
 
 
 @click.group("import")
@@ -43,6 +46,8 @@ def ansible(file: Path, output: str, cluster_name: str | None, force: bool) -> N
     ansible_ssh_private_key_file become the node's host, user, port, python and identity;
     other variables become node vars. [group:vars] and [group:children] are followed.
     """
+    from saf.inventory.importers import import_ansible
+
     _write(import_ansible(file), "ansible", output, cluster_name, force)
 
 
@@ -54,6 +59,8 @@ def ray(file: Path, output: str, cluster_name: str | None, force: bool) -> None:
     head_ip becomes the head node, each of worker_ips a worker; auth.ssh_user and
     auth.ssh_private_key become the default user and identity.
     """
+    from saf.inventory.importers import import_ray
+
     _write(import_ray(file), "ray", output, cluster_name, force)
 
 

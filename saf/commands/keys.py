@@ -5,25 +5,15 @@ from __future__ import annotations
 import getpass
 import json
 import warnings
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.commands import common
 from saf.errors import SafError
-from saf.fleet import Fleet
-from saf.keys import (
-    ADDED,
-    FAILED,
-    PRESENT,
-    SKIPPED,
-    KeyPushed,
-    PublicKey,
-    find_public_key,
-    push_keys,
-)
 
-_COLOURS = {ADDED: "green", PRESENT: "cyan", FAILED: "red", SKIPPED: "yellow"}
-_LABELS = {ADDED: "added", PRESENT: "already present", FAILED: "failed", SKIPPED: "skipped"}
+if TYPE_CHECKING:
+    from saf.keys import KeyPushed, PublicKey
 
 
 @click.group("keys")
@@ -49,6 +39,9 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
     unless it is there already, makes ~/.ssh 700 and authorized_keys 600, and proves that key
     login now works. Exits 1 when any node failed.
     """
+    from saf.fleet import Fleet
+    from saf.keys import ADDED, FAILED, PRESENT, SKIPPED, find_public_key, push_keys
+
     inventory = common.inventory(ctx)
     # Read stdin before anything else, so a pipe's writer is never left waiting.
     piped = common.read_stdin_password() if password_stdin else None
@@ -70,13 +63,15 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
             raise SafError("no password given (pass --password-stdin to read it from stdin)")
         return password
 
+    colours = {ADDED: "green", PRESENT: "cyan", FAILED: "red", SKIPPED: "yellow"}
+    labels = {ADDED: "added", PRESENT: "already present", FAILED: "failed", SKIPPED: "skipped"}
     width = 0  # the longest node name, set by main() once the nodes are known
 
     def show(event: KeyPushed) -> None:
         if as_json:
             click.echo(json.dumps(event.to_json()))
             return
-        label = click.style(f"{_LABELS[event.outcome]:<15}", fg=_COLOURS[event.outcome])
+        label = click.style(f"{labels[event.outcome]:<15}", fg=colours[event.outcome])
         click.echo(f"{event.node:<{width}}  {label}  {event.message}")
 
     async def main() -> list[KeyPushed]:
@@ -94,8 +89,8 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
 
     results = common.run(main())
     if not as_json:
-        counts = {o: sum(r.outcome == o for r in results) for o in _LABELS}
-        summary = ", ".join(f"{n} {_LABELS[o]}" for o, n in counts.items() if n)
+        counts = {o: sum(r.outcome == o for r in results) for o in labels}
+        summary = ", ".join(f"{n} {labels[o]}" for o, n in counts.items() if n)
         click.echo(f"{len(results)} node{'s' if len(results) != 1 else ''}: {summary}")
     if any(r.outcome == FAILED for r in results):
         ctx.exit(1)

@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import httpx
 
-from saf.agentlink.node_links import NodeLinks
-from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory, parse_headroom
-from saf.cluster.placement import fit_rows, rows_text
+from saf import defaults
 from saf.commands import common
 from saf.errors import SafError
-from saf.fleet import Fleet
-from saf.format import fmt_bytes
-from saf.inference import checks as saved_checks
-from saf.inference import cluster as model_servers
-from saf.inference.estimate import estimate
-from saf.inference.measure import DEADLINE, CheckReport
-from saf.inference.node import Started
-from saf.inference.records import Endpoint
-from saf.inventory.model import Cluster, Defaults, Inventory
-from saf.metrics.events import NodeStatus
-from saf.metrics.store import MetricsStore
-from saf.recording import load_recording
-from saf.render.console import console, print_json_line
-from saf.render.models_view import check_renderable, endpoints_renderable
-from saf.select import select
+
+if TYPE_CHECKING:
+    from saf.cluster.capacity import NodeMemory
+    from saf.fleet import Fleet
+    from saf.inference import cluster as model_servers
+    from saf.inference.measure import CheckReport
+    from saf.inference.node import Started
+    from saf.inference.records import Endpoint
 
 
 async def _listed(fleet: Fleet, selector: str, probe: bool = True
                   ) -> model_servers.ClusterServers:
+    from saf.inference import cluster as model_servers
+
     return await model_servers.list_endpoints(fleet, await fleet.select(selector), probe=probe)
 
 
 async def _one(fleet: Fleet, which: str) -> Endpoint:
+    from saf.inference import cluster as model_servers
+
     found = await _listed(fleet, "all", probe=False)
     return model_servers.find(found.endpoints, which)
 
@@ -56,6 +50,12 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+
+    from saf.fleet import Fleet
+    from saf.inference import checks as saved_checks
+    from saf.render.console import console, print_json_line
+    from saf.render.models_view import endpoints_renderable
+
     inventory = common.inventory(ctx)
 
     async def go() -> model_servers.ClusterServers:
@@ -87,7 +87,7 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
               type=click.IntRange(1, 1024), help="How many at once.")
 @click.option("--max-tokens", default=32, show_default=True, type=click.IntRange(2, 100_000),
               help="Tokens to generate per request.")
-@click.option("--timeout", default=DEADLINE, show_default=True,
+@click.option("--timeout", default=defaults.MODEL_CHECK_DEADLINE, show_default=True,
               type=click.FloatRange(0.1, 86_400),
               help="Seconds for the whole check of an endpoint; requests unanswered by then fail.")
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
@@ -99,6 +99,13 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
     once. Reports ttft, tpot, itl and e2el (mean, p50, p90, p99, as `vllm bench serve`
     names them), output tokens/s, and the engine's own timings beside saf's where it gives
     them (llama-server's `timings`, llama.cpp's log). Exits 1 when a request failed."""
+    import httpx
+
+    from saf.fleet import Fleet
+    from saf.inference import cluster as model_servers
+    from saf.render.console import console, print_json_line
+    from saf.render.models_view import check_renderable
+
     inventory = common.inventory(ctx)
 
     async def go() -> list[CheckReport]:
@@ -137,6 +144,10 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
 @click.pass_context
 def stop(ctx: click.Context, endpoint: str) -> None:
     """Stop a server saf started (TERM to its process group, KILL after 10 s) and forget it."""
+    from saf.fleet import Fleet
+    from saf.inference import cluster as model_servers
+    from saf.render.console import console
+
     inventory = common.inventory(ctx)
 
     async def go() -> tuple[Endpoint, Endpoint | None]:
@@ -157,6 +168,10 @@ def stop(ctx: click.Context, endpoint: str) -> None:
 def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
     """Stop a server and start it again with the same command line; wait until it is ready
     (or fail with its log's last lines)."""
+    from saf.fleet import Fleet
+    from saf.inference import cluster as model_servers
+    from saf.render.console import console
+
     inventory = common.inventory(ctx)
 
     async def go() -> Started:
@@ -182,6 +197,10 @@ def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
 @click.pass_context
 def logs(ctx: click.Context, endpoint: str, lines: int) -> None:
     """The last lines of a server's log (on the node: ~/.saf/serve/PORT.log)."""
+    from saf.fleet import Fleet
+    from saf.inference import cluster as model_servers
+    from saf.render.console import console
+
     inventory = common.inventory(ctx)
 
     async def go() -> tuple[str, list[str]]:
@@ -201,6 +220,12 @@ READING_GRACE = 20.0  # seconds beyond the connect timeout to wait for every nod
 async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
     """Each chosen node's memory from one sample of its agent (a node that gives none in time
     has no reading, and nothing fits there)."""
+    import asyncio
+
+    from saf.agentlink.node_links import NodeLinks
+    from saf.cluster.capacity import nodes_memory
+    from saf.metrics.events import NodeStatus
+
     nodes = await fleet.select(selector)
     changed = asyncio.Event()  # set on every event the links apply to their store
     links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
@@ -229,6 +254,12 @@ async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
 
 def _recorded_memory(file: Path, selector: str) -> list[NodeMemory]:
     """Each selected node's memory as its last sample in a recording left it."""
+    from saf.cluster.capacity import nodes_memory
+    from saf.inventory.model import Cluster, Defaults, Inventory
+    from saf.metrics.store import MetricsStore
+    from saf.recording import load_recording
+    from saf.select import select
+
     recording = load_recording(file)
     nodes = select(Inventory(cluster=Cluster(recording.cluster), defaults=Defaults(),
                              nodes=recording.nodes, path=file), selector)
@@ -263,6 +294,13 @@ def fit(ctx: click.Context, model: str, ctx_size: int | None, selector: str,
     compute allowance) against each node's free GPU memory (unified memory on a Mac, RAM
     without a GPU) from its agent, less the headroom. Exits 0 when it fits on some node, 1
     when on none. See docs/placement.md."""
+    from saf.cluster.capacity import Headroom, parse_headroom
+    from saf.cluster.placement import fit_rows, rows_text
+    from saf.fleet import Fleet
+    from saf.format import fmt_bytes
+    from saf.inference.estimate import estimate
+    from saf.render.console import console, print_json_line
+
     kept = parse_headroom(headroom) if headroom else Headroom()
     needs = estimate(model, ctx=ctx_size)
     if recording is not None:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
+from saf import defaults
 from saf.commands import common
 from saf.errors import SafError
-from saf.events import Event
-from saf.fleet import Fleet
-from saf.net import store
-from saf.net.engine import TOOLS, NetOptions
-from saf.net.schedule import PAIRS
-from saf.recipe import library
-from saf.recipe.events import RunStatus
-from saf.recipe.log import new_run_id
-from saf.recipe.run import RunPlan, run_recipe
-from saf.render.console import console, print_json_line
+
+if TYPE_CHECKING:
+    from saf.events import Event
+    from saf.recipe.events import RunStatus
 
 
 @click.group("net")
@@ -26,7 +22,7 @@ def net() -> None:
 
 
 @net.command("test")
-@click.option("--pairs", type=click.Choice(PAIRS), default="all", show_default=True,
+@click.option("--pairs", type=click.Choice(defaults.NET_PAIRS), default="all", show_default=True,
               help="Every pair of nodes, or the head with each other node.")
 @click.option("--streams", type=click.IntRange(1, 128), default=4, show_default=True,
               help="Parallel streams of the second test (the first has one).")
@@ -34,7 +30,7 @@ def net() -> None:
               help="Counted seconds per test and direction.")
 @click.option("--warmup", type=click.FloatRange(0, 600), default=1.0, show_default=True,
               help="Uncounted seconds before each test.")
-@click.option("--tool", type=click.Choice(TOOLS), default="saf", show_default=True,
+@click.option("--tool", type=click.Choice(defaults.NET_TOOLS), default="saf", show_default=True,
               help="saf's own tester (in the agent), or iperf3 where both ends have it.")
 @click.option("--on", "selector", metavar="SEL",
               help="Only these nodes: all, head, workers, NAME, tag:WORD, os:linux|macos, "
@@ -48,6 +44,15 @@ def test(ctx: click.Context, pairs: str, streams: int, duration: float, warmup: 
 
     The same engine as `saf run netperf`; the run shows in `saf runs` and its matrix in
     `saf net show` and the cockpit's Network screen. Exits 1 when a test failed."""
+    from saf.fleet import Fleet
+    from saf.net import store
+    from saf.net.engine import NetOptions
+    from saf.recipe import library
+    from saf.recipe.events import RunStatus
+    from saf.recipe.log import new_run_id
+    from saf.recipe.run import RunPlan, run_recipe
+    from saf.render.console import console, print_json_line
+
     inventory = common.inventory(ctx)
     options = NetOptions(pairs, streams, duration, warmup, tool)
     plan = RunPlan(library.load("netperf"),
@@ -97,6 +102,9 @@ def test(ctx: click.Context, pairs: str, streams: int, duration: float, warmup: 
 @click.pass_context
 def show_cmd(ctx: click.Context, run: str, as_json: bool) -> None:
     """Show a past speed test's matrix (RUN: an id, a unique prefix, `last` or `previous`)."""
+    from saf.net import store
+    from saf.render.console import console, print_json_line
+
     result = store.find(run, cluster=_cluster(ctx))
     if as_json:
         print_json_line({**result.to_json(), "warnings": result.warnings()})
@@ -113,6 +121,9 @@ def show_cmd(ctx: click.Context, run: str, as_json: bool) -> None:
 def compare_cmd(ctx: click.Context, before: str, after: str, as_json: bool) -> None:
     """Compare two speed tests link by link (default: the one before the last, and the last),
     e.g. before and after a 10GbE switch."""
+    from saf.net import store
+    from saf.render.console import console
+
     cluster = _cluster(ctx)
     a, b = store.find(before, cluster=cluster), store.find(after, cluster=cluster)
     from saf.net.results import compare
@@ -132,6 +143,9 @@ def compare_cmd(ctx: click.Context, before: str, after: str, as_json: bool) -> N
 @click.pass_context
 def runs_cmd(ctx: click.Context, as_json: bool) -> None:
     """List the saved speed tests of this cluster, oldest first."""
+    from saf.net import store
+    from saf.render.console import console, print_json_line
+
     found = store.list_results(cluster=_cluster(ctx))
     if as_json:
         for r in found:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from saf.commands import common
-from saf.fleet import Fleet, error_reason
-from saf.node_facts import NodeFacts, gather_facts
-from saf.render.console import print_json_line
-from saf.render.nodes_view import nodes_table
+
+if TYPE_CHECKING:
+    from saf.node_facts import NodeFacts
 
 
 @click.command("nodes")
@@ -22,6 +23,9 @@ def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
 
     Exits 1 when any node cannot be reached.
     """
+    from saf.fleet import Fleet, error_reason
+    from saf.node_facts import NodeFacts, gather_facts
+
     inventory = common.inventory(ctx)
 
     async def go() -> list[NodeFacts]:
@@ -39,6 +43,10 @@ def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
         return rows
 
     rows = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import print_json_line
+    from saf.render.nodes_view import nodes_table
+
     if as_json:
         for row in rows:
             print_json_line(row)

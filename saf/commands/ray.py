@@ -3,25 +3,22 @@ forward to the head (saf.ray.session)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from saf import defaults
 from saf.commands import common
-from saf.fleet import Fleet
-from saf.ray import command as rc
-from saf.ray.jobs import follow, submit
-from saf.ray.session import open_dashboard
-from saf.ray.status import RayJob, RayStatus, parse_jobs, read_status
-from saf.render.console import console, print_json_line
-from saf.render.ray_view import jobs_table, status_view
+
+if TYPE_CHECKING:
+    from saf.ray.status import RayJob, RayStatus
 
 _port = click.option("--dashboard-port", "port", type=click.IntRange(1, 65535), default=None,
                      help="The dashboard's port on the head (default: what ray-up recorded, "
                           "else 8265).")
-_temp = click.option("--temp-dir", default=rc.DEFAULT_TEMP_DIR, show_default=True,
+_temp = click.option("--temp-dir", default=defaults.RAY_TEMP_DIR, show_default=True,
                      help="Ray's temp folder on the head (where ray-up recorded its settings).")
 
 
@@ -43,6 +40,12 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
     """Nodes (alive or dead, address, resources and their use), totals, jobs and the
     dashboard's URL. Exits 1 when a node is down (no ALIVE entry of its name: a restarted
     node's old DEAD entry does not count); Ray not running is an error."""
+    from saf.fleet import Fleet
+    from saf.ray.session import open_dashboard
+    from saf.ray.status import read_status
+    from saf.render.console import console, print_json_line
+    from saf.render.ray_view import status_view
+
     inventory = common.inventory(ctx)
 
     async def go() -> RayStatus:
@@ -67,6 +70,12 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
 @click.pass_context
 def jobs(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> None:
     """The cluster's jobs, newest first: id, state, duration, entrypoint."""
+    from saf.fleet import Fleet
+    from saf.ray.session import open_dashboard
+    from saf.ray.status import parse_jobs
+    from saf.render.console import console, print_json_line
+    from saf.render.ray_view import jobs_table
+
     inventory = common.inventory(ctx)
 
     async def go() -> list[RayJob]:
@@ -99,6 +108,13 @@ def submit_cmd(ctx: click.Context, working_dir: Path, no_wait: bool, port: int |
     """Submit a job: `saf ray submit -- python script.py`. The working directory is uploaded,
     the job's logs are followed until it ends, and saf exits with the job's exit status.
     Ctrl-C stops the job."""
+    import asyncio
+
+    from saf.fleet import Fleet
+    from saf.ray.jobs import follow, submit
+    from saf.ray.session import open_dashboard
+    from saf.render.console import console
+
     inventory = common.inventory(ctx)
     line = " ".join(entrypoint)
     err = console(stderr=True)

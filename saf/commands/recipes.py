@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from saf.errors import ConfigError
-from saf.recipe import library
-from saf.recipe.parse import load_recipe
-from saf.render.console import console, print_json_line
 
 
 @click.group("recipes", invoke_without_command=True)
@@ -19,6 +14,14 @@ def recipes(ctx: click.Context, as_json: bool) -> None:
     """List recipes: the ones shipped with saf and those in your recipe folder."""
     if ctx.invoked_subcommand is not None:
         return
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from saf.recipe import library
+    from saf.recipe.parse import load_recipe
+    from saf.render.console import console, print_json_line
+
     out = console()
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "FROM", "STEPS", "DESCRIPTION"):
@@ -44,6 +47,11 @@ def recipes(ctx: click.Context, as_json: bool) -> None:
 @click.argument("recipe")
 def show(recipe: str) -> None:
     """Show RECIPE's variables and steps."""
+    from rich.text import Text
+
+    from saf.recipe import library
+    from saf.render.console import console
+
     loaded = library.load(recipe)
     out = console()
     out.print(Text.assemble((loaded.name, "bold"), ("  " + str(loaded.path), "dim")))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.commands import common
-from saf.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    from saf.inventory.model import Inventory
 
 
 @click.command("record")
@@ -39,6 +41,8 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
 
 async def _record(inventory: Inventory, file: Path, seconds: float | None, interval: float,
                   selector: str | None) -> None:
+    import asyncio
+
     from saf.agentlink.node_links import NodeLinks
     from saf.fleet import Fleet
     from saf.recording import RecordingWriter

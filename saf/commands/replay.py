@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from saf.errors import SafError
-from saf.inventory import Inventory, load_inventory
 
 if TYPE_CHECKING:
+    from saf.inventory import Inventory
     from saf.screens.app import SafApp
 
 READONLY_BECAUSE = "a replay has no cluster behind it"
@@ -38,6 +38,8 @@ def replay_inventory(explicit: str | None) -> Inventory | None:
     """The inventory a replay's recipes and signals use: the one named (its mistakes are
     reported, as by every command), else the usual one if there is a readable one, else none:
     a replay needs no cluster."""
+    from saf.inventory import load_inventory
+
     if explicit:
         return load_inventory(explicit)
     try:

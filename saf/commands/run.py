@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,16 +10,10 @@ from typing import TYPE_CHECKING
 import click
 
 from saf.commands import common
-from saf.events import Event
-from saf.fleet import Fleet
-from saf.recipe import library
-from saf.recipe.events import RunStatus
-from saf.recipe.prepare import parse_assignments
-from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
-from saf.recipe.runner import BecomeError
-from saf.render.console import print_json_line
 
-if TYPE_CHECKING:  # imported when a live view is shown: --json runs without it
+if TYPE_CHECKING:
+    from saf.events import Event
+    from saf.recipe.run import RunPlan
     from saf.render.run_view import RunView
 
 
@@ -51,6 +44,11 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     recipe, the inventory or an argument is invalid; 130 when interrupted (Ctrl-C stops every
     remote command; the run can be resumed with --resume).
     """
+    from saf.fleet import Fleet
+    from saf.recipe.events import RunStatus
+    from saf.recipe.run import run_recipe
+    from saf.render.console import print_json_line
+
     inventory = common.inventory(ctx)
     plan = _plan(recipe, assignments, selector, check, resume, inventory.cluster.name)
     if plan is None:
@@ -84,11 +82,14 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
         ctx.exit(1)
 
 
-
 def _plan(recipe: str | None, assignments: tuple[str, ...], selector: str | None, check: bool,
           resume: str | None, cluster: str) -> RunPlan | None:
     """What to run: RECIPE, or the rest of the run --resume names (None, said, when nothing
     of it is left to run)."""
+    from saf.recipe import library
+    from saf.recipe.prepare import parse_assignments
+    from saf.recipe.run import NothingToResume, RunPlan, resume_plan
+
     if resume:
         try:
             return resume_plan(resume, recipe=recipe, overrides=parse_assignments(assignments),
@@ -105,6 +106,9 @@ def _password_asker(piped: str | None, view: RunView | None
                     ) -> Callable[[str], Awaitable[str | None]]:
     """How the runner asks for the sudo password: the one read from stdin, else on the
     terminal (the live view paused meanwhile); None when nothing was typed."""
+    import asyncio
+
+    from saf.recipe.runner import BecomeError
 
     async def ask_password(prompt: str) -> str | None:
         if piped is not None:

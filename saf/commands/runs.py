@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-
 import click
-from rich.table import Table
-from rich.text import Text
 
 from saf.commands import common
 from saf.errors import SafError
-from saf.recipe.events import status_label
-from saf.recipe.log import find_run, list_runs, read_events
-from saf.render.console import console, print_json_line, seconds
-from saf.render.run_view import STATUS_STYLE
 
 
 @click.group("runs", invoke_without_command=True)
@@ -26,6 +18,17 @@ def runs(ctx: click.Context, as_json: bool, every: bool) -> None:
     cluster). A run whose saf was killed shows `interrupted`."""
     if ctx.invoked_subcommand is not None:
         return
+
+    import datetime
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from saf.recipe.events import status_label
+    from saf.recipe.log import list_runs
+    from saf.render.console import console, print_json_line, seconds
+    from saf.render.run_view import STATUS_STYLE
+
     cluster = None if every else _cluster(ctx)
     found = list_runs(cluster=cluster)
     if as_json:
@@ -77,6 +80,9 @@ def _cluster(ctx: click.Context) -> str | None:
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
 def show(run: str, as_json: bool, verbose: bool) -> None:
     """Replay RUN's log (an id, a unique prefix of one, or `last`)."""
+    from saf.recipe.log import find_run, read_events
+    from saf.render.console import print_json_line
+
     summary = find_run(run)
     events = read_events(summary.path)
     if as_json:

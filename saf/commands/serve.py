@@ -4,26 +4,29 @@ faces registered in saf.serve.faces."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from saf.commands import common
 from saf.errors import SafError
-from saf.serve.client_limits import EscapingFormatter
-from saf.serve.faces import Bind, face, missing_face, parse_bind, warn_if_beyond_loopback
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from saf.serve.faces import Bind
 
 log = logging.getLogger("saf.serve")
 
 
 def _log_to_stderr() -> None:
     """Logins, logouts and warnings on stderr, one timestamped line each."""
+    from saf.serve.client_limits import EscapingFormatter
+
     logger = logging.getLogger("saf")
     if not any(isinstance(h, logging.StreamHandler) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
@@ -82,6 +85,8 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
     saf serve --web 127.0.0.1:8000 --metrics 127.0.0.1:9464
     saf tui --hub SOCKET     (a cockpit on this machine fed from the same hub)
     """
+    from saf.serve.faces import missing_face, parse_bind
+
     readonly = readonly or bool((ctx.find_root().obj or {}).get("readonly"))
     wanted: list[tuple[str, Bind]] = []
     for name, text in (("ssh", ssh_bind), ("metrics", metrics_bind), ("web", web_bind)):
@@ -109,7 +114,12 @@ def serve(ctx: click.Context, ssh_bind: str | None, metrics_bind: str | None,
 async def _serve(inventory: object, wanted: list[tuple[str, Bind]],
                  options: dict[str, dict[str, object]], *, readonly: bool,
                  interval: float) -> None:
+    import asyncio
+    import functools
+    import signal
+
     from saf.inventory.model import Inventory
+    from saf.serve.faces import face, warn_if_beyond_loopback
     from saf.serve.hub import Hub
 
     assert isinstance(inventory, Inventory)

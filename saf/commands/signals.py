@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -14,11 +13,11 @@ import click
 
 from saf.commands import common
 from saf.errors import InventoryError
-from saf.inventory.model import Inventory
 
 if TYPE_CHECKING:  # imported where used, so `saf --help` does not load the signals package
     from collections.abc import Coroutine
 
+    from saf.inventory.model import Inventory
     from saf.signals.book import SignalBook
     from saf.signals.codec import AISignal, BadFrame
     from saf.signals.config import SignalsConfig
@@ -112,6 +111,8 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
 
 async def _live(sub: Subscriber, book: SignalBook, until: Callable[[], bool], title: str,
                 symbol: str) -> None:
+    import asyncio
+
     from rich.console import RenderableType
     from rich.live import Live
 
@@ -243,6 +244,8 @@ def replay(ctx: click.Context, file: Path, speed: float, to: str | None, wait: f
 
 async def _replay_live(playing: Coroutine[object, object, int], book: SignalBook,
                        clock: list[int], title: str) -> None:
+    import asyncio
+
     from rich.live import Live
 
     from saf.render.console import console
@@ -261,6 +264,8 @@ async def _replay_live(playing: Coroutine[object, object, int], book: SignalBook
 
 
 async def _replay_to(file: Path, endpoint: str, speed: float, wait: float) -> None:
+    import asyncio
+
     import zmq
 
     from saf.signals.demo import bind_pub

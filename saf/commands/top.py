@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Group
-from rich.live import Live
 
-from saf.agentlink.node_links import NodeLinks
 from saf.commands import common
-from saf.fleet import Fleet
-from saf.metrics.events import NodeStatus
-from saf.render.console import console
-from saf.render.top_view import problems, top_table
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rich.console import Group
+
+    from saf.agentlink.node_links import NodeLinks
 
 ONCE_GRACE = 20.0  # seconds beyond the connect timeout that --once waits for a first sample
 
@@ -38,6 +38,11 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
     comes back on its own. `--once` exits 1 when a node gave no sample."""
     if as_json and not once:
         raise click.UsageError("--json needs --once (a live table is for people)")
+    import asyncio
+
+    from saf.agentlink.node_links import NodeLinks
+    from saf.fleet import Fleet
+
     inventory = common.inventory(ctx)
 
     async def go() -> bool:
@@ -68,6 +73,12 @@ async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
                 changed: asyncio.Event) -> bool:
     """Wait (at most `limit` s) until every node has a sample or is lost, then show them.
     `changed` is set each time the links apply an event to its store."""
+    import asyncio
+
+    from saf.metrics.events import NodeStatus
+    from saf.render.console import console
+    from saf.render.top_view import problems, top_table
+
     store = links.store
 
     def settled(name: str) -> bool:
@@ -93,6 +104,14 @@ async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
 
 
 async def _live(links: NodeLinks, names: list[str], interval: float) -> None:
+    import asyncio
+
+    from rich.console import Group
+    from rich.live import Live
+
+    from saf.render.console import console
+    from saf.render.top_view import problems, top_table
+
     out = console()
 
     def view() -> Group:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import asyncssh
 import click
 
 from saf.commands import common
-from saf.connect import hostkeys
-from saf.connect.failures import classify
-from saf.fleet import Fleet
-from saf.inventory.address import host_port
-from saf.inventory.model import Node
+
+if TYPE_CHECKING:
+    from saf.inventory.model import Node
 
 
 @click.command("trust")
@@ -27,6 +25,13 @@ def trust(ctx: click.Context, selector: str, yes: bool) -> None:
     saf never records a key silently: compare the fingerprint with the one the node prints
     (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the node) before you confirm.
     """
+    import asyncssh
+
+    from saf.connect import hostkeys
+    from saf.connect.failures import classify
+    from saf.fleet import Fleet
+    from saf.inventory.address import host_port
+
     inventory = common.inventory(ctx)
 
     async def chosen() -> list[Node]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from saf import defaults
 from saf.commands import common
-from saf.errors import ConnectError
-from saf.fleet import DEFAULT_CONCURRENCY, Fleet
-from saf.wait import Answered, WaitOutcome, wait_for_nodes
+
+if TYPE_CHECKING:
+    from saf.errors import ConnectError
+    from saf.wait import Answered, WaitOutcome
 
 
 @click.command("wait")
@@ -16,7 +20,7 @@ from saf.wait import Answered, WaitOutcome, wait_for_nodes
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0,
               show_default=True, metavar="SECONDS",
               help="Give up on the nodes that have not answered after this long.")
-@click.option("--concurrency", "-j", type=click.IntRange(1), default=DEFAULT_CONCURRENCY,
+@click.option("--concurrency", "-j", type=click.IntRange(1), default=defaults.FLEET_CONCURRENCY,
               show_default=True, help="At most this many nodes tried at once.")
 @click.option("--verbose", "-v", is_flag=True, help="Also print each failed try.")
 @click.pass_context
@@ -28,6 +32,9 @@ def wait(ctx: click.Context, selector: str, timeout: float, concurrency: int,
     the nodes that did not, with the last reason). A node whose host key or login is refused
     is given up on at once: waiting does not cure that.
     """
+    from saf.fleet import Fleet
+    from saf.wait import wait_for_nodes
+
     inventory = common.inventory(ctx)
 
     def answered(event: Answered) -> None:

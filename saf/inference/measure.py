@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from saf import http_read
+from saf.defaults import MODEL_CHECK_DEADLINE
 from saf.inference.records import BadLines
 from saf.inference.sse import MAX_EVENT, Chunk, ModelInfo, SSEReader, read_chunk, read_models
 
@@ -35,7 +36,7 @@ PERCENTILES = (50, 90, 99)
 LINE_LIMIT = MAX_EVENT + 1024
 MODELS_LIMIT = 4 * 1024 * 1024
 TEXT_LIMIT = 64 * 1024
-DEADLINE = 300.0  # seconds for a whole check of one endpoint
+DEADLINE = MODEL_CHECK_DEADLINE  # seconds for a whole check of one endpoint
 
 
 def chunk_limit(max_tokens: int) -> int:

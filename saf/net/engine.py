@@ -29,6 +29,7 @@ from typing import Any
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
 from saf.connect.base import Connector, RemoteProcess
+from saf.defaults import NET_TOOLS
 from saf.errors import ConnectError, UsageError
 from saf.fleet import Fleet
 from saf.format import fmt_gbps, fmt_link, fmt_ms, fmt_percent
@@ -39,7 +40,7 @@ from saf.net.schedule import PAIRS, schedule
 from saf.numbers import number_problem
 from saf.shell import program, quote
 
-TOOLS = ("saf", "iperf3")
+TOOLS = NET_TOOLS
 START_TIMEOUT = 30.0   # seconds for a server to say it listens
 SLACK = 20.0           # seconds a client may take beyond its tests' own time
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from saf.defaults import NET_PAIRS
 from saf.errors import UsageError
 
-PAIRS = ("all", "star")
+PAIRS = NET_PAIRS
 
 Pair = tuple[str, str]
 

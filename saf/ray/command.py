@@ -19,14 +19,15 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from saf.defaults import RAY_PORT, RAY_TEMP_DIR
 from saf.inventory.model import Inventory, Node
 from saf.numbers import number_problem
 from saf.ray.facts import NodeFacts
 
 OSX_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-DEFAULT_PORT = 6380
+DEFAULT_PORT = RAY_PORT
 DEFAULT_DASHBOARD_PORT = 8265
-DEFAULT_TEMP_DIR = "/tmp/ray"
+DEFAULT_TEMP_DIR = RAY_TEMP_DIR
 # Ports of one node, in the order they are derived on a shared machine.
 NODE_PORTS = ("node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
               "metrics-export-port", "runtime-env-agent-port", "dashboard-agent-grpc-port",
