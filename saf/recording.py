@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from saf.agentlink.frames import read_frame
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
@@ -35,6 +34,7 @@ from saf.metrics.events import (
     SampleReceived,
     event_from_json,
 )
+from saf.metrics.frames import read_frame
 from saf.metrics.store import MetricsStore
 from saf.paths import open_private
 
@@ -136,8 +136,8 @@ def parse_event(data: dict[str, Any]) -> Event:
     file anyone can edit), and a bad one raises FrameError (a ValueError) saying why."""
     if "raw" in data and "frame" not in data and data.get("event", "").startswith("agent_") \
             and data.get("event") != "agent_bad_frame":
-        frame, _typed = read_frame(str(data["raw"]) + "\n")
-        data = dict(data, frame=frame)
+        frame, typed = read_frame(str(data["raw"]) + "\n")
+        data = dict(data, frame=frame, typed=typed)
     return event_from_json(data)
 
 
