@@ -115,8 +115,7 @@ class NodeScreen(SafScreen[None]):
         if nic_parts:
             parts.append(_section("Network interfaces", *nic_parts))
         parts.append(_section("Disks", DiskTable(node)))
-        if view.missing or any(isinstance(i, dict) and i.get("ok") is False
-                               for i in view.collectors.values()):
+        if view.missing or any(i.ok is False for i in view.collectors.values()):
             parts.append(_section("Not measured on this node", Missing(node, classes="missing")))
         return parts
 
