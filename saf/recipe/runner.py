@@ -38,7 +38,7 @@ from saf.recipe.events import (
     StepStarted,
     StepStatus,
 )
-from saf.recipe.kinds.base import Outcome, StepFailed
+from saf.recipe.kinds.base import Outcome, Shared, StepFailed
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started
 from saf.recipe.model import Step
@@ -71,10 +71,16 @@ class _NodeContext:
         self.check_mode = runner.check
         self.recipe_folder = runner.prepared.recipe.folder
         self.inventory = runner.prepared.inventory
-        self.shared = runner.shared(step)
+        self._shared = runner.shared(step)
         self.facts = Facts(runner.prepared.variables, node, runner.prepared.inventory)
         self.run_id = runner.run_id
         self.step_nodes = list(runner.prepared.targets[step.index])
+
+    def shared(self, state: type[Shared]) -> Shared:
+        got = self._shared.get(state)
+        if not isinstance(got, state):
+            got = self._shared[state] = state()
+        return got
 
     def render(self, template: str, *, shell: bool = True) -> str:
         return render(template, self.facts, shell=shell)
@@ -152,12 +158,11 @@ class Runner:
         self._password_lock = asyncio.Lock()
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
         self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
-        self._shared: dict[int, dict[str, object]] = {}
+        self._shared: dict[int, dict[type, object]] = {}  # step -> state class -> its state
         self._left: dict[str, str] = {}  # node -> why the rest of the recipe is not for it
 
-    def shared(self, step: Step) -> dict[str, object]:
-        """What the nodes of one step share in this run (a kind that coordinates its nodes,
-        as ray_start does, keeps its state here, never on itself)."""
+    def shared(self, step: Step) -> dict[type, object]:
+        """What the nodes of one step share in this run, by state class (StepContext.shared)."""
         return self._shared.setdefault(step.index, {})
 
     # -- become ---------------------------------------------------------------------------

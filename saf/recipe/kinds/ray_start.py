@@ -191,8 +191,7 @@ class RayStart(Kind):
 
     # -- deciding ---------------------------------------------------------------------------
     async def plan(self, ctx: StepContext) -> Plan:
-        state = ctx.shared.setdefault("ray_start", _State())
-        assert isinstance(state, _State)
+        state = ctx.shared(_State)
         me = ctx.node
         for peer in ctx.step_nodes:
             for table in (state.facts, state.decided, state.started):
@@ -313,8 +312,7 @@ class RayStart(Kind):
 
     # -- doing ------------------------------------------------------------------------------
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        state = ctx.shared["ray_start"]
-        assert isinstance(state, _State)
+        state = ctx.shared(_State)
         decision: _Decision = plan.data
         start = decision.start
         assert start is not None
