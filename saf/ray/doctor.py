@@ -143,8 +143,7 @@ def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Fin
         if not f.is_macos:
             add("macOS variable", "pass", f"not macOS ({f.os_arch})")
         else:
-            recorded = ((f.record or {}).get("env") or {}).get(rc.OSX_VAR) \
-                if isinstance((f.record or {}).get("env"), dict) else None
+            recorded = f.record.env.get(rc.OSX_VAR) if f.record else None
             if f.osx_cluster_env == "1" or recorded == "1":
                 add("macOS variable", "pass", f"{rc.OSX_VAR}=1")
             else:

@@ -299,7 +299,7 @@ class RayStart(Kind):
             alone = not rc.shares_machine(inventory, me)
             return _Decision(start, needed=True, stop_first=facts.ray_processes > 0 and alone
                              or facts.node_processes > 0 and not me.is_head)
-        diffs = rc.differences(facts.record, start.settings)
+        diffs = rc.differences(facts.record, start.record)
         if head_restarts:
             diffs.append("the head restarts")
         if not diffs:
