@@ -6,6 +6,7 @@ import time
 
 import click
 import httpx
+import msgspec
 
 from saf.commands import common
 from saf.errors import SafError
@@ -53,7 +54,9 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
     last = saved_checks.load(inventory.cluster.name)
     if as_json:
         for e in found.endpoints:
-            print_json_line({**e.to_json(), "last_check": last.get(e.key)})
+            check = last.get(e.key)
+            print_json_line({**e.to_json(),
+                             "last_check": msgspec.to_builtins(check) if check else None})
         for node, why in found.unreachable.items():
             print_json_line({"node": node, "state": "unreachable", "why": why})
     else:
