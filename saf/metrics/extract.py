@@ -16,6 +16,8 @@ itself against the frame it was made from, and the tests feed both ways the same
 
 from __future__ import annotations
 
+import functools
+import typing
 from array import array
 from collections.abc import Callable, Sequence
 from operator import attrgetter
@@ -61,18 +63,23 @@ def _getter(fields: Sequence[str]) -> Getter:
 
 class _Fields:
     """One Struct of the frame: the fields that name it, hold numbers, or hold something
-    else (None, UNSET, text, lists). The `others` are read only to see they did not turn
-    into numbers."""
+    else (None, UNSET, text, lists). The `others` are read only to see their types did not
+    change (one tuple of types compared, in C: a Struct has some twenty such fields, most
+    of them UNSET; a change of type among them is a new shape, and a number among them
+    always is)."""
 
-    __slots__ = ("path", "numbers", "others", "ident")
+    __slots__ = ("get", "numbers", "others", "other_types", "ident")
 
     def __init__(self, path: tuple[Any, ...], part: Struct, fields: Sequence[str] | None,
                  ident: str | None = None) -> None:
         looked = [f for f in (part.__struct_fields__ if fields is None else fields)
                   if f != ident]
-        self.path = path
+        self.get = _path_getter(path)
         self.numbers = _getter([f for f in looked if is_number(getattr(part, f))])
-        self.others = _getter([f for f in looked if not is_number(getattr(part, f))])
+        can = _numeric_fields(type(part))  # the others that never hold a number: not read
+        self.others = _getter([f for f in looked if not is_number(getattr(part, f))
+                               and f in can])
+        self.other_types = tuple(map(type, self.others(part)))
         self.ident = None if ident is None else (ident, getattr(part, ident))
 
 
@@ -141,17 +148,33 @@ class Shape:
                 if isinstance(reader, tuple):
                     extend(_at(frame, reader) or ())
                     continue
-                d = _at(frame, reader.path)
+                d = reader.get(frame)
                 if reader.ident is not None and getattr(d, reader.ident[0]) != reader.ident[1]:
                     return None
-                for value in reader.others(d):
-                    if type(value) in _NUMBER:
-                        return None
+                if tuple(map(type, reader.others(d))) != reader.other_types:
+                    return None
                 extend(reader.numbers(d))
             # array() takes only numbers (a null that took a number's place raises).
             return array("d", out)
         except (AttributeError, IndexError, TypeError, OverflowError):
             return None
+
+
+@functools.cache
+def _numeric_fields(cls: type[Struct]) -> frozenset[str]:
+    """The fields of a frame Struct whose declared type lets them hold a number."""
+    def numeric(hint: Any) -> bool:
+        return hint in _NUMBER or any(numeric(a) for a in typing.get_args(hint))
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name in cls.__struct_fields__ if numeric(hints[name]))
+
+
+def _path_getter(path: tuple[Any, ...]) -> Callable[[Any], Any]:
+    """`_at(frame, path)` as one call: `frame.cpu`, or `frame.gpus[1]`."""
+    if len(path) == 1:
+        return attrgetter(path[0])
+    section, index = attrgetter(path[0]), path[1]
+    return lambda frame: section(frame)[index]
 
 
 def _at(frame: Any, path: tuple[Any, ...]) -> Any:
