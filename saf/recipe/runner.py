@@ -34,6 +34,7 @@ from saf.recipe.events import (
     RunStarted,
     RunStatus,
     StepFinished,
+    StepInfo,
     StepOutput,
     StepStarted,
     StepStatus,
@@ -339,9 +340,9 @@ class Runner:
             cluster=self.fleet.inventory.cluster.name, description=recipe.description,
             vars=dict(self.prepared.variables), selector=self.prepared.selector,
             check=self.check,
-            steps=[{"index": s.index, "name": s.name, "describe": s.kind.describe(),
-                    "kind": s.kind.name, "on": s.on, "on_failure": s.on_failure,
-                    "nodes": [n.name for n in self.prepared.targets[s.index]]}
+            steps=[StepInfo(index=s.index, name=s.name, describe=s.kind.describe(),
+                            kind=s.kind.name, on=s.on, on_failure=s.on_failure,
+                            nodes=[n.name for n in self.prepared.targets[s.index]])
                    for s in recipe.steps],
             nodes=self.prepared.nodes, pid=os.getpid(), pid_started=process_started(),
             resumed_from=self.resumed_from, start_step=self.start_step)
