@@ -9,18 +9,26 @@ breaks. One select() on stdin with the time left to the next sample is all it wa
 between samples it costs nothing.
 """
 
+from __future__ import annotations
+
 import argparse
+import json
 import os
 import platform
 import select
 import socket
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from . import protocol
+from .collectors import Collector
+from .collectors.amdgpu import AmdGpuCollector
 from .collectors.apple import AppleGpuCollector
 from .collectors.cpu import CpuCollector
 from .collectors.disks import DiskCollector
+from .collectors.filesystems import FilesystemCollector
 from .collectors.intel import IntelGpuCollector
 from .collectors.memory import MemoryCollector
 from .collectors.nics import NicCollector
@@ -36,7 +44,7 @@ MAX_INTERVAL = protocol.MAX_INTERVAL
 FIRST_INTERVAL = 0.2
 
 
-def until_next_beat(interval, now=None):
+def until_next_beat(interval: float, now: float | None = None) -> float:
     """Seconds until the wall clock next reaches a whole multiple of `interval`, at least half
     an interval away (so two samples never come close together). Agents whose clocks agree
     (NTP) then sample at the same moments: a cluster's samples describe the same instant and
@@ -48,49 +56,52 @@ def until_next_beat(interval, now=None):
     return wait if wait >= interval / 2 else wait + interval
 
 
-def cluster_addresses(host=None, environ=None):
+def cluster_addresses(host: str | None = None,
+                      environ: Mapping[str, str] | None = None) -> set[str]:
     """The addresses this node is reached on: the server side of the SSH connection, and
     what the inventory's host name resolves to (a loopback test reaches 127.0.0.1)."""
     environ = os.environ if environ is None else environ
-    found = set()
+    found: set[str] = set()
     ssh = (environ.get("SSH_CONNECTION") or "").split()
     if len(ssh) == 4:
         found.add(ssh[2])
     if host:
         try:
             for info in socket.getaddrinfo(host, None):
-                found.add(info[4][0].split("%")[0])
+                found.add(str(info[4][0]).split("%")[0])
         except (OSError, UnicodeError):
             pass
     return found
 
 
-def make_collectors(machine, interval):
+def make_collectors(machine: Context, interval: float) -> list[Collector]:
     return [CpuCollector(machine), MemoryCollector(machine), NumaCollector(machine),
             NvmlCollector(machine), AppleGpuCollector(machine, interval),
-            IntelGpuCollector(machine, interval), NicCollector(machine), DiskCollector(machine)]
+            IntelGpuCollector(machine, interval), AmdGpuCollector(machine),
+            NicCollector(machine), DiskCollector(machine), FilesystemCollector(machine)]
 
 
 class Agent:
-    def __init__(self, machine, interval=1.0, out=None, collectors=None):
+    def __init__(self, machine: Context, interval: float = 1.0, out: TextIO | None = None,
+                 collectors: list[Collector] | None = None) -> None:
         self.machine = machine
         self.interval = interval
         self.out = out or sys.stdout
         if collectors is None:
             collectors = make_collectors(machine, interval)
         self.collectors = collectors
-        self.working = []
-        self.unavailable = {}  # collector name -> reason
-        self.reported = {}     # collector name -> last error message sent
+        self.working: list[Collector] = []
+        self.unavailable: dict[str, str] = {}  # collector name -> reason
+        self.reported: dict[str, str] = {}     # collector name -> last error message sent
         self.seq = 0
 
-    def write(self, frame):
+    def write(self, frame: Mapping[str, object]) -> None:
         self.out.write(protocol.encode(frame))
         self.out.flush()
 
-    def start(self):
+    def start(self) -> protocol.HelloFrame:
         """Start the collectors and return the hello frame."""
-        status = {}
+        status: dict[str, protocol.CollectorStatus] = {}
         for c in self.collectors:
             try:
                 reason = c.start()
@@ -98,7 +109,7 @@ class Agent:
                 reason = "failed to start: %s: %s" % (type(exc).__name__, exc)
             if reason is None:
                 self.working.append(c)
-                entry = {"ok": True, "section": c.section}
+                entry: protocol.CollectorStatus = {"ok": True, "section": c.section}
                 if c.source:
                     entry["source"] = c.source
                 if c.note:
@@ -109,8 +120,9 @@ class Agent:
             status[c.name] = entry
         uname = platform.uname()
         psutil, why = self.machine.module("psutil")
-        optional = {"psutil": {"ok": True, "version": getattr(psutil, "__version__", "?")}
-                    if psutil is not None else {"ok": False, "reason": why}}
+        optional: dict[str, dict[str, object]] = {
+            "psutil": {"ok": True, "version": getattr(psutil, "__version__", "?")}
+            if psutil is not None else {"ok": False, "reason": why}}
         return {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
                 "agent": protocol.AGENT_VERSION,
                 "host": socket.gethostname(), "os": self.machine.platform, "system": uname.system,
@@ -119,11 +131,11 @@ class Agent:
                 "pid": os.getpid(), "interval": self.interval, "collectors": status,
                 "modules": optional}
 
-    def sample(self):
-        frame = {"type": "sample", "seq": self.seq, "time": round(time.time(), 3),
-                 "interval": self.interval}
+    def sample(self) -> dict[str, object]:
+        frame: dict[str, object] = {"type": "sample", "seq": self.seq,
+                                    "time": round(time.time(), 3), "interval": self.interval}
         self.seq += 1
-        missing = {}
+        missing: dict[str, str] = {}
         for c in self.working:
             try:
                 value = c.collect()
@@ -135,8 +147,9 @@ class Agent:
                     self.write({"type": "error", "collector": c.name, "message": message})
                 continue
             self.reported.pop(c.name, None)
-            if isinstance(value, list) and isinstance(frame.get(c.section), list):
-                frame[c.section].extend(value)  # two GPU collectors share "gpus"
+            shared = frame.get(c.section)
+            if isinstance(value, list) and isinstance(shared, list):
+                shared.extend(value)  # two GPU collectors share "gpus"
             else:
                 frame[c.section] = value
         for c in self.collectors:
@@ -148,15 +161,15 @@ class Agent:
             frame["missing"] = missing
         return frame
 
-    def command(self, line):
+    def command(self, line: str) -> dict[str, object] | None:
         """Answer one command line from stdin; the reply frame (or None)."""
         try:
-            cmd = protocol.json.loads(line)
+            cmd = json.loads(line)
         except ValueError as exc:
             return {"type": "error", "message": "command is not JSON: %s" % exc}
         if not isinstance(cmd, dict):
             return {"type": "error", "message": "command is not a JSON object"}
-        reply = {"type": "reply", "cmd": cmd.get("cmd")}
+        reply: dict[str, object] = {"type": "reply", "cmd": cmd.get("cmd")}
         if "id" in cmd:
             reply["id"] = cmd["id"]
         name = cmd.get("cmd")
@@ -176,21 +189,21 @@ class Agent:
         reply.update(ok=False, error="unknown command %r" % (name,))
         return reply
 
-    def set_interval(self, seconds):
+    def set_interval(self, seconds: float) -> None:
         self.interval = seconds
         for c in self.working:
             hook = getattr(c, "set_interval", None)
             if hook is not None:
                 hook(seconds)
 
-    def close(self):
+    def close(self) -> None:
         for c in self.collectors:
             try:
                 c.close()
             except Exception:  # noqa: BLE001 - close the others whatever one does
                 pass
 
-    def run(self, stdin_fd=0, once=False):
+    def run(self, stdin_fd: int = 0, once: bool = False) -> int:
         """Hello, then samples until stdin closes. Returns the exit status."""
         try:
             self.write(self.start())
@@ -230,7 +243,8 @@ class Agent:
             self.close()
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["netperf"]:  # the throughput tester (agents/netperf.py), not the agent
         from .netperf import main as netperf_main

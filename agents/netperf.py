@@ -28,6 +28,8 @@ buffers elsewhere. Each stream is a thread: the work happens in system calls, wh
 the GIL.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -40,6 +42,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from typing import IO, Any, Optional
+
+from .context import Context
+
+# A JSON object from the other end of the control connection (or one for it): its fields are
+# whatever JSON the peer wrote, checked where read. Aliases are evaluated at import on the
+# nodes' Python 3.9: Optional, not `|`.
+Message = dict[str, Any]
+# Linux's TCP_INFO figures by name (None where the kernel does not report one).
+TcpInfo = dict[str, Optional[int]]
 
 CHUNK = 1 << 20                  # bytes per send/recv call
 HEADER = struct.Struct("!16sII")  # token, test number, stream number: a data connection's start
@@ -55,7 +68,7 @@ ACCEPT_TIMEOUT = 10.0            # seconds for a test's streams to connect
 
 
 # -- figures ---------------------------------------------------------------------------------
-def tcp_info(sock):
+def tcp_info(sock: socket.socket) -> TcpInfo | None:
     """{retrans, rtt_us, pmtu, snd_mss, data_segs_out, dsack_dups} from Linux's TCP_INFO
     (the last two None where the kernel is older), or None where not reported."""
     if not sys.platform.startswith("linux"):
@@ -67,21 +80,22 @@ def tcp_info(sock):
     if len(raw) < TCP_INFO_FORMAT.size:
         return None
     f = TCP_INFO_FORMAT.unpack_from(raw)[8:]
-    info = {"snd_mss": f[2], "pmtu": f[13], "rtt_us": f[15], "rttvar_us": f[16],
+    info: TcpInfo = {"snd_mss": f[2], "pmtu": f[13], "rtt_us": f[15], "rttvar_us": f[16],
             "retrans": f[23]}
     for name, offset in TCP_INFO_LATER:
         info[name] = struct.unpack_from("I", raw, offset)[0] if len(raw) >= offset + 4 else None
     return info
 
 
-def cpu_seconds():
+def cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
 
 
-def parse_ethtool(text):
+def parse_ethtool(text: str) -> tuple[int | None, str | None]:
     """(speed in Mbit/s or None, duplex or None) from `ethtool IF` output."""
-    speed = duplex = None
+    speed: int | None = None
+    duplex: str | None = None
     for line in text.splitlines():
         key, _, value = line.strip().partition(":")
         value = value.strip()
@@ -95,14 +109,14 @@ def parse_ethtool(text):
     return speed, duplex
 
 
-def link_info(host, machine=None):
+def link_info(host: str, machine: Context | None = None) -> dict[str, object]:
     """What `netperf info` prints: the cluster interface and the tools at hand."""
     from .collectors.nics import NicCollector
     from .context import Context
     from .main import cluster_addresses
 
     machine = machine or Context(cluster_addresses=cluster_addresses(host))
-    nic = None
+    nic: dict[str, object] | None = None
     collector = NicCollector(machine)
     reason = collector.start()
     if reason is None:
@@ -116,7 +130,7 @@ def link_info(host, machine=None):
             ethtool = shutil.which("ethtool")
             if nic["speed_mbps"] is None and ethtool and machine.platform.startswith("linux"):
                 try:
-                    out = subprocess.run([ethtool, n["name"]], capture_output=True, text=True,
+                    out = subprocess.run([ethtool, str(n["name"])], capture_output=True, text=True,
                                          timeout=5).stdout
                 except (OSError, subprocess.SubprocessError):
                     out = ""
@@ -134,16 +148,17 @@ def link_info(host, machine=None):
 class Control:
     """JSON lines over the control connection."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending = b""
 
-    def send(self, obj):
+    def send(self, obj: Message) -> None:
         self.sock.sendall((json.dumps(obj) + "\n").encode())
 
-    def recv(self, timeout=None):
-        """The next message, or None when the connection ended or `timeout` passed."""
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None when the connection ended, `timeout` passed or the line
+        was not a JSON object."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while b"\n" not in self.pending:
             if deadline is not None:
@@ -161,12 +176,13 @@ class Control:
                 return None
         line, self.pending = self.pending.split(b"\n", 1)
         try:
-            return json.loads(line)
+            msg = json.loads(line)
         except ValueError:
             return None
+        return msg if isinstance(msg, dict) else None
 
 
-def _zeros_fd():
+def _zeros_fd() -> int | None:
     """A file of CHUNK zero bytes for sendfile (a memfd on Linux), or None."""
     if not sys.platform.startswith("linux") or not hasattr(os, "memfd_create"):
         return None
@@ -178,45 +194,45 @@ def _zeros_fd():
         return None
 
 
-def send_streams(socks, control):
-    """The sending end: send on every stream until the receiver says stop; then answer with
-    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
-    stop = threading.Event()
-    zero = _zeros_fd()
-    buf = memoryview(bytearray(CHUNK))
+def _pump(sock: socket.socket, zero: int | None, buf: memoryview,
+          stop: threading.Event) -> None:
+    """Send on `sock` until `stop` is set: sendfile() from the zeros file `zero` where there
+    is one, else `buf` again and again. A closed connection ends it."""
+    fd = sock.fileno()
+    try:
+        if zero is not None:
+            while not stop.is_set():
+                offset = 0
+                while offset < CHUNK and not stop.is_set():
+                    offset += os.sendfile(fd, zero, offset, CHUNK - offset)
+        else:
+            while not stop.is_set():
+                sock.send(buf)
+    except OSError:
+        pass
 
-    def pump(sock):
-        fd = sock.fileno()
-        try:
-            if zero is not None:
-                while not stop.is_set():
-                    offset = 0
-                    while offset < CHUNK and not stop.is_set():
-                        offset += os.sendfile(fd, zero, offset, CHUNK - offset)
-            else:
-                while not stop.is_set():
-                    sock.send(buf)
-        except OSError:
-            pass
 
-    threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in socks]
-    for t in threads:
-        t.start()
+def _follow_receiver(socks: Sequence[socket.socket], control: Control,
+                     ) -> tuple[list[TcpInfo | None], float, Message | None]:
+    """Take the receiver's orders until it says stop (or goes away): (TCP_INFO per stream
+    and CPU seconds at the last "mark", the "stop" message or None)."""
     base = [tcp_info(s) for s in socks]
     cpu0 = cpu_seconds()
-    final = None
     while True:
         msg = control.recv(timeout=3600)
         if msg is None:
-            break
+            return base, cpu0, None
         if msg.get("mark"):
             base = [tcp_info(s) for s in socks]
             cpu0 = cpu_seconds()
         elif msg.get("stop"):
-            final = msg
-            break
-    cpu = cpu_seconds() - cpu0
-    infos = [tcp_info(s) for s in socks]
+            return base, cpu0, msg
+
+
+def _end_streams(socks: Sequence[socket.socket], threads: list[threading.Thread],
+                 stop: threading.Event, zero: int | None) -> None:
+    """Stop the senders, close their connections (the receiver sees the end) and the zeros
+    file."""
     stop.set()
     for s in socks:
         try:
@@ -229,17 +245,40 @@ def send_streams(socks, control):
         s.close()
     if zero is not None:
         os.close(zero)
-    streams = []
+
+
+def _counted(base: list[TcpInfo | None], infos: list[TcpInfo | None]) -> list[TcpInfo | None]:
+    """Each stream's TCP_INFO at the end, its counters made the counted part's (since
+    `base`); None for a stream without TCP_INFO."""
+    streams: list[TcpInfo | None] = []
     for before, after in zip(base, infos):
         if after is None:
             streams.append(None)
             continue
         item = dict(after)
         for name in ("retrans", "data_segs_out", "dsack_dups"):  # during the counted part
-            then = (before or after).get(name)
-            item[name] = None if after.get(name) is None or then is None else after[name] - then
+            then, now = (before or after).get(name), after.get(name)
+            item[name] = None if now is None or then is None else now - then
         streams.append(item)
-    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": streams}}
+    return streams
+
+
+def send_streams(socks: Sequence[socket.socket],
+                 control: Control) -> tuple[Message | None, Message]:
+    """The sending end: send on every stream until the receiver says stop; then answer with
+    TCP_INFO per stream and CPU seconds. Returns the receiver's 'stop' message."""
+    stop = threading.Event()
+    zero = _zeros_fd()
+    buf = memoryview(bytearray(CHUNK))
+    threads = [threading.Thread(target=_pump, args=(s, zero, buf, stop), daemon=True)
+               for s in socks]
+    for t in threads:
+        t.start()
+    base, cpu0, final = _follow_receiver(socks, control)
+    cpu = cpu_seconds() - cpu0
+    infos = [tcp_info(s) for s in socks]
+    _end_streams(socks, threads, stop, zero)
+    report = {"sender": {"cpu_s": round(cpu, 4), "tcp_info": _counted(base, infos)}}
     if final is not None:
         try:
             control.send(report)
@@ -248,14 +287,15 @@ def send_streams(socks, control):
     return final, report
 
 
-def receive_streams(socks, control, warmup, duration):
+def receive_streams(socks: Sequence[socket.socket], control: Control, warmup: float,
+                    duration: float) -> tuple[Message, Message | None]:
     """The receiving end: count bytes per stream, mark the end of the warm-up, stop the
     sender after `duration` counted seconds. Returns (measured, sender's report)."""
     counts = [0] * len(socks)
     linux = sys.platform.startswith("linux")
     trunc = getattr(socket, "MSG_TRUNC", 0) if linux else 0
 
-    def drain(i, sock):
+    def drain(i: int, sock: socket.socket) -> None:
         buf = bytearray(CHUNK)
         view = memoryview(buf)
         try:
@@ -278,7 +318,7 @@ def receive_streams(socks, control, warmup, duration):
     t2, b2, cpu2 = time.monotonic(), list(counts), cpu_seconds()
     seconds = t2 - t1
     per_stream = [(b - a) * 8 / seconds for a, b in zip(b1, b2)]
-    measured = {"bytes": sum(b2) - sum(b1), "seconds": round(seconds, 6),
+    measured: Message = {"bytes": sum(b2) - sum(b1), "seconds": round(seconds, 6),
                 "bits_per_second": sum(per_stream),
                 "streams_bps": [round(x, 1) for x in per_stream],
                 "receiver_cpu_s": round(cpu2 - cpu1, 4)}
@@ -291,9 +331,9 @@ def receive_streams(socks, control, warmup, duration):
     return measured, report
 
 
-def combine(streams, reverse, measured, sender):
+def combine(streams: int, reverse: bool, measured: Message, sender: Message | None) -> Message:
     """One test's JSON record from the receiver's count and the sender's report."""
-    out = {"streams": streams, "direction": "recv" if reverse else "send"}
+    out: Message = {"streams": streams, "direction": "recv" if reverse else "send"}
     out.update(measured)
     infos = [i for i in ((sender or {}).get("tcp_info") or []) if i]
     out["sender_cpu_s"] = (sender or {}).get("cpu_s")
@@ -315,10 +355,10 @@ def combine(streams, reverse, measured, sender):
 
 
 # -- serve -----------------------------------------------------------------------------------
-def _bind(host):
+def _bind(host: str) -> socket.socket:
     """A listening socket on HOST's address (or, failing that, the address this SSH session
     reached; never the wildcard address)."""
-    candidates = []
+    candidates: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = []  # (family, sockaddr)
     try:
         for info in socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM):
             candidates.append((info[0], info[4]))
@@ -341,9 +381,9 @@ def _bind(host):
     raise OSError("cannot listen on %s (%s)" % (host, "; ".join(problems) or "no address"))
 
 
-def _watch_stdin():
+def _watch_stdin() -> None:
     """Exit when stdin closes: the server never outlives saf's channel."""
-    def watch():
+    def watch() -> None:
         try:
             while os.read(0, 65536):
                 pass
@@ -353,7 +393,8 @@ def _watch_stdin():
     threading.Thread(target=watch, daemon=True).start()
 
 
-def serve(host, timeout, out=None, token=None, watch_stdin=True):
+def serve(host: str, timeout: float, out: IO[str] | None = None, token: str | None = None,
+          watch_stdin: bool = True) -> int:
     out = out or sys.stdout
     token = token or os.urandom(8).hex()
     listener = _bind(host)
@@ -404,8 +445,9 @@ def serve(host, timeout, out=None, token=None, watch_stdin=True):
         listener.close()
 
 
-def _accept_streams(listener, key, test, n):
-    socks = []
+def _accept_streams(listener: socket.socket, key: bytes, test: int,
+                    n: int) -> list[socket.socket] | None:
+    socks: list[socket.socket] = []
     deadline = time.monotonic() + ACCEPT_TIMEOUT
     while len(socks) < n:
         left = deadline - time.monotonic()
@@ -433,7 +475,7 @@ def _accept_streams(listener, key, test, n):
 
 
 # -- client ----------------------------------------------------------------------------------
-def parse_tests(text):
+def parse_tests(text: str) -> list[tuple[int, bool]]:
     tests = []
     for item in text.split(","):
         streams, _, direction = item.strip().partition(":")
@@ -445,11 +487,12 @@ def parse_tests(text):
     return tests
 
 
-def client(address, port, token, tests, warmup, duration, out=None):
+def client(address: str, port: int, token: str, tests: Sequence[tuple[int, bool]],
+           warmup: float, duration: float, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
-    def connect():
+    def connect() -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(10)
         sock.connect((address, port))
@@ -460,7 +503,7 @@ def client(address, port, token, tests, warmup, duration, out=None):
     control.send({"token": token})
     if not (control.recv(timeout=10) or {}).get("ok"):
         raise OSError("the server refused the test")
-    rtts = []
+    rtts: list[float] = []
     for i in range(PINGS):
         began = time.perf_counter()
         control.send({"ping": i})
@@ -498,7 +541,8 @@ def client(address, port, token, tests, warmup, duration, out=None):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+
     parser = argparse.ArgumentParser(prog="saf-agent netperf")
     sub = parser.add_subparsers(dest="what", required=True)
     info = sub.add_parser("info")

@@ -5,14 +5,18 @@ Stdlib only, Python 3.9, and shipped two ways: as a module of the agent's zipapp
 put in place of the one line of saf.ray.node_probe and saf.inference.node_script that imports
 it, when saf sends them to a node (saf.node_source), so that each of those calls stays one
 `python -c`. Hence no `from __future__` import here (it would land in
-the middle of those programs) and no annotations (Python 3.9 evaluates them).
+the middle of those programs), and annotations that Python 3.9 can evaluate (it does, when
+this runs as the agent's module): typing.Optional, not `X | None`.
 """
 
 import os
 import subprocess
+from collections.abc import Collection, Iterable, Sequence
+from typing import Optional
 
 
-def run_tool(argv, timeout=5.0, ok=(0,)):
+def run_tool(argv: Sequence[str], timeout: float = 5.0,
+             ok: Collection[int] = (0,)) -> Optional[str]:
     """The standard output of a tool that ended within `timeout` seconds with an exit status
     in `ok`; None when it is not there, could not start, failed or took too long. Its stdin
     is /dev/null: saf's guard owns the program's stdin."""
@@ -24,10 +28,10 @@ def run_tool(argv, timeout=5.0, ok=(0,)):
     return done.stdout if done.returncode in ok else None
 
 
-def _listen_inodes(ports):
+def _listen_inodes(ports: Collection[int]) -> Optional[dict[str, int]]:
     """{socket inode: port} of the TCP sockets listening on `ports` (/proc/net/tcp and tcp6),
     or None when this node has no /proc/net/tcp to read."""
-    inodes = {}
+    inodes: dict[str, int] = {}
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
@@ -50,7 +54,7 @@ def _listen_inodes(ports):
     return inodes
 
 
-def _socket_owners(inodes):
+def _socket_owners(inodes: Collection[str]) -> list[tuple[int, str]]:
     """(pid, inode) for each process that holds one of these sockets and whose open files
     can be read (another user's cannot)."""
     found = []
@@ -71,7 +75,7 @@ def _socket_owners(inodes):
     return found
 
 
-def listening(ports):
+def listening(ports: Iterable[int]) -> Optional[dict[int, list[int]]]:
     """{port: sorted pids listening on it} for each of `ports` that something listens on (TCP,
     IPv4 or IPv6); the list is empty where the owner cannot be read. None when this node
     cannot tell (Linux reads /proc; elsewhere `lsof`, and None without it)."""
@@ -81,15 +85,15 @@ def listening(ports):
     inodes = _listen_inodes(wanted)
     if inodes is None:
         return _listening_lsof(wanted)
-    owners = {port: set() for port in inodes.values()}
+    owners: dict[int, set[int]] = {port: set() for port in inodes.values()}
     if inodes:
         for pid, inode in _socket_owners(set(inodes)):
             owners[inodes[inode]].add(pid)
     return {port: sorted(pids) for port, pids in owners.items()}
 
 
-def _listening_lsof(ports):
-    found = {}
+def _listening_lsof(ports: Iterable[int]) -> Optional[dict[int, list[int]]]:
+    found: dict[int, list[int]] = {}
     for port in sorted(ports):
         # lsof exits 1 when nothing matches: that is an answer (nobody listens), not a failure.
         out = run_tool(["lsof", "-nP", "-iTCP:%d" % port, "-sTCP:LISTEN", "-t"], timeout=10,
@@ -102,7 +106,8 @@ def _listening_lsof(ports):
     return found
 
 
-def atomic_write(path, text, mode=0o600):
+def atomic_write(path: str, text: str, mode: int = 0o600) -> None:
+
     """Write `text` to `path` whole or not at all: into a file of this process's own beside
     it, flushed to disk, then renamed over it (a reader sees the old file or the new one)."""
     temp = "%s.%d.tmp" % (path, os.getpid())

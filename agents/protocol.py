@@ -28,7 +28,8 @@ The agent exits when its stdin closes, so it never outlives its connection.
 """
 
 import json
-from typing import Optional, TypedDict
+from collections.abc import Mapping
+from typing import Optional, TypedDict, Union
 
 PROTOCOL_VERSION = 1
 # The agent's own version, in its hello: the agent runs on nodes where saf is not installed, so
@@ -38,6 +39,10 @@ FRAME_TYPES = ("hello", "sample", "error", "reply")
 MAX_LINE = 4 * 1024 * 1024
 MIN_INTERVAL = 0.05    # seconds between samples: the agent keeps to this range, and saf
 MAX_INTERVAL = 3600.0  # refuses a frame that claims another (it would turn off hang detection)
+# The oldest Python the agent runs on, and the exit status of its zipapp's first lines on an
+# older one (which fails importing this module: `TypedDict` is 3.8's, `dict[...]` 3.9's).
+MIN_PYTHON = (3, 9)
+TOO_OLD_EXIT = 79
 
 
 # -- the frames' fields, typed ----------------------------------------------------------------
@@ -125,13 +130,15 @@ class GpuProcess(TypedDict, total=False):
 
 class GpuItem(TypedDict, total=False):
     index: int
-    vendor: str  # nvidia, apple, intel
+    vendor: str  # nvidia, apple, intel, amd
     name: str
     uuid: Optional[str]
     util: Optional[float]
     mem_util: Optional[float]
     mem_used: Optional[int]
     mem_total: Optional[int]
+    gtt_used: Optional[int]  # AMD: system RAM the GPU has mapped (GTT), apart from VRAM
+    gtt_total: Optional[int]
     temp: Optional[float]
     power_w: Optional[float]
     power_limit_w: Optional[float]
@@ -186,6 +193,16 @@ class DiskItem(TypedDict, total=False):
     write_bps: Optional[float]
 
 
+class FilesystemItem(TypedDict, total=False):
+    mount: str
+    device: str
+    fstype: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int  # what an ordinary user may still write (df's "Avail")
+    missing: Missing
+
+
 class SampleFrame(TypedDict, total=False):
     type: str
     seq: int
@@ -197,6 +214,7 @@ class SampleFrame(TypedDict, total=False):
     gpus: list[GpuItem]
     nics: list[NicItem]
     disks: list[DiskItem]
+    filesystems: list[FilesystemItem]
     missing: Missing
 
 
@@ -222,17 +240,18 @@ FRAME_FIELDS = {"hello": HelloFrame, "sample": SampleFrame, "error": ErrorFrame,
 class FrameError(ValueError):
     """A line that is not a valid frame. `reason` is a short word for counting."""
 
-    def __init__(self, reason, message):
+    def __init__(self, reason: str, message: str) -> None:
         ValueError.__init__(self, message)
         self.reason = reason
 
 
-def encode(frame):
+def encode(frame: Mapping[str, object]) -> str:
     """One frame as a line of compact JSON (with the newline)."""
     return json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def decode(line):
+def decode(line: Union[str, bytes]) -> dict[str, object]:
+
     """Parse one line into a frame dict, or raise FrameError saying what is wrong."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", "replace")

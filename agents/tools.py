@@ -5,25 +5,31 @@ never hangs the agent.
 Python >= 3.9, standard library only, like the rest of the agent.
 """
 
+from __future__ import annotations
+
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
+
+from .context import Context
 
 STOP_WAIT = 2.0  # seconds a tool has to exit after SIGTERM before it is killed
 
 
-def interval_ms(seconds):
+def interval_ms(seconds: float) -> str:
     """A sampling interval as the tools take it: whole milliseconds, at least 100."""
     return str(max(100, int(seconds * 1000)))
 
 
-def silent_for(since, interval):
+def silent_for(since: float, interval: float) -> bool:
     """Whether a tool that printed last at `since` (time.monotonic) has been quiet too long
     for one sampling every `interval` seconds."""
     return time.monotonic() - since > max(5.0, 3 * interval)
 
 
-def start_reading(machine, argv, read):
+def start_reading(machine: Context, argv: Sequence[str],
+                  read: Callable[[subprocess.Popen[bytes]], object]) -> subprocess.Popen[bytes]:
     """Start a tool that prints until stopped, with `read(proc)` on its output in a thread.
     The process; OSError when it cannot start."""
     proc = machine.popen(argv)
@@ -31,7 +37,7 @@ def start_reading(machine, argv, read):
     return proc
 
 
-def run(machine, argv, timeout):
+def run(machine: Context, argv: Sequence[str], timeout: float) -> int:
     """Run a tool to its end within `timeout` seconds: its exit status. A tool still running
     then is killed (and reaped) and subprocess.TimeoutExpired raised; OSError when it
     cannot start."""
@@ -44,7 +50,8 @@ def run(machine, argv, timeout):
     return proc.returncode
 
 
-def stop(proc, wait=STOP_WAIT):
+def stop(proc: subprocess.Popen[bytes] | None, wait: float = STOP_WAIT) -> None:
+
     """End a tool: SIGTERM, then SIGKILL when it has not exited within `wait` seconds."""
     if proc is None or proc.poll() is not None:
         return

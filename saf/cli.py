@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from saf import library_warnings
+from saf import library_warnings, secrets
 from saf.errors import SafError
 
 # name -> "module:attribute" of a click command. Add a line here for each new command.
@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "ray": "saf.commands.ray:ray",
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
+    "wait": "saf.commands.wait:wait",
 }
 
 
@@ -47,7 +48,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             module, _, attr = COMMANDS[name].partition(":")
-            return getattr(importlib.import_module(module), attr)
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):  # a mistake in COMMANDS
+                raise TypeError(f"{COMMANDS[name]} is not a click command")
+            return command
         return super().get_command(ctx, name)
 
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except SafError as exc:
-        click.secho(f"saf: {exc}", fg="red", err=True)
+        click.secho(f"saf: {secrets.redact(str(exc))}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("saf: interrupted", err=True)

@@ -285,7 +285,7 @@ def _number_type(t: mi.Type) -> mi.IntType | mi.FloatType | None:
         members = [_unwrap(m) for m in t.types if not isinstance(m, mi.NoneType)]
         if members and all(isinstance(m, mi.IntType | mi.FloatType) for m in members):
             floats = [m for m in members if isinstance(m, mi.FloatType)]
-            return (floats or members)[0]  # type: ignore[return-value]
+            return (floats or members)[0]  # type: ignore[return-value]  # all() above: numbers
     return None
 
 

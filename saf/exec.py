@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import ClassVar, Literal
 
+from saf.connect import become as sudo
 from saf.connect.base import Connector
 from saf.events import Emit, Event, OutputLine
 from saf.fleet import Fleet, error_reason
@@ -29,10 +32,54 @@ class CommandFinished(Event):
     message: str | None = None
 
 
+AskPassword = Callable[[], Awaitable[str | None]]
+
+
+class BecomeRefused(Exception):
+    """A node on which the command cannot run as root: no sudo, no password, a wrong one."""
+
+
+class Become:
+    """`saf exec --become`: the command as root on each node, by `sudo -n` where the node
+    allows it, else `sudo -S` with the password `ask` gives, asked once for every node and
+    handed to sudo on stdin only (never on a command line, in an event or a log)."""
+
+    def __init__(self, ask: AskPassword) -> None:
+        self._ask = ask
+        self._lock = asyncio.Lock()
+        self._password: str | None = None
+        self._asked = False
+
+    async def _password_once(self) -> str:
+        async with self._lock:
+            if not self._asked:
+                self._asked = True
+                self._password = await self._ask()
+        if self._password is None:
+            raise BecomeRefused("sudo needs a password and none was given (--password-stdin, "
+                                "a terminal to ask on, or NOPASSWD in sudoers)")
+        return self._password
+
+    async def prepare(self, conn: Connector, command: str) -> tuple[str, str | None]:
+        """The command as root on this node, and what goes on its stdin first."""
+        mode = (await conn.run(sudo.PROBE)).stdout.strip() or "nosudo"
+        if mode == "nosudo":
+            raise BecomeRefused("the node has no sudo and saf is not root there")
+        if mode != "password":
+            return sudo.wrap(command, mode), None
+        password = await self._password_once()
+        checked = await conn.run(sudo.VERIFY, input=password)
+        if not checked.ok:  # a wrong password fails as such, not as the command's exit
+            raise BecomeRefused(f"sudo refused the password ({sudo.refusal(checked.stderr)})")
+        return sudo.wrap(command, mode), password
+
+
 async def exec_on(fleet: Fleet, nodes: list[Node], command: str, emit: Emit, *,
-                  timeout: float | None = None) -> list[CommandFinished]:
+                  timeout: float | None = None,  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
+                  become: Become | None = None) -> list[CommandFinished]:
     """Run `command` on every node at once, streaming OutputLine events and one
-    CommandFinished per node (in inventory order in the returned list)."""
+    CommandFinished per node (in inventory order in the returned list). With `become`, as
+    root: a node where that is refused fails with the reason `become`."""
     check_command_size(command)
 
     async def one(conn: Connector) -> CommandFinished:
@@ -41,7 +88,17 @@ async def exec_on(fleet: Fleet, nodes: list[Node], command: str, emit: Emit, *,
         def line(stream: str, text: str) -> None:
             emit(OutputLine(node=name, stream=stream, line=text))
 
-        result = await conn.run(command, on_output=line, timeout=timeout)
+        run, first_line = command, None
+        if become is not None:
+            try:
+                run, first_line = await become.prepare(conn, command)
+                check_command_size(run)
+            except BecomeRefused as exc:
+                refused = CommandFinished(node=name, status="failed", reason="become",
+                                          message=f"become: {exc}")
+                emit(refused)
+                return refused
+        result = await conn.run(run, on_output=line, timeout=timeout, input=first_line)
         status: CommandStatus
         if result.timed_out:
             status = "timeout"

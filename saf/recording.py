@@ -9,7 +9,7 @@ and every other line one agent event exactly as `Event.to_json()` writes it (`ev
 `time` = when saf received it, `node`, ...), except that a frame event keeps only its `raw`
 line: the frame is decoded again on reading, so the file holds each frame once. Replaying
 feeds the same events, at their recorded pace (scaled by `speed`), to a `MetricsStore` and a
-callback, just as the live `MetricsHub` does, so every consumer works on either.
+callback, just as the live `NodeLinks` does, so every consumer works on either.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ class ReplayPosition(Event):
 
 
 class Replayer:
-    """Plays a recording into `store` and `emit`, like a `MetricsHub` does with live agents.
+    """Plays a recording into `store` and `emit`, like a `NodeLinks` does with live agents.
 
     `start()` begins playing in the background at `speed`; `pause()`, `resume()`, `seek()`
     and `set_speed()` steer it; `clock()` is the recording's time now, for "how old is this

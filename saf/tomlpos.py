@@ -53,6 +53,25 @@ def _unquote(part: str) -> str:
     return part
 
 
+def _dotted(text: str) -> tuple[str, ...]:
+    """A dotted key's parts, unquoted: a dot inside quotes is part of its name
+    ("serving.check" is one key; `a."b.c"` is two)."""
+    parts: list[str] = []
+    current = ""
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    return tuple(_unquote(part) for part in [*parts, current])
+
+
 class TomlPositions:
     """Line numbers (1-based) of tables and keys in one TOML document."""
 
@@ -68,7 +87,7 @@ class TomlPositions:
                 continue
             header = _HEADER.match(raw)
             if header and not _KEY.match(raw):
-                names = tuple(_unquote(p) for p in header.group(2).split("."))
+                names = _dotted(header.group(2))
                 if header.group(1) == "[[":
                     index = counts.get(names, 0)
                     counts[names] = index + 1
@@ -79,7 +98,7 @@ class TomlPositions:
                 continue
             key = _KEY.match(raw)
             if key:
-                keypath = table + tuple(_unquote(p) for p in key.group(1).split("."))
+                keypath = table + _dotted(key.group(1))
                 self.lines.setdefault(keypath, number)
                 for inline in _INLINE_KEY.finditer(raw[key.end():]):
                     self.lines.setdefault(keypath + (_unquote(inline.group(1)),), number)

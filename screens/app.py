@@ -3,7 +3,7 @@
 `make_app(setup, source_factory)` builds the App without running it: `setup` is the
 `CockpitContext` the front door built (inventory, fleet, actions, settings, ...), and
 `source_factory` is called with the app's event callback and returns a metrics source (a live
-`MetricsHub`, or a `Replayer` of a recording), so tests and snapshots build the very same app
+`NodeLinks`, or a `Replayer` of a recording), so tests and snapshots build the very same app
 on replayed frames.
 
 Data flow: the source applies each event to its `MetricsStore`, then calls the app's callback,
@@ -24,7 +24,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from saf.screens.messages import NodesChanged, ReplayMoved, Tick
 from saf.screens.registry import HOME, SCREENS, entry
@@ -50,7 +50,7 @@ from saf.signals.feed import SignalFeed
 
 
 class MetricsSource(Protocol):
-    """What the cockpit reads from: a MetricsHub, a Replayer, or anything shaped so."""
+    """What the cockpit reads from: a NodeLinks, a Replayer, or anything shaped so."""
 
     store: MetricsStore
 
@@ -385,7 +385,7 @@ class SafApp(App[None]):
         return False
 
     # -- the command palette ----------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every screen, node, recipe and action by name, each once: Textual's own ("Theme"
         lists every theme, "Quit") stand for saf's bindings of the same name, and "Go to"
         for the keys that open screens."""

@@ -43,6 +43,7 @@ class ConfirmScreen(ModalScreen[str]):
             with Horizontal(id="confirm-buttons"):
                 yield Button("Cancel", id="cancel", variant="default")
                 for ident, label, variant in self.choices:
+                    # The callers' variants are Button's words; a wrong one fails loudly here.
                     yield Button(label, id=ident, variant=variant)  # type: ignore[arg-type]
 
     def _keys(self) -> str:

@@ -79,7 +79,7 @@ class FittingFooter(Footer):
     """Footer that shows the keys that fit, whole (see the module's docstring)."""
 
     def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+        super().__init__(**kw)  # type: ignore[arg-type]  # Footer's own keywords, passed on
         self._fitted_for: int | None = None
 
     def available_keys(self) -> list[Key]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import UNSET
 from saf.screens.base import SafScreen
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.footer import FittingFooter
@@ -12,6 +13,7 @@ from saf.screens.messages import NodesChanged
 from saf.screens.node_parts import (
     Cores,
     DiskTable,
+    FilesystemTable,
     GpuStats,
     Memory,
     Missing,
@@ -79,7 +81,8 @@ class NodeScreen(SafScreen[None]):
     def _shape_of(self, view: NodeView) -> tuple[Any, ...]:
         return (len(view.cores) > 0, tuple(n.node for n in view.numa),
                 tuple(g.index for g in view.gpus), tuple(n.name for n in view.nics),
-                tuple(d.name for d in view.disks), bool(view.missing or view.collectors))
+                tuple(d.name for d in view.disks), view.sample.filesystems is not UNSET,
+                bool(view.missing or view.collectors))
 
     def _build(self, view: NodeView) -> list[Widget]:
         node = self.node
@@ -115,6 +118,8 @@ class NodeScreen(SafScreen[None]):
         if nic_parts:
             parts.append(_section("Network interfaces", *nic_parts))
         parts.append(_section("Disks", DiskTable(node)))
+        if view.sample.filesystems is not UNSET:  # an agent (or recording) from before: none
+            parts.append(_section("Filesystems", FilesystemTable(node)))
         if view.missing or any(i.ok is False for i in view.collectors.values()):
             parts.append(_section("Not measured on this node", Missing(node, classes="missing")))
         return parts
@@ -178,7 +183,7 @@ class NodeScreen(SafScreen[None]):
                 continue
             if table.row_count == 0:
                 continue
-            index = int(table.id.removeprefix("procs-"))  # type: ignore[union-attr]
+            index = int((table.id or "").removeprefix("procs-"))
             pid = int(str(table.get_row_at(table.cursor_row)[0]))
             gpu = next((g for g in view.gpus if g.index == index), None)
             name = next((p.name for p in (gpu.processes if gpu else ()) if p.pid == pid), "?")

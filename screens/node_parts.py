@@ -17,6 +17,7 @@ from saf.format import (
     MISSING,
     bar,
     fmt_byte_rate,
+    fmt_bytes,
     fmt_count,
     fmt_num,
     fmt_rate,
@@ -212,6 +213,9 @@ class GpuStats(Part):
             text.append("unified with system memory", style="dim")
         else:
             text.append("not measured", style="dim")
+        if g.gtt_total:  # AMD: the system RAM it maps, apart (an APU's VRAM is a carve-out)
+            text.append("   gtt ", style="bold")
+            text.append(fmt_used(g.gtt_used, g.gtt_total))
         text.append("   clock ", style="bold")
         text.append(fmt_num(g.clock_mhz, " MHz"))
         text.append("   fan ", style="bold")
@@ -270,6 +274,39 @@ class DiskTable(Part):
             text.append(f" read {fmt_byte_rate(d.read):>9}   write {fmt_byte_rate(d.write):>9}")
         if not self.view.disks:
             text.append("no disks reported", style="dim")
+        return text
+
+
+class FilesystemTable(Part):
+    """Each filesystem: mount point, type, used of size, a bar, and what is free (amber, then
+    red, under cockpit.toml's disk_free_warn / disk_free_alert)."""
+
+    def render(self) -> Text:
+        app = cockpit_of(self)
+        th = app.setup.settings.thresholds
+        text = Text(no_wrap=True, overflow="ellipsis")
+        filesystems = self.view.filesystems
+        width = max((cell_len(f.mount) for f in filesystems), default=1)
+        for i, f in enumerate(filesystems):
+            if i:
+                text.append("\n")
+            text.append(f"{f.mount:<{width}}", style="bold")
+            text.append(f"  {f.fstype:<6}", style="dim")
+            if f.missing:
+                text.append(f"  {f.missing}", style="dim")
+                continue
+            pct = f.free_pct
+            lvl = (Level.OK if pct is None else Level.ALERT if pct < th.disk_free_alert
+                   else Level.WARN if pct < th.disk_free_warn else Level.OK)
+            used = f.used / f.total if f.used is not None and f.total else None
+            text.append(f"  {fmt_used(f.used, f.total):>10} ")
+            text.append(bar(used, 12), style=_level_style(app, lvl) or "")
+            free = f"  {fmt_bytes(f.free)} free"
+            if pct is not None:
+                free += f" ({pct:.0f}%)"
+            text.append(free, style=_level_style(app, lvl))
+        if not filesystems:
+            text.append("no filesystems reported", style="dim")
         return text
 
 

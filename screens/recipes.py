@@ -25,8 +25,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 
 from saf.errors import SafError
+from saf.inventory.model import Inventory
+from saf.recipe.compose import expand, has_includes
 from saf.recipe.log import find_run, read_events
-from saf.recipe.model import Recipe
+from saf.recipe.model import Recipe, Step
+from saf.recipe.prepare import load_included, resolve_vars
 from saf.recipe.run import RunPlan, resume_plan
 from saf.recipe.state import RunState, replay
 
@@ -202,7 +205,8 @@ class RecipesScreen(SafScreen[None]):
 
         # An action that changes nodes shows what it will do, on which nodes, and asks first.
         inventory, known = self.setup.inventory, bool(self.setup.nodes)
-        steps = [step for step in recipe.steps if step.index >= plan.start_step]
+        steps = [step for step in _steps_that_run(plan, inventory)
+                 if step.index >= plan.start_step]
         longest = max((len(step.name) for step in steps), default=0)
         listing = "\n".join(f"{step.index + 1}. {step.name:<{longest}}  on "
                             f"{nodes_for(step.on, inventory, known)}" for step in steps)
@@ -275,3 +279,16 @@ class RecipesScreen(SafScreen[None]):
 
     def on_run_matrix_cell_selected(self, message: RunMatrix.CellSelected) -> None:
         self.query_one(RunOutput).show(self.state, (message.step, message.node))
+
+
+def _steps_that_run(plan: RunPlan, inventory: Inventory | None) -> tuple[Step, ...]:
+    """The steps as the run numbers them: a `recipe` step's own steps one by one (a resume
+    starts at one of them). A problem shows when the run is prepared; here the steps as
+    written do."""
+    if inventory is None or not has_includes(plan.recipe):
+        return plan.recipe.steps
+    try:
+        variables = resolve_vars(plan.recipe, plan.overrides)
+        return expand(plan.recipe, variables, inventory, load_included).steps
+    except SafError:
+        return plan.recipe.steps

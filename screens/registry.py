@@ -48,9 +48,9 @@ SCREENS: list[ScreenEntry] = [
                 "saf.screens.recipes:RecipesScreen", key="4"),
     ScreenEntry("signals", "Signals", "The trading-signal stream: symbols, rates, latency, "
                 "anomalies, bad frames", "saf.screens.signals:SignalsScreen", key="5"),
-    ScreenEntry("serving", "Serving", "Every model server saf started: state, uptime, last "
+    ScreenEntry("models", "Models", "Every model server saf started: state, uptime, last "
                 "check's latency and tokens/s; check, stop, restart, log",
-                "saf.screens.serving:ServingScreen", key="6"),
+                "saf.screens.models:ModelsScreen", key="6"),
     ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
                 "processes, interfaces, disks", "saf.screens.node:NodeScreen", needs_node=True),
 ]

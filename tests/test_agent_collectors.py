@@ -237,6 +237,33 @@ def test_apple_collector_streams_macmon():
     assert c.proc is None
 
 
+def test_apple_collector_finds_homebrews_macmon_off_the_path(tmp_path):
+    """An SSH command's PATH lacks /opt/homebrew/bin, where `brew install macmon` (apple-check)
+    puts it: the agent looks there too, and streams it."""
+    brew_bin = tmp_path / "homebrew-bin"
+    brew_bin.mkdir()
+    macmon = brew_bin / "macmon"
+    argv = replay("macmon-pipe_v0.8_mac-studio-m3-ultra-256GB.jsonl")
+    macmon.write_text("#!/bin/sh\nexec %s\n" % " ".join(argv))
+    macmon.chmod(0o755)
+    assert Context(platform="darwin").macos_bin == ("/opt/homebrew/bin", "/usr/local/bin")
+    machine = Context(platform="darwin", macos_bin=(str(brew_bin),))
+    c = AppleGpuCollector(machine, interval=0.5)
+    try:
+        assert c.start() is None
+        assert c.argv[:2] == [str(macmon), "pipe"]
+        deadline = time.monotonic() + 20
+        gpus = []
+        while not gpus and time.monotonic() < deadline:
+            gpus = c.collect()
+            time.sleep(0.05)
+        assert gpus[0]["util"] == 87.0
+    finally:
+        c.close()
+    assert "macmon is not installed" in AppleGpuCollector(
+        Context(platform="darwin", macos_bin=(), commands={"powermetrics": None})).start()
+
+
 def test_apple_collector_powermetrics_needs_passwordless_sudo():
     machine = Context(platform="darwin", commands={"macmon": None, "powermetrics": ["true"],
                                                    "sudo": ["false"]})

@@ -19,8 +19,8 @@ import pytest
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
-from saf.agentlink.hub import MetricsHub
 from saf.agentlink.link import AgentLink
+from saf.agentlink.node_links import NodeLinks
 from saf.connect.backoff import Backoff
 from saf.connect.ssh import SSHConnector
 from saf.fleet import Fleet
@@ -36,14 +36,24 @@ from tests.helpers.servers import (
     write_inventory,
 )
 
+# Seconds wait_for gives a condition: a safety limit, not a timing assertion. A reconnection
+# after a killed server (the longest wait here) can take a backoff or two on a loaded machine.
+WAIT_LIMIT = 60.0
 
-async def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll until predicate() is true; a safety limit, not a timing assertion."""
-    deadline = time.monotonic() + timeout
+
+async def wait_for(predicate, what: str = "condition") -> None:
+    """Poll until predicate() is true, at most WAIT_LIMIT seconds."""
+    deadline = time.monotonic() + WAIT_LIMIT
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def whole_disks(names) -> set[str]:
+    """The whole disks among `names`, as /sys/block lists them, less loop and ram devices."""
+    return {d for d in names
+            if os.path.isdir(f"/sys/block/{d}") and not d.startswith(("loop", "ram"))}
 
 
 class Recorder:
@@ -61,7 +71,7 @@ class Recorder:
 
 
 async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
-                         ) -> tuple[MetricsHub, Recorder]:
+                         ) -> tuple[NodeLinks, Recorder]:
     """Run `program` as alpha's agent (a script in place of the zipapp) until `until(hub)`."""
     script = tmp_path / "fake_agent.py"
     script.write_text(program)
@@ -70,7 +80,7 @@ async def run_fake_agent(cluster, tmp_path: Path, program: str, until, what: str
     rec = Recorder()
     try:
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
+            hub = NodeLinks(fleet, [inv.node("alpha")], rec, interval=0.3, bundle=bundle)
             await hub.start()
             try:
                 await wait_for(lambda: until(hub), what=what)
@@ -89,7 +99,7 @@ async def test_agent_figures_match_psutil(cluster):
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+        hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
         await hub.start()
         try:
             await wait_for(lambda: all(hub.store.node(n).samples >= 3 for n in inv.names),
@@ -129,8 +139,7 @@ async def test_agent_figures_match_psutil(cluster):
         # Whole disks, as /sys/block lists them, less loop and ram devices: the same set
         # the agent reports, and none missing (psutil also counts partitions).
         perdisk = psutil.disk_io_counters(perdisk=True) or {}
-        whole = {d for d in perdisk
-                 if os.path.isdir(f"/sys/block/{d}") and not d.startswith(("loop", "ram"))}
+        whole = whole_disks(perdisk)
         disks = {d["name"]: d for d in sample["disks"]}
         assert set(disks) == whole
         for disk, counters in disks.items():
@@ -175,7 +184,7 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
     inv = load_inventory(cluster.inventory)
     rec = Recorder()
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("gamma")], rec, interval=0.3)
+        hub = NodeLinks(fleet, [inv.node("gamma")], rec, interval=0.3)
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("gamma").samples >= 1, what="first sample")
@@ -247,7 +256,7 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
         inv = load_inventory(inv_path)
         rec = Recorder()
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
             await hub.start()
             try:
                 await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
@@ -259,7 +268,7 @@ async def test_killed_asyncssh_server_is_lost_then_recovers(tmp_path: Path):
                 before = len(rec.of(mev.HelloReceived, "delta"))
                 await wait_for(lambda: len(rec.of(mev.HelloReceived, "delta")) > before
                                and hub.store.node("delta").status == mev.NodeStatus.UP,
-                               timeout=60, what="recovery")
+                               what="recovery")
             finally:
                 await hub.stop()
         lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
@@ -280,7 +289,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
             {"name": "delta", "host": "127.0.0.1", "port": server.port}]))
         rec = Recorder()
         async with Fleet(inv) as fleet:
-            hub = MetricsHub(fleet, inv.nodes, rec, interval=0.3)
+            hub = NodeLinks(fleet, inv.nodes, rec, interval=0.3)
             await hub.start()
             try:
                 await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
@@ -291,7 +300,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
                 await wait_for(lambda: hub.store.lost("delta"), what="lost")
                 await wait_for(lambda: hub.store.node("delta").status == mev.NodeStatus.UP
                                and len(rec.of(mev.HelloReceived)) >= 2,
-                               timeout=60, what="recovery")
+                               what="recovery")
             finally:
                 await hub.stop()
     finally:
@@ -339,7 +348,7 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
     pid = None
     interval = 0.3
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, [inv.node("beta")], rec, interval=interval)
+        hub = NodeLinks(fleet, [inv.node("beta")], rec, interval=interval)
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("beta").samples >= 1, what="first sample")

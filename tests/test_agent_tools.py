@@ -72,5 +72,5 @@ def test_a_reading_tool_is_read_and_stopped(machine: Recorded) -> None:
 
 
 def test_a_tool_that_is_not_there_cannot_start(machine: Recorded) -> None:
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         tools.start_reading(machine, ["/nonexistent/intel_gpu_top"], lambda p: None)

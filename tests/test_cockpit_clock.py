@@ -14,7 +14,7 @@ from saf.screens.widgets import StatusLine
 from saf.themes import THEMES_DIR
 from textual.pilot import Pilot
 
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.cockpit.context import CockpitContext
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
@@ -29,7 +29,7 @@ def live_cockpit() -> tuple[SafApp, list[float]]:
     fleet = Fleet(Inventory(Cluster(), Defaults(), ()))
     setup = CockpitContext(cluster="lab", nodes=(), settings=Settings(),
                            theme_folders=(THEMES_DIR,), inventory=fleet.inventory)
-    app = make_app(setup, lambda emit: MetricsHub(fleet, (), emit))
+    app = make_app(setup, lambda emit: NodeLinks(fleet, (), emit))
     now = [NOON]
     app.clock = lambda: now[0]
     return app, now

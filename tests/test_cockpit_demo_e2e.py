@@ -55,7 +55,8 @@ def test_saf_demo_shows_three_live_nodes_and_quits_clean(tmp_path):
         pane_pid = int(_tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
         first = _wait(lambda: (r := _rows(session)) and len(r) == 3 and r, 90)
         screen = _tmux("capture-pane", "-p", "-t", session)
-        assert first and len(first) == 3, screen
+        assert first, screen
+        assert len(first) == 3, screen
         assert "3/3 up" in screen
         changed = _wait(lambda: (r := _rows(session)) and len(r) == 3 and r != first, 30)
         assert changed, "the figures did not change"

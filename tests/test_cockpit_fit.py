@@ -67,13 +67,15 @@ async def test_the_network_screen_cuts_no_figure(size: tuple[int, int]) -> None:
     app = cockpit("demo-recorded.jsonl", net_dir=DEMO_NET)
     async with app.run_test(size=size) as pilot:
         lines = await settle(pilot, "3")
-        assert lines[0].startswith(" Network ok") and set(lines[1]) == {"─"}, lines[:2]
+        assert lines[0].startswith(" Network ok"), lines[:2]
+        assert set(lines[1]) == {"─"}, lines[:2]
         matrix = box_lines(app, lines, "#net-matrix-box")
         table = [line for line in matrix if not line.lstrip().startswith(("⚠", "(and"))]
         assert not any("…" in line for line in table), table
         assert all(line.count("65535✓") == line.count("✓") for line in table), table
         ifaces = box_lines(app, lines, "#net-ifaces-box")
-        assert "ERRORS" in ifaces[0] and "DROPS" in ifaces[0], ifaces[0]
+        assert "ERRORS" in ifaces[0], ifaces[0]
+        assert "DROPS" in ifaces[0], ifaces[0]
         assert not any("…" in line for line in ifaces), ifaces
         shown = sum(row.count("65535✓") for row in table)
         title = app.screen.query_one("#net-matrix-box").border_title or ""
@@ -100,13 +102,14 @@ async def test_link_warnings_use_the_room_there_is(size: tuple[int, int], shown:
 
 
 async def test_the_last_check_panel_is_never_blank() -> None:
-    """Serving with no model server yet: its Last check panel says what it shows and how to
+    """Models with no model server yet: its Last check panel says what it shows and how to
     get one (the key, and the command)."""
-    from tests.snapshot_apps._serving import make_empty_serving_app
+    from tests.snapshot_apps._models import make_empty_models_app
 
-    app = make_empty_serving_app()
+    app = make_empty_models_app()
     async with app.run_test(size=(80, 24)) as pilot:
         lines = await settle(pilot, "6")
-        panel = " ".join(line.strip() for line in box_lines(app, lines, "#serving-detail-box"))
-        assert "time to first token" in panel and "press c" in panel, panel
+        panel = " ".join(line.strip() for line in box_lines(app, lines, "#models-detail-box"))
+        assert "time to first token" in panel, panel
+        assert "press c" in panel, panel
         assert "saf models check" in panel, panel

@@ -162,6 +162,8 @@ async def test_a_replay_ends_with_its_nodes_as_they_were_last_seen():
         await app.workers.wait_for_complete()
         await pilot.pause()
         lines = screen_lines(app)
-        assert "nodes 3/3 up" in lines[0] and "memory 0B/" not in lines[0], lines[0]
+        assert "nodes 3/3 up" in lines[0], lines[0]
+        assert "memory 0B/" not in lines[0], lines[0]
         rows = [line for line in lines if line.startswith(("alpha ", "beta ", "gamma "))]
-        assert len(rows) == 3 and all("● up" in row for row in rows), rows
+        assert len(rows) == 3, rows
+        assert all("● up" in row for row in rows), rows

@@ -29,6 +29,28 @@ def test_the_inventory_wins_over_cockpit_toml(tmp_path: Path) -> None:
     assert settings.thresholds.cpu_alert == 97.0
 
 
+def test_an_old_keymap_id_of_the_models_screen_still_binds_with_a_notice(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Models screen was Serving: a keymap naming `serving.check` binds `models.check`,
+    and stderr names the file and line; the new ids need no notice."""
+    own = tmp_path / "cockpit.toml"
+    own.write_text('[keymap]\n"models.stop" = "x"\n"serving.check" = "k"\n')
+    settings = load_settings(own, remember=False)
+    assert settings.keymap == {"models.stop": "x", "models.check": "k"}
+    assert capsys.readouterr().err == (f"saf: {own}:3: keymap id 'serving.check' is now "
+                                       "'models.check'; the old name will go\n")
+
+
+def test_a_quoted_key_with_a_dot_is_named_at_its_own_line(tmp_path: Path) -> None:
+    """Binding ids hold dots, so keymap keys are quoted: a mistake in one points at its line
+    (saf.tomlpos split the quoted name at the dot, and named the [keymap] line)."""
+    own = tmp_path / "cockpit.toml"
+    own.write_text('[keymap]\n"app.quit" = "q"\n"models.check" = 1\n')
+    with pytest.raises(ConfigError) as failed:
+        load_settings(own, remember=False)
+    assert failed.value.line == 3
+
+
 @pytest.mark.parametrize(('text', 'line', 'words'), [
     ('theme = 3\n', 1, "theme must be a theme name, not 3"),
     ('\ncolour = 1\n', 2, "unknown key 'colour' in the cockpit settings (known keys: keymap, "

@@ -110,6 +110,14 @@ def test_node_intel(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_node_amd(snap_compare, size) -> None:
+    """Node screen of a Strix Point APU box: use, power, temp and clock from amdgpu's sysfs,
+    its 512 MiB VRAM carve-out as GPU memory and the GTT it maps from system RAM beside it."""
+    assert snap_compare(app_path("node_amd"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_node_numa(snap_compare, size) -> None:
     """Node screen of a two-socket Xeon (4 NUMA nodes): 56 cores and the NUMA table with
     hit/miss/foreign rates."""
@@ -163,24 +171,24 @@ def test_theme_tablet(snap_compare, theme) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_serving_endpoints(snap_compare, size) -> None:
-    """Serving: vLLM and MLX ready with their last checks, llama.cpp loading, one exited;
+def test_models_endpoints(snap_compare, size) -> None:
+    """Models: vLLM and MLX ready with their last checks, llama.cpp loading, one exited;
     the first endpoint highlighted with its check's percentiles."""
-    assert snap_compare(app_path("serving_endpoints"), press=["6"], terminal_size=size,
+    assert snap_compare(app_path("models_endpoints"), press=["6"], terminal_size=size,
                         run_before=settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_serving_log(snap_compare, size) -> None:
-    """Serving: the second endpoint highlighted (down) and its log's last lines (l)."""
-    assert snap_compare(app_path("serving_endpoints"), press=["6", "down", "l"],
+def test_models_log(snap_compare, size) -> None:
+    """Models: the second endpoint highlighted (down) and its log's last lines (l)."""
+    assert snap_compare(app_path("models_endpoints"), press=["6", "down", "l"],
                         terminal_size=size, run_before=settle)
 
 
 @pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
                                   pytest.param((60, 40), id="60x40")])
-def test_serving_empty(snap_compare, size) -> None:
-    """Serving before any model server: the Last check panel says what it will show and how
+def test_models_empty(snap_compare, size) -> None:
+    """Models before any model server: the Last check panel says what it will show and how
     to get it (c on an endpoint, or `saf models check`), not a blank box."""
-    assert snap_compare(app_path("serving_empty"), press=["6"], terminal_size=size,
+    assert snap_compare(app_path("models_empty"), press=["6"], terminal_size=size,
                         run_before=settle)

@@ -165,5 +165,5 @@ def test_a_failure_reads_and_prints_as_its_word() -> None:
     assert err.reason == "refused"
     assert f"{err.reason}" == \
         "refused"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'sulking' is not a valid Failure"):
         ConnectError("n", "sulking", "x")

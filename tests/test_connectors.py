@@ -11,6 +11,7 @@ import pytest
 
 from saf.agentlink.lines import Line, LineFramer
 from saf.connect.local import LocalConnector
+from saf.errors import ConnectError
 from saf.fleet import Fleet
 from saf.inventory import load_inventory, parse_inventory
 from saf.shell import quote
@@ -63,7 +64,7 @@ async def test_quoted_values_reach_the_node_literally(cluster, tmp_path):
     async with fleet_of(cluster) as fleet:
         result = await fleet.connector("beta").run(f"printf '%s' {quote(NASTY)}")
     assert result.stdout == NASTY + "\n" or result.stdout == NASTY
-    assert not os.path.exists("/tmp/saf-pwned")
+    assert not await asyncio.to_thread(os.path.exists, "/tmp/saf-pwned")
 
 
 async def test_input_line_reaches_the_command_but_not_the_process_list(conn):
@@ -201,7 +202,7 @@ def test_proxyjump_hops_are_verified_like_the_node(tmp_path):
         lines = keys.known_hosts.read_text().splitlines()
         keys.known_hosts.write_text("\n".join(
             line for line in lines if f"]:{servers.port('jump')} " not in line) + "\n")
-        with pytest.raises(Exception) as info:
+        with pytest.raises(ConnectError) as info:
             asyncio.run(through())
         assert info.value.reason == "hostkey"
         assert "via jump host bastion" in str(info.value)

@@ -175,14 +175,15 @@ def test_saf_demo_says_what_outlives_it_and_how_to_stop_each():
     assert demo is not None
     help_text = " ".join(demo.get_help(click.Context(demo, info_name="demo",
                                                      parent=ctx)).split())
-    stops = {"saf run serve": "saf demo --headless models stop NODE:PORT",
+    stops = {"saf run models": "saf demo --headless models stop NODE:PORT",
              "saf run ray-up": "saf demo --headless run ray-down"}
     for where, text in (("saf demo --help", help_text),
                         ("README.md", (DOCS.parent / "README.md").read_text()),
                         ("cockpit.md", (DOCS / "cockpit.md").read_text())):
         text = " ".join(text.split())
         for started, stop in stops.items():
-            assert started in text and stop in text, (where, started, stop)
+            assert started in text, (where, started, stop)
+            assert stop in text, (where, started, stop)
     assert [bad for stop in stops.values() for bad in unknown(words_of(stop))] == []
 
 

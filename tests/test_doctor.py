@@ -102,7 +102,8 @@ def test_ray_without_its_dashboard_fails_ray_parts(fleet, tmp_path: Path) -> Non
                          name="parts")
     assert code == 1
     row = rows[("beta", "ray parts")]
-    assert row["status"] == "fail" and "No module named 'grpc'" in row["evidence"], row
+    assert row["status"] == "fail", row
+    assert "No module named 'grpc'" in row["evidence"], row
     assert row["fix"] == f"{sys.executable} -m pip install 'ray[default]=={_ray_version()}'"
     assert rows[("alpha", "ray parts")]["status"] == "pass"
 
@@ -121,7 +122,8 @@ def test_a_missing_venv_fails_python_not_ssh(fleet, tmp_path: Path) -> None:
     assert code == 1
     assert rows[("beta", "ssh")]["status"] == "pass"
     row = rows[("beta", "python")]
-    assert row["status"] == "fail" and f"{missing} does not exist" in row["evidence"], row
+    assert row["status"] == "fail", row
+    assert f"{missing} does not exist" in row["evidence"], row
     assert "saf run python-match" in row["fix"]
     for check in ("head reachable", "address", "clock", "macOS variable"):
         assert (("beta", check)) in rows, sorted(rows)

@@ -113,7 +113,8 @@ def test_the_agent_starts_with_the_home_python(fleet: HomeFleet) -> None:
     done = fleet.saf("top", "--once", "--json", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == len(NAMES) and all(r.get("sample") for r in rows), done.stdout
+    assert len(rows) == len(NAMES), done.stdout
+    assert all(r.get("sample") for r in rows), done.stdout
 
 
 def test_doctor_and_ray_down_run_the_probe_with_the_home_python(fleet: HomeFleet) -> None:
@@ -128,7 +129,7 @@ def test_doctor_and_ray_down_run_the_probe_with_the_home_python(fleet: HomeFleet
     assert "not found" not in down.stdout
 
 
-def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) -> None:
+def test_the_models_recipe_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) -> None:
     """llama-cpp-python runs as `PYTHON -m llama_cpp.server`: with the home python it said
     `~/pyv/bin/python is not installed on this node`."""
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
@@ -140,7 +141,7 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
     records = fleet.homes["alpha"] / ".saf" / "serve"
     try:
         # auto: no llama-server, vllm or mlx here; the node's python has llama_cpp.
-        done = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=auto",
+        done = fleet.saf("run", "models", "--on", "alpha", "--var", "engine=auto",
                          "--var", f"model={model}", "--var", f"port={port}")
         assert done.returncode == 0, done.stdout + done.stderr
         assert "llama-cpp-python ready" in done.stdout
@@ -151,9 +152,10 @@ def test_serve_starts_llama_cpp_python_with_the_home_python(fleet: HomeFleet) ->
         assert listed.returncode == 0, listed.stdout + listed.stderr
         assert str(port) in listed.stdout
         assert "llama-cpp-python" in listed.stdout
-        again = fleet.saf("run", "serve", "--on", "alpha", "--var", "engine=llama-cpp-python",
+        again = fleet.saf("run", "models", "--on", "alpha", "--var", "engine=llama-cpp-python",
                           "--var", f"model={model}", "--var", f"port={port}")
-        assert again.returncode == 0 and "skipped" in again.stdout, again.stdout
+        assert again.returncode == 0, again.stdout
+        assert "skipped" in again.stdout, again.stdout
     finally:
         for path in records.glob("*.json"):
             try:

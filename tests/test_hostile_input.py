@@ -26,6 +26,7 @@ from saf.metrics.store import MetricsStore
 from saf.metrics.view import node_view
 from saf.recipe import load_recipe
 from saf.tomlpos import MAX_DEPTH
+from saf.up.declared import declared
 
 REASONS = {"too_long", "truncated", "bad_json", "not_object", "unknown_type", "version",
            "bad_type", "out_of_range"}
@@ -85,10 +86,12 @@ def gate(line: str | bytes) -> dict | None:
         frame = decode(line)
         check_frame(frame)
     except FrameError as exc:
-        assert exc.reason in REASONS
-        assert "\n" not in str(exc)
-        return None
-    return frame
+        refused = exc
+    else:
+        return frame
+    assert refused.reason in REASONS
+    assert "\n" not in str(refused)
+    return None
 
 
 @SETTINGS
@@ -147,12 +150,51 @@ def test_any_inventory_loads_or_is_one_line_naming_the_file(tmp_path_factory, te
     path = folder / "saf.toml"
     path.write_text(text)
     before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
+    refused: SafError | None = None
     try:
         load_inventory(path)
     except SafError as exc:
-        _one_line_naming(exc, path)
-        assert exc.exit_code == 2
+        refused = exc
+    if refused is not None:
+        _one_line_naming(refused, path)
+        assert refused.exit_code == 2
     assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+declared_text = st.builds(
+    lambda table, key, value: f'[[nodes]]\nname = "a"\nhost = "h"\nroles = ["head"]\n'
+    f'{table}\n{key} = {value}\n',
+    st.sampled_from(['[[services]]\nname = "s"\non = "a"\ncommand = "x"',
+                     '[[models]]\nname = "m"\nmodel = "f"\nport = 80',
+                     '[[models]]\nname = "m"\nmodel = "f"\non = "a"', '[ray]', '[up]',
+                     '[[up.steps]]\nrecipe = "hello"']),
+    st.sampled_from(["on", "after", "env", "env_file", "cpus", "numa", "gpus", "restart",
+                     "check", "port", "placement", "replicas", "engine", "resources", "head",
+                     "persist", "steps", "vars", "recipe", "name", "dashboard_port"]),
+    st.sampled_from(["nan", "-1", "0", "65536", "'x'", "'tag:'", "'a,,b'", "'${NOPE_X}'",
+                     "['s']", "['model:m']", "['ray']", "[]", "true", "{}",
+                     "{ 'tag:x' = { GPU = 1 } }", "{ K = 1 }", "'auto'", "'0-3'",
+                     "[" * 40 + "]" * 40]),
+)
+
+
+@SETTINGS
+@given(declared_text)
+def test_any_declaration_loads_or_is_one_line_naming_the_file(tmp_path_factory, text: str
+                                                              ) -> None:
+    """[up], [ray], [[services]], [[models]] with odd values: declared or one line."""
+    folder = tmp_path_factory.mktemp("decl")
+    path = folder / "saf.toml"
+    path.write_text(text)
+    try:
+        declared(load_inventory(path))
+    except SafError as exc:
+        failed: SafError | None = exc
+    else:
+        failed = None
+    if failed is not None:
+        _one_line_naming(failed, path)
+        assert failed.exit_code == 2
 
 
 recipe_text = st.one_of(
@@ -175,14 +217,17 @@ def test_any_recipe_loads_or_is_one_line_naming_the_file(tmp_path_factory, text:
     state = folder / "state"
     before = os.environ.get("SAF_STATE_DIR")
     os.environ["SAF_STATE_DIR"] = str(state)
+    refused: SafError | None = None
     try:
         load_recipe(path)
     except SafError as exc:
-        _one_line_naming(exc, path)
-        assert exc.exit_code == 2
+        refused = exc
     finally:  # put back what was there (hypothesis runs this many times in one test)
         if before is None:
             os.environ.pop("SAF_STATE_DIR", None)
         else:
             os.environ["SAF_STATE_DIR"] = before
+    if refused is not None:
+        _one_line_naming(refused, path)
+        assert refused.exit_code == 2
     assert not state.exists()

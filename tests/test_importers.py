@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from saf.errors import ConfigError
 from saf.inventory import load_inventory
 from saf.inventory.importers import import_ansible, import_ray
+from saf.inventory.importers.draft import Draft
 from saf.select import select
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -35,17 +37,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def ansible_error(tmp_path: Path, text: str) -> ConfigError:
     path = write(tmp_path, "hosts.ini", text)
     with pytest.raises(ConfigError) as caught:
-        draft = import_ansible(path)
-        draft.validate(draft.to_toml("ansible"))
+        _import_and_validate(import_ansible, path, "ansible")
     return caught.value
 
 
 def ray_error(tmp_path: Path, text: str) -> ConfigError:
     path = write(tmp_path, "cluster.yaml", text)
     with pytest.raises(ConfigError) as caught:
-        draft = import_ray(path)
-        draft.validate(draft.to_toml("ray"))
+        _import_and_validate(import_ray, path, "ray")
     return caught.value
+
+
+def _import_and_validate(importer: Callable[[Path], Draft], path: Path, source: str) -> None:
+    """Import `path` and check the inventory it drafts, as `saf import` does."""
+    draft = importer(path)
+    draft.validate(draft.to_toml(source))
 
 
 # -- Ansible ---------------------------------------------------------------------------------
@@ -346,3 +352,35 @@ auth:
     assert result.returncode == 2
     assert "placeholder" in result.stderr
     assert not (tmp_path / "saf.toml").exists()
+
+
+@pytest.mark.parametrize("args", [
+    "-o ProxyJump=ops@bastion.lab:2222",
+    "-o ProxyJump ops@bastion.lab:2222",
+    "-oProxyJump=ops@bastion.lab:2222",
+    "-o StrictHostKeyChecking=no -J ops@bastion.lab:2222",
+    "-Jops@bastion.lab:2222 -o ProxyJump=other",
+    "-o proxyjump=ops@bastion.lab:2222",
+])
+def test_ansible_proxyjump_is_named_with_the_lines_saf_reads(tmp_path: Path, args: str) -> None:
+    """saf takes jump hosts from the OpenSSH config (the inventory has no key for them): the
+    import says which lines give it, keyed by the host saf will dial, and keeps the args as a
+    node var as before."""
+    path = write(tmp_path, "hosts.ini",
+                 "[gpu]\n"
+                 f"gpu1 ansible_host=10.0.0.5 ansible_ssh_common_args='{args}'\n"
+                 "gpu2 ansible_host=10.0.0.6\n")
+    draft = import_ansible(path)
+    assert draft.warnings == [
+        "line 2: gpu1 is reached through the jump host ops@bastion.lab:2222 "
+        "(ansible_ssh_common_args); saf takes jump hosts from the OpenSSH config, so add to "
+        "~/.ssh/config (or the file ssh_config names): Host 10.0.0.5 / "
+        "ProxyJump ops@bastion.lab:2222"]
+    assert draft.nodes[0].vars["ansible_ssh_common_args"] == args
+    draft.validate(draft.to_toml("ansible"))
+
+
+def test_ansible_ssh_args_without_a_jump_say_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.ini", "[gpu]\ngpu1 ansible_host=10.0.0.5 "
+                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o Port=22'\n")
+    assert import_ansible(path).warnings == []

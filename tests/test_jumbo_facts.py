@@ -6,7 +6,10 @@ with perl), and `--check` on an inventory of macOS nodes whose tools answer from
 
 from __future__ import annotations
 
+import json
 import os
+import plistlib
+import shlex
 import shutil
 import signal
 import subprocess
@@ -20,7 +23,7 @@ from saf.jumbo import dfping, revert
 from saf.jumbo.changes import change, media_words
 from saf.jumbo.facts import NodeNet, read
 from saf.jumbo.iface import FactError, carrying, parse_hardware_ports, parse_ifconfig, parse_ip_addr
-from saf.recipe.kinds.sysctl import parse_sysctl
+from saf.recipe.kinds.sysctl import launch_daemon, parse_sysctl
 from saf.recipe.parse import parse_recipe
 from saf.tomlpos import TomlPositions, loads
 from tests.helpers.servers import ClientKeys, LoopThread, write_inventory
@@ -201,7 +204,8 @@ def test_the_timer_restores_unless_confirmed(tmp_path, detach_env):
     marker = tmp_path / "restored"
     armed = _sh(revert.arm(1, [f"echo old > {marker}"]), detach_env)
     folder = revert.armed_folder(armed.stdout)
-    assert armed.returncode == 0 and folder, armed.stderr
+    assert armed.returncode == 0, armed.stderr
+    assert folder, armed.stderr
     timer = int(Path(folder, "pid").read_text())
     assert _sh(revert.status(folder)).stdout.strip() == revert.ARMED
     deadline = time.monotonic() + 10
@@ -279,7 +283,9 @@ def _mac_node(root: Path, name: str, ifconfig: str, ports: str, reached_on: str)
     (folder / "networksetup.txt").write_text(ports)
     shutil.copy(FIX / "sysctl-net_macos-defaults_COMPOSED.txt", folder / "sysctl.txt")
     # What a Mac's sshd would say about the connection: the address it was reached on.
+    # Files a step reads from the node (a LaunchDaemon saf wrote) under $SAF_FACTS_ROOT.
     return {"PATH": f"{MAC_BIN}:{os.environ['PATH']}", "SAF_FAKE_MAC": str(folder),
+            "SAF_FACTS_ROOT": str(folder),
             "SSH_CONNECTION": f"10.11.0.9 50000 {reached_on} 22"}
 
 
@@ -337,11 +343,50 @@ def test_macos_check_shows_the_networksetup_and_sysctl_commands(mac_inventory):
                  "sysctl -w net.inet.tcp.delayed_ack=0"):
         assert f"would run: {line}" in tuning.stdout
     assert "sysctl.d" not in tuning.stdout.split("(1 node)")[1]  # macOS keeps no sysctl.d
-    same_values = _saf(mac_inventory, "run", "net-tuning", "--check", "--on", "studio-1",
-                       "--var", "maxsockbuf=8388608", "--var", "sendspace=131072",
-                       "--var", "recvspace=131072", "--var", "delayed_ack=3")
-    assert "skipped" in same_values.stdout
-    assert "would run" not in same_values.stdout
+    # Kept across reboots by a LaunchDaemon of its own, which launchd runs at boot.
+    plist_path = "/Library/LaunchDaemons/com.saf.sysctl.90-saf-net-tuning.plist"
+    assert f"; write {plist_path}" in tuning.stdout
+    _, plist = launch_daemon("/etc/sysctl.d/90-saf-net-tuning.conf", {
+        "kern.ipc.maxsockbuf": "16777216", "net.inet.tcp.sendspace": "4194304",
+        "net.inet.tcp.recvspace": "4194304", "net.inet.tcp.delayed_ack": "0"})
+    daemon = plistlib.loads(plist.encode())
+    assert daemon == {"Label": "com.saf.sysctl.90-saf-net-tuning", "RunAtLoad": True,
+                      "ProgramArguments": ["/usr/sbin/sysctl", "-w",
+                                           "kern.ipc.maxsockbuf=16777216",
+                                           "net.inet.tcp.sendspace=4194304",
+                                           "net.inet.tcp.recvspace=4194304",
+                                           "net.inet.tcp.delayed_ack=0"]}
+    as_json = _saf(mac_inventory, "run", "net-tuning", "--check", "--on", "studio-1", "--json")
+    [step] = [e for e in map(json.loads, as_json.stdout.splitlines())
+              if e["event"] == "node_step_finished"]
+    assert step["would"][-1] == (f"printf '%s\\n' {shlex.quote(plist)} > {plist_path}.saf-tmp && "
+                                 f"chmod 644 {plist_path}.saf-tmp && mv {plist_path}.saf-tmp "
+                                 f"{plist_path}")
+    same = ["--var", "maxsockbuf=8388608", "--var", "sendspace=131072",
+            "--var", "recvspace=131072", "--var", "delayed_ack=3"]
+
+    def step_of(*extra: str) -> dict:
+        done = _saf(mac_inventory, "run", "net-tuning", "--check", "--on", "studio-1", "--json",
+                    *extra)
+        [step] = [e for e in map(json.loads, done.stdout.splitlines())
+                  if e["event"] == "node_step_finished"]
+        return step
+
+    same_values = step_of(*same)  # live already, but not kept yet
+    assert same_values["message"] == f"would write {plist_path}"
+    assert len(same_values["would"]) == 1
+    assert same_values["would"][0].startswith("printf '%s\\n' ")
+    # With the LaunchDaemon in place, saying these values: nothing to do.
+    _, kept = launch_daemon("/etc/sysctl.d/90-saf-net-tuning.conf", {
+        "kern.ipc.maxsockbuf": "8388608", "net.inet.tcp.sendspace": "131072",
+        "net.inet.tcp.recvspace": "131072", "net.inet.tcp.delayed_ack": "3"})
+    daemons = mac_inventory.parent / "facts" / "studio-1" / "Library" / "LaunchDaemons"
+    daemons.mkdir(parents=True)
+    (daemons / "com.saf.sysctl.90-saf-net-tuning.plist").write_text(kept + "\n")
+    kept_run = step_of(*same)
+    assert kept_run["status"] == "skipped", kept_run
+    assert kept_run["message"].endswith(f", kept by {plist_path}")
+    assert not kept_run["would"]
 
 
 def test_stopped_before_the_timer_runs_leaves_no_folder(tmp_path):

@@ -135,7 +135,8 @@ def test_a_node_cut_off_by_the_change_comes_back_by_its_own_timer(net):
     assert [net.mtu(n) for n in NODES] == [1500, 1500, 1500]
     assert net.link_is_up("beta")
     back = net.saf("exec", "--on", "beta", "echo back")
-    assert back.returncode == 0 and "back" in back.stdout, back.stdout + back.stderr
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "back" in back.stdout, back.stdout + back.stderr
 
 
 TUNING_FILE = Path("/etc/sysctl.d/90-saf-net-tuning.conf")
@@ -179,7 +180,8 @@ def test_net_tuning_sets_only_what_differs(net, tuning_file):
     assert f"net.ipv4.tcp_rmem = {wanted_r}" in kept
     assert f"net.core.rmem_max = {rmem}" in kept
     again = net.saf(*args)
-    assert again.returncode == 0 and "3 skipped" in again.stdout, again.stdout
+    assert again.returncode == 0, again.stdout
+    assert "3 skipped" in again.stdout, again.stdout
 
 
 def test_interrupting_saf_mid_change_leaves_the_timers_to_revert(net):

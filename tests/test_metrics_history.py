@@ -93,6 +93,6 @@ def test_a_sample_of_the_wrong_length_is_refused_not_stored():
     history = History(capacity=4, max_metrics=64)
     names = ["a", "b"]
     history.append(1.0, 1.0, names, [1.0, 2.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 values for 2 names"):
         history.append(2.0, 2.0, names, [1.0])
     assert history.values("b", None) == [2.0]

@@ -138,5 +138,6 @@ def test_a_lossy_link_warns_of_its_retransmits(netns_cluster, state):
         net.exec("gamma", ["tc", "qdisc", "del", "dev", "eth0", "root"], check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     said = [w for w in json.loads(done.stdout)["warnings"] if "retransmit" in w]
-    assert said and all(w.startswith("gamma → alpha") and "saf warns over 1 %" in w
+    assert said, said
+    assert all(w.startswith("gamma → alpha") and "saf warns over 1 %" in w
                         for w in said), said

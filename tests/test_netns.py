@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from typing import Any
 
 import pytest
 
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics.events import SampleReceived
@@ -64,18 +65,20 @@ async def test_the_agent_reports_its_veth_as_the_cluster_interface(netns_cluster
     interfaces and marks eth0 (the address saf reached it on) as the cluster's."""
     inv = load_inventory(netns_cluster.inventory_path)
     samples: dict[str, dict] = {}
+    every_node = asyncio.Event()
 
     def keep(event) -> None:
         if isinstance(event, SampleReceived):
             samples[event.node] = event.frame
+            if len(samples) == len(inv.nodes):
+                every_node.set()
 
     async with Fleet(inv) as fleet:
-        hub = MetricsHub(fleet, inv.nodes, keep, interval=0.3)
+        hub = NodeLinks(fleet, inv.nodes, keep, interval=0.3)
         await hub.start()
         try:
             async with asyncio.timeout(60):
-                while len(samples) < len(inv.nodes):
-                    await asyncio.sleep(0.05)
+                await every_node.wait()
         finally:
             await hub.stop()
     for node in netns_cluster.nodes:
@@ -90,23 +93,32 @@ async def test_the_agent_reports_its_veth_as_the_cluster_interface(netns_cluster
 def test_close_leaves_nothing(tmp_path):
     """A cluster whose test failed still takes its namespaces, links, servers and every
     process started in them away (here a sleeper that ignores its parent)."""
+    seen: dict[str, Any] = {}
     with pytest.raises(RuntimeError, match="the test failed"):
-        with NetnsCluster(tmp_path, ["one", "two"], server="asyncssh") as net:
-            namespaces = [net.namespace(n) for n in net.nodes] + [net.bridge_ns]
-            operator_if = net._operator_if
-            done = net.saf("exec", "--on", "one", "setsid sleep 913 </dev/null >/dev/null "
-                           "2>&1 & echo started")
-            assert "started" in done.stdout, done.stderr
-            pids = subprocess.run([IP, "netns", "pids", net.namespace("one")],
-                                  capture_output=True, text=True).stdout.split()
-            assert len(pids) >= 2  # the server and the sleeper
-            raise RuntimeError("the test failed")
+        _fail_inside_a_cluster(tmp_path, seen)
+    namespaces, operator_if, pids = seen["namespaces"], seen["operator_if"], seen["pids"]
     listed = subprocess.run([IP, "netns", "list"], capture_output=True, text=True).stdout
     assert not any(ns in listed for ns in namespaces)
     links = subprocess.run([IP, "-o", "link"], capture_output=True, text=True).stdout
     assert operator_if not in links
     for pid in pids:
         assert not _alive(int(pid))
+
+
+def _fail_inside_a_cluster(tmp_path, seen: dict[str, Any]) -> None:
+    """Start a cluster and a sleeper on its node one, note in `seen` what must go with the
+    cluster, then fail as a test would."""
+    with NetnsCluster(tmp_path, ["one", "two"], server="asyncssh") as net:
+        seen["namespaces"] = [net.namespace(n) for n in net.nodes] + [net.bridge_ns]
+        seen["operator_if"] = net._operator_if
+        done = net.saf("exec", "--on", "one", "setsid sleep 913 </dev/null >/dev/null "
+                       "2>&1 & echo started")
+        assert "started" in done.stdout, done.stderr
+        pids = subprocess.run([IP, "netns", "pids", net.namespace("one")],
+                              capture_output=True, text=True).stdout.split()
+        assert len(pids) >= 2  # the server and the sleeper
+        seen["pids"] = pids
+        raise RuntimeError("the test failed")
 
 
 def _alive(pid: int) -> bool:

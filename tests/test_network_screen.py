@@ -74,10 +74,12 @@ async def test_a_speed_test_run_from_the_screen_fills_the_matrix_in(netns_cluste
         assert screen.result is None
         screen.overrides = {"duration": "0.3", "warmup": "0.1", "streams": "2"}
         await pilot.press("s")
+        test_run = next(w for w in app.workers if w.group == "net-test")
         async with asyncio.timeout(120):
-            while screen.running is not None or not screen.seen:
-                await asyncio.sleep(0.1)
+            await test_run.wait()
         await pilot.pause()
+        assert screen.running is None
+        assert screen.seen
         result = screen.result
         assert isinstance(result, NetResult)
         assert result.status == "ok"

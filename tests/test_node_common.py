@@ -85,7 +85,7 @@ def test_atomic_write_leaves_the_whole_file_or_none(tmp_path: Path) -> None:
     assert path.read_text() == '{"port": 8000}'
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(tmp_path) == ["8000.json"]
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         node_common.atomic_write(str(tmp_path / "missing" / "x.json"), "x")
     with pytest.raises(TypeError):  # fails mid-write: the old file stays, no temp file left
         node_common.atomic_write(str(path), None)  # type: ignore[arg-type]

@@ -78,7 +78,8 @@ def test_the_matrix_reads_python3_and_asks_only_for_ray(fresh: Fresh) -> None:
     assert "has no Ray in python3 (~/saf-venv/bin/python is not made yet)" in text
     rows = [line for line in text.splitlines() if line.lstrip("! ").startswith(tuple(NAMES))
             and "linux/" in line]
-    assert len(rows) == len(NAMES) and all(f"{fresh.version}*" in r for r in rows), text
+    assert len(rows) == len(NAMES), text
+    assert all(f"{fresh.version}*" in r for r in rows), text
 
 
 def test_the_exact_python_present_only_gets_a_venv(fresh: Fresh) -> None:
@@ -119,5 +120,31 @@ def test_a_python_with_arguments_not_made_yet_falls_back_to_python3(fresh: Fresh
     assert "could not run" not in text
     assert text.count("in python3, /usr/bin/env ~/saf-venv/bin/python not made yet") >= 2, text
     commands = [line for line in text.splitlines() if "would run:" in line]
-    assert commands and not [c for c in commands if "/usr/bin/env" in c], commands
-    assert text.count(f"{DEBIAN} -m venv \"$HOME\"/.saf/ray-venv") == len(NAMES), text
+    assert commands, commands
+    assert not [c for c in commands if "/usr/bin/env" in c], commands
+    assert text.count(f"{DEBIAN} -m venv \"$HOME\"/.saf/venv") == len(NAMES), text
+
+
+def test_check_shows_the_inventory_edit_and_writes_nothing(fresh: Fresh) -> None:
+    """A node whose python is outside a venv gets python-venv's venv (`~/.saf/venv`, one path
+    for both recipes); --check names the line of the inventory that would say so, and only
+    with write_inventory=true is it offered as an edit. The file is untouched."""
+    done = fresh.saf("run", "python-match", "--check", "--var", "ray=2.40.0",
+                     python=str(DEBIAN))
+    text = done.stdout
+    assert done.returncode == 0, text + done.stderr
+    assert text.count('set python = "~/.saf/venv/bin/python" for ') == len(NAMES), text
+    assert text.count("(--var write_inventory=true writes it)") == len(NAMES), text
+    inventory = Path(fresh.env["SAF_STATE_DIR"]).parent / f"saf-{len(str(DEBIAN))}.toml"
+    before = inventory.read_bytes()
+    done = fresh.saf("run", "python-match", "--check", "--var", "ray=2.40.0", "--var",
+                     "write_inventory=true", python=str(DEBIAN))
+    text = done.stdout
+    assert done.returncode == 0, text + done.stderr
+    lines = inventory.read_text().splitlines()
+    for name in NAMES:
+        # It inherits python from [defaults]: a line goes in under its name.
+        at = lines.index(f'name = "{name}"') + 2
+        assert f'would write {inventory}:{at}: + python = "~/.saf/venv/bin/python"' in \
+            " ".join(text.split()), text
+    assert inventory.read_bytes() == before

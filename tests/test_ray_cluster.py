@@ -285,7 +285,8 @@ def test_ctrl_c_stops_the_job(ray_cluster: RayCluster, tmp_path: Path) -> None:
         if slow and slow[0]["status"] != "RUNNING" or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert slow and slow[0]["status"] == "STOPPED", slow
+    assert slow, slow
+    assert slow[0]["status"] == "STOPPED", slow
 
 
 def test_status_without_ray_says_so(ray_cluster: RayCluster, tmp_path: Path) -> None:
@@ -334,13 +335,17 @@ def test_a_node_that_cannot_join_fails_with_its_ray_logs(
     text = " ".join(out.stdout.split())  # the view wraps long lines
     assert "delta did not join: `ray start` ended with exit status" in text, out.stdout
     assert f"ray start: {said}" in text, out.stdout
-    assert f"{ray_cluster.temp_dir}/n3/session_" in text and "/raylet." in text, out.stdout
-    assert "(raylet)" in text and raylet_says in text, out.stdout
+    assert f"{ray_cluster.temp_dir}/n3/session_" in text, out.stdout
+    assert "/raylet." in text, out.stdout
+    assert "(raylet)" in text, out.stdout
+    assert raylet_says in text, out.stdout
     if offset == 0:
         assert f"The specified port is {taken}" in text, out.stdout
     if err_says:
-        assert "runtime_env_agent.err (end)" in text and err_says in text, out.stdout
-    assert "/gcs_server.out (" in text and "(gcs_server)" in text, out.stdout
+        assert "runtime_env_agent.err (end)" in text, out.stdout
+        assert err_says in text, out.stdout
+    assert "/gcs_server.out (" in text, out.stdout
+    assert "(gcs_server)" in text, out.stdout
     left = [cmd for cmd in set(ray_processes(ray_cluster.temp_dir)) - before]
     assert left == [], f"processes of delta's start left: {left}"
     # The others run on. (Ray's GCS may still list delta ALIVE for a while: a raylet that
@@ -371,7 +376,8 @@ def test_an_os_error_on_a_node_fails_its_step_without_a_traceback(
     assert out.returncode == 1, out.stdout + out.stderr
     text = " ".join(out.stdout.split())
     assert "delta: Ray started, but saf could not write its record of the settings" in text
-    assert "IsADirectoryError" in text and "--var temp_dir=" in text, out.stdout
+    assert "IsADirectoryError" in text, out.stdout
+    assert "--var temp_dir=" in text, out.stdout
     assert "Traceback" not in out.stdout + out.stderr
     left = ray_groups(ray_cluster.temp_dir) - groups
     assert not left, f"delta's start left processes: {ray_processes(ray_cluster.temp_dir)}"

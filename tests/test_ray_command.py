@@ -200,7 +200,8 @@ def test_a_malformed_facts_answer_fails_naming_the_node_and_the_field(raw: dict,
         decode(json.dumps({"answer": "facts", **raw}), NodeFacts, "studio1")
     message = str(failed.value)
     assert message.startswith("studio1: the answer of saf's Ray probe (facts) is not what saf "
-                              "expects: ") and where in message, message
+                              "expects: "), message
+    assert where in message, message
 
 
 def test_every_action_has_its_answer_and_the_nodes_own_trouble_is_said() -> None:
@@ -239,12 +240,12 @@ def test_python_match_on_a_mac_with_pyenv_uses_pyenv() -> None:
     commands, python = pm.fix_commands(node, facts("macstudio-m2ultra-pyenv"), TARGET)
     assert commands == [
         "/opt/homebrew/bin/pyenv install -s 3.9.23",
-        "if [ -e \"$HOME\"/.saf/ray-venv ]; then mv \"$HOME\"/.saf/ray-venv "
-        "\"$HOME\"/.saf/ray-venv.saf-old-$(date +%s); fi",
+        "if [ -e \"$HOME\"/.saf/venv ]; then mv \"$HOME\"/.saf/venv "
+        "\"$HOME\"/.saf/venv.saf-old-$(date +%s); fi",
         "\"$(/opt/homebrew/bin/pyenv root)\"/versions/3.9.23/bin/python3 -m venv "
-        "\"$HOME\"/.saf/ray-venv",
-        "\"$HOME\"/.saf/ray-venv/bin/python -m pip install --quiet 'ray[default]==2.40.0'"]
-    assert python == "~/.saf/ray-venv/bin/python"
+        "\"$HOME\"/.saf/venv",
+        "\"$HOME\"/.saf/venv/bin/python -m pip install --quiet 'ray[default]==2.40.0'"]
+    assert python == "~/.saf/venv/bin/python"
 
 
 def test_python_match_without_pyenv_or_uv_installs_uv_first() -> None:

@@ -154,7 +154,8 @@ def test_ray_without_its_dashboard_is_refused_naming_the_fix(fleet, tmp_path: Pa
     assert ray_processes(tmp_path / "r") == []
     out = _saf(inv, "run", "python-match", "--check")
     beta = next(x for x in out.stdout.splitlines() if x.strip().startswith("● beta"))
-    assert "odd one out" in beta and "lacks Ray Client" in beta, out.stdout
+    assert "odd one out" in beta, out.stdout
+    assert "lacks Ray Client" in beta, out.stdout
     assert "ray[default]==" in out.stdout
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from saf.recipe import library
 from saf.recipe.events import NodeStepFinished, RunFinished, RunStarted
 from saf.recipe.log import read_events, summarize
 from tests.helpers import procs
@@ -230,7 +231,9 @@ run = "touch {dir}/{node.name}/made"
     # `saf runs` lists it as a check: what would change, not what changed.
     listed = saf(cluster, state, "runs")
     row = next(line for line in listed.stdout.splitlines() if "cli-test" in line)
-    assert "(check)" in row and "3 would change" in row and "3 changed" not in row, row
+    assert "(check)" in row, row
+    assert "3 would change" in row, row
+    assert "3 changed" not in row, row
 
 
 def test_check_mode_never_says_a_read_only_step_would_change(cluster, tmp_path: Path,
@@ -240,7 +243,8 @@ def test_check_mode_never_says_a_read_only_step_would_change(cluster, tmp_path: 
     done = saf(cluster, state, "run", "check-python", "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout.replace("nothing will be changed", "")
-    assert "would change" not in text and "changed" not in text, text
+    assert "would change" not in text, text
+    assert "changed" not in text, text
     assert "(9 ok)" in text
     path = recipe(tmp_path, """
 [[steps]]
@@ -256,12 +260,27 @@ interval = 0.1
     assert "(3 skipped)" in waited.stdout
 
 
-def test_serve_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
+def test_model_check_without_a_model_fails_with_the_reason(cluster, state: Path) -> None:
     """A value the step needs is missing: the step fails in --check too, and says why."""
-    done = saf(cluster, state, "run", "serve", "--check", "--var", "engine=llama-server")
+    done = saf(cluster, state, "run", "models", "--check", "--var", "engine=llama-server")
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.count("no model: pass --var model=") == len(NODES), done.stdout
     assert "would change" not in done.stdout
+
+
+def test_the_old_recipe_name_serve_runs_models_with_a_notice(cluster, state: Path) -> None:
+    """`saf run serve` (model serving's old name) still runs the models recipe, saying once on
+    stderr that the name changed; a user's own recipe called serve is theirs, no notice."""
+    done = saf(cluster, state, "run", "serve", "--check", "--var", "engine=llama-server")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.count("no model: pass --var model=") == len(NODES), done.stdout
+    assert done.stderr.count("saf: recipe 'serve' is now 'models'; the old name will go") == 1
+    own = state / "config" / "recipes"
+    own.mkdir(parents=True)
+    (own / "serve.toml").write_text('name = "serve"\n[[steps]]\nrun = "true"\n')
+    mine = saf(cluster, state, "run", "serve", "--check")
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    assert "is now" not in mine.stderr
 
 
 def test_dead_run_is_marked_interrupted(tmp_path: Path) -> None:
@@ -369,7 +388,8 @@ def test_a_recipes_own_selector_matching_nothing_skips_its_steps(cluster, tmp_pa
         assert "no nodes: no node matches os:macos, skipped" in done.stdout
     as_json = saf(cluster, state, "run", "apple-check", "--json")
     started = [e for e in events_of(as_json.stdout) if e["event"] == "step_started"]
-    assert [e["reason"] for e in started] == ["no node matches os:macos"] * 2
+    steps = len(library.load("apple-check").steps)  # every step of it, each skipped
+    assert [e["reason"] for e in started] == ["no node matches os:macos"] * steps
     asked = saf(cluster, state, "run", "hello", "--on", "os:macos")
     assert asked.returncode == 2
     assert "--on: 'os:macos' matches no node" in asked.stderr

@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="become steps need roo
 # would change the machine.
 FACT_CALLS = ("uname ", "ubuntu-drivers devices", "mokutil --sb-state", "mokutil --list-new",
               "modprobe -n -v ", "nvidia-smi -L", "nvidia-smi --query-gpu=", "clinfo -l",
-              "su -l ", "system_profiler -json ", "pmset -g", "mdutil -s ", "python -c ")
+              "su -l ", "system_profiler -json ", "pmset -g", "mdutil -s ", "python -c ",
+              "getcap ")
 
 
 class Ran:
@@ -255,6 +256,13 @@ def test_intel_check_before_the_runtime(machine) -> None:
     assert "chmod" not in " ".join(runtime.would + group.would)
     assert clinfo.status == "skipped"  # it only reads: never "would change"
     assert clinfo.message.startswith("--check: not run (not yet: clinfo -l as ")
+    tools, perfmon = ran.step(3), ran.step(4)
+    assert tools.would == ["DEBIAN_FRONTEND=noninteractive apt-get install -y -- intel-gpu-tools"]
+    # CAP_PERFMON on intel_gpu_top alone, not perf_event_paranoid for every program.
+    assert perfmon.would == ["setcap cap_perfmon=ep /usr/bin/intel_gpu_top && getcap "
+                             "/usr/bin/intel_gpu_top"]
+    assert "getcap /usr/bin/intel_gpu_top" in nodes.calls()
+    assert "perf_event_paranoid" not in " ".join(tools.would + perfmon.would)
     only_facts(nodes)
 
 
@@ -266,6 +274,7 @@ def test_intel_check_after_the_runtime(machine) -> None:
     assert clinfo.status == "ok"
     assert clinfo.message == "clinfo -l as ada lists Arc A770 (Intel(R) Graphics [0x56a0])"
     assert "su -l ada -c clinfo -l" in nodes.calls()  # a fresh login as that user
+    assert [ran.step(3).status, ran.step(4).status] == ["skipped", "skipped"]
     only_facts(nodes)
 
 
@@ -279,6 +288,31 @@ def test_apple_check_reports_the_chip(machine) -> None:
                             "memory")
     assert mlx.status == "failed"
     assert "MLX does not import" in mlx.message
+
+
+MACMON = ("for b in \"$(command -v brew)\" /opt/homebrew/bin/brew /usr/local/bin/brew; do "
+          "[ -x \"$b\" ] && exec \"$b\" install macmon; done; echo 'Homebrew is not installed "
+          "(https://brew.sh): install it, then rerun apple-check'; exit 1")
+
+
+def test_apple_check_would_install_macmon(machine) -> None:
+    """The Mac Studio has no macmon: --check says it would `brew install macmon` (as the login
+    user, not root), and calls no brew."""
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    ran = run(nodes, "apple-check")
+    macmon = ran.step(2)
+    assert macmon.status == "changed"
+    assert macmon.would == [MACMON]
+    assert not [c for c in nodes.calls() if c.startswith("brew")]
+    only_facts(nodes)
+
+
+def test_apple_check_leaves_an_installed_macmon(machine) -> None:
+    nodes = machine("macstudio-m2ultra", os_of={"n": "macos"})
+    on_path = nodes.root / "bin" / "n-macstudio-m2ultra" / "macmon"
+    on_path.symlink_to(Path(__file__).parent / "fixtures" / "machines" / "player.py")
+    assert run(nodes, "apple-check").step(2).status == "skipped"
+    assert not [c for c in nodes.calls() if c.startswith(("brew", "macmon"))]
 
 
 def test_apple_check_mlx_sees_the_gpu(machine) -> None:
@@ -325,10 +359,65 @@ def test_linux_tuning_isolated_cores_need_a_reboot(machine) -> None:
     assert "vm.nr_hugepages 0 -> 1024" in ran.step(0).message
     assert ran.step(3).status == "changed"
     assert "update-grub" in ran.step(3).would[0]
+    assert "for a in isolcpus=2-7 nohz_full='' " in ran.step(3).would[0]
     reboot = ran.step(4)
     assert "the running kernel lacks isolcpus=2-7 on its command line" in reboot.message
     assert "flag" not in reboot.message  # only the command line counts here
     only_facts(nodes)
+
+
+def test_linux_tuning_kernel_arguments_of_the_nvidia_seed(machine) -> None:
+    """nohz_full, rcu_nocbs, iommu=pt, boot-time 1G hugepages and transparent hugepages with
+    isolcpus, and vm.overcommit_memory: --check says each, the real run edits the recorded
+    machine's /etc/default/grub (every other line kept, a backup made) and calls update-grub,
+    and the reboot step then wants every argument on the running kernel."""
+    nodes = machine("ubuntu2404-rtx3090-after")
+    root = nodes.facts_root("n")
+    (root / "proc/sys/vm/overcommit_memory").write_text("0\n")
+    asked = {"isolcpus": "2-15", "nohz_full": "2-15", "rcu_nocbs": "2-15", "iommu": "pt",
+             "boot_hugepages": "64", "transparent_hugepage": "never", "overcommit": "1"}
+    ran = run(nodes, "linux-tuning", **asked)
+    assert "vm.overcommit_memory 0 -> 1" in ran.step(0).message
+    grub, reboot = ran.step(3), ran.step(4)
+    assert grub.status == "changed"
+    assert grub.would[0].startswith('f="${SAF_FACTS_ROOT:-}"/etc/default/grub\n')
+    assert "for a in isolcpus=2-15 nohz_full=2-15 rcu_nocbs=2-15 iommu=pt " \
+           "transparent_hugepage=never default_hugepagesz=$([ -n 64 ] && printf %s 1G) " \
+           "hugepagesz=$([ -n 64 ] && printf %s 1G) hugepages=64; do" in grub.would[0]
+    assert reboot.message.startswith(
+        "needs a reboot: the running kernel lacks isolcpus=2-15 nohz_full=2-15 rcu_nocbs=2-15 "
+        "iommu=pt transparent_hugepage=never hugepages=64")
+    only_facts(nodes)
+    before = (root / "etc/default/grub").read_text()
+    # For real, with the other steps left with nothing to do (sysctl and nvidia-smi -pm are
+    # players without a recording too): the settings as recorded, the governor already set.
+    asked.update(overcommit="", numa_balancing="1", swappiness="60", persistence="false")
+    for cpu in (root / "sys/devices/system/cpu").glob("cpu*/cpufreq/scaling_governor"):
+        cpu.write_text("performance\n")
+    (root / "etc/sysctl.d").mkdir(parents=True)
+    (root / "etc/sysctl.d/90-saf-tuning.conf").write_text(
+        "# written by saf\nkernel.numa_balancing = 1\nvm.swappiness = 60\n")
+    done = run(nodes, "linux-tuning", check=False, **asked)
+    assert done.statuses()[:3] == ["skipped"] * 3
+    after = (root / "etc/default/grub").read_text()
+    line = ('GRUB_CMDLINE_LINUX_DEFAULT="isolcpus=2-15 nohz_full=2-15 rcu_nocbs=2-15 iommu=pt '
+            'transparent_hugepage=never default_hugepagesz=1G hugepagesz=1G hugepages=64"')
+    assert line in after.splitlines()
+    assert [x for x in after.splitlines() if x != line] == \
+        [x for x in before.splitlines() if not x.startswith("GRUB_CMDLINE_LINUX_DEFAULT=")]
+    assert (root / "etc/default/grub.saf-backup").read_text() == before
+    assert "update-grub" in nodes.calls()  # a player without a recording: the step fails
+    assert done.step(3).status == "failed"
+    # Asked again with the file as it now is: the arguments are there; the running kernel
+    # still lacks them, and the reboot step says so.
+    again = run(nodes, "linux-tuning", **asked)
+    assert again.step(3).status == "skipped"
+    assert again.step(4).message.startswith("needs a reboot: the running kernel lacks isolcpus")
+    # A changed value replaces the old one, it is not added beside it.
+    run(nodes, "linux-tuning", check=False, **{**asked, "iommu": "on"})
+    edited = (root / "etc/default/grub").read_text()
+    assert edited.count("iommu=") == 1
+    assert " iommu=on " in edited
 
 
 def test_linux_tuning_already_tuned(machine) -> None:

@@ -135,6 +135,26 @@ def test_shipped_recipes_load() -> None:
     assert library.find("hello").name == "hello.toml"
 
 
+def test_the_old_kind_serve_loads_as_model_with_a_notice(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's recipe written with `kind = "serve"` (model serving's old name) still loads,
+    as a `model` step, and stderr names its file and line and the new name."""
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\n\n[[steps]]\nname = "start"\nkind = "serve"\n'
+                    'model = "m.gguf"\nport = 8000\n')
+    recipe = load_recipe(path)
+    assert recipe.steps[0].kind.name == "model"
+    assert recipe.steps[0].kind.describe() == "serve m.gguf with auto on port 8000"
+    assert capsys.readouterr().err == (f"saf: {path}:5: kind 'serve' is now 'model'; the old "
+                                       "name will go\n")
+
+
+def test_the_old_recipe_name_serve_finds_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert library.find("serve") == library.find("models")
+    assert capsys.readouterr().err == ("saf: recipe 'serve' is now 'models'; the old name will "
+                                       "go\n")
+
+
 SHELL = 'name = "r"\n\n[[steps]]\nname = "one"\nrun = "echo hi"\n'
 WAIT = 'name = "r"\n\n[[steps]]\nname = "one"\nkind = "wait"\ncommand = "true"\n'
 
@@ -250,8 +270,8 @@ STEP = 'name = "r"\n\n[[steps]]\nname = "one"\n'  # a kind's keys follow, from l
     ('kind = "mtu"\nmtu = " "', 6, "step 1: 'mtu' must be a value or a {var}, not ' '"),
     ('kind = "mtu"\npersist = [true]', 6,
      "step 1: 'persist' must be a value or a {var}, not [True]"),
-    ('kind = "serve"\nport = 8000', 3, "step 1, a serve step has no model"),
-    ('kind = "serve"\nmodel = "m"\nport = 8000\nargs = ["-v"]', 8,
+    ('kind = "model"\nport = 8000', 3, "step 1, a model step has no model"),
+    ('kind = "model"\nmodel = "m"\nport = 8000\nargs = ["-v"]', 8,
      "step 1: 'args' must be a value or a {var}, not ['-v']"),
     ('kind = "net_test"\nstreams = true', 6,
      "step 1: 'streams' must be a string or a number, not True"),

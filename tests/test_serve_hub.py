@@ -82,7 +82,7 @@ async def test_a_cockpit_end_gets_the_hubs_frames_and_signals(demo, state):
 async def test_actions_go_through_the_hub_and_obey_readonly(demo, state):
     inventory = load_inventory(demo.inventory_path)
     tag = f"{os.getpid()}.{uuid.uuid4().int % 10**6}"
-    sleeper = subprocess.Popen(["sleep", tag])
+    sleeper = await asyncio.to_thread(subprocess.Popen, ["sleep", tag])
     try:
         async with Hub(inventory, signals=False) as hub:
             readonly_token = hub.grant(readonly=True, who="tablet")

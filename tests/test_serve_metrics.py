@@ -163,8 +163,8 @@ async def test_a_port_that_is_taken_is_refused_naming_the_face():
     async with listening(web.Application(), Bind("127.0.0.1", port), "--web"):
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
-        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_two_gpus_with_one_index_make_one_series_and_a_count():
@@ -192,3 +192,18 @@ def test_two_gpus_with_one_index_make_one_series_and_a_count():
     assert not [k for k in series if dict(k[1]).get("gpu") == "1"]
     assert value(series, "saf_series_dropped", **node, kind="gpu") == 1
     assert value(series, "saf_series_dropped", **node, kind="nic") == 0
+
+
+def test_an_amd_gpu_has_its_vram_and_gtt_apart():
+    """The Strix Point APU (figures from the real amdgpu sysfs capture): VRAM is GPU memory,
+    the GTT it maps is its own series, not added in."""
+    series, _, last = scrape("node-amd-strix-point-apu.jsonl")
+    [gpu] = last["ryzen1"]["gpus"]
+    labels = {"node": "ryzen1", "role": "worker", "gpu": "0", "gpu_name": "AMD GPU [0x150e]"}
+    assert value(series, "saf_gpu_memory_total_bytes", **labels) == 536870912
+    assert value(series, "saf_gpu_memory_used_bytes", **labels) == 514580480
+    assert value(series, "saf_gpu_gtt_total_bytes", **labels) == 16441004032
+    assert value(series, "saf_gpu_gtt_used_bytes", **labels) == 3946811392
+    assert value(series, "saf_gpu_utilization_ratio", **labels) == gpu["util"] / 100
+    assert value(series, "saf_gpu_power_watts", **labels) == 9.087
+    assert value(series, "saf_gpu_temperature_celsius", **labels) == 38.0

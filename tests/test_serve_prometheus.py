@@ -126,6 +126,14 @@ def test_prometheus_scrapes_the_demo_nodes(served):
     assert all(float(s["value"][1]) > 0 for s in memory)
     nics = until_series(base, 'saf_nic_receive_bytes_total{interface="lo"}', 3)
     assert {s["metric"]["node"] for s in nics} == {"alpha", "beta", "gamma"}
+    # Each node's filesystems, from its agent: the demo's nodes share this machine's root.
+    free = until_series(base, 'saf_filesystem_free_bytes{mountpoint="/"}', 3)
+    size = until_series(base, 'saf_filesystem_size_bytes{mountpoint="/"}', 3)
+    assert {s["metric"]["node"] for s in free} == {"alpha", "beta", "gamma"}
+    total = os.statvfs("/").f_blocks * os.statvfs("/").f_frsize
+    assert all(float(s["value"][1]) == total for s in size)
+    assert all(0 < float(s["value"][1]) < total for s in free)
+    assert not query(base, 'saf_filesystem_free_bytes{fstype=~"proc|sysfs|tmpfs|cgroup2?"}')
     # The demo's signal stream, through the hub, counted by Prometheus.
     frames = until_series(base, "saf_signal_frames_total > 0", 1)
     assert float(frames[0]["value"][1]) > 0

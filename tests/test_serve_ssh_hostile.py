@@ -87,6 +87,12 @@ async def _connect(served: Served, key: asyncssh.SSHKey, source: str = "127.0.0.
         password=None, kbdint_auth=False, connect_timeout=30, local_addr=(source, 0))
 
 
+async def _log_in_and_out(served: Served, key: asyncssh.SSHKey, source: str) -> None:
+    """Log in with `key` from `source` and out again: what a refused key must not do."""
+    conn = await _connect(served, key, source)
+    conn.close()
+
+
 async def test_restricted_keys_are_refused_and_the_log_says_which_option(served, extra):
     """saf checked keys itself and ignored authorized_keys' options: an expired key logged in,
     and command=, no-pty and restrict each got a full cockpit. A key refused for its from=
@@ -94,8 +100,7 @@ async def test_restricted_keys_are_refused_and_the_log_says_which_option(served,
     start = len(served.log)
     for name, (_, reason) in RESTRICTED.items():
         with pytest.raises(asyncssh.PermissionDenied):
-            conn = await _connect(served, extra[name], "127.0.0.2")
-            conn.close()  # logged in: the assertion above says so
+            await _log_in_and_out(served, extra[name], "127.0.0.2")
         fingerprint = re.escape(extra[name].get_fingerprint())
         served.wait_log(rf"refused key {fingerprint} for tablet@127\.0\.0\.2:\d+: "
                         rf".*authorized_keys:\d+: {reason}", 15, start)
@@ -122,8 +127,7 @@ async def test_editing_the_key_file_revokes_at_once(served, keys, key_file):
             else:
                 path.write_text("ssh-ed25519 this-is-not-base64\n" + key_file)
             with pytest.raises(asyncssh.PermissionDenied):
-                conn = await _connect(served, keys.good, "127.0.0.3")
-                conn.close()
+                await _log_in_and_out(served, keys.good, "127.0.0.3")
             served.wait_log(rf"authorized keys: .*{said}", 15, start)
             path.write_text(key_file)
             async with await _connect(served, keys.good, "127.0.0.3"):

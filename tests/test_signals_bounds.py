@@ -41,7 +41,8 @@ def rss() -> int:
 async def test_oversize_messages_are_refused_counted_and_cost_no_memory() -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     good = encode(AISignal(time.time_ns(), "AAPL", 0.5, 0.5, 0.0, 0.0, 0, 7))
-    publisher = subprocess.Popen([sys.executable, "-c", PUBLISHER, endpoint, good.hex()])
+    publisher = await asyncio.to_thread(subprocess.Popen,
+                                        [sys.executable, "-c", PUBLISHER, endpoint, good.hex()])
     book = SignalBook()
     sizes: list[int] = []
     start = rss()

@@ -93,10 +93,13 @@ def test_any_bytes_decode_or_give_a_known_reason(frame: bytes) -> None:
     try:
         sig = decode(frame)
     except BadFrame as exc:
-        assert exc.reason in REASONS
+        reason = exc.reason
     else:
+        reason = None
         assert len(frame) == SIZE
         assert encode(sig)[:41] == frame[:41]
+    if reason is not None:
+        assert reason in REASONS
 
 
 def bad(**fields: object) -> bytes:

@@ -84,8 +84,10 @@ async def test_header_and_log_stay_on_screen(size: tuple[int, int]) -> None:
         await open_signals(pilot)
         await pilot.pause()
         lines = screen_lines(app)
-        assert lines[0].startswith(" Signals ") and "41.8/s" in lines[0], lines[:3]
-        assert lines[1].startswith(" rate ") and lines[2].startswith("─"), lines[:3]
+        assert lines[0].startswith(" Signals "), lines[:3]
+        assert "41.8/s" in lines[0], lines[:3]
+        assert lines[1].startswith(" rate "), lines[:3]
+        assert lines[2].startswith("─"), lines[:3]
         log = app.screen.query_one("#signals-log-box")
         bottom = log.region.bottom - 1
         assert bottom < size[1] - 2, "the log's panel runs under the status line"

@@ -48,22 +48,54 @@ def test_mypy_finds_nothing_in_any_shipped_module() -> None:
 WRONG = 'def wrong() -> int:\n    return "not a number"\n'
 
 
-def test_mypy_reaches_the_cli_the_cockpit_and_the_agent(tmp_path: Path) -> None:
-    """A type error in saf/commands/, in screens/ (installed as saf.screens) or in agents/
-    (saf.agents) is reported under the repository's path: none of them is left out or
-    unfollowable. Checked on a copy of the sources with one wrong module in each."""
+def copy_sources(into: Path) -> None:
+    """The shipped source folders and pyproject.toml, copied into `into` (caches left out)."""
     def ignored(_folder: str, names: list[str]) -> set[str]:
         return {n for n in names if n in ("__pycache__", ".mypy_cache")}
 
     for part in ("saf", *mypy_tree.package_dirs().values()):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=ignored)
-    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+        shutil.copytree(ROOT / part, into / part, ignore=ignored)
+    shutil.copy(ROOT / "pyproject.toml", into)
+
+
+def test_mypy_reaches_the_cli_the_cockpit_and_the_agent(tmp_path: Path) -> None:
+    """A type error in saf/commands/, in screens/ (installed as saf.screens) or in agents/
+    (saf.agents) is reported under the repository's path: none of them is left out or
+    unfollowable. Checked on a copy of the sources with one wrong module in each."""
+    copy_sources(tmp_path)
     probes = ["saf/commands/zz_probe.py", "screens/zz_probe.py", "agents/zz_probe.py"]
     for probe in probes:
         (tmp_path / probe).write_text(WRONG)
     done = mypy_tree.run(tool("mypy"), root=tmp_path)
     flagged = {line.split(":")[0] for line in done.stdout.splitlines() if ": error:" in line}
     assert flagged == set(probes), done.stdout + done.stderr
+
+
+LAX = '''\
+def untyped(value):
+    return value
+
+
+number: int = "one"  # type: ignore
+'''
+
+
+def test_mypy_is_strict_in_every_part(tmp_path: Path) -> None:
+    """strict holds everywhere, the agent's collectors and the node-side programs included
+    (no override exempts them): an unannotated function is reported, and so is a
+    `# type: ignore` that names no error code. Checked on a copy of the sources with the
+    same lax module in each part."""
+    copy_sources(tmp_path)
+    probes = ["saf/ray/zz_probe.py", "saf/commands/zz_probe.py", "screens/zz_probe.py",
+              "agents/zz_probe.py", "agents/collectors/zz_probe.py"]
+    for probe in probes:
+        (tmp_path / probe).write_text(LAX)
+    done = mypy_tree.run(tool("mypy"), root=tmp_path)
+    found = {(line.split(":")[0], line.rsplit("[", 1)[-1].rstrip("]"))
+             for line in done.stdout.splitlines() if ": error:" in line}
+    wanted = {(probe, code) for probe in probes
+              for code in ("no-untyped-def", "ignore-without-code")}
+    assert found == wanted, done.stdout + done.stderr
 
 
 MISSPELT = '''\

@@ -6,20 +6,24 @@ latest reading, and each sample takes it. Both macmon formats are read: v0.8
 (gpu_freq_mhz, gpu_active_ratio) and the legacy one (gpu_usage = [MHz, ratio]).
 """
 
+from __future__ import annotations
+
 import json
 import re
 import subprocess
 import time
+from typing import Any
 
 from .. import tools
-from ..collectors import Collector, round1
+from ..collectors import Collector, Reading, round1
+from ..context import Context
 
 RESTART_AFTER = 10.0  # seconds between attempts to restart a helper that died
 
 
-def parse_macmon(line):
+def parse_macmon(line: str) -> Reading:
     """One `macmon pipe` JSON line -> a gpu item (Apple GPUs share the system's memory)."""
-    data = json.loads(line)
+    data: Any = json.loads(line)  # macmon's JSON, any shape: a wrong one raises, said as such
     if "gpu_freq_mhz" in data:
         freq = data.get("gpu_freq_mhz")
         ratio = data.get("gpu_active_ratio", data.get("gpu_scaled_ratio"))
@@ -28,7 +32,7 @@ def parse_macmon(line):
         freq, ratio = usage[0], usage[1]
     temp = (data.get("temp") or {}).get("gpu_temp_avg")
     memory = data.get("memory") or {}
-    item = {
+    item: Reading = {
         "index": 0, "vendor": "apple", "name": "Apple GPU",
         "util": round1(ratio * 100.0) if ratio is not None else None,
         "freq_mhz": round1(freq) if freq is not None else None,
@@ -47,7 +51,7 @@ def parse_macmon(line):
     return item
 
 
-def _watts(value):
+def _watts(value: object) -> float | None:
     return round(value, 3) if isinstance(value, (int, float)) else None
 
 
@@ -60,11 +64,11 @@ class PowermetricsParser:
     """Feeds on powermetrics' text output line by line; `latest` is the last complete GPU
     reading. A reading is complete at the GPU Power line that follows the GPU residency."""
 
-    def __init__(self):
-        self.latest = None
-        self.current = {}
+    def __init__(self) -> None:
+        self.latest: Reading | None = None
+        self.current: dict[str, float] = {}
 
-    def feed(self, line):
+    def feed(self, line: str) -> None:
         line = line.strip()
         if line.startswith("*** Sampled system activity"):
             self.current = {}
@@ -81,7 +85,7 @@ class PowermetricsParser:
         if m:
             self.current["power_w"] = float(m.group(1)) / 1000.0
             if "util" in self.current:
-                item = {"index": 0, "vendor": "apple", "name": "Apple GPU",
+                item: Reading = {"index": 0, "vendor": "apple", "name": "Apple GPU",
                         "util": self.current.get("util"),
                         "freq_mhz": self.current.get("freq_mhz"),
                         "power_w": round(self.current["power_w"], 3),
@@ -94,16 +98,18 @@ class AppleGpuCollector(Collector):
     name = "apple"
     section = "gpus"
 
-    def __init__(self, machine, interval=1.0):
+    def __init__(self, machine: Context, interval: float = 1.0) -> None:
         Collector.__init__(self, machine)
         self.interval = interval
-        self.proc = None
-        self.latest = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.mode = ""  # macmon or powermetrics, once started
+        self.argv: list[str] = []
+        self.latest: Reading | None = None
         self.latest_time = 0.0
         self.started = 0.0
-        self.error = None
+        self.error: str | None = None
 
-    def start(self):
+    def start(self) -> str | None:
         machine = self.machine
         forced = "macmon" in machine.commands or "powermetrics" in machine.commands
         if not machine.macos and not forced:
@@ -125,12 +131,13 @@ class AppleGpuCollector(Collector):
             return why + " and sudo -n failed: %s" % exc
         if not allowed:
             return why + " and `sudo -n powermetrics` needs a password"
-        self.mode, self.source = "powermetrics", "sudo -n powermetrics"
-        self.argv = machine.command("sudo", "-n", "powermetrics", "--samplers", "gpu_power",
-                                    "-i", ms)
+        argv = machine.command("sudo", "-n", "powermetrics", "--samplers", "gpu_power", "-i", ms)
+        if not argv:  # sudo was there for the check just now
+            return why + " and there is no sudo for powermetrics"
+        self.mode, self.source, self.argv = "powermetrics", "sudo -n powermetrics", argv
         return self._spawn()
 
-    def _spawn(self):
+    def _spawn(self) -> str | None:
         self.started = time.monotonic()
         try:
             self.proc = tools.start_reading(self.machine, self.argv, self._read)
@@ -138,9 +145,9 @@ class AppleGpuCollector(Collector):
             return "cannot start %s: %s" % (self.argv[0], exc)
         return None
 
-    def _read(self, proc):
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
         parser = PowermetricsParser() if self.mode == "powermetrics" else None
-        for raw in proc.stdout:
+        for raw in proc.stdout or ():  # Context.popen always gives a pipe
             line = raw.decode("utf-8", "replace")
             try:
                 if parser is not None:
@@ -155,7 +162,7 @@ class AppleGpuCollector(Collector):
             if item is not None:
                 self.latest, self.latest_time, self.error = item, time.monotonic(), None
 
-    def set_interval(self, seconds):
+    def set_interval(self, seconds: float) -> None:
         if abs(seconds - self.interval) < 1e-9:
             return
         self.interval = seconds
@@ -164,7 +171,7 @@ class AppleGpuCollector(Collector):
             self.argv[self.argv.index("-i") + 1] = tools.interval_ms(seconds)
             self._spawn()
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         now = time.monotonic()
         if self.proc is not None and self.proc.poll() is not None:
             status = self.proc.returncode
@@ -179,6 +186,7 @@ class AppleGpuCollector(Collector):
             raise RuntimeError("%s stopped giving readings" % self.mode)
         return [self.latest]
 
-    def close(self):
+    def close(self) -> None:
+
         proc, self.proc = self.proc, None
         tools.stop(proc)

@@ -4,23 +4,27 @@ Linux reads /proc/stat (and cpufreq from sysfs) directly: no psutil needed, chea
 readable from a recorded tree. Elsewhere (macOS) it uses psutil when importable.
 """
 
-import os
+from __future__ import annotations
 
-from ..collectors import Collector, round1
+import os
+from collections.abc import Sequence
+from types import ModuleType
+
+from ..collectors import Collector, Reading, round1
 
 # /proc/stat columns after the name: user nice system idle iowait irq softirq steal guest
 # guest_nice. Like psutil: busy = all - idle - iowait, guest time is already inside user.
 _IDLE, _IOWAIT = 3, 4
 
 
-def _busy_total(fields):
+def _busy_total(fields: Sequence[str]) -> tuple[int, int]:
     values = [int(v) for v in fields[:8]]
     total = sum(values)
     idle = values[_IDLE] + (values[_IOWAIT] if len(values) > _IOWAIT else 0)
     return total - idle, total
 
 
-def _percent(now, before):
+def _percent(now: tuple[int, int], before: tuple[int, int] | None) -> float | None:
     if before is None:
         return None
     busy = now[0] - before[0]
@@ -34,9 +38,9 @@ class CpuCollector(Collector):
     name = "cpu"
     section = "cpu"
 
-    def start(self):
-        self.prev = {}
-        self.psutil = None
+    def start(self) -> str | None:
+        self.prev: dict[str, tuple[int, int]] = {}
+        self.psutil: ModuleType | None = None
         if self.machine.linux and self.machine.read("/proc/stat"):
             self.source = "/proc/stat"
             self._policies = [p for p in self.machine.listdir("/sys/devices/system/cpu/cpufreq")
@@ -51,10 +55,10 @@ class CpuCollector(Collector):
         psutil.cpu_percent(percpu=True)
         return None
 
-    def collect(self):
+    def collect(self) -> Reading:
         if self.psutil is not None:
-            return self._collect_psutil()
-        out = {}
+            return self._collect_psutil(self.psutil)
+        out: Reading = {}
         per_core = []
         text = self.machine.read("/proc/stat") or ""
         for line in text.splitlines():
@@ -77,7 +81,7 @@ class CpuCollector(Collector):
         out["load"] = _load()
         return out
 
-    def _freq(self):
+    def _freq(self) -> float | None:
         values = []
         for policy in self._policies:
             text = self.machine.read("/sys/devices/system/cpu/cpufreq", policy, "scaling_cur_freq")
@@ -85,12 +89,11 @@ class CpuCollector(Collector):
                 values.append(int(text) / 1000.0)
         return round1(sum(values) / len(values)) if values else None
 
-    def _collect_psutil(self):
-        psutil = self.psutil
+    def _collect_psutil(self, psutil: ModuleType) -> Reading:
         per_core = [round1(p) for p in psutil.cpu_percent(percpu=True)]
-        out = {"per_core": per_core, "count": len(per_core),
-               "percent": round1(sum(per_core) / len(per_core)) if per_core else None,
-               "load": _load()}
+        out: Reading = {"per_core": per_core, "count": len(per_core),
+                        "percent": round1(sum(per_core) / len(per_core)) if per_core else None,
+                        "load": _load()}
         try:
             freq = psutil.cpu_freq()
         except Exception:  # noqa: BLE001 - psutil fails variously where it is unreadable (VMs)
@@ -101,7 +104,8 @@ class CpuCollector(Collector):
         return out
 
 
-def _load():
+def _load() -> list[float] | None:
+
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:

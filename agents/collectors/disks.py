@@ -3,17 +3,21 @@
 Linux reads /proc/diskstats for the devices in /sys/block (loop and ram devices left out);
 elsewhere psutil when importable."""
 
-import time
+from __future__ import annotations
 
-from ..collectors import Collector, Rates
+import time
+from collections.abc import Collection
+from types import ModuleType
+
+from ..collectors import Collector, Rates, Reading
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's sector size
 SKIP = ("loop", "ram")
 DEVICE_REFRESH = 30.0
 
 
-def parse_diskstats(text, wanted):
-    out = {}
+def parse_diskstats(text: str, wanted: Collection[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
     for line in text.splitlines():
         f = line.split()
         if len(f) >= 10 and f[2] in wanted:
@@ -26,11 +30,11 @@ class DiskCollector(Collector):
     name = "disks"
     section = "disks"
 
-    def start(self):
+    def start(self) -> str | None:
         self.rates = Rates()
-        self.devices = set()
+        self.devices: set[str] = set()
         self.refreshed = 0.0
-        self.psutil = None
+        self.psutil: ModuleType | None = None
         if self.machine.linux and self.machine.read("/proc/diskstats") is not None:
             self.source = "/proc/diskstats"
             self.collect()
@@ -43,7 +47,7 @@ class DiskCollector(Collector):
         self.collect()
         return None
 
-    def _counters(self, now):
+    def _counters(self, now: float) -> dict[str, dict[str, int]]:
         if self.psutil is not None:
             found = self.psutil.disk_io_counters(perdisk=True) or {}
             return {name: {"read_count": c.read_count, "read_bytes": c.read_bytes,
@@ -54,13 +58,14 @@ class DiskCollector(Collector):
             self.refreshed = now
         return parse_diskstats(self.machine.read("/proc/diskstats") or "", self.devices)
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         now = time.monotonic()
         counters = self._counters(now)
         out = []
         for name in sorted(counters):
             c = counters[name]
-            item = {"name": name}
+            item: Reading = {"name": name}
+
             item.update(c)
             rates = self.rates.update(name, now, c)
             for key, out_key in (("read_bytes", "read_bps"), ("write_bytes", "write_bps")):

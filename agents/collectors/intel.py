@@ -13,27 +13,39 @@ reported with what the node gives:
 What none of them gives is absent, with the reason in the GPU's `missing`: never a made-up 0.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import re
+import subprocess
 import time
+from typing import TYPE_CHECKING, Optional
 
 from .. import tools
 from ..arc_ids import ARC_IDS
-from ..collectors import Collector, round1
+from ..collectors import Collector, Reading, round1
+from ..context import Context
+
+if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10; the agent runs on 3.9
+    from typing import TypeGuard  # novermin - read by the type checker only
+
+# One reading of intel_gpu_top: (util %, GPU power W, actual MHz), each None when not given.
+# Evaluated at import on Python 3.9: Optional, not `|`.
+TopReading = tuple[Optional[float], Optional[float], Optional[float]]
 
 _CARD = re.compile(r"^card\d+$")
 RESTART_AFTER = 10.0
 
 
-def busy_engines(sample):
+def busy_engines(sample: dict[str, object]) -> TopReading:
     """From one `intel_gpu_top -J` object: (util %, GPU power W, actual MHz), each None when
     the object lacks it. Util is the busiest Render/3D or Compute engine (what runs kernels)."""
     engines = _dict(sample.get("engines"))
-    busy = [e.get("busy") for name, e in engines.items()
+    said = [e.get("busy") for name, e in engines.items()
             if isinstance(e, dict) and name.split("/")[0] in ("Render", "Compute")]
-    busy = [float(b) for b in busy if isinstance(b, (int, float, str)) and _is_number(b)]
+    busy = [float(b) for b in said if _is_number(b)]
     power = _dict(sample.get("power")).get("GPU")
     freq = _dict(sample.get("frequency")).get("actual")
     return (round1(min(100.0, max(0.0, max(busy)))) if busy else None,
@@ -41,17 +53,17 @@ def busy_engines(sample):
             round1(float(freq)) if _is_number(freq) else None)
 
 
-def _dict(value):
+def _dict(value: object) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _is_number(value):
+def _is_number(value: object) -> TypeGuard[int | float | str]:
     """A finite number, or a string of one (intel_gpu_top writes some figures as strings)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return False
     try:
         return math.isfinite(float(value))
-    except (TypeError, ValueError, OverflowError):
+    except (ValueError, OverflowError):
         return False
 
 
@@ -59,13 +71,13 @@ class JsonStream:
     """Complete top-level objects out of intel_gpu_top's never-closed JSON array
     ("[\\n{...},\\n{...}"), fed in arbitrary pieces."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.buf = ""
         self.decoder = json.JSONDecoder()
 
-    def feed(self, text):
+    def feed(self, text: str) -> list[dict[str, object]]:
         self.buf += text
-        out = []
+        out: list[dict[str, object]] = []
         while True:
             start = self.buf.find("{")
             if start < 0:
@@ -88,17 +100,18 @@ class IntelGpuCollector(Collector):
     section = "gpus"
     source = "sysfs (/sys/class/drm)"
 
-    def __init__(self, machine, interval=1.0):
+    def __init__(self, machine: Context, interval: float = 1.0) -> None:
         Collector.__init__(self, machine)
         self.interval = interval
-        self.cards = []
-        self.proc = None
-        self.latest = None
+        self.cards: list[tuple[str, int | None, str | None]] = []  # (card, PCI id, driver)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.argv: list[str] = []
+        self.latest: TopReading | None = None
         self.latest_time = 0.0
         self.started = 0.0
-        self.top_reason = None
+        self.top_reason: str | None = None
 
-    def start(self):
+    def start(self) -> str | None:
         machine = self.machine
         if not machine.linux:
             return "Intel GPU figures need Linux; this is %s" % machine.platform
@@ -110,6 +123,7 @@ class IntelGpuCollector(Collector):
             if vendor.lower() != "0x8086" or not klass.startswith("0x03"):
                 continue
             device = (machine.read("/sys/class/drm", card, "device/device") or "").strip()
+            pci_id: int | None
             try:
                 pci_id = int(device, 16)
             except ValueError:
@@ -120,7 +134,7 @@ class IntelGpuCollector(Collector):
         self._start_top()
         return None
 
-    def _driver(self, card):
+    def _driver(self, card: str) -> str | None:
         try:
             return os.path.basename(os.readlink(self.machine.path("/sys/class/drm", card,
                                                                   "device/driver")))
@@ -128,7 +142,7 @@ class IntelGpuCollector(Collector):
             return None
 
     # -- intel_gpu_top ---------------------------------------------------------------------
-    def _start_top(self):
+    def _start_top(self) -> None:
         if len(self.cards) != 1:
             self.top_reason = ("intel_gpu_top reads one GPU at a time; %d Intel GPUs here"
                                % len(self.cards))
@@ -140,7 +154,7 @@ class IntelGpuCollector(Collector):
         self.argv = argv
         self._spawn()
 
-    def _spawn(self):
+    def _spawn(self) -> None:
         self.started = time.monotonic()
         try:
             self.proc = tools.start_reading(self.machine, self.argv, self._read)
@@ -150,21 +164,24 @@ class IntelGpuCollector(Collector):
             return
         self.top_reason = None
 
-    def _read(self, proc):
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
         stream = JsonStream()
+        out = proc.stdout
+        if out is None:  # Context.popen always gives a pipe
+            return
         while True:
-            data = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else \
-                proc.stdout.read(4096)
+            data = out.read1(65536) if hasattr(out, "read1") else out.read(4096)
             if not data:
                 break
             for obj in stream.feed(data.decode("utf-8", "replace")):
                 self.latest, self.latest_time = busy_engines(obj), time.monotonic()
 
-    def _top(self):
+    def _top(self) -> TopReading | None:
         """(util, power, freq) from intel_gpu_top, or None with self.top_reason set."""
         proc = self.proc
         if proc is not None and proc.poll() is not None:
-            said = (proc.stderr.read() or b"").decode("utf-8", "replace").strip()
+            err = (proc.stderr.read() if proc.stderr else None) or b""
+            said = err.decode("utf-8", "replace").strip()
             self.proc = None
             self.top_reason = "intel_gpu_top exited (status %s%s)" % (
                 proc.returncode, ": " + said.splitlines()[-1][:200] if said else "")
@@ -179,7 +196,7 @@ class IntelGpuCollector(Collector):
             return None
         return self.latest
 
-    def set_interval(self, seconds):
+    def set_interval(self, seconds: float) -> None:
         self.interval = seconds
         if self.proc is not None:
             self.close()
@@ -187,14 +204,14 @@ class IntelGpuCollector(Collector):
             self._spawn()
 
     # -- a sample --------------------------------------------------------------------------
-    def _number(self, *parts):
+    def _number(self, *parts: str) -> float | None:
         text = self.machine.read(*parts)
         try:
             return float(text.strip()) if text is not None else None
         except ValueError:
             return None
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         top = self._top()
         items = []
         for index, (card, pci_id, driver) in enumerate(self.cards):
@@ -208,7 +225,7 @@ class IntelGpuCollector(Collector):
             avail = self._number(*base, "lmem_avail_bytes")
             if total is None:
                 total = self._number(*base, "device/tile0/physical_vram_size_bytes")
-            item = {"index": index, "vendor": "intel", "name": label, "uuid": None,
+            item: Reading = {"index": index, "vendor": "intel", "name": label, "uuid": None,
                     "driver": driver,
                     "mem_total": int(total) if total is not None else None,
                     "mem_used": int(total - avail) if total is not None and avail is not None
@@ -220,7 +237,7 @@ class IntelGpuCollector(Collector):
                 item["util"], item["power_w"] = util, power
                 if item["freq_mhz"] is None:
                     item["freq_mhz"] = top_freq
-            missing = {}
+            missing: dict[str, str] = {}
             why_top = self.top_reason or "intel_gpu_top did not report it"
             for key in ("util", "power_w"):
                 if item[key] is None:
@@ -238,6 +255,7 @@ class IntelGpuCollector(Collector):
             items.append(item)
         return items
 
-    def close(self):
+    def close(self) -> None:
+
         proc, self.proc = self.proc, None
         tools.stop(proc)

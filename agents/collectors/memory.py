@@ -4,12 +4,16 @@
 hold, not the page cache the kernel would give back.
 """
 
-from ..collectors import Collector, round1
+from __future__ import annotations
+
+from types import ModuleType
+
+from ..collectors import Collector, Reading, round1
 
 
-def parse_meminfo(text):
+def parse_meminfo(text: str) -> dict[str, int]:
     """{'MemTotal': bytes, ...} from /proc/meminfo text (kB values)."""
-    out = {}
+    out: dict[str, int] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()
@@ -19,7 +23,7 @@ def parse_meminfo(text):
     return out
 
 
-def _pct(part, whole):
+def _pct(part: float, whole: float) -> float | None:
     return round1(100.0 * part / whole) if whole else 0.0
 
 
@@ -27,8 +31,8 @@ class MemoryCollector(Collector):
     name = "memory"
     section = "memory"
 
-    def start(self):
-        self.psutil = None
+    def start(self) -> str | None:
+        self.psutil: ModuleType | None = None
         if self.machine.linux and self.machine.read("/proc/meminfo"):
             self.source = "/proc/meminfo"
             return None
@@ -39,7 +43,8 @@ class MemoryCollector(Collector):
         self.source = "psutil"
         return None
 
-    def collect(self):
+    def collect(self) -> Reading:
+
         if self.psutil is not None:
             vm = self.psutil.virtual_memory()
             sw = self.psutil.swap_memory()

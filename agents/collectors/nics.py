@@ -7,12 +7,16 @@ when importable, else from /proc/net/if_inet6 and an ioctl (primary IPv4 only). 
 rarely and are re-read every LINK_REFRESH seconds; up/down is read every sample.
 """
 
+from __future__ import annotations
+
 import os
 import socket
 import struct
 import time
+from collections.abc import Iterable
+from types import ModuleType
 
-from ..collectors import Collector, Rates
+from ..collectors import Collector, Rates, Reading
 
 LINK_REFRESH = 5.0
 IFF_UP = 0x1
@@ -21,9 +25,9 @@ COUNTERS = ("rx_bytes", "rx_packets", "rx_errors", "rx_drops",
             "tx_bytes", "tx_packets", "tx_errors", "tx_drops")
 
 
-def parse_net_dev(text):
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
     """{nic: {counter: int}} from /proc/net/dev."""
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for line in text.splitlines()[2:]:
         name, _, rest = line.partition(":")
         f = rest.split()
@@ -37,16 +41,18 @@ def parse_net_dev(text):
     return out
 
 
-def _int(text):
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
     try:
         return int(text.strip(), 0)
-    except (AttributeError, ValueError):
+    except ValueError:
         return None
 
 
-def _ipv6_addresses(text):
+def _ipv6_addresses(text: str) -> dict[str, list[str]]:
     """{nic: [addr]} from /proc/net/if_inet6."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for line in text.splitlines():
         f = line.split()
         if len(f) == 6:
@@ -57,13 +63,13 @@ def _ipv6_addresses(text):
     return out
 
 
-def printable(name):
+def printable(name: str) -> str:
     """A name as a frame carries it: bytes that are not UTF-8 backslash-escaped (b"v\\xff0"
     becomes "v\\\\xff0"), so one odd interface never stops the others being reported."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _ipv4_address(name):
+def _ipv4_address(name: str) -> str | None:
     try:
         import fcntl
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -78,11 +84,12 @@ class NicCollector(Collector):
     name = "nics"
     section = "nics"
 
-    def start(self):
+    def start(self) -> str | None:
         self.rates = Rates()
-        self.links = {}
-        self.addresses = {}
+        self.links: dict[str, Reading] = {}
+        self.addresses: dict[str, list[str]] = {}
         self.refreshed = 0.0
+        self.psutil: ModuleType | None
         self.psutil, why = self.machine.module("psutil")
         if self.machine.linux and self.machine.read("/proc/net/dev"):
             self.source = "/proc/net/dev, /sys/class/net"
@@ -97,8 +104,8 @@ class NicCollector(Collector):
         return None
 
     # -- reading ---------------------------------------------------------------------------
-    def _counters(self):
-        if self.source.startswith("/proc"):
+    def _counters(self) -> dict[str, dict[str, int]]:
+        if self.psutil is None or self.source.startswith("/proc"):
             return parse_net_dev(self.machine.read("/proc/net/dev") or "")
         out = {}
         for name, c in self.psutil.net_io_counters(pernic=True).items():
@@ -108,9 +115,9 @@ class NicCollector(Collector):
                          "tx_drops": c.dropout}
         return out
 
-    def _refresh_links(self, names):
+    def _refresh_links(self, names: Iterable[str]) -> None:
         self.links = {}
-        if self.source.startswith("/proc"):
+        if self.psutil is None or self.source.startswith("/proc"):
             for name in names:
                 base = ("/sys/class/net", name)
                 speed = _int(self.machine.read(*base, "speed"))
@@ -132,9 +139,9 @@ class NicCollector(Collector):
                                     "duplex": duplex, "up": bool(st.isup)}
         self.addresses = self._addresses(names)
 
-    def _addresses(self, names):
+    def _addresses(self, names: Iterable[str]) -> dict[str, list[str]]:
         if self.psutil is not None:
-            out = {}
+            out: dict[str, list[str]] = {}
             families = (socket.AF_INET, socket.AF_INET6)
             try:
                 found = self.psutil.net_if_addrs()
@@ -151,7 +158,7 @@ class NicCollector(Collector):
                     out.setdefault(name, []).insert(0, v4)
         return out
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         now = time.monotonic()
         counters = self._counters()
         if now - self.refreshed >= LINK_REFRESH or set(counters) != set(self.links):
@@ -160,7 +167,8 @@ class NicCollector(Collector):
         out = []
         for name in sorted(counters):
             c = counters[name]
-            item = {"name": printable(name)}
+            item: Reading = {"name": printable(name)}
+
             item.update(self.links.get(name, {}))
             if self.source.startswith("/proc"):
                 flags = _int(self.machine.read("/sys/class/net", name, "flags"))

@@ -10,10 +10,13 @@ one-node machine the two agree. The reserves and watermarks come from /proc/zone
 it (or on a recorded tree that lacks it) they count as 0, which reads a little low.
 """
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Mapping
 
-from ..collectors import Collector, Rates, parse_cpulist
+from ..collectors import Collector, Rates, Reading, parse_cpulist
 from ..collectors.memory import parse_meminfo
 
 NODE_DIR = "/sys/devices/system/node"
@@ -21,18 +24,18 @@ COUNTERS = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_no
             "other_node")
 
 
-def _page_size():
+def _page_size() -> int:
     try:
         return os.sysconf("SC_PAGESIZE")
     except (AttributeError, OSError, ValueError):
         return 4096
 
 
-def parse_zoneinfo(text, page_size):
+def parse_zoneinfo(text: str, page_size: int) -> dict[int, tuple[int, int]]:
     """{node: (reserve, low)} in bytes from /proc/zoneinfo: per node, the pages the kernel
     keeps back (each zone's largest lowmem reserve plus its high watermark, no more than the
     zone manages: calculate_totalreserve_pages) and the sum of its zones' low watermarks."""
-    zones = []  # [node, high, low, managed, largest protection]
+    zones: list[list[int]] = []  # [node, high, low, managed, largest protection]
     for line in text.splitlines():
         parts = line.split()
         if line.startswith("Node ") and len(parts) >= 2:
@@ -45,7 +48,7 @@ def parse_zoneinfo(text, page_size):
             values = [int(v) for v in line.split("(", 1)[-1].rstrip(")").replace(",", " ")
                       .split() if v.isdigit()]
             zones[-1][4] = max(values or [0])
-    out = {}
+    out: dict[int, tuple[int, int]] = {}
     for node, high, low, managed, protection in zones:
         reserve, lows = out.get(node, (0, 0))
         out[node] = (reserve + min(protection + high, managed) * page_size,
@@ -53,7 +56,7 @@ def parse_zoneinfo(text, page_size):
     return out
 
 
-def available(mem, reserve=0, low=0):
+def available(mem: Mapping[str, int], reserve: int = 0, low: int = 0) -> int | None:
     """What the node could give programs without swapping, as si_mem_available reckons it
     for the machine; None without MemFree."""
     free = mem.get("MemFree")
@@ -69,7 +72,7 @@ def available(mem, reserve=0, low=0):
     return max(0, out)
 
 
-def _node_meminfo(text):
+def _node_meminfo(text: str) -> dict[str, int]:
     # Lines read "Node 0 MemTotal:       134182340 kB": drop the "Node N" prefix.
     return parse_meminfo("\n".join(line.split(None, 2)[2] for line in text.splitlines()
                                    if line.startswith("Node ") and len(line.split(None, 2)) == 3))
@@ -80,7 +83,7 @@ class NumaCollector(Collector):
     section = "numa"
     source = NODE_DIR
 
-    def start(self):
+    def start(self) -> str | None:
         if not self.machine.linux:
             return "NUMA figures come from Linux sysfs; this is %s" % self.machine.platform
         self.nodes = [n for n in self.machine.listdir(NODE_DIR)
@@ -88,8 +91,8 @@ class NumaCollector(Collector):
         if not self.nodes:
             return "no %s/node* (kernel without NUMA support)" % NODE_DIR
         self.nodes.sort(key=lambda n: int(n[4:]))
-        self.cpus = {}
-        self.distances = {}
+        self.cpus: dict[str, str] = {}
+        self.distances: dict[str, list[int] | None] = {}
         for node in self.nodes:
             self.cpus[node] = (self.machine.read(NODE_DIR, node, "cpulist") or "").strip()
             text = self.machine.read(NODE_DIR, node, "distance")
@@ -100,12 +103,12 @@ class NumaCollector(Collector):
         self.collect()  # prime the counters: the first sample has rates
         return None
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         now = time.monotonic()
         out = []
         for node in self.nodes:
             cpulist = self.cpus[node]
-            item = {"node": int(node[4:]), "cpus": cpulist,
+            item: Reading = {"node": int(node[4:]), "cpus": cpulist,
                     "cpu_count": len(parse_cpulist(cpulist)),
                     "distances": self.distances[node]}
             mem = _node_meminfo(self.machine.read(NODE_DIR, node, "meminfo") or "")
@@ -116,7 +119,8 @@ class NumaCollector(Collector):
             item["mem_available"] = avail
             item["mem_used"] = (max(0, total - avail) if total is not None
                                 and avail is not None else None)
-            counters = {}
+            counters: dict[str, int] = {}
+
             for line in (self.machine.read(NODE_DIR, node, "numastat") or "").splitlines():
                 parts = line.split()
                 if len(parts) == 2 and parts[0] in COUNTERS and parts[1].isdigit():

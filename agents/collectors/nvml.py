@@ -6,7 +6,16 @@ or driver does not support is null with that reason (asked once, then not again)
 no driver or no GPU makes the whole collector unavailable with the reason in the hello.
 """
 
-from ..collectors import Collector, round1
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar
+
+from ..collectors import Collector, Reading, round1
+from ..protocol import GpuProcess
+
+T = TypeVar("T")
 
 # pynvml's values of these constants, used if an old pynvml lacks a name.
 TEMPERATURE_GPU = 0
@@ -16,7 +25,7 @@ ERROR_NOT_SUPPORTED = 3
 MIB = 1024 * 1024
 
 
-def _text(value):
+def _text(value: T) -> T | str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
@@ -25,10 +34,11 @@ class NvmlCollector(Collector):
     section = "gpus"
     source = "NVML (pynvml)"
 
-    def start(self):
+    def start(self) -> str | None:
         machine = self.machine
-        self._errors = {}
-        self.unsupported = {}  # (handle id, field) -> reason: asked once, then not again
+        self._errors: dict[str, object] = {}
+        # (handle id, field) -> reason: asked once, then not again
+        self.unsupported: dict[tuple[int, str], str] = {}
         if machine.macos:
             return "macOS has no NVIDIA GPUs"
         # Without the kernel driver NVML cannot work: say so without importing pynvml,
@@ -40,14 +50,15 @@ class NvmlCollector(Collector):
         nvml, why = machine.module("pynvml")
         if nvml is None:
             return why + " (install nvidia-ml-py for GPU figures)"
-        self.nvml = nvml
+        self.nvml: ModuleType = nvml
         try:
             nvml.nvmlInit()
         except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
             return "NVML cannot start: %s" % (_text(str(exc)) or type(exc).__name__)
         try:
             count = nvml.nvmlDeviceGetCount()
-            self.gpus = []
+            # (index, NVML's handle, the fields read once)
+            self.gpus: list[tuple[int, object, Reading]] = []
             for index in range(count):
                 handle = nvml.nvmlDeviceGetHandleByIndex(index)
                 self.gpus.append((index, handle, {
@@ -61,10 +72,12 @@ class NvmlCollector(Collector):
         self.driver = _text(self._try(None, "driver", nvml.nvmlSystemGetDriverVersion))
         return None
 
-    def _const(self, name, default):
-        return getattr(self.nvml, name, default)
+    def _const(self, name: str, default: int) -> int:
+        value: int = getattr(self.nvml, name, default)
+        return value
 
-    def _try(self, handle, field, fn, *args):
+    # NVML's calls answer Any: pynvml has no stubs, and each query returns its own kind.
+    def _try(self, handle: object, field: str, fn: Callable[..., Any], *args: object) -> Any:
         """fn(handle, *args), or None when NVML says no (remembered when unsupported)."""
         key = (id(handle), field)
         unsupported = self.unsupported
@@ -80,12 +93,12 @@ class NvmlCollector(Collector):
                 self._errors[field] = _text(str(exc)) or type(exc).__name__
             return None
 
-    def collect(self):
+    def collect(self) -> list[Reading]:
         nvml = self.nvml
         out = []
         for index, handle, static in self.gpus:
             self._errors = {}
-            item = {"index": index, "vendor": "nvidia"}
+            item: Reading = {"index": index, "vendor": "nvidia"}
             item.update(static)
             util = self._try(handle, "util", nvml.nvmlDeviceGetUtilizationRates)
             item["util"] = util.gpu if util is not None else None
@@ -126,8 +139,8 @@ class NvmlCollector(Collector):
             out.append(item)
         return out
 
-    def _processes(self, handle):
-        procs = {}
+    def _processes(self, handle: object) -> list[GpuProcess]:
+        procs: dict[int, GpuProcess] = {}
         for field, fn_name, kind in (("processes_compute", "nvmlDeviceGetComputeRunningProcesses",
                                       "compute"),
                                      ("processes_graphics",
@@ -142,7 +155,7 @@ class NvmlCollector(Collector):
                     entry["type"] = "compute+graphics"
         return sorted(procs.values(), key=lambda p: p["pid"])
 
-    def _comm(self, pid):
+    def _comm(self, pid: int) -> str | None:
         get = getattr(self.nvml, "nvmlSystemGetProcessName", None)
         if get is not None:
             try:
@@ -152,7 +165,8 @@ class NvmlCollector(Collector):
         text = self.machine.read("/proc/%d/comm" % pid)
         return text.strip() if text else None
 
-    def close(self):
+    def close(self) -> None:
+
         nvml = getattr(self, "nvml", None)
         if nvml is not None:
             try:

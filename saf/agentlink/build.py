@@ -15,9 +15,27 @@ from pathlib import Path
 
 import saf.agents as agents
 from saf import paths
+from saf.agents import protocol
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
-MAIN = "import sys\nfrom agents.main import main\nsys.exit(main())\n"
+# The zipapp's entry: its first lines parse and run on any Python, 2.7 included, so an older
+# one is refused with its version and a known exit status (the link turns it into the fix)
+# instead of a traceback from the first module that uses newer Python.
+_NEEDS = f"it needs {_dotted(protocol.MIN_PYTHON)} or newer"
+MAIN = f"""\
+import sys
+if sys.version_info < {protocol.MIN_PYTHON!r}:
+    sys.stderr.write("Python %s is too old for the saf agent ({_NEEDS})\\n"
+                     % sys.version.split()[0])
+    sys.exit({protocol.TOO_OLD_EXIT})
+from agents.main import main
+sys.exit(main())
+"""
 REMOTE_DIR = ".cache/saf/agents"  # relative to the node user's home
 
 

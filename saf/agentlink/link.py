@@ -68,7 +68,7 @@ class AgentLink:
         self.emit(AgentStatus(node=self.node, status=status, reason=reason, message=message,
                               retry_in=retry_in))
 
-    def send(self, command: dict) -> bool:
+    def send(self, command: dict[str, object]) -> bool:
         """Write a command to the running agent; False when none is running."""
         if self.process is None:
             return False
@@ -200,6 +200,9 @@ class AgentLink:
                 return _Ended("lost", f"connection to {self.conn.node.address} lost"
                               + (f": {last}" if last else ""))
             return _Ended("exited", "the agent was killed" + (f": {last}" if last else ""))
+        if status == protocol.TOO_OLD_EXIT:  # the zipapp's own check of the node's Python
+            found = last or "the node's Python is too old for the agent"
+            return _Ended("python", f"{found}: {deploy.python_fix(self.node)}")
         return _Ended("exited", f"the agent exited with status {status}"
                       + (f": {last}" if last else ""))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from saf.cockpit.settings import Settings
 from saf.fleet import Fleet
-from saf.inference.source import ServingSource
+from saf.inference.source import ModelsSource
 from saf.inventory.model import Inventory, Node
 from saf.net.store import net_dir
 from saf.paths import state_dir
@@ -67,8 +67,8 @@ class CockpitContext:
     # A fixed feed (tests, snapshots); None: a live one on `inventory`, made on first use.
     signal_feed: SignalFeed | None = None
     # A fixed source of model endpoints (tests, snapshots); None: the live one on `fleet` or
-    # `inventory`, made by the Serving screen.
-    serving: ServingSource | None = None
+    # `inventory`, made by the Models screen.
+    models: ModelsSource | None = None
     # Called each time the recipe list is filled, so a recipe saved meanwhile is listed.
     recipe_library: Callable[[], Sequence[library.Found]] = library.available
     # Where the Recipes screen runs a recipe; None: on `fleet` (or a fleet of `inventory`).

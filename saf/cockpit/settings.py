@@ -22,6 +22,7 @@ from msgspec import Meta, Struct
 from saf.config_model import Source, decode, dotted
 from saf.metrics.thresholds import Thresholds
 from saf.paths import config_dir
+from saf.renamed import OLD_BINDING_IDS, renamed
 from saf.tomlpos import load_toml
 from saf.tomlpos import loads as toml_loads
 
@@ -54,11 +55,20 @@ class CockpitTable(Struct, forbid_unknown_fields=True, frozen=True):
     readonly_reason: str | None = None
     keymap: Annotated[dict[str, str], Meta(description='a table of binding id = "keys"')
                       ] | None = None
+    # ThresholdsTable is built by msgspec.defstruct at import: a class mypy cannot see.
     thresholds: ThresholdsTable | None = None  # type: ignore[valid-type]
 
 
-def _merge(table: CockpitTable, path: Path | None, base: Settings) -> Settings:
+def _keymap(keymap: dict[str, str], source: Source) -> dict[str, str]:
+    """The keymap with each old binding id (saf.renamed) read as its new one, with a notice."""
+    return {renamed("keymap id", key, OLD_BINDING_IDS[key], source.path,
+                    source.line(("keymap", key))) if key in OLD_BINDING_IDS else key: keys
+            for key, keys in keymap.items()}
+
+
+def _merge(table: CockpitTable, source: Source, base: Settings) -> Settings:
     """One file's settings over `base`: only the keys it sets change."""
+    path = source.path
     changes: dict[str, Any] = {}
     if table.theme is not None:
         changes["theme"] = table.theme
@@ -68,7 +78,7 @@ def _merge(table: CockpitTable, path: Path | None, base: Settings) -> Settings:
     if table.readonly_reason is not None:
         changes["readonly_reason"] = table.readonly_reason
     if table.keymap is not None:
-        changes["keymap"] = {**base.keymap, **table.keymap}
+        changes["keymap"] = {**base.keymap, **_keymap(table.keymap, source)}
     if table.thresholds is not None:
         values = {name: float(getattr(table.thresholds, name))
                   for name in table.thresholds.__struct_fields__
@@ -88,14 +98,14 @@ def load_settings(path: Path | None = None, *, inventory_extra: Mapping[str, Any
         data, positions = load_toml(path)
         source = Source.of_positions(path, positions, table=lambda where: f"[{dotted(where)}]"
                                      if where else "the cockpit settings")
-        settings = _merge(decode(data, CockpitTable, source), path, settings)
+        settings = _merge(decode(data, CockpitTable, source), source, settings)
     cockpit = (inventory_extra or {}).get("cockpit")
     if cockpit is not None:
         # The inventory's lines are read again only when there is an error to place.
         source = Source.of_file(inventory_path, ("cockpit",),
                                 table=lambda where: f"[{dotted(('cockpit', *where))}]",
                                 key=lambda where: dotted(("cockpit", *where)))
-        settings = _merge(decode(cockpit, CockpitTable, source), inventory_path, settings)
+        settings = _merge(decode(cockpit, CockpitTable, source), source, settings)
     remembered = remembered_theme(settings.state_path)
     if remembered:
         settings = dataclasses.replace(settings, theme=remembered)

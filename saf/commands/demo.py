@@ -23,7 +23,7 @@ def demo(ctx: click.Context, headless: bool, command: tuple[str, ...]) -> None:
     starts to outlive a session on any node, which keeps running here too:
 
     \b
-    - model servers (`saf run serve`): listed by `saf demo --headless models`,
+    - model servers (`saf run models`): listed by `saf demo --headless models`,
       stopped by `saf demo --headless models stop NODE:PORT`;
     - a Ray cluster (`saf run ray-up`): stopped by `saf demo --headless run ray-down`.
 

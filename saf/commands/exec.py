@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+
 import click
 
 from saf.commands import common
 from saf.events import Event
-from saf.exec import CommandFinished, exec_on
+from saf.exec import Become, CommandFinished, exec_on
 from saf.fleet import DEFAULT_CONCURRENCY, Fleet
 from saf.render.console import print_json_line
 from saf.render.exec_view import ExecView
@@ -23,15 +28,26 @@ from saf.render.exec_view import ExecView
               show_default=True, help="At most this many nodes at once.")
 @click.option("--json", "as_json", is_flag=True,
               help="Write events as JSON lines (output, command_finished, summary).")
+@click.option("--become", is_flag=True,
+              help="Run COMMAND as root through sudo: `sudo -n` where the node allows it, "
+                   "else with the sudo password, asked once for all nodes.")
+@click.option("--password-stdin", is_flag=True,
+              help="With --become: read the sudo password from the first line of stdin "
+                   "instead of asking on the terminal.")
 @click.pass_context
 def exec_command(ctx: click.Context, command: str, selector: str, timeout: float | None,
-                 concurrency: int, as_json: bool) -> None:
+                 concurrency: int, as_json: bool, become: bool, password_stdin: bool) -> None:
     """Run COMMAND on the selected nodes at once, streaming output prefixed by node.
 
     Exits non-zero when the command failed, timed out or could not run on any node. Ctrl-C
-    stops the command on every node (nothing is left running) and exits 130.
+    stops the command on every node (nothing is left running) and exits 130. The sudo
+    password of --become goes to sudo on stdin only: never on a command line or in output.
     """
     inventory = common.inventory(ctx)
+    if password_stdin and not become:
+        raise click.UsageError("--password-stdin is for --become")
+    # Read now, before anything runs: the password then sits in this process only.
+    piped = common.read_stdin_password() if password_stdin else None
     results: dict[str, CommandFinished] = {}
     view: ExecView | None = None
 
@@ -48,7 +64,8 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
             nodes = await fleet.select(selector)
             nonlocal view
             view = ExecView([n.name for n in nodes])
-            return await exec_on(fleet, nodes, command, emit, timeout=timeout)
+            return await exec_on(fleet, nodes, command, emit, timeout=timeout,
+                                 become=Become(_asker(piped)) if become else None)
 
     try:
         finished = common.run(go())
@@ -65,3 +82,16 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
         ctx.exit(1)
 
 
+def _asker(piped: str | None) -> Callable[[], Awaitable[str | None]]:
+    """How --become gets the sudo password: the line read from stdin, else asked once on the
+    terminal; None (each node that needs it then says how to give it) with neither."""
+    async def ask() -> str | None:
+        if piped is not None:
+            return piped
+        if not sys.stdin.isatty():
+            return None
+        try:
+            return await asyncio.to_thread(getpass.getpass, "sudo password for the nodes: ")
+        except (EOFError, OSError):
+            return None
+    return ask

@@ -89,6 +89,7 @@ def push(ctx: click.Context, selector: str, password_stdin: bool, key_path: str 
             shown = sorted({k.path for k in node_keys.values()})
             click.echo(f"installing {', '.join(str(p) for p in shown)} on {len(nodes)} "
                        f"node{'s' if len(nodes) != 1 else ''}", err=True)
+        # push_keys emits only KeyPushed, what show() takes.
         return await push_keys(nodes, node_keys, ask_password, emit=show)  # type: ignore[arg-type]
 
     results = common.run(main())

@@ -2,31 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import click
 import httpx
 import msgspec
 
+from saf.agentlink.node_links import NodeLinks
+from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory, parse_headroom
+from saf.cluster.placement import fit_rows, rows_text
 from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
+from saf.format import fmt_bytes
 from saf.inference import checks as saved_checks
-from saf.inference import cluster as serving
+from saf.inference import cluster as model_servers
+from saf.inference.estimate import estimate
 from saf.inference.measure import DEADLINE, CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
+from saf.inventory.model import Cluster, Defaults, Inventory
+from saf.metrics.events import NodeStatus
+from saf.metrics.store import MetricsStore
+from saf.recording import load_recording
 from saf.render.console import console, print_json_line
 from saf.render.models_view import check_renderable, endpoints_renderable
+from saf.select import select
 
 
-async def _listed(fleet: Fleet, selector: str, probe: bool = True) -> serving.ClusterServers:
-    return await serving.list_endpoints(fleet, await fleet.select(selector), probe=probe)
+async def _listed(fleet: Fleet, selector: str, probe: bool = True
+                  ) -> model_servers.ClusterServers:
+    return await model_servers.list_endpoints(fleet, await fleet.select(selector), probe=probe)
 
 
 async def _one(fleet: Fleet, which: str) -> Endpoint:
     found = await _listed(fleet, "all", probe=False)
-    return serving.find(found.endpoints, which)
+    return model_servers.find(found.endpoints, which)
 
 
 @click.group("models", invoke_without_command=True)
@@ -35,7 +48,7 @@ async def _one(fleet: Fleet, which: str) -> Endpoint:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per endpoint.")
 @click.pass_context
 def models(ctx: click.Context, selector: str, as_json: bool) -> None:
-    """Every model server saf started in the cluster (`saf run serve`): node, port, engine,
+    """Every model server saf started in the cluster (`saf run models`): node, port, engine,
     model, state (ready, loading, starting, exited), pid, uptime, and its last check's mean
     TTFT and tokens/s. Servers are found again from their records on the nodes
     (~/.saf/serve/PORT.json), whichever saf started them.
@@ -46,7 +59,7 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
         return
     inventory = common.inventory(ctx)
 
-    async def go() -> serving.ClusterServers:
+    async def go() -> model_servers.ClusterServers:
         async with Fleet(inventory) as fleet:
             return await _listed(fleet, selector)
 
@@ -95,7 +108,7 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
         async with Fleet(inventory) as fleet:
             listed = await _listed(fleet, "all")
             if endpoint:
-                chosen = [serving.find(listed.endpoints, endpoint)]
+                chosen = [model_servers.find(listed.endpoints, endpoint)]
             else:
                 chosen = [e for e in listed.endpoints if e.state == "ready"]
                 if not chosen:
@@ -103,7 +116,7 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
             reports = []
             for e in chosen:
                 try:
-                    reports.append(await serving.check(
+                    reports.append(await model_servers.check(
                         fleet, e, requests=requests, concurrency=concurrency,
                         max_tokens=max_tokens, save_for=inventory.cluster.name,
                         timeout=timeout))
@@ -132,7 +145,7 @@ def stop(ctx: click.Context, endpoint: str) -> None:
     async def go() -> tuple[Endpoint, Endpoint | None]:
         async with Fleet(inventory) as fleet:
             chosen = await _one(fleet, endpoint)
-            return chosen, await serving.stop(fleet, chosen)
+            return chosen, await model_servers.stop(fleet, chosen)
 
     chosen, was = common.run(go())
     console().print(f"{chosen.key}: stopped {chosen.engine} ({chosen.model})" if was
@@ -151,7 +164,7 @@ def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
 
     async def go() -> Started:
         async with Fleet(inventory) as fleet:
-            return await serving.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
+            return await model_servers.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
 
     started = common.run(go())
     out = console()
@@ -176,10 +189,108 @@ def logs(ctx: click.Context, endpoint: str, lines: int) -> None:
 
     async def go() -> tuple[str, list[str]]:
         async with Fleet(inventory) as fleet:
-            return await serving.logs(fleet, await _one(fleet, endpoint), lines)
+            return await model_servers.logs(fleet, await _one(fleet, endpoint), lines)
 
     path, text = common.run(go())
     out = console()
     out.print(f"# {endpoint}: {path}", style="dim", markup=False, highlight=False)
     for line in text:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+READING_GRACE = 20.0  # seconds beyond the connect timeout to wait for every node's first sample
+
+
+async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
+    """Each chosen node's memory from one sample of its agent (a node that gives none in time
+    has no reading, and nothing fits there)."""
+    nodes = await fleet.select(selector)
+    changed = asyncio.Event()  # set on every event the links apply to their store
+    links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
+    await links.start()
+    try:
+        deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + READING_GRACE
+        names = [n.name for n in nodes]
+
+        def settled(name: str) -> bool:
+            state = links.store.node(name)
+            return state.samples > 0 or state.status == NodeStatus.LOST
+
+        while not all(settled(n) for n in names):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except TimeoutError:
+                break
+        return nodes_memory(links.store, names, time.time())
+    finally:
+        await links.stop()
+
+
+def _recorded_memory(file: Path, selector: str) -> list[NodeMemory]:
+    """Each selected node's memory as its last sample in a recording left it."""
+    recording = load_recording(file)
+    nodes = select(Inventory(cluster=Cluster(recording.cluster), defaults=Defaults(),
+                             nodes=recording.nodes, path=file), selector)
+    store = MetricsStore()
+    for event in recording.events:
+        store.apply(event)
+    for node in nodes:
+        store.add_node(node.name)
+    return nodes_memory(store, [n.name for n in nodes], recording.end)
+
+
+@models.command("fit")
+@click.argument("model")
+@click.option("--ctx", "ctx_size", type=click.IntRange(1, 1 << 31), default=None, metavar="N",
+              help="The context size it will be served with (default: 4096, or the "
+                   "model's own if smaller).")
+@click.option("--on", "selector", default="all", show_default=True, metavar="SEL",
+              help="Which nodes to consider (see `saf exec --help`).")
+@click.option("--headroom", default=None, metavar="X",
+              help="Kept back on every node: a share of its memory (10%), an amount (2GiB), "
+                   "or both (10%,1GiB: whichever is more).  [default: 10%,1GiB]")
+@click.option("--recording", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Read each node's memory from its last sample in a "
+                                   "recording (`saf record`) instead of asking the nodes.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The estimate, then one JSON object per node.")
+@click.pass_context
+def fit(ctx: click.Context, model: str, ctx_size: int | None, selector: str,
+        headroom: str | None, recording: Path | None, as_json: bool) -> None:
+    """Where MODEL (a GGUF file, a safetensors folder, or an HF id in the local Hugging Face
+    cache, on this machine) would fit: what it needs (weights, KV cache at the context, a
+    compute allowance) against each node's free GPU memory (unified memory on a Mac, RAM
+    without a GPU) from its agent, less the headroom. Exits 0 when it fits on some node, 1
+    when on none. See docs/placement.md."""
+    kept = parse_headroom(headroom) if headroom else Headroom()
+    needs = estimate(model, ctx=ctx_size)
+    if recording is not None:
+        memory = _recorded_memory(recording, selector)
+    else:
+        inventory = common.inventory(ctx)
+
+        async def go() -> list[NodeMemory]:
+            async with Fleet(inventory) as fleet:
+                return await _memory(fleet, selector)
+
+        memory = common.run(go())
+    rows = fit_rows(memory, needs.total, kept)
+    if as_json:
+        print_json_line({"model": needs.to_json(), "headroom": str(kept)})
+        for row in rows:
+            print_json_line({"node": row.node, "memory": row.kind, "free": row.free,
+                             "headroom": row.headroom, "available": row.available,
+                             "needed": row.needed, "fits": row.fits, "why": row.why})
+    else:
+        out = console()
+        out.print(f"{model}: {needs.format}, {needs.layers} layers, context {needs.ctx}: "
+                  f"needs {fmt_bytes(needs.total)} (weights {fmt_bytes(needs.weights)}, "
+                  f"KV cache {fmt_bytes(needs.kv_cache)}, compute {fmt_bytes(needs.compute)}); "
+                  f"headroom {kept}", markup=False, highlight=False)
+        out.print(rows_text(rows), markup=False, highlight=False, soft_wrap=True)
+    if not any(r.fits for r in rows):
+        ctx.exit(1)

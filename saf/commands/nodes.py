@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from saf.commands import common
-from saf.facts import NodeFacts, gather_facts
 from saf.fleet import Fleet, error_reason
+from saf.node_facts import NodeFacts, gather_facts
 from saf.render.console import print_json_line
 from saf.render.nodes_view import nodes_table
 

@@ -14,7 +14,7 @@ from saf.fleet import Fleet
 from saf.ray import command as rc
 from saf.ray.jobs import follow, submit
 from saf.ray.session import open_dashboard
-from saf.ray.status import parse_jobs, read_status
+from saf.ray.status import RayJob, RayStatus, parse_jobs, read_status
 from saf.render.console import console, print_json_line
 from saf.render.ray_view import jobs_table, status_view
 
@@ -45,7 +45,7 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
     node's old DEAD entry does not count); Ray not running is an error."""
     inventory = common.inventory(ctx)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> RayStatus:
         async with Fleet(inventory) as fleet, open_dashboard(fleet, port=port,
                                                              temp_dir=temp_dir) as dash:
             return await read_status(dash)
@@ -69,7 +69,7 @@ def jobs(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> 
     """The cluster's jobs, newest first: id, state, duration, entrypoint."""
     inventory = common.inventory(ctx)
 
-    async def go():  # type: ignore[no-untyped-def]
+    async def go() -> list[RayJob]:
         async with Fleet(inventory) as fleet, open_dashboard(fleet, port=port,
                                                              temp_dir=temp_dir) as dash:
             return parse_jobs(await dash.jobs())

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from saf.commands import common
+from saf.inventory.model import Inventory
 
 
 @click.command("record")
@@ -36,26 +37,26 @@ def record(ctx: click.Context, file: Path, seconds: float | None, interval: floa
     common.run(_record(inventory, file, seconds, interval, selector))
 
 
-async def _record(inventory, file: Path, seconds: float | None, interval: float,  # type: ignore[no-untyped-def]
+async def _record(inventory: Inventory, file: Path, seconds: float | None, interval: float,
                   selector: str | None) -> None:
-    from saf.agentlink.hub import MetricsHub
+    from saf.agentlink.node_links import NodeLinks
     from saf.fleet import Fleet
     from saf.recording import RecordingWriter
 
     async with Fleet(inventory) as fleet:
         nodes = await fleet.select(selector)
         with RecordingWriter(file, nodes, cluster=inventory.cluster.name) as writer:
-            hub = MetricsHub(fleet, nodes, writer.write, interval=interval)
+            links = NodeLinks(fleet, nodes, writer.write, interval=interval)
             click.secho(f"recording {len(nodes)} node(s) to {file}; Ctrl-C stops",
                         dim=True, err=True)
             started = time.monotonic()
-            await hub.start()
+            await links.start()
             try:
                 while seconds is None or time.monotonic() - started < seconds:
                     await asyncio.sleep(min(1.0, seconds or 1.0))
                     writer.flush()
             finally:
-                await hub.stop()
+                await links.stop()
                 writer.flush()
                 click.secho(f"{writer.count} events in {time.monotonic() - started:.0f} s "
                             f"written to {file}", dim=True, err=True)

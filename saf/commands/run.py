@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +19,9 @@ from saf.recipe.prepare import parse_assignments
 from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
 from saf.recipe.runner import BecomeError
 from saf.render.console import print_json_line
+
+if TYPE_CHECKING:  # imported when a live view is shown: --json runs without it
+    from saf.render.run_view import RunView
 
 
 @click.command("run")
@@ -47,18 +52,9 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     remote command; the run can be resumed with --resume).
     """
     inventory = common.inventory(ctx)
-    if resume:
-        try:
-            plan = resume_plan(resume, recipe=recipe, overrides=parse_assignments(assignments),
-                               selector=selector, check=check,
-                               cluster=inventory.cluster.name)
-        except NothingToResume as exc:
-            click.echo(str(exc))
-            return
-    elif recipe:
-        plan = RunPlan(library.load(recipe), parse_assignments(assignments), selector, check)
-    else:
-        raise click.UsageError("give a RECIPE (see `saf recipes`) or --resume RUN")
+    plan = _plan(recipe, assignments, selector, check, resume, inventory.cluster.name)
+    if plan is None:
+        return
     view = None
     if not as_json:
         from saf.render.run_view import RunView
@@ -67,22 +63,7 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     # Read now, before anything runs: the password then sits in this process only, and is
     # handed to sudo on stdin by the runner (never on a command line, never logged).
     piped = common.read_stdin_password() if password_stdin else None
-
-    async def ask_password(prompt: str) -> str | None:
-        if piped is not None:
-            return piped
-        if not sys.stdin.isatty():
-            raise BecomeError("become: sudo needs a password and there is no terminal to ask "
-                              "on (pass --password-stdin, or allow NOPASSWD in sudoers)")
-        if view is not None:
-            view.pause()
-        try:
-            return await asyncio.to_thread(getpass.getpass, prompt)
-        except (EOFError, OSError):
-            return None
-        finally:
-            if view is not None:
-                view.resume()
+    ask_password = _password_asker(piped, view)
 
     def show(event: Event) -> None:
         if as_json:
@@ -102,3 +83,43 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     if status != RunStatus.OK:
         ctx.exit(1)
 
+
+
+def _plan(recipe: str | None, assignments: tuple[str, ...], selector: str | None, check: bool,
+          resume: str | None, cluster: str) -> RunPlan | None:
+    """What to run: RECIPE, or the rest of the run --resume names (None, said, when nothing
+    of it is left to run)."""
+    if resume:
+        try:
+            return resume_plan(resume, recipe=recipe, overrides=parse_assignments(assignments),
+                               selector=selector, check=check, cluster=cluster)
+        except NothingToResume as exc:
+            click.echo(str(exc))
+            return None
+    if recipe:
+        return RunPlan(library.load(recipe), parse_assignments(assignments), selector, check)
+    raise click.UsageError("give a RECIPE (see `saf recipes`) or --resume RUN")
+
+
+def _password_asker(piped: str | None, view: RunView | None
+                    ) -> Callable[[str], Awaitable[str | None]]:
+    """How the runner asks for the sudo password: the one read from stdin, else on the
+    terminal (the live view paused meanwhile); None when nothing was typed."""
+
+    async def ask_password(prompt: str) -> str | None:
+        if piped is not None:
+            return piped
+        if not sys.stdin.isatty():
+            raise BecomeError("become: sudo needs a password and there is no terminal to ask "
+                              "on (pass --password-stdin, or allow NOPASSWD in sudoers)")
+        if view is not None:
+            view.pause()
+        try:
+            return await asyncio.to_thread(getpass.getpass, prompt)
+        except (EOFError, OSError):
+            return None
+        finally:
+            if view is not None:
+                view.resume()
+
+    return ask_password

@@ -17,8 +17,13 @@ from saf.errors import InventoryError
 from saf.inventory.model import Inventory
 
 if TYPE_CHECKING:  # imported where used, so `saf --help` does not load the signals package
+    from collections.abc import Coroutine
+
+    from saf.signals.book import SignalBook
+    from saf.signals.codec import AISignal, BadFrame
     from saf.signals.config import SignalsConfig
     from saf.signals.endpoints import Endpoint
+    from saf.signals.subscriber import Subscriber
 
 DEMO_ENDPOINT = "tcp://127.0.0.1:5555"
 
@@ -81,7 +86,7 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
     inv, config, parsed = _setup(ctx, endpoints, ssh)
     printed = 0
 
-    def on_frame(recv_ns, item, frame) -> None:  # type: ignore[no-untyped-def]
+    def on_frame(recv_ns: int, item: AISignal | BadFrame, frame: bytes) -> None:
         nonlocal printed
         if count is None or printed < count:
             printed += 1
@@ -105,7 +110,8 @@ def tail(ctx: click.Context, endpoints: tuple[str, ...], as_json: bool, ssh: boo
         common.run(_live(sub, book, until, title, symbol))
 
 
-async def _live(sub, book, until, title: str, symbol: str) -> None:  # type: ignore[no-untyped-def]
+async def _live(sub: Subscriber, book: SignalBook, until: Callable[[], bool], title: str,
+                symbol: str) -> None:
     from rich.console import RenderableType
     from rich.live import Live
 
@@ -235,7 +241,8 @@ def replay(ctx: click.Context, file: Path, speed: float, to: str | None, wait: f
     common.run(_replay_live(play(file, sink, speed=speed), book, clock, str(file)))
 
 
-async def _replay_live(playing, book, clock, title: str) -> None:  # type: ignore[no-untyped-def]
+async def _replay_live(playing: Coroutine[object, object, int], book: SignalBook,
+                       clock: list[int], title: str) -> None:
     from rich.live import Live
 
     from saf.render.console import console

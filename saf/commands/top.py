@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -11,7 +12,7 @@ import click
 from rich.console import Group
 from rich.live import Live
 
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.commands import common
 from saf.fleet import Fleet
 from saf.metrics.events import NodeStatus
@@ -43,16 +44,17 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         async with Fleet(inventory) as fleet:
             nodes = await fleet.select(selector)
             names = [n.name for n in nodes]
-            hub = MetricsHub(fleet, nodes, interval=interval)
-            await hub.start()
+            changed = asyncio.Event()  # set on every event the links apply to its store
+            links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=interval)
+            await links.start()
             try:
                 if once:
-                    return await _once(hub, names, max(n.connect_timeout for n in nodes)
-                                       + ONCE_GRACE, as_json)
-                await _live(hub, names, interval)
+                    return await _once(links, names, max(n.connect_timeout for n in nodes)
+                                       + ONCE_GRACE, as_json, changed)
+                await _live(links, names, interval)
                 return True
             finally:
-                await hub.stop()
+                await links.stop()
 
     try:
         ok = common.run(go())
@@ -62,16 +64,21 @@ def top(ctx: click.Context, selector: str, interval: float, once: bool, as_json:
         ctx.exit(1)
 
 
-async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) -> bool:
-    store = hub.store
-    deadline = time.monotonic() + limit
+async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
+                changed: asyncio.Event) -> bool:
+    """Wait (at most `limit` s) until every node has a sample or is lost, then show them.
+    `changed` is set each time the links apply an event to its store."""
+    store = links.store
 
     def settled(name: str) -> bool:
         state = store.node(name)
         return state.samples > 0 or state.status == NodeStatus.LOST
 
-    while not all(settled(n) for n in names) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit):
+            while not all(settled(n) for n in names):
+                changed.clear()
+                await changed.wait()
     now = time.time()
     if as_json:
         for name in names:
@@ -85,11 +92,11 @@ async def _once(hub: MetricsHub, names: list[str], limit: float, as_json: bool) 
     return all(store.node(n).samples > 0 for n in names)
 
 
-async def _live(hub: MetricsHub, names: list[str], interval: float) -> None:
+async def _live(links: NodeLinks, names: list[str], interval: float) -> None:
     out = console()
 
     def view() -> Group:
-        return Group(top_table(hub.store, names, width=out.width), *problems(hub.store, names))
+        return Group(top_table(links.store, names, width=out.width), *problems(links.store, names))
 
     with Live(view(), console=out, auto_refresh=False, transient=False) as live:
         while True:

@@ -12,6 +12,7 @@ from saf.connect import hostkeys
 from saf.connect.failures import classify
 from saf.fleet import Fleet
 from saf.inventory.address import host_port
+from saf.inventory.model import Node
 
 
 @click.command("trust")
@@ -28,7 +29,7 @@ def trust(ctx: click.Context, selector: str, yes: bool) -> None:
     """
     inventory = common.inventory(ctx)
 
-    async def chosen() -> list:
+    async def chosen() -> list[Node]:
         async with Fleet(inventory) as fleet:
             return await fleet.select(selector)
 

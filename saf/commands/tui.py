@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1.0) -> SafApp:
     """Build (not run) the live cockpit on an inventory. Imports textual: CLI use only."""
-    from saf.agentlink.hub import MetricsHub
+    from saf.agentlink.node_links import NodeLinks
     from saf.cockpit.context import READONLY_FLAG, CockpitContext
     from saf.cockpit.settings import load_settings
     from saf.screens.app import make_app
@@ -26,7 +26,7 @@ def cockpit(inventory: Inventory, *, readonly: bool = False, interval: float = 1
     fleet = Fleet(inventory)
     nodes: list[Node] = list(inventory.nodes)
 
-    class LiveSource(MetricsHub):
+    class LiveSource(NodeLinks):
         async def stop(self) -> None:
             await super().stop()
             await fleet.close()

@@ -165,7 +165,7 @@ class Connector(abc.ABC):
         """Run a guarded command to completion: (exit status, signal name)."""
 
     async def run(self, command: str, *, on_output: OutputCallback | None = None,
-                  input: str | None = None, timeout: float | None = None) -> RunResult:
+                  input: str | None = None, timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
         """Run `command` through the node's POSIX shell, stream its output line by line, and
         return its exit status. Cancelling the call (Ctrl-C) or a timeout stops the remote
         command and its children. `input` is handed to the command as its first stdin line."""

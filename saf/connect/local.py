@@ -101,6 +101,18 @@ class LocalByteProcess(LocalChild, ByteProcess):
             self.proc.stdin.close()
 
 
+def _put_file(local: Path, remote: str, mode: int | None) -> None:
+    """Copy `local` to `remote` (a path on this machine, ~ allowed) under a temporary name,
+    then rename it into place: a reader never sees half a file."""
+    target = Path(os.path.expanduser(remote))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".saf-part")
+    shutil.copyfile(local, tmp)
+    if mode is not None:
+        tmp.chmod(mode)
+    tmp.replace(target)
+
+
 class LocalConnector(Connector):
     kind = "local"
 
@@ -115,7 +127,8 @@ class LocalConnector(Connector):
         return await asyncio.create_subprocess_exec(
             "/bin/sh", "-c", command, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, cwd=os.path.expanduser("~"))
+            start_new_session=True,
+            cwd=os.path.expanduser("~"))  # noqa: ASYNC240 - reads $HOME, touches no disk
 
     async def _run(self, command: str, out: OutputCollector, err: OutputCollector,
                    input: str | None) -> tuple[int | None, str | None]:
@@ -135,13 +148,7 @@ class LocalConnector(Connector):
                 await asyncio.shield(_end_group(proc, 2.0))
 
     async def put(self, local: Path, remote: str, *, mode: int | None = None) -> None:
-        target = Path(os.path.expanduser(remote))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".saf-part")
-        await asyncio.to_thread(shutil.copyfile, local, tmp)
-        if mode is not None:
-            tmp.chmod(mode)
-        tmp.replace(target)
+        await asyncio.to_thread(_put_file, local, remote, mode)
 
     async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
         return LocalProcess(await self._spawn(command if stdin else guarded(command)))

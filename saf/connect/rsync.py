@@ -24,6 +24,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from saf.connect.base import ByteProcess, CommandOutcome, Connector
 from saf.shell import quote
@@ -61,7 +62,7 @@ class _Bridge:
 
     def __init__(self, conn: Connector) -> None:
         self.conn = conn
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[Any]] = []
         self.remote_status: int | None = None
         self.remote_stderr = ""
 

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from collections import deque
 from pathlib import Path
+from typing import Any, AnyStr, Generic
 
 import asyncssh
 
@@ -45,12 +46,13 @@ class _Client(asyncssh.SSHClient):
 STDERR_KEEP = 64 * 1024  # the last bytes of a long-lived process's stderr worth keeping
 
 
-class SSHChannelProcess(NodeProcess):
-    """A process on an SSH channel; what text and byte processes share. Holds one of the
-    connection's session slots until it ends."""
+class SSHChannelProcess(NodeProcess, Generic[AnyStr]):
+    """A process on an SSH channel; what text (AnyStr str) and byte (bytes) processes share.
+    Holds one of the connection's session slots until it ends."""
 
-    def __init__(self, process: asyncssh.SSHClientProcess, release: asyncio.Semaphore) -> None:
-        self.process = process
+    def __init__(self, process: asyncssh.SSHClientProcess[AnyStr],
+                 release: asyncio.Semaphore) -> None:
+        self.process: asyncssh.SSHClientProcess[AnyStr] = process
         self._release = release
         self._released = False
         # stderr is read all along: unread, it would fill the channel's window and stall the
@@ -102,7 +104,7 @@ class SSHChannelProcess(NodeProcess):
         return "".join(parts)
 
 
-class SSHProcess(SSHChannelProcess, RemoteProcess):
+class SSHProcess(SSHChannelProcess[str], RemoteProcess):
     async def readline(self) -> str:
         try:
             return await self.process.stdout.readline()
@@ -113,7 +115,7 @@ class SSHProcess(SSHChannelProcess, RemoteProcess):
         self.process.stdin.write(text)
 
 
-class SSHByteProcess(SSHChannelProcess, ByteProcess):
+class SSHByteProcess(SSHChannelProcess[bytes], ByteProcess):
     """A process opened without an encoding: its streams carry bytes."""
 
     async def read(self, size: int = 65536) -> bytes:
@@ -138,7 +140,7 @@ class SSHConnector(Connector):
     def __init__(self, node: Node, *, password: str | None = None,
                  client_keys: list[str] | None = None,
                  via: asyncssh.SSHClientConnection | None = None,
-                 extra_options: dict | None = None,
+                 extra_options: dict[str, Any] | None = None,
                  handshakes: HandshakeGate = SHARED) -> None:
         super().__init__(node)
         self._extra = dict(extra_options or {})  # more asyncssh options, applied last
@@ -190,9 +192,9 @@ class SSHConnector(Connector):
         assert previous._conn is not None
         return previous._conn
 
-    def _options(self, tunnel: asyncssh.SSHClientConnection | None = None) -> dict:
+    def _options(self, tunnel: asyncssh.SSHClientConnection | None = None) -> dict[str, Any]:
         node = self.node
-        opts: dict = dict(
+        opts: dict[str, Any] = dict(  # asyncssh.connect's keyword arguments
             host=node.host, config=hostkeys.config_paths(node),
             connect_timeout=node.connect_timeout,
             keepalive_interval=KEEPALIVE_INTERVAL, keepalive_count_max=KEEPALIVE_COUNT_MAX,
@@ -251,23 +253,16 @@ class SSHConnector(Connector):
         """The files the inventory names must be usable before any dial: asyncssh would say
         only 'No such file or directory' or 'Is a directory', not which file."""
         node = self.node
-        if self._client_keys is None and node.identity:
-            path = Path(node.identity).expanduser()
-            if not path.is_file():
-                why = "is a directory" if path.is_dir() else "does not exist"
-                raise ConnectError(node.name, Failure.CONFIG,
-                                   f"identity file {path} {why} (the inventory's identity)")
-        if node.known_hosts:
-            path = Path(node.known_hosts).expanduser()
-            if path.is_dir():
-                raise ConnectError(node.name, Failure.CONFIG,
-                                   f"known_hosts {path} is a directory, not a file")
-            if not path.exists():
-                # A new cluster's own known_hosts: the same answer as an unknown key.
-                raise await hostkeys.diagnose(node)
+        # In a thread: a home folder on a network filesystem can hang a stat.
+        problem = await asyncio.to_thread(_local_files_problem, node, self._client_keys is None)
+        if problem is _NO_KNOWN_HOSTS:
+            # A new cluster's own known_hosts: the same answer as an unknown key.
+            raise await hostkeys.diagnose(node)
+        if problem is not None:
+            raise ConnectError(node.name, Failure.CONFIG, problem)
 
     async def _open(self, command: str, *, binary: bool = False,
-                    ) -> tuple[asyncssh.SSHClientProcess, asyncio.Semaphore]:
+                    ) -> tuple[asyncssh.SSHClientProcess[Any], asyncio.Semaphore]:
         await self.connect()
         assert self._conn is not None
         assert self._sessions is not None
@@ -314,7 +309,7 @@ class SSHConnector(Connector):
             sessions.release()
 
     @staticmethod
-    async def _abandon(process: asyncssh.SSHClientProcess) -> None:
+    async def _abandon(process: asyncssh.SSHClientProcess[Any]) -> None:
         with contextlib.suppress(Exception):
             process.stdin.write_eof()
         try:
@@ -378,7 +373,27 @@ class SSHConnector(Connector):
         self._jumps.clear()
 
 
-def _close_opened(opening: asyncio.Future[asyncssh.SSHClientProcess]) -> None:
+_NO_KNOWN_HOSTS = "no known_hosts file"
+
+
+def _local_files_problem(node: Node, check_identity: bool) -> str | None:
+    """What is wrong with the local files `node` names (its identity when `check_identity`,
+    its known_hosts), _NO_KNOWN_HOSTS when its known_hosts does not exist yet, or None."""
+    if check_identity and node.identity:
+        path = Path(node.identity).expanduser()
+        if not path.is_file():
+            why = "is a directory" if path.is_dir() else "does not exist"
+            return f"identity file {path} {why} (the inventory's identity)"
+    if node.known_hosts:
+        path = Path(node.known_hosts).expanduser()
+        if path.is_dir():
+            return f"known_hosts {path} is a directory, not a file"
+        if not path.exists():
+            return _NO_KNOWN_HOSTS
+    return None
+
+
+def _close_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[Any]]) -> None:
     """Close a process whose opener was cancelled: its stdin's EOF ends the remote command
     (saf's agent, or the guard around any other command)."""
     if opening.cancelled() or opening.exception() is not None:

@@ -102,13 +102,13 @@ class NodeServer:
 
         return Server()
 
-    def _sftp_factory(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+    def _sftp_factory(self, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
         server = _HomeSFTP(chan)
         server.home = os.fsencode(self.home)
         return server
 
     # -- commands -------------------------------------------------------------------------
-    async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
+    async def _handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         command = process.command
         if not command:
             process.stderr.write(b"this saf demo node has no interactive shell\n")
@@ -139,7 +139,8 @@ class NodeServer:
             self._children.discard(proc)
 
     @staticmethod
-    async def _copy(source: asyncio.StreamReader | None, target: asyncssh.SSHWriter) -> None:
+    async def _copy(source: asyncio.StreamReader | None,
+                    target: asyncssh.SSHWriter[bytes]) -> None:
         assert source is not None
         while data := await source.read(65536):
             try:
@@ -149,7 +150,8 @@ class NodeServer:
                 return
 
     @staticmethod
-    async def _feed(process: asyncssh.SSHServerProcess, proc: asyncio.subprocess.Process) -> None:
+    async def _feed(process: asyncssh.SSHServerProcess[bytes],
+                    proc: asyncio.subprocess.Process) -> None:
         assert proc.stdin is not None
         try:
             while True:

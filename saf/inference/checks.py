@@ -1,5 +1,5 @@
 """Each endpoint's last check, kept on the operator's machine (<state>/models/checks-CLUSTER.json)
-so `saf models` and the Serving screen can show its figures later. Written atomically; a file
+so `saf models` and the Models screen can show its figures later. Written atomically; a file
 that does not read back is treated as empty, and an entry that does not read back as the
 SavedCheck below (a figure of the wrong type) as never checked."""
 
@@ -33,7 +33,7 @@ class SavedStats(msgspec.Struct):
 
 class SavedCheck(msgspec.Struct):
     """An endpoint's last check as saved (CheckReport.to_json(), the same fields in the same
-    order): what `saf models` and the Serving screen read, by attribute."""
+    order): what `saf models` and the Models screen read, by attribute."""
 
     endpoint: str = ""
     model: str = ""

@@ -1,7 +1,7 @@
 """Model serving across the cluster: every endpoint saf started, found again from the nodes'
 records; one endpoint checked through an SSH forward; stopped, restarted, its log read.
 
-Used alike by `saf models` (saf.commands.models) and the cockpit's Serving screen.
+Used alike by `saf models` (saf.commands.models) and the cockpit's Models screen.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def find(endpoints: list[Endpoint], which: str) -> Endpoint:
 
 async def check(fleet: Fleet, endpoint: Endpoint, *, requests: int = 1, concurrency: int = 1,
                 max_tokens: int = 32, save_for: str | None = None,
-                timeout: float = DEADLINE) -> CheckReport:
+                timeout: float = DEADLINE) -> CheckReport:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
     """Measure `endpoint` through an SSH forward to its port; the engine's own timings beside
     saf's (from its answers, else from its log). Saved as the endpoint's last check when
     `save_for` names the cluster."""
@@ -97,7 +97,7 @@ async def stop(fleet: Fleet, endpoint: Endpoint, *, grace: float = 10.0) -> Endp
                              grace=grace)
 
 
-async def restart(fleet: Fleet, endpoint: Endpoint, *, timeout: float = 600.0) -> Started:
+async def restart(fleet: Fleet, endpoint: Endpoint, *, timeout: float = 600.0) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """Stop the server and start it again with the same command line; ready or failed."""
     if not endpoint.argv:
         raise NoSuchEndpoint(f"{endpoint.key} has no command line on record to restart")

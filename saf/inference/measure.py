@@ -182,51 +182,15 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
                       bad: BadLines) -> RequestResult:
     """One streamed completion, timed chunk by chunk."""
     result = RequestResult(ok=False)
-    sent = time.perf_counter()
-    last = sent
-    reader = SSEReader(bad)
-    usage_tokens: int | None = None
-    token_chunks = 0
-    finished = False
-    most = chunk_limit(int(body.get("max_tokens", 0)))
+    stream = _Stream(sent=time.perf_counter())
     try:
         async with client.stream("POST", "/v1/completions", json=body) as answer:
             if answer.status_code != 200:
                 text = http_read.excerpt(await http_read.head(answer, 300))
                 result.error = f"HTTP {answer.status_code}: {text}"
                 return result
-            async for line in http_read.lines(answer, LINE_LIMIT):
-                data = reader.line(line)
-                if data is None:
-                    continue
-                if reader.done:
-                    break
-                chunk = read_chunk(data, bad)
-                if chunk is None:
-                    continue
-                now = time.perf_counter()
-                result.chunks += 1
-                if result.chunks > most:
-                    bad.add("too_many_chunks")
-                    result.error = (f"more than {most} chunks for max_tokens "
-                                    f"{body.get('max_tokens')}: the server ignores it")
-                    return result
-                _take(result, chunk)
-                if chunk.completion_tokens is not None:
-                    usage_tokens = chunk.completion_tokens
-                finished = finished or chunk.finish_reason is not None
-                if chunk.text:
-                    if token_chunks == 0:
-                        result.ttft = now - sent
-                    else:
-                        result.itl.append(now - last)
-                    token_chunks += 1
-                    last = now
-            tail = reader.close()
-            if tail is not None and not reader.done:
-                chunk = read_chunk(tail, bad)
-                if chunk is not None:
-                    _take(result, chunk)
+            if not await _read_chunks(answer, body, result, stream, bad):
+                return result
     except http_read.TooLarge as exc:
         bad.add("too_long")
         result.error = str(exc)
@@ -234,12 +198,75 @@ async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
     except httpx.HTTPError as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:300]
         return result
-    result.e2el = time.perf_counter() - sent
-    result.output_tokens = usage_tokens if usage_tokens is not None else token_chunks
-    if token_chunks == 0:
+    return _finish(result, stream, bad)
+
+
+@dataclass
+class _Stream:
+    """What one_request follows across the chunks of one streamed answer."""
+
+    sent: float  # perf_counter when the request went
+    last: float = 0.0  # perf_counter of the last chunk with text
+    usage_tokens: int | None = None  # the engine's own count, when it gave one
+    token_chunks: int = 0  # chunks with text
+    finished: bool = False  # a chunk carried a finish_reason
+
+    def take(self, result: RequestResult, chunk: Chunk, now: float) -> None:
+        """Add `chunk`, arrived at `now`, to `result` and time it."""
+        _take(result, chunk)
+        if chunk.completion_tokens is not None:
+            self.usage_tokens = chunk.completion_tokens
+        self.finished = self.finished or chunk.finish_reason is not None
+        if chunk.text:
+            if self.token_chunks == 0:
+                result.ttft = now - self.sent
+            else:
+                result.itl.append(now - self.last)
+            self.token_chunks += 1
+            self.last = now
+
+
+async def _read_chunks(answer: httpx.Response, body: dict[str, Any], result: RequestResult,
+                       stream: _Stream, bad: BadLines) -> bool:
+    """Read the answer's chunks into `result`; False (result.error says why) when there are
+    more than `body`'s max_tokens allow."""
+    reader = SSEReader(bad)
+    most = chunk_limit(int(body.get("max_tokens", 0)))
+    async for line in http_read.lines(answer, LINE_LIMIT):
+        data = reader.line(line)
+        if data is None:
+            continue
+        if reader.done:
+            break
+        chunk = read_chunk(data, bad)
+        if chunk is None:
+            continue
+        now = time.perf_counter()
+        result.chunks += 1
+        if result.chunks > most:
+            bad.add("too_many_chunks")
+            result.error = (f"more than {most} chunks for max_tokens "
+                            f"{body.get('max_tokens')}: the server ignores it")
+            return False
+        stream.take(result, chunk, now)
+    tail = reader.close()
+    if tail is not None and not reader.done:
+        chunk = read_chunk(tail, bad)
+        if chunk is not None:
+            _take(result, chunk)
+    return True
+
+
+def _finish(result: RequestResult, stream: _Stream, bad: BadLines) -> RequestResult:
+    """The whole answer read: its duration and tokens, ok unless it had no tokens or was
+    cut short."""
+    result.e2el = time.perf_counter() - stream.sent
+    result.output_tokens = stream.usage_tokens if stream.usage_tokens is not None \
+        else stream.token_chunks
+    if stream.token_chunks == 0:
         result.error = "no tokens in the answer"
         return result
-    if not finished:
+    if not stream.finished:
         # Every engine ends a whole answer with a finish_reason (stop, length); a stream
         # that ends without one was cut short (llama-cpp-python's server interrupts a
         # stream when another request comes, unless started with --interrupt_requests False).
@@ -282,7 +309,7 @@ async def run_requests(client: httpx.AsyncClient, body: dict[str, Any], requests
 
 async def check_url(base_url: str, endpoint: str, *, requests: int = 1, concurrency: int = 1,
                     max_tokens: int = 32, model: str | None = None,
-                    timeout: float = DEADLINE) -> CheckReport:
+                    timeout: float = DEADLINE) -> CheckReport:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
     """GET /v1/models, then `requests` streamed completions; the report. `timeout` is the
     whole check's deadline: requests unanswered by then fail, and the report is what came."""
     bad = BadLines()

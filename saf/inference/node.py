@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from saf.connect.base import Connector, RunResult
-from saf.inference.engines import DETECT, ENGINES, ServeSpec
+from saf.inference.engines import DETECT, ENGINES, GPUS, Gpu, ModelServerSpec
 from saf.inference.records import (
     BadLines,
     Endpoint,
+    ModelServerError,
     NodeEvent,
     RecordBad,
-    ServeError,
     ServerLog,
     ServerReady,
     ServerSeen,
@@ -48,7 +48,7 @@ class Target:
 
     @classmethod
     def of(cls, conn: Connector) -> Target:
-        async def run(command: str, timeout: float) -> RunResult:
+        async def run(command: str, timeout: float) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
             return await conn.run(command, timeout=timeout)
 
         return cls(conn.node.name, conn.node.python, run)
@@ -58,14 +58,14 @@ def script_command(python: str, request: dict[str, Any]) -> str:
     return f"{program(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
 
 
-async def _call(node: Target, request: dict[str, Any], timeout: float,
+async def _call(node: Target, request: dict[str, Any], timeout: float,  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
                 bad: BadLines) -> list[NodeEvent]:
     """The node script's events for `request`, each checked (saf.inference.records)."""
     result = await node.run(script_command(node.python, request), timeout)
     lines = read_answers(node.name, result.stdout, bad)
     if not lines and not result.ok:
         why = "timed out" if result.timed_out else "; ".join(result.tail(3)) or "no answer"
-        raise ServeError(f"{node.name}: the serve helper failed ({why})")
+        raise ModelServerError(f"{node.name}: the serve helper failed ({why})")
     return lines
 
 
@@ -106,7 +106,7 @@ class Started:
     seconds: float | None = None
 
 
-async def start_server(node: Target, spec: ServeSpec, *, timeout: float) -> Started:
+async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """Start `spec` detached on the node and wait (at most `timeout` s) until it is ready; a
     server that exits or is not ready in time fails with its log's last lines (and is
     stopped). When the same server (engine, model, command line) already runs: skipped."""
@@ -115,7 +115,7 @@ async def start_server(node: Target, spec: ServeSpec, *, timeout: float) -> Star
 
 
 async def start_argv(node: Target, engine: str, model: str, port: int, host: str,
-                     argv: list[str], *, timeout: float) -> Started:
+                     argv: list[str], *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """start_server for a command line already made (a restart reuses the record's)."""
     bad = BadLines()
     request = {"op": "start", "port": port, "host": host, "engine": engine, "model": model,
@@ -154,13 +154,17 @@ async def server_log(node: Target, port: int, lines: int = 50) -> tuple[str, lis
     final = found[-1] if found else None
     path = final.path if isinstance(final, ServerLog) else "?"
     if not isinstance(final, ServerLog) or final.lines is None:
-        raise ServeError(f"{node.name}: no log for port {port} ({path})")
+        raise ModelServerError(f"{node.name}: no log for port {port} ({path})")
     return path, list(final.lines)
 
 
-async def detect_engine(node: Target, bin_dir: str, python: str) -> str | None:
-    """The engine `auto` picks on this node, or None when it has none of them."""
+async def detect_engine(node: Target, bin_dir: str, python: str) -> tuple[str | None, Gpu]:
+    """The engine `auto` picks on this node (None when it has none of them) and the vendor of
+    its GPU that needs a server environment of its own (engines.GPU_ENV)."""
     command = f"{sh(DETECT)} saf {path_arg(bin_dir) if bin_dir else quote('')} {program(python)}"
     result = await node.run(command, 60)
-    word = result.stdout.strip().splitlines()[-1:] if result.ok else []
-    return word[0] if word and word[0] in ENGINES else None
+    last = result.stdout.strip().splitlines()[-1:] if result.ok else []
+    words = last[0].split() if last else []
+    engine = words[0] if words and words[0] in ENGINES else None
+    gpu: Gpu = next((g for g in GPUS if words[1:2] == [g]), "none")
+    return engine, gpu

@@ -29,7 +29,9 @@ RECORD_VERSION = 1
 ENGINES = ("vllm", "mlx", "llama-server", "llama-cpp-python")
 
 
-def serve_dir() -> str:
+def records_dir() -> str:
+    # Still ~/.saf/serve (model serving's old name): records that an older saf left on a node
+    # are found where it wrote them.
     return os.path.join(os.path.expanduser("~"), ".saf", "serve")
 
 
@@ -103,11 +105,11 @@ def record_problem(record: Any, port: int | None) -> str | None:
 
 
 def record_path(port: int) -> str:
-    return os.path.join(serve_dir(), "%d.json" % port)
+    return os.path.join(records_dir(), "%d.json" % port)
 
 
 def log_path(port: int) -> str:
-    return os.path.join(serve_dir(), "%d.log" % port)
+    return os.path.join(records_dir(), "%d.log" % port)
 
 
 def read_record(port: int) -> tuple[dict[str, Any] | None, str | None]:
@@ -250,7 +252,7 @@ def launch(argv: list[str], log: str) -> int:
 
 def start(spec: dict[str, Any]) -> int:
     port, host, argv = int(spec["port"]), str(spec["host"]), [str(a) for a in spec["argv"]]
-    os.makedirs(serve_dir(), mode=0o700, exist_ok=True)
+    os.makedirs(records_dir(), mode=0o700, exist_ok=True)
     record, problem = read_record(port)
     if record is not None and alive(record):
         same = record["engine"] == spec["engine"] and record["model"] == spec["model"]
@@ -326,7 +328,7 @@ def stop_pid(record: dict[str, Any], grace: float) -> bool:
 
 
 def listing(probe_health: bool) -> int:
-    folder = serve_dir()
+    folder = records_dir()
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:

@@ -70,7 +70,7 @@ class BadLines:
         return sum(self.counts.values())
 
 
-class ServeError(SafError):
+class ModelServerError(SafError):
     """A node's model server could not be started, stopped or read."""
 
     title = "Model serving"
@@ -81,7 +81,8 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 Lines = Annotated[tuple[str, ...], Meta(max_length=10_000)]
 
 
-class ServeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ModelServerRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                        kw_only=True):
     """A server's record on the node (~/.saf/serve/PORT.json), as the node script relays it."""
 
     saf_serve: int
@@ -101,7 +102,7 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="
 
 
 class ServerSeen(Event, tag="server", frozen=True):
-    record: ServeRecord
+    record: ModelServerRecord
     state: State
     uptime: Annotated[float, Meta(ge=-60, le=1e12)] | None
 
@@ -112,16 +113,16 @@ class RecordBad(Event, tag="bad", frozen=True):
 
 
 class ServerStarted(Event, tag="started", frozen=True):
-    record: ServeRecord
+    record: ModelServerRecord
 
 
 class ServerSkipped(Event, tag="skipped", frozen=True):
-    record: ServeRecord
+    record: ModelServerRecord
     state: State
 
 
 class ServerReady(Event, tag="ready", frozen=True):
-    record: ServeRecord
+    record: ModelServerRecord
     seconds: Annotated[float, Meta(ge=0, le=1e12)]
 
 
@@ -132,7 +133,7 @@ class StartFailed(Event, tag="failed", frozen=True):
 
 class ServerStopped(Event, tag="stopped", frozen=True):
     port: Port
-    was: ServeRecord | None
+    was: ModelServerRecord | None
     why: Text = ""
     killed: bool = False
 
@@ -151,7 +152,7 @@ _DECODER = msgspec.json.Decoder(NodeEvent)
 def read_answers(node: str, text: str, bad: BadLines) -> list[NodeEvent]:
     """The node script's events among the node's output lines. A line that is not a JSON
     object is other output, counted in `bad`; an object that is not one of the events (a
-    field missing, of the wrong type or out of range) fails with ServeError naming the node,
+    field missing, of the wrong type or out of range) fails with ModelServerError naming the node,
     the line and the field."""
     found: list[NodeEvent] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -163,12 +164,12 @@ def read_answers(node: str, text: str, bad: BadLines) -> list[NodeEvent]:
         try:
             found.append(_DECODER.decode(line))
         except msgspec.DecodeError as exc:
-            raise ServeError(f"{node}: line {number} of the serve helper's answer is not what "
-                             f"saf expects: {str(exc)[:300]}") from None
+            raise ModelServerError(f"{node}: line {number} of the serve helper's answer is not "
+                                   f"what saf expects: {str(exc)[:300]}") from None
     return found
 
 
-def endpoint_of(node: str, record: ServeRecord, state: State,
+def endpoint_of(node: str, record: ModelServerRecord, state: State,
                 uptime: float | None) -> Endpoint:
     """The Endpoint a checked record describes, in `state`."""
     return Endpoint(node, record.port, record.engine, record.model, state, record.pid,

@@ -1,7 +1,7 @@
-"""Where the cockpit's Serving screen gets its endpoints and acts on them: `ServingSource`.
+"""Where the cockpit's Models screen gets its endpoints and acts on them: `ModelsSource`.
 
-`FleetServing` is the live one (the cluster's fleet, saf.inference.cluster); the snapshot tests
-hand the screen a fixed one through `CockpitContext.serving`.
+`FleetModels` is the live one (the cluster's fleet, saf.inference.cluster); the snapshot tests
+hand the screen a fixed one through `CockpitContext.models`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 
 from saf.fleet import Fleet
 from saf.inference import checks
-from saf.inference import cluster as serving
+from saf.inference import cluster as model_servers
 from saf.inference.checks import SavedCheck
 from saf.inference.measure import CheckReport
 from saf.inference.node import Started
@@ -20,12 +20,12 @@ from saf.inference.records import Endpoint
 from saf.inventory.model import Inventory
 
 
-class ServingSource(Protocol):
+class ModelsSource(Protocol):
     def now(self) -> float:
         """The clock the screen's ages are counted on."""
         ...
 
-    async def endpoints(self) -> serving.ClusterServers: ...
+    async def endpoints(self) -> model_servers.ClusterServers: ...
 
     def last_checks(self) -> Mapping[str, SavedCheck]:
         """endpoint -> its last check."""
@@ -40,7 +40,7 @@ class ServingSource(Protocol):
     async def logs(self, endpoint: Endpoint, lines: int) -> tuple[str, list[str]]: ...
 
 
-class FleetServing:
+class FleetModels:
     """The live source: `fleet` when the cockpit has one, else a fleet of `inventory` of its
     own (closed with `close`)."""
 
@@ -55,25 +55,25 @@ class FleetServing:
     def now(self) -> float:
         return time.time()
 
-    async def endpoints(self) -> serving.ClusterServers:
-        return await serving.list_endpoints(self.fleet, list(self.inventory.nodes))
+    async def endpoints(self) -> model_servers.ClusterServers:
+        return await model_servers.list_endpoints(self.fleet, list(self.inventory.nodes))
 
     def last_checks(self) -> Mapping[str, SavedCheck]:
         return checks.load(self.inventory.cluster.name)
 
     async def check(self, endpoint: Endpoint) -> CheckReport:
-        return await serving.check(self.fleet, endpoint, requests=self.requests,
+        return await model_servers.check(self.fleet, endpoint, requests=self.requests,
                                    concurrency=self.concurrency,
                                    save_for=self.inventory.cluster.name)
 
     async def stop(self, endpoint: Endpoint) -> Endpoint | None:
-        return await serving.stop(self.fleet, endpoint)
+        return await model_servers.stop(self.fleet, endpoint)
 
     async def restart(self, endpoint: Endpoint) -> Started:
-        return await serving.restart(self.fleet, endpoint)
+        return await model_servers.restart(self.fleet, endpoint)
 
     async def logs(self, endpoint: Endpoint, lines: int) -> tuple[str, list[str]]:
-        return await serving.logs(self.fleet, endpoint, lines)
+        return await model_servers.logs(self.fleet, endpoint, lines)
 
     async def close(self) -> None:
         if self._own:

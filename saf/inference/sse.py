@@ -6,7 +6,7 @@ and range and returns what saf measures: the text it carries (a completion's `te
 `delta.content`, or a reasoning model's `delta.reasoning_content`), the usage when the server
 reports it (`stream_options.include_usage`), and llama-server's own `timings`. A chunk that
 is not what the API says is counted by reason in `BadLines`, never a crash. Checked against
-real vLLM and llama-server streams (tests/fixtures/serving/).
+real vLLM and llama-server streams (tests/fixtures/models/).
 """
 
 from __future__ import annotations

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from saf import paths
+from saf import paths, secrets
 from saf.config_model import Source, decode, dotted
-from saf.errors import InventoryError, brief
+from saf.errors import InventoryError, SafError, brief
 from saf.inventory.model import SELECTOR_WORDS, Cluster, Defaults, Inventory, Node
 from saf.inventory.schema import InventoryFile
 from saf.tomlpos import TomlPositions, load_toml
@@ -22,7 +23,7 @@ INVENTORY_NAME = "saf.toml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Tables owned by other parts of saf; they validate their own contents.
-EXTRA_TABLES = {"signals", "cockpit", "ray"}
+EXTRA_TABLES = {"signals", "cockpit"}
 
 
 def find_inventory(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -48,26 +49,34 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     return parse_inventory(data, pos, file)
 
 
-def _node_label(data: Any, index: int) -> str:
-    """How a node is named in a message: by its name when it has a usable one."""
-    raw = data.get("nodes") if isinstance(data, dict) else None
+# The tables of many entries, each named by its `name` in messages: "node 'beta'".
+_NAMED = {"nodes": "node", "services": "service", "models": "model"}
+
+
+def _node_label(data: Any, index: int, table: str = "nodes") -> str:
+    """How an entry of [[nodes]] (or [[services]], [[models]]) is named in a message: by its
+    name when it has a usable one."""
+    raw = data.get(table) if isinstance(data, dict) else None
     entry = raw[index] if isinstance(raw, list) and index < len(raw) else None
     name = entry.get("name") if isinstance(entry, dict) else None
-    return f"node {brief(name)}" if isinstance(name, str) and name.strip() \
-        else f"node #{index + 1}"
+    return f"{_NAMED[table]} {brief(name)}" if isinstance(name, str) and name.strip() \
+        else f"{_NAMED[table]} #{index + 1}"
 
 
 def _source(data: Any, pos: TomlPositions, path: Path | None) -> Source:
+    def named(where: tuple[Any, ...]) -> bool:
+        return len(where) >= 2 and where[0] in _NAMED and isinstance(where[1], int)
+
     def table(where: tuple[Any, ...]) -> str:
         if not where:
             return "the inventory"
-        if where[0] == "nodes" and len(where) == 2 and isinstance(where[1], int):
-            return _node_label(data, where[1])
+        if named(where) and len(where) == 2:
+            return _node_label(data, where[1], where[0])
         return f"[{dotted(where)}]"
 
     def key(where: tuple[Any, ...]) -> str:
-        if len(where) >= 2 and where[0] == "nodes" and isinstance(where[1], int):
-            label = _node_label(data, where[1])
+        if named(where):
+            label = _node_label(data, where[1], where[0])
             return f"{label}: {dotted(where[2:])}" if len(where) > 2 else label
         return dotted(where)
     return Source.of_positions(path, pos, error=InventoryError, table=table, key=key)
@@ -148,6 +157,29 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
         second = heads[1]
         raise InventoryError(path, f"more than one head node ({heads[0].name}, {second.name}); "
                              "a cluster has one head", line=second.line)
+    register_secrets(file, path)
     extra = {k: data[k] for k in EXTRA_TABLES if k in data}
     return Inventory(cluster=Cluster(name=file.cluster.name), defaults=defaults,
-                     nodes=tuple(nodes), path=path, extra=extra)
+                     nodes=tuple(nodes), path=path, extra=extra, file=file)
+
+
+def register_secrets(file: InventoryFile, path: Path | None,
+                     environ: Mapping[str, str] | None = None) -> None:
+    """Hide every secret the file declares (its services' and models' env_files and
+    `${NAME}` values; saf.secrets) from everything this process shows, as far as they can be
+    read now: a command that only shows things needs no env_file to be there, and
+    saf.up.declared reports one that is missing or wrong when it is needed."""
+    environ = os.environ if environ is None else environ
+    for part in (*file.services, *file.models):
+        for value in part.env.values():
+            name = secrets.reference(value)
+            if name is not None and name in environ:
+                secrets.register([environ[name]])
+        if part.env_file is not None:
+            env_file = Path(part.env_file).expanduser()
+            if not env_file.is_absolute() and path is not None:
+                env_file = path.parent / env_file
+            try:
+                secrets.register(secrets.read_env_file(env_file).values())
+            except SafError:
+                pass

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from saf.inventory.address import Address
-from saf.inventory.schema import Connection, Os, Role
+from saf.inventory.schema import Connection, InventoryFile, Os, Role
 
 # The choices as the file's model declares them (saf.inventory.schema), once.
 ROLES: tuple[str, ...] = get_args(Role)
@@ -71,6 +71,9 @@ class Inventory:
     path: Path | None = None
     # Tables that later parts of saf own (e.g. [signals], [cockpit]); kept raw for them.
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The file as decoded (its shape checked): saf.up.declared reads the declared
+    # cluster ([up], [ray], [[services]], [[models]]) from it and checks it whole.
+    file: InventoryFile | None = field(default=None, hash=False, compare=False, repr=False)
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

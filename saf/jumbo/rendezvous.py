@@ -42,7 +42,7 @@ class Phase(Generic[T]):
         if self._expected is not None and self._expected <= set(self._values):
             self._event.set()
 
-    async def wait(self, timeout: float) -> dict[str, T | Exception]:
+    async def wait(self, timeout: float) -> dict[str, T | Exception]:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
         try:
             await asyncio.wait_for(self._event.wait(), max(timeout, 0.0))
         except TimeoutError:

@@ -133,7 +133,7 @@ class Shape:
                 self._readers.append(_Fields((section, i), item, None, ident=key))
         return True
 
-    def values(self, frame: SampleFrame) -> array | None:
+    def values(self, frame: SampleFrame) -> array[float] | None:
         """The frame's numbers in `names` order, or None when it is not of this shape."""
         out: list[Any] = []
         extend = out.extend

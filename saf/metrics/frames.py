@@ -128,6 +128,8 @@ class GpuItem(_Part):
     mem_util: Percent | None | UnsetType = UNSET
     mem_used: Count | None | UnsetType = UNSET
     mem_total: Count | None | UnsetType = UNSET
+    gtt_used: Count | None | UnsetType = UNSET
+    gtt_total: Count | None | UnsetType = UNSET
     temp: Temp | None | UnsetType = UNSET
     power_w: Amount | None | UnsetType = UNSET
     power_limit_w: Amount | None | UnsetType = UNSET
@@ -182,6 +184,16 @@ class DiskItem(_Part):
     write_bps: Amount | None | UnsetType = UNSET
 
 
+class FilesystemItem(_Part):
+    mount: str | UnsetType = UNSET
+    device: str | UnsetType = UNSET
+    fstype: str | UnsetType = UNSET
+    total_bytes: Count | UnsetType = UNSET
+    used_bytes: Count | UnsetType = UNSET
+    free_bytes: Count | UnsetType = UNSET
+    missing: Missing | UnsetType = UNSET
+
+
 class _Frame(_Part, tag_field="type"):
     """A frame: its `type` is the tag that picks the Struct."""
 
@@ -212,6 +224,7 @@ class SampleFrame(_Frame, tag="sample"):
     gpus: Annotated[list[GpuItem], _SIZE] | UnsetType = UNSET
     nics: Annotated[list[NicItem], _SIZE] | UnsetType = UNSET
     disks: Annotated[list[DiskItem], _SIZE] | UnsetType = UNSET
+    filesystems: Annotated[list[FilesystemItem], _SIZE] | UnsetType = UNSET
     missing: Missing | UnsetType = UNSET
 
 

@@ -33,7 +33,7 @@ def is_counter(name: str) -> bool:
     return name.rsplit(".", 1)[-1] in COUNTERS
 
 
-def _nans(n: int) -> array:
+def _nans(n: int) -> array[float]:
     return array("d", [NAN]) * n
 
 
@@ -163,7 +163,8 @@ class History:
         n = kept if last is None else max(0, min(last, kept))
         return range(self.count - n, self.count)
 
-    def _slice(self, ring: array, positions: range, width: int = 1, j: int = 0) -> array:
+    def _slice(self, ring: array[float], positions: range, width: int = 1,
+               j: int = 0) -> array[float]:
         """Over `positions`, the ring's values (`width` 1), or column j of a `width`-wide
         matrix: two (strided) slices at most."""
         if not positions:
@@ -173,7 +174,7 @@ class History:
             return ring[start * width + j:(stop - 1) * width + j + 1:width]
         return ring[start * width + j::width] + ring[j:(stop - 1) * width + j + 1:width]
 
-    def _raw(self, name: str, positions: range) -> array | list[float] | None:
+    def _raw(self, name: str, positions: range) -> array[float] | list[float] | None:
         """A metric's values (NaN where none) over `positions`; None when it is unknown."""
         j = self.columns.get(name)
         if j is not None:

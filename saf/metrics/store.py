@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from saf.metrics.events import (
     SampleReceived,
 )
 from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape, named
-from saf.metrics.frames import ErrorFrame, HelloFrame, ReplyFrame, SampleFrame
+from saf.metrics.frames import CpuSection, ErrorFrame, HelloFrame, ReplyFrame, SampleFrame
 from saf.metrics.history import History
 
 DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
@@ -91,29 +91,8 @@ def flatten_lists(sample: SampleFrame) -> tuple[list[str], list[float]]:
     names: list[str] = []
     values: list[float] = []
     name_, value_ = names.append, values.append
-    cpu = sample.cpu
-    if cpu:
-        for key, name in _CPU_KEYS:
-            v = _number(getattr(cpu, key))
-            if v is not None:
-                name_(name)
-                value_(v)
-        per_core = cpu.per_core or ()
-        cores = [float(v) for v in per_core if v is not None]
-        if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # no nulls
-            if len(_CORE_NAMES) < len(cores):
-                _core_name(len(cores) - 1)
-            names.extend(_CORE_NAMES[:len(cores)])
-            values.extend(cores)
-        else:  # nulls (unmeasured cores): one by one
-            for i, core in enumerate(per_core):
-                if core is not None:
-                    name_(_core_name(i))
-                    value_(float(core))
-        # A node may report fewer load averages than three (or none): name what is there.
-        for name, value in zip(_LOAD_NAMES, cpu.load or (), strict=False):
-            name_(name)
-            value_(float(value))
+    if sample.cpu:
+        _add_cpu(sample.cpu, names, values)
     if sample.memory:
         _numbers(sample.memory, None, "", _mem_name, name_, value_)
     for section, prefix, key in SECTIONS:
@@ -122,6 +101,37 @@ def flatten_lists(sample: SampleFrame) -> tuple[list[str], list[float]]:
             if named(item, key):
                 _numbers(item, key, f"{prefix}.{getattr(item, key)}.", None, name_, value_)
     return names, values
+
+
+def _add_cpu(cpu: CpuSection, names: list[str], values: list[float]) -> None:
+    """The CPU's totals, each core's use and the load averages, in that order (the order
+    is part of a node's shape, saf.metrics.extract)."""
+    name_, value_ = names.append, values.append
+    for key, name in _CPU_KEYS:
+        v = _number(getattr(cpu, key))
+        if v is not None:
+            name_(name)
+            value_(v)
+    _add_cores(cpu.per_core or (), names, values)
+    # A node may report fewer load averages than three (or none): name what is there.
+    for name, value in zip(_LOAD_NAMES, cpu.load or (), strict=False):
+        name_(name)
+        value_(float(value))
+
+
+def _add_cores(per_core: Sequence[float | None], names: list[str], values: list[float]) -> None:
+    """Each core's use: all at once when none is null, else one by one."""
+    cores = [float(v) for v in per_core if v is not None]
+    if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # no nulls
+        if len(_CORE_NAMES) < len(cores):
+            _core_name(len(cores) - 1)
+        names.extend(_CORE_NAMES[:len(cores)])
+        values.extend(cores)
+    else:  # nulls (unmeasured cores): one by one
+        for i, core in enumerate(per_core):
+            if core is not None:
+                names.append(_core_name(i))
+                values.append(float(core))
 
 
 def _numbers(part: Struct, ident: str | None, base: str, naming: Callable[[str], str] | None,

@@ -24,6 +24,9 @@ class Thresholds:
     mem_warn: float = 85.0
     mem_alert: float = 95.0
     gpu_mem_warn: float = 90.0
+    # A filesystem with less than this % of its size free: amber, then red (an alert either way).
+    disk_free_warn: float = 10.0
+    disk_free_alert: float = 5.0
     # A node whose newest sample is older than this many intervals is shown stale.
     stale_intervals: float = 3.0
 

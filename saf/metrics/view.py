@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from saf.format import MISSING, fmt_bytes
-from saf.metrics.events import NodeStatus
+from saf.metrics.events import NodeStatus as NodeStatus  # re-exported: a NodeView's status
 from saf.metrics.frames import CollectorStatus, CpuSection, HelloFrame, MemorySection, SampleFrame
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
@@ -39,13 +38,12 @@ def node_status(state: NodeState, now: float) -> NodeStatus:
     return NodeStatus.UP if state.status == NodeStatus.UP else NodeStatus.CONNECTING
 
 
-def num(value: Any) -> float | None:
+def num(value: object) -> float | None:
     """A number from a frame as a float; None for null, a field left out (UNSET) or a
     non-number (bool included). By exact type: it runs some forty times per node per second."""
-    kind = type(value)
-    if kind is float:
+    if type(value) is float:
         return value
-    if kind is int:
+    if type(value) is int:
         return float(value)
     return None
 
@@ -73,6 +71,9 @@ class Gpu:
     clock_mhz: float | None = None
     processes: tuple[GpuProcess, ...] = ()
     vendor: str = ""
+    # AMD: system RAM the GPU has mapped (GTT), shown beside its VRAM, never added to it
+    gtt_used: float | None = None
+    gtt_total: float | None = None
     # field -> why the node does not measure it (the agent's per-GPU `missing`)
     missing: dict[str, str] = field(default_factory=dict)
 
@@ -138,6 +139,23 @@ class Disk:
     name: str
     read: float | None  # bytes/s
     write: float | None
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    mount: str
+    device: str
+    fstype: str
+    total: float | None  # bytes
+    used: float | None
+    free: float | None  # what an ordinary user may still write
+    missing: str = ""  # why there are no figures (a network filesystem that did not answer)
+
+    @property
+    def free_pct(self) -> float | None:
+        if self.free is None or not self.total:
+            return None
+        return 100.0 * self.free / self.total
 
 
 @dataclass
@@ -206,6 +224,10 @@ class NodeView:
     @cached_property
     def disks(self) -> tuple[Disk, ...]:
         return _disks(self.sample, self.store, self.name) if self.store else ()
+
+    @cached_property
+    def filesystems(self) -> tuple[Filesystem, ...]:
+        return _filesystems(self.sample)
 
     @cached_property
     def missing(self) -> dict[str, str]:
@@ -290,6 +312,7 @@ def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
             # NVIDIA reports its shader clock, Apple and Intel their GPU frequency.
             clock_mhz=clock if clock is not None else num(g.freq_mhz),
             processes=procs, vendor=g.vendor or "",
+            gtt_used=num(g.gtt_used), gtt_total=num(g.gtt_total),
             missing=dict(g.missing or {})))
     return tuple(out)
 
@@ -368,6 +391,17 @@ def _disks(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Disk, .
     return tuple(out)
 
 
+def _filesystems(sample: SampleFrame) -> tuple[Filesystem, ...]:
+    out = []
+    for f in sample.filesystems or ():
+        if not f.mount:  # UNSET or empty: nothing to name it by
+            continue
+        out.append(Filesystem(f.mount, f.device or "", f.fstype or "", num(f.total_bytes),
+                              num(f.used_bytes), num(f.free_bytes),
+                              "; ".join((f.missing or {}).values())))
+    return tuple(out)
+
+
 # What a node that sent nothing yet (or left a section out) reads as: no figures.
 _NO_SAMPLE, _NO_HELLO = SampleFrame(), HelloFrame()
 _NO_CPU, _NO_MEMORY = CpuSection(), MemorySection()
@@ -424,8 +458,8 @@ def lost_words(view: NodeView) -> str:
 
 
 def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
-    """What the header warns about: a lost node, a GPU over temperature, swap in use, an
-    interface with errors or drops."""
+    """What the header warns about: a lost node, a GPU over temperature, swap in use, a
+    filesystem running out of space, an interface with errors or drops."""
     out: list[Alert] = []
     for v in views:
         lost = v.status is NodeStatus.LOST
@@ -438,6 +472,15 @@ def alerts(views: list[NodeView], th: Thresholds) -> list[Alert]:
                 out.append(Alert(Level.ALERT, v.name, f"{v.name} GPU{g.index} {g.temp:.0f}°C"))
         if v.swap_used and v.swap_used > 0 and not lost:
             out.append(Alert(Level.WARN, v.name, f"{v.name} swap {fmt_bytes(v.swap_used)}"))
+        for fs in v.filesystems if not lost else ():
+            pct = fs.free_pct
+            if pct is None or fs.free is None:
+                continue
+            fs_level = (Level.ALERT if pct < th.disk_free_alert else
+                        Level.WARN if pct < th.disk_free_warn else Level.OK)
+            if fs_level is not Level.OK:
+                out.append(Alert(fs_level, v.name, f"{v.name} {fs.mount} {fmt_bytes(fs.free)} "
+                                                   f"free ({pct:.0f}%)"))
         for nic in v.nics if v.nic_trouble else ():
             if (nic.error_rate or nic.drop_rate) and not lost:
                 what = []

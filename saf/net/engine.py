@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
@@ -110,7 +111,7 @@ class _Pair:
         except TimeoutError:
             self._fail_rest(done, "timed out")
 
-    async def _read_json(self, process: RemoteProcess, what: str) -> dict:
+    async def _read_json(self, process: RemoteProcess, what: str) -> dict[str, Any]:
         line = await asyncio.wait_for(process.readline(), START_TIMEOUT)
         try:
             data = json.loads(line)
@@ -170,8 +171,8 @@ class _Pair:
         finally:
             await server.stop()
 
-    def _saf_measurement(self, data: dict, rtt: float | None, order: list[tuple[int, bool]],
-                         done: set[tuple[int, bool]]) -> None:
+    def _saf_measurement(self, data: dict[str, Any], rtt: float | None,
+                         order: list[tuple[int, bool]], done: set[tuple[int, bool]]) -> None:
         n, reverse = order[len(done)]
         sender, receiver = (self.b, self.a) if reverse else (self.a, self.b)
         done.add((n, reverse))

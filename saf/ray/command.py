@@ -91,7 +91,9 @@ def machines(inventory: Inventory) -> int:
 
 
 def shares_machine(inventory: Inventory, node: Node) -> bool:
-    key = lambda n: "loopback" if is_loopback(n.host) or n.connection == "local" else n.host  # noqa: E731
+    def key(n: Node) -> str:
+        return "loopback" if is_loopback(n.host) or n.connection == "local" else n.host
+
     return sum(1 for n in inventory.nodes if key(n) == key(node)) > 1
 
 
@@ -106,13 +108,16 @@ def node_temp_dir(inventory: Inventory, node: Node, temp_dir: str) -> str:
 
 def node_resources(node: Node, facts: NodeFacts) -> tuple[dict[str, float], str | None]:
     """The node's custom resources: the inventory's `vars.ray_resources`, else what the node
-    is (Apple on Apple Silicon, CUDA on NVIDIA). (resources, problem)."""
+    is (Apple on Apple Silicon, CUDA on NVIDIA, Intel: N on a node with N Arc GPUs, so a
+    task can ask for `resources={"Intel": 1}`). (resources, problem)."""
     raw = node.vars.get("ray_resources")
     if raw is None:
         if facts.apple_silicon:
             return {"Apple": 1.0}, None
         if facts.nvidia:
             return {"CUDA": 1.0}, None
+        if facts.intel_arc:
+            return {"Intel": float(facts.intel_arc)}, None
         return {}, None
     if not isinstance(raw, dict):
         return {}, "vars.ray_resources must be a table of name = number"

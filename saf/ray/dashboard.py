@@ -134,11 +134,12 @@ OpenForward = Callable[[int, str], Awaitable[Forward]]
 
 @contextlib.asynccontextmanager
 async def through_forward(open_forward: OpenForward, head_host: str, port: int, bind: str,
-                          *, timeout: float = 10.0) -> AsyncIterator[Dashboard]:
+                          *, request_timeout: float = 10.0) -> AsyncIterator[Dashboard]:
     """A Dashboard client reaching the head's dashboard (`port`, listening on `bind`) through
-    an SSH forward that `open_forward` opens; the client and the forward close on leaving."""
+    an SSH forward that `open_forward` opens; the client and the forward close on leaving.
+    `request_timeout` bounds each of the client's HTTP requests, not the opening."""
     forward = await open_forward(port, dashboard_target(head_host, bind))
-    client = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=timeout,
+    client = Dashboard(f"http://127.0.0.1:{forward.local_port}", timeout=request_timeout,
                        url=f"http://{shown_host(head_host, bind)}:{port}")
     try:
         yield client

@@ -62,112 +62,144 @@ class Seen:
 
 def _head_ip(inventory: Inventory, seen: dict[str, Seen]) -> str | None:
     head = inventory.head
-    if head is None or head.name not in seen or seen[head.name].facts is None:
+    facts = seen[head.name].facts if head is not None and head.name in seen else None
+    if head is None or facts is None:
         return None
-    ip, _ = rc.node_ip(head, seen[head.name].facts)  # type: ignore[arg-type]
+    ip, _ = rc.node_ip(head, facts)
     return ip
 
 
 def findings(inventory: Inventory, seen: dict[str, Seen], port: int) -> list[Finding]:
     """Every check on every node, from what the nodes said."""
-    out: list[Finding] = []
     head = inventory.head
     head_facts = seen[head.name].facts if head and head.name in seen else None
-    several = rc.machines(inventory) > 1
+    out: list[Finding] = []
     for node in inventory.nodes:
-        if node.name not in seen:
-            continue
-        one = seen[node.name]
-        login = f"key login as {node.user or 'the default user'} worked"
-        make_it = (f"create it: `saf run python-match` makes a venv at {node.python}, or set "
-                   "the node's `python =` in the inventory to one that exists")
-        if one.facts is None and one.reason == "python":
-            out.append(Finding(node.name, "ssh", "pass", login))
-            out.append(Finding(node.name, "python", "fail", one.error or "no Python ran",
-                               make_it))
-            continue
-        if one.facts is None:
-            fix = {"auth": "run `saf keys push " + node.name + "`",
-                   "hostkey": "check it, then `saf trust " + node.name + "`"}.get(
-                       one.reason or "", "check the node is up and its address")
-            out.append(Finding(node.name, "ssh", "fail", one.error or "not reached", fix))
-            continue
-        f = one.facts
-
-        def add(check: str, status: Verdict, evidence: str, fix: str = "",
-                name: str = node.name) -> None:
-            out.append(Finding(name, check, status, evidence, fix))
-        add("ssh", "pass", login)
-        if f.fallback:
-            # The node's Python is missing (a venv not made yet): what needs it is not
-            # checked; the rest is read by python3.
-            add("python", "fail", f"{node.python} does not exist on the node (the checks "
-                f"below that need no particular Python ran with {FALLBACK})", make_it)
-        else:
-            add("python", "pass", f"Python {f.python} at {f.executable}")
-            _ray_checks(add, node, head, f, head_facts)
-        # The head's port.
-        if node.is_head:
-            owner = f.listeners.get(port)
-            if owner is None:
-                add("head port", "pass", f"port {port} is free")
-            elif f.gcs_running and "ray" in owner:
-                add("head port", "pass", f"port {port} is Ray's own ({owner[:60]})")
-            else:
-                add("head port", "fail", f"port {port} is taken by {owner or 'another program'}"
-                    + (" (Redis's port)" if port == 6379 else ""),
-                    "saf run ray-up --var port=6380 (or another free port)")
-        # Reaching the head.
-        if not node.is_head:
-            probe = one.probe
-            if probe is None:
-                add("head reachable", "warn", "the head's address is not known")
-            elif probe == "open":
-                add("head reachable", "pass", f"the head's port {port} answers from here")
-            elif probe == "refused":
-                add("head reachable", "warn", f"the head answers but nothing listens on {port}",
-                    "saf run ray-up")
-            else:
-                add("head reachable", "fail", f"the head's port {port} from here: {probe}",
-                    "open the port in the head's firewall, or check the address")
-        # The address Ray would advertise.
-        ip, problem = rc.node_ip(node, f)
-        if ip is None:
-            add("address", "fail", problem or "no address", "set vars.ray_node_ip")
-        elif several and rc.is_loopback(ip):
-            add("address", "fail", f"would advertise {ip} on a cluster of "
-                f"{rc.machines(inventory)} machines", "set vars.ray_node_ip")
-        else:
-            add("address", "pass", f"advertises {ip}")
-        # macOS.
-        if not f.is_macos:
-            add("macOS variable", "pass", f"not macOS ({f.os_arch})")
-        else:
-            recorded = f.record.env.get(rc.OSX_VAR) if f.record else None
-            if f.osx_cluster_env == "1" or recorded == "1":
-                add("macOS variable", "pass", f"{rc.OSX_VAR}=1")
-            else:
-                add("macOS variable", "fail" if several else "warn",
-                    f"{rc.OSX_VAR} is not set: Ray on this Mac would join as 127.0.0.1",
-                    "start Ray with saf run ray-up (it sets it)")
-        if not f.apple_silicon:
-            add("mlx", "pass", "not Apple Silicon")
-        elif f.fallback:
-            pass  # mlx is wanted in the node's own Python, which is missing
-        elif f.mlx:
-            add("mlx", "pass", f"mlx imports in {f.executable}")
-        else:
-            add("mlx", "fail", f"mlx is not importable in {f.executable}",
-                "saf run python-match --var packages=mlx")
-        # Clock.
-        if one.skew is None:
-            add("clock", "warn", "the node's clock was not read")
-        else:
-            size = abs(one.skew)
-            status: Verdict = "fail" if size > SKEW_FAIL else "warn" if size > SKEW_WARN else "pass"
-            add("clock", status, f"{one.skew:+.2f} s from this machine",
-                "" if status == "pass" else "run NTP (chrony, timesyncd) on the node")
+        if node.name in seen:
+            out += _node_findings(inventory, node, seen[node.name], head_facts, port)
     return out
+
+
+def _node_findings(inventory: Inventory, node: Node, one: Seen, head_facts: NodeFacts | None,
+                   port: int) -> list[Finding]:
+    """Every check on one node, in CHECKS order; only SSH and Python where no facts came."""
+    out: list[Finding] = []
+    login = f"key login as {node.user or 'the default user'} worked"
+    make_it = (f"create it: `saf run python-match` makes a venv at {node.python}, or set "
+               "the node's `python =` in the inventory to one that exists")
+    if one.facts is None:
+        return _unread(node, one, login, make_it)
+    f = one.facts
+
+    def add(check: str, status: Verdict, evidence: str, fix: str = "") -> None:
+        out.append(Finding(node.name, check, status, evidence, fix))
+    add("ssh", "pass", login)
+    if f.fallback:
+        # The node's Python is missing (a venv not made yet): what needs it is not
+        # checked; the rest is read by python3.
+        add("python", "fail", f"{node.python} does not exist on the node (the checks "
+            f"below that need no particular Python ran with {FALLBACK})", make_it)
+    else:
+        add("python", "pass", f"Python {f.python} at {f.executable}")
+        _ray_checks(add, node, inventory.head, f, head_facts)
+    if node.is_head:
+        _head_port(add, f, port)
+    else:
+        _head_reachable(add, one.probe, port)
+    _address(add, inventory, node, f)
+    _macos(add, f, rc.machines(inventory) > 1)
+    _mlx(add, f)
+    _clock(add, one.skew)
+    return out
+
+
+def _unread(node: Node, one: Seen, login: str, make_it: str) -> list[Finding]:
+    """A node that gave no facts: SSH worked but no Python ran, or SSH failed."""
+    if one.reason == "python":
+        return [Finding(node.name, "ssh", "pass", login),
+                Finding(node.name, "python", "fail", one.error or "no Python ran", make_it)]
+    fix = {"auth": "run `saf keys push " + node.name + "`",
+           "hostkey": "check it, then `saf trust " + node.name + "`"}.get(
+               one.reason or "", "check the node is up and its address")
+    return [Finding(node.name, "ssh", "fail", one.error or "not reached", fix)]
+
+
+def _head_port(add: _Add, f: NodeFacts, port: int) -> None:
+    """The head's port: free, or Ray's own."""
+    owner = f.listeners.get(port)
+    if owner is None:
+        add("head port", "pass", f"port {port} is free")
+    elif f.gcs_running and "ray" in owner:
+        add("head port", "pass", f"port {port} is Ray's own ({owner[:60]})")
+    else:
+        add("head port", "fail", f"port {port} is taken by {owner or 'another program'}"
+            + (" (Redis's port)" if port == 6379 else ""),
+            "saf run ray-up --var port=6380 (or another free port)")
+
+
+def _head_reachable(add: _Add, probe: str | None, port: int) -> None:
+    """A worker reaching the head's port: its TCP probe's answer."""
+    if probe is None:
+        add("head reachable", "warn", "the head's address is not known")
+    elif probe == "open":
+        add("head reachable", "pass", f"the head's port {port} answers from here")
+    elif probe == "refused":
+        add("head reachable", "warn", f"the head answers but nothing listens on {port}",
+            "saf run ray-up")
+    else:
+        add("head reachable", "fail", f"the head's port {port} from here: {probe}",
+            "open the port in the head's firewall, or check the address")
+
+
+def _address(add: _Add, inventory: Inventory, node: Node, f: NodeFacts) -> None:
+    """The address Ray would advertise: none, or loopback on a cluster of several machines,
+    fails."""
+    ip, problem = rc.node_ip(node, f)
+    if ip is None:
+        add("address", "fail", problem or "no address", "set vars.ray_node_ip")
+    elif rc.machines(inventory) > 1 and rc.is_loopback(ip):
+        add("address", "fail", f"would advertise {ip} on a cluster of "
+            f"{rc.machines(inventory)} machines", "set vars.ray_node_ip")
+    else:
+        add("address", "pass", f"advertises {ip}")
+
+
+def _macos(add: _Add, f: NodeFacts, several: bool) -> None:
+    """On a Mac, Ray's cluster variable set (in the shell or in the record of saf's start)."""
+    if not f.is_macos:
+        add("macOS variable", "pass", f"not macOS ({f.os_arch})")
+        return
+    recorded = f.record.env.get(rc.OSX_VAR) if f.record else None
+    if f.osx_cluster_env == "1" or recorded == "1":
+        add("macOS variable", "pass", f"{rc.OSX_VAR}=1")
+    else:
+        add("macOS variable", "fail" if several else "warn",
+            f"{rc.OSX_VAR} is not set: Ray on this Mac would join as 127.0.0.1",
+            "start Ray with saf run ray-up (it sets it)")
+
+
+def _mlx(add: _Add, f: NodeFacts) -> None:
+    """mlx importable on Apple Silicon, in the node's own Python (not checked without it)."""
+    if not f.apple_silicon:
+        add("mlx", "pass", "not Apple Silicon")
+    elif f.fallback:
+        pass  # mlx is wanted in the node's own Python, which is missing
+    elif f.mlx:
+        add("mlx", "pass", f"mlx imports in {f.executable}")
+    else:
+        add("mlx", "fail", f"mlx is not importable in {f.executable}",
+            "saf run python-match --var packages=mlx")
+
+
+def _clock(add: _Add, skew: float | None) -> None:
+    """The node's clock against this machine's."""
+    if skew is None:
+        add("clock", "warn", "the node's clock was not read")
+        return
+    size = abs(skew)
+    status: Verdict = "fail" if size > SKEW_FAIL else "warn" if size > SKEW_WARN else "pass"
+    add("clock", status, f"{skew:+.2f} s from this machine",
+        "" if status == "pass" else "run NTP (chrony, timesyncd) on the node")
 
 
 class _Add(Protocol):

@@ -72,6 +72,7 @@ class NodeFacts(Answer, tag="facts", frozen=True):
     # The settings saf recorded when it started this node's Ray (None: no record).
     record: RayRecord | None = None
     nvidia: bool = False
+    intel_arc: Count = 0  # Intel Arc GPUs (PCI ids in agents/arc_ids.py)
     osx_cluster_env: Annotated[str, Meta(max_length=40)] | None = None
     mlx: bool = False
     time: Annotated[float, Meta(gt=0, lt=1e11)] | None = None

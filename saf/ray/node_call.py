@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from saf.agents.arc_ids import ARC_IDS
 from saf.connect.base import RunResult
 from saf.errors import RayError
 from saf.ray.answers import ACTIONS, A, decode, marked_line
@@ -37,6 +38,7 @@ async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: 
     import (a fraction of a second on the node)."""
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
                             "record": record, "probe": probe or [], "tools": tools,
-                            "node_dir": node_dir, "parts": parts}
+                            "node_dir": node_dir, "parts": parts,
+                            "arc_ids": sorted(ARC_IDS)}
     facts, _ = await call(run, node, python, NodeFacts, args, fallback=fallback)
     return facts

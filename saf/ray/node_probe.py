@@ -16,6 +16,8 @@ Each answer carries its action as "answer" (saf.ray.answers declares each); an O
 node's own (a folder it may not write) is answered as {"answer": "error", "error": "..."}.
 """
 
+from __future__ import annotations
+
 import glob
 import importlib.util
 import json
@@ -27,11 +29,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from saf.agents.node_common import atomic_write, listening, run_tool
 
+# An action's arguments: the JSON object saf sent (saf.ray.command builds it), read with
+# .get() and the field's own default. Aliases are evaluated on the nodes' Python 3.9.
+Args = dict[str, Any]
+# An action's answer, printed as JSON (saf.ray.answers checks every field it reads).
+Answer = dict[str, object]
+# (pid, ppid, process group, command line) of each process: _process_table().
+Table = list[tuple[int, int, int, str]]
 
-def _which(name):
+
+def _which(name: str) -> str | None:
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         path = os.path.join(folder, name)
         if folder and os.access(path, os.X_OK) and os.path.isfile(path):
@@ -45,9 +57,9 @@ def _which(name):
     return None
 
 
-def _addresses():
+def _addresses() -> list[str]:
     text = run_tool(["ip", "-o", "addr", "show"]) or run_tool(["ifconfig"]) or ""
-    found = []
+    found: list[str] = []
     for match in re.finditer(r"\binet6?\s+(?:addr:)?([0-9a-fA-F:.]+)", text):
         address = match.group(1)
         if address not in found:
@@ -55,14 +67,14 @@ def _addresses():
     return found
 
 
-def _processes():
+def _processes() -> list[tuple[int, int, str]]:
     """(pid, ppid, command line) of every process we can read."""
     return [(pid, ppid, cmd) for pid, ppid, _, cmd in _process_table()]
 
 
-def _process_table():
+def _process_table() -> Table:
     """(pid, ppid, process group, command line) of every process we can read."""
-    out = []
+    out: Table = []
     if os.path.isdir("/proc/self"):
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -93,7 +105,7 @@ def _process_table():
 MARKER = "SAF_RAY_DIR"
 
 
-def _marker(pid):
+def _marker(pid: int) -> str | None:
     """The SAF_RAY_DIR in a process's environment (Linux; None where it cannot be read)."""
     try:
         with open("/proc/%d/environ" % pid, "rb") as f:
@@ -106,13 +118,13 @@ def _marker(pid):
     return None
 
 
-def _in_dir(folder, temp_dir, nodes_too):
+def _in_dir(folder: str, temp_dir: str, nodes_too: bool) -> bool:
     root = temp_dir.rstrip("/")
     folder = folder.rstrip("/")
-    return folder == root or nodes_too and re.match(re.escape(root) + r"/n\d+$", folder)
+    return folder == root or nodes_too and re.match(re.escape(root) + r"/n\d+$", folder) is not None
 
 
-def _session(table, roots, marked):
+def _session(table: Table, roots: Iterable[int], marked: Iterable[int]) -> set[int]:
     """Every process of the Ray that `roots` (processes found by their command line) and
     `marked` (found by saf's marker) belong to: them, the other members of their process
     groups (`ray start` runs in a session of its own; the group is Ray's alone once its
@@ -129,7 +141,8 @@ def _session(table, roots, marked):
     return _descendants(procs, found | members) - {me}
 
 
-def ray_pids(table, temp_dir, node_dir=None, name="", sweep=True):
+def ray_pids(table: Table, temp_dir: str, node_dir: str | None = None, name: str = "",
+             sweep: bool = True) -> set[int]:
     """The processes of a Ray: with sweep, every Ray of temp_dir and of the node folders in
     it (the head, or a node alone on its machine); else one node's (its raylet named
     `name` and its own folder node_dir)."""
@@ -147,7 +160,7 @@ def ray_pids(table, temp_dir, node_dir=None, name="", sweep=True):
     return _session(table, roots, marked)
 
 
-def _listeners(ports, table):
+def _listeners(ports: Iterable[int], table: Table) -> dict[int, str]:
     """port -> who listens on it ("pid N (command line)"; "" when it is taken but the owner
     cannot be read), for the ports of `ports` something listens on."""
     found = listening(ports) or {}
@@ -156,7 +169,7 @@ def _listeners(ports, table):
             for port, pids in found.items()}
 
 
-def _probe(target, timeout=3.0):
+def _probe(target: str, timeout: float = 3.0) -> str:
     host, _, port = target.rpartition(":")
     host = host.strip("[]")
     try:
@@ -170,7 +183,7 @@ def _probe(target, timeout=3.0):
         return "unreachable: %s" % (exc.strerror or exc)
 
 
-def _ray_version():
+def _ray_version() -> str | None:
     try:
         from importlib import metadata
         return metadata.version("ray")
@@ -186,11 +199,11 @@ _DASHBOARD_MODULES = ("aiohttp", "aiohttp.web", "aiohttp_cors", "grpc", "opencen
                       "opentelemetry.proto", "prometheus_client", "pydantic")
 
 
-def _ray_parts():
+def _ray_parts() -> dict[str, str | None]:
     """{"dashboard": why not, "client": why not}: None where that part of Ray imports.
     Ray's own check is run without importing Ray itself (seconds): its optional_deps.py
     is executed as it stands, else its module list imported."""
-    missing = {"dashboard": None, "client": None}
+    missing: dict[str, str | None] = {"dashboard": None, "client": None}
     spec = importlib.util.find_spec("ray")
     folders = list(spec.submodule_search_locations or []) if spec else []
     path = os.path.join(folders[0], "dashboard", "optional_deps.py") if folders else ""
@@ -210,7 +223,7 @@ def _ray_parts():
     return missing
 
 
-def _tool(name):
+def _tool(name: str) -> str | None:
     path = _which(name)
     if path and "/libexec/" in path:  # pyenv's own PATH inside a shim: prefer its bin/
         outer = os.path.join(path.split("/libexec/")[0], "bin", name)
@@ -219,7 +232,7 @@ def _tool(name):
     return path
 
 
-def _versions_of(tool, argv):
+def _versions_of(tool: str, argv: list[str]) -> list[str] | None:
     path = _tool(tool)
     if not path:
         return None
@@ -227,19 +240,43 @@ def _versions_of(tool, argv):
     return sorted({m.group(0) for m in re.finditer(r"\b\d+\.\d+\.\d+\b", text)})
 
 
-def _of(temp_dir, cmd):
+def _of(temp_dir: str, cmd: str) -> bool:
     """Whether a command line is of a Ray whose temp folder is temp_dir, or a node folder in
     it (`temp_dir/n<i>`: a worker sharing its machine with other nodes, saf.ray.command)."""
     root = re.escape(temp_dir.rstrip("/"))
     return re.search(root + r"/(n\d+/)?session_", cmd) is not None
 
 
-def _raylet_named(cmd, name):
+def _raylet_named(cmd: str, name: str) -> bool:
     """Whether a command line is a raylet's started with --node-name=name."""
     return "raylet" in cmd.split(" ", 1)[0] and "--node-name=%s " % name in cmd + " "
 
 
-def facts(args):
+def _arc_gpus(arc_ids: Any) -> int:
+    """How many Intel Arc GPUs the node has: PCI devices of vendor 0x8086 whose device id is
+    one of `arc_ids` (saf sends agents/arc_ids.py's), read under $SAF_FACTS_ROOT as the
+    recipes' facts are."""
+    base = os.environ.get("SAF_FACTS_ROOT", "") + "/sys/bus/pci/devices"
+    wanted = set(arc_ids or ())
+    count = 0
+    try:
+        devices = os.listdir(base)
+    except OSError:
+        return 0
+    for dev in devices:
+        try:
+            with open(os.path.join(base, dev, "vendor")) as f:
+                vendor = f.read().strip().lower()
+            with open(os.path.join(base, dev, "device")) as f:
+                device = int(f.read().strip(), 16)
+        except (OSError, ValueError):
+            continue
+        if vendor == "0x8086" and device in wanted:
+            count += 1
+    return count
+
+
+def facts(args: Args) -> Answer:
     now = time.time()  # first: the clock check halves the round trip around this
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     node_name = args.get("node_name") or ""
@@ -263,7 +300,7 @@ def facts(args):
             record = None
     ssh = os.environ.get("SSH_CONNECTION", "").split()
     nvidia = bool(_which("nvidia-smi")) or os.path.exists("/proc/driver/nvidia/version")
-    result = {
+    result: Answer = {
         "python": "%d.%d.%d" % sys.version_info[:3],
         "executable": sys.executable,
         "prefix": sys.prefix,
@@ -283,6 +320,7 @@ def facts(args):
         "gcs_running": any("gcs_server" in cmd.split(" ", 1)[0] for _, cmd in procs),
         "record": record,
         "nvidia": nvidia,
+        "intel_arc": _arc_gpus(args.get("arc_ids")),
         "osx_cluster_env": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
         "mlx": importlib.util.find_spec("mlx") is not None,
         "time": now,
@@ -298,7 +336,7 @@ def facts(args):
     return result
 
 
-def start(args):
+def start(args: Args) -> Answer:
     """Start Ray in a session of its own (so the SSH command's end does not end it), then
     write the record of the settings it was started with."""
     env = dict(os.environ)
@@ -315,7 +353,7 @@ def start(args):
                             stdin=subprocess.DEVNULL)
     # `ray start` waits 30 s for a raylet that crashed at once (a port taken...): once the
     # raylet's log has its fatal line, the start is ended (its own process group) instead.
-    crashed_at = None
+    crashed_at: float | None = None
     ended_early = False
     while proc.poll() is None:
         time.sleep(0.25)
@@ -358,12 +396,12 @@ def start(args):
             "raylet_gone": not raylet_alive}
 
 
-def _write_record(path, settings):
+def _write_record(path: str, settings: object) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write(path, json.dumps(settings))
 
 
-def _group_left(pgid):
+def _group_left(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except OSError:
@@ -371,14 +409,14 @@ def _group_left(pgid):
     return any(_alive(pid) for pid, _, _ in _processes() if _pgid(pid) == pgid)
 
 
-def _pgid(pid):
+def _pgid(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
     except OSError:
         return None
 
 
-def _flag(argv, name):
+def _flag(argv: Iterable[object], name: str) -> str:
     for arg in argv:
         if isinstance(arg, str) and arg.startswith(name + "="):
             return arg.split("=", 1)[1]
@@ -388,7 +426,7 @@ def _flag(argv, name):
 AGENT_PORT_FILES = ("runtime_env_agent_port", "dashboard_agent_listen_port")
 
 
-def _agents_up(temp_dir, node_name, raylet_log, timeout):
+def _agents_up(temp_dir: str, node_name: str, raylet_log: str | None, timeout: float) -> bool:
     """False when the node's raylet is gone before its agents are up; True once they are
     (or when that cannot be told: no raylet log, no node id, files not there in time)."""
     node_id = _node_id(_read_lines(raylet_log, 256 << 10)) if raylet_log else None
@@ -408,7 +446,7 @@ def _agents_up(temp_dir, node_name, raylet_log, timeout):
         time.sleep(0.2)
 
 
-def _raylet_of(temp_dir, node_name):
+def _raylet_of(temp_dir: str, node_name: str) -> bool:
     """Whether a raylet of temp_dir named node_name runs (not a zombie)."""
     for pid, _, cmd in _processes():
         if _of(temp_dir, cmd) and _raylet_named(cmd, node_name) and _alive(pid):
@@ -416,7 +454,7 @@ def _raylet_of(temp_dir, node_name):
     return False
 
 
-def _end_group(proc):
+def _end_group(proc: subprocess.Popen[bytes]) -> None:
     """End the start's process group (it runs in a session of its own): SIGTERM, then
     SIGKILL to whatever of the group is left after a grace."""
     try:
@@ -437,21 +475,21 @@ def _end_group(proc):
     proc.wait()
 
 
-def _mtime(path):
+def _mtime(path: str) -> float:
     try:
         return os.path.getmtime(path)
     except OSError:
         return 0.0
 
 
-def _raylet_logs(temp_dir):
+def _raylet_logs(temp_dir: str | None) -> set[str]:
     if not temp_dir:
         return set()
     pattern = os.path.join(temp_dir, "session_2*", "logs", "raylet*.out")
     return set(glob.glob(pattern))
 
 
-def _read_lines(path, limit=4 << 20):
+def _read_lines(path: str, limit: int = 4 << 20) -> list[str]:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -473,21 +511,21 @@ _FRAME = re.compile(r"^(\*\*\* .* \*\*\*|\S*\(\S*\+0x[0-9a-f]+\) \[0x[0-9a-f]+\]
 _EXITING = re.compile(r"^\[[^\]]* [ECF] \d+ \d+\] \(raylet\) .*The raylet exited")
 
 
-def _at_levels(lines, levels):
+def _at_levels(lines: Iterable[str], levels: str) -> list[str]:
     """Ray's log lines of these levels ("ECF": errors and worse)."""
     return [line for line in lines
             if (match := _LEVEL.match(line)) and match.group(1) in levels]
 
 
-def _error_lines(lines):
+def _error_lines(lines: Iterable[str]) -> list[str]:
     return _at_levels(lines, "ECF")
 
 
-def _fatal_lines(lines):
+def _fatal_lines(lines: Iterable[str]) -> list[str]:
     return _at_levels(lines, "CF")
 
 
-def _node_id(lines):
+def _node_id(lines: Iterable[str]) -> str | None:
     """The node id a raylet's log gives itself (the last one said), or None."""
     found = None
     for line in lines:
@@ -497,11 +535,12 @@ def _node_id(lines):
     return found
 
 
-def _descendants(procs, roots):
-    children = {}
+def _descendants(procs: Iterable[tuple[int, int, str]], roots: Iterable[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
     for pid, ppid, _ in procs:
         children.setdefault(ppid, []).append(pid)
-    out, todo = set(), list(roots)
+    out: set[int] = set()
+    todo = list(roots)
     while todo:
         pid = todo.pop()
         if pid not in out:
@@ -510,7 +549,7 @@ def _descendants(procs, roots):
     return out
 
 
-def stop(args):
+def stop(args: Args) -> Answer:
     """End this node's raylet and its children, and every process of its own node folder
     (`node_dir`); with sweep, every process of the temp dir and the node folders in it (the
     head, or the only node on its machine). SIGTERM, then SIGKILL after a grace."""
@@ -546,7 +585,7 @@ def stop(args):
     return {"stopped": len(targets), "killed": len(alive), "left": left}
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         with open("/proc/%d/stat" % pid) as f:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
@@ -560,14 +599,14 @@ def _alive(pid):
     return True
 
 
-def _log_lines(lines):
+def _log_lines(lines: Sequence[str]) -> list[str]:
     """Ray's own log lines (leaving out its periodic state dumps and stack-trace frames); all
     non-empty lines when none has Ray's format."""
     ours = [line for line in lines if _LEVEL.match(line)]
     return ours or [line for line in lines if line.strip() and not _FRAME.match(line)]
 
 
-def tail(args):
+def tail(args: Args) -> Answer:
     """The end of this node's Ray logs: its raylet's log (`raylet`, the one its start made;
     else the newest) with its last error line kept, the newest non-empty .err file beside
     it (an agent's traceback), and the GCS log's lines about the node (`node_name`, or its
@@ -580,10 +619,10 @@ def tail(args):
     name = args.get("node_name") or ""
     since = args.get("since")
 
-    def fresh(path):
+    def fresh(path: str) -> bool:
         return since is None or _mtime(path) >= since - 1.0
 
-    out = []
+    out: list[dict[str, object]] = []
     raylet = args.get("raylet")
     if not raylet or not os.path.isfile(raylet):
         found = sorted((f for f in glob.glob(os.path.join(args.get("node_dir") or temp_dir,
@@ -627,21 +666,22 @@ def tail(args):
     return {"logs": out}
 
 
-def _cut(lines):
+def _cut(lines: Iterable[str]) -> list[str]:
     """Log lines as saf reads them (saf.ray.answers.Line): each at most 2000 characters."""
     return [line[:2000] for line in lines]
 
 
-def probe(args):
+def probe(args: Args) -> Answer:
     timeout = float(args.get("timeout", 3))
     return {"probes": {t: _probe(t, timeout) for t in args.get("targets") or []}}
 
 
-def main():
+def main() -> None:
     action = sys.argv[1]
     args = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     try:
-        result = {"facts": facts, "start": start, "stop": stop, "tail": tail,
+        result: Answer = {
+"facts": facts, "start": start, "stop": stop, "tail": tail,
                   "probe": probe}[action](args)
         result["answer"] = action  # the tag saf decodes the answer by (saf.ray.answers)
     except OSError as exc:

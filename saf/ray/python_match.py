@@ -27,7 +27,7 @@ def _installer(url: str, shell: str) -> str:
 
 UV_INSTALLER = _installer("https://astral.sh/uv/install.sh", "sh")
 PYENV_INSTALLER = _installer("https://pyenv.run", "bash")
-DEFAULT_VENV = "~/.saf/ray-venv"
+DEFAULT_VENV = "~/.saf/venv"  # python-venv's too: one venv a node, whichever recipe made it
 
 
 @dataclass(frozen=True)

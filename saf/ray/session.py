@@ -15,7 +15,7 @@ from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
 from saf.ray.dashboard import Dashboard, DashboardSilent, through_forward
 from saf.ray.facts import NodeFacts
-from saf.ray.node_call import node_facts
+from saf.ray.node_call import Run, node_facts
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def head_of(inventory: Inventory) -> Node:
     return head
 
 
-def connector_run(conn: Connector):  # type: ignore[no-untyped-def]
+def connector_run(conn: Connector) -> Run:
     async def run(command: str, *, quiet: bool = True) -> RunResult:
         del quiet
         return await conn.run(command)
@@ -55,10 +55,10 @@ def place_from(facts: NodeFacts, port: int | None) -> DashboardPlace:
 @contextlib.asynccontextmanager
 async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                          temp_dir: str = rc.DEFAULT_TEMP_DIR,
-                         timeout: float = 10.0) -> AsyncIterator[Dashboard]:
+                         request_timeout: float = 10.0) -> AsyncIterator[Dashboard]:
     """The head's dashboard through a forward. Raises RayError, saying how to start Ray,
     when nothing answers there, and what answered when something other than Ray's dashboard
-    does."""
+    does. `request_timeout` bounds each of its HTTP requests."""
     head = head_of(fleet.inventory)
     conn = fleet.connector(head)
     facts = await node_facts(connector_run(conn), head.name, head.python, temp_dir=temp_dir,
@@ -66,7 +66,7 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
                              .record_path(head.name))
     place = place_from(facts, port)
     async with through_forward(conn.forward, head.host, place.port, place.bind,
-                               timeout=timeout) as dashboard:
+                               request_timeout=request_timeout) as dashboard:
         try:
             await dashboard.version()
         except RayError as exc:

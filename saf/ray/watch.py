@@ -29,7 +29,8 @@ class RayWatch:
                 stack = contextlib.AsyncExitStack()
                 try:
                     self._dashboard = await stack.enter_async_context(open_dashboard(
-                        self.fleet, port=self.port, temp_dir=self.temp_dir, timeout=5.0))
+                        self.fleet, port=self.port, temp_dir=self.temp_dir,
+                        request_timeout=5.0))
                 except BaseException:
                     await stack.aclose()
                     raise

@@ -12,6 +12,7 @@ from saf import paths
 from saf.errors import ConfigError, SafError
 from saf.recipe.model import Recipe
 from saf.recipe.parse import load_recipe
+from saf.renamed import OLD_RECIPES, renamed
 
 
 def user_folder() -> Path:
@@ -22,7 +23,7 @@ def shipped_folder() -> Path | None:
     with contextlib.suppress(ModuleNotFoundError, TypeError):
         folder = importlib.resources.files("saf.recipes")
         if isinstance(folder, Path) or hasattr(folder, "__fspath__"):
-            return Path(folder)  # type: ignore[arg-type]
+            return Path(folder)  # type: ignore[arg-type]  # has __fspath__: checked above
     return None
 
 
@@ -57,6 +58,8 @@ def find(name_or_path: str) -> Path:
     for item in available():
         if item.name == name_or_path:
             return item.path
+    if name_or_path in OLD_RECIPES:  # a recipe of that old name (a user's own) wins, above
+        return find(renamed("recipe", name_or_path, OLD_RECIPES[name_or_path]))
     names = ", ".join(f.name for f in available()) or "none"
     raise RecipeNotFound(f"no recipe {name_or_path!r}: not a file, and not in {user_folder()} or "
                    f"saf's shipped recipes ({names})")

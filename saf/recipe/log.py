@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
+import secrets as tokens
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from saf import paths
+from saf import paths, secrets
 from saf.errors import SafError
 from saf.events import Event
 from saf.recipe.events import (
@@ -47,7 +47,7 @@ def runs_dir() -> Path:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + tokens.token_hex(2)
 
 
 def process_started(pid: int | None = None) -> float:
@@ -113,7 +113,10 @@ class RunLog:
     def write(self, data: dict[str, Any]) -> None:
         if self._fd is None:
             return
-        line = (json.dumps(data, default=str, ensure_ascii=False) + "\n").encode()
+        # Every event already passed the runner's gate; a log written by anything else is
+        # hidden the same way (a secret never reaches a file saf keeps).
+        line = (json.dumps(secrets.scrub(data), default=str, ensure_ascii=False) + "\n"
+                ).encode()
         os.write(self._fd, line)
 
     def touch(self) -> None:

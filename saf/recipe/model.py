@@ -45,6 +45,16 @@ class Step:
     serial: bool = False
     description: str = ""
     line: int | None = None
+    # Where a step put in by a `recipe` step came from (saf.recipe.compose): the recipe file
+    # it is written in and its index there (for file:line and `upload` sources), the names
+    # of the recipe steps it is inside (`("python-match",)`; nothing when it is the run's own
+    # step), its own variables, and the `on` of each recipe step around it (its nodes are
+    # those every one of them names too).
+    origin: Recipe | None = field(default=None, compare=False, repr=False)
+    origin_index: int | None = None
+    scope: tuple[str, ...] = ()
+    variables: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    within: tuple[str, ...] = ()
 
     def templates(self) -> list[tuple[str, str]]:
         """(key, template) of every text of this step that is substituted per node."""

@@ -17,6 +17,7 @@ from saf.recipe.kinds import KINDS
 from saf.recipe.model import Recipe, Step, Var
 from saf.recipe.schema import RecipeFile, VarTable, own_params, step_model
 from saf.recipe.values import GRAMMARS, value_problem
+from saf.renamed import OLD_KINDS, renamed
 from saf.tomlpos import TomlPositions, load_toml
 
 Where = tuple[Any, ...]
@@ -80,7 +81,11 @@ def _parse_vars(raw: dict[str, Any], source: Source) -> dict[str, Var]:
 
 def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
     where = ("steps", index)
-    kind_name = raw.get("kind", "shell" if "run" in raw else None)
+    kind_name = raw.get("kind", "shell" if "run" in raw else "recipe" if "recipe" in raw
+                        else None)
+    if isinstance(kind_name, str) and kind_name in OLD_KINDS and kind_name not in KINDS:
+        kind_name = renamed("kind", kind_name, OLD_KINDS[kind_name], source.path,
+                            source.line(where + ("kind",)))
     if kind_name is None:
         raise source.fail(where, "a step needs `run = \"command\"` or `kind = \"...\"` ("
                           f"kinds: {', '.join(sorted(KINDS))})")
@@ -97,6 +102,11 @@ def _parse_step(index: int, raw: dict[str, Any], source: Source) -> Step:
     name = table.name or kind.describe()[:60] or f"step {index + 1}"
     if table.become and not kind_cls.supports_become:
         raise source.fail(where + ("become",), f"kind {kind_name!r} does not support become")
+    if kind_name == "recipe":
+        for key in ("check", "creates", "retries", "delay", "serial", "timeout", "on_failure"):
+            if key in raw:
+                raise source.fail(where + (key,), f"step {index + 1}: a recipe step runs the "
+                                  f"other recipe's steps; {key!r} belongs on those")
     if kind_cls.collective:
         for key in ("check", "creates", "retries", "serial"):
             if key in raw:

@@ -65,8 +65,9 @@ async def run_recipe(plan: RunPlan, fleet: Fleet, show: Emit, *, run_id: str | N
     (ok or failed; a cancellation is logged as `cancelled` and raised)."""
     sweep()
     prepared = await prepare(plan.recipe, fleet, plan.overrides, plan.selector)
-    if plan.start_step >= len(plan.recipe.steps):
-        raise SafError(f"the recipe has only {len(plan.recipe.steps)} steps now")
+    # The steps that run: a `recipe` step's are counted one by one (saf.recipe.compose).
+    if plan.start_step >= len(prepared.recipe.steps):
+        raise SafError(f"the recipe has only {len(prepared.recipe.steps)} steps now")
     run_id = run_id or new_run_id()
     log = RunLog.create(run_id)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
+import secrets as tokens
 import time
 import traceback
 from collections import Counter
@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from saf import secrets
+from saf.connect import become as sudo
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
 from saf.errors import ConnectError, UsageError
@@ -26,7 +28,6 @@ from saf.events import Emit
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
 from saf.inventory.model import Node
-from saf.recipe import become as sudo
 from saf.recipe.events import (
     NodeStepFinished,
     NodeStepStarted,
@@ -70,10 +71,11 @@ class _NodeContext:
         self.node = node
         self.conn = conn
         self.check_mode = runner.check
-        self.recipe_folder = runner.prepared.recipe.folder
+        # An included step's `upload` sources are beside the recipe it is written in.
+        self.recipe_folder = (step.origin or runner.prepared.recipe).folder
         self.inventory = runner.prepared.inventory
         self._shared = runner.shared(step)
-        self.facts = Facts(runner.prepared.variables, node, runner.prepared.inventory)
+        self.facts = Facts(runner.prepared.variables_for(step), node, runner.prepared.inventory)
         self.run_id = runner.run_id
         self.step_nodes = list(runner.prepared.targets[step.index])
 
@@ -88,7 +90,7 @@ class _NodeContext:
 
     async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
                   skip_marker: str | None = None, via: Connector | None = None,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
         try:  # prepare checked every field; this is what a kind built from them
             check_command_size(command)
         except UsageError as exc:
@@ -145,7 +147,9 @@ class Runner:
                  ask_password: AskPassword | None = None) -> None:
         self.prepared = prepared
         self.fleet = fleet
-        self.emit = emit
+        # The one gate every event of a run passes: each secret saf knows (saf.secrets) is
+        # `***` in what the run log, the views, the cockpit and the hub get.
+        self.emit: Emit = lambda event: emit(secrets.scrub(event))
         self.run_id = run_id
         self.check = check
         self.start_step = start_step
@@ -160,7 +164,9 @@ class Runner:
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
         self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
         self._shared: dict[int, dict[type, object]] = {}  # step -> state class -> its state
-        self._left: dict[str, str] = {}  # node -> why the rest of the recipe is not for it
+        # (node, the recipe it left: a step's scope) -> why the rest of that recipe is not
+        # for the node: only the included recipe a node leaves is skipped, not its includer.
+        self._left: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def shared(self, step: Step) -> dict[type, object]:
         """What the nodes of one step share in this run, by state class (StepContext.shared)."""
@@ -215,12 +221,13 @@ class Runner:
         round trips. The check's output is discarded; when it passes, the script prints a
         one-off marker instead of running the command."""
         step = ctx.step
-        marker = f"saf-skip-{secrets.token_hex(8)}"
+        marker = f"saf-skip-{tokens.token_hex(8)}"
         if step.check:
             test, why = ctx.render(step.check), "check passed: nothing to do"
         else:
             path = ctx.render(step.creates or "", shell=False)
             test, why = f"test -e {shell_path(path)}", f"{path} exists"
+        # Only shell steps are fused (their kind has `command`); step.kind is any kind's type.
         command = ctx.render(step.kind.command)  # type: ignore[attr-defined]
         script = (f"if {{ {test}\n}} </dev/null >/dev/null 2>&1; then echo {marker}; exit 0; fi\n"
                   + command)
@@ -246,7 +253,7 @@ class Runner:
             return Outcome(StepStatus.FAILED, plan.refusal), []
         if not plan.needed:
             if plan.leaves_node:
-                self._left[ctx.node.name] = plan.reason
+                self._left[ctx.node.name, step.scope] = plan.reason
             return Outcome(plan.done_status, plan.reason), []
         if self.check and step.kind.read_only():
             if isinstance(step.kind, Shell):  # a command that only reads is its own check
@@ -260,9 +267,10 @@ class Runner:
 
     async def _node(self, step: Step, node: Node) -> StepStatus:
         started = time.monotonic()
-        if node.name in self._left:
-            self._finish(step, node, Outcome(StepStatus.SKIPPED, self._left[node.name]),
-                         started, 0)
+        left = next((self._left[key] for depth in range(len(step.scope) + 1)
+                     if (key := (node.name, step.scope[:depth])) in self._left), None)
+        if left is not None:
+            self._finish(step, node, Outcome(StepStatus.SKIPPED, left), started, 0)
             return StepStatus.SKIPPED
         ctx = _NodeContext(self, step, node, self.fleet.connector(node))
         outcome = Outcome(StepStatus.FAILED, "did not run")

@@ -65,6 +65,7 @@ def step_model(kind: str, params: type[Struct]) -> type[StepTable]:
     for f in msgspec.structs.fields(params):
         default = f.default if f.default_factory is msgspec.NODEFAULT \
             else msgspec.field(default_factory=f.default_factory)
+        # defstruct takes (name, type) or (name, type, default): the list holds both shapes.
         own.append((f.name, f.type, default) if default is not msgspec.NODEFAULT
                    else (f.name, f.type))  # type: ignore[arg-type]
     model = msgspec.defstruct(f"{kind.title().replace('_', '')}Step", own, bases=(StepTable,),

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from saf import secrets
 from saf.events import Event
 from saf.format import MISSING
 
@@ -17,12 +18,31 @@ NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "brig
                "bright_magenta", "bright_green", "bright_yellow", "bright_blue")
 
 
+class _Redacted:
+    """sys.stdout or sys.stderr (as they are when written to), with every secret saf knows
+    shown as `***` (saf.secrets): whatever a headless view prints passes here."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+
+    @property
+    def _stream(self) -> Any:
+        return sys.stderr if self._stderr else sys.stdout
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(secrets.redact(text)))
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, flush, encoding...
+        return getattr(self._stream, name)
+
+
 def console(stderr: bool = False) -> Console:
-    """A console for headless output. Piped output is not cut to 80 columns: a script or a
-    log wants whole lines (COLUMNS still wins when set)."""
+    """A console for headless output, secrets hidden. Piped output is not cut to 80 columns:
+    a script or a log wants whole lines (COLUMNS still wins when set)."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    return Console(file=_Redacted(stderr), highlight=False, soft_wrap=True,  # type: ignore[arg-type]
+                   width=width)
 
 
 def node_style(names: list[str], name: str) -> str:
@@ -31,7 +51,7 @@ def node_style(names: list[str], name: str) -> str:
 
 def print_json_line(data: Event | dict[str, Any]) -> None:
     payload = data.to_json() if isinstance(data, Event) else data
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.write(json.dumps(secrets.scrub(payload), default=str) + "\n")
     sys.stdout.flush()
 
 

@@ -64,7 +64,8 @@ class ExecView:
                 line = self._red[0] + line + self._red[1]
             sys.stdout.write(f"{prefix}{line}\n")
             self._flush_soon()
-        elif isinstance(event, CommandFinished) and event.status == "unreachable":
+        elif isinstance(event, CommandFinished) and (event.status == "unreachable"
+                                                     or event.reason == "become"):
             sys.stdout.flush()  # the node's output so far comes before its error
             self.err.print(Text(f"{event.node:<{self.width}} │ ", style=node_style(
                 self.names, event.node)) + Text(f"{shown_status(event)}: {event.message}",

@@ -1,5 +1,5 @@
 """`saf models` as tables: the cluster's endpoints, and a check's figures beside the engine's
-own. The endpoint rows are shared with the cockpit's Serving screen."""
+own. The endpoint rows are shared with the cockpit's Models screen."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def endpoints_renderable(endpoints: list[Endpoint], unreachable: Mapping[str, st
                          width: int | None) -> RenderableType:
     if not endpoints and not unreachable:
         return Text("No model servers started by saf on these nodes. Start one with "
-                    "`saf run serve --var model=...`.")
+                    "`saf run models --var model=...`.")
     table, _ = fitted_table(COLUMNS, endpoint_rows(endpoints, checks, now, width), width,
                             header_style="bold")
     parts: list[RenderableType] = [table]

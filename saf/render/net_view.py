@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -103,9 +103,11 @@ def result_view(result: NetResult) -> RenderableType:
 def compare_view(before: NetResult, after: NetResult, changes: list[Change]) -> RenderableType:
     table = Table(title=f"{before.run} → {after.run}", title_justify="left", box=None,
                   header_style="bold", pad_edge=False)
-    for column, justify in (("LINK", "left"), ("STREAMS", "right"), ("BEFORE", "right"),
-                            ("AFTER", "right"), ("CHANGE", "right")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("LINK", "left"), ("STREAMS", "right"), ("BEFORE", "right"), ("AFTER", "right"),
+        ("CHANGE", "right"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for c in changes:
         ratio = c.ratio
         change = Text(MISSING if ratio is None else fmt_percent(ratio - 1, 0).replace(" ", ""),

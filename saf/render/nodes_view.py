@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from saf.facts import NodeFacts
+from saf.agentlink.deploy import python_fix, too_old
 from saf.format import MISSING, fmt_bytes
+from saf.node_facts import NodeFacts
 from saf.render.console import console
 
 
@@ -25,8 +26,12 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
             table.add_row(f.node, roles.get(f.node, ""), Text(f.reason or "down", style="red"),
                           "", "", "", "", "", "", "")
             continue
-        python = Text(f.python) if f.python else Text(f"error: {f.python_error}",
-                                                        style="yellow")
+        if not f.python:
+            python = Text(f"error: {f.python_error}", style="yellow")
+        elif too_old(f.python):
+            python = Text(f"{f.python} (too old)", style="yellow")
+        else:
+            python = Text(f.python)
         table.add_row(f.node, roles.get(f.node, ""), Text("ok", style="green"), f.os or "?",
                       f.arch or "?", f.kernel or "?", str(f.cpus or "?"),
                       fmt_bytes(f.memory), python,
@@ -36,3 +41,6 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
     for f in rows:
         if not f.reachable:
             out.print(Text(f"{f.node}: {f.message}", style="red"))
+        elif f.python and too_old(f.python):
+            out.print(Text(f"{f.node}: Python {f.python} is too old for the saf agent: "
+                           f"{python_fix(f.node)}", style="yellow"))

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -45,11 +45,12 @@ def latency_line(latency: Latency | None) -> Text:
 
 def signals_table(snap: BookSnapshot) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column, justify in (("SYMBOL", "left"), ("DIR", "right"), ("CONF", "right"),
-                            ("SENT", "right"), ("ANOM P", "right"), ("TYPE", "left"),
-                            ("SCORE", "right"), ("MODEL", "right"), ("AGE", "right"),
-                            ("RATE", "right"), ("COUNT", "right")):
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("SYMBOL", "left"), ("DIR", "right"), ("CONF", "right"), ("SENT", "right"),
+        ("ANOM P", "right"), ("TYPE", "left"), ("SCORE", "right"), ("MODEL", "right"),
+        ("AGE", "right"), ("RATE", "right"), ("COUNT", "right"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=True)
     for row in snap.rows:
         s = row.signal
         kind = Text(ANOMALY_TYPES[s.anomaly_type],

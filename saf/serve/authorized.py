@@ -157,6 +157,7 @@ def judge(options: dict[str, object], now: float | None = None) -> tuple[bool, s
             return False, "restrict without pty (a cockpit needs a terminal)"
         if name not in MOOT | HONOURED | {"restrict"}:
             return False, f"{shown(name, 40)} (an option saf serve does not know)"
+    # asyncssh keeps an option it does not parse as the list of its values (an object here).
     for value in names.get("expiry-time") or []:  # type: ignore[attr-defined]
         why = _expired(str(value), time.time() if now is None else now)
         if why is not None:

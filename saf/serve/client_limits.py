@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import SupportsIndex, SupportsInt
 
 from saf.untrusted import escaped_lines, shown
 
@@ -50,8 +51,10 @@ class Size:
 
 
 def _number(value: object, default: int) -> int:
+    if not isinstance(value, (str, bytes, bytearray, SupportsInt, SupportsIndex)):
+        return default  # what int() cannot read at all
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     except (TypeError, ValueError, OverflowError):
         return default
 

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from saf.agentlink.build import AgentBundle
-from saf.agentlink.hub import MetricsHub
+from saf.agentlink.node_links import NodeLinks
 from saf.cockpit.actions import FleetActions
 from saf.cockpit.context import READONLY_FLAG
 from saf.events import Emit, Event
@@ -140,7 +140,7 @@ class Hub:
         self.readonly_reason: str | None = READONLY_FLAG if readonly else None
         self.interval = interval
         self.fleet = Fleet(inventory)
-        self.metrics = MetricsHub(self.fleet, self.nodes, self._on_event, interval=interval,
+        self.metrics = NodeLinks(self.fleet, self.nodes, self._on_event, interval=interval,
                                   bundle=bundle)
         self.store = self.metrics.store
         self.actions = FleetActions(self.fleet)

@@ -35,6 +35,7 @@ NODE = ["node", "role"]
 GPU = [*NODE, "gpu", "gpu_name"]
 NIC = [*NODE, "interface"]
 NUMA = [*NODE, "numa_node"]
+FS = [*NODE, "mountpoint", "device", "fstype"]  # node_exporter's label names
 STATES = [s.value for s in NodeStatus]
 _NO_NIC, _NO_NUMA = NicItem(), NumaNode()  # an item the sample lacks: no counters
 
@@ -130,7 +131,7 @@ class SafCollector(Collector):
         # A node may report two GPUs with one index (or two NICs or NUMA nodes with one
         # name): the same labels twice make a scrape Prometheus rejects whole. The first is
         # kept, the rest counted in saf_series_dropped.
-        dropped = {"gpu": 0, "nic": 0, "numa": 0}
+        dropped = {"gpu": 0, "nic": 0, "numa": 0, "filesystem": 0}
         seen: set[tuple[str, str]] = set()
 
         def first(kind: str, key: str) -> bool:
@@ -152,6 +153,15 @@ class SafCollector(Collector):
             if first("numa", str(numa.node)):
                 self._numa(out, [*base, str(numa.node)], numa,
                            raw_numa.get(numa.node, _NO_NUMA))
+        for fs in view.filesystems:
+            if first("filesystem", fs.mount) and not fs.missing:
+                labels = [*base, fs.mount, fs.device, fs.fstype]
+                _put(out.gauge("saf_filesystem_size_bytes", "Filesystem size", FS), labels,
+                     fs.total)
+                _put(out.gauge("saf_filesystem_used_bytes", "Filesystem space in use", FS),
+                     labels, fs.used)
+                _put(out.gauge("saf_filesystem_free_bytes", "Filesystem space an ordinary "
+                               "user may still write (df's Avail)", FS), labels, fs.free)
         family = out.gauge("saf_series_dropped", "Series of the node's last sample left out "
                            "because another had the same labels (a GPU index, interface or "
                            "NUMA node reported twice), by kind", [*NODE, "kind"])
@@ -183,6 +193,11 @@ class SafCollector(Collector):
                  gpu.mem_used)
             _put(out.gauge("saf_gpu_memory_total_bytes", "GPU memory installed", GPU),
                  labels, gpu.mem_total)
+        # AMD's GTT: system RAM the GPU maps, also counted in saf_node_memory_*.
+        _put(out.gauge("saf_gpu_gtt_used_bytes", "System memory the GPU has mapped (AMD GTT)",
+                       GPU), labels, gpu.gtt_used)
+        _put(out.gauge("saf_gpu_gtt_total_bytes", "System memory the GPU may map (AMD GTT)",
+                       GPU), labels, gpu.gtt_total)
         _put(out.gauge("saf_gpu_temperature_celsius", "GPU temperature", GPU), labels,
              gpu.temp)
         _put(out.gauge("saf_gpu_power_watts", "GPU power draw", GPU), labels, gpu.power)

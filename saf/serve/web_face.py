@@ -205,6 +205,7 @@ class CockpitServer(Server):
             await websocket.prepare(request)
             service = _ClampedService(self.command, write_bytes=websocket.send_bytes,
                                       write_str=websocket.send_str,
+                                      # close answers a bool; textual-serve awaits it, drops it
                                       close=websocket.close,  # type: ignore[arg-type]
                                       download_manager=self.download_manager, debug=False)
             service.who = remote

@@ -139,7 +139,7 @@ def _bad_float(direction: float, confidence: float, sentiment: float,
             raise BadFrame("nan", f"{name} is {value}")
     for name, value in values.items():
         _, low, high = FIELDS[name]
-        if not low <= value <= high:  # type: ignore[operator]
+        if not low <= value <= high:  # type: ignore[operator]  # the floats' bounds are set
             raise BadFrame("range", f"{name} {value:g} outside {low:g}..{high:g}")
     raise AssertionError("unreachable: a float was out of range but none is")  # pragma: no cover
 

@@ -103,8 +103,8 @@ def reaches_beyond_loopback(endpoint: str) -> bool:
         return True  # '*', an interface name or a host name: not only loopback
 
 
-def bind_pub(endpoint: str, context: zmq.Context | None = None,
-             sndhwm: int = 100_000) -> zmq.Socket:
+def bind_pub(endpoint: str, context: zmq.Context[zmq.Socket[bytes]] | None = None,
+             sndhwm: int = 100_000) -> zmq.Socket[bytes]:
     """A PUB socket bound to `endpoint` (a send never blocks: PUB drops at its HWM)."""
     from saf.signals.endpoints import EndpointError, bind_url
 

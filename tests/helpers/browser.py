@@ -161,7 +161,7 @@ class Tab:
 
     async def screenshot(self, path: Path) -> None:
         result = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(result["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(result["data"]))
 
     async def close(self) -> None:
         await self.browser.send("Target.closeTarget", targetId=self.target)

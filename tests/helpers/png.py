@@ -29,7 +29,9 @@ def read_png(path: Path) -> Png:
         at += 12 + length
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and colour in (2, 6) and not interlace, (depth, colour, interlace)
+            assert depth == 8, (depth, colour, interlace)
+            assert colour in (2, 6), (depth, colour, interlace)
+            assert not interlace, (depth, colour, interlace)
             channels = 3 if colour == 2 else 4
         elif kind == b"IDAT":
             idat += body

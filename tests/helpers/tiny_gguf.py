@@ -37,7 +37,11 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(k) for k in kinds]
 
 
-def write_tiny_llama(path: Path, seed: int = 7) -> Path:
+def write_tiny_llama(path: Path, seed: int = 7, *, layers: int = LAYERS, embed: int = EMBED,
+                     heads: int = HEADS, heads_kv: int | None = None, ffn: int = FFN,
+                     context: int = 512, extra: dict[str, int] | None = None) -> Path:
+    """The model above; the placement tests write it at other sizes (more layers, wider,
+    fewer KV heads) to check saf's memory estimate against llama.cpp's own figures."""
     import gguf
 
     tokens, scores, kinds = vocabulary()
@@ -49,13 +53,13 @@ def write_tiny_llama(path: Path, seed: int = 7) -> Path:
 
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("saf-tiny-test-llama")
-    writer.add_context_length(512)
-    writer.add_embedding_length(EMBED)
-    writer.add_block_count(LAYERS)
-    writer.add_feed_forward_length(FFN)
-    writer.add_head_count(HEADS)
-    writer.add_head_count_kv(HEADS)
-    writer.add_rope_dimension_count(EMBED // HEADS)
+    writer.add_context_length(context)
+    writer.add_embedding_length(embed)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads if heads_kv is None else heads_kv)
+    writer.add_rope_dimension_count(embed // heads)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("llama")
@@ -67,22 +71,27 @@ def write_tiny_llama(path: Path, seed: int = 7) -> Path:
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
+    for key, value in (extra or {}).items():  # e.g. split.count, as llama.cpp's gguf-split
+        writer.add_uint16(key, value)
 
-    writer.add_tensor("token_embd.weight", rand(vocab, EMBED, scale=1.0))
-    writer.add_tensor("output_norm.weight", np.ones(EMBED, dtype=np.float32))
-    output = rand(vocab, EMBED, scale=1.0)
+    kv_width = embed // heads * (heads if heads_kv is None else heads_kv)
+    writer.add_tensor("token_embd.weight", rand(vocab, embed, scale=1.0))
+    writer.add_tensor("output_norm.weight", np.ones(embed, dtype=np.float32))
+    output = rand(vocab, embed, scale=1.0)
     printable = np.zeros(vocab, dtype=bool)
     printable[3:3 + len(PRINTABLE)] = True
     output[~printable] = 0.0  # only printable characters can win the argmax
     writer.add_tensor("output.weight", output)
-    for i in range(LAYERS):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(EMBED, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(f"blk.{i}.{name}.weight", rand(EMBED, EMBED))
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(EMBED, dtype=np.float32))
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", rand(FFN, EMBED))
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", rand(FFN, EMBED))
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", rand(EMBED, FFN))
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(embed, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.attn_q.weight", rand(embed, embed))
+        writer.add_tensor(f"blk.{i}.attn_k.weight", rand(kv_width, embed))
+        writer.add_tensor(f"blk.{i}.attn_v.weight", rand(kv_width, embed))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", rand(embed, embed))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(embed, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", rand(ffn, embed))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", rand(ffn, embed))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", rand(embed, ffn))
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

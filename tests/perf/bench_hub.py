@@ -1,5 +1,5 @@
 """The metrics hub's CPU with N live nodes at 1 Hz: real agents behind real SSH servers on
-loopback (the demo's NodeServer), read by a MetricsHub with no screen.
+loopback (the demo's NodeServer), read by a NodeLinks with no screen.
 
 The servers and their agents run in a child process (a `DemoCluster` of N nodes), so what is
 measured is this process alone: the hub's SSH connections, framing, validation and the
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from saf.agentlink.hub import MetricsHub  # noqa: E402
+from saf.agentlink.node_links import NodeLinks  # noqa: E402
 from saf.fleet import Fleet  # noqa: E402
 from saf.inventory.load import load_inventory  # noqa: E402
 
@@ -73,7 +73,7 @@ def cpu_seconds() -> float:
 
 async def measure(inventory: Path, seconds: float) -> tuple[float, float, int]:
     inv = load_inventory(inventory)
-    hub = MetricsHub(Fleet(inv), inv.nodes, interval=1.0)
+    hub = NodeLinks(Fleet(inv), inv.nodes, interval=1.0)
     await hub.start()
     try:
         deadline = time.monotonic() + 120

@@ -39,6 +39,8 @@ CONNECTION_VARS = {
     "ansible_ssh_private_key_file": "identity",
     "ansible_connection": "connection",
 }
+# Extra arguments Ansible adds to ssh's command line, where a ProxyJump hides.
+SSH_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 SECRET_VARS = {"ansible_password", "ansible_ssh_pass", "ansible_ssh_password",
                "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass",
                "ansible_sudo_password"}
@@ -303,13 +305,27 @@ def _parents(draft: Draft, groups: dict[str, _Group]) -> dict[str, list[str]]:
 
 def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
           parents: dict[str, list[str]]) -> DraftNode:
+    member = _memberships(host, parents)
+    node = DraftNode(name=host.name, host=host.name, line=host.line)
+    _roles_and_tags(node, member)
+    _take_vars(draft, node, _merged_vars(host, member, groups, parents))
+    return node
+
+
+def _memberships(host: _Host, parents: dict[str, list[str]]) -> list[str]:
+    """Every group the host is in, directly or through a parent group, once each."""
     member: list[str] = []
     for group in host.groups:
         for g in [group, *parents.get(group, [])]:
             if g not in member:
                 member.append(g)
-    # Ansible's precedence: all, then groups from the most general to the most specific
-    # (ties by name), then the host's own variables.
+    return member
+
+
+def _merged_vars(host: _Host, member: list[str], groups: dict[str, _Group],
+                 parents: dict[str, list[str]]) -> dict[str, _Value]:
+    """The host's variables with its groups' in Ansible's precedence: all, then groups from
+    the most general to the most specific (ties by name), then the host's own variables."""
     def depth(g: str) -> int:
         return 1 + max((depth(p) for p in parents.get(g, []) if p != "all"), default=0)
 
@@ -319,8 +335,11 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
         if g in groups:
             merged.update(groups[g].vars)
     merged.update(host.vars)
+    return merged
 
-    node = DraftNode(name=host.name, host=host.name, line=host.line)
+
+def _roles_and_tags(node: DraftNode, member: list[str]) -> None:
+    """A role group makes its role; any other group but Ansible's implicit ones, a tag."""
     for g in member:
         if g in IMPLICIT_GROUPS:
             continue
@@ -330,6 +349,11 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
                 node.roles.append(role)
         elif g not in node.tags:
             node.tags.append(g)
+
+
+def _take_vars(draft: Draft, node: DraftNode, merged: dict[str, _Value]) -> None:
+    """Connection variables become the node's settings, others its vars; passwords are
+    left out with a warning."""
     for key, item in merged.items():
         if key in SECRET_VARS:
             warning = (f"line {item.line}: left out {key} (saf never stores passwords; "
@@ -338,11 +362,58 @@ def _node(draft: Draft, host: _Host, groups: dict[str, _Group],
                 draft.warnings.append(warning)
         elif key in CONNECTION_VARS:
             _connection_var(draft, node, CONNECTION_VARS[key], key, item)
+        elif key in SSH_ARGS_VARS:
+            _ssh_args(draft, node, key, item)
         elif item.value is None:
             continue
         else:
             node.vars[key] = _tomlable(item.value)
-    return node
+
+
+def proxy_jump(args: str) -> str | None:
+    """The ProxyJump in ssh's extra arguments as Ansible passes them (`-o ProxyJump=HOP`,
+    `-o ProxyJump HOP`, `-oProxyJump=HOP`, `-J HOP`, `-JHOP`), or None. The first one given,
+    as ssh keeps the first value it reads for an option."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        return None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if word == "-J" and nxt:
+            return nxt
+        if word.startswith("-J") and len(word) > 2:
+            return word[2:]
+        option = nxt if word == "-o" else word[2:] if word.startswith("-o") else ""
+        if option:
+            name, _, value = option.replace("=", " ", 1).partition(" ")
+            if name.lower() == "proxyjump":
+                value = value.strip() or (words[i + 2] if word == "-o" and i + 2 < len(words)
+                                          else "")
+                return value or None
+            i += 2 if word == "-o" else 1
+            continue
+        i += 1
+    return None
+
+
+def _ssh_args(draft: Draft, node: DraftNode, key: str, item: _Value) -> None:
+    """Extra ssh arguments stay a node var (as before); a ProxyJump among them is said with
+    the lines that give it to saf. saf reads jump hosts from an OpenSSH config only (its
+    ssh_config, by default ~/.ssh/config; saf.connect.hostkeys), not from the inventory."""
+    value = item.value
+    if isinstance(value, str) and value.strip():
+        node.vars[key] = value
+        hop = proxy_jump(value)
+        if hop is not None:
+            host = node.host
+            draft.warnings.append(
+                f"line {item.line}: {node.name} is reached through the jump host {hop} "
+                f"({key}); saf takes jump hosts from the OpenSSH config, so add to "
+                f"~/.ssh/config (or the file ssh_config names): Host {host} / "
+                f"ProxyJump {hop}")
 
 
 def _connection_var(draft: Draft, node: DraftNode, setting: str, key: str,

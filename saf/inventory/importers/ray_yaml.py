@@ -33,25 +33,52 @@ from saf.inventory.importers.draft import Draft, DraftNode
 def import_ray(path: Path, text: str | None = None) -> Draft:
     """Read a Ray cluster YAML; ConfigError (file:line) on anything missing or malformed."""
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(path, "no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(path, f"cannot read: {exc}") from None
+        text = _read(path)
     draft = Draft(source=path)
     root, data = _load(draft, text)
     doc = _Doc(draft, root)
     if not isinstance(data, dict):
         raise draft.error("a Ray cluster YAML is a mapping with cluster_name, provider and "
                           "auth", doc.line())
+    _cluster_name(doc, data)
+    provider = _provider(doc, data)
+    _refuse_placeholders(doc, provider, data.get("auth"))
+    head_ip = _address(doc, provider, "head_ip", required=True)
+    external = _address(doc, provider, "external_head_ip", required=False)
+    workers = _worker_list(doc, provider)
+    user, identity = _auth(doc, data)
+    assert head_ip is not None
+    head = DraftNode(name=external or head_ip, host=external or head_ip,
+                     line=doc.line("provider", "external_head_ip" if external else "head_ip"),
+                     roles=["head"], user=user, identity=identity)
+    if external:
+        head.vars["ray_head_ip"] = head_ip
+    draft.nodes.append(head)
+    _add_workers(doc, workers, {head_ip, external}, user, identity)
+    draft.check_names()
+    return draft
 
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read: {exc}") from None
+
+
+def _cluster_name(doc: _Doc, data: dict[str, Any]) -> None:
     name = data.get("cluster_name")
     if name is not None:
         if not isinstance(name, (str, int)) or not str(name).strip():
-            raise draft.error("cluster_name must be a string", doc.line("cluster_name"))
-        draft.cluster_name = str(name)
+            raise doc.draft.error("cluster_name must be a string", doc.line("cluster_name"))
+        doc.draft.cluster_name = str(name)
 
+
+def _provider(doc: _Doc, data: dict[str, Any]) -> dict[str, Any]:
+    """The provider section, when it is the local provider with its machines listed."""
+    draft = doc.draft
     provider = data.get("provider")
     if not isinstance(provider, dict):
         raise draft.error("no provider section (expected provider: type: local, head_ip, "
@@ -65,34 +92,37 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
         raise draft.error("this cluster gets its machines from a coordinator server; saf "
                           "needs them listed: add head_ip and worker_ips",
                           doc.line("provider", "coordinator_address"))
+    return provider
 
-    _refuse_placeholders(doc, provider, data.get("auth"))
-    head_ip = _address(doc, provider, "head_ip", required=True)
-    external = _address(doc, provider, "external_head_ip", required=False)
+
+def _worker_list(doc: _Doc, provider: dict[str, Any]) -> list[Any]:
     workers = provider.get("worker_ips", [])
     if workers is None:
-        workers = []
+        return []
     if not isinstance(workers, list):
-        raise draft.error("provider.worker_ips must be a list of addresses",
-                          doc.line("provider", "worker_ips"))
+        raise doc.draft.error("provider.worker_ips must be a list of addresses",
+                              doc.line("provider", "worker_ips"))
+    return workers
 
+
+def _auth(doc: _Doc, data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """auth's (ssh_user, ssh_private_key), warning when no user is set."""
     auth = data.get("auth", {}) or {}
     if not isinstance(auth, dict):
-        raise draft.error("auth must be a mapping (ssh_user, ssh_private_key)", doc.line("auth"))
+        raise doc.draft.error("auth must be a mapping (ssh_user, ssh_private_key)",
+                              doc.line("auth"))
     user = _optional_string(doc, auth, "auth", "ssh_user")
     identity = _optional_string(doc, auth, "auth", "ssh_private_key")
     if user is None:
-        draft.warnings.append("auth.ssh_user is not set; saf will log in as your own user "
-                              "name (or as ~/.ssh/config says)")
+        doc.draft.warnings.append("auth.ssh_user is not set; saf will log in as your own "
+                                  "user name (or as ~/.ssh/config says)")
+    return user, identity
 
-    assert head_ip is not None
-    head = DraftNode(name=external or head_ip, host=external or head_ip,
-                     line=doc.line("provider", "external_head_ip" if external else "head_ip"),
-                     roles=["head"], user=user, identity=identity)
-    if external:
-        head.vars["ray_head_ip"] = head_ip
-    draft.nodes.append(head)
-    seen = {head_ip, external}
+
+def _add_workers(doc: _Doc, workers: list[Any], seen: set[str | None], user: str | None,
+                 identity: str | None) -> None:
+    """A worker node per address, none twice nor the head's."""
+    draft = doc.draft
     for index, item in enumerate(workers):
         line = doc.line("provider", "worker_ips", index)
         if not isinstance(item, (str, int)) or isinstance(item, bool) or not str(item).strip():
@@ -105,8 +135,6 @@ def import_ray(path: Path, text: str | None = None) -> Draft:
         seen.add(address)
         draft.nodes.append(DraftNode(name=address, host=address, line=line,
                                      roles=["worker"], user=user, identity=identity))
-    draft.check_names()
-    return draft
 
 
 def _load(draft: Draft, text: str) -> tuple[yaml.Node | None, Any]:

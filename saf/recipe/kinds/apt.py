@@ -23,6 +23,7 @@ _PPA = re.compile(r"ppa:([a-z0-9][a-z0-9.+-]*)/([a-z0-9][a-z0-9.+-]*)")
 def ppa_fact(ppa: str) -> str:
     """A command printing `ppa yes` when apt's sources already hold the PPA (either the
     one-line .list or the deb822 .sources form add-apt-repository writes)."""
+    # The apt step lets only a ppa that _PPA matches through (when parsed, and rendered).
     owner, name = _PPA.fullmatch(ppa).groups()  # type: ignore[union-attr]
     pattern = quote(f"launchpad(content)?\\.net/{owner}/{name}/")
     return (f"if grep -rEqs {pattern} {ROOT}/etc/apt/sources.list.d {ROOT}/etc/apt/sources.list;"

@@ -65,7 +65,7 @@ class StepContext(Protocol):
         """The template with variables and node facts put in (quoted when shell)."""
 
     async def run(self, command: str, *, quiet: bool = False, input: str | None = None,
-                  via: Connector | None = None, timeout: float | None = None) -> RunResult:
+                  via: Connector | None = None, timeout: float | None = None) -> RunResult:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
         """Run a command on the node (with sudo when the step says become); its output is
         streamed as step output unless quiet. `via` runs it over another connection to the
         node (one from fresh_connector); `timeout` stops it after so many seconds."""

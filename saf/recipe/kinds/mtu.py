@@ -361,7 +361,7 @@ async def _resolve(host: str) -> list[str]:
 
 
 async def _ping(ctx: StepContext, mine: NodePlan, peers: Plans | dict[str, NodePlan],
-                via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:
+                via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
     """DF pings from this node to each peer's cluster address: peer name -> result (None
     when the node's shell did not answer at all)."""
     addresses = {p.net.found.address: n for n, p in peers.items() if isinstance(p, NodePlan)}
@@ -394,7 +394,8 @@ def _problems(checks: dict[str, Checked | Exception], plans: Plans
                 problems.append(check.why)
             for peer, result in sorted(check.pings.items()):
                 if not result.ok:
-                    bad_links.add(tuple(sorted((name, peer))))  # type: ignore[arg-type]
+                    low, high = sorted((name, peer))
+                    bad_links.add((low, high))
                     tail.append(f"{name} -> {peer}: {result.detail}")
             plan = plans.get(name)
             if isinstance(plan, NodePlan):

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from saf.errors import ConnectError, RayError
+from saf.errors import ConnectError, InventoryError, RayError
 from saf.fleet import Fleet
+from saf.inventory import edit as inventory_edit
 from saf.inventory.model import Node
 from saf.ray import python_match as pm
 from saf.ray.facts import NodeFacts
@@ -52,11 +53,14 @@ class PythonMatchParams(KindParams):
     venv: str = ""  # where a node's venv goes when its inventory python is not one
     packages: str = ""  # more packages to pip install beside ray[default]
     verify: bool = False  # true: only check that every node matches
+    # true: write the venv's `python = "..."` into the node's [[nodes]] entry of the inventory
+    write_inventory: str = "false"
 
 
 class PythonMatch(Kind):
     name = "python_match"
-    forms = {"python": "word", "ray": "word", "tool": "word", "venv": "path", "packages": "pip"}
+    forms = {"python": "word", "ray": "word", "tool": "word", "venv": "path", "packages": "pip",
+             "write_inventory": "bool"}
     Params = PythonMatchParams
     supports_become = False
 
@@ -67,7 +71,10 @@ class PythonMatch(Kind):
     @classmethod
     def parse(cls, params: PythonMatchParams, fail: Fail) -> PythonMatch:
         out = {key: getattr(params, key) for key in ("python", "ray", "tool", "venv",
-                                                     "packages")}
+                                                     "packages", "write_inventory")}
+        flag = out["write_inventory"].strip().lower()
+        if "{" not in flag and flag not in ("true", "false"):
+            raise fail("write_inventory", f"{flag!r} is not true or false")
         return cls(out, params.verify)
 
     def templates(self) -> list[tuple[str, str]]:
@@ -119,7 +126,34 @@ class PythonMatch(Kind):
             packages=self._value(ctx, "packages"))
         reason = (f"odd one out: {now} -> Python {target.python}, Ray {target.ray} "
                   f"({target.source}'s) in {python}")
+        if self._value(ctx, "write_inventory").lower() not in ("", "true", "false"):
+            return Plan(True, refusal="write_inventory must be true or false, not "
+                                      f"{self._value(ctx, 'write_inventory')!r}")
+        if python != ctx.node.python and ctx.check_mode:
+            try:
+                reason += "; " + self._inventory_note(ctx, python, done=False)
+            except InventoryError as exc:
+                return Plan(True, refusal=str(exc))
         return Plan(True, reason, commands, (commands, python))
+
+    def _writes(self, ctx: StepContext) -> bool:
+        return self._value(ctx, "write_inventory").lower() == "true"
+
+    def _inventory_note(self, ctx: StepContext, python: str, *, done: bool) -> str:
+        """What happens to the node's `python =` in the inventory: the edit shown (--check),
+        made (write_inventory=true), or asked for."""
+        node = ctx.node.name
+        path = ctx.inventory.path
+        asked = f"set python = \"{python}\" for {node} in the inventory"
+        if path is None:
+            return asked
+        if not self._writes(ctx):
+            return f"{asked} (--var write_inventory=true writes it)"
+        if done:
+            edit = inventory_edit.set_python(path, node, python)
+            return f"wrote {edit.describe()}" if edit else f"{path} names it already"
+        edit = inventory_edit.python_edit(path, node, python)
+        return f"would write {edit.describe()}" if edit else f"{path} names it already"
 
     async def _survey(self, ctx: StepContext, fleet: Fleet, nodes: list[Node],
                       say: Callable[[str], None]) -> tuple[dict[str, NodeFacts | str],
@@ -146,6 +180,13 @@ class PythonMatch(Kind):
                 outcome = Outcome.from_result(result)
                 outcome.message = f"`{command[:80]}` failed ({outcome.message})"
                 return outcome
-        note = "" if python == ctx.node.python else (
-            f"; set python = \"{python}\" for {ctx.node.name} in the inventory")
+        note = ""
+        if python != ctx.node.python:
+            # The step's nodes apply at once, each editing the one file: the edit reads,
+            # changes and renames in one synchronous call, so no other node's comes between.
+            try:
+                note = "; " + self._inventory_note(ctx, python, done=True)
+            except InventoryError as exc:
+                return Outcome(StepStatus.FAILED, f"now runs {python}, but {exc}",
+                               exit_status=0)
         return Outcome(StepStatus.CHANGED, f"now runs {python}{note}", exit_status=0)

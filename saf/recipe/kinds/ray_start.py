@@ -36,6 +36,7 @@ from msgspec import Meta
 
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
+from saf.inventory.model import Node
 from saf.numbers import parse_port
 from saf.ray import command as rc
 from saf.ray.answers import Probed, Started, Stopped, Tail
@@ -110,7 +111,7 @@ def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None
         return None, str(exc)
 
 
-async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> RayStatus:
+async def wait_alive(dashboard: Dashboard, names: list[str], timeout: float) -> RayStatus:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
     """Poll the dashboard until every named node is ALIVE; the last status read either way."""
     deadline = time.monotonic() + timeout
     status: RayStatus | None = None
@@ -276,23 +277,10 @@ class RayStart(Kind):
         running = facts.raylet_running and (facts.gcs_running or not me.is_head)
         head_restarts = False
         if not me.is_head:
-            head_decision = await asyncio.wait_for(asyncio.shield(state.decided[head.name]),
-                                                   WAIT_PEERS)
-            head_restarts = head_decision.needed
-            if not head_decision.refused and not head_decision.needed or head_restarts:
-                # The worker must reach the head's port from where it is (a firewall?).
-                expect_open = not head_restarts
-                target = f"{head_ip}:{settings.port}"
-                if target == early_target and target in facts.probes:
-                    seen = facts.probes[target]
-                else:
-                    probed, _ = await call(ctx.run, me.name, me.python, Probed,
-                                           {"targets": [target], "timeout": 3})
-                    seen = str(probed.probes.get(target))
-                if seen not in (("open",) if expect_open else ("open", "refused")):
-                    return _Decision(refused=(
-                        f"cannot reach the head's port {head_ip}:{settings.port} from here "
-                        f"({seen}): a firewall, or the wrong address?"))
+            head_restarts, unreached = await self._reach_head(ctx, state, head, head_ip,
+                                                              settings, facts, early_target)
+            if unreached:
+                return _Decision(refused=unreached)
         if not running:
             # Leftovers of an earlier start: the node's own (its folder, or its machine's
             # whole temp folder when it is alone there) go first.
@@ -309,6 +297,30 @@ class RayStart(Kind):
                                       + "; ".join(diffs[:6])
                                       + "); rerun with --var restart=true to restart it"))
         return _Decision(start, needed=True, stop_first=True)
+
+    async def _reach_head(self, ctx: StepContext, state: _State, head: Node, head_ip: str,
+                          settings: rc.RaySettings, facts: NodeFacts,
+                          early_target: str | None) -> tuple[bool, str | None]:
+        """A worker, once the head has decided: (whether the head restarts, why the worker
+        cannot reach the head's port from where it is (a firewall?), or None)."""
+        me = ctx.node
+        head_decision = await asyncio.wait_for(asyncio.shield(state.decided[head.name]),
+                                               WAIT_PEERS)
+        head_restarts = head_decision.needed
+        if head_decision.refused and not head_restarts:
+            return head_restarts, None  # the head's own refusal says it
+        expect_open = not head_restarts
+        target = f"{head_ip}:{settings.port}"
+        if target == early_target and target in facts.probes:
+            seen = facts.probes[target]
+        else:
+            probed, _ = await call(ctx.run, me.name, me.python, Probed,
+                                   {"targets": [target], "timeout": 3})
+            seen = str(probed.probes.get(target))
+        if seen not in (("open",) if expect_open else ("open", "refused")):
+            return head_restarts, (f"cannot reach the head's port {head_ip}:{settings.port} "
+                                   f"from here ({seen}): a firewall, or the wrong address?")
+        return head_restarts, None
 
     # -- doing ------------------------------------------------------------------------------
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:

@@ -7,12 +7,18 @@ value or the file differs; otherwise `skipped`. Run it with `become = true`.
 
 `macos` is the same kind of table for macOS nodes, whose keys differ (kern.ipc.maxsockbuf,
 net.inet.tcp.*): read with `sysctl KEY...` (`key: value`), each key that differs set with
-`sysctl -w` (live only: macOS keeps no sysctl.d). A step may have either table or both; a
-node whose system has none is skipped.
+`sysctl -w`. macOS keeps no sysctl.d, and /etc/sysctl.conf is read at boot by some releases
+and not others, so the values are kept across reboots by a LaunchDaemon of their own
+(/Library/LaunchDaemons/com.saf.sysctl.NAME.plist, NAME from `file`): launchd runs its
+`sysctl -w` once at each boot (RunAtLoad). The plist is written when it is missing or says
+otherwise, like the sysctl.d file on Linux. A step may have either table or both; a node whose
+system has none is skipped.
 """
 
 from __future__ import annotations
 
+import plistlib
+import posixpath
 import re
 from typing import Annotated
 
@@ -26,6 +32,22 @@ from saf.shell import quote
 _KEY = re.compile(r"[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+")
 _MARK = "saf-sysctl-file"
 _DARWIN = "saf-sysctl-darwin"
+_PLIST_MARK = "saf-sysctl-plist"
+LAUNCH_DAEMONS = "/Library/LaunchDaemons"
+
+
+def launch_daemon(file: str, values: dict[str, str]) -> tuple[str, str]:
+    """The LaunchDaemon that sets `values` at boot on macOS: its path, and its text (the same
+    bytes for the same values, so a second run finds it as written)."""
+    name = posixpath.basename(file).removesuffix(".conf")
+    label = f"com.saf.sysctl.{name}"
+    plist = {"Label": label, "RunAtLoad": True,
+             "ProgramArguments": ["/usr/sbin/sysctl", "-w",
+                                  *(f"{k}={v}" for k, v in values.items())]}
+    # One line (XML ignores the blanks between elements): --check shows one command.
+    text = "".join(line.strip() for line in plistlib.dumps(plist, sort_keys=True).decode()
+                   .splitlines())
+    return f"{LAUNCH_DAEMONS}/{label}.plist", text
 
 
 def parse_sysctl(output: str) -> dict[str, str]:
@@ -91,9 +113,11 @@ class Sysctl(Kind):
     async def plan(self, ctx: StepContext) -> Plan:
         if self.macos:
             # One call: macOS answers its own keys; any other system falls through to Linux.
+            path, _ = launch_daemon(self.file, {})
             probe = await ctx.run(f'if [ "$(uname -s)" = Darwin ]; then echo {_DARWIN}; '
-                                  f"sysctl {' '.join(quote(k) for k in self.macos)}; fi; true",
-                                  quiet=True)
+                                  f"sysctl {' '.join(quote(k) for k in self.macos)}; "
+                                  f"echo {_PLIST_MARK}; cat {ROOT}{quote(path)} 2>/dev/null; "
+                                  "fi; true", quiet=True)
             if probe.stdout.startswith(_DARWIN + "\n"):
                 return self._plan_macos(ctx, probe.stdout, probe.stderr)
         if not self.settings:
@@ -127,6 +151,7 @@ class Sysctl(Kind):
         wanted = {k: " ".join(ctx.render(v, shell=False).split())
                   for k, v in self.macos.items()}
         wanted = {k: v for k, v in wanted.items() if v}
+        output, _, kept = output.partition(_PLIST_MARK + "\n")
         live = {}
         for line in output.splitlines()[1:]:
             key, sep, value = line.partition(": ")
@@ -138,11 +163,20 @@ class Sysctl(Kind):
             raise StepFailed(f"this macOS has no {', '.join(absent)}"
                              + (f" ({why[0]})" if why else ""))
         differ = {k: v for k, v in wanted.items() if live[k] != v}
-        if not differ:
-            return Plan(False, "already " + ", ".join(f"{k}={v}" for k, v in wanted.items()))
-        return Plan(True, "would set " + ", ".join(f"{k} {live[k]} -> {v}"
-                                                   for k, v in differ.items()),
-                    [f"sysctl -w {quote(f'{k}={v}')}" for k, v in differ.items()])
+        path, plist = launch_daemon(self.file, wanted)
+        kept = kept.rstrip("\n")
+        if not differ and kept == plist:
+            return Plan(False, "already " + ", ".join(f"{k}={v}" for k, v in wanted.items())
+                        + f", kept by {path}")
+        commands = [f"sysctl -w {quote(f'{k}={v}')}" for k, v in differ.items()]
+        if kept != plist:
+            tmp = quote(path + ".saf-tmp")
+            commands.append(f"printf '%s\\n' {quote(plist)} > {tmp} && chmod 644 {tmp} && "
+                            f"mv {tmp} {quote(path)}")
+        said = ", ".join(f"{k} {live[k]} -> {v}" for k, v in differ.items())
+        keep = f"write {path}" if kept != plist else ""
+        return Plan(True, "would " + "; ".join(x for x in (f"set {said}" if said else "",
+                                                            keep) if x), commands)
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         return Outcome.from_result(await ctx.run(" && ".join(plan.commands)))
