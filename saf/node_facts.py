@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from saf.connect.base import Connector
 from saf.events import Event
@@ -48,9 +48,22 @@ class NodeFacts(Event):
     latency_ms: float | None = None
 
 
-def parse(node: str, text: str) -> dict[str, object]:
+class Parsed(TypedDict, total=False):
+    """What the script's output says: NodeFacts' fields of the same names."""
+
+    os: str | None
+    arch: str | None
+    kernel: str | None
+    hostname: str | None
+    cpus: int | None
+    memory: int | None
+    python: str
+    python_error: str
+
+
+def parse(node: str, text: str) -> Parsed:
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-    facts: dict[str, object] = {
+    facts: Parsed = {
         "os": OS_NAMES.get(values.get("os", ""), values.get("os") or None),
         "arch": values.get("arch") or None,
         "kernel": values.get("kernel") or None,
@@ -77,5 +90,4 @@ async def gather_facts(conn: Connector) -> NodeFacts:
     result = await conn.run(_SCRIPT.replace("{python}", program(conn.node.python)),
                             timeout=conn.node.connect_timeout * 3)
     return NodeFacts(node=conn.node.name, reachable=True, latency_ms=round(latency, 1),
-                     # parse() answers each NodeFacts field with its own type, as a dict.
-                     **parse(conn.node.name, result.stdout))  # type: ignore[arg-type]
+                     **parse(conn.node.name, result.stdout))

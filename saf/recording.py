@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from saf.agentlink.frames import read_frame
+import msgspec
+
 from saf.errors import ConfigError, SafError
 from saf.events import Emit, Event, ignore
 from saf.inventory.model import Node
@@ -35,6 +36,7 @@ from saf.metrics.events import (
     SampleReceived,
     event_from_json,
 )
+from saf.metrics.frames import read_frame
 from saf.metrics.store import MetricsStore
 from saf.paths import open_private
 
@@ -45,15 +47,35 @@ FORMAT_VERSION = 1
 PACE = 0.25
 
 
-def node_header(node: Node) -> dict[str, Any]:
-    return {"name": node.name, "host": node.host, "roles": list(node.roles),
-            "tags": list(node.tags), "os": node.os}
+class NodeHeader(msgspec.Struct):
+    """A node as a recording's header and `saf serve`'s hello name it (the hello carries
+    these too: saf.serve.messages.HubHello)."""
+
+    name: str
+    host: str | None = None  # None or "": the name
+    roles: list[str] | None = None
+    tags: list[str] | None = None
+    os: str | None = None
 
 
-def header_node(data: dict[str, Any]) -> Node:
-    return Node(name=str(data["name"]), host=str(data.get("host") or data["name"]),
-                roles=tuple(data.get("roles") or ()), tags=tuple(data.get("tags") or ()),
-                os=data.get("os"))
+class RecordingHeader(msgspec.Struct):
+    """A recording's first line (see the module's doc); fields a newer saf adds are let
+    through."""
+
+    saf_recording: int
+    started: float | None = None
+    cluster: str | None = None
+    nodes: list[NodeHeader] | None = None
+
+
+def node_header(node: Node) -> NodeHeader:
+    return NodeHeader(name=node.name, host=node.host, roles=list(node.roles),
+                      tags=list(node.tags), os=node.os)
+
+
+def header_node(data: NodeHeader) -> Node:
+    return Node(name=data.name, host=data.host or data.name, roles=tuple(data.roles or ()),
+                tags=tuple(data.tags or ()), os=data.os)
 
 
 def event_line(event: Event) -> str:
@@ -85,7 +107,7 @@ class RecordingWriter:
         header = {"saf_recording": FORMAT_VERSION,
                   "started": time.time() if started is None else started,
                   "cluster": cluster, "nodes": [node_header(n) for n in nodes]}
-        self._file.write(json.dumps(header) + "\n")
+        self._file.write(json.dumps(msgspec.to_builtins(header)) + "\n")
 
     def write(self, event: Event) -> None:
         if self._file is None or not hasattr(event, "node") or saf_stopping(event):
@@ -136,8 +158,8 @@ def parse_event(data: dict[str, Any]) -> Event:
     file anyone can edit), and a bad one raises FrameError (a ValueError) saying why."""
     if "raw" in data and "frame" not in data and data.get("event", "").startswith("agent_") \
             and data.get("event") != "agent_bad_frame":
-        frame, _typed = read_frame(str(data["raw"]) + "\n")
-        data = dict(data, frame=frame)
+        frame, typed = read_frame(str(data["raw"]) + "\n")
+        data = dict(data, frame=frame, typed=typed)
     return event_from_json(data)
 
 
@@ -152,7 +174,7 @@ def load_recording(path: Path) -> Recording:
 
 
 def parse_recording(lines: Iterable[str], path: Path | None = None) -> Recording:
-    header: dict[str, Any] | None = None
+    header: RecordingHeader | None = None
     events: list[Event] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -165,7 +187,11 @@ def parse_recording(lines: Iterable[str], path: Path | None = None) -> Recording
             if not isinstance(data, dict) or data.get("saf_recording") != FORMAT_VERSION:
                 raise ConfigError(path, "not a saf recording (the first line must be its "
                                   f"header with saf_recording = {FORMAT_VERSION})", line=number)
-            header = data
+            try:
+                header = msgspec.convert(data, RecordingHeader)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(path, f"the recording's header is not valid: {exc}",
+                                  line=number) from None
             continue
         try:
             event = parse_event(data)
@@ -177,9 +203,9 @@ def parse_recording(lines: Iterable[str], path: Path | None = None) -> Recording
         raise ConfigError(path, "empty recording")
     events.sort(key=lambda e: e.time)  # appended by one writer, but be sure: replay needs order
     events = _up_from_the_start(events)
-    return Recording(path=path, started=float(header.get("started") or 0.0),
-                     cluster=str(header.get("cluster") or "saf"),
-                     nodes=tuple(header_node(n) for n in header.get("nodes") or ()),
+    return Recording(path=path, started=header.started or 0.0,
+                     cluster=header.cluster or "saf",
+                     nodes=tuple(header_node(n) for n in header.nodes or ()),
                      events=tuple(events))
 
 

@@ -10,7 +10,6 @@ screen never waits on the network.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -26,6 +25,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
+from saf.inference.checks import SavedCheck
 from saf.inference.cluster import ClusterServers
 from saf.inference.records import Endpoint
 from saf.inference.source import FleetModels, ModelsSource
@@ -71,7 +71,7 @@ class ModelsScreen(SafScreen[None]):
         super().__init__()
         self.source: ModelsSource | None = None
         self.servers: ClusterServers | None = None
-        self.checks: Mapping[str, Mapping[str, Any]] = {}
+        self.checks: Mapping[str, SavedCheck] = {}
         self.selected = 0
         self.busy = ""  # what is running now (a check, a stop...), for the header
         self.problem = ""
@@ -309,39 +309,34 @@ class ModelsScreen(SafScreen[None]):
         for title in ("METRIC (ms)", "MEAN", "P50", "P90", "P99"):
             table.add_column(title, justify="left" if title.startswith("METRIC") else "right")
         for name in ("ttft", "tpot", "itl", "e2el"):
-            stats = check.get(name)
-            if isinstance(stats, dict):
-                table.add_row(name, *(fmt_ms(_number(stats.get(k)))
-                                      for k in ("mean", "p50", "p90", "p99")))
+            stats = check.stats(name)
+            if stats is not None:
+                table.add_row(name, *(fmt_ms(x) for x in (stats.mean, stats.p50, stats.p90,
+                                                          stats.p99)))
             else:
                 table.add_row(name, MISSING, MISSING, MISSING, MISSING)
-        engine = check.get("engine") if isinstance(check.get("engine"), dict) else None
-        at = _number(check.get("at"))
+        engine = check.engine
+        at = check.at
         ago = fmt_uptime(self.source.now() - at) if self.source and at else MISSING
         summary = Text(
-            f"{_int(check.get('completed'))}/{_int(check.get('requests'))} requests, "
-            f"concurrency {_int(check.get('concurrency'))}: "
-            f"{fmt_num(_number(check.get('tokens_per_s')), ' tok/s', 1)}, "
+            f"{_int(check.completed)}/{_int(check.requests)} requests, "
+            f"concurrency {_int(check.concurrency)}: "
+            f"{fmt_num(check.tokens_per_s, ' tok/s', 1)}, "
             f"{ago} ago")
         parts: list[RenderableType] = [facts, summary, table]
         if engine:
             parts.append(Text(
-                f"engine's own ({check.get('engine_source') or '?'}): prompt "
-                f"{fmt_ms(_number(engine.get('prompt_ms')))}, per token "
-                f"{fmt_ms(_number(engine.get('predicted_per_token_ms')))}, "
-                f"{fmt_num(_number(engine.get('predicted_per_second')), ' tok/s', 1)}",
+                f"engine's own ({check.engine_source or '?'}): prompt "
+                f"{fmt_ms(engine.get('prompt_ms'))}, per token "
+                f"{fmt_ms(engine.get('predicted_per_token_ms'))}, "
+                f"{fmt_num(engine.get('predicted_per_second'), ' tok/s', 1)}",
                 style=v.get("text-muted", v["foreground"])))
-        bad = check.get("bad")
-        if isinstance(bad, dict) and bad:
-            parts.append(Text("bad answers: " + ", ".join(f"{k} {n}" for k, n in bad.items()),
+        if check.bad:
+            parts.append(Text("bad answers: " + ", ".join(f"{k} {n}"
+                                                          for k, n in check.bad.items()),
                               style=v["warning"]))
         return Group(*parts)
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
-
-
-def _int(value: Any) -> str:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else MISSING
+def _int(value: int | None) -> str:
+    return str(value) if value is not None else MISSING

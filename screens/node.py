@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import UNSET
 from saf.screens.base import SafScreen
 from saf.screens.confirm import ConfirmScreen
 from saf.screens.footer import FittingFooter
@@ -80,7 +81,7 @@ class NodeScreen(SafScreen[None]):
     def _shape_of(self, view: NodeView) -> tuple[Any, ...]:
         return (len(view.cores) > 0, tuple(n.node for n in view.numa),
                 tuple(g.index for g in view.gpus), tuple(n.name for n in view.nics),
-                tuple(d.name for d in view.disks), "filesystems" in view.sample,
+                tuple(d.name for d in view.disks), view.sample.filesystems is not UNSET,
                 bool(view.missing or view.collectors))
 
     def _build(self, view: NodeView) -> list[Widget]:
@@ -117,10 +118,9 @@ class NodeScreen(SafScreen[None]):
         if nic_parts:
             parts.append(_section("Network interfaces", *nic_parts))
         parts.append(_section("Disks", DiskTable(node)))
-        if "filesystems" in view.sample:  # an agent (or a recording) from before has none
+        if view.sample.filesystems is not UNSET:  # an agent (or recording) from before: none
             parts.append(_section("Filesystems", FilesystemTable(node)))
-        if view.missing or any(isinstance(i, dict) and i.get("ok") is False
-                               for i in view.collectors.values()):
+        if view.missing or any(i.ok is False for i in view.collectors.values()):
             parts.append(_section("Not measured on this node", Missing(node, classes="missing")))
         return parts
 

@@ -316,8 +316,8 @@ class Missing(Part):
         text = Text()
         reasons = dict(view.missing)
         for name, info in view.collectors.items():
-            if isinstance(info, dict) and info.get("ok") is False and name not in reasons:
-                reasons[name] = str(info.get("reason") or "unavailable")
+            if info.ok is False and name not in reasons:
+                reasons[name] = info.reason or "unavailable"
         for i, (name, why) in enumerate(sorted(reasons.items())):
             text.append(("\n" if i else "") + f"{name}: ", style="bold")
             text.append(why)

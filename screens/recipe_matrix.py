@@ -65,16 +65,16 @@ class RunMatrix(DataTable[str | Text]):
                 self.add_column(node, key=node)
             self._columns = state.nodes
             for step in state.steps:
-                self.add_row(f"{step['index'] + 1}. {step['name']}",
-                             *[_cell_text(state.cell(step["index"], node), v, check, compact)
+                self.add_row(f"{step.index + 1}. {step.name}",
+                             *[_cell_text(state.cell(step.index, node), v, check, compact)
                                for node in state.nodes],
-                             key=str(step["index"]))
+                             key=str(step.index))
             if self.is_valid_coordinate(cursor):
                 self.move_cursor(row=cursor.row, column=cursor.column)
         for step in state.steps:
             for node in state.nodes:
-                cell = state.cell(step["index"], node)
-                self.update_cell(str(step["index"]), node, _cell_text(cell, v, check, compact))
+                cell = state.cell(step.index, node)
+                self.update_cell(str(step.index), node, _cell_text(cell, v, check, compact))
         title = "Run"
         if state.started is not None:
             title = f"{state.started.recipe} · run {state.started.run}"
@@ -93,9 +93,9 @@ class RunMatrix(DataTable[str | Text]):
         if width <= 0 or not state.steps:
             return False
         pad = 2 * self.cell_padding
-        need = pad + max(len(f"{s['index'] + 1}. {s['name']}") for s in state.steps)
+        need = pad + max(len(f"{s.index + 1}. {s.name}") for s in state.steps)
         for node in state.nodes:
-            cells = [_cell_text(state.cell(s["index"], node), v, check, False).cell_len
+            cells = [_cell_text(state.cell(s.index, node), v, check, False).cell_len
                      for s in state.steps]
             need += pad + max([len(node), *cells])
         return need > width
@@ -112,7 +112,7 @@ class RunMatrix(DataTable[str | Text]):
         row, column = event.coordinate.row, event.coordinate.column
         if column == 0 or row >= len(state.steps) or column - 1 >= len(state.nodes):
             return
-        self.selected = (state.steps[row]["index"], state.nodes[column - 1])
+        self.selected = (state.steps[row].index, state.nodes[column - 1])
         self.post_message(self.CellSelected(*self.selected))
 
 
@@ -120,11 +120,11 @@ def _default_cell(state: RunState) -> tuple[int, str]:
     """The first failed cell, else the first running one, else the first."""
     for wanted in (StepStatus.FAILED, StepStatus.RUNNING):
         for step in state.steps:
-            for node in step["nodes"]:
-                cell = state.cells.get((step["index"], node))
+            for node in step.nodes:
+                cell = state.cells.get((step.index, node))
                 if cell and cell.status == wanted:
-                    return step["index"], node
-    return state.steps[0]["index"], state.nodes[0]
+                    return step.index, node
+    return state.steps[0].index, state.nodes[0]
 
 
 def _cell_text(cell: Cell | None, v: dict[str, str], check: bool, compact: bool) -> Text:

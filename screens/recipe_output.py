@@ -33,8 +33,8 @@ class RunOutput(VerticalScroll):
         v = palette(self.app)
         step_index, node = selected
         cell = state.cell(step_index, node)
-        step = next((s for s in state.steps if s["index"] == step_index), None)
-        name = step["name"] if step else str(step_index)
+        step = next((s for s in state.steps if s.index == step_index), None)
+        name = step.name if step else str(step_index)
         self.border_title = f"Output · {name} on {node}"
         if cell is None:
             pane.update(Text("this step does not run on this node", style="dim"))

@@ -92,9 +92,9 @@ class RecipeSteps(VerticalScroll):
                            "dim")),
             Text("\nsteps", style="bold")]
         for step in started.steps:
-            index = int(step["index"])
-            parts.append(Text.assemble((f"{index + 1}. ", "dim"), (str(step["name"]), "bold"),
-                                       ("  on ", "dim"), ", ".join(step["nodes"])))
+            index = step.index
+            parts.append(Text.assemble((f"{index + 1}. ", "dim"), (step.name, "bold"),
+                                       ("  on ", "dim"), ", ".join(step.nodes)))
         parts.append(Text("\nEnter shows each step on each node · r resumes it · h back to "
                           "the recipes", style="dim"))
         detail.update(Group(*parts))

@@ -13,7 +13,8 @@ from saf.agents.collectors.amdgpu import AmdGpuCollector
 from saf.agents.context import Context
 from saf.agents.main import Agent
 
-from saf.agentlink.frames import check as check_frame
+from saf.metrics.frames import SampleFrame
+from saf.metrics.frames import check as check_frame
 from saf.metrics.view import _gpus
 
 SYSFS = Path(__file__).parent / "fixtures" / "sysfs"
@@ -125,8 +126,9 @@ def test_the_agent_sends_it_in_gpus_and_the_view_reads_it(root: Path) -> None:
         hello = agent.start()
         assert hello["collectors"]["amdgpu"]["ok"] is True
         sample = agent.sample()
-        check_frame(sample)
-        [gpu] = _gpus(sample)
+        typed = check_frame(sample)  # what the view reads: the gate's Struct
+        assert isinstance(typed, SampleFrame)
+        [gpu] = _gpus(typed)
         assert gpu.vendor == "amd"
         assert not gpu.unified
         assert gpu.mem_total

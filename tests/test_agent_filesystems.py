@@ -10,8 +10,8 @@ from saf.agents import protocol
 from saf.agents.collectors.filesystems import FilesystemCollector, measure, parse_mounts
 from saf.agents.context import Context
 
-from saf.agentlink.frames import read_frame
 from saf.metrics import events as mev
+from saf.metrics.frames import read_frame
 from saf.metrics.store import MetricsStore
 from saf.metrics.thresholds import Level, Thresholds
 from saf.metrics.view import alerts, node_view

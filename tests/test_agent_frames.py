@@ -1,4 +1,4 @@
-"""The frame gate's Structs (saf.agentlink.frames) against the protocol's TypedDicts
+"""The frame gate's Structs (saf.metrics.frames) against the protocol's TypedDicts
 (agents/protocol.py, which the nodes run and so cannot import msgspec): the same fields with the
 same types, so a field added on one side only fails here; and the gate's own verdicts."""
 
@@ -14,7 +14,7 @@ import pytest
 from saf.agents import protocol
 from saf.agents.protocol import FrameError
 
-from saf.agentlink import frames
+from saf.metrics import frames
 
 
 def _plain(hint: Any) -> Any:
@@ -57,7 +57,7 @@ def _records() -> list[tuple[type, type]]:
 
 @pytest.mark.parametrize(("typed", "struct"), _records(), ids=lambda c: getattr(c, "__name__", ""))
 def test_each_struct_declares_its_typeddicts_fields_with_the_same_types(typed, struct) -> None:
-    assert struct is not None, f"saf.agentlink.frames has no {typed.__name__}"
+    assert struct is not None, f"saf.metrics.frames has no {typed.__name__}"
     hints = typing.get_type_hints(typed)
     info = msgspec.inspect.type_info(struct)
     if info.tag_field is not None:  # a frame: `type` is its tag, not a field

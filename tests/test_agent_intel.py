@@ -13,7 +13,8 @@ from saf.agents.collectors.intel import IntelGpuCollector, JsonStream, busy_engi
 from saf.agents.context import Context
 from saf.agents.main import Agent
 
-from saf.agentlink.frames import check as check_frame
+from saf.metrics.frames import SampleFrame
+from saf.metrics.frames import check as check_frame
 from saf.metrics.view import _gpus
 from saf.recipe.facts import intel as facts_intel
 
@@ -122,8 +123,9 @@ def test_the_agent_reports_intel_gpus_in_its_frames() -> None:
     hello = agent.start()
     assert hello["collectors"]["intel"]["ok"] is True
     sample = agent.sample()
-    check_frame(json.loads(json.dumps(sample)))
-    [gpu] = _gpus(sample)
+    typed = check_frame(json.loads(json.dumps(sample)))
+    assert isinstance(typed, SampleFrame)
+    [gpu] = _gpus(typed)
     assert gpu.vendor == "intel"
     assert not gpu.unified
     assert gpu.name == "Intel Arc A770"

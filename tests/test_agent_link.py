@@ -110,14 +110,14 @@ async def test_agent_figures_match_psutil(cluster):
     vm = psutil.virtual_memory()
     for name in inv.names:
         state = store.node(name)
-        hello = state.hello
+        hello = state.hello_sent
         assert hello["protocol"] == 1
         assert hello["python"] == ".".join(map(str, sys.version_info[:3]))
         assert hello["collectors"]["cpu"]["ok"]
         assert hello["collectors"]["nics"]["ok"]
         assert not hello["collectors"]["apple"]["ok"]
         assert hello["collectors"]["apple"]["reason"]
-        sample = state.sample
+        sample = state.sample_sent
         assert sample["cpu"]["count"] == psutil.cpu_count()
         assert len(sample["cpu"]["per_core"]) == psutil.cpu_count()
         assert 0.0 <= sample["cpu"]["percent"] <= 100.0
@@ -188,7 +188,7 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("gamma").samples >= 1, what="first sample")
-            pid = hub.store.node("gamma").hello["pid"]
+            pid = hub.store.node("gamma").hello.pid
             os.kill(pid, signal.SIGKILL)
             await wait_for(lambda: mev.NodeStatus.LOST in rec.statuses("gamma"), what="lost")
             lost = [e for e in rec.of(mev.AgentStatus, "gamma")
@@ -198,7 +198,7 @@ async def test_killed_agent_is_lost_then_recovers(cluster):
             assert hub.store.node("gamma").stale()
             await wait_for(lambda: len(rec.of(mev.HelloReceived, "gamma")) >= 2
                            and hub.store.node("gamma").samples >= 3, what="recovery")
-            assert hub.store.node("gamma").hello["pid"] != pid
+            assert hub.store.node("gamma").hello.pid != pid
             assert hub.store.node("gamma").status == mev.NodeStatus.UP
         finally:
             await hub.stop()
@@ -293,7 +293,7 @@ async def test_killed_openssh_session_is_lost_then_recovers(tmp_path: Path):
             await hub.start()
             try:
                 await wait_for(lambda: hub.store.node("delta").samples >= 2, what="samples")
-                agent = psutil.Process(hub.store.node("delta").hello["pid"])
+                agent = psutil.Process(hub.store.node("delta").hello.pid)
                 session = [p for p in agent.parents() if p.name().startswith("sshd")
                            and p.pid != server.proc.pid][0]
                 session.kill()
@@ -352,7 +352,7 @@ async def test_silent_agent_is_lost_within_two_intervals(cluster):
         await hub.start()
         try:
             await wait_for(lambda: hub.store.node("beta").samples >= 1, what="first sample")
-            pid = hub.store.node("beta").hello["pid"]
+            pid = hub.store.node("beta").hello.pid
             stopped = psutil.Process(pid)
             os.kill(pid, signal.SIGSTOP)
             await wait_for(lambda: hub.store.lost("beta"), what="lost")

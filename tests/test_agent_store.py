@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import tracemalloc
 
+import pytest
+from saf.agents.protocol import FrameError
+
 from saf.metrics import events as mev
 from saf.metrics.store import MetricsStore, flatten
 
@@ -27,7 +30,7 @@ def sample(node: str = "n1", t: float = 101.0, seq: int = 0, rx: int = 0,
 
 
 def test_flatten_names_and_skips_nulls():
-    names = dict(flatten(sample(cpu=None).frame))
+    names = dict(flatten(sample(cpu=None).typed))
     assert "cpu.percent" not in names  # unmeasured: no point, not a zero
     assert names["cpu.core.1"] == 0.0
     assert names["load.15"] == 0.3
@@ -132,3 +135,34 @@ def test_recording_replays_into_the_same_store():
     assert replayed.snapshot(now=0) == live.snapshot(now=0)
     assert replayed.series("n1", "nic.eth0.rx_bytes/s") == live.series("n1",
                                                                        "nic.eth0.rx_bytes/s")
+
+
+def test_a_newer_agents_fields_are_kept_as_sent_but_never_read():
+    """docs/agent.md, "Frames from a newer agent": a field this saf does not declare is no
+    metric and no bad frame (good or bad, it is unread), the declared ones are read as ever,
+    and `saf top --json` still prints the frame as the node sent it."""
+    store = MetricsStore()
+    store.apply(hello())
+    event = sample()
+    frame = json.loads(event.raw)
+    frame["gpus"][0]["hbm_temp"] = 61.0    # a reading added since
+    frame["memory"]["cached"] = "lots"     # a value no check would pass, at a key not known
+    frame["future"] = {"x": [1, "y"]}      # a section of its own
+    store.apply(mev.SampleReceived(node="n1", frame=frame, raw=json.dumps(frame), time=102.0))
+    state = store.node("n1")
+    assert state.bad_frames == {}
+    assert store.value("n1", "gpu.0.util") == 50
+    assert store.value("n1", "mem.used") == 250
+    assert not [m for m in store.metrics("n1") if "hbm_temp" in m or "cached" in m]
+    sent = store.snapshot(now=102.0)["nodes"][0]["sample"]
+    assert sent["gpus"][0]["hbm_temp"] == 61.0
+    assert sent["future"] == {"x": [1, "y"]}
+
+
+def test_an_event_is_checked_as_it_is_made():
+    """An event read back from JSON (or made by hand) goes through the gate's check: a bad
+    frame is a FrameError naming the field, not a value the store trips on later."""
+    data = sample().to_json()
+    data["frame"]["cpu"]["percent"] = "hot"
+    with pytest.raises(FrameError, match=r"sample\.cpu\.percent: expected a number"):
+        mev.event_from_json(data)

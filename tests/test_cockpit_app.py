@@ -289,7 +289,8 @@ def _with_pid(recording: Recording, old: int, new: int) -> Recording:
     for event in recording.events:
         if isinstance(event, AgentFrameEvent) and event.frame.get("gpus"):
             frame = json.loads(json.dumps(event.frame).replace(str(old), str(new)))
-            event = dataclasses.replace(event, frame=frame, raw=json.dumps(frame))
+            # typed=None: the event checks the new frame again (the screens read its Struct)
+            event = dataclasses.replace(event, frame=frame, raw=json.dumps(frame), typed=None)
         events.append(event)
     return dataclasses.replace(recording, events=tuple(events))
 

@@ -54,6 +54,15 @@ def test_damaged_recording_names_the_line(tmp_path):
     path.write_text('{"something": "else"}\n')
     with pytest.raises(ConfigError, match="not a saf recording"):
         load_recording(path)
+    # The header is checked whole too (its nodes were read unchecked: a KeyError traceback).
+    path.write_text('{"saf_recording": 1, "nodes": [{"host": "10.0.0.1"}]}\n')
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:1: the recording's header is not "
+                                          r"valid: Object missing required field `name` - at "
+                                          r"`\$\.nodes\[0\]`"):
+        load_recording(path)
+    path.write_text('{"saf_recording": 1, "started": "today"}\n')
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:1: .* at `\$\.started`"):
+        load_recording(path)
 
 
 async def test_instant_replay_fills_the_store_up_to_a_moment():

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from saf.agents.protocol import FRAME_FIELDS, FrameError, decode
 
-from saf.agentlink.frames import RANGES
-from saf.agentlink.frames import check as check_frame
 from saf.errors import SafError
 from saf.inventory import load_inventory
 from saf.metrics.events import HelloReceived, SampleReceived
+from saf.metrics.frames import RANGES
+from saf.metrics.frames import check as check_frame
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import node_view
 from saf.recipe import load_recipe

@@ -203,15 +203,17 @@ async def test_the_models_screen_shows_and_checks_the_live_endpoint(
         (endpoint,) = screen.endpoints
         assert (endpoint.key, endpoint.state, endpoint.pid) == (key, "ready",
                                                                 served["record"]["pid"])
-        before = screen.checks.get(key, {}).get("at")
+        before = screen.checks[key].at if key in screen.checks else None
         await pilot.press("c")
         for _ in range(600):
             await pilot.pause(0.05)
-            if screen.checks.get(key, {}).get("at") != before and not screen.busy:
+            if key in screen.checks and screen.checks[key].at != before and not screen.busy:
                 break
-        check = screen.checks[key]
-        assert check["completed"] == 4
-        assert check["ttft"]["mean"] > 0
+        check = screen.checks[key]  # a SavedCheck, read back from the file the check wrote
+        assert check.completed == 4
+        assert check.ttft is not None
+        assert check.ttft.mean is not None
+        assert check.ttft.mean > 0
         from rich.console import Console
         from saf.screens.widgets import palette
 

@@ -123,12 +123,12 @@ def test_gpu_and_unified_memory_from_a_recording(model, tmp_path):
     store = MetricsStore()
     for event in load_recording(recording).events:
         store.apply(event)
-    gamma = store.node("gamma").sample["gpus"]
+    gamma = store.node("gamma").sample_sent["gpus"]
     assert rows["gamma"]["memory"] == "gpu"
     assert rows["gamma"]["free"] == sum(g["mem_total"] - g["mem_used"] for g in gamma)
     for mac in ("alpha", "beta"):
         assert rows[mac]["memory"] == "unified"
-        assert rows[mac]["free"] == store.node(mac).sample["memory"]["available"]
+        assert rows[mac]["free"] == store.node(mac).sample_sent["memory"]["available"]
     assert all(r["fits"] for r in rows.values())
     # A context whose KV cache and compute outgrow the GPU's 24 GiB but not the Macs' memory.
     result = _saf("models", "fit", str(model), "--recording", str(recording), "--ctx",

@@ -8,11 +8,13 @@ import statistics
 from pathlib import Path
 from typing import get_args
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from saf.inference import node_script
+from saf.inference.checks import read as read_checks
 from saf.inference.engines import ENGINES, ModelServerSpec, split_args
 from saf.inference.measure import CheckReport, RequestResult, Stats, percentile
 from saf.inference.records import (
@@ -356,3 +358,31 @@ def test_a_port_answered_by_another_program_is_not_ours(tmp_path):
         other.kill()
         web.wait()
         other.wait()
+
+
+def test_saved_checks_read_back_typed_and_a_bad_entry_is_left_out() -> None:
+    """The last-checks file (saf.inference.checks) is read into SavedCheck Structs, the same
+    fields in the same order as CheckReport.to_json() wrote them, so `saf models --json`
+    prints them as saved; an entry whose figures are not of their type is left out (never
+    checked) instead of crashing a screen or showing half of it."""
+    from tests.snapshot_apps._models import CHECKS
+
+    saved = {**CHECKS, "beta:8002": {**CHECKS["gamma:8000"], "ttft": {"mean": "fast"}},
+             "beta:8003": "not a check"}
+    checks = read_checks(json.loads(json.dumps(saved)))
+    assert sorted(checks) == ["alpha:8001", "gamma:8000"]
+    gamma = checks["gamma:8000"]
+    assert gamma.tokens_per_s == 208.9
+    assert gamma.stats("ttft") is not None
+    assert gamma.stats("ttft").p99 == 71.9
+    assert msgspec.to_builtins(gamma) == json.loads(json.dumps(CHECKS["gamma:8000"]))
+    assert checks["alpha:8001"].bad == {"no_choices": 1}
+
+
+def test_a_saved_check_declares_every_field_a_report_saves() -> None:
+    from saf.inference.checks import SavedCheck
+    from saf.inference.records import BadLines
+
+    report = CheckReport(endpoint="a:1", model="m", models=[], requests=1, concurrency=1,
+                         max_tokens=1, duration=1.0, results=[], bad=BadLines())
+    assert list(SavedCheck.__struct_fields__) == list(report.to_json())

@@ -32,16 +32,16 @@ def test_memory_of_recorded_nvidia_apple_intel_and_cpu_nodes():
     store, end = store_of("node-nvidia-2x-rtx4090.jsonl", "node-apple-mac-studio-m2-ultra.jsonl",
                           "node-intel-arc-a770.jsonl", "node-numa-2s-xeon-e5-2695v3.jsonl")
     got = {m.name: m for m in nodes_memory(store, ["gpu1", "studio", "arc1", "xeon"], end)}
-    gpu1 = store.node("gpu1").sample["gpus"]
+    gpu1 = store.node("gpu1").sample_sent["gpus"]
     assert got["gpu1"].kind == "gpu"
     assert got["gpu1"].free == sum(g["mem_total"] - g["mem_used"] for g in gpu1)
     assert got["gpu1"].total == 2 * 25757220864
     assert got["gpu1"].detail == "2 x NVIDIA GeForce RTX 4090"
     assert got["studio"].kind == "unified"
-    assert got["studio"].free == store.node("studio").sample["memory"]["available"]
+    assert got["studio"].free == store.node("studio").sample_sent["memory"]["available"]
     assert got["arc1"].kind == "gpu"
     assert got["arc1"].free == 17079205888 - 4194304000
-    xeon = store.node("xeon").sample
+    xeon = store.node("xeon").sample_sent  # the frame as the node sent it
     assert not xeon.get("gpus")
     assert got["xeon"].kind == "ram"
     assert got["xeon"].free == xeon["memory"]["available"]

@@ -13,7 +13,7 @@ from saf.errors import RayError
 from saf.inventory.model import Cluster, Defaults, Inventory, Node
 from saf.ray import command as rc
 from saf.ray.answers import Probed, Stopped, Tail, decode, marked_line
-from saf.ray.facts import NodeFacts
+from saf.ray.facts import NodeFacts, RayRecord
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ray"
 
@@ -161,12 +161,15 @@ def test_known_ip_is_what_the_inventory_alone_tells() -> None:
 
 
 def test_differences_say_what_changed() -> None:
-    old = {"argv": ["ray", "start", "--head", "--num-cpus=2"], "env": {}, "head": "h:1"}
-    new = {"argv": ["ray", "start", "--head", "--num-cpus=4"], "env": {"X": "1"},
-           "head": "h:1"}
+    old = RayRecord(argv=("ray", "start", "--head", "--num-cpus=2"), env={}, head="h:1")
+    new = RayRecord(argv=("ray", "start", "--head", "--num-cpus=4"), env={"X": "1"},
+                    head="h:1")
     assert rc.differences(old, new) == ["--num-cpus 2 -> 4", "env X (none) -> 1"]
     assert rc.differences(new, new) == []
     assert rc.differences(None, new) == ["no record of the settings it runs with"]
+    assert rc.differences(RayRecord(), new) == ["no record of the settings it runs with"]
+    assert rc.differences(RayRecord(argv=new.argv, env=new.env, head="h:2"), new) == [
+        "head h:2 -> h:1"]
 
 
 @pytest.mark.parametrize(("raw", "where"), [
@@ -181,6 +184,8 @@ def test_differences_say_what_changed() -> None:
     ({"addresses": "1.2.3.4"}, "at `$.addresses`"),
     ({"probes": "open"}, "at `$.probes`"),
     ({"record": "x"}, "at `$.record`"),
+    ({"record": {"argv": "ray start --head"}}, "at `$.record.argv`"),
+    ({"record": {"env": {"X": 1}}}, "at `$.record.env[...]`"),
     ({"pyenv": [1, 2]}, "at `$.pyenv[0]`"),
     ({"ray_parts": {"dashboard": 1}}, "at `$.ray_parts.dashboard`"),
     ({"python": "3.9.6", "surprise": 1}, "unknown field `surprise`"),

@@ -121,6 +121,11 @@ def test_agent_nvml_from_a_real_hello() -> None:
     assert not ok
     assert words.endswith("no NVIDIA driver loaded (no /proc/driver/nvidia)")
     assert agent_nvml("Traceback ...\nSyntaxError")[0] is False
+    # A hello of the wrong shape is named as such, with the field (it was "did not start").
+    bad = {"type": "hello", "collectors": {"nvml": {"ok": "yes"}}}
+    assert agent_nvml(json.dumps(bad)) == (
+        False, "the agent's hello is malformed: hello.collectors[...].ok: expected true or "
+        "false")
 
 
 # -- what a node prints is untrusted: any text is read or refused, never a crash ---------------

@@ -64,3 +64,28 @@ def test_a_summary_parses_no_output_line(tmp_path: Path, monkeypatch) -> None:
     assert summary.status == "ok"
     assert not [s for s in parsed if '"step_output"' in s]
     assert len(parsed) == 4  # started, dropped, finished on the node, run finished
+
+
+def test_a_run_logs_steps_are_read_typed_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    """A run's first line lists its steps; read back they are StepInfo, checked whole: a step
+    without its nodes is a ValueError naming the field (the reader skips the line as a torn
+    one), not a KeyError later in whichever screen reads it."""
+    import pytest
+
+    from saf.recipe.events import RunStarted, StepInfo, from_json
+
+    good = RunStarted(run="r1", recipe="x", path=None,
+                      steps=[StepInfo(index=0, name="a", nodes=["alpha"])], nodes=["alpha"])
+    line = json.dumps(good.to_json())
+    back = from_json(json.loads(line))
+    assert isinstance(back, RunStarted)
+    assert back.steps == [StepInfo(index=0, name="a", nodes=["alpha"])]
+    assert json.loads(line)["steps"][0]["nodes"] == ["alpha"]  # the log's form is unchanged
+    damaged = json.loads(line)
+    del damaged["steps"][0]["nodes"]
+    with pytest.raises(ValueError, match=r"run_started: Object missing required field "
+                                         r"`nodes` - at `\$\[0\]`"):
+        from_json(damaged)
+    log = tmp_path / "r1.jsonl"
+    log.write_text(json.dumps(damaged) + "\n")
+    assert run_log.read_events(log) == []

@@ -17,7 +17,7 @@ from saf.demo.cluster import DemoCluster
 from saf.inventory import load_inventory
 from saf.metrics.events import NodeStatus
 from saf.serve import wire
-from saf.serve.client import HubError, HubLink
+from saf.serve.client import HubError, HubLink, _parse_hello
 from saf.serve.hub import KEY_READONLY, Hub
 from tests.helpers.procs import sleepers
 
@@ -281,3 +281,18 @@ async def test_requests_not_understood_are_answered_and_counted_and_the_client_s
         assert "$.req" in messages[5]
         assert "signal must be one of" in messages[6]  # understood, and refused by the hub
         assert hub.bad_requests == {"unknown_op": 2, "malformed": 4}
+
+
+def test_a_hello_whose_node_is_malformed_is_refused_with_the_field() -> None:
+    """The hello's nodes are the recording header's NodeHeader, checked at the client's gate:
+    a node without its name is refused naming where, not read as a KeyError."""
+    good = {"saf_hub": wire.VERSION, "cluster": "lab",
+            "nodes": [{"name": "alpha", "host": "", "roles": ["head"], "tags": [], "os": None}]}
+    hello = _parse_hello(good)
+    assert [(n.name, n.host, n.roles) for n in hello.nodes] == [("alpha", "alpha", ("head",))]
+    with pytest.raises(HubError, match=r"^the hub's hello is not understood: Object missing "
+                                       r"required field `name` - at `\$\.nodes\[0\]`$"):
+        _parse_hello({**good, "nodes": [{"host": "10.0.0.1"}]})
+    with pytest.raises(HubError, match=r"not understood: Expected `str`, got `int` - at "
+                                       r"`\$\.nodes\[0\]\.name`"):
+        _parse_hello({**good, "nodes": [{"name": 5}]})

@@ -4,6 +4,8 @@ demo cluster."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -172,8 +174,10 @@ def test_two_gpus_with_one_index_make_one_series_and_a_count():
     store = MetricsStore()
     for event in recording.events:
         if event.kind == "agent_sample" and len(event.frame.get("gpus") or ()) > 1:
-            event.frame["gpus"][1]["index"] = event.frame["gpus"][0]["index"]
-            first_util = event.frame["gpus"][0]["util"]
+            frame = copy.deepcopy(event.frame)
+            frame["gpus"][1]["index"] = frame["gpus"][0]["index"]
+            first_util = frame["gpus"][0]["util"]
+            event = dataclasses.replace(event, frame=frame, typed=None)  # checked again
         store.apply(event)
     text = generate_latest(registry(store, recording.nodes, clock=lambda: recording.end)).decode()
     series: dict = {}

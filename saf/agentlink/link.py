@@ -22,7 +22,6 @@ import time
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle
-from saf.agentlink.frames import HelloFrame, SampleFrame, read_frame
 from saf.agentlink.lines import LineFramer
 from saf.agents import protocol
 from saf.connect.backoff import Backoff
@@ -30,6 +29,7 @@ from saf.connect.base import Connector, RemoteProcess
 from saf.errors import ConnectError
 from saf.events import Emit
 from saf.metrics.events import FRAME_EVENTS, AgentStatus, FrameRejected, NodeStatus
+from saf.metrics.frames import HelloFrame, SampleFrame, read_frame
 from saf.shell import quote
 
 log = logging.getLogger(__name__)
@@ -175,8 +175,8 @@ class AgentLink:
                 self.emit(FrameRejected(node=self.node, reason=exc.reason, message=str(exc),
                                         raw=raw[:2000], time=received))
                 continue
-            event = FRAME_EVENTS[frame["type"]](node=self.node, frame=frame, raw=raw,
-                                                time=received)
+            event = FRAME_EVENTS[frame["type"]](node=self.node, frame=frame, typed=typed,
+                                                raw=raw, time=received)
             match typed:
                 case HelloFrame(pid=pid):
                     self.backoff.reset()

@@ -92,8 +92,8 @@ def node_memory(store: MetricsStore, name: str, now: float) -> NodeMemory:
         names = sorted({g.name for g in own})
         detail = f"{len(own)} x {names[0]}" if len(names) == 1 else ", ".join(names)
         return NodeMemory(name, "gpu", max(0, gpu_total - used), gpu_total, detail)
-    memory = view.sample.get("memory") or {}
-    available, total = num(memory.get("available")), num(memory.get("total"))
+    memory = view.sample.memory
+    available, total = (num(memory.available), num(memory.total)) if memory else (None, None)
     if available is None or total is None:
         return NodeMemory(name, "none", 0, 0, "the agent reports no memory figures")
     unified = [g for g in view.gpus if g.unified]

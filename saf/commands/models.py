@@ -51,6 +51,8 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
 
+    import msgspec
+
     from saf.fleet import Fleet
     from saf.inference import checks as saved_checks
     from saf.render.console import console, print_json_line
@@ -66,7 +68,9 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
     last = saved_checks.load(inventory.cluster.name)
     if as_json:
         for e in found.endpoints:
-            print_json_line({**e.to_json(), "last_check": last.get(e.key)})
+            check = last.get(e.key)
+            print_json_line({**e.to_json(),
+                             "last_check": msgspec.to_builtins(check) if check else None})
         for node, why in found.unreachable.items():
             print_json_line({"node": node, "state": "unreachable", "why": why})
     else:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from saf.fleet import Fleet
 from saf.inference import checks
 from saf.inference import cluster as model_servers
+from saf.inference.checks import SavedCheck
 from saf.inference.measure import CheckReport
 from saf.inference.node import Started
 from saf.inference.records import Endpoint
@@ -26,8 +27,8 @@ class ModelsSource(Protocol):
 
     async def endpoints(self) -> model_servers.ClusterServers: ...
 
-    def last_checks(self) -> Mapping[str, Mapping[str, Any]]:
-        """endpoint -> its last check (CheckReport.to_json())."""
+    def last_checks(self) -> Mapping[str, SavedCheck]:
+        """endpoint -> its last check."""
         ...
 
     async def check(self, endpoint: Endpoint) -> CheckReport: ...
@@ -57,7 +58,7 @@ class FleetModels:
     async def endpoints(self) -> model_servers.ClusterServers:
         return await model_servers.list_endpoints(self.fleet, list(self.inventory.nodes))
 
-    def last_checks(self) -> Mapping[str, Mapping[str, Any]]:
+    def last_checks(self) -> Mapping[str, SavedCheck]:
         return checks.load(self.inventory.cluster.name)
 
     async def check(self, endpoint: Endpoint) -> CheckReport:

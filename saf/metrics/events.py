@@ -1,9 +1,13 @@
 """Typed events of the agent link: frames received, frames rejected, and the link's status.
 
-Every frame event carries the decoded `frame`, the `raw` line exactly as it arrived (without
-its newline) and, in the base `time` field, when saf received it. Recording a session is
-writing `event.to_json()` per line; replaying it is `event_from_json()` per line fed to the
-same consumers (`MetricsStore.apply`, a screen), with no cluster.
+Every frame event carries the decoded `frame` as sent (every key, a newer agent's too: what
+`saf top --json` prints), its checked form `typed` (the Struct of saf.metrics.frames: what the
+store and the view read), the `raw` line exactly as it arrived (without its newline) and, in
+the base `time` field, when saf received it. An event made without `typed` (read back from
+JSON, made by a test) passes the gate's check as it is made: a bad frame raises FrameError.
+Recording a session is writing `event.to_json()` per line; replaying it is
+`event_from_json()` per line fed to the same consumers (`MetricsStore.apply`, a screen),
+with no cluster.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from saf.events import Event, EventTypes
+from saf.metrics.frames import Frame, check
 
 
 class NodeStatus(StrEnum):
@@ -36,6 +41,16 @@ class AgentFrameEvent(Event):
     node: str
     frame: dict[str, Any]
     raw: str
+    typed: Frame | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.typed is None:  # the link hands on the gate's Struct; others are checked here
+            object.__setattr__(self, "typed", check(self.frame))
+
+    def to_json(self) -> dict[str, Any]:
+        """The frame as sent, not its Struct (which drops what a newer agent added)."""
+        return {"event": self.kind, "time": self.time, "node": self.node, "frame": self.frame,
+                "raw": self.raw}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

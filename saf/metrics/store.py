@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import astuple
 
 from saf.events import Event
 from saf.metrics.events import (
@@ -33,7 +36,8 @@ from saf.metrics.events import (
     ReplyReceived,
     SampleReceived,
 )
-from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape
+from saf.metrics.extract import CPU_KEYS, SECTIONS, Shape, named
+from saf.metrics.frames import CpuSection, ErrorFrame, HelloFrame, ReplyFrame, SampleFrame
 from saf.metrics.history import History
 
 DEFAULT_CAPACITY = 900  # points per metric: 15 minutes at 1 Hz
@@ -72,84 +76,73 @@ def _mem_name(key: str) -> str:
     return name
 
 
-def flatten(sample: dict[str, Any]) -> Iterator[tuple[str, float]]:
+def flatten(sample: SampleFrame) -> Iterator[tuple[str, float]]:
     """(metric name, value) for every number in a sample frame. Nulls are skipped: a value the
     node cannot measure has no point, not a zero."""
     names, values = flatten_lists(sample)
     return zip(names, values, strict=True)
 
 
-def flatten_lists(sample: dict[str, Any]) -> tuple[list[str], list[float]]:
+def flatten_lists(sample: SampleFrame) -> tuple[list[str], list[float]]:
     """`flatten` as two lists, names and values: what the store takes, made with no tuple
     or generator step per value (a frame has about a hundred numbers, 64 nodes send one a
-    second)."""
+    second). Reads the gate's Struct, so only fields the protocol declares: a newer agent's
+    reading has no metric until this saf declares it (saf.metrics.frames)."""
     names: list[str] = []
     values: list[float] = []
-    _add_cpu(sample.get("cpu") or {}, names, values)
-    _add_memory(sample.get("memory") or {}, names, values)
-    _add_sections(sample, names, values)
+    name_, value_ = names.append, values.append
+    if sample.cpu:
+        _add_cpu(sample.cpu, names, values)
+    if sample.memory:
+        _numbers(sample.memory, None, "", _mem_name, name_, value_)
+    for section, prefix, key in SECTIONS:
+        items: list[Struct] = getattr(sample, section) or []
+        for item in items:
+            if named(item, key):
+                _numbers(item, key, f"{prefix}.{getattr(item, key)}.", None, name_, value_)
     return names, values
 
 
-def _add_cpu(cpu: dict[str, Any], names: list[str], values: list[float]) -> None:
+def _add_cpu(cpu: CpuSection, names: list[str], values: list[float]) -> None:
     """The CPU's totals, each core's use and the load averages, in that order (the order
     is part of a node's shape, saf.metrics.extract)."""
     name_, value_ = names.append, values.append
     for key, name in _CPU_KEYS:
-        v = _number(cpu.get(key))
+        v = _number(getattr(cpu, key))
         if v is not None:
             name_(name)
             value_(v)
-    _add_cores(cpu.get("per_core") or (), names, values)
+    _add_cores(cpu.per_core or (), names, values)
     # A node may report fewer load averages than three (or none): name what is there.
-    for name, value in zip(_LOAD_NAMES, cpu.get("load") or (), strict=False):
-        v = _number(value)
-        if v is not None:
-            name_(name)
-            value_(v)
+    for name, value in zip(_LOAD_NAMES, cpu.load or (), strict=False):
+        name_(name)
+        value_(float(value))
 
 
-def _add_cores(per_core: Any, names: list[str], values: list[float]) -> None:
-    """Each core's use: all at once when they are all plain numbers, else one by one."""
-    cores = [float(v) for v in per_core if type(v) is float or type(v) is int]
-    if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # all plain numbers
+def _add_cores(per_core: Sequence[float | None], names: list[str], values: list[float]) -> None:
+    """Each core's use: all at once when none is null, else one by one."""
+    cores = [float(v) for v in per_core if v is not None]
+    if len(cores) == len(per_core) and len(per_core) <= MAX_METRICS:  # no nulls
         if len(_CORE_NAMES) < len(cores):
             _core_name(len(cores) - 1)
         names.extend(_CORE_NAMES[:len(cores)])
         values.extend(cores)
-    else:  # nulls (unmeasured cores) and odd types: one by one
-        for i, v in enumerate(per_core):
-            if type(v) is bool or isinstance(v, (int, float)):
+    else:  # nulls (unmeasured cores): one by one
+        for i, core in enumerate(per_core):
+            if core is not None:
                 names.append(_core_name(i))
-                values.append(float(v))
+                values.append(float(core))
 
 
-def _add_memory(mem: dict[str, Any], names: list[str], values: list[float]) -> None:
-    for key, value in mem.items():
-        v = _number(value)
-        if v is not None:
-            names.append(_mem_name(key))
-            values.append(v)
-
-
-def _add_sections(sample: dict[str, Any], names: list[str], values: list[float]) -> None:
-    """Every number of every item of the listed sections (GPUs, NICs, disks, ...), named
-    by the section's prefix and the item's key."""
-    name_, value_ = names.append, values.append
-    for section, prefix, key in SECTIONS:
-        for item in sample.get(section) or ():
-            if not isinstance(item, dict) or item.get(key) is None:
-                continue
-            base = f"{prefix}.{item[key]}."
-            for name, v in item.items():
-                t = type(v)
-                if t is float or t is int:
-                    if name != key:
-                        name_(base + name)
-                        value_(float(v))
-                elif (t is bool or isinstance(v, (int, float))) and name != key:
-                    name_(base + name)
-                    value_(float(v))
+def _numbers(part: Struct, ident: str | None, base: str, naming: Callable[[str], str] | None,
+             name_: Callable[[str], None], value_: Callable[[float], None]) -> None:
+    """Every field of `part` that holds a number (bools as 0 and 1), but its `ident`, as
+    `base` + field (or `naming(field)`)."""
+    for field_name, v in zip(part.__struct_fields__, astuple(part), strict=True):
+        t = type(v)
+        if (t is float or t is int or t is bool) and field_name != ident:
+            name_(naming(field_name) if naming is not None else base + field_name)
+            value_(float(v))
 
 
 @dataclass
@@ -167,14 +160,18 @@ class NodeState:
     failure_message: str = ""
     retry_at: float | None = None  # when the next try starts (the lost event's time + retry_in)
     since: float = field(default_factory=time.time)
-    hello: dict[str, Any] | None = None
-    sample: dict[str, Any] | None = None
+    # The last hello and sample as the gate checked them (what every face reads), and as
+    # sent (every key, a newer agent's too: what `saf top --json` prints).
+    hello: HelloFrame | None = None
+    sample: SampleFrame | None = None
+    hello_sent: dict[str, Any] | None = None
+    sample_sent: dict[str, Any] | None = None
     sample_time: float | None = None  # when saf received the last sample
     interval: float = 1.0
     samples: int = 0
     bad_frames: Counter[str] = field(default_factory=Counter)
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
-    replies: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
+    replies: deque[ReplyFrame] = field(default_factory=lambda: deque(maxlen=20))
 
     def stale(self, now: float | None = None) -> bool:
         """True when the last values are not live: the link is not up, or the last sample is
@@ -188,7 +185,8 @@ class NodeState:
         return {
             "node": self.name, "status": self.status, "reason": self.reason,
             "message": self.message, "stale": self.stale(now), "since": self.since,
-            "hello": self.hello, "sample": self.sample, "sample_time": self.sample_time,
+            "hello": self.hello_sent, "sample": self.sample_sent,
+            "sample_time": self.sample_time,
             "samples": self.samples, "bad_frames": dict(self.bad_frames),
             "errors": list(self.errors),
         }
@@ -219,18 +217,18 @@ class MetricsStore:
         node = getattr(event, "node", None)
         if not isinstance(node, str):
             return
-        if isinstance(event, SampleReceived):
+        typed = getattr(event, "typed", None)
+        if isinstance(event, SampleReceived) and isinstance(typed, SampleFrame):
             state = self.add_node(node)
-            frame = event.frame
-            state.sample = frame
+            frame = typed
+            state.sample, state.sample_sent = frame, event.frame
             state.sample_time = event.time
             state.samples += 1
-            interval = _number(frame.get("interval"))
-            if interval and interval > 0:
-                state.interval = interval
+            if isinstance(frame.interval, float):  # in the protocol's range: the gate checked
+                state.interval = frame.interval
             if state.status != NodeStatus.UP and state.hello is not None:
                 state.status, state.reason, state.message = NodeStatus.UP, "", ""
-            agent_time = _number(frame.get("time"))
+            agent_time = frame.time if isinstance(frame.time, float) else None  # UNSET
             history = self._history[node]
             # The node's last frame shape reads this one at C speed; a new shape (or a frame
             # it cannot model) is flattened key by key, and its shape kept for the next.
@@ -246,9 +244,9 @@ class MetricsStore:
                 else:
                     self._shapes.pop(node, None)
                 history.append(event.time, agent_time, names, flat)
-        elif isinstance(event, HelloReceived):
+        elif isinstance(event, HelloReceived) and isinstance(typed, HelloFrame):
             state = self.add_node(node)
-            state.hello = event.frame
+            state.hello, state.hello_sent = typed, event.frame
             state.status, state.reason, state.message = NodeStatus.UP, "", ""
             state.retry_in = None
             state.failure, state.failure_message, state.retry_at = "", "", None
@@ -266,10 +264,10 @@ class MetricsStore:
                 state.retry_at = event.time + event.retry_in if event.retry_in else None
         elif isinstance(event, FrameRejected):
             self.add_node(node).bad_frames[event.reason] += 1
-        elif isinstance(event, AgentErrorReported):
-            self.add_node(node).errors.append(str(event.frame.get("message", "")))
-        elif isinstance(event, ReplyReceived):
-            self.add_node(node).replies.append(event.frame)
+        elif isinstance(event, AgentErrorReported) and isinstance(typed, ErrorFrame):
+            self.add_node(node).errors.append(typed.message or "")
+        elif isinstance(event, ReplyReceived) and isinstance(typed, ReplyFrame):
+            self.add_node(node).replies.append(typed)
 
     # -- reading --------------------------------------------------------------------------
     @property

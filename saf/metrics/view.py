@@ -3,8 +3,9 @@ figures, GPUs, interfaces, NUMA nodes and disks, and the alerts they raise.
 
 Every face reads nodes through here (the cockpit's screens and `saf top`), so they agree on
 what "the cluster interface" or "stale" means. The only place that knows the agent's sample
-sections by name, and it reads only fields `agents/protocol.py` defines. Reading only: nothing
-here changes the store. A value the node did not measure is None, never 0.
+sections by name; it reads the gate's Structs (saf.metrics.frames), so only fields the protocol
+defines, each of a checked type. Reading only: nothing here changes the store. A value the node
+did not measure (null, or left out: UNSET) is None, never 0.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import cast
 
-from saf.agents.protocol import CollectorStatus, HelloFrame, SampleFrame
 from saf.format import MISSING, fmt_bytes
 from saf.metrics.events import NodeStatus as NodeStatus  # re-exported: a NodeView's status
+from saf.metrics.frames import CollectorStatus, CpuSection, HelloFrame, MemorySection, SampleFrame
 from saf.metrics.store import MetricsStore, NodeState
 from saf.metrics.thresholds import Level, Thresholds
 
@@ -39,8 +39,8 @@ def node_status(state: NodeState, now: float) -> NodeStatus:
 
 
 def num(value: object) -> float | None:
-    """A number from a frame as a float; None for null, a missing field or a non-number
-    (bool included). By exact type: it runs some forty times per node per second."""
+    """A number from a frame as a float; None for null, a field left out (UNSET) or a
+    non-number (bool included). By exact type: it runs some forty times per node per second."""
     if type(value) is float:
         return value
     if type(value) is int:
@@ -206,17 +206,16 @@ class NodeView:
     def nic_trouble(self) -> bool:
         """Whether any interface has ever counted an error or a drop (read from the sample
         as it came, so a header looking at 256 nodes need not build their interfaces)."""
-        return any(isinstance(n, dict) and (n.get("rx_errors") or n.get("tx_errors")
-                                            or n.get("rx_drops") or n.get("tx_drops"))
-                   for n in self.sample.get("nics") or ())
+        return any(n.rx_errors or n.tx_errors or n.rx_drops or n.tx_drops
+                   for n in self.sample.nics or ())
 
     @cached_property
     def cores(self) -> tuple[float | None, ...]:
-        return tuple(num(c) for c in self.sample.get("cpu", {}).get("per_core") or ())
+        return tuple(num(c) for c in (self.sample.cpu or _NO_CPU).per_core or ())
 
     @cached_property
     def load(self) -> tuple[float | None, ...]:
-        return tuple(num(v) for v in self.sample.get("cpu", {}).get("load") or ())
+        return tuple(num(v) for v in (self.sample.cpu or _NO_CPU).load or ())
 
     @cached_property
     def numa(self) -> tuple[Numa, ...]:
@@ -232,11 +231,11 @@ class NodeView:
 
     @cached_property
     def missing(self) -> dict[str, str]:
-        return dict(self.sample.get("missing") or {})
+        return dict(self.sample.missing or {})
 
     @cached_property
     def collectors(self) -> dict[str, CollectorStatus]:
-        return dict(self.hello.get("collectors") or {})
+        return dict(self.hello.collectors or {})
 
     @property
     def mem_pct(self) -> float | None:
@@ -296,50 +295,43 @@ class NodeView:
 
 def _gpus(sample: SampleFrame) -> tuple[Gpu, ...]:
     out = []
-    for i, g in enumerate(sample.get("gpus") or ()):
-        if not isinstance(g, dict):
-            continue
-        listed = g.get("processes")
-        procs = tuple(GpuProcess(int(p.get("pid", 0)), str(p.get("name") or "?"),
-                                 num(p.get("mem_used")))
-                      for p in listed if isinstance(p, dict)) if listed else ()
-        index = num(g.get("index"))
-        clock = num(g.get("clock_sm_mhz"))
-        missing = g.get("missing")
+    for i, g in enumerate(sample.gpus or ()):
+        procs = tuple(GpuProcess(p.pid or 0, p.name or "?", num(p.mem_used))
+                      for p in g.processes or ())
+        clock = num(g.clock_sm_mhz)
         out.append(Gpu(
-            index=int(index) if index is not None else i,
-            name=str(g.get("name") or "GPU"),
-            util=num(g.get("util")),
-            mem_used=num(g.get("mem_used")),
-            mem_total=num(g.get("mem_total")),
-            temp=num(g.get("temp")),
-            power=num(g.get("power_w")),
-            power_limit=num(g.get("power_limit_w")),
-            fan=num(g.get("fan")),
+            index=g.index if isinstance(g.index, int) else i,
+            name=g.name or "GPU",
+            util=num(g.util),
+            mem_used=num(g.mem_used),
+            mem_total=num(g.mem_total),
+            temp=num(g.temp),
+            power=num(g.power_w),
+            power_limit=num(g.power_limit_w),
+            fan=num(g.fan),
             # NVIDIA reports its shader clock, Apple and Intel their GPU frequency.
-            clock_mhz=clock if clock is not None else num(g.get("freq_mhz")),
-            processes=procs, vendor=str(g.get("vendor") or ""),
-            gtt_used=num(g.get("gtt_used")), gtt_total=num(g.get("gtt_total")),
-            missing={str(k): str(v) for k, v in missing.items()}
-            if missing and isinstance(missing, dict) else {}))
+            clock_mhz=clock if clock is not None else num(g.freq_mhz),
+            processes=procs, vendor=g.vendor or "",
+            gtt_used=num(g.gtt_used), gtt_total=num(g.gtt_total),
+            missing=dict(g.missing or {})))
     return tuple(out)
 
 
 def _nics(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Nic, ...]:
     out = []
     value = store.value
-    for n in sample.get("nics") or ():
-        if not isinstance(n, dict) or not n.get("name"):
+    for n in sample.nics or ():
+        if not n.name:
             continue
-        name = str(n["name"])
+        name = n.name
         base = f"nic.{name}."
-        rx, tx = num(n.get("rx_bps")), num(n.get("tx_bps"))
+        rx, tx = num(n.rx_bps), num(n.tx_bps)
         if rx is None:
             rx = value(node, base + "rx_bytes/s")
         if tx is None:
             tx = value(node, base + "tx_bytes/s")
-        rx_errors, tx_errors = num(n.get("rx_errors")), num(n.get("tx_errors"))
-        rx_drops, tx_drops = num(n.get("rx_drops")), num(n.get("tx_drops"))
+        rx_errors, tx_errors = num(n.rx_errors), num(n.tx_errors)
+        rx_drops, tx_drops = num(n.rx_drops), num(n.tx_drops)
         # A counter at zero has not grown: no need to ask the store for its rate.
         error_rate = drop_rate = 0.0
         if rx_errors or tx_errors:
@@ -348,26 +340,24 @@ def _nics(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Nic, ...
         if rx_drops or tx_drops:
             drop_rate = ((value(node, base + "rx_drops/s") or 0.0)
                          + (value(node, base + "tx_drops/s") or 0.0))
-        up = n.get("up")
-        addresses = n.get("addresses")
         out.append(Nic(
             name=name, rx=rx, tx=tx, rx_errors=rx_errors, tx_errors=tx_errors,
             rx_drops=rx_drops, tx_drops=tx_drops,
-            mtu=num(n.get("mtu")), speed=num(n.get("speed_mbps")),
-            up=up if isinstance(up, bool) else None, cluster=bool(n.get("cluster")),
-            addresses=tuple(map(str, addresses)) if isinstance(addresses, list) else (),
+            mtu=num(n.mtu), speed=num(n.speed_mbps),
+            up=n.up if isinstance(n.up, bool) else None, cluster=n.cluster is True,
+            addresses=tuple(n.addresses or ()),
             error_rate=error_rate, drop_rate=drop_rate))
     return tuple(out)
 
 
 def _numa(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Numa, ...]:
     out = []
-    for n in sample.get("numa") or ():
-        if not isinstance(n, dict) or num(n.get("node")) is None:
+    for n in sample.numa or ():
+        if not isinstance(n.node, int):
             continue
-        ident = int(n["node"])
-        total, used = num(n.get("mem_total")), num(n.get("mem_used"))
-        free = num(n.get("mem_free"))
+        ident = n.node
+        total, used = num(n.mem_total), num(n.mem_used)
+        free = num(n.mem_free)
         if used is None and total is not None and free is not None:
             used = total - free
         # Rates the store derived from the counters first, else the agent's own rates,
@@ -376,25 +366,23 @@ def _numa(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Numa, ..
         miss = store.value(node, f"numa.{ident}.numa_miss/s")
         foreign = store.value(node, f"numa.{ident}.numa_foreign/s")
         rates = hit is not None
-        if not rates and num(n.get("numa_hit_rate")) is not None:
-            hit, miss, foreign = (num(n.get("numa_hit_rate")), num(n.get("numa_miss_rate")),
-                                  num(n.get("numa_foreign_rate")))
+        if not rates and num(n.numa_hit_rate) is not None:
+            hit, miss, foreign = (num(n.numa_hit_rate), num(n.numa_miss_rate),
+                                  num(n.numa_foreign_rate))
             rates = True
         if not rates:
-            hit, miss, foreign = (num(n.get("numa_hit")), num(n.get("numa_miss")),
-                                  num(n.get("numa_foreign")))
-        out.append(Numa(ident, str(n.get("cpus") or MISSING), total, used, hit, miss, foreign,
-                        rates))
+            hit, miss, foreign = num(n.numa_hit), num(n.numa_miss), num(n.numa_foreign)
+        out.append(Numa(ident, n.cpus or MISSING, total, used, hit, miss, foreign, rates))
     return tuple(out)
 
 
 def _disks(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Disk, ...]:
     out = []
-    for d in sample.get("disks") or ():
-        if not isinstance(d, dict) or not d.get("name"):
+    for d in sample.disks or ():
+        if not d.name:
             continue
-        name = str(d["name"])
-        read, write = num(d.get("read_bps")), num(d.get("write_bps"))
+        name = d.name
+        read, write = num(d.read_bps), num(d.write_bps)
         if read is None:
             read = store.value(node, f"disk.{name}.read_bytes/s")
         if write is None:
@@ -405,26 +393,28 @@ def _disks(sample: SampleFrame, store: MetricsStore, node: str) -> tuple[Disk, .
 
 def _filesystems(sample: SampleFrame) -> tuple[Filesystem, ...]:
     out = []
-    for f in sample.get("filesystems") or ():
-        if not isinstance(f, dict) or not f.get("mount"):
+    for f in sample.filesystems or ():
+        if not f.mount:  # UNSET or empty: nothing to name it by
             continue
-        missing = f.get("missing") or {}
-        out.append(Filesystem(str(f["mount"]), str(f.get("device") or ""),
-                              str(f.get("fstype") or ""), num(f.get("total_bytes")),
-                              num(f.get("used_bytes")), num(f.get("free_bytes")),
-                              "; ".join(str(v) for v in missing.values())
-                              if isinstance(missing, dict) else ""))
+        out.append(Filesystem(f.mount, f.device or "", f.fstype or "", num(f.total_bytes),
+                              num(f.used_bytes), num(f.free_bytes),
+                              "; ".join((f.missing or {}).values())))
     return tuple(out)
+
+
+# What a node that sent nothing yet (or left a section out) reads as: no figures.
+_NO_SAMPLE, _NO_HELLO = SampleFrame(), HelloFrame()
+_NO_CPU, _NO_MEMORY = CpuSection(), MemorySection()
 
 
 def node_view(store: MetricsStore, name: str, now: float,
               os_hint: str | None = None) -> NodeView:
     state = store.node(name)
-    sample = cast(SampleFrame, state.sample or {})
-    hello = cast(HelloFrame, state.hello or {})
-    cpu = sample.get("cpu") or {}
-    mem = sample.get("memory") or {}
-    per_core = cpu.get("per_core")
+    sample = state.sample or _NO_SAMPLE
+    hello = state.hello or _NO_HELLO
+    cpu = sample.cpu or _NO_CPU
+    mem = sample.memory or _NO_MEMORY
+    per_core = cpu.per_core
     status = node_status(state, now)
     failed = status is NodeStatus.LOST
     return NodeView(
@@ -432,15 +422,15 @@ def node_view(store: MetricsStore, name: str, now: float,
         status=status,
         reason=state.failure if failed and state.failure else state.reason,
         message=state.failure_message if failed and state.failure else state.message,
-        os=str(hello.get("os") or os_hint or MISSING),
-        arch=str(hello.get("arch") or ""),
-        host=str(hello.get("host") or ""),
-        cpu=num(cpu.get("percent")),
-        cpu_count=num(cpu.get("count")) or (float(len(per_core)) if per_core else None),
-        mem_used=num(mem.get("used")),
-        mem_total=num(mem.get("total")),
-        swap_used=num(mem.get("swap_used")),
-        swap_total=num(mem.get("swap_total")),
+        os=hello.os or os_hint or MISSING,
+        arch=hello.arch or "",
+        host=hello.host or "",
+        cpu=num(cpu.percent),
+        cpu_count=num(cpu.count) or (float(len(per_core)) if per_core else None),
+        mem_used=num(mem.used),
+        mem_total=num(mem.total),
+        swap_used=num(mem.swap_used),
+        swap_total=num(mem.swap_total),
         age=None if state.sample_time is None else max(0.0, now - state.sample_time),
         has_sample=state.sample is not None,
         retry_in=(max(0.0, state.retry_at - now) if state.retry_at is not None else None)

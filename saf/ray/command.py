@@ -22,7 +22,7 @@ from typing import Any
 from saf.defaults import RAY_PORT, RAY_TEMP_DIR
 from saf.inventory.model import Inventory, Node
 from saf.numbers import number_problem
-from saf.ray.facts import NodeFacts
+from saf.ray.facts import NodeFacts, RayRecord
 
 OSX_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DEFAULT_PORT = RAY_PORT
@@ -61,8 +61,14 @@ class StartPlan:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """What is recorded on the node and compared on the next run."""
+        """What is recorded on the node (the probe writes it as JSON) and compared on the
+        next run, read back as a RayRecord."""
         return {"argv": self.argv, "env": self.env, "head": self.head_address}
+
+    @property
+    def record(self) -> RayRecord:
+        """`settings` as the next run reads them back."""
+        return RayRecord(argv=tuple(self.argv), env=dict(self.env), head=self.head_address)
 
     def shell(self) -> str:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
@@ -251,21 +257,18 @@ def refusal(inventory: Inventory, node: Node, facts: NodeFacts, head: Node,
     return None
 
 
-def differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+def differences(old: RayRecord | None, new: RayRecord) -> list[str]:
     """What differs between the recorded settings and the planned ones, flag by flag."""
-    if not old:
+    if old is None or old == RayRecord():
         return ["no record of the settings it runs with"]
 
-    def flags(settings: dict[str, Any]) -> dict[str, str]:
+    def flags(settings: RayRecord) -> dict[str, str]:
         out: dict[str, str] = {}
-        argv = settings.get("argv")
-        for arg in argv[2:] if isinstance(argv, list) else []:
-            if isinstance(arg, str):
-                key, _, value = arg.partition("=")
-                out[key] = value
-        env = settings.get("env")
-        for key, value in (env.items() if isinstance(env, dict) else ()):
-            out[f"env {key}"] = str(value)
+        for arg in settings.argv[2:]:
+            key, _, value = arg.partition("=")
+            out[key] = value
+        for key, value in settings.env.items():
+            out[f"env {key}"] = value
         return out
 
     before, after = flags(old), flags(new)
@@ -273,6 +276,6 @@ def differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     for key in sorted(set(before) | set(after)):
         if before.get(key) != after.get(key):
             out.append(f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}")
-    if old.get("head") != new.get("head") and not out:
-        out.append(f"head {old.get('head')} -> {new.get('head')}")
+    if old.head != new.head and not out:
+        out.append(f"head {old.head or None} -> {new.head or None}")
     return out

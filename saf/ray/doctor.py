@@ -169,8 +169,7 @@ def _macos(add: _Add, f: NodeFacts, several: bool) -> None:
     if not f.is_macos:
         add("macOS variable", "pass", f"not macOS ({f.os_arch})")
         return
-    recorded = ((f.record or {}).get("env") or {}).get(rc.OSX_VAR) \
-        if isinstance((f.record or {}).get("env"), dict) else None
+    recorded = f.record.env.get(rc.OSX_VAR) if f.record else None
     if f.osx_cluster_env == "1" or recorded == "1":
         add("macOS variable", "pass", f"{rc.OSX_VAR}=1")
     else:

@@ -40,6 +40,17 @@ class RayParts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     client: Annotated[str, Meta(max_length=2000)] | None = None
 
 
+class RayRecord(msgspec.Struct, frozen=True):
+    """The settings saf recorded on the node when it started its Ray (StartPlan.settings, in
+    a JSON file of the node's), compared flag by flag with the next run's by
+    saf.ray.command.differences. Fields a later saf adds are let through: the file outlives
+    the saf that wrote it."""
+
+    argv: Annotated[tuple[Text, ...], Meta(max_length=1000)] = ()
+    env: Annotated[dict[Text, Text], Meta(max_length=1000)] = {}
+    head: Text = ""
+
+
 class NodeFacts(Answer, tag="facts", frozen=True):
     python: Annotated[str, Meta(max_length=40)] | None = None
     executable: Text | None = None
@@ -58,9 +69,8 @@ class NodeFacts(Answer, tag="facts", frozen=True):
     node_processes: Count = 0  # of them, those of the node's own folder (saf.ray.command)
     raylet_running: bool = False
     gcs_running: bool = False
-    # The settings saf recorded when it started this node's Ray (its own JSON file on the
-    # node: {"argv", "env", "head"}, compared flag by flag by saf.ray.command.differences).
-    record: dict[str, Any] | None = None
+    # The settings saf recorded when it started this node's Ray (None: no record).
+    record: RayRecord | None = None
     nvidia: bool = False
     intel_arc: Count = 0  # Intel Arc GPUs (PCI ids in agents/arc_ids.py)
     osx_cluster_env: Annotated[str, Meta(max_length=40)] | None = None

@@ -43,9 +43,8 @@ def connector_run(conn: Connector) -> Run:
 def place_from(facts: NodeFacts, port: int | None) -> DashboardPlace:
     """Where the dashboard listens, from the settings recorded by ray-up (or the defaults)."""
     bind, recorded = "127.0.0.1", rc.DEFAULT_DASHBOARD_PORT
-    argv = (facts.record or {}).get("argv")
-    for arg in argv if isinstance(argv, list) else []:
-        if isinstance(arg, str) and arg.startswith("--dashboard-port="):
+    for arg in facts.record.argv if facts.record else ():
+        if arg.startswith("--dashboard-port="):
             value = arg.partition("=")[2]
             recorded = int(value) if value.isdigit() and 0 < int(value) < 65536 else recorded
         elif isinstance(arg, str) and arg.startswith("--dashboard-host="):

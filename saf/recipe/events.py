@@ -7,6 +7,8 @@ import dataclasses
 from enum import StrEnum
 from typing import Any, ClassVar
 
+import msgspec
+
 from saf.events import Event, EventTypes
 
 
@@ -45,6 +47,19 @@ def status_label(status: str, check: bool) -> str:
     return WOULD_CHANGE if check and status == StepStatus.CHANGED else str(status)
 
 
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """One step as a run's first line lists it (and the run's screens read it)."""
+
+    index: int
+    name: str
+    nodes: list[str]  # the nodes it runs on
+    describe: str = ""
+    kind: str = ""
+    on: str = ""
+    on_failure: str = ""  # "continue": a failure the step allows
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
     """First line of every log: enough to list the run, show it and resume it."""
@@ -58,13 +73,23 @@ class RunStarted(Event):
     vars: dict[str, str] = dataclasses.field(default_factory=dict)
     selector: str | None = None
     check: bool = False
-    # [{"index", "name", "nodes": [...], "describe"}] in order.
-    steps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    steps: list[StepInfo] = dataclasses.field(default_factory=list)  # in order
     nodes: list[str] = dataclasses.field(default_factory=list)
     pid: int = 0
     pid_started: float = 0.0
     resumed_from: str | None = None
     start_step: int = 0
+
+
+    def __post_init__(self) -> None:
+        # Read back from a log, the steps are objects: made StepInfo here, checked whole (a
+        # ValueError naming the field, so a damaged line is skipped as a torn one is).
+        if any(not isinstance(step, StepInfo) for step in self.steps):
+            try:
+                steps = msgspec.convert(self.steps, list[StepInfo])
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"run_started: {exc}") from None
+            object.__setattr__(self, "steps", steps)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

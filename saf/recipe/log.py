@@ -191,13 +191,13 @@ class RunSummary:
         """The index of the first step that did not end well on all its nodes (a failure
         the step allowed with on_failure=continue counts as finished)."""
         for step in self.started.steps:
-            index: int = step["index"]
+            index = step.index
             if index < self.started.start_step:
                 continue
-            for node in step["nodes"]:
+            for node in step.nodes:
                 result = self.results.get((index, node))
                 if result is None or (result.status not in DONE
-                                      and step.get("on_failure") != "continue"):
+                                      and step.on_failure != "continue"):
                     return index
         return None
 

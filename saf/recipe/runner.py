@@ -35,11 +35,12 @@ from saf.recipe.events import (
     RunStarted,
     RunStatus,
     StepFinished,
+    StepInfo,
     StepOutput,
     StepStarted,
     StepStatus,
 )
-from saf.recipe.kinds.base import Outcome, StepFailed
+from saf.recipe.kinds.base import Outcome, Shared, StepFailed
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.log import process_started
 from saf.recipe.model import Step
@@ -73,10 +74,16 @@ class _NodeContext:
         # An included step's `upload` sources are beside the recipe it is written in.
         self.recipe_folder = (step.origin or runner.prepared.recipe).folder
         self.inventory = runner.prepared.inventory
-        self.shared = runner.shared(step)
+        self._shared = runner.shared(step)
         self.facts = Facts(runner.prepared.variables_for(step), node, runner.prepared.inventory)
         self.run_id = runner.run_id
         self.step_nodes = list(runner.prepared.targets[step.index])
+
+    def shared(self, state: type[Shared]) -> Shared:
+        got = self._shared.get(state)
+        if not isinstance(got, state):
+            got = self._shared[state] = state()
+        return got
 
     def render(self, template: str, *, shell: bool = True) -> str:
         return render(template, self.facts, shell=shell)
@@ -156,14 +163,13 @@ class Runner:
         self._password_lock = asyncio.Lock()
         self._verified: dict[str, str | None] = {}  # node -> sudo's refusal, or None
         self._together: dict[int, asyncio.Future[Any]] = {}  # step -> its one shared run
-        self._shared: dict[int, dict[str, object]] = {}
+        self._shared: dict[int, dict[type, object]] = {}  # step -> state class -> its state
         # (node, the recipe it left: a step's scope) -> why the rest of that recipe is not
         # for the node: only the included recipe a node leaves is skipped, not its includer.
         self._left: dict[tuple[str, tuple[str, ...]], str] = {}
 
-    def shared(self, step: Step) -> dict[str, object]:
-        """What the nodes of one step share in this run (a kind that coordinates its nodes,
-        as ray_start does, keeps its state here, never on itself)."""
+    def shared(self, step: Step) -> dict[type, object]:
+        """What the nodes of one step share in this run, by state class (StepContext.shared)."""
         return self._shared.setdefault(step.index, {})
 
     # -- become ---------------------------------------------------------------------------
@@ -342,9 +348,9 @@ class Runner:
             cluster=self.fleet.inventory.cluster.name, description=recipe.description,
             vars=dict(self.prepared.variables), selector=self.prepared.selector,
             check=self.check,
-            steps=[{"index": s.index, "name": s.name, "describe": s.kind.describe(),
-                    "kind": s.kind.name, "on": s.on, "on_failure": s.on_failure,
-                    "nodes": [n.name for n in self.prepared.targets[s.index]]}
+            steps=[StepInfo(index=s.index, name=s.name, describe=s.kind.describe(),
+                            kind=s.kind.name, on=s.on, on_failure=s.on_failure,
+                            nodes=[n.name for n in self.prepared.targets[s.index]])
                    for s in recipe.steps],
             nodes=self.prepared.nodes, pid=os.getpid(), pid_started=process_started(),
             resumed_from=self.resumed_from, start_step=self.start_step)

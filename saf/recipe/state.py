@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 from saf.events import Event
 from saf.recipe.events import (
@@ -15,6 +14,7 @@ from saf.recipe.events import (
     RunFinished,
     RunStarted,
     RunStatus,
+    StepInfo,
     StepOutput,
     StepStatus,
 )
@@ -48,7 +48,7 @@ class RunState:
         return RunStatus.RUNNING if self.started is not None else RunStatus.IDLE
 
     @property
-    def steps(self) -> list[dict[str, Any]]:
+    def steps(self) -> list[StepInfo]:
         return list(self.started.steps) if self.started else []
 
     @property
@@ -58,8 +58,8 @@ class RunState:
     def cell(self, step: int, node: str) -> Cell | None:
         """The cell, or None when the step does not run on that node."""
         for item in self.steps:
-            if item["index"] == step:
-                if node not in item["nodes"]:
+            if item.index == step:
+                if node not in item.nodes:
                     return None
                 return self.cells.setdefault((step, node), Cell())
         return None
@@ -87,8 +87,8 @@ class RunState:
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for step in self.steps:
-            for node in step["nodes"]:
-                cell = self.cells.get((step["index"], node))
+            for node in step.nodes:
+                cell = self.cells.get((step.index, node))
                 status = cell.status if cell else StepStatus.PENDING
                 out[status] = out.get(status, 0) + 1
         return out

@@ -4,13 +4,13 @@ own. The endpoint rows are shared with the cockpit's Models screen."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from saf.format import MISSING, fmt_ms, fmt_num, fmt_uptime
+from saf.inference.checks import SavedCheck
 from saf.inference.measure import CheckReport
 from saf.inference.records import Endpoint
 from saf.render.columns import Column, fitted_table
@@ -26,14 +26,6 @@ COLUMNS = (Column("NODE", "left"), Column("PORT"), Column("ENGINE", "left", prio
            Column("CHECKED", "left", priority=5))
 
 
-def _figure(check: Mapping[str, Any] | None, metric: str) -> float | None:
-    if not check:
-        return None
-    value = check.get(metric)
-    if isinstance(value, dict):
-        value = value.get("mean")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
 
 
 def _short_model(model: str, limit: int = 40) -> str:
@@ -42,7 +34,7 @@ def _short_model(model: str, limit: int = 40) -> str:
     return "…" + model[-(limit - 1):]
 
 
-def endpoint_rows(endpoints: list[Endpoint], checks: Mapping[str, Mapping[str, Any]],
+def endpoint_rows(endpoints: list[Endpoint], checks: Mapping[str, SavedCheck],
                   now: float, width: int | None = None) -> list[list[Text]]:
     """One row per endpoint (COLUMNS), with its last check's mean TTFT and tokens/s. A model
     name longer than a quarter of `width` keeps its end (the part that tells models apart)."""
@@ -50,21 +42,22 @@ def endpoint_rows(endpoints: list[Endpoint], checks: Mapping[str, Mapping[str, A
     rows = []
     for e in endpoints:
         check = checks.get(e.key)
-        at = check.get("at") if check else None
-        ago = fmt_uptime(now - at) + " ago" if isinstance(at, int | float) else MISSING
+        at = check.at if check else None
+        ttft = check.stats("ttft") if check else None
+        ago = fmt_uptime(now - at) + " ago" if at is not None else MISSING
         rows.append([Text(e.node), Text(str(e.port)), Text(e.engine),
                      Text(_short_model(e.model, limit)),
                      Text(e.state, style=STATE_STYLES.get(e.state, "")),
                      Text(str(e.pid) if e.pid and e.up else MISSING),
                      Text(fmt_uptime(e.uptime) if e.up else MISSING),
-                     Text(fmt_ms(_figure(check, "ttft"))),
-                     Text(fmt_num(_figure(check, "tokens_per_s"), digits=1)),
+                     Text(fmt_ms(ttft.mean if ttft else None)),
+                     Text(fmt_num(check.tokens_per_s if check else None, digits=1)),
                      Text(ago)])
     return rows
 
 
 def endpoints_renderable(endpoints: list[Endpoint], unreachable: Mapping[str, str],
-                         checks: Mapping[str, Mapping[str, Any]], now: float,
+                         checks: Mapping[str, SavedCheck], now: float,
                          width: int | None) -> RenderableType:
     if not endpoints and not unreachable:
         return Text("No model servers started by saf on these nodes. Start one with "

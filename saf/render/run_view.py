@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.live import Live
@@ -24,6 +23,7 @@ from saf.recipe.events import (
     RunStarted,
     RunStatus,
     StepFinished,
+    StepInfo,
     StepOutput,
     StepOutputDropped,
     StepStarted,
@@ -101,7 +101,7 @@ class RunView:
             self.out.print(Text.assemble(
                 ("\n▶ ", "bold"),
                 (f"{event.step + 1}/{len(self.started.steps) if self.started else '?'} ", "dim"),
-                (event.name, "bold"), (f"  {step.get('describe', '')}  " if step else "  ", "dim"),
+                (event.name, "bold"), (f"  {step.describe}  " if step else "  ", "dim"),
                 (f"({where})", "dim")))
         elif isinstance(event, NodeStepStarted):
             self.running[(event.step, event.node)] = (time.monotonic(), event.attempt)
@@ -132,10 +132,10 @@ class RunView:
         if self._live is not None:
             self._live.refresh()
 
-    def _step(self, index: int) -> dict[str, Any] | None:
+    def _step(self, index: int) -> StepInfo | None:
         if self.started is None:
             return None
-        return next((s for s in self.started.steps if s["index"] == index), None)
+        return next((s for s in self.started.steps if s.index == index), None)
 
     def _run_started(self, event: RunStarted) -> None:
         self.started = event
@@ -187,9 +187,9 @@ class RunView:
     def _check(self) -> bool:
         return self.started is not None and self.started.check
 
-    def _cell(self, step: dict[str, Any], node: str) -> Text:
-        result = self.results.get((step["index"], node))
-        if node not in step["nodes"]:
+    def _cell(self, step: StepInfo, node: str) -> Text:
+        result = self.results.get((step.index, node))
+        if node not in step.nodes:
             return Text("")
         if result is None:
             return Text("·", style="dim")
@@ -201,7 +201,7 @@ class RunView:
         all fit the console as whole columns (saf.render.columns measures them)."""
         assert self.started is not None
         columns = [Column("STEP", "left")] + [Column(n, "center", 1) for n in self.nodes]
-        rows = [[Text(f"{step['index'] + 1}. {step['name']}")]
+        rows = [[Text(f"{step.index + 1}. {step.name}")]
                 + [self._cell(step, node) for node in self.nodes]
                 for step in self.started.steps]
         if len(fit(columns, rows, self.out.width)) < len(columns):
@@ -223,8 +223,8 @@ class RunView:
         table.add_column("NODES")
         for step in self.started.steps:
             by_status: dict[str, list[str]] = {}
-            for node in step["nodes"]:
-                result = self.results.get((step["index"], node))
+            for node in step.nodes:
+                result = self.results.get((step.index, node))
                 by_status.setdefault(result.status if result else "not run", []).append(node)
             parts = Text()
             for status, nodes in sorted(by_status.items(), key=lambda kv: -len(kv[1])):
@@ -234,7 +234,7 @@ class RunView:
                              style=STATUS_STYLE.get(status, "dim"))
                 if status not in DONE:
                     parts.append(f" ({fmt_some(nodes, 8)})", style="dim")
-            table.add_row(f"{step['index'] + 1}. {step['name']}", parts)
+            table.add_row(f"{step.index + 1}. {step.name}", parts)
         return table
 
     def summary(self) -> None:

@@ -96,10 +96,7 @@ def _parse_hello(data: dict[str, Any]) -> HubHello:
         raise HubError(str(exc)) from None
     if hello.error is not None:
         raise HubError(f"the hub refused this cockpit: {hello.error}")
-    try:
-        nodes = tuple(header_node(n) for n in hello.nodes)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HubError(f"the hub's hello is not understood: a node {exc}") from None
+    nodes = tuple(header_node(n) for n in hello.nodes)
     return HubHello(cluster=hello.cluster or "saf", nodes=nodes,
                     inventory=hello.inventory or None, readonly=hello.readonly or None,
                     interval=hello.interval or 1.0, signals=hello.signals,

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
+from saf.recording import NodeHeader
 from saf.signals.events import SourceState
 
 
@@ -23,7 +24,7 @@ class HubHello(Struct):
     saf_hub: int
     error: str | None = None  # set: the hub refused this cockpit, and nothing else follows
     cluster: str = "saf"
-    nodes: list[dict[str, Any]] = []  # saf.recording.node_header of each node
+    nodes: list[NodeHeader] = []
     inventory: str | None = None
     readonly: str | None = None
     interval: float = 1.0

@@ -19,13 +19,14 @@ keeps itself (samples and bad frames received) are always there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from saf.inventory.model import Node
+from saf.metrics.frames import NicItem, NumaNode
 from saf.metrics.store import MetricsStore
 from saf.metrics.view import NodeStatus, NodeView, node_view, num
 from saf.signals.feed import SignalFeed
@@ -36,6 +37,7 @@ NIC = [*NODE, "interface"]
 NUMA = [*NODE, "numa_node"]
 FS = [*NODE, "mountpoint", "device", "fstype"]  # node_exporter's label names
 STATES = [s.value for s in NodeStatus]
+_NO_NIC, _NO_NUMA = NicItem(), NumaNode()  # an item the sample lacks: no counters
 
 
 class _Families:
@@ -142,17 +144,15 @@ class SafCollector(Collector):
         for gpu in view.gpus:
             if first("gpu", str(gpu.index)):
                 self._gpu(out, [*base, str(gpu.index), gpu.name], gpu)
-        raw_nics = {str(n.get("name")): n for n in view.sample.get("nics") or ()
-                    if isinstance(n, dict)}
+        raw_nics = {n.name: n for n in view.sample.nics or () if n.name}
         for nic in view.nics:
             if first("nic", nic.name):
-                self._nic(out, [*base, nic.name], nic, raw_nics.get(nic.name, {}))
-        raw_numa = {num(n.get("node")): n for n in view.sample.get("numa") or ()
-                    if isinstance(n, dict)}
+                self._nic(out, [*base, nic.name], nic, raw_nics.get(nic.name, _NO_NIC))
+        raw_numa = {n.node: n for n in view.sample.numa or () if isinstance(n.node, int)}
         for numa in view.numa:
             if first("numa", str(numa.node)):
                 self._numa(out, [*base, str(numa.node)], numa,
-                           raw_numa.get(float(numa.node), {}))
+                           raw_numa.get(numa.node, _NO_NUMA))
         for fs in view.filesystems:
             if first("filesystem", fs.mount) and not fs.missing:
                 labels = [*base, fs.mount, fs.device, fs.fstype]
@@ -204,8 +204,7 @@ class SafCollector(Collector):
         _put(out.gauge("saf_gpu_power_limit_watts", "GPU power limit", GPU), labels,
              gpu.power_limit)
 
-    def _nic(self, out: _Families, labels: list[str], nic: Any,
-             raw: Mapping[str, object]) -> None:
+    def _nic(self, out: _Families, labels: list[str], nic: Any, raw: NicItem) -> None:
         if nic.up is not None:
             out.gauge("saf_nic_up", "1 when the interface is up", NIC).add_metric(
                 labels, int(nic.up))
@@ -225,13 +224,12 @@ class SafCollector(Collector):
                  "node booted"),
                 ("tx_drops", "saf_nic_transmit_drops", "Packets to send dropped since the "
                  "node booted")):
-            _put(out.counter(name, doc, NIC), labels, num(raw.get(field)))
+            _put(out.counter(name, doc, NIC), labels, num(getattr(raw, field)))
         _put(out.gauge("saf_nic_mtu_bytes", "The interface's MTU", NIC), labels, nic.mtu)
         _put(out.gauge("saf_nic_speed_bits_per_second", "The link's speed", NIC), labels,
              None if nic.speed is None else nic.speed * 1e6)
 
-    def _numa(self, out: _Families, labels: list[str], numa: Any,
-              raw: Mapping[str, object]) -> None:
+    def _numa(self, out: _Families, labels: list[str], numa: Any, raw: NumaNode) -> None:
         _put(out.gauge("saf_numa_memory_used_bytes", "Memory in use on the NUMA node", NUMA),
              labels, numa.mem_used)
         _put(out.gauge("saf_numa_memory_total_bytes", "Memory of the NUMA node", NUMA),
@@ -242,7 +240,7 @@ class SafCollector(Collector):
                  "another node"),
                 ("numa_foreign", "saf_numa_foreign", "Allocations meant for this node but "
                  "made on another")):
-            _put(out.counter(name, doc, NUMA), labels, num(raw.get(field)))
+            _put(out.counter(name, doc, NUMA), labels, num(getattr(raw, field)))
 
     # -- the signal stream ------------------------------------------------------------------
     def _signals(self, out: _Families, feed: SignalFeed) -> None:

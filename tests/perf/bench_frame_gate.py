@@ -1,5 +1,5 @@
 """The agent frame gate's cost per frame: every recorded frame line in tests/fixtures/frames
-decoded and checked as the agent link does (saf.agentlink.frames.read_frame), best of 7 rounds.
+decoded and checked as the agent link does (saf.metrics.frames.read_frame), best of 7 rounds.
 Prints microseconds per frame for all frames and for samples alone. Asserts nothing.
 
     .venv/bin/python tests/perf/bench_frame_gate.py [--rounds 20]
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from saf.agentlink.frames import read_frame  # noqa: E402
+from saf.metrics.frames import read_frame  # noqa: E402
 
 
 def recorded_lines() -> list[str]:

@@ -9,6 +9,8 @@ from typing import Any
 
 from saf.screens.app import SafApp
 
+from saf.inference.checks import SavedCheck
+from saf.inference.checks import read as read_checks
 from saf.inference.cluster import ClusterServers
 from saf.inference.measure import CheckReport
 from saf.inference.node import Started
@@ -64,8 +66,8 @@ class FixedModels:
     async def endpoints(self) -> ClusterServers:
         return ClusterServers(list(ENDPOINTS), {}, )
 
-    def last_checks(self) -> Mapping[str, Mapping[str, Any]]:
-        return CHECKS
+    def last_checks(self) -> Mapping[str, SavedCheck]:
+        return read_checks(CHECKS)
 
     async def check(self, endpoint: Endpoint) -> CheckReport:
         raise RuntimeError("the snapshot source measures nothing")
@@ -92,7 +94,7 @@ class NoModels(FixedModels):
     async def endpoints(self) -> ClusterServers:
         return ClusterServers([], {})
 
-    def last_checks(self) -> Mapping[str, Mapping[str, Any]]:
+    def last_checks(self) -> Mapping[str, SavedCheck]:
         return {}
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from saf.fleet import Fleet
 
 T = TypeVar("T")
+Shared = TypeVar("Shared")  # a kind's state shared by the nodes of one step (StepContext.shared)
 
 Fail = Callable[[str, str], ConfigError]
 """fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
@@ -54,7 +55,11 @@ class StepContext(Protocol):
     run_id: str
     step_nodes: list[Node]  # every node this step runs on, this one included
     inventory: Inventory
-    shared: dict[str, object]  # what the nodes of this step share in this run
+
+    def shared(self, state: type[Shared]) -> Shared:
+        """The one `state` (made by `state()` on first ask) that the nodes of this step share
+        in this run: a kind that coordinates its nodes, as ray_start does, keeps its state
+        there, never on itself. Keyed by its class, so each kind's is its own and typed."""
 
     def render(self, template: str, *, shell: bool = True) -> str:
         """The template with variables and node facts put in (quoted when shell)."""

@@ -22,6 +22,8 @@ from typing import Literal, get_args
 
 from saf.agentlink import deploy
 from saf.agentlink.build import build
+from saf.agents.protocol import FrameError
+from saf.metrics.frames import HelloFrame, check
 from saf.recipe.events import StepStatus
 from saf.recipe.facts import apple, intel, nvidia
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
@@ -42,13 +44,19 @@ def agent_nvml(output: str) -> tuple[bool, str]:
         except json.JSONDecodeError:
             continue
         if isinstance(frame, dict) and frame.get("type") == "hello":
-            collectors = frame.get("collectors")
-            status = collectors.get("nvml") if isinstance(collectors, dict) else None
-            if not isinstance(status, dict):
+            # The gate's types (not its protocol version: any agent that ran says whether
+            # NVML answered it), read as every hello is.
+            try:
+                hello = check(frame)
+            except FrameError as exc:
+                return False, f"the agent's hello is malformed: {exc}"
+            status = hello.collectors.get("nvml") if isinstance(hello, HelloFrame) \
+                and hello.collectors else None
+            if status is None:
                 break
-            if status.get("ok") is True:
+            if status.ok is True:
                 return True, "NVML answers the agent"
-            return False, f"NVML does not answer the agent: {status.get('reason') or '?'}"
+            return False, f"NVML does not answer the agent: {status.reason or '?'}"
     return False, "the agent did not start (no hello frame): " + " ".join(output.split())[:200]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from saf.jumbo import dfping, revert
 from saf.jumbo.changes import Change, change
 from saf.jumbo.facts import SCRIPT, NodeNet, nm_connection_command, read
 from saf.jumbo.iface import FactError
-from saf.jumbo.rendezvous import Missing, Rendezvous
+from saf.jumbo.rendezvous import Missing, Phase
 from saf.numbers import number_problem
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import (
@@ -55,6 +56,8 @@ class NodePlan:
     change: Change | None
     seconds: float = 30.0  # confirm_within
 
+
+Plans = dict[str, NodePlan | Exception]  # node -> its plan, or why it has none
 
 @dataclass
 class Checked:
@@ -93,8 +96,8 @@ def _mtu_value(value: str) -> int:
     return mtu
 
 
-_CHECKS: dict[str, Any] = {"mtu": _mtu_value, "confirm_within": _seconds,
-                           "persist": _flag}
+_CHECKS: dict[str, Callable[[str], object]] = {"mtu": _mtu_value, "confirm_within": _seconds,
+                                               "persist": _flag}
 
 
 class MtuParams(KindParams):
@@ -174,14 +177,14 @@ class Mtu(Kind):
     async def plan(self, ctx: StepContext) -> Plan:
         rv = await ctx.together(_meeting)
         me = ctx.node.name
-        rv.expect("plan", [p.name for p in ctx.step_nodes])
+        rv.plan.expect([p.name for p in ctx.step_nodes])
         try:
             mine = await self._facts(ctx)
         except BaseException as exc:
-            rv.arrive("plan", me, exc if isinstance(exc, Exception) else Missing("stopped"))
+            rv.plan.arrive(me, exc if isinstance(exc, Exception) else Missing("stopped"))
             raise
-        rv.arrive("plan", me, mine)
-        plans = await rv.wait("plan", PLAN_WAIT)
+        rv.plan.arrive(me, mine)
+        plans = await rv.plan.wait(PLAN_WAIT)
         rv.plans = plans
         others = {n: p for n, p in plans.items() if n != me and isinstance(p, NodePlan)}
         if mine.change is None:
@@ -225,19 +228,20 @@ class Mtu(Kind):
     # -- the transaction ----------------------------------------------------------------------
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         rv = await ctx.together(_meeting)
-        plans: dict[str, Any] = rv.plans
+        plans = rv.plans
         changing = [n for n, p in plans.items() if isinstance(p, NodePlan) and p.change]
-        for phase in ("applied", "checked"):
-            rv.expect(phase, changing)
+        phases: tuple[Phase[bool] | Phase[Checked], ...] = (rv.applied, rv.checked)
+        for phase in phases:
+            phase.expect(changing)
         try:
             return await self._transaction(ctx, plan.data, rv, plans)
         finally:
-            for phase in ("applied", "checked"):
-                if not rv.arrived(phase, ctx.node.name):
-                    rv.arrive(phase, ctx.node.name, Missing("stopped"))
+            for phase in phases:
+                if not phase.arrived(ctx.node.name):
+                    phase.arrive(ctx.node.name, Missing("stopped"))
 
-    async def _transaction(self, ctx: StepContext, mine: NodePlan, rv: Rendezvous,
-                           plans: dict[str, Any]) -> Outcome:
+    async def _transaction(self, ctx: StepContext, mine: NodePlan, rv: _Meeting,
+                           plans: Plans) -> Outcome:
         me = ctx.node.name
         assert mine.change is not None
         unread = sorted(n for n, p in plans.items() if not isinstance(p, NodePlan))
@@ -250,25 +254,25 @@ class Mtu(Kind):
                              + " && ".join(mine.change.apply), quiet=True, timeout=20)
         folder = revert.armed_folder(done.stdout)
         if folder is None:
-            rv.arrive("applied", me, StepFailed("no revert"))
+            rv.applied.arrive(me, StepFailed("no revert"))
             return Outcome(StepStatus.FAILED, "not changed: the revert could not be armed "
                            f"({done.stderr.strip() or done.exit_status})", tail=done.tail())
         if not done.ok:
-            rv.arrive("applied", me, StepFailed("change failed"))
+            rv.applied.arrive(me, StepFailed("change failed"))
             await _fire(ctx, folder, None)
             back = await _reverted(ctx, folder, deadline)
             why = done.stderr.strip().splitlines()[-1:] or [f"exit {done.exit_status}"]
             return Outcome(StepStatus.FAILED, f"the change failed ({why[0]}); {back}",
                            exit_status=done.exit_status, tail=done.tail())
-        rv.arrive("applied", me, True)
-        applied = await rv.wait("applied", _left(deadline))
+        rv.applied.arrive(me, True)
+        applied = await rv.applied.wait(_left(deadline))
         fresh = ctx.fresh_connector()
         try:
             check = await self._check(ctx, mine, plans, fresh, deadline, applied)
-            rv.arrive("checked", me, check)
+            rv.checked.arrive(me, check)
             # Past the deadline nothing can be confirmed, but a late node's findings (which
             # links failed) are still worth the wait: its revert has fired meanwhile anyway.
-            checks = await rv.wait("checked", _left(deadline) + LATE_REPORT)
+            checks = await rv.checked.wait(_left(deadline) + LATE_REPORT)
             problems, tail = _problems(checks, plans)
             if not problems and _left(deadline) > CONFIRM_MARGIN:
                 return await self._confirm(ctx, mine, folder, fresh, deadline)
@@ -282,8 +286,9 @@ class Mtu(Kind):
         finally:
             await fresh.close()
 
-    async def _check(self, ctx: StepContext, mine: NodePlan, plans: dict[str, Any],
-                     fresh: Connector, deadline: float, applied: dict[str, Any]) -> Checked:
+    async def _check(self, ctx: StepContext, mine: NodePlan, plans: Plans,
+                     fresh: Connector, deadline: float,
+                     applied: dict[str, bool | Exception]) -> Checked:
         failed = sorted(n for n, v in applied.items() if v is not True)
         if failed:
             return Checked(False, f"{', '.join(failed)} could not make the change")
@@ -325,9 +330,20 @@ class Mtu(Kind):
                        exit_status=0)
 
 
-async def _meeting(fleet: Any, nodes: Any, say: Any) -> Rendezvous:
-    """The step's one Rendezvous: `together` makes it once and hands it to every node."""
-    return Rendezvous()
+@dataclass
+class _Meeting:
+    """Where the nodes of one mtu step wait for each other: each phase typed by what its
+    nodes bring (an Exception when a node failed, a Missing when it never came)."""
+
+    plan: Phase[NodePlan] = field(default_factory=Phase)
+    applied: Phase[bool] = field(default_factory=Phase)  # True: the change is made
+    checked: Phase[Checked] = field(default_factory=Phase)
+    plans: Plans = field(default_factory=dict)  # what each node found, once all planned
+
+
+async def _meeting(fleet: Any, nodes: Any, say: Any) -> _Meeting:
+    """The step's one meeting: `together` makes it once and hands it to every node."""
+    return _Meeting()
 
 
 def _left(deadline: float) -> float:
@@ -344,7 +360,7 @@ async def _resolve(host: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def _ping(ctx: StepContext, mine: NodePlan, peers: dict[str, Any],
+async def _ping(ctx: StepContext, mine: NodePlan, peers: Plans | dict[str, NodePlan],
                 via: Connector | None, *, timeout: float) -> dict[str, dfping.PingResult] | None:  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set
     """DF pings from this node to each peer's cluster address: peer name -> result (None
     when the node's shell did not answer at all)."""
@@ -363,7 +379,8 @@ async def _ping(ctx: StepContext, mine: NodePlan, peers: dict[str, Any],
     return {addresses[a]: r for a, r in parsed.items()}
 
 
-def _problems(checks: dict[str, Any], plans: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _problems(checks: dict[str, Checked | Exception], plans: Plans
+              ) -> tuple[list[str], list[str]]:
     """What stands in the way of confirming, and a line per failed ping."""
     problems: list[str] = []
     tail: list[str] = []

@@ -192,8 +192,7 @@ class RayStart(Kind):
 
     # -- deciding ---------------------------------------------------------------------------
     async def plan(self, ctx: StepContext) -> Plan:
-        state = ctx.shared.setdefault("ray_start", _State())
-        assert isinstance(state, _State)
+        state = ctx.shared(_State)
         me = ctx.node
         for peer in ctx.step_nodes:
             for table in (state.facts, state.decided, state.started):
@@ -288,7 +287,7 @@ class RayStart(Kind):
             alone = not rc.shares_machine(inventory, me)
             return _Decision(start, needed=True, stop_first=facts.ray_processes > 0 and alone
                              or facts.node_processes > 0 and not me.is_head)
-        diffs = rc.differences(facts.record, start.settings)
+        diffs = rc.differences(facts.record, start.record)
         if head_restarts:
             diffs.append("the head restarts")
         if not diffs:
@@ -325,8 +324,7 @@ class RayStart(Kind):
 
     # -- doing ------------------------------------------------------------------------------
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        state = ctx.shared["ray_start"]
-        assert isinstance(state, _State)
+        state = ctx.shared(_State)
         decision: _Decision = plan.data
         start = decision.start
         assert start is not None

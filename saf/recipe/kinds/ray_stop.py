@@ -10,6 +10,7 @@ them all). SIGTERM first, SIGKILL after a grace of a few seconds."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from saf.errors import RayError
 from saf.format import fmt_some
@@ -19,6 +20,14 @@ from saf.ray.node_call import call, node_facts
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
 from saf.recipe.schema import Text
+
+
+@dataclass
+class _Done:
+    """What the nodes of one ray_stop step share in one run: one future per node, settled
+    when that node is done (the head waits for the others')."""
+
+    nodes: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
 
 class RayStopParams(KindParams):
@@ -54,8 +63,7 @@ class RayStop(Kind):
     def _done(ctx: StepContext) -> dict[str, asyncio.Future[None]]:
         """One future per node of the step, settled when that node is done (the head waits
         for the others')."""
-        done = ctx.shared.setdefault("ray_stop", {})
-        assert isinstance(done, dict)
+        done = ctx.shared(_Done).nodes
         for peer in ctx.step_nodes:
             if peer.name not in done:
                 done[peer.name] = asyncio.get_running_loop().create_future()

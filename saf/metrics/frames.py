@@ -4,13 +4,21 @@ protocol's TypedDicts with its type and range, before anything reads it.
 
 What comes from a node is untrusted: a `cpu` that is a string, a `memory` that is a list, an
 `interval` of 1e308 or NaN (which would switch off hang detection) make a bad frame, counted
-by its reason (`bad_type`, `out_of_range`), and the node keeps its last good values. Keys the
-protocol does not define are let through unread: a newer agent may send more than this saf
-knows, so the Structs ignore them and the decoded dict the store reads keeps them.
+by its reason (`bad_type`, `out_of_range`), and the node keeps its last good values.
 
-The Structs live here, not in agents/protocol.py, because the protocol runs on the nodes
-(stdlib only, Python 3.9); tests/test_agent_frames.py checks that the two declare the same
-fields with the same types, so they cannot drift.
+What the rest of saf reads of a frame is its Struct (the events' `typed`): the store, the view
+and the Prometheus export read attributes, never keys. Keys the protocol does not define pass
+unread: a newer agent may send more than this saf knows, so the Structs ignore them (their
+values are not checked, and a bad one is no bad frame), while the decoded dict, kept beside
+the Struct as the frame as sent, keeps them for `saf top --json`, and recordings keep the raw
+line. A reading this saf does not know is therefore shown nowhere and graphed nowhere until
+it is declared here and in the protocol (docs/agent.md, "Frames from a newer agent").
+
+The Structs live in saf.metrics, the layer of the agents' readings, below the links that
+decode them (saf.agentlink.link calls `read_frame`; the events, store and view import the
+types); not in agents/protocol.py, because the protocol runs on the nodes (stdlib only,
+Python 3.9). tests/test_agent_frames.py checks that the two declare the same fields with the
+same types, so they cannot drift.
 """
 
 from __future__ import annotations
