@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
     "wait": "saf.commands.wait:wait",
+    "up": "saf.commands.up:up",
+    "down": "saf.commands.up:down",
 }
 
 

@@ -19,6 +19,8 @@ from saf.recipe.prepare import parse_assignments
 from saf.recipe.run import NothingToResume, RunPlan, resume_plan, run_recipe
 from saf.recipe.runner import BecomeError
 from saf.render.console import print_json_line
+from saf.up import bring
+from saf.up import compile as uc
 
 if TYPE_CHECKING:  # imported when a live view is shown: --json runs without it
     from saf.render.run_view import RunView
@@ -52,7 +54,13 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     remote command; the run can be resumed with --resume).
     """
     inventory = common.inventory(ctx)
-    plan = _plan(recipe, assignments, selector, check, resume, inventory.cluster.name)
+    # A `saf up` / `saf down` run is resumed from saf.toml, compiled again (saf.up.bring).
+    up_plan = bring.resume(resume, inventory, check=check, selector=selector) \
+        if resume and not recipe else None
+    plan = _up_plan(up_plan) if up_plan else _plan(recipe, assignments, selector, check,
+                                                   resume, inventory.cluster.name)
+    if up_plan:
+        inventory = uc.with_ray_resources(inventory, bring.read(inventory))
     if plan is None:
         return
     view = None
@@ -83,6 +91,14 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     if status != RunStatus.OK:
         ctx.exit(1)
 
+
+
+def _up_plan(make: Callable[[], RunPlan]) -> RunPlan | None:
+    try:
+        return make()
+    except NothingToResume as exc:
+        click.echo(str(exc))
+        return None
 
 
 def _plan(recipe: str | None, assignments: tuple[str, ...], selector: str | None, check: bool,
