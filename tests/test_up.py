@@ -181,3 +181,28 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     for log in (up.root / "state").rglob("*"):
         if log.is_file() and log.suffix != ".env":
             assert TOKEN not in log.read_text(errors="replace"), log
+
+
+def test_a_failure_names_node_part_and_evidence_and_resume_goes_on(up: Up) -> None:
+    good = up.inventory.read_text()
+    broken = good.replace(f"{sys.executable} {up.root}/beat.py {up.marker}",
+                          f"/bin/sh -c 'echo boom-{up.marker}; exit 3'")
+    broken = broken.replace('restart = "always"', 'restart = "no"')
+    up.inventory.write_text(broken)
+    failed = up.saf("up")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert re.search(r"^alpha: beat failed: ", failed.stdout, re.M), failed.stdout
+    assert f"boom-{up.marker}" in failed.stdout  # the service's own log, as evidence
+    run = re.search(r"saf run --resume (\S+?)`", failed.stdout)
+    assert run, failed.stdout
+    assert not up.beats("alpha")
+
+    up.inventory.write_text(good)
+    resumed = up.saf("run", "--resume", run.group(1))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    # Done before the failure: not run again.
+    assert not re.search(r"▶ \d+/\d+ prepare", resumed.stdout), resumed.stdout
+    assert re.search(r"▶ \d+/\d+ beat ", resumed.stdout), resumed.stdout
+    assert re.search(r"beat\s.*changed", resumed.stdout), resumed.stdout
+    assert _wait(lambda: up.beats("alpha") > 2)
+    assert up.saf("up", "--check").returncode == 0
