@@ -8,13 +8,16 @@ Processes are found only in this test's own tree, by its unique marker or its no
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -55,6 +58,7 @@ class Up:
     port: int
     env: dict[str, str]
     outputs: list[str]
+    seen: dict[int, psutil.Process] = field(default_factory=dict)
 
     def saf(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
@@ -62,11 +66,36 @@ class Up:
         self.outputs.append(done.stdout + done.stderr)
         return done
 
+    def recorded(self) -> list[psutil.Process]:
+        """The live processes the nodes' own records name (the supervisors' pid files and
+        state, the model servers' ~/.saf/serve/PORT.json), each checked to be this test's
+        (its command line names the test's marker or folder)."""
+        pids: list[int] = []
+        for home in self.homes.values():
+            for folder in (home / ".saf" / "services").glob("*"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids.append(int((folder / "supervisor.pid").read_text()))
+                with contextlib.suppress(OSError, ValueError):
+                    pids.append(int(json.loads((folder / "state.json").read_text())["pid"]))
+            for record in (home / ".saf" / "serve").glob("*.json"):
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    pids.append(int(json.loads(record.read_text())["pid"]))
+        found = [p for p in map(self._ours, pids) if p is not None]
+        self.seen.update({p.pid: p for p in found})
+        return found
+
+    def _ours(self, pid: int) -> psutil.Process | None:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            line = procs.cmdline(proc)
+            if procs.alive(proc) and (self.marker in line or str(self.root) in line):
+                return proc
+        return None
+
     def ours(self) -> list[psutil.Process]:
-        return [p for p in procs.tree() if self.marker in procs.cmdline(p)
-                or any(str(h) in procs.cmdline(p) for h in self.homes.values())
-                or "llama_cpp.server" in procs.cmdline(p) and str(self.root) in
-                procs.cmdline(p)]
+        """Every process of this test seen so far (by the records) still alive."""
+        self.recorded()
+        return [p for p in self.seen.values() if procs.alive(p)]
 
     def beats(self, node: str) -> int:
         path = self.homes[node] / "heartbeat"
@@ -101,13 +130,13 @@ def up(tmp_path: Path) -> Iterator[Up]:
     }
     with inventory.open("a") as f:
         f.write("\n" + tomli_w.dumps(declared))
-    env = {**__import__("os").environ, "SAF_INVENTORY": str(inventory),
+    env = {**os.environ, "SAF_INVENTORY": str(inventory),
            "SAF_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1", "COLUMNS": "160"}
     made = Up(tmp_path, inventory, {n: servers.home(n) for n in NAMES}, marker, port, env, [])
     try:
         yield made
     finally:
-        with __import__("contextlib").suppress(Exception):
+        with contextlib.suppress(Exception):
             made.saf("down", timeout=120)
         procs.kill_tree(made.ours())
         servers.stop()
@@ -140,6 +169,8 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert up.beats("gamma") == 0  # not on gamma
     assert (up.homes["beta"] / ".saf" / "prepared").exists()
     assert isinstance(_answers(up.port), str)
+    # Two supervisors, their two programs, one model server: found through the records.
+    assert len(up.recorded()) == 5, procs.describe(up.recorded())
 
     second = up.saf("up")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -170,6 +201,7 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     down = up.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert _wait(lambda: not up.ours(), 15), procs.describe(up.ours())
+    assert len(up.seen) >= 5
     with pytest.raises(httpx.HTTPError):
         _answers(up.port)
     again = up.saf("down")

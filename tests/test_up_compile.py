@@ -4,6 +4,7 @@ step's nodes, and the placed models' nodes kept in the run's variables for a res
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from saf.inventory import load_inventory
@@ -122,10 +123,14 @@ def test_down_is_the_reverse(tmp_path: Path, monkeypatch) -> None:
                if isinstance(s.kind, Service))
 
 
-def test_ray_resources_reach_the_nodes_vars(tmp_path: Path, monkeypatch) -> None:
+def test_ray_head_and_resources_reach_the_nodes(tmp_path: Path, monkeypatch) -> None:
     inventory, found = _load(tmp_path, monkeypatch)
-    given = uc.with_ray_resources(inventory, found)
+    assert found.ray is not None
+    given = uc.for_ray(inventory, found)
+    assert [n.name for n in given.nodes if n.is_head] == ["a"]
+    moved = uc.for_ray(inventory, dataclasses.replace(
+        found, ray=dataclasses.replace(found.ray, head="b")))
+    assert [n.name for n in moved.nodes if n.is_head] == ["b"]
     assert given.node("b").vars["ray_resources"] == {"disk": 1, "fast": 2}
     assert "ray_resources" not in given.node("a").vars
-    assert "ray_resources" not in inventory.node("b").vars or \
-        inventory.node("b").vars["ray_resources"] == {"disk": 1}
+    assert inventory.node("b").vars["ray_resources"] == {"disk": 1}  # the inventory is kept

@@ -60,7 +60,7 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     plan = _up_plan(up_plan) if up_plan else _plan(recipe, assignments, selector, check,
                                                    resume, inventory.cluster.name)
     if up_plan:
-        inventory = uc.with_ray_resources(inventory, bring.read(inventory))
+        inventory = uc.for_ray(inventory, bring.read(inventory))
     if plan is None:
         return
     view = None

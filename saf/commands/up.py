@@ -72,7 +72,7 @@ def up(ctx: click.Context, check: bool, selector: str | None, verbose: bool) -> 
     """
     inventory = common.inventory(ctx)
     found = bring.read(inventory)
-    fleet_inventory = uc.with_ray_resources(inventory, found)
+    fleet_inventory = uc.for_ray(inventory, found)
 
     async def go() -> int:
         async with Fleet(fleet_inventory) as fleet:
@@ -133,7 +133,7 @@ def down(ctx: click.Context, selector: str | None, verbose: bool) -> None:
     found = bring.read(inventory)
 
     async def go() -> int:
-        async with Fleet(inventory) as fleet:
+        async with Fleet(uc.for_ray(inventory, found)) as fleet:
             nodes = await fleet.select(selector or "all")
             missing = await bring.missing_nodes(fleet, nodes)
             for line in missing:

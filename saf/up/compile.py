@@ -64,21 +64,25 @@ def placed_of(values: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
             for k, v in values.items() if k.startswith(PLACED_PREFIX)}
 
 
-def with_ray_resources(inventory: Inventory, declared: Declared) -> Inventory:
-    """`inventory` with [ray]'s resources put where `ray_start` reads them (each node's
-    `vars.ray_resources`, declared ones over the node's own): the one place [ray] reaches
-    the Ray step's nodes."""
+def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
+    """`inventory` as the Ray step must see it: [ray]'s head the one node with role head,
+    and [ray]'s resources where `ray_start` reads them (each node's `vars.ray_resources`,
+    declared ones over the node's own). The one place [ray] reaches the Ray step's nodes."""
     ray = declared.ray
-    if ray is None or not ray.resources:
+    if ray is None:
         return inventory
     nodes = []
     for node in inventory.nodes:
+        roles = tuple(r for r in node.roles if r != "head")
+        if node.name == ray.head:
+            roles = ("head", *roles)
         amounts = ray.resources_of(inventory, node)
+        variables = node.vars
         if amounts:
             own = node.vars.get(RAY_RESOURCES)
-            merged = {**(own if isinstance(own, dict) else {}), **amounts}
-            node = dataclasses.replace(node, vars={**node.vars, RAY_RESOURCES: merged})
-        nodes.append(node)
+            variables = {**node.vars, RAY_RESOURCES: {**(own if isinstance(own, dict) else {}),
+                                                      **amounts}}
+        nodes.append(dataclasses.replace(node, roles=roles, vars=variables))
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
 
