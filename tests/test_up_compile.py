@@ -134,3 +134,22 @@ def test_ray_head_and_resources_reach_the_nodes(tmp_path: Path, monkeypatch) -> 
     assert given.node("b").vars["ray_resources"] == {"disk": 1, "fast": 2}
     assert "ray_resources" not in given.node("a").vars
     assert inventory.node("b").vars["ray_resources"] == {"disk": 1}  # the inventory is kept
+
+
+def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None:
+    """docs/cluster.md's saf.toml is read as saf reads it and compiles, in its order."""
+    import re
+
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "cluster.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", guide, re.S)
+    assert block is not None
+    (tmp_path / "saf.toml").write_text(block.group(1))
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "publisher.env").write_text("HF_TOKEN=hf_guide_example\n")
+    inventory = load_inventory(tmp_path / "saf.toml")
+    recipe = uc.up_recipe(declared(inventory), inventory, {"small": ("mac2",)})
+    assert [(s.name, s.on) for s in recipe.steps] == [
+        ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
+        ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
+        ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
