@@ -56,6 +56,7 @@ class Up:
     homes: dict[str, Path]
     marker: str
     port: int
+    placed_port: int
     env: dict[str, str]
     outputs: list[str]
     seen: dict[int, psutil.Process] = field(default_factory=dict)
@@ -97,6 +98,11 @@ class Up:
         self.recorded()
         return [p for p in self.seen.values() if procs.alive(p)]
 
+    def serving(self, port: int) -> list[str]:
+        """The nodes whose records say they serve on `port`."""
+        return [n for n, home in self.homes.items()
+                if (home / ".saf" / "serve" / f"{port}.json").exists()]
+
     def beats(self, node: str) -> int:
         path = self.homes[node] / "heartbeat"
         return len(path.read_text().splitlines()) if path.exists() else 0
@@ -117,6 +123,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     (tmp_path / "secrets.env").write_text(f"HF_TOKEN={TOKEN}\n")
     model = write_tiny_llama(tmp_path / "tiny.gguf")
     port = free_port()
+    placed_port = free_port()
     inventory = write_inventory(tmp_path / "saf.toml", keys, [
         {"name": n, "host": "127.0.0.1", "port": servers.port(n)} for n in NAMES])
     declared = {
@@ -126,13 +133,17 @@ def up(tmp_path: Path) -> Iterator[Up]:
                       "env": {"MODE": "test"}, "env_file": "secrets.env",
                       "restart": "always", "check": "test -s ~/heartbeat"}],
         "models": [{"name": "tiny", "engine": "llama-cpp-python", "model": str(model),
-                    "on": "gamma", "port": port, "ctx_size": 256}],
+                    "on": "gamma", "port": port, "ctx_size": 256},
+                   # Placed by the memory the agents report free (every node fits it here).
+                   {"name": "placed", "engine": "llama-cpp-python", "model": str(model),
+                    "placement": "auto", "port": placed_port, "ctx_size": 256}],
     }
     with inventory.open("a") as f:
         f.write("\n" + tomli_w.dumps(declared))
     env = {**os.environ, "SAF_INVENTORY": str(inventory),
            "SAF_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1", "COLUMNS": "160"}
-    made = Up(tmp_path, inventory, {n: servers.home(n) for n in NAMES}, marker, port, env, [])
+    made = Up(tmp_path, inventory, {n: servers.home(n) for n in NAMES}, marker, port, placed_port,
+               env, [])
     try:
         yield made
     finally:
@@ -169,15 +180,19 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert up.beats("gamma") == 0  # not on gamma
     assert (up.homes["beta"] / ".saf" / "prepared").exists()
     assert isinstance(_answers(up.port), str)
-    # Two supervisors, their two programs, one model server: found through the records.
-    assert len(up.recorded()) == 5, procs.describe(up.recorded())
+    assert isinstance(_answers(up.placed_port), str)
+    placed_on = up.serving(up.placed_port)
+    assert len(placed_on) == 1
+    # Two supervisors, their two programs, two model servers: found through the records.
+    assert len(up.recorded()) == 6, procs.describe(up.recorded())
 
     second = up.saf("up")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert re.search(r"nothing to do: 3 nodes, 1 \[up\] recipe, 1 service, 1 model as "
+    assert re.search(r"nothing to do: 3 nodes, 1 \[up\] recipe, 1 service, 2 models as "
                      r"declared", second.stdout), second.stdout
     check = up.saf("up", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+    assert up.serving(up.placed_port) == placed_on  # not moved by a second up
 
     # Drift by hand: kill -9 the service's supervisor and its program on beta.
     folder = up.homes["beta"] / ".saf" / "services" / "beat"
@@ -201,9 +216,10 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     down = up.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert _wait(lambda: not up.ours(), 15), procs.describe(up.ours())
-    assert len(up.seen) >= 5
-    with pytest.raises(httpx.HTTPError):
-        _answers(up.port)
+    assert len(up.seen) >= 6
+    for port in (up.port, up.placed_port):
+        with pytest.raises(httpx.HTTPError):
+            _answers(port)
     again = up.saf("down")
     assert again.returncode == 0, again.stdout + again.stderr
     assert not re.search(r"\bchanged\b", again.stdout), again.stdout

@@ -12,6 +12,7 @@ from saf.agentlink.node_links import NodeLinks
 from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory
 from saf.cluster.placement import ModelDemand, place
 from saf.fleet import Fleet
+from saf.inference.cluster import list_endpoints
 from saf.inference.estimate import estimate
 from saf.inventory.model import Node
 from saf.metrics.events import NodeStatus
@@ -50,11 +51,24 @@ async def memory(fleet: Fleet, nodes: list[Node]) -> list[NodeMemory]:
 async def placement(declared: Declared, fleet: Fleet, headroom: Headroom | None = None
                     ) -> dict[str, tuple[str, ...]]:
     """model name -> its nodes, for every placed model (PlacementRefused when one fits
-    nowhere); {} when no model is placed, without asking any agent."""
+    nowhere); {} when no model is placed, without asking any agent. A replica already
+    serving the model on its port stays where it is (a second `saf up` does not move it);
+    only the replicas missing are placed, on other nodes."""
     placed = [m for m in declared.models if m.placement == "auto"]
     if not placed:
         return {}
-    demands = [ModelDemand(m.name, estimate(m.model, ctx=m.ctx_size).total, m.replicas)
-               for m in placed]
-    found = await memory(fleet, list(fleet.inventory.nodes))
-    return {k: tuple(v) for k, v in place(demands, found, headroom or Headroom()).items()}
+    nodes = list(fleet.inventory.nodes)
+    found = await list_endpoints(fleet, nodes, probe=False)
+    kept: dict[str, list[str]] = {}
+    for model in placed:
+        here = sorted({e.node for e in found.endpoints if e.port == model.port and e.up
+                       and e.model == model.model})
+        kept[model.name] = here[:model.replicas]
+    wanted = [m for m in placed if len(kept[m.name]) < m.replicas]
+    demands = [ModelDemand(m.name, estimate(m.model, ctx=m.ctx_size).total,
+                           m.replicas - len(kept[m.name]),
+                           nodes=tuple(n.name for n in nodes if n.name not in kept[m.name]))
+               for m in wanted]
+    chosen = place(demands, await memory(fleet, nodes), headroom or Headroom()) \
+        if demands else {}
+    return {m.name: tuple(kept[m.name]) + tuple(chosen.get(m.name, ())) for m in placed}
