@@ -217,6 +217,8 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     assert _wait(lambda: not up.ours(), 15), procs.describe(up.ours())
     assert len(up.seen) >= 6
+    for node in ("alpha", "beta"):  # the secrets left with the service
+        assert not (up.homes[node] / ".saf" / "env" / "beat.env").exists()
     for port in (up.port, up.placed_port):
         with pytest.raises(httpx.HTTPError):
             _answers(port)

@@ -13,6 +13,7 @@ from saf.recipe.kinds.model import ModelServer
 from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.service import Service
+from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.upload import Upload
 from saf.recipe.substitute import names_in
 from saf.up import compile as uc
@@ -117,7 +118,8 @@ def test_down_is_the_reverse(tmp_path: Path, monkeypatch) -> None:
     recipe = uc.down_recipe(found, inventory, {"p": ("b",)})
     got = [(s.name, type(s.kind).__name__, s.on) for s in recipe.steps]
     assert got == [("model p", ModelStop.__name__, "all"), ("model m", ModelStop.__name__, "a"),
-                   ("agg", Service.__name__, "b"), ("pub", Service.__name__, "a,b"),
+                   ("agg", Service.__name__, "b"), ("agg env", Shell.__name__, "b"),
+                   ("pub", Service.__name__, "a,b"),
                    ("ray", RayStop.__name__, "all")]
     assert all(s.kind.params.state == "absent" for s in recipe.steps
                if isinstance(s.kind, Service))

@@ -5,12 +5,13 @@ Up, in order: [up]'s recipes (`recipe` steps), Ray (one `ray_start` step on ever
 each service and model in `Declared.order()`: a service as a `service` step on its nodes
 (its secrets first sent by an `upload` step into a 0600 file on the node), a model as a
 `model` step on its nodes (`on`, or those saf.up.place chose). Down is the reverse: models
-stopped, services `state = "absent"`, then `ray_stop`. [up]'s recipes are not undone.
+stopped, services `state = "absent"` (and their secrets file removed), then `ray_stop`.
+[up]'s recipes are not undone.
 
 Every value of the declaration is put into the steps literally: a `{` the runner would read
 as a placeholder is doubled.
 
-The run's variables carry what a resume needs to build the same recipe again (saf.up.resume):
+The run's variables carry what a resume needs to build the same recipe again (saf.up.bring.resume):
 the inventory's path and each placed model's nodes.
 """
 
@@ -30,6 +31,7 @@ from saf.recipe.kinds.ray_start import RayStart
 from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.service import Service as ServiceKind
 from saf.recipe.kinds.service import ServiceParams
+from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.upload import Upload
 from saf.recipe.model import Recipe, Step, Var
 from saf.up.declared import RAY, Declared, Model, Ray, Service
@@ -204,10 +206,17 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Rec
             steps.append(Step(index=index, name="ray", on="all", timeout=RAY_TIMEOUT,
                               kind=RayStop(part.temp_dir or rc.DEFAULT_TEMP_DIR)))
         elif isinstance(part, Service):
-            steps.append(Step(index=index, name=part.name, line=part.line,
-                              on=",".join(part.nodes) or part.on,
+            on = ",".join(part.nodes) or part.on
+            steps.append(Step(index=index, name=part.name, line=part.line, on=on,
                               kind=ServiceKind(ServiceParams(service=part.name,
                                                              state="absent"))))
+            if part.env_file is not None or any(secrets.reference(v) for v in
+                                                 part.env.values()):
+                # Its secrets leave the node with it.
+                where = '"$HOME"/' + shlex.quote(env_path(part.name).removeprefix("~/"))
+                steps.append(Step(index=index + 1, name=f"{part.name} env", on=on,
+                                  line=part.line, check=f"test ! -e {where}",
+                                  kind=Shell(f"rm -f {where}")))
         elif isinstance(part, Model):
             # Every node it may be on: where it was placed may have changed since.
             on = ",".join(model_nodes(part, placed)) if part.on is not None else "all"
