@@ -206,6 +206,10 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert drift.returncode == 2, drift.stdout + drift.stderr
     assert re.search(r"beta\s+beat: would change", drift.stdout), drift.stdout
     assert "alpha  beat" not in drift.stdout
+    # --on: only alpha's parts are looked at, and alpha is as declared.
+    only = up.saf("up", "--check", "--on", "alpha")
+    assert only.returncode == 0, only.stdout + only.stderr
+    assert "nothing to do: 1 node," in only.stdout, only.stdout
 
     repair = up.saf("up")
     assert repair.returncode == 0, repair.stdout + repair.stderr
