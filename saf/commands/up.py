@@ -94,7 +94,8 @@ def up(ctx: click.Context, check: bool, selector: str | None, verbose: bool) -> 
             for line in lines:
                 _say(line)
             if check:
-                return 1 if planned.of(StepStatus.FAILED) else 2
+                failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
+                return 1 if failed else 2 if planned.of(StepStatus.CHANGED) else 0
             return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
 
     ctx.exit(common.run(go()))
