@@ -148,7 +148,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         yield made
     finally:
         with contextlib.suppress(Exception):
-            made.saf("down", timeout=120)
+            made.saf("down", "--wait", "2", timeout=120)
         procs.kill_tree(made.ours())
         servers.stop()
 
@@ -260,3 +260,17 @@ def test_a_failure_names_node_part_and_evidence_and_resume_goes_on(up: Up) -> No
     assert re.search(r"beat\s.*changed", resumed.stdout), resumed.stdout
     assert _wait(lambda: up.beats("alpha") > 2)
     assert up.saf("up", "--check").returncode == 0
+
+
+def test_a_node_that_does_not_answer_is_named_and_nothing_runs(up: Up) -> None:
+    text = up.inventory.read_text()
+    dead = free_port()  # nothing listens there
+    up.inventory.write_text(re.sub(r'(name = "beta", host = "127.0.0.1", port = )\d+',
+                                   rf"\g<1>{dead}", text))
+    assert up.inventory.read_text() != text
+    out = up.saf("up", "--wait", "1")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert re.search(r"^beta: does not answer \(", out.stdout, re.M), out.stdout
+    assert "alpha: does not answer" not in out.stdout
+    assert "plan:" not in out.stdout
+    assert not (up.homes["alpha"] / ".saf" / "prepared").exists()

@@ -60,9 +60,13 @@ def _failures(collected: bring.Collected, what: str) -> None:
                    "would change, 0 when nothing differs.")
 @click.option("--on", "selector", metavar="SEL",
               help="Only these nodes (see `saf exec --help`); each part keeps to its own `on`.")
+@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=bring.WAIT,
+              show_default=True, metavar="S",
+              help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
 @click.pass_context
-def up(ctx: click.Context, check: bool, selector: str | None, verbose: bool) -> None:
+def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
+       verbose: bool) -> None:
     """Bring the cluster to what saf.toml declares: [up]'s recipes, then Ray, then each
     service and model in order, each checked for real (docs/cluster.md).
 
@@ -77,10 +81,11 @@ def up(ctx: click.Context, check: bool, selector: str | None, verbose: bool) -> 
     async def go() -> int:
         async with Fleet(fleet_inventory) as fleet:
             nodes = await fleet.select(selector or "all")
-            missing = await bring.missing_nodes(fleet, nodes)
+            missing = await bring.missing_nodes(fleet, nodes, wait)
             for line in missing:
                 _say(line, "bold red")
             if missing:
+                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=False)
             planned = bring.Collected()
@@ -124,9 +129,12 @@ async def _apply(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
 @click.command("down")
 @click.option("--on", "selector", metavar="SEL",
               help="Only these nodes (see `saf exec --help`).")
+@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=bring.WAIT,
+              show_default=True, metavar="S",
+              help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
 @click.pass_context
-def down(ctx: click.Context, selector: str | None, verbose: bool) -> None:
+def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -> None:
     """Take down what `saf up` started, in reverse order: models stopped, services stopped,
     disabled and removed, Ray stopped; each checked gone. [up]'s recipes are not undone.
     Exits 0 when nothing of it is left running, 1 otherwise."""
@@ -136,10 +144,11 @@ def down(ctx: click.Context, selector: str | None, verbose: bool) -> None:
     async def go() -> int:
         async with Fleet(uc.for_ray(inventory, found)) as fleet:
             nodes = await fleet.select(selector or "all")
-            missing = await bring.missing_nodes(fleet, nodes)
+            missing = await bring.missing_nodes(fleet, nodes, wait)
             for line in missing:
                 _say(line, "bold red")
             if missing:
+                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=True)
             return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")
