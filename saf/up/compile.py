@@ -45,6 +45,11 @@ ENV_FOLDER = "~/.saf/env"  # on the node: each service's secrets, NAME.env, 0600
 RAY_TIMEOUT = 600.0
 RAY_RESOURCES = "ray_resources"  # the node var ray_start reads (saf.ray.command)
 
+# How each engine is told the context size; `auto` (the engine is known only on the node) and
+# MLX (no such flag) are started with their own default.
+CTX_FLAGS = {"llama-server": "--ctx-size", "llama-cpp-python": "--n_ctx",
+             "vllm": "--max-model-len"}
+
 Placed = Mapping[str, tuple[str, ...]]  # model name -> the nodes saf placed it on
 
 
@@ -159,9 +164,9 @@ def model_step(model: Model, index: int, placed: Placed) -> Step | None:
         return None
     values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port)}
     args = list(model.args)
-    if model.ctx_size is not None:
-        args = ["--ctx-size" if model.engine != "llama-cpp-python" else "--n_ctx",
-                str(model.ctx_size), *args]
+    flag = CTX_FLAGS.get(model.engine)
+    if model.ctx_size is not None and flag is not None:
+        args = [flag, str(model.ctx_size), *args]
     if args:
         values["args"] = literal(" ".join(_quoted(a) for a in args))
     return Step(index=index, name=f"model {model.name}", kind=ModelServer(values),
