@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
     "wait": "saf.commands.wait:wait",
+    "up": "saf.commands.up:up",
+    "down": "saf.commands.up:down",
 }
 
 # name -> what `saf --help` lists for it: the first sentence of its command's docstring, word for
@@ -86,6 +88,10 @@ SUMMARIES: dict[str, str] = {
                "engine, model, state (ready, loading, starting, exited), pid, uptime, and its "
                "last check's mean TTFT and tokens/s."),
     "wait": "Wait until the selected nodes answer SSH (after a reboot or a network boot).",
+    "up": ("Bring the cluster to what saf.toml declares: [up]'s recipes, then Ray, then each "
+           "service and model in order, each checked for real (docs/cluster.md)."),
+    "down": ("Take down what `saf up` started, in reverse order: models stopped, services "
+             "stopped, disabled and removed, Ray stopped; each checked gone."),
 }
 
 

@@ -13,3 +13,4 @@ RAY_TEMP_DIR = "/tmp/ray"       # Ray's session folder on each node
 NET_PAIRS = ("all", "star")     # which node pairs a speed test measures
 NET_TOOLS = ("saf", "iperf3")   # what measures them
 MODEL_CHECK_DEADLINE = 300.0    # seconds for a whole check of one model endpoint
+UP_WAIT = 20.0                  # seconds saf up / down wait for a node not answering yet

@@ -32,6 +32,7 @@ from saf.recipe.model import Recipe, Step
 from saf.recipe.prepare import load_included, resolve_vars
 from saf.recipe.run import RunPlan, resume_plan
 from saf.recipe.state import RunState, replay
+from saf.up import bring
 
 
 class RecipesScreen(SafScreen[None]):
@@ -167,7 +168,10 @@ class RecipesScreen(SafScreen[None]):
             self.notify("A run is going on; x cancels it.", severity="warning")
             return
         try:
-            plan = resume_plan(run)
+            # A `saf up` / `saf down` run is resumed from saf.toml, compiled again.
+            up = bring.resume(run, self.setup.inventory, check=False, selector=None) \
+                if self.setup.inventory is not None else None
+            plan = up() if up is not None else resume_plan(run)
         except SafError as exc:
             self.notify(str(exc), title=exc.title, severity="error" if exc.exit_code else
                         "information")

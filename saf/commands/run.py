@@ -48,9 +48,17 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     from saf.recipe.events import RunStatus
     from saf.recipe.run import run_recipe
     from saf.render.console import print_json_line
+    from saf.up import bring
+    from saf.up import compile as uc
 
     inventory = common.inventory(ctx)
-    plan = _plan(recipe, assignments, selector, check, resume, inventory.cluster.name)
+    # A `saf up` / `saf down` run is resumed from saf.toml, compiled again (saf.up.bring).
+    up_plan = bring.resume(resume, inventory, check=check, selector=selector) \
+        if resume and not recipe else None
+    plan = _up_plan(up_plan) if up_plan else _plan(recipe, assignments, selector, check,
+                                                   resume, inventory.cluster.name)
+    if up_plan:
+        inventory = uc.for_ray(inventory, bring.read(inventory))
     if plan is None:
         return
     view = None
@@ -80,6 +88,17 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
             view.close()
     if status != RunStatus.OK:
         ctx.exit(1)
+
+
+def _up_plan(make: Callable[[], RunPlan]) -> RunPlan | None:
+    """A `saf up` / `saf down` run's resume plan (None, said, when nothing is left)."""
+    from saf.recipe.run import NothingToResume
+
+    try:
+        return make()
+    except NothingToResume as exc:
+        click.echo(str(exc))
+        return None
 
 
 def _plan(recipe: str | None, assignments: tuple[str, ...], selector: str | None, check: bool,

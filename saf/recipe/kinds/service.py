@@ -112,6 +112,10 @@ class Service(Kind):
                     raise UnitError(f"service {spec.name!r}: {spec.argv[0]!r} is not a "
                                     f"program on {ctx.node.name} (command -v found nothing)")
                 spec = dataclasses.replace(spec, argv=(where, *spec.argv[1:]))
+            if spec.env_file and spec.env_file.startswith("~/"):
+                # In the login user's home there (saf up sends secrets to ~/.saf/env/).
+                home = (await run('printf %s "$HOME"')).stdout.strip()
+                spec = dataclasses.replace(spec, env_file=home + spec.env_file[1:])
             text = rendered(spec, manager) if self.params.state == "present" else ""
         except UnitError as exc:
             return Plan(True, refusal=str(exc))

@@ -1,0 +1,178 @@
+"""`saf up` and `saf down`: bring the cluster to what saf.toml declares, or take it down
+(docs/cluster.md). The recipe is compiled by saf.up.compile and run by the recipe runner, so
+each is a run like `saf run`'s: logged, listed by `saf runs`, resumable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from saf import defaults
+from saf.commands import common
+
+if TYPE_CHECKING:  # imported where used, so `saf up --help` loads none of it
+    from saf.events import Event
+    from saf.fleet import Fleet
+    from saf.recipe.run import RunPlan
+    from saf.up import bring
+
+TAIL = 8  # log lines of a failure shown
+COMMAND_WIDTH = 120  # a planned command is cut here unless --verbose
+
+
+def _say(text: str, style: str | None = None) -> None:
+    from saf import secrets
+    from saf.render.console import console
+
+    console().print(secrets.redact(text), style=style, markup=False, highlight=False,
+                    soft_wrap=True)
+
+
+def _plan_lines(collected: bring.Collected, nodes: list[str], verbose: bool) -> list[str]:
+    """Per node, each part that would change (and what it would run: each command's first
+    line unless --verbose) or fails (with its evidence)."""
+    from saf.recipe.events import StepStatus
+
+    lines = []
+    for f in collected.of(StepStatus.CHANGED, StepStatus.FAILED, nodes=nodes):
+        mark = "would change" if f.status == StepStatus.CHANGED else "fails"
+        lines.append(f"  {f.node}  {f.part}: {mark}: {f.message}".rstrip(": "))
+        for command in f.would:
+            lines += [f"      {w}" for w in (command.splitlines() if verbose
+                                            else [_first_line(command)])]
+        if f.status == StepStatus.FAILED:
+            lines += [f"      | {t}" for t in f.tail[-TAIL:]]
+    return lines
+
+
+def _first_line(command: str, width: int = COMMAND_WIDTH) -> str:
+    lines = command.splitlines() or [""]
+    first = lines[0] if len(lines[0]) <= width else lines[0][:width - 1] + "…"
+    return first + (f"  (+{len(lines) - 1} lines)" if len(lines) > 1 else "")
+
+
+def _failures(collected: bring.Collected, what: str) -> None:
+    from saf.recipe.events import StepStatus
+
+    for f in collected.of(StepStatus.FAILED, nodes=list(collected.nodes)):
+        _say(f"{f.node}: {f.part} failed: {f.message}", "bold red")
+        for line in f.tail[-TAIL:]:
+            _say(f"    | {line}")
+    _say(f"run `{what}` again to go on (or `saf run --resume {collected.run}`)")
+
+
+@click.command("up")
+@click.option("--check", is_flag=True,
+              help="Change nothing: print what differs from saf.toml; exit 2 when something "
+                   "would change, 0 when nothing differs.")
+@click.option("--on", "selector", metavar="SEL",
+              help="Only these nodes (see `saf exec --help`); each part keeps to its own `on`.")
+@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=defaults.UP_WAIT,
+              show_default=True, metavar="S",
+              help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
+@click.pass_context
+def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
+       verbose: bool) -> None:
+    """Bring the cluster to what saf.toml declares: [up]'s recipes, then Ray, then each
+    service and model in order, each checked for real (docs/cluster.md).
+
+    Prints the plan first (per node, what is missing or differs and why), then applies it.
+    Exits 0 when done (or nothing to do), 1 when a part failed (named with its evidence; run
+    `saf up` again to go on), 2 with --check when something would change.
+    """
+    from saf.fleet import Fleet
+    from saf.recipe.events import RunStatus, StepStatus
+    from saf.recipe.run import RunPlan, run_recipe
+    from saf.up import bring
+    from saf.up import compile as uc
+
+    inventory = common.inventory(ctx)
+    found = bring.read(inventory)
+    fleet_inventory = uc.for_ray(inventory, found)
+
+    async def go() -> int:
+        async with Fleet(fleet_inventory) as fleet:
+            nodes = await fleet.select(selector or "all")
+            missing = await bring.missing_nodes(fleet, nodes, wait)
+            for line in missing:
+                _say(line, "bold red")
+            if missing:
+                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+                return 1
+            recipe = await bring.recipe(found, inventory, fleet, down=False)
+            planned = bring.Collected()
+            status = await run_recipe(RunPlan(recipe, {}, selector, check=True), fleet,
+                                      planned)
+            lines = _plan_lines(planned, [n.name for n in nodes], verbose)
+            if not lines and status == RunStatus.OK:
+                _say(f"nothing to do: {bring.summary(found, len(nodes))} as declared")
+                return 0
+            _say("plan:" if lines else "plan: nothing differs", "bold")
+            for line in lines:
+                _say(line)
+            if check:
+                failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
+                return 1 if failed else 2 if planned.of(StepStatus.CHANGED) else 0
+            return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
+
+    ctx.exit(common.run(go()))
+
+
+async def _apply(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
+    from saf.recipe.events import RunStatus
+    from saf.recipe.run import run_recipe
+    from saf.render.run_view import RunView
+    from saf.up import bring
+
+    view = RunView(verbose=verbose)
+    collected = bring.Collected()
+
+    def show(event: Event) -> None:
+        collected(event)
+        view(event)
+
+    try:
+        status = await run_recipe(plan, fleet, show)
+    finally:
+        view.close()
+    if status != RunStatus.OK:
+        _failures(collected, what)
+        return 1
+    return 0
+
+
+@click.command("down")
+@click.option("--on", "selector", metavar="SEL",
+              help="Only these nodes (see `saf exec --help`).")
+@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=defaults.UP_WAIT,
+              show_default=True, metavar="S",
+              help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
+@click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
+@click.pass_context
+def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -> None:
+    """Take down what `saf up` started, in reverse order: models stopped, services stopped,
+    disabled and removed, Ray stopped; each checked gone. [up]'s recipes are not undone.
+    Exits 0 when nothing of it is left running, 1 otherwise."""
+    from saf.fleet import Fleet
+    from saf.recipe.run import RunPlan
+    from saf.up import bring
+    from saf.up import compile as uc
+
+    inventory = common.inventory(ctx)
+    found = bring.read(inventory)
+
+    async def go() -> int:
+        async with Fleet(uc.for_ray(inventory, found)) as fleet:
+            nodes = await fleet.select(selector or "all")
+            missing = await bring.missing_nodes(fleet, nodes, wait)
+            for line in missing:
+                _say(line, "bold red")
+            if missing:
+                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+                return 1
+            recipe = await bring.recipe(found, inventory, fleet, down=True)
+            return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")
+
+    ctx.exit(common.run(go()))

@@ -1,0 +1,127 @@
+"""What `saf up` and `saf down` do around the runner, for any face: wait for the nodes, place
+the models, compile the recipe (saf.up.compile), and read the runner's events back as the
+plan (what would change or failed, per node and part). The faces (saf.commands.up) print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from saf import defaults
+from saf.errors import SafError
+from saf.events import Event
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory, Node
+from saf.recipe.events import NodeStepFinished, RunStarted, StepStatus
+from saf.recipe.log import find_run
+from saf.recipe.model import Recipe
+from saf.recipe.run import NothingToResume, RunPlan
+from saf.up import compile as uc
+from saf.up.declared import Declared, declared
+from saf.up.place import placement
+from saf.wait import wait_for_nodes
+
+WAIT = defaults.UP_WAIT  # seconds `saf up` waits for a node that does not answer yet
+
+
+class NothingDeclared(SafError):
+    title = "Nothing declared"
+
+
+def read(inventory: Inventory) -> Declared:
+    found = declared(inventory)
+    if found.empty:
+        raise NothingDeclared(f"{inventory.path or 'the inventory'} declares no [up], [ray], "
+                              "[[services]] or [[models]] (see docs/cluster.md)")
+    return found
+
+
+async def missing_nodes(fleet: Fleet, nodes: list[Node], within: float = WAIT) -> list[str]:
+    """One line per node that does not answer SSH within `within` seconds (none: all answer)."""
+    outcome = await wait_for_nodes(fleet, nodes, timeout=within)
+    return [f"{m.node}: does not answer ({m.message})" for m in outcome.missing]
+
+
+async def recipe(found: Declared, inventory: Inventory, fleet: Fleet, *, down: bool,
+                 placed: Mapping[str, tuple[str, ...]] | None = None) -> Recipe:
+    """The recipe for up or down; the placed models' nodes are chosen now unless given."""
+    if down:
+        return uc.down_recipe(found, inventory, placed or {})
+    if placed is None:
+        placed = await placement(found, fleet)
+    return uc.up_recipe(found, inventory, placed)
+
+
+@dataclass
+class Finding:
+    """One node's result for one part, as the plan or the failure report shows it."""
+
+    node: str
+    step: int
+    part: str
+    status: StepStatus
+    message: str
+    would: list[str] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Collected:
+    """A run's events read back: each step's name, and every node's result."""
+
+    names: dict[int, str] = field(default_factory=dict)
+    results: list[Finding] = field(default_factory=list)
+    run: str = ""
+    nodes: list[str] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run = event.run
+            self.nodes = list(event.nodes)
+            self.names = {s.index: s.name for s in event.steps}
+        elif isinstance(event, NodeStepFinished):
+            self.results.append(Finding(event.node, event.step,
+                                        self.names.get(event.step, str(event.step)),
+                                        event.status, event.message, list(event.would),
+                                        list(event.tail)))
+
+    def of(self, *statuses: StepStatus, nodes: list[str] | None = None) -> list[Finding]:
+        """The results of these statuses, by node (in `nodes`' order), then by step."""
+        order = {n: i for i, n in enumerate(nodes or [])}
+        found = [f for f in self.results if f.status in statuses]
+        return sorted(found, key=lambda f: (order.get(f.node, len(order)), f.node, f.step))
+
+
+def summary(found: Declared, nodes: int) -> str:
+    """"3 nodes, ray, 1 service, 2 models": what the declaration holds."""
+    parts = [f"{nodes} node{'s' if nodes != 1 else ''}"]
+    if found.up:
+        parts.append(f"{len(found.up)} [up] recipe{'s' if len(found.up) != 1 else ''}")
+    if found.ray is not None:
+        parts.append("ray")
+    for what, items in (("service", found.services), ("model", found.models)):
+        if items:
+            parts.append(f"{len(items)} {what}{'s' if len(items) != 1 else ''}")
+    return ", ".join(parts)
+
+
+def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
+           ) -> Callable[[], RunPlan] | None:
+    """When `run` is a `saf up` / `saf down` run: how to build its resume (the same recipe
+    compiled again from saf.toml, the models where that run placed them); else None."""
+    previous = find_run(run, cluster=inventory.cluster.name)
+    if previous.started.recipe not in (uc.UP, uc.DOWN):
+        return None
+
+    def plan() -> RunPlan:
+        start = previous.first_unfinished_step()
+        if start is None:
+            raise NothingToResume(f"run {previous.run} has nothing left to do "
+                                  f"(it ended {previous.status})")
+        found = read(inventory)
+        placed = uc.placed_of(previous.started.vars)
+        made = (uc.down_recipe(found, inventory, placed) if previous.started.recipe == uc.DOWN
+                else uc.up_recipe(found, inventory, placed))
+        return RunPlan(made, {}, selector or previous.started.selector, check, start,
+                       previous.run)
+    return plan

@@ -1,0 +1,186 @@
+"""Benchmark: `saf up` on loopback nodes from nothing, and a second `saf up` with nothing to
+do, against the same steps run one recipe after another by hand (`saf run ...` in sequence).
+
+The nodes are saf's own SSH servers on loopback (one per node, each with its home; no init
+system, so the service runs under saf's supervisor). The declaration: a prepare recipe on
+every node (one command with a `creates`), a heartbeat service on every node, and a
+llama.cpp model (llama-cpp-python on the generated tiny GGUF) on the last node; `--ray` adds
+[ray] (a real `ray start` of every node). By hand: `saf run prepare.toml`, `saf run
+service.toml` (one `service` step), `saf run models --var ...` (and `saf run ray-up` first
+with `--ray`). Each side runs twice: from nothing (after `saf down`), then again with nothing
+to do. Wall time includes each command's own start-up.
+
+The issue's targets, printed next to the figures (nothing is asserted): the first `up` at
+most 1.1x the sum of the slowest node's time in each step (from the run's log); the no-op `up`
+under 2 s for 3 nodes and under 5 s for 20.
+
+    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import tomli_w  # noqa: E402
+
+from tests.helpers.ray import free_ray_port, stop_ray  # noqa: E402
+from tests.helpers.servers import (  # noqa: E402
+    AsyncsshServers,
+    ClientKeys,
+    free_port,
+    write_inventory,
+)
+from tests.helpers.tiny_gguf import write_tiny_llama  # noqa: E402
+
+PREPARE = """name = "prepare"
+description = "leave a marker"
+[[steps]]
+name = "leave a marker"
+creates = "~/.saf/prepared"
+run = 'mkdir -p "$HOME"/.saf && date > "$HOME"/.saf/prepared'
+"""
+BEAT = """import os, time
+while True:
+    with open(os.path.expanduser("~/heartbeat"), "a") as f:
+        f.write("%f\\n" % time.time())
+    time.sleep(1)
+"""
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Bench:
+    def __init__(self, root: Path, nodes: int, ray: bool) -> None:
+        self.root = root
+        (root / "facts").mkdir()
+        self.names = [f"n{i:02d}" for i in range(nodes)]
+        keys = ClientKeys(root / "operator")
+        env = {"SAF_FACTS_ROOT": str(root / "facts")}
+        if ray:
+            env["PATH"] = NODE_PATH
+        self.servers = AsyncsshServers(root, keys, self.names, env=env)
+        (root / "prepare.toml").write_text(PREPARE)
+        (root / "beat.py").write_text(BEAT)
+        self.model = write_tiny_llama(root / "tiny.gguf")
+        self.port = free_port()
+        self.ray_port = free_ray_port(nodes) if ray else None
+        self.temp_dir = Path(f"/tmp/saf-bench-up-{os.getpid()}")
+        command = f"{sys.executable} {root}/beat.py"
+        (root / "service.toml").write_text(
+            f'name = "svc"\n\n[[steps]]\nname = "beat"\nkind = "service"\nservice = "beat"\n'
+            f'command = "{command}"\nrestart = "always"\n')
+        self.inventory = write_inventory(root / "saf.toml", keys, [
+            {"name": n, "host": "127.0.0.1", "port": self.servers.port(n),
+             "roles": ["head"] if i == 0 else []} for i, n in enumerate(self.names)])
+        declared: dict = {
+            "up": {"steps": [{"recipe": "prepare.toml"}]},
+            "services": [{"name": "beat", "on": "all", "command": command,
+                          "restart": "always"}],
+            "models": [{"name": "tiny", "engine": "llama-cpp-python", "model": str(self.model),
+                        "on": self.names[-1], "port": self.port}]}
+        if self.ray_port:
+            declared["ray"] = {"port": self.ray_port, "dashboard_port": self.ray_port + 99,
+                               "temp_dir": str(self.temp_dir)}
+        with self.inventory.open("a") as f:
+            f.write("\n" + tomli_w.dumps(declared))
+        self.env = {**os.environ, "SAF_INVENTORY": str(self.inventory),
+                    "SAF_STATE_DIR": str(root / "state"), "RAY_USAGE_STATS_ENABLED": "0",
+                    "NO_COLOR": "1"}
+
+    def saf(self, *args: str) -> float:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
+                              capture_output=True, text=True, timeout=900)
+        took = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"saf {' '.join(args)} failed ({done.returncode}):\n"
+                             f"{done.stdout}{done.stderr}")
+        return took
+
+    def by_hand(self) -> float:
+        took = 0.0
+        if self.ray_port:
+            took += self.saf("run", "ray-up", "--var", f"port={self.ray_port}",
+                             "--var", f"dashboard_port={self.ray_port + 99}",
+                             "--var", f"temp_dir={self.temp_dir}")
+        took += self.saf("run", str(self.root / "prepare.toml"))
+        took += self.saf("run", str(self.root / "service.toml"))
+        took += self.saf("run", "models", "--on", self.names[-1], "--var",
+                         "engine=llama-cpp-python", "--var", f"model={self.model}",
+                         "--var", f"port={self.port}")
+        return took
+
+    def fresh(self) -> None:
+        self.saf("down")
+        for name in self.names:
+            (self.servers.home(name) / ".saf" / "prepared").unlink(missing_ok=True)
+
+    def slowest_sum(self) -> float:
+        """The sum, over the steps of the newest `saf up` run that changed something, of the
+        slowest node's time in that step (from the run's own log)."""
+        logs = sorted((self.root / "state" / "runs").glob("*.jsonl"))
+        for log in reversed(logs):
+            lines = [json.loads(line) for line in log.read_text().splitlines()]
+            started = lines[0]
+            if started.get("recipe") != "saf up" or started.get("check"):
+                continue
+            slowest: dict[int, float] = {}
+            for line in lines:
+                if line.get("event") == "node_step_finished":
+                    slowest[line["step"]] = max(slowest.get(line["step"], 0.0),
+                                                line.get("duration", 0.0))
+            return sum(slowest.values())
+        return float("nan")
+
+    def close(self) -> None:
+        try:
+            self.saf("down")
+        except SystemExit as exc:
+            print(exc, file=sys.stderr)
+        if self.ray_port:
+            stop_ray(self.temp_dir)
+        self.servers.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--ray", action="store_true", help="declare [ray] too (slow)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="saf-bench-up-") as folder:
+        bench = Bench(Path(folder), args.nodes, args.ray)
+        try:
+            up_first = bench.saf("up")
+            slowest = bench.slowest_sum()
+            up_again = bench.saf("up")
+            bench.fresh()
+            hand_first = bench.by_hand()
+            hand_again = bench.by_hand()
+            bench.fresh()
+        finally:
+            bench.close()
+    what = f"{args.nodes} loopback nodes" + (", with Ray" if args.ray else "")
+    print(f"saf up vs the same recipes by hand (saf run ... in sequence), {what}")
+    print(f"{'':28}{'saf up':>10}{'by hand':>10}{'ratio':>8}")
+    print(f"{'first (from nothing)':28}{up_first:>9.2f}s{hand_first:>9.2f}s"
+          f"{up_first / hand_first:>7.2f}x")
+    print(f"{'again (nothing to do)':28}{up_again:>9.2f}s{hand_again:>9.2f}s"
+          f"{up_again / hand_again:>7.2f}x")
+    if slowest > 0:
+        print(f"first up / sum of the slowest node's time per step ({slowest:.2f} s): "
+              f"{up_first / slowest:.2f}x (target <= 1.1x)")
+    target = 2.0 if args.nodes <= 3 else 5.0
+    print(f"no-op up: {up_again:.2f} s (target < {target:.0f} s for {args.nodes} nodes)")
+
+
+if __name__ == "__main__":
+    main()

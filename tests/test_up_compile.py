@@ -1,0 +1,157 @@
+"""saf.toml's declaration compiled into the recipes `saf up` and `saf down` run: the order of
+the steps, their kinds and keys, values put in literally, [ray]'s resources reaching the Ray
+step's nodes, and the placed models' nodes kept in the run's variables for a resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from saf.inventory import load_inventory
+from saf.recipe.kinds.include import Include
+from saf.recipe.kinds.model import ModelServer
+from saf.recipe.kinds.ray_start import RayStart
+from saf.recipe.kinds.ray_stop import RayStop
+from saf.recipe.kinds.service import Service
+from saf.recipe.kinds.shell import Shell
+from saf.recipe.kinds.upload import Upload
+from saf.recipe.substitute import names_in
+from saf.up import compile as uc
+from saf.up.declared import declared
+from saf.up.model_stop import ModelStop
+
+TOML = """\
+[[nodes]]
+name = "a"
+host = "127.0.0.1"
+roles = ["head"]
+tags = ["gpu"]
+
+[[nodes]]
+name = "b"
+host = "127.0.0.2"
+vars = { ray_resources = { disk = 1 } }
+
+[ray]
+port = 6390
+resources = { "b" = { fast = 2 } }
+
+[[up.steps]]
+recipe = "hello"
+
+[[services]]
+name = "agg"
+on = "b"
+command = "python3 -c 'print({x})'"
+env = { MODE = "live", TOKEN = "${SAF_TEST_UP_TOKEN}" }
+after = ["pub"]
+check = "http://127.0.0.1:9/health"
+
+[[services]]
+name = "pub"
+on = "all"
+command = "/bin/sleep 1000"
+after = ["ray"]
+
+[[models]]
+name = "m"
+model = "/m.gguf"
+engine = "llama-cpp-python"
+on = "a"
+port = 8081
+ctx_size = 512
+
+[[models]]
+name = "p"
+model = "/p.gguf"
+placement = "auto"
+port = 8082
+"""
+
+
+def _load(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SAF_TEST_UP_TOKEN", "tok-secret-123456")
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML)
+    inventory = load_inventory(path)
+    return inventory, declared(inventory)
+
+
+def test_up_steps_in_order_with_their_kinds(tmp_path: Path, monkeypatch) -> None:
+    inventory, found = _load(tmp_path, monkeypatch)
+    recipe = uc.up_recipe(found, inventory, {"p": ("b",)})
+    got = [(s.name, type(s.kind).__name__, s.on) for s in recipe.steps]
+    assert got == [("hello", Include.__name__, "all"), ("ray", RayStart.__name__, "all"),
+                   ("pub", Service.__name__, "a,b"), ("agg env", Upload.__name__, "b"),
+                   ("agg", Service.__name__, "b"), ("model m", ModelServer.__name__, "a"),
+                   ("model p", ModelServer.__name__, "b")]
+    assert [s.index for s in recipe.steps] == list(range(len(recipe.steps)))
+    ray = recipe.steps[1].kind
+    assert isinstance(ray, RayStart)
+    assert ray.port == "6390"
+    agg = recipe.steps[4].kind
+    assert isinstance(agg, Service)
+    # The secret goes in the uploaded 0600 file, never in the step; the rest stays as env.
+    assert agg.params.env == {"MODE": "live"}
+    assert agg.params.env_file == "~/.saf/env/agg.env"
+    upload = recipe.steps[3].kind
+    assert isinstance(upload, Upload)
+    assert upload.mode == 0o600
+    local = Path(upload.src)
+    assert local.read_text() == 'TOKEN="tok-secret-123456"\n'
+    assert local.stat().st_mode & 0o777 == 0o600
+    # A brace of the declaration is not a placeholder of the runner.
+    assert names_in(agg.params.command or "") == []
+    assert "{{x}}" in (agg.params.command or "")
+    # A URL check is asked from the node by its Python.
+    assert "{node.python}" in (agg.params.health or "")
+    model = recipe.steps[5].kind
+    assert isinstance(model, ModelServer)
+    assert model.values["args"] == "--n_ctx 512"
+    assert uc.placed_of({k: v.default or "" for k, v in recipe.vars.items()}) == {"p": ("b",)}
+    assert recipe.vars[uc.INVENTORY_VAR].default == str(inventory.path)
+
+
+def test_down_is_the_reverse(tmp_path: Path, monkeypatch) -> None:
+    inventory, found = _load(tmp_path, monkeypatch)
+    recipe = uc.down_recipe(found, inventory, {"p": ("b",)})
+    got = [(s.name, type(s.kind).__name__, s.on) for s in recipe.steps]
+    assert got == [("model p", ModelStop.__name__, "all"), ("model m", ModelStop.__name__, "a"),
+                   ("agg", Service.__name__, "b"), ("agg env", Shell.__name__, "b"),
+                   ("pub", Service.__name__, "a,b"),
+                   ("ray", RayStop.__name__, "all")]
+    assert all(s.kind.params.state == "absent" for s in recipe.steps
+               if isinstance(s.kind, Service))
+
+
+def test_ray_head_and_resources_reach_the_nodes(tmp_path: Path, monkeypatch) -> None:
+    inventory, found = _load(tmp_path, monkeypatch)
+    assert found.ray is not None
+    given = uc.for_ray(inventory, found)
+    assert [n.name for n in given.nodes if n.is_head] == ["a"]
+    moved = uc.for_ray(inventory, dataclasses.replace(
+        found, ray=dataclasses.replace(found.ray, head="b")))
+    assert [n.name for n in moved.nodes if n.is_head] == ["b"]
+    assert given.node("b").vars["ray_resources"] == {"disk": 1, "fast": 2}
+    assert "ray_resources" not in given.node("a").vars
+    assert inventory.node("b").vars["ray_resources"] == {"disk": 1}  # the inventory is kept
+
+
+def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None:
+    """docs/cluster.md's saf.toml is read as saf reads it and compiles, in its order."""
+    import re
+
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "cluster.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", guide, re.S)
+    assert block is not None
+    (tmp_path / "saf.toml").write_text(block.group(1))
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "publisher.env").write_text("HF_TOKEN=hf_guide_example\n")
+    inventory = load_inventory(tmp_path / "saf.toml")
+    recipe = uc.up_recipe(declared(inventory), inventory, {"small": ("mac2",)})
+    assert [(s.name, s.on) for s in recipe.steps] == [
+        ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
+        ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
+        ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
