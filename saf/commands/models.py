@@ -12,6 +12,7 @@ import httpx
 from saf.agentlink.node_links import NodeLinks
 from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory, parse_headroom
 from saf.cluster.placement import fit_rows, rows_text
+from saf.cluster.service import keeper_kind, remove_service
 from saf.commands import common
 from saf.errors import SafError
 from saf.fleet import Fleet
@@ -142,6 +143,14 @@ def stop(ctx: click.Context, endpoint: str) -> None:
     async def go() -> tuple[Endpoint, Endpoint | None]:
         async with Fleet(inventory) as fleet:
             chosen = await _one(fleet, endpoint)
+            if chosen.kept:
+                # Its keeper first (the init system, saf's supervisor), or it starts it again.
+                conn = fleet.connector(chosen.node)
+                failed = await remove_service(conn.run, chosen.kept, conn.node.python,
+                                              keeper_kind(chosen.keeper))
+                if failed:
+                    raise SafError(f"{chosen.key}: removing saf-{chosen.kept} failed: "
+                                   f"{failed[0][:200]}")
             return chosen, await model_servers.stop(fleet, chosen)
 
     chosen, was = common.run(go())

@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
-from saf.cluster.initsys import Manager
-from saf.cluster.service import Found, commands_down, commands_up, find, init_facts, rendered
 from saf.cluster.units import ServiceSpec
-from saf.connect.base import RunResult
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
-from saf.recipe.kinds.base import StepContext
 from saf.shell import quote
 
 MARKER = "SAF_RAY_DIR"  # saf.ray.node_probe's: ray-down finds every process of this Ray by it
@@ -55,46 +50,6 @@ def ray_spec(inventory: Inventory, node: Node, start: rc.StartPlan,
                        env=env, restart="on-failure",
                        description=f"Ray {'head' if node.is_head else 'worker'} {node.name} "
                                    "(saf)")
-
-
-@dataclass
-class Kept:
-    """The service as found on the node, and the commands that bring it to `text`."""
-
-    spec: ServiceSpec
-    manager: Manager
-    found: Found
-    text: str
-    commands: list[str]
-    why: str
-
-
-async def kept(ctx: StepContext, spec: ServiceSpec, *, force: bool = False) -> Kept:
-    """Read the node's init system and the service; the commands to install and (re)start
-    it (none when it is the one saf would write and running, unless `force`)."""
-    async def run(command: str) -> RunResult:
-        return await ctx.run(command, quiet=True)
-
-    manager = (await init_facts(run)).manager()
-    text = rendered(spec, manager)
-    found = await find(run, spec, manager, ctx.node.python)
-    commands, why = commands_up(spec, found, ctx.node.python, text)
-    if force and not commands:
-        commands, why = commands_up(spec, Found(manager, None, found.status), ctx.node.python,
-                                    text)
-        why = f"restart {manager.describe()}"
-    return Kept(spec, manager, found, text, commands, why)
-
-
-async def removal(ctx: StepContext, name: str) -> tuple[Manager, list[str]]:
-    """The commands that stop, disable and remove the service `name` (none: not there)."""
-    async def run(command: str) -> RunResult:
-        return await ctx.run(command, quiet=True)
-
-    spec = ServiceSpec(name=name, argv=("/bin/true",))
-    manager = (await init_facts(run)).manager()
-    found = await find(run, spec, manager, ctx.node.python)
-    return manager, commands_down(spec, found, ctx.node.python)
 
 
 def record_command(path: str, settings_json: str) -> str:

@@ -50,7 +50,8 @@ from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, written
-from saf.recipe.kinds.ray_kept import Kept, kept, ray_spec, record_command
+from saf.recipe.kinds.kept import Kept, kept
+from saf.recipe.kinds.ray_kept import ray_spec, record_command
 
 # Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
 _ERROR_LINE = re.compile(r"^\[[0-9-]+ [0-9:,]+ [ECF] \d+ \d+\]")

@@ -18,7 +18,8 @@ from saf.ray.answers import Stopped
 from saf.ray.node_call import call, node_facts
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
-from saf.recipe.kinds.ray_kept import removal, service_name
+from saf.recipe.kinds.kept import removal
+from saf.recipe.kinds.ray_kept import service_name
 from saf.recipe.schema import Text
 
 

@@ -12,13 +12,13 @@ carries the log's last lines. `state = "absent"` stops, disables and removes it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import shlex
 from typing import Literal
 
 from saf.cluster.initsys import Manager, ServiceStatus
 from saf.cluster.service import (
     Found,
+    absolute_argv,
     commands_down,
     commands_up,
     find,
@@ -105,13 +105,8 @@ class Service(Kind):
             spec = self.spec(ctx)
             manager = (await init_facts(run)).manager()
             python = ctx.node.python
-            if self.params.state == "present" and not spec.argv[0].startswith("/"):
-                # The program as the node's shell finds it: init systems search no PATH.
-                where = (await run(f"command -v {shlex.quote(spec.argv[0])}")).stdout.strip()
-                if not where.startswith("/"):
-                    raise UnitError(f"service {spec.name!r}: {spec.argv[0]!r} is not a "
-                                    f"program on {ctx.node.name} (command -v found nothing)")
-                spec = dataclasses.replace(spec, argv=(where, *spec.argv[1:]))
+            if self.params.state == "present":
+                spec = await absolute_argv(run, spec, ctx.node.name)
             text = rendered(spec, manager) if self.params.state == "present" else ""
         except UnitError as exc:
             return Plan(True, refusal=str(exc))
