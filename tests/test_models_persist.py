@@ -128,6 +128,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 def test_kept_server_is_restarted_and_counted_and_stop_removes_it(node: Node) -> None:
     port = free_port()
+    check = node.serve(port, "--var", "persist=true", "--var", "server=tiny", "--check")
+    assert check["status"] == "changed", check
+    assert check["message"].startswith("would install saf's supervisor (not kept across "
+                                       "reboots): llama-cpp-python as saf-model-tiny"), check
+    assert not (node.home / ".saf" / "services" / "model-tiny").exists()
     first = node.serve(port, "--var", "persist=true", "--var", "server=tiny")
     assert first["status"] == "changed", first
     assert "kept by saf's supervisor (not kept across reboots) as saf-model-tiny" \

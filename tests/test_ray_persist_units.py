@@ -89,12 +89,12 @@ def test_the_ray_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 # -- the conversation with a recorded systemd machine ----------------------------------------
-def machine(folder: Path, show: str) -> None:
+def machine(folder: Path, show: str, unit: str = UNIT) -> None:
     (folder / "root" / "etc").mkdir(parents=True, exist_ok=True)
     (folder / "root" / "run" / "systemd" / "system").mkdir(parents=True, exist_ok=True)
-    ctl = {f"show -p {','.join(SHOWN)} {UNIT}": {"stdout": show}, "daemon-reload": {},
-           f"enable {UNIT}": {}, f"restart {UNIT}": {}, f"disable --now {UNIT}": {},
-           f"reset-failed {UNIT}": {}}
+    ctl = {f"show -p {','.join(SHOWN)} {unit}": {"stdout": show}, "daemon-reload": {},
+           f"enable {unit}": {}, f"restart {unit}": {}, f"disable --now {unit}": {},
+           f"reset-failed {unit}": {}}
     (folder / "commands.json").write_text(json.dumps({
         "id": {"-u": {"stdout": "0\n"}, "-un": {"stdout": "root\n"}},
         "uname": {"-s": {"stdout": "Linux\n"}}, "systemctl": ctl}))
