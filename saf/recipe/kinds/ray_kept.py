@@ -18,9 +18,9 @@ import re
 from saf.cluster.units import ServiceSpec
 from saf.inventory.model import Inventory, Node
 from saf.ray import command as rc
+from saf.ray.node_probe import MARKER  # ray-down finds every process of a Ray by it
 from saf.shell import quote
 
-MARKER = "SAF_RAY_DIR"  # saf.ray.node_probe's: ray-down finds every process of this Ray by it
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
