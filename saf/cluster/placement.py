@@ -119,3 +119,59 @@ def place(demands: Sequence[ModelDemand], nodes: Sequence[NodeMemory],
             placed[best.node] = placed.get(best.node, 0) + demand.needs
         result[demand.name] = chosen
     return result
+
+
+@dataclass(frozen=True)
+class Move:
+    """One replica put on a new node: `lost` is the node it ran on (None: it was missing)."""
+
+    model: str
+    lost: str | None
+    to: str
+
+
+@dataclass
+class Replaced:
+    """What `replace_lost` decided: the whole new placement, the replicas it moved, and for
+    a model it could not bring back to its declared count, every node's figures for the
+    replica that fits nowhere (the model then runs with fewer: nothing else is stopped)."""
+
+    placement: dict[str, list[str]]
+    moved: list[Move]
+    short: dict[str, list[FitRow]]
+
+
+def replace_lost(demands: Sequence[ModelDemand], running: dict[str, list[str]],
+                 lost: frozenset[str] | set[str], nodes: Sequence[NodeMemory],
+                 headroom: Headroom) -> Replaced:
+    """Bring each model back to its declared replicas after nodes are lost, moving only the
+    replicas that ran on a lost node (or are missing): the others stay where they run.
+
+    `running`: model -> the nodes its replicas run on now (from the records); `nodes`: the
+    nodes' memory now, where the running replicas already take their share (the agents read
+    it with them loaded), so only the replicas placed here are counted on top. A lost node
+    takes nothing, whatever its last figures said. Models in the order given, each new
+    replica by `place`'s rule (most memory available, the name breaking ties)."""
+    alive = [n for n in nodes if n.name not in lost]
+    placed: dict[str, int] = {}
+    result: dict[str, list[str]] = {}
+    moved: list[Move] = []
+    short: dict[str, list[FitRow]] = {}
+    for demand in demands:
+        now = running.get(demand.name, [])
+        kept = [n for n in now if n not in lost][:demand.replicas]
+        gone = [n for n in now if n in lost]
+        chosen = list(kept)
+        while len(chosen) < demand.replicas:
+            holding = frozenset() if demand.share_node else frozenset(chosen)
+            rows = fit_rows(alive, demand.needs, headroom, placed, demand.nodes, holding)
+            fitting = [r for r in rows if r.fits]
+            if not fitting:
+                short[demand.name] = rows
+                break
+            best = min(fitting, key=lambda r: (-r.available, r.node))
+            chosen.append(best.node)
+            placed[best.node] = placed.get(best.node, 0) + demand.needs
+            moved.append(Move(demand.name, gone.pop(0) if gone else None, best.node))
+        result[demand.name] = chosen
+    return Replaced(result, moved, short)

@@ -5,6 +5,8 @@ both read a service through here.
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,15 +15,32 @@ from saf.cluster.initsys import (
     FACTS,
     InitFacts,
     Manager,
+    ManagerKind,
     ServiceStatus,
     journal_lines,
     parse_facts,
 )
-from saf.cluster.units import ServiceSpec, render_launchd, render_systemd
+from saf.cluster.units import ServiceSpec, UnitError, render_launchd, render_systemd
 from saf.connect.base import RunResult
 
 Run = Callable[[str], Awaitable[RunResult]]
 MARK = "saf-service-mark"
+
+
+async def absolute_argv(run: Run, spec: ServiceSpec, node: str, home: str = "") -> ServiceSpec:
+    """`spec` with its command as an init system needs it: words starting `~/` in the login
+    user's `home` (when given), and a program that is not a path as the node's shell finds
+    it (init systems search no PATH)."""
+    argv = spec.argv
+    if home:
+        argv = tuple(home.rstrip("/") + w[1:] if w.startswith("~/") else w for w in argv)
+    if argv and not argv[0].startswith("/"):
+        where = (await run(f"command -v {shlex.quote(argv[0])}")).stdout.strip()
+        if not where.startswith("/"):
+            raise UnitError(f"service {spec.name!r}: {argv[0]!r} is not a program on {node} "
+                            "(command -v found nothing)")
+        argv = (where, *argv[1:])
+    return dataclasses.replace(spec, argv=argv)
 
 
 async def init_facts(run: Run) -> InitFacts:
@@ -105,3 +124,22 @@ def commands_down(spec: ServiceSpec, found: Found, python: str) -> list[str]:
     if found.manager.kind == "detached":
         return detached.remove(spec, python)
     return found.manager.remove(spec)
+
+
+async def remove_service(run: Run, name: str, python: str,
+                         kind: ManagerKind | None = None) -> list[str]:
+    """Stop, disable and remove the service `name` under its manager (`kind`, as recorded;
+    None: the one the node's facts pick): the commands that failed (none: it is gone)."""
+    facts = await init_facts(run)
+    manager = Manager(kind, facts) if kind else facts.manager()
+    spec = ServiceSpec(name=name, argv=("/bin/true",))
+    found = await find(run, spec, manager, python)
+    return [command for command in commands_down(spec, found, python)
+            if not (await run(command)).ok]
+
+
+def keeper_kind(text: str) -> ManagerKind | None:
+    """A manager's kind as a record names it (None when it is not one)."""
+    kinds: tuple[ManagerKind, ...] = ("systemd", "systemd-user", "launchd-daemon",
+                                      "launchd-agent", "detached")
+    return next((k for k in kinds if k == text), None)

@@ -148,6 +148,7 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
 @click.pass_context
 def stop(ctx: click.Context, endpoint: str) -> None:
     """Stop a server saf started (TERM to its process group, KILL after 10 s) and forget it."""
+    from saf.cluster.service import keeper_kind, remove_service
     from saf.fleet import Fleet
     from saf.inference import cluster as model_servers
     from saf.render.console import console
@@ -157,6 +158,14 @@ def stop(ctx: click.Context, endpoint: str) -> None:
     async def go() -> tuple[Endpoint, Endpoint | None]:
         async with Fleet(inventory) as fleet:
             chosen = await _one(fleet, endpoint)
+            if chosen.kept:
+                # Its keeper first (the init system, saf's supervisor), or it starts it again.
+                conn = fleet.connector(chosen.node)
+                failed = await remove_service(conn.run, chosen.kept, conn.node.python,
+                                              keeper_kind(chosen.keeper))
+                if failed:
+                    raise SafError(f"{chosen.key}: removing saf-{chosen.kept} failed: "
+                                   f"{failed[0][:200]}")
             return chosen, await model_servers.stop(fleet, chosen)
 
     chosen, was = common.run(go())

@@ -135,6 +135,24 @@ async def start_argv(node: Target, engine: str, model: str, port: int, host: str
     return Started("failed", endpoint, f"unexpected answer {final.__struct_config__.tag!r}")
 
 
+async def adopt_server(node: Target, spec: ModelServerSpec, argv: list[str],
+                       kept: dict[str, str], *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it
+    """A server its keeper (the init system, saf's supervisor) has just started as `argv`:
+    the node writes its record, with `kept` (service, manager, log), once its process is
+    there, and waits (at most `timeout` s) until it is ready."""
+    bad = BadLines()
+    request = {"op": "kept", "port": spec.port, "host": spec.host, "engine": spec.engine,
+               "model": spec.model, "argv": argv, "kept": kept, "timeout": timeout}
+    lines = await _call(node, request, timeout + 60, bad)
+    final = lines[-1] if lines else StartFailed(why="no answer", tail=())
+    if isinstance(final, ServerReady):
+        return Started("ready", endpoint_of(node.name, final.record, "ready", 0.0),
+                       seconds=final.seconds)
+    if isinstance(final, StartFailed):
+        return Started("failed", None, final.why, [t[:1000] for t in final.tail[-20:]])
+    return Started("failed", None, f"unexpected answer {final.__struct_config__.tag!r}")
+
+
 async def stop_server(node: Target, port: int, *, grace: float = 10.0) -> Endpoint | None:
     """Stop the server on `port` (TERM to its process group, KILL after `grace` s) and forget
     it; the endpoint it was, or None when saf had started nothing there."""

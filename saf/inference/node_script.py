@@ -150,6 +150,122 @@ def tail(path: str, lines: int, since: int = 0) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
+# -- servers kept by the init system (persist = true) -----------------------------------------
+def _started_at(pid: int) -> float:
+    try:
+        return os.stat("/proc/%d" % pid).st_ctime
+    except OSError:
+        return time.time()
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 1:
+        return False
+    reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return process_started(pid) is not None
+
+
+def kept_state(kept: dict[str, Any]) -> dict[str, Any]:
+    """The server's process as its keeper says: {"pid", "restarts", "starting"} (saf's
+    supervisor's files, `systemctl show`, or `launchctl print`)."""
+    manager, service = str(kept.get("manager")), str(kept.get("service"))
+    unit = "saf-%s.service" % service
+    pid, restarts, starting = None, None, False
+    if manager == "detached":
+        folder = os.path.join(os.path.expanduser("~"), ".saf", "services", service)
+        try:
+            with open(os.path.join(folder, "state.json")) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        try:
+            with open(os.path.join(folder, "supervisor.pid")) as f:
+                supervisor = int(f.read().strip())
+        except (OSError, ValueError):
+            supervisor = None
+        pid = state.get("pid") if _pid_alive(state.get("pid")) else None
+        restarts = state.get("restarts")
+        starting = pid is None and _pid_alive(supervisor)
+    elif manager in ("systemd", "systemd-user"):
+        user = manager == "systemd-user"
+        if user:
+            os.environ.setdefault("XDG_RUNTIME_DIR", "/run/user/%d" % os.getuid())
+        out = run_tool(["systemctl"] + (["--user"] if user else []) + [
+            "show", "-p", "MainPID,NRestarts,ActiveState", unit]) or ""
+        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        pid = int(props.get("MainPID", "0") or 0) or None
+        restarts = int(props["NRestarts"]) if props.get("NRestarts", "").isdigit() else None
+        starting = pid is None and props.get("ActiveState") in ("activating", "reloading")
+    elif manager.startswith("launchd"):
+        domain = "system" if manager == "launchd-daemon" else "gui/%d" % os.getuid()
+        out = run_tool(["launchctl", "print", "%s/saf-%s" % (domain, service)]) or ""
+        props = {}
+        for line in out.splitlines():
+            key, sep, value = line.strip().partition(" = ")
+            if sep:
+                props.setdefault(key, value)
+        pid = int(props["pid"]) if props.get("pid", "").isdigit() else None
+        runs = int(props["runs"]) if props.get("runs", "").isdigit() else None
+        restarts = max(runs - 1, 0) if runs else None
+        starting = pid is None
+    return {"pid": pid if isinstance(pid, int) and pid > 1 else None,
+            "restarts": restarts if isinstance(restarts, int) else None, "starting": starting}
+
+
+def refresh(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A kept server's record brought up to date with its keeper (the pid changes when it
+    restarts it): the keeper's state, None for a detached server."""
+    kept = record.get("kept")
+    if not isinstance(kept, dict):
+        return None
+    state = kept_state(kept)
+    record["restarts"] = state["restarts"]
+    pid = state["pid"]
+    if pid and pid != record["pid"]:
+        record.update(pid=pid, pid_start=process_started(pid), started=_started_at(pid))
+        write_record(record)
+    return state
+
+
+def adopt(spec: dict[str, Any]) -> int:
+    """A server just started by its keeper: write its record (with how it is kept) once its
+    process is there, and wait until it is ready."""
+    port, kept = int(spec["port"]), dict(spec["kept"])
+    os.makedirs(records_dir(), mode=0o700, exist_ok=True)
+    log = str(kept.get("log") or "")
+    timeout = float(spec.get("timeout", 600))
+    begun, deadline = time.time(), time.monotonic() + timeout
+    record: dict[str, Any] | None = None
+    state = "starting"
+    while True:
+        pid = kept_state(kept)["pid"]
+        if pid and (record is None or record["pid"] != pid):
+            record = {"saf_serve": RECORD_VERSION, "port": port, "host": str(spec["host"]),
+                      "engine": spec["engine"], "model": spec["model"], "pid": pid,
+                      "pid_start": process_started(pid), "started": _started_at(pid),
+                      "log": log, "argv": [str(a) for a in spec["argv"]], "kept": kept,
+                      "restarts": kept_state(kept)["restarts"]}
+            write_record(record)
+            say(event="started", record=record)
+        if record is not None and pid == record["pid"]:
+            state = probe(record)
+            if state == "ready":
+                say(event="ready", record=record, seconds=round(time.time() - begun, 3))
+                return 0
+        if time.monotonic() >= deadline:
+            say(event="failed", why="not ready after %g s under %s (last state: %s)"
+                % (timeout, kept.get("manager"), state),
+                tail=tail(log, 20) if log.startswith("/") else [])
+            return 1
+        time.sleep(0.25)
+
+
 # -- readiness --------------------------------------------------------------------------------
 def http(url: str, body: dict[str, Any] | None = None, timeout: float = 3.0) -> int:
     """The HTTP status of a GET (or a POST of `body`), 0 when nothing answered."""
@@ -341,8 +457,10 @@ def listing(probe_health: bool) -> int:
         if record is None:
             say(event="bad", port=port, why=problem or "unreadable")
             continue
+        keeper = refresh(record)
         up = alive(record)
-        state = (probe(record) if probe_health else "running") if up else "exited"
+        state = (probe(record) if probe_health else "running") if up else \
+            "starting" if keeper and keeper["starting"] else "exited"
         say(event="server", record=record, state=state,
             uptime=round(time.time() - record["started"], 1) if up else None)
     return 0
@@ -374,6 +492,8 @@ def main(args: list[str]) -> int:
     op = request["op"]
     if op == "start":
         return start(request)
+    if op == "kept":
+        return adopt(request)
     if op == "list":
         return listing(bool(request.get("probe", True)))
     if op == "stop":

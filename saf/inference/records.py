@@ -40,6 +40,9 @@ class Endpoint:
     started: float | None = None  # epoch seconds
     argv: tuple[str, ...] = ()
     why: str = ""  # for bad and unreachable
+    kept: str = ""  # the service that keeps it (model-NAME), "" when detached
+    keeper: str = ""  # what runs that service: systemd, systemd-user, launchd-*, detached
+    restarts: int | None = None  # how often its keeper restarted it
 
     @property
     def key(self) -> str:
@@ -53,7 +56,19 @@ class Endpoint:
         return {"node": self.node, "port": self.port, "engine": self.engine,
                 "model": self.model, "state": self.state, "pid": self.pid,
                 "uptime": self.uptime, "host": self.host, "log": self.log,
-                "started": self.started, "argv": list(self.argv), "why": self.why}
+                "started": self.started, "argv": list(self.argv), "why": self.why,
+                "kept": self.kept or None, "keeper": self.keeper or None,
+                "restarts": self.restarts}
+
+    @property
+    def state_text(self) -> str:
+        """The state as shown: a kept server's restarts; a dead detached one is down for
+        good (nothing restarts it)."""
+        if self.state == "exited" and not self.kept:
+            return "down (not kept: the server died)"
+        if self.kept and self.restarts:
+            return f"{self.state}, {self.restarts} restart{'s' if self.restarts != 1 else ''}"
+        return self.state
 
 
 @dataclass
@@ -81,6 +96,14 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 Lines = Annotated[tuple[str, ...], Meta(max_length=10_000)]
 
 
+class KeptBy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How a kept server (persist = true) is kept: its service and the manager running it."""
+
+    service: Text
+    manager: Text
+    log: Text = ""
+
+
 class ModelServerRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                         kw_only=True):
     """A server's record on the node (~/.saf/serve/PORT.json), as the node script relays it."""
@@ -95,6 +118,8 @@ class ModelServerRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     started: Annotated[float, Meta(ge=0, le=1e12)]
     log: Text
     argv: Annotated[tuple[str, ...], Meta(max_length=1000)]
+    kept: KeptBy | None = None  # None: started detached, not kept
+    restarts: Annotated[int, Meta(ge=0, le=2**31)] | None = None
 
 
 class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="event"):
@@ -172,6 +197,8 @@ def read_answers(node: str, text: str, bad: BadLines) -> list[NodeEvent]:
 def endpoint_of(node: str, record: ModelServerRecord, state: State,
                 uptime: float | None) -> Endpoint:
     """The Endpoint a checked record describes, in `state`."""
+    kept = record.kept
     return Endpoint(node, record.port, record.engine, record.model, state, record.pid,
                     None if uptime is None else max(uptime, 0.0), record.host, record.log,
-                    record.started, record.argv)
+                    record.started, record.argv, kept=kept.service if kept else "",
+                    keeper=kept.manager if kept else "", restarts=record.restarts)

@@ -43,6 +43,7 @@ class RaySettings:
     dashboard_port: int = DEFAULT_DASHBOARD_PORT
     temp_dir: str = DEFAULT_TEMP_DIR
     restart: bool = False
+    persist: bool = False  # kept by the node's init system (saf.recipe.kinds.ray_kept)
 
     def record_path(self, node: str) -> str:
         return f"{self.temp_dir.rstrip('/')}/saf/{node}.json"

@@ -47,7 +47,7 @@ def endpoint_rows(endpoints: list[Endpoint], checks: Mapping[str, SavedCheck],
         ago = fmt_uptime(now - at) + " ago" if at is not None else MISSING
         rows.append([Text(e.node), Text(str(e.port)), Text(e.engine),
                      Text(_short_model(e.model, limit)),
-                     Text(e.state, style=STATE_STYLES.get(e.state, "")),
+                     Text(e.state_text, style=STATE_STYLES.get(e.state, "")),
                      Text(str(e.pid) if e.pid and e.up else MISSING),
                      Text(fmt_uptime(e.uptime) if e.up else MISSING),
                      Text(fmt_ms(ttft.mean if ttft else None)),

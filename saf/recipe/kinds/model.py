@@ -1,4 +1,5 @@
-"""kind = "model": start a model server on the node, detached, and wait until it is ready.
+"""kind = "model": start a model server on the node, detached (or, with `persist = true`, kept
+by the node's init system: saf.recipe.kinds.model_kept), and wait until it is ready.
 (Its old name, "serve", still loads with a notice: saf.renamed.)
 
 Facts first: which engine (`auto` asks the node what it has, unless the node's inventory vars
@@ -14,6 +15,7 @@ from saf.inference.node import Target, detect_engine, list_servers, start_server
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, written
+from saf.recipe.kinds.model_kept import apply_kept, plan_kept
 from saf.shell import join
 
 TRUE = ("true", "yes", "1", "on")
@@ -35,6 +37,10 @@ class ModelServerParams(KindParams, kw_only=True):  # kw_only: engine first
     bin: Value | None = None  # a folder holding the engine's program (default: PATH)
     args: Value | None = None  # more arguments for the server, as one string
     ready_timeout: Value | None = None  # seconds to wait until it answers (default 600)
+    # true: kept by the node's init system as service model-SERVER (unit saf-model-SERVER,
+    # restart always), or saf's supervisor where there is none (not kept across reboots).
+    persist: Value | None = None
+    server: Value | None = None  # the SERVER of that name (default: the port)
 
 
 class ModelServer(Kind):
@@ -42,7 +48,7 @@ class ModelServer(Kind):
     supports_become = False  # a server runs as the login user, with its log in their home
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
              "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
-             "ready_timeout": "number"}
+             "ready_timeout": "number", "persist": "bool", "server": "word"}
     Params = ModelServerParams
 
     def __init__(self, values: dict[str, str]) -> None:
@@ -123,6 +129,12 @@ class ModelServer(Kind):
             spec, timeout = self._spec(ctx, found, GPU_ENV.get(gpu, ()))
         running = await list_servers(target)
         here = [e for e in running.endpoints if e.port == spec.port and e.up]
+        persist = ctx.render(self.values.get("persist", "false"), shell=False).strip().lower()
+        if persist not in TRUE + FALSE:
+            return Plan(True, refusal=f"persist {persist!r} is not true or false")
+        if persist in TRUE:
+            return await plan_kept(ctx, spec, timeout, target, here,
+                                   self.values.get("server"))
         if here and here[0].engine == spec.engine and here[0].model == spec.model \
                 and list(here[0].argv) == spec.argv():
             return Plan(False, f"already serving {spec.model} with {spec.engine} "
@@ -134,6 +146,8 @@ class ModelServer(Kind):
         return Plan(True, reason, [join(spec.argv())], ("start", spec, timeout, target))
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+        if plan.data[0] == "kept":
+            return await apply_kept(ctx, plan)
         _, spec, timeout, target = plan.data
         started = await start_server(target, spec, timeout=timeout)
         if started.status == "skipped":

@@ -27,6 +27,7 @@ an SSH forward to the head, until saf.ray.status lists the node ALIVE.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
+from saf.cluster.service import read_logs
+from saf.cluster.units import UnitError
+from saf.connect.base import RunResult
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
 from saf.inventory.model import Node
@@ -46,6 +50,8 @@ from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, written
+from saf.recipe.kinds.kept import Kept, kept
+from saf.recipe.kinds.ray_kept import ray_spec, record_command
 
 # Ray's log lines of level error and worse ("[2026-11-28 22:56:16,139 C 2751 2751] ...").
 _ERROR_LINE = re.compile(r"^\[[0-9-]+ [0-9:,]+ [ECF] \d+ \d+\]")
@@ -67,6 +73,7 @@ class _Decision:
     needed: bool = False
     refused: str | None = None
     stop_first: bool = False
+    kept: Kept | None = None  # persist = true: the service that runs `ray start --block`
 
 
 @dataclass
@@ -99,6 +106,9 @@ def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None
         restart = ctx.render(kind.restart, shell=False).strip().lower()
         if restart not in ("true", "false", "yes", "no", "1", "0", ""):
             raise ValueError(f"restart must be true or false, not {restart!r}")
+        persist = ctx.render(kind.persist, shell=False).strip().lower()
+        if persist not in ("true", "false", "yes", "no", "1", "0", ""):
+            raise ValueError(f"persist must be true or false, not {persist!r}")
         temp_dir = ctx.render(kind.temp_dir, shell=False).strip() or rc.DEFAULT_TEMP_DIR
         if not temp_dir.startswith("/"):
             raise ValueError(f"temp_dir must be an absolute path, not {temp_dir!r}")
@@ -106,7 +116,8 @@ def settings_of(ctx: StepContext, kind: RayStart) -> tuple[rc.RaySettings | None
             port=integer("port", kind.port),
             dashboard_host=ctx.render(kind.dashboard_host, shell=False).strip(),
             dashboard_port=integer("dashboard_port", kind.dashboard_port),
-            temp_dir=temp_dir, restart=restart in ("true", "yes", "1")), None
+            temp_dir=temp_dir, restart=restart in ("true", "yes", "1"),
+            persist=persist in ("true", "yes", "1")), None
     except ValueError as exc:
         return None, str(exc)
 
@@ -157,35 +168,40 @@ class RayStartParams(KindParams):
     dashboard_port: Word = str(rc.DEFAULT_DASHBOARD_PORT)  # the dashboard's port
     temp_dir: Word = rc.DEFAULT_TEMP_DIR  # Ray's temp folder on every node
     restart: Word = "false"  # true: restart nodes that run with other settings
+    # true: `ray start --block` kept by the node's init system as service `ray` (unit
+    # saf-ray, restart on-failure), or saf's supervisor where there is none.
+    persist: Word = "false"
     join_timeout: Annotated[float, Meta(ge=1, le=3600)] = 90  # seconds to show ALIVE
 
 
 class RayStart(Kind):
     name = "ray_start"
     forms = {"port": "port", "dashboard_host": "host", "dashboard_port": "port",
-             "temp_dir": "path", "restart": "bool"}
+             "temp_dir": "path", "restart": "bool", "persist": "bool"}
     Params = RayStartParams
     supports_become = False
 
     def __init__(self, port: str, dashboard_host: str, dashboard_port: str, temp_dir: str,
-                 restart: str, join_timeout: float) -> None:
+                 restart: str, join_timeout: float, persist: str = "false") -> None:
         self.port = port
         self.dashboard_host = dashboard_host
         self.dashboard_port = dashboard_port
         self.temp_dir = temp_dir
         self.restart = restart
         self.join_timeout = join_timeout
+        self.persist = persist
 
     @classmethod
     def parse(cls, params: RayStartParams, fail: Fail) -> RayStart:
         return cls(written(params.port), written(params.dashboard_host),
                    written(params.dashboard_port), written(params.temp_dir),
-                   written(params.restart), float(params.join_timeout))
+                   written(params.restart), float(params.join_timeout),
+                   written(params.persist))
 
     def templates(self) -> list[tuple[str, str]]:
         return [("port", self.port), ("dashboard_host", self.dashboard_host),
                 ("dashboard_port", self.dashboard_port), ("temp_dir", self.temp_dir),
-                ("restart", self.restart)]
+                ("restart", self.restart), ("persist", self.persist)]
 
     def describe(self) -> str:
         return "start Ray: the head, then each worker joining it"
@@ -223,7 +239,17 @@ class RayStart(Kind):
         assert start is not None
         if not decision.needed:
             _settle(state.started[me.name], start.node_ip)
+            if decision.kept:
+                return Plan(False, "Ray is running with the same settings, kept by "
+                            f"{decision.kept.manager.describe()} as {decision.kept.spec.label}")
             return Plan(False, "Ray is running with the same settings")
+        if decision.kept:
+            kept_by = decision.kept
+            commands = ([f"stop the Ray running outside {kept_by.spec.label}"]
+                        if decision.stop_first else []) + kept_by.commands
+            return Plan(True, f"{kept_by.why}: `ray start --block` as {kept_by.spec.label} ("
+                        + ("the head" if me.is_head else f"a worker joining "
+                           f"{start.head_address}") + ")", commands, decision)
         what = "every Ray process" if me.is_head else "its raylet"
         commands = ([f"stop {what} (then start again)"] if decision.stop_first else []) \
             + [start.shell()]
@@ -281,6 +307,8 @@ class RayStart(Kind):
                                                               settings, facts, early_target)
             if unreached:
                 return _Decision(refused=unreached)
+        if settings.persist:
+            return await self._decide_kept(ctx, facts, settings, start, running, head_restarts)
         if not running:
             # Leftovers of an earlier start: the node's own (its folder, or its machine's
             # whole temp folder when it is alone there) go first.
@@ -297,6 +325,35 @@ class RayStart(Kind):
                                       + "; ".join(diffs[:6])
                                       + "); rerun with --var restart=true to restart it"))
         return _Decision(start, needed=True, stop_first=True)
+
+    async def _decide_kept(self, ctx: StepContext, facts: NodeFacts, settings: rc.RaySettings,
+                           start: rc.StartPlan, running: bool,
+                           head_restarts: bool) -> _Decision:
+        """persist = true: the unit (or the supervisor's spec) saf would write against the
+        one installed. Nothing to do when it is the same, active and Ray runs; a Ray running
+        outside it (a detached start, leftovers) is stopped first."""
+        me = ctx.node
+        spec = ray_spec(ctx.inventory, me, start,
+                        rc.node_temp_dir(ctx.inventory, me, settings.temp_dir))
+        try:
+            found = await kept(ctx, spec, force=head_restarts)
+            if not found.commands and not running:
+                found = await kept(ctx, spec, force=True)  # active, but Ray is not: again
+        except UnitError as exc:
+            return _Decision(refused=str(exc))
+        status = found.found.status
+        if not found.commands:
+            return _Decision(start, needed=False, kept=found)
+        if status.active and found.found.installed not in (None, found.text) \
+                and not settings.restart:
+            diffs = rc.differences(facts.record, start.record) or [f"its {spec.unit} differs"]
+            return _Decision(refused=(f"Ray runs under {spec.label} with other settings ("
+                                      + "; ".join(diffs[:6])
+                                      + "); rerun with --var restart=true to restart it"))
+        alone = not rc.shares_machine(ctx.inventory, me)
+        stray = not status.active and (facts.ray_processes > 0 and alone
+                                       or facts.node_processes > 0 and not me.is_head)
+        return _Decision(start, needed=True, stop_first=stray, kept=found)
 
     async def _reach_head(self, ctx: StepContext, state: _State, head: Node, head_ip: str,
                           settings: rc.RaySettings, facts: NodeFacts,
@@ -342,7 +399,10 @@ class RayStart(Kind):
                     _settle(started, error=RayError(str(exc)))
                     return Outcome(StepStatus.FAILED,
                                    f"not started: the head did not start ({exc})")
-            outcome, wrote = await self._start(ctx, settings, start, decision.stop_first)
+            if decision.kept:
+                outcome, wrote = await self._start_kept(ctx, settings, decision)
+            else:
+                outcome, wrote = await self._start(ctx, settings, start, decision.stop_first)
             if outcome is not None:
                 _settle(started, error=RayError(outcome.message))
                 return outcome
@@ -354,11 +414,18 @@ class RayStart(Kind):
                 status = await wait_alive(dashboard, [me.name], self.join_timeout)
                 if me.name not in {n.name for n in status.alive}:
                     _settle(started, error=RayError(f"{me.name} did not join"))
-                    return await self._no_join(
+                    no_join = await self._no_join(
                         ctx, settings, wrote, f"did not show ALIVE in the dashboard "
                         f"within {self.join_timeout:g} s")
+                    if decision.kept:
+                        no_join.tail += [f"== {decision.kept.spec.label}'s log"] + \
+                            await self._kept_logs(ctx, decision.kept)
+                    return no_join
                 _settle(started, start.node_ip)
                 address = ray_address(status, me.name, start.node_ip)
+                if decision.kept:
+                    address += (f"; kept by {decision.kept.manager.describe()} as "
+                                f"{decision.kept.spec.label}")
                 if not me.is_head:
                     return Outcome(StepStatus.CHANGED, f"joined {start.head_address} as {address}",
                                    exit_status=0)
@@ -386,6 +453,38 @@ class RayStart(Kind):
         except BaseException as exc:
             _settle(started, error=RayError(f"{me.name} did not start ({exc})"))
             raise
+
+    async def _start_kept(self, ctx: StepContext, settings: rc.RaySettings,
+                          decision: _Decision) -> tuple[Outcome | None, StartWrote]:
+        """persist = true: stop a Ray running outside the service, install and (re)start the
+        service, and write the record of the settings (as a detached start does)."""
+        me, kept_by, start = ctx.node, decision.kept, decision.start
+        assert kept_by is not None
+        assert start is not None
+        node_dir = rc.node_temp_dir(ctx.inventory, me, settings.temp_dir)
+        if decision.stop_first:
+            await call(ctx.run, me.name, me.python, Stopped, {
+                "temp_dir": settings.temp_dir, "node_name": me.name, "node_dir": node_dir,
+                "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me),
+                "record": settings.record_path(me.name)})
+        record = record_command(settings.record_path(me.name),
+                                json.dumps(start.settings))
+        for command in [*kept_by.commands, record]:
+            result = await ctx.run(command, quiet=True)
+            if not result.ok:
+                tool = next(w for w in command.split() + [command] if "=" not in w)
+                return Outcome(StepStatus.FAILED, f"{me.name}: {tool} failed (exit "
+                               f"{result.exit_status}) starting {kept_by.spec.label} under "
+                               f"{kept_by.manager.describe()}", result.exit_status,
+                               result.tail() + await self._kept_logs(ctx, kept_by)), \
+                    StartWrote(None, None)
+        return None, StartWrote(None, None)
+
+    @staticmethod
+    async def _kept_logs(ctx: StepContext, kept_by: Kept) -> list[str]:
+        async def run(command: str) -> RunResult:
+            return await ctx.run(command, quiet=True)
+        return [line[:1000] for line in await read_logs(run, kept_by.spec, kept_by.manager, 8)]
 
     async def _start(self, ctx: StepContext, settings: rc.RaySettings, start: rc.StartPlan,
                      stop_first: bool) -> tuple[Outcome | None, StartWrote]:

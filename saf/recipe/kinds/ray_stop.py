@@ -19,6 +19,8 @@ from saf.ray.answers import Stopped
 from saf.ray.node_call import call, node_facts
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.kinds.kept import removal
+from saf.recipe.kinds.ray_kept import service_name
 from saf.recipe.schema import Text
 
 
@@ -95,16 +97,23 @@ class RayStop(Kind):
                                      node_dir=node_dir)
         except RayError as exc:
             return Plan(True, refusal=str(exc))
+        # Ray kept by the init system (ray_start's persist): the service goes first, or it
+        # would start Ray again.
+        name = service_name(ctx.inventory, me)
+        manager, down = await removal(ctx, name)
         sweep = me.is_head or not rc.shares_machine(ctx.inventory, me)
         running = facts.ray_processes if sweep else \
             facts.node_processes + int(facts.raylet_running)
-        if not running:
+        if not running and not down:
             return Plan(False, "no Ray process of " + temp_dir)
         what = (f"end every Ray process of {temp_dir} ({facts.ray_processes})" if sweep
                 else f"end the raylet named {me.name} and its children, and every process "
                      f"of {node_dir} ({facts.node_processes})")
-        return Plan(True, what, [what], {"temp_dir": temp_dir, "sweep": sweep,
-                                         "node_dir": node_dir})
+        if down:
+            what = f"stop, disable and remove saf-{name} ({manager.describe()}), then {what}"
+        return Plan(True, what, [*down, what], {"temp_dir": temp_dir, "sweep": sweep,
+                                                "node_dir": node_dir, "down": down,
+                                                "service": name})
 
     async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
         try:
@@ -117,12 +126,20 @@ class RayStop(Kind):
 
     async def _stop(self, ctx: StepContext, plan: Plan) -> Outcome:
         me = ctx.node
-        args = dict(plan.data, node_name=me.name, grace=5,
+        data = dict(plan.data)
+        down, service = data.pop("down"), data.pop("service")
+        for command in down:
+            result = await ctx.run(command, quiet=True)
+            if not result.ok:
+                return Outcome(StepStatus.FAILED, f"removing saf-{service} failed (exit "
+                               f"{result.exit_status})", result.exit_status, result.tail())
+        args = dict(data, node_name=me.name, grace=5,
                     record=f"{plan.data['temp_dir'].rstrip('/')}/saf/{me.name}.json")
         value, _ = await call(ctx.run, me.name, me.python, Stopped, args)
         if value.left:
             return Outcome(StepStatus.FAILED, f"{len(value.left)} Ray processes are left: "
                            + fmt_some(list(value.left), 3))
         stopped, killed = value.stopped, value.killed
-        return Outcome(StepStatus.CHANGED, f"stopped {stopped} processes"
+        return Outcome(StepStatus.CHANGED, (f"removed saf-{service}; " if down else "")
+                       + f"stopped {stopped} processes"
                        + (f" ({killed} needed SIGKILL)" if killed else ""), exit_status=0)

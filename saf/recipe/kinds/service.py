@@ -19,6 +19,7 @@ from typing import Literal
 from saf.cluster.initsys import Manager, ServiceStatus
 from saf.cluster.service import (
     Found,
+    absolute_argv,
     commands_down,
     commands_up,
     find,
@@ -105,13 +106,8 @@ class Service(Kind):
             spec = self.spec(ctx)
             manager = (await init_facts(run)).manager()
             python = ctx.node.python
-            if self.params.state == "present" and not spec.argv[0].startswith("/"):
-                # The program as the node's shell finds it: init systems search no PATH.
-                where = (await run(f"command -v {shlex.quote(spec.argv[0])}")).stdout.strip()
-                if not where.startswith("/"):
-                    raise UnitError(f"service {spec.name!r}: {spec.argv[0]!r} is not a "
-                                    f"program on {ctx.node.name} (command -v found nothing)")
-                spec = dataclasses.replace(spec, argv=(where, *spec.argv[1:]))
+            if self.params.state == "present":
+                spec = await absolute_argv(run, spec, ctx.node.name)
             if spec.env_file and spec.env_file.startswith("~/"):
                 # In the login user's home there (saf up sends secrets to ~/.saf/env/).
                 home = (await run('printf %s "$HOME"')).stdout.strip()
