@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "saf.commands.doctor:doctor",
     "models": "saf.commands.models:models",
     "wait": "saf.commands.wait:wait",
+    "status": "saf.commands.status:status",
 }
 
 
