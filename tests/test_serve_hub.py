@@ -281,3 +281,24 @@ async def test_requests_not_understood_are_answered_and_counted_and_the_client_s
         assert "$.req" in messages[5]
         assert "signal must be one of" in messages[6]  # understood, and refused by the hub
         assert hub.bad_requests == {"unknown_op": 2, "malformed": 4}
+
+
+async def test_restarting_a_declared_part_goes_through_the_hub_and_obeys_readonly(demo, state):
+    """The Cluster screen's restart key: a read-only session is refused by the hub itself;
+    a read-write one reaches the node (whose service is not installed: it says to run saf
+    up), and a node the cluster does not have is refused."""
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, signals=False) as hub:
+        token = hub.grant(readonly=True, who="tablet")
+        ro = await asyncio.to_thread(HubLink.connect, hub.socket_path, token=token)
+        rw = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        await ro.start()
+        await rw.start()
+        with pytest.raises(HubError, match="restarting service beat is disabled: .*read-only"):
+            await ro.actions().restart_part("alpha", "service", "beat")
+        with pytest.raises(HubError, match="service beat is not installed here: run `saf up`"):
+            await rw.actions().restart_part("alpha", "service", "beat")
+        with pytest.raises(HubError, match="no node 'omega'"):
+            await rw.actions().restart_part("omega", "service", "beat")
+        await ro.stop()
+        await rw.stop()

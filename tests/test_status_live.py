@@ -9,6 +9,7 @@ Processes are stopped by the pids saf recorded in the test's own node homes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from saf.cockpit.actions import FleetActions
+from saf.fleet import Fleet
+from saf.inventory import load_inventory
 from tests.helpers.servers import AsyncsshServers, ClientKeys, free_port, write_inventory
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
@@ -187,3 +191,19 @@ def test_status_sees_the_declared_parts_run_die_and_a_node_gone(cluster: Cluster
     assert gamma["verdict"] == "unreachable"
     assert "refused" in gamma["why"]
     assert after["counts"]["down"] == 2
+
+    # The Cluster screen's restart key (saf.cockpit.actions -> saf.up.actions): the service
+    # is started again by its supervisor, on the spec saf put there.
+    message = restart(cluster, "service", "beat")
+    assert message == "alpha: restarted beat (saf's supervisor (not kept across reboots))"
+    again = wait_for(lambda: rows(cluster.status("--on", "alpha")[1], "services")[
+        "beat@alpha"]["state"] == "active")
+    assert again
+    assert cluster.ours(cluster.service_pid())
+
+
+def restart(cluster: Cluster, kind: str, name: str) -> str:
+    async def go() -> str:
+        async with Fleet(load_inventory(cluster.inventory)) as fleet:
+            return await FleetActions(fleet).restart_part("alpha", kind, name, cluster.port)
+    return asyncio.run(go())
