@@ -207,3 +207,33 @@ def restart(cluster: Cluster, kind: str, name: str) -> str:
         async with Fleet(load_inventory(cluster.inventory)) as fleet:
             return await FleetActions(fleet).restart_part("alpha", kind, name, cluster.port)
     return asyncio.run(go())
+
+
+def test_ray_declared_but_not_running_is_down_on_every_node(tmp_path: Path) -> None:
+    """[ray] declared, Ray not started: the head's dashboard does not answer, each node's
+    Ray row is `down` with the reason, exit 1."""
+    keys = ClientKeys(tmp_path / "operator")
+    servers = AsyncsshServers(tmp_path, keys, ["alpha", "beta"])
+    try:
+        inventory = write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha"),
+             "roles": ["head"]},
+            {"name": "beta", "host": "127.0.0.1", "port": servers.port("beta")}])
+        with inventory.open("a") as f:
+            f.write('\n[ray]\nhead = "alpha"\ntemp_dir = "/tmp/saf-status-test-no-ray"\n'
+                    '[ray.resources]\n"beta" = { GPU = 1 }\n')
+        env = {**os.environ, "SAF_INVENTORY": str(inventory),
+               "SAF_STATE_DIR": str(tmp_path / "st"), "SAF_CONFIG_DIR": str(tmp_path / "c")}
+        done = subprocess.run([sys.executable, "-m", "saf", "status", "--json"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        data = json.loads(done.stdout)
+        assert data["ray"]["declared"] is True
+        assert "not running" in data["ray"]["problem"]
+        ray = {r["node"]: r for r in data["ray"]["nodes"]}
+        assert (ray["alpha"]["verdict"], ray["alpha"]["head"]) == ("down", True)
+        assert (ray["beta"]["declared"], ray["beta"]["found"]) == ({"GPU": 1.0}, None)
+        assert ray["beta"]["verdict"] == "down"
+        assert [n["verdict"] for n in data["nodes"]] == ["as declared", "as declared"]
+    finally:
+        servers.stop()
