@@ -175,6 +175,16 @@ def test_status_sees_the_declared_parts_run_die_and_a_node_gone(cluster: Cluster
     assert "beat" in text.stdout
     assert "tiny" in text.stdout
 
+    # saf.toml now declares another model on that port: the running one differs.
+    declared = cluster.inventory.read_text()
+    cluster.inventory.write_text(declared.replace(f'model = "{cluster.model}"',
+                                                  'model = "/models/other.gguf"'))
+    code, other = cluster.status("--on", "alpha")
+    model = rows(other, "models")["tiny@alpha"]
+    assert (code, model["verdict"], model["why"]) == (
+        1, "differs", f"port {cluster.port} serves {cluster.model}")
+    cluster.inventory.write_text(declared)
+
     os.kill(cluster.service_pid(), signal.SIGKILL)
     os.kill(cluster.model_pid(), signal.SIGKILL)
     wait_for(lambda: json.loads(cluster.service_state.read_text()).get("last_exit") == -9)

@@ -10,6 +10,7 @@ model's path or a check's output is shown as ***.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shlex
 from typing import Any
 
@@ -168,8 +169,14 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
         where = [n for n in model.nodes if n in names] if model.on is not None else []
         for node in dict.fromkeys([*where, *(e.node for e in running)]):
             endpoint = next((e for e in running if e.node == node), None)
-            rows.append(_model_row(model, node, endpoint, units.get((model.name, node)),
-                                   last, down))
+            other = next((e for e in servers.endpoints if e.node == node
+                          and e.port == model.port), None)
+            row = _model_row(model, node, endpoint, units.get((model.name, node)), last, down)
+            if endpoint is None and other is not None and node not in down:
+                row = dataclasses.replace(row, engine=other.engine, state=other.state,
+                                          judged=Judged("differs", f"port {model.port} "
+                                                        f"serves {other.model}"))
+            rows.append(row)
         if model.on is None and len(running) < model.replicas:
             rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,
                                  None, None, None, Judged(
