@@ -247,3 +247,20 @@ def test_ray_declared_but_not_running_is_down_on_every_node(tmp_path: Path) -> N
         assert [n["verdict"] for n in data["nodes"]] == ["as declared", "as declared"]
     finally:
         servers.stop()
+
+
+def test_nothing_declared_shows_the_nodes_and_says_so(tmp_path: Path) -> None:
+    keys = ClientKeys(tmp_path / "operator")
+    servers = AsyncsshServers(tmp_path, keys, ["alpha"])
+    try:
+        inventory = write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha")}])
+        env = {**os.environ, "SAF_INVENTORY": str(inventory), "COLUMNS": "80",
+               "SAF_STATE_DIR": str(tmp_path / "st"), "SAF_CONFIG_DIR": str(tmp_path / "c")}
+        done = subprocess.run([sys.executable, "-m", "saf", "status"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "test: as declared (1 as declared)" in done.stdout
+        assert "saf.toml declares no [ray], [[services]] or [[models]]" in done.stdout
+    finally:
+        servers.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from saf.commands import common
 from saf.fleet import Fleet
@@ -43,5 +44,9 @@ def status(ctx: click.Context, as_json: bool, selector: str | None) -> None:
     else:
         out = console()
         out.print(status_view(result, out.width))
+        if wanted.empty:
+            out.print(Text("saf.toml declares no [ray], [[services]] or [[models]]: only the "
+                           "nodes are shown (docs/inventory.md, \"The declared cluster\")",
+                           style="dim"))
     if not result.as_declared:
         ctx.exit(1)
