@@ -28,6 +28,11 @@ def test_ray_verdicts():
     assert ray_verdict({"GPU": 2}, {"GPU": 1}, "") == Judged("differs", "GPU 1 (declared 2)")
     assert ray_verdict({}, None, "") == Judged("missing", "no ALIVE Ray node")
     assert ray_verdict({}, None, "Ray is not running") == Judged("down", "Ray is not running")
+    # persist = true: kept by service saf-ray, by saf's supervisor, or by nothing saf put.
+    assert ray_verdict({}, {"CPU": 8}, "", True, True) == Judged("as declared")
+    assert ray_verdict({}, {"CPU": 8}, "", True, False).verdict == "not kept across reboots"
+    assert ray_verdict({}, {"CPU": 8}, "", True, None).why.startswith(
+        "persist = true, but no service saf-ray keeps it")
 
 
 def test_service_verdicts():

@@ -91,14 +91,32 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
             found = await read_ray(dash)
     except (SafError, OSError) as exc:
         problem = exc.message if isinstance(exc, SafError) else str(exc)
+    kept = await _kept(fleet, [n for n in nodes if n.name not in down], "ray") \
+        if ray.persist else {}
     rows = []
     for node in nodes:
         want = ray.resources_of(fleet.inventory, node)
         have = _alive(found, node.name)
+        unit = kept.get(node.name)
+        keeps = None if unit is None else unit.kept_across_reboots
         judged = Judged("unreachable", down[node.name]) if node.name in down and have is None \
-            else ray_verdict(want, have, problem)
-        rows.append(RayRow(node.name, node.name == ray.head, want, have, judged))
+            else ray_verdict(want, have, problem, ray.persist, keeps)
+        rows.append(RayRow(node.name, node.name == ray.head, want, have, keeps, judged))
     return rows, problem
+
+
+async def _kept(fleet: Fleet, nodes: list[Node], service: str) -> dict[str, ServiceStatus]:
+    """Each node's service `service` where one is installed (an unreadable node: none)."""
+    async def one(node: Node) -> ServiceStatus | None:
+        conn = fleet.connector(node)
+        try:
+            found = await read_status(conn.run, ServiceSpec(service, ("/bin/true",)),
+                                      node.python)
+        except (SafError, OSError):
+            return None
+        return None if found.state == "absent" else found
+    found = await asyncio.gather(*(one(n) for n in nodes))
+    return {n.name: s for n, s in zip(nodes, found, strict=True) if s is not None}
 
 
 def _alive(found: RayStatus | None, name: str) -> dict[str, float] | None:
@@ -196,19 +214,11 @@ def _same_model(endpoint: Endpoint, model: Model) -> bool:
 async def _model_units(fleet: Fleet, models: tuple[Model, ...], reached: list[Node]
                        ) -> dict[tuple[str, str], ServiceStatus]:
     """Each model's service `model-NAME` where one is installed (kept by the init system)."""
-    pairs = [(m, n) for m in models for n in reached if m.on is None or n.name in m.nodes]
-
-    async def one(model: Model, node: Node) -> ServiceStatus | None:
-        conn = fleet.connector(node)
-        try:
-            found = await read_status(conn.run, ServiceSpec(f"model-{model.name}",
-                                                            ("/bin/true",)), node.python)
-        except (SafError, OSError):
-            return None
-        return None if found.state == "absent" else found
-    found = await asyncio.gather(*(one(m, n) for m, n in pairs))
-    return {(m.name, n.name): s for (m, n), s in zip(pairs, found, strict=True)
-            if s is not None}
+    found = await asyncio.gather(*(
+        _kept(fleet, [n for n in reached if m.on is None or n.name in m.nodes],
+              f"model-{m.name}") for m in models))
+    return {(m.name, node): s for m, units in zip(models, found, strict=True)
+            for node, s in units.items()}
 
 
 def _model_row(model: Model, node: str, endpoint: Endpoint | None,

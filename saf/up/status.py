@@ -52,6 +52,9 @@ class RayRow:
     head: bool
     declared: dict[str, float]  # the resources [ray] declares for it
     found: dict[str, float] | None  # its alive entry's resources; None when there is none
+    # With [ray] persist = true: whether service `ray` (unit saf-ray) keeps it across
+    # reboots (False: saf's supervisor; None: not installed, or persist is false).
+    kept_across_reboots: bool | None
     judged: Judged
 
 
@@ -124,13 +127,22 @@ class ClusterStatus:
 
 
 def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
-                problem: str) -> Judged:
-    """One node's Ray: alive with at least the declared amount of each declared resource."""
+                problem: str, persist: bool = False, kept: bool | None = None) -> Judged:
+    """One node's Ray: alive with at least the declared amount of each declared resource;
+    with `persist`, kept by its service `ray` (`kept`: True under the init system, False
+    under saf's supervisor, None when no such service is installed)."""
     if found is None:
         return Judged("down", problem) if problem else Judged("missing", "no ALIVE Ray node")
     short = [f"{k} {found.get(k, 0):g} (declared {v:g})" for k, v in sorted(declared.items())
              if found.get(k, 0) < v]
-    return Judged("differs", ", ".join(short)) if short else Judged("as declared")
+    if short:
+        return Judged("differs", ", ".join(short))
+    if persist and kept is None:
+        return Judged("differs", "persist = true, but no service saf-ray keeps it (started "
+                      "by hand or by ray-up)")
+    if persist and not kept:
+        return Judged("not kept across reboots")
+    return Judged("as declared")
 
 
 def service_verdict(state: str, active: bool, kept: bool, check: str | None) -> Judged:

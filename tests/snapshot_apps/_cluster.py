@@ -19,10 +19,10 @@ def recorded_status() -> ClusterStatus:
         nodes=[NodeRow("alpha", "10.0.0.1", OK), NodeRow("beta", "10.0.0.2", OK),
                NodeRow("gamma", "10.0.0.3", Judged(
                    "unreachable", "refused: connection refused by 10.0.0.3:22"))],
-        ray=[RayRow("alpha", True, {"CPU": 16.0}, {"CPU": 16.0, "GPU": 0.0}, OK),
-             RayRow("beta", False, {"GPU": 2.0}, {"CPU": 32.0, "GPU": 1.0},
+        ray=[RayRow("alpha", True, {"CPU": 16.0}, {"CPU": 16.0, "GPU": 0.0}, True, OK),
+             RayRow("beta", False, {"GPU": 2.0}, {"CPU": 32.0, "GPU": 1.0}, True,
                     Judged("differs", "GPU 1 (declared 2)")),
-             RayRow("gamma", False, {}, None, Judged("unreachable", "refused"))],
+             RayRow("gamma", False, {}, None, None, Judged("unreachable", "refused"))],
         ray_declared=True,
         services=[
             ServiceRow("publisher", "alpha", "active", "systemd", 2, "2026-12-07 09:12:03",
