@@ -81,3 +81,30 @@ async def test_restart_asks_then_sends_the_highlighted_part():
         await pilot.press("u")
         await pilot.pause()
         assert any("run `saf up`" in n.message for n in made._notifications)
+
+
+async def test_the_screen_reads_the_nodes_for_real(tmp_path):
+    """No fixed view: the screen gathers saf status itself over the inventory (a fleet of
+    its own, as in a replay or a served cockpit), a loopback node that answers and one that
+    does not."""
+    from saf.inventory import load_inventory
+    from tests.helpers.servers import AsyncsshServers, ClientKeys, free_port, write_inventory
+
+    keys = ClientKeys(tmp_path / "operator")
+    servers = AsyncsshServers(tmp_path, keys, ["alpha"])
+    try:
+        path = write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha")},
+            {"name": "omega", "host": "127.0.0.1", "port": free_port()}])
+        made = cockpit("healthy-3-nodes.jsonl", inventory=load_inventory(path))
+        async with made.run_test(size=(120, 40)) as pilot:
+            screen = await open_cluster(pilot)
+            for _ in range(100):
+                if screen.status is not None:
+                    break
+                await pilot.pause(0.1)
+            assert screen.status is not None, screen.problem
+            verdicts = {n.node: n.judged.verdict for n in screen.status.nodes}
+            assert verdicts == {"alpha": "as declared", "omega": "unreachable"}
+    finally:
+        servers.stop()
