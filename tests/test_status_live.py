@@ -210,6 +210,11 @@ def test_status_sees_the_declared_parts_run_die_and_a_node_gone(cluster: Cluster
         "beat@alpha"]["state"] == "active")
     assert again
     assert cluster.ours(cluster.service_pid())
+    # The model server is started again from its record's command line.
+    assert restart(cluster, "model", "tiny") == (
+        f"alpha: restarted model tiny on port {cluster.port} (ready)")
+    model = rows(cluster.status("--on", "alpha")[1], "models")["tiny@alpha"]
+    assert (model["answers"], model["verdict"]) == (True, "not kept across reboots")
 
 
 def restart(cluster: Cluster, kind: str, name: str) -> str:
