@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "wait": "saf.commands.wait:wait",
     "up": "saf.commands.up:up",
     "down": "saf.commands.up:down",
+    "status": "saf.commands.status:status",
 }
 
 # name -> what `saf --help` lists for it: the first sentence of its command's docstring, word for
@@ -92,6 +93,8 @@ SUMMARIES: dict[str, str] = {
            "service and model in order, each checked for real (docs/cluster.md)."),
     "down": ("Take down what `saf up` started, in reverse order: models stopped, services "
              "stopped, disabled and removed, Ray stopped; each checked gone."),
+    "status": ("The declared cluster against what runs: each node, Ray, service and model, "
+               "with a verdict."),
 }
 
 

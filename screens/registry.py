@@ -51,6 +51,9 @@ SCREENS: list[ScreenEntry] = [
     ScreenEntry("models", "Models", "Every model server saf started: state, uptime, last "
                 "check's latency and tokens/s; check, stop, restart, log",
                 "saf.screens.models:ModelsScreen", key="6"),
+    ScreenEntry("cluster", "Cluster", "The declared cluster against what runs (saf status): "
+                "nodes, Ray, services, models, each with its verdict; restart one part",
+                "saf.screens.cluster:ClusterScreen", key="7"),
     ScreenEntry("node", "Node", "One node in detail: cores, memory, NUMA, GPUs and their "
                 "processes, interfaces, disks", "saf.screens.node:NodeScreen", needs_node=True),
 ]

@@ -192,3 +192,14 @@ def test_models_empty(snap_compare, size) -> None:
     to get it (c on an endpoint, or `saf models check`), not a blank box."""
     assert snap_compare(app_path("models_empty"), press=["6"], terminal_size=size,
                         run_before=settle)
+
+
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
+                                  pytest.param((80, 24), id="80x24"),
+                                  pytest.param((60, 40), id="60x40")])
+def test_cluster_status(snap_compare, size) -> None:
+    """Cluster (7): nodes, Ray, services and models of saf.toml with their verdicts (one
+    node unreachable, a Ray node short of a GPU, a killed service, a model down); the
+    first service highlighted (three rows down from the nodes and Ray)."""
+    assert snap_compare(app_path("cluster_status"), press=["7", *["down"] * 6],
+                        terminal_size=size, run_before=settle)

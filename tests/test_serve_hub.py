@@ -296,3 +296,24 @@ def test_a_hello_whose_node_is_malformed_is_refused_with_the_field() -> None:
     with pytest.raises(HubError, match=r"not understood: Expected `str`, got `int` - at "
                                        r"`\$\.nodes\[0\]\.name`"):
         _parse_hello({**good, "nodes": [{"name": 5}]})
+
+
+async def test_restarting_a_declared_part_goes_through_the_hub_and_obeys_readonly(demo, state):
+    """The Cluster screen's restart key: a read-only session is refused by the hub itself;
+    a read-write one reaches the node (whose service is not installed: it says to run saf
+    up), and a node the cluster does not have is refused."""
+    inventory = load_inventory(demo.inventory_path)
+    async with Hub(inventory, signals=False) as hub:
+        token = hub.grant(readonly=True, who="tablet")
+        ro = await asyncio.to_thread(HubLink.connect, hub.socket_path, token=token)
+        rw = await asyncio.to_thread(HubLink.connect, hub.socket_path)
+        await ro.start()
+        await rw.start()
+        with pytest.raises(HubError, match="restarting service beat is disabled: .*read-only"):
+            await ro.actions().restart_part("alpha", "service", "beat")
+        with pytest.raises(HubError, match="service beat is not installed here: run `saf up`"):
+            await rw.actions().restart_part("alpha", "service", "beat")
+        with pytest.raises(HubError, match="no node 'omega'"):
+            await rw.actions().restart_part("omega", "service", "beat")
+        await ro.stop()
+        await rw.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from saf.fleet import Fleet
 from saf.shell import quote
+from saf.up.actions import restart_part
 
 SIGNALS = ("TERM", "KILL")
 
@@ -23,3 +24,6 @@ class FleetActions:
         if result.exit_status == 0:
             return f"{node}: {command}"
         return f"{node}: {command} failed: {(result.stderr or result.stdout).strip()}"
+
+    async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
+        return await restart_part(self.fleet, node, kind, name, port)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from saf.recipe.run import RunPlan
     from saf.recipe.runner import AskPassword
     from saf.signals.feed import SignalFeed
+    from saf.up.status import ClusterStatus
 
 # The front door's reason for `saf --readonly`; the status line and refusals show it.
 READONLY_FLAG = "started with --readonly"
@@ -46,6 +47,10 @@ class NodeActions(Protocol):
 
     async def signal(self, node: str, pid: int, signal: str) -> str:
         """Send `signal` (TERM or KILL) to `pid` on `node`; returns what happened."""
+        ...
+
+    async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
+        """Restart a declared service or model (`kind`) on `node` (saf.up.actions)."""
         ...
 
 
@@ -99,6 +104,9 @@ class CockpitContext:
     # A fixed source of the Ray cluster's status (tests, snapshots); None: the Ray screen
     # follows the head's dashboard through the fleet (saf.ray.watch).
     ray_source: Callable[[], Awaitable[RayStatus]] | None = None
+    # A fixed source of `saf status`'s view (tests, snapshots); None: the Cluster screen
+    # gathers it through the fleet (saf.up.gather).
+    cluster_status: Callable[[], Awaitable[ClusterStatus]] | None = None
 
     @property
     def readonly_reason(self) -> str | None:

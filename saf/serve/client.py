@@ -56,6 +56,7 @@ from saf.serve.requests import (
     ClientHello,
     Password,
     Request,
+    RestartPart,
     RunRecipe,
     SignalNode,
     Signals,
@@ -365,6 +366,13 @@ class HubActions:
     async def signal(self, node: str, pid: int, signal: str) -> str:
         answer = await self.link._request(
             lambda req: SignalNode(req=req, node=node, pid=int(pid), signal=signal))
+        if not answer.ok:
+            raise HubError(answer.message or "the hub refused")
+        return answer.message
+
+    async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
+        answer = await self.link._request(
+            lambda req: RestartPart(req=req, node=node, kind=kind, name=name, port=port))
         if not answer.ok:
             raise HubError(answer.message or "the hub refused")
         return answer.message

@@ -274,6 +274,16 @@ class Hub:
             raise ValueError(f"no node {node!r} in this cluster")
         return await self.actions.signal(node, pid, signal)
 
+    async def restart_part(self, node: str, kind: str, name: str, port: int = 0, *,
+                           readonly_reason: str | None = None) -> str:
+        """Restart a declared part on a node, unless the server or the session is read-only."""
+        reason = readonly_reason or self.readonly_reason
+        if reason is not None:
+            raise PermissionError(f"restarting {kind} {name} is disabled: {reason}")
+        if node not in {n.name for n in self.nodes}:
+            raise ValueError(f"no node {node!r} in this cluster")
+        return await self.actions.restart_part(node, kind, name, port)
+
     # -- events in --------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
         """From the metrics hub, after the store applied it: remember, relay, tell faces."""
@@ -427,6 +437,8 @@ class Hub:
                     client.send(wire.pack_struct(state))
             case requests.SignalNode():
                 self._spawn(self._signal_request(client, request), "hub-signal")
+            case requests.RestartPart():
+                self._spawn(self._restart_request(client, request), "hub-restart")
             case requests.RunRecipe():
                 self._spawn(self._recipe_request(client, request), "hub-recipe")
             case requests.Password(req=req, ask=ask, password=password):
@@ -445,6 +457,21 @@ class Hub:
             ok = True
             log.info("hub: %s: %s", client.who, message)
         except (PermissionError, ValueError) as exc:
+            ok, message = False, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a node's failure, told to the cockpit
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+        client.send(wire.pack_struct(Reply(req=request.req, ok=ok, message=message)))
+
+    async def _restart_request(self, client: HubClient, request: requests.RestartPart) -> None:
+        from saf.errors import SafError
+
+        try:
+            message = await self.restart_part(request.node, request.kind, request.name,
+                                              request.port,
+                                              readonly_reason=client.readonly_reason)
+            ok = True
+            log.info("hub: %s: %s", client.who, message)
+        except (PermissionError, ValueError, SafError) as exc:
             ok, message = False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a node's failure, told to the cockpit
             ok, message = False, f"{type(exc).__name__}: {exc}"

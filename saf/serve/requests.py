@@ -43,6 +43,16 @@ class SignalNode(_Request, tag="signal"):
     signal: str
 
 
+class RestartPart(_Request, tag="restart"):
+    """Restart declared part `name` (kind "service" or "model", on `port`) on `node`."""
+
+    req: int
+    node: str
+    kind: str
+    name: str
+    port: Index = 0
+
+
 class RunRecipe(_Request, tag="recipe"):
     """Run a recipe on the hub's fleet; answered by its events, password asks and a reply."""
 
@@ -69,7 +79,7 @@ class Cancel(_Request, tag="cancel"):
     req: int
 
 
-Request = Signals | SignalNode | RunRecipe | Password | Cancel
+Request = Signals | SignalNode | RestartPart | RunRecipe | Password | Cancel
 
 
 class BadRequest(Exception):
@@ -104,4 +114,4 @@ def decode_request(data: dict[str, Any]) -> Request:
 
 
 _OPS = frozenset(str(cls.__struct_config__.tag)
-                 for cls in (Signals, SignalNode, RunRecipe, Password, Cancel))
+                 for cls in (Signals, SignalNode, RestartPart, RunRecipe, Password, Cancel))
