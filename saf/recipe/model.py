@@ -33,7 +33,7 @@ class Var:
 class Step:
     index: int
     name: str
-    kind: Kind
+    kind: Kind[Any]  # any kind: each has its own Plan data
     on: str = "all"
     check: str | None = None
     creates: str | None = None

@@ -17,7 +17,7 @@ class ModelStopParams(KindParams):
     port: int
 
 
-class ModelStop(Kind):
+class ModelStop(Kind[None]):
     name = "model_stop"
     Params = ModelStopParams
     supports_become = False
@@ -41,7 +41,7 @@ class ModelStop(Kind):
         return Target(ctx.node.name, ctx.node.python,
                       lambda command, timeout: ctx.run(command, quiet=True))
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[None]:
         servers = await list_servers(self._target(ctx))
         here = [e for e in servers.endpoints if e.port == self.port]
         if not here:
@@ -49,7 +49,7 @@ class ModelStop(Kind):
         return Plan(True, f"would stop {here[0].engine} serving {here[0].model} "
                     f"(pid {here[0].pid}, {here[0].state})")
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
         was = await stop_server(self._target(ctx), self.port)
         if was is None:
             return Outcome(StepStatus.SKIPPED, f"no model server on port {self.port}")

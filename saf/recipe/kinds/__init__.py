@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from saf.recipe.kinds.apt import Apt
 from saf.recipe.kinds.base import Kind, Outcome, Plan, StepContext
 from saf.recipe.kinds.gpu import Gpu
@@ -20,7 +22,7 @@ from saf.recipe.kinds.sysctl import Sysctl
 from saf.recipe.kinds.upload import Upload
 from saf.recipe.kinds.wait import Wait
 
-KINDS: dict[str, type[Kind]] = {
+KINDS: dict[str, type[Kind[Any]]] = {  # each kind has its own Plan data
     kind.name: kind for kind in (Shell, Upload, Wait, Apt, NvidiaDriver, Sysctl, Reboot, Gpu,
                                   NetTest, Mtu, ModelServer, Include)}
 

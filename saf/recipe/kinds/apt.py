@@ -45,7 +45,7 @@ class AptParams(KindParams):
     ppa: Text | None = None  # a Launchpad PPA they come from (ppa:OWNER/NAME), added if missing
 
 
-class Apt(Kind):
+class Apt(Kind[None]):
     name = "apt"
     forms = {"packages": "packages", "ppa": "ppa"}
     Params = AptParams
@@ -67,7 +67,7 @@ class Apt(Kind):
     def describe(self) -> str:
         return f"apt install {self.packages}" + (f" (from {self.ppa})" if self.ppa else "")
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[None]:
         packages = ctx.render(self.packages, shell=False).split()
         ppa = ctx.render(self.ppa, shell=False) if self.ppa else None
         if ppa and not _PPA.fullmatch(ppa):
@@ -91,5 +91,5 @@ class Apt(Kind):
             why.append(f"install {' '.join(missing)}")
         return Plan(True, "would " + " and ".join(why), install_commands(missing, add_ppa))
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
         return Outcome.from_result(await ctx.run(" && ".join(plan.commands)))

@@ -13,7 +13,17 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    Self,
+    TypeVar,
+)
 
 import msgspec
 from msgspec import Meta
@@ -30,6 +40,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Shared = TypeVar("Shared")  # a kind's state shared by the nodes of one step (StepContext.shared)
+# What a kind's `plan` leaves for its `apply` on the same node (Plan.data): each kind's own
+# type, None for a kind that needs nothing. A frozen Plan only gives it out, so a Plan of a
+# part is a Plan of the whole (a helper's Plan[KeptModel] is a Plan[ModelStart | KeptModel]).
+D_co = TypeVar("D_co", covariant=True)
+D = TypeVar("D")  # a Kind's, which both makes (plan) and takes back (apply) its Plan[D]
 
 Fail = Callable[[str, str], ConfigError]
 """fail(key, message) -> a ConfigError naming the recipe file and the key's line."""
@@ -93,14 +108,15 @@ class StepContext(Protocol):
         `via`, another node of the inventory) through saf's SSH connection."""
 
 
-@dataclass
-class Plan:
-    """What a kind found: whether anything must change, why, and what it would run."""
+@dataclass(frozen=True)
+class Plan(Generic[D_co]):
+    """What a kind found: whether anything must change, why, and what it would run; `data`
+    is what its `apply` needs of what was found (None on a plan that is not applied)."""
 
     needed: bool
     reason: str = ""
     commands: list[str] = field(default_factory=list)
-    data: Any = None
+    data: D_co | None = None
     # The status when nothing is needed: SKIPPED (already done) or OK (a probe passed).
     done_status: Literal[StepStatus.SKIPPED, StepStatus.OK] = StepStatus.SKIPPED
     # Why the step must not go on on this node (a pre-flight check failed): the node fails
@@ -109,6 +125,15 @@ class Plan:
     # Nothing of this recipe is for this node (driver-nvidia on a node with no NVIDIA device):
     # this step and every later one skip it with `reason`, instead of failing on what it lacks.
     leaves_node: bool = False
+
+    def given(self) -> D_co:
+        """`data`, on a plan its kind applies: the runner applies only a needed plan that is
+        not refused, and a kind's `plan` gives every such plan its data (a kind whose needed
+        plans may lack it reads `data` and says what its None means)."""
+        if self.data is None:
+            raise RuntimeError(f"a plan was applied without the data its kind's plan gives "
+                               f"it ({self.reason or 'no reason given'})")
+        return self.data
 
 
 @dataclass
@@ -151,21 +176,22 @@ def written(value: str | int | float | bool) -> str:
     return str(value)
 
 
-class Kind(abc.ABC):
+class Kind(abc.ABC, Generic[D]):
     """A built-in step kind. Subclasses set `name` and `Params` and register in
-    kinds/__init__."""
+    kinds/__init__. D is what its `plan` gives its `apply` (Plan.data): a kind names it,
+    `class Service(Kind[ServiceData])`, and `apply` reads it with that type."""
 
     name: ClassVar[str]
     Params: ClassVar[type[KindParams]] = KindParams  # its own keys; none unless declared
 
     @classmethod
     @abc.abstractmethod
-    def parse(cls, params: Any, fail: Fail) -> Kind:
+    def parse(cls, params: Any, fail: Fail) -> Self:
         """Build from the step's own keys, decoded as the kind's `Params` (their shape is
         checked); raise fail(key, message) for what is not about shape."""
 
     @classmethod
-    def from_keys(cls, keys: dict[str, Any], fail: Fail) -> Kind:
+    def from_keys(cls, keys: dict[str, Any], fail: Fail) -> Self:
         """Built from its own keys alone, outside a recipe (a recipe's steps are read by
         saf.recipe.parse, whose errors name the file and line)."""
         return cls.parse(msgspec.convert(keys, cls.Params), fail)
@@ -199,8 +225,8 @@ class Kind(abc.ABC):
         """One line saying what the step does, for listings."""
 
     @abc.abstractmethod
-    async def plan(self, ctx: StepContext) -> Plan: ...
+    async def plan(self, ctx: StepContext) -> Plan[D]: ...
 
     @abc.abstractmethod
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome: ...
+    async def apply(self, ctx: StepContext, plan: Plan[D]) -> Outcome: ...
 

@@ -68,7 +68,7 @@ class GpuParams(KindParams):
     agent: bool = True  # nvidia: also ask saf's agent whether NVML answers
 
 
-class Gpu(Kind):
+class Gpu(Kind[str]):
     name = "gpu"
     forms = {"expect": "line", "user": "user", "python": COMMAND}
     Params = GpuParams
@@ -181,11 +181,11 @@ class Gpu(Kind):
     def read_only(self) -> bool:
         return True
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[str]:
         seen, words, commands = await self._probe(ctx)
         if seen:
             return Plan(False, words, done_status=StepStatus.OK)
         return Plan(True, f"not yet: {words}", commands, words)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        return Outcome(StepStatus.FAILED, plan.data)
+    async def apply(self, ctx: StepContext, plan: Plan[str]) -> Outcome:
+        return Outcome(StepStatus.FAILED, plan.given())

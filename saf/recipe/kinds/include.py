@@ -23,7 +23,7 @@ class IncludeParams(KindParams):
     vars: Annotated[dict[str, Value], Meta(description="a table of name = value")] = {}
 
 
-class Include(Kind):
+class Include(Kind[None]):
     name = "recipe"
     Params = IncludeParams
     supports_become = False  # each included step says whether it needs root
@@ -39,10 +39,10 @@ class Include(Kind):
     def describe(self) -> str:
         return self.recipe.rsplit("/", 1)[-1].removesuffix(".toml")
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[None]:
         # compose replaced every step of this kind before the run; one left is saf's bug.
         return Plan(False, refusal="a recipe step ran without its recipe's steps put in "
                     "its place (saf.recipe.compose)")
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
         return Outcome(StepStatus.FAILED, plan.refusal or "")

@@ -10,12 +10,14 @@ saf.inference.node.start_server) and waits for readiness, failing with the log's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from saf.inference.engines import CHOICES, GPU_ENV, NO_ENGINE_HINT, ModelServerSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, written
-from saf.recipe.kinds.model_kept import apply_kept, plan_kept
+from saf.recipe.kinds.model_kept import KeptModel, apply_kept, plan_kept
 from saf.shell import join
 
 TRUE = ("true", "yes", "1", "on")
@@ -43,7 +45,17 @@ class ModelServerParams(KindParams, kw_only=True):  # kw_only: engine first
     server: Value | None = None  # the SERVER of that name (default: the port)
 
 
-class ModelServer(Kind):
+@dataclass(frozen=True)
+class ModelStart:
+    """What `plan` found, for `apply`, for a server saf starts detached (persist = false;
+    a kept one's is model_kept's KeptModel)."""
+
+    spec: ModelServerSpec
+    timeout: float  # seconds until it must answer
+    target: Target
+
+
+class ModelServer(Kind[ModelStart | KeptModel]):
     name = "model"
     supports_become = False  # a server runs as the login user, with its log in their home
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
@@ -107,7 +119,7 @@ class ModelServer(Kind):
                                python=ctx.node.python, args=args, env=env)
         return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[ModelStart | KeptModel]:
         target = Target(ctx.node.name, ctx.node.python,
                         lambda command, timeout: ctx.run(command, quiet=True))
         engine = ctx.render(self.values["engine"], shell=False).strip() or "auto"
@@ -143,12 +155,13 @@ class ModelServer(Kind):
                   "fail until that is stopped" if here else
                   f"would start {spec.engine}: {' '.join(spec.argv())}")
         # What it would run, written as a shell would read it (each argument quoted).
-        return Plan(True, reason, [join(spec.argv())], ("start", spec, timeout, target))
+        return Plan(True, reason, [join(spec.argv())], ModelStart(spec, timeout, target))
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        if plan.data[0] == "kept":
-            return await apply_kept(ctx, plan)
-        _, spec, timeout, target = plan.data
+    async def apply(self, ctx: StepContext, plan: Plan[ModelStart | KeptModel]) -> Outcome:
+        data = plan.given()
+        if isinstance(data, KeptModel):
+            return await apply_kept(ctx, data)
+        spec, timeout, target = data.spec, data.timeout, data.target
         started = await start_server(target, spec, timeout=timeout)
         if started.status == "skipped":
             return Outcome(StepStatus.SKIPPED, f"already serving {spec.model}")

@@ -38,7 +38,7 @@ def log_of(spec: ServiceSpec, manager: Manager, home: str) -> str:
     return f"launchd log of {spec.label}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeptModel:
     spec: ModelServerSpec
     timeout: float
@@ -51,7 +51,7 @@ class KeptModel:
 
 async def plan_kept(ctx: StepContext, spec: ModelServerSpec, ready_timeout: float,
                     target: Target,
-                    here: list[Endpoint], server: str | None) -> Plan:
+                    here: list[Endpoint], server: str | None) -> Plan[KeptModel]:
     async def run(command: str) -> RunResult:
         return await ctx.run(command, quiet=True)
 
@@ -82,11 +82,10 @@ async def plan_kept(ctx: StepContext, spec: ModelServerSpec, ready_timeout: floa
     first = ([f"stop the detached server on port {spec.port} (pid {stray.pid})"]
              if stray else [])
     return Plan(True, f"would {found.why}: {spec.engine} as {service.label}: {join(argv)}",
-                first + found.commands, ("kept", data))
+                first + found.commands, data)
 
 
-async def apply_kept(ctx: StepContext, plan: Plan) -> Outcome:
-    data: KeptModel = plan.data[1]
+async def apply_kept(ctx: StepContext, data: KeptModel) -> Outcome:
     spec, found = data.spec, data.kept
 
     async def run(command: str) -> RunResult:

@@ -109,7 +109,7 @@ class MtuParams(KindParams):
     persist: Value = "true"  # keep the MTU over a reboot through netplan or NetworkManager
 
 
-class Mtu(Kind):
+class Mtu(Kind[NodePlan]):
     name = "mtu"
     forms = {"mtu": "count", "confirm_within": "number", "persist": "bool",
              "interface": "interface", "media": "line"}
@@ -174,7 +174,7 @@ class Mtu(Kind):
         return NodePlan(net, mtu, change(net, mtu, media=media or None,
                                          nm_connection=connection, persist=persist), seconds)
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[NodePlan]:
         rv = await ctx.together(_meeting)
         me = ctx.node.name
         rv.plan.expect([p.name for p in ctx.step_nodes])
@@ -205,7 +205,7 @@ class Mtu(Kind):
         return Plan(True, reason, commands, mine)
 
     async def _probe(self, ctx: StepContext, mine: NodePlan,
-                     others: dict[str, NodePlan]) -> Plan:
+                     others: dict[str, NodePlan]) -> Plan[NodePlan]:
         """A node already at the MTU: ping the peers that are too (those that change are
         checked by the change itself)."""
         iface = mine.net.found.interface.name
@@ -226,7 +226,7 @@ class Mtu(Kind):
                     f"pings pass to {', '.join(sorted(peers))}")
 
     # -- the transaction ----------------------------------------------------------------------
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[NodePlan]) -> Outcome:
         rv = await ctx.together(_meeting)
         plans = rv.plans
         changing = [n for n, p in plans.items() if isinstance(p, NodePlan) and p.change]
@@ -234,7 +234,7 @@ class Mtu(Kind):
         for phase in phases:
             phase.expect(changing)
         try:
-            return await self._transaction(ctx, plan.data, rv, plans)
+            return await self._transaction(ctx, plan.given(), rv, plans)
         finally:
             for phase in phases:
                 if not phase.arrived(ctx.node.name):

@@ -35,7 +35,7 @@ class NetTestParams(KindParams):
     tool: Word = DEFAULTS["tool"]  # saf (the agent's tester) or iperf3 (where both ends have it)
 
 
-class NetTest(Kind):
+class NetTest(Kind[NetOptions]):
     name = "net_test"
     forms = {"pairs": "word", "streams": "word", "duration": "word", "warmup": "word",
              "tool": "word"}
@@ -67,7 +67,7 @@ class NetTest(Kind):
     def read_only(self) -> bool:
         return True  # it measures; nothing on the nodes changes
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[NetOptions]:
         values = {k: ctx.render(v, shell=False) for k, v in self.values.items()}
         options, problem = _options(values)
         if problem or options is None:
@@ -77,10 +77,10 @@ class NetTest(Kind):
         result = new_result(ctx.step_nodes, options, run_id=ctx.run_id, cluster="")
         return Plan(True, "would run: " + schedule_line(result, options), data=options)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[NetOptions]) -> Outcome:
         if plan.data is None:
             return Outcome(StepStatus.FAILED, plan.reason)
-        options: NetOptions = plan.data
+        options = plan.data
 
         async def work(fleet: Any, nodes: list[Node], say: Any) -> Any:
             return await run_net_test(fleet, nodes, options, run_id=ctx.run_id, say=say,

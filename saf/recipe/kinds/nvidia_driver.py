@@ -29,7 +29,7 @@ class NvidiaDriverParams(KindParams):
     headers: Text = "true"  # "true" also installs linux-headers for the running kernel
 
 
-class NvidiaDriver(Kind):
+class NvidiaDriver(Kind[None]):
     name = "nvidia-driver"
     forms = {"driver": "package", "headers": "bool"}
     Params = NvidiaDriverParams
@@ -55,7 +55,7 @@ class NvidiaDriver(Kind):
         which = "" if "{" in self.driver else f" ({self.driver})"  # a {var} is shown per run
         return f"NVIDIA driver{which} and kernel headers"
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[None]:
         try:
             wanted = driver_package(ctx.render(self.driver, shell=False))
         except ValueError as exc:
@@ -105,5 +105,5 @@ class NvidiaDriver(Kind):
                     + (f" ({'; '.join(notes)})" if notes else ""),
                     install_commands(missing, None))
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
         return Outcome.from_result(await ctx.run(" && ".join(plan.commands)))

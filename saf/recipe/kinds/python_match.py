@@ -57,7 +57,7 @@ class PythonMatchParams(KindParams):
     write_inventory: str = "false"
 
 
-class PythonMatch(Kind):
+class PythonMatch(Kind[tuple[list[str], str]]):
     name = "python_match"
     forms = {"python": "word", "ray": "word", "tool": "word", "venv": "path", "packages": "pip",
              "write_inventory": "bool"}
@@ -91,7 +91,7 @@ class PythonMatch(Kind):
         value = self.params.get(key, "")
         return ctx.render(value, shell=False).strip() if value else ""
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[tuple[list[str], str]]:
         def work(fleet: Fleet, nodes: list[Node], say: Callable[[str], None]
                  ) -> Any:
             return self._survey(ctx, fleet, nodes, say)
@@ -172,8 +172,8 @@ class PythonMatch(Kind):
             say(line)
         return facts, target, problem
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        commands, python = plan.data
+    async def apply(self, ctx: StepContext, plan: Plan[tuple[list[str], str]]) -> Outcome:
+        commands, python = plan.given()
         for command in commands:
             result = await ctx.run(command)
             if not result.ok:

@@ -174,7 +174,7 @@ class RayStartParams(KindParams):
     join_timeout: Annotated[float, Meta(ge=1, le=3600)] = 90  # seconds to show ALIVE
 
 
-class RayStart(Kind):
+class RayStart(Kind[_Decision]):
     name = "ray_start"
     forms = {"port": "port", "dashboard_host": "host", "dashboard_port": "port",
              "temp_dir": "path", "restart": "bool", "persist": "bool"}
@@ -207,7 +207,7 @@ class RayStart(Kind):
         return "start Ray: the head, then each worker joining it"
 
     # -- deciding ---------------------------------------------------------------------------
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[_Decision]:
         state = ctx.shared(_State)
         me = ctx.node
         for peer in ctx.step_nodes:
@@ -380,9 +380,9 @@ class RayStart(Kind):
         return head_restarts, None
 
     # -- doing ------------------------------------------------------------------------------
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[_Decision]) -> Outcome:
         state = ctx.shared(_State)
-        decision: _Decision = plan.data
+        decision = plan.given()
         start = decision.start
         assert start is not None
         me, head = ctx.node, ctx.inventory.head

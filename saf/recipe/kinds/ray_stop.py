@@ -32,11 +32,23 @@ class _Done:
     nodes: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Stop:
+    """What `plan` found, for `apply`: which processes to end, and the kept service (its
+    removal commands, none when there is no such service) to remove first."""
+
+    temp_dir: str
+    sweep: bool  # every Ray process of temp_dir, or only this node's raylet and node_dir's
+    node_dir: str
+    down: list[str]
+    service: str
+
+
 class RayStopParams(KindParams):
     temp_dir: Text = rc.DEFAULT_TEMP_DIR  # Ray's temp folder on the nodes
 
 
-class RayStop(Kind):
+class RayStop(Kind[_Stop]):
     name = "ray_stop"
     forms = {"temp_dir": "path"}
     Params = RayStopParams
@@ -77,7 +89,7 @@ class RayStop(Kind):
         if not fut.done():
             fut.set_result(None)
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[_Stop]:
         self._done(ctx)
         try:
             plan = await self._plan(ctx)
@@ -88,7 +100,7 @@ class RayStop(Kind):
             self._finish(ctx)
         return plan
 
-    async def _plan(self, ctx: StepContext) -> Plan:
+    async def _plan(self, ctx: StepContext) -> Plan[_Stop]:
         me = ctx.node
         try:
             temp_dir = self._temp_dir(ctx)
@@ -111,11 +123,9 @@ class RayStop(Kind):
                      f"of {node_dir} ({facts.node_processes})")
         if down:
             what = f"stop, disable and remove saf-{name} ({manager.describe()}), then {what}"
-        return Plan(True, what, [*down, what], {"temp_dir": temp_dir, "sweep": sweep,
-                                                "node_dir": node_dir, "down": down,
-                                                "service": name})
+        return Plan(True, what, [*down, what], _Stop(temp_dir, sweep, node_dir, down, name))
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[_Stop]) -> Outcome:
         try:
             if ctx.node.is_head:
                 done = self._done(ctx)
@@ -124,17 +134,18 @@ class RayStop(Kind):
         finally:
             self._finish(ctx)
 
-    async def _stop(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def _stop(self, ctx: StepContext, plan: Plan[_Stop]) -> Outcome:
         me = ctx.node
-        data = dict(plan.data)
-        down, service = data.pop("down"), data.pop("service")
+        data = plan.given()
+        down, service = data.down, data.service
         for command in down:
             result = await ctx.run(command, quiet=True)
             if not result.ok:
                 return Outcome(StepStatus.FAILED, f"removing saf-{service} failed (exit "
                                f"{result.exit_status})", result.exit_status, result.tail())
-        args = dict(data, node_name=me.name, grace=5,
-                    record=f"{plan.data['temp_dir'].rstrip('/')}/saf/{me.name}.json")
+        args = dict(temp_dir=data.temp_dir, sweep=data.sweep, node_dir=data.node_dir,
+                    node_name=me.name, grace=5,
+                    record=f"{data.temp_dir.rstrip('/')}/saf/{me.name}.json")
         value, _ = await call(ctx.run, me.name, me.python, Stopped, args)
         if value.left:
             return Outcome(StepStatus.FAILED, f"{len(value.left)} Ray processes are left: "

@@ -41,7 +41,7 @@ class RebootParams(KindParams):
     checks: Text | None = None
 
 
-class Reboot(Kind):
+class Reboot(Kind[str]):
     name = "reboot"
     forms = {"allow": "bool", "command": COMMAND, "cmdline": "cmdline", "module": "module"}
     Params = RebootParams
@@ -79,7 +79,7 @@ class Reboot(Kind):
                         cmdline=ctx.render(self.cmdline, shell=False).split())
         return [r for r in found if r.check in self.checks]
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[str]:
         found = await self._reasons(ctx, ctx.check_mode)
         if not found:
             return Plan(False, "no reboot needed")
@@ -91,7 +91,7 @@ class Reboot(Kind):
         return Plan(True, f"needs a reboot: {_said(found)}; would reboot it ({command}), wait "
                     f"for SSH and check again", [command], command)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[str]) -> Outcome:
         if plan.data is None:
             return Outcome(StepStatus.FAILED, plan.reason)
         before = (await ctx.run(BOOT_ID, quiet=True)).stdout.strip()

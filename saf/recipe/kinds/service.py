@@ -34,6 +34,15 @@ from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepCon
 from saf.recipe.schema import Text
 
 
+@dataclasses.dataclass(frozen=True)
+class ServiceData:
+    """What `plan` found, for `apply`: the unit as saf writes it and where it runs."""
+
+    spec: ServiceSpec
+    manager: Manager
+    found: Found
+
+
 class ServiceParams(KindParams, kw_only=True):
     # The service's name: its unit is saf-NAME.service, its launchd job saf-NAME (the step's
     # own `name` stays the step's title).
@@ -54,7 +63,7 @@ class ServiceParams(KindParams, kw_only=True):
     settle: float = 2  # seconds the service must stay active after starting
 
 
-class Service(Kind):
+class Service(Kind[ServiceData]):
     name = "service"
     forms = {"service": "word", "command": "args", "workdir": "path", "env": "line",
              "env_file": "path", "user": "user", "cpus": "word", "gpus": "word",
@@ -98,7 +107,7 @@ class Service(Kind):
             env_file=text(p.env_file), restart=p.restart, user=text(p.user),
             cpus=text(p.cpus), numa=p.numa, gpus=text(p.gpus), gpu_env=p.gpu_env)
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[ServiceData]:
         async def run(command: str) -> RunResult:
             return await ctx.run(command, quiet=True)
 
@@ -116,7 +125,7 @@ class Service(Kind):
         except UnitError as exc:
             return Plan(True, refusal=str(exc))
         found = await find(run, spec, manager, python)
-        data = {"spec": spec, "manager": manager, "found": found}
+        data = ServiceData(spec, manager, found)
         where = manager.describe()
         if self.params.state == "absent":
             commands = commands_down(spec, found, python)
@@ -136,9 +145,9 @@ class Service(Kind):
             return Plan(False, _since(found.status, where), done_status=StepStatus.OK)
         return Plan(True, f"would {why}", commands, data)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        spec: ServiceSpec = plan.data["spec"]
-        manager: Manager = plan.data["manager"]
+    async def apply(self, ctx: StepContext, plan: Plan[ServiceData]) -> Outcome:
+        data = plan.given()
+        spec, manager = data.spec, data.manager
         for command in plan.commands:
             result = await ctx.run(command, quiet=True)
             if not result.ok:

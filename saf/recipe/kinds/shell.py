@@ -15,7 +15,7 @@ class ShellParams(KindParams):
     readonly: bool = False  # true: the command only reads (runs under --check too, ends ok)
 
 
-class Shell(Kind):
+class Shell(Kind[str]):
     name = "shell"
     forms = {"run": COMMAND}
     Params = ShellParams
@@ -38,10 +38,10 @@ class Shell(Kind):
         first = self.command.strip().splitlines()[0] if self.command.strip() else ""
         return first + (" …" if "\n" in self.command.strip() else "")
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[str]:
         command = ctx.render(self.command)
         return Plan(True, "", [command], command)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        return Outcome.from_result(await ctx.run(plan.data),
+    async def apply(self, ctx: StepContext, plan: Plan[str]) -> Outcome:
+        return Outcome.from_result(await ctx.run(plan.given()),
                                    success=StepStatus.OK if self.readonly else StepStatus.CHANGED)

@@ -72,7 +72,7 @@ class SysctlParams(KindParams):
     macos: dict[str, SysctlValue] | None = None  # keys and values for macOS nodes (set live)
 
 
-class Sysctl(Kind):
+class Sysctl(Kind[None]):
     name = "sysctl"
     forms = {"settings": "line", "macos": "line"}
     Params = SysctlParams
@@ -110,7 +110,7 @@ class Sysctl(Kind):
                  if self.macos else "")
         return "sysctl " + ", ".join(f"{k}={v}" for k, v in self.settings.items()) + macos
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[None]:
         if self.macos:
             # One call: macOS answers its own keys; any other system falls through to Linux.
             path, _ = launch_daemon(self.file, {})
@@ -147,7 +147,7 @@ class Sysctl(Kind):
         return Plan(True, "would set " + (", ".join(differ) if differ else
                                           f"nothing live; write {self.file}"), commands)
 
-    def _plan_macos(self, ctx: StepContext, output: str, errors: str) -> Plan:
+    def _plan_macos(self, ctx: StepContext, output: str, errors: str) -> Plan[None]:
         wanted = {k: " ".join(ctx.render(v, shell=False).split())
                   for k, v in self.macos.items()}
         wanted = {k: v for k, v in wanted.items() if v}
@@ -178,5 +178,5 @@ class Sysctl(Kind):
         return Plan(True, "would " + "; ".join(x for x in (f"set {said}" if said else "",
                                                             keep) if x), commands)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
         return Outcome.from_result(await ctx.run(" && ".join(plan.commands)))

@@ -107,7 +107,7 @@ class UploadParams(KindParams):
                     Meta(description='octal like "0644"')] | None = None
 
 
-class Upload(Kind):
+class Upload(Kind[_Transfer]):
     name = "upload"
     forms = {"src": "path", "dest": "path"}
     Params = UploadParams
@@ -150,7 +150,7 @@ class Upload(Kind):
             return [(p, p.relative_to(source).as_posix()) for p in files]
         return [(source, "")]
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[_Transfer]:
         src = ctx.render(self.src, shell=False)
         dest = ctx.render(self.dest, shell=False)
         source = resolve_source(src, ctx.recipe_folder)
@@ -198,8 +198,8 @@ class Upload(Kind):
         return flags + ["--from0", f"--files-from={listing}", str(transfer.source) + "/",
                         rsync_remote((node_path or ".") + "/")]
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
-        transfer: _Transfer = plan.data
+    async def apply(self, ctx: StepContext, plan: Plan[_Transfer]) -> Outcome:
+        transfer = plan.given()
         whole = [(p, r) for p, rel, r in transfer.files if rel not in transfer.delta]
         for local, remote in whole:
             mode = self.mode if self.mode is not None else local.stat().st_mode & 0o7777

@@ -20,7 +20,7 @@ class WaitParams(KindParams):
     interval: Annotated[float, Meta(ge=0, le=3600)] = 1.0  # seconds between tries
 
 
-class Wait(Kind):
+class Wait(Kind[str]):
     name = "wait"
     forms = {"command": COMMAND}
     Params = WaitParams
@@ -43,7 +43,7 @@ class Wait(Kind):
     def describe(self) -> str:
         return f"wait until `{self.command}` succeeds ({self.tries} × {self.interval:g} s)"
 
-    async def plan(self, ctx: StepContext) -> Plan:
+    async def plan(self, ctx: StepContext) -> Plan[str]:
         command = ctx.render(self.command)
         if ctx.check_mode:
             # One probe is a fact; waiting is the action.
@@ -51,12 +51,12 @@ class Wait(Kind):
                 return Plan(False, "already succeeds", data=command, done_status=StepStatus.OK)
         return Plan(True, f"would wait for: {command}", [command], command)
 
-    async def apply(self, ctx: StepContext, plan: Plan) -> Outcome:
+    async def apply(self, ctx: StepContext, plan: Plan[str]) -> Outcome:
         result = None
         for attempt in range(self.tries):
             if attempt:
                 await asyncio.sleep(self.interval)
-            result = await ctx.run(plan.data, quiet=attempt < self.tries - 1)
+            result = await ctx.run(plan.given(), quiet=attempt < self.tries - 1)
             if result.ok:
                 return Outcome(StepStatus.OK, f"succeeded after {attempt + 1} tries", exit_status=0)
         assert result is not None
