@@ -155,3 +155,30 @@ def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None
         ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
         ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
         ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
+
+
+def test_ray_python_reaches_the_ray_step_only(tmp_path: Path, monkeypatch) -> None:
+    """[ray].python is the Python ray_start (and ray_stop) runs Ray from on every node; the
+    nodes' own python, which the other steps use, is kept."""
+    from saf.ray import command as rc
+
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace("port = 6390\n",
+                                 "port = 6390\npython = \"/opt/ray/bin/python\"\n"))
+    inventory = load_inventory(path)
+    given = uc.for_ray(inventory, declared(inventory))
+    assert [rc.python_of(n) for n in given.nodes] == ["/opt/ray/bin/python"] * 2
+    assert [n.python for n in given.nodes] == [n.python for n in inventory.nodes]
+    assert rc.python_of(inventory.node("a")) == inventory.node("a").python
+
+
+def test_ray_status_finds_the_declared_head(tmp_path: Path, monkeypatch) -> None:
+    """`saf ray status` reaches the head [ray].head names, over the node with role head."""
+    from saf.ray.session import head_of
+
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace("port = 6390\n", "head = \"b\"\nport = 6390\n"))
+    assert head_of(load_inventory(path)).name == "b"
+    path.write_text(TOML)
+    assert head_of(load_inventory(path)).name == "a"

@@ -44,6 +44,7 @@ PLACED_PREFIX = "placed_"
 ENV_FOLDER = "~/.saf/env"  # on the node: each service's secrets, NAME.env, 0600
 RAY_TIMEOUT = 600.0
 RAY_RESOURCES = "ray_resources"  # the node var ray_start reads (saf.ray.command)
+RAY_PYTHON = "ray_python"  # the node var ray_start runs Ray's Python from (saf.ray.command)
 
 # How each engine is told the context size; `auto` (the engine is known only on the node) and
 # MLX (no such flag) are started with their own default.
@@ -73,8 +74,9 @@ def placed_of(values: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
 
 def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     """`inventory` as the Ray step must see it: [ray]'s head the one node with role head,
-    and [ray]'s resources where `ray_start` reads them (each node's `vars.ray_resources`,
-    declared ones over the node's own). The one place [ray] reaches the Ray step's nodes."""
+    [ray]'s resources and python where `ray_start` reads them (each node's
+    `vars.ray_resources`, declared ones over the node's own; `vars.ray_python`). The one
+    place [ray] reaches the Ray step's nodes."""
     ray = declared.ray
     if ray is None:
         return inventory
@@ -89,6 +91,8 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
             own = node.vars.get(RAY_RESOURCES)
             variables = {**node.vars, RAY_RESOURCES: {**(own if isinstance(own, dict) else {}),
                                                       **amounts}}
+        if ray.python:
+            variables = {**variables, RAY_PYTHON: ray.python}
         nodes.append(dataclasses.replace(node, roles=roles, vars=variables))
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
