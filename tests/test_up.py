@@ -133,7 +133,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
                       "env": {"MODE": "test"}, "env_file": "secrets.env",
                       "restart": "always", "check": "test -s ~/heartbeat"}],
         "models": [{"name": "tiny", "engine": "llama-cpp-python", "model": str(model),
-                    "on": "gamma", "port": port, "ctx_size": 256},
+                    "on": "gamma", "port": port, "ctx_size": 256,
+                    "env": {"MODE": "model"}, "env_file": "secrets.env"},
                    # Placed by the memory the agents report free (every node fits it here).
                    {"name": "placed", "engine": "llama-cpp-python", "model": str(model),
                     "placement": "auto", "port": placed_port, "ctx_size": 256}],
@@ -180,6 +181,14 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert up.beats("gamma") == 0  # not on gamma
     assert (up.homes["beta"] / ".saf" / "prepared").exists()
     assert isinstance(_answers(up.port), str)
+    # The model's env reaches its server: the secret through its 0600 file, not argv.
+    record = json.loads((up.homes["gamma"] / ".saf" / "serve" / f"{up.port}.json").read_text())
+    server = psutil.Process(int(record["pid"]))
+    assert server.environ().get("MODE") == "model"
+    assert server.environ().get("HF_TOKEN") == TOKEN
+    assert TOKEN not in " ".join(server.cmdline())
+    secret_file = up.homes["gamma"] / ".saf" / "env" / "models" / "tiny.env"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
     assert isinstance(_answers(up.placed_port), str)
     placed_on = up.serving(up.placed_port)
     assert len(placed_on) == 1
@@ -223,6 +232,7 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert len(up.seen) >= 6
     for node in ("alpha", "beta"):  # the secrets left with the service
         assert not (up.homes[node] / ".saf" / "env" / "beat.env").exists()
+    assert not secret_file.exists()  # and the model's with the model
     for port in (up.port, up.placed_port):
         with pytest.raises(httpx.HTTPError):
             _answers(port)

@@ -182,3 +182,34 @@ def test_ray_status_finds_the_declared_head(tmp_path: Path, monkeypatch) -> None
     assert head_of(load_inventory(path)).name == "b"
     path.write_text(TOML)
     assert head_of(load_inventory(path)).name == "a"
+
+
+def test_a_models_env_reaches_its_server_and_its_secrets_a_0600_file(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A model's plain env is the step's env; its secrets go only in the uploaded 0600 file,
+    which its server reads (env_file), and leave the node with it on `saf down`."""
+    monkeypatch.setenv("SAF_TEST_UP_TOKEN", "tok-secret-123456")
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace('port = 8081\n', 'port = 8081\nenv = { MODE = "fast", '
+                                 'HF_TOKEN = "${SAF_TEST_UP_TOKEN}" }\n'))
+    inventory = load_inventory(path)
+    found = declared(inventory)
+    recipe = uc.up_recipe(found, inventory, {"p": ("b",)})
+    steps = {s.name: s for s in recipe.steps}
+    upload, model = steps["model m env"].kind, steps["model m"].kind
+    assert [s.name for s in recipe.steps].index("model m env") + 1 == \
+        [s.name for s in recipe.steps].index("model m")
+    assert isinstance(upload, Upload)
+    assert isinstance(model, ModelServer)
+    assert upload.mode == 0o600
+    assert upload.dest == "~/.saf/env/models/m.env"
+    assert Path(upload.src).read_text() == 'HF_TOKEN="tok-secret-123456"\n'
+    assert Path(upload.src).stat().st_mode & 0o777 == 0o600
+    assert model.env == {"MODE": "fast"}
+    assert model.values["env_file"] == "~/.saf/env/models/m.env"
+    assert "tok-secret" not in repr(model.values) + repr(model.env)
+    assert "env_file" not in steps["model p"].kind.values  # type: ignore[attr-defined]
+    down = {s.name: s for s in uc.down_recipe(found, inventory, {"p": ("b",)}).steps}
+    assert isinstance(down["model m env"].kind, Shell)
+    assert "models/m.env" in down["model m env"].kind.command  # type: ignore[attr-defined]
