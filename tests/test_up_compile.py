@@ -213,3 +213,24 @@ def test_a_models_env_reaches_its_server_and_its_secrets_a_0600_file(tmp_path: P
     down = {s.name: s for s in uc.down_recipe(found, inventory, {"p": ("b",)}).steps}
     assert isinstance(down["model m env"].kind, Shell)
     assert "models/m.env" in down["model m env"].kind.command  # type: ignore[attr-defined]
+
+
+def test_a_declared_model_is_kept_unless_it_says_otherwise(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """Each model's step is `persist = true`, `server = NAME` (service model-NAME), as the
+    nodes' records and `saf down` find it; `persist = false` starts it detached."""
+    inventory, found = _load(tmp_path, monkeypatch)
+    steps = {s.name: s.kind for s in uc.up_recipe(found, inventory, {"p": ("b",)}).steps}
+    for name in ("m", "p"):
+        kind = steps[f"model {name}"]
+        assert isinstance(kind, ModelServer)
+        assert (kind.values["persist"], kind.values["server"]) == ("true", name)
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace('port = 8081\n', 'port = 8081\npersist = false\n'))
+    again = load_inventory(path)
+    steps = {s.name: s.kind for s in uc.up_recipe(declared(again), again, {"p": ("b",)}).steps}
+    assert steps["model m"].values["persist"] == "false"  # type: ignore[attr-defined]
+    assert steps["model p"].values["persist"] == "true"  # type: ignore[attr-defined]
+    stop = {s.name: s.kind for s in uc.down_recipe(found, inventory, {}).steps}["model p"]
+    assert isinstance(stop, ModelStop)
+    assert (stop.model, stop.port, stop.serves) == ("p", 8082, "/p.gguf")

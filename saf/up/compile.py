@@ -183,7 +183,10 @@ def model_steps(model: Model, index: int, placed: Placed,
     on = ",".join(nodes)
     env = model.environment(environ)
     steps = []
-    values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port)}
+    # Kept by the node's init system (or saf's supervisor) as service model-NAME, unless
+    # the declaration says persist = false: a declared model stays served.
+    values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port),
+              "persist": "true" if model.persist else "false", "server": model.name}
     if env.secret:
         steps.append(Step(index=index, name=f"model {model.name} env", on=on, line=model.line,
                           kind=Upload(str(_secret_file(f"models/{model.name}", env)),
@@ -248,10 +251,11 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Rec
                                   line=part.line, check=f"test ! -e {where}",
                                   kind=Shell(f"rm -f {where}")))
         elif isinstance(part, Model):
-            # Every node it may be on: where it was placed may have changed since.
+            # Every node it may be on (where it was placed may have changed since): each
+            # node's records say whether it runs there.
             on = ",".join(model_nodes(part, placed)) if part.on is not None else "all"
             steps.append(Step(index=index, name=f"model {part.name}", line=part.line, on=on,
-                              kind=ModelStop(part.name, part.port)))
+                              kind=ModelStop(part.name, part.port, part.model)))
             if _has_secrets(part):  # its secrets leave the nodes with it
                 where = '"$HOME"/' + shlex.quote(model_env_path(part.name).removeprefix("~/"))
                 steps.append(Step(index=index + 1, name=f"model {part.name} env", on=on,
