@@ -81,7 +81,7 @@ class Up:
             for record in (home / ".saf" / "serve").glob("*.json"):
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                     pids.append(int(json.loads(record.read_text())["pid"]))
-        found = [p for p in map(self._ours, pids) if p is not None]
+        found = list({p.pid: p for p in map(self._ours, pids) if p is not None}.values())
         self.seen.update({p.pid: p for p in found})
         return found
 
@@ -133,7 +133,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
                       "env": {"MODE": "test"}, "env_file": "secrets.env",
                       "restart": "always", "check": "test -s ~/heartbeat"}],
         "models": [{"name": "tiny", "engine": "llama-cpp-python", "model": str(model),
-                    "on": "gamma", "port": port, "ctx_size": 256},
+                    "on": "gamma", "port": port, "ctx_size": 256,
+                    "env": {"MODE": "model"}, "env_file": "secrets.env"},
                    # Placed by the memory the agents report free (every node fits it here).
                    {"name": "placed", "engine": "llama-cpp-python", "model": str(model),
                     "placement": "auto", "port": placed_port, "ctx_size": 256}],
@@ -162,6 +163,21 @@ def _wait(what, timeout: float = 30) -> bool:
     return False
 
 
+def _server_pid(up: Up, node: str, port: int) -> int | None:
+    """The pid the node's record of `port` names (None: no record)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        path = up.homes[node] / ".saf" / "serve" / f"{port}.json"
+        return int(json.loads(path.read_text())["pid"])
+    return None
+
+
+def _answers_now(port: int) -> bool:
+    try:
+        return isinstance(_answers(port), str)
+    except httpx.HTTPError:
+        return False
+
+
 def _answers(port: int) -> str:
     reply = httpx.post(f"http://127.0.0.1:{port}/v1/completions",
                        json={"prompt": "hello", "max_tokens": 4}, timeout=60)
@@ -180,11 +196,24 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert up.beats("gamma") == 0  # not on gamma
     assert (up.homes["beta"] / ".saf" / "prepared").exists()
     assert isinstance(_answers(up.port), str)
+    # The model's env reaches its server: the secret through its 0600 file, not argv.
+    record = json.loads((up.homes["gamma"] / ".saf" / "serve" / f"{up.port}.json").read_text())
+    server = psutil.Process(int(record["pid"]))
+    assert server.environ().get("MODE") == "model"
+    assert server.environ().get("HF_TOKEN") == TOKEN
+    assert TOKEN not in " ".join(server.cmdline())
+    secret_file = up.homes["gamma"] / ".saf" / "env" / "models" / "tiny.env"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
     assert isinstance(_answers(up.placed_port), str)
     placed_on = up.serving(up.placed_port)
     assert len(placed_on) == 1
-    # Two supervisors, their two programs, two model servers: found through the records.
-    assert len(up.recorded()) == 6, procs.describe(up.recorded())
+    # The models are kept as services model-NAME (saf's supervisor here), as `beat` is.
+    for node, port, name in (("gamma", up.port, "tiny"), (placed_on[0], up.placed_port,
+                                                           "placed")):
+        kept = json.loads((up.homes[node] / ".saf" / "serve" / f"{port}.json").read_text())
+        assert (kept.get("kept") or {}).get("service") == f"model-{name}", kept
+    # Four supervisors, their four programs (two beats, two model servers): by the records.
+    assert len(up.recorded()) == 8, procs.describe(up.recorded())
 
     second = up.saf("up")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -217,12 +246,40 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert _wait(lambda: up.beats("beta") > before + 2)
     assert up.saf("up", "--check").returncode == 0
 
+    # A model server killed by hand is started again by its keeper.
+    server.kill()
+    assert _wait(lambda: not procs.alive(server))
+    assert _wait(lambda: _answers_now(up.port), 120)
+    listed = up.saf("models", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    now = [json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")]
+    again_pid = [e["pid"] for e in now if e["node"] == "gamma" and e["port"] == up.port]
+    assert again_pid, listed.stdout
+    assert again_pid[0] not in (None, server.pid)  # a new process, found through the record
+
+    # Another server on the placed model's port, on a node it was not placed on (at another
+    # address of this one machine): `saf down` leaves it alone.
+    other = next(n for n in NAMES if n not in placed_on)
+    copy = up.root / "other.gguf"
+    copy.write_bytes((up.root / "tiny.gguf").read_bytes())
+    decoy = up.saf("run", "models", "--on", other, "--var", "engine=llama-cpp-python",
+                   "--var", f"model={copy}", "--var", f"port={up.placed_port}",
+                   "--var", "host=127.0.0.2", "--var", "args=--n_ctx 256")
+    assert decoy.returncode == 0, decoy.stdout + decoy.stderr
+    decoy_pid = _server_pid(up, other, up.placed_port)
+    assert decoy_pid is not None
+    up.recorded()  # seen, so the finalizer stops it
+
     down = up.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert _wait(lambda: not up.ours(), 15), procs.describe(up.ours())
-    assert len(up.seen) >= 6
+    assert _wait(lambda: not [p for p in up.ours() if p.pid != decoy_pid], 15), \
+        procs.describe(up.ours())
+    assert _server_pid(up, other, up.placed_port) == decoy_pid
+    assert psutil.pid_exists(decoy_pid)
+    assert len(up.seen) >= 8
     for node in ("alpha", "beta"):  # the secrets left with the service
         assert not (up.homes[node] / ".saf" / "env" / "beat.env").exists()
+    assert not secret_file.exists()  # and the model's with the model
     for port in (up.port, up.placed_port):
         with pytest.raises(httpx.HTTPError):
             _answers(port)

@@ -155,3 +155,82 @@ def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None
         ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
         ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
         ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
+
+
+def test_ray_python_reaches_the_ray_step_only(tmp_path: Path, monkeypatch) -> None:
+    """[ray].python is the Python ray_start (and ray_stop) runs Ray from on every node; the
+    nodes' own python, which the other steps use, is kept."""
+    from saf.ray import command as rc
+
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace("port = 6390\n",
+                                 "port = 6390\npython = \"/opt/ray/bin/python\"\n"))
+    inventory = load_inventory(path)
+    given = uc.for_ray(inventory, declared(inventory))
+    assert [rc.python_of(n) for n in given.nodes] == ["/opt/ray/bin/python"] * 2
+    assert [n.python for n in given.nodes] == [n.python for n in inventory.nodes]
+    assert rc.python_of(inventory.node("a")) == inventory.node("a").python
+
+
+def test_ray_status_finds_the_declared_head(tmp_path: Path, monkeypatch) -> None:
+    """`saf ray status` reaches the head [ray].head names, over the node with role head."""
+    from saf.ray.session import head_of
+
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace("port = 6390\n", "head = \"b\"\nport = 6390\n"))
+    assert head_of(load_inventory(path)).name == "b"
+    path.write_text(TOML)
+    assert head_of(load_inventory(path)).name == "a"
+
+
+def test_a_models_env_reaches_its_server_and_its_secrets_a_0600_file(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A model's plain env is the step's env; its secrets go only in the uploaded 0600 file,
+    which its server reads (env_file), and leave the node with it on `saf down`."""
+    monkeypatch.setenv("SAF_TEST_UP_TOKEN", "tok-secret-123456")
+    monkeypatch.setenv("SAF_STATE_DIR", str(tmp_path / "state"))
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace('port = 8081\n', 'port = 8081\nenv = { MODE = "fast", '
+                                 'HF_TOKEN = "${SAF_TEST_UP_TOKEN}" }\n'))
+    inventory = load_inventory(path)
+    found = declared(inventory)
+    recipe = uc.up_recipe(found, inventory, {"p": ("b",)})
+    steps = {s.name: s for s in recipe.steps}
+    upload, model = steps["model m env"].kind, steps["model m"].kind
+    assert [s.name for s in recipe.steps].index("model m env") + 1 == \
+        [s.name for s in recipe.steps].index("model m")
+    assert isinstance(upload, Upload)
+    assert isinstance(model, ModelServer)
+    assert upload.mode == 0o600
+    assert upload.dest == "~/.saf/env/models/m.env"
+    assert Path(upload.src).read_text() == 'HF_TOKEN="tok-secret-123456"\n'
+    assert Path(upload.src).stat().st_mode & 0o777 == 0o600
+    assert model.env == {"MODE": "fast"}
+    assert model.values["env_file"] == "~/.saf/env/models/m.env"
+    assert "tok-secret" not in repr(model.values) + repr(model.env)
+    assert "env_file" not in steps["model p"].kind.values  # type: ignore[attr-defined]
+    down = {s.name: s for s in uc.down_recipe(found, inventory, {"p": ("b",)}).steps}
+    assert isinstance(down["model m env"].kind, Shell)
+    assert "models/m.env" in down["model m env"].kind.command  # type: ignore[attr-defined]
+
+
+def test_a_declared_model_is_kept_unless_it_says_otherwise(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """Each model's step is `persist = true`, `server = NAME` (service model-NAME), as the
+    nodes' records and `saf down` find it; `persist = false` starts it detached."""
+    inventory, found = _load(tmp_path, monkeypatch)
+    steps = {s.name: s.kind for s in uc.up_recipe(found, inventory, {"p": ("b",)}).steps}
+    for name in ("m", "p"):
+        kind = steps[f"model {name}"]
+        assert isinstance(kind, ModelServer)
+        assert (kind.values["persist"], kind.values["server"]) == ("true", name)
+    path = tmp_path / "saf.toml"
+    path.write_text(TOML.replace('port = 8081\n', 'port = 8081\npersist = false\n'))
+    again = load_inventory(path)
+    steps = {s.name: s.kind for s in uc.up_recipe(declared(again), again, {"p": ("b",)}).steps}
+    assert steps["model m"].values["persist"] == "false"  # type: ignore[attr-defined]
+    assert steps["model p"].values["persist"] == "true"  # type: ignore[attr-defined]
+    stop = {s.name: s.kind for s in uc.down_recipe(found, inventory, {}).steps}["model p"]
+    assert isinstance(stop, ModelStop)
+    assert (stop.model, stop.port, stop.serves) == ("p", 8082, "/p.gguf")

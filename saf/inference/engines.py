@@ -55,6 +55,9 @@ NO_ENGINE_HINT: dict[str, str] = {
 PROGRAMS = {"vllm": "vllm", "mlx": "mlx_lm.server", "llama-server": "llama-server"}
 
 
+ENV_FILE_SHIM = 'set -a; . "$0" || exit 78; set +a; exec "$@"'
+
+
 @dataclass(frozen=True)
 class ModelServerSpec:
     """What to serve, on one node: resolved to one engine."""
@@ -69,6 +72,9 @@ class ModelServerSpec:
     python: str = "python3"  # for llama-cpp-python
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # set for the server: `env K=V ... PROGRAM ...`
+    # A file on the node (absolute) with secret KEY="value" lines: sh reads it, then runs
+    # the server, so the secrets are in its environment and never on its command line.
+    env_file: str = ""
 
     def argv(self) -> list[str]:
         """The server's command line, one argument per item (never through a shell)."""
@@ -98,6 +104,8 @@ class ModelServerSpec:
         else:
             raise ValueError(f"unknown engine {self.engine!r}")
         prefix = ["env", *(f"{key}={value}" for key, value in self.env)] if self.env else []
+        if self.env_file:  # `set -a` exports what the file assigns; a missing file: exit 78
+            prefix = ["/bin/sh", "-c", ENV_FILE_SHIM, self.env_file, *prefix]
         return prefix + argv + list(self.args)
 
 

@@ -121,6 +121,9 @@ class ModelTable(PartTable, forbid_unknown_fields=True, kw_only=True):
     port: Port
     args: list[str] = []  # more arguments for the engine
     ctx_size: Annotated[int, Meta(ge=1, le=16_777_216)] | None = None
+    # Kept by the node's init system as service model-NAME (saf's supervisor where there is
+    # none); false: started detached, not started again when it dies.
+    persist: bool = True
 
 
 class InventoryFile(Struct, forbid_unknown_fields=True):

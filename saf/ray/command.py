@@ -108,6 +108,13 @@ def node_temp_dir(inventory: Inventory, node: Node, temp_dir: str) -> str:
     return f"{temp_dir.rstrip('/')}/n{inventory.names.index(node.name)}"
 
 
+def python_of(node: Node) -> str:
+    """The Python Ray runs from on `node`: the inventory's `vars.ray_python` (saf up puts
+    [ray].python there), else the node's own python."""
+    chosen = node.vars.get("ray_python")
+    return chosen if isinstance(chosen, str) and chosen else node.python
+
+
 def node_resources(node: Node, facts: NodeFacts) -> tuple[dict[str, float], str | None]:
     """The node's custom resources: the inventory's `vars.ray_resources`, else what the node
     is (Apple on Apple Silicon, CUDA on NVIDIA, Intel: N on a node with N Arc GPUs, so a
@@ -229,7 +236,7 @@ def refusal(inventory: Inventory, node: Node, facts: NodeFacts, head: Node,
     if facts.python is None:
         return "its Python did not answer"
     if facts.ray is None:
-        return (f"Ray is not installed for {facts.executable or node.python}; "
+        return (f"Ray is not installed for {facts.executable or python_of(node)}; "
                 "run `saf run python-match` to install the head's version")
     if head_facts is not None and node.name != head.name:
         if (facts.python, facts.ray) != (head_facts.python, head_facts.ray):

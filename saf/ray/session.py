@@ -26,10 +26,19 @@ class DashboardPlace:
 
 
 def head_of(inventory: Inventory) -> Node:
+    """Ray's head: saf.toml's `[ray].head` when it names one (what `saf up` starts Ray with),
+    else the node with roles = ["head"]."""
+    declared = inventory.file.ray.head if inventory.file and inventory.file.ray else None
+    if declared is not None:
+        try:
+            return inventory.node(declared)
+        except KeyError:
+            raise RayError(f"[ray].head names {declared!r}, which is no node of the inventory "
+                           f"(nodes: {', '.join(inventory.names)})") from None
     head = inventory.head
     if head is None:
         raise RayError("no node has role head in the inventory: Ray's head is the node with "
-                       "roles = [\"head\"]")
+                       "roles = [\"head\"], or the one [ray].head names")
     return head
 
 
@@ -61,7 +70,9 @@ async def open_dashboard(fleet: Fleet, *, port: int | None = None,
     does. `request_timeout` bounds each of its HTTP requests."""
     head = head_of(fleet.inventory)
     conn = fleet.connector(head)
-    facts = await node_facts(connector_run(conn), head.name, head.python, temp_dir=temp_dir,
+    declared = fleet.inventory.file.ray if fleet.inventory.file else None
+    python = (declared.python if declared else None) or rc.python_of(head)
+    facts = await node_facts(connector_run(conn), head.name, python, temp_dir=temp_dir,
                              ports=[], record=rc.RaySettings(temp_dir=temp_dir)
                              .record_path(head.name))
     place = place_from(facts, port)

@@ -44,6 +44,7 @@ PLACED_PREFIX = "placed_"
 ENV_FOLDER = "~/.saf/env"  # on the node: each service's secrets, NAME.env, 0600
 RAY_TIMEOUT = 600.0
 RAY_RESOURCES = "ray_resources"  # the node var ray_start reads (saf.ray.command)
+RAY_PYTHON = "ray_python"  # the node var ray_start runs Ray's Python from (saf.ray.command)
 
 # How each engine is told the context size; `auto` (the engine is known only on the node) and
 # MLX (no such flag) are started with their own default.
@@ -73,8 +74,9 @@ def placed_of(values: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
 
 def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     """`inventory` as the Ray step must see it: [ray]'s head the one node with role head,
-    and [ray]'s resources where `ray_start` reads them (each node's `vars.ray_resources`,
-    declared ones over the node's own). The one place [ray] reaches the Ray step's nodes."""
+    [ray]'s resources and python where `ray_start` reads them (each node's
+    `vars.ray_resources`, declared ones over the node's own; `vars.ray_python`). The one
+    place [ray] reaches the Ray step's nodes."""
     ray = declared.ray
     if ray is None:
         return inventory
@@ -89,6 +91,8 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
             own = node.vars.get(RAY_RESOURCES)
             variables = {**node.vars, RAY_RESOURCES: {**(own if isinstance(own, dict) else {}),
                                                       **amounts}}
+        if ray.python:
+            variables = {**variables, RAY_PYTHON: ray.python}
         nodes.append(dataclasses.replace(node, roles=roles, vars=variables))
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
@@ -107,13 +111,24 @@ def env_path(service: str) -> str:
     return f"{ENV_FOLDER}/{service}.env"
 
 
+def model_env_path(model: str) -> str:
+    """A model's secrets on the node (a folder of their own: a service may be named
+    `model-NAME`)."""
+    return f"{ENV_FOLDER}/models/{model}.env"
+
+
 def local_env_file(service: str) -> Path:
     return paths.state_dir() / "up" / "env" / f"{service}.env"
 
 
-def _secret_file(service: Service, env: secrets.Environment) -> Path:
-    """The service's secrets written into a private local file (0600), to be uploaded."""
-    path = local_env_file(service.name)
+def _has_secrets(part: Service | Model) -> bool:
+    return part.env_file is not None or any(secrets.reference(v) for v in part.env.values())
+
+
+def _secret_file(name: str, env: secrets.Environment) -> Path:
+    """A part's secrets written into a private local file (0600), to be uploaded; `name`:
+    a service's, or models/NAME."""
+    path = local_env_file(name)
     paths.private_dir(path.parent)
     text = secrets.env_file_text(secrets.Environment(
         {k: v for k, v in env.values.items() if k in env.secret}, env.secret))
@@ -130,7 +145,7 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
     env_file = None
     if env.secret:
         steps.append(Step(index=index, name=f"{service.name} env", on=on, line=service.line,
-                          kind=Upload(str(_secret_file(service, env)),
+                          kind=Upload(str(_secret_file(service.name, env)),
                                       env_path(service.name), 0o600)))
         env_file = env_path(service.name)
     pin = service.pinning
@@ -158,19 +173,35 @@ def _health(service: Service) -> str | None:
     return literal(service.check_command) if service.check_command else None
 
 
-def model_step(model: Model, index: int, placed: Placed) -> Step | None:
+def model_steps(model: Model, index: int, placed: Placed,
+                environ: Mapping[str, str] | None = None) -> list[Step]:
+    """The model's server on its nodes: its secrets first sent by an `upload` step into a
+    0600 file there (read by sh before the server starts), its plain env as the step's."""
     nodes = model_nodes(model, placed)
     if not nodes:
-        return None
-    values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port)}
+        return []
+    on = ",".join(nodes)
+    env = model.environment(environ)
+    steps = []
+    # Kept by the node's init system (or saf's supervisor) as service model-NAME, unless
+    # the declaration says persist = false: a declared model stays served.
+    values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port),
+              "persist": "true" if model.persist else "false", "server": model.name}
+    if env.secret:
+        steps.append(Step(index=index, name=f"model {model.name} env", on=on, line=model.line,
+                          kind=Upload(str(_secret_file(f"models/{model.name}", env)),
+                                      model_env_path(model.name), 0o600)))
+        values["env_file"] = model_env_path(model.name)
     args = list(model.args)
     flag = CTX_FLAGS.get(model.engine)
     if model.ctx_size is not None and flag is not None:
         args = [flag, str(model.ctx_size), *args]
     if args:
         values["args"] = literal(" ".join(_quoted(a) for a in args))
-    return Step(index=index, name=f"model {model.name}", kind=ModelServer(values),
-                on=",".join(nodes), line=model.line)
+    plain = {k: literal(v) for k, v in env.values.items() if k not in env.secret}
+    steps.append(Step(index=index + len(steps), name=f"model {model.name}", on=on,
+                      kind=ModelServer(values, plain), line=model.line))
+    return steps
 
 
 def _quoted(arg: str) -> str:
@@ -193,9 +224,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ))
         else:
-            step = model_step(part, len(steps), placed)
-            if step is not None:
-                steps.append(step)
+            steps.extend(model_steps(part, len(steps), placed, environ))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
                   vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,
                   folder=inventory.path.parent if inventory.path else None)
@@ -215,18 +244,23 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Rec
             steps.append(Step(index=index, name=part.name, line=part.line, on=on,
                               kind=ServiceKind(ServiceParams(service=part.name,
                                                              state="absent"))))
-            if part.env_file is not None or any(secrets.reference(v) for v in
-                                                 part.env.values()):
+            if _has_secrets(part):
                 # Its secrets leave the node with it.
                 where = '"$HOME"/' + shlex.quote(env_path(part.name).removeprefix("~/"))
                 steps.append(Step(index=index + 1, name=f"{part.name} env", on=on,
                                   line=part.line, check=f"test ! -e {where}",
                                   kind=Shell(f"rm -f {where}")))
         elif isinstance(part, Model):
-            # Every node it may be on: where it was placed may have changed since.
+            # Every node it may be on (where it was placed may have changed since): each
+            # node's records say whether it runs there.
             on = ",".join(model_nodes(part, placed)) if part.on is not None else "all"
             steps.append(Step(index=index, name=f"model {part.name}", line=part.line, on=on,
-                              kind=ModelStop(part.name, part.port)))
+                              kind=ModelStop(part.name, part.port, part.model)))
+            if _has_secrets(part):  # its secrets leave the nodes with it
+                where = '"$HOME"/' + shlex.quote(model_env_path(part.name).removeprefix("~/"))
+                steps.append(Step(index=index + 1, name=f"model {part.name} env", on=on,
+                                  line=part.line, check=f"test ! -e {where}",
+                                  kind=Shell(f"rm -f {where}")))
     return Recipe(name=DOWN, description="take down what saf.toml declares",
                   vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,
                   folder=inventory.path.parent if inventory.path else None)

@@ -132,6 +132,7 @@ class Model(Part):
     port: int = 8000
     args: tuple[str, ...] = ()
     ctx_size: int | None = None
+    persist: bool = True  # kept by the init system as service model-NAME (else detached)
 
     @property
     def part(self) -> str:
@@ -376,7 +377,8 @@ def _models(inventory: Inventory, file: InventoryFile, source: Source) -> tuple[
             name=t.name, env=dict(t.env), env_file=_env_file(t.env_file, inventory),
             pinning=_pinning(t, where, source), line=source.line(where), path=inventory.path,
             model=t.model, engine=t.engine, on=t.on, nodes=nodes, placement=t.placement,
-            replicas=t.replicas or 1, port=t.port, args=tuple(t.args), ctx_size=t.ctx_size))
+            replicas=t.replicas or 1, port=t.port, args=tuple(t.args), ctx_size=t.ctx_size,
+            persist=t.persist))
     return tuple(out)
 
 

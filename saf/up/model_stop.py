@@ -1,30 +1,38 @@
 """A step that stops one declared model's server on a node (for `saf down`).
 
 Built only by saf.up.compile, never written in a recipe file: `saf down` needs to stop what
-the `model` step started (a server saf runs detached, found again from its record
-~/.saf/serve/PORT.json), and nothing else. A port with no server of saf's is `skipped`, so a
-second `saf down` changes nothing.
+the `model` step started, and nothing else. The node's records say what runs there: the
+model's server is the one on its port kept as service `model-NAME` (persist, the default of
+`saf up`), or a detached one (~/.saf/serve/PORT.json) serving the declared model. The
+service goes first (stopped, disabled, removed: else its keeper would start it again), then
+the server and its record. A node where the model does not run is left alone, whatever else
+serves on that port (a model placed by saf may have been anywhere, so `saf down` asks every
+node), and a second `saf down` changes nothing.
 """
 
 from __future__ import annotations
 
 from saf.inference.node import Target, list_servers, stop_server
+from saf.inference.records import Endpoint
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.kinds.kept import removal
+from saf.recipe.kinds.model_kept import service_name
 
 
 class ModelStopParams(KindParams):
     port: int
 
 
-class ModelStop(Kind[None]):
+class ModelStop(Kind[list[str]]):  # its plan's data: the service's removal commands
     name = "model_stop"
     Params = ModelStopParams
     supports_become = False
 
-    def __init__(self, model: str, port: int) -> None:
-        self.model = model
+    def __init__(self, model: str, port: int, serves: str = "") -> None:
+        self.model = model  # the declared model's name: its server is service model-NAME
         self.port = port
+        self.serves = serves  # what it serves (its `model`): a detached server's record says
 
     @classmethod
     def parse(cls, params: ModelStopParams, fail: Fail) -> ModelStop:
@@ -41,21 +49,42 @@ class ModelStop(Kind[None]):
         return Target(ctx.node.name, ctx.node.python,
                       lambda command, timeout: ctx.run(command, quiet=True))
 
-    async def plan(self, ctx: StepContext) -> Plan[None]:
-        servers = await list_servers(self._target(ctx))
-        here = [e for e in servers.endpoints if e.port == self.port]
-        if not here:
-            return Plan(False, f"no model server on port {self.port}")
-        return Plan(True, f"would stop {here[0].engine} serving {here[0].model} "
-                    f"(pid {here[0].pid}, {here[0].state})")
+    def _mine(self, endpoints: list[Endpoint]) -> list[Endpoint]:
+        """This model's server among the node's: on its port, kept as its service, or
+        detached and serving the declared model."""
+        service = service_name(self.model)
+        return [e for e in endpoints if e.port == self.port
+                and (e.kept == service or not e.kept and e.model == self.serves)]
 
-    async def apply(self, ctx: StepContext, plan: Plan[None]) -> Outcome:
-        was = await stop_server(self._target(ctx), self.port)
-        if was is None:
-            return Outcome(StepStatus.SKIPPED, f"no model server on port {self.port}")
-        left = [e for e in (await list_servers(self._target(ctx))).endpoints
-                if e.port == self.port and e.up]
+    async def plan(self, ctx: StepContext) -> Plan[list[str]]:
+        servers = await list_servers(self._target(ctx))
+        manager, down = await removal(ctx, service_name(self.model))
+        here = self._mine(list(servers.endpoints))
+        if not here and not down:
+            return Plan(False, f"model {self.model} does not run here (port {self.port})")
+        stop = [f"stop {here[0].engine} serving {here[0].model} (pid {here[0].pid}, "
+                f"{here[0].state})"] if here else []
+        what = ([f"stop, disable and remove saf-{service_name(self.model)} "
+                 f"({manager.describe()})"] if down else []) + stop
+        return Plan(True, "would " + ", then ".join(what), [*down, *stop], list(down))
+
+    async def apply(self, ctx: StepContext, plan: Plan[list[str]]) -> Outcome:
+        down = plan.given()
+        for command in down:
+            result = await ctx.run(command, quiet=True)
+            if not result.ok:
+                tool = next(w for w in command.split() + [command] if "=" not in w)
+                return Outcome(StepStatus.FAILED, f"{tool} failed (exit {result.exit_status}) "
+                               f"removing saf-{service_name(self.model)}", result.exit_status,
+                               result.tail())
+        # Only this model's record is on the port (one record a port): stop it and forget it.
+        mine = self._mine(list((await list_servers(self._target(ctx))).endpoints))
+        was = await stop_server(self._target(ctx), self.port) if mine else None
+        left = [e for e in self._mine(list((await list_servers(self._target(ctx))).endpoints))
+                if e.up]
         if left:
             return Outcome(StepStatus.FAILED, f"port {self.port} still serves "
                            f"{left[0].model} (pid {left[0].pid}) after the stop")
-        return Outcome(StepStatus.CHANGED, f"stopped {was.engine} (pid {was.pid})")
+        stopped = f"stopped {was.engine} (pid {was.pid})" if was else "stopped"
+        return Outcome(StepStatus.CHANGED, stopped + (
+            f", removed saf-{service_name(self.model)}" if down else ""), 0)

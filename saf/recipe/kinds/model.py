@@ -43,6 +43,10 @@ class ModelServerParams(KindParams, kw_only=True):  # kw_only: engine first
     # restart always), or saf's supervisor where there is none (not kept across reboots).
     persist: Value | None = None
     server: Value | None = None  # the SERVER of that name (default: the port)
+    env: dict[str, str] | None = None  # the server's variables (plain values: shown)
+    # A file on the node with the secrets (KEY="value" lines, 0600, as env_file_text writes
+    # them), read by sh before the server starts: its values never reach a command line.
+    env_file: Value | None = None
 
 
 @dataclass(frozen=True)
@@ -60,29 +64,38 @@ class ModelServer(Kind[ModelStart | KeptModel]):
     supports_become = False  # a server runs as the login user, with its log in their home
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
              "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
-             "ready_timeout": "number", "persist": "bool", "server": "word"}
+             "ready_timeout": "number", "persist": "bool", "server": "word", "env": "line",
+             "env_file": "path"}
     Params = ModelServerParams
 
-    def __init__(self, values: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, str], env: dict[str, str] | None = None) -> None:
         self.values = values
+        self.env = dict(env or {})
 
     @classmethod
     def parse(cls, params: ModelServerParams, fail: Fail) -> ModelServer:
         # Only the keys written (and engine): _spec reads a missing one as its default.
+        for key in params.env or {}:
+            if not key.isidentifier() or not key.isascii():
+                raise fail("env", f"env: {key!r} is not a variable name")
         values = {key: written(value) for key in params.__struct_fields__
-                  if (value := getattr(params, key)) is not None}
-        return cls(values)
+                  if key != "env" and (value := getattr(params, key)) is not None}
+        return cls(values, params.env)
 
     def templates(self) -> list[tuple[str, str]]:
-        return list(self.values.items())
+        return list(self.values.items()) + [("env", value) for value in self.env.values()]
 
     def describe(self) -> str:
         return (f"serve {self.values['model']} with {self.values['engine']} on port "
                 f"{self.values['port']}")
 
-    def _spec(self, ctx: StepContext, engine: str,
-              env: tuple[tuple[str, str], ...] = ()) -> tuple[ModelServerSpec, float]:
+    def _spec(self, ctx: StepContext, engine: str, env: tuple[tuple[str, str], ...] = (),
+              home: str = "") -> tuple[ModelServerSpec, float]:
         got = {key: ctx.render(value, shell=False).strip() for key, value in self.values.items()}
+        env = (*env, *((key, ctx.render(value, shell=False)) for key, value in self.env.items()))
+        env_file = got.get("env_file", "")
+        if env_file.startswith("~/") and home:  # sh's `.` takes no `~`: the login user's home
+            env_file = home.rstrip("/") + env_file[1:]
         model = got["model"] or str(ctx.node.vars.get("serve_model", ""))
         if not model:
             raise ModelStepError("no model: pass --var model=... or set serve_model in the "
@@ -116,7 +129,8 @@ class ModelServer(Kind[ModelStart | KeptModel]):
                                host=got.get("host") or "127.0.0.1",
                                tensor_parallel=int(number("tensor_parallel", "1", 1, 1024, True)),
                                ray=ray in TRUE, bin_dir=got.get("bin", ""),
-                               python=ctx.node.python, args=args, env=env)
+                               python=ctx.node.python, args=args, env=env,
+                               env_file=env_file)
         return spec, number("ready_timeout", "600", 1, 7 * 86400, False)
 
     async def plan(self, ctx: StepContext) -> Plan[ModelStart | KeptModel]:
@@ -127,8 +141,12 @@ class ModelServer(Kind[ModelStart | KeptModel]):
             engine = str(ctx.node.vars.get("serve_engine", "auto"))
         if engine not in CHOICES:
             return Plan(True, refusal=f"unknown engine {engine!r} (one of {', '.join(CHOICES)})")
+        home = ""
+        if self.values.get("env_file", "").startswith("~"):
+            home = (await ctx.run('printf %s "$HOME"', quiet=True)).stdout.strip()
         try:
-            spec, timeout = self._spec(ctx, engine if engine != "auto" else "llama-server")
+            spec, timeout = self._spec(ctx, engine if engine != "auto" else "llama-server",
+                                       home=home)
         except ModelStepError as exc:  # a value the step needs is wrong: in --check too
             return Plan(True, refusal=str(exc))
         if engine == "auto":
@@ -138,7 +156,7 @@ class ModelServer(Kind[ModelStart | KeptModel]):
                        "or an XPU build with an Intel Arc GPU), llama-server, or llama_cpp in "
                        "its Python" + NO_ENGINE_HINT.get(gpu, ""))
                 return Plan(True, refusal=why)
-            spec, timeout = self._spec(ctx, found, GPU_ENV.get(gpu, ()))
+            spec, timeout = self._spec(ctx, found, GPU_ENV.get(gpu, ()), home)
         running = await list_servers(target)
         here = [e for e in running.endpoints if e.port == spec.port and e.up]
         persist = ctx.render(self.values.get("persist", "false"), shell=False).strip().lower()

@@ -275,7 +275,7 @@ class RayStart(Kind[_Decision]):
         # before its facts (most inventories): one round trip less before the head starts.
         early = rc.known_ip(head) if head is not None and not me.is_head else None
         early_target = f"{early}:{settings.port}" if early else None
-        facts = await node_facts(ctx.run, me.name, me.python, temp_dir=settings.temp_dir,
+        facts = await node_facts(ctx.run, me.name, rc.python_of(me), temp_dir=settings.temp_dir,
                                  ports=ports, record=settings.record_path(me.name),
                                  node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir),
                                  probe=[early_target] if early_target else None,
@@ -371,7 +371,7 @@ class RayStart(Kind[_Decision]):
         if target == early_target and target in facts.probes:
             seen = facts.probes[target]
         else:
-            probed, _ = await call(ctx.run, me.name, me.python, Probed,
+            probed, _ = await call(ctx.run, me.name, rc.python_of(me), Probed,
                                    {"targets": [target], "timeout": 3})
             seen = str(probed.probes.get(target))
         if seen not in (("open",) if expect_open else ("open", "refused")):
@@ -463,7 +463,7 @@ class RayStart(Kind[_Decision]):
         assert start is not None
         node_dir = rc.node_temp_dir(ctx.inventory, me, settings.temp_dir)
         if decision.stop_first:
-            await call(ctx.run, me.name, me.python, Stopped, {
+            await call(ctx.run, me.name, rc.python_of(me), Stopped, {
                 "temp_dir": settings.temp_dir, "node_name": me.name, "node_dir": node_dir,
                 "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me),
                 "record": settings.record_path(me.name)})
@@ -496,12 +496,12 @@ class RayStart(Kind[_Decision]):
                 "node_dir": rc.node_temp_dir(ctx.inventory, me, settings.temp_dir),
                 "sweep": me.is_head or not rc.shares_machine(ctx.inventory, me)}
         if stop_first:
-            await call(ctx.run, me.name, me.python, Stopped,
+            await call(ctx.run, me.name, rc.python_of(me), Stopped,
                        dict(stop, record=settings.record_path(me.name)))
         args = {"argv": start.argv, "env": start.env, "record": settings.record_path(me.name),
                 "settings": start.settings, "temp_dir": stop["node_dir"]}
         for attempt in (1, 2):
-            value, result = await call(ctx.run, me.name, me.python, Started, args,
+            value, result = await call(ctx.run, me.name, rc.python_of(me), Started, args,
                                        quiet=False)
             # `ray start` gives a raylet 30 s (fixed) to register with the GCS; a machine
             # busy enough to miss that gets its leftovers stopped and one more try (not a
@@ -509,7 +509,7 @@ class RayStart(Kind[_Decision]):
             if value.exit_status == 0 or attempt == 2 or value.raylet_crashed \
                     or "timed out during startup" not in result.stdout + result.stderr:
                 break
-            await call(ctx.run, me.name, me.python, Stopped, stop)
+            await call(ctx.run, me.name, rc.python_of(me), Stopped, stop)
         wrote = StartWrote(value.raylet_log, value.started_at)
         code = value.exit_status
         if code == 0:
@@ -543,7 +543,7 @@ class RayStart(Kind[_Decision]):
         tail = [f"ray start: {line[:1000]}" for line in said or []]
         blocks: list[list[str]] = []  # the log lines of each log shown
         try:
-            tailed, _ = await call(ctx.run, me.name, me.python, Tail,
+            tailed, _ = await call(ctx.run, me.name, rc.python_of(me), Tail,
                                   {"temp_dir": settings.temp_dir, "lines": 3,
                                    "node_dir": rc.node_temp_dir(ctx.inventory, me,
                                                                 settings.temp_dir),

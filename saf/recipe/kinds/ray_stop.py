@@ -105,8 +105,8 @@ class RayStop(Kind[_Stop]):
         try:
             temp_dir = self._temp_dir(ctx)
             node_dir = rc.node_temp_dir(ctx.inventory, me, temp_dir)
-            facts = await node_facts(ctx.run, me.name, me.python, temp_dir=temp_dir, ports=[],
-                                     node_dir=node_dir)
+            facts = await node_facts(ctx.run, me.name, rc.python_of(me), temp_dir=temp_dir,
+                                     ports=[], node_dir=node_dir)
         except RayError as exc:
             return Plan(True, refusal=str(exc))
         # Ray kept by the init system (ray_start's persist): the service goes first, or it
@@ -146,7 +146,7 @@ class RayStop(Kind[_Stop]):
         args = dict(temp_dir=data.temp_dir, sweep=data.sweep, node_dir=data.node_dir,
                     node_name=me.name, grace=5,
                     record=f"{data.temp_dir.rstrip('/')}/saf/{me.name}.json")
-        value, _ = await call(ctx.run, me.name, me.python, Stopped, args)
+        value, _ = await call(ctx.run, me.name, rc.python_of(me), Stopped, args)
         if value.left:
             return Outcome(StepStatus.FAILED, f"{len(value.left)} Ray processes are left: "
                            + fmt_some(list(value.left), 3))
