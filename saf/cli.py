@@ -41,7 +41,7 @@ COMMANDS: dict[str, str] = {
     "models": "saf.commands.models:models",
     "wait": "saf.commands.wait:wait",
     "up": "saf.commands.up:up",
-    "down": "saf.commands.up:down",
+    "down": "saf.commands.down:down",
     "status": "saf.commands.status:status",
 }
 

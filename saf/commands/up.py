@@ -1,6 +1,7 @@
-"""`saf up` and `saf down`: bring the cluster to what saf.toml declares, or take it down
-(docs/cluster.md). The recipe is compiled by saf.up.compile and run by the recipe runner, so
-each is a run like `saf run`'s: logged, listed by `saf runs`, resumable."""
+"""`saf up`: bring the cluster to what saf.toml declares (docs/cluster.md). The recipe is
+compiled by saf.up.compile and run by the recipe runner, so each is a run like `saf run`'s:
+logged, listed by `saf runs`, resumable. `saf down` (saf.commands.down) shows its run through
+`say` and `apply_plan` here."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ TAIL = 8  # log lines of a failure shown
 COMMAND_WIDTH = 120  # a planned command is cut here unless --verbose
 
 
-def _say(text: str, style: str | None = None) -> None:
+def say(text: str, style: str | None = None) -> None:
     from saf import secrets
     from saf.render.console import console
 
@@ -56,10 +57,10 @@ def _failures(collected: bring.Collected, what: str) -> None:
     from saf.recipe.events import StepStatus
 
     for f in collected.of(StepStatus.FAILED, nodes=list(collected.nodes)):
-        _say(f"{f.node}: {f.part} failed: {f.message}", "bold red")
+        say(f"{f.node}: {f.part} failed: {f.message}", "bold red")
         for line in f.tail[-TAIL:]:
-            _say(f"    | {line}")
-    _say(f"run `{what}` again to go on (or `saf run --resume {collected.run}`)")
+            say(f"    | {line}")
+    say(f"run `{what}` again to go on (or `saf run --resume {collected.run}`)")
 
 
 @click.command("up")
@@ -97,9 +98,9 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
             nodes = await fleet.select(selector or "all")
             missing = await bring.missing_nodes(fleet, nodes, wait)
             for line in missing:
-                _say(line, "bold red")
+                say(line, "bold red")
             if missing:
-                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+                say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=False)
             planned = bring.Collected()
@@ -107,20 +108,20 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
                                       planned)
             lines = _plan_lines(planned, [n.name for n in nodes], verbose)
             if not lines and status == RunStatus.OK:
-                _say(f"nothing to do: {bring.summary(found, len(nodes))} as declared")
+                say(f"nothing to do: {bring.summary(found, len(nodes))} as declared")
                 return 0
-            _say("plan:" if lines else "plan: nothing differs", "bold")
+            say("plan:" if lines else "plan: nothing differs", "bold")
             for line in lines:
-                _say(line)
+                say(line)
             if check:
                 failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
                 return 1 if failed else 2 if planned.of(StepStatus.CHANGED) else 0
-            return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
+            return await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
 
     ctx.exit(common.run(go()))
 
 
-async def _apply(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
+async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
     from saf.recipe.events import RunStatus
     from saf.recipe.run import run_recipe
     from saf.render.run_view import RunView
@@ -141,38 +142,3 @@ async def _apply(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
         _failures(collected, what)
         return 1
     return 0
-
-
-@click.command("down")
-@click.option("--on", "selector", metavar="SEL",
-              help="Only these nodes (see `saf exec --help`).")
-@click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=defaults.UP_WAIT,
-              show_default=True, metavar="S",
-              help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
-@click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
-@click.pass_context
-def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -> None:
-    """Take down what `saf up` started, in reverse order: models stopped, services stopped,
-    disabled and removed, Ray stopped; each checked gone. [up]'s recipes are not undone.
-    Exits 0 when nothing of it is left running, 1 otherwise."""
-    from saf.fleet import Fleet
-    from saf.recipe.run import RunPlan
-    from saf.up import bring
-    from saf.up import compile as uc
-
-    inventory = common.inventory(ctx)
-    found = bring.read(inventory)
-
-    async def go() -> int:
-        async with Fleet(uc.for_ray(inventory, found)) as fleet:
-            nodes = await fleet.select(selector or "all")
-            missing = await bring.missing_nodes(fleet, nodes, wait)
-            for line in missing:
-                _say(line, "bold red")
-            if missing:
-                _say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
-                return 1
-            recipe = await bring.recipe(found, inventory, fleet, down=True)
-            return await _apply(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")
-
-    ctx.exit(common.run(go()))
