@@ -7,7 +7,7 @@ import click
 
 from saf import defaults
 from saf.commands import common
-from saf.commands.up import apply_plan, say
+from saf.commands.up import all_answer, apply_plan
 
 
 @click.command("down")
@@ -33,11 +33,7 @@ def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -
     async def go() -> int:
         async with Fleet(uc.for_ray(inventory, found)) as fleet:
             nodes = await fleet.select(selector or "all")
-            missing = await bring.missing_nodes(fleet, nodes, wait)
-            for line in missing:
-                say(line, "bold red")
-            if missing:
-                say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+            if not await all_answer(fleet, nodes, wait):
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=True)
             return await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")

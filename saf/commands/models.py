@@ -232,37 +232,10 @@ READING_GRACE = 20.0  # seconds beyond the connect timeout to wait for every nod
 
 async def _memory(fleet: Fleet, selector: str) -> list[NodeMemory]:
     """Each chosen node's memory from one sample of its agent (a node that gives none in time
-    has no reading, and nothing fits there)."""
-    import asyncio
+    has no reading, and nothing fits there): what `saf up` reads to place models."""
+    from saf.up.place import memory
 
-    from saf.agentlink.node_links import NodeLinks
-    from saf.cluster.capacity import nodes_memory
-    from saf.metrics.events import NodeStatus
-
-    nodes = await fleet.select(selector)
-    changed = asyncio.Event()  # set on every event the links apply to their store
-    links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
-    await links.start()
-    try:
-        deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + READING_GRACE
-        names = [n.name for n in nodes]
-
-        def settled(name: str) -> bool:
-            state = links.store.node(name)
-            return state.samples > 0 or state.status == NodeStatus.LOST
-
-        while not all(settled(n) for n in names):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            changed.clear()
-            try:
-                await asyncio.wait_for(changed.wait(), left)
-            except TimeoutError:
-                break
-        return nodes_memory(links.store, names, time.time())
-    finally:
-        await links.stop()
+    return await memory(fleet, await fleet.select(selector), grace=READING_GRACE)
 
 
 def _recorded_memory(file: Path, selector: str) -> list[NodeMemory]:

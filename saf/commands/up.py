@@ -15,6 +15,7 @@ from saf.commands import common
 if TYPE_CHECKING:  # imported where used, so `saf up --help` loads none of it
     from saf.events import Event
     from saf.fleet import Fleet
+    from saf.inventory.model import Node
     from saf.recipe.run import RunPlan
     from saf.up import bring
 
@@ -96,11 +97,7 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
     async def go() -> int:
         async with Fleet(fleet_inventory) as fleet:
             nodes = await fleet.select(selector or "all")
-            missing = await bring.missing_nodes(fleet, nodes, wait)
-            for line in missing:
-                say(line, "bold red")
-            if missing:
-                say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+            if not await all_answer(fleet, nodes, wait):
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=False)
             planned = bring.Collected()
@@ -119,6 +116,19 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
             return await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
 
     ctx.exit(common.run(go()))
+
+
+async def all_answer(fleet: Fleet, nodes: list[Node], wait: float) -> bool:
+    """Whether every node answers SSH within `wait` seconds; each one that does not is named,
+    and then nothing runs."""
+    from saf.up import bring
+
+    missing = await bring.missing_nodes(fleet, nodes, wait)
+    for line in missing:
+        say(line, "bold red")
+    if missing:
+        say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
+    return not missing
 
 
 async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:

@@ -21,13 +21,15 @@ from saf.up.declared import Declared
 READING_GRACE = 10.0  # seconds past the connect timeout a node's agent has for one sample
 
 
-async def memory(fleet: Fleet, nodes: list[Node]) -> list[NodeMemory]:
-    """Each node's memory from one sample of its agent (none in time: no reading)."""
+async def memory(fleet: Fleet, nodes: list[Node], grace: float = READING_GRACE
+                 ) -> list[NodeMemory]:
+    """Each node's memory from one sample of its agent (none within its connect timeout and
+    `grace` seconds: no reading). `saf up` and `saf models fit` read it so."""
     changed = asyncio.Event()
     links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
     await links.start()
     try:
-        deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + READING_GRACE
+        deadline = time.monotonic() + max(n.connect_timeout for n in nodes) + grace
         names = [n.name for n in nodes]
 
         def settled(name: str) -> bool:
