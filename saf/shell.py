@@ -108,3 +108,15 @@ def program_argv(command: str) -> list[str]:
         return shlex.split(command)
     except ValueError:
         return [command]
+
+
+# A secrets file read by sh just before the program starts, where nothing else reads one
+# (launchd has no EnvironmentFile; a model server is started by a plain command): `set -a`
+# exports what the file assigns, a missing file stops it with exit 78, then sh `exec`s the
+# program with its arguments unchanged.
+_ENV_FILE_SHIM = 'set -a; . "$0" || exit 78; set +a; exec "$@"'
+
+
+def with_env_file(env_file: str, argv: list[str]) -> list[str]:
+    """`argv` run with the variables of `env_file` (a KEY="VALUE" file on the node) exported."""
+    return ["/bin/sh", "-c", _ENV_FILE_SHIM, env_file, *argv]

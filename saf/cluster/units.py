@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from saf.errors import UsageError
+from saf.shell import with_env_file
 
 Restart = Literal["always", "on-failure", "no"]
 RESTARTS: tuple[str, ...] = ("always", "on-failure", "no")
@@ -203,11 +204,6 @@ def launchd_log(spec: ServiceSpec, *, daemon: bool) -> str:
             else f"$HOME/Library/Logs/saf/{spec.label}.log")
 
 
-# The secrets file is read by sh before the program starts (launchd has no EnvironmentFile):
-# `set -a` exports what it assigns; a missing file stops the job with a message in its log.
-_ENV_FILE_SHIM = 'set -a; . "$0" || exit 78; set +a; exec "$@"'
-
-
 def render_launchd(spec: ServiceSpec, *, daemon: bool, home: str) -> bytes:
     """The job's plist: a LaunchDaemon (system domain, at boot) or a LaunchAgent (the user's
     GUI domain, at login). `home` is the user's home on the node (plists take no $HOME)."""
@@ -220,7 +216,7 @@ def render_launchd(spec: ServiceSpec, *, daemon: bool, home: str) -> bytes:
                         "cpus and numa out for this node")
     args = list(spec.argv)
     if spec.env_file:
-        args = ["/bin/sh", "-c", _ENV_FILE_SHIM, spec.env_file, *args]
+        args = with_env_file(spec.env_file, args)  # launchd has no EnvironmentFile
     log = launchd_log(spec, daemon=daemon).replace("$HOME", home)
     keeps: dict[str, bool | dict[str, bool]] = {
         "always": True, "on-failure": {"SuccessfulExit": False}, "no": False}

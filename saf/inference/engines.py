@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from saf.agents.arc_ids import ARC_IDS
-from saf.shell import program_argv
+from saf.shell import program_argv, with_env_file
 
 Engine = Literal["vllm", "mlx", "llama-server", "llama-cpp-python"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
@@ -53,9 +53,6 @@ NO_ENGINE_HINT: dict[str, str] = {
 
 # What each engine is called in a table, and its program on the node.
 PROGRAMS = {"vllm": "vllm", "mlx": "mlx_lm.server", "llama-server": "llama-server"}
-
-
-ENV_FILE_SHIM = 'set -a; . "$0" || exit 78; set +a; exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -104,8 +101,8 @@ class ModelServerSpec:
         else:
             raise ValueError(f"unknown engine {self.engine!r}")
         prefix = ["env", *(f"{key}={value}" for key, value in self.env)] if self.env else []
-        if self.env_file:  # `set -a` exports what the file assigns; a missing file: exit 78
-            prefix = ["/bin/sh", "-c", ENV_FILE_SHIM, self.env_file, *prefix]
+        if self.env_file:  # its secrets, exported by sh just before the server starts
+            prefix = with_env_file(self.env_file, prefix)
         return prefix + argv + list(self.args)
 
 
