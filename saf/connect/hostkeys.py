@@ -37,6 +37,28 @@ class Endpoint:
         return name if self.port == 22 else f"[{name}]:{self.port}"
 
 
+# path -> ((inode, mtime, size), the file parsed): see `parsed`.
+_PARSED: dict[str, tuple[tuple[int, int, int], asyncssh.SSHKnownHosts]] = {}
+
+
+def parsed(path: str) -> asyncssh.SSHKnownHosts:
+    """The known_hosts file at `path`, parsed once per version of the file.
+
+    Given a path, asyncssh reads and parses the file again for every connection, inside the
+    event loop: fifty nodes that share one known_hosts (hundreds of lines, hashed ones
+    included) would parse it fifty times while every other handshake waits. A file that
+    changed since (`saf trust` replaces it, `ssh-keygen -R` rewrites it) is read again.
+    Called from a worker thread (it reads a file); two threads may both parse a new version,
+    which costs one parse more and nothing else."""
+    status = os.stat(path)
+    version = (status.st_ino, status.st_mtime_ns, status.st_size)
+    known = _PARSED.get(path)
+    if known is None or known[0] != version:
+        known = (version, asyncssh.read_known_hosts(path))
+        _PARSED[path] = known
+    return known[1]
+
+
 def known_hosts_file(node: Node) -> Path:
     return Path(node.known_hosts or DEFAULT_KNOWN_HOSTS).expanduser()
 

@@ -192,7 +192,8 @@ class SSHConnector(Connector):
         assert previous._conn is not None
         return previous._conn
 
-    def _options(self, tunnel: asyncssh.SSHClientConnection | None = None) -> dict[str, Any]:
+    def _options(self, tunnel: asyncssh.SSHClientConnection | None = None,
+                 known: asyncssh.SSHKnownHosts | None = None) -> dict[str, Any]:
         node = self.node
         opts: dict[str, Any] = dict(  # asyncssh.connect's keyword arguments
             host=node.host, config=hostkeys.config_paths(node),
@@ -203,7 +204,9 @@ class SSHConnector(Connector):
             opts["port"] = node.port
         if node.user:
             opts["username"] = node.user
-        if node.known_hosts:
+        if known is not None:
+            opts["known_hosts"] = known
+        elif node.known_hosts:
             opts["known_hosts"] = os.path.expanduser(node.known_hosts)
         if self._client_keys is not None:
             opts["client_keys"] = self._client_keys
@@ -231,7 +234,7 @@ class SSHConnector(Connector):
         await asyncio.shield(self._attempt)
 
     async def _connect_now(self) -> None:
-        await self._check_local_files()
+        known = await self._check_local_files()
         end = hostkeys.resolve(self.node)
         tunnel = None
         if end.jump and self._via is None:
@@ -240,7 +243,7 @@ class SSHConnector(Connector):
             conn, _ = await self._handshakes.dial(
                 end.host, end.port,
                 lambda: asyncssh.create_connection(lambda: _Client(self),
-                                                   **self._options(tunnel)))
+                                                   **self._options(tunnel, known)))
         except asyncssh.HostKeyNotVerifiable:
             raise await hostkeys.diagnose(self.node) from None
         except Exception as exc:  # noqa: BLE001 - classified by type, code and errno
@@ -249,17 +252,20 @@ class SSHConnector(Connector):
         self.lost_reason = None
         self._sessions = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
 
-    async def _check_local_files(self) -> None:
+    async def _check_local_files(self) -> asyncssh.SSHKnownHosts | None:
         """The files the inventory names must be usable before any dial: asyncssh would say
-        only 'No such file or directory' or 'Is a directory', not which file."""
+        only 'No such file or directory' or 'Is a directory', not which file. Returns the
+        inventory's known_hosts parsed (hostkeys.parsed: once for every node that shares it),
+        or None where the inventory names none."""
         node = self.node
         # In a thread: a home folder on a network filesystem can hang a stat.
-        problem = await asyncio.to_thread(_local_files_problem, node, self._client_keys is None)
+        problem, known = await asyncio.to_thread(_local_files, node, self._client_keys is None)
         if problem is _NO_KNOWN_HOSTS:
             # A new cluster's own known_hosts: the same answer as an unknown key.
             raise await hostkeys.diagnose(node)
         if problem is not None:
             raise ConnectError(node.name, Failure.CONFIG, problem)
+        return known
 
     async def _open(self, command: str, *, binary: bool = False,
                     ) -> tuple[asyncssh.SSHClientProcess[Any], asyncio.Semaphore]:
@@ -391,6 +397,21 @@ def _local_files_problem(node: Node, check_identity: bool) -> str | None:
         if not path.exists():
             return _NO_KNOWN_HOSTS
     return None
+
+
+def _local_files(node: Node, check_identity: bool,
+                 ) -> tuple[str | None, asyncssh.SSHKnownHosts | None]:
+    """`_local_files_problem`, and the node's known_hosts parsed when there is none."""
+    problem = _local_files_problem(node, check_identity)
+    if problem is not None or not node.known_hosts:
+        return problem, None
+    path = os.path.expanduser(node.known_hosts)
+    try:
+        return None, hostkeys.parsed(path)
+    except FileNotFoundError:  # removed since the check: as if it never was
+        return _NO_KNOWN_HOSTS, None
+    except (OSError, ValueError) as exc:  # unreadable: asyncssh's own answer would be vaguer
+        return f"cannot read known_hosts {path}: {exc}", None
 
 
 def _close_opened(opening: asyncio.Future[asyncssh.SSHClientProcess[Any]]) -> None:
