@@ -1,10 +1,11 @@
 """Waiting for nodes to answer SSH (after a reboot or a network boot): `saf wait`, and `saf up`
 before it goes on.
 
-Each node is tried on its own fresh connector (the pool may hold a connection that died with the
-reboot), once per Backoff delay, until it runs a command or the deadline passes. A node that
-answers but refuses us (its host key, our key, a file the inventory names) is not waited for:
-a reboot does not change that, so waiting would only hide the reason.
+Each node is tried on a new connection (the pool may hold one that died with the reboot; where
+it holds none, the pool's connector makes it and keeps it), once per Backoff delay, until it
+runs a command or the deadline passes. A node that answers but refuses us (its host key, our
+key, a file the inventory names) is not waited for: a reboot does not change that, so waiting
+would only hide the reason.
 """
 
 from __future__ import annotations
@@ -96,12 +97,18 @@ async def wait_for_nodes(fleet: Fleet, nodes: list[Node], *, timeout: float,  # 
 
 
 async def _answers(fleet: Fleet, node: Node) -> None:
-    """One try: a fresh connection runs `true`."""
-    connector = fleet.fresh_connector(node)
+    """One try: a new connection runs `true`. Where the pool holds no connection to the node
+    (`saf up` waits on a fleet that has not connected yet), the pool's own connector makes
+    it, and an answer leaves it there for the work that follows, which then does not connect
+    a second time; a connection the pool holds may have died with the reboot, so then a
+    fresh connector tries, and is closed."""
+    pooled = fleet.connector(node)
+    connector = fleet.fresh_connector(node) if pooled.connected else pooled
     try:
         result = await connector.run("true")
         if not result.ok:
             raise ConnectError(node.name, Failure.ERROR,
                                f"`true` exited {result.exit_status} on {node.address}")
     finally:
-        await connector.close()
+        if connector is not pooled:
+            await connector.close()

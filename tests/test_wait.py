@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import asyncssh
+import pytest
 
+from saf.connect.base import Connector
 from saf.demo.node_server import NodeServer
 from saf.errors import ConnectError, Failure
 from saf.fleet import Fleet
 from saf.inventory import load_inventory
+from saf.inventory.model import Node
 from saf.wait import wait_for_nodes
 from tests.helpers.servers import ClientKeys, free_port, write_inventory
 
@@ -111,3 +114,32 @@ def test_saf_wait_prints_a_line_per_node_and_exits_1_naming_the_missing(
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in sorted(done.stdout.splitlines())] == ["alpha", "beta"]
     assert done.stderr == ""
+
+
+async def test_a_node_that_answers_keeps_its_connection_for_the_work_that_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`saf up` waits, then runs its recipe on the same fleet: the connection the wait made is
+    the one the recipe uses, not a second one. A connection the pool already holds (it may
+    have died with a reboot) is not trusted: a fresh one is tried beside it."""
+    keys = ClientKeys(tmp_path / "operator")
+    server = await NodeServer("n", tmp_path / "n", authorized_keys=[keys.key]).start()
+    try:
+        keys.trust(server.port, server.host_key.export_public_key("openssh").decode().strip())
+        inv = write_inventory(tmp_path / "saf.toml", keys, [_node("n", server.port)])
+        async with Fleet(load_inventory(str(inv))) as fleet:
+            pooled = fleet.connector("n")
+            assert not pooled.connected
+            assert (await wait_for_nodes(fleet, list(fleet.inventory.nodes), timeout=30)).ok
+            assert pooled.connected  # kept: the recipe's first command connects no more
+            opened: list[str] = []
+            real = fleet.fresh_connector
+
+            def fresh(node: Node) -> Connector:
+                opened.append(node.name)
+                return real(node)
+
+            monkeypatch.setattr(fleet, "fresh_connector", fresh)
+            assert (await wait_for_nodes(fleet, list(fleet.inventory.nodes), timeout=30)).ok
+            assert opened == ["n"]
+    finally:
+        await server.stop()
