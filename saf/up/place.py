@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
-from saf.agentlink.node_links import NodeLinks
-from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory
-from saf.cluster.placement import ModelDemand, place
 from saf.fleet import Fleet
-from saf.inference.cluster import list_endpoints
-from saf.inference.estimate import estimate
 from saf.inventory.model import Node
-from saf.metrics.events import NodeStatus
 from saf.up.declared import Declared
+
+if TYPE_CHECKING:  # imported where used: a cluster without `placement = "auto"` never loads
+    # the agent link, the metrics store and the model readers (saf up's start-up).
+    from saf.cluster.capacity import Headroom, NodeMemory
 
 READING_GRACE = 10.0  # seconds past the connect timeout a node's agent has for one sample
 
@@ -25,6 +24,10 @@ async def memory(fleet: Fleet, nodes: list[Node], grace: float = READING_GRACE
                  ) -> list[NodeMemory]:
     """Each node's memory from one sample of its agent (none within its connect timeout and
     `grace` seconds: no reading). `saf up` and `saf models fit` read it so."""
+    from saf.agentlink.node_links import NodeLinks
+    from saf.cluster.capacity import nodes_memory
+    from saf.metrics.events import NodeStatus
+
     changed = asyncio.Event()
     links = NodeLinks(fleet, nodes, lambda _: changed.set(), interval=0.5)
     await links.start()
@@ -59,6 +62,11 @@ async def placement(declared: Declared, fleet: Fleet, headroom: Headroom | None 
     placed = [m for m in declared.models if m.placement == "auto"]
     if not placed:
         return {}
+    from saf.cluster.capacity import Headroom
+    from saf.cluster.placement import ModelDemand, place
+    from saf.inference.cluster import list_endpoints
+    from saf.inference.estimate import estimate
+
     nodes = list(fleet.inventory.nodes)
     found = await list_endpoints(fleet, nodes, probe=False)
     kept: dict[str, list[str]] = {}
