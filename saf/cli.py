@@ -158,6 +158,8 @@ def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The `saf` program. Without `argv` (the console script, `python -m saf`) saf is the
+    process's program, and its end is the process's: see `_leaving`."""
     library_warnings.keep_out()
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
@@ -180,3 +182,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    finally:
+        if argv is None:
+            _leaving()
+
+
+def _leaving() -> None:
+    """Spare the interpreter's exit its garbage collections. What is left when a command ends
+    is only torn down, yet the exit runs the collector over every object of every module: 0.15
+    s after `saf up`'s imports on a loaded 2-core machine, against 0.02 s with the objects
+    frozen (moved where the collector does not look; they are still freed, and their files
+    closed, as the modules are cleared). Garbage already unreachable is collected first, so
+    its finalizers run as they would have. Only for the program: a process that called
+    main(argv) goes on, and its collector must keep seeing everything."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

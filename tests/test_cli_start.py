@@ -108,3 +108,24 @@ def test_a_command_without_a_summary_is_still_listed(monkeypatch: pytest.MonkeyP
     formatter = click.HelpFormatter(width=80)
     cli.format_commands(ctx, formatter)
     assert "keys     Manage the SSH keys saf logs in with." in formatter.getvalue()
+
+
+# Runs saf's main as the program does (no argv) or as a caller would (argv), and says, once
+# the process is leaving, whether the objects left were frozen away from the collector.
+LEAVING = """
+import atexit, gc, sys
+from saf.cli import main
+atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, flush=True))
+sys.argv = ["saf", "--version"]
+main() if "{how}" == "program" else main(["--version"])
+"""
+
+
+def test_the_program_spares_its_exit_the_garbage_collections() -> None:
+    """The end of `saf` is the process's: its objects are frozen, so the interpreter's exit
+    does not walk them all with the collector. A caller of main(argv) keeps its collector."""
+    for how, frozen in (("program", True), ("caller", False)):
+        done = subprocess.run([sys.executable, "-c", LEAVING.replace("{how}", how)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == f"frozen {frozen}", how
