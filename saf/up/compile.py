@@ -27,8 +27,6 @@ from saf import paths, secrets
 from saf.inventory.model import Inventory
 from saf.ray import command as rc
 from saf.recipe.kinds.model import ModelServer
-from saf.recipe.kinds.ray_start import RayStart
-from saf.recipe.kinds.ray_stop import RayStop
 from saf.recipe.kinds.service import Service as ServiceKind
 from saf.recipe.kinds.service import ServiceParams
 from saf.recipe.kinds.shell import Shell
@@ -100,6 +98,8 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
 def ray_start_step(ray: Ray, index: int) -> Step:
     """The one place the Ray step is built from [ray] (head: the inventory's; `persist`
     goes here once ray_start takes it)."""
+    from saf.recipe.kinds.ray_start import RayStart  # Ray's code, only for a [ray] cluster
+
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
                     join_timeout=90.0)
@@ -237,6 +237,8 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Rec
         part = declared.part(name)
         index = len(steps)
         if name == RAY and isinstance(part, Ray):
+            from saf.recipe.kinds.ray_stop import RayStop  # Ray's code, only for [ray]
+
             steps.append(Step(index=index, name="ray", on="all", timeout=RAY_TIMEOUT,
                               kind=RayStop(part.temp_dir or rc.DEFAULT_TEMP_DIR)))
         elif isinstance(part, Service):
