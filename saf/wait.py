@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from saf.connect.backoff import Backoff
 from saf.connect.failures import classify
+from saf.deadline import within
 from saf.errors import ConnectError, Failure
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
@@ -70,7 +71,7 @@ async def wait_for_nodes(fleet: Fleet, nodes: list[Node], *, timeout: float,  # 
         while True:
             left = deadline - time.monotonic()
             try:
-                await asyncio.wait_for(_answers(fleet, node), max(left, 0.01))
+                await within(_answers(fleet, node), max(left, 0.01))
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 error = classify(node, exc)
                 if on_miss is not None:

@@ -24,6 +24,7 @@ from saf.connect.base import (
 )
 from saf.connect.failures import classify
 from saf.connect.handshakes import SHARED, HandshakeGate
+from saf.deadline import within
 from saf.errors import ConnectError, Failure
 from saf.inventory.address import AddressError, parse_jump
 from saf.inventory.model import Node
@@ -86,7 +87,7 @@ class SSHChannelProcess(NodeProcess, Generic[AnyStr]):
         with contextlib.suppress(Exception):
             self.process.stdin.write_eof()
         try:
-            await asyncio.wait_for(self.process.wait_closed(), grace)
+            await within(self.process.wait_closed(), grace)
         except (TimeoutError, asyncssh.Error, OSError):
             with contextlib.suppress(Exception):
                 self.process.terminate()
@@ -98,7 +99,7 @@ class SSHChannelProcess(NodeProcess, Generic[AnyStr]):
         """What the process wrote to stderr (its last 64 KiB), once the stream has ended or
         a second has passed."""
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+            await within(asyncio.shield(self._stderr_task), 1.0)
         parts = [p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p
                  for p in self._stderr]
         return "".join(parts)
@@ -313,7 +314,7 @@ class SSHConnector(Connector):
         with contextlib.suppress(Exception):
             process.stdin.write_eof()
         try:
-            await asyncio.wait_for(process.wait_closed(), 3.0)
+            await within(process.wait_closed(), 3.0)
         except Exception:  # noqa: BLE001 - best effort; the guard has already fired
             process.close()
 
@@ -367,7 +368,7 @@ class SSHConnector(Connector):
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 3.0)
+                await within(conn.wait_closed(), 3.0)
         for jump in reversed(self._jumps):
             await jump.close()
         self._jumps.clear()

@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from saf.deadline import within
 from saf.errors import SafError
 from saf.events import Emit, UnknownEvent, ignore
 from saf.inventory.model import Node
@@ -268,7 +269,7 @@ class HubLink:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._replies[req] = future
         self._writer.write(wire.pack_struct(request(req)))
-        return await asyncio.wait_for(future, REQUEST_TIMEOUT)
+        return await within(future, REQUEST_TIMEOUT)
 
     # -- recipe runs (saf.cockpit.context.RecipeRunner) -------------------------------------
     async def run_recipe(self, plan: RunPlan, show: Emit,
@@ -340,7 +341,7 @@ class HubLink:
                 self._writer.write(wire.pack_struct(Signals()))
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), TICK_S)
+                    item = await within(queue.get(), TICK_S)
                 except TimeoutError:
                     book.tick(time.time_ns())
                     continue

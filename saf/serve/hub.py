@@ -54,6 +54,7 @@ from saf.agentlink.build import AgentBundle
 from saf.agentlink.node_links import NodeLinks
 from saf.cockpit.actions import FleetActions
 from saf.cockpit.context import READONLY_FLAG
+from saf.deadline import within
 from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
@@ -200,7 +201,7 @@ class Hub:
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT)
         for what, stopping in (("agents", self.metrics.stop), ("fleet", self.fleet.close)):
-            # asyncio.wait, not wait_for: wait_for would wait again for what it cancels.
+            # asyncio.wait, not within: within would wait again for what it cancels.
             part = asyncio.ensure_future(stopping())
             done, _ = await asyncio.wait({part}, timeout=STOP_WAIT)
             if not done:
@@ -208,7 +209,7 @@ class Hub:
                 log.warning("hub: stopping the %s took over %g s; left behind", what, STOP_WAIT)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await within(self._server.wait_closed(), 2)
             self._server = None
         if self._socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -380,7 +381,7 @@ class Hub:
                             writer: asyncio.StreamWriter) -> None:
         client: HubClient | None = None
         try:
-            message = await asyncio.wait_for(wire.read_message(reader), HELLO_TIMEOUT)
+            message = await within(wire.read_message(reader), HELLO_TIMEOUT)
             if message is None or message[0] != wire.JSON:
                 return
             try:

@@ -11,6 +11,7 @@ import time
 from saf.agentlink.node_links import NodeLinks
 from saf.cluster.capacity import Headroom, NodeMemory, nodes_memory
 from saf.cluster.placement import ModelDemand, place
+from saf.deadline import within
 from saf.fleet import Fleet
 from saf.inference.cluster import list_endpoints
 from saf.inference.estimate import estimate
@@ -42,7 +43,7 @@ async def memory(fleet: Fleet, nodes: list[Node], grace: float = READING_GRACE
                 break
             changed.clear()
             try:
-                await asyncio.wait_for(changed.wait(), left)
+                await within(changed.wait(), left)
             except TimeoutError:
                 break
         return nodes_memory(links.store, names, time.time())
