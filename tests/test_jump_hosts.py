@@ -126,6 +126,15 @@ async def _names(fleet: Fleet, nodes: list[str]) -> dict[str, object]:
     return await fleet.each([fleet.inventory.node(n) for n in nodes], name)
 
 
+async def _open_at(running: AsyncsshServers, name: str, expect: int) -> int:
+    """How many connections server `name` holds, once that is `expect` or 10 s passed."""
+    for _ in range(200):
+        if len(running.servers[name]._conns) == expect:
+            break
+        await asyncio.sleep(0.05)
+    return len(running.servers[name]._conns)
+
+
 @pytest.mark.parametrize("form", ["node", "address"])
 async def test_nodes_behind_a_jump_host_share_one_connection_to_it(tmp_path, servers, form):
     """t1 and t2 are reached through the jump server: one SSH connection to it carries both
@@ -143,11 +152,8 @@ async def test_nodes_behind_a_jump_host_share_one_connection_to_it(tmp_path, ser
             assert len(running.servers["jump"]._conns) == 1
             hop = fleet.inventory.node("bastion")
             assert fleet.jumps.connector(hop) is fleet.connector("bastion")
-    for _ in range(200):  # closing the fleet closed it (the server hears so on its thread)
-        if not running.servers["jump"]._conns:
-            break
-        await asyncio.sleep(0.05)
-    assert running.servers["jump"]._conns == set()
+    # Closing the fleet closed it (the server hears so on its own thread).
+    assert await _open_at(running, "jump", 0) == 0
 
 
 @pytest.mark.parametrize("form", ["node", "address"])
@@ -246,3 +252,25 @@ def test_saf_trust_records_the_jump_hosts_keys_too(tmp_path, servers):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "t1" in done.stdout
+
+
+async def test_a_lost_jump_connection_is_dialled_again_for_the_nodes_behind_it(tmp_path,
+                                                                            servers):
+    """The jump host's connection drops (and the tunnels in it): the next command on a node
+    behind it dials the jump host again, once, and goes on."""
+    keys, running = servers
+    inventory = _inventory(tmp_path, keys, running, "bastion")
+    async with Fleet(inventory) as fleet:
+        assert await _names(fleet, ["t1", "t2"]) == {"t1": "t1", "t2": "t2"}
+        bastion = fleet.connector("bastion")
+        held = bastion._conn  # type: ignore[attr-defined]
+        held.close()
+        await held.wait_closed()
+        for _ in range(200):
+            if not any(fleet.connector(n).connected for n in ("bastion", "t1", "t2")):
+                break
+            await asyncio.sleep(0.05)
+        assert await _names(fleet, ["t1", "t2"]) == {"t1": "t1", "t2": "t2"}
+        assert bastion._conn is not held  # type: ignore[attr-defined]
+        # One connection again (the old one's end reaches the server on its own thread).
+        assert await _open_at(running, "jump", 1) == 1
