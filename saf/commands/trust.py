@@ -46,14 +46,13 @@ def trust(ctx: click.Context, selector: str, yes: bool) -> None:
 
     failed = False
     done: set[Node] = set()
-    for target, name in _targets(common.run(chosen()), jumps.hops_of):
-        if target.connection == "local":
+    for node, name in _targets(common.run(chosen()), jumps.hops_of):
+        if node.connection == "local":
             click.echo(f"{name}: local node, no host key to trust")
             continue
-        if target in done:
+        if node in done:  # a jump host met again (several nodes behind it, or selected too)
             continue
-        done.add(target)
-        node = target
+        done.add(node)
         try:
             key = common.run(_fetch(node))
         except ConnectError as exc:
@@ -100,9 +99,15 @@ def _targets(nodes: list[Node], hops_of: Callable[[Node], tuple[Node, ...]],
              ) -> Iterator[tuple[Node, str]]:
     """Each node's jump hosts, in the order they are dialled, then the node; with the name
     each is shown by ("gpu1 via jump host bastion")."""
+    from saf.errors import ConnectError
+
     for node in nodes:
         if node.connection != "local":
-            for hop in hops_of(node):
+            try:
+                hops = hops_of(node)
+            except ConnectError:
+                hops = ()  # an unreadable ProxyJump: fetching the node's key says so
+            for hop in hops:
                 yield hop, f"{node.name} via jump host {hop.name}"
         yield node, node.name
 
