@@ -4,9 +4,10 @@ saf.recipe.model.Recipe, in memory), for the recipe runner.
 Up, in order: [up]'s recipes (`recipe` steps), Ray (one `ray_start` step on every node), then
 each service and model in `Declared.order()`: a service as a `service` step on its nodes
 (its secrets first sent by an `upload` step into a 0600 file on the node), a model as a
-`model` step on its nodes (`on`, or those saf.up.place chose). Down is the reverse: models
-stopped, services `state = "absent"` (and their secrets file removed), then `ray_stop`.
-[up]'s recipes are not undone.
+`model` step on its nodes (`on`, or those saf.up.place chose; a placed model's replica left
+on a node it is no longer placed on is stopped first, by the step `saf down` uses). Down is
+the reverse: models stopped, services `state = "absent"` (and their secrets file removed),
+then `ray_stop`. [up]'s recipes are not undone.
 
 Every value of the declaration is put into the steps literally: a `{` the runner would read
 as a placeholder is doubled.
@@ -214,8 +215,11 @@ def _vars(inventory: Inventory, placed: Placed) -> dict[str, Var]:
 
 
 def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
-              environ: Mapping[str, str] | None = None) -> Recipe:
-    """The recipe `saf up` runs."""
+              environ: Mapping[str, str] | None = None, surplus: Placed | None = None
+              ) -> Recipe:
+    """The recipe `saf up` runs; `surplus`: a placed model's replicas saf started on nodes
+    it is no longer placed on (saf.up.place.Placement.surplus), stopped before the model's
+    step, as `saf down` stops them."""
     steps: list[Step] = list(declared.up_recipe().steps)
     for name in declared.order():
         part = declared.part(name)
@@ -224,6 +228,11 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ))
         else:
+            extra = (surplus or {}).get(part.name, ())
+            if extra:
+                steps.append(Step(index=len(steps), name=f"model {part.name} surplus",
+                                  line=part.line, on=",".join(extra),
+                                  kind=ModelStop(part.name, part.port, part.model)))
             steps.extend(model_steps(part, len(steps), placed, environ))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
                   vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,

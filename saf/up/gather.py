@@ -32,6 +32,7 @@ from saf.ray import command as rc
 from saf.ray.session import open_dashboard
 from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
+from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
     ClusterStatus,
@@ -182,6 +183,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
         return []
     servers = await list_endpoints(fleet, reached)
     last = checks.load(fleet.inventory.cluster.name)
+    placed = replicas.load(fleet.inventory.cluster.name)
     units = await _model_units(fleet, declared.models, reached)
     rows = []
     for model in declared.models:
@@ -197,6 +199,11 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                 row = dataclasses.replace(row, engine=other.engine, state=other.state,
                                           judged=Judged("differs", f"port {model.port} "
                                                         f"serves {other.model}"))
+            moved = replicas.moved_from(placed, model.name, node) if model.on is None \
+                else None
+            if moved is not None and endpoint is not None:
+                row = dataclasses.replace(row, moved_from=moved, judged=Judged(
+                    row.judged.verdict, row.judged.why or f"re-placed from {moved} (lost)"))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
             rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,

@@ -84,6 +84,8 @@ class ModelRow:
     kept_across_reboots: bool | None
     last_check: dict[str, Any] | None  # saf.inference.checks' record of this endpoint
     judged: Judged
+    # A placed replica saf up moved here because its node was lost: that node (docs/placement.md)
+    moved_from: str | None = None
 
 
 @dataclass
