@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from saf import paths, secrets
+from saf.cluster.units import ServiceSpec
 from saf.inventory.model import Inventory
 from saf.ray import command as rc
 from saf.recipe.kinds.model import ModelServer
@@ -43,6 +44,7 @@ DOWN = "saf down"
 INVENTORY_VAR = "inventory"
 PLACED_PREFIX = "placed_"
 ENV_FOLDER = "~/.saf/env"  # on the node: each service's secrets, NAME.env, 0600
+SECRETS_DIGEST = "SAF_SECRETS_DIGEST"  # in a unit's env: its secrets' fingerprint
 RAY_TIMEOUT = 600.0
 RAY_RESOURCES = "ray_resources"  # the node var ray_start reads (saf.ray.command)
 RAY_PYTHON = "ray_python"  # the node var ray_start runs Ray's Python from (saf.ray.command)
@@ -153,7 +155,7 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
     params = ServiceParams(
         service=service.name, command=literal(service.command),
         workdir=literal(service.workdir) if service.workdir else None,
-        env={k: literal(v) for k, v in env.values.items() if k not in env.secret} or None,
+        env={k: literal(v) for k, v in plain_env(env).items()} or None,
         env_file=env_file, restart=service.restart,
         user=literal(service.user) if service.user else None,
         cpus=pin.cpus, numa=pin.numa,
@@ -162,6 +164,25 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
     steps.append(Step(index=index + len(steps), name=service.name, on=on, line=service.line,
                       kind=ServiceKind(params)))
     return steps
+
+
+def plain_env(env: secrets.Environment) -> dict[str, str]:
+    """A service's environment as its unit holds it: the values that are not secret, and the
+    secrets' digest (SECRETS_DIGEST), so a changed secret changes the unit."""
+    plain = {k: v for k, v in env.values.items() if k not in env.secret}
+    return {**plain, SECRETS_DIGEST: env.digest()} if env.secret else plain
+
+
+def service_spec(service: Service, environ: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The service as its `service` step writes it, before the node resolves its program
+    and home (saf.cluster.service.resolve): what `saf status` compares the node's with."""
+    env = service.environment(environ)
+    pin = service.pinning
+    return ServiceSpec(
+        name=service.name, argv=tuple(shlex.split(service.command)), workdir=service.workdir,
+        env=plain_env(env), env_file=env_path(service.name) if env.secret else None,
+        restart=service.restart, user=service.user, cpus=pin.cpus, numa=pin.numa,
+        gpus=",".join(map(str, pin.gpus)) if pin.gpus is not None else None)
 
 
 def _health(service: Service) -> str | None:
