@@ -176,6 +176,14 @@ def commands_up(spec: ServiceSpec, found: Found, python: str, text: str) -> tupl
     return manager.install(spec, text, write=differs), why
 
 
+def commands_stop(spec: ServiceSpec, found: Found, python: str) -> list[str]:
+    """Stop the service where it is installed, leaving it installed: `saf up` starts it
+    again (its plan sees it inactive)."""
+    if found.manager.kind == "detached":
+        return detached.stop(spec, python)
+    return found.manager.stop(spec)
+
+
 def commands_down(spec: ServiceSpec, found: Found, python: str) -> list[str]:
     if found.installed is None and found.status.state == "absent":
         return []
