@@ -62,7 +62,7 @@ def test_json_has_the_documented_fields():
         "kept_across_reboots", "check", "verdict", "why"}
     assert set(data["models"][0]) == {
         "model", "node", "port", "engine", "state", "answers", "restarts",
-        "kept_across_reboots", "last_check", "verdict", "why"}
+        "kept_across_reboots", "last_check", "verdict", "why", "moved_from"}
     assert data["counts"] == {"as declared": 5, "differs": 1, "down": 2,
                               "not kept across reboots": 1, "unreachable": 2}
 

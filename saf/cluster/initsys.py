@@ -251,6 +251,13 @@ class Manager:
                          f"launchctl bootstrap {self.domain()} {path}"]
         return commands
 
+    def stop(self, spec: ServiceSpec) -> list[str]:
+        """Stop the job, leaving it installed (and, under systemd, enabled at boot); a launchd
+        job is booted out, else its KeepAlive would start it again."""
+        if self.systemd:
+            return [f"{self.ctl()} stop {spec.unit}"]
+        return [f"launchctl bootout {self.domain()}/{spec.label} 2>/dev/null; true"]
+
     def remove(self, spec: ServiceSpec) -> list[str]:
         """Stop, disable and delete the job (each command succeeds when it is already gone)."""
         path = self.path(spec)

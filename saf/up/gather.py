@@ -18,10 +18,10 @@ import msgspec
 
 from saf import secrets
 from saf.cluster.initsys import ServiceStatus
-from saf.cluster.service import read_status
-from saf.cluster.units import ServiceSpec
+from saf.cluster.service import Found, differences, read_found, read_status, resolve
+from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import Connector
-from saf.errors import SafError
+from saf.errors import InventoryError, SafError
 from saf.fleet import Fleet, error_reason
 from saf.inference import checks
 from saf.inference.checks import SavedCheck
@@ -32,6 +32,8 @@ from saf.ray import command as rc
 from saf.ray.session import open_dashboard
 from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
+from saf.up import compile as uc
+from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
     ClusterStatus,
@@ -143,14 +145,35 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
                           Judged("unreachable", down[name]))
     conn = fleet.connector(name)
     try:
-        found = await read_status(conn.run, ServiceSpec(service.name, ("/bin/true",)),
-                                  conn.node.python)
+        seen = await read_found(conn.run, ServiceSpec(service.name, ("/bin/true",)),
+                                conn.node.python)
+        differs = await _differs(conn, service, seen)
     except (SafError, OSError) as exc:
         return ServiceRow(service.name, name, "", "", None, None, None, None, None,
                           Judged("unreachable", str(exc)))
+    found = seen.status
     check = await _check(conn, service) if found.active else None
-    judged = service_verdict(found.state, found.active, found.kept_across_reboots, check)
+    judged = service_verdict(found.state, found.active, found.kept_across_reboots, check,
+                             differs)
     return _service_row(service.name, name, found, check, judged)
+
+
+async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
+    """What of the installed unit or record differs from the declaration (command, env,
+    restart, settings: saf.cluster.service.differences), compared as `saf up` would write
+    it on this node; a secret only by its digest. Nothing installed, or a `${NAME}` not set
+    in saf's environment here (nothing to compare with): none."""
+    if found.installed is None:
+        return []
+    try:
+        spec = uc.service_spec(service)
+    except InventoryError:
+        return []
+    try:
+        spec = await resolve(conn.run, spec, conn.node.name)
+        return differences(spec, found)
+    except UnitError:
+        return ["command"]  # the declared program is not on the node: not what runs
 
 
 def _service_row(service: str, node: str, found: ServiceStatus, check: str | None,
@@ -182,6 +205,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
         return []
     servers = await list_endpoints(fleet, reached)
     last = checks.load(fleet.inventory.cluster.name)
+    placed = replicas.load(fleet.inventory.cluster.name)
     units = await _model_units(fleet, declared.models, reached)
     rows = []
     for model in declared.models:
@@ -197,6 +221,11 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                 row = dataclasses.replace(row, engine=other.engine, state=other.state,
                                           judged=Judged("differs", f"port {model.port} "
                                                         f"serves {other.model}"))
+            moved = replicas.moved_from(placed, model.name, node) if model.on is None \
+                else None
+            if moved is not None and endpoint is not None:
+                row = dataclasses.replace(row, moved_from=moved, judged=Judged(
+                    row.judged.verdict, row.judged.why or f"re-placed from {moved} (lost)"))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
             rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,

@@ -84,6 +84,8 @@ class ModelRow:
     kept_across_reboots: bool | None
     last_check: dict[str, Any] | None  # saf.inference.checks' record of this endpoint
     judged: Judged
+    # A placed replica saf up moved here because its node was lost: that node (docs/placement.md)
+    moved_from: str | None = None
 
 
 @dataclass
@@ -145,11 +147,17 @@ def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
     return Judged("as declared")
 
 
-def service_verdict(state: str, active: bool, kept: bool, check: str | None) -> Judged:
+def service_verdict(state: str, active: bool, kept: bool, check: str | None,
+                    differs: list[str] | None = None) -> Judged:
+    """`differs`: what of the installed unit differs from the declaration (command, env,
+    restart, settings)."""
     if state == "absent":
         return Judged("missing", "not installed")
     if not active:
         return Judged("down", state)
+    if differs:
+        return Judged("differs", f"{', '.join(differs)} "
+                      f"{'differs' if len(differs) == 1 else 'differ'} from saf.toml")
     if check is not None and check != "ok":
         return Judged("differs", f"check {check}")
     return Judged("as declared") if kept else Judged("not kept across reboots")
