@@ -135,7 +135,11 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
             if not answering:
                 say("nothing was run: no node answers (wait longer: --wait S)")
                 return LOST
-            placing = await placement(found, fleet, answering, frozenset(lost))
+            # Placement is the cluster's, whatever --on acts on: a replica serving on a
+            # node outside the selection stays there, it is not placed again inside it.
+            placing = await placement(
+                found, fleet, [n for n in fleet.inventory.nodes if n.name not in lost],
+                frozenset(lost))
             _say_placing(placing, check)
             recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing)
             # Only the nodes that answer: each part keeps to its own `on` among them.
