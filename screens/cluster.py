@@ -42,7 +42,7 @@ from saf.render.status_view import (
     summary,
 )
 from saf.up.actions import not_here
-from saf.up.declared import declared
+from saf.up.declared import Reread
 from saf.up.gather import gather
 from saf.up.status import ClusterStatus
 
@@ -108,6 +108,7 @@ class ClusterScreen(SafScreen[None]):
         self.busy = ""
         self.selected = 0
         self.own_fleet: Fleet | None = None
+        self.declaration: Reread | None = None  # saf.toml's declaration, read on change only
 
     def compose(self) -> ComposeResult:
         yield Static(id="cluster-header", classes="screen-header one-line")
@@ -153,7 +154,9 @@ class ClusterScreen(SafScreen[None]):
                 self.status = await source()
             else:
                 fleet = self.fleet()
-                self.status = await gather(fleet, declared(fleet.inventory),
+                if self.declaration is None:
+                    self.declaration = Reread(fleet.inventory)
+                self.status = await gather(fleet, self.declaration(),
                                            list(fleet.inventory.nodes))
             self.problem = ""
         except Exception as exc:  # noqa: BLE001 - shown in the header; the screen stays up

@@ -108,3 +108,57 @@ async def test_the_screen_reads_the_nodes_for_real(tmp_path):
             assert verdicts == {"alpha": "as declared", "omega": "unreachable"}
     finally:
         servers.stop()
+
+
+async def test_the_declaration_is_read_again_only_when_saf_toml_changes(tmp_path, monkeypatch):
+    """Each poll gathers the nodes again, but works out saf.toml's declaration only when the
+    file changed (its mtime or size): polls on an unchanged file check it once; an edit is
+    seen at the next poll, and a mistake in it is shown with its line, not a crash."""
+    import saf.up.declared as up_declared
+    from saf.inventory import load_inventory
+    from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
+
+    worked_out: list[object] = []
+    real = up_declared._check_after
+
+    def counted(declared, file, source):
+        worked_out.append(declared)
+        return real(declared, file, source)
+
+    monkeypatch.setattr(up_declared, "_check_after", counted)
+    keys = ClientKeys(tmp_path / "operator")
+    (tmp_path / "facts").mkdir()  # no init system: saf's supervisor would keep services
+    servers = AsyncsshServers(tmp_path, keys, ["alpha"],
+                              env={"SAF_FACTS_ROOT": str(tmp_path / "facts")})
+    try:
+        path = write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha")}])
+        with path.open("a") as f:
+            f.write('\n[[services]]\nname = "one"\non = "alpha"\ncommand = "sleep 1000"\n')
+        made = cockpit("healthy-3-nodes.jsonl", inventory=load_inventory(path))
+        async with made.run_test(size=(120, 40)) as pilot:
+            screen = await open_cluster(pilot)
+
+            async def poll() -> None:
+                await pilot.press("f")
+                await made.workers.wait_for_complete()
+                await pilot.pause()
+
+            for _ in range(3):
+                await poll()
+            assert screen.status is not None, screen.problem
+            assert [s.service for s in screen.status.services] == ["one"]
+            assert len(worked_out) == 1
+            with path.open("a") as f:
+                f.write('\n[[services]]\nname = "two"\non = "alpha"\ncommand = "sleep 1"\n')
+            await poll()
+            await poll()
+            assert [s.service for s in screen.status.services] == ["one", "two"]
+            assert len(worked_out) == 2
+            with path.open("a") as f:
+                f.write('\n[[services]]\nname = "two"\non = "alpha"\ncommand = "true"\n')
+            await poll()
+            assert "saf.toml:" in screen.problem, screen.problem
+            assert "two" in screen.problem, screen.problem
+    finally:
+        servers.stop()
