@@ -1,7 +1,8 @@
 """The Cluster screen's keys: a read-only cockpit refuses restart, up and down before
 anything is asked or sent; a read-write one asks first and hands the highlighted part to the
 context's node actions (saf serve's hub in a served cockpit, which refuses read-only sessions
-itself: tests/test_serve_hub.py; the restart done for real: tests/test_status_live.py)."""
+itself: tests/test_serve_hub.py, tests/test_up_part.py; the restart done for real:
+tests/test_status_live.py; up and down for real: tests/test_up_part.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ class Recorded:
     async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
         self.asked.append((node, kind, name, port))
         return f"{node}: restarted {name}"
+
+    async def bring_part(self, verb, kind, node, name, show, ask_password=None) -> str:
+        self.asked.append((verb, kind, node, name))
+        return "ok"
 
 
 def app(*, readonly: bool, actions: Recorded | None = None):
@@ -78,9 +83,21 @@ async def test_restart_asks_then_sends_the_highlighted_part():
         assert actions.asked == [("alpha", "model", "llama-3b", 8001)]
         assert isinstance(made.screen, ClusterScreen)
         assert screen.current().label == "model llama-3b on alpha"
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(made.screen, ConfirmScreen)
+        assert "Take model llama-3b on alpha down" in made.screen.body
+        assert made.screen.command.startswith("saf down --on alpha")
+        await pilot.press("escape")  # not confirmed: nothing asked
+        await pilot.pause()
+        assert actions.asked == [("alpha", "model", "llama-3b", 8001)]
         await pilot.press("u")
         await pilot.pause()
-        assert any("run `saf up`" in n.message for n in made._notifications)
+        assert "Bring model llama-3b on alpha up" in made.screen.body
+        await pilot.press("tab", "enter")
+        await made.workers.wait_for_complete()
+        await pilot.pause()
+        assert actions.asked[1:] == [("up", "model", "alpha", "llama-3b")]
 
 
 async def test_the_screen_reads_the_nodes_for_real(tmp_path):

@@ -34,6 +34,7 @@ from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
+    PLACED_ROW,
     ClusterStatus,
     Judged,
     ModelRow,
@@ -199,7 +200,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                                                         f"serves {other.model}"))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
-            rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,
+            rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
                                  None, None, None, Judged(
                                      "missing", f"{len(running)} of {model.replicas} "
                                      "replicas run")))
