@@ -90,6 +90,7 @@ def test_up_steps_in_order_with_their_kinds(tmp_path: Path, monkeypatch) -> None
     ray = recipe.steps[1].kind
     assert isinstance(ray, RayStart)
     assert ray.port == "6390"
+    assert ray.persist == "false"  # [ray] without persist: a detached start, as ray-up's
     agg = recipe.steps[4].kind
     assert isinstance(agg, Service)
     # The secret goes in the uploaded 0600 file, never in the step; the rest stays as env.
@@ -155,6 +156,11 @@ def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None
         ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
         ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
         ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
+    # Still right after a reboot: [ray] persist = true reaches the Ray step, which puts
+    # `ray start --block` under each node's init system (service `ray`).
+    ray = recipe.steps[3].kind
+    assert isinstance(ray, RayStart)
+    assert ray.persist == "true"
 
 
 def test_ray_python_reaches_the_ray_step_only(tmp_path: Path, monkeypatch) -> None:
