@@ -216,7 +216,8 @@ class ClusterScreen(SafScreen[None]):
         if part is None or self.cockpit.refuse_if_readonly(f"Bringing {part.label} {verb}"):
             return
         if self.running:
-            self.notify(f"{self.running} is going on; x cancels it.", severity="warning")
+            self.notify(f"{self.running} is going on; x cancels it.", severity="warning",
+                        markup=False)
             return
         what = describe(verb, part.kind, part.node, part.name)
         words = named(verb, part.kind, part.node, part.name)
@@ -306,12 +307,13 @@ class ClusterScreen(SafScreen[None]):
         self.notify(f"{done}: {ended}" + ("" if fine else
                     " (the run's cells say where and why; Esc for the tables)"),
                     title="Part done" if fine else "Part not done",
-                    severity="information" if fine else "error")
+                    severity="information" if fine else "error", markup=False)
         self.poll()
 
     def on_run_controller_not_run(self, message: RunController.NotRun) -> None:
+        # markup=False: an error names saf.toml's [tables] and a node's own words
         self.notify(str(message.error), title=f"{self.running or 'Part'}: not run",
-                    severity="error", timeout=15)
+                    severity="error", timeout=15, markup=False)
         self.running, self.busy = "", ""
         self._run_view(False)
         self.refresh_bindings()
@@ -327,7 +329,7 @@ class ClusterScreen(SafScreen[None]):
         if part.kind not in ("service", "model"):
             self.notify(f"{part.label}: restarting it is `saf up`'s work "
                         f"(run `saf up --on {part.node}`)", title="Restart",
-                        severity="warning")
+                        severity="warning", markup=False)
             return
 
         def answered(choice: str | None) -> None:
@@ -347,9 +349,10 @@ class ClusterScreen(SafScreen[None]):
         try:
             actions = self.setup.actions or FleetActions(self.fleet())
             message = await actions.restart_part(part.node, part.kind, part.name, part.port)
-            self.notify(message, title="Restarted")
+            self.notify(message, title="Restarted", markup=False)
         except Exception as exc:  # noqa: BLE001 - any failure is the user's news, not a crash
-            self.notify(f"{part.label}: {exc}", title="Restart failed", severity="error")
+            self.notify(f"{part.label}: {exc}", title="Restart failed", severity="error",
+                        markup=False)
         self.busy = ""
         self.poll()
 

@@ -179,3 +179,28 @@ async def test_the_declaration_is_read_again_only_when_saf_toml_changes(tmp_path
             assert "two" in screen.problem, screen.problem
     finally:
         servers.stop()
+
+
+async def test_a_part_refused_before_it_runs_is_said_whole_and_the_tables_come_back():
+    """An up the core refuses (saf.toml declares nothing) is told with saf.toml's [tables]
+    named as written (not read as markup), and the tables are on view again."""
+    from saf.up.part import PartRefused
+
+    class Refusing(Recorded):
+        async def bring_part(self, verb, kind, node, name, show, ask_password=None) -> str:
+            raise PartRefused("saf.toml declares no [up], [ray], [[services]] or [[models]]")
+
+    made = app(readonly=False, actions=Refusing())
+    async with made.run_test(size=(120, 40)) as pilot:
+        screen = await open_cluster(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("tab", "enter")
+        await made.workers.wait_for_complete()
+        await pilot.pause()
+        said = [n for n in made._notifications if n.title.endswith("not run")]
+        assert [n.message for n in said] == [
+            "saf.toml declares no [up], [ray], [[services]] or [[models]]"]
+        assert not said[0].markup
+        assert not screen.has_class("running-view")
+        assert not screen.running

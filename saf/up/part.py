@@ -42,6 +42,9 @@ class PartRefused(SafError):
 def only(found: Declared, kind: Kind, name: str) -> Declared:
     """`found` restricted to one part (a node: all of it; the selector keeps to the node).
     A part saf.toml does not declare is refused, naming it."""
+    if found.empty:
+        raise PartRefused(f"{found.path or 'the inventory'} declares no [up], [ray], "
+                          "[[services]] or [[models]] (see docs/cluster.md)")
     if kind == "node":
         return found
     if kind == "ray":
