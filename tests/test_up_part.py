@@ -201,7 +201,8 @@ async def test_up_and_down_of_a_part_go_through_the_hub_and_obey_readonly(nodes:
             assert await _until(lambda: nodes.pid("alpha", "beat") is not None)
             assert _gone(nodes, "beta", "beat")
 
-            with pytest.raises(HubError, match="taking|disabled"):
+            with pytest.raises(HubError, match="bringing service beat down on alpha is "
+                                               "disabled: .*read-only"):
                 await ro.actions().bring_part("down", "service", "alpha", "beat", seen.append)
             assert nodes.pid("alpha", "beat") is not None
             assert await rw.actions().bring_part("down", "service", "alpha", "beat",
