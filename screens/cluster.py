@@ -215,7 +215,8 @@ class ClusterScreen(SafScreen[None]):
         part = self.current()
         if part is None or self.cockpit.refuse_if_readonly(f"Bringing {part.label} {verb}"):
             return
-        if self.running:
+        if self.running:  # one run at a time: the one going on is shown again
+            self._run_view(True)
             self.notify(f"{self.running} is going on; x cancels it.", severity="warning",
                         markup=False)
             return
