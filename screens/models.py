@@ -320,6 +320,9 @@ class ModelsScreen(SafScreen[None]):
             (f"{endpoint.engine}", "bold"), f"  {endpoint.model}\n",
             f"pid {endpoint.pid if endpoint.up else MISSING} · up "
             f"{fmt_uptime(endpoint.uptime) if endpoint.up else MISSING} · log {endpoint.log}")
+        if not endpoint.up and endpoint.state_why:  # what the table's STATE cell leaves out
+            facts.append(f"\n{endpoint.state_text}: {endpoint.state_why}",
+                         style=v["error"])
         if not check:
             return Group(facts, Text("Not checked yet: press c to measure it.",
                                      style=v.get("text-muted", v["foreground"])))

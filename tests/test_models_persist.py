@@ -189,7 +189,8 @@ def test_a_detached_server_that_dies_is_reported_down(node: Node) -> None:
     server.wait(10)
     assert node.listed(port)["state"] == "exited"
     table = node.saf("models")
-    assert "down (not kept: the server died)" in table.stdout, table.stdout
+    assert "down (not kept)" in table.stdout, table.stdout
+    assert f"alpha:{port}: the server died and nothing restarts it" in table.stdout
     node.saf("models", "stop", f"alpha:{port}")
 
 

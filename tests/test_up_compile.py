@@ -90,6 +90,7 @@ def test_up_steps_in_order_with_their_kinds(tmp_path: Path, monkeypatch) -> None
     ray = recipe.steps[1].kind
     assert isinstance(ray, RayStart)
     assert ray.port == "6390"
+    assert ray.persist == "false"  # [ray] without persist: a detached start, as ray-up's
     agg = recipe.steps[4].kind
     assert isinstance(agg, Service)
     # The secret goes in the uploaded 0600 file, never in the step; the rest stays as env.
@@ -155,6 +156,11 @@ def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None
         ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
         ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
         ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
+    # Still right after a reboot: [ray] persist = true reaches the Ray step, which puts
+    # `ray start --block` under each node's init system (service `ray`).
+    ray = recipe.steps[3].kind
+    assert isinstance(ray, RayStart)
+    assert ray.persist == "true"
 
 
 def test_ray_python_reaches_the_ray_step_only(tmp_path: Path, monkeypatch) -> None:
@@ -234,3 +240,35 @@ def test_a_declared_model_is_kept_unless_it_says_otherwise(tmp_path: Path,
     stop = {s.name: s.kind for s in uc.down_recipe(found, inventory, {}).steps}["model p"]
     assert isinstance(stop, ModelStop)
     assert (stop.model, stop.port, stop.serves) == ("p", 8082, "/p.gguf")
+
+
+def test_one_part_alone_is_that_part_of_saf_up_and_saf_down(tmp_path: Path, monkeypatch) -> None:
+    """The Cluster screen's u / d (saf.up.part): the declaration restricted to one part
+    compiles to that part's steps only, kept to the row's node; a node's row is all of it
+    (`saf up --on NODE`); a placed model's `(placed)` row is not kept to a node."""
+    import pytest
+
+    from saf.up import part as up_part
+
+    inventory, found = _load(tmp_path, monkeypatch)
+
+    def steps(kind, name: str, down: bool = False) -> list[str]:
+        only = up_part.only(found, kind, name)
+        recipe = uc.down_recipe(only, inventory, {}) if down else \
+            uc.up_recipe(only, inventory, {"p": ("b",)})
+        return [s.name for s in recipe.steps]
+
+    assert steps("service", "agg") == ["agg env", "agg"]
+    assert steps("service", "agg", down=True) == ["agg", "agg env"]
+    assert steps("ray", "ray") == ["ray"]
+    assert steps("model", "p") == ["model p"]
+    assert steps("node", "a") == ["hello", "ray", "pub", "agg env", "agg", "model m", "model p"]
+    assert up_part.selector("model", "(placed)") is None
+    assert up_part.selector("service", "b") == "b"
+    assert up_part.command("up", "model", "(placed)") == "saf up"
+    assert up_part.command("down", "ray", "a") == "saf down --on a"
+    with pytest.raises(up_part.PartRefused, match="declares no model 'q'"):
+        up_part.only(found, "model", "q")
+    empty = dataclasses.replace(found, up=(), ray=None, services=(), models=())
+    with pytest.raises(up_part.PartRefused, match=r"saf.toml declares no \[up\]"):
+        up_part.only(empty, "node", "a")

@@ -6,7 +6,7 @@ manager, as installed: `systemctl restart`, `launchctl kickstart -k`, or saf's s
 stopped and started again on the spec it already holds (the Models screen's stop and restart
 of such a server come here through saf.up.kept_models). A detached model server is restarted
 with the command line on record (saf.inference.cluster.restart). Bringing one part up or down
-from nothing is `saf up` / `saf down`'s work: asked for here, the answer says so.
+is saf.up.part's: that part of `saf up` / `saf down`, run by the recipe runner.
 """
 
 from __future__ import annotations
@@ -23,13 +23,6 @@ from saf.shell import quote
 
 class ActionRefused(SafError):
     title = "Not done"
-
-
-def not_here(verb: str, kind: str, name: str) -> str:
-    """What the cockpit says for up / down of one part (saf up's compiler does that whole)."""
-    return (f"{verb} of one part is not done from the cockpit yet: run `saf {verb}` "
-            f"(it brings every part of saf.toml, {kind} {name} among them, to what is "
-            "declared)")
 
 
 async def locate(run: Run, name: str, python: str) -> Found:

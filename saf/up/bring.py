@@ -19,6 +19,7 @@ from saf.recipe.run import NothingToResume, RunPlan
 from saf.select import select
 from saf.up import compile as uc
 from saf.up.declared import Declared, declared
+from saf.up.part import restricted
 from saf.up.place import Placement, placement
 from saf.wait import wait_for_nodes
 
@@ -143,8 +144,9 @@ def summary(found: Declared, nodes: int) -> str:
 
 def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
            ) -> Callable[[], RunPlan] | None:
-    """When `run` is a `saf up` / `saf down` run: how to build its resume (the same recipe
-    compiled again from saf.toml, the models where that run placed them); else None."""
+    """When `run` is a `saf up` / `saf down` run (or one part's, saf.up.part): how to build
+    its resume (the same recipe compiled again from saf.toml, the models where that run
+    placed them); else None."""
     previous = find_run(run, cluster=inventory.cluster.name)
     if previous.started.recipe not in (uc.UP, uc.DOWN):
         return None
@@ -154,7 +156,7 @@ def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
         if start is None:
             raise NothingToResume(f"run {previous.run} has nothing left to do "
                                   f"(it ended {previous.status})")
-        found = read(inventory)
+        found = restricted(read(inventory), previous.started.vars)
         placed = uc.placed_of(previous.started.vars)
         made = (uc.down_recipe(found, inventory, placed) if previous.started.recipe == uc.DOWN
                 else uc.up_recipe(found, inventory, placed))

@@ -101,11 +101,11 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
 
 
 def ray_start_step(ray: Ray, index: int) -> Step:
-    """The one place the Ray step is built from [ray] (head: the inventory's; `persist`
-    goes here once ray_start takes it)."""
+    """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
+    Ray kept by each node's init system as service `ray`, docs/ray.md)."""
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
-                    join_timeout=90.0)
+                    join_timeout=90.0, persist="true" if ray.persist else "false")
     return Step(index=index, name="ray", kind=kind, on="all", timeout=RAY_TIMEOUT,
                 line=ray.line)
 

@@ -36,6 +36,7 @@ from saf.up import compile as uc
 from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
+    PLACED_ROW,
     ClusterStatus,
     Judged,
     ModelRow,
@@ -228,7 +229,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                     row.judged.verdict, row.judged.why or f"re-placed from {moved} (lost)"))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
-            rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,
+            rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
                                  None, None, None, Judged(
                                      "missing", f"{len(running)} of {model.replicas} "
                                      "replicas run")))

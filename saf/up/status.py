@@ -22,6 +22,8 @@ Verdict = Literal["as declared", "missing", "differs", "down", "not kept across 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 FINE: tuple[Verdict, ...] = ("as declared", "not kept across reboots")
 
+PLACED_ROW = "(placed)"  # the node of a placed model's row for its missing replicas
+
 
 @dataclass(frozen=True)
 class Judged:
