@@ -94,7 +94,11 @@ def test_up_steps_in_order_with_their_kinds(tmp_path: Path, monkeypatch) -> None
     agg = recipe.steps[4].kind
     assert isinstance(agg, Service)
     # The secret goes in the uploaded 0600 file, never in the step; the rest stays as env.
-    assert agg.params.env == {"MODE": "live"}
+    # Beside it, a digest of the secrets, so a changed secret is a changed unit (no value).
+    assert sorted(agg.params.env) == ["MODE", "SAF_SECRETS_DIGEST"]
+    assert agg.params.env["MODE"] == "live"
+    assert len(agg.params.env["SAF_SECRETS_DIGEST"]) == 16
+    assert "tok-secret-123456" not in str(agg.params)
     assert agg.params.env_file == "~/.saf/env/agg.env"
     upload = recipe.steps[3].kind
     assert isinstance(upload, Upload)
