@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from saf.ray import command as rc
 from saf.ray.session import open_dashboard
 from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
+from saf.recipe.kinds.ray_kept import service_name as ray_service
 from saf.up import compile as uc
 from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
@@ -97,8 +99,10 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
             found = await read_ray(dash)
     except (SafError, OSError) as exc:
         problem = exc.message if isinstance(exc, SafError) else str(exc)
-    kept = await _kept(fleet, [n for n in nodes if n.name not in down], "ray") \
-        if ray.persist else {}
+    # The name ray-up gave each node's service: `ray`, or `ray-NODE` where nodes share a
+    # machine (saf.recipe.kinds.ray_kept), so each is read under its own name.
+    kept = await _kept(fleet, [n for n in nodes if n.name not in down],
+                       lambda n: ray_service(fleet.inventory, n)) if ray.persist else {}
     rows = []
     for node in nodes:
         want = ray.resources_of(fleet.inventory, node)
@@ -111,12 +115,15 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
     return rows, problem
 
 
-async def _kept(fleet: Fleet, nodes: list[Node], service: str) -> dict[str, ServiceStatus]:
-    """Each node's service `service` where one is installed (an unreadable node: none)."""
+async def _kept(fleet: Fleet, nodes: list[Node], service: str | Callable[[Node], str]
+                ) -> dict[str, ServiceStatus]:
+    """Each node's service `service` (a name, or each node's name for it) where one is
+    installed (an unreadable node: none)."""
     async def one(node: Node) -> ServiceStatus | None:
         conn = fleet.connector(node)
+        name = service if isinstance(service, str) else service(node)
         try:
-            found = await read_status(conn.run, ServiceSpec(service, ("/bin/true",)),
+            found = await read_status(conn.run, ServiceSpec(name, ("/bin/true",)),
                                       node.python)
         except (SafError, OSError):
             return None
