@@ -1,0 +1,134 @@
+"""A declared service on a node whose PID 1 is a real systemd (tests/helpers/systemd_node.py:
+a Debian tree booted by systemd-nspawn in its own namespaces, reached over SSH on a veth
+pair): `saf up` installs a system unit that is active and enabled; a `kill -9` of its
+program is undone by systemd itself and `saf status` counts the restart; after a reboot of
+the node (poweroff, the same disk booted again) the service runs with nothing from saf;
+`saf down` leaves no unit, no file, no link and no process.
+
+Skips with the reason when this machine cannot: not root, no debootstrap or systemd-nspawn,
+the Debian mirror out of reach, the boot refused (cgroups, permissions)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from tests.helpers.systemd_node import BootError, SystemdNode, build_tree, systemd_skip_reason
+
+BEAT = """import os, time
+while True:
+    with open("/root/heartbeat", "a") as f:
+        f.write("%d %f\\n" % (os.getpid(), time.time()))
+    time.sleep(0.2)
+"""
+UNIT = "saf-beat.service"
+SHOWN = ("LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts",
+         "FragmentPath")
+
+
+@pytest.fixture(scope="module")
+def tree() -> Path:
+    reason = systemd_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        return build_tree()
+    except BootError as exc:  # no mirror here: nothing of saf's to test
+        pytest.skip(f"the Debian tree could not be built: {exc}")
+
+
+@pytest.fixture
+def node(tmp_path: Path, tree: Path) -> Iterator[SystemdNode]:
+    made = SystemdNode(tmp_path / "node", tree, name="sysd")
+    try:
+        made.write("/root/beat.py", BEAT)
+        declared = {"services": [{"name": "beat", "on": "sysd",
+                                  "command": "/usr/bin/python3 /root/beat.py",
+                                  "restart": "always", "check": "test -s /root/heartbeat"}]}
+        with made.inventory_path.open("a") as f:
+            f.write("\n" + tomli_w.dumps(declared))
+        try:
+            made.boot()
+        except BootError as exc:
+            pytest.skip(f"systemd does not boot here: {exc}")
+        yield made
+    finally:
+        made.close()
+
+
+def _wait(what: Callable[[], object], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _beaters(node: SystemdNode) -> set[int]:
+    """The pids that wrote the heartbeat (in the node's own numbering)."""
+    text = node.read("/root/heartbeat") or ""
+    return {int(line.split()[0]) for line in text.splitlines() if line.strip()}
+
+
+def _row(node: SystemdNode) -> dict:
+    done = node.saf("status", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [r for r in json.loads(done.stdout)["services"] if r["service"] == "beat"]
+    assert len(rows) == 1, done.stdout
+    return rows[0]
+
+
+def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
+        node: SystemdNode) -> None:
+    up = node.saf("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+
+    # A system unit, saf's file, active and enabled (wanted by multi-user.target).
+    props = node.unit(UNIT, *SHOWN)
+    assert props["FragmentPath"] == f"/etc/systemd/system/{UNIT}", props
+    assert (props["LoadState"], props["ActiveState"], props["UnitFileState"]) == \
+        ("loaded", "active", "enabled"), props
+    assert node.exec(["test", "-L", f"/etc/systemd/system/multi-user.target.wants/{UNIT}"],
+                     check=False).returncode == 0
+    first = int(props["MainPID"])
+    assert _wait(lambda: first in _beaters(node))
+    assert _row(node)["restarts"] == 0
+
+    # kill -9 of its program: systemd (Restart=always, RestartSec=2) starts it again.
+    node.exec(["kill", "-9", str(first)])
+
+    def restarted() -> bool:
+        now = node.unit(UNIT, *SHOWN)
+        return now["ActiveState"] == "active" and now["MainPID"] not in ("0", str(first))
+    assert _wait(restarted), node.unit(UNIT, *SHOWN)
+    second = int(node.unit(UNIT, "MainPID")["MainPID"])
+    assert _wait(lambda: second in _beaters(node))
+    row = _row(node)
+    assert (row["manager"], row["restarts"], row["kept_across_reboots"], row["verdict"]) == \
+        ("systemd", 1, True, "as declared"), row
+
+    # A reboot: the same disk booted again; systemd starts the unit at boot, saf does nothing.
+    node.reboot()
+    after = node.unit(UNIT, *SHOWN)
+    assert (after["ActiveState"], after["UnitFileState"]) == ("active", "enabled"), after
+    third = int(after["MainPID"])
+    assert _wait(lambda: third in _beaters(node)), "the service does not beat after the reboot"
+    assert _row(node)["verdict"] == "as declared"
+    check = node.saf("up", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # saf down: stopped, disabled, its file and its link gone, its program ended.
+    down = node.saf("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    gone = node.unit(UNIT, "LoadState", "ActiveState")
+    assert gone == {"LoadState": "not-found", "ActiveState": "inactive"}, gone
+    assert node.read(f"/etc/systemd/system/{UNIT}") is None
+    assert node.exec(["test", "-e", f"/etc/systemd/system/multi-user.target.wants/{UNIT}"],
+                     check=False).returncode != 0
+    assert node.exec(["pgrep", "-f", "/root/beat.py"], check=False).stdout.strip() == ""
