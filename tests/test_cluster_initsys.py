@@ -291,11 +291,14 @@ def test_user_unit_asks_for_lingering(node, tmp_path: Path) -> None:
         "stdout": LOGINCTL.replace("Linger=yes", "Linger=no")}
     path.write_text(json.dumps(commands))
     check = run(nodes, recipe(tmp_path), check=True)
-    assert check.would[0].startswith("loginctl enable-linger daniele && ")
-    # This machine's loginctl refuses (no recording of enable-linger): the step stops there.
+    assert check.would[0].startswith("loginctl enable-linger daniele || ")
+    # This machine's loginctl refuses (no recording of enable-linger): the step stops there,
+    # with loginctl's own exit status and what to do (tests/test_systemd_real.py: a real one).
     refused = run(nodes, recipe(tmp_path))
     assert refused.status == "failed"
     assert refused.message == "loginctl failed (exit 127)"
+    assert any("sudo loginctl enable-linger daniele" in line for line in refused.tail), \
+        refused.tail
     assert "loginctl enable-linger daniele" in nodes.calls()
     assert not any("daemon-reload" in c for c in nodes.calls())
 

@@ -20,9 +20,11 @@ import tomli_w
 
 from tests.helpers.systemd_node import BootError, SystemdNode, build_tree, systemd_skip_reason
 
+# In the home of whoever runs it (root, or the login user of a --user unit).
 BEAT = """import os, time
+path = os.path.expanduser("~/heartbeat")
 while True:
-    with open("/root/heartbeat", "a") as f:
+    with open(path, "a") as f:
         f.write("%d %f\\n" % (os.getpid(), time.time()))
     time.sleep(0.2)
 """
@@ -42,16 +44,21 @@ def tree() -> Path:
         pytest.skip(f"the Debian tree could not be built: {exc}")
 
 
+def declare(inventory: Path) -> None:
+    """The declared service: the heartbeat, restarted always, checked by its file."""
+    declared = {"services": [{"name": "beat", "on": "sysd",
+                              "command": "/usr/bin/python3 /opt/beat.py",
+                              "restart": "always", "check": "test -s ~/heartbeat"}]}
+    with inventory.open("a") as f:
+        f.write("\n" + tomli_w.dumps(declared))
+
+
 @pytest.fixture
 def node(tmp_path: Path, tree: Path) -> Iterator[SystemdNode]:
     made = SystemdNode(tmp_path / "node", tree, name="sysd")
     try:
-        made.write("/root/beat.py", BEAT)
-        declared = {"services": [{"name": "beat", "on": "sysd",
-                                  "command": "/usr/bin/python3 /root/beat.py",
-                                  "restart": "always", "check": "test -s /root/heartbeat"}]}
-        with made.inventory_path.open("a") as f:
-            f.write("\n" + tomli_w.dumps(declared))
+        made.write("/opt/beat.py", BEAT)
+        declare(made.inventory_path)
         try:
             made.boot()
         except BootError as exc:
@@ -70,14 +77,14 @@ def _wait(what: Callable[[], object], timeout: float = 30) -> bool:
     return False
 
 
-def _beaters(node: SystemdNode) -> set[int]:
+def _beaters(node: SystemdNode, home: str = "/root") -> set[int]:
     """The pids that wrote the heartbeat (in the node's own numbering)."""
-    text = node.read("/root/heartbeat") or ""
+    text = node.read(f"{home}/heartbeat") or ""
     return {int(line.split()[0]) for line in text.splitlines() if line.strip()}
 
 
-def _row(node: SystemdNode) -> dict:
-    done = node.saf("status", "--json")
+def _row(node: SystemdNode, **env: str) -> dict:
+    done = node.saf("status", "--json", **env)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [r for r in json.loads(done.stdout)["services"] if r["service"] == "beat"]
     assert len(rows) == 1, done.stdout
@@ -131,4 +138,40 @@ def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
     assert node.read(f"/etc/systemd/system/{UNIT}") is None
     assert node.exec(["test", "-e", f"/etc/systemd/system/multi-user.target.wants/{UNIT}"],
                      check=False).returncode != 0
-    assert node.exec(["pgrep", "-f", "/root/beat.py"], check=False).stdout.strip() == ""
+    assert node.exec(["pgrep", "-f", "/opt/beat.py"], check=False).stdout.strip() == ""
+
+
+def test_user_unit_with_lingering_kept_across_reboot(node: SystemdNode) -> None:
+    """A login user who is not root gets a --user unit; this node has no polkit, so logind
+    refuses that user's own `loginctl enable-linger` and saf says what to do; once root has
+    switched lingering on, the unit runs, and after a reboot it runs again with nobody
+    logged in and nothing from saf."""
+    inventory = node.add_login("ops")
+    declare(inventory)
+    as_ops = {"SAF_INVENTORY": str(inventory)}
+    refused = node.saf("up", **as_ops)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Access denied" in refused.stdout, refused.stdout
+    assert "sudo loginctl enable-linger ops" in refused.stdout, refused.stdout
+
+    node.exec(["loginctl", "enable-linger", "ops"])  # root, once, as the message says
+    up = node.saf("up", **as_ops)
+    assert up.returncode == 0, up.stdout + up.stderr
+    path = f"/home/ops/.config/systemd/user/{UNIT}"
+    props = node.user_unit("ops", UNIT, *SHOWN)
+    assert (props["FragmentPath"], props["ActiveState"], props["UnitFileState"]) == \
+        (path, "active", "enabled"), props
+    assert node.read(f"/etc/systemd/system/{UNIT}") is None  # not a system unit
+    row = _row(node, **as_ops)
+    assert (row["manager"], row["verdict"]) == ("systemd-user", "as declared"), row
+
+    node.reboot()
+    after = node.user_unit("ops", UNIT, *SHOWN)
+    assert after["ActiveState"] == "active", after
+    again = int(after["MainPID"])
+    assert _wait(lambda: again in _beaters(node, "/home/ops")), "no beat after the reboot"
+
+    down = node.saf("down", **as_ops)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert node.read(path) is None
+    assert node.user_unit("ops", UNIT, "LoadState")["LoadState"] == "not-found"

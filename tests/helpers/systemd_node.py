@@ -514,6 +514,25 @@ class SystemdNode:
         out = self.exec(["systemctl", "show", "-p", ",".join(props), unit]).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
+    def user_unit(self, user: str, unit: str, *props: str) -> dict[str, str]:
+        """`systemctl --user show -p ...` of one unit of `user`'s own manager."""
+        uid = self.exec(["id", "-u", user]).stdout.strip()
+        out = self.exec(["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR=/run/user/{uid}",
+                         "systemctl", "--user", "show", "-p", ",".join(props), unit]).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def add_login(self, user: str) -> Path:
+        """A login user on the running node (a home, the operator's key authorised; no sudo,
+        no lingering): an inventory reaching the node as that user."""
+        self.exec(["useradd", "--create-home", "--shell", "/bin/bash", user])
+        home = f"/home/{user}"
+        self.exec(["install", "-d", "-m", "700", "-o", user, "-g", user, f"{home}/.ssh"])
+        self.exec(["sh", "-c", 'cat > "$1" && chown "$2:$2" "$1" && chmod 600 "$1"', "sh",
+                   f"{home}/.ssh/authorized_keys", user], input=self.keys.public_line() + "\n")
+        return write_inventory(self.folder / f"saf-{user}.toml", self.keys,
+                               [{"name": self.name, "host": self.address, "port": 22}],
+                               user=user, python="/usr/bin/python3")
+
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "SAF_INVENTORY": str(self.inventory_path),
                 "SAF_STATE_DIR": str(self.folder / "state"), "NO_COLOR": "1",
