@@ -77,6 +77,12 @@ def test_systemctl_show_active() -> None:
     assert seen.since == "Tue 2024-02-27 22:50:37 UTC"
     assert seen.last_exit is None
     assert seen.kept_across_reboots
+    assert not seen.disabled
+    # The same unit disabled by hand: it runs, but no boot starts it.
+    off = status_from_systemd("wibble", parse_properties(WIBBLE.replace(
+        "UnitFileState=enabled", "UnitFileState=disabled")), user=False)
+    assert (off.active, off.enabled, off.disabled, off.kept_across_reboots) == (
+        True, False, True, False)
 
 
 def test_systemctl_show_failed_after_restarts() -> None:

@@ -1,9 +1,11 @@
 """A declared service on a node whose PID 1 is a real systemd (tests/helpers/systemd_node.py:
 a Debian tree booted by systemd-nspawn in its own namespaces, reached over SSH on a veth
 pair): `saf up` installs a system unit that is active and enabled; a `kill -9` of its
-program is undone by systemd itself and `saf status` counts the restart; after a reboot of
-the node (poweroff, the same disk booted again) the service runs with nothing from saf;
-`saf down` leaves no unit, no file, no link and no process.
+program is undone by systemd itself and `saf status` counts the restart; disabled by hand,
+it is `differs` (it runs, but would not start at boot) until `saf up` enables it again;
+after a reboot of the node (poweroff, the same disk booted again) the service runs with
+nothing from saf; `saf down` leaves no unit, no file, no link and no process. A login user
+who is not root gets a --user unit, kept across the reboot by lingering.
 
 Skips with the reason when this machine cannot: not root, no debootstrap or systemd-nspawn,
 the Debian mirror out of reach, the boot refused (cgroups, permissions)."""
@@ -119,6 +121,20 @@ def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
     row = _row(node)
     assert (row["manager"], row["restarts"], row["kept_across_reboots"], row["verdict"]) == \
         ("systemd", 1, True, "as declared"), row
+
+    # Disabled by hand: it runs, but no boot would start it. saf status says so (exit 1),
+    # --check sees the drift, saf up enables it again.
+    node.exec(["systemctl", "disable", UNIT])
+    disabled = node.saf("status", "--json")
+    assert disabled.returncode == 1, disabled.stdout + disabled.stderr
+    row = next(r for r in json.loads(disabled.stdout)["services"] if r["service"] == "beat")
+    assert (row["state"], row["kept_across_reboots"], row["verdict"]) == \
+        ("active", False, "differs"), row
+    assert "will not start at boot" in row["why"], row
+    assert node.saf("up", "--check").returncode == 2
+    enable = node.saf("up")
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    assert node.unit(UNIT, "UnitFileState")["UnitFileState"] == "enabled"
 
     # A reboot: the same disk booted again; systemd starts the unit at boot, saf does nothing.
     node.reboot()

@@ -96,8 +96,13 @@ class ServiceStatus:
     last_exit: str | None = None
 
     @property
+    def disabled(self) -> bool:
+        """Installed under an init system but not enabled: it runs now, not after a boot."""
+        return self.manager != "detached" and self.enabled is False
+
+    @property
     def kept_across_reboots(self) -> bool:
-        return self.manager != "detached"
+        return self.manager != "detached" and not self.disabled
 
 
 def parse_properties(text: str) -> dict[str, str]:
