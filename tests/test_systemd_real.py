@@ -5,14 +5,17 @@ program is undone by systemd itself and `saf status` counts the restart; disable
 it is `differs` (it runs, but would not start at boot) until `saf up` enables it again;
 after a reboot of the node (poweroff, the same disk booted again) the service runs with
 nothing from saf; `saf down` leaves no unit, no file, no link and no process. A login user
-who is not root gets a --user unit, kept across the reboot by lingering.
+who is not root gets a --user unit, kept across the reboot by lingering. A declared model's
+server is kept the same way, as unit saf-model-NAME.
 
 Skips with the reason when this machine cannot: not root, no debootstrap or systemd-nspawn,
 the Debian mirror out of reach, the boot refused (cgroups, permissions)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,3 +194,88 @@ def test_user_unit_with_lingering_kept_across_reboot(node: SystemdNode) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     assert node.read(path) is None
     assert node.user_unit("ops", UNIT, "LoadState")["LoadState"] == "not-found"
+
+
+ASK = """import json, sys, urllib.request
+body = json.dumps({"prompt": "hello", "max_tokens": 2}).encode()
+request = urllib.request.Request(sys.argv[1], body, {"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(request, timeout=60))["choices"][0]["text"])
+"""
+
+
+def _python_binds() -> tuple[str, ...] | None:
+    """This interpreter, its venv and the folder llama_cpp is in: what a node needs to run
+    llama-cpp-python's server from the same paths (None: llama_cpp is not installed)."""
+    found = importlib.util.find_spec("llama_cpp")
+    if found is None or found.origin is None:
+        return None
+    return tuple(dict.fromkeys([sys.base_prefix, sys.prefix,
+                                str(Path(found.origin).parents[1])]))
+
+
+def _model_row(node: SystemdNode) -> dict:
+    done = node.saf("status", "--json")
+    rows = [r for r in json.loads(done.stdout)["models"] if r["model"] == "tiny"]
+    assert len(rows) == 1, done.stdout + done.stderr
+    return rows[0]
+
+
+def _answers(node: SystemdNode, port: int) -> bool:
+    """The model server answers a completion, asked from inside the node."""
+    return node.exec(["/usr/bin/python3", "-c", ASK, f"http://127.0.0.1:{port}/v1/completions"],
+                     check=False, timeout=90).returncode == 0
+
+
+def test_model_server_unit_restarted_and_kept_across_reboot(tmp_path: Path, tree: Path) -> None:
+    """A declared model is served as unit saf-model-NAME (llama-cpp-python from this
+    machine's Python, bound read-only into the node): systemd restarts it after kill -9, a
+    reboot starts it again, and `saf status` finds the new server each time through the
+    record saf keeps up to date from the unit's MainPID."""
+    binds = _python_binds()
+    if binds is None:
+        pytest.skip("llama-cpp-python[server] is not installed")
+    from tests.helpers.tiny_gguf import write_tiny_llama
+
+    (tmp_path / "models").mkdir()
+    model = write_tiny_llama(tmp_path / "models" / "tiny.gguf")
+    port, unit = 8099, "saf-model-tiny.service"  # the node's own network: no other user
+    node = SystemdNode(tmp_path / "node", tree, name="sysd",
+                       binds=(*binds, str(model.parent)))
+    try:
+        text = node.inventory_path.read_text().replace(
+            'python = "/usr/bin/python3"', f"python = {json.dumps(sys.executable)}")
+        declared = {"models": [{"name": "tiny", "engine": "llama-cpp-python", "on": "sysd",
+                                "model": str(model), "port": port, "ctx_size": 256}]}
+        node.inventory_path.write_text(text + "\n" + tomli_w.dumps(declared))
+        try:
+            node.boot()
+        except BootError as exc:
+            pytest.skip(f"systemd does not boot here: {exc}")
+        up = node.saf("up", timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        props = node.unit(unit, *SHOWN)
+        assert (props["ActiveState"], props["UnitFileState"]) == ("active", "enabled"), props
+        assert _answers(node, port)
+        row = _model_row(node)
+        assert (row["answers"], row["kept_across_reboots"], row["verdict"]) == \
+            (True, True, "as declared"), row
+
+        first = props["MainPID"]
+        node.exec(["kill", "-9", first])
+        assert _wait(lambda: node.unit(unit, "MainPID")["MainPID"] not in ("0", first))
+        assert _wait(lambda: _answers(node, port), 120)
+        row = _model_row(node)
+        assert (row["answers"], row["restarts"], row["verdict"]) == (True, 1, "as declared"), row
+
+        node.reboot()
+        assert node.unit(unit, "ActiveState")["ActiveState"] in ("active", "activating")
+        assert _wait(lambda: _answers(node, port), 120), "no answer after the reboot"
+        row = _model_row(node)
+        assert (row["answers"], row["verdict"]) == (True, "as declared"), row
+
+        down = node.saf("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert node.unit(unit, "LoadState")["LoadState"] == "not-found"
+        assert not _answers(node, port)
+    finally:
+        node.close()

@@ -69,8 +69,9 @@ from tests.helpers.servers import ClientKeys, write_inventory
 
 SUITE = "bookworm"
 VARIANT = "minbase"
+# libgomp1: llama.cpp's OpenMP runtime, for a model server run from a Python bound in.
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
-            "iproute2", "procps")
+            "iproute2", "procps", "libgomp1")
 # Bump when _prepare changes what a built tree holds: the cache key changes with it.
 TREE_VERSION = 1
 MIRROR = os.environ.get("SAF_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -269,7 +270,7 @@ class SystemdNode:
     verified), `keys`, `folder`, `boot_seconds` (each boot's time to sshd answering)."""
 
     def __init__(self, folder: Path, tree: Path, name: str = "node",
-                 keys: ClientKeys | None = None) -> None:
+                 keys: ClientKeys | None = None, binds: tuple[str, ...] = ()) -> None:
         reason = systemd_skip_reason(need_build=False)
         if reason:
             raise BootError(reason)
@@ -278,6 +279,9 @@ class SystemdNode:
         self.folder = Path(folder).resolve()
         self.tree = tree.resolve()
         self.name = name
+        # Folders of this machine the node sees read-only at the same path (a Python with
+        # its packages, a model file): nspawn's --bind-ro, nothing writable.
+        self.binds = tuple(str(Path(b).resolve()) for b in binds)
         self.keys = keys or ClientKeys(self.folder / "operator")
         self.upper = self.folder / "upper"
         self.root = self.folder / "root"
@@ -374,15 +378,16 @@ class SystemdNode:
         if not (self.tree / "sbin" / "init").exists() and not (self.tree / "lib/systemd/systemd"
                                                                ).exists():
             raise BootError(f"{self.tree} has no systemd")
-        for path in (self.tree, self.upper, self.folder / "work"):
+        for path in (self.tree, self.upper, self.folder / "work", *self.binds):
             if "," in str(path) or ":" in str(path):
-                raise BootError(f"{path}: an overlay path holds no ',' or ':'")
+                raise BootError(f"{path}: an overlay or bound path holds no ',' or ':'")
         options = f"lowerdir={self.tree},upperdir={self.upper},workdir={self.folder / 'work'}"
         nspawn = [str(tools["systemd-nspawn"]), "--quiet", "--boot", f"--directory={root}",
                   f"--machine={self.tag}", f"--hostname={self.name}",
                   f"--network-namespace-path=/run/netns/{self.netns}",
                   "--register=no", "--keep-unit", "--console=pipe", "--link-journal=no",
-                  "--resolv-conf=off", "--timezone=off"]
+                  "--resolv-conf=off", "--timezone=off",
+                  *(f"--bind-ro={b}" for b in self.binds)]
         script = "\n".join([
             "set -e",
             # The node's cgroups: nspawn (--keep-unit) puts the node below its own.
