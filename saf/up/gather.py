@@ -38,6 +38,7 @@ from saf.up import compile as uc
 from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
+    DISABLED,
     PLACED_ROW,
     ClusterStatus,
     Judged,
@@ -110,7 +111,8 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
         unit = kept.get(node.name)
         keeps = None if unit is None else unit.kept_across_reboots
         judged = Judged("unreachable", down[node.name]) if node.name in down and have is None \
-            else ray_verdict(want, have, problem, ray.persist, keeps)
+            else ray_verdict(want, have, problem, ray.persist, keeps,
+                             unit is not None and unit.disabled)
         rows.append(RayRow(node.name, node.name == ray.head, want, have, keeps, judged))
     return rows, problem
 
@@ -162,7 +164,7 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
     found = seen.status
     check = await _check(conn, service) if found.active else None
     judged = service_verdict(found.state, found.active, found.kept_across_reboots, check,
-                             differs)
+                             differs, found.disabled)
     return _service_row(service.name, name, found, check, judged)
 
 
@@ -277,6 +279,8 @@ def _model_row(model: Model, node: str, endpoint: Endpoint | None,
         judged = Judged("differs", f"engine {endpoint.engine} (declared {model.engine})")
     elif endpoint.state != "ready":
         judged = Judged("down", f"{endpoint.state}: it does not answer yet")
+    elif unit is not None and unit.disabled:
+        judged = Judged("differs", f"saf-model-{model.name} is {DISABLED}")
     else:
         judged = Judged("as declared") if kept else Judged("not kept across reboots")
     key = f"{node}:{model.port}"

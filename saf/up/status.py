@@ -21,6 +21,8 @@ Verdict = Literal["as declared", "missing", "differs", "down", "not kept across 
                   "unreachable"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 FINE: tuple[Verdict, ...] = ("as declared", "not kept across reboots")
+# A unit that runs but is not enabled: running as declared today, gone after a reboot.
+DISABLED = "disabled: it will not start at boot (saf up enables it)"
 
 PLACED_ROW = "(placed)"  # the node of a placed model's row for its missing replicas
 
@@ -131,7 +133,8 @@ class ClusterStatus:
 
 
 def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
-                problem: str, persist: bool = False, kept: bool | None = None) -> Judged:
+                problem: str, persist: bool = False, kept: bool | None = None,
+                disabled: bool = False) -> Judged:
     """One node's Ray: alive with at least the declared amount of each declared resource;
     with `persist`, kept by its service `ray` (`kept`: True under the init system, False
     under saf's supervisor, None when no such service is installed)."""
@@ -141,6 +144,8 @@ def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
              if found.get(k, 0) < v]
     if short:
         return Judged("differs", ", ".join(short))
+    if persist and disabled:
+        return Judged("differs", f"saf-ray is {DISABLED}")
     if persist and kept is None:
         return Judged("differs", "persist = true, but no service saf-ray keeps it (started "
                       "by hand or by ray-up)")
@@ -150,9 +155,10 @@ def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
 
 
 def service_verdict(state: str, active: bool, kept: bool, check: str | None,
-                    differs: list[str] | None = None) -> Judged:
+                    differs: list[str] | None = None, disabled: bool = False) -> Judged:
     """`differs`: what of the installed unit differs from the declaration (command, env,
-    restart, settings)."""
+    restart, settings); `disabled`: its unit is installed but not enabled (it would not
+    start at boot)."""
     if state == "absent":
         return Judged("missing", "not installed")
     if not active:
@@ -162,4 +168,6 @@ def service_verdict(state: str, active: bool, kept: bool, check: str | None,
                       f"{'differs' if len(differs) == 1 else 'differ'} from saf.toml")
     if check is not None and check != "ok":
         return Judged("differs", f"check {check}")
+    if disabled:
+        return Judged("differs", DISABLED)
     return Judged("as declared") if kept else Judged("not kept across reboots")
