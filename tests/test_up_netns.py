@@ -14,11 +14,16 @@ The evidence is the nodes' own: the processes inside each namespace (`ip netns p
 heartbeat files growing, completions asked from inside the node's namespace (the servers
 listen on the node's 127.0.0.1), the supervisors' records.
 
-No `[ray]` here: the nodes share this machine's one filesystem, and saf gives a worker its own
-Ray folder only when it shares an address with another node (saf.ray.command.node_temp_dir),
-so three namespaced nodes would start three Ray nodes in one temp folder; with
-tests/test_up_ray.py's 10-60 s for a loopback Ray on two cores, adding it here would double
-this module's time. tests/test_up_ray.py covers `saf up` with `[ray]`.
+No `[ray]` here: it was tried (a real `ray start` of a head on alpha and workers on beta and
+gamma, the demo SSH server let forward to the node's own address for the dashboard). One run
+brought all three ALIVE in 39 s; the next never ended: the nodes share this machine's
+filesystem and process table, and saf gives a worker a Ray folder of its own only when it
+shares an address with another node (saf.ray.command.node_temp_dir), so all three kept their
+files in one temp folder; on two busy cores gamma's raylet missed Ray's fixed 30 s to register,
+and saf's second try first stopped "every process of the temp folder" (the sweep a lone node
+may do), which by all signs ended the head's GCS in the next namespace; gamma waited for it
+for minutes. Namespaces cannot give Ray separate machines without a PID and mount namespace per
+node too; tests/test_up_ray.py covers `saf up` with `[ray]` on loopback nodes.
 
 One cluster for the module; the tests run in order, each on what the one before left (the
 first failure skips the rest, whose premise it broke). The cluster is torn down, and every
@@ -87,8 +92,14 @@ class Stack:
     failed: list[str] = field(default_factory=list)
 
     def saf(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:  # what it said so far is the evidence
+            said = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) \
+                else (exc.stdout or "")
+            raise AssertionError(f"saf {' '.join(args)}: no end in {timeout} s:\n"
+                                 f"{said[-4000:]}") from None
         self.outputs.append(f"$ saf {' '.join(args)}\n{done.stdout}{done.stderr}")
         return done
 
@@ -429,8 +440,9 @@ def test_check_names_the_drift(stack: Stack) -> None:
     # By hand, on alpha: the service stopped (its supervisor and program killed -9) and its
     # files removed. tiny on gamma is still down from the test before.
     folder = stack.home("alpha") / ".saf" / "services" / "beat"
-    pids = list(stack.kept("alpha"))
-    assert len(pids) == 2, stack.kept("alpha")
+    pids = [int((folder / "supervisor.pid").read_text()), stack.service_state("alpha",
+                                                                              "beat")["pid"]]
+    assert all(pid in stack.kept("alpha") for pid in pids), (pids, stack.kept("alpha"))
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     assert _wait(lambda: not stack.running("alpha", f"beat.py {stack.marker}"))
