@@ -52,6 +52,7 @@ import pytest
 import tomli_w
 
 from tests.helpers import procs
+from tests.helpers.netns import NetnsCluster, netns_skip_reason
 from tests.helpers.servers import free_port
 
 NAMES = ["alpha", "beta", "gamma"]
@@ -82,7 +83,7 @@ def _ask_source(port: int) -> str:
 
 @dataclass
 class Stack:
-    net: object  # NetnsCluster
+    net: NetnsCluster
     root: Path
     env: dict[str, str]
     marker: str
@@ -109,13 +110,13 @@ class Stack:
         return json.loads(done.stdout)
 
     def home(self, node: str) -> Path:
-        return self.net.home(node)  # type: ignore[attr-defined]
+        return self.net.home(node)
 
     def in_namespace(self, node: str) -> list[psutil.Process]:
         """The processes in the node's namespace, its SSH server left out."""
-        server = self.net.server_pid[node]  # type: ignore[attr-defined]
+        server = self.net.server_pid[node]
         found = []
-        for pid in self.net.pids(node):  # type: ignore[attr-defined]
+        for pid in self.net.pids(node):
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(pid)
                 if pid != server and procs.alive(proc):
@@ -132,7 +133,7 @@ class Stack:
 
     def answers(self, node: str, port: int) -> str | None:
         """A completion asked from inside the node's namespace, or None (no answer)."""
-        done = self.net.exec(node, [sys.executable, "-c", _ask_source(port)],  # type: ignore
+        done = self.net.exec(node, [sys.executable, "-c", _ask_source(port)],
                              check=False, timeout=90)
         if done.returncode != 0:
             return None
@@ -198,7 +199,6 @@ def _wait(what: Callable[[], object], timeout: float = 30) -> bool:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    from tests.helpers.netns import NetnsCluster, netns_skip_reason
     from tests.helpers.tiny_gguf import write_tiny_llama
 
     reason = netns_skip_reason()
