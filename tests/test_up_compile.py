@@ -5,6 +5,9 @@ step's nodes, and the placed models' nodes kept in the run's variables for a res
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from saf.inventory import load_inventory
@@ -276,3 +279,30 @@ def test_one_part_alone_is_that_part_of_saf_up_and_saf_down(tmp_path: Path, monk
     empty = dataclasses.replace(found, up=(), ray=None, services=(), models=())
     with pytest.raises(up_part.PartRefused, match=r"saf.toml declares no \[up\]"):
         up_part.only(empty, "node", "a")
+
+
+def test_the_staged_secrets_leave_with_the_process_that_staged_them(tmp_path: Path) -> None:
+    """The 0600 copy of a part's secrets made for the upload is gone when the command that
+    compiled the recipe exits: the node's file is the only one left (a resume compiles
+    saf.toml again, so nothing needs the copy afterwards)."""
+    (tmp_path / "saf.toml").write_text(TOML)
+    program = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from saf.inventory import load_inventory\n"
+        "from saf.up import compile as uc\n"
+        "from saf.up.declared import declared\n"
+        "inventory = load_inventory(Path(sys.argv[1]))\n"
+        "recipe = uc.up_recipe(declared(inventory), inventory, {'p': ('b',)})\n"
+        "staged = [s.kind.src for s in recipe.steps if s.name == 'agg env']\n"
+        "print(staged[0], Path(staged[0]).read_text().strip())\n")
+    env = {**os.environ, "SAF_TEST_UP_TOKEN": "tok-secret-654321",
+           "SAF_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "saf.toml")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    staged, text = done.stdout.split(maxsplit=1)
+    assert text.strip() == 'TOKEN="tok-secret-654321"'  # it was there while the process ran
+    assert Path(staged).is_relative_to(tmp_path / "state")
+    assert not Path(staged).exists()
+    assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file()]

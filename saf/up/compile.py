@@ -18,6 +18,8 @@ the inventory's path and each placed model's nodes.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import re
 import shlex
@@ -128,13 +130,28 @@ def _has_secrets(part: Service | Model) -> bool:
     return part.env_file is not None or any(secrets.reference(v) for v in part.env.values())
 
 
+# The secrets files this process staged for upload. They live only as long as it does (a
+# resume compiles saf.toml again): a copy left in the state folder would outlive the run, the
+# service's `saf down`, even its removal from saf.toml; the node's 0600 file is the one kept.
+_staged: set[Path] = set()
+
+
+@atexit.register
+def _remove_staged() -> None:
+    for path in sorted(_staged):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    _staged.clear()
+
+
 def _secret_file(name: str, env: secrets.Environment) -> Path:
     """A part's secrets written into a private local file (0600), to be uploaded; `name`:
-    a service's, or models/NAME."""
+    a service's, or models/NAME. Removed when this process exits."""
     path = local_env_file(name)
     paths.private_dir(path.parent)
     text = secrets.env_file_text(secrets.Environment(
         {k: v for k, v in env.values.items() if k in env.secret}, env.secret))
+    _staged.add(path)
     with paths.open_private(path) as f:
         f.write(text)
     return path
