@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from saf import select as selectors
 from saf.connect.base import Connector
+from saf.connect.jumps import Jumps
 from saf.connect.local import LocalConnector
 from saf.connect.ssh import SSHConnector
 from saf.defaults import FLEET_CONCURRENCY
@@ -21,18 +22,30 @@ DEFAULT_CONCURRENCY = FLEET_CONCURRENCY
 ConnectorFactory = Callable[[Node], Connector]
 
 
-def default_connector(node: Node) -> Connector:
-    return LocalConnector(node) if node.connection == "local" else SSHConnector(node)
-
-
 class Fleet:
     def __init__(self, inventory: Inventory, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 connector_factory: ConnectorFactory = default_connector) -> None:
+                 connector_factory: ConnectorFactory | None = None) -> None:
         self.inventory = inventory
         self.concurrency = concurrency
-        self._factory = connector_factory
+        self._factory = connector_factory or self._default_connector
         self._connectors: dict[str, Connector] = {}
         self._os: dict[str, str | None] = {}
+        # One connection per jump host, shared by the nodes behind it (saf.connect.jumps).
+        self.jumps = Jumps(self._jump_connector)
+
+    def _default_connector(self, node: Node) -> Connector:
+        if node.connection == "local":
+            return LocalConnector(node)
+        return SSHConnector(node, pool=self.jumps)
+
+    def _jump_connector(self, hop: Node) -> SSHConnector:
+        """A jump host's connector: the fleet's own when the hop is one of its nodes (one
+        connection to it, for its own commands and the tunnels through it)."""
+        if hop.name in self.inventory.names and self.inventory.node(hop.name) == hop:
+            own = self.connector(hop.name)
+            if isinstance(own, SSHConnector):
+                return own
+        return SSHConnector(hop, pool=self.jumps)
 
     def connector(self, node: Node | str) -> Connector:
         """The one pooled connector of a node (created on first use)."""
@@ -70,9 +83,13 @@ class Fleet:
         return {node.name: outcome for node, outcome in zip(nodes, outcomes, strict=True)}
 
     async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._connectors.values()),
-                             return_exceptions=True)
+        # The nodes behind jump hosts first, then the others, then the jump hosts outside the
+        # fleet: a tunnel is closed before the connection it runs through.
+        behind = [c for c in self._connectors.values() if c.node.jump]
+        for group in (behind, [c for c in self._connectors.values() if not c.node.jump]):
+            await asyncio.gather(*(c.close() for c in group), return_exceptions=True)
         self._connectors.clear()
+        await self.jumps.close()
 
     async def __aenter__(self) -> Fleet:
         return self

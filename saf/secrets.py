@@ -13,6 +13,7 @@ A secret reaches a node only inside a 0600 file, whose text `env_file_text` buil
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import threading
@@ -141,6 +142,16 @@ class Environment:
     def shown(self) -> dict[str, str]:
         """The values as they may be shown: each secret one `***`."""
         return {k: MASK if k in self.secret else v for k, v in self.values.items()}
+
+    def digest(self) -> str:
+        """A fingerprint of the secrets (their names and values; sha256, 16 hex digits), ""
+        when there are none: a service's unit carries it (SECRETS_DIGEST), so a changed
+        secret changes the unit, which `saf up` then rewrites and restarts and `saf status`
+        reports as a changed env, without the values leaving saf."""
+        if not self.secret:
+            return ""
+        text = "\0".join(f"{k}={self.values[k]}" for k in sorted(self.secret))
+        return hashlib.sha256(("saf-secrets\0" + text).encode()).hexdigest()[:16]
 
 
 def reference(value: str) -> str | None:

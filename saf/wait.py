@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from saf.connect.backoff import Backoff
 from saf.connect.failures import classify
+from saf.deadline import within
 from saf.errors import ConnectError, Failure
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
@@ -69,11 +70,16 @@ async def wait_for_nodes(fleet: Fleet, nodes: list[Node], *, timeout: float,  # 
     async def one(node: Node) -> None:
         delays = backoff()
         while True:
-            left = deadline - time.monotonic()
+            left = max(deadline - time.monotonic(), 0.01)
             try:
-                await asyncio.wait_for(_answers(fleet, node), max(left, 0.01))
+                await within(_answers(fleet, node), left)
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                error = classify(node, exc)
+                # A try cut short by the wait's own deadline says that deadline, not the
+                # node's connect timeout it never reached.
+                error = ConnectError(node.name, Failure.TIMEOUT,
+                                     f"no answer from {node.address} within {left:.3g} s") \
+                    if isinstance(exc, TimeoutError) and left < node.connect_timeout \
+                    else classify(node, exc)
                 if on_miss is not None:
                     on_miss(node.name, error)
                 final = error.reason in FINAL

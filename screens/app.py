@@ -34,6 +34,7 @@ from textual import work
 from textual.app import App, ScreenStackError, SystemCommand, UnknownModeError
 from textual.binding import Binding
 from textual.driver import Driver
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widget import AwaitMount
@@ -146,6 +147,13 @@ class SafApp(App[None]):
         return chosen
 
     # -- life -------------------------------------------------------------------------------
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notice is plain text, whatever a screen passes: what notices quote (a node's
+        error, a recipe's words, saf.toml's `[up]`, an exception) is never Rich markup, and
+        no saf notice styles itself. Screens call Widget.notify, which passes markup=True."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def on_mount(self) -> None:
         for problem in self._theme_problems:
             self.notify(f"{problem}\nUsing the other themes.", title="Theme not loaded",

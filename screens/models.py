@@ -2,7 +2,9 @@
 figures of its last check; check, stop, restart and read the log of the highlighted one.
 
 The data comes from a `ModelsSource` (saf.inference.source): the context's when it gives one
-(the snapshot tests), else the live one on the context's fleet or inventory. The list is
+(the snapshot tests), else the live one on the context's fleet or inventory
+(saf.up.kept_models: a server kept as service model-NAME is stopped and restarted through its
+service, which would otherwise start it again). The list is
 fetched again every 10 s and after each action; checks and actions run as workers, so the
 screen never waits on the network.
 """
@@ -31,6 +33,7 @@ from saf.inference.records import Endpoint
 from saf.inference.source import FleetModels, ModelsSource
 from saf.render.columns import fitted_table, left_out_words
 from saf.render.models_view import COLUMNS, endpoint_rows
+from saf.up.kept_models import KeptModels, declared_here
 
 REFRESH_S = 10.0
 LOG_LINES = 12
@@ -50,9 +53,9 @@ class ModelsScreen(SafScreen[None]):
         Binding("l", "logs", "Log", id="models.logs",
                 tooltip="Show the last lines of the highlighted server's log"),
         Binding("s", "stop", "Stop", id="models.stop",
-                tooltip="Stop the highlighted server (asks first)"),
+                tooltip="Stop the highlighted server, or the service that keeps it (asks)"),
         Binding("r", "restart", "Restart", id="models.restart",
-                tooltip="Restart the highlighted server with the same command line (asks)"),
+                tooltip="Restart the highlighted server, or the service that keeps it (asks)"),
         Binding("u", "refresh", "Refresh", id="models.refresh",
                 tooltip="Look at every node's servers again now"),
     ]
@@ -94,7 +97,7 @@ class ModelsScreen(SafScreen[None]):
         if setup.models is not None:
             self.source = setup.models
         elif setup.inventory is not None:
-            self.source = FleetModels(setup.inventory, setup.fleet)
+            self.source = KeptModels(setup.inventory, setup.fleet)
         else:
             self.problem = "no cluster to look at (a replay without an inventory)"
         self.redraw()
@@ -195,6 +198,12 @@ class ModelsScreen(SafScreen[None]):
         command = f"saf models {what} {endpoint.key}"
         body = (f"{what.capitalize()} {endpoint.engine} serving {endpoint.model} on "
                 f"{endpoint.key} (pid {endpoint.pid})?")
+        if endpoint.kept:
+            # Signalled, its keeper would start it again: the service is what is acted on.
+            body = (f"{what.capitalize()} service saf-{endpoint.kept}, which keeps "
+                    f"{endpoint.engine} serving {endpoint.model} on {endpoint.key}?")
+            if what == "stop":
+                command = f"stop saf-{endpoint.kept} on {endpoint.node}, left installed"
 
         def answered(choice: str | None) -> None:
             if choice == what:
@@ -212,7 +221,7 @@ class ModelsScreen(SafScreen[None]):
         try:
             if what == "stop":
                 await self.source.stop(endpoint)
-                self.notify(f"{endpoint.key} stopped", title="Stopped")
+                self.notify(self._stopped(endpoint), title="Stopped")
             else:
                 started = await self.source.restart(endpoint)
                 if started.status == "failed":
@@ -226,6 +235,15 @@ class ModelsScreen(SafScreen[None]):
                         severity="error")
         self.busy = ""
         self.refresh_list()
+
+    def _stopped(self, endpoint: Endpoint) -> str:
+        if not endpoint.kept:
+            return f"{endpoint.key} stopped"
+        said = f"{endpoint.key}: service saf-{endpoint.kept} stopped"
+        inventory = self.setup.inventory
+        if inventory is not None and declared_here(inventory, endpoint):
+            return said + "; saf.toml declares it, so the next `saf up` starts it again"
+        return said + " (left installed: `saf models stop` removes it)"
 
     # -- drawing ----------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -302,6 +320,9 @@ class ModelsScreen(SafScreen[None]):
             (f"{endpoint.engine}", "bold"), f"  {endpoint.model}\n",
             f"pid {endpoint.pid if endpoint.up else MISSING} · up "
             f"{fmt_uptime(endpoint.uptime) if endpoint.up else MISSING} · log {endpoint.log}")
+        if not endpoint.up and endpoint.state_why:  # what the table's STATE cell leaves out
+            facts.append(f"\n{endpoint.state_text}: {endpoint.state_why}",
+                         style=v["error"])
         if not check:
             return Group(facts, Text("Not checked yet: press c to measure it.",
                                      style=v.get("text-muted", v["foreground"])))

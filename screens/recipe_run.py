@@ -7,6 +7,7 @@ belong to the screen it sits on."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from saf.screens.recipe_modals import PasswordModal
@@ -16,11 +17,12 @@ from textual.widget import Widget
 
 from saf.cockpit.context import RecipeRunner
 from saf.errors import SafError
-from saf.events import Event
+from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory import Inventory
 from saf.recipe.events import RunStatus
 from saf.recipe.run import RunPlan, run_recipe
+from saf.recipe.runner import AskPassword
 from saf.recipe.state import RunState
 
 
@@ -51,8 +53,23 @@ class RunController(Widget):
               runner: RecipeRunner | None = None) -> RunState:
         """Run `plan` with `runner` (saf serve's hub), else on `fleet` (or, when the cockpit
         has none, on a fleet of `inventory` opened for this run); the state it will fill."""
+        async def go(show: Emit, ask_password: AskPassword) -> object:
+            if runner is not None:
+                return await runner(plan, show, ask_password)
+            runs_on = fleet if fleet is not None else Fleet(inventory)
+            try:
+                return await run_recipe(plan, runs_on, show, ask_password=ask_password)
+            finally:
+                if runs_on is not fleet:
+                    await runs_on.close()
+
+        return self.start_with(go)
+
+    def start_with(self, go: Callable[[Emit, AskPassword], Awaitable[object]]) -> RunState:
+        """Run whatever `go(show, ask_password)` runs (a run of the core's, whose events it
+        hands to `show`: one declared part brought up, saf.up.part); the state it fills."""
         self.state = RunState()
-        self._run(plan, inventory, fleet, self.state, runner)
+        self._run(go, self.state)
         return self.state
 
     def cancel(self) -> None:
@@ -60,25 +77,17 @@ class RunController(Widget):
         self.workers.cancel_group(self, "recipe-run")
 
     @work(exclusive=True, group="recipe-run", exit_on_error=False)
-    async def _run(self, plan: RunPlan, inventory: Inventory, fleet: Fleet | None,
-                   state: RunState, runner: RecipeRunner | None = None) -> None:
+    async def _run(self, go: Callable[[Emit, AskPassword], Awaitable[object]],
+                   state: RunState) -> None:
         def show(event: Event) -> None:
             state.apply(event)
             self.post_message(self.Changed())
 
-        own = None
         try:
-            if runner is not None:
-                await runner(plan, show, self._ask_password)
-                return
-            if fleet is None:
-                fleet = own = Fleet(inventory)
-            await run_recipe(plan, fleet, show, ask_password=self._ask_password)
+            await go(show, self._ask_password)
         except SafError as exc:
             self.post_message(self.NotRun(exc))
         finally:
-            if own is not None:
-                await own.close()
             self.post_message(self.Changed())
 
     async def _ask_password(self, prompt: str) -> str | None:

@@ -19,6 +19,7 @@ import pytest
 
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
+from saf.agentlink.lines import LineFramer
 from saf.agentlink.link import AgentLink
 from saf.agentlink.node_links import NodeLinks
 from saf.connect.backoff import Backoff
@@ -452,3 +453,34 @@ async def test_hostile_frames_are_counted_and_the_node_keeps_its_good_values(clu
     assert "hello.pid: expected a whole number, got 'me'" in messages
     lost = [e for e in rec.of(mev.AgentStatus) if e.status == mev.NodeStatus.LOST]
     assert [e.reason for e in lost][:1] == ["silent"]
+
+
+async def test_a_cancel_that_meets_a_ready_frame_still_ends_the_link(cluster, monkeypatch):
+    """The link's cancel lands at the moment a frame is ready (here: the framer itself cancels
+    the link's task as it hands the third line over, the two being due in the same loop
+    turn). With asyncio.wait_for around the read, Python 3.11 returned the line and dropped
+    the cancel, and the link read frames for ever: `saf serve`'s hub hung in a test's
+    teardown that way. The link must end, cancelled, with its agent stopped."""
+    inv = load_inventory(cluster.inventory)
+    rec = Recorder()
+    handed: list[str] = []
+    task: asyncio.Task[None] | None = None
+    real_next = LineFramer.next
+
+    async def next_then_cancel(self: LineFramer):
+        line = await real_next(self)
+        handed.append(line.text)
+        if len(handed) == 3 and task is not None:
+            task.cancel()  # the cancel and the line are now due together
+        return line
+
+    monkeypatch.setattr(LineFramer, "next", next_then_cancel)
+    async with Fleet(inv) as fleet:
+        link = AgentLink(fleet.connector(inv.node("beta")), build(), rec, interval=0.2)
+        task = asyncio.create_task(link.run())
+        done, _ = await asyncio.wait({task}, timeout=WAIT_LIMIT)
+        if not done:
+            task.cancel()  # clean-up only; the failure is below
+        assert task in done, f"the link went on after its cancel: {len(handed)} lines read"
+        assert task.cancelled()
+        assert rec.statuses("beta")[-1] == mev.NodeStatus.STOPPED

@@ -77,6 +77,12 @@ def test_systemctl_show_active() -> None:
     assert seen.since == "Tue 2024-02-27 22:50:37 UTC"
     assert seen.last_exit is None
     assert seen.kept_across_reboots
+    assert not seen.disabled
+    # The same unit disabled by hand: it runs, but no boot starts it.
+    off = status_from_systemd("wibble", parse_properties(WIBBLE.replace(
+        "UnitFileState=enabled", "UnitFileState=disabled")), user=False)
+    assert (off.active, off.enabled, off.disabled, off.kept_across_reboots) == (
+        True, False, True, False)
 
 
 def test_systemctl_show_failed_after_restarts() -> None:
@@ -291,11 +297,14 @@ def test_user_unit_asks_for_lingering(node, tmp_path: Path) -> None:
         "stdout": LOGINCTL.replace("Linger=yes", "Linger=no")}
     path.write_text(json.dumps(commands))
     check = run(nodes, recipe(tmp_path), check=True)
-    assert check.would[0].startswith("loginctl enable-linger daniele && ")
-    # This machine's loginctl refuses (no recording of enable-linger): the step stops there.
+    assert check.would[0].startswith("loginctl enable-linger daniele || ")
+    # This machine's loginctl refuses (no recording of enable-linger): the step stops there,
+    # with loginctl's own exit status and what to do (tests/test_systemd_real.py: a real one).
     refused = run(nodes, recipe(tmp_path))
     assert refused.status == "failed"
     assert refused.message == "loginctl failed (exit 127)"
+    assert any("sudo loginctl enable-linger daniele" in line for line in refused.tail), \
+        refused.tail
     assert "loginctl enable-linger daniele" in nodes.calls()
     assert not any("daemon-reload" in c for c in nodes.calls())
 

@@ -624,3 +624,16 @@ async def test_palette_finds_recipes_and_lists_each_command_once():
         found = app.screen.query_one(RecipeList).current()
         assert found is not None
         assert found.name == wanted
+
+
+async def test_every_notice_is_plain_text():
+    """What a notice quotes (saf.toml's [up], a recipe's "ray[default]", a node's error) is
+    shown as written: a screen's notify passes markup=True, and the app makes it plain."""
+    app = cockpit("healthy-3-nodes.jsonl")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(pilot)
+        app.screen.notify("saf.toml's [up] needs ray[default] and [b]x[/b]", title="[red]t")
+        await pilot.pause()
+        [notice] = list(app._notifications)
+        assert notice.message == "saf.toml's [up] needs ray[default] and [b]x[/b]"
+        assert not notice.markup

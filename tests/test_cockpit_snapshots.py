@@ -203,3 +203,28 @@ def test_cluster_status(snap_compare, size) -> None:
     first service highlighted (three rows down from the nodes and Ray)."""
     assert snap_compare(app_path("cluster_status"), press=["7", *["down"] * 6],
                         terminal_size=size, run_before=settle)
+
+
+async def part_run_midway(pilot: Pilot) -> None:
+    """Cluster, the third service (heartbeat on alpha) highlighted, `u`, confirmed; then
+    wait until the recorded run's events are shown (its run never ends: no settle)."""
+    app = pilot.app
+    app.animation_level = "none"
+    await pilot.press("7")
+    await app.workers.wait_for_complete()
+    await pilot.press(*["down"] * 8, "u")
+    await pilot.pause()
+    await pilot.press("tab", "enter")
+    await app.setup.actions.shown.wait()
+    await pilot.pause()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [pytest.param((120, 40), id="120x40"),
+                                  pytest.param((80, 24), id="80x24")])
+def test_cluster_part_run(snap_compare, size) -> None:
+    """Cluster: a part brought up (`u`, confirmed) shows its run in place of the tables, as
+    the Recipes screen shows one (steps x nodes, the cell's output); the header says what
+    runs and the footer offers x to cancel it and Esc back to the tables."""
+    assert snap_compare(app_path("cluster_part_run"), terminal_size=size,
+                        run_before=part_run_midway)

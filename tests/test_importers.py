@@ -362,22 +362,54 @@ auth:
     "-Jops@bastion.lab:2222 -o ProxyJump=other",
     "-o proxyjump=ops@bastion.lab:2222",
 ])
-def test_ansible_proxyjump_is_named_with_the_lines_saf_reads(tmp_path: Path, args: str) -> None:
-    """saf takes jump hosts from the OpenSSH config (the inventory has no key for them): the
-    import says which lines give it, keyed by the host saf will dial, and keeps the args as a
-    node var as before."""
+def test_ansible_proxyjump_becomes_the_nodes_jump(tmp_path: Path, args: str) -> None:
+    """The ProxyJump in ansible_ssh_common_args is the node's `jump` in saf.toml (it only
+    warned while the inventory had no key for it), read back by the loader as one hop; the
+    args stay a node var as before."""
     path = write(tmp_path, "hosts.ini",
                  "[gpu]\n"
                  f"gpu1 ansible_host=10.0.0.5 ansible_ssh_common_args='{args}'\n"
                  "gpu2 ansible_host=10.0.0.6\n")
     draft = import_ansible(path)
-    assert draft.warnings == [
-        "line 2: gpu1 is reached through the jump host ops@bastion.lab:2222 "
-        "(ansible_ssh_common_args); saf takes jump hosts from the OpenSSH config, so add to "
-        "~/.ssh/config (or the file ssh_config names): Host 10.0.0.5 / "
-        "ProxyJump ops@bastion.lab:2222"]
+    assert draft.warnings == []
     assert draft.nodes[0].vars["ansible_ssh_common_args"] == args
-    draft.validate(draft.to_toml("ansible"))
+    text = draft.to_toml("ansible")
+    assert 'jump = "ops@bastion.lab:2222"' in text
+    gpu1, gpu2 = draft.validate(text).nodes
+    assert gpu2.jump is None
+    assert gpu1.jump is not None
+    (hop,) = gpu1.jump
+    assert (hop.host, hop.port, hop.user) == ("bastion.lab", 2222, "ops")
+
+
+def test_an_ansible_jump_through_an_imported_host_names_that_node(tmp_path: Path) -> None:
+    """[all:vars] gives every host the same -J: the host it names (by name or address) is
+    a node, so the others name it (one connection to it, shared) and it is reached
+    directly; a bare host name that is not a node is written ssh://NAME."""
+    path = write(tmp_path, "hosts.ini",
+                 "[edge]\ngate ansible_host=192.0.2.1\n\n"
+                 "[gpu]\ngpu1 ansible_host=10.0.0.5\n"
+                 "gpu2 ansible_host=10.0.0.6 ansible_ssh_common_args='-J jumpbox'\n\n"
+                 "[all:vars]\nansible_ssh_common_args='-o ProxyJump=192.0.2.1'\n")
+    draft = import_ansible(path)
+    assert [(n.name, n.jump) for n in draft.nodes] == [
+        ("gate", None), ("gpu1", "gate"), ("gpu2", "ssh://jumpbox")]
+    inventory = draft.validate(draft.to_toml("ansible"))
+    gate = inventory.node("gate")
+    assert inventory.node("gpu1").jump == (gate,)
+    assert [h.host for h in inventory.node("gpu2").jump or ()] == ["jumpbox"]
+
+
+def test_an_ansible_jump_saf_cannot_read_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts.ini", "[gpu]\ngpu1 ansible_host=10.0.0.5 "
+                 "ansible_ssh_common_args='-J ops@[fe80::1'\ngpu2\n")
+    draft = import_ansible(path)
+    with pytest.raises(ConfigError) as info:
+        draft.validate(draft.to_toml("ansible"))
+    assert str(info.value) == (
+        f"{path}:2: node 'gpu1': jump 'ops@[fe80::1' is neither a node's name nor "
+        "[user@]host[:port] hops separated by commas: 'ops@[fe80::1': '[' without a matching "
+        "']'")
 
 
 def test_ansible_ssh_args_without_a_jump_say_nothing(tmp_path: Path) -> None:

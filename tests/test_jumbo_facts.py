@@ -359,9 +359,10 @@ def test_macos_check_shows_the_networksetup_and_sysctl_commands(mac_inventory):
     as_json = _saf(mac_inventory, "run", "net-tuning", "--check", "--on", "studio-1", "--json")
     [step] = [e for e in map(json.loads, as_json.stdout.splitlines())
               if e["event"] == "node_step_finished"]
-    assert step["would"][-1] == (f"printf '%s\\n' {shlex.quote(plist)} > {plist_path}.saf-tmp && "
-                                 f"chmod 644 {plist_path}.saf-tmp && mv {plist_path}.saf-tmp "
-                                 f"{plist_path}")
+    root = '"${SAF_FACTS_ROOT:-}"'  # written where it is read (empty on a real Mac)
+    assert step["would"][-1] == (f"printf '%s\\n' {shlex.quote(plist)} > {root}{plist_path}"
+                                 f".saf-tmp && chmod 644 {root}{plist_path}.saf-tmp && "
+                                 f"mv {root}{plist_path}.saf-tmp {root}{plist_path}")
     same = ["--var", "maxsockbuf=8388608", "--var", "sendspace=131072",
             "--var", "recvspace=131072", "--var", "delayed_ack=3"]
 

@@ -189,5 +189,84 @@ def test_a_detached_server_that_dies_is_reported_down(node: Node) -> None:
     server.wait(10)
     assert node.listed(port)["state"] == "exited"
     table = node.saf("models")
-    assert "down (not kept: the server died)" in table.stdout, table.stdout
+    assert "down (not kept)" in table.stdout, table.stdout
+    assert f"alpha:{port}: the server died and nothing restarts it" in table.stdout
+    node.saf("models", "stop", f"alpha:{port}")
+
+
+async def test_the_models_screen_stops_and_restarts_a_kept_server_through_its_service(
+        node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the Models screen (6), `s` on a server kept as service model-NAME stops that
+    service (signalled, its supervisor would start the server again) and leaves it
+    installed, saying saf.toml declares it; `r` restarts the service and waits until the
+    server answers again."""
+    from saf.screens.models import ModelsScreen
+
+    from saf.inventory import load_inventory
+    from tests.snapshot_apps._common import cockpit
+
+    port = free_port()
+    first = node.serve(port, "--var", "persist=true", "--var", "server=screen")
+    assert first["status"] == "changed", first
+    listed = node.listed(port)
+    assert listed["kept"] == "model-screen"
+    server = node.ours(listed["pid"])
+    sup = node.supervisor("model-screen")
+    assert server is not None
+    assert sup is not None
+    # The cockpit reads a saf.toml that declares this model (as `saf up` would keep it).
+    declared = tmp_path / "saf.toml"
+    declared.write_text(node.inventory.read_text() + f'\n[[models]]\nname = "screen"\n'
+                        f'on = "alpha"\nengine = "llama-cpp-python"\nmodel = "{node.model}"\n'
+                        f"port = {port}\n")
+    monkeypatch.setenv("SAF_STATE_DIR", node.env["SAF_STATE_DIR"])
+    app = cockpit("healthy-3-nodes.jsonl", inventory=load_inventory(declared))
+
+    async def settle(screen: ModelsScreen, done) -> None:
+        for _ in range(2400):
+            await pilot.pause(0.05)
+            if not screen.busy and done():
+                return
+        raise AssertionError("the screen did not get there")
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("6")
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        await settle(screen, lambda: any(e.port == port for e in screen.endpoints))
+        screen.selected = next(i for i, e in enumerate(screen.endpoints) if e.port == port)
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        await pilot.press("tab", "enter")
+        await settle(screen, lambda: any("saf-model-screen stopped" in n.message
+                                         for n in app._notifications))
+        said = [n.message for n in app._notifications if "stopped" in n.message]
+        assert said == [f"alpha:{port}: service saf-model-screen stopped; saf.toml declares "
+                        "it, so the next `saf up` starts it again"], said
+        # The supervisor ended with its server, and nothing started it again.
+        with contextlib.suppress(psutil.Error):
+            sup.wait(15)
+        assert not sup.is_running() or sup.status() == psutil.STATUS_ZOMBIE
+        with contextlib.suppress(psutil.Error):
+            server.wait(15)
+        assert node.supervisor("model-screen") is None
+        assert (node.home / ".saf" / "services" / "model-screen" / "spec.json").exists()
+        assert not answers(port)
+
+        await settle(screen, lambda: any(e.port == port and not e.up
+                                         for e in screen.endpoints))
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        await pilot.press("tab", "enter")
+        await settle(screen, lambda: any("ready again" in n.message or "failed" in n.title
+                                         for n in app._notifications))
+        assert [n.title for n in app._notifications][-1] == "Restarted", \
+            [n.message for n in app._notifications]
+    again = node.listed(port)
+    assert again["state"] == "ready"
+    assert again["kept"] == "model-screen"
+    assert again["pid"] != listed["pid"]
+    assert node.ours(again["pid"]) is not None
+    assert node.supervisor("model-screen") is not None
+    assert answers(port)
     node.saf("models", "stop", f"alpha:{port}")

@@ -111,3 +111,11 @@ def test_the_version_is_the_package_metadatas(fresh_venv: Path, tmp_path: Path):
         metadata.write_text(original)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "9.8.7"
+
+
+def test_the_license_is_an_spdx_expression(wheel: Path):
+    """`license = "MIT"` (PEP 639), not the `{ text = ... }` table that setuptools deprecated
+    and stops building after 2027-02-18: the wheel's metadata carries License-Expression."""
+    (name,) = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(name).decode().split("\n\n")[0].splitlines()
+    assert "License-Expression: MIT" in metadata

@@ -393,3 +393,21 @@ def test_a_recipes_own_selector_matching_nothing_skips_its_steps(cluster, tmp_pa
     asked = saf(cluster, state, "run", "hello", "--on", "os:macos")
     assert asked.returncode == 2
     assert "--on: 'os:macos' matches no node" in asked.stderr
+
+
+def test_recipes_show_prints_a_recipes_words_as_written(tmp_path: Path) -> None:
+    """A recipe's description and its variables' descriptions are text, not Rich markup:
+    python-match's "ray[default]" lost its "[default]" to the markup parser."""
+    path = tmp_path / "words.toml"
+    path.write_text('name = "words"\ndescription = "installs ray[default] and [bold]x[/bold]"\n'
+                    '[vars]\nextra = { default = "", description = "beside [red]ray[/red]" }\n'
+                    '[[steps]]\nname = "one"\nrun = "true"\n')
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    shown = subprocess.run([sys.executable, "-m", "saf", "recipes", "show", str(path)],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "installs ray[default] and [bold]x[/bold]" in shown.stdout
+    assert "# beside [red]ray[/red]" in shown.stdout
+    shipped = subprocess.run([sys.executable, "-m", "saf", "recipes", "show", "python-match"],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert "beside ray[default]" in shipped.stdout

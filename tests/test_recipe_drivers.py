@@ -345,7 +345,7 @@ def test_linux_tuning_check(machine) -> None:
     ran = run(nodes, "linux-tuning")
     settings, governor, persistence, grub, reboot = (ran.step(i) for i in range(5))
     assert settings.message == ("would set kernel.numa_balancing 1 -> 0, vm.swappiness 60 -> 10")
-    assert settings.would[1] == "sysctl -p /etc/sysctl.d/90-saf-tuning.conf"
+    assert settings.would[1] == 'sysctl -p "${SAF_FACTS_ROOT:-}"/etc/sysctl.d/90-saf-tuning.conf'
     assert governor.status == "changed"  # recorded: powersave
     assert persistence.would == ["nvidia-smi -pm 1"]
     assert grub.status == "skipped"      # no isolcpus asked for
@@ -418,6 +418,25 @@ def test_linux_tuning_kernel_arguments_of_the_nvidia_seed(machine) -> None:
     edited = (root / "etc/default/grub").read_text()
     assert edited.count("iommu=") == 1
     assert " iommu=on " in edited
+
+
+def test_linux_tuning_writes_its_sysctl_file_where_it_read_it(machine) -> None:
+    """On a recorded machine (SAF_FACTS_ROOT) the sysctl step writes its file under that root,
+    as it reads it: it once wrote the test machine's own /etc/sysctl.d."""
+    nodes = machine("ubuntu2404-rtx3090-after")
+    root = nodes.facts_root("n")
+    real = Path("/etc/sysctl.d/90-saf-tuning.conf")
+    there_before = real.exists()
+    (root / "etc/sysctl.d").mkdir(parents=True)
+    try:
+        done = run(nodes, "linux-tuning", check=False, persistence="false", governor="")
+        assert done.step(0).status == "failed"  # sysctl is a player without a recording
+        assert (root / "etc/sysctl.d/90-saf-tuning.conf").read_text() == (
+            "# written by saf\nkernel.numa_balancing = 0\nvm.swappiness = 10\n")
+        assert real.exists() == there_before
+    finally:
+        if real.exists() and not there_before:
+            real.unlink()
 
 
 def test_linux_tuning_already_tuned(machine) -> None:

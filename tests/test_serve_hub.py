@@ -143,6 +143,11 @@ async def test_a_readonly_server_refuses_every_session(demo, state):
         await link.start()
         with pytest.raises(HubError, match="started with --readonly"):
             await link.actions().signal("alpha", 1, "TERM")
+        seen: list[object] = []
+        with pytest.raises(HubError, match="bringing node alpha up is disabled: started "
+                                           "with --readonly"):
+            await link.actions().bring_part("up", "node", "alpha", "alpha", seen.append)
+        assert seen == []  # refused before anything ran
         await link.stop()
 
 

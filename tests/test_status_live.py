@@ -254,6 +254,48 @@ def test_ray_declared_but_not_running_is_down_on_every_node(tmp_path: Path) -> N
         servers.stop()
 
 
+def test_a_kept_ray_is_read_under_the_name_ray_up_gave_it(tmp_path: Path) -> None:
+    """Nodes sharing one machine (loopback) each keep their Ray as service `ray-NODE`
+    (saf.recipe.kinds.ray_kept), not `ray`: `saf status` reads that name, so a node whose
+    service is installed says where it is kept. It read `ray` and found nothing there."""
+    keys = ClientKeys(tmp_path / "operator")
+    servers = AsyncsshServers(tmp_path, keys, ["alpha", "beta"])
+    env: dict[str, str] = {}
+
+    def saf(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "saf", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    recipe = tmp_path / "kept.toml"
+    try:
+        inventory = write_inventory(tmp_path / "saf.toml", keys, [
+            {"name": "alpha", "host": "127.0.0.1", "port": servers.port("alpha"),
+             "roles": ["head"]},
+            {"name": "beta", "host": "127.0.0.1", "port": servers.port("beta")}])
+        with inventory.open("a") as f:
+            f.write('\n[ray]\nhead = "alpha"\npersist = true\n'
+                    'temp_dir = "/tmp/saf-status-test-no-ray"\n')
+        env.update({**os.environ, "SAF_INVENTORY": str(inventory),
+                    "SAF_STATE_DIR": str(tmp_path / "st"), "SAF_CONFIG_DIR": str(tmp_path / "c")})
+        # Beta's service as ray-up names it there; its program only has to run.
+        recipe.write_text('name = "kept"\n\n[[steps]]\nkind = "service"\n'
+                          'service = "ray-beta"\n'
+                          f'command = "{sys.executable} -c \'import time; time.sleep(600)\'"\n'
+                          'restart = "no"\nsettle = 1\n')
+        started = saf("run", str(recipe), "--on", "beta")
+        assert started.returncode == 0, started.stdout + started.stderr
+        done = saf("status", "--json")
+        ray = {r["node"]: r for r in json.loads(done.stdout)["ray"]["nodes"]}
+        assert ray["beta"]["kept_across_reboots"] is False  # saf's supervisor keeps it
+        assert ray["alpha"]["kept_across_reboots"] is None  # nothing installed there
+    finally:
+        if env:
+            recipe.write_text(recipe.read_text().replace('restart = "no"',
+                                                         'restart = "no"\nstate = "absent"'))
+            saf("run", str(recipe), "--on", "beta")
+        servers.stop()
+
+
 def test_nothing_declared_shows_the_nodes_and_says_so(tmp_path: Path) -> None:
     keys = ClientKeys(tmp_path / "operator")
     servers = AsyncsshServers(tmp_path, keys, ["alpha"])

@@ -33,6 +33,8 @@ def test_ray_verdicts():
     assert ray_verdict({}, {"CPU": 8}, "", True, False).verdict == "not kept across reboots"
     assert ray_verdict({}, {"CPU": 8}, "", True, None).why.startswith(
         "persist = true, but no service saf-ray keeps it")
+    assert ray_verdict({}, {"CPU": 8}, "", True, False, disabled=True) == Judged(
+        "differs", "saf-ray is disabled: it will not start at boot (saf up enables it)")
 
 
 def test_service_verdicts():
@@ -42,6 +44,11 @@ def test_service_verdicts():
         "differs", "check failed (exit 1)")
     assert service_verdict("active", True, False, "ok").verdict == "not kept across reboots"
     assert service_verdict("active", True, True, None).verdict == "as declared"
+    # Installed, running, but not enabled: it would not start at boot.
+    assert service_verdict("active", True, False, "ok", disabled=True) == Judged(
+        "differs", "disabled: it will not start at boot (saf up enables it)")
+    assert service_verdict("active", True, False, "failed (exit 1)", disabled=True) == Judged(
+        "differs", "check failed (exit 1)")
 
 
 def test_only_as_declared_and_not_kept_pass():
@@ -62,7 +69,7 @@ def test_json_has_the_documented_fields():
         "kept_across_reboots", "check", "verdict", "why"}
     assert set(data["models"][0]) == {
         "model", "node", "port", "engine", "state", "answers", "restarts",
-        "kept_across_reboots", "last_check", "verdict", "why"}
+        "kept_across_reboots", "last_check", "verdict", "why", "moved_from"}
     assert data["counts"] == {"as declared": 5, "differs": 1, "down": 2,
                               "not kept across reboots": 1, "unreachable": 2}
 

@@ -5,6 +5,9 @@ step's nodes, and the placed models' nodes kept in the run's variables for a res
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from saf.inventory import load_inventory
@@ -90,10 +93,15 @@ def test_up_steps_in_order_with_their_kinds(tmp_path: Path, monkeypatch) -> None
     ray = recipe.steps[1].kind
     assert isinstance(ray, RayStart)
     assert ray.port == "6390"
+    assert ray.persist == "false"  # [ray] without persist: a detached start, as ray-up's
     agg = recipe.steps[4].kind
     assert isinstance(agg, Service)
     # The secret goes in the uploaded 0600 file, never in the step; the rest stays as env.
-    assert agg.params.env == {"MODE": "live"}
+    # Beside it, a digest of the secrets, so a changed secret is a changed unit (no value).
+    assert sorted(agg.params.env) == ["MODE", "SAF_SECRETS_DIGEST"]
+    assert agg.params.env["MODE"] == "live"
+    assert len(agg.params.env["SAF_SECRETS_DIGEST"]) == 16
+    assert "tok-secret-123456" not in str(agg.params)
     assert agg.params.env_file == "~/.saf/env/agg.env"
     upload = recipe.steps[3].kind
     assert isinstance(upload, Upload)
@@ -155,6 +163,11 @@ def test_the_cluster_guide_example_compiles(tmp_path: Path, monkeypatch) -> None
         ("python-match", "all"), ("driver-nvidia", "tag:nvidia"), ("macos-tuning", "tag:mac"),
         ("ray", "all"), ("publisher env", "mac1"), ("publisher", "mac1"),
         ("aggregator", "gpu1"), ("model qwen", "gpu1"), ("model small", "mac2")]
+    # Still right after a reboot: [ray] persist = true reaches the Ray step, which puts
+    # `ray start --block` under each node's init system (service `ray`).
+    ray = recipe.steps[3].kind
+    assert isinstance(ray, RayStart)
+    assert ray.persist == "true"
 
 
 def test_ray_python_reaches_the_ray_step_only(tmp_path: Path, monkeypatch) -> None:
@@ -234,3 +247,62 @@ def test_a_declared_model_is_kept_unless_it_says_otherwise(tmp_path: Path,
     stop = {s.name: s.kind for s in uc.down_recipe(found, inventory, {}).steps}["model p"]
     assert isinstance(stop, ModelStop)
     assert (stop.model, stop.port, stop.serves) == ("p", 8082, "/p.gguf")
+
+
+def test_one_part_alone_is_that_part_of_saf_up_and_saf_down(tmp_path: Path, monkeypatch) -> None:
+    """The Cluster screen's u / d (saf.up.part): the declaration restricted to one part
+    compiles to that part's steps only, kept to the row's node; a node's row is all of it
+    (`saf up --on NODE`); a placed model's `(placed)` row is not kept to a node."""
+    import pytest
+
+    from saf.up import part as up_part
+
+    inventory, found = _load(tmp_path, monkeypatch)
+
+    def steps(kind, name: str, down: bool = False) -> list[str]:
+        only = up_part.only(found, kind, name)
+        recipe = uc.down_recipe(only, inventory, {}) if down else \
+            uc.up_recipe(only, inventory, {"p": ("b",)})
+        return [s.name for s in recipe.steps]
+
+    assert steps("service", "agg") == ["agg env", "agg"]
+    assert steps("service", "agg", down=True) == ["agg", "agg env"]
+    assert steps("ray", "ray") == ["ray"]
+    assert steps("model", "p") == ["model p"]
+    assert steps("node", "a") == ["hello", "ray", "pub", "agg env", "agg", "model m", "model p"]
+    assert up_part.selector("model", "(placed)") is None
+    assert up_part.selector("service", "b") == "b"
+    assert up_part.command("up", "model", "(placed)") == "saf up"
+    assert up_part.command("down", "ray", "a") == "saf down --on a"
+    with pytest.raises(up_part.PartRefused, match="declares no model 'q'"):
+        up_part.only(found, "model", "q")
+    empty = dataclasses.replace(found, up=(), ray=None, services=(), models=())
+    with pytest.raises(up_part.PartRefused, match=r"saf.toml declares no \[up\]"):
+        up_part.only(empty, "node", "a")
+
+
+def test_the_staged_secrets_leave_with_the_process_that_staged_them(tmp_path: Path) -> None:
+    """The 0600 copy of a part's secrets made for the upload is gone when the command that
+    compiled the recipe exits: the node's file is the only one left (a resume compiles
+    saf.toml again, so nothing needs the copy afterwards)."""
+    (tmp_path / "saf.toml").write_text(TOML)
+    program = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from saf.inventory import load_inventory\n"
+        "from saf.up import compile as uc\n"
+        "from saf.up.declared import declared\n"
+        "inventory = load_inventory(Path(sys.argv[1]))\n"
+        "recipe = uc.up_recipe(declared(inventory), inventory, {'p': ('b',)})\n"
+        "staged = [s.kind.src for s in recipe.steps if s.name == 'agg env']\n"
+        "print(staged[0], Path(staged[0]).read_text().strip())\n")
+    env = {**os.environ, "SAF_TEST_UP_TOKEN": "tok-secret-654321",
+           "SAF_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "saf.toml")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    staged, text = done.stdout.split(maxsplit=1)
+    assert text.strip() == 'TOKEN="tok-secret-654321"'  # it was there while the process ran
+    assert Path(staged).is_relative_to(tmp_path / "state")
+    assert not Path(staged).exists()
+    assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file()]

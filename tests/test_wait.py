@@ -4,6 +4,7 @@ that never answer (a closed port), and the command's lines and exit status."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,21 @@ async def test_a_node_that_answers_keeps_its_connection_for_the_work_that_follow
             assert opened == ["n"]
     finally:
         await server.stop()
+
+
+def test_a_try_cut_by_the_wait_says_the_waits_deadline(tmp_path: Path) -> None:
+    """A node whose port takes the connection and never speaks SSH: the wait's own deadline
+    (1.5 s) ends its one try, and the message says that deadline, not the node's connect
+    timeout (10 s) that it never reached ("no answer after 1.5 s (... within 10 s)")."""
+    keys = ClientKeys(tmp_path / "operator")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody answers
+        inv = write_inventory(tmp_path / "saf.toml", keys,
+                              [_node("mute", silent.getsockname()[1])])
+        done = subprocess.run([sys.executable, "-m", "saf", "-i", str(inv), "wait",
+                               "--timeout", "1.5"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "mute did not answer: no answer after 1.5 s (timeout: no answer from" in done.stderr
+    assert "within 1.5 s)" in done.stderr
+    assert "within 10 s" not in done.stderr

@@ -26,6 +26,7 @@ from saf.agentlink.lines import LineFramer
 from saf.agents import protocol
 from saf.connect.backoff import Backoff
 from saf.connect.base import Connector, RemoteProcess
+from saf.deadline import within
 from saf.errors import ConnectError
 from saf.events import Emit
 from saf.metrics.events import FRAME_EVENTS, AgentStatus, FrameRejected, NodeStatus
@@ -117,10 +118,10 @@ class AgentLink:
     async def _attempt(self) -> None:
         timeout = self.conn.node.connect_timeout + START_GRACE
         try:
-            await asyncio.wait_for(self._deploy(), timeout)
+            await within(self._deploy(), timeout)
             cmd = deploy.start_command(self.conn.node.python, self.bundle,
                                        interval=self.interval, cluster_host=self.conn.node.host)
-            process = await asyncio.wait_for(self.conn.start(cmd, stdin=True), timeout)
+            process = await within(self.conn.start(cmd, stdin=True), timeout)
         except TimeoutError:
             # The pooled connection may be dead without knowing it: start afresh next time.
             await self._drop_connection()
@@ -152,7 +153,7 @@ class AgentLink:
         lines = LineFramer(process.readline)
         while True:
             try:
-                got = await asyncio.wait_for(lines.next(), wait)
+                got = await within(lines.next(), wait)
             except TimeoutError:
                 raise _Ended("silent", f"no frame from the agent for {wait:g} s") from None
             received = time.time()
@@ -190,10 +191,10 @@ class AgentLink:
         """Why the agent's stream ended: its exit status and last stderr line when known."""
         status: int | None = None
         with contextlib.suppress(Exception):
-            status = await asyncio.wait_for(process.wait(), 2.0)
+            status = await within(process.wait(), 2.0)
         err = ""
         with contextlib.suppress(Exception):
-            err = (await asyncio.wait_for(process.stderr_text(), 1.0)).strip()
+            err = (await within(process.stderr_text(), 1.0)).strip()
         last = err.splitlines()[-1] if err else ""
         if status is None:
             if not self.conn.connected:
@@ -214,10 +215,10 @@ class AgentLink:
             script = (f"if ps -p {pid} -o command= 2>/dev/null | grep -q "
                       f"{quote(self.bundle.name)}; then kill -KILL {pid}; fi")
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.conn.run(script), 10.0)
+                await within(self.conn.run(script), 10.0)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.stop(grace=2.0), 5.0)
+            await within(process.stop(grace=2.0), 5.0)
 
     async def _drop_connection(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.conn.close(), 5.0)
+            await within(self.conn.close(), 5.0)

@@ -77,6 +77,14 @@ def install(spec: ServiceSpec, python: str, *, write: bool) -> list[str]:
     return commands
 
 
+def stop(spec: ServiceSpec, python: str) -> list[str]:
+    """End the supervisor and the service's process group; its folder stays (`install`
+    with write=False starts it again)."""
+    where = folder(spec)
+    return [f"if [ -f {where}/supervise.py ]; then {quote(python)} {where}/supervise.py stop "
+            f"{where}; fi"]
+
+
 def remove(spec: ServiceSpec, python: str) -> list[str]:
     where = folder(spec)
     return [f"if [ -f {where}/supervise.py ]; then {quote(python)} {where}/supervise.py stop "

@@ -96,8 +96,13 @@ class ServiceStatus:
     last_exit: str | None = None
 
     @property
+    def disabled(self) -> bool:
+        """Installed under an init system but not enabled: it runs now, not after a boot."""
+        return self.manager != "detached" and self.enabled is False
+
+    @property
     def kept_across_reboots(self) -> bool:
-        return self.manager != "detached"
+        return self.manager != "detached" and not self.disabled
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -230,9 +235,12 @@ class Manager:
         commands = []
         if self.kind == "systemd-user" and self.facts.linger is not True:
             # Without lingering the user manager (and the unit) stops at logout and does not
-            # start at boot. A user may switch it on for themselves (polkit allows it).
+            # start at boot. A user may switch it on for themselves where polkit runs; logind
+            # without polkit (a minimal Debian) answers "Access denied": say what to do then.
             # The user manager then starts on its own: wait (5 s at most) for its bus.
-            commands.append(f"loginctl enable-linger {quote(self.facts.user)} && {{ i=0; "
+            user, hint = quote(self.facts.user), quote(linger_refused(self.facts.user))
+            commands.append(f"loginctl enable-linger {user} || {{ rc=$?; echo {hint} >&2; "
+                            "exit $rc; }; { i=0; "
                             'while [ ! -S "/run/user/$(id -u)/bus" ] && [ $i -lt 50 ]; do '
                             "sleep 0.1; i=$((i+1)); done; }")
         if write:
@@ -251,6 +259,13 @@ class Manager:
                          f"launchctl bootstrap {self.domain()} {path}"]
         return commands
 
+    def stop(self, spec: ServiceSpec) -> list[str]:
+        """Stop the job, leaving it installed (and, under systemd, enabled at boot); a launchd
+        job is booted out, else its KeepAlive would start it again."""
+        if self.systemd:
+            return [f"{self.ctl()} stop {spec.unit}"]
+        return [f"launchctl bootout {self.domain()}/{spec.label} 2>/dev/null; true"]
+
     def remove(self, spec: ServiceSpec) -> list[str]:
         """Stop, disable and delete the job (each command succeeds when it is already gone)."""
         path = self.path(spec)
@@ -268,6 +283,14 @@ class Manager:
                     "2>&1; true")
         return f"tail -n {int(lines)} {_shell_path(launchd_log(spec, daemon=self.system))} " \
                "2>&1; true"
+
+
+def linger_refused(user: str) -> str:
+    """What to do when the node will not let `user` linger (printed there, under the refusal)."""
+    return (f"saf: lingering for {user} was refused, and without it a --user unit stops at "
+            "logout and does not start at boot. Switch it on once as root on the node "
+            f"(sudo loginctl enable-linger {user}), or let saf log in as root for a system "
+            "unit.")
 
 
 def _shell_path(raw: str) -> str:

@@ -6,6 +6,8 @@ both read a service through here.
 from __future__ import annotations
 
 import dataclasses
+import json
+import plistlib
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +43,16 @@ async def absolute_argv(run: Run, spec: ServiceSpec, node: str, home: str = "") 
                             "(command -v found nothing)")
         argv = (where, *argv[1:])
     return dataclasses.replace(spec, argv=argv)
+
+
+async def resolve(run: Run, spec: ServiceSpec, node: str) -> ServiceSpec:
+    """`spec` as it is written on the node: its program found there (absolute_argv) and an
+    env_file under `~/` in the login user's home (saf up sends secrets to ~/.saf/env/)."""
+    spec = await absolute_argv(run, spec, node)
+    if spec.env_file and spec.env_file.startswith("~/"):
+        home = (await run('printf %s "$HOME"')).stdout.strip()
+        spec = dataclasses.replace(spec, env_file=home + spec.env_file[1:])
+    return spec
 
 
 async def init_facts(run: Run) -> InitFacts:
@@ -81,7 +93,12 @@ async def find(run: Run, spec: ServiceSpec, manager: Manager, python: str) -> Fo
 
 async def read_status(run: Run, spec: ServiceSpec, python: str = "python3") -> ServiceStatus:
     """One service's status on a node (state, restarts, since, kept across reboots or not),
-    for `saf status`: `run` runs a command there, with or without sudo. Without, a system
+    for `saf status`: `run` runs a command there, with or without sudo."""
+    return (await read_found(run, spec, python)).status
+
+
+async def read_found(run: Run, spec: ServiceSpec, python: str = "python3") -> Found:
+    """One service as found on a node, whichever manager keeps it: without root, a system
     unit or LaunchDaemon is looked for first (reading them needs no root), then the login
     user's own."""
     facts = await init_facts(run)
@@ -90,8 +107,46 @@ async def read_status(run: Run, spec: ServiceSpec, python: str = "python3") -> S
         system = Manager("systemd" if manager.systemd else "launchd-daemon", facts)
         found = await find(run, spec, system, python)
         if found.installed is not None or found.status.state != "absent":
-            return found.status
-    return (await find(run, spec, manager, python)).status
+            return found
+    return await find(run, spec, manager, python)
+
+
+def differences(spec: ServiceSpec, found: Found) -> list[str]:
+    """What differs between the file installed for the service (unit, plist, supervisor's
+    spec.json) and the one saf would write for `spec` under the same manager: "command",
+    "env" (the environment, its file, and the secrets' digest: never their values),
+    "restart", or "settings" for anything else (the working directory, user, pinning). Empty
+    when nothing is installed or it is the same."""
+    if found.installed is None:
+        return []
+    want = rendered(spec, found.manager)
+    if found.installed == want:
+        return []
+    have, wanted = _fields(found.installed, found.manager), _fields(want, found.manager)
+    return [k for k in ("command", "env", "restart") if have.get(k) != wanted.get(k)] \
+        or ["settings"]
+
+
+def _fields(text: str, manager: Manager) -> dict[str, object]:
+    """The command, environment and restart policy as a file of this manager writes them
+    (a file that does not read back has none, so each differs)."""
+    try:
+        if manager.kind == "detached":
+            spec = json.loads(text)
+            return {"command": spec.get("argv"), "restart": spec.get("restart"),
+                    "env": (spec.get("env"), spec.get("env_file"))}
+        if manager.systemd:
+            lines = text.splitlines()
+
+            def of(*keys: str) -> list[str]:
+                return [line for line in lines if line.split("=", 1)[0] in keys]
+            return {"command": of("ExecStart"), "restart": of("Restart"),
+                    "env": of("Environment", "EnvironmentFile")}
+        job = plistlib.loads(text.encode())
+        return {"command": job.get("ProgramArguments"), "restart": job.get("KeepAlive"),
+                "env": job.get("EnvironmentVariables")}
+    except (ValueError, AttributeError, plistlib.InvalidFileException):
+        return {}
 
 
 async def read_logs(run: Run, spec: ServiceSpec, manager: Manager, lines: int = 20) -> list[str]:
@@ -111,11 +166,22 @@ def commands_up(spec: ServiceSpec, found: Found, python: str, text: str) -> tupl
         return [], ""
     why = ("install" if found.installed is None else "update" if differs else
            "start" if not found.status.active else "enable") + f" {manager.describe()}"
+    changed = differences(spec, found) if found.installed is not None else []
+    if changed:
+        why += f" ({', '.join(changed)} {'differs' if len(changed) == 1 else 'differ'})"
     if found.installed is not None and not found.status.active and not differs:
         why += f" (it is {found.status.state}: {found.status.detail})"
     if manager.kind == "detached":
         return detached.install(spec, python, write=differs), why
     return manager.install(spec, text, write=differs), why
+
+
+def commands_stop(spec: ServiceSpec, found: Found, python: str) -> list[str]:
+    """Stop the service where it is installed, leaving it installed: `saf up` starts it
+    again (its plan sees it inactive)."""
+    if found.manager.kind == "detached":
+        return detached.stop(spec, python)
+    return found.manager.stop(spec)
 
 
 def commands_down(spec: ServiceSpec, found: Found, python: str) -> list[str]:

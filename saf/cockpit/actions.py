@@ -3,9 +3,16 @@ behalf of every cockpit it feeds) may change on a node."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from saf.fleet import Fleet
 from saf.shell import quote
 from saf.up.actions import restart_part
+
+if TYPE_CHECKING:
+    from saf.events import Emit
+    from saf.recipe.runner import AskPassword
+    from saf.up.part import Kind, Verb
 
 SIGNALS = ("TERM", "KILL")
 
@@ -27,3 +34,10 @@ class FleetActions:
 
     async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
         return await restart_part(self.fleet, node, kind, name, port)
+
+    async def bring_part(self, verb: Verb, kind: Kind, node: str, name: str, show: Emit,
+                         ask_password: AskPassword | None = None) -> str:
+        from saf.up.part import bring_part  # the compiler and runner: loaded when first used
+
+        return await bring_part(self.fleet, verb, kind, node, name, show,
+                                ask_password=ask_password)

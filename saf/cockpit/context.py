@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from saf.recipe.run import RunPlan
     from saf.recipe.runner import AskPassword
     from saf.signals.feed import SignalFeed
+    from saf.up.part import Kind, Verb
     from saf.up.status import ClusterStatus
 
 # The front door's reason for `saf --readonly`; the status line and refusals show it.
@@ -51,6 +52,12 @@ class NodeActions(Protocol):
 
     async def restart_part(self, node: str, kind: str, name: str, port: int = 0) -> str:
         """Restart a declared service or model (`kind`) on `node` (saf.up.actions)."""
+        ...
+
+    async def bring_part(self, verb: Verb, kind: Kind, node: str, name: str, show: Emit,
+                         ask_password: AskPassword | None = None) -> str:
+        """Bring a declared part on `node` up or down, as that part of `saf up` / `saf down`
+        (saf.up.part): a recipe run whose events reach `show`; its final status."""
         ...
 
 

@@ -24,7 +24,7 @@ def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -
     Exits 0 when nothing of it is left running, 1 otherwise."""
     from saf.fleet import Fleet
     from saf.recipe.run import RunPlan
-    from saf.up import bring
+    from saf.up import bring, replicas
     from saf.up import compile as uc
 
     inventory = common.inventory(ctx)
@@ -36,6 +36,10 @@ def down(ctx: click.Context, selector: str | None, wait: float, verbose: bool) -
             if not await all_answer(fleet, nodes, wait):
                 return 1
             recipe = await bring.recipe(found, inventory, fleet, down=True)
-            return await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")
+            done = await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf down")
+            if done == 0 and not selector:
+                # Nothing placed runs: the next `saf up` places from nothing.
+                replicas.clear(inventory.cluster.name)
+            return done
 
     ctx.exit(common.run(go()))

@@ -179,17 +179,21 @@ def stop(ctx: click.Context, endpoint: str) -> None:
               help="Seconds to wait for it to be ready again.")
 @click.pass_context
 def restart(ctx: click.Context, endpoint: str, timeout: float) -> None:
-    """Stop a server and start it again with the same command line; wait until it is ready
-    (or fail with its log's last lines)."""
+    """Stop a server and start it again with the same command line (one kept as a service:
+    restart the service); wait until it is ready (or fail with its log's last lines)."""
     from saf.fleet import Fleet
     from saf.inference import cluster as model_servers
     from saf.render.console import console
+    from saf.up.kept_models import KeptModels
 
     inventory = common.inventory(ctx)
 
     async def go() -> Started:
         async with Fleet(inventory) as fleet:
-            return await model_servers.restart(fleet, await _one(fleet, endpoint), timeout=timeout)
+            chosen = await _one(fleet, endpoint)
+            if chosen.kept:  # through its service: its keeper would start it again
+                return await KeptModels(inventory, fleet).restart(chosen, timeout)
+            return await model_servers.restart(fleet, chosen, timeout=timeout)
 
     started = common.run(go())
     out = console()

@@ -55,14 +55,15 @@ def show(recipe: str) -> None:
     loaded = library.load(recipe)
     out = console()
     out.print(Text.assemble((loaded.name, "bold"), ("  " + str(loaded.path), "dim")))
+    # A recipe's own words are text, never Rich markup: "ray[default]" must print as written.
     if loaded.description:
-        out.print(loaded.description)
+        out.print(Text(loaded.description))
     if loaded.vars:
         out.print(Text("\nvariables", style="bold"))
         for var in loaded.vars.values():
             value = "(required)" if var.required else repr(var.default)
-            out.print(f"  {var.name} = {value}" + (f"  # {var.description}"
-                                                   if var.description else ""))
+            out.print(Text(f"  {var.name} = {value}" + (f"  # {var.description}"
+                                                        if var.description else "")))
     out.print(Text("\nsteps", style="bold"))
     for step in loaded.steps:
         extras = [f"on {step.on}"] + (["serial"] if step.serial else []) + \

@@ -18,8 +18,10 @@ if TYPE_CHECKING:  # imported where used, so `saf up --help` loads none of it
     from saf.inventory.model import Node
     from saf.recipe.run import RunPlan
     from saf.up import bring
+    from saf.up.place import Placement
 
 TAIL = 8  # log lines of a failure shown
+LOST = 3  # the exit status when nodes did not answer: everything else was brought
 COMMAND_WIDTH = 120  # a planned command is cut here unless --verbose
 
 
@@ -48,6 +50,30 @@ def _plan_lines(collected: bring.Collected, nodes: list[str], verbose: bool) -> 
     return lines
 
 
+def _say_lost(skipped: dict[str, list[str]], lost: dict[str, str]) -> None:
+    """Each lost node, and the parts pinned to it that are skipped."""
+    for node, why in lost.items():
+        say(f"{node}: does not answer ({why}): lost", "bold red")
+        if skipped.get(node):
+            say(f"    not reachable, skipped: {', '.join(skipped[node])}")
+
+
+def _say_placing(placing: Placement, check: bool) -> None:
+    """Each replica moved off a lost node, and each model left short of its replicas."""
+    from saf.cluster.placement import rows_text
+
+    moved = "would move" if check else "moved"
+    for move in placing.moved:
+        say(f"model {move.model}: replica {moved} from {move.lost} (lost) to {move.to}",
+            "bold")
+    for model, rows in placing.short.items():
+        runs = len(placing.nodes.get(model, ()))
+        say(f"model {model}: runs {runs} replica{'s' if runs != 1 else ''}, fewer than "
+            "declared: no node that answers fits another", "bold red")
+        for line in rows_text(rows).splitlines():
+            say(f"    {line}")
+
+
 def _first_line(command: str, width: int = COMMAND_WIDTH) -> str:
     lines = command.splitlines() or [""]
     first = lines[0] if len(lines[0]) <= width else lines[0][:width - 1] + "…"
@@ -67,7 +93,7 @@ def _failures(collected: bring.Collected, what: str) -> None:
 @click.command("up")
 @click.option("--check", is_flag=True,
               help="Change nothing: print what differs from saf.toml; exit 2 when something "
-                   "would change, 0 when nothing differs.")
+                   "would change, 0 when nothing differs, 3 when nodes are lost.")
 @click.option("--on", "selector", metavar="SEL",
               help="Only these nodes (see `saf exec --help`); each part keeps to its own `on`.")
 @click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=defaults.UP_WAIT,
@@ -81,14 +107,20 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
     service and model in order, each checked for real (docs/cluster.md).
 
     Prints the plan first (per node, what is missing or differs and why), then applies it.
+    A node that does not answer within --wait is named as lost: the parts pinned to it are
+    skipped, a placed model's replica there is placed on another node that fits, and the
+    rest is brought as usual.
+
     Exits 0 when done (or nothing to do), 1 when a part failed (named with its evidence; run
-    `saf up` again to go on), 2 with --check when something would change.
+    `saf up` again to go on), 2 with --check when something would change, 3 when nodes were
+    lost (everything else done, or with --check planned): the cluster is not whole.
     """
     from saf.fleet import Fleet
     from saf.recipe.events import RunStatus, StepStatus
     from saf.recipe.run import RunPlan, run_recipe
-    from saf.up import bring
+    from saf.up import bring, replicas
     from saf.up import compile as uc
+    from saf.up.place import placement
 
     inventory = common.inventory(ctx)
     found = bring.read(inventory)
@@ -97,23 +129,43 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
     async def go() -> int:
         async with Fleet(fleet_inventory) as fleet:
             nodes = await fleet.select(selector or "all")
-            if not await all_answer(fleet, nodes, wait):
-                return 1
-            recipe = await bring.recipe(found, inventory, fleet, down=False)
+            lost = await bring.lost_nodes(fleet, nodes, wait)
+            answering = [n for n in nodes if n.name not in lost]
+            _say_lost(bring.skipped_parts(found, inventory, lost), lost)
+            if not answering:
+                say("nothing was run: no node answers (wait longer: --wait S)")
+                return LOST
+            # Placement is the cluster's, whatever --on acts on: a replica serving on a
+            # node outside the selection stays there, it is not placed again inside it.
+            placing = await placement(
+                found, fleet, [n for n in fleet.inventory.nodes if n.name not in lost],
+                frozenset(lost))
+            _say_placing(placing, check)
+            recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing)
+            # Only the nodes that answer: each part keeps to its own `on` among them.
+            on = ",".join(n.name for n in answering) if lost else selector
             planned = bring.Collected()
-            status = await run_recipe(RunPlan(recipe, {}, selector, check=True), fleet,
-                                      planned)
-            lines = _plan_lines(planned, [n.name for n in nodes], verbose)
+            status = await run_recipe(RunPlan(recipe, {}, on, check=True), fleet, planned)
+            lines = _plan_lines(planned, [n.name for n in answering], verbose)
+            whole = not lost and not placing.short
             if not lines and status == RunStatus.OK:
-                say(f"nothing to do: {bring.summary(found, len(nodes))} as declared")
-                return 0
+                say(f"nothing to do: {bring.summary(found, len(answering))} as declared"
+                    + ("" if whole else f" (not whole: {len(lost)} node"
+                       f"{'s' if len(lost) != 1 else ''} lost)"))
+                if not check and placing.record:
+                    replicas.save(inventory.cluster.name, placing.record)
+                return 0 if whole else LOST
             say("plan:" if lines else "plan: nothing differs", "bold")
             for line in lines:
                 say(line)
             if check:
                 failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
-                return 1 if failed else 2 if planned.of(StepStatus.CHANGED) else 0
-            return await apply_plan(RunPlan(recipe, {}, selector), fleet, verbose, "saf up")
+                return 1 if failed else LOST if not whole else \
+                    2 if planned.of(StepStatus.CHANGED) else 0
+            if placing.record:
+                replicas.save(inventory.cluster.name, placing.record)
+            done = await apply_plan(RunPlan(recipe, {}, on), fleet, verbose, "saf up")
+            return done or (0 if whole else LOST)
 
     ctx.exit(common.run(go()))
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saf.deadline import within
 from saf.inventory.model import Node
 
 OutputCallback = Callable[[str, str], None]
@@ -177,7 +178,7 @@ class Connector(abc.ABC):
         signal: str | None = None
         timed_out = cancelled = False
         try:
-            status, signal = await asyncio.wait_for(
+            status, signal = await within(
                 self._run(command, out, err, input), timeout)
         except TimeoutError:
             timed_out = True

@@ -83,11 +83,14 @@ def resolve(node: Node) -> Endpoint:
                     options.host_key_alias, jump, identities)
 
 
-async def fetch_host_key(node: Node) -> asyncssh.SSHKey | None:
-    """The key the node's server presents, without trusting it."""
+async def fetch_host_key(node: Node, tunnel: asyncssh.SSHClientConnection | None = None,
+                         ) -> asyncssh.SSHKey | None:
+    """The key the node's server presents, without trusting it; through `tunnel` (the
+    connection to its last jump host, saf.connect.jumps) when it has one. Never through a
+    ProxyJump asyncssh would read itself: that hop's key would not be checked here."""
     end = resolve(node)
     return await asyncssh.get_server_host_key(
-        end.host, end.port, config=config_paths(node),
+        end.host, end.port, config=config_paths(node), tunnel=tunnel,
         options=asyncssh.SSHClientConnectionOptions(connect_timeout=node.connect_timeout))
 
 
@@ -107,23 +110,28 @@ def recorded_keys(node: Node) -> list[asyncssh.SSHKey]:
     return list(trusted)
 
 
-async def diagnose(node: Node) -> HostKeyError:
-    """Explain why the host key was not accepted: unknown or changed, with the fingerprint."""
+async def diagnose(node: Node, tunnel: asyncssh.SSHClientConnection | None = None,
+                   ) -> HostKeyError:
+    """Explain why the host key was not accepted: unknown or changed, with the fingerprint
+    (fetched through `tunnel`, the node's jump host, when it has one)."""
     try:
-        key = await fetch_host_key(node)
+        key = await fetch_host_key(node, tunnel)
     except (OSError, asyncssh.Error):
         key = None
     fp = fingerprint(key) if key else None
     changed = bool(recorded_keys(node))
-    path = known_hosts_file(node)
-    if changed:
-        message = (f"host key has CHANGED (now {fp or 'unknown'}); this may be a reinstall or "
-                   f"someone in the middle. If you expect it, run `saf trust {node.name}` to "
-                   f"replace the entry in {path}")
-    else:
-        message = (f"host key is not known (fingerprint {fp or 'unknown'}); check it, then "
-                   f"run `saf trust {node.name}` to record it in {path}")
+    message = explain(fp, changed, known_hosts_file(node), node.name)
     return HostKeyError(node.name, message, fingerprint=fp, changed=changed)
+
+
+def explain(fp: str | None, changed: bool, path: Path, trust: str) -> str:
+    """What an unknown or changed key means and the `saf trust` line that records it."""
+    if changed:
+        return (f"host key has CHANGED (now {fp or 'unknown'}); this may be a reinstall or "
+                f"someone in the middle. If you expect it, run `saf trust {trust}` to "
+                f"replace the entry in {path}")
+    return (f"host key is not known (fingerprint {fp or 'unknown'}); check it, then "
+            f"run `saf trust {trust}` to record it in {path}")
 
 
 def record(node: Node, key: asyncssh.SSHKey) -> Path:

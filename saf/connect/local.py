@@ -19,6 +19,7 @@ from saf.connect.base import (
     RemoteProcess,
     pump_lines,
 )
+from saf.deadline import within
 from saf.shell import guarded
 
 
@@ -29,7 +30,7 @@ async def _end_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), grace)
+        await within(proc.wait(), grace)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -55,7 +56,7 @@ class LocalChild(NodeProcess):
         if self.proc.stdin and not self.proc.stdin.is_closing():
             self.proc.stdin.close()
         try:
-            await asyncio.wait_for(self.proc.wait(), grace)
+            await within(self.proc.wait(), grace)
         except TimeoutError:
             await _end_group(self.proc, grace)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from saf.connect.base import ByteProcess, CommandOutcome, Connector
+from saf.deadline import within
 from saf.shell import quote
 
 SHIM = Path(__file__).with_name("rsync_shim.py")
@@ -126,7 +127,7 @@ async def run_rsync(conn: Connector, args: list[str], *,
         out, err = await proc.communicate()
         # The bridge ends right after the node's rsync does; wait for its exit status.
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*bridge.tasks, return_exceptions=True), 5)
+            await within(asyncio.gather(*bridge.tasks, return_exceptions=True), 5)
         stderr = err.decode("utf-8", errors="replace")
         if bridge.remote_stderr.strip():
             stderr += bridge.remote_stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import contextvars
 import os
 from collections import deque
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any, AnyStr, Generic
 
 import asyncssh
 
-from saf.connect import hostkeys
+from saf.connect import hostkeys, jumps
 from saf.connect.base import (
     ByteProcess,
     Connector,
@@ -24,8 +24,8 @@ from saf.connect.base import (
 )
 from saf.connect.failures import classify
 from saf.connect.handshakes import SHARED, HandshakeGate
+from saf.deadline import within
 from saf.errors import ConnectError, Failure
-from saf.inventory.address import AddressError, parse_jump
 from saf.inventory.model import Node
 from saf.shell import guarded
 
@@ -33,6 +33,10 @@ from saf.shell import guarded
 SESSIONS_PER_CONNECTION = 8
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 3
+# The nodes whose connection this task is dialling, outermost first: a ProxyJump of the
+# OpenSSH config that leads back to one of them would wait on itself for ever.
+_DIALLING: contextvars.ContextVar[tuple[Node, ...]] = contextvars.ContextVar(
+    "saf_dialling", default=())
 
 
 class _Client(asyncssh.SSHClient):
@@ -86,7 +90,7 @@ class SSHChannelProcess(NodeProcess, Generic[AnyStr]):
         with contextlib.suppress(Exception):
             self.process.stdin.write_eof()
         try:
-            await asyncio.wait_for(self.process.wait_closed(), grace)
+            await within(self.process.wait_closed(), grace)
         except (TimeoutError, asyncssh.Error, OSError):
             with contextlib.suppress(Exception):
                 self.process.terminate()
@@ -98,7 +102,7 @@ class SSHChannelProcess(NodeProcess, Generic[AnyStr]):
         """What the process wrote to stderr (its last 64 KiB), once the stream has ended or
         a second has passed."""
         with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+            await within(asyncio.shield(self._stderr_task), 1.0)
         parts = [p.decode("utf-8", errors="replace") if isinstance(p, bytes) else p
                  for p in self._stderr]
         return "".join(parts)
@@ -139,16 +143,18 @@ class SSHConnector(Connector):
 
     def __init__(self, node: Node, *, password: str | None = None,
                  client_keys: list[str] | None = None,
-                 via: asyncssh.SSHClientConnection | None = None,
                  extra_options: dict[str, Any] | None = None,
-                 handshakes: HandshakeGate = SHARED) -> None:
+                 handshakes: HandshakeGate = SHARED,
+                 pool: jumps.Jumps | None = None) -> None:
         super().__init__(node)
         self._extra = dict(extra_options or {})  # more asyncssh options, applied last
         self._password = password
         self._client_keys = client_keys
-        self._via = via  # an open connection to tunnel through (a ProxyJump hop)
         self._handshakes = handshakes
-        self._jumps: list[SSHConnector] = []
+        # The jump hosts' connections: the fleet's pool, shared by every node behind the same
+        # jump host; without a fleet (saf keys push), this connector's own.
+        self._own_jumps = pool is None
+        self._jumps = pool or _private_pool(client_keys, handshakes)
         self._conn: asyncssh.SSHClientConnection | None = None
         # The attempt in flight: callers that ask meanwhile share it, and its outcome.
         self._attempt: asyncio.Task[None] | None = None
@@ -165,32 +171,6 @@ class SSHConnector(Connector):
     def _lost(self, exc: Exception | None) -> None:
         self._conn = None
         self.lost_reason = str(exc) if exc else "closed"
-
-    async def _connect_jumps(self, spec: str) -> asyncssh.SSHClientConnection:
-        """Connect through ProxyJump hops ourselves, so each hop's host key is checked against
-        the same known_hosts and uses the same keys as the node itself."""
-        for stale in self._jumps:  # from before a lost connection
-            await stale.close()
-        self._jumps.clear()
-        try:
-            hops = parse_jump(spec)
-        except AddressError as exc:
-            raise ConnectError(self.node.name, Failure.ERROR,
-                               f"cannot read its ProxyJump: {exc}") from None
-        previous: SSHConnector | None = None
-        for hop in hops:
-            hop_node = dataclasses.replace(
-                self.node, name=f"{self.node.name} (via jump host {hop})", host=hop.host,
-                port=hop.port, user=hop.user)
-            connector = SSHConnector(hop_node, client_keys=self._client_keys,
-                                     via=previous._conn if previous else None,
-                                     handshakes=self._handshakes)
-            await connector.connect()
-            self._jumps.append(connector)
-            previous = connector
-        assert previous is not None
-        assert previous._conn is not None
-        return previous._conn
 
     def _options(self, tunnel: asyncssh.SSHClientConnection | None = None,
                  known: asyncssh.SSHKnownHosts | None = None) -> dict[str, Any]:
@@ -212,8 +192,9 @@ class SSHConnector(Connector):
             opts["client_keys"] = self._client_keys
         elif node.identity:
             opts["client_keys"] = [os.path.expanduser(node.identity)]
-        if tunnel is not None or self._via is not None:
-            opts["tunnel"] = tunnel or self._via
+        # Always said: left out, asyncssh would follow the OpenSSH config's ProxyJump itself,
+        # and that hop's host key would be checked against its defaults, not saf's.
+        opts["tunnel"] = tunnel
         if self._password is not None:
             opts["password"] = self._password
             opts.setdefault("client_keys", None)
@@ -233,19 +214,47 @@ class SSHConnector(Connector):
                 lambda task: task.cancelled() or task.exception())
         await asyncio.shield(self._attempt)
 
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The open connection (connecting first if need be): a jump host's, to tunnel
+        through."""
+        await self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    async def _tunnel(self) -> tuple[asyncssh.SSHClientConnection | None, Node | None]:
+        """The connection to the node's last jump host (and that host), or (None, None)."""
+        hops = jumps.hops_of(self.node)
+        if not hops:
+            return None, None
+        dialling = _DIALLING.get() + (self.node,)
+        ring = next((hop for hop in hops if hop in dialling), None)
+        if ring is not None:
+            names = " -> ".join(n.name for n in dialling[dialling.index(ring):])
+            raise ConnectError(self.node.name, Failure.CONFIG, "the ProxyJump of its OpenSSH "
+                               f"config goes round in a ring ({names} -> {ring.name})")
+        _DIALLING.set(dialling)  # this attempt's own task: the hops' attempts inherit it
+        try:
+            return await self._jumps.tunnel(hops), hops[-1]
+        except jumps.JumpFailed as failed:
+            raise jumps.failure(self.node, failed) from None
+
     async def _connect_now(self) -> None:
         known = await self._check_local_files()
         end = hostkeys.resolve(self.node)
-        tunnel = None
-        if end.jump and self._via is None:
-            tunnel = await self._connect_jumps(end.jump)
+        tunnel, last_hop = await self._tunnel()
         try:
             conn, _ = await self._handshakes.dial(
                 end.host, end.port,
                 lambda: asyncssh.create_connection(lambda: _Client(self),
                                                    **self._options(tunnel, known)))
         except asyncssh.HostKeyNotVerifiable:
-            raise await hostkeys.diagnose(self.node) from None
+            raise await hostkeys.diagnose(self.node, tunnel) from None
+        except asyncssh.ChannelOpenError as exc:
+            # Only a tunnel opens a channel to dial: the jump host could not reach the node.
+            hop = last_hop.name if last_hop else "?"
+            raise ConnectError(self.node.name, Failure.UNREACHABLE,
+                               f"jump host {hop} cannot reach {self.node.address}: "
+                               f"{exc.reason}") from None
         except Exception as exc:  # noqa: BLE001 - classified by type, code and errno
             raise classify(self.node, exc) from None
         self._conn = conn
@@ -319,7 +328,7 @@ class SSHConnector(Connector):
         with contextlib.suppress(Exception):
             process.stdin.write_eof()
         try:
-            await asyncio.wait_for(process.wait_closed(), 3.0)
+            await within(process.wait_closed(), 3.0)
         except Exception:  # noqa: BLE001 - best effort; the guard has already fired
             process.close()
 
@@ -373,10 +382,18 @@ class SSHConnector(Connector):
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 3.0)
-        for jump in reversed(self._jumps):
-            await jump.close()
-        self._jumps.clear()
+                await within(conn.wait_closed(), 3.0)
+        if self._own_jumps:
+            await self._jumps.close()
+
+
+def _private_pool(client_keys: list[str] | None, handshakes: HandshakeGate) -> jumps.Jumps:
+    """A pool for one connector's hops; the hops share it, so a chain of them opens each
+    hop once."""
+    def make(hop: Node) -> SSHConnector:
+        return SSHConnector(hop, client_keys=client_keys, handshakes=handshakes, pool=pool)
+    pool = jumps.Jumps(make)
+    return pool
 
 
 _NO_KNOWN_HOSTS = "no known_hosts file"

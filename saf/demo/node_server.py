@@ -19,6 +19,8 @@ from pathlib import Path
 
 import asyncssh
 
+from saf.deadline import within
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -216,7 +218,7 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float = 2.0) -> N
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), grace)
+        await within(proc.wait(), grace)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

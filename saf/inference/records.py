@@ -62,13 +62,23 @@ class Endpoint:
 
     @property
     def state_text(self) -> str:
-        """The state as shown: a kept server's restarts; a dead detached one is down for
-        good (nothing restarts it)."""
+        """The state as a table's cell shows it, short (it sits beside PID and CHECKED in 120
+        columns): a kept server's restarts; a dead detached one is down for good (nothing
+        restarts it: `state_why` says so in words)."""
         if self.state == "exited" and not self.kept:
-            return "down (not kept: the server died)"
+            return "down (not kept)"
         if self.kept and self.restarts:
             return f"{self.state}, {self.restarts} restart{'s' if self.restarts != 1 else ''}"
         return self.state
+
+    @property
+    def state_why(self) -> str:
+        """What a state's cell leaves out, said under the table or beside the endpoint
+        ("" when nothing)."""
+        if self.state == "exited" and not self.kept:
+            return ("the server died and nothing restarts it: it was started detached, not "
+                    "kept by the node's init system (`saf models restart " + self.key + "`)")
+        return self.why
 
 
 @dataclass

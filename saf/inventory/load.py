@@ -15,6 +15,7 @@ from typing import Any
 from saf import paths, secrets
 from saf.config_model import Source, decode, dotted
 from saf.errors import InventoryError, SafError, brief
+from saf.inventory import jumps
 from saf.inventory.model import SELECTOR_WORDS, Cluster, Defaults, Inventory, Node
 from saf.inventory.schema import InventoryFile
 from saf.tomlpos import TomlPositions, load_toml
@@ -119,10 +120,11 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
     defaults = Defaults(
         user=d.user, port=d.port, python=_command(d.python, ("defaults", "python"), source),
         identity=d.identity, known_hosts=d.known_hosts, ssh_config=d.ssh_config,
-        connect_timeout=float(d.connect_timeout), vars=d.vars)
+        connect_timeout=float(d.connect_timeout), jump=d.jump, vars=d.vars)
     if not file.nodes:
         raise source.fail((), "the inventory has no [[nodes]]")
     nodes: list[Node] = []
+    jump: dict[str, jumps.Written] = {}
     seen: dict[str, int] = {}
     for index, t in enumerate(file.nodes):
         where = ("nodes", index)
@@ -152,6 +154,12 @@ def parse_inventory(data: dict[str, Any], pos: TomlPositions | None = None,
             vars={**defaults.vars, **t.vars},
             line=pos.line(*where),
         ))
+        if t.jump is not None:
+            jump[t.name] = jumps.Written(t.jump, where + ("jump",))
+        elif d.jump is not None:
+            jump[t.name] = jumps.Written(d.jump, ("defaults", "jump"), from_defaults=True)
+    nodes = jumps.resolve(
+        nodes, jump, lambda where, message: source.fail(where, f"{source.key(where)} {message}"))
     heads = [n for n in nodes if n.is_head]
     if len(heads) > 1:
         second = heads[1]

@@ -35,6 +35,11 @@ class Node:
     connect_timeout: float = 10.0
     vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     line: int | None = field(default=None, compare=False)
+    # The jump hosts on the way, the one dialled first first; each hop is a Node (another
+    # node of the inventory, or one made for a `[user@]host[:port]` hop, saf.inventory.jumps)
+    # carrying the hops before it. None: the inventory says nothing and the OpenSSH config's
+    # ProxyJump (if any) decides; (): straight there, whatever the config says.
+    jump: tuple[Node, ...] | None = None
 
     @property
     def is_head(self) -> bool:
@@ -55,6 +60,7 @@ class Defaults:
     known_hosts: str | None = None
     ssh_config: str | None = None
     connect_timeout: float = 10.0
+    jump: str | None = None  # as written; each node's is resolved into Node.jump
     vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 

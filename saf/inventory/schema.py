@@ -33,6 +33,7 @@ class DefaultsTable(Struct, forbid_unknown_fields=True):
     known_hosts: Text | None = None
     ssh_config: Text | None = None
     connect_timeout: Timeout = 10.0
+    jump: Text | None = None  # saf.inventory.jumps reads it
     vars: dict[str, Any] = {}
 
 
@@ -50,6 +51,9 @@ class NodeTable(Struct, forbid_unknown_fields=True):
     known_hosts: Text | None = None
     ssh_config: Text | None = None
     connect_timeout: Timeout | None = None
+    # The jump host: another node's name, `[user@]host[:port]` hops (ProxyJump's form,
+    # comma-separated), or "none"; saf.inventory.jumps reads it.
+    jump: Text | None = None
     vars: dict[str, Any] = {}
 
 

@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
+from saf.deadline import within
+
 T = TypeVar("T")
 
 
@@ -44,7 +46,7 @@ class Phase(Generic[T]):
 
     async def wait(self, timeout: float) -> dict[str, T | Exception]:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
         try:
-            await asyncio.wait_for(self._event.wait(), max(timeout, 0.0))
+            await within(self._event.wait(), max(timeout, 0.0))
         except TimeoutError:
             pass
         values = dict(self._values)

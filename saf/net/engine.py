@@ -29,6 +29,7 @@ from typing import Any
 from saf.agentlink import deploy
 from saf.agentlink.build import AgentBundle, build
 from saf.connect.base import Connector, RemoteProcess
+from saf.deadline import within
 from saf.defaults import NET_TOOLS
 from saf.errors import ConnectError, UsageError
 from saf.fleet import Fleet
@@ -113,7 +114,7 @@ class _Pair:
             self._fail_rest(done, "timed out")
 
     async def _read_json(self, process: RemoteProcess, what: str) -> dict[str, Any]:
-        line = await asyncio.wait_for(process.readline(), START_TIMEOUT)
+        line = await within(process.readline(), START_TIMEOUT)
         try:
             data = json.loads(line)
         except ValueError:
@@ -202,7 +203,7 @@ class _Pair:
             line = ""
             with contextlib.suppress(TimeoutError):
                 while True:
-                    line = await asyncio.wait_for(server.readline(), START_TIMEOUT)
+                    line = await within(server.readline(), START_TIMEOUT)
                     if not line or "listening" in line.lower():
                         break
             if line and "listening" in line.lower():
@@ -236,7 +237,7 @@ class _Pair:
 
 async def _stderr(process: RemoteProcess) -> str:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(process.wait(), 2)
+        await within(process.wait(), 2)
         return (await process.stderr_text()).strip().splitlines()[-1:][0]
     return ""
 

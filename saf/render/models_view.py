@@ -70,6 +70,8 @@ def endpoints_renderable(endpoints: list[Endpoint], unreachable: Mapping[str, st
     for e in endpoints:
         if e.state == "bad":
             parts.append(Text(f"{e.key}: its record is not valid ({e.why})", style="red"))
+        elif e.state == "exited" and not e.kept:
+            parts.append(Text(f"{e.key}: {e.state_why}", style="red"))
     return Group(*parts)
 
 

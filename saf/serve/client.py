@@ -5,7 +5,7 @@ UNIX socket (see saf.serve.wire).
     link = HubLink.connect(socket_path, token=os.environ.get("SAF_HUB_TOKEN"))
     link.hello.cluster, link.hello.nodes, link.hello.readonly      # known before the app runs
     source = link.source(emit)      # a MetricsSource: start() / stop() / store
-    actions = link.actions()        # NodeActions: signal() asks the hub
+    actions = link.actions()        # NodeActions: each of its actions asks the hub
     link.run_recipe(plan, show, ask_password)   # a recipe run on the hub's fleet
     feed = link.signal_feed()       # a SignalFeed whose frames come from the hub
 
@@ -27,10 +27,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from saf.deadline import within
 from saf.errors import SafError
 from saf.events import Emit, UnknownEvent, ignore
 from saf.inventory.model import Node
@@ -52,6 +53,7 @@ from saf.serve.messages import (
     decode_message,
 )
 from saf.serve.requests import (
+    BringPart,
     Cancel,
     ClientHello,
     Password,
@@ -64,6 +66,9 @@ from saf.serve.requests import (
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed
+
+if TYPE_CHECKING:
+    from saf.up.part import Kind, Verb
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +273,7 @@ class HubLink:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._replies[req] = future
         self._writer.write(wire.pack_struct(request(req)))
-        return await asyncio.wait_for(future, REQUEST_TIMEOUT)
+        return await within(future, REQUEST_TIMEOUT)
 
     # -- recipe runs (saf.cockpit.context.RecipeRunner) -------------------------------------
     async def run_recipe(self, plan: RunPlan, show: Emit,
@@ -276,16 +281,30 @@ class HubLink:
         """Run `plan` on the hub's fleet: its events reach `show` as they happen, a password
         it needs is asked with `ask_password`; the run's final status. Cancelling this
         cancels the run on the hub (which stops every remote command)."""
+        recipe = plan.recipe
+        return await self._stream(lambda req: RunRecipe(
+            req=req, recipe=str(recipe.path) if recipe.path is not None else recipe.name,
+            overrides=dict(plan.overrides), selector=plan.selector, check=plan.check,
+            start_step=plan.start_step, resumed_from=plan.resumed_from), show, ask_password)
+
+    async def bring_part(self, verb: Verb, kind: Kind, node: str, name: str, show: Emit,
+                         ask_password: AskPassword | None = None) -> str:
+        """Bring one declared part up or down on the hub's fleet (saf.up.part), shown and
+        cancelled as `run_recipe`'s run is; the run's final status."""
+        return await self._stream(lambda req: BringPart(
+            req=req, verb=verb, kind=kind, node=node, name=name),
+            show, ask_password)
+
+    async def _stream(self, request: Callable[[int], Request], show: Emit,
+                      ask_password: AskPassword | None) -> str:
+        """Send `request(id)`, then hand the run's events to `show` and its password asks to
+        `ask_password` until the hub's reply (an error reply raises HubError)."""
         if self._writer is None or self.closed:
             raise HubError("not connected to saf serve's hub")
         req = next(self._ids)
         queue: asyncio.Queue[RunMessage | None] = asyncio.Queue()
         self._runs[req] = queue
-        recipe = plan.recipe
-        self._writer.write(wire.pack_struct(RunRecipe(
-            req=req, recipe=str(recipe.path) if recipe.path is not None else recipe.name,
-            overrides=dict(plan.overrides), selector=plan.selector, check=plan.check,
-            start_step=plan.start_step, resumed_from=plan.resumed_from)))
+        self._writer.write(wire.pack_struct(request(req)))
         try:
             while True:
                 item = await queue.get()
@@ -340,7 +359,7 @@ class HubLink:
                 self._writer.write(wire.pack_struct(Signals()))
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), TICK_S)
+                    item = await within(queue.get(), TICK_S)
                 except TimeoutError:
                     book.tick(time.time_ns())
                     continue
@@ -376,3 +395,7 @@ class HubActions:
         if not answer.ok:
             raise HubError(answer.message or "the hub refused")
         return answer.message
+
+    async def bring_part(self, verb: Verb, kind: Kind, node: str, name: str, show: Emit,
+                         ask_password: AskPassword | None = None) -> str:
+        return await self.link.bring_part(verb, kind, node, name, show, ask_password)

@@ -29,7 +29,8 @@ What a face starts (a cockpit per terminal, fed from this hub over its socket):
   client its own environment (textual-serve) passes no token: the server's `--readonly` rules.
 
 Node actions from any cockpit come here (`hub.signal`, or a client's `signal` request; a
-client's `recipe` request runs a recipe on the hub's fleet, streaming its events back) and are
+client's `recipe` request runs a recipe on the hub's fleet, streaming its events back; its
+`part` request brings one declared part up or down, saf.up.part, as such a run) and are
 refused when the server or the session is read-only (a recipe's `--check` is allowed).
 """
 
@@ -45,15 +46,16 @@ import shutil
 import sys
 import tempfile
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from saf.agentlink.build import AgentBundle
 from saf.agentlink.node_links import NodeLinks
 from saf.cockpit.actions import FleetActions
 from saf.cockpit.context import READONLY_FLAG
+from saf.deadline import within
 from saf.events import Emit, Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
@@ -65,6 +67,9 @@ from saf.serve.messages import AskForPassword, HubHello, RecipeEvent, Reply, Sig
 from saf.signals.book import SignalBook
 from saf.signals.events import SignalSourceState
 from saf.signals.feed import SignalFeed
+
+if TYPE_CHECKING:
+    from saf.recipe.runner import AskPassword
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +205,7 @@ class Hub:
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT)
         for what, stopping in (("agents", self.metrics.stop), ("fleet", self.fleet.close)):
-            # asyncio.wait, not wait_for: wait_for would wait again for what it cancels.
+            # asyncio.wait, not within: within would wait again for what it cancels.
             part = asyncio.ensure_future(stopping())
             done, _ = await asyncio.wait({part}, timeout=STOP_WAIT)
             if not done:
@@ -208,7 +213,7 @@ class Hub:
                 log.warning("hub: stopping the %s took over %g s; left behind", what, STOP_WAIT)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await within(self._server.wait_closed(), 2)
             self._server = None
         if self._socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -380,7 +385,7 @@ class Hub:
                             writer: asyncio.StreamWriter) -> None:
         client: HubClient | None = None
         try:
-            message = await asyncio.wait_for(wire.read_message(reader), HELLO_TIMEOUT)
+            message = await within(wire.read_message(reader), HELLO_TIMEOUT)
             if message is None or message[0] != wire.JSON:
                 return
             try:
@@ -441,6 +446,8 @@ class Hub:
                 self._spawn(self._restart_request(client, request), "hub-restart")
             case requests.RunRecipe():
                 self._spawn(self._recipe_request(client, request), "hub-recipe")
+            case requests.BringPart():
+                self._spawn(self._part_request(client, request), "hub-part")
             case requests.Password(req=req, ask=ask, password=password):
                 future = client.asks.pop((req, ask), None)
                 if future is not None and not future.done():
@@ -478,13 +485,42 @@ class Hub:
         client.send(wire.pack_struct(Reply(req=request.req, ok=ok, message=message)))
 
     async def _recipe_request(self, client: HubClient, request: requests.RunRecipe) -> None:
-        """Run a recipe on the hub's fleet for a cockpit: its events go back as they happen,
-        a password the run needs is asked of the cockpit, and the run ends with the reply."""
-        from saf.errors import SafError
+        """Run a recipe on the hub's fleet for a cockpit (a read-only session may check)."""
         from saf.recipe import library
         from saf.recipe.run import RunPlan, run_recipe
 
-        req = request.req
+        async def body(show: Emit, ask_password: AskPassword) -> str:
+            recipe = library.load(request.recipe)
+            plan = RunPlan(recipe, dict(request.overrides), request.selector, request.check,
+                           request.start_step, request.resumed_from)
+            log.info("hub: %s runs recipe %s%s", client.who, recipe.name,
+                     " (check)" if request.check else "")
+            return await run_recipe(plan, self.fleet, show, ask_password=ask_password)
+
+        await self._run_for(client, request.req, body,
+                            None if request.check else "running a recipe")
+
+    async def _part_request(self, client: HubClient, request: requests.BringPart) -> None:
+        """Bring one declared part up or down for a cockpit (saf.up.part), as a run."""
+        from saf.up.part import bring_part, describe
+
+        what = describe(request.verb, request.kind, request.node, request.name)
+
+        async def body(show: Emit, ask_password: AskPassword) -> str:
+            log.info("hub: %s brings %s", client.who, what)
+            return await bring_part(self.fleet, request.verb, request.kind, request.node,
+                                    request.name, show, ask_password=ask_password)
+
+        await self._run_for(client, request.req, body, f"bringing {what}")
+
+    async def _run_for(self, client: HubClient, req: int,
+                       body: Callable[[Emit, AskPassword], Awaitable[str]],
+                       changes: str | None) -> None:
+        """A run for a cockpit on the hub's fleet: its events go back as they happen, a
+        password it needs is asked of the cockpit, and it ends with the reply. `changes`
+        names what it changes, refused to a read-only session (None: it changes nothing)."""
+        from saf.errors import SafError
+
         task = asyncio.current_task()
         assert task is not None
         client.runs[req] = task
@@ -505,15 +541,9 @@ class Hub:
 
         ok, message = False, ""
         try:
-            check = request.check
-            if not check and client.readonly_reason is not None:
-                raise PermissionError(f"running a recipe is disabled: {client.readonly_reason}")
-            recipe = library.load(request.recipe)
-            plan = RunPlan(recipe, dict(request.overrides), request.selector, check,
-                           request.start_step, request.resumed_from)
-            log.info("hub: %s runs recipe %s%s", client.who, recipe.name,
-                     " (check)" if check else "")
-            message = await run_recipe(plan, self.fleet, show, ask_password=ask_password)
+            if changes is not None and client.readonly_reason is not None:
+                raise PermissionError(f"{changes} is disabled: {client.readonly_reason}")
+            message = await body(show, ask_password)
             ok = True
         except asyncio.CancelledError:
             message = "cancelled"

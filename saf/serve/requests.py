@@ -10,7 +10,7 @@ are ignored, as before.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -53,6 +53,18 @@ class RestartPart(_Request, tag="restart"):
     port: Index = 0
 
 
+class BringPart(_Request, tag="part"):
+    """Bring declared part `name` (a node, ray, a service or a model; saf.up.part) on `node`
+    up or down, as that part of `saf up` / `saf down`; answered as a recipe run is: its
+    events, password asks and a reply."""
+
+    req: int
+    verb: Literal["up", "down"]
+    kind: Literal["node", "ray", "service", "model"]
+    node: str
+    name: str
+
+
 class RunRecipe(_Request, tag="recipe"):
     """Run a recipe on the hub's fleet; answered by its events, password asks and a reply."""
 
@@ -79,7 +91,7 @@ class Cancel(_Request, tag="cancel"):
     req: int
 
 
-Request = Signals | SignalNode | RestartPart | RunRecipe | Password | Cancel
+Request = Signals | SignalNode | RestartPart | BringPart | RunRecipe | Password | Cancel
 
 
 class BadRequest(Exception):
@@ -114,4 +126,5 @@ def decode_request(data: dict[str, Any]) -> Request:
 
 
 _OPS = frozenset(str(cls.__struct_config__.tag)
-                 for cls in (Signals, SignalNode, RestartPart, RunRecipe, Password, Cancel))
+                 for cls in (Signals, SignalNode, RestartPart, BringPart, RunRecipe, Password,
+                             Cancel))

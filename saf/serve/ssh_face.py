@@ -45,6 +45,7 @@ from typing import Any
 
 import asyncssh
 
+from saf.deadline import within
 from saf.errors import SafError
 from saf.serve.authorized import (
     AuthorizedKeys,
@@ -229,7 +230,7 @@ class SSHFace:
             conn.close()
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 2)
+                await within(conn.wait_closed(), 2)
 
 
 async def _end(proc: asyncio.subprocess.Process) -> None:
@@ -238,7 +239,7 @@ async def _end(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), GRACE)
+            await within(proc.wait(), GRACE)
         except TimeoutError:
             pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -274,7 +275,7 @@ class _Pump:
             if tasks[2] in done or tasks[0] in done:
                 # The cockpit ended: let the last of its output reach the client.
                 with contextlib.suppress(Exception):  # a timeout, or the channel gone
-                    await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)
+                    await within(asyncio.shield(tasks[0]), 1.0)
         finally:
             if self._resize is not None:
                 self._resize.cancel()
@@ -510,4 +511,4 @@ async def run(hub: Hub, bind: Bind, *, authorized_keys: Path | None = None,
         acceptor.close()
         await face.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(acceptor.wait_closed(), 2)
+            await within(acceptor.wait_closed(), 2)

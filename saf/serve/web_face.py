@@ -44,6 +44,7 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
+from saf.deadline import within
 from saf.serve.client_limits import RefusalLog, clamp_size
 from saf.serve.faces import Bind
 from saf.serve.http_site import listening
@@ -235,14 +236,14 @@ async def end(service: AppService) -> None:
     """Ask a tab's cockpit to quit; kill it if it has not within QUIT_WAIT seconds."""
     process = service._process
     try:
-        await asyncio.wait_for(service.stop(), QUIT_WAIT)
+        await within(service.stop(), QUIT_WAIT)
     except (TimeoutError, ConnectionError, OSError):
         pass
     if process is not None and process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.wait(), QUIT_WAIT)
+            await within(process.wait(), QUIT_WAIT)
 
 
 async def run(hub: Hub, bind: Bind, *, max_sessions: int = 16,

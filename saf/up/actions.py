@@ -1,18 +1,18 @@
 """Restarting one part of the declared cluster on one node, for the cockpit's Cluster screen
 (through saf.cockpit.actions, or `saf serve`'s hub, which refuses it to read-only sessions).
 
-A service (or a model kept by its unit `saf-model-NAME`) is restarted by its manager, as
-installed: `systemctl restart`, `launchctl kickstart -k`, or saf's supervisor stopped and
-started again on the spec it already holds. A detached model server is restarted with the
-command line on record (saf.inference.cluster.restart). Bringing one part up or down from
-nothing is `saf up` / `saf down`'s work: asked for here, the answer says so.
+A service (or a model kept by its unit `saf-model-NAME`) is restarted (or stopped) by its
+manager, as installed: `systemctl restart`, `launchctl kickstart -k`, or saf's supervisor
+stopped and started again on the spec it already holds (the Models screen's stop and restart
+of such a server come here through saf.up.kept_models). A detached model server is restarted
+with the command line on record (saf.inference.cluster.restart). Bringing one part up or down
+is saf.up.part's: that part of `saf up` / `saf down`, run by the recipe runner.
 """
 
 from __future__ import annotations
 
 from saf.cluster import detached
-from saf.cluster.initsys import Manager
-from saf.cluster.service import Found, Run, find, init_facts
+from saf.cluster.service import Found, Run, commands_stop, read_found
 from saf.cluster.units import ServiceSpec
 from saf.errors import SafError
 from saf.fleet import Fleet
@@ -25,25 +25,10 @@ class ActionRefused(SafError):
     title = "Not done"
 
 
-def not_here(verb: str, kind: str, name: str) -> str:
-    """What the cockpit says for up / down of one part (saf up's compiler does that whole)."""
-    return (f"{verb} of one part is not done from the cockpit yet: run `saf {verb}` "
-            f"(it brings every part of saf.toml, {kind} {name} among them, to what is "
-            "declared)")
-
-
 async def locate(run: Run, name: str, python: str) -> Found:
     """Service `name` as installed on a node, under the manager that keeps it (as
     saf.cluster.service.read_status looks: the system's first when saf is not root)."""
-    spec = ServiceSpec(name, ("/bin/true",))
-    facts = await init_facts(run)
-    manager = facts.manager()
-    if facts.uid != 0 and manager.kind in ("systemd-user", "launchd-agent"):
-        system = Manager("systemd" if manager.systemd else "launchd-daemon", facts)
-        found = await find(run, spec, system, python)
-        if found.installed is not None or found.status.state != "absent":
-            return found
-    return await find(run, spec, manager, python)
+    return await read_found(run, ServiceSpec(name, ("/bin/true",)), python)
 
 
 def restart_commands(name: str, found: Found, python: str) -> list[str]:
@@ -68,6 +53,20 @@ async def restart_service(run: Run, name: str, python: str) -> str:
             raise ActionRefused(f"restarting {name}: `{command}` exited {result.exit_status}: "
                                 f"{(result.stderr or result.stdout).strip()[-300:]}")
     return f"restarted {name} ({found.manager.describe()})"
+
+
+async def stop_service(run: Run, name: str, python: str) -> str:
+    """Stop service `name` where it is installed, leaving it installed (`saf up` starts it
+    again); what was done."""
+    found = await locate(run, name, python)
+    if found.installed is None:
+        raise ActionRefused(f"service {name} is not installed here")
+    for command in commands_stop(ServiceSpec(name, ("/bin/true",)), found, python):
+        result = await run(command)
+        if not result.ok:
+            raise ActionRefused(f"stopping {name}: `{command}` exited {result.exit_status}: "
+                                f"{(result.stderr or result.stdout).strip()[-300:]}")
+    return f"stopped {name} ({found.manager.describe()})"
 
 
 async def restart_part(fleet: Fleet, node: str, kind: str, name: str, port: int = 0) -> str:

@@ -4,11 +4,11 @@ plan (what would change or failed, per node and part). The faces (saf.commands.u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from saf import defaults
-from saf.errors import SafError
+from saf.errors import SafError, SelectorError
 from saf.events import Event
 from saf.fleet import Fleet
 from saf.inventory.model import Inventory, Node
@@ -16,9 +16,11 @@ from saf.recipe.events import NodeStepFinished, RunStarted, StepStatus
 from saf.recipe.log import find_run
 from saf.recipe.model import Recipe
 from saf.recipe.run import NothingToResume, RunPlan
+from saf.select import select
 from saf.up import compile as uc
 from saf.up.declared import Declared, declared
-from saf.up.place import placement
+from saf.up.part import restricted
+from saf.up.place import Placement, placement
 from saf.wait import wait_for_nodes
 
 WAIT = defaults.UP_WAIT  # seconds `saf up` waits for a node that does not answer yet
@@ -38,18 +40,53 @@ def read(inventory: Inventory) -> Declared:
 
 async def missing_nodes(fleet: Fleet, nodes: list[Node], within: float = WAIT) -> list[str]:
     """One line per node that does not answer SSH within `within` seconds (none: all answer)."""
+    return [f"{node}: does not answer ({why})"
+            for node, why in (await lost_nodes(fleet, nodes, within)).items()]
+
+
+async def lost_nodes(fleet: Fleet, nodes: list[Node], within: float = WAIT) -> dict[str, str]:
+    """Each node that does not answer SSH within `within` seconds -> why (empty: all do)."""
     outcome = await wait_for_nodes(fleet, nodes, timeout=within)
-    return [f"{m.node}: does not answer ({m.message})" for m in outcome.missing]
+    return {m.node: m.message for m in outcome.missing}
+
+
+def skipped_parts(found: Declared, inventory: Inventory, lost: Iterable[str]
+                  ) -> dict[str, list[str]]:
+    """Each lost node -> the parts declared on it that `saf up` cannot bring there (its
+    [up] recipes, Ray, its services, the models pinned to it by `on`); a placed model is
+    not among them: its replica goes to another node."""
+    out: dict[str, list[str]] = {}
+    for node in lost:
+        parts = [f"[up] {step.name}" for step in found.up_recipe().steps
+                 if node in _named(inventory, step.on)]
+        if found.ray is not None:
+            parts.append("ray")
+        parts += [f"service {s.name}" for s in found.services
+                  if node in (s.nodes or _named(inventory, s.on))]
+        parts += [f"model {m.name}" for m in found.models
+                  if m.on is not None and node in (m.nodes or _named(inventory, m.on))]
+        out[node] = parts
+    return out
+
+
+def _named(inventory: Inventory, selector: str) -> set[str]:
+    """The nodes a selector names by what the inventory declares (no node is asked its OS:
+    a lost one cannot answer)."""
+    try:
+        return {n.name for n in select(inventory, selector, allow_empty=True)}
+    except SelectorError:
+        return set()
 
 
 async def recipe(found: Declared, inventory: Inventory, fleet: Fleet, *, down: bool,
-                 placed: Mapping[str, tuple[str, ...]] | None = None) -> Recipe:
-    """The recipe for up or down; the placed models' nodes are chosen now unless given."""
+                 placing: Placement | None = None) -> Recipe:
+    """The recipe for up or down; the placed models' nodes are chosen now (among every
+    node) unless given."""
     if down:
-        return uc.down_recipe(found, inventory, placed or {})
-    if placed is None:
-        placed = await placement(found, fleet)
-    return uc.up_recipe(found, inventory, placed)
+        return uc.down_recipe(found, inventory, {})
+    if placing is None:
+        placing = await placement(found, fleet)
+    return uc.up_recipe(found, inventory, placing.nodes, surplus=placing.surplus)
 
 
 @dataclass
@@ -107,8 +144,9 @@ def summary(found: Declared, nodes: int) -> str:
 
 def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
            ) -> Callable[[], RunPlan] | None:
-    """When `run` is a `saf up` / `saf down` run: how to build its resume (the same recipe
-    compiled again from saf.toml, the models where that run placed them); else None."""
+    """When `run` is a `saf up` / `saf down` run (or one part's, saf.up.part): how to build
+    its resume (the same recipe compiled again from saf.toml, the models where that run
+    placed them); else None."""
     previous = find_run(run, cluster=inventory.cluster.name)
     if previous.started.recipe not in (uc.UP, uc.DOWN):
         return None
@@ -118,7 +156,7 @@ def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
         if start is None:
             raise NothingToResume(f"run {previous.run} has nothing left to do "
                                   f"(it ended {previous.status})")
-        found = read(inventory)
+        found = restricted(read(inventory), previous.started.vars)
         placed = uc.placed_of(previous.started.vars)
         made = (uc.down_recipe(found, inventory, placed) if previous.started.recipe == uc.DOWN
                 else uc.up_recipe(found, inventory, placed))

@@ -4,9 +4,10 @@ saf.recipe.model.Recipe, in memory), for the recipe runner.
 Up, in order: [up]'s recipes (`recipe` steps), Ray (one `ray_start` step on every node), then
 each service and model in `Declared.order()`: a service as a `service` step on its nodes
 (its secrets first sent by an `upload` step into a 0600 file on the node), a model as a
-`model` step on its nodes (`on`, or those saf.up.place chose). Down is the reverse: models
-stopped, services `state = "absent"` (and their secrets file removed), then `ray_stop`.
-[up]'s recipes are not undone.
+`model` step on its nodes (`on`, or those saf.up.place chose; a placed model's replica left
+on a node it is no longer placed on is stopped first, by the step `saf down` uses). Down is
+the reverse: models stopped, services `state = "absent"` (and their secrets file removed),
+then `ray_stop`. [up]'s recipes are not undone.
 
 Every value of the declaration is put into the steps literally: a `{` the runner would read
 as a placeholder is doubled.
@@ -17,6 +18,8 @@ the inventory's path and each placed model's nodes.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import re
 import shlex
@@ -24,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from saf import paths, secrets
+from saf.cluster.units import ServiceSpec
 from saf.inventory.model import Inventory
 from saf.ray import command as rc
 from saf.recipe.kinds.model import ModelServer
@@ -40,6 +44,7 @@ DOWN = "saf down"
 INVENTORY_VAR = "inventory"
 PLACED_PREFIX = "placed_"
 ENV_FOLDER = "~/.saf/env"  # on the node: each service's secrets, NAME.env, 0600
+SECRETS_DIGEST = "SAF_SECRETS_DIGEST"  # in a unit's env: its secrets' fingerprint
 RAY_TIMEOUT = 600.0
 RAY_RESOURCES = "ray_resources"  # the node var ray_start reads (saf.ray.command)
 RAY_PYTHON = "ray_python"  # the node var ray_start runs Ray's Python from (saf.ray.command)
@@ -96,13 +101,13 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
 
 
 def ray_start_step(ray: Ray, index: int) -> Step:
-    """The one place the Ray step is built from [ray] (head: the inventory's; `persist`
-    goes here once ray_start takes it)."""
+    """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
+    Ray kept by each node's init system as service `ray`, docs/ray.md)."""
     from saf.recipe.kinds.ray_start import RayStart  # Ray's code, only for a [ray] cluster
 
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
-                    join_timeout=90.0)
+                    join_timeout=90.0, persist="true" if ray.persist else "false")
     return Step(index=index, name="ray", kind=kind, on="all", timeout=RAY_TIMEOUT,
                 line=ray.line)
 
@@ -125,13 +130,28 @@ def _has_secrets(part: Service | Model) -> bool:
     return part.env_file is not None or any(secrets.reference(v) for v in part.env.values())
 
 
+# The secrets files this process staged for upload. They live only as long as it does (a
+# resume compiles saf.toml again): a copy left in the state folder would outlive the run, the
+# service's `saf down`, even its removal from saf.toml; the node's 0600 file is the one kept.
+_staged: set[Path] = set()
+
+
+@atexit.register
+def _remove_staged() -> None:
+    for path in sorted(_staged):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    _staged.clear()
+
+
 def _secret_file(name: str, env: secrets.Environment) -> Path:
     """A part's secrets written into a private local file (0600), to be uploaded; `name`:
-    a service's, or models/NAME."""
+    a service's, or models/NAME. Removed when this process exits."""
     path = local_env_file(name)
     paths.private_dir(path.parent)
     text = secrets.env_file_text(secrets.Environment(
         {k: v for k, v in env.values.items() if k in env.secret}, env.secret))
+    _staged.add(path)
     with paths.open_private(path) as f:
         f.write(text)
     return path
@@ -152,7 +172,7 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
     params = ServiceParams(
         service=service.name, command=literal(service.command),
         workdir=literal(service.workdir) if service.workdir else None,
-        env={k: literal(v) for k, v in env.values.items() if k not in env.secret} or None,
+        env={k: literal(v) for k, v in plain_env(env).items()} or None,
         env_file=env_file, restart=service.restart,
         user=literal(service.user) if service.user else None,
         cpus=pin.cpus, numa=pin.numa,
@@ -161,6 +181,25 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
     steps.append(Step(index=index + len(steps), name=service.name, on=on, line=service.line,
                       kind=ServiceKind(params)))
     return steps
+
+
+def plain_env(env: secrets.Environment) -> dict[str, str]:
+    """A service's environment as its unit holds it: the values that are not secret, and the
+    secrets' digest (SECRETS_DIGEST), so a changed secret changes the unit."""
+    plain = {k: v for k, v in env.values.items() if k not in env.secret}
+    return {**plain, SECRETS_DIGEST: env.digest()} if env.secret else plain
+
+
+def service_spec(service: Service, environ: Mapping[str, str] | None = None) -> ServiceSpec:
+    """The service as its `service` step writes it, before the node resolves its program
+    and home (saf.cluster.service.resolve): what `saf status` compares the node's with."""
+    env = service.environment(environ)
+    pin = service.pinning
+    return ServiceSpec(
+        name=service.name, argv=tuple(shlex.split(service.command)), workdir=service.workdir,
+        env=plain_env(env), env_file=env_path(service.name) if env.secret else None,
+        restart=service.restart, user=service.user, cpus=pin.cpus, numa=pin.numa,
+        gpus=",".join(map(str, pin.gpus)) if pin.gpus is not None else None)
 
 
 def _health(service: Service) -> str | None:
@@ -214,8 +253,11 @@ def _vars(inventory: Inventory, placed: Placed) -> dict[str, Var]:
 
 
 def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
-              environ: Mapping[str, str] | None = None) -> Recipe:
-    """The recipe `saf up` runs."""
+              environ: Mapping[str, str] | None = None, surplus: Placed | None = None
+              ) -> Recipe:
+    """The recipe `saf up` runs; `surplus`: a placed model's replicas saf started on nodes
+    it is no longer placed on (saf.up.place.Placement.surplus), stopped before the model's
+    step, as `saf down` stops them."""
     steps: list[Step] = list(declared.up_recipe().steps)
     for name in declared.order():
         part = declared.part(name)
@@ -224,6 +266,11 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ))
         else:
+            extra = (surplus or {}).get(part.name, ())
+            if extra:
+                steps.append(Step(index=len(steps), name=f"model {part.name} surplus",
+                                  line=part.line, on=",".join(extra),
+                                  kind=ModelStop(part.name, part.port, part.model)))
             steps.extend(model_steps(part, len(steps), placed, environ))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
                   vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,

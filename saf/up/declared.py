@@ -28,7 +28,7 @@ from typing import Any, Literal
 from saf import secrets
 from saf.config_model import Source, dotted
 from saf.errors import InventoryError, SafError, SelectorError
-from saf.inventory.load import NAME_RE
+from saf.inventory.load import NAME_RE, load_inventory
 from saf.inventory.model import Inventory, Node
 from saf.inventory.schema import InventoryFile, PartTable
 from saf.recipe import library
@@ -434,3 +434,37 @@ def declared(inventory: Inventory) -> Declared:
     _check_after(result, file, source)
     _check_ports(inventory, result, file, source)
     return result
+
+
+class Reread:
+    """`declared()` of an inventory, worked out once and again only when its file changes
+    (its mtime or size): the Cluster screen asks every few seconds, and checking the whole
+    declaration (the [up] recipes found and read among it) each time is wasted work. A file
+    changed since is loaded again whole; a mistake in it is raised as `load_inventory` and
+    `declared` raise it (file:line), and asked again the next time."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._stamp = _stamp(inventory.path)
+        self._found: Declared | None = None
+
+    def __call__(self) -> Declared:
+        stamp = _stamp(self.inventory.path)
+        if self._found is not None and stamp == self._stamp:
+            return self._found
+        if stamp != self._stamp:
+            assert self.inventory.path is not None  # no path: no stamp, never changed
+            self.inventory = load_inventory(self.inventory.path)
+        self._found, self._stamp = declared(self.inventory), stamp
+        return self._found
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """What says a file changed: its mtime (ns) and size; None for no file (or none now)."""
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size

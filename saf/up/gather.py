@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from saf import secrets
 from saf.cluster.initsys import ServiceStatus
-from saf.cluster.service import read_status
-from saf.cluster.units import ServiceSpec
+from saf.cluster.service import Found, differences, read_found, read_status, resolve
+from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import Connector
-from saf.errors import SafError
+from saf.errors import InventoryError, SafError
 from saf.fleet import Fleet, error_reason
 from saf.inference import checks
 from saf.inference.checks import SavedCheck
@@ -32,8 +33,13 @@ from saf.ray import command as rc
 from saf.ray.session import open_dashboard
 from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
+from saf.recipe.kinds.ray_kept import service_name as ray_service
+from saf.up import compile as uc
+from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
+    DISABLED,
+    PLACED_ROW,
     ClusterStatus,
     Judged,
     ModelRow,
@@ -94,8 +100,10 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
             found = await read_ray(dash)
     except (SafError, OSError) as exc:
         problem = exc.message if isinstance(exc, SafError) else str(exc)
-    kept = await _kept(fleet, [n for n in nodes if n.name not in down], "ray") \
-        if ray.persist else {}
+    # The name ray-up gave each node's service: `ray`, or `ray-NODE` where nodes share a
+    # machine (saf.recipe.kinds.ray_kept), so each is read under its own name.
+    kept = await _kept(fleet, [n for n in nodes if n.name not in down],
+                       lambda n: ray_service(fleet.inventory, n)) if ray.persist else {}
     rows = []
     for node in nodes:
         want = ray.resources_of(fleet.inventory, node)
@@ -103,17 +111,21 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
         unit = kept.get(node.name)
         keeps = None if unit is None else unit.kept_across_reboots
         judged = Judged("unreachable", down[node.name]) if node.name in down and have is None \
-            else ray_verdict(want, have, problem, ray.persist, keeps)
+            else ray_verdict(want, have, problem, ray.persist, keeps,
+                             unit is not None and unit.disabled)
         rows.append(RayRow(node.name, node.name == ray.head, want, have, keeps, judged))
     return rows, problem
 
 
-async def _kept(fleet: Fleet, nodes: list[Node], service: str) -> dict[str, ServiceStatus]:
-    """Each node's service `service` where one is installed (an unreadable node: none)."""
+async def _kept(fleet: Fleet, nodes: list[Node], service: str | Callable[[Node], str]
+                ) -> dict[str, ServiceStatus]:
+    """Each node's service `service` (a name, or each node's name for it) where one is
+    installed (an unreadable node: none)."""
     async def one(node: Node) -> ServiceStatus | None:
         conn = fleet.connector(node)
+        name = service if isinstance(service, str) else service(node)
         try:
-            found = await read_status(conn.run, ServiceSpec(service, ("/bin/true",)),
+            found = await read_status(conn.run, ServiceSpec(name, ("/bin/true",)),
                                       node.python)
         except (SafError, OSError):
             return None
@@ -143,14 +155,35 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
                           Judged("unreachable", down[name]))
     conn = fleet.connector(name)
     try:
-        found = await read_status(conn.run, ServiceSpec(service.name, ("/bin/true",)),
-                                  conn.node.python)
+        seen = await read_found(conn.run, ServiceSpec(service.name, ("/bin/true",)),
+                                conn.node.python)
+        differs = await _differs(conn, service, seen)
     except (SafError, OSError) as exc:
         return ServiceRow(service.name, name, "", "", None, None, None, None, None,
                           Judged("unreachable", str(exc)))
+    found = seen.status
     check = await _check(conn, service) if found.active else None
-    judged = service_verdict(found.state, found.active, found.kept_across_reboots, check)
+    judged = service_verdict(found.state, found.active, found.kept_across_reboots, check,
+                             differs, found.disabled)
     return _service_row(service.name, name, found, check, judged)
+
+
+async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
+    """What of the installed unit or record differs from the declaration (command, env,
+    restart, settings: saf.cluster.service.differences), compared as `saf up` would write
+    it on this node; a secret only by its digest. Nothing installed, or a `${NAME}` not set
+    in saf's environment here (nothing to compare with): none."""
+    if found.installed is None:
+        return []
+    try:
+        spec = uc.service_spec(service)
+    except InventoryError:
+        return []
+    try:
+        spec = await resolve(conn.run, spec, conn.node.name)
+        return differences(spec, found)
+    except UnitError:
+        return ["command"]  # the declared program is not on the node: not what runs
 
 
 def _service_row(service: str, node: str, found: ServiceStatus, check: str | None,
@@ -182,6 +215,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
         return []
     servers = await list_endpoints(fleet, reached)
     last = checks.load(fleet.inventory.cluster.name)
+    placed = replicas.load(fleet.inventory.cluster.name)
     units = await _model_units(fleet, declared.models, reached)
     rows = []
     for model in declared.models:
@@ -197,9 +231,14 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                 row = dataclasses.replace(row, engine=other.engine, state=other.state,
                                           judged=Judged("differs", f"port {model.port} "
                                                         f"serves {other.model}"))
+            moved = replicas.moved_from(placed, model.name, node) if model.on is None \
+                else None
+            if moved is not None and endpoint is not None:
+                row = dataclasses.replace(row, moved_from=moved, judged=Judged(
+                    row.judged.verdict, row.judged.why or f"re-placed from {moved} (lost)"))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
-            rows.append(ModelRow(model.name, "(placed)", model.port, model.engine, "", False,
+            rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
                                  None, None, None, Judged(
                                      "missing", f"{len(running)} of {model.replicas} "
                                      "replicas run")))
@@ -240,6 +279,8 @@ def _model_row(model: Model, node: str, endpoint: Endpoint | None,
         judged = Judged("differs", f"engine {endpoint.engine} (declared {model.engine})")
     elif endpoint.state != "ready":
         judged = Judged("down", f"{endpoint.state}: it does not answer yet")
+    elif unit is not None and unit.disabled:
+        judged = Judged("differs", f"saf-model-{model.name} is {DISABLED}")
     else:
         judged = Judged("as declared") if kept else Judged("not kept across reboots")
     key = f"{node}:{model.port}"

@@ -21,6 +21,10 @@ Verdict = Literal["as declared", "missing", "differs", "down", "not kept across 
                   "unreachable"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 FINE: tuple[Verdict, ...] = ("as declared", "not kept across reboots")
+# A unit that runs but is not enabled: running as declared today, gone after a reboot.
+DISABLED = "disabled: it will not start at boot (saf up enables it)"
+
+PLACED_ROW = "(placed)"  # the node of a placed model's row for its missing replicas
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class ModelRow:
     kept_across_reboots: bool | None
     last_check: dict[str, Any] | None  # saf.inference.checks' record of this endpoint
     judged: Judged
+    # A placed replica saf up moved here because its node was lost: that node (docs/placement.md)
+    moved_from: str | None = None
 
 
 @dataclass
@@ -127,7 +133,8 @@ class ClusterStatus:
 
 
 def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
-                problem: str, persist: bool = False, kept: bool | None = None) -> Judged:
+                problem: str, persist: bool = False, kept: bool | None = None,
+                disabled: bool = False) -> Judged:
     """One node's Ray: alive with at least the declared amount of each declared resource;
     with `persist`, kept by its service `ray` (`kept`: True under the init system, False
     under saf's supervisor, None when no such service is installed)."""
@@ -137,6 +144,8 @@ def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
              if found.get(k, 0) < v]
     if short:
         return Judged("differs", ", ".join(short))
+    if persist and disabled:
+        return Judged("differs", f"saf-ray is {DISABLED}")
     if persist and kept is None:
         return Judged("differs", "persist = true, but no service saf-ray keeps it (started "
                       "by hand or by ray-up)")
@@ -145,11 +154,20 @@ def ray_verdict(declared: dict[str, float], found: dict[str, float] | None,
     return Judged("as declared")
 
 
-def service_verdict(state: str, active: bool, kept: bool, check: str | None) -> Judged:
+def service_verdict(state: str, active: bool, kept: bool, check: str | None,
+                    differs: list[str] | None = None, disabled: bool = False) -> Judged:
+    """`differs`: what of the installed unit differs from the declaration (command, env,
+    restart, settings); `disabled`: its unit is installed but not enabled (it would not
+    start at boot)."""
     if state == "absent":
         return Judged("missing", "not installed")
     if not active:
         return Judged("down", state)
+    if differs:
+        return Judged("differs", f"{', '.join(differs)} "
+                      f"{'differs' if len(differs) == 1 else 'differ'} from saf.toml")
     if check is not None and check != "ok":
         return Judged("differs", f"check {check}")
+    if disabled:
+        return Judged("differs", DISABLED)
     return Judged("as declared") if kept else Judged("not kept across reboots")

@@ -146,12 +146,16 @@ class NetnsCluster:
     """N nodes, each in its own network namespace with an SSH server on its veth address.
 
     Attributes: `nodes` (names, in order), `inventory_path`, `keys` (ClientKeys), `subnet`,
-    `operator_address` (this process's end, .254), `server` ("openssh" or "asyncssh")."""
+    `operator_address` (this process's end, .254), `server` ("openssh" or "asyncssh").
+
+    `node_env`: more environment for the commands run on the asyncssh nodes (their server
+    passes its own to them; e.g. SAF_FACTS_ROOT, so no init system is seen). With "asyncssh"
+    every node has a home of its own (`home(node)`); OpenSSH's nodes share this user's."""
 
     def __init__(self, root: Path, nodes: list[str] | None = None, *,
                  server: str | None = None, roles: dict[str, list[str]] | None = None,
                  tags: dict[str, list[str]] | None = None, cluster_name: str = "netns",
-                 **inventory_defaults: Any) -> None:
+                 node_env: dict[str, str] | None = None, **inventory_defaults: Any) -> None:
         reason = netns_skip_reason()
         if reason:
             raise RuntimeError(reason)
@@ -174,6 +178,8 @@ class NetnsCluster:
         self.operator_address = str(hosts[253])
         self._addresses = {n: str(hosts[i]) for i, n in enumerate(self.nodes)}
         self.ports: dict[str, int] = {}
+        self.server_pid: dict[str, int] = {}  # the node's SSH server (in its namespace)
+        self.node_env = dict(node_env or {})
         self.keys = ClientKeys(self.root / "operator")
         sweep_stale()
         try:
@@ -199,6 +205,17 @@ class NetnsCluster:
 
     def address(self, node: str) -> str:
         return self._addresses[node]
+
+    def home(self, node: str) -> Path:
+        """The node's HOME (its own folder with the asyncssh server)."""
+        if self.server != "asyncssh":
+            raise ValueError("only the asyncssh nodes have homes of their own")
+        return self.root / "nodes" / node / "home"
+
+    def pids(self, node: str) -> list[int]:
+        """Every process in the node's namespace (its SSH server included)."""
+        return [int(p) for p in _ip("netns", "pids", self.namespace(node), check=False)
+                .stdout.split() if p.isdigit()]
 
     def bridge_port(self, node: str) -> str:
         """The bridge's end of the node's veth (in the bridge namespace)."""
@@ -251,7 +268,8 @@ class NetnsCluster:
                  "--name", node, "--home", str(folder / "home"), "--host", address,
                  "--authorized", str(self.keys.identity) + ".pub"],
                 stdout=subprocess.PIPE, stderr=open(folder / "server.log", "wb"),
-                stdin=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[2])
+                stdin=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[2],
+                env={**os.environ, **self.node_env})
             self._procs.append(proc)
             assert proc.stdout is not None
             first = proc.stdout.readline().split(maxsplit=1)  # "PORT host-key-line"
@@ -260,6 +278,7 @@ class NetnsCluster:
                                    f"{(folder / 'server.log').read_text()}")
             port, key_line = int(first[0]), first[1].strip()
         self.ports[node] = port
+        self.server_pid[node] = proc.pid
         with self.keys.known_hosts.open("a") as f:  # port 22 is written without [host]:port
             f.write(f"{address if port == 22 else f'[{address}]:{port}'} {key_line}\n")
 

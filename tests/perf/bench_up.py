@@ -10,11 +10,16 @@ service.toml` (one `service` step), `saf run models --var ...` (and `saf run ray
 with `--ray`). Each side runs twice: from nothing (after `saf down`), then again with nothing
 to do. Wall time includes each command's own start-up.
 
+`--netns` puts the nodes in network namespaces of their own instead (tests/helpers/netns.py:
+each reached at its own veth address through a bridge, its SSH server inside its namespace,
+its own home; needs root and iproute2). Not with `--ray`: namespaced nodes share one Ray temp
+folder and process table (tests/test_up_netns.py says why that breaks).
+
 The issue's targets, printed next to the figures (nothing is asserted): the first `up` at
 most 1.1x the sum of the slowest node's time in each step (from the run's log); the no-op `up`
 under 2 s for 3 nodes and under 5 s for 20.
 
-    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray]
+    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray | --netns]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import tomli_w  # noqa: E402
 
+from tests.helpers.netns import NetnsCluster, netns_skip_reason  # noqa: E402
 from tests.helpers.ray import free_ray_port, stop_ray  # noqa: E402
 from tests.helpers.servers import (  # noqa: E402
     AsyncsshServers,
@@ -59,15 +65,13 @@ NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Bench:
-    def __init__(self, root: Path, nodes: int, ray: bool) -> None:
+    def __init__(self, root: Path, nodes: int, ray: bool, netns: bool = False) -> None:
         self.root = root
         (root / "facts").mkdir()
         self.names = [f"n{i:02d}" for i in range(nodes)]
-        keys = ClientKeys(root / "operator")
         env = {"SAF_FACTS_ROOT": str(root / "facts")}
         if ray:
             env["PATH"] = NODE_PATH
-        self.servers = AsyncsshServers(root, keys, self.names, env=env)
         (root / "prepare.toml").write_text(PREPARE)
         (root / "beat.py").write_text(BEAT)
         self.model = write_tiny_llama(root / "tiny.gguf")
@@ -78,11 +82,21 @@ class Bench:
         (root / "service.toml").write_text(
             f'name = "svc"\n\n[[steps]]\nname = "beat"\nkind = "service"\nservice = "beat"\n'
             f'command = "{command}"\nrestart = "always"\n')
-        self.inventory = write_inventory(root / "saf.toml", keys, [
-            {"name": n, "host": "127.0.0.1", "port": self.servers.port(n),
-             "roles": ["head"] if i == 0 else []} for i, n in enumerate(self.names)])
+        # The nodes last: what fails before them leaves nothing running.
+        self.net: NetnsCluster | None = None
+        self.servers: AsyncsshServers | None = None
+        if netns:
+            self.net = NetnsCluster(root / "netns", self.names, server="asyncssh", node_env=env,
+                                    roles={self.names[0]: ["head"]})
+            self.inventory = self.net.inventory_path
+        else:
+            keys = ClientKeys(root / "operator")
+            self.servers = AsyncsshServers(root, keys, self.names, env=env)
+            self.inventory = write_inventory(root / "saf.toml", keys, [
+                {"name": n, "host": "127.0.0.1", "port": self.servers.port(n),
+                 "roles": ["head"] if i == 0 else []} for i, n in enumerate(self.names)])
         declared: dict = {
-            "up": {"steps": [{"recipe": "prepare.toml"}]},
+            "up": {"steps": [{"recipe": str(root / "prepare.toml")}]},
             "services": [{"name": "beat", "on": "all", "command": command,
                           "restart": "always"}],
             "models": [{"name": "tiny", "engine": "llama-cpp-python", "model": str(self.model),
@@ -122,7 +136,13 @@ class Bench:
     def fresh(self) -> None:
         self.saf("down")
         for name in self.names:
-            (self.servers.home(name) / ".saf" / "prepared").unlink(missing_ok=True)
+            (self.home(name) / ".saf" / "prepared").unlink(missing_ok=True)
+
+    def home(self, name: str) -> Path:
+        if self.net is not None:
+            return self.net.home(name)
+        assert self.servers is not None
+        return self.servers.home(name)
 
     def slowest_sum(self) -> float:
         """The sum, over the steps of the newest `saf up` run that changed something, of the
@@ -148,16 +168,27 @@ class Bench:
             print(exc, file=sys.stderr)
         if self.ray_port:
             stop_ray(self.temp_dir)
-        self.servers.stop()
+        if self.net is not None:
+            self.net.close()  # and whatever still runs in the namespaces
+        if self.servers is not None:
+            self.servers.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--ray", action="store_true", help="declare [ray] too (slow)")
+    parser.add_argument("--netns", action="store_true",
+                        help="each node in a network namespace of its own (needs root)")
     args = parser.parse_args()
+    if args.netns:
+        if args.ray:
+            parser.error("--netns and --ray: the namespaced nodes share one Ray temp folder")
+        reason = netns_skip_reason()
+        if reason:
+            raise SystemExit(f"--netns {reason}")
     with tempfile.TemporaryDirectory(prefix="saf-bench-up-") as folder:
-        bench = Bench(Path(folder), args.nodes, args.ray)
+        bench = Bench(Path(folder), args.nodes, args.ray, args.netns)
         try:
             up_first = bench.saf("up")
             slowest = bench.slowest_sum()
@@ -168,7 +199,8 @@ def main() -> None:
             bench.fresh()
         finally:
             bench.close()
-    what = f"{args.nodes} loopback nodes" + (", with Ray" if args.ray else "")
+    what = (f"{args.nodes} {'namespaced' if args.netns else 'loopback'} nodes"
+            + (", with Ray" if args.ray else ""))
     print(f"saf up vs the same recipes by hand (saf run ... in sequence), {what}")
     print(f"{'':28}{'saf up':>10}{'by hand':>10}{'ratio':>8}")
     print(f"{'first (from nothing)':28}{up_first:>9.2f}s{hand_first:>9.2f}s"

@@ -5,6 +5,8 @@ ready, one down, a Ray node short of its declared GPU, and one node that does no
 
 from __future__ import annotations
 
+from typing import Any
+
 from saf.screens.app import SafApp
 
 from saf.up.status import ClusterStatus, Judged, ModelRow, NodeRow, RayRow, ServiceRow
@@ -40,7 +42,9 @@ def recorded_status() -> ClusterStatus:
         ])
 
 
-def make_cluster_app(*, readonly: bool = False) -> SafApp:
+def make_cluster_app(*, readonly: bool = False, **context: Any) -> SafApp:
+    """`context`: more CockpitContext fields (node actions, ...)."""
     async def source() -> ClusterStatus:
         return recorded_status()
-    return cockpit("healthy-3-nodes.jsonl", cluster_status=source, readonly=readonly)
+    return cockpit("healthy-3-nodes.jsonl", cluster_status=source, readonly=readonly,
+                   **context)

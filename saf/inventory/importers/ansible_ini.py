@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from saf.inventory.address import AddressError, parse_jump
 from saf.inventory.importers.draft import Draft, DraftNode
 
 # Ansible group name -> saf role: the names Ray, Kubernetes (kubeadm, kubespray, k3s) and
@@ -89,6 +90,7 @@ def import_ansible(path: Path, text: str | None = None) -> Draft:
     for host in hosts.values():
         draft.nodes.append(_node(draft, host, groups, parents))
     _one_head(draft)
+    _jump_hosts(draft)
     draft.cluster_name = _cluster_group(hosts, groups, parents)
     draft.check_names()
     return draft
@@ -400,20 +402,41 @@ def proxy_jump(args: str) -> str | None:
 
 
 def _ssh_args(draft: Draft, node: DraftNode, key: str, item: _Value) -> None:
-    """Extra ssh arguments stay a node var (as before); a ProxyJump among them is said with
-    the lines that give it to saf. saf reads jump hosts from an OpenSSH config only (its
-    ssh_config, by default ~/.ssh/config; saf.connect.hostkeys), not from the inventory."""
+    """Extra ssh arguments stay a node var (as before); a ProxyJump among them becomes the
+    node's `jump` (made the inventory's own by _jump_hosts, once every host is read)."""
     value = item.value
     if isinstance(value, str) and value.strip():
         node.vars[key] = value
         hop = proxy_jump(value)
         if hop is not None:
-            host = node.host
-            draft.warnings.append(
-                f"line {item.line}: {node.name} is reached through the jump host {hop} "
-                f"({key}); saf takes jump hosts from the OpenSSH config, so add to "
-                f"~/.ssh/config (or the file ssh_config names): Host {host} / "
-                f"ProxyJump {hop}")
+            node.jump = hop
+
+
+def _jump_hosts(draft: Draft) -> None:
+    """Each ProxyJump as saf's `jump` says it: a single hop that is one of the imported hosts
+    (by name or address, with no other user or port) becomes that node's name, so saf holds
+    one connection to it; a node that would jump through itself goes straight there; a bare
+    host name outside the inventory is written `ssh://NAME` (a bare word is a node's name to
+    saf). Anything else stays as written, and the loader says what is wrong with its line."""
+    known: dict[str, DraftNode] = {}
+    for node in draft.nodes:
+        known.setdefault(node.name, node)
+        known.setdefault(node.host, node)
+    for node in draft.nodes:
+        if node.jump is None or node.jump.strip().lower() == "none":
+            continue
+        try:
+            hops = parse_jump(node.jump)
+        except AddressError:
+            continue
+        first = hops[0]
+        target = known.get(first.host) if len(hops) == 1 else None
+        if target is not None and first.user in (None, target.user) \
+                and first.port in (None, target.port or 22):
+            node.jump = None if target is node else target.name
+        elif len(hops) == 1 and first.user is None and first.port is None \
+                and "." not in first.host and ":" not in first.host:
+            node.jump = f"ssh://{first.host}"
 
 
 def _connection_var(draft: Draft, node: DraftNode, setting: str, key: str,

@@ -20,7 +20,7 @@ from saf.inventory.model import Inventory
 from saf.tomlpos import TomlPositions
 
 # Settings that move to [defaults] when every node has the same value.
-_SHARED = ("user", "port", "python", "identity")
+_SHARED = ("user", "port", "python", "identity", "jump")
 
 
 @dataclass
@@ -33,13 +33,14 @@ class DraftNode:
     python: str | None = None
     identity: str | None = None
     connection: str | None = None
+    jump: str | None = None  # the inventory's `jump` (saf.inventory.jumps)
     roles: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     vars: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "host": self.host}
-        for key in ("user", "port", "python", "identity", "connection"):
+        for key in ("user", "port", "python", "identity", "connection", "jump"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

@@ -38,6 +38,7 @@ from msgspec import Meta
 from saf.cluster.service import read_logs
 from saf.cluster.units import UnitError
 from saf.connect.base import RunResult
+from saf.deadline import within
 from saf.errors import RayError
 from saf.format import fmt_bytes, fmt_some
 from saf.inventory.model import Node
@@ -259,7 +260,7 @@ class RayStart(Kind[_Decision]):
 
     async def _others_refused(self, ctx: StepContext, state: _State) -> list[str]:
         others = [p.name for p in ctx.step_nodes if p.name != ctx.node.name]
-        done = await asyncio.wait_for(asyncio.gather(*(state.decided[n] for n in others)),
+        done = await within(asyncio.gather(*(state.decided[n] for n in others)),
                                       WAIT_PEERS)
         return [f"{name} is refused ({d.refused})" for name, d in zip(others, done, strict=True)
                 if d.refused]
@@ -287,7 +288,7 @@ class RayStart(Kind[_Decision]):
             return _Decision(refused=f"the head {head.name} is not in this run (start Ray "
                                      "on the head and the workers together)")
         try:
-            head_facts = await asyncio.wait_for(asyncio.shield(state.facts[head.name]),
+            head_facts = await within(asyncio.shield(state.facts[head.name]),
                                                 WAIT_PEERS)
         except (RayError, TimeoutError) as exc:
             return _Decision(refused=f"the head {head.name} did not answer ({exc})")
@@ -361,7 +362,7 @@ class RayStart(Kind[_Decision]):
         """A worker, once the head has decided: (whether the head restarts, why the worker
         cannot reach the head's port from where it is (a firewall?), or None)."""
         me = ctx.node
-        head_decision = await asyncio.wait_for(asyncio.shield(state.decided[head.name]),
+        head_decision = await within(asyncio.shield(state.decided[head.name]),
                                                WAIT_PEERS)
         head_restarts = head_decision.needed
         if head_decision.refused and not head_restarts:
@@ -393,7 +394,7 @@ class RayStart(Kind[_Decision]):
         try:
             if not me.is_head:
                 try:
-                    await asyncio.wait_for(asyncio.shield(state.started[head.name]),
+                    await within(asyncio.shield(state.started[head.name]),
                                            WAIT_PEERS)
                 except (RayError, TimeoutError) as exc:
                     _settle(started, error=RayError(str(exc)))

@@ -19,13 +19,13 @@ from typing import Literal
 from saf.cluster.initsys import Manager, ServiceStatus
 from saf.cluster.service import (
     Found,
-    absolute_argv,
     commands_down,
     commands_up,
     find,
     init_facts,
     read_logs,
     rendered,
+    resolve,
 )
 from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import RunResult
@@ -116,11 +116,7 @@ class Service(Kind[ServiceData]):
             manager = (await init_facts(run)).manager()
             python = ctx.node.python
             if self.params.state == "present":
-                spec = await absolute_argv(run, spec, ctx.node.name)
-            if spec.env_file and spec.env_file.startswith("~/"):
-                # In the login user's home there (saf up sends secrets to ~/.saf/env/).
-                home = (await run('printf %s "$HOME"')).stdout.strip()
-                spec = dataclasses.replace(spec, env_file=home + spec.env_file[1:])
+                spec = await resolve(run, spec, ctx.node.name)
             text = rendered(spec, manager) if self.params.state == "present" else ""
         except UnitError as exc:
             return Plan(True, refusal=str(exc))

@@ -141,9 +141,11 @@ class Sysctl(Kind[None]):
         differ = [f"{k} {live[k]} -> {v}" for k, v in wanted.items() if live[k] != v]
         if not differ and file_text == f"# written by saf\n{body}":
             return Plan(False, "already " + ", ".join(f"{k}={v}" for k, v in wanted.items()))
-        commands = [f"printf %s {quote('# written by saf' + chr(10) + body)} > "
-                    f"{quote(self.file + '.saf-tmp')} && mv {quote(self.file + '.saf-tmp')} "
-                    f"{quote(self.file)}", f"sysctl -p {quote(self.file)}"]
+        # Written and loaded where it was read: under $SAF_FACTS_ROOT on a recorded machine
+        # (empty on a real node), so a test never writes the test machine's own /etc.
+        file, tmp = f"{ROOT}{quote(self.file)}", f"{ROOT}{quote(self.file + '.saf-tmp')}"
+        commands = [f"printf %s {quote('# written by saf' + chr(10) + body)} > {tmp} && "
+                    f"mv {tmp} {file}", f"sysctl -p {file}"]
         return Plan(True, "would set " + (", ".join(differ) if differ else
                                           f"nothing live; write {self.file}"), commands)
 
@@ -170,9 +172,9 @@ class Sysctl(Kind[None]):
                         + f", kept by {path}")
         commands = [f"sysctl -w {quote(f'{k}={v}')}" for k, v in differ.items()]
         if kept != plist:
-            tmp = quote(path + ".saf-tmp")
+            tmp = f"{ROOT}{quote(path + '.saf-tmp')}"
             commands.append(f"printf '%s\\n' {quote(plist)} > {tmp} && chmod 644 {tmp} && "
-                            f"mv {tmp} {quote(path)}")
+                            f"mv {tmp} {ROOT}{quote(path)}")
         said = ", ".join(f"{k} {live[k]} -> {v}" for k, v in differ.items())
         keep = f"write {path}" if kept != plist else ""
         return Plan(True, "would " + "; ".join(x for x in (f"set {said}" if said else "",
