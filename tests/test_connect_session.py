@@ -80,7 +80,7 @@ async def run_recipe(inventory: Path, recipe_path: Path,
 
 
 async def test_a_run_takes_one_channel_per_node(cluster, tmp_path: Path) -> None:
-    """Five steps, seven commands per node: one SSH channel each node, and the same output,
+    """Five steps, five commands per node: one SSH channel each node, and the same output,
     statuses and exit status as channels of their own gave."""
     recipe = tmp_path / "five.toml"
     recipe.write_text(FIVE_STEPS)
@@ -259,6 +259,27 @@ class _Noisy(LocalConnector):
 
     async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
         return await super().start(f'printf "{self.JUNK}"; {command}', stdin=stdin)
+
+
+class _Huge(LocalConnector):
+    """A node that writes a 5 MB line before the session program starts."""
+
+    async def start(self, command: str, *, stdin: bool = True) -> RemoteProcess:
+        return await super().start(
+            f"head -c 5000000 /dev/zero | tr '\\0' x; echo; {command}", stdin=stdin)
+
+
+async def test_a_line_past_the_frame_limit_is_counted_and_skipped() -> None:
+    """A line longer than MAX_FRAME is never held whole: counted as too_long, skipped to its
+    end, and the frames after it are read as usual."""
+    conn = SessionConnector(_Huge(_node()))
+    try:
+        result = await conn.run("echo fine")
+        assert (result.exit_status, result.stdout) == (0, "fine\n")
+        assert conn._session is not None
+        assert conn._session.gate.bad == {"too_long": 1}
+    finally:
+        await conn.close()
 
 
 async def test_bad_frames_are_counted_and_never_break_the_session() -> None:

@@ -58,14 +58,17 @@ class Gate:
     def read(self, line: str) -> Frame | None:
         """The frame `line` holds, or None (counted) when it is not one."""
         if len(line) > MAX_FRAME:
-            return self._refuse("too_long")
-        try:
-            return _decoder.decode(line)
-        except msgspec.ValidationError:
-            return self._refuse("bad_type")
-        except msgspec.DecodeError:
-            return self._refuse("not_json")
-
-    def _refuse(self, reason: str) -> None:
-        self.bad[reason] = self.bad.get(reason, 0) + 1
+            reason = "too_long"
+        else:
+            try:
+                return _decoder.decode(line)
+            except msgspec.ValidationError:
+                reason = "bad_type"
+            except msgspec.DecodeError:
+                reason = "not_json"
+        self.count(reason)
         return None
+
+    def count(self, reason: str) -> None:
+        """One more bad frame, for `reason`."""
+        self.bad[reason] = self.bad.get(reason, 0) + 1
