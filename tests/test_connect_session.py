@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from saf.connect.base import Connector, RemoteProcess
+from saf.connect.base import KEEP_BYTES, Connector, OutputCollector, RemoteProcess
 from saf.connect.local import LocalConnector
-from saf.connect.session import SessionConnector, start_command
+from saf.connect.session import SessionConnector, _Command, start_command
 from saf.connect.session_frames import Exit, Gate, Hello, Out
 from saf.connect.ssh import SSHConnector
 from saf.events import Event
@@ -336,3 +336,18 @@ async def test_password_input_keeps_its_own_channel(tmp_path: Path) -> None:
         await conn.close()
     assert (plain.stdout, fed.stdout) == ("via session\n", "s3cret\n")
     assert Recording.runs == ["cat"]
+
+
+async def test_a_line_that_never_ends_is_cut_at_what_a_stream_keeps() -> None:
+    """Parts marked `more` forever (a hostile node) are joined only up to KEEP_BYTES: then
+    they are a line of their own, and saf's memory stays bounded."""
+    lines: list[int] = []
+    out = OutputCollector("stdout", lambda stream, line: lines.append(len(line)))
+    command = _Command(out, OutputCollector("stderr", None))
+    part = "x" * (64 * 1024)
+    for _ in range(100):  # 6.4 MiB, never a last part
+        command.add(Out(id=1, s="o", d=part, more=True))
+    assert lines == [KEEP_BYTES]
+    assert command.sizes["o"] == 100 * len(part) - KEEP_BYTES
+    command.flush()
+    assert lines == [KEEP_BYTES, 100 * len(part) - KEEP_BYTES]

@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from saf.connect.base import (
+    KEEP_BYTES,
     ByteProcess,
     Connector,
     Forward,
@@ -73,20 +74,26 @@ class _Command:
     def __init__(self, out: OutputCollector, err: OutputCollector) -> None:
         self.streams = {"o": out, "e": err}
         self.parts: dict[str, list[str]] = {"o": [], "e": []}
+        self.sizes = {"o": 0, "e": 0}
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def add(self, frame: Out) -> None:
         parts = self.parts[frame.s]
         parts.append(frame.d)
-        if not frame.more:
+        self.sizes[frame.s] += len(frame.d)
+        # A line is joined from its parts up to what a stream keeps at all (KEEP_BYTES): a
+        # node that never ends its line cannot grow saf's memory past that.
+        if not frame.more or self.sizes[frame.s] >= KEEP_BYTES:
             self.streams[frame.s].add("".join(parts))
             parts.clear()
+            self.sizes[frame.s] = 0
 
     def flush(self) -> None:
         for stream, parts in self.parts.items():
             if parts:
                 self.streams[stream].add("".join(parts))
                 parts.clear()
+                self.sizes[stream] = 0
 
 
 class Session:
