@@ -2,6 +2,11 @@
 one by one when `serial`). Every step on every node ends ok, changed, skipped, failed or
 cancelled, and everything that happens is an event.
 
+A node's commands go through one command session per run (saf.connect.session): one SSH
+channel for all of them instead of one each, unless the step's kind needs channels of its own
+(`Kind.own_channels`) or the node's python cannot run the session (said once, as the node's
+output, and the node's commands take a channel each).
+
 Cancelling the task that runs `Runner.run()` (Ctrl-C, or the cockpit's cancel) cancels every
 node's command; the connector stops the remote process group, and the runner records the nodes
 that did not finish as `cancelled` and the run as `cancelled` before the cancellation goes on.
@@ -23,6 +28,7 @@ from saf import secrets
 from saf.connect import become as sudo
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
+from saf.connect.session import SessionConnector
 from saf.errors import ConnectError, UsageError
 from saf.events import Emit
 from saf.fanout import fan_out, results
@@ -167,6 +173,30 @@ class Runner:
         # (node, the recipe it left: a step's scope) -> why the rest of that recipe is not
         # for the node: only the included recipe a node leaves is skipped, not its includer.
         self._left: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sessions: dict[str, SessionConnector] = {}  # node -> its command session
+        self._current = 0  # the step running now: a session's fallback is said under it
+
+    def connector(self, step: Step, node: Node) -> Connector:
+        """The connector a step's commands on `node` run through: the node's command session,
+        or its pooled connector for a kind whose commands need channels of their own."""
+        plain = self.fleet.connector(node)
+        if step.kind.own_channels:
+            return plain
+        session = self._sessions.get(node.name)
+        if session is None:
+            def fell_back(why: str) -> None:
+                self.emit(StepOutput(step=self._current, node=node.name, stream="stderr",
+                                     line=f"saf: {why}"))
+
+            session = self._sessions[node.name] = SessionConnector(plain,
+                                                                   on_fallback=fell_back)
+        return session
+
+    async def close_sessions(self) -> None:
+        """End every node's command session (what they still run is stopped on the node)."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(session.close() for session in sessions),
+                             return_exceptions=True)
 
     def shared(self, step: Step) -> dict[type, object]:
         """What the nodes of one step share in this run, by state class (StepContext.shared)."""
@@ -272,7 +302,7 @@ class Runner:
         if left is not None:
             self._finish(step, node, Outcome(StepStatus.SKIPPED, left), started, 0)
             return StepStatus.SKIPPED
-        ctx = _NodeContext(self, step, node, self.fleet.connector(node))
+        ctx = _NodeContext(self, step, node, self.connector(step, node))
         outcome = Outcome(StepStatus.FAILED, "did not run")
         would: list[str] = []
         attempt = 0
@@ -318,6 +348,7 @@ class Runner:
     # -- the run --------------------------------------------------------------------------
     async def _step(self, step: Step) -> list[StepStatus]:
         nodes = self.prepared.targets[step.index]
+        self._current = step.index
         self.emit(StepStarted(step=step.index, name=step.name, nodes=[n.name for n in nodes],
                               reason="" if nodes else self.prepared.empty.get(step.index, "")))
         statuses: list[StepStatus] = []
@@ -375,10 +406,15 @@ class Runner:
         except asyncio.CancelledError:
             for task in self._together.values():
                 task.cancel()
+            await asyncio.shield(self.close_sessions())
             self.emit(RunFinished(run=self.run_id, status=RunStatus.CANCELLED,
                                   duration=time.monotonic() - began, counts=dict(self.counts),
                                   message="cancelled by the user"))
             raise
+        except BaseException:
+            await asyncio.shield(self.close_sessions())
+            raise
+        await self.close_sessions()
         self.emit(RunFinished(run=self.run_id, status=status,
                               duration=time.monotonic() - began, counts=dict(self.counts)))
         return status

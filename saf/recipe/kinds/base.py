@@ -200,6 +200,11 @@ class Kind(abc.ABC, Generic[D]):
     # A collective kind acts on the step's nodes as one (its nodes wait for each other), so
     # the step keys that would leave some nodes out or run them again are refused for it.
     collective: ClassVar[bool] = False
+    # The runner sends a node's commands through its one command session
+    # (saf.connect.session); a kind whose commands must each have an SSH channel of their own
+    # (a reboot that takes the session down, a network change confirmed over a fresh login)
+    # says so here, and its `ctx.conn` is the node's pooled connector itself.
+    own_channels: ClassVar[bool] = False
 
     # Each field that takes placeholders, and its form (saf.recipe.values): "command" for
     # shell, whose substituted values are quoted, or the grammar its value must fit. Every

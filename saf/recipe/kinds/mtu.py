@@ -115,6 +115,7 @@ class Mtu(Kind[NodePlan]):
              "interface": "interface", "media": "line"}
     Params = MtuParams
     collective = True
+    own_channels = True  # a change of the path it runs over: its commands keep their channels
 
     def __init__(self, mtu: str, interface: str | None, media: str | None,
                  confirm_within: str, persist: str) -> None:

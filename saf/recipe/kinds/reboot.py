@@ -43,6 +43,7 @@ class RebootParams(KindParams):
 
 class Reboot(Kind[str]):
     name = "reboot"
+    own_channels = True  # it watches the node's connection go and come back
     forms = {"allow": "bool", "command": COMMAND, "cmdline": "cmdline", "module": "module"}
     Params = RebootParams
 
