@@ -8,8 +8,9 @@ server and the replica it serves keep running, unreachable, as behind a dead swi
 `saf up` exits 3 and serves the lost node's replica on the third node; `saf status --json`
 says where and from where it was re-placed. The link comes back: `saf up` keeps the
 placement (docs/placement.md: "keep") and stops the copy still running on the node that came
-back. `replicas` lowered to 1 in saf.toml: `saf up` stops one. `saf down` leaves nothing in
-any namespace.
+back. `replicas` lowered to 1 in saf.toml: `saf up` stops one; raised to 3, it starts two;
+to 4, it refuses (two replicas never share a node). `saf down` leaves nothing in any
+namespace.
 
 The evidence is the nodes' own: the processes inside each namespace, the supervisors'
 records, completions asked from inside each node's namespace.
@@ -279,6 +280,30 @@ def test_fewer_replicas_declared_stops_one(stack: Replicas) -> None:
     status = stack.status()
     assert status["as_declared"], json.dumps(status, indent=1)
     assert [m["node"] for m in status["models"]] == [left], status["models"]
+    assert stack.saf("up", "--check").returncode == 0
+
+
+def test_more_replicas_declared_start_on_the_free_nodes(stack: Replicas) -> None:
+    left = stack.serving()
+    assert len(left) == 1, left
+    pid = [p.pid for p in stack.servers(left[0])]
+    stack.declare(3)
+    more = stack.saf("up")
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert stack.serving() == NAMES
+    assert [p.pid for p in stack.servers(left[0])] == pid  # the one running is kept
+    for node in NAMES:
+        assert stack.answers(node), node
+    # A fourth replica has no node of its own (two never share one): refused, nothing moved.
+    pids = {n: [p.pid for p in stack.servers(n)] for n in NAMES}
+    stack.declare(4)
+    refused = stack.saf("up")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "model twice: replica 4 of 4 fits on no node" in said, said
+    assert "Traceback" not in said, said
+    assert {n: [p.pid for p in stack.servers(n)] for n in NAMES} == pids
+    stack.declare(3)
     assert stack.saf("up", "--check").returncode == 0
 
 
