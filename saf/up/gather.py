@@ -33,12 +33,14 @@ from saf.ray import command as rc
 from saf.ray.session import open_dashboard
 from saf.ray.status import RayStatus
 from saf.ray.status import read_status as read_ray
+from saf.recipe.kinds.model_kept import service_name
 from saf.recipe.kinds.ray_kept import service_name as ray_service
 from saf.up import compile as uc
 from saf.up import replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
     DISABLED,
+    FINE,
     PLACED_ROW,
     ClusterStatus,
     Judged,
@@ -222,6 +224,7 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
         running = [e for e in servers.endpoints if e.port == model.port and e.node in names
                    and _same_model(e, model)]
         where = [n for n in model.nodes if n in names] if model.on is not None else []
+        surplus = _surplus(model, running, placed)
         for node in dict.fromkeys([*where, *(e.node for e in running)]):
             endpoint = next((e for e in running if e.node == node), None)
             other = next((e for e in servers.endpoints if e.node == node
@@ -236,6 +239,8 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
             if moved is not None and endpoint is not None:
                 row = dataclasses.replace(row, moved_from=moved, judged=Judged(
                     row.judged.verdict, row.judged.why or f"re-placed from {moved} (lost)"))
+            if node in surplus and row.judged.verdict in FINE:
+                row = dataclasses.replace(row, judged=Judged("differs", surplus[node]))
             rows.append(row)
         if model.on is None and len(running) < model.replicas:
             rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
@@ -243,6 +248,20 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
                                      "missing", f"{len(running)} of {model.replicas} "
                                      "replicas run")))
     return rows
+
+
+def _surplus(model: Model, running: list[Endpoint], placed: replicas.Record
+              ) -> dict[str, str]:
+    """node -> why, for each replica of a placed model beyond its declared count that saf
+    up would stop (saf.up.place: kept by saf as service model-NAME, ranked after the nodes
+    of the last placement): its node came back after the replica moved, or `replicas` was
+    lowered. A server saf did not start is left alone, as saf up leaves it."""
+    if model.on is not None:
+        return {}
+    up = replicas.keep_order(placed, model.name, {e.node for e in running if e.up})
+    ours = {e.node for e in running if e.kept == service_name(model.name)}
+    why = f"surplus: {len(up)} replicas run, {model.replicas} declared"
+    return {n: why for n in up[model.replicas:] if n in ours}
 
 
 def _same_model(endpoint: Endpoint, model: Model) -> bool:

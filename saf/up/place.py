@@ -103,7 +103,7 @@ async def placement(declared: Declared, fleet: Fleet, nodes: list[Node] | None =
         mine = [e for e in found.endpoints if e.port == model.port and e.model == model.model]
         was = [r.node for r in before.get(model.name, [])]
         # The nodes of the last placement first: they keep their replicas.
-        up = sorted({e.node for e in mine if e.up}, key=lambda n: (n not in was, n))
+        up = replicas.keep_order(before, model.name, {e.node for e in mine if e.up})
         running[model.name] = up + [n for n in was if n in lost]
         ours[model.name] = {e.node for e in mine if e.kept == service_name(model.name)}
     kept = {m.name: [n for n in running[m.name] if n not in lost][:m.replicas] for m in placed}

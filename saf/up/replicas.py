@@ -53,3 +53,11 @@ def clear(cluster: str) -> None:
 
 def moved_from(record: Record, model: str, node: str) -> str | None:
     return next((r.moved_from for r in record.get(model, []) if r.node == node), None)
+
+
+def keep_order(record: Record, model: str, nodes: set[str]) -> list[str]:
+    """The nodes serving `model`, those of the last placement first, then by name: the
+    first `replicas` of them keep their replica, the rest are surplus (saf up stops those
+    it started; saf status names them)."""
+    was = {r.node for r in record.get(model, [])}
+    return sorted(nodes, key=lambda n: (n not in was, n))
