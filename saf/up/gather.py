@@ -19,6 +19,7 @@ import msgspec
 
 from saf import secrets
 from saf.cluster.initsys import ServiceStatus
+from saf.cluster.marked import mark_of
 from saf.cluster.service import Found, differences, read_found, read_status, resolve
 from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import Connector
@@ -159,7 +160,7 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
     try:
         seen = await read_found(conn.run, ServiceSpec(service.name, ("/bin/true",)),
                                 conn.node.python)
-        differs = await _differs(conn, service, seen, fleet.inventory.cluster.name)
+        differs = await _differs(conn, service, seen)
     except (SafError, OSError) as exc:
         return ServiceRow(service.name, name, "", "", None, None, None, None, None,
                           Judged("unreachable", str(exc)))
@@ -184,16 +185,16 @@ async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> lis
                                        for s in names)))
 
 
-async def _differs(conn: Connector, service: Service, found: Found, cluster: str
-                   ) -> list[str]:
+async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
     """What of the installed unit or record differs from the declaration (command, env,
     restart, settings: saf.cluster.service.differences), compared as `saf up` would write
     it on this node; a secret only by its digest. Nothing installed, or a `${NAME}` not set
-    in saf's environment here (nothing to compare with): none."""
+    in saf's environment here (nothing to compare with): none. saf up's mark
+    (saf.cluster.marked) is not compared: a unit without it runs as declared all the same."""
     if found.installed is None:
         return []
     try:
-        spec = uc.service_spec(service, cluster=cluster)
+        spec = uc.service_spec(service, cluster=mark_of(found.manager.kind, found.installed))
     except InventoryError:
         return []
     try:
