@@ -156,8 +156,12 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float, prune
                 frozenset(lost))
             _say_placing(placing, check)
             left = await uo.find(fleet, found, answering)
+            if bring.head_lost(found, lost) and found.ray is not None:
+                say(f"ray: not started on the workers: its head {found.ray.head} is lost",
+                    "bold red")
             recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing,
-                                        orphans=uo.by_service(left) if prune else None)
+                                        orphans=uo.by_service(left) if prune else None,
+                                        lost=lost)
             # Only the nodes that answer: each part keeps to its own `on` among them.
             on = ",".join(n.name for n in answering) if lost else selector
             planned = bring.Collected()

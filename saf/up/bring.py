@@ -74,16 +74,22 @@ def _named(inventory: Inventory, selector: str) -> set[str]:
 
 
 async def recipe(found: Declared, inventory: Inventory, fleet: Fleet, *, down: bool,
-                 placing: Placement | None = None, orphans: uo.Orphans | None = None
-                 ) -> Recipe:
+                 placing: Placement | None = None, orphans: uo.Orphans | None = None,
+                 lost: Iterable[str] = ()) -> Recipe:
     """The recipe for up or down; the placed models' nodes are chosen now (among every
-    node) unless given; `orphans`: the services not declared any more, removed."""
+    node) unless given; `orphans`: the services not declared any more, removed; `lost`:
+    the nodes that do not answer (Ray's head among them: no worker's Ray is started)."""
     if down:
         return uc.down_recipe(found, inventory, {}, orphans)
     if placing is None:
         placing = await placement(found, fleet)
     return uc.up_recipe(found, inventory, placing.nodes, surplus=placing.surplus,
-                        orphans=orphans)
+                        orphans=orphans, head_lost=head_lost(found, lost))
+
+
+def head_lost(found: Declared, lost: Iterable[str]) -> bool:
+    """Whether [ray]'s head is among the lost nodes."""
+    return found.ray is not None and found.ray.head in set(lost)
 
 
 @dataclass

@@ -103,14 +103,16 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
 
-def ray_start_step(ray: Ray, index: int) -> Step:
+def ray_start_step(ray: Ray, index: int, head_lost: bool = False) -> Step:
     """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
-    Ray kept by each node's init system as service `ray`, docs/ray.md)."""
+    Ray kept by each node's init system as service `ray`, docs/ray.md). `head_lost`: the
+    head's node does not answer, so the step is on the head alone and every worker's is
+    skipped (a worker cannot join a head that is not there)."""
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
                     join_timeout=90.0, persist="true" if ray.persist else "false")
-    return Step(index=index, name="ray", kind=kind, on="all", timeout=RAY_TIMEOUT,
-                line=ray.line)
+    return Step(index=index, name="ray", kind=kind, on=ray.head if head_lost else "all",
+                timeout=RAY_TIMEOUT, line=ray.line)
 
 
 def env_path(service: str) -> str:
@@ -262,16 +264,17 @@ def _vars(inventory: Inventory, placed: Placed, orphans: uo.Orphans) -> dict[str
 
 def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
               environ: Mapping[str, str] | None = None, surplus: Placed | None = None,
-              orphans: uo.Orphans | None = None) -> Recipe:
+              orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
     """The recipe `saf up` runs; `surplus`: a placed model's replicas saf started on nodes
     it is no longer placed on (saf.up.place.Placement.surplus), stopped before the model's
     step, as `saf down` stops them; `orphans` (`saf up --prune`): the services saf up
-    installed that saf.toml no longer declares, removed last (saf.up.orphans)."""
+    installed that saf.toml no longer declares, removed last (saf.up.orphans); `head_lost`:
+    Ray's head does not answer, so no worker's Ray is started (ray_start_step)."""
     steps: list[Step] = list(declared.up_recipe().steps)
     for name in declared.order():
         part = declared.part(name)
         if isinstance(part, Ray):
-            steps.append(ray_start_step(part, len(steps)))
+            steps.append(ray_start_step(part, len(steps), head_lost))
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ, inventory.cluster.name))
         else:
@@ -290,7 +293,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
 
 
 def down_recipe(declared: Declared, inventory: Inventory, placed: Placed,
-                orphans: uo.Orphans | None = None) -> Recipe:
+                orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
     """The recipe `saf down` runs: the services saf up left that saf.toml no longer
     declares (`orphans`), then the parts in the reverse of their bring-up order."""
     steps: list[Step] = uo.steps(orphans or {}, 0)
