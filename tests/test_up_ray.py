@@ -35,6 +35,7 @@ class RayUp:
     env: dict[str, str]
     marker: str
     home: Path  # alpha's, where the service runs
+    servers: AsyncsshServers
 
     def service(self) -> list[psutil.Process]:
         """The service's supervisor and program, found through the pids alpha keeps for it,
@@ -80,10 +81,14 @@ def ray_up(tmp_path: Path) -> Iterator[RayUp]:
                           "command": f"{sys.executable} -c {SLEEP!r} {marker}"}]}))
     env = {**os.environ, "SAF_INVENTORY": str(inventory), "RAY_USAGE_STATS_ENABLED": "0",
            "SAF_STATE_DIR": str(tmp_path / "state"), "NO_COLOR": "1", "COLUMNS": "200"}
-    made = RayUp(tmp_path, temp_dir, env, marker, servers.home("alpha"))
+    made = RayUp(tmp_path, temp_dir, env, marker, servers.home("alpha"), servers)
     try:
         yield made
     finally:
+        for server in servers.servers.values():  # a node stopped by a test answers again
+            if server._server is None:
+                with contextlib.suppress(Exception):
+                    servers.loop.call(server.start())
         stop_ray(temp_dir)
         procs.kill_tree(made.service())
         servers.stop()
@@ -120,3 +125,18 @@ def test_up_starts_ray_then_the_service_and_down_leaves_nothing(ray_up: RayUp) -
     again = ray_up.saf("down")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "changed" not in again.stdout, again.stdout
+
+
+def test_a_lost_head_skips_the_workers_ray_with_the_reason(ray_up: RayUp) -> None:
+    """The head's node does not answer: the workers' Ray is not started (it cannot join a
+    head that is not there), said once; the run goes on and exits 3 (lost), not 1."""
+    ray_up.servers.loop.call(ray_up.servers.servers["alpha"].stop())
+    check = ray_up.saf("up", "--check", "--wait", "1")
+    assert check.returncode == 3, check.stdout + check.stderr
+    assert "ray: not started on the workers: its head alpha is lost" in check.stdout
+    assert "not in this run" not in check.stdout
+    up = ray_up.saf("up", "--wait", "1")
+    assert up.returncode == 3, up.stdout + up.stderr
+    assert "ray: not started on the workers: its head alpha is lost" in up.stdout
+    assert "failed" not in up.stdout, up.stdout
+    assert not ray_processes(ray_up.temp_dir)

@@ -25,10 +25,13 @@ def folder(spec: ServiceSpec) -> str:
 
 def spec_json(spec: ServiceSpec) -> str:
     check(spec)
-    return json.dumps({"argv": list(spec.argv), "workdir": spec.workdir,
-                       "env": spec.environment(), "env_file": spec.env_file,
-                       "restart": spec.restart, "cpus": spec.cpus, "numa": spec.numa},
-                      sort_keys=True) + "\n"
+    data: dict[str, object] = {
+        "argv": list(spec.argv), "workdir": spec.workdir, "env": spec.environment(),
+        "env_file": spec.env_file, "restart": spec.restart, "cpus": spec.cpus,
+        "numa": spec.numa}
+    if spec.up is not None:  # saf up's mark (saf.cluster.marked); unread by supervise.py
+        data["up"] = spec.up
+    return json.dumps(data, sort_keys=True) + "\n"
 
 
 def read(spec: ServiceSpec, python: str, mark: str) -> str:

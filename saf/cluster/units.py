@@ -20,6 +20,7 @@ from saf.shell import with_env_file
 Restart = Literal["always", "on-failure", "no"]
 RESTARTS: tuple[str, ...] = ("always", "on-failure", "no")
 PREFIX = "saf-"
+UP_KEY = "X-Saf-Up"  # the mark of a service `saf up` installed (ServiceSpec.up)
 RESTART_SEC = 2  # seconds between a crash and the restart (systemd's RestartSec=, the supervisor's)
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -51,6 +52,10 @@ class ServiceSpec:
     gpus: str | None = None  # the GPUs it sees, "0,1", through `gpu_env`
     gpu_env: str = "CUDA_VISIBLE_DEVICES"  # or ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK...
     description: str = ""
+    # The cluster whose `saf up` installed it (its mark: X-Saf-Up= in a unit, key X-Saf-Up in
+    # a plist, "up" in the supervisor's spec.json); None for one a plain `saf run` installed.
+    # Only marked services can be `not declared` (saf.cluster.marked).
+    up: str | None = None
 
     @property
     def unit(self) -> str:
@@ -68,6 +73,11 @@ class ServiceSpec:
         if self.gpus is not None:
             env[self.gpu_env] = self.gpus
         return env
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` is a service name saf gives (a unit's word)."""
+    return _NAME.fullmatch(name) is not None
 
 
 def check(spec: ServiceSpec) -> None:
@@ -121,6 +131,8 @@ def _check_settings(what: str, spec: ServiceSpec) -> None:
     if not _ENV_KEY.fullmatch(spec.gpu_env):
         raise UnitError(f"{what}: gpu_env {spec.gpu_env!r} is not a variable name")
     _plain(f"{what}: description", spec.description)
+    if spec.up is not None:
+        _plain(f"{what}: cluster name", spec.up)
 
 
 def _plain(what: str, value: str) -> None:
@@ -165,6 +177,8 @@ def render_systemd(spec: ServiceSpec, *, system: bool) -> str:
     description = spec.description or f"saf service {spec.name}"
     unit = ["[Unit]", f"Description={_specifiers(description)}",
             "After=network-online.target", "Wants=network-online.target"]
+    if spec.up is not None:
+        unit.append(f"{UP_KEY}={_specifiers(spec.up)}")  # systemd ignores X- keys
     if spec.restart == "always":
         unit.append("StartLimitIntervalSec=0")  # keep trying for as long as the node is up
     service = ["", "[Service]", "Type=simple",
@@ -231,6 +245,8 @@ def render_launchd(spec: ServiceSpec, *, daemon: bool, home: str) -> bytes:
         job["EnvironmentVariables"] = dict(sorted(spec.environment().items()))
     if spec.user:
         job["UserName"] = spec.user
+    if spec.up is not None:
+        job[UP_KEY] = spec.up  # launchd ignores keys it does not know
     return plistlib.dumps(job, sort_keys=True)
 
 

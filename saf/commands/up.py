@@ -15,7 +15,6 @@ from saf.commands import common
 if TYPE_CHECKING:  # imported where used, so `saf up --help` loads none of it
     from saf.events import Event
     from saf.fleet import Fleet
-    from saf.inventory.model import Node
     from saf.recipe.run import RunPlan
     from saf.up import bring
     from saf.up.place import Placement
@@ -50,12 +49,22 @@ def _plan_lines(collected: bring.Collected, nodes: list[str], verbose: bool) -> 
     return lines
 
 
-def _say_lost(skipped: dict[str, list[str]], lost: dict[str, str]) -> None:
+def say_lost(skipped: dict[str, list[str]], lost: dict[str, str],
+              what: str = "not reachable, skipped") -> None:
     """Each lost node, and the parts pinned to it that are skipped."""
     for node, why in lost.items():
         say(f"{node}: does not answer ({why}): lost", "bold red")
         if skipped.get(node):
-            say(f"    not reachable, skipped: {', '.join(skipped[node])}")
+            say(f"    {what}: {', '.join(skipped[node])}")
+
+
+def orphan_lines(found: dict[str, list[str]], nodes: list[str], prune: bool) -> list[str]:
+    """Per node, each service saf up installed that saf.toml no longer declares; with
+    --prune the plan's own steps say what is done to them, so none here."""
+    if prune:
+        return []
+    return [f"  {node}  service {name}: not declared (saf up --prune removes it)"
+            for node in nodes for name in found.get(node, [])]
 
 
 def _say_placing(placing: Placement, check: bool) -> None:
@@ -99,9 +108,12 @@ def _failures(collected: bring.Collected, what: str) -> None:
 @click.option("--wait", "wait", type=click.FloatRange(0, 3600), default=defaults.UP_WAIT,
               show_default=True, metavar="S",
               help="Seconds to wait for a node that does not answer SSH yet (after a reboot).")
+@click.option("--prune", is_flag=True,
+              help="Also stop and remove the services saf up installed that saf.toml no "
+                   "longer declares (`not declared` in the plan and `saf status`).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of output.")
 @click.pass_context
-def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
+def up(ctx: click.Context, check: bool, selector: str | None, wait: float, prune: bool,
        verbose: bool) -> None:
     """Bring the cluster to what saf.toml declares: [up]'s recipes, then Ray, then each
     service and model in order, each checked for real (docs/cluster.md).
@@ -109,7 +121,8 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
     Prints the plan first (per node, what is missing or differs and why), then applies it.
     A node that does not answer within --wait is named as lost: the parts pinned to it are
     skipped, a placed model's replica there is placed on another node that fits, and the
-    rest is brought as usual.
+    rest is brought as usual. A service saf up installed that saf.toml no longer declares
+    is named `not declared` in the plan; --prune stops and removes it (so does `saf down`).
 
     Exits 0 when done (or nothing to do), 1 when a part failed (named with its evidence; run
     `saf up` again to go on), 2 with --check when something would change, 3 when nodes were
@@ -120,6 +133,7 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
     from saf.recipe.run import RunPlan, run_recipe
     from saf.up import bring, replicas
     from saf.up import compile as uc
+    from saf.up import orphans as uo
     from saf.up.place import placement
 
     inventory = common.inventory(ctx)
@@ -131,7 +145,7 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
             nodes = await fleet.select(selector or "all")
             lost = await bring.lost_nodes(fleet, nodes, wait)
             answering = [n for n in nodes if n.name not in lost]
-            _say_lost(bring.skipped_parts(found, inventory, lost), lost)
+            say_lost(bring.skipped_parts(found, inventory, lost), lost)
             if not answering:
                 say("nothing was run: no node answers (wait longer: --wait S)")
                 return LOST
@@ -141,46 +155,42 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float,
                 found, fleet, [n for n in fleet.inventory.nodes if n.name not in lost],
                 frozenset(lost))
             _say_placing(placing, check)
-            recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing)
+            left = await uo.find(fleet, found, answering)
+            if bring.head_lost(found, lost) and found.ray is not None:
+                say(f"ray: not started on the workers: its head {found.ray.head} is lost",
+                    "bold red")
+            recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing,
+                                        orphans=uo.by_service(left) if prune else None,
+                                        lost=lost)
             # Only the nodes that answer: each part keeps to its own `on` among them.
             on = ",".join(n.name for n in answering) if lost else selector
             planned = bring.Collected()
             status = await run_recipe(RunPlan(recipe, {}, on, check=True), fleet, planned)
             lines = _plan_lines(planned, [n.name for n in answering], verbose)
+            kept = orphan_lines(left, [n.name for n in answering], prune)
             whole = not lost and not placing.short
             if not lines and status == RunStatus.OK:
                 say(f"nothing to do: {bring.summary(found, len(answering))} as declared"
                     + ("" if whole else f" (not whole: {len(lost)} node"
                        f"{'s' if len(lost) != 1 else ''} lost)"))
+                for line in kept:
+                    say(line)
                 if not check and placing.record:
                     replicas.save(inventory.cluster.name, placing.record)
-                return 0 if whole else LOST
+                return 0 if whole and not (check and kept) else LOST if not whole else 2
             say("plan:" if lines else "plan: nothing differs", "bold")
-            for line in lines:
+            for line in lines + kept:
                 say(line)
             if check:
                 failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
                 return 1 if failed else LOST if not whole else \
-                    2 if planned.of(StepStatus.CHANGED) else 0
+                    2 if planned.of(StepStatus.CHANGED) or kept else 0
             if placing.record:
                 replicas.save(inventory.cluster.name, placing.record)
             done = await apply_plan(RunPlan(recipe, {}, on), fleet, verbose, "saf up")
             return done or (0 if whole else LOST)
 
     ctx.exit(common.run(go()))
-
-
-async def all_answer(fleet: Fleet, nodes: list[Node], wait: float) -> bool:
-    """Whether every node answers SSH within `wait` seconds; each one that does not is named,
-    and then nothing runs."""
-    from saf.up import bring
-
-    missing = await bring.missing_nodes(fleet, nodes, wait)
-    for line in missing:
-        say(line, "bold red")
-    if missing:
-        say("nothing was run: wait longer (--wait S) or leave those nodes out (--on)")
-    return not missing
 
 
 async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:

@@ -12,7 +12,8 @@ from saf.render.columns import Column, fitted_table
 from saf.up.status import ClusterStatus, Judged, ModelRow, RayRow, ServiceRow
 
 VERDICT_STYLES = {"as declared": "green", "not kept across reboots": "yellow",
-                  "missing": "red", "differs": "yellow", "down": "red", "unreachable": "red"}
+                  "missing": "red", "differs": "yellow", "down": "red", "unreachable": "red",
+                  "not declared": "yellow"}
 SECTIONS = ("nodes", "ray", "services", "models")
 
 

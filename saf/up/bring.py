@@ -18,6 +18,7 @@ from saf.recipe.model import Recipe
 from saf.recipe.run import NothingToResume, RunPlan
 from saf.select import select
 from saf.up import compile as uc
+from saf.up import orphans as uo
 from saf.up.declared import Declared, declared
 from saf.up.part import restricted
 from saf.up.place import Placement, placement
@@ -36,12 +37,6 @@ def read(inventory: Inventory) -> Declared:
         raise NothingDeclared(f"{inventory.path or 'the inventory'} declares no [up], [ray], "
                               "[[services]] or [[models]] (see docs/cluster.md)")
     return found
-
-
-async def missing_nodes(fleet: Fleet, nodes: list[Node], within: float = WAIT) -> list[str]:
-    """One line per node that does not answer SSH within `within` seconds (none: all answer)."""
-    return [f"{node}: does not answer ({why})"
-            for node, why in (await lost_nodes(fleet, nodes, within)).items()]
 
 
 async def lost_nodes(fleet: Fleet, nodes: list[Node], within: float = WAIT) -> dict[str, str]:
@@ -79,14 +74,22 @@ def _named(inventory: Inventory, selector: str) -> set[str]:
 
 
 async def recipe(found: Declared, inventory: Inventory, fleet: Fleet, *, down: bool,
-                 placing: Placement | None = None) -> Recipe:
+                 placing: Placement | None = None, orphans: uo.Orphans | None = None,
+                 lost: Iterable[str] = ()) -> Recipe:
     """The recipe for up or down; the placed models' nodes are chosen now (among every
-    node) unless given."""
+    node) unless given; `orphans`: the services not declared any more, removed; `lost`:
+    the nodes that do not answer (Ray's head among them: no worker's Ray is started)."""
     if down:
-        return uc.down_recipe(found, inventory, {})
+        return uc.down_recipe(found, inventory, {}, orphans)
     if placing is None:
         placing = await placement(found, fleet)
-    return uc.up_recipe(found, inventory, placing.nodes, surplus=placing.surplus)
+    return uc.up_recipe(found, inventory, placing.nodes, surplus=placing.surplus,
+                        orphans=orphans, head_lost=head_lost(found, lost))
+
+
+def head_lost(found: Declared, lost: Iterable[str]) -> bool:
+    """Whether [ray]'s head is among the lost nodes."""
+    return found.ray is not None and found.ray.head in set(lost)
 
 
 @dataclass
@@ -158,8 +161,10 @@ def resume(run: str, inventory: Inventory, *, check: bool, selector: str | None
                                   f"(it ended {previous.status})")
         found = restricted(read(inventory), previous.started.vars)
         placed = uc.placed_of(previous.started.vars)
-        made = (uc.down_recipe(found, inventory, placed) if previous.started.recipe == uc.DOWN
-                else uc.up_recipe(found, inventory, placed))
+        left = uo.of_vars(previous.started.vars)
+        made = (uc.down_recipe(found, inventory, placed, left)
+                if previous.started.recipe == uc.DOWN
+                else uc.up_recipe(found, inventory, placed, orphans=left))
         return RunPlan(made, {}, selector or previous.started.selector, check, start,
                        previous.run)
     return plan

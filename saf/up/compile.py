@@ -36,6 +36,7 @@ from saf.recipe.kinds.service import ServiceParams
 from saf.recipe.kinds.shell import Shell
 from saf.recipe.kinds.upload import Upload
 from saf.recipe.model import Recipe, Step, Var
+from saf.up import orphans as uo
 from saf.up.declared import RAY, Declared, Model, Ray, Service
 from saf.up.model_stop import ModelStop
 
@@ -100,16 +101,18 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
 
-def ray_start_step(ray: Ray, index: int) -> Step:
+def ray_start_step(ray: Ray, index: int, head_lost: bool = False) -> Step:
     """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
-    Ray kept by each node's init system as service `ray`, docs/ray.md)."""
+    Ray kept by each node's init system as service `ray`, docs/ray.md). `head_lost`: the
+    head's node does not answer, so the step is on the head alone and every worker's is
+    skipped (a worker cannot join a head that is not there)."""
     from saf.recipe.kinds.ray_start import RayStart  # Ray's code, only for a [ray] cluster
 
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
                     join_timeout=90.0, persist="true" if ray.persist else "false")
-    return Step(index=index, name="ray", kind=kind, on="all", timeout=RAY_TIMEOUT,
-                line=ray.line)
+    return Step(index=index, name="ray", kind=kind, on=ray.head if head_lost else "all",
+                timeout=RAY_TIMEOUT, line=ray.line)
 
 
 def env_path(service: str) -> str:
@@ -157,8 +160,10 @@ def _secret_file(name: str, env: secrets.Environment) -> Path:
     return path
 
 
-def service_steps(service: Service, index: int, environ: Mapping[str, str] | None
-                  ) -> list[Step]:
+def service_steps(service: Service, index: int, environ: Mapping[str, str] | None,
+                  cluster: str | None = None) -> list[Step]:
+    """The service's steps; `cluster`: the mark its unit carries (saf.cluster.marked), so
+    that a later `saf up --prune` knows it for saf up's own once it leaves saf.toml."""
     env = service.environment(environ)
     on = ",".join(service.nodes) or service.on
     steps = []
@@ -177,7 +182,7 @@ def service_steps(service: Service, index: int, environ: Mapping[str, str] | Non
         user=literal(service.user) if service.user else None,
         cpus=pin.cpus, numa=pin.numa,
         gpus=",".join(map(str, pin.gpus)) if pin.gpus is not None else None,
-        health=_health(service))
+        health=_health(service), up=literal(cluster) if cluster is not None else None)
     steps.append(Step(index=index + len(steps), name=service.name, on=on, line=service.line,
                       kind=ServiceKind(params)))
     return steps
@@ -190,7 +195,8 @@ def plain_env(env: secrets.Environment) -> dict[str, str]:
     return {**plain, SECRETS_DIGEST: env.digest()} if env.secret else plain
 
 
-def service_spec(service: Service, environ: Mapping[str, str] | None = None) -> ServiceSpec:
+def service_spec(service: Service, environ: Mapping[str, str] | None = None,
+                 cluster: str | None = None) -> ServiceSpec:
     """The service as its `service` step writes it, before the node resolves its program
     and home (saf.cluster.service.resolve): what `saf status` compares the node's with."""
     env = service.environment(environ)
@@ -199,7 +205,7 @@ def service_spec(service: Service, environ: Mapping[str, str] | None = None) -> 
         name=service.name, argv=tuple(shlex.split(service.command)), workdir=service.workdir,
         env=plain_env(env), env_file=env_path(service.name) if env.secret else None,
         restart=service.restart, user=service.user, cpus=pin.cpus, numa=pin.numa,
-        gpus=",".join(map(str, pin.gpus)) if pin.gpus is not None else None)
+        gpus=",".join(map(str, pin.gpus)) if pin.gpus is not None else None, up=cluster)
 
 
 def _health(service: Service) -> str | None:
@@ -213,7 +219,8 @@ def _health(service: Service) -> str | None:
 
 
 def model_steps(model: Model, index: int, placed: Placed,
-                environ: Mapping[str, str] | None = None) -> list[Step]:
+                environ: Mapping[str, str] | None = None, cluster: str | None = None
+                ) -> list[Step]:
     """The model's server on its nodes: its secrets first sent by an `upload` step into a
     0600 file there (read by sh before the server starts), its plain env as the step's."""
     nodes = model_nodes(model, placed)
@@ -226,6 +233,8 @@ def model_steps(model: Model, index: int, placed: Placed,
     # the declaration says persist = false: a declared model stays served.
     values = {"engine": model.engine, "model": literal(model.model), "port": str(model.port),
               "persist": "true" if model.persist else "false", "server": model.name}
+    if cluster is not None:  # saf up's mark on its service model-NAME (saf.cluster.marked)
+        values["up"] = literal(cluster)
     if env.secret:
         steps.append(Step(index=index, name=f"model {model.name} env", on=on, line=model.line,
                           kind=Upload(str(_secret_file(f"models/{model.name}", env)),
@@ -247,39 +256,47 @@ def _quoted(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def _vars(inventory: Inventory, placed: Placed) -> dict[str, Var]:
-    values = {INVENTORY_VAR: str(inventory.path or ""), **placed_vars(placed)}
+def _vars(inventory: Inventory, placed: Placed, orphans: uo.Orphans) -> dict[str, Var]:
+    values = {INVENTORY_VAR: str(inventory.path or ""), **placed_vars(placed),
+              **uo.as_vars(orphans)}
     return {k: Var(k, v) for k, v in values.items()}
 
 
 def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
-              environ: Mapping[str, str] | None = None, surplus: Placed | None = None
-              ) -> Recipe:
+              environ: Mapping[str, str] | None = None, surplus: Placed | None = None,
+              orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
     """The recipe `saf up` runs; `surplus`: a placed model's replicas saf started on nodes
     it is no longer placed on (saf.up.place.Placement.surplus), stopped before the model's
-    step, as `saf down` stops them."""
+    step, as `saf down` stops them; `orphans` (`saf up --prune`): the services saf up
+    installed that saf.toml no longer declares, removed last (saf.up.orphans); `head_lost`:
+    Ray's head does not answer, so no worker's Ray is started (ray_start_step)."""
     steps: list[Step] = list(declared.up_recipe().steps)
     for name in declared.order():
         part = declared.part(name)
         if isinstance(part, Ray):
-            steps.append(ray_start_step(part, len(steps)))
+            steps.append(ray_start_step(part, len(steps), head_lost))
         elif isinstance(part, Service):
-            steps.extend(service_steps(part, len(steps), environ))
+            steps.extend(service_steps(part, len(steps), environ, inventory.cluster.name))
         else:
             extra = (surplus or {}).get(part.name, ())
             if extra:
                 steps.append(Step(index=len(steps), name=f"model {part.name} surplus",
                                   line=part.line, on=",".join(extra),
                                   kind=ModelStop(part.name, part.port, part.model)))
-            steps.extend(model_steps(part, len(steps), placed, environ))
+            steps.extend(model_steps(part, len(steps), placed, environ,
+                                     inventory.cluster.name))
+    steps.extend(uo.steps(orphans or {}, len(steps)))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
-                  vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,
+                  vars=_vars(inventory, placed, orphans or {}), steps=tuple(steps),
+                  path=inventory.path,
                   folder=inventory.path.parent if inventory.path else None)
 
 
-def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Recipe:
-    """The recipe `saf down` runs: the parts in the reverse of their bring-up order."""
-    steps: list[Step] = []
+def down_recipe(declared: Declared, inventory: Inventory, placed: Placed,
+                orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
+    """The recipe `saf down` runs: the services saf up left that saf.toml no longer
+    declares (`orphans`), then the parts in the reverse of their bring-up order."""
+    steps: list[Step] = uo.steps(orphans or {}, 0)
     for name in reversed(declared.order()):
         part = declared.part(name)
         index = len(steps)
@@ -311,5 +328,6 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed) -> Rec
                                   line=part.line, check=f"test ! -e {where}",
                                   kind=Shell(f"rm -f {where}")))
     return Recipe(name=DOWN, description="take down what saf.toml declares",
-                  vars=_vars(inventory, placed), steps=tuple(steps), path=inventory.path,
+                  vars=_vars(inventory, placed, orphans or {}), steps=tuple(steps),
+                  path=inventory.path,
                   folder=inventory.path.parent if inventory.path else None)

@@ -19,6 +19,7 @@ import msgspec
 
 from saf import secrets
 from saf.cluster.initsys import ServiceStatus
+from saf.cluster.marked import mark_of
 from saf.cluster.service import Found, differences, read_found, read_status, resolve
 from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import Connector
@@ -36,11 +37,12 @@ from saf.ray.status import read_status as read_ray
 from saf.recipe.kinds.model_kept import service_name
 from saf.recipe.kinds.ray_kept import service_name as ray_service
 from saf.up import compile as uc
-from saf.up import replicas
+from saf.up import orphans, replicas
 from saf.up.declared import Declared, Model, Service
 from saf.up.status import (
     DISABLED,
     FINE,
+    NOT_DECLARED,
     PLACED_ROW,
     ClusterStatus,
     Judged,
@@ -72,13 +74,14 @@ async def gather(fleet: Fleet, declared: Declared, nodes: list[Node]) -> Cluster
         status.nodes.append(NodeRow(node.name, node.host, judged))
     down = {n.name: status.nodes[i].judged.why for i, n in enumerate(nodes)
             if not status.nodes[i].judged.fine}
-    ray, services, models = await asyncio.gather(
+    ray, services, models, left = await asyncio.gather(
         _ray(fleet, declared, nodes, down),
         _services(fleet, declared, names, down),
-        _models(fleet, declared, reached, names, down))
+        _models(fleet, declared, reached, names, down),
+        _orphans(fleet, declared, reached))
     status.ray_declared = declared.ray is not None
     status.ray, status.ray_problem = ray
-    status.services, status.models = services, models
+    status.services, status.models = services + left, models
     return secrets.scrub(status)
 
 
@@ -170,15 +173,30 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
     return _service_row(service.name, name, found, check, judged)
 
 
+async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> list[ServiceRow]:
+    """A row per service saf up installed that saf.toml no longer declares (saf.up.orphans),
+    with what its manager says of it now."""
+    left = await orphans.find(fleet, declared, reached)
+
+    async def row(node: str, name: str) -> ServiceRow:
+        conn = fleet.connector(node)
+        found = await read_status(conn.run, ServiceSpec(name, ("/bin/true",)),
+                                  conn.node.python)
+        return _service_row(name, node, found, None, Judged("not declared", NOT_DECLARED))
+    return list(await asyncio.gather(*(row(n, s) for n, names in left.items()
+                                       for s in names)))
+
+
 async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
     """What of the installed unit or record differs from the declaration (command, env,
     restart, settings: saf.cluster.service.differences), compared as `saf up` would write
     it on this node; a secret only by its digest. Nothing installed, or a `${NAME}` not set
-    in saf's environment here (nothing to compare with): none."""
+    in saf's environment here (nothing to compare with): none. saf up's mark
+    (saf.cluster.marked) is not compared: a unit without it runs as declared all the same."""
     if found.installed is None:
         return []
     try:
-        spec = uc.service_spec(service)
+        spec = uc.service_spec(service, cluster=mark_of(found.manager.kind, found.installed))
     except InventoryError:
         return []
     try:

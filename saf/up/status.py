@@ -4,8 +4,9 @@ what was found of it and one verdict, the same word in the CLI, its JSON and the
 The verdict is `as declared`, `missing` (nothing of it there), `differs` (there, but not as
 declared: `why` says how), `down` (installed or recorded, not running or not answering),
 `not kept across reboots` (running as declared under saf's own supervisor or detached, where
-the node has no init system saf can use: as good as saf can make it there), or
-`unreachable` (its node does not answer SSH: nothing is known of it).
+the node has no init system saf can use: as good as saf can make it there),
+`unreachable` (its node does not answer SSH: nothing is known of it), or `not declared` (a
+service saf up installed that saf.toml no longer declares: `saf up --prune` removes it).
 
 The cluster is as declared when every part is `as declared` or `not kept across reboots`
 (the latter is what `saf up` itself falls back to on such a node; it is shown, not failed).
@@ -18,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 Verdict = Literal["as declared", "missing", "differs", "down", "not kept across reboots",
-                  "unreachable"]
+                  "unreachable", "not declared"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 FINE: tuple[Verdict, ...] = ("as declared", "not kept across reboots")
+NOT_DECLARED = "saf up installed it, saf.toml no longer declares it (saf up --prune removes it)"
 # A unit that runs but is not enabled: running as declared today, gone after a reboot.
 DISABLED = "disabled: it will not start at boot (saf up enables it)"
 

@@ -47,6 +47,9 @@ class ModelServerParams(KindParams, kw_only=True):  # kw_only: engine first
     # A file on the node with the secrets (KEY="value" lines, 0600, as env_file_text writes
     # them), read by sh before the server starts: its values never reach a command line.
     env_file: Value | None = None
+    # With persist: saf up's mark on the service (the cluster whose declaration keeps it,
+    # saf.cluster.marked); a recipe's own model step leaves it out.
+    up: Value | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class ModelServer(Kind[ModelStart | KeptModel]):
     forms = {"engine": "word", "model": "line", "port": "port", "host": "host",
              "tensor_parallel": "count", "ray": "bool", "bin": "path", "args": "args",
              "ready_timeout": "number", "persist": "bool", "server": "word", "env": "line",
-             "env_file": "path"}
+             "env_file": "path", "up": "line"}
     Params = ModelServerParams
 
     def __init__(self, values: dict[str, str], env: dict[str, str] | None = None) -> None:
@@ -163,8 +166,10 @@ class ModelServer(Kind[ModelStart | KeptModel]):
         if persist not in TRUE + FALSE:
             return Plan(True, refusal=f"persist {persist!r} is not true or false")
         if persist in TRUE:
+            up = self.values.get("up")
             return await plan_kept(ctx, spec, timeout, target, here,
-                                   self.values.get("server"))
+                                   self.values.get("server"),
+                                   ctx.render(up, shell=False) if up is not None else None)
         if here and here[0].engine == spec.engine and here[0].model == spec.model \
                 and list(here[0].argv) == spec.argv():
             return Plan(False, f"already serving {spec.model} with {spec.engine} "

@@ -51,7 +51,8 @@ class KeptModel:
 
 async def plan_kept(ctx: StepContext, spec: ModelServerSpec, ready_timeout: float,
                     target: Target,
-                    here: list[Endpoint], server: str | None) -> Plan[KeptModel]:
+                    here: list[Endpoint], server: str | None, up: str | None = None
+                    ) -> Plan[KeptModel]:
     async def run(command: str) -> RunResult:
         return await ctx.run(command, quiet=True)
 
@@ -64,7 +65,8 @@ async def plan_kept(ctx: StepContext, spec: ModelServerSpec, ready_timeout: floa
         service = await absolute_argv(run, ServiceSpec(
             name=name, argv=tuple(argv), env=dict(spec.env), restart="always",
             workdir=facts.home or None,
-            description=f"saf model server {spec.model} ({spec.engine}, port {spec.port})"),
+            description=f"saf model server {spec.model} ({spec.engine}, port {spec.port})",
+            up=up),
             ctx.node.name, facts.home)
         found = await kept(ctx, service, manager=manager)
     except UnitError as exc:

@@ -61,13 +61,16 @@ class ServiceParams(KindParams, kw_only=True):
     health: Text | None = None  # a command on the node that succeeds once it answers
     health_timeout: float = 30  # seconds health has to succeed
     settle: float = 2  # seconds the service must stay active after starting
+    # saf up's mark: the cluster whose declaration installs it (saf.cluster.marked); a
+    # recipe's own service step leaves it out, so `saf up --prune` never removes that one.
+    up: Text | None = None
 
 
 class Service(Kind[ServiceData]):
     name = "service"
     forms = {"service": "word", "command": "args", "workdir": "path", "env": "line",
              "env_file": "path", "user": "user", "cpus": "word", "gpus": "word",
-             "health": "command"}
+             "health": "command", "up": "line"}
     Params = ServiceParams
 
     def __init__(self, params: ServiceParams) -> None:
@@ -84,7 +87,7 @@ class Service(Kind[ServiceData]):
     def templates(self) -> list[tuple[str, str]]:
         p = self.params
         found = [(key, value) for key in ("service", "command", "workdir", "env_file", "user",
-                                          "cpus", "gpus", "health")
+                                          "cpus", "gpus", "health", "up")
                  if (value := getattr(p, key)) is not None]
         return found + [("env", value) for value in (p.env or {}).values()]
 
@@ -105,7 +108,8 @@ class Service(Kind[ServiceData]):
             name=text(p.service) or "", argv=argv, workdir=text(p.workdir),
             env={k: ctx.render(v, shell=False) for k, v in (p.env or {}).items()},
             env_file=text(p.env_file), restart=p.restart, user=text(p.user),
-            cpus=text(p.cpus), numa=p.numa, gpus=text(p.gpus), gpu_env=p.gpu_env)
+            cpus=text(p.cpus), numa=p.numa, gpus=text(p.gpus), gpu_env=p.gpu_env,
+            up=text(p.up))
 
     async def plan(self, ctx: StepContext) -> Plan[ServiceData]:
         async def run(command: str) -> RunResult:

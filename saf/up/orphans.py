@@ -1,0 +1,94 @@
+"""Services saf up installed that saf.toml no longer declares (compose's orphans): a
+`[[services]]` entry taken out, or a `[[models]]` kept as service `model-NAME`. Only the
+services carrying this cluster's mark are considered (saf.cluster.marked): one that a plain
+`saf run` installed, or Ray's own service, is never an orphan. `saf status` lists them as
+`not declared`, `saf up` names them in its plan, `saf up --prune` and `saf down` remove them
+(the steps built here: the `service` kind's `state = "absent"`, and its secrets file).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+
+from saf.cluster.marked import LIST, Marked, parse
+from saf.connect.base import Connector
+from saf.fleet import Fleet
+from saf.inventory.model import Inventory, Node
+from saf.recipe.kinds.model_kept import service_name as model_service
+from saf.recipe.kinds.ray_kept import service_name as ray_service
+from saf.recipe.kinds.service import Service as ServiceKind
+from saf.recipe.kinds.service import ServiceParams
+from saf.recipe.kinds.shell import Shell
+from saf.recipe.model import Step
+from saf.up.declared import Declared
+
+PREFIX = "orphan_"  # a run variable per orphan -> its nodes, so a resume builds the same steps
+ENV_FOLDER = "~/.saf/env"  # as saf.up.compile.ENV_FOLDER (compile imports this module)
+
+Orphans = Mapping[str, tuple[str, ...]]  # service name -> the nodes it is left on
+
+
+def declared_names(declared: Declared, inventory: Inventory, node: Node) -> set[str]:
+    """The services saf.toml keeps on `node`: its services (each on every node when its
+    nodes are not known yet: never removed by mistake), every model's `model-NAME`
+    (a placed replica left on a node is the surplus step's), and Ray's."""
+    names = {s.name for s in declared.services if not s.nodes or node.name in s.nodes}
+    names |= {model_service(m.name) for m in declared.models}
+    if declared.ray is not None:
+        names |= {"ray", ray_service(inventory, node)}
+    return names
+
+
+async def find(fleet: Fleet, declared: Declared, nodes: list[Node]) -> dict[str, list[str]]:
+    """Each of `nodes` -> the services saf up installed there for this cluster that
+    saf.toml does not declare there (a node that cannot be read has none)."""
+    cluster = fleet.inventory.cluster.name
+
+    async def one(conn: Connector) -> list[Marked]:
+        result = await conn.run(LIST)
+        return parse(result.stdout, cluster)
+
+    answers = await fleet.each(nodes, one)
+    out: dict[str, list[str]] = {}
+    for node in nodes:
+        found = answers[node.name]
+        if isinstance(found, BaseException):
+            continue
+        keep = declared_names(declared, fleet.inventory, node)
+        names = sorted({m.name for m in found if m.name not in keep})
+        if names:
+            out[node.name] = names
+    return out
+
+
+def by_service(found: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """node -> names, turned into name -> nodes (in the nodes' order)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for node, names in found.items():
+        for name in names:
+            out[name] = (*out.get(name, ()), node)
+    return dict(sorted(out.items()))
+
+
+def steps(orphans: Orphans, index: int) -> list[Step]:
+    """Per orphan: stop, disable and remove it where it is left, then its secrets file."""
+    out: list[Step] = []
+    for name, nodes in orphans.items():
+        on = ",".join(nodes)
+        title = f"{name} (not declared)"
+        out.append(Step(index=index + len(out), name=title, on=on, kind=ServiceKind(
+            ServiceParams(service=name, state="absent"))))
+        where = '"$HOME"/' + shlex.quote(f"{ENV_FOLDER}/{name}.env".removeprefix("~/"))
+        out.append(Step(index=index + len(out), name=f"{title} env", on=on,
+                        check=f"test ! -e {where}", kind=Shell(f"rm -f {where}")))
+    return out
+
+
+def as_vars(orphans: Orphans) -> dict[str, str]:
+    return {PREFIX + name: ",".join(nodes) for name, nodes in orphans.items()}
+
+
+def of_vars(values: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    return {k[len(PREFIX):]: tuple(v.split(",")) for k, v in values.items()
+            if k.startswith(PREFIX) and v}
