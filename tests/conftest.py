@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import leaks, procs
+from tests.helpers import leaks, procs, workers
 from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, write_inventory
 
 leaks.install()  # before any fixture starts a process: every Popen gets its owner
@@ -27,6 +27,13 @@ leaks.install()  # before any fixture starts a process: every Popen gets its own
 def pytest_configure(config: pytest.Config) -> None:
     # The guard's hooks and its autouse fixture (tests/helpers/leaks.py).
     config.pluginmanager.register(leaks, "saf-leak-guard")
+    # Which tests xdist's workers keep together (tests/helpers/workers.py).
+    config.pluginmanager.register(workers, "saf-workers")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's; here, read before plugins register
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return workers.auto_count()
 
 
 NODE_NAMES = ["alpha", "beta", "gamma"]
