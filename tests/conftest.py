@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,11 @@ from tests.helpers import leaks, procs, workers
 from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, write_inventory
 
 leaks.install()  # before any fixture starts a process: every Popen gets its owner
+# A shell without job control starts a background job (`pytest ... &`, nohup) with SIGINT
+# ignored, and Python keeps it so: every saf a test starts would inherit it, and the tests
+# that press Ctrl-C on one would wait out their timeouts. The suite runs as in the foreground.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,10 +13,15 @@ single module holds the run up.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
 SHARED = ("module", "session", "package")
+# GNU readline, once pytest has imported it, sets these in the C environment: invisible in the
+# controller's os.environ, but a worker it starts is born with them (COLUMNS=80), and every saf
+# a test starts with a copy of os.environ would then cut its tables to 80 columns.
+TERMINAL_ENV = ("COLUMNS", "LINES")
 MOST_WORKERS = 8  # each runs SSH servers, agents and at times a Ray head: memory, not CPU
 # Fixtures that reach a module fixture through request.getfixturevalue, out of pytest's sight
 # (tests/conftest.py: `cluster` is `asyncssh_cluster`, then `openssh_cluster`).
@@ -40,6 +45,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None and shares_a_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's, in the controller: a worker is made
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["saf_terminal_env"] = {k: os.environ.get(k) for k in TERMINAL_ENV}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a worker, the terminal's variables as the controller's os.environ has them."""
+    wanted = getattr(config, "workerinput", {}).get("saf_terminal_env")
+    for key, value in (wanted or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def auto_count() -> int:
