@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -18,15 +19,27 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import leaks, procs
+from tests.helpers import leaks, procs, workers
 from tests.helpers.servers import SSHD, AsyncsshServers, ClientKeys, OpenSSHServer, write_inventory
 
 leaks.install()  # before any fixture starts a process: every Popen gets its owner
+# A shell without job control starts a background job (`pytest ... &`, nohup) with SIGINT
+# ignored, and Python keeps it so: every saf a test starts would inherit it, and the tests
+# that press Ctrl-C on one would wait out their timeouts. The suite runs as in the foreground.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # The guard's hooks and its autouse fixture (tests/helpers/leaks.py).
     config.pluginmanager.register(leaks, "saf-leak-guard")
+    # Which tests xdist's workers keep together (tests/helpers/workers.py).
+    config.pluginmanager.register(workers, "saf-workers")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's; here, read before plugins register
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return workers.auto_count()
 
 
 NODE_NAMES = ["alpha", "beta", "gamma"]

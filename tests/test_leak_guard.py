@@ -90,6 +90,63 @@ def test_the_guard_fails_the_leaking_test_and_names_it(tmp_path: Path) -> None:
     assert not psutil.pid_exists(leaked)
 
 
+XDIST_CONFTEST = """
+from tests.helpers import leaks, workers
+leaks.install()
+pytest_plugins = ["tests.helpers.leaks", "tests.helpers.workers"]
+"""
+
+XDIST_SHARED = '''
+import os, subprocess
+from pathlib import Path
+import pytest
+
+OUT = Path(__file__).parent
+
+@pytest.fixture(scope="module")
+def shared():
+    """Made once for the module, whatever the workers; its process is never stopped."""
+    proc = subprocess.Popen(["sleep", "325"])
+    (OUT / f"shared-made-{proc.pid}").write_text(os.environ["PYTEST_XDIST_WORKER"])
+    yield proc
+
+@pytest.mark.parametrize("i", range(6))
+def test_shared(shared, request, i):
+    assert request.node.get_closest_marker("xdist_group").args == ("test_shared.py",)
+'''
+
+XDIST_ALONE = '''
+import pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_alone(tmp_path, request, i):
+    assert request.node.get_closest_marker("xdist_group") is None
+'''
+
+
+def test_under_xdist_a_shared_module_stays_on_one_worker_and_leftovers_are_reported(
+        tmp_path: Path) -> None:
+    """With workers (tests/helpers/workers.py), the tests of a module that shares a module
+    fixture stay together (the fixture is made once) while function-scoped tests go one by one;
+    a process still running when a worker's session ends is reported by the controller, which
+    fails the run, and is stopped."""
+    (tmp_path / "conftest.py").write_text(XDIST_CONFTEST)
+    (tmp_path / "test_shared.py").write_text(XDIST_SHARED)
+    (tmp_path / "test_alone.py").write_text(XDIST_ALONE)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-n", "2", "--dist", "loadgroup", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = done.stdout
+    assert re.search(r"\b12 passed\b", out), out
+    made = list(tmp_path.glob("shared-made-*"))
+    assert len(made) == 1, out
+    assert "processes still running when the session ended, now stopped" in out, out
+    assert "'sleep 325' (started by fixture shared (module scope))" in out, out
+    assert done.returncode == 1, out
+    assert not psutil.pid_exists(int(made[0].name.rsplit("-", 1)[1]))
+
+
 def test_sleepers_ignore_a_look_alike_outside_the_test(sleep_tag: str) -> None:
     """`sleep TAG` started outside this test's process tree (handed to PID 1, as another
     session's or a leftover's would be) is not counted; one of the test's own is."""

@@ -185,20 +185,47 @@ def _no_process_outlives_its_test(request: pytest.FixtureRequest):
         pytest.fail(report, pytrace=False)
 
 
+# What the xdist workers found at their session's end, read by the controller, which alone
+# has a terminal a person sees and the exit status the command returns.
+_WORKERS_LEFT: list[str] = []
+
+
+@pytest.hookimpl(trylast=True)  # in xdist's controller, after its workers were shut down
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Every fixture is torn down by now: whatever of pytest's still runs is a leak."""
+    report = _session_leftovers()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if report is not None and workeroutput is not None:
+        workeroutput["saf_leftovers"] = report  # an xdist worker: the controller says it
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    reports = _WORKERS_LEFT + ([report] if report is not None else [])
+    if not reports:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for text in reports:
+            reporter.write_line(text, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: a worker has finished
+def pytest_testnodedown(node: Any, error: object) -> None:
+    report = getattr(node, "workeroutput", {}).get("saf_leftovers")
+    if report:
+        _WORKERS_LEFT.append(report)
+
+
+def _session_leftovers() -> str | None:
+    """The leftovers of this process's session, stopped, as a report; None when none."""
     found = [(p, GUARD.owner_of(p)) for p in procs.tree() if procs.alive(p)]
     if not found:
-        return
+        return None
     _, still = psutil.wait_procs([p for p, _ in found], timeout=GRACE)
     left = [(p, o) for p, o in found if p in still and procs.alive(p)]
     if not left:
-        return
+        return None
     lines = [f"  {p.pid} {procs.cmdline(p)!r} (started by {o.name if o else 'unknown'})"
              for p, o in left]
     procs.kill_tree([p for p, _ in left], grace=2.0)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("processes still running when the session ended, now stopped:\n"
-                            + "\n".join(lines), red=True)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return "processes still running when the session ended, now stopped:\n" + "\n".join(lines)
