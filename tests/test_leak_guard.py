@@ -84,8 +84,9 @@ def test_the_guard_fails_the_leaking_test_and_names_it(tmp_path: Path) -> None:
     assert "'sh -c sleep 323 & wait' (started by test_inner.py::test_leaks_a_sleeper)" in out
     assert "ERROR at teardown of test_finds_what_the_previous_test_left" in out, out
     assert "'sleep 324' (started by test_inner.py::test_starts_something_after_it_ends)" in out
-    assert "321" not in out, out
-    assert "322" not in out, out  # the shared fixture's
+    # The shared fixture's sleeps, by their command (a bare "322" matched pid 32298 once).
+    assert "sleep 321" not in out, out
+    assert "sleep 322" not in out, out
     leaked = int((tmp_path / "leaked.pid").read_text())
     assert not psutil.pid_exists(leaked)
 
