@@ -188,8 +188,10 @@ def assert_no_process_left(user: SudoUser) -> None:
     while user.processes() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert user.processes() == []
-    left = subprocess.run(["pgrep", "-a", "-f", "made-by-root"], capture_output=True,
-                          text=True).stdout
+    # This user's own folder, never the machine's: another worker's become test may be
+    # writing its made-by-root at this moment (a machine-wide pgrep once caught it).
+    left = subprocess.run(["pgrep", "-a", "-f", f"{user.out}/made-by-root"],
+                          capture_output=True, text=True).stdout
     assert left == ""
 
 
