@@ -16,14 +16,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tomli_w
 
 from tests.helpers.systemd_node import BootError, SystemdNode, build_tree, systemd_skip_reason
+from tests.helpers.waiting import until
 
 # In the home of whoever runs it (root, or the login user of a --user unit).
 BEAT = """import os, time
@@ -73,13 +73,6 @@ def node(tmp_path: Path, tree: Path) -> Iterator[SystemdNode]:
         made.close()
 
 
-def _wait(what: Callable[[], object], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _beaters(node: SystemdNode, home: str = "/root") -> set[int]:
@@ -109,7 +102,7 @@ def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
     assert node.exec(["test", "-L", f"/etc/systemd/system/multi-user.target.wants/{UNIT}"],
                      check=False).returncode == 0
     first = int(props["MainPID"])
-    assert _wait(lambda: first in _beaters(node))
+    assert until(lambda: first in _beaters(node))
     assert _row(node)["restarts"] == 0
 
     # kill -9 of its program: systemd (Restart=always, RestartSec=2) starts it again.
@@ -118,9 +111,9 @@ def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
     def restarted() -> bool:
         now = node.unit(UNIT, *SHOWN)
         return now["ActiveState"] == "active" and now["MainPID"] not in ("0", str(first))
-    assert _wait(restarted), node.unit(UNIT, *SHOWN)
+    assert until(restarted), node.unit(UNIT, *SHOWN)
     second = int(node.unit(UNIT, "MainPID")["MainPID"])
-    assert _wait(lambda: second in _beaters(node))
+    assert until(lambda: second in _beaters(node))
     row = _row(node)
     assert (row["manager"], row["restarts"], row["kept_across_reboots"], row["verdict"]) == \
         ("systemd", 1, True, "as declared"), row
@@ -144,7 +137,7 @@ def test_system_unit_restarted_by_systemd_kept_across_reboot_and_removed(
     after = node.unit(UNIT, *SHOWN)
     assert (after["ActiveState"], after["UnitFileState"]) == ("active", "enabled"), after
     third = int(after["MainPID"])
-    assert _wait(lambda: third in _beaters(node)), "the service does not beat after the reboot"
+    assert until(lambda: third in _beaters(node)), "the service does not beat after the reboot"
     assert _row(node)["verdict"] == "as declared"
     check = node.saf("up", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
@@ -188,7 +181,7 @@ def test_user_unit_with_lingering_kept_across_reboot(node: SystemdNode) -> None:
     after = node.user_unit("ops", UNIT, *SHOWN)
     assert after["ActiveState"] == "active", after
     again = int(after["MainPID"])
-    assert _wait(lambda: again in _beaters(node, "/home/ops")), "no beat after the reboot"
+    assert until(lambda: again in _beaters(node, "/home/ops")), "no beat after the reboot"
 
     down = node.saf("down", **as_ops)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -262,14 +255,14 @@ def test_model_server_unit_restarted_and_kept_across_reboot(tmp_path: Path, tree
 
         first = props["MainPID"]
         node.exec(["kill", "-9", first])
-        assert _wait(lambda: node.unit(unit, "MainPID")["MainPID"] not in ("0", first))
-        assert _wait(lambda: _answers(node, port), 120)
+        assert until(lambda: node.unit(unit, "MainPID")["MainPID"] not in ("0", first))
+        assert until(lambda: _answers(node, port), 120)
         row = _model_row(node)
         assert (row["answers"], row["restarts"], row["verdict"]) == (True, 1, "as declared"), row
 
         node.reboot()
         assert node.unit(unit, "ActiveState")["ActiveState"] in ("active", "activating")
-        assert _wait(lambda: _answers(node, port), 120), "no answer after the reboot"
+        assert until(lambda: _answers(node, port), 120), "no answer after the reboot"
         row = _model_row(node)
         assert (row["answers"], row["verdict"]) == (True, "as declared"), row
 

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import tomli_w
 
 from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, free_port, write_inventory
+from tests.helpers.waiting import until
 
 NAMES = ["alpha", "beta", "gamma"]
 TOKEN = "hf_PLANTED" + uuid.uuid4().hex[:16]
@@ -154,13 +154,6 @@ def up(tmp_path: Path) -> Iterator[Up]:
         servers.stop()
 
 
-def _wait(what, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _server_pid(up: Up, node: str, port: int) -> int | None:
@@ -191,7 +184,7 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     assert "plan:" in first.stdout
     for node in ("alpha", "beta"):
         before = up.beats(node)
-        assert _wait(lambda n=node, b=before: up.beats(n) > b + 2), f"{node} does not beat"
+        assert until(lambda n=node, b=before: up.beats(n) > b + 2), f"{node} does not beat"
     assert "True" in (up.homes["alpha"] / "heartbeat").read_text().split("\n")[0]
     assert up.beats("gamma") == 0  # not on gamma
     assert (up.homes["beta"] / ".saf" / "prepared").exists()
@@ -229,7 +222,7 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     pids += [p.pid for p in procs.tree(pids[0])[1:]]
     for pid in pids:
         psutil.Process(pid).kill()
-    assert _wait(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
+    assert until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
                                  psutil.STATUS_ZOMBIE for p in pids))
     drift = up.saf("up", "--check")
     assert drift.returncode == 2, drift.stdout + drift.stderr
@@ -243,13 +236,13 @@ def test_up_check_drift_repair_down(up: Up) -> None:
     repair = up.saf("up")
     assert repair.returncode == 0, repair.stdout + repair.stderr
     before = up.beats("beta")
-    assert _wait(lambda: up.beats("beta") > before + 2)
+    assert until(lambda: up.beats("beta") > before + 2)
     assert up.saf("up", "--check").returncode == 0
 
     # A model server killed by hand is started again by its keeper.
     server.kill()
-    assert _wait(lambda: not procs.alive(server))
-    assert _wait(lambda: _answers_now(up.port), 120)
+    assert until(lambda: not procs.alive(server))
+    assert until(lambda: _answers_now(up.port), 120)
     listed = up.saf("models", "--json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     now = [json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")]
@@ -272,7 +265,7 @@ def test_up_check_drift_repair_down(up: Up) -> None:
 
     down = up.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert _wait(lambda: not [p for p in up.ours() if p.pid != decoy_pid], 15), \
+    assert until(lambda: not [p for p in up.ours() if p.pid != decoy_pid], 15), \
         procs.describe(up.ours())
     assert _server_pid(up, other, up.placed_port) == decoy_pid
     assert psutil.pid_exists(decoy_pid)
@@ -315,7 +308,7 @@ def test_a_failure_names_node_part_and_evidence_and_resume_goes_on(up: Up) -> No
     assert not re.search(r"▶ \d+/\d+ prepare", resumed.stdout), resumed.stdout
     assert re.search(r"▶ \d+/\d+ beat ", resumed.stdout), resumed.stdout
     assert re.search(r"beat\s.*changed", resumed.stdout), resumed.stdout
-    assert _wait(lambda: up.beats("alpha") > 2)
+    assert until(lambda: up.beats("alpha") > 2)
     assert up.saf("up", "--check").returncode == 0
 
 

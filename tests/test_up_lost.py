@@ -26,7 +26,8 @@ import tomli_w
 
 from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, free_port, write_inventory
-from tests.test_up import BEAT, PREPARE, Up, _answers_now, _server_pid, _wait
+from tests.helpers.waiting import until
+from tests.test_up import BEAT, PREPARE, Up, _answers_now, _server_pid
 
 NAMES = ["alpha", "beta", "gamma"]
 
@@ -82,7 +83,7 @@ def _power_off(up: Up, servers: AsyncsshServers, node: str) -> None:
     for proc in mine:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    assert _wait(lambda: not [p for p in mine if procs.alive(p)]), procs.describe(mine)
+    assert until(lambda: not [p for p in mine if procs.alive(p)]), procs.describe(mine)
 
 
 def _recorded_on(up: Up, node: str, pid: int) -> bool:
@@ -133,7 +134,7 @@ def test_a_lost_node_s_replica_is_placed_elsewhere_and_kept_there(
     assert psutil.pid_exists(pid)
     for node in others:  # the rest was not refused: the nodes that answer keep beating
         before = up.beats(node)
-        assert _wait(lambda n=node, b=before: up.beats(n) > b + 2), node
+        assert until(lambda n=node, b=before: up.beats(n) > b + 2), node
 
     status = _status(up)
     assert not status["as_declared"]
@@ -155,7 +156,7 @@ def test_a_lost_node_s_replica_is_placed_elsewhere_and_kept_there(
     assert _server_pid(up, to, up.port) == pid  # not restarted, not moved back
     assert _answers_now(up.port)
     before = up.beats(gone)
-    assert _wait(lambda: up.beats(gone) > before + 2)
+    assert until(lambda: up.beats(gone) > before + 2)
 
     quiet = up.saf("up", "--check")
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr

@@ -40,10 +40,9 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import tomli_w
 from tests.helpers import procs
 from tests.helpers.netns import NetnsCluster, netns_skip_reason
 from tests.helpers.servers import free_port
+from tests.helpers.waiting import until
 
 NAMES = ["alpha", "beta", "gamma"]
 TOKEN = "hf_NETNS" + uuid.uuid4().hex[:20]
@@ -187,13 +187,6 @@ def _get(url: str) -> str:
         return answer.read().decode()
 
 
-def _wait(what: Callable[[], object], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +260,7 @@ def test_up_brings_everything_into_the_namespaces(stack: Stack) -> None:
         assert len(beat) == 1, (node, procs.describe(stack.in_namespace(node)))
         assert stack.service_state(node, "beat").get("pid") == beat[0].pid
         before = stack.beats(node)
-        assert _wait(lambda n=node, b=before: stack.beats(n) > b + 2), f"{node} does not beat"
+        assert until(lambda n=node, b=before: stack.beats(n) > b + 2), f"{node} does not beat"
         # Its secret reached it through the env_file, not its command line.
         assert beat[0].environ().get("HF_TOKEN") == TOKEN
         assert beat[0].environ().get("MODE") == "test"
@@ -361,7 +354,7 @@ def test_the_secret_reaches_only_the_nodes_0600_files(stack: Stack) -> None:
                 metrics.append(_get(f"http://127.0.0.1:{port}/metrics"))
             return bool(metrics) and all(f'"{n}"' in metrics[-1] for n in NAMES)
 
-        assert _wait(scraped, 90), metrics[-1:] or (stack.root / "serve.log").read_text()
+        assert until(scraped, 90), metrics[-1:] or (stack.root / "serve.log").read_text()
     finally:
         serve.send_signal(signal.SIGINT)
         try:
@@ -400,14 +393,14 @@ def test_killed_parts_are_reported_and_kept_ones_restarted(stack: Stack) -> None
         return len(now) == 1 and now[0].pid != old and \
             stack.service_state("beta", "beat").get("pid") == now[0].pid
 
-    assert _wait(restarted), procs.describe(stack.in_namespace("beta"))
+    assert until(restarted), procs.describe(stack.in_namespace("beta"))
     before = stack.beats("beta")
-    assert _wait(lambda: stack.beats("beta") > before + 2)
+    assert until(lambda: stack.beats("beta") > before + 2)
 
     # tiny (detached, persist = false) killed -9: nothing starts it again; down at once.
     tiny = stack.record("gamma", stack.tiny_port)["pid"]
     os.kill(tiny, signal.SIGKILL)
-    assert _wait(lambda: not psutil.pid_exists(tiny) or
+    assert until(lambda: not psutil.pid_exists(tiny) or
                  psutil.Process(tiny).status() == psutil.STATUS_ZOMBIE)
     # placed (kept by saf's supervisor as service model-placed) killed -9: started again.
     # Its record keeps the first server's pid; the supervisor's state names the live one.
@@ -427,7 +420,7 @@ def test_killed_parts_are_reported_and_kept_ones_restarted(stack: Stack) -> None
     assert beta["pid"] == stack.service_state("beta", "beat")["pid"] != old, beta
     assert beta["verdict"] == "not kept across reboots", beta
 
-    assert _wait(lambda: isinstance(stack.answers(where, stack.placed_port), str), 120)
+    assert until(lambda: isinstance(stack.answers(where, stack.placed_port), str), 120)
     again = stack.service_state(where, "model-placed")["pid"]
     assert again != placed
     assert [p.pid for p in stack.running(where, f"--port {stack.placed_port}")] == [again]
@@ -445,7 +438,7 @@ def test_check_names_the_drift(stack: Stack) -> None:
     assert all(pid in stack.kept("alpha") for pid in pids), (pids, stack.kept("alpha"))
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    assert _wait(lambda: not stack.running("alpha", f"beat.py {stack.marker}"))
+    assert until(lambda: not stack.running("alpha", f"beat.py {stack.marker}"))
     shutil.rmtree(folder)
     drift = stack.saf("up", "--check")
     assert drift.returncode == 2, drift.stdout + drift.stderr
@@ -461,7 +454,7 @@ def test_down_leaves_nothing_in_any_namespace(stack: Stack) -> None:
     down = stack.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
     for node in NAMES:  # only the node's SSH server is left in its namespace
-        assert _wait(lambda n=node: not stack.in_namespace(n), 20), \
+        assert until(lambda n=node: not stack.in_namespace(n), 20), \
             (node, procs.describe(stack.in_namespace(node)))
         assert not (stack.home(node) / ".saf" / "env" / "beat.env").exists()
     assert not (stack.home("gamma") / ".saf" / "env" / "models" / "tiny.env").exists()

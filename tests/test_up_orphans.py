@@ -24,7 +24,8 @@ import tomli_w
 
 from tests.helpers import procs
 from tests.helpers.servers import AsyncsshServers, ClientKeys, write_inventory
-from tests.test_up import BEAT, Up, _wait
+from tests.helpers.waiting import until
+from tests.test_up import BEAT, Up
 
 NAMES = ["alpha", "beta"]
 
@@ -107,7 +108,7 @@ def test_up_prune_removes_what_saf_toml_no_longer_declares(
     assert first.returncode == 0, first.stdout + first.stderr
     for node in NAMES:
         for service in ("beat", "tock"):
-            assert _wait(lambda n=node, s=service: _running(up, n, s)), (node, service)
+            assert until(lambda n=node, s=service: _running(up, n, s)), (node, service)
     assert _running(up, "alpha", "hand")
     tock = {n: _procs(up, n, "tock") for n in NAMES}
     assert all(len(ps) == 2 for ps in tock.values()), tock
@@ -144,7 +145,7 @@ def test_up_prune_removes_what_saf_toml_no_longer_declares(
         assert not (up.homes[node] / ".saf" / "services" / "tock").exists()
         assert _running(up, node, "beat")
     gone = [p for ps in tock.values() for p in ps]
-    assert _wait(lambda: not [p for p in gone if procs.alive(p)]), procs.describe(gone)
+    assert until(lambda: not [p for p in gone if procs.alive(p)]), procs.describe(gone)
     assert not [p for p in up.recorded() if f"{up.marker} tock" in procs.cmdline(p)]
     assert _running(up, "alpha", "hand")  # saf run's service: never touched
 
@@ -164,7 +165,7 @@ def test_down_removes_them_and_goes_on_when_a_node_is_lost(
     first = up.saf("up")
     assert first.returncode == 0, first.stdout + first.stderr
     for service in ("beat", "tock"):
-        assert _wait(lambda s=service: _running(up, "alpha", s)), service
+        assert until(lambda s=service: _running(up, "alpha", s)), service
     _write(up, base, ["beat"])  # tock taken out of saf.toml
     servers.loop.call(servers.servers["beta"].stop())  # beta does not answer
 
@@ -185,5 +186,5 @@ def test_down_removes_them_and_goes_on_when_a_node_is_lost(
         assert not (up.homes["beta"] / ".saf" / "services" / service).exists(), service
     hand_procs = {p.pid for p in _procs(up, "alpha", "hand")}
     assert len(hand_procs) == 2  # saf run's service: never touched
-    assert _wait(lambda: not [p for p in up.ours() if p.pid not in hand_procs]), \
+    assert until(lambda: not [p for p in up.ours() if p.pid not in hand_procs]), \
         procs.describe(up.ours())

@@ -38,7 +38,8 @@ import tomli_w
 from tests.helpers import procs
 from tests.helpers.netns import NetnsCluster, netns_skip_reason
 from tests.helpers.servers import free_port
-from tests.test_up_netns import _ask_source, _wait
+from tests.helpers.waiting import until
+from tests.test_up_netns import _ask_source
 
 NAMES = ["alpha", "beta", "gamma"]
 
@@ -219,7 +220,7 @@ def test_the_node_back_keeps_the_placement_and_its_copy_is_stopped(stack: Replic
     pids = {n: [p.pid for p in stack.servers(n)] for n in (stays, third)}
     stack.net.link_up(gone)
     # Before `saf up`: three run where two are declared; status names the one up would stop.
-    assert _wait(lambda: sorted(m["node"] for m in stack.status()["models"]) == NAMES, 30), \
+    assert until(lambda: sorted(m["node"] for m in stack.status()["models"]) == NAMES, 30), \
         stack.outputs[-1]
     status = stack.status()
     assert not status["as_declared"], json.dumps(status, indent=1)
@@ -233,7 +234,7 @@ def test_the_node_back_keeps_the_placement_and_its_copy_is_stopped(stack: Replic
     assert back.returncode == 0, back.stdout + back.stderr
     assert re.search(rf"{gone}\s+model twice surplus: would", back.stdout), back.stdout
     # The copy that ran on the node while it was cut off is stopped, the others kept.
-    assert _wait(lambda: not stack.servers(gone), 30), \
+    assert until(lambda: not stack.servers(gone), 30), \
         procs.describe(stack.in_namespace(gone))
     assert not stack.in_namespace(gone), procs.describe(stack.in_namespace(gone))
     assert stack.serving() == sorted([stays, third])
@@ -269,7 +270,7 @@ def test_fewer_replicas_declared_stops_one(stack: Replicas) -> None:
 
     fewer = stack.saf("up")
     assert fewer.returncode == 0, fewer.stdout + fewer.stderr
-    assert _wait(lambda: len(stack.serving()) == 1, 30), stack.serving()
+    assert until(lambda: len(stack.serving()) == 1, 30), stack.serving()
     left = stack.serving()[0]
     assert [p.pid for p in stack.servers(left)] == before[left]  # the one kept runs on
     assert stack.recorded() == [left]
@@ -311,7 +312,7 @@ def test_down_leaves_nothing_in_any_namespace(stack: Replicas) -> None:
     down = stack.saf("down")
     assert down.returncode == 0, down.stdout + down.stderr
     for node in NAMES:  # only the node's SSH server is left in its namespace
-        assert _wait(lambda n=node: not stack.in_namespace(n), 20), \
+        assert until(lambda n=node: not stack.in_namespace(n), 20), \
             (node, procs.describe(stack.in_namespace(node)))
     assert stack.recorded() == []
     status = stack.status()
