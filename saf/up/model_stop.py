@@ -15,7 +15,15 @@ from __future__ import annotations
 from saf.inference.node import Target, list_servers, stop_server
 from saf.inference.records import Endpoint
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext
+from saf.recipe.kinds.base import (
+    Fail,
+    Kind,
+    KindParams,
+    Outcome,
+    Plan,
+    StepContext,
+    run_in_order,
+)
 from saf.recipe.kinds.kept import removal
 from saf.recipe.kinds.model_kept import service_name
 
@@ -70,13 +78,9 @@ class ModelStop(Kind[list[str]]):  # its plan's data: the service's removal comm
 
     async def apply(self, ctx: StepContext, plan: Plan[list[str]]) -> Outcome:
         down = plan.given()
-        for command in down:
-            result = await ctx.run(command, quiet=True)
-            if not result.ok:
-                tool = next(w for w in command.split() + [command] if "=" not in w)
-                return Outcome(StepStatus.FAILED, f"{tool} failed (exit {result.exit_status}) "
-                               f"removing saf-{service_name(self.model)}", result.exit_status,
-                               result.tail())
+        failed = await run_in_order(ctx, down)
+        if failed is not None:
+            return failed.outcome(f"removing saf-{service_name(self.model)}")
         # Only this model's record is on the port (one record a port): stop it and forget it.
         mine = self._mine(list((await list_servers(self._target(ctx))).endpoints))
         was = await stop_server(self._target(ctx), self.port) if mine else None

@@ -10,7 +10,7 @@ exactly the fact-gathering commands and reports the plan.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
@@ -155,6 +155,32 @@ class Outcome:
                 else f"killed by {result.signal or 'a signal'}")
         return cls(StepStatus.FAILED, what, exit_status=result.exit_status, tail=result.tail())
 
+
+
+@dataclass(frozen=True)
+class CommandFailed:
+    """The first of a step's commands that failed (`run_in_order`): its program (the first
+    word that is not VAR=value) and what it gave."""
+
+    tool: str
+    result: RunResult
+
+    def outcome(self, what: str, tail: list[str] | None = None) -> Outcome:
+        """A failed Outcome: "TOOL failed (exit N) WHAT", with the output's tail (or `tail`)."""
+        return Outcome(StepStatus.FAILED, f"{self.tool} failed (exit {self.result.exit_status})"
+                       + (f" {what}" if what else ""), self.result.exit_status,
+                       self.result.tail() if tail is None else tail)
+
+
+async def run_in_order(ctx: StepContext, commands: Iterable[str]) -> CommandFailed | None:
+    """Run `commands` one after another (quiet), stopping at the first that fails: that one,
+    or None when every one succeeded."""
+    for command in commands:
+        result = await ctx.run(command, quiet=True)
+        if not result.ok:
+            tool = next(w for w in command.split() + [command] if "=" not in w)
+            return CommandFailed(tool, result)
+    return None
 
 class KindParams(msgspec.Struct, forbid_unknown_fields=True):
     """A kind's own keys, declared once: each field's type, range (`Annotated[..., Meta(ge=,

@@ -19,7 +19,7 @@ from saf.inference.engines import ModelServerSpec
 from saf.inference.node import Target, adopt_server, stop_server
 from saf.inference.records import Endpoint
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Outcome, Plan, StepContext
+from saf.recipe.kinds.base import Outcome, Plan, StepContext, run_in_order
 from saf.recipe.kinds.kept import Kept, kept
 from saf.shell import join
 
@@ -95,12 +95,9 @@ async def apply_kept(ctx: StepContext, data: KeptModel) -> Outcome:
 
     if data.detached_here is not None:
         await stop_server(data.target, spec.port)
-    for command in found.commands:
-        result = await ctx.run(command, quiet=True)
-        if not result.ok:
-            tool = next(w for w in command.split() + [command] if "=" not in w)
-            return Outcome(StepStatus.FAILED, f"{tool} failed (exit {result.exit_status}) "
-                           f"starting {found.spec.label}", result.exit_status, result.tail())
+    failed = await run_in_order(ctx, found.commands)
+    if failed is not None:
+        return failed.outcome(f"starting {found.spec.label}")
     keeper = {"service": found.spec.name, "manager": found.manager.kind,
               "log": log_of(found.spec, found.manager, data.home)}
     started = await adopt_server(data.target, spec, data.argv, keeper, timeout=data.timeout)

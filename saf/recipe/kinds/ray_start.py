@@ -50,7 +50,16 @@ from saf.ray.facts import NodeFacts
 from saf.ray.node_call import call, node_facts
 from saf.ray.status import RayStatus, read_status
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, written
+from saf.recipe.kinds.base import (
+    Fail,
+    Kind,
+    KindParams,
+    Outcome,
+    Plan,
+    StepContext,
+    run_in_order,
+    written,
+)
 from saf.recipe.kinds.kept import Kept, kept
 from saf.recipe.kinds.ray_kept import ray_spec, record_command
 
@@ -470,15 +479,13 @@ class RayStart(Kind[_Decision]):
                 "record": settings.record_path(me.name)})
         record = record_command(settings.record_path(me.name),
                                 json.dumps(start.settings))
-        for command in [*kept_by.commands, record]:
-            result = await ctx.run(command, quiet=True)
-            if not result.ok:
-                tool = next(w for w in command.split() + [command] if "=" not in w)
-                return Outcome(StepStatus.FAILED, f"{me.name}: {tool} failed (exit "
-                               f"{result.exit_status}) starting {kept_by.spec.label} under "
-                               f"{kept_by.manager.describe()}", result.exit_status,
-                               result.tail() + await self._kept_logs(ctx, kept_by)), \
-                    StartWrote(None, None)
+        failed = await run_in_order(ctx, [*kept_by.commands, record])
+        if failed is not None:
+            outcome = failed.outcome(
+                f"starting {kept_by.spec.label} under {kept_by.manager.describe()}",
+                failed.result.tail() + await self._kept_logs(ctx, kept_by))
+            outcome.message = f"{me.name}: {outcome.message}"
+            return outcome, StartWrote(None, None)
         return None, StartWrote(None, None)
 
     @staticmethod

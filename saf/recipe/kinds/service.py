@@ -30,7 +30,16 @@ from saf.cluster.service import (
 from saf.cluster.units import ServiceSpec, UnitError
 from saf.connect.base import RunResult
 from saf.recipe.events import StepStatus
-from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, StepFailed
+from saf.recipe.kinds.base import (
+    Fail,
+    Kind,
+    KindParams,
+    Outcome,
+    Plan,
+    StepContext,
+    StepFailed,
+    run_in_order,
+)
 from saf.recipe.schema import Text
 
 
@@ -148,13 +157,9 @@ class Service(Kind[ServiceData]):
     async def apply(self, ctx: StepContext, plan: Plan[ServiceData]) -> Outcome:
         data = plan.given()
         spec, manager = data.spec, data.manager
-        for command in plan.commands:
-            result = await ctx.run(command, quiet=True)
-            if not result.ok:
-                tool = next(w for w in command.split() + [command] if "=" not in w)
-                return Outcome(StepStatus.FAILED, f"{tool} failed "
-                               f"(exit {result.exit_status})", result.exit_status,
-                               result.tail())
+        failed = await run_in_order(ctx, plan.commands)
+        if failed is not None:
+            return failed.outcome("")
         if self.params.state == "absent":
             found = await find(lambda c: ctx.run(c, quiet=True), spec, manager,
                                ctx.node.python)
