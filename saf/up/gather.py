@@ -109,15 +109,23 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
     # machine (saf.recipe.kinds.ray_kept), so each is read under its own name.
     kept = await _kept(fleet, [n for n in nodes if n.name not in down],
                        lambda n: ray_service(fleet.inventory, n)) if ray.persist else {}
+    # A head that does not answer SSH: its dashboard was not read, so whether Ray runs on
+    # any node is not known (not `down`, which says it was seen not running).
+    headless = f"the head {ray.head} does not answer SSH: {down[ray.head]}" \
+        if found is None and ray.head in down else ""
     rows = []
     for node in nodes:
         want = ray.resources_of(fleet.inventory, node)
         have = _alive(found, node.name)
         unit = kept.get(node.name)
         keeps = None if unit is None else unit.kept_across_reboots
-        judged = Judged("unreachable", down[node.name]) if node.name in down and have is None \
-            else ray_verdict(want, have, problem, ray.persist, keeps,
-                             unit is not None and unit.disabled)
+        if node.name in down and have is None:
+            judged = Judged("unreachable", down[node.name])
+        elif headless:
+            judged = Judged("unreachable", headless)
+        else:
+            judged = ray_verdict(want, have, problem, ray.persist, keeps,
+                                 unit is not None and unit.disabled)
         rows.append(RayRow(node.name, node.name == ray.head, want, have, keeps, judged))
     return rows, problem
 
@@ -241,7 +249,9 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
     for model in declared.models:
         running = [e for e in servers.endpoints if e.port == model.port and e.node in names
                    and _same_model(e, model)]
-        where = [n for n in model.nodes if n in names] if model.on is not None else []
+        # A placed replica last put on a node that does not answer: a row there, unknown.
+        where = [n for n in model.nodes if n in names] if model.on is not None else \
+            [r.node for r in placed.get(model.name, []) if r.node in down]
         surplus = _surplus(model, running, placed)
         for node in dict.fromkeys([*where, *(e.node for e in running)]):
             endpoint = next((e for e in running if e.node == node), None)
@@ -260,12 +270,28 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
             if node in surplus and row.judged.verdict in FINE:
                 row = dataclasses.replace(row, judged=Judged("differs", surplus[node]))
             rows.append(row)
-        if model.on is None and len(running) < model.replicas:
+        shown = len(running) + sum(1 for n in where if n in down)
+        if model.on is None and shown < model.replicas:
             rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
-                                 None, None, None, Judged(
-                                     "missing", f"{len(running)} of {model.replicas} "
-                                     "replicas run")))
+                                 None, None, None, _placed_short(
+                                     model, len(running), shown,
+                                     [n for n in down if n not in where])))
     return rows
+
+
+def _placed_short(model: Model, running: int, shown: int, down: list[str]) -> Judged:
+    """The verdict of a placed model's "(placed)" row: `running` of its replicas seen,
+    `shown` rows given (those and the ones on nodes that do not answer); those still short
+    may run on the other nodes that do not answer SSH, `down` (`unreachable`: not known),
+    unless there are too few of those for it (`missing`)."""
+    silent = sorted(down)
+    if silent and shown + len(silent) >= model.replicas:
+        return Judged("unreachable", f"{running} of {model.replicas} replicas run on the "
+                      f"nodes that answer; {', '.join(silent)} "
+                      f"{'does' if len(silent) == 1 else 'do'} not answer SSH")
+    note = f" ({', '.join(silent)} {'does' if len(silent) == 1 else 'do'} not answer SSH)" \
+        if silent else ""
+    return Judged("missing", f"{running} of {model.replicas} replicas run{note}")
 
 
 def _surplus(model: Model, running: list[Endpoint], placed: replicas.Record
