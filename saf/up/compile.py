@@ -101,16 +101,19 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
 
-def ray_start_step(ray: Ray, index: int, head_lost: bool = False) -> Step:
+def ray_start_step(ray: Ray, index: int, head_lost: bool = False,
+                   cluster: str | None = None) -> Step:
     """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
-    Ray kept by each node's init system as service `ray`, docs/ray.md). `head_lost`: the
-    head's node does not answer, so the step is on the head alone and every worker's is
-    skipped (a worker cannot join a head that is not there)."""
+    Ray kept by each node's init system as service `ray`, docs/ray.md, marked as `cluster`'s
+    (saf.cluster.marked) as declared services are). `head_lost`: the head's node does not
+    answer, so the step is on the head alone and every worker's is skipped (a worker cannot
+    join a head that is not there)."""
     from saf.recipe.kinds.ray_start import RayStart  # Ray's code, only for a [ray] cluster
 
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
-                    join_timeout=90.0, persist="true" if ray.persist else "false")
+                    join_timeout=90.0, persist="true" if ray.persist else "false",
+                    up=literal(cluster) if cluster is not None and ray.persist else None)
     return Step(index=index, name="ray", kind=kind, on=ray.head if head_lost else "all",
                 timeout=RAY_TIMEOUT, line=ray.line)
 
@@ -274,7 +277,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
     for name in declared.order():
         part = declared.part(name)
         if isinstance(part, Ray):
-            steps.append(ray_start_step(part, len(steps), head_lost))
+            steps.append(ray_start_step(part, len(steps), head_lost, inventory.cluster.name))
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ, inventory.cluster.name))
         else:

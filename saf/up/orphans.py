@@ -1,9 +1,11 @@
 """Services saf up installed that saf.toml no longer declares (compose's orphans): a
-`[[services]]` entry taken out, or a `[[models]]` kept as service `model-NAME`. Only the
-services carrying this cluster's mark are considered (saf.cluster.marked): one that a plain
-`saf run` installed, or Ray's own service, is never an orphan. `saf status` lists them as
-`not declared`, `saf up` names them in its plan, `saf up --prune` and `saf down` remove them
-(the steps built here: the `service` kind's `state = "absent"`, and its secrets file).
+`[[services]]` entry taken out, a `[[models]]` kept as service `model-NAME`, or [ray] with
+`persist = true` (service `ray`, `ray-NODE` on a machine nodes share). Only the services
+carrying this cluster's mark are considered (saf.cluster.marked): one that a plain `saf run`
+installed (`ray-up` included), or an older saf up wrote unmarked, is never an orphan.
+`saf status` lists them as `not declared`, `saf up` names them in its plan, `saf up --prune`
+and `saf down` remove them (the steps built here: the `service` kind's `state = "absent"`,
+and its secrets file).
 """
 
 from __future__ import annotations
