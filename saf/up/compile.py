@@ -288,7 +288,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
                                   kind=ModelStop(part.name, part.port, part.model)))
             steps.extend(model_steps(part, len(steps), placed, environ,
                                      inventory.cluster.name))
-    steps.extend(uo.steps(orphans or {}, len(steps)))
+    steps.extend(uo.steps(orphans or {}, len(steps), inventory.cluster.name))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
                   vars=_vars(inventory, placed, orphans or {}), steps=tuple(steps),
                   path=inventory.path,
@@ -299,7 +299,7 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed,
                 orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
     """The recipe `saf down` runs: the services saf up left that saf.toml no longer
     declares (`orphans`), then the parts in the reverse of their bring-up order."""
-    steps: list[Step] = uo.steps(orphans or {}, 0)
+    steps: list[Step] = uo.steps(orphans or {}, 0, inventory.cluster.name)
     for name in reversed(declared.order()):
         part = declared.part(name)
         index = len(steps)

@@ -28,6 +28,7 @@ from saf.fleet import Fleet, error_reason
 from saf.inference import checks
 from saf.inference.checks import SavedCheck
 from saf.inference.cluster import list_endpoints
+from saf.inference.node import Target, list_servers
 from saf.inference.records import Endpoint
 from saf.inventory.model import Node
 from saf.ray import command as rc
@@ -43,6 +44,7 @@ from saf.up.status import (
     DISABLED,
     FINE,
     NOT_DECLARED,
+    NOT_DECLARED_MODEL,
     PLACED_ROW,
     ClusterStatus,
     Judged,
@@ -81,7 +83,7 @@ async def gather(fleet: Fleet, declared: Declared, nodes: list[Node]) -> Cluster
         _orphans(fleet, declared, reached))
     status.ray_declared = declared.ray is not None
     status.ray, status.ray_problem = ray
-    status.services, status.models = services + left, models
+    status.services, status.models = services + left[0], models + left[1]
     return secrets.scrub(status)
 
 
@@ -181,9 +183,11 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
     return _service_row(service.name, name, found, check, judged)
 
 
-async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> list[ServiceRow]:
+async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]
+                   ) -> tuple[list[ServiceRow], list[ModelRow]]:
     """A row per service saf up installed that saf.toml no longer declares (saf.up.orphans),
-    with what its manager says of it now."""
+    with what its manager says of it now; a model row per model server saf up started
+    detached that it no longer declares, with its server's state."""
     left = await orphans.find(fleet, declared, reached)
 
     async def row(node: str, name: str) -> ServiceRow:
@@ -191,8 +195,22 @@ async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> lis
         found = await read_status(conn.run, ServiceSpec(name, ("/bin/true",)),
                                   conn.node.python)
         return _service_row(name, node, found, None, Judged("not declared", NOT_DECLARED))
-    return list(await asyncio.gather(*(row(n, s) for n, names in left.items()
-                                       for s in names)))
+
+    async def served(node: str, names: list[str]) -> list[ModelRow]:
+        servers = (await list_servers(Target.of(fleet.connector(node)))).endpoints
+        rows = []
+        for model, port in filter(None, map(orphans.model_of, names)):
+            e = next((e for e in servers if e.port == port and e.mark is not None
+                      and e.mark.model == model), None)
+            rows.append(ModelRow(model, node, port, e.engine if e else "", e.state if e else "",
+                                 e is not None and e.state == "ready", None, False, None,
+                                 Judged("not declared", NOT_DECLARED_MODEL)))
+        return rows
+    services = await asyncio.gather(*(row(n, s) for n, names in left.items() for s in names
+                                      if orphans.model_of(s) is None))
+    models = await asyncio.gather(*(served(n, names) for n, names in left.items()
+                                    if any(map(orphans.model_of, names))))
+    return list(services), [r for rows in models for r in rows]
 
 
 async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
