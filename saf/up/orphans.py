@@ -2,7 +2,8 @@
 `[[services]]` entry taken out, a `[[models]]` kept as service `model-NAME`, or [ray] with
 `persist = true` (service `ray`, `ray-NODE` on a machine nodes share). Only the services
 carrying this cluster's mark are considered (saf.cluster.marked): one that a plain `saf run`
-installed (`ray-up` included), or an older saf up wrote unmarked, is never an orphan.
+installed (`ray-up` included), or an older saf up wrote unmarked, is never an orphan. A
+model server saf up started detached (`persist = false`) is one by the mark in its record.
 `saf status` lists them as `not declared`, `saf up` names them in its plan, `saf up --prune`
 and `saf down` remove them (the steps built here: the `service` kind's `state = "absent"`,
 and its secrets file).
