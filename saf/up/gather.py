@@ -197,7 +197,10 @@ async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]
         return _service_row(name, node, found, None, Judged("not declared", NOT_DECLARED))
 
     async def served(node: str, names: list[str]) -> list[ModelRow]:
-        servers = (await list_servers(Target.of(fleet.connector(node)))).endpoints
+        try:
+            servers = (await list_servers(Target.of(fleet.connector(node)))).endpoints
+        except (SafError, OSError):  # read a moment ago: the row stays, its state unknown
+            servers = []
         rows = []
         for model, port in filter(None, map(orphans.model_of, names)):
             e = next((e for e in servers if e.port == port and e.mark is not None
