@@ -46,6 +46,7 @@ class NodeFacts(Event):
     python: str | None = None
     python_error: str | None = None
     latency_ms: float | None = None
+    jump: str | None = None  # the jump hosts saf reaches it through (saf.inventory.jumps.route)
 
 
 class Parsed(TypedDict, total=False):

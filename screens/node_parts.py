@@ -24,6 +24,7 @@ from saf.format import (
     fmt_speed,
     fmt_used,
 )
+from saf.inventory.jumps import route
 from saf.metrics.thresholds import Level, level
 from saf.metrics.view import Gpu, Nic, NodeStatus, NodeView, lost_words
 from saf.render.columns import Column, choose, fitted_line, fitted_table
@@ -49,8 +50,9 @@ class Part(Widget):
 
 
 class Title(Part):
-    """The node's name and state, then what it is: one line, leaving out the address, then
-    the OS, then the roles rather than wrap (a tablet held upright)."""
+    """The node's name and state, then what it is (its address and the jump hosts saf
+    reaches it through): one line, leaving out the jump hosts, then the address, then the OS,
+    then the roles rather than wrap (a tablet held upright)."""
 
     def render(self) -> Text:
         app = cockpit_of(self)
@@ -70,6 +72,8 @@ class Title(Part):
         bits = [(view.os + (f"/{view.arch}" if view.arch else ""), 4)]
         if info is not None:
             bits.append((info.address, 5))
+            if route(info):  # left out before the address on a narrow screen
+                bits.append((f"via {route(info)}", 6))
             if info.roles:
                 bits.append((",".join(info.roles), 3))
         if view.age is not None and not view.live:

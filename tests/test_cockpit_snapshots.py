@@ -126,6 +126,14 @@ def test_node_numa(snap_compare, size) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_node_behind_jump_hosts(snap_compare, size) -> None:
+    """Node screen of a node reached through jump hosts: its title says "via" them, the one
+    dialled first first, after its address (left out first where the line is short)."""
+    assert snap_compare(app_path("node_jump"), press=["enter"], terminal_size=size,
+                        run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_node_lost(snap_compare, size) -> None:
     """Node screen of gamma, lost ('exited'): its title on one line (the agent's message, the
     address and the role give way before it wraps), its last values under it."""

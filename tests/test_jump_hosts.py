@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -274,3 +275,28 @@ async def test_a_lost_jump_connection_is_dialled_again_for_the_nodes_behind_it(t
         assert bastion._conn is not held  # type: ignore[attr-defined]
         # One connection again (the old one's end reaches the server on its own thread).
         assert await _open_at(running, "jump", 1) == 1
+
+
+def test_saf_nodes_shows_each_nodes_jump_hosts(tmp_path, servers):
+    """`saf nodes` (table and --json) names the jump hosts each node is reached through, the
+    one dialled first first: a node's name, or a hop's address. It showed none."""
+    keys, running = servers
+    hop = f"{getpass.getuser()}@127.0.0.1:{running.port('jump')}"
+    path = write_inventory(tmp_path / "saf.toml", keys, [
+        {"name": "bastion", "host": "127.0.0.1", "port": running.port("jump")},
+        {"name": "t1", "host": "127.0.0.1", "port": running.port("t1"), "jump": "bastion"},
+        {"name": "t2", "host": "127.0.0.1", "port": running.port("t2"), "jump": hop}])
+    saf = [sys.executable, "-m", "saf", "-i", str(path), "nodes"]
+    found = subprocess.run([*saf, "--json"], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    rows = {r["node"]: r for r in map(json.loads, found.stdout.splitlines())}
+    assert {n: (r["reachable"], r["jump"]) for n, r in rows.items()} == {
+        "bastion": (True, None), "t1": (True, "bastion"), "t2": (True, hop)}
+    table = subprocess.run(saf, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert table.returncode == 0, table.stderr
+    lines = [line.split() for line in table.stdout.splitlines()]
+    assert lines[0][:3] == ["NODE", "ROLE", "JUMP"], table.stdout
+    # No roles here: a row's second word is its jump (bastion's row has neither).
+    assert {words[0]: words[1] for words in lines[1:] if words} == {
+        "bastion": "ok", "t1": "bastion", "t2": hop}, table.stdout

@@ -140,3 +140,52 @@ def test_a_lost_head_skips_the_workers_ray_with_the_reason(ray_up: RayUp) -> Non
     assert "ray: not started on the workers: its head alpha is lost" in up.stdout
     assert "failed" not in up.stdout, up.stdout
     assert not ray_processes(ray_up.temp_dir)
+
+
+def test_a_kept_ray_is_marked_and_not_declared_once_ray_is_dropped(ray_up: RayUp) -> None:
+    """[ray] persist = true: each node's service (`ray-NODE`: the nodes share this machine)
+    carries saf up's mark, as a declared service does, so once saf.toml drops [ray] it is
+    `not declared` (saf status, saf up --check) and `saf up --prune` removes it. It was
+    written unmarked: dropped from saf.toml, Ray kept running unnoticed. A unit an older saf
+    up wrote unmarked is not restarted for the mark, and is never removed."""
+    inventory = Path(ray_up.env["SAF_INVENTORY"])
+    text = inventory.read_text()
+    inventory.write_text(text.replace("[ray]\n", "[ray]\npersist = true\n"))
+    first = ray_up.saf("up")
+    assert first.returncode == 0, first.stdout + first.stderr
+    homes = {n: ray_up.servers.home(n) for n in ("alpha", "beta", "gamma")}
+
+    def spec(node: str) -> Path:
+        return homes[node] / ".saf" / "services" / f"ray-{node}" / "spec.json"
+    assert {n: json.loads(spec(n).read_text()).get("up") for n in homes} == dict.fromkeys(
+        homes, "test")
+
+    # As an older saf up wrote gamma's: without the mark. Nothing to do, nothing restarted.
+    old = json.loads(spec("gamma").read_text())
+    del old["up"]
+    spec("gamma").write_text(json.dumps(old, sort_keys=True) + "\n")
+    state = homes["gamma"] / ".saf" / "services" / "ray-gamma" / "state.json"
+    pid = json.loads(state.read_text())["pid"]
+    again = ray_up.saf("up")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to do" in again.stdout, again.stdout
+    assert json.loads(state.read_text())["pid"] == pid
+    assert "up" not in json.loads(spec("gamma").read_text())
+
+    # saf.toml drops [ray] (and the service's `after`).
+    inventory.write_text(text.split("\n[ray]")[0] + "\n" + tomli_w.dumps({"services": [
+        {"name": "idle", "on": "alpha",
+         "command": f"{sys.executable} -c {SLEEP!r} {ray_up.marker}"}]}))
+    status = ray_up.saf("status", "--json")
+    left = {(r["service"], r["node"]): r["verdict"] for r in json.loads(status.stdout)["services"]
+            if r["service"] != "idle"}
+    assert left == {("ray-alpha", "alpha"): "not declared", ("ray-beta", "beta"): "not declared"}
+    check = ray_up.saf("up", "--check")
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert "ray-alpha" in check.stdout
+    assert "ray-gamma" not in check.stdout
+    pruned = ray_up.saf("up", "--prune")
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert not spec("alpha").exists()
+    assert not spec("beta").exists()
+    assert spec("gamma").exists()  # unmarked: not saf up's to remove

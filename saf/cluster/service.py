@@ -157,6 +157,22 @@ async def read_logs(run: Run, spec: ServiceSpec, manager: Manager, lines: int = 
     return journal_lines((await run(command)).stdout)[-lines:]
 
 
+def only_mark_differs(spec: ServiceSpec, found: Found) -> bool:
+    """Whether the installed file is the one saf would write for `spec` but for saf up's
+    mark (saf.cluster.marked), which an older saf up did not write: unmarked, current and
+    enabled otherwise."""
+    from saf.cluster.marked import mark_of  # marked reads units; service stays below it
+
+    if spec.up is None or found.installed is None or not found.supervisor_current \
+            or found.status.enabled is False \
+            or mark_of(found.manager.kind, found.installed) is not None:
+        return False
+    try:
+        return rendered(dataclasses.replace(spec, up=None), found.manager) == found.installed
+    except UnitError:
+        return False
+
+
 def commands_up(spec: ServiceSpec, found: Found, python: str, text: str) -> tuple[list[str], str]:
     """(commands, why) to bring the service to `text` and running; no commands when it is."""
     manager = found.manager

@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 @click.pass_context
 def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
     """For each node: reachable or not (and why: refused, timeout, auth, hostkey, dns),
-    OS, arch, kernel, CPU count, memory, Python version, and round-trip latency.
+    OS, arch, kernel, CPU count, memory, Python version, and round-trip latency; and the
+    jump hosts saf reaches it through, where any node has one (`jump` in saf.toml).
 
     Exits 1 when any node cannot be reached.
     """
+    import dataclasses
+
     from saf.fleet import Fleet, error_reason
+    from saf.inventory.jumps import route
     from saf.node_facts import NodeFacts, gather_facts
 
     inventory = common.inventory(ctx)
@@ -39,7 +43,7 @@ def nodes(ctx: click.Context, selector: str, as_json: bool) -> None:
                 reason, message = error_reason(value)
                 value = NodeFacts(node=node.name, reachable=False, reason=reason,
                                   message=message)
-            rows.append(value)
+            rows.append(dataclasses.replace(value, jump=route(node) or None))
         return rows
 
     rows = common.run(go())

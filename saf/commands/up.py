@@ -63,7 +63,9 @@ def orphan_lines(found: dict[str, list[str]], nodes: list[str], prune: bool) -> 
     --prune the plan's own steps say what is done to them, so none here."""
     if prune:
         return []
-    return [f"  {node}  service {name}: not declared (saf up --prune removes it)"
+    from saf.up.orphans import shown
+
+    return [f"  {node}  {shown(name)}: not declared (saf up --prune removes it)"
             for node in nodes for name in found.get(node, [])]
 
 

@@ -24,6 +24,7 @@ import functools
 import itertools
 import json
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -207,6 +208,8 @@ class SessionConnector(Connector):
         self.fallback: str | None = None  # why this node's commands take a channel each
         self._session: Session | None = None
         self._lock = asyncio.Lock()
+        # Bad frames of the sessions that ended (a lost one is started again), by reason.
+        self._ended_bad: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"SessionConnector({self.inner!r})"
@@ -217,7 +220,20 @@ class SessionConnector(Connector):
 
     @property
     def bad_frames(self) -> int:
-        return self._session.gate.bad_total if self._session else 0
+        return sum(self.bad_by_reason.values())
+
+    @property
+    def bad_by_reason(self) -> dict[str, int]:
+        """The frames the node's sessions sent that were not frames, by reason (a count,
+        never their content), over every session of this connector."""
+        total = Counter(self._ended_bad)
+        if self._session is not None:
+            total.update(self._session.gate.bad)
+        return {reason: n for reason, n in sorted(total.items()) if n}
+
+    async def _end(self, session: Session) -> None:
+        self._ended_bad.update(session.gate.bad)
+        await session.close()
 
     async def connect(self) -> None:
         await self.inner.connect()
@@ -231,21 +247,21 @@ class SessionConnector(Connector):
             if self._session is not None and self._session.alive:
                 return self._session
             if self._session is not None:
-                await self._session.close()
+                await self._end(self._session)
                 self._session = None
             process = await self.inner.start(start_command(self.node.python))
             session = Session(self.node.name, process)
             try:
                 await within(asyncio.shield(session.hello), HELLO_TIMEOUT)
             except (ConnectError, TimeoutError):
-                await session.close()
+                await self._end(session)
                 if not self.inner.connected:
                     raise  # the connection, not the python: the caller's error
                 said = (await process.stderr_text()).strip().splitlines()
                 self._fall_back(said[-1] if said else "it never answered")
                 return None
             except BaseException:
-                await session.close()
+                await self._end(session)
                 raise
             self._session = session
             return session
@@ -284,4 +300,4 @@ class SessionConnector(Connector):
         async with self._lock:
             session, self._session = self._session, None
         if session is not None:
-            await session.close()
+            await self._end(session)

@@ -104,7 +104,8 @@ async def restart(fleet: Fleet, endpoint: Endpoint, *, timeout: float = 600.0) -
     target = Target.of(fleet.connector(endpoint.node))
     await stop_server(target, endpoint.port)
     return await start_argv(target, endpoint.engine, endpoint.model, endpoint.port,
-                            endpoint.host, list(endpoint.argv), timeout=timeout)
+                            endpoint.host, list(endpoint.argv), timeout=timeout,
+                            up=endpoint.mark)
 
 
 async def logs(fleet: Fleet, endpoint: Endpoint, lines: int = 50) -> tuple[str, list[str]]:

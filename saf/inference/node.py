@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
+
 from saf.connect.base import Connector, RunResult
 from saf.inference.engines import DETECT, ENGINES, GPUS, Gpu, ModelServerSpec
 from saf.inference.records import (
@@ -27,6 +29,7 @@ from saf.inference.records import (
     ServerStarted,
     ServerStopped,
     StartFailed,
+    UpMark,
     endpoint_of,
     read_answers,
 )
@@ -106,20 +109,24 @@ class Started:
     seconds: float | None = None
 
 
-async def start_server(node: Target, spec: ModelServerSpec, *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
+async def start_server(node: Target, spec: ModelServerSpec, *, up: UpMark | None = None,
+                       timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
     """Start `spec` detached on the node and wait (at most `timeout` s) until it is ready; a
     server that exits or is not ready in time fails with its log's last lines (and is
-    stopped). When the same server (engine, model, command line) already runs: skipped."""
+    stopped). When the same server (engine, model, command line) already runs: skipped.
+    `up`: saf up's mark, kept in its record (saf.up.orphans)."""
     return await start_argv(node, spec.engine, spec.model, spec.port, spec.host, spec.argv(),
-                            timeout=timeout)
+                            timeout=timeout, up=up)
 
 
 async def start_argv(node: Target, engine: str, model: str, port: int, host: str,
-                     argv: list[str], *, timeout: float) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
-    """start_server for a command line already made (a restart reuses the record's)."""
+                     argv: list[str], *, timeout: float, up: UpMark | None = None) -> Started:  # noqa: ASYNC109 - the node's deadline, sent to it: stops the server, reports its log
+    """start_server for a command line already made (a restart reuses the record's, and its
+    mark)."""
     bad = BadLines()
     request = {"op": "start", "port": port, "host": host, "engine": engine, "model": model,
-               "argv": argv, "timeout": timeout}
+               "argv": argv, "timeout": timeout,
+               "up": msgspec.to_builtins(up) if up is not None else None}
     lines = await _call(node, request, timeout + 60, bad)
     final = lines[-1] if lines else StartFailed(why="no answer", tail=())
     if isinstance(final, ServerReady):

@@ -400,6 +400,9 @@ def start(spec: dict[str, Any]) -> int:
     record = {"saf_serve": RECORD_VERSION, "port": port, "host": host, "engine": spec["engine"],
               "model": spec["model"], "pid": pid, "pid_start": process_started(pid),
               "started": time.time(), "log": log, "argv": argv}
+    up = spec.get("up")
+    if isinstance(up, dict):  # saf up's mark: the cluster and the model it declared
+        record["up"] = {"cluster": str(up.get("cluster", "")), "model": str(up.get("model", ""))}
     write_record(record)
     say(event="started", record=record)
     deadline = time.monotonic() + float(spec.get("timeout", 600))

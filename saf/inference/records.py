@@ -43,6 +43,7 @@ class Endpoint:
     kept: str = ""  # the service that keeps it (model-NAME), "" when detached
     keeper: str = ""  # what runs that service: systemd, systemd-user, launchd-*, detached
     restarts: int | None = None  # how often its keeper restarted it
+    mark: UpMark | None = None  # saf up's mark on a detached server (saf.up.orphans)
 
     @property
     def key(self) -> str:
@@ -114,6 +115,15 @@ class KeptBy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     log: Text = ""
 
 
+class UpMark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """saf up's mark on a server it started detached (persist = false): the cluster whose
+    saf.toml declared it and the model's name there (saf.up.orphans: not declared once
+    saf.toml drops it). A server a plain `saf run models` started has none."""
+
+    cluster: Text
+    model: Text
+
+
 class ModelServerRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                         kw_only=True):
     """A server's record on the node (~/.saf/serve/PORT.json), as the node script relays it."""
@@ -130,6 +140,7 @@ class ModelServerRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     argv: Annotated[tuple[str, ...], Meta(max_length=1000)]
     kept: KeptBy | None = None  # None: started detached, not kept
     restarts: Annotated[int, Meta(ge=0, le=2**31)] | None = None
+    up: UpMark | None = None
 
 
 class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="event"):
@@ -211,4 +222,5 @@ def endpoint_of(node: str, record: ModelServerRecord, state: State,
     return Endpoint(node, record.port, record.engine, record.model, state, record.pid,
                     None if uptime is None else max(uptime, 0.0), record.host, record.log,
                     record.started, record.argv, kept=kept.service if kept else "",
-                    keeper=kept.manager if kept else "", restarts=record.restarts)
+                    keeper=kept.manager if kept else "", restarts=record.restarts,
+                    mark=record.up)

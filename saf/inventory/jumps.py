@@ -40,6 +40,13 @@ class Written:
 Fail = Callable[[tuple[Any, ...], str], Exception]
 
 
+def route(node: Node) -> str:
+    """The jump hosts a node is reached through, as every face shows them: each hop's name
+    (a node's, or `[user@]host[:port]`), the one dialled first first, comma-separated as a
+    ProxyJump; "" when saf dials none (none written, `none`, or the OpenSSH config's)."""
+    return ",".join(hop.name for hop in node.jump or ())
+
+
 def address_hops(base: Node, addresses: Sequence[Address]) -> tuple[Node, ...]:
     """Nodes for ProxyJump hops, each reached with `base`'s identity, known_hosts, OpenSSH
     config and timeout, through the hops before it. The first hop's own way there is its

@@ -169,6 +169,9 @@ class RunFinished(Event):
     duration: float = 0.0
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     message: str = ""
+    # node -> reason -> how many lines its command session (saf.connect.session) sent that
+    # were not frames: counted and dropped, never shown (what a node sends is untrusted).
+    bad_frames: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RunStatus(self.status))

@@ -192,11 +192,14 @@ class Runner:
                                                                    on_fallback=fell_back)
         return session
 
-    async def close_sessions(self) -> None:
-        """End every node's command session (what they still run is stopped on the node)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(session.close() for session in sessions),
+    async def close_sessions(self) -> dict[str, dict[str, int]]:
+        """End every node's command session (what they still run is stopped on the node);
+        node -> its sessions' bad frames by reason, for the nodes that sent any."""
+        sessions, self._sessions = dict(self._sessions), {}
+        await asyncio.gather(*(session.close() for session in sessions.values()),
                              return_exceptions=True)
+        return {node: bad for node, session in sessions.items()
+                if (bad := session.bad_by_reason)}
 
     def shared(self, step: Step) -> dict[type, object]:
         """What the nodes of one step share in this run, by state class (StepContext.shared)."""
@@ -406,16 +409,17 @@ class Runner:
         except asyncio.CancelledError:
             for task in self._together.values():
                 task.cancel()
-            await asyncio.shield(self.close_sessions())
+            bad = await asyncio.shield(self.close_sessions())
             self.emit(RunFinished(run=self.run_id, status=RunStatus.CANCELLED,
                                   duration=time.monotonic() - began, counts=dict(self.counts),
-                                  message="cancelled by the user"))
+                                  message="cancelled by the user", bad_frames=bad))
             raise
         except BaseException:
             await asyncio.shield(self.close_sessions())
             raise
-        await self.close_sessions()
+        bad = await self.close_sessions()
         self.emit(RunFinished(run=self.run_id, status=status,
-                              duration=time.monotonic() - began, counts=dict(self.counts)))
+                              duration=time.monotonic() - began, counts=dict(self.counts),
+                              bad_frames=bad))
         return status
 

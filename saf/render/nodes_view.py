@@ -13,8 +13,10 @@ from saf.render.console import console
 
 def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
     table = Table(box=None, header_style="bold")
-    for column in ("NODE", "ROLE", "STATE", "OS", "ARCH", "KERNEL", "CPUS", "MEMORY", "PYTHON",
-                   "LATENCY"):
+    # JUMP only where some node is reached through a jump host: no empty column otherwise.
+    jumps = any(f.jump for f in rows)
+    for column in ("NODE", "ROLE", *(("JUMP",) if jumps else ()), "STATE", "OS", "ARCH",
+                   "KERNEL", "CPUS", "MEMORY", "PYTHON", "LATENCY"):
         # Only the kernel gives way on a narrow terminal; names and states never do.
         squeezable = column == "KERNEL"
         table.add_column(column, justify="right" if column in ("CPUS", "LATENCY") else "left",
@@ -22,8 +24,9 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
                          min_width=None if squeezable else len(column),
                          max_width=24 if squeezable else None)
     for f in rows:
+        head = [f.node, roles.get(f.node, ""), *([f.jump or ""] if jumps else [])]
         if not f.reachable:
-            table.add_row(f.node, roles.get(f.node, ""), Text(f.reason or "down", style="red"),
+            table.add_row(*head, Text(f.reason or "down", style="red"),
                           "", "", "", "", "", "", "")
             continue
         if not f.python:
@@ -32,7 +35,7 @@ def nodes_table(rows: list[NodeFacts], roles: dict[str, str]) -> None:
             python = Text(f"{f.python} (too old)", style="yellow")
         else:
             python = Text(f.python)
-        table.add_row(f.node, roles.get(f.node, ""), Text("ok", style="green"), f.os or "?",
+        table.add_row(*head, Text("ok", style="green"), f.os or "?",
                       f.arch or "?", f.kernel or "?", str(f.cpus or "?"),
                       fmt_bytes(f.memory), python,
                       f"{f.latency_ms:.1f} ms" if f.latency_ms is not None else MISSING)

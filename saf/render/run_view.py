@@ -253,3 +253,13 @@ class RunView:
                 (f" in {seconds(finished.duration)}", "dim"),
                 (f"  ({counts})" if counts else "", "dim"),
                 (f"  {finished.message}" if finished.message else "", "dim")))
+            for line in bad_frame_lines(finished):
+                self.out.print(Text(line, style="yellow"))
+
+
+def bad_frame_lines(finished: RunFinished) -> list[str]:
+    """A line per node whose command session sent lines that were not frames: their count by
+    reason, as `saf top` shows an agent's (never what they held)."""
+    return [f"{node}: bad frames from its command session: "
+            + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+            for node, reasons in sorted(finished.bad_frames.items())]

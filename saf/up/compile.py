@@ -101,16 +101,19 @@ def for_ray(inventory: Inventory, declared: Declared) -> Inventory:
     return dataclasses.replace(inventory, nodes=tuple(nodes))
 
 
-def ray_start_step(ray: Ray, index: int, head_lost: bool = False) -> Step:
+def ray_start_step(ray: Ray, index: int, head_lost: bool = False,
+                   cluster: str | None = None) -> Step:
     """The one place the Ray step is built from [ray] (head: the inventory's; `persist`:
-    Ray kept by each node's init system as service `ray`, docs/ray.md). `head_lost`: the
-    head's node does not answer, so the step is on the head alone and every worker's is
-    skipped (a worker cannot join a head that is not there)."""
+    Ray kept by each node's init system as service `ray`, docs/ray.md, marked as `cluster`'s
+    (saf.cluster.marked) as declared services are). `head_lost`: the head's node does not
+    answer, so the step is on the head alone and every worker's is skipped (a worker cannot
+    join a head that is not there)."""
     from saf.recipe.kinds.ray_start import RayStart  # Ray's code, only for a [ray] cluster
 
     kind = RayStart(port=str(ray.port), dashboard_host="", dashboard_port=str(ray.dashboard_port),
                     temp_dir=ray.temp_dir or rc.DEFAULT_TEMP_DIR, restart="false",
-                    join_timeout=90.0, persist="true" if ray.persist else "false")
+                    join_timeout=90.0, persist="true" if ray.persist else "false",
+                    up=literal(cluster) if cluster is not None and ray.persist else None)
     return Step(index=index, name="ray", kind=kind, on=ray.head if head_lost else "all",
                 timeout=RAY_TIMEOUT, line=ray.line)
 
@@ -274,7 +277,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
     for name in declared.order():
         part = declared.part(name)
         if isinstance(part, Ray):
-            steps.append(ray_start_step(part, len(steps), head_lost))
+            steps.append(ray_start_step(part, len(steps), head_lost, inventory.cluster.name))
         elif isinstance(part, Service):
             steps.extend(service_steps(part, len(steps), environ, inventory.cluster.name))
         else:
@@ -285,7 +288,7 @@ def up_recipe(declared: Declared, inventory: Inventory, placed: Placed,
                                   kind=ModelStop(part.name, part.port, part.model)))
             steps.extend(model_steps(part, len(steps), placed, environ,
                                      inventory.cluster.name))
-    steps.extend(uo.steps(orphans or {}, len(steps)))
+    steps.extend(uo.steps(orphans or {}, len(steps), inventory.cluster.name))
     return Recipe(name=UP, description="bring the cluster to what saf.toml declares",
                   vars=_vars(inventory, placed, orphans or {}), steps=tuple(steps),
                   path=inventory.path,
@@ -296,7 +299,7 @@ def down_recipe(declared: Declared, inventory: Inventory, placed: Placed,
                 orphans: uo.Orphans | None = None, head_lost: bool = False) -> Recipe:
     """The recipe `saf down` runs: the services saf up left that saf.toml no longer
     declares (`orphans`), then the parts in the reverse of their bring-up order."""
-    steps: list[Step] = uo.steps(orphans or {}, 0)
+    steps: list[Step] = uo.steps(orphans or {}, 0, inventory.cluster.name)
     for name in reversed(declared.order()):
         part = declared.part(name)
         index = len(steps)

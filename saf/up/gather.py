@@ -28,6 +28,7 @@ from saf.fleet import Fleet, error_reason
 from saf.inference import checks
 from saf.inference.checks import SavedCheck
 from saf.inference.cluster import list_endpoints
+from saf.inference.node import Target, list_servers
 from saf.inference.records import Endpoint
 from saf.inventory.model import Node
 from saf.ray import command as rc
@@ -43,6 +44,7 @@ from saf.up.status import (
     DISABLED,
     FINE,
     NOT_DECLARED,
+    NOT_DECLARED_MODEL,
     PLACED_ROW,
     ClusterStatus,
     Judged,
@@ -81,7 +83,7 @@ async def gather(fleet: Fleet, declared: Declared, nodes: list[Node]) -> Cluster
         _orphans(fleet, declared, reached))
     status.ray_declared = declared.ray is not None
     status.ray, status.ray_problem = ray
-    status.services, status.models = services + left, models
+    status.services, status.models = services + left[0], models + left[1]
     return secrets.scrub(status)
 
 
@@ -109,15 +111,23 @@ async def _ray(fleet: Fleet, declared: Declared, nodes: list[Node], down: dict[s
     # machine (saf.recipe.kinds.ray_kept), so each is read under its own name.
     kept = await _kept(fleet, [n for n in nodes if n.name not in down],
                        lambda n: ray_service(fleet.inventory, n)) if ray.persist else {}
+    # A head that does not answer SSH: its dashboard was not read, so whether Ray runs on
+    # any node is not known (not `down`, which says it was seen not running).
+    headless = f"the head {ray.head} does not answer SSH: {down[ray.head]}" \
+        if found is None and ray.head in down else ""
     rows = []
     for node in nodes:
         want = ray.resources_of(fleet.inventory, node)
         have = _alive(found, node.name)
         unit = kept.get(node.name)
         keeps = None if unit is None else unit.kept_across_reboots
-        judged = Judged("unreachable", down[node.name]) if node.name in down and have is None \
-            else ray_verdict(want, have, problem, ray.persist, keeps,
-                             unit is not None and unit.disabled)
+        if node.name in down and have is None:
+            judged = Judged("unreachable", down[node.name])
+        elif headless:
+            judged = Judged("unreachable", headless)
+        else:
+            judged = ray_verdict(want, have, problem, ray.persist, keeps,
+                                 unit is not None and unit.disabled)
         rows.append(RayRow(node.name, node.name == ray.head, want, have, keeps, judged))
     return rows, problem
 
@@ -173,9 +183,11 @@ async def _service(fleet: Fleet, service: Service, name: str, down: dict[str, st
     return _service_row(service.name, name, found, check, judged)
 
 
-async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> list[ServiceRow]:
+async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]
+                   ) -> tuple[list[ServiceRow], list[ModelRow]]:
     """A row per service saf up installed that saf.toml no longer declares (saf.up.orphans),
-    with what its manager says of it now."""
+    with what its manager says of it now; a model row per model server saf up started
+    detached that it no longer declares, with its server's state."""
     left = await orphans.find(fleet, declared, reached)
 
     async def row(node: str, name: str) -> ServiceRow:
@@ -183,8 +195,25 @@ async def _orphans(fleet: Fleet, declared: Declared, reached: list[Node]) -> lis
         found = await read_status(conn.run, ServiceSpec(name, ("/bin/true",)),
                                   conn.node.python)
         return _service_row(name, node, found, None, Judged("not declared", NOT_DECLARED))
-    return list(await asyncio.gather(*(row(n, s) for n, names in left.items()
-                                       for s in names)))
+
+    async def served(node: str, names: list[str]) -> list[ModelRow]:
+        try:
+            servers = (await list_servers(Target.of(fleet.connector(node)))).endpoints
+        except (SafError, OSError):  # read a moment ago: the row stays, its state unknown
+            servers = []
+        rows = []
+        for model, port in filter(None, map(orphans.model_of, names)):
+            e = next((e for e in servers if e.port == port and e.mark is not None
+                      and e.mark.model == model), None)
+            rows.append(ModelRow(model, node, port, e.engine if e else "", e.state if e else "",
+                                 e is not None and e.state == "ready", None, False, None,
+                                 Judged("not declared", NOT_DECLARED_MODEL)))
+        return rows
+    services = await asyncio.gather(*(row(n, s) for n, names in left.items() for s in names
+                                      if orphans.model_of(s) is None))
+    models = await asyncio.gather(*(served(n, names) for n, names in left.items()
+                                    if any(map(orphans.model_of, names))))
+    return list(services), [r for rows in models for r in rows]
 
 
 async def _differs(conn: Connector, service: Service, found: Found) -> list[str]:
@@ -241,7 +270,9 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
     for model in declared.models:
         running = [e for e in servers.endpoints if e.port == model.port and e.node in names
                    and _same_model(e, model)]
-        where = [n for n in model.nodes if n in names] if model.on is not None else []
+        # A placed replica last put on a node that does not answer: a row there, unknown.
+        where = [n for n in model.nodes if n in names] if model.on is not None else \
+            [r.node for r in placed.get(model.name, []) if r.node in down]
         surplus = _surplus(model, running, placed)
         for node in dict.fromkeys([*where, *(e.node for e in running)]):
             endpoint = next((e for e in running if e.node == node), None)
@@ -260,12 +291,28 @@ async def _models(fleet: Fleet, declared: Declared, reached: list[Node], names: 
             if node in surplus and row.judged.verdict in FINE:
                 row = dataclasses.replace(row, judged=Judged("differs", surplus[node]))
             rows.append(row)
-        if model.on is None and len(running) < model.replicas:
+        shown = len(running) + sum(1 for n in where if n in down)
+        if model.on is None and shown < model.replicas:
             rows.append(ModelRow(model.name, PLACED_ROW, model.port, model.engine, "", False,
-                                 None, None, None, Judged(
-                                     "missing", f"{len(running)} of {model.replicas} "
-                                     "replicas run")))
+                                 None, None, None, _placed_short(
+                                     model, len(running), shown,
+                                     [n for n in down if n not in where])))
     return rows
+
+
+def _placed_short(model: Model, running: int, shown: int, down: list[str]) -> Judged:
+    """The verdict of a placed model's "(placed)" row: `running` of its replicas seen,
+    `shown` rows given (those and the ones on nodes that do not answer); those still short
+    may run on the other nodes that do not answer SSH, `down` (`unreachable`: not known),
+    unless there are too few of those for it (`missing`)."""
+    silent = sorted(down)
+    if silent and shown + len(silent) >= model.replicas:
+        return Judged("unreachable", f"{running} of {model.replicas} replicas run on the "
+                      f"nodes that answer; {', '.join(silent)} "
+                      f"{'does' if len(silent) == 1 else 'do'} not answer SSH")
+    note = f" ({', '.join(silent)} {'does' if len(silent) == 1 else 'do'} not answer SSH)" \
+        if silent else ""
+    return Judged("missing", f"{running} of {model.replicas} replicas run{note}")
 
 
 def _surplus(model: Model, running: list[Endpoint], placed: replicas.Record

@@ -37,10 +37,15 @@ class ModelStop(Kind[list[str]]):  # its plan's data: the service's removal comm
     Params = ModelStopParams
     supports_become = False
 
-    def __init__(self, model: str, port: int, serves: str = "") -> None:
+    def __init__(self, model: str, port: int, serves: str = "",
+                 marked: str | None = None) -> None:
         self.model = model  # the declared model's name: its server is service model-NAME
         self.port = port
         self.serves = serves  # what it serves (its `model`): a detached server's record says
+        # A detached server saf up left that saf.toml no longer declares (saf.up.orphans):
+        # the one its record marks as this cluster's model `model`; no service is touched
+        # (one named model-NAME may be another declaration's).
+        self.marked = marked
 
     @classmethod
     def parse(cls, params: ModelStopParams, fail: Fail) -> ModelStop:
@@ -61,19 +66,24 @@ class ModelStop(Kind[list[str]]):  # its plan's data: the service's removal comm
         """This model's server among the node's: on its port, kept as its service, or
         detached and serving the declared model."""
         service = service_name(self.model)
+        if self.marked is not None:
+            return [e for e in endpoints if e.port == self.port and not e.kept
+                    and e.mark is not None and e.mark.cluster == self.marked
+                    and e.mark.model == self.model]
         return [e for e in endpoints if e.port == self.port
                 and (e.kept == service or not e.kept and e.model == self.serves)]
 
     async def plan(self, ctx: StepContext) -> Plan[list[str]]:
         servers = await list_servers(self._target(ctx))
-        manager, down = await removal(ctx, service_name(self.model))
+        manager, down = await removal(ctx, service_name(self.model)) \
+            if self.marked is None else (None, [])
         here = self._mine(list(servers.endpoints))
         if not here and not down:
             return Plan(False, f"model {self.model} does not run here (port {self.port})")
         stop = [f"stop {here[0].engine} serving {here[0].model} (pid {here[0].pid}, "
                 f"{here[0].state})"] if here else []
         what = ([f"stop, disable and remove saf-{service_name(self.model)} "
-                 f"({manager.describe()})"] if down else []) + stop
+                 f"({manager.describe()})"] if down and manager else []) + stop
         return Plan(True, "would " + ", then ".join(what), [*down, *stop], list(down))
 
     async def apply(self, ctx: StepContext, plan: Plan[list[str]]) -> Outcome:

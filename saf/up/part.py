@@ -25,6 +25,7 @@ from saf.recipe.model import Recipe, Var
 from saf.recipe.run import RunPlan, run_recipe
 from saf.recipe.runner import AskPassword
 from saf.up import compile as uc
+from saf.up import replicas
 from saf.up.declared import Declared, declared
 from saf.up.place import placement
 from saf.up.status import PLACED_ROW
@@ -98,14 +99,17 @@ def command(verb: Verb, kind: Kind, node: str) -> str:
 
 async def compiled(part: Declared, inventory: Inventory, fleet: Fleet, verb: Verb,
                    kind: Kind, name: str) -> Recipe:
-    """The recipe of `saf up` / `saf down` for the part alone (a placed model placed now),
-    its run's variables naming the part (`PART_VAR`), so that resuming the run builds this
-    recipe again, not the whole declaration's (saf.up.bring.resume)."""
+    """The recipe of `saf up` / `saf down` for the part alone (a placed model placed now,
+    where saved as `saf up` saves it: saf.up.replicas), its run's variables naming the part
+    (`PART_VAR`), so that resuming the run builds this recipe again, not the whole
+    declaration's (saf.up.bring.resume)."""
     if verb == "down":
         recipe = uc.down_recipe(part, inventory, {})
     else:
         placing = await placement(part, fleet)
         recipe = uc.up_recipe(part, inventory, placing.nodes, surplus=placing.surplus)
+        if placing.record:  # as `saf up` keeps it, before the run: where saf put them
+            replicas.update(inventory.cluster.name, placing.record)
     value = f"{kind}:{name}"
     return dataclasses.replace(recipe, vars={**recipe.vars, PART_VAR: Var(PART_VAR, value)})
 
@@ -141,7 +145,12 @@ async def bring_part(fleet: Fleet, verb: Verb, kind: Kind, node: str, name: str,
         runs_on = own or fleet
         recipe = await compiled(part, inventory, runs_on, verb, kind, name)
         plan = RunPlan(recipe, {}, selector(kind, node))
-        return await run_recipe(plan, runs_on, show, ask_password=ask_password)
+        status = await run_recipe(plan, runs_on, show, ask_password=ask_password)
+        if verb == "down" and kind == "model" and node == PLACED_ROW \
+                and status == RunStatus.OK:
+            # Nothing of it runs: placed from nothing next, as after `saf down`.
+            replicas.forget(inventory.cluster.name, name)
+        return status
     finally:
         if own is not None:
             await own.close()

@@ -46,6 +46,19 @@ def save(cluster: str, record: Record) -> None:
                              mode=0o600)
 
 
+def update(cluster: str, record: Record) -> None:
+    """Save the placement of the models `record` names, the others' entries as they were
+    (one part brought up alone, saf.up.part: its placement is the cluster's all the same)."""
+    save(cluster, {**load(cluster), **record})
+
+
+def forget(cluster: str, model: str) -> None:
+    """Forget one model's placement (taken down wherever it runs: placed from nothing next)."""
+    record = load(cluster)
+    if record.pop(model, None) is not None:
+        save(cluster, record)
+
+
 def clear(cluster: str) -> None:
     """Forget the placement (after `saf down`: the next `saf up` places from nothing)."""
     path_for(cluster).unlink(missing_ok=True)

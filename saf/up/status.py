@@ -6,7 +6,8 @@ declared: `why` says how), `down` (installed or recorded, not running or not ans
 `not kept across reboots` (running as declared under saf's own supervisor or detached, where
 the node has no init system saf can use: as good as saf can make it there),
 `unreachable` (its node does not answer SSH: nothing is known of it), or `not declared` (a
-service saf up installed that saf.toml no longer declares: `saf up --prune` removes it).
+service saf up installed, or a model server it started detached, that saf.toml no longer
+declares: `saf up --prune` removes it).
 
 The cluster is as declared when every part is `as declared` or `not kept across reboots`
 (the latter is what `saf up` itself falls back to on such a node; it is shown, not failed).
@@ -23,6 +24,8 @@ Verdict = Literal["as declared", "missing", "differs", "down", "not kept across 
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 FINE: tuple[Verdict, ...] = ("as declared", "not kept across reboots")
 NOT_DECLARED = "saf up installed it, saf.toml no longer declares it (saf up --prune removes it)"
+NOT_DECLARED_MODEL = ("saf up started it detached, saf.toml no longer declares it "
+                      "(saf up --prune stops it)")
 # A unit that runs but is not enabled: running as declared today, gone after a reboot.
 DISABLED = "disabled: it will not start at boot (saf up enables it)"
 

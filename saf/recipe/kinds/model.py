@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from saf.inference.engines import CHOICES, GPU_ENV, NO_ENGINE_HINT, ModelServerSpec, split_args
 from saf.inference.node import Target, detect_engine, list_servers, start_server
+from saf.inference.records import UpMark
 from saf.numbers import number_problem, parse_port
 from saf.recipe.events import StepStatus
 from saf.recipe.kinds.base import Fail, Kind, KindParams, Outcome, Plan, StepContext, Value, written
@@ -60,6 +61,7 @@ class ModelStart:
     spec: ModelServerSpec
     timeout: float  # seconds until it must answer
     target: Target
+    up: UpMark | None = None  # saf up's mark, kept in the record (saf.up.orphans)
 
 
 class ModelServer(Kind[ModelStart | KeptModel]):
@@ -178,14 +180,18 @@ class ModelServer(Kind[ModelStart | KeptModel]):
                   "fail until that is stopped" if here else
                   f"would start {spec.engine}: {' '.join(spec.argv())}")
         # What it would run, written as a shell would read it (each argument quoted).
-        return Plan(True, reason, [join(spec.argv())], ModelStart(spec, timeout, target))
+        up, server = self.values.get("up"), self.values.get("server")
+        mark = UpMark(cluster=ctx.render(up, shell=False).strip(),
+                      model=ctx.render(server, shell=False).strip()) \
+            if up is not None and server is not None else None
+        return Plan(True, reason, [join(spec.argv())], ModelStart(spec, timeout, target, mark))
 
     async def apply(self, ctx: StepContext, plan: Plan[ModelStart | KeptModel]) -> Outcome:
         data = plan.given()
         if isinstance(data, KeptModel):
             return await apply_kept(ctx, data)
         spec, timeout, target = data.spec, data.timeout, data.target
-        started = await start_server(target, spec, timeout=timeout)
+        started = await start_server(target, spec, timeout=timeout, up=data.up)
         if started.status == "skipped":
             return Outcome(StepStatus.SKIPPED, f"already serving {spec.model}")
         if started.status == "failed":

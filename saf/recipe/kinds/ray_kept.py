@@ -39,17 +39,18 @@ def blocking(argv: list[str]) -> list[str]:
 
 
 def ray_spec(inventory: Inventory, node: Node, start: rc.StartPlan,
-             node_dir: str) -> ServiceSpec:
+             node_dir: str, up: str | None = None) -> ServiceSpec:
     """The service that runs the node's `ray start --block`: the same environment as a
     detached start (the node's Python first on PATH, the marker ray-down finds its
-    processes by, no usage stats)."""
+    processes by, no usage stats); `up`: the cluster whose `saf up` installs it, its mark
+    (saf.cluster.marked: not declared once saf.toml drops [ray])."""
     ray = start.argv[0]
     path = (os.path.dirname(ray) + ":" if ray.startswith("/") else "") + SYSTEM_PATH
     env = {"PATH": path, MARKER: node_dir, "RAY_USAGE_STATS_ENABLED": "0", **start.env}
     return ServiceSpec(name=service_name(inventory, node), argv=tuple(blocking(start.argv)),
                        env=env, restart="on-failure",
                        description=f"Ray {'head' if node.is_head else 'worker'} {node.name} "
-                                   "(saf)")
+                                   "(saf)", up=up)
 
 
 def record_command(path: str, settings_json: str) -> str:

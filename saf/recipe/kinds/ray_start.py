@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from saf.cluster.service import read_logs
+from saf.cluster.service import only_mark_differs, read_logs
 from saf.cluster.units import UnitError
 from saf.connect.base import RunResult
 from saf.deadline import within
@@ -182,17 +182,21 @@ class RayStartParams(KindParams):
     # saf-ray, restart on-failure), or saf's supervisor where there is none.
     persist: Word = "false"
     join_timeout: Annotated[float, Meta(ge=1, le=3600)] = 90  # seconds to show ALIVE
+    # With persist: saf up's mark on the service (the cluster whose declaration keeps it,
+    # saf.cluster.marked); a plain `saf run` leaves it unmarked, never an orphan.
+    up: Word | None = None
 
 
 class RayStart(Kind[_Decision]):
     name = "ray_start"
     forms = {"port": "port", "dashboard_host": "host", "dashboard_port": "port",
-             "temp_dir": "path", "restart": "bool", "persist": "bool"}
+             "temp_dir": "path", "restart": "bool", "persist": "bool", "up": "line"}
     Params = RayStartParams
     supports_become = False
 
     def __init__(self, port: str, dashboard_host: str, dashboard_port: str, temp_dir: str,
-                 restart: str, join_timeout: float, persist: str = "false") -> None:
+                 restart: str, join_timeout: float, persist: str = "false",
+                 up: str | None = None) -> None:
         self.port = port
         self.dashboard_host = dashboard_host
         self.dashboard_port = dashboard_port
@@ -200,18 +204,21 @@ class RayStart(Kind[_Decision]):
         self.restart = restart
         self.join_timeout = join_timeout
         self.persist = persist
+        self.up = up
 
     @classmethod
     def parse(cls, params: RayStartParams, fail: Fail) -> RayStart:
         return cls(written(params.port), written(params.dashboard_host),
                    written(params.dashboard_port), written(params.temp_dir),
                    written(params.restart), float(params.join_timeout),
-                   written(params.persist))
+                   written(params.persist),
+                   written(params.up) if params.up is not None else None)
 
     def templates(self) -> list[tuple[str, str]]:
         return [("port", self.port), ("dashboard_host", self.dashboard_host),
                 ("dashboard_port", self.dashboard_port), ("temp_dir", self.temp_dir),
-                ("restart", self.restart), ("persist", self.persist)]
+                ("restart", self.restart), ("persist", self.persist),
+                *([("up", self.up)] if self.up is not None else [])]
 
     def describe(self) -> str:
         return "start Ray: the head, then each worker joining it"
@@ -343,8 +350,9 @@ class RayStart(Kind[_Decision]):
         one installed. Nothing to do when it is the same, active and Ray runs; a Ray running
         outside it (a detached start, leftovers) is stopped first."""
         me = ctx.node
+        up = ctx.render(self.up, shell=False).strip() or None if self.up is not None else None
         spec = ray_spec(ctx.inventory, me, start,
-                        rc.node_temp_dir(ctx.inventory, me, settings.temp_dir))
+                        rc.node_temp_dir(ctx.inventory, me, settings.temp_dir), up)
         try:
             found = await kept(ctx, spec, force=head_restarts)
             if not found.commands and not running:
@@ -352,6 +360,11 @@ class RayStart(Kind[_Decision]):
         except UnitError as exc:
             return _Decision(refused=str(exc))
         status = found.found.status
+        if found.commands and running and not head_restarts and status.active \
+                and only_mark_differs(spec, found.found):
+            # A unit an older saf up wrote without its mark: Ray is not restarted for the
+            # mark alone (it stays unmarked, so never removed as not declared).
+            return _Decision(start, needed=False, kept=found)
         if not found.commands:
             return _Decision(start, needed=False, kept=found)
         if status.active and found.found.installed not in (None, found.text) \
