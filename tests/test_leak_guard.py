@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
-from tests.helpers import procs
+from tests.helpers import leaks, procs
 from tests.helpers.serve import agents
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,3 +179,26 @@ def test_agents_counts_only_its_own_clusters_agents(tmp_path: Path, popen) -> No
     popen([*argv, f"{mine}/alpha/.cache/saf/agent-x.pyz", "--interval", "1"])
     assert len(agents(mine)) == 1
     assert str(mine) in agents(mine)[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil's Linux boot time")
+def test_a_clock_step_leaves_a_fixture_s_process_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module fixture's process stays the fixture's when the system clock is stepped (NTP)
+    after it started: psutil's create_time() adds the boot time /proc/stat says at each call,
+    which moves with the clock. The clock cannot be stepped on a shared machine: psutil's
+    reading of the boot time is what moves here, by the second a step gives."""
+    from psutil import _pslinux
+
+    guard = leaks.LeakGuard()
+    fixture = leaks.Owner("fixture stack (module scope)", True)
+    proc = subprocess.Popen(["sleep", "327"])
+    try:
+        guard.fixtures.append(fixture)
+        guard.record(proc.pid)
+        guard.fixtures.pop()
+        booted = _pslinux.boot_time()
+        monkeypatch.setattr(_pslinux, "boot_time", lambda: booted + 1.0)
+        assert guard.owner_of(psutil.Process(proc.pid)) == fixture
+    finally:
+        proc.kill()
+        proc.wait()

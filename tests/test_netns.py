@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
+import sys
+import uuid
 from typing import Any
 
 import pytest
@@ -16,6 +20,7 @@ from saf.fleet import Fleet
 from saf.inventory import load_inventory
 from saf.metrics.events import SampleReceived
 from tests.helpers.netns import IP, NetnsCluster, netns_skip_reason
+from tests.helpers.own_machine import own_machine_skip_reason
 
 
 def test_each_node_is_reached_on_its_own_address(netns_cluster):
@@ -134,3 +139,47 @@ def test_inventory_reaches_nodes_by_their_veth_address(netns_cluster):
     inv = load_inventory(netns_cluster.inventory_path)
     assert [n.host for n in inv.nodes] == [netns_cluster.address(n) for n in netns_cluster.nodes]
     assert json.dumps([n.host for n in inv.nodes]).count("127.0.0.1") == 0
+
+
+@pytest.mark.skipif((netns_skip_reason() or own_machine_skip_reason()) is not None,
+                    reason=str(netns_skip_reason() or own_machine_skip_reason()))
+def test_own_machine_nodes_have_their_own_tmp_and_process_table(tmp_path):
+    """With own_machine each node is a machine of its own for what runs there (as Ray needs,
+    keeping /tmp/ray and finding its processes by command line): a file one node writes in
+    /tmp is neither on the other node nor here, a process one node starts is in no other
+    node's process table, the test's own folder is seen by both, and close() ends it all."""
+    name = f"/tmp/own-machine-{uuid.uuid4().hex[:12]}"
+    # Every process of the node's own process table: pid and command line, as ps would.
+    seen_here = ("import os, json\nout = {}\nfor p in os.listdir('/proc'):\n"
+                 "    if p.isdigit():\n        try:\n"
+                 "            out[p] = open(f'/proc/{p}/cmdline', 'rb').read().replace("
+                 "b'\\0', b' ').decode().strip()\n"
+                 "        except OSError:\n            pass\nprint(json.dumps(out))")
+    with NetnsCluster(tmp_path / "c", ["one", "two"], server="asyncssh", own_machine=True,
+                      keep=[tmp_path]) as net:
+        (tmp_path / "shared").write_text("both")
+        done = net.saf("exec", "--on", "one", f"echo mine > {name} && cat {tmp_path}/shared && "
+                       "{ setsid sleep 9141 </dev/null >/dev/null 2>&1 & echo pid $!; }")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "both" in done.stdout, done.stdout
+        inner = int(re.search(r"pid (\d+)", done.stdout).group(1))
+        sleeper = net.host_pid("one", inner)
+        assert sleeper is not None
+        assert _cmdline(sleeper) == "sleep 9141"
+        assert sleeper != inner  # its own process table numbers it otherwise
+        assert net.exec("one", ["cat", name]).stdout == "mine\n"
+        assert net.exec("two", ["cat", name], check=False).returncode != 0
+        assert net.exec("two", ["cat", str(tmp_path / "shared")]).stdout == "both"
+        assert not os.path.exists(name)
+        one = json.loads(net.exec("one", [sys.executable, "-c", seen_here]).stdout)
+        two = json.loads(net.exec("two", [sys.executable, "-c", seen_here]).stdout)
+        assert one.get(str(inner)) == "sleep 9141", one
+        assert "sleep 9141" not in two.values(), two
+        assert str(sleeper) not in one  # the host's numbers are not the node's
+        assert net.host_pid("two", inner) is None
+    assert not _alive(sleeper)
+
+
+def _cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode().strip()

@@ -21,73 +21,32 @@ killed, whatever happened."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
 import pytest
 import tomli_w
 
 from tests.helpers import procs
-from tests.helpers.netns import NetnsCluster, netns_skip_reason
 from tests.helpers.servers import free_port
+from tests.helpers.up_netns import NAMES, UpNetns, in_order, up_netns
 from tests.helpers.waiting import until
-from tests.test_up_netns import _ask_source
-
-NAMES = ["alpha", "beta", "gamma"]
 
 
-@dataclass
-class Replicas:
-    net: NetnsCluster
-    root: Path
-    env: dict[str, str]
+class Replicas(UpNetns):
+    """The stack, the model's port and declaration, and what the tests learn as they go
+    (where the replicas ran first, the node lost, ...)."""
+
     port: int
     declared: dict
     base: str  # the inventory without the declaration
-    outputs: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    # What the tests learn as they go: where the replicas ran first, the node lost, ...
-    seen: dict[str, object] = field(default_factory=dict)
-
-    def saf(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        try:
-            done = subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
-                                  capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            said = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) \
-                else (exc.stdout or "")
-            raise AssertionError(f"saf {' '.join(args)}: no end in {timeout} s:\n"
-                                 f"{said[-4000:]}") from None
-        self.outputs.append(f"$ saf {' '.join(args)}\n{done.stdout}{done.stderr}")
-        return done
+    seen: dict[str, object]
 
     def declare(self, replicas: int) -> None:
         self.declared["models"][0]["replicas"] = replicas
         self.net.inventory_path.write_text(self.base + "\n" + tomli_w.dumps(self.declared))
-
-    def status(self) -> dict:
-        done = self.saf("status", "--json")
-        assert done.returncode in (0, 1), done.stdout + done.stderr
-        return json.loads(done.stdout)
-
-    def in_namespace(self, node: str) -> list[psutil.Process]:
-        """The processes in the node's namespace, its SSH server left out."""
-        server = self.net.server_pid[node]
-        found = []
-        for pid in self.net.pids(node):
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                if pid != server and procs.alive(proc):
-                    found.append(proc)
-        return found
 
     def servers(self, node: str) -> list[psutil.Process]:
         """The model servers running in the node's namespace on the model's port."""
@@ -104,59 +63,31 @@ class Replicas:
         return [n for n in NAMES
                 if (self.net.home(n) / ".saf" / "serve" / f"{self.port}.json").exists()]
 
-    def answers(self, node: str) -> bool:
+    def serves(self, node: str) -> bool:
         """Whether the replica on `node` answers a completion, asked inside its namespace."""
-        done = self.net.exec(node, [sys.executable, "-c", _ask_source(self.port)],
-                             check=False, timeout=90)
-        return done.returncode == 0 and isinstance(
-            json.loads(done.stdout.strip().splitlines()[-1]), str)
+        return isinstance(self.answers(node, self.port), str)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     from tests.helpers.tiny_gguf import write_tiny_llama
 
-    reason = netns_skip_reason()
-    if reason:
-        pytest.skip(reason)
     root = tmp_path_factory.mktemp("replicas")
-    (root / "facts").mkdir()  # no init system saf may use: saf's supervisor keeps the models
-    net = NetnsCluster(root / "cluster", NAMES, server="asyncssh",
-                       node_env={"SAF_FACTS_ROOT": str(root / "facts")})
-    stack = None
-    try:
+    with up_netns(root, Replicas, columns=200) as stack:
         model = write_tiny_llama(root / "tiny.gguf")
-        port = free_port()  # each node has its own ports: the same number on all three
-        declared = {"models": [{"name": "twice", "engine": "llama-cpp-python",
-                                "model": str(model), "placement": "auto", "replicas": 2,
-                                "port": port, "ctx_size": 256}]}
-        env = {**os.environ, "SAF_INVENTORY": str(net.inventory_path),
-               "SAF_STATE_DIR": str(root / "state"), "SAF_CACHE_DIR": str(root / "cache"),
-               "SAF_CONFIG_DIR": str(root / "config"), "NO_COLOR": "1", "COLUMNS": "200"}
-        stack = Replicas(net, root, env, port, declared, net.inventory_path.read_text())
+        stack.port = free_port()  # each node has its own ports: the same number on all three
+        stack.declared = {"models": [{"name": "twice", "engine": "llama-cpp-python",
+                                      "model": str(model), "placement": "auto", "replicas": 2,
+                                      "port": stack.port, "ctx_size": 256}]}
+        stack.base = stack.net.inventory_path.read_text()
+        stack.seen = {}
         stack.declare(2)
         yield stack
-    finally:
-        if stack is not None:
-            (root / "outputs.txt").write_text("\n".join(stack.outputs))
-            for node in NAMES:  # a node cut off by a test is reachable again for down
-                with contextlib.suppress(Exception):
-                    net.link_up(node)
-            with contextlib.suppress(Exception):
-                stack.saf("down", "--wait", "2", timeout=120)
-        net.close()  # kills whatever still runs in the namespaces
 
 
 @pytest.fixture(autouse=True)
 def _in_order(stack: Replicas, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each test stands on what the one before left: after a failure the rest are skipped."""
-    if stack.failed:
-        pytest.skip(f"{stack.failed[0]} failed first")
-    before = request.session.testsfailed
-    yield
-    if request.session.testsfailed != before:
-        stack.failed.append(request.node.name)
+    yield from in_order(stack, request)
 
 
 def test_up_serves_two_replicas_on_two_nodes(stack: Replicas) -> None:
@@ -168,7 +99,7 @@ def test_up_serves_two_replicas_on_two_nodes(stack: Replicas) -> None:
     assert stack.recorded() == on
     for node in on:
         assert len(stack.servers(node)) == 1, procs.describe(stack.in_namespace(node))
-        assert stack.answers(node), node
+        assert stack.serves(node), node
     rows = sorted((m["node"], m["answers"], m["moved_from"]) for m in stack.status()["models"])
     assert rows == [(n, True, None) for n in on], rows
     stack.seen["first"] = on
@@ -193,7 +124,7 @@ def test_a_lost_node_s_replica_moves_to_the_third(stack: Replicas) -> None:
     assert [p.pid for p in stack.servers(gone)] == copy  # nothing reached the lost node
     for node in (stays, third):
         assert len(stack.servers(node)) == 1, procs.describe(stack.in_namespace(node))
-        assert stack.answers(node), node
+        assert stack.serves(node), node
 
     status = stack.status()
     assert not status["as_declared"]
@@ -241,7 +172,7 @@ def test_the_node_back_keeps_the_placement_and_its_copy_is_stopped(stack: Replic
     assert stack.recorded() == sorted([stays, third])
     for node in (stays, third):  # not restarted, not moved back
         assert [p.pid for p in stack.servers(node)] == pids[node], node
-        assert stack.answers(node), node
+        assert stack.serves(node), node
 
     quiet = stack.saf("up", "--check")
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
@@ -276,8 +207,8 @@ def test_fewer_replicas_declared_stops_one(stack: Replicas) -> None:
     assert stack.recorded() == [left]
     stopped = next(n for n in (stays, third) if n != left)
     assert not stack.in_namespace(stopped), procs.describe(stack.in_namespace(stopped))
-    assert stack.answers(left)
-    assert not stack.answers(stopped)
+    assert stack.serves(left)
+    assert not stack.serves(stopped)
     status = stack.status()
     assert status["as_declared"], json.dumps(status, indent=1)
     assert [m["node"] for m in status["models"]] == [left], status["models"]
@@ -294,7 +225,7 @@ def test_more_replicas_declared_start_on_the_free_nodes(stack: Replicas) -> None
     assert stack.serving() == NAMES
     assert [p.pid for p in stack.servers(left[0])] == pid  # the one running is kept
     for node in NAMES:
-        assert stack.answers(node), node
+        assert stack.serves(node), node
     # A fourth replica has no node of its own (two never share one): refused, nothing moved.
     pids = {n: [p.pid for p in stack.servers(n)] for n in NAMES}
     stack.declare(4)

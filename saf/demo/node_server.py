@@ -1,7 +1,9 @@
 """An SSH server (asyncssh's) that makes a folder on this machine look like a node.
 
 Commands run as the current user under /bin/sh with HOME set to the node's folder; SFTP paths
-are relative to it; port forwards may reach loopback only. Used by `saf demo` and the tests.
+are relative to it; port forwards may reach loopback and the address the server listens on
+(the node's own: Ray's dashboard listens on the head's cluster address, and saf reaches it
+through a forward to there, as OpenSSH's sshd allows). Used by `saf demo` and the tests.
 Every command runs in its own process group, which is killed when its channel closes or the
 server stops, so nothing outlives the server.
 """
@@ -100,7 +102,7 @@ class NodeServer:
 
             def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                                      orig_port: int) -> bool:
-                return dest_host in LOOPBACK
+                return dest_host in LOOPBACK or dest_host == owner.host
 
         return Server()
 

@@ -37,7 +37,11 @@ class Owner:
 @dataclass(frozen=True)
 class _Made:
     owner: Owner
-    created: float  # psutil's create_time: a pid reused later is not this process
+    # The process as psutil names it: pid and start time since boot (psutil's identity, so a
+    # pid reused later is not this process). Not create_time(): that adds the boot time read
+    # from /proc/stat at each call, which moves when the system clock is stepped or slewed
+    # across a second, and a module fixture's servers were once called a test's leak so.
+    proc: psutil.Process
 
 
 class LeakGuard:
@@ -60,11 +64,11 @@ class LeakGuard:
 
     def record(self, pid: int) -> None:
         try:
-            created = psutil.Process(pid).create_time()
+            proc = psutil.Process(pid)
         except psutil.Error:
             return
         with self._lock:
-            self.made[pid] = _Made(self.owner_now(), created)
+            self.made[pid] = _Made(self.owner_now(), proc)
 
     def owner_of(self, proc: psutil.Process) -> Owner | None:
         """The owner of the nearest recorded process among `proc` and its ancestors."""
@@ -75,11 +79,8 @@ class LeakGuard:
             pass
         for p in chain:
             made = self.made.get(p.pid)
-            try:
-                if made is not None and abs(made.created - p.create_time()) < 0.05:
-                    return made.owner
-            except psutil.Error:
-                continue
+            if made is not None and made.proc == p:
+                return made.owner
         return None
 
     def leftovers(self) -> list[tuple[psutil.Process, Owner | None]]:

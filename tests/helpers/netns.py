@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.own_machine import enter, inner_pid, own_machine_skip_reason, wrap
 from tests.helpers.procs import stop, subreaper
 from tests.helpers.servers import SSHD, ClientKeys, write_inventory, write_sshd_folder
 
@@ -94,6 +95,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of `pid`'s children (Linux' own list of them)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
 
 
 def _namespaces() -> list[str]:
@@ -150,13 +157,19 @@ class NetnsCluster:
 
     `node_env`: more environment for the commands run on the asyncssh nodes (their server
     passes its own to them; e.g. SAF_FACTS_ROOT, so no init system is seen). With "asyncssh"
-    every node has a home of its own (`home(node)`); OpenSSH's nodes share this user's."""
+    every node has a home of its own (`home(node)`); OpenSSH's nodes share this user's.
+
+    `own_machine`: each node's server runs as on a machine of its own (tests/helpers/
+    own_machine.py: its own process table, /tmp and /dev/shm; `keep`, default the cluster's
+    root, stays visible under /tmp); `exec` and `popen` then run inside those namespaces too,
+    and the pids saf's records name on a node are its own (`host_pid` finds them here)."""
 
     def __init__(self, root: Path, nodes: list[str] | None = None, *,
                  server: str | None = None, roles: dict[str, list[str]] | None = None,
                  tags: dict[str, list[str]] | None = None, cluster_name: str = "netns",
-                 node_env: dict[str, str] | None = None, **inventory_defaults: Any) -> None:
-        reason = netns_skip_reason()
+                 node_env: dict[str, str] | None = None, own_machine: bool = False,
+                 keep: list[Path] | None = None, **inventory_defaults: Any) -> None:
+        reason = netns_skip_reason() or (own_machine_skip_reason() if own_machine else None)
         if reason:
             raise RuntimeError(reason)
         self.root = Path(root)
@@ -180,6 +193,10 @@ class NetnsCluster:
         self.ports: dict[str, int] = {}
         self.server_pid: dict[str, int] = {}  # the node's SSH server (in its namespace)
         self.node_env = dict(node_env or {})
+        self.own_machine = own_machine
+        self.keep = [Path(p) for p in (keep or [self.root])]
+        self.init_pid: dict[str, int] = {}  # own_machine: the node's PID 1, its pid here
+        self._rig: dict[str, set[int]] = {}  # the pids of the node's server and its wrappers
         self.keys = ClientKeys(self.root / "operator")
         sweep_stale()
         try:
@@ -216,6 +233,29 @@ class NetnsCluster:
         """Every process in the node's namespace (its SSH server included)."""
         return [int(p) for p in _ip("netns", "pids", self.namespace(node), check=False)
                 .stdout.split() if p.isdigit()]
+
+    def rig_pids(self, node: str) -> set[int]:
+        """The test rig's own processes in the node's namespace: its SSH server and, with
+        own_machine, the wrappers that made its namespaces (unshare, the node's PID 1)."""
+        return set(self._rig.get(node, ()))
+
+    def host_pid(self, node: str, pid: int) -> int | None:
+        """The pid here of the node's process `pid` (as the node sees it: saf's records on
+        the node name such pids), or None when no such process runs in its namespace."""
+        if not self.own_machine:
+            return pid if pid in self.pids(node) else None
+        for here in self.pids(node):
+            if here not in self._rig[node] and inner_pid(here) == pid:
+                return here
+        return None
+
+    def _node_argv(self, node: str, argv: list[str]) -> list[str]:
+        """argv run inside the node: its network namespace, and with own_machine its mount
+        and PID namespaces too."""
+        assert IP is not None
+        if self.own_machine and node in self.init_pid:
+            return enter(self.init_pid[node], argv)
+        return [IP, "netns", "exec", self.namespace(node), *argv]
 
     def bridge_port(self, node: str) -> str:
         """The bridge's end of the node's veth (in the bridge namespace)."""
@@ -256,17 +296,20 @@ class NetnsCluster:
             port = 22
             host_key = write_sshd_folder(folder, self.keys, port, address)
             proc = subprocess.Popen(  # a subreaper, as tests/helpers/servers.py says why
-                subreaper([IP, "netns", "exec", ns, SSHD, "-D", "-e", "-f",
-                           str(folder / "sshd_config")]),
-                stderr=open(folder / "sshd.log", "wb"), stdin=subprocess.DEVNULL)
+                [IP, "netns", "exec", ns, *self._wrapped(subreaper(
+                    [SSHD, "-D", "-e", "-f", str(folder / "sshd_config")]))],
+                stderr=open(folder / "sshd.log", "wb"), stdin=subprocess.DEVNULL,
+                cwd=Path(__file__).resolve().parents[2])
             self._procs.append(proc)
+            self._note_rig(node, proc)
             key_line = host_key.export_public_key("openssh").decode().strip()
             self._wait_listening(node, port, proc, folder / "sshd.log")
         else:
             proc = subprocess.Popen(
-                [IP, "netns", "exec", ns, sys.executable, "-m", "tests.helpers.netns",
-                 "--name", node, "--home", str(folder / "home"), "--host", address,
-                 "--authorized", str(self.keys.identity) + ".pub"],
+                [IP, "netns", "exec", ns, *self._wrapped(
+                    [sys.executable, "-m", "tests.helpers.netns",
+                     "--name", node, "--home", str(folder / "home"), "--host", address,
+                     "--authorized", str(self.keys.identity) + ".pub"])],
                 stdout=subprocess.PIPE, stderr=open(folder / "server.log", "wb"),
                 stdin=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[2],
                 env={**os.environ, **self.node_env})
@@ -277,10 +320,35 @@ class NetnsCluster:
                 raise RuntimeError(f"{node}'s SSH server did not start: "
                                    f"{(folder / 'server.log').read_text()}")
             port, key_line = int(first[0]), first[1].strip()
+            self._note_rig(node, proc)
         self.ports[node] = port
-        self.server_pid[node] = proc.pid
         with self.keys.known_hosts.open("a") as f:  # port 22 is written without [host]:port
             f.write(f"{address if port == 22 else f'[{address}]:{port}'} {key_line}\n")
+
+    def _wrapped(self, argv: list[str]) -> list[str]:
+        return wrap(argv, self.keep) if self.own_machine else argv
+
+    def _note_rig(self, node: str, proc: subprocess.Popen) -> None:
+        """Learn the node's server pid (and with own_machine its init's): the server is
+        proc itself, or under own_machine unshare's child's child."""
+        self._rig[node] = {proc.pid}
+        self.server_pid[node] = proc.pid
+        if not self.own_machine:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                init = _children(proc.pid)
+                server = _children(init[0]) if init else []
+                if init and server:
+                    self.init_pid[node] = init[0]
+                    self.server_pid[node] = server[0]
+                    self._rig[node] |= {init[0], server[0]}
+                    return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{node}'s server did not start under its own init")
 
     def _wait_listening(self, node: str, port: int, proc: subprocess.Popen, log: Path) -> None:
         deadline = time.monotonic() + 10
@@ -300,8 +368,7 @@ class NetnsCluster:
     def exec(self, node: str, argv: list[str], *, check: bool = True, timeout: float = 60,
              input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run argv inside the node's namespace (not over SSH); its output as text."""
-        assert IP is not None
-        done = subprocess.run([IP, "netns", "exec", self.namespace(node), *argv], input=input,
+        done = subprocess.run(self._node_argv(node, argv), input=input,
                               capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(f"{node}: {' '.join(argv)}: exit {done.returncode}: "
@@ -310,8 +377,7 @@ class NetnsCluster:
 
     def popen(self, node: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         """Start argv inside the node's namespace; killed by close() if still running."""
-        assert IP is not None
-        proc = subprocess.Popen([IP, "netns", "exec", self.namespace(node), *argv], **kwargs)
+        proc = subprocess.Popen(self._node_argv(node, argv), **kwargs)
         self._procs.append(proc)
         return proc
 
