@@ -5,7 +5,7 @@ step's context, or a connector), and reading its answer through the one gate
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from saf.agents.arc_ids import ARC_IDS
 from saf.connect.base import RunResult
@@ -33,9 +33,10 @@ async def call(run: Run, node: str, python: str, expected: type[A], args: dict[s
 async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: list[int],
                      record: str | None = None, probe: list[str] | None = None,
                      tools: bool = False, fallback: str | None = None,
-                     node_dir: str | None = None, parts: bool = False) -> NodeFacts:
+                     node_dir: str | None = None,
+                     parts: bool | Literal["unless_running"] = False) -> NodeFacts:
     """The node's facts; with `parts`, also whether its Ray's dashboard and client parts
-    import (a fraction of a second on the node)."""
+    import (most of a second on the node; "unless_running": not where its raylet runs)."""
     args: dict[str, Any] = {"temp_dir": temp_dir, "node_name": node, "ports": ports,
                             "record": record, "probe": probe or [], "tools": tools,
                             "node_dir": node_dir, "parts": parts,

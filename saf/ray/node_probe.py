@@ -6,7 +6,8 @@ JSON`, its TEXT with the node helper (saf.agents.node_common) in place of its im
 
 Actions:
     facts {"ports": [...], "temp_dir": ..., "node_dir": ..., "node_name": ...,
-           "probe": ["host:port"], "parts": bool (whether Ray's dashboard and client import)}
+           "probe": ["host:port"], "parts": whether Ray's dashboard and client import: true,
+           false, or "unless_running" (not when this node's raylet runs)}
     start {"argv": [...], "env": {...}, "record": path, "settings": {...}}
     stop  {"temp_dir": ..., "node_dir": ..., "node_name": ..., "sweep": bool}
     tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
@@ -326,7 +327,11 @@ def facts(args: Args) -> Answer:
         "time": now,
         "probes": {t: _probe(t) for t in args.get("probe") or []},
     }
-    if args.get("parts") and result["ray"]:
+    parts = args.get("parts")
+    # Importing the dashboard's modules takes most of a second: not worth it to a plan whose
+    # Ray already runs (it started, so its parts import), which is every `saf up` after the
+    # first.
+    if parts and result["ray"] and not (parts == "unless_running" and raylet):
         result["ray_parts"] = _ray_parts()
     if args.get("tools"):
         result["pyenv"] = _versions_of("pyenv", ["versions", "--bare"])

@@ -296,7 +296,7 @@ class RayStart(Kind[_Decision]):
                                  ports=ports, record=settings.record_path(me.name),
                                  node_dir=rc.node_temp_dir(inventory, me, settings.temp_dir),
                                  probe=[early_target] if early_target else None,
-                                 parts=True)
+                                 parts="unless_running")
         _settle(state.facts[me.name], facts)
         if head is None:
             return _Decision(refused="no node has role head in the inventory")
