@@ -1,7 +1,7 @@
 """The Ray probe's facts run as saf runs them on a node (saf.ray.facts.probe_command, this
 machine's Python, which has Ray): asked for Ray's parts "unless_running", it leaves out the
 import check (most of a second) where the node's raylet runs, and does it where none does;
-`true` (saf ray doctor) does it always."""
+`true` (saf doctor) does it always."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_parts_are_checked_unless_the_nodes_raylet_runs(raylet: Path, tmp_path: 
     assert running.raylet_running
     assert running.ray
     assert running.ray_parts is None
-    assert facts(raylet, True).ray_parts is not None  # saf ray doctor still asks
+    assert facts(raylet, True).ray_parts is not None  # saf doctor still asks
 
     idle = facts(tmp_path / "no-ray-here", "unless_running")
     assert not idle.raylet_running
