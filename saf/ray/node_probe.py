@@ -557,19 +557,41 @@ def _descendants(procs: Iterable[tuple[int, int, str]], roots: Iterable[int]) ->
 def stop(args: Args) -> Answer:
     """End this node's raylet and its children, and every process of its own node folder
     (`node_dir`); with sweep, every process of the temp dir and the node folders in it (the
-    head, or the only node on its machine). SIGTERM, then SIGKILL after a grace."""
+    head, or the only node on its machine). SIGTERM, then SIGKILL after a grace; then the
+    table is read again, since a Ray process may fork one (a worker, an agent's child) while it
+    is being stopped, which no earlier reading held: up to three rounds."""
     temp_dir = args.get("temp_dir") or "/tmp/ray"
     node_dir = args.get("node_dir")
     name = args.get("node_name") or ""
-    me = os.getpid()
-    targets = ray_pids(_process_table(), temp_dir, node_dir, name,
-                       bool(args.get("sweep"))) - {me, os.getppid()}
+    sweep = bool(args.get("sweep"))
+    spared = {os.getpid(), os.getppid()}
+    stopped: set[int] = set()
+    killed = 0
+    for _ in range(3):
+        found = ray_pids(_process_table(), temp_dir, node_dir, name, sweep) - spared
+        targets = {pid for pid in found - stopped if _alive(pid)}
+        if not targets:
+            break
+        stopped |= targets
+        killed += _end(targets, float(args.get("grace", 5)))
+    if args.get("record"):
+        try:
+            os.remove(args["record"])
+        except OSError:
+            pass
+    left = [cmd[:120] for pid, _, cmd in _processes()
+            if pid in stopped and _alive(pid)]
+    return {"stopped": len(stopped), "killed": killed, "left": left}
+
+
+def _end(targets: set[int], grace: float) -> int:
+    """SIGTERM `targets`, SIGKILL what is alive after `grace` seconds; how many were killed."""
     for pid in targets:
         try:
             os.kill(pid, signal.SIGTERM)
         except OSError:
             pass
-    deadline = time.time() + float(args.get("grace", 5))
+    deadline = time.time() + grace
     alive = set(targets)
     while alive and time.time() < deadline:
         time.sleep(0.2)
@@ -579,15 +601,8 @@ def stop(args: Args) -> Answer:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-    if args.get("record"):
-        try:
-            os.remove(args["record"])
-        except OSError:
-            pass
     time.sleep(0.2 if alive else 0)
-    left = [cmd[:120] for pid, _, cmd in _processes()
-            if pid in targets and _alive(pid)]
-    return {"stopped": len(targets), "killed": len(alive), "left": left}
+    return len(alive)
 
 
 def _alive(pid: int) -> bool:
