@@ -30,6 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 UNSHARE = shutil.which("unshare")
 NSENTER = shutil.which("nsenter")
 
@@ -44,9 +45,12 @@ def own_machine_skip_reason() -> str | None:
 
 
 def wrap(argv: list[str], keep: list[Path]) -> list[str]:
-    """`argv` run in a PID and mount namespace of its own, under this module's init."""
+    """`argv` run in a PID and mount namespace of its own, under this module's init. The
+    repository and this Python's environment are kept too: a checkout under /tmp (a fresh
+    clone made there, its .venv inside) would otherwise vanish under the node's new /tmp."""
     assert UNSHARE is not None
-    kept = [a for path in keep for a in ("--keep", str(Path(path).resolve()))]
+    wanted = {str(Path(path).resolve()) for path in [*keep, REPO, Path(sys.prefix)]}
+    kept = [a for path in sorted(wanted, key=len) for a in ("--keep", path)]
     return [UNSHARE, "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
             sys.executable, "-m", "tests.helpers.own_machine", *kept, "--", *argv]
 
@@ -86,7 +90,8 @@ def _mount(source: str, target: str, fstype: str | None = None, flags: int = 0,
 
 
 def _make_private(keep: list[str]) -> None:
-    # Hold the kept folders open first: the tmpfs about to cover /tmp hides them.
+    # Hold the kept folders open first: the tmpfs about to cover /tmp hides them. Shorter
+    # paths first (wrap sorts them), so a folder kept inside another is bound onto it.
     held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep]
     _mount("own-tmp", "/tmp", "tmpfs", 0, "mode=1777")
     _mount("own-shm", "/dev/shm", "tmpfs", 0, "mode=1777")
