@@ -50,7 +50,9 @@ COMMANDS: dict[str, str] = {
 # command missing here is still listed, by importing its module.
 SUMMARIES: dict[str, str] = {
     "nodes": ("For each node: reachable or not (and why: refused, timeout, auth, hostkey, dns), "
-              "OS, arch, kernel, CPU count, memory, Python version, and round-trip latency."),
+              "OS, arch, kernel, CPU count, memory, Python version, and round-trip latency; "
+              "and the jump hosts saf reaches it through, where any node has one (`jump` in "
+              "saf.toml)."),
     "exec": "Run COMMAND on the selected nodes at once, streaming output prefixed by node.",
     "trust": ("Show the SSH host key fingerprint of each selected node and, when you confirm "
               "(or pass --yes), record it in the node's known_hosts, replacing an older key for "
