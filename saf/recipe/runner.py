@@ -28,7 +28,7 @@ from saf import secrets
 from saf.connect import become as sudo
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
-from saf.connect.session import SessionConnector
+from saf.connect.session import CommandSessions
 from saf.errors import ConnectError, UsageError
 from saf.events import Emit
 from saf.fanout import fan_out, results
@@ -150,7 +150,8 @@ class _NodeContext:
 class Runner:
     def __init__(self, prepared: Prepared, fleet: Fleet, emit: Emit, *, run_id: str,
                  check: bool = False, start_step: int = 0, resumed_from: str | None = None,
-                 ask_password: AskPassword | None = None) -> None:
+                 ask_password: AskPassword | None = None,
+                 sessions: CommandSessions | None = None) -> None:
         self.prepared = prepared
         self.fleet = fleet
         # The one gate every event of a run passes: each secret saf knows (saf.secrets) is
@@ -173,7 +174,11 @@ class Runner:
         # (node, the recipe it left: a step's scope) -> why the rest of that recipe is not
         # for the node: only the included recipe a node leaves is skipped, not its includer.
         self._left: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._sessions: dict[str, SessionConnector] = {}  # node -> its command session
+        # Each node's command session: the run's own, or given (and then left open: its
+        # owner runs more than this run through them).
+        self._own_sessions = sessions is None
+        self._sessions = sessions if sessions is not None else CommandSessions()
+        self._adopted: set[str] = set()  # the nodes whose session this run has used
         self._current = 0  # the step running now: a session's fallback is said under it
 
     def connector(self, step: Step, node: Node) -> Connector:
@@ -182,21 +187,24 @@ class Runner:
         plain = self.fleet.connector(node)
         if step.kind.own_channels:
             return plain
-        session = self._sessions.get(node.name)
-        if session is None:
+        session = self._sessions.of(plain)
+        if node.name not in self._adopted:
+            self._adopted.add(node.name)
+
             def fell_back(why: str) -> None:
                 self.emit(StepOutput(step=self._current, node=node.name, stream="stderr",
                                      line=f"saf: {why}"))
 
-            session = self._sessions[node.name] = SessionConnector(plain,
-                                                                   on_fallback=fell_back)
+            session.on_fallback = fell_back
+            if session.fallback is not None:  # found before this run: said in it too
+                fell_back(session.fallback)
         return session
 
     async def close_sessions(self) -> None:
-        """End every node's command session (what they still run is stopped on the node)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(session.close() for session in sessions),
-                             return_exceptions=True)
+        """End every node's command session (what they still run is stopped on the node),
+        unless they were given: their owner ends them."""
+        if self._own_sessions:
+            await self._sessions.close()
 
     def shared(self, step: Step) -> dict[type, object]:
         """What the nodes of one step share in this run, by state class (StepContext.shared)."""
