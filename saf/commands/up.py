@@ -181,8 +181,9 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float, prune
         # Only the nodes that answer: each part keeps to its own `on` among them.
         on = ",".join(n.name for n in answering) if lost else selector
         planned = bring.Collected()
+        # Every part's plan at once: a plan changes nothing, so none waits for another.
         status = await run_recipe(RunPlan(recipe, {}, on, check=True), fleet, planned,
-                                  sessions=sessions)
+                                  sessions=sessions, look_ahead=True)
         lines = _plan_lines(planned, [n.name for n in answering], verbose)
         kept = orphan_lines(left, [n.name for n in answering], prune)
         whole = not lost and not placing.short
