@@ -3,6 +3,9 @@ the serving node script (each model's list, start and stop; `saf up`'s plan list
 model's node) and the supervisor (each service's status, stop and start). A venv's
 site-packages and .pth files cost 0.1-0.3 s of start-up each time on a loaded node.
 
+The node script also leaves urllib (http.client, email, ssl: most of its own start-up) until
+it probes a server, which a list with none (`saf up`'s plan from nothing) or a stop never does.
+
 This machine is the node: each command line runs under sh with HOME in the test's folder,
 and PYTHONPATH names a folder whose sitecustomize (imported by site, and only by it) notes
 every python that loads it."""
@@ -76,3 +79,13 @@ def test_the_supervisor_starts_reports_and_stops_without_site(tmp_path: Path) ->
         for command in detached.remove(spec, python):
             _sh(command, env)
     assert _notes(tmp_path) == []
+
+
+def test_the_node_script_loads_urllib_only_to_probe(tmp_path: Path) -> None:
+    env = _node(tmp_path)
+    for request in ({"op": "list", "probe": True}, {"op": "stop", "port": 1, "grace": 1}):
+        command = script_command(sys.executable, request)
+        done = _sh(command.replace(" -S -c ", " -S -X importtime -c "), env)
+        assert done.returncode == 0, done.stderr
+        assert "| encodings" in done.stderr  # importtime spoke
+        assert "urllib" not in done.stderr, request
