@@ -13,6 +13,7 @@ from saf import defaults
 from saf.commands import common
 
 if TYPE_CHECKING:  # imported where used, so `saf up --help` loads none of it
+    from saf.connect.session import CommandSessions
     from saf.events import Event
     from saf.fleet import Fleet
     from saf.recipe.run import RunPlan
@@ -71,8 +72,6 @@ def orphan_lines(found: dict[str, list[str]], nodes: list[str], prune: bool) -> 
 
 def _say_placing(placing: Placement, check: bool) -> None:
     """Each replica moved off a lost node, and each model left short of its replicas."""
-    from saf.cluster.placement import rows_text
-
     moved = "would move" if check else "moved"
     for move in placing.moved:
         say(f"model {move.model}: replica {moved} from {move.lost} (lost) to {move.to}",
@@ -81,6 +80,10 @@ def _say_placing(placing: Placement, check: bool) -> None:
         runs = len(placing.nodes.get(model, ()))
         say(f"model {model}: runs {runs} replica{'s' if runs != 1 else ''}, fewer than "
             "declared: no node that answers fits another", "bold red")
+        # Only here: saf.cluster.placement loads the capacity model (0.1 s of `saf up`'s
+        # start on a loaded machine), which a cluster with no model short never needs.
+        from saf.cluster.placement import rows_text
+
         for line in rows_text(rows).splitlines():
             say(f"    {line}")
 
@@ -130,6 +133,9 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float, prune
     `saf up` again to go on), 2 with --check when something would change, 3 when nodes were
     lost (everything else done, or with --check planned): the cluster is not whole.
     """
+    import asyncio
+
+    from saf.connect.session import CommandSessions
     from saf.fleet import Fleet
     from saf.recipe.events import RunStatus, StepStatus
     from saf.recipe.run import RunPlan, run_recipe
@@ -144,58 +150,72 @@ def up(ctx: click.Context, check: bool, selector: str | None, wait: float, prune
 
     async def go() -> int:
         async with Fleet(fleet_inventory) as fleet:
-            nodes = await fleet.select(selector or "all")
-            lost = await bring.lost_nodes(fleet, nodes, wait)
-            answering = [n for n in nodes if n.name not in lost]
-            say_lost(bring.skipped_parts(found, inventory, lost), lost)
-            if not answering:
-                say("nothing was run: no node answers (wait longer: --wait S)")
-                return LOST
-            # Placement is the cluster's, whatever --on acts on: a replica serving on a
-            # node outside the selection stays there, it is not placed again inside it.
-            placing = await placement(
-                found, fleet, [n for n in fleet.inventory.nodes if n.name not in lost],
-                frozenset(lost))
-            _say_placing(placing, check)
-            left = await uo.find(fleet, found, answering)
-            if bring.head_lost(found, lost) and found.ray is not None:
-                say(f"ray: not started on the workers: its head {found.ray.head} is lost",
-                    "bold red")
-            recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing,
-                                        orphans=uo.by_service(left) if prune else None,
-                                        lost=lost)
-            # Only the nodes that answer: each part keeps to its own `on` among them.
-            on = ",".join(n.name for n in answering) if lost else selector
-            planned = bring.Collected()
-            status = await run_recipe(RunPlan(recipe, {}, on, check=True), fleet, planned)
-            lines = _plan_lines(planned, [n.name for n in answering], verbose)
-            kept = orphan_lines(left, [n.name for n in answering], prune)
-            whole = not lost and not placing.short
-            if not lines and status == RunStatus.OK:
-                say(f"nothing to do: {bring.summary(found, len(answering))} as declared"
-                    + ("" if whole else f" (not whole: {len(lost)} node"
-                       f"{'s' if len(lost) != 1 else ''} lost)"))
-                for line in kept:
-                    say(line)
-                if not check and placing.record:
-                    replicas.save(inventory.cluster.name, placing.record)
-                return 0 if whole and not (check and kept) else LOST if not whole else 2
-            say("plan:" if lines else "plan: nothing differs", "bold")
-            for line in lines + kept:
+            # The plan and the apply run through one command session per node, started as
+            # soon as the nodes answer (while placement and orphans are looked at).
+            sessions = CommandSessions()
+            try:
+                return await bring_up(fleet, sessions)
+            finally:
+                await asyncio.shield(sessions.close())
+
+    async def bring_up(fleet: Fleet, sessions: CommandSessions) -> int:
+        nodes = await fleet.select(selector or "all")
+        lost = await bring.lost_nodes(fleet, nodes, wait)
+        answering = [n for n in nodes if n.name not in lost]
+        say_lost(bring.skipped_parts(found, inventory, lost), lost)
+        if not answering:
+            say("nothing was run: no node answers (wait longer: --wait S)")
+            return LOST
+        sessions.warm([fleet.connector(n) for n in answering])
+        # Placement is the cluster's, whatever --on acts on: a replica serving on a
+        # node outside the selection stays there, it is not placed again inside it.
+        placing = await placement(
+            found, fleet, [n for n in fleet.inventory.nodes if n.name not in lost],
+            frozenset(lost))
+        _say_placing(placing, check)
+        left = await uo.find(fleet, found, answering)
+        if bring.head_lost(found, lost) and found.ray is not None:
+            say(f"ray: not started on the workers: its head {found.ray.head} is lost",
+                "bold red")
+        recipe = await bring.recipe(found, inventory, fleet, down=False, placing=placing,
+                                    orphans=uo.by_service(left) if prune else None,
+                                    lost=lost)
+        # Only the nodes that answer: each part keeps to its own `on` among them.
+        on = ",".join(n.name for n in answering) if lost else selector
+        planned = bring.Collected()
+        # Every part's plan at once: a plan changes nothing, so none waits for another.
+        status = await run_recipe(RunPlan(recipe, {}, on, check=True), fleet, planned,
+                                  sessions=sessions, look_ahead=True)
+        lines = _plan_lines(planned, [n.name for n in answering], verbose)
+        kept = orphan_lines(left, [n.name for n in answering], prune)
+        whole = not lost and not placing.short
+        if not lines and status == RunStatus.OK:
+            say(f"nothing to do: {bring.summary(found, len(answering))} as declared"
+                + ("" if whole else f" (not whole: {len(lost)} node"
+                   f"{'s' if len(lost) != 1 else ''} lost)"))
+            for line in kept:
                 say(line)
-            if check:
-                failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
-                return 1 if failed else LOST if not whole else \
-                    2 if planned.of(StepStatus.CHANGED) or kept else 0
-            if placing.record:
+            if not check and placing.record:
                 replicas.save(inventory.cluster.name, placing.record)
-            done = await apply_plan(RunPlan(recipe, {}, on), fleet, verbose, "saf up")
-            return done or (0 if whole else LOST)
+            return 0 if whole and not (check and kept) else LOST if not whole else 2
+        say("plan:" if lines else "plan: nothing differs", "bold")
+        for line in lines + kept:
+            say(line)
+        if check:
+            failed = planned.of(StepStatus.FAILED) or status != RunStatus.OK
+            return 1 if failed else LOST if not whole else \
+                2 if planned.of(StepStatus.CHANGED) or kept else 0
+        if placing.record:
+            replicas.save(inventory.cluster.name, placing.record)
+        done = await apply_plan(RunPlan(recipe, {}, on), fleet, verbose, "saf up",
+                                sessions)
+        return done or (0 if whole else LOST)
 
     ctx.exit(common.run(go()))
 
 
-async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> int:
+async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str,
+                     sessions: CommandSessions | None = None) -> int:
     from saf.recipe.events import RunStatus
     from saf.recipe.run import run_recipe
     from saf.render.run_view import RunView
@@ -209,7 +229,7 @@ async def apply_plan(plan: RunPlan, fleet: Fleet, verbose: bool, what: str) -> i
         view(event)
 
     try:
-        status = await run_recipe(plan, fleet, show)
+        status = await run_recipe(plan, fleet, show, sessions=sessions)
     finally:
         view.close()
     if status != RunStatus.OK:

@@ -301,3 +301,46 @@ class SessionConnector(Connector):
             session, self._session = self._session, None
         if session is not None:
             await self._end(session)
+
+
+class CommandSessions:
+    """Each node's command session, kept for every run that is given it: `saf up`'s plan
+    and then its apply run through one session program per node, not one per run (each
+    start is a python started on the node, 0.1-0.2 s before the first command). Whoever
+    made it closes it; a run that is given it leaves it open."""
+
+    def __init__(self) -> None:
+        self._by_node: dict[str, SessionConnector] = {}
+        self._warming: asyncio.Future[None] | None = None
+
+    def of(self, plain: Connector) -> SessionConnector:
+        """The session connector over the node's pooled connector `plain` (a fleet has one
+        per node)."""
+        found = self._by_node.get(plain.node.name)
+        if found is None:
+            found = self._by_node[plain.node.name] = SessionConnector(plain)
+        return found
+
+    def warm(self, plains: list[Connector]) -> None:
+        """Start these nodes' sessions now, without waiting: a run's first command there
+        waits for its node's start instead of making one. What fails here is met again, and
+        said, by that command."""
+        async def start() -> None:
+            await asyncio.gather(*(self.of(plain)._open() for plain in plains),
+                                 return_exceptions=True)
+
+        self._warming = asyncio.ensure_future(start())
+
+    def bad_frames(self) -> dict[str, dict[str, int]]:
+        """Node -> the bad frames its sessions sent, by reason, for the nodes that sent any."""
+        return {node: bad for node, session in self._by_node.items()
+                if (bad := session.bad_by_reason)}
+
+    async def close(self) -> None:
+        """End every session (what they still run is stopped on the node)."""
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
+        sessions, self._by_node = list(self._by_node.values()), {}
+        await asyncio.gather(*(session.close() for session in sessions),
+                             return_exceptions=True)

@@ -58,7 +58,11 @@ class Target:
 
 
 def script_command(python: str, request: dict[str, Any]) -> str:
-    return f"{program(python)} -c {quote(SCRIPT)} {quote(json.dumps(request))}"
+    """The node script run by the node's python with -S: it imports only the standard
+    library, and a venv's site-packages (its .pth files) cost 0.1-0.3 s of start-up on a
+    loaded node, paid by every list (`saf up`'s plan of each model), start and stop; the
+    engine it starts is a program of its own, with its site-packages."""
+    return f"{program(python)} -S -c {quote(SCRIPT)} {quote(json.dumps(request))}"
 
 
 async def _call(node: Target, request: dict[str, Any], timeout: float,  # noqa: ASYNC109 - stops the command, returns its output so far with timed_out set

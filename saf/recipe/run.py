@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from saf.connect.session import CommandSessions
 from saf.errors import SafError
 from saf.events import Emit, Event
 from saf.fleet import Fleet
@@ -60,9 +61,14 @@ def resume_plan(run: str, *, recipe: str | None = None,
 
 
 async def run_recipe(plan: RunPlan, fleet: Fleet, show: Emit, *, run_id: str | None = None,
-                     ask_password: AskPassword | None = None) -> RunStatus:
+                     ask_password: AskPassword | None = None,
+                     sessions: CommandSessions | None = None,
+                     look_ahead: bool = False) -> RunStatus:
     """Run `plan` on `fleet`, logging every event before `show` sees it; the final status
-    (ok or failed; a cancellation is logged as `cancelled` and raised)."""
+    (ok or failed; a cancellation is logged as `cancelled` and raised). `sessions`: the
+    nodes' command sessions to run through and leave open (its owner closes them); else
+    the run opens its own and closes them. `look_ahead` (a --check run): every step's plan
+    on every node starts at once, each said in its turn (saf.recipe.runner.Runner)."""
     sweep()
     prepared = await prepare(plan.recipe, fleet, plan.overrides, plan.selector)
     # The steps that run: a `recipe` step's are counted one by one (saf.recipe.compose).
@@ -77,7 +83,7 @@ async def run_recipe(plan: RunPlan, fleet: Fleet, show: Emit, *, run_id: str | N
 
     runner = Runner(prepared, fleet, emit, run_id=run_id, check=plan.check,
                     start_step=plan.start_step, resumed_from=plan.resumed_from,
-                    ask_password=ask_password)
+                    ask_password=ask_password, sessions=sessions, look_ahead=look_ahead)
     alive = asyncio.create_task(_keep_touching(log))
     try:
         return await runner.run()

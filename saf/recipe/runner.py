@@ -21,6 +21,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,9 +29,9 @@ from saf import secrets
 from saf.connect import become as sudo
 from saf.connect.base import Connector, Forward, RunResult
 from saf.connect.rsync import RsyncResult, run_rsync
-from saf.connect.session import SessionConnector
+from saf.connect.session import CommandSessions
 from saf.errors import ConnectError, UsageError
-from saf.events import Emit
+from saf.events import Emit, Event
 from saf.fanout import fan_out, results
 from saf.fleet import Fleet
 from saf.inventory.model import Node
@@ -64,6 +65,18 @@ BecomeError with a message saying why there is no password (e.g. no terminal to 
 It is called at most once per run."""
 
 
+@dataclass
+class _Tried:
+    """One attempt's end: its outcome, what it would run (--check), whether a bug in saf
+    ended it, and (looked ahead) the output it said, kept for its step's turn."""
+
+    outcome: Outcome
+    would: list[str] = field(default_factory=list)
+    bug: bool = False
+    said: list[Event] = field(default_factory=list)
+    leaves: str | None = None  # the plan said the rest of its recipe is not for the node
+
+
 class BecomeError(Exception):
     """Root was asked for and cannot be had on this node."""
 
@@ -71,8 +84,12 @@ class BecomeError(Exception):
 class _NodeContext:
     """What a step kind sees of one node (saf.recipe.kinds.base.StepContext)."""
 
-    def __init__(self, runner: Runner, step: Step, node: Node, conn: Connector) -> None:
+    def __init__(self, runner: Runner, step: Step, node: Node, conn: Connector,
+                 emit: Emit | None = None) -> None:
         self.runner = runner
+        # Where this node's step output goes: the run's events, or (a look-ahead, see
+        # Runner.look_ahead) kept until the step's turn comes.
+        self.emit: Emit = emit if emit is not None else runner.emit
         self.step = step
         self.node = node
         self.conn = conn
@@ -84,6 +101,7 @@ class _NodeContext:
         self.facts = Facts(runner.prepared.variables_for(step), node, runner.prepared.inventory)
         self.run_id = runner.run_id
         self.step_nodes = list(runner.prepared.targets[step.index])
+        self.leaves: str | None = None  # why the rest of the step's recipe is not for the node
 
     def shared(self, state: type[Shared]) -> Shared:
         got = self._shared.get(state)
@@ -107,7 +125,7 @@ class _NodeContext:
             if mode == "password":
                 input = await self.runner.password()
                 await self.runner.verify_password(self.node, self.conn, input)
-        step, node, emit = self.step.index, self.node.name, self.runner.emit
+        step, node, emit = self.step.index, self.node.name, self.emit
 
         def output(stream: str, line: str) -> None:
             if skip_marker is None or line != skip_marker:
@@ -132,7 +150,7 @@ class _NodeContext:
         task = self.runner._together.get(index)
         if task is None:
             first = self.step_nodes[0].name
-            emit = self.runner.emit
+            emit = self.emit
 
             def say(line: str) -> None:
                 emit(StepOutput(step=index, node=first, stream="stdout", line=line))
@@ -150,7 +168,8 @@ class _NodeContext:
 class Runner:
     def __init__(self, prepared: Prepared, fleet: Fleet, emit: Emit, *, run_id: str,
                  check: bool = False, start_step: int = 0, resumed_from: str | None = None,
-                 ask_password: AskPassword | None = None) -> None:
+                 ask_password: AskPassword | None = None,
+                 sessions: CommandSessions | None = None, look_ahead: bool = False) -> None:
         self.prepared = prepared
         self.fleet = fleet
         # The one gate every event of a run passes: each secret saf knows (saf.secrets) is
@@ -173,8 +192,16 @@ class Runner:
         # (node, the recipe it left: a step's scope) -> why the rest of that recipe is not
         # for the node: only the included recipe a node leaves is skipped, not its includer.
         self._left: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._sessions: dict[str, SessionConnector] = {}  # node -> its command session
+        # Each node's command session: the run's own, or given (and then left open: its
+        # owner runs more than this run through them).
+        self._own_sessions = sessions is None
+        self._sessions = sessions if sessions is not None else CommandSessions()
+        self._adopted: set[str] = set()  # the nodes whose session this run has used
         self._current = 0  # the step running now: a session's fallback is said under it
+        # --check only: every step's plan on every node started at once (nothing is changed,
+        # so no plan waits for an earlier step's); each is taken, its output said, in turn.
+        self.look_ahead = look_ahead and check
+        self._ahead: dict[tuple[int, str], asyncio.Task[_Tried]] = {}
 
     def connector(self, step: Step, node: Node) -> Connector:
         """The connector a step's commands on `node` run through: the node's command session,
@@ -182,24 +209,28 @@ class Runner:
         plain = self.fleet.connector(node)
         if step.kind.own_channels:
             return plain
-        session = self._sessions.get(node.name)
-        if session is None:
+        session = self._sessions.of(plain)
+        if node.name not in self._adopted:
+            self._adopted.add(node.name)
+
             def fell_back(why: str) -> None:
                 self.emit(StepOutput(step=self._current, node=node.name, stream="stderr",
                                      line=f"saf: {why}"))
 
-            session = self._sessions[node.name] = SessionConnector(plain,
-                                                                   on_fallback=fell_back)
+            session.on_fallback = fell_back
+            if session.fallback is not None:  # found before this run: said in it too
+                fell_back(session.fallback)
         return session
 
     async def close_sessions(self) -> dict[str, dict[str, int]]:
-        """End every node's command session (what they still run is stopped on the node);
-        node -> its sessions' bad frames by reason, for the nodes that sent any."""
-        sessions, self._sessions = dict(self._sessions), {}
-        await asyncio.gather(*(session.close() for session in sessions.values()),
-                             return_exceptions=True)
-        return {node: bad for node, session in sessions.items()
-                if (bad := session.bad_by_reason)}
+        """End every node's command session (what they still run is stopped on the node),
+        unless they were given: their owner ends them. Node -> its sessions' bad frames by
+        reason, for the nodes that sent any (given sessions: since they were made)."""
+        bad = {node: counts for node, counts in self._sessions.bad_frames().items()
+               if node in self._adopted}
+        if self._own_sessions:
+            await self._sessions.close()
+        return bad
 
     def shared(self, step: Step) -> dict[type, object]:
         """What the nodes of one step share in this run, by state class (StepContext.shared)."""
@@ -285,8 +316,8 @@ class Runner:
         if plan.refusal is not None:
             return Outcome(StepStatus.FAILED, plan.refusal), []
         if not plan.needed:
-            if plan.leaves_node:
-                self._left[ctx.node.name, step.scope] = plan.reason
+            if plan.leaves_node:  # the runner keeps it when this step's turn comes
+                ctx.leaves = plan.reason
             return Outcome(plan.done_status, plan.reason), []
         if self.check and step.kind.read_only():
             if isinstance(step.kind, Shell):  # a command that only reads is its own check
@@ -305,6 +336,7 @@ class Runner:
         if left is not None:
             self._finish(step, node, Outcome(StepStatus.SKIPPED, left), started, 0)
             return StepStatus.SKIPPED
+        ahead = self._ahead.pop((step.index, node.name), None)
         ctx = _NodeContext(self, step, node, self.connector(step, node))
         outcome = Outcome(StepStatus.FAILED, "did not run")
         would: list[str] = []
@@ -314,30 +346,70 @@ class Runner:
                 if attempt > 1:
                     await asyncio.sleep(step.delay)
                 self.emit(NodeStepStarted(step=step.index, node=node.name, attempt=attempt))
-                try:
-                    async with asyncio.timeout(step.timeout):
-                        outcome, would = await self._attempt(ctx)
-                except TimeoutError:
-                    outcome = Outcome(StepStatus.FAILED, f"timed out after {step.timeout:g} s")
-                except ConnectError as exc:
-                    outcome = Outcome(StepStatus.FAILED, f"{exc.reason}: {exc.detail}")
-                except StepFailed as exc:
-                    outcome = Outcome(StepStatus.FAILED, str(exc), tail=exc.tail)
-                except (BecomeError, OSError) as exc:
-                    outcome = Outcome(StepStatus.FAILED, str(exc))
-                except Exception as exc:  # noqa: BLE001 - a kind's bug, or output it could
-                    # not read, fails this node with its name: never the whole run.
-                    outcome = Outcome(StepStatus.FAILED, f"saf's {step.kind.name} step broke "
-                                      f"on this node: {type(exc).__name__}: {exc}",
-                                      tail=traceback.format_exception(exc)[-6:])
-                    break  # a bug is not worth a retry
-                if outcome.status != StepStatus.FAILED:
-                    break
+                if ahead is not None:  # the first attempt, started with every other plan
+                    tried, ahead = await ahead, None
+                    for event in tried.said:
+                        self.emit(event)
+                else:
+                    tried = await self._try(ctx)
+                outcome, would = tried.outcome, tried.would
+                if tried.leaves is not None:
+                    self._left[node.name, step.scope] = tried.leaves
+                if tried.bug or outcome.status != StepStatus.FAILED:
+                    break  # done (a bug in saf is not worth a retry)
         except asyncio.CancelledError:
             self._finish(step, node, Outcome(StepStatus.CANCELLED, "cancelled"), started, attempt)
             raise
         self._finish(step, node, outcome, started, attempt, would)
         return outcome.status
+
+    async def _try(self, ctx: _NodeContext) -> _Tried:
+        """One attempt of the step on the node, within the step's timeout; whatever goes
+        wrong is the node's outcome."""
+        step = ctx.step
+        try:
+            async with asyncio.timeout(step.timeout):
+                outcome, would = await self._attempt(ctx)
+            return _Tried(outcome, would, leaves=ctx.leaves)
+        except TimeoutError:
+            return _Tried(Outcome(StepStatus.FAILED, f"timed out after {step.timeout:g} s"))
+        except ConnectError as exc:
+            return _Tried(Outcome(StepStatus.FAILED, f"{exc.reason}: {exc.detail}"))
+        except StepFailed as exc:
+            return _Tried(Outcome(StepStatus.FAILED, str(exc), tail=exc.tail))
+        except (BecomeError, OSError) as exc:
+            return _Tried(Outcome(StepStatus.FAILED, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a kind's bug, or output it could not
+            # read, fails this node with its name: never the whole run.
+            return _Tried(Outcome(StepStatus.FAILED, f"saf's {step.kind.name} step broke on "
+                                  f"this node: {type(exc).__name__}: {exc}",
+                                  tail=traceback.format_exception(exc)[-6:]), bug=True)
+
+    def _start_ahead(self) -> None:
+        """Start the first attempt of every step on every node at once (look_ahead), at
+        most the fleet's concurrency at a time, in step order."""
+        gate = asyncio.Semaphore(self.fleet.concurrency)
+
+        async def one(step: Step, node: Node) -> _Tried:
+            said: list[Event] = []
+            async with gate:
+                tried = await self._try(_NodeContext(self, step, node,
+                                                     self.connector(step, node), said.append))
+            tried.said = said
+            return tried
+
+        for step in self.prepared.recipe.steps:
+            for node in self.prepared.targets[step.index] if step.index >= self.start_step \
+                    else []:
+                self._ahead[step.index, node.name] = asyncio.ensure_future(one(step, node))
+
+    async def _drop_ahead(self) -> None:
+        """Stop the plans looked ahead that were not taken (a node that left a recipe, a
+        step after one that stopped the run): their output is never said."""
+        ahead, self._ahead = list(self._ahead.values()), {}
+        for task in ahead:
+            task.cancel()
+        await asyncio.gather(*ahead, return_exceptions=True)
 
     def _finish(self, step: Step, node: Node, outcome: Outcome, started: float, attempts: int,
                 would: list[str] | None = None) -> None:
@@ -395,6 +467,8 @@ class Runner:
         self.emit(self.started_event())
         status = RunStatus.OK
         try:
+            if self.look_ahead:
+                self._start_ahead()
             for step in self.prepared.recipe.steps:
                 if step.index < self.start_step:
                     for node in self.prepared.targets[step.index]:
@@ -409,14 +483,17 @@ class Runner:
         except asyncio.CancelledError:
             for task in self._together.values():
                 task.cancel()
+            await asyncio.shield(self._drop_ahead())
             bad = await asyncio.shield(self.close_sessions())
             self.emit(RunFinished(run=self.run_id, status=RunStatus.CANCELLED,
                                   duration=time.monotonic() - began, counts=dict(self.counts),
                                   message="cancelled by the user", bad_frames=bad))
             raise
         except BaseException:
+            await asyncio.shield(self._drop_ahead())
             await asyncio.shield(self.close_sessions())
             raise
+        await self._drop_ahead()
         bad = await self.close_sessions()
         self.emit(RunFinished(run=self.run_id, status=status,
                               duration=time.monotonic() - began, counts=dict(self.counts),
