@@ -227,6 +227,22 @@ def test_supervisor_keeps_restart_always_and_down_leaves_nothing(node: Node) -> 
     assert run(node, node.recipe("always", "absent")).status == "skipped"
 
 
+def test_a_python_given_with_arguments_runs_the_supervisor(node: Node) -> None:
+    """The inventory may name the node's python as a command with arguments (`/usr/bin/env
+    python3`): the supervisor runs through it, as every other program saf runs there does."""
+    text = node.inventory.read_text()
+    node.inventory.write_text(text.replace(f'"{sys.executable}"',
+                                           f'"/usr/bin/env {sys.executable}"'))
+    assert f"/usr/bin/env {sys.executable}" in node.inventory.read_text()
+    first = run(node, node.recipe("always"))
+    assert first.status == "changed", (first.message, first.tail)
+    assert node.ours(beating_pid(node)) is not None
+    assert run(node, node.recipe("always")).status == "ok"  # its status was read through it
+    down = run(node, node.recipe("always", "absent"))
+    assert down.status == "changed", (down.message, down.tail)
+    assert not node.folder.exists()
+
+
 def test_restart_no_is_not_restarted(node: Node) -> None:
     assert run(node, node.recipe("no")).status == "changed"
     pid = beating_pid(node)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from saf.cluster.initsys import ServiceStatus
 from saf.cluster.units import ServiceSpec, check
-from saf.shell import quote
+from saf.shell import program, quote
 
 SUPERVISOR = (Path(__file__).with_name("supervise.py")).read_text()
 
@@ -42,7 +42,7 @@ def read(spec: ServiceSpec, python: str, mark: str) -> str:
     where = folder(spec)
     return (f"cat {where}/spec.json 2>/dev/null; echo {mark}; "
             f"cat {where}/supervise.py 2>/dev/null; echo {mark}; "
-            f"[ -f {where}/supervise.py ] && {quote(python)} -S {where}/supervise.py status "
+            f"[ -f {where}/supervise.py ] && {program(python)} -S {where}/supervise.py status "
             f"{where} 2>/dev/null; true")
 
 
@@ -78,8 +78,9 @@ def install(spec: ServiceSpec, python: str, *, write: bool) -> list[str]:
         for name, text in (("supervise.py", SUPERVISOR), ("spec.json", spec_json(spec))):
             commands.append(f"mkdir -p {where} && printf %s {quote(text)} > {where}/{name}.tmp "
                             f"&& mv -f {where}/{name}.tmp {where}/{name}")
-    commands += [f"{quote(python)} -S {where}/supervise.py stop {where} >/dev/null",
-                 f"{quote(python)} -S {where}/supervise.py run {where} </dev/null >/dev/null 2>&1"]
+    run = f"{program(python)} -S {where}/supervise.py"
+    commands += [f"{run} stop {where} >/dev/null",
+                 f"{run} run {where} </dev/null >/dev/null 2>&1"]
     return commands
 
 
@@ -87,13 +88,13 @@ def stop(spec: ServiceSpec, python: str) -> list[str]:
     """End the supervisor and the service's process group; its folder stays (`install`
     with write=False starts it again)."""
     where = folder(spec)
-    return [f"if [ -f {where}/supervise.py ]; then {quote(python)} -S {where}/supervise.py stop "
+    return [f"if [ -f {where}/supervise.py ]; then {program(python)} -S {where}/supervise.py stop "
             f"{where}; fi"]
 
 
 def remove(spec: ServiceSpec, python: str) -> list[str]:
     where = folder(spec)
-    return [f"if [ -f {where}/supervise.py ]; then {quote(python)} -S {where}/supervise.py stop "
+    return [f"if [ -f {where}/supervise.py ]; then {program(python)} -S {where}/supervise.py stop "
             f"{where}; fi", f"rm -rf {where}"]
 
 
