@@ -1,21 +1,34 @@
-"""How long a person waits for the CLI to answer (target: `saf --help` and `saf nodes --help`
-under 0.15 s), beside `python -c pass` (the floor: the interpreter's own start) and the peers'
-own help, `ansible --version` and `pyinfra --help`, where installed, in the same run. Also
-`saf nodes`' start-up: from its start to its first connection (an audit hook notes the first
-socket.connect; the node is a closed port on loopback, so nothing else is waited for).
+"""How long a person waits for the CLI to answer (target, issue 25: under 0.15 s), beside
+`python -c pass` (the floor: the interpreter's own start) and the peers' own help,
+`ansible --version` and `pyinfra --help`, where installed, in the same run:
+
+- `saf --help` and `saf COMMAND --help` for every command and subcommand;
+- every headless command that connects, from its start to its first connection: the
+  inventory's one node, and the signal endpoint, is a port this script listens on; the moment
+  it accepts a connection is the moment the command reached it, and the command (its process
+  group) is then killed, so nothing after its start-up is waited for. The inventory (two
+  nodes, one port) declares a whole cluster ([up], [ray], a service, a model), so `saf up`,
+  `down` and `status` read and compile what they would for real before they connect.
 
 Each command line is run --runs times in turns (so a burst of load on a shared machine falls
-on every line alike) and its median wall time printed, with its ratio to `python -c pass`.
-Asserts nothing.
+on every line alike) and its median wall time printed, with its ratio to `python -c pass`
+and whether it is over the target. Asserts nothing. A command line that ends without
+connecting is reported with its error.
 
-    .venv/bin/python tests/perf/bench_cli.py [--runs 15]
+    .venv/bin/python tests/perf/bench_cli.py [--runs 9] [--only WORD] [--before DIR]
+
+`--before DIR` runs every saf line a second time per turn on an older checkout's saf package
+(`git worktree add DIR COMMIT`, or `git archive COMMIT | tar -x -C DIR`), interleaved with
+this one, for a before/after table from one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import select
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -26,16 +39,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers.cli_lines import connecting, inventory  # noqa: E402 - the root is on the path now
+
+TARGET = 0.15
+GIVE_UP = 30.0  # seconds a command may take to connect before it is reported as not connecting
 
 
-def lines() -> dict[str, list[str] | None]:
+def saf_program() -> str:
+    found = shutil.which("saf", path=str(BIN)) or shutil.which("saf")
+    if not found:
+        raise SystemExit("saf is not installed in this Python's venv")
+    return found
+
+
+def help_lines() -> list[list[str]]:
+    """Every command and subcommand, as the words before `--help` (imports the commands
+    here, in this process only)."""
+    from tests.test_cli_start import command_lines
+
+    return [[], *command_lines()]
+
+
+def peers() -> dict[str, list[str] | None]:
     """label -> argv, or None where the tool is not installed."""
-    saf = shutil.which("saf", path=str(BIN)) or shutil.which("saf")
-    found: dict[str, list[str] | None] = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "saf --help": [saf, "--help"] if saf else None,
-        "saf nodes --help": [saf, "nodes", "--help"] if saf else None,
-    }
+    found: dict[str, list[str] | None] = {}
     for label, tool, args in (("ansible --version", "ansible", ["--version"]),
                               ("pyinfra --help", "pyinfra", ["--help"])):
         path = shutil.which(tool, path=f"{BIN}:{Path.home() / '.local/bin'}") or shutil.which(tool)
@@ -43,78 +72,165 @@ def lines() -> dict[str, list[str] | None]:
     return found
 
 
-def wall(argv: list[str]) -> float:
+def wall(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   cwd=ROOT)
+                   cwd=ROOT, env=env)
     return time.perf_counter() - start
 
 
-# `saf ARGS` in this Python, printing the seconds from `T0` to its first socket.connect.
-FIRST_CONNECT = """
-import os, sys, time
-t0 = float(os.environ["T0"])
-def hook(event, args):
-    if event == "socket.connect" and not hook.__dict__.get("done"):
-        hook.done = True
-        os.write(int(os.environ["ANSWER_FD"]), f"{time.time() - t0}\\n".encode())
-sys.addaudithook(hook)
-from saf.cli import main
-main(sys.argv[1:])
-"""
+def drain(listener: socket.socket) -> None:
+    """Drop connections left queued by a command already killed."""
+    listener.setblocking(False)
+    try:
+        while True:
+            conn, _ = listener.accept()
+            conn.close()
+    except BlockingIOError:
+        pass
+    finally:
+        listener.setblocking(True)
 
 
-def to_first_connection(inventory: Path) -> float:
-    """Seconds from starting `saf nodes` to its first connection attempt."""
-    read, write = os.pipe()
-    env = {**os.environ, "T0": repr(time.time()), "ANSWER_FD": str(write)}
-    subprocess.run([sys.executable, "-c", FIRST_CONNECT, "-i", str(inventory), "nodes"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
-                   pass_fds=(write,))
-    os.close(write)
-    with os.fdopen(read) as answer:
-        return float(answer.read().split()[0])
+def to_first_connection(argv: list[str], listener: socket.socket,
+                        env: dict[str, str]) -> float | str:
+    """Seconds from starting `argv` to the listener's first accepted connection; or, when it
+    ended (or ran GIVE_UP seconds) without connecting, what it said."""
+    drain(listener)
+    with tempfile.TemporaryFile() as said:
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=said, stderr=said,
+                                 cwd=ROOT, env=env, start_new_session=True)
+        assert child.stdin is not None
+        child.stdin.write(b"not-a-password\n")  # for --password-stdin; nobody else reads it
+        child.stdin.close()
+        try:
+            while time.perf_counter() - start < GIVE_UP:
+                ready, _, _ = select.select([listener], [], [], 0.02)
+                if ready:
+                    seconds = time.perf_counter() - start
+                    listener.accept()[0].close()
+                    return seconds
+                if child.poll() is not None:
+                    break
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        said.seek(0)
+        words = said.read().decode(errors="replace").strip().splitlines()
+        return f"did not connect (exit {child.returncode}): {words[-1] if words else ''}"
 
 
-def closed_port_inventory(folder: Path) -> Path:
-    with socket.socket() as sock:  # bound, never listening: a connection is refused at once
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    path = folder / "saf.toml"
-    path.write_text(f'[cluster]\nname = "bench"\n\n[[nodes]]\nname = "closed"\n'
-                    f'host = "127.0.0.1"\nport = {port}\n')
-    return path
+def median(times: list[float]) -> str:
+    return f"{statistics.median(times):6.3f}" if times else "     -"
+
+
+def table(title: str, labels: list[str], times: dict[tuple[str, str], list[float]],
+          sides: list[str], floor: float, failed: dict[tuple[str, str], str]) -> list[str]:
+    """One row per command line: each side's median (s), its ratio to the floor, and whether
+    the last side is over the target."""
+    out = [title]
+    for label in labels:
+        cells = []
+        for side in sides:
+            got = times.get((label, side), [])
+            cells.append(f"{median(got)} ({statistics.median(got) / floor:4.1f}x)" if got
+                         else "      -        ")
+        last = times.get((label, sides[-1]), [])
+        mark = "" if not last else "OVER" if statistics.median(last) > TARGET else "ok"
+        out.append(f"  {label:<26} {'  '.join(cells)}  {mark}")
+        out += [f"      {side}: {failed[(label, side)]}" for side in sides
+                if (label, side) in failed]
+    return out
+
+
+def measure(plain: dict[str, list[str]], walls: dict[str, list[str]],
+            connects: dict[str, list[str]], envs: dict[str, dict[str, str]],
+            listener: socket.socket, runs: int,
+            ) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], str]]:
+    """Every line (`plain`: on the last side only; the others on every side), `runs` times
+    in turns, after one warming run each."""
+    times: dict[tuple[str, str], list[float]] = {}
+    failed: dict[tuple[str, str], str] = {}
+    now = list(envs)[-1]
+    for round_ in range(runs + 1):
+        for label, argv in plain.items():
+            seconds = wall(argv, envs[now])
+            if round_:
+                times.setdefault((label, now), []).append(seconds)
+        for label, argv in walls.items():
+            for side, env in envs.items():
+                seconds = wall(argv, env)
+                if round_:  # the first round warms the page cache, .pyc files, saf's cache
+                    times.setdefault((label, side), []).append(seconds)
+        for label, argv in connects.items():
+            for side, env in envs.items():
+                if (label, side) in failed:
+                    continue
+                first = to_first_connection(argv, listener, env)
+                if isinstance(first, str):
+                    failed[(label, side)] = first
+                elif round_:
+                    times.setdefault((label, side), []).append(first)
+    return times, failed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--only", metavar="WORD",
+                        help="Only the saf command lines containing WORD (and the floor).")
+    parser.add_argument("--before", metavar="DIR", type=Path,
+                        help="Also run each saf line on the saf package in DIR (an older "
+                             "checkout: PYTHONPATH=DIR), in the same turns, in a column before.")
     args = parser.parse_args()
-    commands = lines()
-    present = {label: argv for label, argv in commands.items() if argv}
-    for argv in present.values():
-        wall(argv)  # warm the page cache and the .pyc files
-    times: dict[str, list[float]] = {label: [] for label in present}
-    connect: list[float] = []
-    with tempfile.TemporaryDirectory() as folder:
-        inventory = closed_port_inventory(Path(folder))
-        for _ in range(args.runs):
-            for label, argv in present.items():
-                times[label].append(wall(argv))
-            connect.append(to_first_connection(inventory))
-    floor = statistics.median(times["python -c pass"])
-    print(f"median of {args.runs} runs each, taken in turns:")
-    for label in commands:
-        if label not in times:
-            print(f"  {label:<20} not installed")
-            continue
-        median = statistics.median(times[label])
-        print(f"  {label:<20} {median:.3f} s  ({median / floor:.1f}x python -c pass; "
-              f"min {min(times[label]):.3f} s, max {max(times[label]):.3f} s)")
-    median = statistics.median(connect)
-    print(f"  {'saf nodes':<20} {median:.3f} s  from its start to its first connection "
-          f"({median / floor:.1f}x python -c pass)")
-    print("target: saf --help and saf nodes --help under 0.150 s")
+    saf = saf_program()
+
+    def keep(label: str) -> bool:
+        return args.only is None or args.only in label
+
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
+        folder = Path(tmp)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        path = inventory(folder, port)
+        # saf's own folders in the scratch folder: nothing of the user's is read or written.
+        env = {**os.environ, "SAF_CONFIG_DIR": str(folder / "config"),
+               "SAF_STATE_DIR": str(folder / "state"), "SAF_CACHE_DIR": str(folder / "cache")}
+        envs = {"now": env}
+        if args.before:
+            envs = {"before": {**env, "PYTHONPATH": str(args.before.resolve())}, "now": env}
+        walls = {" ".join(["saf", *words, "--help"]): [saf, *words, "--help"]
+                 for words in help_lines()}
+        walls = {label: argv for label, argv in walls.items() if keep(label)}
+        found_peers = peers() if args.only is None else {}
+        connects = {f"saf {label}": [saf, "-i", str(path), *words]
+                    for label, words in connecting(folder, port).items()
+                    if keep(f"saf {label}")}
+        floor_runs = {"python -c pass": [sys.executable, "-c", "pass"],
+                      **{label: argv for label, argv in found_peers.items() if argv}}
+        times, failed = measure(floor_runs, walls, connects, envs, listener, args.runs)
+    floor = statistics.median(times[("python -c pass", "now")])
+    load = os.getloadavg()
+    sides = list(envs)
+    print(f"median seconds of {args.runs} runs each, taken in turns (ratio to python -c pass); "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+          f"target {TARGET:.3f} s")
+    print(f"  {'':<26} {'   '.join(f'{side:<14}' for side in sides)}")
+    for label in floor_runs:
+        print(f"  {label:<26} {median(times[(label, 'now')])} "
+              f"({statistics.median(times[(label, 'now')]) / floor:4.1f}x)")
+    for label, argv in found_peers.items():
+        if argv is None:
+            print(f"  {label:<26} not installed")
+    print("\n".join(table("--help:", list(walls), times, sides, floor, failed)))
+    print("\n".join(table("from its start to its first connection:", list(connects), times,
+                          sides, floor, failed)))
+    over = [label for label in [*walls, *connects]
+            if times.get((label, "now")) and statistics.median(times[(label, "now")]) > TARGET]
+    print(f"over {TARGET:.2f} s now: {', '.join(over) if over else 'none'}")
 
 
 if __name__ == "__main__":
