@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from saf import http_read
 from saf.defaults import MODEL_CHECK_DEADLINE
+from saf.http_read import httpx
 from saf.inference.records import BadLines
 from saf.inference.sse import MAX_EVENT, Chunk, ModelInfo, SSEReader, read_chunk, read_models
 

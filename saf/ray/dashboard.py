@@ -17,11 +17,10 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
-
 from saf import http_read
 from saf.connect.base import Forward
 from saf.errors import RayError
+from saf.http_read import httpx
 from saf.untrusted import shown
 
 PEEK = 120  # characters of an unexpected answer's body that an error shows
