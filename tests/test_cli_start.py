@@ -207,3 +207,55 @@ def test_each_command_connects_before_importing_what_waits(
     assert done.stdout.strip(), f"saf {label} ended without connecting: {done.stderr}"
     loaded = set(json.loads(done.stdout.splitlines()[-1]))
     assert loaded == NEEDED_AT_CONNECTION.get(label, frozenset())
+
+
+# Runs the program (no argv) up to its first connection, and says then whether the collector
+# is on and what the start made was frozen; or, as a caller of main(argv), the same.
+COLLECTOR = """
+import gc, os, sys
+def hook(event, args):
+    if event == "socket.connect":
+        os.write(1, f"{gc.isenabled()} {gc.get_freeze_count() > 0}\\n".encode())
+        os._exit(0)
+sys.addaudithook(hook)
+from saf.cli import main
+sys.argv = ["saf", *sys.argv[2:]]
+main() if sys.argv[1] == "program" else main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(("how", "seen"), [("program", "True True"), ("caller", "True False")])
+def test_the_program_starts_without_collections_until_its_work_begins(
+        how: str, seen: str, made_up_cluster: tuple[Path, int]) -> None:
+    """The program's start runs without the garbage collector (saf.collector): by its first
+    connection the command's work has begun, the collector is on again and what the start
+    made is frozen out of its way. A caller of main(argv) keeps its collector as it was."""
+    folder, _ = made_up_cluster
+    env = {**os.environ, "SAF_CONFIG_DIR": str(folder / "config"),
+           "SAF_STATE_DIR": str(folder / "state"), "SAF_CACHE_DIR": str(folder / "cache")}
+    script = COLLECTOR.replace('sys.argv[1] == "program"', f'"{how}" == "program"')
+    done = subprocess.run([sys.executable, "-c", script, how, "-i", str(folder / "saf.toml"),
+                           "nodes"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert done.stdout.strip() == seen, done.stderr
+
+
+def test_the_collector_is_paused_only_until_its_work_begins() -> None:
+    """Paused, the collector is off; back on, it is on with the start's objects frozen; and
+    back_on() leaves alone a collector that pause() did not turn off."""
+    script = """
+import gc
+from saf import collector
+collector.back_on()
+gc.disable()
+collector.back_on()
+print(gc.isenabled())
+gc.enable()
+collector.pause()
+print(gc.isenabled())
+collector.back_on()
+print(gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.split("\n")[:3] == ["False", "False", "True True"], done.stderr
