@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from pathlib import Path
 
 # Each reaches its node with libzmq, not Python's socket: an audit hook does not see it.
@@ -64,7 +65,9 @@ def _tiny_model(model: Path) -> None:
 def inventory(folder: Path, port: int) -> Path:
     """A two-node cluster whose nodes are both `port` (a speed test needs two), declaring a
     little of everything `saf up` brings."""
-    import asyncssh
+    with warnings.catch_warnings():  # cryptography's notices about DSA, on asyncssh's import
+        warnings.simplefilter("ignore")
+        import asyncssh
 
     key = folder / "id_ed25519"
     made = asyncssh.generate_private_key("ssh-ed25519")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import select
 import shutil
 import signal
@@ -72,11 +73,18 @@ def peers() -> dict[str, list[str] | None]:
     return found
 
 
-def wall(argv: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (one runs at a time here)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def wall(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run."""
+    cpu, start = children_cpu(), time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                    cwd=ROOT, env=env)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def drain(listener: socket.socket) -> None:
@@ -93,12 +101,14 @@ def drain(listener: socket.socket) -> None:
 
 
 def to_first_connection(argv: list[str], listener: socket.socket,
-                        env: dict[str, str]) -> float | str:
-    """Seconds from starting `argv` to the listener's first accepted connection; or, when it
-    ended (or ran GIVE_UP seconds) without connecting, what it said."""
+                        env: dict[str, str]) -> tuple[float, float] | str:
+    """Seconds from starting `argv` to the listener's first accepted connection, and the CPU
+    seconds it had used when killed just after; or, when it ended (or ran GIVE_UP seconds)
+    without connecting, what it said."""
     drain(listener)
+    seconds = None
     with tempfile.TemporaryFile() as said:
-        start = time.perf_counter()
+        cpu, start = children_cpu(), time.perf_counter()
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=said, stderr=said,
                                  cwd=ROOT, env=env, start_new_session=True)
         assert child.stdin is not None
@@ -110,36 +120,45 @@ def to_first_connection(argv: list[str], listener: socket.socket,
                 if ready:
                     seconds = time.perf_counter() - start
                     listener.accept()[0].close()
-                    return seconds
+                    break
                 if child.poll() is not None:
                     break
         finally:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+        if seconds is not None:
+            return seconds, children_cpu() - cpu
         said.seek(0)
         words = said.read().decode(errors="replace").strip().splitlines()
         return f"did not connect (exit {child.returncode}): {words[-1] if words else ''}"
 
 
-def median(times: list[float]) -> str:
-    return f"{statistics.median(times):6.3f}" if times else "     -"
+Runs = list[tuple[float, float]]  # (wall, CPU) seconds of each run
 
 
-def table(title: str, labels: list[str], times: dict[tuple[str, str], list[float]],
+def wall_median(runs: Runs) -> float:
+    return statistics.median(w for w, _ in runs)
+
+
+def cell(runs: Runs, floor: float) -> str:
+    """The median wall time, its ratio to the floor, and the median CPU time."""
+    if not runs:
+        return f"{'-':>22}"
+    return (f"{wall_median(runs):.3f} ({wall_median(runs) / floor:4.1f}x) "
+            f"{statistics.median(c for _, c in runs):.3f}")
+
+
+def table(title: str, labels: list[str], times: dict[tuple[str, str], Runs],
           sides: list[str], floor: float, failed: dict[tuple[str, str], str]) -> list[str]:
-    """One row per command line: each side's median (s), its ratio to the floor, and whether
-    the last side is over the target."""
+    """One row per command line: each side's median wall seconds, its ratio to the floor and
+    its median CPU seconds, and whether the last side's wall time is over the target."""
     out = [title]
     for label in labels:
-        cells = []
-        for side in sides:
-            got = times.get((label, side), [])
-            cells.append(f"{median(got)} ({statistics.median(got) / floor:4.1f}x)" if got
-                         else "      -        ")
+        cells = [cell(times.get((label, side), []), floor) for side in sides]
         last = times.get((label, sides[-1]), [])
-        mark = "" if not last else "OVER" if statistics.median(last) > TARGET else "ok"
-        out.append(f"  {label:<26} {'  '.join(cells)}  {mark}")
+        mark = "" if not last else "OVER" if wall_median(last) > TARGET else "ok"
+        out.append(f"  {label:<26} {'   '.join(cells)}  {mark}")
         out += [f"      {side}: {failed[(label, side)]}" for side in sides
                 if (label, side) in failed]
     return out
@@ -148,10 +167,10 @@ def table(title: str, labels: list[str], times: dict[tuple[str, str], list[float
 def measure(plain: dict[str, list[str]], walls: dict[str, list[str]],
             connects: dict[str, list[str]], envs: dict[str, dict[str, str]],
             listener: socket.socket, runs: int,
-            ) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], str]]:
+            ) -> tuple[dict[tuple[str, str], Runs], dict[tuple[str, str], str]]:
     """Every line (`plain`: on the last side only; the others on every side), `runs` times
     in turns, after one warming run each."""
-    times: dict[tuple[str, str], list[float]] = {}
+    times: dict[tuple[str, str], Runs] = {}
     failed: dict[tuple[str, str], str] = {}
     now = list(envs)[-1]
     for round_ in range(runs + 1):
@@ -212,24 +231,23 @@ def main() -> None:
         floor_runs = {"python -c pass": [sys.executable, "-c", "pass"],
                       **{label: argv for label, argv in found_peers.items() if argv}}
         times, failed = measure(floor_runs, walls, connects, envs, listener, args.runs)
-    floor = statistics.median(times[("python -c pass", "now")])
+    floor = wall_median(times[("python -c pass", "now")])
     load = os.getloadavg()
     sides = list(envs)
-    print(f"median seconds of {args.runs} runs each, taken in turns (ratio to python -c pass); "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
-          f"target {TARGET:.3f} s")
-    print(f"  {'':<26} {'   '.join(f'{side:<14}' for side in sides)}")
+    print(f"medians of {args.runs} runs each, taken in turns: wall seconds (ratio to python -c "
+          f"pass) CPU seconds; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on "
+          f"{os.cpu_count()} cores; target {TARGET:.3f} s wall")
+    print(f"  {'':<26} {'   '.join(f'{side:<22}' for side in sides)}")
     for label in floor_runs:
-        print(f"  {label:<26} {median(times[(label, 'now')])} "
-              f"({statistics.median(times[(label, 'now')]) / floor:4.1f}x)")
+        print(f"  {label:<26} {cell(times[(label, 'now')], floor)}")
     for label, argv in found_peers.items():
         if argv is None:
             print(f"  {label:<26} not installed")
     print("\n".join(table("--help:", list(walls), times, sides, floor, failed)))
-    print("\n".join(table("from its start to its first connection:", list(connects), times,
-                          sides, floor, failed)))
+    print("\n".join(table("from its start to its first connection (CPU: until killed just "
+                          "after):", list(connects), times, sides, floor, failed)))
     over = [label for label in [*walls, *connects]
-            if times.get((label, "now")) and statistics.median(times[(label, "now")]) > TARGET]
+            if times.get((label, "now")) and wall_median(times[(label, "now")]) > TARGET]
     print(f"over {TARGET:.2f} s now: {', '.join(over) if over else 'none'}")
 
 
