@@ -106,7 +106,6 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
     names them), output tokens/s, and the engine's own timings beside saf's where it gives
     them (llama-server's `timings`, llama.cpp's log). Exits 1 when a request failed."""
     from saf.fleet import Fleet
-    from saf.http_read import httpx
     from saf.inference import cluster as model_servers
 
     inventory = common.inventory(ctx)
@@ -114,6 +113,8 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
     async def go() -> list[CheckReport]:
         async with Fleet(inventory) as fleet:
             listed = await _listed(fleet, "all")
+            from saf.http_read import httpx  # once the nodes have answered: not before
+
             if endpoint:
                 chosen = [model_servers.find(listed.endpoints, endpoint)]
             else:
