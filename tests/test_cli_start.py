@@ -137,13 +137,15 @@ def test_the_program_spares_its_exit_the_garbage_collections() -> None:
 # What no headless command needs before its first connection: the cockpit, Ray's library, Rich
 # and Pygments (printing comes once nodes have answered), the web faces of `saf serve`, ZeroMQ,
 # httpx (imported where a request is made, through a forward once the node answered), the
-# importers' YAML, and the declared cluster's compiler (saf.up: every part saf up brings).
-# Each is a prefix of module names.
+# importers' YAML, the declared cluster's compiler (saf.up: every part saf up brings) and psutil
+# (a run log's lock, which saf up starts once its nodes answered). Each is a prefix of module
+# names.
 HEAVY_AT_CONNECTION = ("textual", "ray", "rich", "pygments", "aiohttp", "prometheus_client",
                        "jinja2", "aiohttp_jinja2", "zmq", "httpx", "yaml", "numpy",
-                       "saf.up")
+                       "saf.up", "psutil")
 # label -> what it may have imported by then, and why.
-_RUN_VIEW = frozenset({"rich"})  # the run's title and first step are printed before any dial
+# The run's title and first step are printed, and its log's lock taken, before any dial.
+_RUN_VIEW = frozenset({"rich", "psutil"})
 _DECLARED = frozenset({"saf.up"})  # what saf.toml declares is read and compiled first
 NEEDED_AT_CONNECTION: dict[str, frozenset[str]] = {
     "up": _DECLARED,
