@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from saf import library_warnings, secrets
+from saf import collector, library_warnings, secrets
 from saf.errors import SafError
 
 # name -> "module:attribute" of a click command. Add a line here for each new command, and one
@@ -161,7 +161,11 @@ def cli(ctx: click.Context, inventory: str | None, readonly: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The `saf` program. Without `argv` (the console script, `python -m saf`) saf is the
-    process's program, and its end is the process's: see `_leaving`."""
+    process's program, and its end is the process's: see `_leaving`; so is its start, which
+    runs without the garbage collector until the command's work begins (saf.collector).
+    """
+    if argv is None:
+        collector.pause()
     library_warnings.keep_out()
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.

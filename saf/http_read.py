@@ -7,16 +7,44 @@ node's answer: `lines` yields lines of at most `limit` bytes and `body` reads at
 bytes, each raising `TooLarge` past it. Time is the caller's: each wraps its whole exchange in
 `asyncio.timeout` (an overall deadline; httpx's own timeout only bounds the gap between two
 reads, which a server trickling bytes never exceeds).
+
+saf imports httpx here only (ruff's TID251 refuses `import httpx` elsewhere: the others write
+`from saf.http_read import httpx`), without its command-line client: httpx's `__init__`
+imports `httpx._main` whenever click, Rich and Pygments are installed, as they are beside saf,
+and that drew in Rich's console and progress bars and Pygments' lexers before every command
+that reads HTTP from a node (`saf status`, `saf models`, `saf ray ...`, `saf doctor`) made its
+first connection: 50 ms of its 0.15 s on a loaded 2-core machine (`python -X importtime`;
+tests/perf/bench_cli.py). saf never runs httpx's CLI; with `httpx._main` unimportable while
+httpx loads, httpx binds its own stand-in `main`, and every other name is the same.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+CLI = "httpx._main"
+
+
+def _import_httpx() -> None:
+    if "httpx" in sys.modules:
+        return
+    sys.modules[CLI] = None  # type: ignore[assignment]  # None: its import raises ImportError
+    try:
+        import httpx  # noqa: F401, TID251 - the one import, without CLI
+    finally:
+        if CLI in sys.modules and sys.modules[CLI] is None:
+            del sys.modules[CLI]  # a later `import httpx._main` imports it for real
+
+
+_import_httpx()
+
+import httpx  # noqa: E402, TID251 - imported above; this binds the name
+
+__all__ = ["TooLarge", "body", "head", "httpx", "lines", "request"]
 
 _EOL = re.compile(rb"\r\n|\r|\n")  # SSE (and HTTP bodies people read) end lines all three ways
 

@@ -3,13 +3,23 @@
 The zip is built deterministically (sorted names, fixed timestamps) from the `agents`
 package, so the same source always gives the same bytes and the same hash: a node that
 already has `agent-<hash>.pyz` in its cache never gets it uploaded again.
+
+Every command that runs agents (`saf top`, `record`, `serve`, `net test`, the cockpit) asks
+for the bundle before its first connection, and zipping the sources took 10 to 30 ms of the
+0.15 s that start-up may take (tests/perf/bench_cli.py). So the last build is remembered in
+saf's cache folder (`agent-built.json`) with what its bytes depend on: every source file's
+path, size and modification time (what Python's own .pyc check trusts), this module's own
+and zlib's version. A build whose stamp matches, and whose zipapp is still there whole (its
+sha256), is that one again, without zipping; anything else builds as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import zipfile
+import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +47,7 @@ from agents.main import main
 sys.exit(main())
 """
 REMOTE_DIR = ".cache/saf/agents"  # relative to the node user's home
+BUILT = "agent-built.json"  # in saf's cache folder: the last build's stamp and its sha256
 
 
 @dataclass(frozen=True)
@@ -55,17 +66,21 @@ class AgentBundle:
         return f"{REMOTE_DIR}/{self.name}"
 
 
+def _sources(root: Path) -> list[Path]:
+    return [file for file in sorted(root.rglob("*.py"))
+            if "__pycache__" not in file.relative_to(root).as_posix()]
+
+
 def zip_bytes(source: Path | None = None) -> bytes:
     """The agent zipapp's bytes, deterministic for a given source tree."""
+    import zipfile  # only when zipping: a build that is remembered needs none of it
+
     root = source or Path(agents.__file__).resolve().parent
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         entries = [("__main__.py", MAIN.encode())]
-        for file in sorted(root.rglob("*.py")):
-            rel = file.relative_to(root).as_posix()
-            if "__pycache__" in rel:
-                continue
-            entries.append((f"agents/{rel}", file.read_bytes()))
+        for file in _sources(root):
+            entries.append((f"agents/{file.relative_to(root).as_posix()}", file.read_bytes()))
         for name, data in entries:
             info = zipfile.ZipInfo(name, FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -74,12 +89,39 @@ def zip_bytes(source: Path | None = None) -> bytes:
     return b"#!/usr/bin/env python3\n" + buf.getvalue()
 
 
+def stamp(root: Path) -> str:
+    """What the zipapp's bytes depend on, as one string (see the module's docstring)."""
+    parts = [zlib.ZLIB_RUNTIME_VERSION, MAIN]
+    for file in [Path(__file__), *_sources(root)]:
+        st = file.stat()
+        parts.append(f"{file}\0{st.st_size}\0{st.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _remembered(cache: Path, now: str) -> AgentBundle | None:
+    """The last build, when its stamp is `now` and its zipapp is there whole."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        built = json.loads((cache / BUILT).read_text())
+        if built["stamp"] == now:
+            sha256 = str(built["sha256"])
+            path = cache / "agents" / f"agent-{sha256[:16]}.pyz"
+            if hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+                return AgentBundle(path, sha256[:16], sha256)
+    return None
+
+
 def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
     """Build the zipapp into saf's cache folder (once per content) and say where it is."""
-    data = zip_bytes(source)
+    cache = cache or paths.cache_dir()
+    root = source or Path(agents.__file__).resolve().parent
+    now = stamp(root)
+    known = _remembered(cache, now)
+    if known is not None:
+        return known
+    data = zip_bytes(root)
     sha256 = hashlib.sha256(data).hexdigest()
     digest = sha256[:16]
-    folder = (cache or paths.cache_dir()) / "agents"
+    folder = cache / "agents"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"agent-{digest}.pyz"
     try:
@@ -88,4 +130,7 @@ def build(cache: Path | None = None, source: Path | None = None) -> AgentBundle:
         whole = False
     if not whole:
         paths.replace_atomically(path, data)  # other saf processes may build it right now
+    with contextlib.suppress(OSError):  # not remembered: the next build zips again
+        paths.replace_atomically(cache / BUILT,
+                                 json.dumps({"stamp": now, "sha256": sha256}).encode())
     return AgentBundle(path, digest, sha256)

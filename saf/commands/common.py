@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from saf import collector
 from saf.errors import SafError
 
 if TYPE_CHECKING:
     from saf.inventory import Inventory
 
 T = TypeVar("T")
-
 
 def inventory(ctx: click.Context) -> Inventory:
     from saf.inventory import load_inventory
@@ -26,8 +26,11 @@ def inventory(ctx: click.Context) -> Inventory:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to the end. Ctrl-C cancels it (its cleanup runs: remote commands are
-    stopped) and then surfaces as KeyboardInterrupt, which the CLI turns into exit 130."""
+    stopped) and then surfaces as KeyboardInterrupt, which the CLI turns into exit 130. The
+    command's work begins here: the collector is on again (saf.collector)."""
     import asyncio
+
+    collector.back_on()
 
     return asyncio.run(coro)
 

@@ -30,8 +30,6 @@ def doctor(ctx: click.Context, as_json: bool, port: int, temp_dir: str) -> None:
     """
     from saf.fleet import Fleet
     from saf.ray.doctor import examine
-    from saf.render.console import print_json_line
-    from saf.render.doctor_view import doctor_table
 
     inventory = common.inventory(ctx)
 
@@ -40,6 +38,10 @@ def doctor(ctx: click.Context, as_json: bool, port: int, temp_dir: str) -> None:
             return await examine(fleet, port=port, temp_dir=temp_dir)
 
     found = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import print_json_line
+    from saf.render.doctor_view import doctor_table
+
     if as_json:
         for finding in found:
             print_json_line(finding.to_json())

@@ -46,7 +46,6 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
     from saf.exec import Become, CommandFinished, exec_on
     from saf.fleet import Fleet
     from saf.render.console import print_json_line
-    from saf.render.exec_view import ExecView
 
     inventory = common.inventory(ctx)
     if password_stdin and not become:
@@ -54,35 +53,46 @@ def exec_command(ctx: click.Context, command: str, selector: str, timeout: float
     # Read now, before anything runs: the password then sits in this process only.
     piped = common.read_stdin_password() if password_stdin else None
     results: dict[str, CommandFinished] = {}
+    names: list[str] | None = None  # the selected nodes, once known
     view: ExecView | None = None
+
+    def shown() -> ExecView:
+        """The view, made at its first use: every event comes once a node has answered (or
+        failed to), so Rich is not imported before the first connection."""
+        nonlocal view
+        if view is None:
+            from saf.render.exec_view import ExecView
+
+            view = ExecView(names or [])
+        return view
 
     def emit(event: Event) -> None:
         if isinstance(event, CommandFinished):
             results[event.node] = event
         if as_json:
             print_json_line(event)
-        elif view is not None:
-            view(event)
+        elif names is not None:
+            shown()(event)
 
     async def go() -> list[CommandFinished]:
         async with Fleet(inventory, concurrency=concurrency) as fleet:
             nodes = await fleet.select(selector)
-            nonlocal view
-            view = ExecView([n.name for n in nodes])
+            nonlocal names
+            names = [n.name for n in nodes]
             return await exec_on(fleet, nodes, command, emit, timeout=timeout,
                                  become=Become(_asker(piped)) if become else None)
 
     try:
         finished = common.run(go())
     except KeyboardInterrupt:
-        if view is not None and not as_json:
-            view.summary(list(results.values()), interrupted=True)
+        if names is not None and not as_json:
+            shown().summary(list(results.values()), interrupted=True)
         raise
     if as_json:
         print_json_line({"event": "summary", "results": [r.to_json() for r in finished],
                          "ok": all(r.status == "ok" for r in finished)})
-    elif view is not None:
-        view.summary(finished)
+    elif names is not None:
+        shown().summary(finished)
     if any(r.status != "ok" for r in finished):
         ctx.exit(1)
 

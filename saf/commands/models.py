@@ -55,8 +55,6 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
 
     from saf.fleet import Fleet
     from saf.inference import checks as saved_checks
-    from saf.render.console import console, print_json_line
-    from saf.render.models_view import endpoints_renderable
 
     inventory = common.inventory(ctx)
 
@@ -65,6 +63,10 @@ def models(ctx: click.Context, selector: str, as_json: bool) -> None:
             return await _listed(fleet, selector)
 
     found = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import console, print_json_line
+    from saf.render.models_view import endpoints_renderable
+
     last = saved_checks.load(inventory.cluster.name)
     if as_json:
         for e in found.endpoints:
@@ -103,18 +105,16 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
     once. Reports ttft, tpot, itl and e2el (mean, p50, p90, p99, as `vllm bench serve`
     names them), output tokens/s, and the engine's own timings beside saf's where it gives
     them (llama-server's `timings`, llama.cpp's log). Exits 1 when a request failed."""
-    import httpx
-
     from saf.fleet import Fleet
     from saf.inference import cluster as model_servers
-    from saf.render.console import console, print_json_line
-    from saf.render.models_view import check_renderable
 
     inventory = common.inventory(ctx)
 
     async def go() -> list[CheckReport]:
         async with Fleet(inventory) as fleet:
             listed = await _listed(fleet, "all")
+            from saf.http_read import httpx  # once the nodes have answered: not before
+
             if endpoint:
                 chosen = [model_servers.find(listed.endpoints, endpoint)]
             else:
@@ -133,6 +133,10 @@ def check(ctx: click.Context, endpoint: str | None, requests: int, concurrency: 
             return reports
 
     reports = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import console, print_json_line
+    from saf.render.models_view import check_renderable
+
     out = console()
     for report in reports:
         if as_json:

@@ -43,8 +43,6 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
     from saf.fleet import Fleet
     from saf.ray.session import open_dashboard
     from saf.ray.status import read_status
-    from saf.render.console import console, print_json_line
-    from saf.render.ray_view import status_view
 
     inventory = common.inventory(ctx)
 
@@ -54,6 +52,10 @@ def status(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -
             return await read_status(dash)
 
     result = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import console, print_json_line
+    from saf.render.ray_view import status_view
+
     if as_json:
         print_json_line(result.to_json())
     else:
@@ -73,8 +75,6 @@ def jobs(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> 
     from saf.fleet import Fleet
     from saf.ray.session import open_dashboard
     from saf.ray.status import parse_jobs
-    from saf.render.console import console, print_json_line
-    from saf.render.ray_view import jobs_table
 
     inventory = common.inventory(ctx)
 
@@ -84,6 +84,10 @@ def jobs(ctx: click.Context, as_json: bool, port: int | None, temp_dir: str) -> 
             return parse_jobs(await dash.jobs())
 
     found = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from saf.render.console import console, print_json_line
+    from saf.render.ray_view import jobs_table
+
     if as_json:
         for job in found:
             print_json_line({"job_id": job.job_id, "status": job.status,
@@ -117,7 +121,6 @@ def submit_cmd(ctx: click.Context, working_dir: Path, no_wait: bool, port: int |
 
     inventory = common.inventory(ctx)
     line = " ".join(entrypoint)
-    err = console(stderr=True)
 
     def out(text: str) -> None:
         sys.stdout.write(text)
@@ -127,6 +130,7 @@ def submit_cmd(ctx: click.Context, working_dir: Path, no_wait: bool, port: int |
         async with Fleet(inventory) as fleet, open_dashboard(fleet, port=port,
                                                              temp_dir=temp_dir) as dash:
             job_id = await submit(dash, line, working_dir)
+            err = console(stderr=True)  # Rich, once the head has answered: not before
             err.print(f"job {job_id} submitted to {dash.url}", style="dim")
             if no_wait:
                 print(job_id)

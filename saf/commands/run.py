@@ -48,13 +48,16 @@ def run(ctx: click.Context, recipe: str | None, assignments: tuple[str, ...],
     from saf.recipe.events import RunStatus
     from saf.recipe.run import run_recipe
     from saf.render.console import print_json_line
-    from saf.up import bring
-    from saf.up import compile as uc
 
     inventory = common.inventory(ctx)
-    # A `saf up` / `saf down` run is resumed from saf.toml, compiled again (saf.up.bring).
-    up_plan = bring.resume(resume, inventory, check=check, selector=selector) \
-        if resume and not recipe else None
+    up_plan = None
+    if resume and not recipe:
+        # A `saf up` / `saf down` run is resumed from saf.toml, compiled again (saf.up.bring:
+        # imported only here, as it imports every part saf up brings).
+        from saf.up import bring
+        from saf.up import compile as uc
+
+        up_plan = bring.resume(resume, inventory, check=check, selector=selector)
     plan = _up_plan(up_plan) if up_plan else _plan(recipe, assignments, selector, check,
                                                    resume, inventory.cluster.name)
     if up_plan:

@@ -31,11 +31,7 @@ def status(ctx: click.Context, as_json: bool, selector: str | None) -> None:
     Exits 0 when every part is as declared (or running but not kept across reboots, where
     the node has no init system saf can use), 1 otherwise: cron can watch it.
     """
-    from rich.text import Text
-
     from saf.fleet import Fleet
-    from saf.render.console import console, print_json_line
-    from saf.render.status_view import status_view
     from saf.up.declared import declared
     from saf.up.gather import gather
 
@@ -48,6 +44,12 @@ def status(ctx: click.Context, as_json: bool, selector: str | None) -> None:
             return await gather(fleet, wanted, nodes)
 
     result = common.run(go())
+    # Rich, only once there is something to print: not part of the wait for the first answer.
+    from rich.text import Text
+
+    from saf.render.console import console, print_json_line
+    from saf.render.status_view import status_view
+
     if as_json:
         print_json_line(result.to_json())
     else:

@@ -76,8 +76,6 @@ async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
     import asyncio
 
     from saf.metrics.events import NodeStatus
-    from saf.render.console import console
-    from saf.render.top_view import problems, top_table
 
     store = links.store
 
@@ -90,6 +88,10 @@ async def _once(links: NodeLinks, names: list[str], limit: float, as_json: bool,
             while not all(settled(n) for n in names):
                 changed.clear()
                 await changed.wait()
+    # Rich, once every node has answered or is lost: not part of the wait for the first answer.
+    from saf.render.console import console
+    from saf.render.top_view import problems, top_table
+
     now = time.time()
     if as_json:
         for name in names:

@@ -17,14 +17,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from saf import http_read
 from saf.defaults import MODEL_CHECK_DEADLINE
 from saf.inference.records import BadLines
 from saf.inference.sse import MAX_EVENT, Chunk, ModelInfo, SSEReader, read_chunk, read_models
+
+if TYPE_CHECKING:  # httpx is imported where a request is made, once the node has answered:
+    from saf.http_read import httpx  # saf status and saf models read this module before that
 
 PROMPT = "The quick brown fox jumps over the lazy dog. Tell me a story about a"
 METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -160,6 +160,9 @@ class CheckReport:
 
 
 async def get_models(client: httpx.AsyncClient, bad: BadLines) -> list[ModelInfo]:
+    from saf import http_read
+    from saf.http_read import httpx
+
     answer = await http_read.request(client, "GET", "/v1/models", limit=MODELS_LIMIT)
     if answer.status != 200:
         raise httpx.HTTPError(f"GET /v1/models answered {answer.status}: "
@@ -182,6 +185,9 @@ def completion_body(model: str, max_tokens: int, prompt: str = PROMPT) -> dict[s
 async def one_request(client: httpx.AsyncClient, body: dict[str, Any],
                       bad: BadLines) -> RequestResult:
     """One streamed completion, timed chunk by chunk."""
+    from saf import http_read
+    from saf.http_read import httpx
+
     result = RequestResult(ok=False)
     stream = _Stream(sent=time.perf_counter())
     try:
@@ -231,6 +237,8 @@ async def _read_chunks(answer: httpx.Response, body: dict[str, Any], result: Req
                        stream: _Stream, bad: BadLines) -> bool:
     """Read the answer's chunks into `result`; False (result.error says why) when there are
     more than `body`'s max_tokens allow."""
+    from saf import http_read
+
     reader = SSEReader(bad)
     most = chunk_limit(int(body.get("max_tokens", 0)))
     async for line in http_read.lines(answer, LINE_LIMIT):
@@ -313,6 +321,8 @@ async def check_url(base_url: str, endpoint: str, *, requests: int = 1, concurre
                     timeout: float = DEADLINE) -> CheckReport:  # noqa: ASYNC109 - ends with what came by then, where asyncio.timeout would raise
     """GET /v1/models, then `requests` streamed completions; the report. `timeout` is the
     whole check's deadline: requests unanswered by then fail, and the report is what came."""
+    from saf.http_read import httpx
+
     bad = BadLines()
     limits = httpx.Limits(max_connections=max(concurrency, 1) + 1)
     deadline = asyncio.get_running_loop().time() + timeout

@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from saf import http_read
 from saf.connect.base import Forward
 from saf.errors import RayError
 from saf.untrusted import shown
+
+if TYPE_CHECKING:  # httpx is imported where the dashboard is opened, once the head answered:
+    from saf import http_read  # saf ray and saf doctor read this module before that
 
 PEEK = 120  # characters of an unexpected answer's body that an error shows
 
@@ -50,6 +50,8 @@ class Dashboard:
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, url: str | None = None,
                  deadline: float = 60.0) -> None:
+        from saf.http_read import httpx
+
         self.base_url = base_url
         self.deadline = deadline  # one whole request and answer; `timeout` is between reads
         self.url = url or base_url  # what a person would open (the head's own address)
@@ -59,6 +61,9 @@ class Dashboard:
         await self.http.aclose()
 
     async def _request(self, method: str, path: str, **kw: Any) -> http_read.Answer:
+        from saf import http_read
+        from saf.http_read import httpx
+
         try:
             async with asyncio.timeout(self.deadline):
                 return await http_read.request(self.http, method, path, limit=LIMIT, **kw)

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from saf import paths, secrets
 from saf.errors import SafError
 from saf.events import Event
@@ -52,6 +50,8 @@ def new_run_id() -> str:
 
 def process_started(pid: int | None = None) -> float:
     """When a process started (seconds since the epoch), to tell a reused pid apart."""
+    import psutil  # here: saf up and saf down read this module before they connect
+
     try:
         return psutil.Process(pid or os.getpid()).create_time()
     except psutil.Error:
@@ -166,6 +166,8 @@ def read_events(path: Path, *, output: bool = True) -> list[Event]:
 
 
 def _alive(started: RunStarted) -> bool:
+    import psutil
+
     try:
         proc = psutil.Process(started.pid)
         return abs(proc.create_time() - started.pid_started) < 1.0

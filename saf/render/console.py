@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from saf import secrets
 from saf.events import Event
 from saf.format import MISSING
+
+if TYPE_CHECKING:  # Rich is imported by console(): print_json_line and seconds need none of it,
+    from rich.console import Console  # and a command imports them before its first connection
 
 NODE_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan",
                "bright_magenta", "bright_green", "bright_yellow", "bright_blue")
@@ -39,6 +40,8 @@ class _Redacted:
 def console(stderr: bool = False) -> Console:
     """A console for headless output, secrets hidden. Piped output is not cut to 80 columns:
     a script or a log wants whole lines (COLUMNS still wins when set)."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
     return Console(file=_Redacted(stderr), highlight=False, soft_wrap=True,  # type: ignore[arg-type]
