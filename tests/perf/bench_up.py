@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,10 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="declare [ray] too (slow)")
     parser.add_argument("--netns", action="store_true",
                         help="each node in a network namespace of its own (needs root)")
+    parser.add_argument("--up-only", action="store_true",
+                        help="only the two `saf up` runs, not the same recipes by hand")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR",
+                        help="copy the run logs (state/runs) into DIR before cleaning up")
     args = parser.parse_args()
     if args.netns:
         reason = netns_skip_reason() or own_machine_skip_reason()
@@ -215,11 +220,16 @@ def main() -> None:
             parts = bench.parts()
             slowest = bench.slowest_sum()
             up_again = bench.saf("up")
-            bench.fresh()
-            hand_first = bench.by_hand()
-            hand_again = bench.by_hand()
+            hand_first = hand_again = float("nan")
+            if not args.up_only:
+                bench.fresh()
+                hand_first = bench.by_hand()
+                hand_again = bench.by_hand()
             bench.fresh()
         finally:
+            if args.keep_logs:
+                shutil.copytree(bench.root / "state" / "runs", args.keep_logs,
+                                dirs_exist_ok=True)
             bench.close()
     what = (f"{args.nodes} {'namespaced' if args.netns else 'loopback'} nodes"
             + (", with Ray" if args.ray else ""))
