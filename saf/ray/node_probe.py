@@ -361,7 +361,13 @@ def start(args: Args) -> Answer:
     crashed_at: float | None = None
     ended_early = False
     while proc.poll() is None:
-        time.sleep(0.25)
+        try:
+            # Woken by the start's end at once (on the head that is the workers' wait, on a
+            # worker the step's end), else every quarter second to read the raylet's log.
+            proc.wait(timeout=0.25)
+            break
+        except subprocess.TimeoutExpired:
+            pass
         if crashed_at is None:
             for path in _raylet_logs(args.get("temp_dir")) - before:
                 if _fatal_lines(_read_lines(path, 64 << 10)):
