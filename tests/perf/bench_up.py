@@ -21,7 +21,8 @@ most 1.1x the sum of the slowest node's time in each step (from the run's log); 
 under 2 s for 3 nodes and under 5 s for 20. Then where the first `up`'s time went, by its two
 run logs (the plan's, the apply's): before the plan, the plan, between them, the apply, exit.
 
-    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray] [--netns]
+    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray] [--netns] [--up-only]
+        [--keep-logs DIR]
 """
 
 from __future__ import annotations
