@@ -83,6 +83,9 @@ class NodeFacts(Answer, tag="facts", frozen=True):
     uv_bin: Text | None = None
     # The parts of Ray a minimal `pip install ray` lacks; absent when not asked for.
     ray_parts: RayParts | None = None
+    # What the node's Python can import, when ray_parts was asked for (saf.ray.node_probe
+    # _import_key): an answer with the same key still holds (saf.ray.node_call).
+    parts_key: Annotated[str, Meta(max_length=100)] | None = None
 
     @property
     def ray_missing(self) -> dict[str, str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+import msgspec
+
 from saf.agents.arc_ids import ARC_IDS
 from saf.connect.base import RunResult
 from saf.errors import RayError
@@ -15,6 +17,11 @@ from saf.ray.facts import NodeFacts, probe_command
 
 Run = Callable[..., Awaitable[RunResult]]
 """run(command, *, quiet=...) -> RunResult (StepContext.run's shape)."""
+
+# Each node's last answer on Ray's parts, by (node, python), with the node's import key it
+# holds for: importing the parts costs most of a second on the node, and a `saf up` asks in
+# its plan and again in its apply. The node itself says whether the answer still holds.
+_parts_seen: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
 
 async def call(run: Run, node: str, python: str, expected: type[A], args: dict[str, Any],
@@ -41,5 +48,10 @@ async def node_facts(run: Run, node: str, python: str, *, temp_dir: str, ports: 
                             "record": record, "probe": probe or [], "tools": tools,
                             "node_dir": node_dir, "parts": parts,
                             "arc_ids": sorted(ARC_IDS)}
+    seen = _parts_seen.get((node, python)) if parts else None
+    if seen is not None:
+        args["parts_known"] = {"key": seen[0], "parts": seen[1]}
     facts, _ = await call(run, node, python, NodeFacts, args, fallback=fallback)
+    if facts.ray_parts is not None and facts.parts_key:
+        _parts_seen[node, python] = (facts.parts_key, msgspec.to_builtins(facts.ray_parts))
     return facts

@@ -7,7 +7,9 @@ JSON`, its TEXT with the node helper (saf.agents.node_common) in place of its im
 Actions:
     facts {"ports": [...], "temp_dir": ..., "node_dir": ..., "node_name": ...,
            "probe": ["host:port"], "parts": whether Ray's dashboard and client import: true,
-           false, or "unless_running" (not when this node's raylet runs)}
+           false, or "unless_running" (not when this node's raylet runs),
+           "parts_known": {"key": ..., "parts": {...}}: the answer an earlier call gave, kept
+           while the node's import key (_import_key) is the same}
     start {"argv": [...], "env": {...}, "record": path, "settings": {...}}
     stop  {"temp_dir": ..., "node_dir": ..., "node_name": ..., "sweep": bool}
     tail  {"temp_dir": ..., "node_dir": ..., "lines": n, "raylet": path, "node_name": ...}
@@ -20,6 +22,7 @@ node's own (a folder it may not write) is answered as {"answer": "error", "error
 from __future__ import annotations
 
 import glob
+import hashlib
 import importlib.util
 import json
 import os
@@ -224,6 +227,32 @@ def _ray_parts() -> dict[str, str | None]:
     return missing
 
 
+def _import_key() -> str:
+    """What this Python can import, in one word: its program and each folder of its path with
+    that folder's modification time (installing or removing a package there changes it). The
+    cwd entry of `python -c` is left out: the home folder changes with anything made in it."""
+    stamps = [sys.executable]
+    for folder in sys.path:
+        if not folder:
+            continue
+        try:
+            stamps.append("%s:%d" % (folder, os.stat(folder).st_mtime_ns))
+        except OSError:
+            stamps.append("%s:-" % folder)
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()
+
+
+def _known_parts(known: Any, key: str) -> dict[str, str | None] | None:
+    """An earlier answer on Ray's parts saf sent back, where this node's import key is still
+    the one it was given with (anything else: None, and the parts are imported again)."""
+    if not isinstance(known, dict) or known.get("key") != key:
+        return None
+    parts = known.get("parts")
+    if not isinstance(parts, dict):
+        return None
+    return {name: parts.get(name) for name in ("dashboard", "client")}
+
+
 def _tool(name: str) -> str | None:
     path = _which(name)
     if path and "/libexec/" in path:  # pyenv's own PATH inside a shim: prefer its bin/
@@ -332,7 +361,11 @@ def facts(args: Args) -> Answer:
     # Ray already runs (it started, so its parts import), which is every `saf up` after the
     # first.
     if parts and result["ray"] and not (parts == "unless_running" and raylet):
-        result["ray_parts"] = _ray_parts()
+        # A `saf up` asks in its plan, then in its apply: the second time the first answer
+        # stands unless something was installed or removed on the import path meanwhile.
+        key = _import_key()
+        result["ray_parts"] = _known_parts(args.get("parts_known"), key) or _ray_parts()
+        result["parts_key"] = key
     if args.get("tools"):
         result["pyenv"] = _versions_of("pyenv", ["versions", "--bare"])
         result["uv"] = _versions_of("uv", ["python", "list", "--only-installed"])
@@ -361,7 +394,13 @@ def start(args: Args) -> Answer:
     crashed_at: float | None = None
     ended_early = False
     while proc.poll() is None:
-        time.sleep(0.25)
+        try:
+            # Woken by the start's end at once (on the head that is the workers' wait, on a
+            # worker the step's end), else every quarter second to read the raylet's log.
+            proc.wait(timeout=0.25)
+            break
+        except subprocess.TimeoutExpired:
+            pass
         if crashed_at is None:
             for path in _raylet_logs(args.get("temp_dir")) - before:
                 if _fatal_lines(_read_lines(path, 64 << 10)):

@@ -21,7 +21,8 @@ most 1.1x the sum of the slowest node's time in each step (from the run's log); 
 under 2 s for 3 nodes and under 5 s for 20. Then where the first `up`'s time went, by its two
 run logs (the plan's, the apply's): before the plan, the plan, between them, the apply, exit.
 
-    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray] [--netns]
+    .venv/bin/python tests/perf/bench_up.py [--nodes 3] [--ray] [--netns] [--up-only]
+        [--keep-logs DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,6 +205,10 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="declare [ray] too (slow)")
     parser.add_argument("--netns", action="store_true",
                         help="each node in a network namespace of its own (needs root)")
+    parser.add_argument("--up-only", action="store_true",
+                        help="only the two `saf up` runs, not the same recipes by hand")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR",
+                        help="copy the run logs (state/runs) into DIR before cleaning up")
     args = parser.parse_args()
     if args.netns:
         reason = netns_skip_reason() or own_machine_skip_reason()
@@ -215,11 +221,16 @@ def main() -> None:
             parts = bench.parts()
             slowest = bench.slowest_sum()
             up_again = bench.saf("up")
-            bench.fresh()
-            hand_first = bench.by_hand()
-            hand_again = bench.by_hand()
+            hand_first = hand_again = float("nan")
+            if not args.up_only:
+                bench.fresh()
+                hand_first = bench.by_hand()
+                hand_again = bench.by_hand()
             bench.fresh()
         finally:
+            if args.keep_logs:
+                shutil.copytree(bench.root / "state" / "runs", args.keep_logs,
+                                dirs_exist_ok=True)
             bench.close()
     what = (f"{args.nodes} {'namespaced' if args.netns else 'loopback'} nodes"
             + (", with Ray" if args.ray else ""))
