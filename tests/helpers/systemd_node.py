@@ -13,9 +13,9 @@ namespaces, reached over SSH on a veth pair like any other node.
 
 The tree (`build_tree`): `debootstrap --variant=minbase` of Debian bookworm with systemd,
 dbus, libpam-systemd (logind: lingering), openssh-server and python3 (the agent needs 3.9),
-under the cache folder (`SAF_SYSTEMD_NODE_CACHE`, else `.cache/systemd-node` in the
-repository), keyed by the package list: built once (about 1.5 minutes and 310 MB with the
-mirror near), shared read-only by every node after.
+under the cache folder (`SAF_SYSTEMD_NODE_CACHE`, else `systemd-node` in the user's cache,
+~/.cache/saf-tests/ on Linux), keyed by the package list: built once per machine (about 1.5
+minutes and 310 MB with the mirror near), shared read-only by every node after.
 
 A node (`SystemdNode`) writes nothing into the tree: it boots an overlay (the tree below, the
 node's own upper layer in its folder above), so what a test installs stays in that node and a
@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+import platformdirs
 
 from tests.helpers.netns import IP, _free_subnet
 from tests.helpers.servers import ClientKeys, write_inventory
@@ -113,7 +114,11 @@ def systemd_skip_reason(*, need_build: bool = True) -> str | None:
 
 # -- the tree --------------------------------------------------------------------------------
 def cache_folder() -> Path:
-    return Path(os.environ.get("SAF_SYSTEMD_NODE_CACHE") or REPO / ".cache" / "systemd-node")
+    """Where built trees are kept: the user's cache (as pip keeps its wheels), so a new
+    checkout on the same machine, a fresh clone for CI among them, boots the tree an earlier
+    run built instead of spending a minute or two on debootstrap again."""
+    return Path(os.environ.get("SAF_SYSTEMD_NODE_CACHE")
+                or Path(platformdirs.user_cache_dir("saf-tests")) / "systemd-node")
 
 
 def tree_key() -> str:
