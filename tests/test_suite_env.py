@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import workers
+
 REPO = Path(__file__).resolve().parent.parent
 
 INNER = '''
@@ -45,3 +47,29 @@ def test_a_background_run_on_workers_starts_processes_as_a_foreground_one(
                           preexec_fn=_ignore_sigint)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout, done.stdout
+
+
+class _Item:
+    """As much of a collected test as the ordering hook reads: one with no shared fixture."""
+
+    _fixtureinfo = None
+
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+
+    def get_closest_marker(self, _name: str) -> None:
+        return None
+
+
+def test_the_long_single_tests_are_handed_out_first() -> None:
+    """workers.LONG_SINGLES names modules that exist (a renamed one would quietly go back to
+    the end of the run), and the collection hook puts their tests first, each module and
+    every other test keeping its own order."""
+    assert sorted(m for m in workers.LONG_SINGLES if not (REPO / m).is_file()) == []
+    names = ["tests/test_a.py::one", "tests/test_up.py::x", "tests/test_b.py::two",
+             "tests/test_up_ray.py::y", "tests/test_up.py::z"]
+    items = [_Item(n) for n in names]
+    workers.pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [i.nodeid for i in items] == [
+        "tests/test_up.py::x", "tests/test_up_ray.py::y", "tests/test_up.py::z",
+        "tests/test_a.py::one", "tests/test_b.py::two"]

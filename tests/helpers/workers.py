@@ -23,6 +23,17 @@ SHARED = ("module", "session", "package")
 # a test starts with a copy of os.environ would then cut its tables to 80 columns.
 TERMINAL_ENV = ("COLUMNS", "LINES")
 MOST_WORKERS = 8  # each runs SSH servers, agents and at times a Ray head: memory, not CPU
+# Modules whose tests run alone (no shared fixture) but each for 10-30 s: a whole `saf up` /
+# `down` on loopback nodes, real Ray, model servers, an inner pytest run. xdist hands out
+# the shared-fixture modules first (largest first), then single tests in collection order,
+# which is alphabetical: these came last, and the run ended on one or two of them while the
+# other workers sat idle (the last 30 s at 75% idle CPU on 2 cores). Handed out first among
+# the single tests, the short ones fill the end instead. Order only: nothing is left out.
+LONG_SINGLES = frozenset({
+    "tests/test_up_ray.py", "tests/test_up.py", "tests/test_up_lost.py",
+    "tests/test_status_differs.py", "tests/test_up_orphans.py", "tests/test_leak_guard.py",
+    "tests/test_up_orphan_models.py", "tests/test_kept_model_restarted.py",
+    "tests/test_cluster_detached.py", "tests/test_up_part.py"})
 # Fixtures that reach a module fixture through request.getfixturevalue, out of pytest's sight
 # (tests/conftest.py: `cluster` is `asyncssh_cluster`, then `openssh_cluster`).
 INDIRECT = frozenset({"cluster"})
@@ -45,6 +56,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None and shares_a_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    # Stable: each module keeps its own order, the groups keep theirs.
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in LONG_SINGLES)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's, in the controller: a worker is made
