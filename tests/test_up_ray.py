@@ -55,6 +55,17 @@ class RayUp:
                     found.append(proc)
         return found
 
+    def supervisors(self) -> list[psutil.Process]:
+        """Every service supervisor still running in the nodes' homes: a kept Ray's too (the
+        test that drops [ray] leaves gamma's unmarked one installed, as saf up must)."""
+        found = []
+        for pid_file in self.root.glob("homes/*/.saf/services/*/supervisor.pid"):
+            with contextlib.suppress(OSError, ValueError, psutil.Error):
+                proc = psutil.Process(int(pid_file.read_text()))
+                if procs.alive(proc) and str(self.root) in procs.cmdline(proc):
+                    found.append(proc)
+        return found
+
     def saf(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "saf", *args], env=self.env,
                               capture_output=True, text=True, timeout=400)
@@ -90,7 +101,7 @@ def ray_up(tmp_path: Path) -> Iterator[RayUp]:
                 with contextlib.suppress(Exception):
                     servers.loop.call(server.start())
         stop_ray(temp_dir)
-        procs.kill_tree(made.service())
+        procs.kill_tree(made.service() + made.supervisors())
         servers.stop()
         left = ray_processes(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
