@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
 def inventory(ctx: click.Context) -> Inventory:
     from saf.inventory import load_inventory
 

@@ -399,8 +399,9 @@ class Runner:
             return tried
 
         for step in self.prepared.recipe.steps:
-            for node in self.prepared.targets[step.index] if step.index >= self.start_step \
-                    else []:
+            if step.index < self.start_step:  # done in the run this one resumes
+                continue
+            for node in self.prepared.targets[step.index]:
                 self._ahead[step.index, node.name] = asyncio.ensure_future(one(step, node))
 
     async def _drop_ahead(self) -> None:

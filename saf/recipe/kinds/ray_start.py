@@ -350,7 +350,7 @@ class RayStart(Kind[_Decision]):
         one installed. Nothing to do when it is the same, active and Ray runs; a Ray running
         outside it (a detached start, leftovers) is stopped first."""
         me = ctx.node
-        up = ctx.render(self.up, shell=False).strip() or None if self.up is not None else None
+        up = None if self.up is None else ctx.render(self.up, shell=False).strip() or None
         spec = ray_spec(ctx.inventory, me, start,
                         rc.node_temp_dir(ctx.inventory, me, settings.temp_dir), up)
         try:
